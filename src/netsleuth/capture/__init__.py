@@ -1,0 +1,21 @@
+"""Capture reading: files (pcap, pcapng, gzip) and stdin into streamed RecordBatches."""
+
+from __future__ import annotations
+
+from netsleuth.capture.batch import RecordBatch
+from netsleuth.capture.chunks import CHUNK_BYTES, ReadIssue
+from netsleuth.capture.pcap import PcapReader
+from netsleuth.capture.pcapng import PcapngReader
+from netsleuth.capture.source import open_source
+
+CaptureReader = PcapReader | PcapngReader
+
+__all__ = ["CaptureReader", "ReadIssue", "RecordBatch", "open_capture"]
+
+
+def open_capture(path: str, *, chunk_bytes: int = CHUNK_BYTES) -> CaptureReader:
+    """Open a capture file (or "-" for stdin); raises InputError if it is not one."""
+    sniffed = open_source(path)
+    if sniffed.kind == "pcap":
+        return PcapReader(sniffed.source, compressed=sniffed.compressed, chunk_bytes=chunk_bytes)
+    return PcapngReader(sniffed.source, compressed=sniffed.compressed, chunk_bytes=chunk_bytes)

@@ -1,0 +1,20 @@
+from _typeshed import ReadableBuffer, WriteableBuffer
+
+def walk_pcap(
+    buf: ReadableBuffer,
+    start: int,
+    end: int,
+    swapped: bool,
+    max_caplen: int,
+    out: WriteableBuffer,
+    /,
+) -> tuple[int, int, int]: ...
+def walk_pcapng(
+    buf: ReadableBuffer,
+    start: int,
+    end: int,
+    swapped: bool,
+    max_block: int,
+    out: WriteableBuffer,
+    /,
+) -> tuple[int, int, int]: ...

@@ -1,0 +1,90 @@
+"""RecordBatch: a chunk of capture records as flat arrays (design.md, "Data flow")."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from numpy.typing import NDArray
+
+# Bytes of zeros kept after the last record of every batch buffer, so that a decoder may
+# gather a fixed-size header at any position inside a packet before its bounds check masks
+# the result out, without reading past the array.
+PAD = 256
+
+
+@dataclass(frozen=True, slots=True)
+class RecordBatch:
+    """Records of one capture chunk.
+
+    `buf` holds the record bytes (and PAD zero bytes at the end); packet i's bytes are
+    buf[offset[i] : offset[i] + caplen[i]]. `frame` is the 1-based record number in the
+    file, as Wireshark numbers frames.
+    """
+
+    buf: NDArray[np.uint8]
+    offset: NDArray[np.int64]
+    caplen: NDArray[np.int64]
+    wirelen: NDArray[np.int64]
+    ts_ns: NDArray[np.int64]
+    linktype: NDArray[np.int32]
+    frame: NDArray[np.int64]
+
+    def __len__(self) -> int:
+        return int(self.offset.shape[0])
+
+    @classmethod
+    def from_packets(
+        cls,
+        frames: list[bytes],
+        *,
+        linktype: int = 1,
+        wirelen: list[int] | None = None,
+        ts_ns: list[int] | None = None,
+    ) -> RecordBatch:
+        """A batch of in-memory frames (for the builder, the lab and tests)."""
+        n = len(frames)
+        lens = np.array([len(f) for f in frames], dtype=np.int64)
+        offset = np.zeros(n, dtype=np.int64)
+        if n:
+            offset[1:] = np.cumsum(lens)[:-1]
+        buf = np.zeros(int(lens.sum()) + PAD, dtype=np.uint8)
+        joined = b"".join(frames)
+        buf[: len(joined)] = np.frombuffer(joined, dtype=np.uint8)
+        return cls(
+            buf=buf,
+            offset=offset,
+            caplen=lens,
+            wirelen=lens.copy() if wirelen is None else np.array(wirelen, dtype=np.int64),
+            ts_ns=np.zeros(n, dtype=np.int64) if ts_ns is None else np.array(ts_ns, np.int64),
+            linktype=np.full(n, linktype, dtype=np.int32),
+            frame=np.arange(1, n + 1, dtype=np.int64),
+        )
+
+    def packet(self, i: int) -> bytes:
+        start = int(self.offset[i])
+        return self.buf[start : start + int(self.caplen[i])].tobytes()
+
+
+class ByteViews:
+    """Unaligned integer views of one buffer: `be16[p]` is the big-endian u16 at byte p.
+
+    Each view has a stride of one byte, so a gather at an array of positions reads one
+    field per packet in a single NumPy call, whatever the alignment.
+    """
+
+    __slots__ = ("be16", "be32", "le16", "le32", "u8")
+
+    def __init__(self, buf: NDArray[np.uint8]) -> None:
+        n = int(buf.shape[0])
+        self.u8 = buf
+        self.be16 = _view(buf, ">u2", n)
+        self.le16 = _view(buf, "<u2", n)
+        self.be32 = _view(buf, ">u4", n)
+        self.le32 = _view(buf, "<u4", n)
+
+
+def _view(buf: NDArray[np.uint8], dtype: str, n: int) -> NDArray[np.unsignedinteger]:
+    size = np.dtype(dtype).itemsize
+    count = max(n - size + 1, 0)
+    return np.ndarray(shape=(count,), dtype=dtype, buffer=buf.data, strides=(1,))

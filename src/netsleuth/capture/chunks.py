@@ -1,0 +1,69 @@
+"""Streaming a byte source through fixed-size NumPy buffers: memory stays flat."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from numpy.typing import NDArray
+
+from netsleuth.capture.batch import PAD
+from netsleuth.capture.source import ByteSource
+
+# 16 MiB of records per buffer: large enough that per-batch overhead vanishes, small
+# enough that two live buffers stay far below the 300 MB peak-RSS bar.
+CHUNK_BYTES = 16 << 20
+# Records per batch at most (the walk stops and resumes when the offsets array is full).
+MAX_RECORDS = 1 << 16
+
+
+@dataclass(frozen=True, slots=True)
+class ReadIssue:
+    """Something wrong with the file itself, reported as a finding (not an exception)."""
+
+    id: str  # a finding id: capture.truncated_file or capture.corrupt_record
+    offset: int  # byte offset in the (decompressed) file
+    frame: int  # the frame number the broken record would have had
+    message: str
+
+
+class Chunker:
+    """Hands out buffers of file bytes; the unconsumed tail of one starts the next."""
+
+    def __init__(self, source: ByteSource, capacity: int = CHUNK_BYTES) -> None:
+        self.source = source
+        self.capacity = capacity
+        self.base = source.consumed  # file offset of buf[0]
+        self.buf: NDArray[np.uint8] = np.zeros(0, dtype=np.uint8)
+        self.have = 0
+        self.eof = False
+
+    def refill(self, keep_from: int) -> None:
+        """Start a new buffer holding buf[keep_from:have] and as much more as fits.
+
+        A fresh array each time: batches handed out earlier keep pointing at their own bytes.
+        """
+        carry = self.have - keep_from
+        new = np.empty(self.capacity + PAD, dtype=np.uint8)
+        if carry:
+            new[:carry] = self.buf[keep_from : self.have]
+        got = self.source.read_into(new, carry, self.capacity - carry)
+        self.base += keep_from
+        self.have = carry + got
+        new[self.have :] = 0
+        self.buf = new
+        self.eof = got == 0 or self.have < self.capacity
+
+
+def note_stream_cut(source: ByteSource, issues: list[ReadIssue], next_frame: int) -> None:
+    """A compressed stream that ended early, exactly between two records, leaves no partial
+    record behind: say so anyway, the file is still truncated."""
+    if source.stream_error and not any(i.id == "capture.truncated_file" for i in issues):
+        issues.append(
+            ReadIssue(
+                "capture.truncated_file",
+                source.consumed,
+                next_frame,
+                f"the compressed stream ended early ({source.stream_error})",
+            )
+        )

@@ -1,0 +1,224 @@
+"""Opening a capture: a path, a gzip-compressed file or `-` for stdin, sniffed by magic."""
+
+from __future__ import annotations
+
+import io
+import sys
+import zlib
+from dataclasses import dataclass
+from typing import Protocol, cast
+
+import numpy as np
+from numpy.typing import NDArray
+
+from netsleuth.errors import InputError, NotACaptureError
+
+GZIP_MAGIC = b"\x1f\x8b"
+PCAP_MAGICS = {
+    # libpcap savefile magics (draft-ietf-opsawg-pcap section 4): microsecond and nanosecond
+    # timestamps, written in the capturing host's byte order.
+    b"\xd4\xc3\xb2\xa1": ("<", 1_000),
+    b"\xa1\xb2\xc3\xd4": (">", 1_000),
+    b"\x4d\x3c\xb2\xa1": ("<", 1),
+    b"\xa1\xb2\x3c\x4d": (">", 1),
+}
+PCAPNG_MAGIC = b"\x0a\x0d\x0d\x0a"
+
+
+class Stream(Protocol):
+    def read(self, n: int = -1, /) -> bytes: ...
+
+    def readinto(self, b: memoryview, /) -> int | None: ...
+
+    def close(self) -> None: ...
+
+
+class ByteSource:
+    """A forward-only byte stream with a peeked prefix, reading into NumPy buffers.
+
+    Works the same for regular files, gzip streams and pipes, none of which need to seek.
+    """
+
+    def __init__(self, name: str, stream: Stream, prefix: bytes = b"") -> None:
+        self.name = name
+        self._stream = stream
+        self._prefix = prefix
+        self.consumed = 0  # bytes handed out so far: the file offset of the next byte
+        # Set when a compressed stream ends before its end marker: the bytes before were
+        # delivered and the reader reports the file as truncated.
+        self.stream_error: str | None = None
+
+    def read_into(self, buf: NDArray[np.uint8], start: int, n: int) -> int:
+        """Fill buf[start:start+n] as far as the stream allows; return bytes read."""
+        got = 0
+        if self._prefix:
+            take = min(n, len(self._prefix))
+            buf[start : start + take] = np.frombuffer(self._prefix[:take], dtype=np.uint8)
+            self._prefix = self._prefix[take:]
+            got = take
+        view = memoryview(buf.data).cast("B")[start + got : start + n]
+        while got < n:
+            try:
+                r = self._stream.readinto(view)
+            except EOFError as err:
+                self.stream_error = str(err)
+                break
+            except (OSError, zlib.error) as err:
+                raise InputError(
+                    self.name, f"read failed: {err}", offset=self.consumed + got
+                ) from err
+            if not r:
+                break
+            got += r
+            view = view[r:]
+        self.consumed += got
+        return got
+
+    def read(self, n: int) -> bytes:
+        buf = np.empty(n, dtype=np.uint8)
+        got = self.read_into(buf, 0, n)
+        return buf[:got].tobytes()
+
+    def close(self) -> None:
+        if self._stream is not sys.stdin.buffer:
+            self._stream.close()
+
+
+@dataclass(frozen=True, slots=True)
+class Sniffed:
+    source: ByteSource
+    kind: str  # "pcap" or "pcapng"
+    compressed: bool
+
+
+def describe_bytes(head: bytes) -> str:
+    """Name what a non-capture file starts with, for the one-line error."""
+    if not head:
+        return "the file is empty"
+    hexpart = " ".join(f"{b:02x}" for b in head[:8])
+    printable = sum(32 <= b < 127 or b in (9, 10, 13) for b in head[:64])
+    if printable == len(head[:64]):
+        text = head[:16].decode("ascii", "replace").replace("\n", "\\n").replace("\r", "\\r")
+        return f"it starts with text {text!r} ({hexpart}), not pcap/pcapng magic"
+    return f"it starts with bytes {hexpart}, not pcap/pcapng/gzip magic"
+
+
+def open_source(path: str) -> Sniffed:
+    """Open `path` (or stdin for "-"), unwrap gzip, and identify the capture format."""
+    name = "<stdin>" if path == "-" else path
+    raw: Stream
+    if path == "-":
+        raw = cast(Stream, sys.stdin.buffer)
+    else:
+        try:
+            raw = cast(Stream, open(path, "rb"))  # noqa: SIM115 - closed by ByteSource.close
+        except OSError as err:
+            raise InputError(name, err.strerror or str(err)) from err
+    head = _peek(name, raw, 4)
+    compressed = head[:2] == GZIP_MAGIC
+    stream: Stream = raw
+    if compressed:
+        stream = GzipStream(_Prefixed(head, raw))
+        head = _peek(name, stream, 4)
+    if head in PCAP_MAGICS:
+        kind = "pcap"
+    elif head == PCAPNG_MAGIC:
+        kind = "pcapng"
+    else:
+        more = head + _peek(name, stream, 60)
+        stream.close()
+        what = "after gzip decompression, " if compressed else ""
+        raise NotACaptureError(name, f"not a capture file: {what}{describe_bytes(more)}")
+    return Sniffed(ByteSource(name, stream, head), kind, compressed)
+
+
+def _peek(name: str, stream: Stream, n: int) -> bytes:
+    out = b""
+    try:
+        while len(out) < n:
+            chunk = stream.read(n - len(out))
+            if not chunk:
+                break
+            out += chunk
+    except (OSError, EOFError, zlib.error) as err:
+        raise InputError(name, f"read failed: {err}") from err
+    return out
+
+
+class GzipStream:
+    """Streaming gzip inflater (RFC 1952) that keeps every byte it could recover.
+
+    gzip.GzipFile discards the output of a read call when the stream turns out to be cut
+    short; a truncated .pcap.gz must still yield the packets before the cut. Concatenated
+    members (RFC 1952 section 2.2) are read one after the other.
+    """
+
+    IN_CHUNK = 1 << 16
+
+    def __init__(self, raw: Stream) -> None:
+        self._raw = raw
+        self._z = zlib.decompressobj(wbits=31)
+        self._out = bytearray()
+        self._eof = False
+        self._cut = False  # input ended inside a member: raise once the output is drained
+
+    def read(self, n: int = -1, /) -> bytes:
+        while (n < 0 or len(self._out) < n) and not self._eof:
+            self._fill()
+        if not self._out and self._cut:
+            self._cut = False
+            raise EOFError("compressed file ended before the end-of-stream marker")
+        if n < 0:
+            n = len(self._out)
+        data = bytes(self._out[:n])
+        del self._out[:n]
+        return data
+
+    def readinto(self, b: memoryview, /) -> int:
+        data = self.read(len(b))
+        b[: len(data)] = data
+        return len(data)
+
+    def _fill(self) -> None:
+        if self._z.eof:  # a member ended: another may follow
+            rest = self._z.unused_data or self._raw.read(self.IN_CHUNK)
+            if not rest:
+                self._eof = True
+                return
+            self._z = zlib.decompressobj(wbits=31)
+            self._out += self._z.decompress(rest, self.IN_CHUNK * 8)
+            return
+        chunk = self._z.unconsumed_tail or self._raw.read(self.IN_CHUNK)
+        if not chunk:
+            self._eof = True
+            self._cut = True
+            return
+        self._out += self._z.decompress(chunk, self.IN_CHUNK * 8)
+
+    def close(self) -> None:
+        if self._raw is not sys.stdin.buffer:
+            self._raw.close()
+
+
+class _Prefixed(io.RawIOBase):
+    """A stream that replays already-peeked bytes before the rest (stdin cannot seek)."""
+
+    def __init__(self, prefix: bytes, rest: Stream) -> None:
+        self._prefix = prefix
+        self._rest = rest
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, b: memoryview) -> int:  # type: ignore[override]
+        if self._prefix:
+            n = min(len(b), len(self._prefix))
+            b[:n] = self._prefix[:n]
+            self._prefix = self._prefix[n:]
+            return n
+        return self._rest.readinto(b) or 0
+
+    def close(self) -> None:
+        if self._rest is not sys.stdin.buffer:
+            self._rest.close()
+        super().close()

@@ -1,0 +1,44 @@
+"""Decode anomalies as findings: one per anomaly id and layer, with frame numbers."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from netsleuth.checks.catalogue import CATALOGUE
+from netsleuth.checks.frames import FrameTally
+from netsleuth.decode.table import ANOMALY_IDS, PacketTable
+from netsleuth.model import Finding
+
+
+class DecodeAnomalies:
+    def __init__(self) -> None:
+        self.tally = FrameTally()
+
+    def observe(self, table: PacketTable) -> None:
+        for layer, bits in (("outer", table.anom_outer), ("inner", table.anom_inner)):
+            present = int(np.bitwise_or.reduce(bits)) if bits.shape[0] else 0
+            if not present:
+                continue
+            for anomaly, fid in ANOMALY_IDS.items():
+                bit = 1 << int(anomaly)
+                if present & bit:
+                    hit = (bits & np.uint64(bit)) != 0
+                    self.tally.add(f"{fid}|{layer}", table.frame[hit])
+
+    def findings(self) -> list[Finding]:
+        out = []
+        for key, count in self.tally.count.items():
+            fid, layer = key.split("|")
+            info = CATALOGUE[fid]
+            out.append(
+                Finding(
+                    fid,
+                    info.severity,
+                    count,
+                    info.summary,
+                    info.explanation,
+                    tuple(self.tally.frames[key]),
+                    layer,
+                )
+            )
+        return out

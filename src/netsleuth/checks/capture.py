@@ -1,0 +1,33 @@
+"""Properties of the capture rather than of the packets: snap-length truncation."""
+
+from __future__ import annotations
+
+from netsleuth.checks.catalogue import CATALOGUE
+from netsleuth.checks.frames import FrameTally
+from netsleuth.decode.table import PacketTable
+from netsleuth.model import Finding
+
+ID = "capture.truncated_packet"
+
+
+class TruncatedPackets:
+    def __init__(self) -> None:
+        self.tally = FrameTally()
+
+    def observe(self, table: PacketTable) -> None:
+        self.tally.add(ID, table.frame[table.snapped])
+
+    def findings(self) -> list[Finding]:
+        if ID not in self.tally.count:
+            return []
+        info = CATALOGUE[ID]
+        return [
+            Finding(
+                ID,
+                info.severity,
+                self.tally.count[ID],
+                info.summary,
+                info.explanation,
+                tuple(self.tally.frames[ID]),
+            )
+        ]

@@ -1,0 +1,178 @@
+"""What each decode-level finding id means: severity, a one-line summary, the explanation.
+
+docs/findings.md is the public table of these ids; tests/test_findings_doc.py keeps the two
+in step.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from netsleuth.model import Severity
+
+
+@dataclass(frozen=True, slots=True)
+class FindingInfo:
+    severity: Severity
+    summary: str
+    explanation: str
+
+
+_W, _I, _C = Severity.WARNING, Severity.INFO, Severity.CRITICAL
+
+CATALOGUE: dict[str, FindingInfo] = {
+    "capture.truncated_file": FindingInfo(
+        _W,
+        "the capture file ends in the middle of a record",
+        "The writer was killed or the file was cut (disk full, copy interrupted). Every "
+        "complete record before the cut was scanned; the partial one was not.",
+    ),
+    "capture.corrupt_record": FindingInfo(
+        _W,
+        "a record header in the capture file is corrupt",
+        "A record's length field is impossible (beyond the 262144-byte libpcap limit or "
+        "its own block), so nothing after it can be located. Records before it were "
+        "scanned. Causes: file corruption, concatenated files, a buggy writer.",
+    ),
+    "capture.truncated_packet": FindingInfo(
+        _I,
+        "packets captured shorter than they were on the wire (snap length)",
+        "The capture kept only the first bytes of these packets (tcpdump -s). Headers cut "
+        "by the snap length are not reported as malformed; checks that need the payload "
+        "see only what was kept. Capture with -s 0 to keep whole packets.",
+    ),
+    "capture.unsupported_linktype": FindingInfo(
+        _I,
+        "packets of a link type netsleuth does not decode",
+        "These records were counted but not decoded. Supported: Ethernet (1), raw IP "
+        "(101, 12, 14, 228, 229), Linux cooked SLL (113) and SLL2 (276), BSD loopback "
+        "(0, 108).",
+    ),
+    "l2.truncated": FindingInfo(
+        _W,
+        "frame too short for its link-layer header",
+        "The frame ends inside its Ethernet, VLAN, SLL or loopback header although it was "
+        "captured whole. A NIC or switch would discard it as a runt.",
+    ),
+    "l2.bad_length": FindingInfo(
+        _W,
+        "IEEE 802.3 length field inconsistent with the frame",
+        "The type/length field is a length (<= 1500) that runs past the end of the frame, "
+        "or lies in the undefined range 1501-1535 (IEEE 802.3 clause 3.2.6).",
+    ),
+    "l2.llc_truncated": FindingInfo(
+        _W,
+        "802.3 frame too short for its LLC/SNAP/BPDU header",
+        "The LLC header (or the SNAP or spanning-tree header behind it) is cut short.",
+    ),
+    "l2.unknown_ethertype": FindingInfo(
+        _I,
+        "frames with an EtherType netsleuth does not decode",
+        "Frames whose protocol is not decoded (LLDP, 802.1X, vendor protocols...). A Linux "
+        "host with no handler for a protocol drops such frames and counts them in "
+        "rx_dropped (rx_nohandler since Linux 4.6), as in incident 2: check that the "
+        "senders are expected.",
+    ),
+    "vlan.too_deep": FindingInfo(
+        _W,
+        "more than 8 stacked VLAN tags",
+        "Real networks stack two tags, rarely three. Long tag stacks are crafted to evade "
+        "filters or exhaust parsers.",
+    ),
+    "mpls.truncated": FindingInfo(
+        _W, "MPLS label stack cut short", "The frame ends inside the MPLS label stack."
+    ),
+    "mpls.too_deep": FindingInfo(
+        _W,
+        "MPLS label stack deeper than 16 labels",
+        "No bottom-of-stack bit within 16 labels: corrupt or crafted.",
+    ),
+    "ip.bad_version": FindingInfo(
+        _W,
+        "IP header with the wrong version nibble",
+        "The EtherType or link type announces IPv4/IPv6 but the version field disagrees.",
+    ),
+    "ipv4.truncated": FindingInfo(
+        _W,
+        "IPv4 header cut short",
+        "The packet ends inside its IPv4 header although it was captured whole.",
+    ),
+    "ipv4.bad_header_length": FindingInfo(
+        _W,
+        "IPv4 header length below 20 bytes",
+        "IHL < 5 (RFC 791 section 3.1). Every stack drops these (Linux ip_rcv_core: "
+        "'iph->ihl < 5'); their presence means corruption or probing.",
+    ),
+    "ipv4.bad_total_length": FindingInfo(
+        _W,
+        "IPv4 total length inconsistent with the header or frame",
+        "Total length is smaller than the header or larger than the frame carries. Linux "
+        "drops these in ip_rcv_core (IPSTATS_MIB_INTRUNCATEDPKTS / INHDRERRORS).",
+    ),
+    "ipv6.truncated": FindingInfo(
+        _W, "IPv6 header cut short", "The packet ends inside its 40-byte IPv6 header."
+    ),
+    "ipv6.bad_payload_length": FindingInfo(
+        _W,
+        "IPv6 payload length larger than the frame",
+        "The payload length runs past the end of the frame (RFC 8200 section 3).",
+    ),
+    "ipv6.ext_chain_too_long": FindingInfo(
+        _W,
+        "more than 8 IPv6 extension headers",
+        "Long extension header chains are used to evade firewalls (RFC 7112, RFC 9098); "
+        "many routers drop them.",
+    ),
+    "ipv6.ext_truncated": FindingInfo(
+        _W,
+        "IPv6 extension header cut short",
+        "An extension header's length runs past the end of the packet.",
+    ),
+    "tcp.truncated": FindingInfo(
+        _W, "TCP header cut short", "The packet ends inside its TCP header."
+    ),
+    "tcp.bad_header_length": FindingInfo(
+        _W, "TCP data offset below 5", "A TCP header shorter than 20 bytes (RFC 9293)."
+    ),
+    "udp.truncated": FindingInfo(
+        _W, "UDP header cut short", "The packet ends inside its UDP header."
+    ),
+    "udp.bad_length": FindingInfo(
+        _W,
+        "UDP length field inconsistent with the IP payload",
+        "The UDP length is below 8 or runs past the IP payload (RFC 768). Linux counts "
+        "these in UDP InErrors and drops them.",
+    ),
+    "icmp.truncated": FindingInfo(
+        _W, "ICMP header cut short", "The packet ends inside its ICMP header."
+    ),
+    "gre.bad_version": FindingInfo(
+        _W,
+        "GRE header with a version other than 0 or 1",
+        "Only version 0 (RFC 2784) and version 1 (PPTP, RFC 2637) exist.",
+    ),
+    "gre.routing": FindingInfo(
+        _W,
+        "GRE header with the routing bit (RFC 1701 source routing)",
+        "RFC 2784 removed source routing; receivers following it discard these packets, "
+        "and their SRE lists are not decoded.",
+    ),
+    "tunnel.truncated": FindingInfo(
+        _W,
+        "tunnel header cut short",
+        "The packet ends inside a GRE, PPP, ERSPAN, VXLAN or Geneve header.",
+    ),
+    "tunnel.bad_version": FindingInfo(
+        _W, "tunnel header with an unknown version", "A Geneve header with version != 0."
+    ),
+    "tunnel.too_deep": FindingInfo(
+        _I,
+        "more nested tunnels than the decode depth",
+        "Decoding stopped at the configured tunnel depth (--tunnel-depth, default 3).",
+    ),
+    "decode.too_deep": FindingInfo(
+        _W,
+        "more headers than any real packet has",
+        "Decoding stopped after 40 layers: a crafted chain of headers.",
+    ),
+}

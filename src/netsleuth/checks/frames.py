@@ -1,0 +1,26 @@
+"""Counting flagged packets and remembering the first frame numbers, across batches."""
+
+from __future__ import annotations
+
+import numpy as np
+from numpy.typing import NDArray
+
+from netsleuth.model import MAX_FRAMES
+
+
+class FrameTally:
+    """count + first MAX_FRAMES frame numbers per key."""
+
+    def __init__(self) -> None:
+        self.count: dict[str, int] = {}
+        self.frames: dict[str, list[int]] = {}
+
+    def add(self, key: str, frames: NDArray[np.int64]) -> None:
+        n = int(frames.shape[0])
+        if n == 0:
+            return
+        self.count[key] = self.count.get(key, 0) + n
+        kept = self.frames.setdefault(key, [])
+        room = MAX_FRAMES - len(kept)
+        if room > 0:
+            kept.extend(int(f) for f in frames[:room])

@@ -1,0 +1,145 @@
+"""The netsleuth command line. Exit codes: 0 ok, 1 findings at or above --fail-on,
+2 unusable input or arguments, 3 a missing privilege or kernel facility."""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Callable
+from typing import Any
+
+import click
+from rich.console import Console
+
+from netsleuth import __version__
+from netsleuth.errors import NetsleuthError
+from netsleuth.model import Finding, Severity
+
+FORMAT = click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["text", "json"]),
+    default="text",
+    show_default=True,
+    help="Output format.",
+)
+FAIL_ON = click.option(
+    "--fail-on",
+    type=click.Choice(["info", "warning", "critical"]),
+    default=None,
+    help="Exit 1 when a finding at or above this severity exists.",
+)
+
+
+def fail_exit(findings: list[Finding], fail_on: str | None) -> int:
+    if fail_on is None:
+        return 0
+    threshold = Severity.parse(fail_on)
+    return 1 if any(f.severity >= threshold for f in findings) else 0
+
+
+def guarded(fn: Callable[..., int]) -> Callable[..., None]:
+    """Turn NetsleuthError into one stderr line and its exit code; never a traceback."""
+
+    def wrapper(*args: Any, **kwargs: Any) -> None:
+        try:
+            code = fn(*args, **kwargs)
+        except NetsleuthError as err:
+            click.echo(f"netsleuth: {err}", err=True)
+            sys.exit(err.exit_code)
+        except KeyboardInterrupt:
+            click.echo("netsleuth: interrupted", err=True)
+            sys.exit(130)
+        except BrokenPipeError:
+            # The reader of our output went away (| head): not an error worth a traceback.
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, sys.stdout.fileno())
+            sys.exit(0)
+        sys.exit(code)
+
+    wrapper.__name__ = fn.__name__
+    wrapper.__doc__ = fn.__doc__
+    return wrapper
+
+
+def stdout_console() -> Console:
+    return Console(highlight=False, soft_wrap=False)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="netsleuth")
+def main() -> None:
+    """Find where packets die and why receive load piles onto a few CPUs."""
+
+
+@main.command()
+@click.argument("captures", nargs=-1, required=True)
+@FORMAT
+@FAIL_ON
+@click.option(
+    "--tunnel-depth",
+    type=click.IntRange(0, 8),
+    default=3,
+    show_default=True,
+    help="How many nested tunnels to peel.",
+)
+@guarded
+def scan(captures: tuple[str, ...], fmt: str, fail_on: str | None, tunnel_depth: int) -> int:
+    """Decode every packet of CAPTURES (pcap, pcapng, gzip; - for stdin) and report findings."""
+    from netsleuth.report.jsonout import dumps, scan_document
+    from netsleuth.report.text import render_scan
+    from netsleuth.scan import scan as run_scan
+
+    with _Progress() as progress:
+        result = run_scan(list(captures), tunnel_depth=tunnel_depth, progress=progress)
+    for failed in result.failed_inputs:
+        click.echo(f"netsleuth: {failed.error}", err=True)
+    if fmt == "json":
+        click.echo(dumps(scan_document(result)))
+    else:
+        render_scan(stdout_console(), result)
+    if result.failed_inputs:
+        return 2
+    return fail_exit(result.findings, fail_on)
+
+
+@main.command()
+@FORMAT
+@click.option(
+    "--keep",
+    type=click.Path(file_okay=False),
+    default=None,
+    help="Write the incident captures to this folder and keep them.",
+)
+@guarded
+def demo(fmt: str, keep: str | None) -> int:
+    """Build the three incident captures and scan them."""
+    from netsleuth.demo import run_demo
+
+    return run_demo(stdout_console(), fmt, keep)
+
+
+class _Progress:
+    """A transient progress line on stderr while reading, only when stderr is a terminal."""
+
+    def __enter__(self) -> Callable[[str, int], None] | None:
+        if not sys.stderr.isatty():
+            self._p = None
+            return None
+        from rich.progress import Progress
+
+        self._p = Progress(console=Console(stderr=True), transient=True)
+        self._p.start()
+        self._tasks: dict[str, Any] = {}
+        return self._update
+
+    def _update(self, name: str, consumed: int) -> None:
+        assert self._p is not None
+        if name not in self._tasks:
+            total = os.path.getsize(name) if os.path.isfile(name) else None
+            self._tasks[name] = self._p.add_task(f"reading {name}", total=total)
+        self._p.update(self._tasks[name], completed=consumed)
+
+    def __exit__(self, *exc: object) -> None:
+        if self._p is not None:
+            self._p.stop()

@@ -1,0 +1,50 @@
+"""Vectorized decoding of RecordBatches into PacketTables.
+
+The protocol modules register their bindings when imported; this literal list is the whole
+set, so a protocol cannot drop out unnoticed (tests/test_registry.py pins the table).
+"""
+
+from __future__ import annotations
+
+from netsleuth.decode import (  # noqa: F401 - imported for their registrations
+    arp,
+    erspan,
+    ethernet,
+    geneve,
+    gre,
+    icmp,
+    ipv4,
+    ipv6,
+    llc,
+    mpls,
+    null,
+    ppp,
+    rawip,
+    sll,
+    tcp,
+    udp,
+    vlan,
+    vxlan,
+    wccp,
+)
+from netsleuth.decode.engine import DEFAULT_TUNNEL_DEPTH, decode_batch
+from netsleuth.decode.registry import REGISTRY
+from netsleuth.decode.table import ANOMALY_IDS, L2, Anomaly, PacketTable, Tunnel
+
+__all__ = [
+    "ANOMALY_IDS",
+    "DEFAULT_TUNNEL_DEPTH",
+    "L2",
+    "REGISTRY",
+    "Anomaly",
+    "PacketTable",
+    "Tunnel",
+    "decode",
+]
+
+
+def decode(batch: RecordBatch, *, tunnel_depth: int = DEFAULT_TUNNEL_DEPTH) -> PacketTable:
+    return decode_batch(batch, REGISTRY, tunnel_depth=tunnel_depth)
+
+
+from netsleuth.capture.batch import RecordBatch  # noqa: E402

@@ -1,0 +1,88 @@
+"""The decode loop: each round, every packet still descending is handed to the decoder bound
+to its (namespace, key); decoders work on index subsets, never on one packet at a time."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from netsleuth.capture.batch import RecordBatch
+from netsleuth.decode.registry import Registry
+from netsleuth.decode.table import NS, Anomaly, PacketTable, Tunnel
+
+DEFAULT_TUNNEL_DEPTH = 3
+# No real packet has this many headers; a hostile one (an endless chain of 0x6558 Ethernet
+# headers, say) is stopped here with decode.too_deep instead of looping.
+MAX_ROUNDS = 40
+
+
+def decode_batch(
+    batch: RecordBatch, registry: Registry, *, tunnel_depth: int = DEFAULT_TUNNEL_DEPTH
+) -> PacketTable:
+    t = PacketTable(batch)
+    tables = registry.tables()
+    bindings = registry.bindings
+    # Link types outside the 16-bit range (or the -1 of an undescribed pcapng interface)
+    # cannot be looked up: they are unsupported.
+    bad_lt = (t.key < 0) | (t.key >= 1 << 16)
+    t.key[bad_lt] = 0xFFFF
+    active = np.arange(t.n, dtype=np.int64)
+    for _ in range(MAX_ROUNDS):
+        if active.shape[0] == 0:
+            break
+        ns_a = t.ns[active]
+        key_a = t.key[active]
+        bid = np.zeros(active.shape[0], dtype=np.int16)
+        for ns, table in tables.items():
+            m = ns_a == ns
+            if m.any():
+                bid[m] = table[key_a[m]]
+        unbound = bid == 0
+        if unbound.any():
+            _unbound(t, active[unbound], ns_a[unbound])
+        order = np.argsort(bid, kind="stable")
+        sorted_bid = bid[order]
+        cuts = np.flatnonzero(np.diff(sorted_bid)) + 1
+        starts = np.concatenate(([0], cuts))
+        for s, e in zip(starts, np.append(cuts, sorted_bid.shape[0]), strict=True):
+            b = int(sorted_bid[s])
+            if b == 0:
+                continue
+            idx = active[order[s:e]]
+            binding = bindings[b - 1]
+            if binding.tunnel != Tunnel.NONE:
+                idx = _enter_tunnel(t, idx, binding.tunnel, tunnel_depth)
+                if idx.shape[0] == 0:
+                    continue
+            binding.decoder(t, idx)
+        active = active[t.ns[active] != NS.DONE]
+    else:
+        if active.shape[0]:
+            t.flag(active, Anomaly.DECODE_TOO_DEEP)
+    return t
+
+
+def _unbound(t: PacketTable, idx: np.ndarray, ns: np.ndarray) -> None:
+    lt = idx[ns == NS.LINKTYPE]
+    if lt.shape[0]:
+        t.l2[lt] = 7  # L2.UNKNOWN
+        t.flag(lt, Anomaly.UNSUPPORTED_LINKTYPE)
+    # An EtherType nothing decodes: named for the outermost frame (where it reaches the
+    # host's stack, as the 802.3 frames of incident 2 did); inside a tunnel it is just the
+    # end of what we decode.
+    et = idx[(ns == NS.ETHERTYPE) & (t.tunnels[idx] == 0)]
+    if et.shape[0]:
+        t.flag(et, Anomaly.L2_UNKNOWN_ETHERTYPE)
+    t.stop(idx)
+
+
+def _enter_tunnel(t: PacketTable, idx: np.ndarray, kind: Tunnel, depth: int) -> np.ndarray:
+    deep = t.tunnels[idx] >= depth
+    if deep.any():
+        t.flag(idx[deep], Anomaly.TUNNEL_TOO_DEEP)
+        idx = idx[~deep]
+    first = idx[t.tunnels[idx] == 0]
+    t.tunnel[first] = kind
+    t.tun_off[first] = (t.pos[first] - t.start[first]).astype(np.int32)
+    t.tunnel_inner[idx] = kind
+    t.tunnels[idx] += 1
+    return idx

@@ -1,0 +1,60 @@
+"""The dispatch table: (namespace, key) -> decoder, kept apart from the decoding logic.
+
+Each protocol module ends with its `register(...)` lines; `netsleuth.decode` imports a
+literal list of those modules. `Registry.snapshot()` lists every binding so a test can pin
+the whole table and a protocol that falls out fails loudly.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+from numpy.typing import NDArray
+
+from netsleuth.decode.table import NS, NS_SIZES, PacketTable, Tunnel
+
+Decoder = Callable[[PacketTable, NDArray[np.int64]], None]
+
+
+@dataclass(frozen=True, slots=True)
+class Binding:
+    ns: NS
+    key: int
+    name: str  # protocol name, for the snapshot and for humans
+    decoder: Decoder
+    tunnel: Tunnel  # NONE, or the tunnel kind entered by following this binding
+
+
+class Registry:
+    def __init__(self) -> None:
+        self.bindings: list[Binding] = []
+        self._tables: dict[NS, NDArray[np.int16]] | None = None
+
+    def register(
+        self, ns: NS, key: int, name: str, decoder: Decoder, *, tunnel: Tunnel = Tunnel.NONE
+    ) -> None:
+        if not 0 <= key < NS_SIZES[ns]:
+            raise ValueError(f"key {key:#x} outside namespace {ns.name}")
+        for b in self.bindings:
+            if b.ns == ns and b.key == key:
+                raise ValueError(f"{ns.name} {key:#x} already bound to {b.name}")
+        self.bindings.append(Binding(ns, key, name, decoder, tunnel))
+        self._tables = None
+
+    def tables(self) -> dict[NS, NDArray[np.int16]]:
+        """Dense lookup arrays per namespace: key -> 1-based binding index (0 = unbound)."""
+        if self._tables is None:
+            tabs = {ns: np.zeros(size, dtype=np.int16) for ns, size in NS_SIZES.items()}
+            for i, b in enumerate(self.bindings, start=1):
+                tabs[b.ns][b.key] = i
+            self._tables = tabs
+        return self._tables
+
+    def snapshot(self) -> list[tuple[str, int, str, str]]:
+        return sorted((b.ns.name, b.key, b.name, b.tunnel.name.lower()) for b in self.bindings)
+
+
+REGISTRY = Registry()
+register = REGISTRY.register

@@ -1,0 +1,40 @@
+"""Linux "cooked" captures (tcpdump -i any): LINKTYPE_LINUX_SLL (113, 16-byte header,
+protocol at offset 14) and LINKTYPE_LINUX_SLL2 (276, 20-byte header, protocol at 0)."""
+
+from __future__ import annotations
+
+import numpy as np
+from numpy.typing import NDArray
+
+from netsleuth.decode import ethernet
+from netsleuth.decode.registry import register
+from netsleuth.decode.table import L2, NS, Anomaly, FrameKey, PacketTable
+
+# Protocol values below 1536 are Linux ETH_P_* pseudo-types (include/uapi/linux/if_ether.h):
+# ETH_P_802_2 (4) means the frame starts with an LLC header: incident 2's skb->protocol.
+ETH_P_802_2 = 0x0004
+
+
+def _decode(t: PacketTable, idx: NDArray[np.int64], hlen: int, proto_at: int, kind: L2) -> None:
+    t.l2[idx] = kind
+    idx = t.short(idx, hlen, Anomaly.L2_TRUNCATED)
+    p = t.pos[idx]
+    proto = t.v.be16[p + proto_at]
+    t.ethertype[idx] = proto
+    ether = proto >= ethernet.MIN_ETHERTYPE
+    t.hand_on(idx[ether], p[ether] + hlen, NS.ETHERTYPE, proto[ether].astype(np.int64))
+    llc = proto == ETH_P_802_2
+    t.hand_on(idx[llc], p[llc] + hlen, NS.FRAME, FrameKey.LLC)
+    t.stop(idx[~ether & ~llc])
+
+
+def decode_sll(t: PacketTable, idx: NDArray[np.int64]) -> None:
+    _decode(t, idx, 16, 14, L2.SLL)
+
+
+def decode_sll2(t: PacketTable, idx: NDArray[np.int64]) -> None:
+    _decode(t, idx, 20, 0, L2.SLL2)
+
+
+register(NS.LINKTYPE, 113, "linux-sll", decode_sll)
+register(NS.LINKTYPE, 276, "linux-sll2", decode_sll2)

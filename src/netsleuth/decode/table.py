@@ -1,0 +1,297 @@
+"""PacketTable: one row per packet, struct-of-arrays, filled layer by layer by the decoders.
+
+"outer" holds the first IP layer of a packet and "inner" the last one (the innermost after
+tunnels are peeled); for a packet with one IP layer both hold the same values.
+"""
+
+from __future__ import annotations
+
+import enum
+
+import numpy as np
+from numpy.typing import NDArray
+
+from netsleuth.capture.batch import ByteViews, RecordBatch
+
+I64 = NDArray[np.int64]
+Mask = NDArray[np.bool_]
+
+
+class NS(enum.IntEnum):
+    """Dispatch namespaces: a decoder hands on (namespace, key) and never picks its child."""
+
+    DONE = 0
+    LINKTYPE = 1  # pcap LINKTYPE_* values
+    FRAME = 2  # internal frame kinds (FrameKey)
+    ETHERTYPE = 3  # IEEE 802 EtherType, also GRE and Geneve "protocol type"
+    IPPROTO = 4  # IP protocol / IPv6 next header
+    UDPPORT = 5  # UDP destination port
+    PPP = 6  # PPP protocol number
+
+
+NS_SIZES = {
+    NS.LINKTYPE: 1 << 16,
+    NS.FRAME: 16,
+    NS.ETHERTYPE: 1 << 16,
+    NS.IPPROTO: 256,
+    NS.UDPPORT: 1 << 16,
+    NS.PPP: 1 << 16,
+}
+
+
+class FrameKey(enum.IntEnum):
+    ETHERNET = 1
+    LLC = 2  # an IEEE 802.2 LLC header (after an 802.3 length field, or SLL protocol 4)
+    RAWIP = 3  # IPv4 or IPv6 told apart by the version nibble
+
+
+class L2(enum.IntEnum):
+    NONE = 0
+    ETHERNET = 1
+    IEEE8023 = 2  # 802.3 frame with a length field, then LLC
+    SLL = 3
+    SLL2 = 4
+    RAW = 5
+    NULL = 6  # BSD loopback
+    UNKNOWN = 7
+
+
+class Tunnel(enum.IntEnum):
+    NONE = 0
+    GRE = 1  # version 0 (RFC 2784/2890)
+    PPTP = 2  # GRE version 1, enhanced GRE (RFC 2637)
+    IPIP = 3  # IP protocol 4: IPv4 inside IPv4 or IPv6
+    IP6 = 4  # IP protocol 41: IPv6 inside IPv4 (6in4) or IPv6
+    VXLAN = 5
+    GENEVE = 6
+    ERSPAN = 7
+
+
+class Anomaly(enum.IntEnum):
+    """Decode anomalies: bit numbers in PacketTable.anom_outer / anom_inner."""
+
+    L2_TRUNCATED = 0
+    L2_BAD_LENGTH = 1
+    L2_UNKNOWN_ETHERTYPE = 2
+    UNSUPPORTED_LINKTYPE = 3
+    VLAN_TOO_DEEP = 4
+    MPLS_TRUNCATED = 5
+    MPLS_TOO_DEEP = 6
+    IP_BAD_VERSION = 7
+    IPV4_TRUNCATED = 8
+    IPV4_BAD_HEADER_LENGTH = 9
+    IPV4_BAD_TOTAL_LENGTH = 10
+    IPV6_TRUNCATED = 11
+    IPV6_BAD_PAYLOAD_LENGTH = 12
+    IPV6_EXT_CHAIN_TOO_LONG = 13
+    IPV6_EXT_TRUNCATED = 14
+    TCP_TRUNCATED = 15
+    TCP_BAD_HEADER_LENGTH = 16
+    UDP_TRUNCATED = 17
+    UDP_BAD_LENGTH = 18
+    ICMP_TRUNCATED = 19
+    GRE_BAD_VERSION = 20
+    GRE_ROUTING = 21
+    TUNNEL_TRUNCATED = 22
+    TUNNEL_BAD_VERSION = 23
+    TUNNEL_TOO_DEEP = 24
+    DECODE_TOO_DEEP = 25
+    LLC_TRUNCATED = 26
+
+
+ANOMALY_IDS: dict[Anomaly, str] = {
+    Anomaly.L2_TRUNCATED: "l2.truncated",
+    Anomaly.L2_BAD_LENGTH: "l2.bad_length",
+    Anomaly.L2_UNKNOWN_ETHERTYPE: "l2.unknown_ethertype",
+    Anomaly.UNSUPPORTED_LINKTYPE: "capture.unsupported_linktype",
+    Anomaly.VLAN_TOO_DEEP: "vlan.too_deep",
+    Anomaly.MPLS_TRUNCATED: "mpls.truncated",
+    Anomaly.MPLS_TOO_DEEP: "mpls.too_deep",
+    Anomaly.IP_BAD_VERSION: "ip.bad_version",
+    Anomaly.IPV4_TRUNCATED: "ipv4.truncated",
+    Anomaly.IPV4_BAD_HEADER_LENGTH: "ipv4.bad_header_length",
+    Anomaly.IPV4_BAD_TOTAL_LENGTH: "ipv4.bad_total_length",
+    Anomaly.IPV6_TRUNCATED: "ipv6.truncated",
+    Anomaly.IPV6_BAD_PAYLOAD_LENGTH: "ipv6.bad_payload_length",
+    Anomaly.IPV6_EXT_CHAIN_TOO_LONG: "ipv6.ext_chain_too_long",
+    Anomaly.IPV6_EXT_TRUNCATED: "ipv6.ext_truncated",
+    Anomaly.TCP_TRUNCATED: "tcp.truncated",
+    Anomaly.TCP_BAD_HEADER_LENGTH: "tcp.bad_header_length",
+    Anomaly.UDP_TRUNCATED: "udp.truncated",
+    Anomaly.UDP_BAD_LENGTH: "udp.bad_length",
+    Anomaly.ICMP_TRUNCATED: "icmp.truncated",
+    Anomaly.GRE_BAD_VERSION: "gre.bad_version",
+    Anomaly.GRE_ROUTING: "gre.routing",
+    Anomaly.TUNNEL_TRUNCATED: "tunnel.truncated",
+    Anomaly.TUNNEL_BAD_VERSION: "tunnel.bad_version",
+    Anomaly.TUNNEL_TOO_DEEP: "tunnel.too_deep",
+    Anomaly.DECODE_TOO_DEEP: "decode.too_deep",
+    Anomaly.LLC_TRUNCATED: "l2.llc_truncated",
+}
+
+# Anomalies that only mean "the header did not fit in the captured bytes". On a packet cut
+# by the capture's snap length that is the capture's doing, not the packet's: it is counted
+# by capture.truncated_packet instead and the bit is not set.
+TRUNCATION = frozenset(
+    {
+        Anomaly.L2_TRUNCATED,
+        Anomaly.MPLS_TRUNCATED,
+        Anomaly.IPV4_TRUNCATED,
+        Anomaly.IPV6_TRUNCATED,
+        Anomaly.IPV6_EXT_TRUNCATED,
+        Anomaly.TCP_TRUNCATED,
+        Anomaly.UDP_TRUNCATED,
+        Anomaly.ICMP_TRUNCATED,
+        Anomaly.TUNNEL_TRUNCATED,
+        Anomaly.LLC_TRUNCATED,
+    }
+)
+
+FLAG_DF = 0x2  # IPv4 "don't fragment" (RFC 791 section 3.1)
+FLAG_MF = 0x1  # more fragments (IPv4 flags, or the IPv6 fragment header's M bit)
+
+
+class IPLayer:
+    """The fields of one IP layer (and its transport header) for every packet."""
+
+    def __init__(self, n: int) -> None:
+        z = np.zeros
+        self.ver = z(n, np.uint8)  # 0 none, 4, 6
+        self.off = z(n, np.int32)  # IP header offset from the packet start
+        self.hlen = z(n, np.uint16)  # IPv4 header / IPv6 header + extension headers
+        self.tot_len = z(n, np.uint32)  # IPv4 total length; IPv6 40 + payload length
+        self.ident = z(n, np.uint32)  # IPv4 id or IPv6 fragment header id
+        self.flags = z(n, np.uint8)  # FLAG_DF | FLAG_MF
+        self.frag_off = z(n, np.uint32)  # fragment offset in bytes
+        self.is_frag = z(n, np.bool_)  # IPv4 MF or offset; IPv6 fragment header present
+        self.ttl = z(n, np.uint8)  # TTL / hop limit
+        self.proto = z(n, np.uint8)  # upper-layer protocol after extension headers
+        self.checksum = z(n, np.uint16)
+        self.src4 = z(n, np.uint32)
+        self.dst4 = z(n, np.uint32)
+        self.src6 = z((n, 16), np.uint8)
+        self.dst6 = z((n, 16), np.uint8)
+        self.l4_off = z(n, np.int32)  # 0 when no transport header was decoded
+        self.sport = z(n, np.uint16)
+        self.dport = z(n, np.uint16)
+        self.tcp_flags = z(n, np.uint16)
+        self.l4_len = z(n, np.uint32)  # UDP length field
+        self.icmp_type = z(n, np.int16) - 1
+        self.icmp_code = z(n, np.int16) - 1
+
+    def clear_l4(self, idx: I64) -> None:
+        for name in ("l4_off", "sport", "dport", "tcp_flags", "l4_len"):
+            getattr(self, name)[idx] = 0
+        self.icmp_type[idx] = -1
+        self.icmp_code[idx] = -1
+
+
+class PacketTable:
+    """Decoded fields of one RecordBatch, plus the decoder engine's cursor state."""
+
+    def __init__(self, batch: RecordBatch) -> None:
+        n = len(batch)
+        z = np.zeros
+        self.batch = batch
+        self.n = n
+        self.v = ByteViews(batch.buf)
+        self.frame = batch.frame
+        self.start = batch.offset
+        self.end = batch.offset + batch.caplen  # moves in to the IP payload end (padding)
+        # Where the packet ended on the wire (past the captured bytes when snapped); length
+        # fields are checked against this, so a snap length never looks like corruption.
+        self.wend = batch.offset + batch.wirelen
+        self.snapped = batch.caplen < batch.wirelen
+        # Cursor: where the next header starts and what it is.
+        self.pos = batch.offset.copy()
+        self.ns = np.full(n, NS.LINKTYPE, dtype=np.uint8)
+        self.key = batch.linktype.astype(np.int64)
+        self.tunnels = z(n, np.uint8)  # tunnels peeled so far
+        self.nip = z(n, np.uint8)  # IP layers seen so far
+        self.anom_outer = z(n, np.uint64)
+        self.anom_inner = z(n, np.uint64)
+        # Link layer.
+        self.l2 = z(n, np.uint8)  # L2 of the outermost frame
+        self.ethertype = z(n, np.uint16)  # last EtherType seen (after VLAN tags)
+        self.vlan_n = z(n, np.uint8)
+        self.vlan1 = z(n, np.uint16)  # outermost VLAN id
+        self.vlan2 = z(n, np.uint16)  # second VLAN id (QinQ inner)
+        self.mpls_n = z(n, np.uint8)
+        self.mpls_label = z(n, np.uint32)  # top label
+        self.llc_dsap = z(n, np.int16) - 1
+        self.llc_ssap = z(n, np.int16) - 1
+        self.llc_ctrl = z(n, np.int16) - 1
+        self.snap_type = z(n, np.int32) - 1
+        self.stp_version = z(n, np.int16) - 1  # 0 STP, 2 RSTP, 3 MSTP (802.1Q-2018 14.2)
+        self.stp_type = z(n, np.int16) - 1  # BPDU type: 0x00 config, 0x80 TCN, 0x02 RST/MST
+        # Tunnels.
+        self.tunnel = z(n, np.uint8)  # outermost tunnel kind
+        self.tunnel_inner = z(n, np.uint8)  # innermost tunnel kind
+        self.tun_off = z(n, np.int32)  # offset of the outermost tunnel header
+        self.gre_flags = z(n, np.uint16)  # first 16 bits of the last GRE header
+        self.gre_proto = z(n, np.uint16)
+        self.gre_key = z(n, np.int64) - 1  # GRE key, or PPTP call id; -1 when absent
+        self.vni = z(n, np.int64) - 1  # VXLAN/Geneve VNI, ERSPAN session id; -1 absent
+        self.ppp_proto = z(n, np.uint16)
+        self.outer = IPLayer(n)
+        self.inner = IPLayer(n)
+
+    # ----- helpers the decoders share -------------------------------------------------
+    def fits(self, idx: I64, nbytes: int | I64) -> Mask:
+        """Which packets have `nbytes` more captured bytes at their cursor."""
+        ok: Mask = self.pos[idx] + nbytes <= self.end[idx]
+        return ok
+
+    def stop(self, idx: I64) -> None:
+        self.ns[idx] = NS.DONE
+
+    def flag(self, idx: I64, anomaly: Anomaly) -> None:
+        """Record a named anomaly on the packets' current layer and stop their descent."""
+        if idx.shape[0] == 0:
+            return
+        self.ns[idx] = NS.DONE
+        if anomaly in TRUNCATION:
+            idx = idx[~self.snapped[idx]]
+        bit = np.uint64(1 << int(anomaly))
+        tunnelled = self.tunnels[idx] > 0
+        self.anom_inner[idx[tunnelled]] |= bit
+        self.anom_outer[idx[~tunnelled]] |= bit
+
+    def short(self, idx: I64, nbytes: int | I64, anomaly: Anomaly) -> I64:
+        """Flag the packets lacking `nbytes` at the cursor; return the ones that have them."""
+        ok = self.fits(idx, nbytes)
+        if not ok.all():
+            self.flag(idx[~ok], anomaly)
+            return idx[ok]
+        return idx
+
+    def hand_on(self, idx: I64, newpos: I64, ns: NS, key: I64 | int) -> None:
+        self.pos[idx] = newpos
+        self.ns[idx] = ns
+        self.key[idx] = key
+
+    def trim(self, idx: I64, new_end: I64) -> None:
+        """A length field bounds the payload: what follows (Ethernet padding) is not data."""
+        self.end[idx] = np.minimum(self.end[idx], new_end)
+        self.wend[idx] = np.minimum(self.wend[idx], new_end)
+
+    def short_l4(self, idx: I64, nbytes: int | I64, anomaly: Anomaly) -> I64:
+        """Like short(), but a transport header cut by a fragment boundary is not an anomaly
+        of the transport protocol (a tiny first fragment is the fragment audit's business)."""
+        ok = self.fits(idx, nbytes)
+        if ok.all():
+            return idx
+        bad = idx[~ok]
+        frag = self.inner.is_frag[bad]
+        self.stop(bad[frag])
+        self.flag(bad[~frag], anomaly)
+        return idx[ok]
+
+    def first_ip(self, idx: I64) -> I64:
+        """The subset of idx whose IP layer being decoded is their first (outer) one."""
+        sub: I64 = idx[self.nip[idx] == 0]
+        return sub
+
+    def l4_layers(self, idx: I64) -> tuple[IPLayer, I64, IPLayer, I64]:
+        """Transport fields go to the inner layer always, and to the outer for one-IP packets."""
+        return self.inner, idx, self.outer, idx[self.nip[idx] == 1]

@@ -1,0 +1,1 @@
+"""Rendering results: JSON documents and rich text. Data objects never render themselves."""

@@ -1,0 +1,216 @@
+"""The scan pipeline: inputs -> batches -> decode -> checks -> one result per run."""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from netsleuth.capture import open_capture
+from netsleuth.capture.chunks import ReadIssue
+from netsleuth.checks import new_checks
+from netsleuth.checks.catalogue import CATALOGUE
+from netsleuth.decode import DEFAULT_TUNNEL_DEPTH, L2, PacketTable, Tunnel, decode
+from netsleuth.errors import InputError
+from netsleuth.model import Finding, Severity
+
+Progress = Callable[[str, int], None]  # (input name, bytes consumed so far)
+
+
+@dataclass
+class InputResult:
+    path: str
+    format: str | None = None
+    compressed: bool = False
+    packets: int = 0
+    bytes: int = 0
+    linktypes: Counter[int] = field(default_factory=Counter)
+    error: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "path": self.path,
+            "format": self.format,
+            "compressed": self.compressed,
+            "packets": self.packets,
+            "bytes": self.bytes,
+            "linktypes": {str(k): v for k, v in sorted(self.linktypes.items())},
+            "error": self.error,
+        }
+
+
+@dataclass
+class Summary:
+    """Counts over every decoded packet of the run."""
+
+    link: Counter[str] = field(default_factory=Counter)
+    l3: Counter[str] = field(default_factory=Counter)
+    tunnels: Counter[str] = field(default_factory=Counter)
+    vlan_tagged: int = 0
+    mpls: int = 0
+    fragments: int = 0
+
+    def observe(self, t: PacketTable) -> None:
+        _count(self.link, t.l2, {k.value: k.name.lower() for k in L2})
+        ver = t.outer.ver
+        self.l3["ipv4"] += int(np.count_nonzero(ver == 4))
+        self.l3["ipv6"] += int(np.count_nonzero(ver == 6))
+        non_ip = ver == 0
+        if non_ip.any():
+            llc = non_ip & (t.llc_dsap >= 0)
+            arp = non_ip & ((t.ethertype == 0x0806) | (t.ethertype == 0x8035))
+            self.l3["802.2-llc"] += int(np.count_nonzero(llc))
+            self.l3["arp"] += int(np.count_nonzero(arp & ~llc))
+            self.l3["other"] += int(np.count_nonzero(non_ip & ~llc & ~arp))
+        if t.tunnels.any():
+            names = _tunnel_names(t)
+            for name, n in zip(*np.unique(names[t.tunnels > 0], return_counts=True), strict=True):
+                self.tunnels[str(name)] += int(n)
+        self.vlan_tagged += int(np.count_nonzero(t.vlan_n))
+        self.mpls += int(np.count_nonzero(t.mpls_n))
+        self.fragments += int(np.count_nonzero(t.outer.is_frag | t.inner.is_frag))
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "link": _nonzero(self.link),
+            "l3": _nonzero(self.l3),
+            "tunnels": _nonzero(self.tunnels),
+            "vlan_tagged": self.vlan_tagged,
+            "mpls": self.mpls,
+            "fragments": self.fragments,
+        }
+
+
+def _nonzero(c: Counter[str]) -> dict[str, int]:
+    return {k: v for k, v in sorted(c.items(), key=lambda kv: (-kv[1], kv[0])) if v}
+
+
+def _count(c: Counter[str], values: np.ndarray, names: dict[int, str]) -> None:
+    for v, n in enumerate(np.bincount(values, minlength=1)):
+        if n:
+            c[names.get(v, str(v))] += int(n)
+
+
+def _tunnel_names(t: PacketTable) -> np.ndarray:
+    """Outermost tunnel by name; IP-in-IP is named by both versions (RFC 2003, 4213, 2473)."""
+    names = np.array([k.name.lower() for k in Tunnel], dtype=object)[t.tunnel]
+    v6_outer = t.outer.ver == 6
+    names[(t.tunnel == Tunnel.IPIP) & v6_outer] = "4in6"
+    names[(t.tunnel == Tunnel.IP6) & ~v6_outer] = "6in4"
+    names[(t.tunnel == Tunnel.IP6) & v6_outer] = "6in6"
+    names[(t.tunnel == Tunnel.GRE) & (t.gre_proto == 0x6558)] = "gre-teb"
+    return names
+
+
+@dataclass
+class ScanResult:
+    inputs: list[InputResult]
+    summary: Summary
+    findings: list[Finding]
+
+    @property
+    def packets(self) -> int:
+        return sum(i.packets for i in self.inputs)
+
+    @property
+    def bytes(self) -> int:
+        return sum(i.bytes for i in self.inputs)
+
+    @property
+    def failed_inputs(self) -> list[InputResult]:
+        return [i for i in self.inputs if i.error is not None]
+
+
+def scan(
+    paths: Sequence[str],
+    *,
+    tunnel_depth: int = DEFAULT_TUNNEL_DEPTH,
+    progress: Progress | None = None,
+) -> ScanResult:
+    summary = Summary()
+    inputs: list[InputResult] = []
+    findings: list[Finding] = []
+    for path in paths:
+        res = InputResult(path)
+        inputs.append(res)
+        try:
+            findings.extend(_scan_one(path, res, summary, tunnel_depth, progress))
+        except InputError as err:
+            res.error = str(err)
+    findings.sort(key=lambda f: (-f.severity, f.input or "", f.id, f.layer or ""))
+    return ScanResult(inputs, summary, findings)
+
+
+def _scan_one(
+    path: str, res: InputResult, summary: Summary, depth: int, progress: Progress | None
+) -> list[Finding]:
+    reader = open_capture(path)
+    res.format = reader.kind
+    res.compressed = reader.compressed
+    checks = new_checks()
+    try:
+        for batch in reader.batches():
+            table = decode(batch, tunnel_depth=depth)
+            res.packets += len(batch)
+            res.bytes += int(batch.wirelen.sum())
+            lts, counts = np.unique(batch.linktype, return_counts=True)
+            for lt, n in zip(lts, counts, strict=True):
+                res.linktypes[int(lt)] += int(n)
+            summary.observe(table)
+            for check in checks:
+                check.observe(table)
+            if progress is not None:
+                progress(reader.name, reader.source.consumed)
+    finally:
+        reader.source.close()
+    issues = list(reader.issues)
+    if reader.source.stream_error and not any(i.id == "capture.truncated_file" for i in issues):
+        issues.append(
+            ReadIssue(
+                "capture.truncated_file",
+                reader.source.consumed,
+                res.packets + 1,
+                f"the compressed stream ended early ({reader.source.stream_error})",
+            )
+        )
+    out = [_issue_finding(i) for i in issues]
+    for check in checks:
+        out.extend(check.findings())
+    label = reader.name
+    return [_with_input(f, label) for f in out]
+
+
+def _issue_finding(issue: ReadIssue) -> Finding:
+    info = CATALOGUE[issue.id]
+    return Finding(
+        issue.id,
+        info.severity,
+        1,
+        issue.message,
+        info.explanation,
+        (issue.frame,),
+        None,
+        evidence={"byte_offset": issue.offset, "frame": issue.frame},
+    )
+
+
+def _with_input(f: Finding, label: str) -> Finding:
+    return Finding(
+        f.id,
+        f.severity,
+        f.count,
+        f.summary,
+        f.explanation,
+        f.packets,
+        f.layer,
+        f.refs,
+        label,
+        f.evidence,
+    )
+
+
+def worst(findings: Sequence[Finding]) -> Severity | None:
+    return max((f.severity for f in findings), default=None)

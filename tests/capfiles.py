@@ -1,0 +1,63 @@
+"""Capture files built byte by byte from the format specifications, independently of
+netsleuth's own writer (draft-ietf-opsawg-pcap, draft-ietf-opsawg-pcapng)."""
+
+from __future__ import annotations
+
+import struct
+
+
+def pcap_bytes(
+    records: list[tuple[int, int, bytes]] | list[tuple[int, int, bytes, int]],
+    *,
+    order: str = "<",
+    nano: bool = False,
+    linktype: int = 1,
+    snaplen: int = 65535,
+) -> bytes:
+    """records: (ts_sec, ts_frac, data[, wirelen])."""
+    magic = 0xA1B23C4D if nano else 0xA1B2C3D4
+    out = struct.pack(order + "IHHiIII", magic, 2, 4, 0, 0, snaplen, linktype)
+    for rec in records:
+        sec, frac, data = rec[0], rec[1], rec[2]
+        wire = rec[3] if len(rec) > 3 else len(data)
+        out += struct.pack(order + "IIII", sec, frac, len(data), wire) + data
+    return out
+
+
+def block(order: str, btype: int, body: bytes) -> bytes:
+    body += b"\0" * (-len(body) % 4)
+    total = 12 + len(body)
+    return struct.pack(order + "II", btype, total) + body + struct.pack(order + "I", total)
+
+
+def option(order: str, code: int, value: bytes) -> bytes:
+    return struct.pack(order + "HH", code, len(value)) + value + b"\0" * (-len(value) % 4)
+
+
+def shb(order: str = "<") -> bytes:
+    return block(order, 0x0A0D0D0A, struct.pack(order + "IHHq", 0x1A2B3C4D, 1, 0, -1))
+
+
+def idb(order: str, linktype: int, *, snaplen: int = 0, tsresol: int | None = None) -> bytes:
+    opts = b""
+    if tsresol is not None:
+        opts = option(order, 9, bytes([tsresol])) + option(order, 0, b"")
+    return block(order, 1, struct.pack(order + "HHI", linktype, 0, snaplen) + opts)
+
+
+def epb(order: str, iface: int, ts: int, data: bytes, *, wirelen: int | None = None) -> bytes:
+    body = struct.pack(
+        order + "IIIII",
+        iface,
+        ts >> 32,
+        ts & 0xFFFFFFFF,
+        len(data),
+        len(data) if wirelen is None else wirelen,
+    )
+    return block(order, 6, body + data)
+
+
+def spb(order: str, data: bytes, *, wirelen: int | None = None) -> bytes:
+    return block(
+        order, 3, struct.pack(order + "I", len(data) if wirelen is None else wirelen) + data
+    )

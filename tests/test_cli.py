@@ -1,0 +1,138 @@
+"""The command line: JSON contract, exit codes, stdin, many inputs, the demo."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+from click.testing import CliRunner
+
+from netsleuth import __version__
+from netsleuth.cli import main
+from netsleuth.craft import incidents
+from tests.capfiles import pcap_bytes
+
+
+def write(path: Path, frames: list[tuple[int, bytes]]) -> Path:
+    path.write_bytes(pcap_bytes([(ts // 10**9, ts % 10**9 // 1000, f) for ts, f in frames]))
+    return path
+
+
+def run(*args: str) -> tuple[int, str, str]:
+    res = CliRunner().invoke(main, list(args))
+    return res.exit_code, res.stdout, res.stderr
+
+
+def test_scan_json_contract(tmp_path: Path) -> None:
+    cap = write(tmp_path / "pptp.pcap", incidents.incident3_pptp(flows=50))
+    code, out, _ = run("scan", "--format", "json", str(cap))
+    assert code == 0
+    doc = json.loads(out)
+    assert list(doc)[:2] == ["netsleuth", "command"]
+    assert doc["netsleuth"] == __version__ and doc["command"] == "scan"
+    assert doc["packets"] == 100 and doc["inputs"][0]["packets"] == 100
+    assert doc["inputs"][0] == {
+        **doc["inputs"][0],
+        "format": "pcap",
+        "error": None,
+        "linktypes": {"1": 100},
+    }
+    assert doc["summary"]["tunnels"] == {"pptp": 100}
+    assert doc["findings"] == []
+
+
+def test_unusable_input_is_reported_and_others_still_scanned(tmp_path: Path) -> None:
+    good = write(tmp_path / "ok.pcap", incidents.incident2_stp_llc(seconds=2))
+    bad = tmp_path / "notes.txt"
+    bad.write_text("hello world\n")
+    code, out, err = run("scan", "--format", "json", str(bad), str(good))
+    assert code == 2
+    assert (
+        err.strip() == f"netsleuth: {bad}: not a capture file: it starts with text "
+        "'hello world\\\\n' (68 65 6c 6c 6f 20 77 6f), not pcap/pcapng magic"
+    )
+    doc = json.loads(out)
+    assert [i["packets"] for i in doc["inputs"]] == [0, 11]
+    assert doc["inputs"][0]["error"].startswith(f"{bad}: not a capture file")
+
+
+def test_truncated_file_is_a_finding_not_an_error(tmp_path: Path) -> None:
+    cap = write(tmp_path / "cut.pcap", incidents.incident2_stp_llc(seconds=2))
+    cap.write_bytes(cap.read_bytes()[:-5])
+    code, out, _ = run("scan", "--format", "json", str(cap))
+    assert code == 0
+    doc = json.loads(out)
+    [f] = [f for f in doc["findings"] if f["id"] == "capture.truncated_file"]
+    assert f["packets"] == [11] and doc["packets"] == 10
+
+
+def test_fail_on_threshold(tmp_path: Path) -> None:
+    frames = [
+        (0, bytes.fromhex("020000000002020000000001 0800 44000014".replace(" ", "")) + bytes(60))
+    ]
+    cap = write(tmp_path / "ihl.pcap", frames)
+    assert run("scan", str(cap))[0] == 0
+    assert run("scan", "--fail-on", "critical", str(cap))[0] == 0
+    code, out, _ = run("scan", "--fail-on", "warning", "--format", "json", str(cap))
+    assert code == 1
+    ids = [f["id"] for f in json.loads(out)["findings"]]
+    assert ids == ["ipv4.bad_header_length"]
+
+
+def test_text_output_names_findings_and_frames(tmp_path: Path) -> None:
+    frames = [
+        (0, bytes.fromhex("020000000002020000000001 0800 44000014".replace(" ", "")) + bytes(60))
+    ]
+    cap = write(tmp_path / "ihl.pcap", frames)
+    code, out, _ = run("scan", str(cap))
+    assert code == 0
+    assert "WARNING (1)" in out and "ipv4.bad_header_length [outer]" in out
+    assert "frames: 1" in out
+
+
+def test_stdin_and_missing_file(tmp_path: Path) -> None:
+    cap = write(tmp_path / "x.pcap", incidents.incident2_stp_llc(seconds=2))
+    proc = subprocess.run(
+        [sys.executable, "-m", "netsleuth", "scan", "--format", "json", "-"],
+        input=cap.read_bytes(),
+        capture_output=True,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout)["inputs"][0] == {
+        "path": "-",
+        "format": "pcap",
+        "compressed": False,
+        "packets": 11,
+        "bytes": json.loads(proc.stdout)["bytes"],
+        "linktypes": {"1": 11},
+        "error": None,
+    }
+    code, _, err = run("scan", str(tmp_path / "nope.pcap"))
+    assert code == 2
+    assert err.strip() == f"netsleuth: {tmp_path / 'nope.pcap'}: No such file or directory"
+
+
+def test_bad_arguments_exit_2() -> None:
+    assert run("scan")[0] == 2
+    assert run("scan", "--format", "xml", "x")[0] == 2
+
+
+def test_demo_scans_the_three_incidents(tmp_path: Path) -> None:
+    code, out, _ = run("demo", "--format", "json", "--keep", str(tmp_path))
+    assert code == 0
+    doc = json.loads(out)
+    assert doc["command"] == "demo"
+    scans = doc["scans"]
+    assert [s["inputs"][0]["path"].rsplit("/", 1)[1] for s in scans] == [
+        "incident1-poison-fragment.pcap",
+        "incident2-stp-llc.pcap",
+        "incident3-pptp.pcap",
+    ]
+    assert scans[0]["summary"]["tunnels"] == {"gre-teb": 22}
+    assert scans[0]["summary"]["fragments"] == 2
+    assert scans[1]["summary"]["l3"]["802.2-llc"] == 10
+    assert scans[2]["summary"]["tunnels"] == {"pptp": 4000}
+    assert (tmp_path / "incident1-poison-fragment.pcap").stat().st_size > 0

@@ -1,0 +1,214 @@
+"""Capture reading: formats, byte orders, resolutions, streaming, and broken files."""
+
+from __future__ import annotations
+
+import gzip
+import struct
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from netsleuth.capture import RecordBatch, open_capture
+from netsleuth.errors import InputError, NotACaptureError
+from tests.capfiles import epb, idb, pcap_bytes, shb, spb
+
+
+def read_all(path: Path, **kw: int) -> tuple[list[RecordBatch], list[str]]:
+    reader = open_capture(str(path), **kw)
+    batches = list(reader.batches())
+    return batches, [i.id for i in reader.issues]
+
+
+def packets(batches: list[RecordBatch]) -> list[bytes]:
+    return [b.packet(i) for b in batches for i in range(len(b))]
+
+
+def cat(batches: list[RecordBatch], field: str) -> list[int]:
+    return [int(x) for b in batches for x in getattr(b, field)]
+
+
+DATA = [bytes([i]) * (60 + 7 * i) for i in range(3)]
+
+
+@pytest.mark.parametrize("order", ["<", ">"])
+@pytest.mark.parametrize("nano", [False, True])
+def test_pcap_byte_orders_and_resolutions(tmp_path: Path, order: str, nano: bool) -> None:
+    frac = [999_999, 5, 123_456]
+    recs = [(1_600_000_000 + i, frac[i], d) for i, d in enumerate(DATA)]
+    path = tmp_path / "x.pcap"
+    path.write_bytes(pcap_bytes(recs, order=order, nano=nano))
+    batches, issues = read_all(path)
+    assert issues == []
+    assert packets(batches) == DATA
+    mult = 1 if nano else 1000
+    assert cat(batches, "ts_ns") == [
+        (1_600_000_000 + i) * 1_000_000_000 + frac[i] * mult for i in range(3)
+    ]
+    assert cat(batches, "frame") == [1, 2, 3]
+    assert cat(batches, "linktype") == [1, 1, 1]
+
+
+def test_pcap_snapped_record_keeps_wire_length(tmp_path: Path) -> None:
+    path = tmp_path / "snap.pcap"
+    path.write_bytes(pcap_bytes([(1, 0, b"\xaa" * 64, 1514)], snaplen=64))
+    batches, _ = read_all(path)
+    assert cat(batches, "caplen") == [64]
+    assert cat(batches, "wirelen") == [1514]
+
+
+@pytest.mark.parametrize("order", ["<", ">"])
+def test_pcapng_interfaces_link_types_and_unknown_blocks(tmp_path: Path, order: str) -> None:
+    unknown = struct.pack(order + "II", 0x0BAD, 16) + b"zzzz" + struct.pack(order + "I", 16)
+    raw_ip = bytes.fromhex("4500001c0001000040110000c0000201c0000202")
+    body = (
+        shb(order)
+        + idb(order, 1)  # Ethernet, microsecond default
+        + idb(order, 101, tsresol=9)  # raw IP, nanoseconds
+        + unknown
+        + epb(order, 0, 1_000_000, DATA[0])
+        + epb(order, 1, 2_000_000_000, raw_ip)
+        + spb(order, DATA[1])
+    )
+    path = tmp_path / "x.pcapng"
+    path.write_bytes(body)
+    batches, issues = read_all(path)
+    assert issues == []
+    assert packets(batches) == [DATA[0], raw_ip, DATA[1]]
+    assert cat(batches, "linktype") == [1, 101, 1]
+    # 1e6 microseconds = 1 s; 2e9 nanoseconds = 2 s; the SPB carries no timestamp.
+    assert cat(batches, "ts_ns") == [1_000_000_000, 2_000_000_000, 0]
+
+
+def test_pcapng_second_section_resets_interfaces_and_byte_order(tmp_path: Path) -> None:
+    body = (
+        shb("<")
+        + idb("<", 1)
+        + epb("<", 0, 1, DATA[0])
+        + shb(">")
+        + idb(">", 113)
+        + epb(">", 0, 2, DATA[1])
+    )
+    path = tmp_path / "two.pcapng"
+    path.write_bytes(body)
+    batches, issues = read_all(path)
+    assert issues == []
+    assert cat(batches, "linktype") == [1, 113]
+    assert packets(batches) == DATA[:2]
+    assert cat(batches, "frame") == [1, 2]
+
+
+def test_gzip_is_unwrapped(tmp_path: Path) -> None:
+    path = tmp_path / "x.pcap.gz"
+    path.write_bytes(gzip.compress(pcap_bytes([(1, 0, d) for d in DATA])))
+    reader = open_capture(str(path))
+    assert reader.compressed
+    assert packets(list(reader.batches())) == DATA
+
+
+def test_truncated_gzip_keeps_packets_before_the_cut(tmp_path: Path) -> None:
+    rng = np.random.default_rng(1)
+    recs = [(1, 0, rng.bytes(100)) for _ in range(500)]  # random: compresses ~1:1
+    whole = gzip.compress(pcap_bytes(recs))
+    path = tmp_path / "cut.pcap.gz"
+    path.write_bytes(whole[: len(whole) // 2])
+    reader = open_capture(str(path))
+    got = packets(list(reader.batches()))
+    assert 150 < len(got) < 350
+    assert got == [r[2] for r in recs[: len(got)]]
+    assert [i.id for i in reader.issues] == ["capture.truncated_file"]
+
+
+def test_concatenated_gzip_members(tmp_path: Path) -> None:
+    data = pcap_bytes([(1, 0, d) for d in DATA])
+    path = tmp_path / "multi.pcap.gz"
+    path.write_bytes(gzip.compress(data[:50]) + gzip.compress(data[50:]))
+    assert packets(list(open_capture(str(path)).batches())) == DATA
+
+
+def test_file_cut_mid_record_yields_earlier_packets(tmp_path: Path) -> None:
+    whole = pcap_bytes([(1, 0, d) for d in DATA])
+    path = tmp_path / "cut.pcap"
+    path.write_bytes(whole[:-10])
+    reader = open_capture(str(path))
+    batches = list(reader.batches())
+    assert packets(batches) == DATA[:2]
+    assert [(i.id, i.frame) for i in reader.issues] == [("capture.truncated_file", 3)]
+    assert reader.issues[0].offset == 24 + 2 * 16 + len(DATA[0]) + len(DATA[1])
+
+
+def test_absurd_record_length_stops_with_corrupt_record(tmp_path: Path) -> None:
+    good = pcap_bytes([(1, 0, DATA[0])])
+    bad = struct.pack("<IIII", 2, 0, 0x7FFFFFF0, 0x7FFFFFF0) + b"x" * 100
+    path = tmp_path / "bad.pcap"
+    path.write_bytes(good + bad)
+    reader = open_capture(str(path))
+    batches = list(reader.batches())
+    assert packets(batches) == [DATA[0]]
+    assert [(i.id, i.frame) for i in reader.issues] == [("capture.corrupt_record", 2)]
+
+
+def test_pcapng_block_with_mismatched_trailer_is_corrupt(tmp_path: Path) -> None:
+    good = shb() + idb("<", 1) + epb("<", 0, 1, DATA[0])
+    broken = bytearray(epb("<", 0, 2, DATA[1]))
+    broken[-4:] = struct.pack("<I", 12)
+    path = tmp_path / "bad.pcapng"
+    path.write_bytes(good + bytes(broken))
+    batches, issues = read_all(path)
+    assert packets(batches) == [DATA[0]]
+    assert issues == ["capture.corrupt_record"]
+
+
+def test_not_a_capture_names_the_first_bytes(tmp_path: Path) -> None:
+    path = tmp_path / "page.html"
+    path.write_text("GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+    with pytest.raises(NotACaptureError) as err:
+        open_capture(str(path))
+    msg = str(err.value)
+    assert msg.startswith(f"{path}: not a capture file")
+    assert "'GET / HTTP/1.1" in msg
+
+
+def test_empty_and_missing_files(tmp_path: Path) -> None:
+    empty = tmp_path / "empty.pcap"
+    empty.write_bytes(b"")
+    with pytest.raises(NotACaptureError, match="the file is empty"):
+        open_capture(str(empty))
+    with pytest.raises(InputError, match="No such file"):
+        open_capture(str(tmp_path / "missing.pcap"))
+
+
+def test_short_pcap_header_is_input_error(tmp_path: Path) -> None:
+    path = tmp_path / "short.pcap"
+    path.write_bytes(pcap_bytes([])[:10])
+    with pytest.raises(InputError, match="truncated pcap file header"):
+        open_capture(str(path))
+
+
+def test_many_records_cross_buffers_and_batches(tmp_path: Path) -> None:
+    """70 000 records: more than one batch (65 536) and many buffer refills."""
+    rng = np.random.default_rng(7)
+    sizes = rng.integers(14, 200, 70_000)
+    recs = [(i, 0, bytes([i & 0xFF]) * int(s)) for i, s in enumerate(sizes)]
+    path = tmp_path / "many.pcap"
+    path.write_bytes(pcap_bytes(recs))
+    batches, issues = read_all(path, chunk_bytes=1 << 16)
+    assert issues == []
+    assert len(batches) > 2
+    assert cat(batches, "caplen") == [int(s) for s in sizes]
+    assert cat(batches, "frame") == list(range(1, 70_001))
+    assert all(b.packet(0)[0] == (int(b.frame[0]) - 1) & 0xFF for b in batches)
+
+
+def test_pcapng_many_blocks_small_buffers(tmp_path: Path) -> None:
+    body = (
+        shb()
+        + idb("<", 1)
+        + b"".join(epb("<", 0, i, bytes([i & 0xFF]) * (40 + i % 50)) for i in range(3000))
+    )
+    path = tmp_path / "many.pcapng"
+    path.write_bytes(body)
+    batches, issues = read_all(path, chunk_bytes=4096)
+    assert issues == []
+    assert cat(batches, "caplen") == [40 + i % 50 for i in range(3000)]
+    assert cat(batches, "ts_ns") == [i * 1000 for i in range(3000)]

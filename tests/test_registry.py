@@ -1,0 +1,65 @@
+"""The whole dispatch table, pinned: a protocol that falls out (or moves) fails here."""
+
+from __future__ import annotations
+
+import pytest
+
+from netsleuth.decode import REGISTRY
+from netsleuth.decode.registry import Registry
+from netsleuth.decode.table import NS
+
+EXPECTED = [
+    ("ETHERTYPE", 0x0800, "ipv4", "none"),
+    ("ETHERTYPE", 0x0806, "arp", "none"),
+    ("ETHERTYPE", 0x22EB, "erspan-iii", "none"),
+    ("ETHERTYPE", 0x6558, "ethernet-teb", "none"),
+    ("ETHERTYPE", 0x8035, "rarp", "none"),
+    ("ETHERTYPE", 0x8100, "802.1q", "none"),
+    ("ETHERTYPE", 0x86DD, "ipv6", "none"),
+    ("ETHERTYPE", 0x880B, "ppp", "none"),
+    ("ETHERTYPE", 0x883E, "wccp", "none"),
+    ("ETHERTYPE", 0x8847, "mpls", "none"),
+    ("ETHERTYPE", 0x8848, "mpls-multicast", "none"),
+    ("ETHERTYPE", 0x88A8, "802.1ad", "none"),
+    ("ETHERTYPE", 0x88BE, "erspan-i-ii", "none"),
+    ("ETHERTYPE", 0x9100, "802.1q-legacy-qinq", "none"),
+    ("FRAME", 1, "ethernet", "none"),
+    ("FRAME", 2, "llc", "none"),
+    ("FRAME", 3, "rawip", "none"),
+    ("IPPROTO", 1, "icmp", "none"),
+    ("IPPROTO", 4, "ipip", "ipip"),
+    ("IPPROTO", 6, "tcp", "none"),
+    ("IPPROTO", 17, "udp", "none"),
+    ("IPPROTO", 41, "ipv6-in-ip", "ip6"),
+    ("IPPROTO", 47, "gre", "gre"),
+    ("IPPROTO", 58, "icmpv6", "none"),
+    ("LINKTYPE", 0, "null", "none"),
+    ("LINKTYPE", 1, "ethernet", "none"),
+    ("LINKTYPE", 12, "raw-dlt12", "none"),
+    ("LINKTYPE", 14, "raw-dlt14", "none"),
+    ("LINKTYPE", 101, "raw", "none"),
+    ("LINKTYPE", 108, "loop", "none"),
+    ("LINKTYPE", 113, "linux-sll", "none"),
+    ("LINKTYPE", 228, "ipv4", "none"),
+    ("LINKTYPE", 229, "ipv6", "none"),
+    ("LINKTYPE", 276, "linux-sll2", "none"),
+    ("PPP", 0x0021, "ipv4", "none"),
+    ("PPP", 0x0057, "ipv6", "none"),
+    ("PPP", 0x0281, "mpls", "none"),
+    ("UDPPORT", 4789, "vxlan", "vxlan"),
+    ("UDPPORT", 6081, "geneve", "geneve"),
+    ("UDPPORT", 8472, "vxlan-linux", "vxlan"),
+]
+
+
+def test_dispatch_table_snapshot() -> None:
+    assert REGISTRY.snapshot() == sorted(EXPECTED)
+
+
+def test_double_binding_is_refused() -> None:
+    reg = Registry()
+    reg.register(NS.IPPROTO, 6, "tcp", lambda t, i: None)
+    with pytest.raises(ValueError, match="already bound to tcp"):
+        reg.register(NS.IPPROTO, 6, "other", lambda t, i: None)
+    with pytest.raises(ValueError, match="outside namespace"):
+        reg.register(NS.IPPROTO, 256, "big", lambda t, i: None)
