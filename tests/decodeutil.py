@@ -6,7 +6,7 @@ import ipaddress
 
 from netsleuth.capture import RecordBatch
 from netsleuth.decode import ANOMALY_IDS, PacketTable, decode
-from netsleuth.decode.table import IPLayer
+from netsleuth.decode.table import Layer
 
 
 def dec(
@@ -21,7 +21,7 @@ def one(frame: bytes, **kw: int) -> PacketTable:
     return dec([frame], **kw)  # type: ignore[arg-type]
 
 
-def addr(layer: IPLayer, i: int = 0) -> tuple[str, str]:
+def addr(layer: Layer, i: int = 0) -> tuple[str, str]:
     if layer.ver[i] == 4:
         return (
             str(ipaddress.IPv4Address(int(layer.src4[i]))),
@@ -33,7 +33,7 @@ def addr(layer: IPLayer, i: int = 0) -> tuple[str, str]:
     )
 
 
-def ports(layer: IPLayer, i: int = 0) -> tuple[int, int]:
+def ports(layer: Layer, i: int = 0) -> tuple[int, int]:
     return int(layer.sport[i]), int(layer.dport[i])
 
 

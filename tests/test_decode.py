@@ -399,3 +399,19 @@ def test_header_only_packet_claiming_tcp_is_truncated_tcp() -> None:
     frame = raw(E / IP(src="1.1.1.1", dst="2.2.2.2", proto=6))
     t = one(frame + bytes(60 - len(frame)))
     assert anomalies(t)["outer"] == {"tcp.truncated"}
+
+
+def test_inner_layer_declares_every_ip_field() -> None:
+    from netsleuth.decode.table import IP_FIELDS, InnerLayer, _Merged
+
+    merged = {k for k, v in vars(InnerLayer).items() if isinstance(v, _Merged)}
+    assert merged == set(IP_FIELDS)
+
+
+def test_inner_is_outer_without_tunnels_and_merged_with_them() -> None:
+    plain = dec([raw(E / IN4), raw(E / IN4)])
+    assert plain.inner is plain.outer
+    tunnelled = raw(E / IP(src="192.0.2.1", dst="192.0.2.2") / GRE() / IN4)
+    mixed = dec([raw(E / IN4), tunnelled])
+    assert [addr(mixed.inner, i)[0] for i in range(2)] == ["10.1.2.3", "10.1.2.3"]
+    assert [addr(mixed.outer, i)[0] for i in range(2)] == ["10.1.2.3", "192.0.2.1"]

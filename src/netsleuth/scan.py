@@ -66,9 +66,10 @@ class Summary:
             self.l3["arp"] += int(np.count_nonzero(arp & ~llc))
             self.l3["other"] += int(np.count_nonzero(non_ip & ~llc & ~arp))
         if t.tunnels.any():
-            names = _tunnel_names(t)
-            for name, n in zip(*np.unique(names[t.tunnels > 0], return_counts=True), strict=True):
-                self.tunnels[str(name)] += int(n)
+            counts = np.bincount(_tunnel_codes(t), minlength=len(TUNNEL_NAMES))
+            for code, n in enumerate(counts[1:], start=1):
+                if n:
+                    self.tunnels[TUNNEL_NAMES[code]] += int(n)
         self.vlan_tagged += int(np.count_nonzero(t.vlan_n))
         self.mpls += int(np.count_nonzero(t.mpls_n))
         self.fragments += int(np.count_nonzero(t.outer.is_frag | t.inner.is_frag))
@@ -94,15 +95,20 @@ def _count(c: Counter[str], values: np.ndarray, names: dict[int, str]) -> None:
             c[names.get(v, str(v))] += int(n)
 
 
-def _tunnel_names(t: PacketTable) -> np.ndarray:
-    """Outermost tunnel by name; IP-in-IP is named by both versions (RFC 2003, 4213, 2473)."""
-    names = np.array([k.name.lower() for k in Tunnel], dtype=object)[t.tunnel]
+# Summary names of the outermost tunnel: the Tunnel kinds, refined where the kind alone
+# does not say it (IP-in-IP by both versions, RFC 2003 / 4213 / 2473; GRE carrying Ethernet).
+TUNNEL_NAMES = [k.name.lower() for k in Tunnel] + ["4in6", "6in4", "6in6", "gre-teb"]
+_4IN6, _6IN4, _6IN6, _GRE_TEB = range(len(Tunnel), len(Tunnel) + 4)
+
+
+def _tunnel_codes(t: PacketTable) -> np.ndarray:
+    code = t.tunnel.astype(np.int64)
     v6_outer = t.outer.ver == 6
-    names[(t.tunnel == Tunnel.IPIP) & v6_outer] = "4in6"
-    names[(t.tunnel == Tunnel.IP6) & ~v6_outer] = "6in4"
-    names[(t.tunnel == Tunnel.IP6) & v6_outer] = "6in6"
-    names[(t.tunnel == Tunnel.GRE) & (t.gre_proto == 0x6558)] = "gre-teb"
-    return names
+    code[(t.tunnel == Tunnel.IPIP) & v6_outer] = _4IN6
+    code[(t.tunnel == Tunnel.IP6) & ~v6_outer] = _6IN4
+    code[(t.tunnel == Tunnel.IP6) & v6_outer] = _6IN6
+    code[(t.tunnel == Tunnel.GRE) & (t.gre_proto == 0x6558)] = _GRE_TEB
+    return code
 
 
 @dataclass

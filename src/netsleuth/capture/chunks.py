@@ -10,9 +10,10 @@ from numpy.typing import NDArray
 from netsleuth.capture.batch import PAD
 from netsleuth.capture.source import ByteSource
 
-# 16 MiB of records per buffer: large enough that per-batch overhead vanishes, small
-# enough that two live buffers stay far below the 300 MB peak-RSS bar.
-CHUNK_BYTES = 16 << 20
+# 4 MiB of records per buffer: measured fastest on the 1M-packet benchmark (16 MiB: 1.15 s,
+# 4 MiB: 0.75 s, 1 MiB: 1.8 s): the decoders' gathers then hit a cache-resident buffer, while
+# per-batch overhead stays small. Two live buffers are far below the 300 MB peak-RSS bar.
+CHUNK_BYTES = 4 << 20
 # Records per batch at most (the walk stops and resumes when the offsets array is full).
 MAX_RECORDS = 1 << 16
 

@@ -19,7 +19,7 @@ def decode_batch(
     batch: RecordBatch, registry: Registry, *, tunnel_depth: int = DEFAULT_TUNNEL_DEPTH
 ) -> PacketTable:
     t = PacketTable(batch)
-    tables = registry.tables()
+    flat = registry.flat_table()
     bindings = registry.bindings
     # Link types outside the 16-bit range (or the -1 of an undescribed pcapng interface)
     # cannot be looked up: they are unsupported.
@@ -30,12 +30,8 @@ def decode_batch(
         if active.shape[0] == 0:
             break
         ns_a = t.ns[active]
-        key_a = t.key[active]
-        bid = np.zeros(active.shape[0], dtype=np.int16)
-        for ns, table in tables.items():
-            m = ns_a == ns
-            if m.any():
-                bid[m] = table[key_a[m]]
+        # One lookup for every namespace: the table is indexed by (namespace << 16) | key.
+        bid = flat[(ns_a.astype(np.int64) << 16) | t.key[active]]
         unbound = bid == 0
         if unbound.any():
             _unbound(t, active[unbound], ns_a[unbound])

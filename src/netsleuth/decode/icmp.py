@@ -12,12 +12,10 @@ from netsleuth.decode.table import NS, Anomaly, PacketTable
 def decode(t: PacketTable, idx: NDArray[np.int64]) -> None:
     idx = t.short_l4(idx, 4, Anomaly.ICMP_TRUNCATED)
     p = t.pos[idx]
-    inner, iidx, outer, oidx = t.l4_layers(idx)
-    osel = t.nip[idx] == 1
-    for layer, sub, sel in ((inner, iidx, slice(None)), (outer, oidx, osel)):
-        layer.l4_off[sub] = (p[sel] - t.start[sub]).astype(np.int32)
-        layer.icmp_type[sub] = t.v.u8[p[sel]]
-        layer.icmp_code[sub] = t.v.u8[p[sel] + 1]
+    t.put(
+        t.l4_targets(idx),
+        {"l4_off": p - t.start[idx], "icmp_type": t.v.u8[p], "icmp_code": t.v.u8[p + 1]},
+    )
     t.stop(idx)
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 from numpy.typing import NDArray
 
+from netsleuth.decode import headers
 from netsleuth.decode.ipv4 import store_ip
 from netsleuth.decode.registry import register
 from netsleuth.decode.table import NS, Anomaly, PacketTable, Tunnel
@@ -22,22 +23,23 @@ MAX_EXT = 8
 def decode(t: PacketTable, idx: NDArray[np.int64]) -> None:
     idx = t.short(idx, HLEN, Anomaly.IPV6_TRUNCATED)
     p = t.pos[idx]
-    badver = (t.v.u8[p] >> 4) != 6
-    t.flag(idx[badver], Anomaly.IP_BAD_VERSION)
-    idx, p = idx[~badver], p[~badver]
-    plen = t.v.be16[p + 4].astype(np.int64)
+    h = t.v.header(p, headers.IPV6)
+    badver = (h["ver_tc_flow"] >> 28) != 6
+    if badver.any():
+        t.flag(idx[badver], Anomaly.IP_BAD_VERSION)
+        idx, p, h = idx[~badver], p[~badver], h[~badver]
+    plen = h["payload_length"].astype(np.int64)
     # Payload length 0 is a jumbogram (RFC 2675) or a BIG TCP / GSO packet: the frame says.
     plen = np.where(plen == 0, t.wend[idx] - p - HLEN, plen)
     bad = p + HLEN + plen > t.wend[idx]
-    nh = t.v.u8[p + 6].astype(np.int64)
-    span = np.arange(16)
+    nh = h["next_header"].astype(np.int64)
     cols: dict[str, object] = {
         "ver": 6,
-        "off": (p - t.start[idx]).astype(np.int32),
+        "off": p - t.start[idx],
         "tot_len": plen + HLEN,
-        "ttl": t.v.u8[p + 7],
-        "src6": t.v.u8[(p + 8)[:, None] + span],
-        "dst6": t.v.u8[(p + 24)[:, None] + span],
+        "ttl": h["hop_limit"],
+        "src6": h["src"],
+        "dst6": h["dst"],
         "ident": 0,
         "flags": 0,
         "frag_off": 0,
@@ -50,10 +52,7 @@ def decode(t: PacketTable, idx: NDArray[np.int64]) -> None:
     t.trim(idx, p + HLEN + plen)
     t.pos[idx] = p + HLEN
     _chain(t, idx, nh)
-    hl = t.pos[idx] - p
-    t.inner.hlen[idx] = hl
-    first = t.nip[idx] == 1
-    t.outer.hlen[idx[first]] = hl[first]
+    t.put(t.current(idx), {"hlen": t.pos[idx] - p})
 
 
 def _chain(t: PacketTable, idx: NDArray[np.int64], nh: NDArray[np.int64]) -> None:
@@ -94,13 +93,7 @@ def _fragment(
     frag_off = (word & 0xFFF8).astype(np.uint32)  # offset in 8-octet units, shifted by 3
     mf = (word & 1).astype(np.uint8)
     ident = t.v.be32[p + 4]
-    first_ip = t.nip[idx] == 1
-    for layer, sel in ((t.inner, slice(None)), (t.outer, first_ip)):
-        sub = idx[sel]
-        layer.is_frag[sub] = True
-        layer.frag_off[sub] = frag_off[sel]
-        layer.flags[sub] = mf[sel]
-        layer.ident[sub] = ident[sel]
+    t.put(t.current(idx), {"is_frag": True, "frag_off": frag_off, "flags": mf, "ident": ident})
     later: NDArray[np.bool_] = frag_off != 0
     # A non-first fragment's payload is the middle of a datagram: no header to descend to.
     _record_proto(t, idx[later], nxt[later])
@@ -109,9 +102,7 @@ def _fragment(
 
 
 def _record_proto(t: PacketTable, idx: NDArray[np.int64], nh: NDArray[np.int64]) -> None:
-    t.inner.proto[idx] = nh
-    first = t.nip[idx] == 1
-    t.outer.proto[idx[first]] = nh[first]
+    t.put(t.current(idx), {"proto": nh})
 
 
 def _finish(t: PacketTable, idx: NDArray[np.int64], nh: NDArray[np.int64]) -> None:

@@ -30,7 +30,7 @@ class Binding:
 class Registry:
     def __init__(self) -> None:
         self.bindings: list[Binding] = []
-        self._tables: dict[NS, NDArray[np.int16]] | None = None
+        self._flat: NDArray[np.int16] | None = None
 
     def register(
         self, ns: NS, key: int, name: str, decoder: Decoder, *, tunnel: Tunnel = Tunnel.NONE
@@ -41,16 +41,17 @@ class Registry:
             if b.ns == ns and b.key == key:
                 raise ValueError(f"{ns.name} {key:#x} already bound to {b.name}")
         self.bindings.append(Binding(ns, key, name, decoder, tunnel))
-        self._tables = None
+        self._flat = None
 
-    def tables(self) -> dict[NS, NDArray[np.int16]]:
-        """Dense lookup arrays per namespace: key -> 1-based binding index (0 = unbound)."""
-        if self._tables is None:
-            tabs = {ns: np.zeros(size, dtype=np.int16) for ns, size in NS_SIZES.items()}
+    def flat_table(self) -> NDArray[np.int16]:
+        """One dense lookup array: (namespace << 16 | key) -> 1-based binding index, 0 for
+        unbound. Every namespace's keys fit in 16 bits (checked in register())."""
+        if self._flat is None:
+            flat = np.zeros(len(NS) << 16, dtype=np.int16)
             for i, b in enumerate(self.bindings, start=1):
-                tabs[b.ns][b.key] = i
-            self._tables = tabs
-        return self._tables
+                flat[(int(b.ns) << 16) | b.key] = i
+            self._flat = flat
+        return self._flat
 
     def snapshot(self) -> list[tuple[str, int, str, str]]:
         return sorted((b.ns.name, b.key, b.name, b.tunnel.name.lower()) for b in self.bindings)

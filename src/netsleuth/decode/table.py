@@ -7,6 +7,7 @@ tunnels are peeled); for a packet with one IP layer both hold the same values.
 from __future__ import annotations
 
 import enum
+from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
@@ -186,6 +187,64 @@ class IPLayer:
         self.icmp_code[idx] = -1
 
 
+IP_FIELDS = tuple(vars(IPLayer(0)))
+
+
+class _Merged:
+    """An inner-layer field: the outer value where a packet has a single IP layer, the
+    decoded inner value elsewhere. Computed on first read and cached, so fields no check
+    reads cost nothing."""
+
+    def __set_name__(self, owner: type, name: str) -> None:
+        self.name = name
+
+    def __get__(self, obj: InnerLayer, objtype: type | None = None) -> NDArray[Any]:
+        got = obj.cache.get(self.name)
+        if got is None:
+            outer = getattr(obj.outer, self.name)
+            single = obj.single if outer.ndim == 1 else obj.single[:, None]
+            got = np.where(single, outer, getattr(obj.raw, self.name))
+            obj.cache[self.name] = got
+        return got
+
+
+class InnerLayer:
+    """The innermost IP layer of every packet (read-only), merged from outer and raw."""
+
+    ver = _Merged()
+    off = _Merged()
+    hlen = _Merged()
+    tot_len = _Merged()
+    ident = _Merged()
+    flags = _Merged()
+    frag_off = _Merged()
+    is_frag = _Merged()
+    ttl = _Merged()
+    proto = _Merged()
+    checksum = _Merged()
+    src4 = _Merged()
+    dst4 = _Merged()
+    src6 = _Merged()
+    dst6 = _Merged()
+    l4_off = _Merged()
+    sport = _Merged()
+    dport = _Merged()
+    tcp_flags = _Merged()
+    l4_len = _Merged()
+    icmp_type = _Merged()
+    icmp_code = _Merged()
+
+    def __init__(self, outer: IPLayer, raw: IPLayer, single: Mask) -> None:
+        self.outer = outer
+        self.raw = raw
+        self.single = single
+        self.cache: dict[str, NDArray[Any]] = {}
+
+
+Targets = list[tuple[IPLayer, I64, Mask | None]]
+Layer = IPLayer | InnerLayer  # what readers of a PacketTable's outer/inner layer get
+
+
 class PacketTable:
     """Decoded fields of one RecordBatch, plus the decoder engine's cursor state."""
 
@@ -234,7 +293,9 @@ class PacketTable:
         self.vni = z(n, np.int64) - 1  # VXLAN/Geneve VNI, ERSPAN session id; -1 absent
         self.ppp_proto = z(n, np.uint16)
         self.outer = IPLayer(n)
-        self.inner = IPLayer(n)
+        # Decoders write a packet's second and deeper IP layers here; readers use `inner`.
+        self.inner_raw = IPLayer(n)
+        self._inner: IPLayer | InnerLayer | None = None
 
     # ----- helpers the decoders share -------------------------------------------------
     def fits(self, idx: I64, nbytes: int | I64) -> Mask:
@@ -282,16 +343,53 @@ class PacketTable:
         if ok.all():
             return idx
         bad = idx[~ok]
-        frag = self.inner.is_frag[bad]
+        frag = self.cur_is_frag(bad)
         self.stop(bad[frag])
         self.flag(bad[~frag], anomaly)
         return idx[ok]
 
-    def first_ip(self, idx: I64) -> I64:
-        """The subset of idx whose IP layer being decoded is their first (outer) one."""
-        sub: I64 = idx[self.nip[idx] == 0]
-        return sub
+    def ip_targets(self, idx: I64) -> Targets:
+        """Where an IP decoder writes: `outer` for a packet's first IP layer, `inner` for
+        later ones. Each field is written once; finalize() copies outer to inner for
+        packets with a single IP layer. A None mask means "all of idx"."""
+        return self._split(idx, self.nip[idx] == 0)
 
-    def l4_layers(self, idx: I64) -> tuple[IPLayer, I64, IPLayer, I64]:
-        """Transport fields go to the inner layer always, and to the outer for one-IP packets."""
-        return self.inner, idx, self.outer, idx[self.nip[idx] == 1]
+    def l4_targets(self, idx: I64) -> Targets:
+        """Where a transport decoder writes: the layer of the IP header just decoded."""
+        return self._split(idx, self.nip[idx] == 1)
+
+    def _split(self, idx: I64, first: Mask) -> Targets:
+        if first.all():
+            return [(self.outer, idx, None)]
+        if not first.any():
+            return [(self.inner_raw, idx, None)]
+        return [(self.outer, idx[first], first), (self.inner_raw, idx[~first], ~first)]
+
+    def current(self, idx: I64) -> Targets:
+        """The layer holding the last IP header decoded for each packet."""
+        return self._split(idx, self.nip[idx] <= 1)
+
+    def cur_is_frag(self, idx: I64) -> Mask:
+        single = self.nip[idx] <= 1
+        if single.all():
+            out: Mask = self.outer.is_frag[idx]
+            return out
+        return np.where(single, self.outer.is_frag[idx], self.inner_raw.is_frag[idx])
+
+    @staticmethod
+    def put(targets: Targets, cols: dict[str, object]) -> None:
+        """Write columns (arrays aligned with idx, or scalars) to their target layers."""
+        for layer, sub, sel in targets:
+            for name, val in cols.items():
+                part = val[sel] if isinstance(val, np.ndarray) and sel is not None else val
+                getattr(layer, name)[sub] = part
+
+    @property
+    def inner(self) -> Layer:
+        """The innermost IP layer (the outer one for packets with a single IP layer)."""
+        if self._inner is None:
+            single = self.nip <= 1
+            self._inner = (
+                self.outer if single.all() else InnerLayer(self.outer, self.inner_raw, single)
+            )
+        return self._inner
