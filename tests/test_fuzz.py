@@ -90,7 +90,8 @@ def test_mutated_capture_files_read_without_raising(tmp_path: Path, data: st.Dat
 def walk_reference(buf: bytes, swapped: bool, max_caplen: int) -> tuple[list[int], int, int]:
     """The pcap record walk straight from the format: header, caplen at +8, data."""
     order = ">" if swapped else "<"
-    pos, out = 0, []
+    pos = 0
+    out: list[int] = []
     while len(buf) - pos >= 16:
         (caplen,) = struct.unpack_from(order + "I", buf, pos + 8)
         if caplen > max_caplen:
@@ -117,7 +118,9 @@ def test_c_walk_matches_reference(lens: list[int], swapped: bool, bad_at: int, t
         recs += struct.pack(order + "IIII", i, 0, caplen, n) + bytes(min(n, caplen))
     recs += tail
     buf = np.frombuffer(recs, dtype=np.uint8)
-    out = np.empty(1 << 10, dtype=np.int64)
-    n, pos, status = _framing.walk_pcap(buf.data, 0, len(recs), swapped, 262144, out.data)
+    out = np.empty((4, 1 << 10), dtype=np.int64)
+    n, pos, status = _framing.walk_pcap(buf.data, 0, len(recs), swapped, 262144, 1000, out.data)
     want, want_pos, want_status = walk_reference(recs, swapped, 262144)
-    assert (list(out[:n]), pos, status) == (want, want_pos, want_status)
+    assert (list(out[0, :n] - 16), pos, status) == (want, want_pos, want_status)
+    assert list(out[1, :n]) == [lens[i] for i in range(n)]
+    assert list(out[3, :n]) == [i * 1_000_000_000 for i in range(n)]

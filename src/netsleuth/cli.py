@@ -6,14 +6,16 @@ from __future__ import annotations
 import os
 import sys
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
-from rich.console import Console
 
 from netsleuth import __version__
 from netsleuth.errors import NetsleuthError
 from netsleuth.model import Finding, Severity
+
+if TYPE_CHECKING:
+    from rich.console import Console
 
 FORMAT = click.option(
     "--format",
@@ -63,6 +65,8 @@ def guarded(fn: Callable[..., int]) -> Callable[..., None]:
 
 
 def stdout_console() -> Console:
+    from rich.console import Console  # not imported for JSON output: 40 ms of start-up
+
     return Console(highlight=False, soft_wrap=False)
 
 
@@ -126,6 +130,7 @@ class _Progress:
         if not sys.stderr.isatty():
             self._p = None
             return None
+        from rich.console import Console
         from rich.progress import Progress
 
         self._p = Progress(console=Console(stderr=True), transient=True)

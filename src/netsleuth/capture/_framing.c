@@ -42,20 +42,31 @@ static int get_buffers(PyObject *bufobj, PyObject *outobj, Py_buffer *in, Py_buf
     return 0;
 }
 
-/* walk_pcap(buf, start, end, swapped, max_caplen, out) -> (count, pos, status) */
+/* walk_pcap(buf, start, end, swapped, max_caplen, out) -> (count, pos, status)
+ * out is an int64 array of shape (4, cap): rows are data offset, caplen, wire length and
+ * timestamp (seconds * 1e9 + fraction * frac_scale): the header fields are in cache now. */
 static PyObject *walk_pcap(PyObject *self, PyObject *args) {
     PyObject *bufobj, *outobj;
     Py_ssize_t start, end;
     int swapped;
     unsigned long max_caplen;
+    long long frac_scale;
     Py_buffer in, out;
     (void)self;
-    if (!PyArg_ParseTuple(args, "OnnpkO", &bufobj, &start, &end, &swapped, &max_caplen, &outobj))
+    if (!PyArg_ParseTuple(args, "OnnpkLO", &bufobj, &start, &end, &swapped, &max_caplen,
+                          &frac_scale, &outobj))
         return NULL;
     if (get_buffers(bufobj, outobj, &in, &out, start, end) < 0) return NULL;
+    if (out.len % 32 != 0) {
+        PyBuffer_Release(&in);
+        PyBuffer_Release(&out);
+        PyErr_SetString(PyExc_ValueError, "output must be int64 of shape (4, n)");
+        return NULL;
+    }
     const unsigned char *b = (const unsigned char *)in.buf;
-    int64_t *o = (int64_t *)out.buf;
-    Py_ssize_t cap = out.len / 8, n = 0, pos = start;
+    Py_ssize_t cap = out.len / 32, n = 0, pos = start;
+    int64_t *o_off = (int64_t *)out.buf, *o_cap = o_off + cap, *o_wire = o_cap + cap;
+    int64_t *o_ts = o_wire + cap;
     int status = ST_NEED_MORE;
     while (1) {
         if (n == cap) { status = ST_OUT_FULL; break; }
@@ -63,7 +74,12 @@ static PyObject *walk_pcap(PyObject *self, PyObject *args) {
         uint32_t caplen = rd32(b + pos + 8, swapped);
         if (caplen > max_caplen) { status = ST_BAD_LENGTH; break; }
         if ((Py_ssize_t)caplen > end - pos - 16) break;
-        o[n++] = pos;
+        o_off[n] = pos + 16;
+        o_cap[n] = caplen;
+        o_wire[n] = rd32(b + pos + 12, swapped);
+        o_ts[n] = (int64_t)rd32(b + pos, swapped) * 1000000000LL +
+                  (int64_t)rd32(b + pos + 4, swapped) * frac_scale;
+        n++;
         pos += 16 + (Py_ssize_t)caplen;
     }
     PyBuffer_Release(&in);

@@ -6,6 +6,7 @@ def walk_pcap(
     end: int,
     swapped: bool,
     max_caplen: int,
+    frac_scale: int,
     out: WriteableBuffer,
     /,
 ) -> tuple[int, int, int]: ...

@@ -8,7 +8,7 @@ from collections.abc import Iterator
 import numpy as np
 
 from netsleuth.capture import _framing
-from netsleuth.capture.batch import ByteViews, RecordBatch
+from netsleuth.capture.batch import RecordBatch
 from netsleuth.capture.chunks import (
     CHUNK_BYTES,
     MAX_RECORDS,
@@ -66,15 +66,22 @@ class PcapReader:
     def _batches(self) -> Iterator[RecordBatch]:
         ch = Chunker(self.source, self.chunk_bytes)
         ch.refill(0)
-        out = np.empty(MAX_RECORDS, dtype=np.int64)
+        out = np.empty((4, MAX_RECORDS), dtype=np.int64)
         pos, frame = 0, 1
-        views = ByteViews(ch.buf)
         while True:
             n, newpos, st = _framing.walk_pcap(
-                ch.buf.data, pos, ch.have, self.swapped, self.max_caplen, out.data
+                ch.buf.data, pos, ch.have, self.swapped, self.max_caplen, self.frac_ns, out.data
             )
             if n:
-                yield self._batch(ch.buf, views, out[:n].copy(), frame)
+                yield RecordBatch(
+                    buf=ch.buf,
+                    offset=out[0, :n].copy(),
+                    caplen=out[1, :n].copy(),
+                    wirelen=out[2, :n].copy(),
+                    ts_ns=out[3, :n].copy(),
+                    linktype=np.full(n, self.linktype, dtype=np.int32),
+                    frame=np.arange(frame, frame + n, dtype=np.int64),
+                )
                 frame += n
             pos = newpos
             if st == ST_BAD_LENGTH:
@@ -103,24 +110,4 @@ class PcapReader:
                     )
                 return
             ch.refill(pos)
-            views = ByteViews(ch.buf)
             pos = 0
-
-    def _batch(
-        self, buf: np.ndarray, v: ByteViews, hdr: np.ndarray, first_frame: int
-    ) -> RecordBatch:
-        u32 = v.be32 if self.swapped else v.le32
-        sec = u32[hdr].astype(np.int64)
-        frac = u32[hdr + 4].astype(np.int64)
-        caplen = u32[hdr + 8].astype(np.int64)
-        wirelen = u32[hdr + 12].astype(np.int64)
-        n = hdr.shape[0]
-        return RecordBatch(
-            buf=buf,
-            offset=hdr + 16,
-            caplen=caplen,
-            wirelen=wirelen,
-            ts_ns=sec * 1_000_000_000 + frac * self.frac_ns,
-            linktype=np.full(n, self.linktype, dtype=np.int32),
-            frame=np.arange(first_frame, first_frame + n, dtype=np.int64),
-        )

@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 
 from netsleuth.capture.batch import RecordBatch
-from netsleuth.decode.registry import Registry
+from netsleuth.decode.registry import Binding, Registry
 from netsleuth.decode.table import NS, Anomaly, PacketTable, Tunnel
 
 DEFAULT_TUNNEL_DEPTH = 3
@@ -35,6 +35,12 @@ def decode_batch(
         unbound = bid == 0
         if unbound.any():
             _unbound(t, active[unbound], ns_a[unbound])
+        if bid[0] == bid[-1] and (bid == bid[0]).all():
+            # One binding for every packet (the first round, mostly): no grouping needed.
+            if bid[0] != 0:
+                _call(t, bindings[int(bid[0]) - 1], active, tunnel_depth)
+            active = active[t.ns[active] != NS.DONE]
+            continue
         order = np.argsort(bid, kind="stable")
         sorted_bid = bid[order]
         cuts = np.flatnonzero(np.diff(sorted_bid)) + 1
@@ -43,18 +49,20 @@ def decode_batch(
             b = int(sorted_bid[s])
             if b == 0:
                 continue
-            idx = active[order[s:e]]
-            binding = bindings[b - 1]
-            if binding.tunnel != Tunnel.NONE:
-                idx = _enter_tunnel(t, idx, binding.tunnel, tunnel_depth)
-                if idx.shape[0] == 0:
-                    continue
-            binding.decoder(t, idx)
+            _call(t, bindings[b - 1], active[order[s:e]], tunnel_depth)
         active = active[t.ns[active] != NS.DONE]
     else:
         if active.shape[0]:
             t.flag(active, Anomaly.DECODE_TOO_DEEP)
     return t
+
+
+def _call(t: PacketTable, binding: Binding, idx: np.ndarray, depth: int) -> None:
+    if binding.tunnel != Tunnel.NONE:
+        idx = _enter_tunnel(t, idx, binding.tunnel, depth)
+        if idx.shape[0] == 0:
+            return
+    binding.decoder(t, idx)
 
 
 def _unbound(t: PacketTable, idx: np.ndarray, ns: np.ndarray) -> None:
