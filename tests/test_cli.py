@@ -40,7 +40,15 @@ def test_scan_json_contract(tmp_path: Path) -> None:
         "linktypes": {"1": 100},
     }
     assert doc["summary"]["tunnels"] == {"pptp": 100}
-    assert doc["findings"] == []
+    [pptp] = doc["findings"]
+    assert (pptp["id"], pptp["severity"], pptp["count"], pptp["layer"]) == (
+        "gre.v1_pptp",
+        "info",
+        100,
+        "outer",
+    )
+    assert pptp["refs"] == ["linux-flow-dissector-gre-v1"]
+    assert pptp["packets"][:3] == [1, 2, 3] and pptp["input"] == str(cap)
 
 
 def test_unusable_input_is_reported_and_others_still_scanned(tmp_path: Path) -> None:

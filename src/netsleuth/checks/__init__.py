@@ -11,6 +11,10 @@ from typing import Protocol
 
 from netsleuth.checks.anomalies import DecodeAnomalies
 from netsleuth.checks.capture import TruncatedPackets
+from netsleuth.checks.ipv4_checksum import IPv4Checksum
+from netsleuth.checks.link import LinkLayer
+from netsleuth.checks.transport import TCPFlags
+from netsleuth.checks.tunnels import PPTP
 from netsleuth.decode.table import PacketTable
 from netsleuth.model import Finding
 
@@ -24,6 +28,10 @@ class Check(Protocol):
 CHECKS: tuple[type[Check], ...] = (
     DecodeAnomalies,
     TruncatedPackets,
+    LinkLayer,
+    IPv4Checksum,
+    TCPFlags,
+    PPTP,
 )
 
 

@@ -16,6 +16,7 @@ class FindingInfo:
     severity: Severity
     summary: str
     explanation: str
+    refs: tuple[str, ...] = ()  # ids in the known-issues catalogue (data/known_issues.json)
 
 
 _W, _I, _C = Severity.WARNING, Severity.INFO, Severity.CRITICAL
@@ -169,6 +170,54 @@ CATALOGUE: dict[str, FindingInfo] = {
         _I,
         "more nested tunnels than the decode depth",
         "Decoding stopped at the configured tunnel depth (--tunnel-depth, default 3).",
+    ),
+    "ipv4.bad_checksum": FindingInfo(
+        _W,
+        "IPv4 header checksum wrong",
+        "The header checksum does not verify (RFC 791 section 3.1, RFC 1071). Every "
+        "router and host drops these (Linux ip_rcv_core: IPSTATS_MIB_CSUMERRORS). On a "
+        "capture taken on the sending host, TSO/GSO super-packets can carry headers the "
+        "NIC completes later: check where the capture was taken before blaming the sender.",
+    ),
+    "l2.ieee8023_llc": FindingInfo(
+        _W,
+        "IEEE 802.3 frames with an LLC header (length field, not EtherType)",
+        "A host that is not a bridge has no protocol handler for 802.2 LLC frames: Linux "
+        "drops each one in __netif_receive_skb_core and counts it in rx_dropped (in "
+        "rx_nohandler since Linux 4.6), so rx_dropped rises with nothing wrong. Spanning "
+        "tree BPDUs from the switch port are the usual source (incident 2): harmless to "
+        "the host; stop them at the switch (BPDU filter / no spanning tree on an edge "
+        "port) or expect the counter to rise. Confirm live with `netsleuth drops`.",
+        ("linux-nohandler-rx-dropped",),
+    ),
+    "l2.runt": FindingInfo(
+        _I,
+        "Ethernet frames shorter than 60 bytes",
+        "Below the 802.3 minimum (64 bytes with FCS). Normal in a capture taken on the "
+        "sending host, where the NIC pads later; on the wire a receiver drops runts.",
+    ),
+    "l2.padding_nonzero": FindingInfo(
+        _I,
+        "non-zero Ethernet padding after the IP packet",
+        "Padding up to the 60-byte minimum should be zeros. Non-zero padding leaks the "
+        "sender's memory (Etherleak, CVE-2003-0001) or betrays a device that pads with "
+        "garbage; it is harmless to receivers, which ignore it.",
+    ),
+    "tcp.bad_flags": FindingInfo(
+        _W,
+        "TCP segments with an impossible flag combination",
+        "SYN+FIN, SYN+RST, FIN+RST, no flags, or FIN/PSH/URG without ACK: no conforming "
+        "stack sends these (RFC 9293). They come from port scanners (nmap -sF/-sN/-sX) or "
+        "fingerprinting, and some middleboxes mishandle them.",
+    ),
+    "gre.v1_pptp": FindingInfo(
+        _I,
+        "PPTP traffic (GRE version 1 carrying PPP)",
+        "Enhanced GRE (RFC 2637). Before Linux 4.10 the flow dissector did not look inside "
+        "GRE version 1, so RPS hashed every PPTP packet between two endpoints alike and "
+        "one CPU took them all (incident 3); NIC RSS sees only the outer addresses too. "
+        "Check the receive spread with `netsleuth steer`.",
+        ("linux-flow-dissector-gre-v1",),
     ),
     "decode.too_deep": FindingInfo(
         _W,

@@ -14,7 +14,7 @@ from __future__ import annotations
 import random
 from collections.abc import Callable, Iterator
 
-from netsleuth.craft.l2 import dot1q, ether, ieee8023, llc, pad, stp_bpdu
+from netsleuth.craft.l2 import ETH_MIN, dot1q, ether, ieee8023, llc, pad, stp_bpdu
 from netsleuth.craft.l3 import MF, fragment_ipv4, ipv4, ipv6
 from netsleuth.craft.l4 import tcp, udp
 from netsleuth.craft.tunnel import gre, gre_pptp, ppp, vxlan
@@ -159,6 +159,7 @@ def mixed_capture(
             for frame in unit:
                 if emitted == packets:
                     return
-                yield ts, frame
+                # As seen on the wire: frames under 60 bytes arrive padded with zeros.
+                yield ts, frame if len(frame) >= ETH_MIN else frame + bytes(ETH_MIN - len(frame))
                 ts += 1_000
                 emitted += 1

@@ -1,0 +1,97 @@
+"""Link-layer findings: 802.3/LLC frames (incident 2), runts, and non-zero padding."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from netsleuth.checks.catalogue import CATALOGUE
+from netsleuth.checks.frames import FrameTally
+from netsleuth.decode.table import L2, PacketTable
+from netsleuth.model import Finding
+
+ETH_MIN = 60  # IEEE 802.3 minimum frame without FCS
+SAP_NAMES = {
+    0x42: "STP BPDU (SAP 0x42)",
+    0xAA: "SNAP (SAP 0xAA)",
+    0xE0: "IPX (SAP 0xE0)",
+    0xF0: "NetBIOS (SAP 0xF0)",
+    0xFE: "ISO network layer (SAP 0xFE)",
+}
+STP_VERSIONS = {0: "STP", 2: "RSTP", 3: "MSTP"}
+
+
+class LinkLayer:
+    """l2.ieee8023_llc, l2.runt, l2.padding_nonzero (outermost frame; padding also for an
+    Ethernet frame carried inside a tunnel, where incident 1's 26 zero bytes were)."""
+
+    def __init__(self) -> None:
+        self.tally = FrameTally()
+        self.kinds: dict[str, int] = {}
+
+    def observe(self, t: PacketTable) -> None:
+        llc = t.l2 == L2.IEEE8023
+        if llc.any():
+            self.tally.add("l2.ieee8023_llc", t.frame[llc])
+            code = t.llc_dsap[llc].astype(np.int64) << 8 | (t.stp_version[llc] + 1)
+            for c, n in zip(*np.unique(code, return_counts=True), strict=True):
+                dsap, ver = int(c) >> 8, (int(c) & 0xFF) - 1
+                name = SAP_NAMES.get(dsap, f"SAP {dsap:#04x}")
+                if dsap == 0x42 and ver >= 0:
+                    name = f"{STP_VERSIONS.get(ver, 'STP')} BPDU (SAP 0x42)"
+                self.kinds[name] = self.kinds.get(name, 0) + int(n)
+        ether = (t.l2 == L2.ETHERNET) | (t.l2 == L2.IEEE8023)
+        runt = ether & (t.batch.wirelen < ETH_MIN)
+        self.tally.add("l2.runt", t.frame[runt])
+        self._padding(t, ether)
+
+    def _padding(self, t: PacketTable, ether: np.ndarray) -> None:
+        # Padding follows the IP packet in a minimum-size frame: bytes between the end of
+        # the innermost IP packet and the end of its frame (the captured frame, or the
+        # outer IP payload for a tunnelled Ethernet frame). Only 60-byte frames are
+        # looked at: a longer one ends in an FCS or trailer, not padding.
+        inner = t.inner
+        ip_end = t.start + inner.off.astype(np.int64) + inner.tot_len.astype(np.int64)
+        tunnelled = t.nip >= 2
+        frame_end = np.where(
+            tunnelled,
+            t.start + t.outer.off.astype(np.int64) + t.outer.tot_len,
+            t.start + t.batch.caplen,
+        )
+        inner_frame_len = np.where(
+            tunnelled, frame_end - (t.start + inner.off - 14), t.batch.wirelen
+        )
+        pad = frame_end - ip_end
+        cand = ether & (inner.ver != 0) & (inner_frame_len == ETH_MIN) & (pad > 0) & (pad <= 46)
+        rows = np.flatnonzero(cand)
+        if rows.shape[0] == 0:
+            return
+        block = t.v.header(ip_end[rows], np.dtype((np.void, 46))).view(np.uint8).reshape(-1, 46)
+        within = np.arange(46)[None, :] < pad[rows][:, None]
+        nonzero = ((block != 0) & within).any(axis=1)
+        self.tally.add("l2.padding_nonzero", t.frame[rows[nonzero]])
+
+    def findings(self) -> list[Finding]:
+        out = []
+        for fid, n in self.tally.count.items():
+            info = CATALOGUE[fid]
+            summary = info.summary
+            evidence: dict[str, object] = {}
+            if fid == "l2.ieee8023_llc":
+                kinds = ", ".join(f"{k} x{v}" for k, v in sorted(self.kinds.items()))
+                summary = f"{summary}: {kinds}"
+                evidence = {"kinds": dict(sorted(self.kinds.items()))}
+            out.append(
+                Finding(
+                    fid,
+                    info.severity,
+                    n,
+                    summary,
+                    info.explanation,
+                    tuple(self.tally.frames[fid]),
+                    "outer",
+                    info.refs,
+                    None,
+                    evidence,
+                )
+            )
+        return out
