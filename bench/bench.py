@@ -23,7 +23,7 @@ from netsleuth.craft.mix import mixed_capture
 
 ROOT = Path(__file__).resolve().parents[1]
 HERE = Path(__file__).resolve().parent
-GEN_VERSION = 2  # bump when the generator changes, so the cached capture is rebuilt
+GEN_VERSION = 3  # bump when the generator changes, so the cached capture is rebuilt
 
 
 @dataclass

@@ -11,6 +11,7 @@ from typing import Protocol
 
 from netsleuth.checks.anomalies import DecodeAnomalies
 from netsleuth.checks.capture import TruncatedPackets
+from netsleuth.checks.fragments import FragmentAudit
 from netsleuth.checks.ipv4_checksum import IPv4Checksum
 from netsleuth.checks.link import LinkLayer
 from netsleuth.checks.transport import TCPFlags
@@ -32,6 +33,7 @@ CHECKS: tuple[type[Check], ...] = (
     IPv4Checksum,
     TCPFlags,
     PPTP,
+    FragmentAudit,
 )
 
 

@@ -219,6 +219,130 @@ CATALOGUE: dict[str, FindingInfo] = {
         "Check the receive spread with `netsleuth steer`.",
         ("linux-flow-dissector-gre-v1",),
     ),
+    "ipv4.fragment.zero_length": FindingInfo(
+        _C,
+        "IPv4 fragment with no payload",
+        "A fragment whose total length equals its header length: it carries nothing and "
+        "no sender has a reason to emit it. DPDK before 18.11 chained it into the "
+        "reassembled packet as a zero-length mbuf and an i40e NIC forwarding that chain hung "
+        "its TX queue (incident 1); Suricata drops it silently; Snort names it 123:5 "
+        "(zero-byte fragment). Drop fragments with payload length <= 0 at the edge and "
+        "upgrade DPDK to 18.11+.",
+        ("dpdk-ip-frag-zero-length", "i40e-tx-zero-length-buffer", "suricata-empty-fragment"),
+    ),
+    "ipv6.fragment.zero_length": FindingInfo(
+        _C,
+        "IPv6 fragment with no payload",
+        "A fragment header with no data after it. The DPDK 18.11 fix checks IPv6 too; "
+        "before it, the same zero-length mbuf chaining applies.",
+        ("dpdk-ip-frag-zero-length",),
+    ),
+    "ipv4.fragment.overlap": FindingInfo(
+        _W,
+        "IPv4 datagram with overlapping fragments",
+        "Linux 4.19+ discards the whole datagram; older stacks and many middleboxes "
+        "reassemble it with their own overlap policy, so an IDS and the host can see "
+        "different bytes (Ptacek & Newsham 1998). Snort 123:8, Suricata "
+        "defrag.ipv4.fragment_overlap, Zeek fragment_overlap.",
+        ("linux-overlap-discard",),
+    ),
+    "ipv4.fragment.overlap_conflict": FindingInfo(
+        _C,
+        "overlapping IPv4 fragments carry different bytes",
+        "The datagram's content depends on the receiver's reassembly policy: evidence "
+        "lists which policies (first, last, bsd, bsd-right, linux-legacy, windows, "
+        "solaris) produce which payload; modern Linux discards it. Almost always an "
+        "evasion or a FragmentSmack-style attack. Zeek fragment_inconsistency.",
+        ("linux-overlap-discard",),
+    ),
+    "ipv4.fragment.duplicate": FindingInfo(
+        _I,
+        "identical IPv4 fragment received twice",
+        "Exact copies (same offset, same bytes) are harmless to every policy; they point "
+        "at duplication in the path (a SPAN fed twice, a looping link).",
+    ),
+    "ipv4.fragment.tiny": FindingInfo(
+        _W,
+        "first IPv4 fragment too short to hold the transport header",
+        "RFC 1858 section 3 (tiny fragment attack): filters that look at ports or TCP "
+        "flags see nothing in the first fragment. Zeek excessively_small_fragment, Snort "
+        "123:1 family. Drop first fragments shorter than the transport header.",
+    ),
+    "ipv4.fragment.too_large": FindingInfo(
+        _C,
+        "IPv4 fragment ends beyond the 65535-byte maximum datagram",
+        "Offset + length + header exceed 65535 (RFC 791): the ping-of-death shape "
+        "(CVE-1999-0128); reassembly overflows naive buffers. Snort 123:3.",
+    ),
+    "ipv4.fragment.misaligned": FindingInfo(
+        _W,
+        "IPv4 fragment (not the last) with a payload not a multiple of 8",
+        "RFC 791 counts fragment offsets in 8-byte units, so every fragment but the last "
+        "carries a multiple of 8 bytes; the next fragment cannot start where this one "
+        "ends. Suricata decoder.ipv4.frag_pkt_too_large family; Wireshark expert info.",
+    ),
+    "ipv4.fragment.inconsistent": FindingInfo(
+        _W,
+        "IPv4 fragments of one datagram disagree on its end",
+        "Two last fragments (MF=0) with different ends, or data past the last fragment's "
+        "end: reassemblers keep one or the other. Zeek fragment_inconsistency; FreeBSD "
+        "rejects these since 2018.",
+    ),
+    "ipv4.fragment.incomplete": FindingInfo(
+        _I,
+        "IPv4 datagram never completed (missing fragments or timed out)",
+        "Some fragments never arrived within the capture (or within 30 s, Linux's "
+        "ipfrag_time). At the capture's edges this is expected; in the middle it means "
+        "loss or filtering of later fragments: the host counts ReasmFails/ReasmTimeout.",
+    ),
+    "ipv4.fragment.df": FindingInfo(
+        _I,
+        "IPv4 fragment with Don't Fragment set",
+        "A packet marked DF was fragmented anyway (or the flags were forged). Incident 1's "
+        "poison fragment came from a gateway that forcibly fragmented a DF TCP segment.",
+    ),
+    "ipv4.fragment.too_many": FindingInfo(
+        _W,
+        "IPv4 datagram split into more than 4 fragments",
+        "DPDK's reassembly accepted at most 4 fragments per datagram by default (8 since "
+        "commit f8e0f8ce9030): such datagrams are dropped there. Small-MTU paths or "
+        "deliberate splitting.",
+        ("dpdk-ip-frag-max-frags",),
+    ),
+    "ipv6.fragment.overlap": FindingInfo(
+        _W,
+        "IPv6 datagram with overlapping fragments",
+        "RFC 5722 (and RFC 8200 section 4.5) requires discarding the whole datagram; a "
+        "stack that reassembles it is non-conformant. Suricata "
+        "defrag.ipv6.fragment_overlap.",
+        ("linux-overlap-discard",),
+    ),
+    "ipv6.fragment.atomic": FindingInfo(
+        _I,
+        "IPv6 atomic fragment (offset 0, M=0)",
+        "A fragment header on a whole packet (RFC 6946), once sent after an ICMPv6 Packet "
+        "Too Big below 1280 (deprecated by RFC 8021). Processed in isolation, not "
+        "reassembled; usable for fragmentation-based attacks on the flow.",
+    ),
+    "ipv6.fragment.tiny": FindingInfo(
+        _W,
+        "first IPv6 fragment too short to hold the transport header",
+        "RFC 7112: the first fragment must hold the whole header chain up to the transport "
+        "header; stacks and firewalls drop those that do not.",
+    ),
+    "ipv6.fragment.incomplete": FindingInfo(
+        _I,
+        "IPv6 datagram never completed (missing fragments or timed out)",
+        "Some fragments never arrived within the capture or within 60 s (RFC 8200 "
+        "reassembly timeout).",
+    ),
+    "fragment.evicted": FindingInfo(
+        _W,
+        "fragments dropped from the audit's bounded reassembly table",
+        "More datagrams were open at once than the audit holds (4096 datagrams, 64 MiB); "
+        "the oldest were evicted, as a host's reassembler evicts under "
+        "ipfrag_high_thresh. A fragment flood looks like this.",
+    ),
     "decode.too_deep": FindingInfo(
         _W,
         "more headers than any real packet has",

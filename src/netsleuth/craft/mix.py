@@ -3,7 +3,12 @@
 Proportions (foundation issue): ~40% plain TCP, 10% VLAN, 10% IPv6, 10% GRE v0, 8% GRE v1
 (PPTP), 5% IPIP, 5% VXLAN, 7% IPv4 fragments (complete, well-formed trains), 3% UDP, 2%
 802.3 STP. With `poison=True` about one train in 200 is replaced by incident 1's shape: a
-first fragment and a zero-payload last fragment padded to 60 bytes.
+first fragment and a zero-payload last fragment padded to 60 bytes. `poison=False` gives a
+clean capture: no poison trains, and no STP BPDUs (incident 2's frames, which scan
+reports as a warning), their share going to plain TCP.
+
+Every emitted fragment train gets a fresh IP identification (checksum recomputed): a pooled
+train repeated with the same id would be one datagram to a reassembler.
 
 Frames come from a pool of templates built with netsleuth.craft (a few thousand per kind),
 cycled in a seeded random order: a million packets take seconds, not minutes.
@@ -14,6 +19,7 @@ from __future__ import annotations
 import random
 from collections.abc import Callable, Iterator
 
+from netsleuth.craft.checksum import inet_checksum
 from netsleuth.craft.l2 import ETH_MIN, dot1q, ether, ieee8023, llc, pad, stp_bpdu
 from netsleuth.craft.l3 import MF, fragment_ipv4, ipv4, ipv6
 from netsleuth.craft.l4 import tcp, udp
@@ -113,7 +119,10 @@ class _Gen:
         s, d, r = self.v4(), self.v4(), self.r
         size = r.randrange(1200, 2900)
         dgram = udp(s, d, r.randrange(1024, 65535), 4500, r.randbytes(size))
-        sizes = [1480] * (len(dgram) // 1480) + [len(dgram) % 1480 or 1480]
+        full, rest = divmod(len(dgram), 1480)
+        # An exact multiple of 1480 ends with a full fragment, not an empty one (that
+        # would be incident 1's poison fragment, which the clean mix must not contain).
+        sizes = [1480] * (full - 1) + [1480] if rest == 0 else [1480] * full + [rest]
         return [
             ether(f, 0x0800)
             for f in fragment_ipv4(s, d, dgram, 17, sizes=sizes, ident=r.randrange(1 << 16))
@@ -147,8 +156,10 @@ def mixed_capture(
     # Fragment trains weigh more than one packet each: pick units so that packets, not
     # units, follow the proportions.
     per_unit = {name: sum(len(u) for u in pool) / POOL for name, pool in pools.items()}
-    names = [name for name, _ in MIX]
-    weights = [share / per_unit[name] for name, share in MIX]
+    mix = MIX if poison else [(n, s + 0.02 if n == "tcp" else s) for n, s in MIX if n != "stp"]
+    names = [name for name, _ in mix]
+    weights = [share / per_unit[name] for name, share in mix]
+    ident = 0
     r = random.Random(seed + 1)
     emitted, ts = 0, T0
     while emitted < packets:
@@ -156,6 +167,9 @@ def mixed_capture(
             unit = pools[name][r.randrange(POOL)]
             if poison and name == "fragments" and r.random() < 0.005:
                 unit = toxic[r.randrange(len(toxic))]
+            if name == "fragments":
+                ident = (ident + 1) & 0xFFFF
+                unit = [_restamp(f, ident) for f in unit]
             for frame in unit:
                 if emitted == packets:
                     return
@@ -163,3 +177,12 @@ def mixed_capture(
                 yield ts, frame if len(frame) >= ETH_MIN else frame + bytes(ETH_MIN - len(frame))
                 ts += 1_000
                 emitted += 1
+
+
+def _restamp(frame: bytes, ident: int) -> bytes:
+    """Set the IPv4 identification of an untagged Ethernet/IPv4 frame, fixing the checksum."""
+    hdr = bytearray(frame[14:34])
+    hdr[4:6] = ident.to_bytes(2, "big")
+    hdr[10:12] = b"\0\0"
+    hdr[10:12] = inet_checksum(bytes(hdr)).to_bytes(2, "big")
+    return frame[:14] + bytes(hdr) + frame[34:]

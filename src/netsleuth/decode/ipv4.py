@@ -52,6 +52,7 @@ def decode(t: PacketTable, idx: NDArray[np.int64]) -> None:
             "flags": flags,
             "frag_off": frag_off,
             "is_frag": ((flags & 1) != 0) | (frag_off != 0),
+            "frag_data": p + hlen - t.start[idx],
             "ttl": h["ttl"],
             "proto": proto,
             "checksum": h["checksum"],

@@ -93,7 +93,16 @@ def _fragment(
     frag_off = (word & 0xFFF8).astype(np.uint32)  # offset in 8-octet units, shifted by 3
     mf = (word & 1).astype(np.uint8)
     ident = t.v.be32[p + 4]
-    t.put(t.current(idx), {"is_frag": True, "frag_off": frag_off, "flags": mf, "ident": ident})
+    t.put(
+        t.current(idx),
+        {
+            "is_frag": True,
+            "frag_off": frag_off,
+            "flags": mf,
+            "ident": ident,
+            "frag_data": p + 8 - t.start[idx],
+        },
+    )
     later: NDArray[np.bool_] = frag_off != 0
     # A non-first fragment's payload is the middle of a datagram: no header to descend to.
     _record_proto(t, idx[later], nxt[later])

@@ -165,6 +165,9 @@ class IPLayer:
         self.flags = z(n, np.uint8)  # FLAG_DF | FLAG_MF
         self.frag_off = z(n, np.uint32)  # fragment offset in bytes
         self.is_frag = z(n, np.bool_)  # IPv4 MF or offset; IPv6 fragment header present
+        # Where the fragment's data starts (offset from the packet start): after the IPv4
+        # header, or after the IPv6 fragment header (RFC 8200 section 4.5).
+        self.frag_data = z(n, np.int32)
         self.ttl = z(n, np.uint8)  # TTL / hop limit
         self.proto = z(n, np.uint8)  # upper-layer protocol after extension headers
         self.checksum = z(n, np.uint16)
@@ -219,6 +222,7 @@ class InnerLayer:
     flags = _Merged()
     frag_off = _Merged()
     is_frag = _Merged()
+    frag_data = _Merged()
     ttl = _Merged()
     proto = _Merged()
     checksum = _Merged()

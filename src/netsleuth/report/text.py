@@ -6,6 +6,7 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
+from netsleuth.knowledge import known_issues
 from netsleuth.model import Finding, Severity
 from netsleuth.scan import ScanResult
 
@@ -74,5 +75,10 @@ def render_findings(console: Console, findings: list[Finding]) -> None:
                 extra = ", ..." if len(f.packets) > 12 else ""
                 console.print(f"    frames: {frames}{extra}{more}", highlight=False)
             console.print(Text("    " + f.explanation, style="dim"))
-            if f.refs:
-                console.print(f"    refs: {', '.join(f.refs)}", highlight=False)
+            for ref in f.refs:
+                issue = known_issues().get(ref)
+                if issue is not None:
+                    console.print(
+                        f"    known issue {ref}: {issue.title} (fixed: {issue.fixed})",
+                        highlight=False,
+                    )

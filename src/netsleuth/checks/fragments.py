@@ -1,0 +1,383 @@
+"""The fragment audit: every IPv4/IPv6 fragment, outer and inside tunnels.
+
+Per fragment (vectorized): zero_length, misaligned, too_large, df, tiny, IPv6 atomic.
+Per datagram, keyed like a real reassembler (layer, VLANs, tunnel context, addresses,
+protocol for IPv4, identification): overlap, overlap_conflict (policies disagree on the
+bytes), duplicate, inconsistent, too_many, incomplete.
+
+Trains that complete cleanly inside one batch (nearly all of them) are settled with NumPy;
+only datagrams that overlap, have holes, disagree on their end, or span batches go to a
+bounded Python tracker that keeps their bytes. The tracker is capped in datagrams, bytes
+and capture time (30 s, Linux's ipfrag_time); what falls out is counted as evicted.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+from netsleuth.checks.catalogue import CATALOGUE
+from netsleuth.checks.frames import FrameTally
+from netsleuth.checks.layers import ip_layers
+from netsleuth.decode.table import IPLayer, PacketTable
+from netsleuth.model import MAX_FRAMES, Finding
+from netsleuth.reassembly import Fragment, overlaps, policy_groups
+
+TIMEOUT_NS = 30 * 1_000_000_000  # net.ipv4.ipfrag_time default (Documentation/networking)
+MAX_OPEN = 4096  # datagrams held at once
+MAX_BYTES = 64 << 20  # fragment bytes held at once
+MAX_STORED = 64  # fragments kept per datagram (more is already too_many)
+# DPDK's rte_ip_frag accepted at most RTE_LIBRTE_IP_FRAG_MAX_FRAG = 4 fragments per
+# datagram by default; DPDK commit f8e0f8ce9030 ("ip_frag: increase default maximum of
+# fragments") raised it to 8.
+DPDK_MAX_FRAGS = 4
+# Smallest transport header a first fragment must carry (RFC 1858 section 3; RFC 7112 for
+# IPv6): TCP 20, UDP 8, ICMP/ICMPv6 8.
+L4_MIN = {6: 20, 17: 8, 1: 8, 58: 8}
+MAX_EVIDENCE = 20
+
+KEY = np.dtype(
+    [
+        ("layer", "u1"),
+        ("ver", "u1"),
+        ("vlan1", "<u2"),
+        ("vlan2", "<u2"),
+        ("proto", "u1"),
+        ("ident", "<u4"),
+        ("src4", "<u4"),
+        ("dst4", "<u4"),
+        ("src6", "u1", (16,)),
+        ("dst6", "u1", (16,)),
+        ("tkind", "u1"),
+        ("tkey", "<i8"),
+        ("vni", "<i8"),
+        ("tsrc4", "<u4"),
+        ("tdst4", "<u4"),
+        ("tsrc6", "u1", (16,)),
+        ("tdst6", "u1", (16,)),
+    ]
+)
+KEY_VOID = np.dtype((np.void, KEY.itemsize))
+
+
+@dataclass(frozen=True)
+class Frags:
+    """The tracked fragments of one batch and layer, as parallel arrays."""
+
+    keys: NDArray[np.void]
+    rows: NDArray[np.int64]
+    off: NDArray[np.int64]
+    end: NDArray[np.int64]
+    mf: NDArray[np.bool_]
+    data: NDArray[np.int64]  # absolute position of the fragment's data in the batch buffer
+    frames: NDArray[np.int64]
+    v4: NDArray[np.bool_]
+
+    def take(self, sel: NDArray[np.int64]) -> Frags:
+        return Frags(
+            self.keys[sel],
+            self.rows[sel],
+            self.off[sel],
+            self.end[sel],
+            self.mf[sel],
+            self.data[sel],
+            self.frames[sel],
+            self.v4[sel],
+        )
+
+
+@dataclass
+class Datagram:
+    layer: str
+    ver: int
+    first_ts: int
+    frags: list[Fragment] = field(default_factory=list)
+    frames: list[int] = field(default_factory=list)
+    count: int = 0
+    nbytes: int = 0
+
+
+class FragmentAudit:
+    def __init__(
+        self, *, timeout_ns: int = TIMEOUT_NS, max_open: int = MAX_OPEN, max_bytes: int = MAX_BYTES
+    ) -> None:
+        self.timeout_ns = timeout_ns
+        self.max_open = max_open
+        self.max_bytes = max_bytes
+        self.tally = FrameTally()
+        self.open: dict[bytes, Datagram] = {}  # insertion order: oldest first
+        self.open_bytes = 0
+        self.evidence: dict[str, list[dict[str, Any]]] = {}
+        self.now = 0
+
+    # ----- per batch ---------------------------------------------------------------------
+    def observe(self, t: PacketTable) -> None:
+        if t.n:
+            self.now = max(self.now, int(t.batch.ts_ns.max()))
+        for layer_name, layer, present in ip_layers(t):
+            rows = np.flatnonzero(present & layer.is_frag)
+            if rows.shape[0]:
+                self._layer(t, layer_name, layer, rows)
+        self._expire()
+
+    def _layer(self, t: PacketTable, name: str, layer: IPLayer, rows: NDArray[np.int64]) -> None:
+        v4 = layer.ver[rows] == 4
+        off = layer.frag_off[rows].astype(np.int64)
+        mf = (layer.flags[rows] & 1) != 0
+        start = t.start[rows]
+        data = start + layer.frag_data[rows]
+        ip_end = start + layer.off[rows] + layer.tot_len[rows].astype(np.int64)
+        plen = ip_end - data
+        end = off + plen
+        frames = t.frame[rows]
+        proto = layer.proto[rows]
+        hlen = layer.hlen[rows].astype(np.int64)
+
+        def per_frag(v4_id: str, v6_id: str | None, hit: NDArray[np.bool_]) -> None:
+            self.tally.add(f"{v4_id}|{name}", frames[hit & v4])
+            if v6_id is not None:
+                self.tally.add(f"{v6_id}|{name}", frames[hit & ~v4])
+
+        per_frag("ipv4.fragment.zero_length", "ipv6.fragment.zero_length", plen <= 0)
+        per_frag("ipv4.fragment.misaligned", None, mf & (plen > 0) & (plen % 8 != 0))
+        # The reassembled datagram would exceed 65535 bytes (RFC 791; "ping of death").
+        per_frag("ipv4.fragment.too_large", None, end + hlen > 65535)
+        per_frag("ipv4.fragment.df", None, (layer.flags[rows] & 2) != 0)
+        l4min = np.zeros(256, dtype=np.int64)
+        for p, n in L4_MIN.items():
+            l4min[p] = n
+        per_frag(
+            "ipv4.fragment.tiny",
+            "ipv6.fragment.tiny",
+            (off == 0) & mf & (plen >= 0) & (plen < l4min[proto]),
+        )
+        # An atomic fragment (offset 0, M=0) is a whole packet: RFC 6946 section 4 says to
+        # process it in isolation, so it is reported and not tracked.
+        atomic = ~v4 & (off == 0) & ~mf
+        self.tally.add(f"ipv6.fragment.atomic|{name}", frames[atomic])
+        track = np.flatnonzero(~atomic)
+        if track.shape[0]:
+            keys = self._keys(t, name, layer, rows).view(KEY_VOID).reshape(-1)
+            self._group(t, name, Frags(keys, rows, off, end, mf, data, frames, v4).take(track))
+
+    def _keys(
+        self, t: PacketTable, name: str, layer: IPLayer, rows: NDArray[np.int64]
+    ) -> NDArray[np.void]:
+        k = np.zeros(rows.shape[0], dtype=KEY)
+        k["layer"] = 1 if name == "inner" else 0
+        k["ver"] = layer.ver[rows]
+        k["vlan1"] = t.vlan1[rows]
+        k["vlan2"] = t.vlan2[rows]
+        # IPv4 reassembly is keyed by protocol too (RFC 791 section 3.2); IPv6 is not.
+        k["proto"] = np.where(layer.ver[rows] == 4, layer.proto[rows], 0)
+        k["ident"] = layer.ident[rows]
+        k["src4"], k["dst4"] = layer.src4[rows], layer.dst4[rows]
+        k["src6"], k["dst6"] = layer.src6[rows], layer.dst6[rows]
+        if name == "inner":
+            # Inside a tunnel the same inner addresses can recur in other tunnels.
+            k["tkind"], k["tkey"], k["vni"] = (t.tunnel_inner[rows], t.gre_key[rows], t.vni[rows])
+            k["tsrc4"], k["tdst4"] = t.outer.src4[rows], t.outer.dst4[rows]
+            k["tsrc6"], k["tdst6"] = t.outer.src6[rows], t.outer.dst6[rows]
+        return k
+
+    def _group(self, t: PacketTable, name: str, f: Frags) -> None:
+        keys, rows, off, end, mf, data, frames, v4 = (
+            f.keys,
+            f.rows,
+            f.off,
+            f.end,
+            f.mf,
+            f.data,
+            f.frames,
+            f.v4,
+        )
+        uniq, inv = np.unique(keys, return_inverse=True)
+        inv = inv.reshape(-1)
+        ng = uniq.shape[0]
+        order = np.lexsort((np.arange(inv.shape[0]), off, inv))
+        g, o, e, m = inv[order], off[order], end[order], mf[order]
+        first = np.ones(g.shape[0], dtype=np.bool_)
+        first[1:] = g[1:] != g[:-1]
+        # Cumulative furthest end within each group: shift each group into its own range so
+        # one running maximum serves all groups (offsets and ends stay below 2**20).
+        big = np.int64(1 << 20)
+        cummax = np.maximum.accumulate(np.maximum(e, o) + g * big) - g * big
+        prev = np.zeros_like(cummax)
+        prev[1:] = cummax[:-1]
+        prev[first] = 0
+        hole = o > prev
+        overlap = ~first & (o < prev) & (e > o)
+        count = np.bincount(g, minlength=ng)
+        bad = np.bincount(g, weights=(hole | overlap), minlength=ng) > 0
+        lasts = np.bincount(g, weights=~m, minlength=ng)
+        last_end_max = np.full(ng, -1, dtype=np.int64)
+        last_end_min = np.full(ng, 1 << 40, dtype=np.int64)
+        np.maximum.at(last_end_max, g[~m], e[~m])
+        np.minimum.at(last_end_min, g[~m], e[~m])
+        reach = np.zeros(ng, dtype=np.int64)
+        np.maximum.at(reach, g, e)
+        clean = ~bad & (lasts >= 1) & (last_end_max == last_end_min) & (reach == last_end_max)
+        # A train spread over more than the timeout is not one datagram to a reassembler:
+        # the earlier part expired first. Those go to the tracker, which expires in order.
+        ts = t.batch.ts_ns[rows]
+        t_min = np.full(ng, np.iinfo(np.int64).max, dtype=np.int64)
+        t_max = np.full(ng, np.iinfo(np.int64).min, dtype=np.int64)
+        np.minimum.at(t_min, inv, ts)
+        np.maximum.at(t_max, inv, ts)
+        clean &= (t_max - t_min) <= self.timeout_ns
+        ukeys = [u.tobytes() for u in uniq]
+        held = (
+            np.array([k in self.open for k in ukeys], dtype=np.bool_)
+            if self.open
+            else np.zeros(ng, dtype=np.bool_)
+        )
+        done = clean & ~held
+        # Settled here: complete, well-formed trains. Only too_many can still apply.
+        many = done & (count > DPDK_MAX_FRAGS)
+        if many.any():
+            hit = many[g] & v4[order]
+            self.tally.add(f"ipv4.fragment.too_many|{name}", frames[order][hit])
+        rest = np.flatnonzero(~done)
+        if rest.shape[0] == 0:
+            return
+        # The rare path: keep the bytes and follow these datagrams in Python.
+        buf = t.batch.buf
+        cap_end = t.start + t.batch.caplen
+        members = np.flatnonzero(~done[inv])
+        for i in members[np.argsort(inv[members], kind="stable")]:
+            key = ukeys[int(inv[i])]
+            now = int(ts[i])
+            dg = self.open.get(key)
+            if dg is not None and now > dg.first_ts + self.timeout_ns:
+                del self.open[key]  # expired before this fragment arrived
+                self.open_bytes -= dg.nbytes
+                self._finish(dg, complete=False)
+                dg = None
+            if dg is None:
+                dg = Datagram(name, 4 if v4[i] else 6, now)
+                self.open[key] = dg
+            dg.count += 1
+            dg.frames.append(int(frames[i]))
+            if len(dg.frags) < MAX_STORED:
+                stop = min(int(data[i]) + max(int(end[i] - off[i]), 0), int(cap_end[rows[i]]))
+                chunk = buf[int(data[i]) : max(stop, int(data[i]))].tobytes()
+                dg.frags.append(Fragment(int(off[i]), chunk, bool(mf[i]), int(frames[i])))
+                dg.nbytes += len(chunk)
+                self.open_bytes += len(chunk)
+        for gi in np.unique(inv[members]):
+            key = ukeys[int(gi)]
+            dg = self.open[key]
+            if _complete(dg.frags):
+                del self.open[key]
+                self.open_bytes -= dg.nbytes
+                self._finish(dg, complete=True)
+        self._bound()
+
+    # ----- state bounds ------------------------------------------------------------------
+    def _bound(self) -> None:
+        while self.open and (len(self.open) > self.max_open or self.open_bytes > self.max_bytes):
+            key = next(iter(self.open))
+            dg = self.open.pop(key)
+            self.open_bytes -= dg.nbytes
+            self.tally.add(f"fragment.evicted|{dg.layer}", np.array(dg.frames, dtype=np.int64))
+
+    def _expire(self) -> None:
+        stale = [k for k, dg in self.open.items() if dg.first_ts + self.timeout_ns < self.now]
+        for key in stale:
+            dg = self.open.pop(key)
+            self.open_bytes -= dg.nbytes
+            self._finish(dg, complete=False)
+
+    # ----- datagram verdicts ---------------------------------------------------------------
+    def _finish(self, dg: Datagram, *, complete: bool) -> None:
+        ip = "ipv4" if dg.ver == 4 else "ipv6"
+        frames = np.array(dg.frames, dtype=np.int64)
+        if not complete:
+            self.tally.add(f"{ip}.fragment.incomplete|{dg.layer}", frames)
+        if dg.ver == 4 and dg.count > DPDK_MAX_FRAGS:
+            self.tally.add(f"ipv4.fragment.too_many|{dg.layer}", frames)
+        frs = [f for f in dg.frags if f.data]
+        lasts = {f.end for f in dg.frags if not f.more}
+        if dg.ver == 4 and (
+            len(lasts) > 1 or (lasts and max(f.end for f in frs or dg.frags) > min(lasts))
+        ):
+            self.tally.add(f"ipv4.fragment.inconsistent|{dg.layer}", frames)
+        if not overlaps(frs):
+            return
+        spans = {(f.offset, f.data) for f in frs}
+        if len(spans) < len(frs) and _only_duplicates(frs):
+            if dg.ver == 4:
+                self.tally.add(f"ipv4.fragment.duplicate|{dg.layer}", frames)
+            return
+        self.tally.add(f"{ip}.fragment.overlap|{dg.layer}", frames)
+        if dg.ver != 4:
+            return
+        groups = [(names, data) for names, data in policy_groups(dg.frags) if data is not None]
+        if len(groups) > 1:
+            self.tally.add(f"ipv4.fragment.overlap_conflict|{dg.layer}", frames)
+            ev = self.evidence.setdefault("ipv4.fragment.overlap_conflict", [])
+            if len(ev) < MAX_EVIDENCE:
+                ev.append(
+                    {
+                        "frames": dg.frames[:MAX_FRAMES],
+                        "policies": [
+                            {"policies": names, "sha_prefix": _digest(data)}
+                            for names, data in groups
+                        ]
+                        + [{"policies": ["linux"], "result": "discarded"}],
+                    }
+                )
+
+    def findings(self) -> list[Finding]:
+        for held in list(self.open):
+            self._finish(self.open.pop(held), complete=False)
+        self.open_bytes = 0
+        out = []
+        for key, count in self.tally.count.items():
+            fid, layer = key.split("|")
+            info = CATALOGUE[fid]
+            evidence: dict[str, Any] = {}
+            if fid in self.evidence:
+                evidence = {"datagrams": self.evidence[fid]}
+            out.append(
+                Finding(
+                    fid,
+                    info.severity,
+                    count,
+                    info.summary,
+                    info.explanation,
+                    tuple(self.tally.frames[key]),
+                    layer,
+                    info.refs,
+                    None,
+                    evidence,
+                )
+            )
+        return out
+
+
+def _complete(frags: list[Fragment]) -> bool:
+    lasts = [f.end for f in frags if not f.more]
+    if not lasts:
+        return False
+    reach = 0
+    for f in sorted(frags, key=lambda f: f.offset):
+        if f.offset > reach:
+            return False
+        reach = max(reach, f.end)
+    return reach >= max(lasts)
+
+
+def _only_duplicates(frags: list[Fragment]) -> bool:
+    """Every overlap is an exact copy of another fragment (same offset, same bytes)."""
+    unique = {(f.offset, f.data): f for f in frags}
+    return not overlaps(list(unique.values()))
+
+
+def _digest(data: bytes) -> str:
+    import hashlib
+
+    return hashlib.sha256(data).hexdigest()[:16]
