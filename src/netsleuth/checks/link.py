@@ -49,24 +49,23 @@ class LinkLayer:
         # the innermost IP packet and the end of its frame (the captured frame, or the
         # outer IP payload for a tunnelled Ethernet frame). Only 60-byte frames are
         # looked at: a longer one ends in an FCS or trailer, not padding.
-        inner = t.inner
-        ip_end = t.start + inner.off.astype(np.int64) + inner.tot_len.astype(np.int64)
         tunnelled = t.nip >= 2
-        frame_end = np.where(
-            tunnelled,
-            t.start + t.outer.off.astype(np.int64) + t.outer.tot_len,
-            t.start + t.batch.caplen,
-        )
-        inner_frame_len = np.where(
-            tunnelled, frame_end - (t.start + inner.off - 14), t.batch.wirelen
-        )
-        pad = frame_end - ip_end
-        cand = ether & (inner.ver != 0) & (inner_frame_len == ETH_MIN) & (pad > 0) & (pad <= 46)
-        rows = np.flatnonzero(cand)
+        rows = np.flatnonzero(ether & ((t.batch.wirelen == ETH_MIN) | tunnelled))
         if rows.shape[0] == 0:
             return
-        block = t.v.header(ip_end[rows], np.dtype((np.void, 46))).view(np.uint8).reshape(-1, 46)
-        within = np.arange(46)[None, :] < pad[rows][:, None]
+        inner, start, tun = t.inner, t.start[rows], tunnelled[rows]
+        ip_end = start + inner.off[rows].astype(np.int64) + inner.tot_len[rows]
+        outer_end = start + t.outer.off[rows].astype(np.int64) + t.outer.tot_len[rows]
+        frame_end = np.where(tun, outer_end, start + t.batch.caplen[rows])
+        # A tunnelled frame's length: from its Ethernet header (14 bytes before its IP).
+        frame_len = np.where(tun, frame_end - (start + inner.off[rows] - 14), t.batch.wirelen[rows])
+        pad = frame_end - ip_end
+        keep = (inner.ver[rows] != 0) & (frame_len == ETH_MIN) & (pad > 0) & (pad <= 46)
+        rows, ip_end, pad = rows[keep], ip_end[keep], pad[keep]
+        if rows.shape[0] == 0:
+            return
+        block = t.v.header(ip_end, np.dtype((np.void, 46))).view(np.uint8).reshape(-1, 46)
+        within = np.arange(46)[None, :] < pad[:, None]
         nonzero = ((block != 0) & within).any(axis=1)
         self.tally.add("l2.padding_nonzero", t.frame[rows[nonzero]])
 

@@ -44,6 +44,7 @@ def decode(t: PacketTable, idx: NDArray[np.int64]) -> None:
         t,
         idx,
         {
+            "csum_ok": _checksum_ok(t, h, p, hlen),
             "ver": 4,
             "off": p - t.start[idx],
             "hlen": hlen,
@@ -75,6 +76,33 @@ def decode(t: PacketTable, idx: NDArray[np.int64]) -> None:
         first = ~later
         idx, p, hlen, proto = idx[first], p[first], hlen[first], proto[first]
     t.hand_on(idx, p + hlen, NS.IPPROTO, proto.astype(np.int64))
+
+
+def _checksum_ok(
+    t: PacketTable, h: NDArray[np.void], p: NDArray[np.int64], hlen: NDArray[np.int64]
+) -> NDArray[np.bool_]:
+    """The header checksum verifies: the one's complement sum of the header is 0xFFFF.
+
+    Summed as native 32-bit words into 64 bits and folded (RFC 1071 section 2 (B) and (C):
+    byte order and word width do not change the folded sum; 0xFFFF reads the same both
+    ways). Headers with options (rare) are re-read at their full length.
+    """
+    words = h.view(np.uint8).reshape(-1, MIN_HLEN).view("<u4")
+    acc = words[:, 0].astype(np.uint64)
+    for k in range(1, MIN_HLEN // 4):
+        acc += words[:, k]
+    opts = np.flatnonzero(hlen > MIN_HLEN)
+    for size in np.unique(hlen[opts]):
+        sel = opts[hlen[opts] == size]
+        rows = t.v.header(p[sel], np.dtype((np.void, int(size))))
+        more = rows.view(np.uint8).reshape(-1, int(size))[:, MIN_HLEN:].view("<u4")
+        for k in range(more.shape[1]):
+            acc[sel] += more[:, k]
+    acc = (acc & 0xFFFFFFFF) + (acc >> 32)
+    for _ in range(3):
+        acc = (acc & 0xFFFF) + (acc >> 16)
+    ok: NDArray[np.bool_] = acc == 0xFFFF
+    return ok
 
 
 def store_ip(t: PacketTable, idx: NDArray[np.int64], cols: dict[str, object]) -> None:

@@ -171,6 +171,9 @@ class IPLayer:
         self.ttl = z(n, np.uint8)  # TTL / hop limit
         self.proto = z(n, np.uint8)  # upper-layer protocol after extension headers
         self.checksum = z(n, np.uint16)
+        # IPv4 only: does the header checksum verify? Computed by the decoder while it holds
+        # the header bytes (RFC 1071), as a NIC reports CHECKSUM_UNNECESSARY.
+        self.csum_ok = z(n, np.bool_)
         self.src4 = z(n, np.uint32)
         self.dst4 = z(n, np.uint32)
         self.src6 = z((n, 16), np.uint8)
@@ -226,6 +229,7 @@ class InnerLayer:
     ttl = _Merged()
     proto = _Merged()
     checksum = _Merged()
+    csum_ok = _Merged()
     src4 = _Merged()
     dst4 = _Merged()
     src6 = _Merged()
