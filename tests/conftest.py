@@ -37,3 +37,16 @@ def pytest_runtest_makereport(
     ):
         report.outcome = "failed"
         report.longrepr = f"privileged test skipped under CI as root: {report.longrepr}"
+
+
+@pytest.fixture(scope="session")
+def tshark() -> str:
+    """Path of the real tshark (installed by `make test`); under CI its absence fails."""
+    import shutil
+
+    path = shutil.which("tshark")
+    if path is None:
+        if os.environ.get("CI") == "true":
+            pytest.fail("tshark is missing: `make test` installs it (apt-get) when root")
+        pytest.skip("tshark not installed (apt-get install tshark)")
+    return path

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from netsleuth import __version__
-from netsleuth.errors import NetsleuthError
+from netsleuth.errors import InputError, NetsleuthError
 from netsleuth.model import Finding, Severity
 
 if TYPE_CHECKING:
@@ -87,21 +87,77 @@ def main() -> None:
     show_default=True,
     help="How many nested tunnels to peel.",
 )
+@click.option(
+    "--only",
+    "only",
+    multiple=True,
+    metavar="GLOB",
+    help="Keep findings whose id matches (e.g. 'ipv4.fragment.*'); repeatable.",
+)
+@click.option(
+    "--min-severity",
+    type=click.Choice(["info", "warning", "critical"]),
+    default="info",
+    show_default=True,
+    help="Keep findings at or above this.",
+)
+@click.option(
+    "--export",
+    "export_path",
+    type=click.Path(dir_okay=False),
+    default=None,
+    metavar="FILE.pcapng",
+    help="Write the kept findings' packets (and whole fragment trains) to pcapng.",
+)
+@click.option(
+    "--context",
+    type=click.IntRange(0, 1000),
+    default=0,
+    show_default=True,
+    help="With --export: also write N packets before and after each one.",
+)
 @guarded
-def scan(captures: tuple[str, ...], fmt: str, fail_on: str | None, tunnel_depth: int) -> int:
-    """Decode every packet of CAPTURES (pcap, pcapng, gzip; - for stdin) and report findings."""
+def scan(
+    *,
+    captures: tuple[str, ...],
+    fmt: str,
+    fail_on: str | None,
+    tunnel_depth: int,
+    only: tuple[str, ...],
+    min_severity: str,
+    export_path: str | None,
+    context: int,
+) -> int:
+    """Decode every packet of CAPTURES (pcap, pcapng, gzip; - for stdin) and report findings.
+
+    --only and --min-severity filter what is shown, exported and judged by --fail-on.
+    """
     from netsleuth.report.jsonout import dumps, scan_document
     from netsleuth.report.text import render_scan
     from netsleuth.scan import scan as run_scan
+    from netsleuth.scan import select
 
+    if export_path and "-" in captures:
+        raise InputError("-", "--export reads its inputs twice: give capture files, not stdin")
     with _Progress() as progress:
         result = run_scan(list(captures), tunnel_depth=tunnel_depth, progress=progress)
+    result.findings = select(result.findings, only=only, min_severity=Severity.parse(min_severity))
     for failed in result.failed_inputs:
         click.echo(f"netsleuth: {failed.error}", err=True)
+    exported = None
+    if export_path:
+        from netsleuth.report.export import export_evidence
+
+        exported = export_evidence(result.inputs, result.findings, export_path, context=context)
     if fmt == "json":
-        click.echo(dumps(scan_document(result)))
+        doc = scan_document(result)
+        if exported is not None:
+            doc["export"] = exported.to_json()
+        click.echo(dumps(doc))
     else:
         render_scan(stdout_console(), result)
+        if exported is not None:
+            click.echo(f"\nexported {exported.packets} packet(s) to {exported.path}")
     if result.failed_inputs:
         return 2
     return fail_exit(result.findings, fail_on)

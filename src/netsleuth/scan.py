@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import builtins
+import fnmatch
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -13,6 +15,7 @@ from netsleuth.capture import open_capture
 from netsleuth.capture.chunks import ReadIssue
 from netsleuth.checks import new_checks
 from netsleuth.checks.catalogue import CATALOGUE
+from netsleuth.checks.fragments import FragmentAudit
 from netsleuth.decode import DEFAULT_TUNNEL_DEPTH, L2, PacketTable, Tunnel, decode
 from netsleuth.errors import InputError
 from netsleuth.model import Finding, Severity
@@ -29,6 +32,8 @@ class InputResult:
     bytes: int = 0
     linktypes: Counter[int] = field(default_factory=Counter)
     error: str | None = None
+    # finding id -> reassembly keys of flagged datagrams (for evidence export; not JSON)
+    flagged_keys: dict[str, set[builtins.bytes]] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -185,6 +190,8 @@ def _scan_one(
     out = [_issue_finding(i) for i in issues]
     for check in checks:
         out.extend(check.findings())
+        if isinstance(check, FragmentAudit):
+            res.flagged_keys = check.flagged_keys
     label = reader.name
     return [_with_input(f, label) for f in out]
 
@@ -220,3 +227,16 @@ def _with_input(f: Finding, label: str) -> Finding:
 
 def worst(findings: Sequence[Finding]) -> Severity | None:
     return max((f.severity for f in findings), default=None)
+
+
+def select(
+    findings: Sequence[Finding], *, only: Sequence[str] = (), min_severity: Severity = Severity.INFO
+) -> list[Finding]:
+    """Findings whose id matches one of the `only` globs (all when empty), at or above
+    `min_severity`."""
+    return [
+        f
+        for f in findings
+        if f.severity >= min_severity
+        and (not only or any(fnmatch.fnmatchcase(f.id, g) for g in only))
+    ]

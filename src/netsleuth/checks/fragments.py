@@ -38,6 +38,7 @@ DPDK_MAX_FRAGS = 4
 # IPv6): TCP 20, UDP 8, ICMP/ICMPv6 8.
 L4_MIN = {6: 20, 17: 8, 1: 8, 58: 8}
 MAX_EVIDENCE = 20
+MAX_FLAGGED_KEYS = 1000  # datagram keys remembered per finding id, for evidence export
 
 KEY = np.dtype(
     [
@@ -91,6 +92,7 @@ class Frags:
 
 @dataclass
 class Datagram:
+    key: bytes
     layer: str
     ver: int
     first_ts: int
@@ -111,6 +113,9 @@ class FragmentAudit:
         self.open: dict[bytes, Datagram] = {}  # insertion order: oldest first
         self.open_bytes = 0
         self.evidence: dict[str, list[dict[str, Any]]] = {}
+        # finding id -> reassembly keys of the datagrams it flagged (export pulls in their
+        # whole fragment trains).
+        self.flagged_keys: dict[str, set[bytes]] = {}
         self.now = 0
 
     # ----- per batch ---------------------------------------------------------------------
@@ -136,10 +141,13 @@ class FragmentAudit:
         proto = layer.proto[rows]
         hlen = layer.hlen[rows].astype(np.int64)
 
+        keys = fragment_keys(t, name, layer, rows)
+
         def per_frag(v4_id: str, v6_id: str | None, hit: NDArray[np.bool_]) -> None:
-            self.tally.add(f"{v4_id}|{name}", frames[hit & v4])
-            if v6_id is not None:
-                self.tally.add(f"{v6_id}|{name}", frames[hit & ~v4])
+            for fid, sel in ((v4_id, hit & v4), (v6_id, hit & ~v4)):
+                if fid is not None and sel.any():
+                    self.tally.add(f"{fid}|{name}", frames[sel])
+                    self._flag_keys(fid, keys[sel])
 
         per_frag("ipv4.fragment.zero_length", "ipv6.fragment.zero_length", plen <= 0)
         per_frag("ipv4.fragment.misaligned", None, mf & (plen > 0) & (plen % 8 != 0))
@@ -157,31 +165,12 @@ class FragmentAudit:
         # An atomic fragment (offset 0, M=0) is a whole packet: RFC 6946 section 4 says to
         # process it in isolation, so it is reported and not tracked.
         atomic = ~v4 & (off == 0) & ~mf
-        self.tally.add(f"ipv6.fragment.atomic|{name}", frames[atomic])
+        if atomic.any():
+            self.tally.add(f"ipv6.fragment.atomic|{name}", frames[atomic])
+            self._flag_keys("ipv6.fragment.atomic", keys[atomic])
         track = np.flatnonzero(~atomic)
         if track.shape[0]:
-            keys = self._keys(t, name, layer, rows).view(KEY_VOID).reshape(-1)
             self._group(t, name, Frags(keys, rows, off, end, mf, data, frames, v4).take(track))
-
-    def _keys(
-        self, t: PacketTable, name: str, layer: IPLayer, rows: NDArray[np.int64]
-    ) -> NDArray[np.void]:
-        k = np.zeros(rows.shape[0], dtype=KEY)
-        k["layer"] = 1 if name == "inner" else 0
-        k["ver"] = layer.ver[rows]
-        k["vlan1"] = t.vlan1[rows]
-        k["vlan2"] = t.vlan2[rows]
-        # IPv4 reassembly is keyed by protocol too (RFC 791 section 3.2); IPv6 is not.
-        k["proto"] = np.where(layer.ver[rows] == 4, layer.proto[rows], 0)
-        k["ident"] = layer.ident[rows]
-        k["src4"], k["dst4"] = layer.src4[rows], layer.dst4[rows]
-        k["src6"], k["dst6"] = layer.src6[rows], layer.dst6[rows]
-        if name == "inner":
-            # Inside a tunnel the same inner addresses can recur in other tunnels.
-            k["tkind"], k["tkey"], k["vni"] = (t.tunnel_inner[rows], t.gre_key[rows], t.vni[rows])
-            k["tsrc4"], k["tdst4"] = t.outer.src4[rows], t.outer.dst4[rows]
-            k["tsrc6"], k["tdst6"] = t.outer.src6[rows], t.outer.dst6[rows]
-        return k
 
     def _group(self, t: PacketTable, name: str, f: Frags) -> None:
         keys, rows, off, end, mf, data, frames, v4 = (
@@ -240,6 +229,7 @@ class FragmentAudit:
         if many.any():
             hit = many[g] & v4[order]
             self.tally.add(f"ipv4.fragment.too_many|{name}", frames[order][hit])
+            self._flag_keys("ipv4.fragment.too_many", uniq[many])
         rest = np.flatnonzero(~done)
         if rest.shape[0] == 0:
             return
@@ -257,7 +247,7 @@ class FragmentAudit:
                 self._finish(dg, complete=False)
                 dg = None
             if dg is None:
-                dg = Datagram(name, 4 if v4[i] else 6, now)
+                dg = Datagram(key, name, 4 if v4[i] else 6, now)
                 self.open[key] = dg
             dg.count += 1
             dg.frames.append(int(frames[i]))
@@ -275,6 +265,15 @@ class FragmentAudit:
                 self.open_bytes -= dg.nbytes
                 self._finish(dg, complete=True)
         self._bound()
+
+    def _flag_keys(self, fid: str, keys: NDArray[np.void] | list[bytes]) -> None:
+        held = self.flagged_keys.setdefault(fid, set())
+        for k in keys[: max(MAX_FLAGGED_KEYS - len(held), 0)]:
+            held.add(k if isinstance(k, bytes) else k.tobytes())
+
+    def _dg_flag(self, fid: str, dg: Datagram, frames: NDArray[np.int64]) -> None:
+        self.tally.add(f"{fid}|{dg.layer}", frames)
+        self._flag_keys(fid, [dg.key])
 
     # ----- state bounds ------------------------------------------------------------------
     def _bound(self) -> None:
@@ -296,28 +295,28 @@ class FragmentAudit:
         ip = "ipv4" if dg.ver == 4 else "ipv6"
         frames = np.array(dg.frames, dtype=np.int64)
         if not complete:
-            self.tally.add(f"{ip}.fragment.incomplete|{dg.layer}", frames)
+            self._dg_flag(f"{ip}.fragment.incomplete", dg, frames)
         if dg.ver == 4 and dg.count > DPDK_MAX_FRAGS:
-            self.tally.add(f"ipv4.fragment.too_many|{dg.layer}", frames)
+            self._dg_flag("ipv4.fragment.too_many", dg, frames)
         frs = [f for f in dg.frags if f.data]
         lasts = {f.end for f in dg.frags if not f.more}
         if dg.ver == 4 and (
             len(lasts) > 1 or (lasts and max(f.end for f in frs or dg.frags) > min(lasts))
         ):
-            self.tally.add(f"ipv4.fragment.inconsistent|{dg.layer}", frames)
+            self._dg_flag("ipv4.fragment.inconsistent", dg, frames)
         if not overlaps(frs):
             return
         spans = {(f.offset, f.data) for f in frs}
         if len(spans) < len(frs) and _only_duplicates(frs):
             if dg.ver == 4:
-                self.tally.add(f"ipv4.fragment.duplicate|{dg.layer}", frames)
+                self._dg_flag("ipv4.fragment.duplicate", dg, frames)
             return
-        self.tally.add(f"{ip}.fragment.overlap|{dg.layer}", frames)
+        self._dg_flag(f"{ip}.fragment.overlap", dg, frames)
         if dg.ver != 4:
             return
         groups = [(names, data) for names, data in policy_groups(dg.frags) if data is not None]
         if len(groups) > 1:
-            self.tally.add(f"ipv4.fragment.overlap_conflict|{dg.layer}", frames)
+            self._dg_flag("ipv4.fragment.overlap_conflict", dg, frames)
             ev = self.evidence.setdefault("ipv4.fragment.overlap_conflict", [])
             if len(ev) < MAX_EVIDENCE:
                 ev.append(
@@ -357,6 +356,28 @@ class FragmentAudit:
                 )
             )
         return out
+
+
+def fragment_keys(
+    t: PacketTable, name: str, layer: IPLayer, rows: NDArray[np.int64]
+) -> NDArray[np.void]:
+    """The reassembly key of each fragment row, as one comparable byte string each."""
+    k = np.zeros(rows.shape[0], dtype=KEY)
+    k["layer"] = 1 if name == "inner" else 0
+    k["ver"] = layer.ver[rows]
+    k["vlan1"] = t.vlan1[rows]
+    k["vlan2"] = t.vlan2[rows]
+    # IPv4 reassembly is keyed by protocol too (RFC 791 section 3.2); IPv6 is not.
+    k["proto"] = np.where(layer.ver[rows] == 4, layer.proto[rows], 0)
+    k["ident"] = layer.ident[rows]
+    k["src4"], k["dst4"] = layer.src4[rows], layer.dst4[rows]
+    k["src6"], k["dst6"] = layer.src6[rows], layer.dst6[rows]
+    if name == "inner":
+        # Inside a tunnel the same inner addresses can recur in other tunnels.
+        k["tkind"], k["tkey"], k["vni"] = (t.tunnel_inner[rows], t.gre_key[rows], t.vni[rows])
+        k["tsrc4"], k["tdst4"] = t.outer.src4[rows], t.outer.dst4[rows]
+        k["tsrc6"], k["tdst6"] = t.outer.src6[rows], t.outer.dst6[rows]
+    return k.view(KEY_VOID).reshape(-1)
 
 
 def _complete(frags: list[Fragment]) -> bool:

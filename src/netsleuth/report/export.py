@@ -1,0 +1,106 @@
+"""Evidence export: the packets behind the findings, in a pcapng Wireshark opens.
+
+A second pass over each input (so it needs files, not stdin) writes every packet listed
+by the selected findings (at most 100 per finding, as in the JSON), the whole fragment
+train of each flagged datagram, and `context` packets either side; original timestamps and
+link types (one interface block per link type) and a packet comment naming the finding ids
+and the original frame number.
+"""
+
+from __future__ import annotations
+
+import os
+from collections import defaultdict
+from dataclasses import dataclass
+
+import numpy as np
+
+from netsleuth.capture import open_capture
+from netsleuth.capture.writer import PcapngWriter
+from netsleuth.checks.fragments import fragment_keys
+from netsleuth.checks.layers import ip_layers
+from netsleuth.decode import decode
+from netsleuth.errors import InputError
+from netsleuth.model import Finding
+from netsleuth.scan import InputResult
+
+MAX_CONTEXT = 1000
+
+
+@dataclass(frozen=True, slots=True)
+class ExportSummary:
+    path: str
+    packets: int
+
+    def to_json(self) -> dict[str, object]:
+        return {"path": self.path, "packets": self.packets}
+
+
+def export_evidence(
+    inputs: list[InputResult], findings: list[Finding], out: str, *, context: int = 0
+) -> ExportSummary:
+    if any(i.path == "-" for i in inputs):
+        raise InputError("-", "--export reads its inputs twice: give capture files, not stdin")
+    context = max(0, min(context, MAX_CONTEXT))
+    written = 0
+    try:
+        fh = open(out, "wb")  # noqa: SIM115 - closed below, also on error
+    except OSError as err:
+        raise InputError(out, f"cannot write the export: {err.strerror or err}") from err
+    with fh:
+        writer = PcapngWriter(fh)
+        for inp in inputs:
+            if inp.error is None:
+                written += _export_one(
+                    writer, inp, [f for f in findings if f.input in (inp.path, "<stdin>")], context
+                )
+    return ExportSummary(out, written)
+
+
+def _export_one(
+    writer: PcapngWriter, inp: InputResult, findings: list[Finding], context: int
+) -> int:
+    labels: dict[int, list[str]] = defaultdict(list)
+    for f in findings:
+        tag = f"{f.id} [{f.layer}]" if f.layer else f.id
+        for frame in f.packets:
+            labels[frame].append(tag)
+    train_keys: dict[bytes, list[str]] = defaultdict(list)
+    for f in findings:
+        for k in inp.flagged_keys.get(f.id, ()):
+            train_keys[k].append(f.id)
+    if not labels and not train_keys:
+        return 0
+    flagged = np.fromiter(labels, dtype=np.int64)
+    near = (flagged[:, None] + np.arange(-context, context + 1)[None, :]).reshape(-1)
+    name = os.path.basename(inp.path)
+    written = 0
+    for batch in open_capture(inp.path).batches():
+        t = decode(batch)
+        keep: dict[int, str] = {}
+        for i in np.flatnonzero(np.isin(batch.frame, near)):
+            keep[int(i)] = "context"
+        if train_keys:
+            for layer_name, layer, present in ip_layers(t):
+                rows = np.flatnonzero(present & layer.is_frag)
+                if rows.shape[0] == 0:
+                    continue
+                for i, k in zip(rows, fragment_keys(t, layer_name, layer, rows), strict=True):
+                    ids = train_keys.get(k.tobytes())
+                    if ids:
+                        keep[int(i)] = "fragment of a datagram flagged " + ", ".join(
+                            sorted(set(ids))
+                        )
+        for i in np.flatnonzero(np.isin(batch.frame, flagged)):
+            keep[int(i)] = ", ".join(labels[int(batch.frame[i])])
+        for row in sorted(keep):
+            frame = int(batch.frame[row])
+            writer.packet(
+                int(batch.ts_ns[row]),
+                batch.packet(row),
+                linktype=int(batch.linktype[row]),
+                wirelen=int(batch.wirelen[row]),
+                comment=f"netsleuth: {name} frame {frame}: {keep[row]}",
+            )
+            written += 1
+    return written
