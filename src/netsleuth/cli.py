@@ -133,7 +133,6 @@ def scan(
     --only and --min-severity filter what is shown, exported and judged by --fail-on.
     """
     from netsleuth.report.jsonout import dumps, scan_document
-    from netsleuth.report.text import render_scan
     from netsleuth.scan import scan as run_scan
     from netsleuth.scan import select
 
@@ -155,6 +154,8 @@ def scan(
             doc["export"] = exported.to_json()
         click.echo(dumps(doc))
     else:
+        from netsleuth.report.text import render_scan  # rich: only for text output
+
         render_scan(stdout_console(), result)
         if exported is not None:
             click.echo(f"\nexported {exported.packets} packet(s) to {exported.path}")

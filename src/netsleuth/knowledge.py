@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from functools import cache
-from importlib import resources
 
 FIELDS = (
     "id",
@@ -35,6 +34,8 @@ class KnownIssue:
 
 @cache
 def known_issues() -> dict[str, KnownIssue]:
+    from importlib import resources  # 9 ms of start-up: only when a report needs it
+
     text = resources.files("netsleuth").joinpath("data/known_issues.json").read_text()
     doc = json.loads(text)
     return {e["id"]: KnownIssue(**{k: e[k] for k in FIELDS}) for e in doc["issues"]}
