@@ -205,3 +205,46 @@ class _Progress:
     def __exit__(self, *exc: object) -> None:
         if self._p is not None:
             self._p.stop()
+
+
+@main.command("rss-hash")
+@click.option(
+    "--key",
+    default="microsoft",
+    show_default=True,
+    help="microsoft, symmetric, or the key in hex (40 or 52 bytes).",
+)
+@click.option("--src", required=True, help="Source address (IPv4 or IPv6).")
+@click.option("--dst", required=True, help="Destination address.")
+@click.option("--sport", type=click.IntRange(0, 65535), default=None, help="Source port.")
+@click.option("--dport", type=click.IntRange(0, 65535), default=None, help="Destination port.")
+@FORMAT
+@guarded
+def rss_hash(
+    *, key: str, src: str, dst: str, sport: int | None, dport: int | None, fmt: str
+) -> int:
+    """Print the Toeplitz RSS hash a NIC computes for one flow."""
+    from netsleuth.report.jsonout import document, dumps
+    from netsleuth.steering.toeplitz import Toeplitz, parse_key, rss_input
+
+    try:
+        k = parse_key(key)
+        data = rss_input(src, dst, sport, dport)
+        value = Toeplitz(k).hash(data)
+    except ValueError as err:
+        raise InputError("rss-hash", str(err)) from err
+    if fmt == "json":
+        click.echo(
+            dumps(
+                document(
+                    "rss-hash",
+                    [],
+                    hash=f"{value:#010x}",
+                    input=data.hex(),
+                    key=key if key in ("microsoft", "symmetric") else k.hex(),
+                )
+            )
+        )
+    else:
+        click.echo(f"{value:#010x}")
+    return 0
