@@ -144,3 +144,9 @@ def test_demo_scans_the_three_incidents(tmp_path: Path) -> None:
     assert scans[1]["summary"]["l3"]["802.2-llc"] == 10
     assert scans[2]["summary"]["tunnels"] == {"pptp": 4000}
     assert (tmp_path / "incident1-poison-fragment.pcap").stat().st_size > 0
+    story = {row["scenario"]: row for row in doc["steer"]}
+    old = story["PPTP, outer-only NIC, Linux 4.9 RPS"]
+    new = story["PPTP, outer-only NIC, Linux 4.10 RPS"]
+    assert (old["cpus_busy"], new["cpus_busy"]) == (1, 8)
+    assert story["GRE v0, outer-only NIC"]["queues_busy"] == 1
+    assert story["GRE v0, inner-aware NIC"]["queues_busy"] == 8

@@ -52,5 +52,6 @@ def test_incident3_many_inner_flows_few_outer() -> None:
     t = decode(RecordBatch.from_packets([f for _, f in frames]))
     outer = {addr(t.outer, i) for i in range(t.n)}
     inner = {(addr(t.inner, i), int(t.inner.sport[i])) for i in range(t.n)}
-    assert len(outer) == 2 and len(inner) == 300
+    assert len(outer) == 1 and len(inner) == 300
+    assert {int(k) for k in t.gre_key} == {7, 9}  # two PPTP calls
     assert {int(x) for x in t.tunnel} == {Tunnel.PPTP}

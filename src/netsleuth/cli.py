@@ -248,3 +248,153 @@ def rss_hash(
     else:
         click.echo(f"{value:#010x}")
     return 0
+
+
+def _cpu_list(text: str) -> tuple[int, ...]:
+    """'0-3,8' -> (0, 1, 2, 3, 8), as /sys rps_cpus and taskset lists are written."""
+    out: list[int] = []
+    for part in text.split(","):
+        lo, _, hi = part.strip().partition("-")
+        if not lo.isdigit() or (hi and not hi.isdigit()):
+            raise InputError("--rps-cpus", f"{text!r} is not a CPU list like 0-3,8")
+        out.extend(range(int(lo), int(hi or lo) + 1))
+    return tuple(sorted(set(out)))
+
+
+def _kernel(text: str | None) -> tuple[int, int]:
+    import platform
+
+    raw = text or platform.release()
+    parts = raw.split(".")
+    try:
+        return int(parts[0]), int("".join(c for c in parts[1] if c.isdigit()) or 0)
+    except (IndexError, ValueError):
+        raise InputError("--kernel", f"{raw!r} is not a version like 4.9") from None
+
+
+@main.command()
+@click.argument("captures", nargs=-1, required=True)
+@FORMAT
+@FAIL_ON
+@click.option("--queues", type=click.IntRange(1, 4096), default=8, show_default=True)
+@click.option(
+    "--nic",
+    "parse",
+    type=click.Choice(["outer", "inner"]),
+    default="outer",
+    show_default=True,
+    help="outer: tunnels hash on outer addresses (older NICs).",
+)
+@click.option("--nic-pptp", is_flag=True, help="With --nic inner: the NIC parses PPTP too.")
+@click.option(
+    "--key", default="microsoft", show_default=True, help="RSS key: microsoft, symmetric or hex."
+)
+@click.option(
+    "--l4",
+    default="tcp4,tcp6,udp4,udp6",
+    show_default=True,
+    help="Flow types hashed with ports (ethtool rx-flow-hash sdfn); others use addresses only.",
+)
+@click.option("--kernel", default=None, help="Kernel version for RPS (default: running).")
+@click.option("--rps-cpus", default=None, help="Model RPS over these CPUs, e.g. 0-7.")
+@click.option(
+    "--seed",
+    type=int,
+    default=0x5EED,
+    show_default=True,
+    help="Seed of the modelled per-boot RPS hash secret.",
+)
+@guarded
+def steer(
+    *,
+    captures: tuple[str, ...],
+    fmt: str,
+    fail_on: str | None,
+    queues: int,
+    parse: str,
+    nic_pptp: bool,
+    key: str,
+    l4: str,
+    kernel: str | None,
+    rps_cpus: str | None,
+    seed: int,
+) -> int:
+    """Predict per-queue (RSS) and per-CPU (RPS) receive load for CAPTURES and explain it."""
+    from netsleuth.report.jsonout import document, dumps
+    from netsleuth.steering.model import NicModel, RpsModel
+    from netsleuth.steering.run import steer as run_steer
+    from netsleuth.steering.toeplitz import parse_key
+
+    try:
+        nic = NicModel(
+            queues=queues,
+            parse=parse,
+            pptp=nic_pptp,
+            key=parse_key(key),
+            l4=frozenset(x for x in l4.split(",") if x),
+        )
+    except ValueError as err:
+        raise InputError("--key", str(err)) from err
+    rps = RpsModel(_kernel(kernel), _cpu_list(rps_cpus), seed) if rps_cpus else None
+    result = run_steer(list(captures), nic, rps)
+    for failed in (i for i in result.inputs if i.error):
+        click.echo(f"netsleuth: {failed.error}", err=True)
+    if fmt == "json":
+        extra: dict[str, Any] = {
+            "inputs": [i.to_json() for i in result.inputs],
+            "config": {
+                "nic": {
+                    "queues": queues,
+                    "parse": parse,
+                    "pptp": nic_pptp,
+                    "key": key,
+                    "l4": sorted(nic.l4),
+                    "indirection": "i % queues",
+                },
+                "rps": None
+                if rps is None
+                else {
+                    "kernel": f"{rps.kernel[0]}.{rps.kernel[1]}",
+                    "cpus": list(rps.cpus),
+                    "seed": seed,
+                },
+            },
+            "rss": {
+                "queues": [
+                    {"queue": i, "packets": int(p), "bytes": int(b)}
+                    for i, (p, b) in enumerate(
+                        zip(result.queues.packets, result.queues.bytes, strict=True)
+                    )
+                ],
+                "max_over_mean": round(result.queues.max_over_mean(), 3),
+                "cv": round(result.queues.cv(), 3),
+                "distinct_hashes": result.rss_keys,
+            },
+            "flows": {"distinct": int(result.flows.shape[0])},
+            "notes": [
+                "RFS is not modelled",
+                "the kernel's RPS hash secret is random per boot: modelled with --seed",
+            ],
+        }
+        if rps is not None and result.cpus is not None:
+            extra["rps"] = {
+                "cpus": [
+                    {
+                        "cpu": c,
+                        "packets": int(result.cpus.packets[c]),
+                        "bytes": int(result.cpus.bytes[c]),
+                    }
+                    for c in rps.cpus
+                ],
+                "max_over_mean": round(result.cpus.max_over_mean(), 3),
+                "cv": round(result.cpus.cv(), 3),
+                "distinct_hashes": result.rps_keys,
+            }
+        click.echo(dumps(document("steer", result.findings, **extra)))
+    else:
+        from netsleuth.report.steer_text import render_steer
+
+        render_steer(stdout_console(), result)
+    if any(i.error for i in result.inputs):
+        return 2
+    return fail_exit(result.findings, fail_on)

@@ -3,16 +3,20 @@
 from __future__ import annotations
 
 import tempfile
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from rich.console import Console
 from rich.rule import Rule
+from rich.table import Table
 
 from netsleuth.capture.writer import write_pcap
 from netsleuth.craft import incidents
 from netsleuth.report.jsonout import document, dumps, scan_document
 from netsleuth.report.text import render_scan
 from netsleuth.scan import scan
+from netsleuth.steering.model import NicModel, RpsModel
+from netsleuth.steering.run import steer
 
 STORIES = [
     (
@@ -43,27 +47,78 @@ def write_captures(folder: Path) -> list[tuple[Path, str]]:
     return out
 
 
+STEER_STORIES = [
+    ("PPTP, outer-only NIC, Linux 4.9 RPS", "incident3-pptp.pcap", "outer", (4, 9)),
+    ("PPTP, outer-only NIC, Linux 4.10 RPS", "incident3-pptp.pcap", "outer", (4, 10)),
+    ("GRE v0, outer-only NIC", "incident3-gre-v0.pcap", "outer", None),
+    ("GRE v0, inner-aware NIC", "incident3-gre-v0.pcap", "inner", None),
+]
+
+
+@dataclass(frozen=True)
+class SteerRow:
+    scenario: str
+    queues_busy: int
+    queue_max_over_mean: float
+    cpus_busy: int | None
+    cpu_max_over_mean: float | None
+    findings: tuple[str, ...]
+
+
+def steer_stories(folder: Path) -> list[SteerRow]:
+    """Incident 3 side by side: what the NIC and the kernel make of the same traffic."""
+    gre = folder / "incident3-gre-v0.pcap"
+    with open(gre, "wb") as fh:
+        write_pcap(fh, incidents.incident3_gre_v0())
+    rows = []
+    for label, name, parse, kernel in STEER_STORIES:
+        rps = RpsModel(kernel, tuple(range(8))) if kernel else None
+        r = steer([str(folder / name)], NicModel(queues=8, parse=parse), rps)
+        cpus = r.cpus
+        rows.append(
+            SteerRow(
+                label,
+                int((r.queues.packets > 0).sum()),
+                round(r.queues.max_over_mean(), 2),
+                None if cpus is None else int((cpus.packets > 0).sum()),
+                None if cpus is None else round(cpus.max_over_mean(), 2),
+                tuple(sorted({f.id for f in r.findings})),
+            )
+        )
+    return rows
+
+
 def run_demo(console: Console, fmt: str, keep: str | None) -> int:
     with tempfile.TemporaryDirectory(prefix="netsleuth-demo-") as tmp:
         folder = Path(keep) if keep else Path(tmp)
         folder.mkdir(parents=True, exist_ok=True)
         captures = write_captures(folder)
         results = [(path, story, scan([str(path)])) for path, story in captures]
+        steering = steer_stories(folder)
         if fmt == "json":
-            console.print_json(
-                dumps(
-                    document(
-                        "demo",
-                        [],
-                        scans=[dict(scan_document(r), story=story) for _, story, r in results],
-                    )
-                )
-            )
+            scans = [dict(scan_document(r), story=story) for _, story, r in results]
+            steer_json = [asdict(row) for row in steering]
+            console.print_json(dumps(document("demo", [], scans=scans, steer=steer_json)))
             return 0
         for path, story, result in results:
             console.print(Rule(story))
             render_scan(console, result, title=f"scan {path.name}")
             console.print()
+        console.print(
+            Rule("Incident 3: where the receive load lands (netsleuth steer, 8 queues / 8 CPUs)")
+        )
+        table = Table(box=None, pad_edge=False)
+        for col in ("scenario", "queues busy", "queue max/mean", "CPUs busy", "CPU max/mean"):
+            table.add_column(col, justify="left" if col == "scenario" else "right")
+        for row in steering:
+            table.add_row(
+                row.scenario,
+                str(row.queues_busy),
+                f"{row.queue_max_over_mean:.1f}",
+                "-" if row.cpus_busy is None else str(row.cpus_busy),
+                "-" if row.cpu_max_over_mean is None else f"{row.cpu_max_over_mean:.1f}",
+            )
+        console.print(table)
         if keep:
             console.print(f"captures kept in {folder}")
     return 0

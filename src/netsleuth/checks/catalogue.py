@@ -343,6 +343,39 @@ CATALOGUE: dict[str, FindingInfo] = {
         "the oldest were evicted, as a host's reassembler evicts under "
         "ipfrag_high_thresh. A fragment flood looks like this.",
     ),
+    "steer.rss_imbalance": FindingInfo(
+        _W,
+        "NIC receive queues loaded unevenly",
+        "One RSS queue (and the CPU its interrupt goes to) takes far more than its share: "
+        "that CPU's softirq saturates while the others idle (incident 3). Check the cause "
+        "in steer.flow_key_collapse / steer.elephant_flow; fixes: an inner-aware NIC or "
+        "hash fields (ethtool -N DEV rx-flow-hash), RPS to spread in software, more "
+        "tunnel endpoints.",
+    ),
+    "steer.rps_imbalance": FindingInfo(
+        _W,
+        "RPS spreads the packets unevenly over the CPUs",
+        "The kernel's software steering sends most packets to few CPUs: their softnet "
+        "backlog and NET_RX softirq take it all (/proc/net/softnet_stat received_rps "
+        "skewed). See steer.flow_key_collapse for why; fixes: a kernel whose flow "
+        "dissector parses the tunnel, or spreading at the NIC.",
+        ("linux-flow-dissector-gre-v1",),
+    ),
+    "steer.flow_key_collapse": FindingInfo(
+        _W,
+        "many flows share few hash keys",
+        "The hash sees a layer where thousands of flows look identical (tunnel endpoints), "
+        "so however good the hash, they all land together. Outer-only NIC parsing of "
+        "GRE/IPIP/VXLAN, or a kernel that does not dissect GRE version 1 (before 4.10), "
+        "are the usual causes.",
+        ("linux-flow-dissector-gre-v1",),
+    ),
+    "steer.elephant_flow": FindingInfo(
+        _I,
+        "one flow is bigger than a queue's fair share",
+        "A single flow always hashes to one queue and one CPU: no steering can spread it. "
+        "Split it at the application (more connections) or accept one busy core.",
+    ),
     "decode.too_deep": FindingInfo(
         _W,
         "more headers than any real packet has",

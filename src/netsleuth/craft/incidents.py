@@ -101,14 +101,15 @@ def incident2_stp_llc(seconds: int = 20) -> Capture:
 
 
 def incident3_pptp(flows: int = 2000, packets_per_flow: int = 2) -> Capture:
-    """PPTP (GRE version 1) from two concentrators carrying thousands of inner TCP flows.
+    """PPTP (GRE version 1) between one pair of endpoints, two calls, thousands of inner
+    TCP flows.
 
     An outer-only NIC hash, or a kernel flow dissector that does not enter GRE version 1
     (before Linux 4.10), sees a handful of outer flows: one queue and one CPU take it all.
     """
     rng = random.Random(3)
     out: Capture = []
-    outer = [("203.0.113.10", "198.51.100.20", 7), ("203.0.113.11", "198.51.100.20", 9)]
+    outer = [("203.0.113.10", "198.51.100.20", 7), ("203.0.113.10", "198.51.100.20", 9)]
     t = T0
     for i in range(flows * packets_per_flow):
         f = i % flows

@@ -38,6 +38,7 @@ def decode(t: PacketTable, idx: NDArray[np.int64]) -> None:
         "off": p - t.start[idx],
         "tot_len": plen + HLEN,
         "ttl": h["hop_limit"],
+        "flow_label": h["ver_tc_flow"] & 0xFFFFF,
         "src6": h["src"],
         "dst6": h["dst"],
         "ident": 0,

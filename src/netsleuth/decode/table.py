@@ -169,6 +169,7 @@ class IPLayer:
         # header, or after the IPv6 fragment header (RFC 8200 section 4.5).
         self.frag_data = z(n, np.int32)
         self.ttl = z(n, np.uint8)  # TTL / hop limit
+        self.flow_label = z(n, np.uint32)  # IPv6 only (RFC 6437)
         self.proto = z(n, np.uint8)  # upper-layer protocol after extension headers
         self.checksum = z(n, np.uint16)
         # IPv4 only: does the header checksum verify? Computed by the decoder while it holds
@@ -227,6 +228,7 @@ class InnerLayer:
     is_frag = _Merged()
     frag_data = _Merged()
     ttl = _Merged()
+    flow_label = _Merged()
     proto = _Merged()
     checksum = _Merged()
     csum_ok = _Merged()

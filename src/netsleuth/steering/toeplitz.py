@@ -23,7 +23,6 @@ MICROSOFT_KEY = bytes.fromhex(
 # "Scalable TCP Session Monitoring with Symmetric Receive-side Scaling", 2012).
 SYMMETRIC_KEY = bytes.fromhex("6d5a" * 20)
 KEYS = {"microsoft": MICROSOFT_KEY, "symmetric": SYMMETRIC_KEY}
-MAX_INPUT = 36  # IPv6 addresses + ports
 
 
 def parse_key(text: str) -> bytes:
@@ -47,7 +46,7 @@ class Toeplitz:
         k = int.from_bytes(key, "big")
         nbits = len(key) * 8
         values = np.arange(256)
-        n = min(self.max_input, MAX_INPUT)
+        n = self.max_input
         tables = np.zeros((n, 256), dtype=np.uint32)
         for i in range(n):
             for b in range(8):

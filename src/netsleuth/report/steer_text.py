@@ -1,0 +1,56 @@
+"""Text output of `steer`: per-queue and per-CPU load bars, flows, findings."""
+
+from __future__ import annotations
+
+from rich.console import Console
+from rich.table import Table
+from rich.text import Text
+
+from netsleuth.report.text import render_findings
+from netsleuth.steering.run import Bucket, SteerResult
+
+
+def _bars(
+    console: Console, title: str, bucket: Bucket, label: str, only: tuple[int, ...] | None = None
+) -> None:
+    table = Table(title=title, box=None, pad_edge=False, title_justify="left")
+    table.add_column(label, justify="right")
+    table.add_column("packets", justify="right")
+    table.add_column("share", justify="right")
+    table.add_column("")
+    total = max(int(bucket.packets.sum()), 1)
+    top = max(int(bucket.packets.max()), 1)
+    for i, n in enumerate(bucket.packets):
+        if only is not None and i not in only:
+            continue
+        bar = "#" * round(30 * int(n) / top)
+        table.add_row(str(i), f"{int(n):,}", f"{int(n) / total:.0%}", Text(bar, style="cyan"))
+    console.print(table)
+    console.print(
+        f"  max/mean {bucket.max_over_mean():.2f}, coefficient of variation {bucket.cv():.2f}",
+        highlight=False,
+    )
+
+
+def render_steer(console: Console, r: SteerResult) -> None:
+    nic = r.nic
+    console.print(
+        Text(f"netsleuth steer: {r.packets:,} packets, {r.flows.shape[0]:,} flows", style="bold")
+    )
+    console.print(
+        f"NIC: {nic.queues} queues, parses {nic.parse} headers"
+        f"{' (and PPTP)' if nic.pptp else ''}, ports hashed for "
+        f"{', '.join(sorted(nic.l4)) or 'nothing'}; {r.rss_keys:,} distinct RSS hashes",
+        highlight=False,
+    )
+    _bars(console, "RSS queues", r.queues, "queue")
+    if r.rps is not None and r.cpus is not None:
+        k = r.rps.kernel
+        console.print(
+            f"\nRPS on CPUs {','.join(map(str, r.rps.cpus))}, flow dissector of "
+            f"Linux {k[0]}.{k[1]}; {r.rps_keys:,} distinct RPS hashes (modelled: "
+            "the kernel's hash secret is random per boot; RFS not modelled)",
+            highlight=False,
+        )
+        _bars(console, "RPS CPUs", r.cpus, "cpu", r.rps.cpus)
+    render_findings(console, r.findings)

@@ -1,0 +1,305 @@
+"""`steer`: stream a capture through the NIC and RPS models and explain the spread.
+
+Memory is bounded by distinct flows, not packets: per batch the flows are reduced with
+np.unique, and the accumulated table is re-reduced whenever it grows.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+from netsleuth.capture import open_capture
+from netsleuth.checks.catalogue import CATALOGUE
+from netsleuth.decode import decode
+from netsleuth.decode.table import PacketTable, Tunnel
+from netsleuth.errors import InputError
+from netsleuth.model import Finding, Severity
+from netsleuth.scan import InputResult
+from netsleuth.steering.fields import layer_fields
+from netsleuth.steering.model import (
+    GRE_V1_SINCE,
+    NicModel,
+    RpsModel,
+    nic_hash,
+    rps_cpu,
+    rss_queue,
+    software_key,
+)
+from netsleuth.steering.toeplitz import Toeplitz
+
+# A queue or CPU carrying more than twice the mean is what operators notice as "one core
+# pegged"; below ~50 packets per bucket the ratio is noise, so no finding is made.
+IMBALANCE = 2.0
+MIN_PER_BUCKET = 50
+COLLAPSE = 10  # distinct flows per distinct hash key that signals a layer not parsed
+MIN_FLOWS = 100
+FLOW = np.dtype(
+    [
+        ("id", "<u8"),
+        ("packets", "<i8"),
+        ("bytes", "<i8"),
+        ("ver", "u1"),
+        ("src", "u1", (16,)),
+        ("dst", "u1", (16,)),
+        ("sport", "<u2"),
+        ("dport", "<u2"),
+        ("proto", "u1"),
+    ]
+)
+COMPACT_AT = 1 << 20
+
+
+@dataclass
+class Bucket:
+    packets: NDArray[np.int64]
+    bytes: NDArray[np.int64]
+
+    @classmethod
+    def zeros(cls, n: int) -> Bucket:
+        return cls(np.zeros(n, np.int64), np.zeros(n, np.int64))
+
+    def add(self, index: NDArray[np.int64], size: NDArray[np.int64]) -> None:
+        n = self.packets.shape[0]
+        self.packets += np.bincount(index, minlength=n)[:n]
+        self.bytes += np.bincount(index, weights=size, minlength=n)[:n].astype(np.int64)
+
+    def max_over_mean(self) -> float:
+        mean = float(self.packets.mean()) if self.packets.size else 0.0
+        return float(self.packets.max()) / mean if mean else 0.0
+
+    def cv(self) -> float:
+        mean = float(self.packets.mean()) if self.packets.size else 0.0
+        return float(self.packets.std()) / mean if mean else 0.0
+
+
+class Distinct:
+    """Distinct values of a stream of uint64 arrays, memory bounded by the distinct count."""
+
+    def __init__(self) -> None:
+        self.parts: list[NDArray[np.uint64]] = []
+        self.size = 0
+
+    def add(self, values: NDArray[np.uint64]) -> None:
+        u = np.unique(values)
+        self.parts.append(u)
+        self.size += u.shape[0]
+        if self.size > COMPACT_AT:
+            self.parts = [np.unique(np.concatenate(self.parts))]
+            self.size = self.parts[0].shape[0]
+
+    def count(self) -> int:
+        return int(np.unique(np.concatenate(self.parts)).shape[0]) if self.parts else 0
+
+
+@dataclass
+class SteerResult:
+    inputs: list[InputResult]
+    nic: NicModel
+    rps: RpsModel | None
+    queues: Bucket
+    cpus: Bucket | None
+    flows: NDArray[np.void]
+    rss_keys: int
+    rps_keys: int
+    tunnels: dict[str, int]
+    findings: list[Finding] = field(default_factory=list)
+
+    @property
+    def packets(self) -> int:
+        return int(self.queues.packets.sum())
+
+
+class Steer:
+    def __init__(self, nic: NicModel, rps: RpsModel | None) -> None:
+        self.nic, self.rps = nic, rps
+        self.toeplitz = Toeplitz(nic.key)
+        self.soft = Toeplitz(software_key(rps.seed if rps else 0))
+        self.flow_hash = (Toeplitz(software_key(1)), Toeplitz(software_key(2)))
+        self.queues = Bucket.zeros(int(nic.table().max()) + 1)
+        self.cpus = Bucket.zeros(max(rps.cpus) + 1) if rps else None
+        self.rss_keys, self.rps_keys = Distinct(), Distinct()
+        self.flow_parts: list[NDArray[np.void]] = []
+        self.flow_size = 0
+        self.tunnels: dict[str, int] = {}
+
+    def observe(self, t: PacketTable) -> None:
+        size = t.batch.wirelen
+        h, l4, _ = nic_hash(t, self.nic, self.toeplitz)
+        self.queues.add(rss_queue(h, self.nic), size)
+        self.rss_keys.add(h.astype(np.uint64))
+        if self.rps is not None and self.cpus is not None:
+            cpu, rh = rps_cpu(t, self.rps, self.soft, h, l4)
+            self.cpus.add(cpu, size)
+            self.rps_keys.add(rh.astype(np.uint64))
+        counts = np.bincount(t.tunnel, minlength=len(Tunnel))
+        for kind in Tunnel:
+            if kind != Tunnel.NONE and counts[kind]:
+                name = kind.name.lower()
+                self.tunnels[name] = self.tunnels.get(name, 0) + int(counts[kind])
+        self._flows(t)
+
+    def _flows(self, t: PacketTable) -> None:
+        """The real flows: innermost addresses, ports and protocol."""
+        f = layer_fields(t, np.ones(t.n, dtype=np.bool_))
+        ports = np.where(f.has_ports[:, None], np.stack([f.sport, f.dport], axis=1), 0)
+        row = np.ascontiguousarray(
+            np.concatenate(
+                [
+                    f.src,
+                    f.dst,
+                    ports.astype(">u2").view(np.uint8).reshape(-1, 4),
+                    f.proto.reshape(-1, 1),
+                ],
+                axis=1,
+            )
+        )
+        fid = (
+            self.flow_hash[0].hash_rows(row).astype(np.uint64) << np.uint64(32)
+        ) | self.flow_hash[1].hash_rows(row).astype(np.uint64)
+        uniq, first, inv = np.unique(fid, return_index=True, return_inverse=True)
+        rec = np.zeros(uniq.shape[0], dtype=FLOW)
+        rec["id"] = uniq
+        rec["packets"] = np.bincount(inv, minlength=uniq.shape[0])
+        rec["bytes"] = np.bincount(inv, weights=t.batch.wirelen, minlength=uniq.shape[0])
+        for name in ("ver", "src", "dst", "proto"):
+            rec[name] = getattr(f, name)[first]
+        rec["sport"] = ports[first, 0]
+        rec["dport"] = ports[first, 1]
+        self.flow_parts.append(rec)
+        self.flow_size += rec.shape[0]
+        if self.flow_size > COMPACT_AT:
+            self.flow_parts = [_merge(self.flow_parts)]
+            self.flow_size = self.flow_parts[0].shape[0]
+
+    def result(self, inputs: list[InputResult]) -> SteerResult:
+        flows = _merge(self.flow_parts) if self.flow_parts else np.zeros(0, dtype=FLOW)
+        res = SteerResult(
+            inputs,
+            self.nic,
+            self.rps,
+            self.queues,
+            self.cpus,
+            flows,
+            self.rss_keys.count(),
+            self.rps_keys.count(),
+            self.tunnels,
+        )
+        res.findings = judge(res)
+        return res
+
+
+def _merge(parts: list[NDArray[np.void]]) -> NDArray[np.void]:
+    allf = np.concatenate(parts)
+    uniq, first, inv = np.unique(allf["id"], return_index=True, return_inverse=True)
+    out = allf[first].copy()
+    out["packets"] = np.bincount(inv, weights=allf["packets"], minlength=uniq.shape[0])
+    out["bytes"] = np.bincount(inv, weights=allf["bytes"], minlength=uniq.shape[0])
+    return out
+
+
+def steer(paths: Sequence[str], nic: NicModel, rps: RpsModel | None) -> SteerResult:
+    s = Steer(nic, rps)
+    inputs = []
+    for path in paths:
+        res = InputResult(path)
+        inputs.append(res)
+        try:
+            reader = open_capture(path)
+            res.format = reader.kind
+            for batch in reader.batches():
+                s.observe(decode(batch))
+                res.packets += len(batch)
+                res.bytes += int(batch.wirelen.sum())
+        except InputError as err:
+            res.error = str(err)
+    return s.result(inputs)
+
+
+def judge(r: SteerResult) -> list[Finding]:
+    out: list[Finding] = []
+    nflows = int(r.flows.shape[0])
+    outer_only = r.nic.parse == "outer" and any(
+        k in r.tunnels for k in ("gre", "ipip", "ip6", "vxlan", "geneve", "pptp")
+    )
+    pptp_old = r.rps is not None and "pptp" in r.tunnels and r.rps.kernel < GRE_V1_SINCE
+
+    def finding(fid: str, summary: str, evidence: dict[str, Any]) -> None:
+        info = CATALOGUE[fid]
+        out.append(
+            Finding(
+                fid,
+                info.severity,
+                r.packets,
+                summary,
+                info.explanation,
+                (),
+                None,
+                info.refs,
+                None,
+                evidence,
+            )
+        )
+
+    if nflows >= MIN_FLOWS and r.rss_keys * COLLAPSE <= nflows:
+        cause = (
+            (
+                "the NIC hashes only the outer header of tunnelled traffic ("
+                + ", ".join(sorted(r.tunnels))
+                + ")"
+            )
+            if outer_only
+            else "a layer is not parsed"
+        )
+        finding(
+            "steer.flow_key_collapse",
+            f"{nflows} inner flows hash to {r.rss_keys} RSS key(s): {cause}",
+            {"side": "rss", "flows": nflows, "keys": r.rss_keys},
+        )
+    if r.rps is not None and nflows >= MIN_FLOWS and r.rps_keys * COLLAPSE <= nflows:
+        cause = (
+            f"GRE v1 (PPTP) is not dissected before Linux {GRE_V1_SINCE[0]}."
+            f"{GRE_V1_SINCE[1]} (modelled kernel {r.rps.kernel[0]}.{r.rps.kernel[1]})"
+            if pptp_old
+            else "the flow dissector stops before the inner headers"
+        )
+        finding(
+            "steer.flow_key_collapse",
+            f"{nflows} inner flows hash to {r.rps_keys} RPS key(s): {cause}",
+            {"side": "rps", "flows": nflows, "keys": r.rps_keys},
+        )
+    for fid, bucket, what in (
+        ("steer.rss_imbalance", r.queues, "queue"),
+        ("steer.rps_imbalance", r.cpus, "CPU"),
+    ):
+        if bucket is None:
+            continue
+        ratio = bucket.max_over_mean()
+        active = bucket.packets[bucket.packets > 0]
+        if ratio >= IMBALANCE and r.packets >= MIN_PER_BUCKET * bucket.packets.shape[0]:
+            top = int(np.argmax(bucket.packets))
+            finding(
+                fid,
+                f"{what} {top} takes {bucket.packets[top] / max(r.packets, 1):.0%} "
+                f"of packets ({ratio:.1f}x the mean; {active.shape[0]} of "
+                f"{bucket.packets.shape[0]} {what}s busy)",
+                {"max_over_mean": round(ratio, 2), "cv": round(bucket.cv(), 3)},
+            )
+    if nflows and r.packets:
+        heavy = r.flows[np.argmax(r.flows["packets"])]
+        share = int(heavy["packets"]) / r.packets
+        if share * r.queues.packets.shape[0] > 1 and share >= 0.1:
+            finding(
+                "steer.elephant_flow",
+                f"one flow carries {share:.0%} of all packets: no hash can spread a single flow",
+                {"share": round(share, 3)},
+            )
+    return sorted(out, key=lambda f: (-f.severity, f.id))
+
+
+def severity_max(findings: list[Finding]) -> Severity | None:
+    return max((f.severity for f in findings), default=None)

@@ -1,0 +1,140 @@
+"""The steering models: incident 3's story, and the flow dissector rules one by one."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+from click.testing import CliRunner
+
+from netsleuth import craft
+from netsleuth.capture import RecordBatch
+from netsleuth.capture.writer import write_pcap
+from netsleuth.cli import main
+from netsleuth.craft import incidents
+from netsleuth.decode import decode
+from netsleuth.steering.model import NicModel, RpsModel, dissector_key
+from netsleuth.steering.run import steer
+
+CPUS = tuple(range(8))
+
+
+def cap(tmp_path: Path, name: str, frames: list[tuple[int, bytes]]) -> str:
+    path = tmp_path / name
+    with open(path, "wb") as fh:
+        write_pcap(fh, frames)
+    return str(path)
+
+
+def test_pptp_one_cpu_before_4_10_spread_after(tmp_path: Path) -> None:
+    path = cap(tmp_path, "pptp.pcap", incidents.incident3_pptp())
+    old = steer([path], NicModel(queues=8), RpsModel((4, 9), CPUS))
+    assert old.cpus is not None
+    assert sorted(old.cpus.packets)[-1] == 4000  # one CPU takes everything
+    assert int(np.count_nonzero(old.cpus.packets)) == 1
+    collapse = [
+        f for f in old.findings if f.id == "steer.flow_key_collapse" and f.evidence["side"] == "rps"
+    ]
+    assert "GRE v1 (PPTP) is not dissected before Linux 4.10" in collapse[0].summary
+    assert {f.id for f in old.findings} >= {"steer.rps_imbalance", "steer.rss_imbalance"}
+    new = steer([path], NicModel(queues=8), RpsModel((4, 10), CPUS))
+    assert new.cpus is not None
+    assert new.cpus.max_over_mean() < 1.3 and new.rps_keys >= 2000
+    assert "steer.rps_imbalance" not in {f.id for f in new.findings}
+
+
+def test_gre_outer_only_nic_one_queue_inner_aware_spreads(tmp_path: Path) -> None:
+    path = cap(tmp_path, "gre.pcap", incidents.incident3_gre_v0())
+    outer = steer([path], NicModel(queues=8, parse="outer"), None)
+    assert int(np.count_nonzero(outer.queues.packets)) == 1 and outer.rss_keys == 1
+    assert "gre" in next(f.summary for f in outer.findings if f.id == "steer.flow_key_collapse")
+    inner = steer([path], NicModel(queues=8, parse="inner"), None)
+    assert inner.queues.max_over_mean() < 1.3 and inner.rss_keys == 2000
+    assert inner.findings == []
+
+
+def test_rps_reuses_an_l4_nic_hash_and_recomputes_an_l3_one(tmp_path: Path) -> None:
+    frames = [
+        (
+            i,
+            craft.ether(
+                craft.ipv4(
+                    "10.0.0.1", "10.0.0.2", craft.tcp("10.0.0.1", "10.0.0.2", 1000 + i, 80), 6
+                ),
+                0x0800,
+            ),
+        )
+        for i in range(500)
+    ]
+    path = cap(tmp_path, "tcp.pcap", frames)
+    l4 = steer([path], NicModel(queues=4), RpsModel((5, 10), (0, 1, 2, 3)))
+    l3 = steer([path], NicModel(queues=4, l4=frozenset()), RpsModel((5, 10), (0, 1, 2, 3)))
+    assert l4.rss_keys == l4.rps_keys == 500  # the NIC's L4 hash, reused
+    assert l3.rss_keys == 1 and l3.rps_keys == 500  # L3-only: recomputed with ports
+
+
+def test_dissector_key_rules() -> None:
+    a, b = "2001:db8::1", "2001:db8::2"
+
+    def v6(src: str, dst: str, sport: int, dport: int, flow: int) -> bytes:
+        seg = craft.udp(src, dst, sport, dport, b"x")
+        return craft.ether(craft.ipv6(src, dst, seg, 17, flow=flow), 0x86DD)
+
+    def v4frag(off: int) -> bytes:
+        ip = craft.ipv4(
+            "10.0.0.1",
+            "10.0.0.2",
+            craft.udp("10.0.0.1", "10.0.0.2", 5, 6, bytes(16)),
+            17,
+            ident=3,
+            flags=1 if off == 0 else 0,
+            frag_off=off,
+        )
+        return craft.ether(ip, 0x0800)
+
+    frames = [
+        v6(a, b, 1, 2, 0),
+        v6(b, a, 2, 1, 0),  # symmetric
+        v6(a, b, 1, 2, 77),
+        v6(a, b, 3, 4, 77),  # flow label: ports ignored
+        v4frag(0),
+        v4frag(24),
+    ]  # fragments: no ports
+    keys = dissector_key(decode(RecordBatch.from_packets(frames)), (5, 10))
+    k = [bytes(r) for r in keys]
+    assert k[0] == k[1]
+    assert k[2] == k[3] and k[2] != k[0]
+    assert k[4] == k[5]
+
+
+def test_steer_json_contract(tmp_path: Path) -> None:
+    path = cap(tmp_path, "pptp.pcap", incidents.incident3_pptp(flows=200))
+    res = CliRunner().invoke(
+        main,
+        [
+            "steer",
+            path,
+            "--format",
+            "json",
+            "--kernel",
+            "4.9",
+            "--rps-cpus",
+            "0-3",
+            "--queues",
+            "4",
+        ],
+    )
+    assert res.exit_code == 0, res.stderr
+    doc = json.loads(res.stdout)
+    assert doc["command"] == "steer"
+    assert [q["queue"] for q in doc["rss"]["queues"]] == [0, 1, 2, 3]
+    assert sum(q["packets"] for q in doc["rss"]["queues"]) == 400
+    assert [c["cpu"] for c in doc["rps"]["cpus"]] == [0, 1, 2, 3]
+    assert doc["rps"]["max_over_mean"] == 4.0
+    assert doc["config"]["rps"]["kernel"] == "4.9"
+    assert "RFS is not modelled" in doc["notes"]
+    no_rps = json.loads(CliRunner().invoke(main, ["steer", path, "--format", "json"]).stdout)
+    assert "rps" not in no_rps
+    bad = CliRunner().invoke(main, ["steer", path, "--rps-cpus", "x-y"])
+    assert bad.exit_code == 2 and "not a CPU list" in bad.stderr
