@@ -302,6 +302,9 @@ class PacketTable:
         self.gre_key = z(n, np.int64) - 1  # GRE key, or PPTP call id; -1 when absent
         self.vni = z(n, np.int64) - 1  # VXLAN/Geneve VNI, ERSPAN session id; -1 absent
         self.ppp_proto = z(n, np.uint16)
+        # Values derived from the table by later stages (e.g. steering's flow fields),
+        # computed once per batch by whoever needs them.
+        self.derived: dict[str, object] = {}
         self.outer = IPLayer(n)
         # Decoders write a packet's second and deeper IP layers here; readers use `inner`.
         self.inner_raw = IPLayer(n)

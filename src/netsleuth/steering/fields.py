@@ -25,8 +25,36 @@ class Fields:
 
 
 def layer_fields(t: PacketTable, use_inner: NDArray[np.bool_]) -> Fields:
-    """Fields of the innermost IP layer where use_inner (and one exists), else the outer."""
+    """Fields of the innermost IP layer where use_inner (and one exists), else the outer.
+
+    The outer and the innermost fields are computed once per table and cached on it; a
+    mixed choice is one np.where over the two.
+    """
     inner = use_inner & (t.nip >= 2)
+    if not inner.any():
+        return _cached(t, "outer")
+    if inner.all() or bool(np.all(inner == (t.nip >= 2))):
+        return _cached(t, "innermost")
+    a, b = _cached(t, "outer"), _cached(t, "innermost")
+
+    def mix(x: NDArray[np.generic], y: NDArray[np.generic]) -> NDArray[np.generic]:
+        out: NDArray[np.generic] = np.where(inner if x.ndim == 1 else inner[:, None], y, x)
+        return out
+
+    parts = {k: mix(getattr(a, k), getattr(b, k)) for k in Fields.__dataclass_fields__}
+    return Fields(**parts)  # type: ignore[arg-type]
+
+
+def _cached(t: PacketTable, which: str) -> Fields:
+    cache: dict[str, Fields] = t.__dict__.setdefault("_steer_fields", {})
+    if which not in cache:
+        cache[which] = _compute(
+            t, (t.nip >= 2) if which == "innermost" else np.zeros(t.n, dtype=np.bool_)
+        )
+    return cache[which]
+
+
+def _compute(t: PacketTable, inner: NDArray[np.bool_]) -> Fields:
     o, r = t.outer, t.inner_raw
 
     def pick(name: str) -> NDArray[np.generic]:

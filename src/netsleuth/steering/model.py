@@ -13,8 +13,8 @@ entered with the call id only from Linux 4.10, UDP tunnels (VXLAN, Geneve) not e
 IPv6 flow label stops dissection before the ports, fragments carry no ports, and the key is
 made direction-symmetric (__flow_hash_consistentify) before hashing. The kernel's hash is
 jhash with a secret random per boot, so no capture can predict the exact CPU: the model
-hashes the same key with a seeded random Toeplitz key followed by murmur3's fmix32, which
-spreads like jhash does and collapses exactly when the keys collapse. The CPU is
+hashes the same key with a seeded non-linear hash (mix64), which spreads like jhash does
+and collapses exactly when the keys collapse. The CPU is
 rps_cpus[(hash * n) >> 32] (reciprocal_scale). RFS (steering to the consuming CPU) is
 not modelled.
 """
@@ -140,21 +140,34 @@ def _less(a: NDArray[np.uint8], b: NDArray[np.uint8]) -> NDArray[np.bool_]:
     return out
 
 
+def mix64(rows: NDArray[np.uint8], seed: int) -> NDArray[np.uint64]:
+    """A seeded non-linear 64-bit hash of each byte row: multiply-xorshift per 8-byte word,
+    then murmur3's fmix64 finalizer. Stands in for the kernel's jhash with its per-boot
+    secret (which no capture can know), and names flows; a few vector operations a word.
+    (Toeplitz would not do here: it is linear over GF(2), so sequential keys would spread
+    with a perfection jhash does not have.)"""
+    width = -(-rows.shape[1] // 8) * 8
+    padded = np.zeros((rows.shape[0], width), dtype=np.uint8)
+    padded[:, : rows.shape[1]] = rows
+    words = padded.view("<u8")
+    h = np.full(rows.shape[0], (seed * 0x9E3779B97F4A7C15) & 0xFFFFFFFFFFFFFFFF, np.uint64)
+    with np.errstate(over="ignore"):
+        for k in range(words.shape[1]):
+            h ^= words[:, k]
+            h *= np.uint64(0xFF51AFD7ED558CCD)
+            h ^= h >> np.uint64(32)
+        h ^= h >> np.uint64(33)
+        h *= np.uint64(0xC4CEB9FE1A85EC53)
+        h ^= h >> np.uint64(33)
+    return h
+
+
 def rps_cpu(
-    t: PacketTable,
-    rps: RpsModel,
-    soft: Toeplitz,
-    nic_h: NDArray[np.uint32],
-    nic_l4: NDArray[np.bool_],
+    t: PacketTable, rps: RpsModel, nic_h: NDArray[np.uint32], nic_l4: NDArray[np.bool_]
 ) -> tuple[NDArray[np.int64], NDArray[np.uint32]]:
-    key = dissector_key(t, rps.kernel)
-    h = np.where(nic_l4, nic_h, soft.hash_rows(key)).astype(np.uint32)
+    soft = (mix64(dissector_key(t, rps.kernel), rps.seed) >> np.uint64(32)).astype(np.uint32)
+    h = np.where(nic_l4, nic_h, soft).astype(np.uint32)
     cpus = np.array(rps.cpus, dtype=np.int64)
     idx = (h.astype(np.uint64) * np.uint64(len(cpus))) >> np.uint64(32)
     out: NDArray[np.int64] = cpus[idx.astype(np.int64)]
     return out, h
-
-
-def software_key(seed: int) -> bytes:
-    """The modelled per-boot secret: a random Toeplitz key long enough for dissector keys."""
-    return np.random.default_rng(seed).bytes(52)

@@ -25,10 +25,10 @@ from netsleuth.steering.model import (
     GRE_V1_SINCE,
     NicModel,
     RpsModel,
+    mix64,
     nic_hash,
     rps_cpu,
     rss_queue,
-    software_key,
 )
 from netsleuth.steering.toeplitz import Toeplitz
 
@@ -85,9 +85,10 @@ class Distinct:
         self.size = 0
 
     def add(self, values: NDArray[np.uint64]) -> None:
-        u = np.unique(values)
-        self.parts.append(u)
-        self.size += u.shape[0]
+        # Raw values are kept until there are many, then reduced at once: one large
+        # np.unique costs far less than one per batch.
+        self.parts.append(values)
+        self.size += values.shape[0]
         if self.size > COMPACT_AT:
             self.parts = [np.unique(np.concatenate(self.parts))]
             self.size = self.parts[0].shape[0]
@@ -118,8 +119,6 @@ class Steer:
     def __init__(self, nic: NicModel, rps: RpsModel | None) -> None:
         self.nic, self.rps = nic, rps
         self.toeplitz = Toeplitz(nic.key)
-        self.soft = Toeplitz(software_key(rps.seed if rps else 0))
-        self.flow_hash = (Toeplitz(software_key(1)), Toeplitz(software_key(2)))
         self.queues = Bucket.zeros(int(nic.table().max()) + 1)
         self.cpus = Bucket.zeros(max(rps.cpus) + 1) if rps else None
         self.rss_keys, self.rps_keys = Distinct(), Distinct()
@@ -133,7 +132,7 @@ class Steer:
         self.queues.add(rss_queue(h, self.nic), size)
         self.rss_keys.add(h.astype(np.uint64))
         if self.rps is not None and self.cpus is not None:
-            cpu, rh = rps_cpu(t, self.rps, self.soft, h, l4)
+            cpu, rh = rps_cpu(t, self.rps, h, l4)
             self.cpus.add(cpu, size)
             self.rps_keys.add(rh.astype(np.uint64))
         counts = np.bincount(t.tunnel, minlength=len(Tunnel))
@@ -158,9 +157,7 @@ class Steer:
                 axis=1,
             )
         )
-        fid = (
-            self.flow_hash[0].hash_rows(row).astype(np.uint64) << np.uint64(32)
-        ) | self.flow_hash[1].hash_rows(row).astype(np.uint64)
+        fid = mix64(row, 1)
         uniq, first, inv = np.unique(fid, return_index=True, return_inverse=True)
         rec = np.zeros(uniq.shape[0], dtype=FLOW)
         rec["id"] = uniq
