@@ -398,3 +398,55 @@ def steer(
     if any(i.error for i in result.inputs):
         return 2
     return fail_exit(result.findings, fail_on)
+
+
+@main.command()
+@click.option(
+    "--root",
+    type=click.Path(file_okay=False),
+    default="/",
+    show_default=True,
+    help="Read proc/net/tcp and tcp6 under this directory (a bundle, a chroot).",
+)
+@click.option("--kernel", default=None, help="Kernel version to model (default: running).")
+@FORMAT
+@FAIL_ON
+@guarded
+def listen(*, root: str, kernel: str | None, fmt: str, fail_on: str | None) -> int:
+    """Model the listening-socket lookup cost per SYN from the real socket table."""
+    from dataclasses import asdict
+    from pathlib import Path
+
+    from netsleuth.host.listen import model
+    from netsleuth.host.listen_rules import judge
+    from netsleuth.report.jsonout import document, dumps
+    from netsleuth.sources.procnet import read_listeners
+
+    listeners, notes = read_listeners(Path(root))
+    for note in notes:
+        click.echo(f"netsleuth: {note}", err=True)
+    if not listeners and len(notes) == 2:
+        raise InputError(root, "no proc/net/tcp or tcp6 here: is --root a Linux root?")
+    m = model(listeners, _kernel(kernel))
+    findings = judge(m)
+    if fmt == "json":
+        data = asdict(m)
+        data["kernel"] = f"{m.kernel[0]}.{m.kernel[1]}"
+        click.echo(dumps(document("listen", findings, root=root, model=data, notes=notes)))
+    else:
+        from netsleuth.report.text import render_findings
+
+        console = stdout_console()
+        console.print(
+            f"{m.sockets:,} listening sockets, {m.ports:,} ports, {m.groups:,} "
+            f"address:port groups (largest reuseport group {m.biggest_group})",
+            highlight=False,
+        )
+        console.print(
+            f"sockets walked per SYN: {m.per_syn_running:,.1f} under Linux "
+            f"{m.kernel[0]}.{m.kernel[1]} (32 port-only buckets: {m.per_syn_old:,.1f},"
+            f" worst {m.worst_old:,}; lhash2: {m.per_syn_new:,.1f})",
+            highlight=False,
+        )
+        render_findings(console, findings)
+    return fail_exit(findings, fail_on)

@@ -376,6 +376,17 @@ CATALOGUE: dict[str, FindingInfo] = {
         "A single flow always hashes to one queue and one CPU: no steering can spread it. "
         "Split it at the application (more connections) or accept one busy core.",
     ),
+    "host.listen_hash_hotspot": FindingInfo(
+        _W,
+        "each SYN walks a long chain of listening sockets",
+        "Before Linux 4.17 the listening-socket lookup (__inet_lookup_listener) searches 32 "
+        "buckets keyed by port only and scores every socket in the bucket, every reuseport "
+        "worker's socket included, in softirq: with thousands of such sockets per bucket the "
+        "CPUs taking SYNs burn in softirq (incident 3). Fixes: a kernel with lhash2 (4.17, "
+        "always used from 5.0); fewer SO_REUSEPORT sockets per port; a larger "
+        "INET_LHTABLE_SIZE in a custom kernel.",
+        ("linux-listen-hash-32",),
+    ),
     "decode.too_deep": FindingInfo(
         _W,
         "more headers than any real packet has",

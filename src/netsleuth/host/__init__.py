@@ -1,0 +1,1 @@
+"""Host models and rules over parsed snapshots (pure: no file access here)."""
