@@ -14,7 +14,7 @@ from netsleuth.capture.chunks import (
     MAX_RECORDS,
     Chunker,
     ReadIssue,
-    note_stream_cut,
+    StreamReader,
 )
 from netsleuth.capture.source import PCAP_MAGICS, ByteSource
 from netsleuth.errors import InputError
@@ -27,7 +27,7 @@ HARD_LIMIT = 16 << 20
 ST_OUT_FULL, ST_BAD_LENGTH = 1, 2
 
 
-class PcapReader:
+class PcapReader(StreamReader):
     kind = "pcap"
 
     def __init__(
@@ -52,16 +52,6 @@ class PcapReader:
         self.max_caplen = max(MAXIMUM_SNAPLEN, min(snaplen, HARD_LIMIT))
         # A buffer always holds the largest record we accept, so the walk always progresses.
         self.chunk_bytes = max(chunk_bytes, self.max_caplen + 16)
-
-    def batches(self) -> Iterator[RecordBatch]:
-        """Stream the records; the source is closed when the iteration ends, however."""
-        try:
-            for batch in self._batches():
-                self.records += len(batch)
-                yield batch
-        finally:
-            self.source.close()
-        note_stream_cut(self.source, self.issues, self.records + 1)
 
     def _batches(self) -> Iterator[RecordBatch]:
         ch = Chunker(self.source, self.chunk_bytes)

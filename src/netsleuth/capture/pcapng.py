@@ -17,7 +17,7 @@ from netsleuth.capture.chunks import (
     MAX_RECORDS,
     Chunker,
     ReadIssue,
-    note_stream_cut,
+    StreamReader,
 )
 from netsleuth.capture.source import ByteSource
 
@@ -37,7 +37,7 @@ class Interface:
     offset_s: int = 0
 
 
-class PcapngReader:
+class PcapngReader(StreamReader):
     kind = "pcapng"
 
     def __init__(
@@ -56,16 +56,6 @@ class PcapngReader:
 
     def _issue(self, id_: str, offset: int, frame: int, message: str) -> None:
         self.issues.append(ReadIssue(id_, offset, frame, message))
-
-    def batches(self) -> Iterator[RecordBatch]:
-        """Stream the records; the source is closed when the iteration ends, however."""
-        try:
-            for batch in self._batches():
-                self.records += len(batch)
-                yield batch
-        finally:
-            self.source.close()
-        note_stream_cut(self.source, self.issues, self.records + 1)
 
     def _batches(self) -> Iterator[RecordBatch]:
         ch = Chunker(self.source, self.max_block)

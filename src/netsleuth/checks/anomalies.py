@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import numpy as np
 
-from netsleuth.checks.catalogue import CATALOGUE
 from netsleuth.checks.frames import FrameTally
 from netsleuth.decode.table import ANOMALY_IDS, PacketTable
 from netsleuth.model import Finding
@@ -26,19 +25,4 @@ class DecodeAnomalies:
                     self.tally.add(f"{fid}|{layer}", table.frame[hit])
 
     def findings(self) -> list[Finding]:
-        out = []
-        for key, count in self.tally.count.items():
-            fid, layer = key.split("|")
-            info = CATALOGUE[fid]
-            out.append(
-                Finding(
-                    fid,
-                    info.severity,
-                    count,
-                    info.summary,
-                    info.explanation,
-                    tuple(self.tally.frames[key]),
-                    layer,
-                )
-            )
-        return out
+        return self.tally.findings()

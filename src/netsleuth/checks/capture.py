@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from netsleuth.checks.catalogue import CATALOGUE
 from netsleuth.checks.frames import FrameTally
 from netsleuth.decode.table import PacketTable
 from netsleuth.model import Finding
@@ -18,16 +17,4 @@ class TruncatedPackets:
         self.tally.add(ID, table.frame[table.snapped])
 
     def findings(self) -> list[Finding]:
-        if ID not in self.tally.count:
-            return []
-        info = CATALOGUE[ID]
-        return [
-            Finding(
-                ID,
-                info.severity,
-                self.tally.count[ID],
-                info.summary,
-                info.explanation,
-                tuple(self.tally.frames[ID]),
-            )
-        ]
+        return self.tally.findings()

@@ -7,8 +7,9 @@ in step.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
-from netsleuth.model import Severity
+from netsleuth.model import Finding, Severity
 
 
 @dataclass(frozen=True, slots=True)
@@ -393,3 +394,28 @@ CATALOGUE: dict[str, FindingInfo] = {
         "Decoding stopped after 40 layers: a crafted chain of headers.",
     ),
 }
+
+
+def catalogue_finding(
+    fid: str,
+    count: int,
+    packets: tuple[int, ...] = (),
+    layer: str | None = None,
+    *,
+    summary: str | None = None,
+    evidence: dict[str, Any] | None = None,
+) -> Finding:
+    """A finding with the catalogue's severity, text and refs for `fid`."""
+    info = CATALOGUE[fid]
+    return Finding(
+        fid,
+        info.severity,
+        count,
+        summary or info.summary,
+        info.explanation,
+        packets,
+        layer,
+        info.refs,
+        None,
+        evidence or {},
+    )

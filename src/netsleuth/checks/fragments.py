@@ -19,7 +19,6 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from netsleuth.checks.catalogue import CATALOGUE
 from netsleuth.checks.frames import FrameTally
 from netsleuth.checks.layers import ip_layers
 from netsleuth.decode.table import IPLayer, PacketTable
@@ -334,28 +333,7 @@ class FragmentAudit:
         for held in list(self.open):
             self._finish(self.open.pop(held), complete=False)
         self.open_bytes = 0
-        out = []
-        for key, count in self.tally.count.items():
-            fid, layer = key.split("|")
-            info = CATALOGUE[fid]
-            evidence: dict[str, Any] = {}
-            if fid in self.evidence:
-                evidence = {"datagrams": self.evidence[fid]}
-            out.append(
-                Finding(
-                    fid,
-                    info.severity,
-                    count,
-                    info.summary,
-                    info.explanation,
-                    tuple(self.tally.frames[key]),
-                    layer,
-                    info.refs,
-                    None,
-                    evidence,
-                )
-            )
-        return out
+        return self.tally.findings({fid: {"datagrams": ev} for fid, ev in self.evidence.items()})
 
 
 def fragment_keys(

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 from numpy.typing import NDArray
 
-from netsleuth.model import MAX_FRAMES
+from netsleuth.checks.catalogue import catalogue_finding
+from netsleuth.model import MAX_FRAMES, Finding
 
 
 class FrameTally:
@@ -24,3 +27,19 @@ class FrameTally:
         room = MAX_FRAMES - len(kept)
         if room > 0:
             kept.extend(int(f) for f in frames[:room])
+
+    def findings(self, evidence: dict[str, dict[str, Any]] | None = None) -> list[Finding]:
+        """One catalogue finding per key: "id|layer", or a bare "id" (no layer)."""
+        out = []
+        for key, count in self.count.items():
+            fid, _, layer = key.partition("|")
+            out.append(
+                catalogue_finding(
+                    fid,
+                    count,
+                    tuple(self.frames[key]),
+                    layer or None,
+                    evidence=(evidence or {}).get(fid),
+                )
+            )
+        return out

@@ -6,7 +6,6 @@ check turns the verdicts into a finding.
 
 from __future__ import annotations
 
-from netsleuth.checks.catalogue import CATALOGUE
 from netsleuth.checks.frames import FrameTally
 from netsleuth.checks.layers import ip_layers
 from netsleuth.decode.table import PacketTable
@@ -23,19 +22,7 @@ class IPv4Checksum:
         for layer_name, layer, present in ip_layers(t):
             bad = present & (layer.ver == 4) & ~layer.csum_ok
             if bad.any():
-                self.tally.add(layer_name, t.frame[bad])
+                self.tally.add(f"{ID}|{layer_name}", t.frame[bad])
 
     def findings(self) -> list[Finding]:
-        info = CATALOGUE[ID]
-        return [
-            Finding(
-                ID,
-                info.severity,
-                n,
-                info.summary,
-                info.explanation,
-                tuple(self.tally.frames[layer]),
-                layer,
-            )
-            for layer, n in self.tally.count.items()
-        ]
+        return self.tally.findings()

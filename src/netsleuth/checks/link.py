@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from netsleuth.checks.catalogue import CATALOGUE
+from netsleuth.checks.catalogue import CATALOGUE, catalogue_finding
 from netsleuth.checks.frames import FrameTally
 from netsleuth.decode.table import L2, PacketTable
 from netsleuth.model import Finding
@@ -72,25 +72,19 @@ class LinkLayer:
     def findings(self) -> list[Finding]:
         out = []
         for fid, n in self.tally.count.items():
-            info = CATALOGUE[fid]
-            summary = info.summary
-            evidence: dict[str, object] = {}
+            summary, evidence = None, None
             if fid == "l2.ieee8023_llc":
                 kinds = ", ".join(f"{k} x{v}" for k, v in sorted(self.kinds.items()))
-                summary = f"{summary}: {kinds}"
+                summary = f"{CATALOGUE[fid].summary}: {kinds}"
                 evidence = {"kinds": dict(sorted(self.kinds.items()))}
             out.append(
-                Finding(
+                catalogue_finding(
                     fid,
-                    info.severity,
                     n,
-                    summary,
-                    info.explanation,
                     tuple(self.tally.frames[fid]),
                     "outer",
-                    info.refs,
-                    None,
-                    evidence,
+                    summary=summary,
+                    evidence=evidence,
                 )
             )
         return out

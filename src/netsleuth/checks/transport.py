@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import numpy as np
 
-from netsleuth.checks.catalogue import CATALOGUE
 from netsleuth.checks.frames import FrameTally
 from netsleuth.checks.layers import ip_layers
 from netsleuth.decode.table import PacketTable
@@ -39,20 +38,7 @@ class TCPFlags:
             tcp = present & (layer.proto == 6) & (layer.l4_off != 0)
             if tcp.any():
                 hit = tcp & bad_flags(layer.tcp_flags)
-                self.tally.add(layer_name, t.frame[hit])
+                self.tally.add(f"{ID}|{layer_name}", t.frame[hit])
 
     def findings(self) -> list[Finding]:
-        info = CATALOGUE[ID]
-        return [
-            Finding(
-                ID,
-                info.severity,
-                n,
-                info.summary,
-                info.explanation,
-                tuple(self.tally.frames[layer]),
-                layer,
-                info.refs,
-            )
-            for layer, n in self.tally.count.items()
-        ]
+        return self.tally.findings()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from netsleuth.checks.catalogue import CATALOGUE
+from netsleuth.checks.catalogue import CATALOGUE, catalogue_finding
 from netsleuth.checks.frames import FrameTally
 from netsleuth.decode.table import PacketTable, Tunnel
 from netsleuth.model import Finding
@@ -28,19 +28,13 @@ class PPTP:
         if ID not in self.tally.count:
             return []
         info = CATALOGUE[ID]
-        n = self.tally.count[ID]
-        summary = f"{info.summary} ({len(self.calls)} call id(s))"
         return [
-            Finding(
+            catalogue_finding(
                 ID,
-                info.severity,
-                n,
-                summary,
-                info.explanation,
+                self.tally.count[ID],
                 tuple(self.tally.frames[ID]),
                 "outer",
-                info.refs,
-                None,
-                {"call_ids": len(self.calls)},
+                summary=f"{info.summary} ({len(self.calls)} call id(s))",
+                evidence={"call_ids": len(self.calls)},
             )
         ]

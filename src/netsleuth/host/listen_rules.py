@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import asdict
 
-from netsleuth.checks.catalogue import CATALOGUE
+from netsleuth.checks.catalogue import catalogue_finding
 from netsleuth.host.listen import LHASH2_SINCE, ListenModel
 from netsleuth.model import Finding
 
@@ -17,7 +17,6 @@ ID = "host.listen_hash_hotspot"
 def judge(m: ListenModel) -> list[Finding]:
     if m.per_syn_running < HOTSPOT:
         return []
-    info = CATALOGUE[ID]
     k = m.kernel
     summary = (
         f"{m.sockets:,} listening sockets on {m.ports:,} ports (reuseport groups of up "
@@ -28,17 +27,4 @@ def judge(m: ListenModel) -> list[Finding]:
     )
     evidence = {k2: v for k2, v in asdict(m).items() if k2 != "kernel"}
     evidence["kernel"] = f"{k[0]}.{k[1]}"
-    return [
-        Finding(
-            ID,
-            info.severity,
-            m.sockets,
-            summary,
-            info.explanation,
-            (),
-            None,
-            info.refs,
-            None,
-            evidence,
-        )
-    ]
+    return [catalogue_finding(ID, m.sockets, summary=summary, evidence=evidence)]

@@ -14,7 +14,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from netsleuth.capture import open_capture
-from netsleuth.checks.catalogue import CATALOGUE
+from netsleuth.checks.catalogue import catalogue_finding
 from netsleuth.decode import decode
 from netsleuth.decode.table import PacketTable, Tunnel
 from netsleuth.errors import InputError
@@ -226,21 +226,7 @@ def judge(r: SteerResult) -> list[Finding]:
     pptp_old = r.rps is not None and "pptp" in r.tunnels and r.rps.kernel < GRE_V1_SINCE
 
     def finding(fid: str, summary: str, evidence: dict[str, Any]) -> None:
-        info = CATALOGUE[fid]
-        out.append(
-            Finding(
-                fid,
-                info.severity,
-                r.packets,
-                summary,
-                info.explanation,
-                (),
-                None,
-                info.refs,
-                None,
-                evidence,
-            )
-        )
+        out.append(catalogue_finding(fid, r.packets, summary=summary, evidence=evidence))
 
     if nflows >= MIN_FLOWS and r.rss_keys * COLLAPSE <= nflows:
         cause = (
