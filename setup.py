@@ -1,6 +1,7 @@
-"""Build the one compiled helper: the sequential record walk over pcap/pcapng buffers.
+"""Build the two compiled helpers: the sequential walks over pcap/pcapng records and over
+ftrace ring-buffer pages.
 
-Everything else is NumPy; see docs/architecture.md for why this one loop is in C.
+Everything else is NumPy; the comment at the top of each .c file says why its loop is in C.
 """
 
 from setuptools import Extension, setup
@@ -11,6 +12,11 @@ setup(
             "netsleuth.capture._framing",
             sources=["src/netsleuth/capture/_framing.c"],
             extra_compile_args=["-O2", "-Wall", "-Wextra", "-Werror"],
-        )
+        ),
+        Extension(
+            "netsleuth.sources._ringbuf",
+            sources=["src/netsleuth/sources/_ringbuf.c"],
+            extra_compile_args=["-O2", "-Wall", "-Wextra", "-Werror"],
+        ),
     ]
 )

@@ -450,3 +450,77 @@ def listen(*, root: str, kernel: str | None, fmt: str, fail_on: str | None) -> i
         )
         render_findings(console, findings)
     return fail_exit(findings, fail_on)
+
+
+@main.command()
+@click.option(
+    "--duration",
+    type=click.FloatRange(0),
+    default=10.0,
+    show_default=True,
+    help="Seconds to trace; 0 traces until Ctrl-C (SIGINT) or SIGTERM.",
+)
+@click.option(
+    "--interval",
+    type=click.FloatRange(0.2),
+    default=None,
+    help="Also show the drops of every INTERVAL seconds while tracing.",
+)
+@click.option(
+    "--filter",
+    "filters",
+    multiple=True,
+    help="protocol=NAME|NUMBER (802.2, ipv4, 0x86dd) or reason=NAME (NO_SOCKET); "
+    "repeat a key for either value.",
+)
+@click.option("--top", type=click.IntRange(1), default=20, show_default=True)
+@FORMAT
+@FAIL_ON
+@guarded
+def drops(
+    *,
+    duration: float,
+    interval: float | None,
+    filters: tuple[str, ...],
+    top: int,
+    fmt: str,
+    fail_on: str | None,
+) -> int:
+    """Trace packets the kernel drops (skb:kfree_skb): where, why and which protocol."""
+    from netsleuth.drops.run import parse_filters, trace
+    from netsleuth.report.jsonout import document, dumps
+
+    try:
+        wanted = parse_filters(filters)
+    except ValueError as err:
+        raise InputError("--filter", str(err)) from None
+    if os.geteuid() != 0:
+        from netsleuth.errors import FacilityError
+
+        raise FacilityError(
+            "drops needs root (CAP_SYS_ADMIN for a tracefs instance, CAP_SYSLOG for "
+            "kernel symbols): run it with sudo"
+        )
+    view = None
+    on_tick = None
+    if interval and fmt == "text":
+        from netsleuth.report.drops_text import TickView
+
+        view = TickView(stdout_console(), top)
+        on_tick = view
+    try:
+        report = trace(
+            duration=duration or None, filters=wanted, interval=interval, on_tick=on_tick
+        )
+    finally:
+        if view is not None:
+            view.close()
+    findings = report.findings()
+    if fmt == "json":
+        doc = document("drops", findings, **report.to_json(top), notes=report.notes)
+        click.echo(dumps(doc))
+    else:
+        from netsleuth.report.drops_text import render_drops
+
+        render_drops(stdout_console(), report, top)
+    return fail_exit(findings, fail_on)

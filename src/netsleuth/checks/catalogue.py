@@ -388,6 +388,14 @@ CATALOGUE: dict[str, FindingInfo] = {
         "INET_LHTABLE_SIZE in a custom kernel.",
         ("linux-listen-hash-32",),
     ),
+    "drops.location": FindingInfo(
+        _W,
+        "the kernel dropped packets at this location",
+        "Packets freed as dropped (tracepoint skb:kfree_skb) at this kernel function, with "
+        "this drop reason and protocol. No explanation is known for this group: the "
+        "function and offset are where to read the kernel source. Groups with a known cause "
+        "carry their own explanation and severity (info when harmless).",
+    ),
     "decode.too_deep": FindingInfo(
         _W,
         "more headers than any real packet has",

@@ -1,0 +1,283 @@
+"""One `drops` run: a private tracefs instance with skb:kfree_skb, read until the duration
+ends or SIGINT/SIGTERM, then everything removed. The only module here that touches the
+host; parsing, grouping and rules are pure."""
+
+from __future__ import annotations
+
+import contextlib
+import signal
+import time
+from collections import Counter
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import FrameType
+from typing import Any
+
+from netsleuth.drops.events import Layout, decode
+from netsleuth.drops.format import (
+    DEFAULT_PAGE,
+    FormatError,
+    PageLayout,
+    parse_format,
+    parse_header_page,
+)
+from netsleuth.drops.rules import judge
+from netsleuth.drops.symbols import Kallsyms
+from netsleuth.drops.tally import DropGroup, Key, group, groups
+from netsleuth.errors import FacilityError, InputError
+from netsleuth.ethertypes import ETH_P
+from netsleuth.model import Finding
+from netsleuth.sources.tracefs import Instance, Tracefs, tracefs_session
+
+POLL = 0.1  # seconds between drains: 100k drops/s fill ~110 pages/s, the ring holds many more
+BUFFER_KB = 8192  # per CPU
+
+
+@dataclass(frozen=True, slots=True)
+class Filters:
+    protocols: frozenset[int] = frozenset()
+    reasons: frozenset[str] = frozenset()
+
+
+NO_FILTERS = Filters()
+
+
+def parse_filters(exprs: tuple[str, ...]) -> Filters:
+    """protocol=802.2|0x0004|4|ipv4 and reason=NO_SOCKET; repeat a key for "or"."""
+    protos: set[int] = set()
+    reasons: set[str] = set()
+    by_name = {v.lower(): k for k, v in ETH_P.items()}
+    for expr in exprs:
+        key, sep, value = expr.partition("=")
+        key, value = key.strip().lower(), value.strip()
+        if not sep or not value:
+            raise ValueError(f"filter {expr!r}: use protocol=NAME|NUMBER or reason=NAME")
+        if key in ("protocol", "proto"):
+            if value.lower() in by_name:
+                protos.add(by_name[value.lower()])
+            else:
+                try:
+                    protos.add(int(value, 0))
+                except ValueError:
+                    raise ValueError(f"filter {expr!r}: unknown protocol {value!r}") from None
+        elif key == "reason":
+            reasons.add(value.upper().removeprefix("SKB_DROP_REASON_"))
+        else:
+            raise ValueError(f"filter {expr!r}: the keys are protocol and reason")
+    return Filters(frozenset(protos), frozenset(reasons))
+
+
+def kernel_filter(f: Filters, layout: Layout) -> str | None:
+    """The same filter in the tracefs filter language, so a flood of other drops never
+    enters the ring buffer (Documentation/trace/events.rst, "Event filtering")."""
+    parts = []
+    if f.protocols:
+        parts.append(" || ".join(f"protocol == {p}" for p in sorted(f.protocols)))
+    if f.reasons:
+        if layout.reason is None:
+            raise ValueError("this kernel records no drop reason (before 5.17): no reason filter")
+        numbers = {v: k for k, v in layout.reason_names.items()}
+        unknown = sorted(r for r in f.reasons if r not in numbers)
+        if unknown:
+            known = ", ".join(sorted(numbers))
+            raise ValueError(f"reason {', '.join(unknown)} unknown to this kernel; it has: {known}")
+        parts.append(" || ".join(f"reason == {numbers[r]}" for r in sorted(f.reasons)))
+    if not parts:
+        return None
+    return " && ".join(f"({p})" for p in parts)
+
+
+@dataclass
+class Report:
+    started: float
+    seconds: float
+    counts: Counter[Key]
+    lost_events: int
+    missed_on_pages: int
+    bad_pages: int
+    layout: Layout
+    symbols: Kallsyms
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def events(self) -> int:
+        return sum(self.counts.values())
+
+    def rows(self) -> list[DropGroup]:
+        return groups(self.counts, self.seconds, self.symbols, self.layout.reason_names)
+
+    def findings(self) -> list[Finding]:
+        return judge(self.rows())
+
+    def to_json(self, top: int | None = None) -> dict[str, Any]:
+        rows = self.rows()
+        return {
+            "drops": [r.to_json() for r in rows[:top] if top is None or top > 0],
+            "events": self.events,
+            "lost_events": self.lost_events,
+            "seconds": round(self.seconds, 3),
+            "reason_recorded": self.layout.reason is not None,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class Tick:
+    """One interval of a running trace, for a refreshing view."""
+
+    elapsed: float
+    seconds: float
+    rows: list[DropGroup]  # this interval's groups, rates over `seconds`
+    total: int  # drops since the start
+    lost_events: int
+
+
+class _Stop:
+    """SIGINT/SIGTERM end the run at the next poll, cleanly; a second one interrupts."""
+
+    def __init__(self) -> None:
+        self.requested = False
+
+    def __call__(self, signum: int, frame: FrameType | None) -> None:
+        if self.requested:
+            raise KeyboardInterrupt
+        self.requested = True
+
+
+@contextlib.contextmanager
+def _stop_on_signals() -> Iterator[_Stop]:
+    stop = _Stop()
+    old = {s: signal.signal(s, stop) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield stop
+    finally:
+        for s, h in old.items():
+            signal.signal(s, h)
+
+
+def _read(path: Path, what: str) -> str:
+    try:
+        return path.read_text()
+    except FileNotFoundError:
+        raise FacilityError(f"{what} is missing ({path})") from None
+    except PermissionError:
+        raise FacilityError(f"reading {path} needs root: run drops with sudo") from None
+
+
+def load_symbols(notes: list[str], proc: Path = Path("/proc")) -> Kallsyms:
+    try:
+        syms = Kallsyms.from_text((proc / "kallsyms").read_text())
+    except OSError as err:
+        notes.append(f"cannot read {proc / 'kallsyms'} ({err.strerror}): locations are addresses")
+        return Kallsyms.from_text("")
+    if syms.restricted:
+        notes.append(
+            "kernel addresses are hidden (kernel.kptr_restrict, or no CAP_SYSLOG): locations "
+            "cannot be named; run as root with kptr_restrict <= 1"
+        )
+    return syms
+
+
+def _page_layout(fs: Tracefs, inst: Instance, notes: list[str]) -> PageLayout:
+    size = inst.page_size()
+    try:
+        return parse_header_page((fs.root / "events" / "header_page").read_text(), size)
+    except (OSError, FormatError) as err:
+        notes.append(f"events/header_page unreadable ({err}): assuming the 64-bit layout")
+        return PageLayout(
+            DEFAULT_PAGE.commit_offset,
+            DEFAULT_PAGE.commit_size,
+            DEFAULT_PAGE.data_offset,
+            size or DEFAULT_PAGE.page_size,
+        )
+
+
+def trace(
+    *,
+    duration: float | None,
+    filters: Filters = NO_FILTERS,
+    interval: float | None = None,
+    on_tick: Callable[[Tick], None] | None = None,
+    on_start: Callable[[], None] | None = None,
+    buffer_kb: int = BUFFER_KB,
+) -> Report:
+    """Trace drops until `duration` seconds pass (None: until SIGINT/SIGTERM)."""
+    notes: list[str] = []
+    with tracefs_session() as fs:
+        if fs.mounted_by_us:
+            notes.append(f"mounted tracefs at {fs.root} for this run (unmounted after)")
+        for name in fs.remove_stale():
+            notes.append(f"removed stale tracefs instance {name} (its process is gone)")
+        ev = fs.event_dir("skb", "kfree_skb")
+        try:
+            fmt = parse_format(_read(ev / "format", "the skb:kfree_skb tracepoint"))
+            layout = Layout.of(fmt)
+        except FormatError as err:
+            raise FacilityError(
+                f"cannot read skb:kfree_skb's format on this kernel: {err}"
+            ) from None
+        if layout.reason is None:
+            notes.append(
+                "this kernel's kfree_skb records no drop reason (added in 5.17): reasons "
+                "are inferred from the location where possible"
+            )
+        try:
+            kfilter = kernel_filter(filters, layout)
+        except ValueError as err:
+            raise InputError("--filter", str(err)) from None
+        symbols = load_symbols(notes)
+        with _stop_on_signals() as stop, Instance(fs) as inst:
+            inst.set_buffer_kb(buffer_kb)
+            page = _page_layout(fs, inst, notes)
+            inst.open_readers()
+            base_lost = inst.stats()
+            try:
+                inst.enable("skb", "kfree_skb", kfilter)
+            except ValueError as err:
+                raise InputError("--filter", str(err)) from None
+            if on_start is not None:
+                on_start()
+            t0 = time.monotonic()
+            started = time.time()
+            total: Counter[Key] = Counter()
+            tick: Counter[Key] = Counter()
+            missed = bad = 0
+            next_tick = t0 + interval if interval else None
+            last_tick = t0
+
+            def drain() -> None:
+                nonlocal missed, bad
+                raw = inst.read(page.page_size)
+                if raw:
+                    d = decode(raw, page, layout)
+                    c = group(d)
+                    total.update(c)
+                    tick.update(c)
+                    missed += d.missed
+                    bad += d.bad_pages
+
+            def lost() -> int:
+                now = inst.stats()
+                return sum(v - base_lost.get(cpu, 0) for cpu, v in now.items())
+
+            while not stop.requested:
+                now = time.monotonic()
+                if duration is not None and now - t0 >= duration:
+                    break
+                drain()
+                if next_tick is not None and now >= next_tick and on_tick is not None:
+                    rows = groups(tick, now - last_tick, symbols, layout.reason_names)
+                    on_tick(Tick(now - t0, now - last_tick, rows, sum(total.values()), lost()))
+                    tick.clear()
+                    last_tick = now
+                    next_tick += interval or 1.0
+                time.sleep(POLL)
+            seconds = time.monotonic() - t0
+            # Stop the event, then take what is still in the ring.
+            inst.remove_events()
+            drain()
+            drain()
+            lost_events = lost()
+        if stop.requested:
+            notes.append(f"stopped by a signal after {seconds:.1f} s")
+        return Report(started, seconds, total, lost_events, missed, bad, layout, symbols, notes)
