@@ -45,6 +45,7 @@ test: lint typecheck pytest
 # netsleuth scan and the peer tools in one process run and prints packets/s and ratios.
 bench: $(STAMP)
 	$(BIN)/python bench/bench.py $(BENCH_ARGS)
+	$(BIN)/python bench/drops_flood.py
 
 clean:
 	rm -rf $(VENV) build .bench .mypy_cache .ruff_cache .pytest_cache src/*.egg-info

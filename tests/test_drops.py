@@ -12,12 +12,12 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from netsleuth.drops.events import Layout, decode
+from netsleuth.drops.events import Drops, Layout, decode
 from netsleuth.drops.format import FormatError, PageLayout, parse_format, parse_header_page
 from netsleuth.drops.rules import judge
 from netsleuth.drops.run import Filters, kernel_filter, parse_filters
 from netsleuth.drops.symbols import Kallsyms, Location
-from netsleuth.drops.tally import DropGroup
+from netsleuth.drops.tally import DropGroup, group
 from netsleuth.model import Severity
 
 FIX = Path(__file__).parent / "fixtures" / "tracefs"
@@ -276,3 +276,16 @@ def test_without_a_reason_the_location_is_used_and_said_so() -> None:
     assert f.severity == Severity.WARNING
     assert f.explanation.startswith("(Inferred from the location")
     assert "no reason recorded" in f.summary
+
+
+def test_grouping_counts_each_location_reason_protocol() -> None:
+    loc = np.array([0xFFFFFFFF81000010, 0xFFFFFFFF82000000, 0xFFFFFFFF81000010] * 3, np.uint64)
+    proto = np.array([4, 0x800, 4, 4, 0x800, 0x86DD, 4, 0x800, 4], np.uint16)
+    reason = np.array([2, 3, 2, -1, 3, 3, 2, 3, 2], np.int64)
+    got = group(Drops(loc, proto, reason, 0, 0))
+    assert got == {
+        (0xFFFFFFFF81000010, 2, 4): 4,
+        (0xFFFFFFFF82000000, 3, 0x800): 3,
+        (0xFFFFFFFF81000010, -1, 4): 1,
+        (0xFFFFFFFF81000010, 3, 0x86DD): 1,
+    }

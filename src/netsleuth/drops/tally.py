@@ -13,18 +13,22 @@ from netsleuth.ethertypes import protocol_name
 
 Key = tuple[int, int, int]  # location address, reason number (-1: none), protocol
 
-_KEY = np.dtype([("loc", np.uint64), ("reason", np.int64), ("proto", np.uint16)])
+NO_REASON = 0xFFFF  # reason -1 (not recorded) in the packed key
 
 
 def group(drops: Drops) -> Counter[Key]:
+    """Counts per key. Packs (location index, reason, protocol) into one int64 so a single
+    integer sort does the grouping (a structured-array np.unique costs ~1 us an event)."""
     if len(drops) == 0:
         return Counter()
-    keys = np.empty(len(drops), dtype=_KEY)
-    keys["loc"], keys["reason"], keys["proto"] = drops.location, drops.reason, drops.protocol
-    uniq, counts = np.unique(keys, return_counts=True)
+    locs, loc_idx = np.unique(drops.location, return_inverse=True)
+    reason = np.where(drops.reason < 0, NO_REASON, drops.reason & 0xFFFF)
+    packed = (loc_idx.astype(np.int64) << 32) | (reason << 16) | drops.protocol.astype(np.int64)
+    keys, counts = np.unique(packed, return_counts=True)
     out: Counter[Key] = Counter()
-    for u, c in zip(uniq.tolist(), counts.tolist(), strict=True):
-        out[(int(u[0]), int(u[1]), int(u[2]))] = int(c)
+    for k, c in zip(keys.tolist(), counts.tolist(), strict=True):
+        r = (k >> 16) & 0xFFFF
+        out[(int(locs[k >> 32]), -1 if r == NO_REASON else r, k & 0xFFFF)] = c
     return out
 
 
