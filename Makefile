@@ -15,10 +15,17 @@ $(STAMP): $(BIN)/python pyproject.toml setup.py src/netsleuth/capture/_framing.c
 	$(BIN)/python -m pip install --quiet -e '.[test]'
 	touch $(STAMP)
 
-# Real tools the tests use: tshark reads netsleuth's pcapng exports back. Installed from
+# Real tools the tests use: tshark reads netsleuth's pcapng exports back; ethtool is the
+# oracle for the SIOCETHTOOL readings. Installed from
 # Debian's packages when missing and we are root (CI is); otherwise the tests that need it
 # skip and say why (and fail under CI=true).
 system-deps:
+	@command -v ethtool >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	    echo "installing ethtool (Debian package)"; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+	      --no-install-recommends ethtool >/dev/null; \
+	  else echo "ethtool missing and not root: the ioctl cross-check will skip"; fi; }
 	@command -v tshark >/dev/null 2>&1 || { \
 	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
 	    echo "installing tshark (Debian package)"; \

@@ -524,3 +524,88 @@ def drops(
 
         render_drops(stdout_console(), report, top)
     return fail_exit(findings, fail_on)
+
+
+@main.command()
+@click.option("--bundle", type=click.Path(exists=True), default=None, help="Diagnose a bundle.")
+@click.option(
+    "--root",
+    type=click.Path(file_okay=False, exists=True),
+    default=None,
+    help="One sample from files under this directory (static checks only).",
+)
+@click.option("--samples", type=click.IntRange(1, 3600), default=3, show_default=True)
+@click.option("--interval", type=click.FloatRange(0.1, 3600), default=1.0, show_default=True)
+@FORMAT
+@FAIL_ON
+@guarded
+def doctor(
+    *,
+    bundle: str | None,
+    root: str | None,
+    samples: int,
+    interval: float,
+    fmt: str,
+    fail_on: str | None,
+) -> int:
+    """Sample the receive path (NIC, IRQs, softirqs, softnet, MIBs) and diagnose it."""
+    from pathlib import Path
+
+    from netsleuth import doctor as doc
+
+    if bundle and root:
+        raise InputError("--bundle", "give --bundle or --root, not both")
+    if bundle:
+        d = doc.doctor_bundle(Path(bundle))
+    elif root:
+        d = doc.doctor_root(Path(root))
+    else:
+        if samples >= 2 and fmt == "text" and sys.stderr.isatty():
+            click.echo(f"sampling {samples} times, {interval:g} s apart...", err=True)
+        d = doc.doctor_live(samples, interval)
+    return _doctor_output(d, fmt, fail_on)
+
+
+def _doctor_output(d: Any, fmt: str, fail_on: str | None) -> int:
+    from netsleuth.report.jsonout import document, dumps
+
+    if fmt == "json":
+        from netsleuth.report.doctor_text import rates_json
+
+        last = d.samples[-1]
+        click.echo(
+            dumps(
+                document(
+                    "doctor",
+                    d.findings,
+                    source=d.source,
+                    samples=len(d.samples),
+                    kernel=last.kernel,
+                    cpus=last.cpus,
+                    rates=rates_json(d.rates),
+                    notes=d.notes,
+                )
+            )
+        )
+    else:
+        from netsleuth.report.doctor_text import render_doctor
+
+        render_doctor(stdout_console(), d)
+    return fail_exit(d.findings, fail_on)
+
+
+@main.command()
+@click.option("-o", "--output", required=True, help="Bundle to write: FILE.tar.gz or a directory.")
+@click.option("--duration", type=click.FloatRange(0), default=2.0, show_default=True)
+@click.option("--interval", type=click.FloatRange(0.1, 3600), default=1.0, show_default=True)
+@guarded
+def collect(*, output: str, duration: float, interval: float) -> int:
+    """Write a bundle of receive-path readings for `doctor --bundle` elsewhere."""
+    from pathlib import Path
+
+    from netsleuth import doctor as doc
+
+    count = max(2, int(duration / interval) + 1)
+    n = doc.collect(Path(output), count, interval)
+    click.echo(f"wrote {output}: {n} samples, {interval:g} s apart", err=True)
+    return 0

@@ -388,6 +388,91 @@ CATALOGUE: dict[str, FindingInfo] = {
         "INET_LHTABLE_SIZE in a custom kernel.",
         ("linux-listen-hash-32",),
     ),
+    "host.nic_drop": FindingInfo(
+        _W,
+        "the NIC dropped packets before the kernel saw them",
+        "rx_missed_errors / rx_fifo_errors / rx_over_errors rise: the NIC had no free RX "
+        "descriptor (the ring was full because the CPU serving that queue did not refill it in "
+        "time). Chain: ring size -> the queue IRQ's CPU -> softirq load on it. Fixes: a bigger "
+        "ring (ethtool -G), spreading queues over more CPUs, less work per packet.",
+    ),
+    "host.stack_drop": FindingInfo(
+        _W,
+        "rx_dropped rises while the NIC error counters are flat",
+        "The NIC delivered these packets and the kernel dropped them: no protocol handler "
+        "(before 4.6, e.g. 802.3/LLC spanning-tree BPDUs: incident 2), a full backlog, a "
+        "filter. `netsleuth drops` names the kernel function, the reason and the protocol.",
+    ),
+    "host.nohandler": FindingInfo(
+        _I,
+        "frames arrive for a protocol nothing on the host handles",
+        "rx_nohandler (Linux 4.6+) counts frames __netif_receive_skb_core freed because no "
+        "protocol handler matched: spanning-tree BPDUs on a host that is not a bridge (incident"
+        " 2), LLDP, vendor protocols. Usually harmless; `netsleuth drops` shows the protocol.",
+    ),
+    "host.softnet_backlog_drop": FindingInfo(
+        _W,
+        "the per-CPU input backlog overflowed",
+        "softnet_stat's dropped column: packets queued to a CPU's backlog (RPS, netif_rx from "
+        "veth/tunnels) found it at net.core.netdev_max_backlog. Raise the limit and spread the "
+        "load; check received_rps and softirq time per CPU.",
+    ),
+    "host.softnet_squeeze": FindingInfo(
+        _W,
+        "the receive softirq keeps running out of budget",
+        "softnet_stat's time_squeeze: net_rx_action stopped with work left because "
+        "netdev_budget packets or netdev_budget_usecs passed. Frequent squeezes mean the CPU "
+        "cannot keep up in softirq; packets wait in rings and backlogs and later drop.",
+    ),
+    "host.softirq_hotspot": FindingInfo(
+        _W,
+        "receive processing piles onto a few CPUs",
+        "NET_RX softirqs or softirq time concentrate on few CPUs (incident 3). Chain: which "
+        "queue IRQs those CPUs serve -> per-queue packet counts (RSS spread) -> received_rps "
+        "(RPS spread) -> the encapsulation of the traffic (outer-only hashing, GRE v1) -> "
+        "`netsleuth steer` on a capture.",
+    ),
+    "host.irq_imbalance": FindingInfo(
+        _W,
+        "a device's queue IRQs share few CPUs",
+        "The queue interrupts of one device are served by at most half as many CPUs as they "
+        "could be: the queues exist but their work lands on the same cores (no irqbalance, or "
+        "affinity pinned to one CPU).",
+    ),
+    "host.rss_queue_imbalance": FindingInfo(
+        _W,
+        "one RX queue takes far more packets than the others",
+        "Per-queue packet counters are skewed (max >= 2x mean): the NIC's RSS hash sees few "
+        "distinct flows, typically tunnels hashed on their outer header or one elephant flow. "
+        "`netsleuth steer` on a capture predicts the spread and shows what would fix it.",
+    ),
+    "host.rps_imbalance": FindingInfo(
+        _W,
+        "RPS steers most packets to one CPU",
+        "received_rps in softnet_stat is skewed while RPS is on: the software flow hash sees "
+        "few distinct keys (GRE version 1 before Linux 4.10, one big flow).",
+    ),
+    "host.listen_overflow": FindingInfo(
+        _W,
+        "TCP accept queues overflowed",
+        "TcpExt ListenOverflows / ListenDrops rose: connections were dropped because a "
+        "listener's accept queue was full. The application accepts too slowly or its backlog "
+        "(listen(), net.core.somaxconn) is too small.",
+    ),
+    "host.reassembly_failures": FindingInfo(
+        _W,
+        "IPv4 reassembly failed",
+        "Ip ReasmFails rose: fragments were dropped because datagrams timed out (ReasmTimeout),"
+        " overlapped (Linux discards those) or exceeded limits. A capture through `netsleuth "
+        "scan` shows which trains.",
+    ),
+    "host.ring_small": FindingInfo(
+        _I,
+        "an RX ring is well below its maximum size",
+        "The RX ring holds at most half the descriptors the NIC supports (<= 1024): fine at low"
+        " rates, the first thing to raise when host.nic_drop appears (then this finding is a "
+        "warning).",
+    ),
     "drops.location": FindingInfo(
         _W,
         "the kernel dropped packets at this location",

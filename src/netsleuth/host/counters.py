@@ -1,0 +1,282 @@
+"""Parsers for the receive-path counter files (pure: texts in, numbers out).
+
+Each parser tolerates the layouts of old and new kernels and skips lines it does not
+understand rather than failing: a diagnosis from most of the counters beats none."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+# --- /proc/net/softnet_stat --------------------------------------------------------------
+# One line per online CPU, %08x columns (net/core/net-procfs.c softnet_seq_show):
+#  1 processed  2 dropped (backlog full: netdev_max_backlog)  3 time_squeeze (budget or
+#  time ran out in net_rx_action)  4-8 always 0 (were fastroute counters)  9 cpu_collision
+#  (always 0 now)  10 received_rps (IPIs received to process RPS-steered packets)
+#  11 flow_limit_count (3.11+)  12 backlog length (5.10+)  13 CPU id (5.10+)
+#  14 input_qlen, 15 process_qlen (6.x). Kernels before 5.10 print no CPU id: lines are then
+#  mapped onto the online CPUs in order (offline CPUs print no line).
+
+
+@dataclass(frozen=True, slots=True)
+class Softnet:
+    cpu: int
+    processed: int
+    dropped: int
+    time_squeeze: int
+    received_rps: int | None
+    flow_limit: int | None
+    backlog: int | None
+
+
+def parse_cpu_list(text: str) -> list[int]:
+    """ "0-3,8,10-11" -> [0, 1, 2, 3, 8, 10, 11]."""
+    out: list[int] = []
+    for part in text.strip().split(","):
+        if not part:
+            continue
+        a, _, b = part.partition("-")
+        try:
+            out += range(int(a), int(b or a) + 1)
+        except ValueError:
+            continue
+    return out
+
+
+def parse_softnet(text: str, online: list[int] | None = None) -> list[Softnet]:
+    rows = []
+    lines = [ln.split() for ln in text.splitlines() if ln.strip()]
+    for i, cols in enumerate(lines):
+        try:
+            v = [int(c, 16) for c in cols]
+        except ValueError:
+            continue
+        if len(v) < 3:
+            continue
+        if len(v) >= 13:
+            cpu = v[12]
+        elif online is not None and i < len(online):
+            cpu = online[i]
+        else:
+            cpu = i
+        rows.append(
+            Softnet(
+                cpu,
+                v[0],
+                v[1],
+                v[2],
+                v[9] if len(v) >= 10 else None,
+                v[10] if len(v) >= 11 else None,
+                v[11] if len(v) >= 12 else None,
+            )
+        )
+    return rows
+
+
+# --- /proc/softirqs ----------------------------------------------------------------------
+
+
+def parse_softirqs(text: str) -> dict[str, list[int]]:
+    """{"NET_RX": [per-CPU counts], ...}; the header names the CPUs in order."""
+    out: dict[str, list[int]] = {}
+    lines = text.splitlines()
+    for line in lines[1:]:
+        name, _, rest = line.partition(":")
+        try:
+            out[name.strip()] = [int(x) for x in rest.split()]
+        except ValueError:
+            continue
+    return out
+
+
+def softirq_cpus(text: str) -> list[int]:
+    head = text.splitlines()[0] if text else ""
+    return [int(m) for m in re.findall(r"CPU(\d+)", head)]
+
+
+# --- /proc/interrupts --------------------------------------------------------------------
+# "NN:  c0 c1 ... cN  <chip> [hwirq] [type]  <action names>"; the layout of the chip and type
+# columns changed over the years (3.10 "IR-PCI-MSI-edge eth0-TxRx-0", 4.x+ "IR-PCI-MSI
+# 524289-edge eth0-TxRx-0", 6.x "PCI-MSIX-0000:00:01.0 3-edge virtio0-input.0"): the CPU
+# columns are counted from the header and the action is the last field.
+
+# Queue IRQ names of common drivers (the `dev` group is what the IRQ name says: a netdev
+# name, a virtio device, or a PCI address for mlx5): i40e/ice/igb/ixgbe "i40e-eth0-TxRx-3"
+# or "eth0-TxRx-3", many drivers "eth0-rx-3" / "eth0-combined-3", mlx5 "mlx5_comp3@pci:...",
+# virtio_net "virtio3-input.0", ena "eth0-Tx-Rx-3".
+QUEUE_PATTERNS: tuple[re.Pattern[str], ...] = (
+    re.compile(r"^(?:i40e|ice|iavf|igb|igc|ixgbe)-(?P<dev>[\w.@-]+?)-TxRx-(?P<q>\d+)$"),
+    re.compile(r"^(?P<dev>[\w.@-]+?)-TxRx-(?P<q>\d+)$"),
+    re.compile(r"^(?P<dev>[\w.-]+?)-Tx-Rx-(?P<q>\d+)$"),
+    re.compile(r"^(?P<dev>[\w.@-]+?)-(?:rx|rxtx|combined|fp|ch)-(?P<q>\d+)$"),
+    re.compile(r"^mlx5_comp(?P<q>\d+)@(?P<dev>pci:[\w:.]+)$"),
+    re.compile(r"^(?P<dev>virtio\d+)-input\.(?P<q>\d+)$"),
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Irq:
+    irq: str
+    name: str
+    counts: tuple[int, ...]  # per CPU, in the header's CPU order
+    device: str | None = None  # as named in the IRQ (eth0, virtio1, pci:0000:...)
+    queue: int | None = None
+
+
+def queue_of(name: str) -> tuple[str, int] | None:
+    for rx in QUEUE_PATTERNS:
+        m = rx.match(name)
+        if m:
+            return m.group("dev"), int(m.group("q"))
+    return None
+
+
+def parse_interrupts(text: str) -> tuple[list[int], list[Irq]]:
+    lines = text.splitlines()
+    if not lines:
+        return [], []
+    cpus = [int(m) for m in re.findall(r"CPU(\d+)", lines[0])]
+    out = []
+    for line in lines[1:]:
+        irq, sep, rest = line.partition(":")
+        if not sep:
+            continue
+        fields = rest.split()
+        counts: list[int] = []
+        for f in fields[: len(cpus)]:
+            if not f.isdigit():
+                break
+            counts.append(int(f))
+        if len(counts) != len(cpus):
+            continue
+        name = fields[-1] if len(fields) > len(cpus) else ""
+        q = queue_of(name)
+        out.append(Irq(irq.strip(), name, tuple(counts), q[0] if q else None, q[1] if q else None))
+    return cpus, out
+
+
+# --- /proc/net/dev and sys/class/net/*/statistics ----------------------------------------
+
+DEV_RX = ("bytes", "packets", "errs", "drop", "fifo", "frame", "compressed", "multicast")
+
+
+def parse_net_dev(text: str) -> dict[str, dict[str, int]]:
+    """{"eth0": {"rx_packets": .., "rx_dropped": .., "rx_fifo_errors": .., ...}} named like
+    sys/class/net/*/statistics (include/uapi/linux/if_link.h rtnl_link_stats64)."""
+    names = {
+        "bytes": "rx_bytes",
+        "packets": "rx_packets",
+        "errs": "rx_errors",
+        "drop": "rx_dropped",
+        "fifo": "rx_fifo_errors",
+        "frame": "rx_frame_errors",
+        "compressed": "rx_compressed",
+        "multicast": "multicast",
+    }
+    out: dict[str, dict[str, int]] = {}
+    for line in text.splitlines()[2:]:
+        dev, sep, rest = line.partition(":")
+        if not sep:
+            continue
+        try:
+            vals = [int(x) for x in rest.split()]
+        except ValueError:
+            continue
+        if len(vals) < 8:
+            continue
+        out[dev.strip()] = {names[k]: v for k, v in zip(DEV_RX, vals[:8], strict=True)}
+        if len(vals) >= 16:
+            out[dev.strip()].update(tx_packets=vals[9], tx_dropped=vals[11])
+    return out
+
+
+# --- /proc/net/snmp, /proc/net/netstat ---------------------------------------------------
+
+
+def parse_mib(text: str) -> dict[str, dict[str, int]]:
+    """Pairs of "Proto: names..." / "Proto: values..." lines -> {"Ip": {"ReasmFails": 0}}."""
+    out: dict[str, dict[str, int]] = {}
+    lines = text.splitlines()
+    for head, vals in zip(lines[0::2], lines[1::2], strict=False):
+        p1, _, names = head.partition(":")
+        p2, _, values = vals.partition(":")
+        if p1 != p2:
+            continue
+        try:
+            nums = [int(x) for x in values.split()]
+        except ValueError:
+            continue
+        out.setdefault(p1.strip(), {}).update(zip(names.split(), nums, strict=False))
+    return out
+
+
+# --- ethtool -S / -g texts ---------------------------------------------------------------
+# Per-queue RX packet counters of common drivers: ixgbe/virtio (old)/veth rx_queue_N_packets,
+# i40e/ice rx-N.packets, mlx5 rxN_packets, ena queue_N_rx_cnt, bnxt "[N]: rx_ucast_packets"
+# (bnxt prints per-ring stats with a "[N]: " prefix).
+QUEUE_STATS = (
+    re.compile(r"^rx_queue_(\d+)_packets$"),
+    re.compile(r"^rx-(\d+)\.packets$"),
+    re.compile(r"^rx(\d+)_packets$"),
+    re.compile(r"^queue_(\d+)_rx_cnt$"),
+    re.compile(r"^\[(\d+)\]: rx_ucast_packets$"),
+)
+
+
+def parse_ethtool_stats(text: str) -> dict[str, int]:
+    out: dict[str, int] = {}
+    for line in text.splitlines():
+        name, sep, value = line.strip().rpartition(":")
+        if not sep:
+            continue
+        try:
+            out[name.strip()] = int(value)
+        except ValueError:
+            continue
+    return out
+
+
+def queue_packets(stats: dict[str, int]) -> dict[int, int]:
+    """RX packets per queue from `ethtool -S` counters, or {} if the driver has none."""
+    out: dict[int, int] = {}
+    for name, v in stats.items():
+        for rx in QUEUE_STATS:
+            m = rx.match(name)
+            if m:
+                out[int(m.group(1))] = out.get(int(m.group(1)), 0) + v
+                break
+    return out
+
+
+def parse_ring(text: str) -> tuple[int | None, int | None]:
+    """(current RX ring size, maximum) from `ethtool -g` text."""
+    maximum = current = None
+    section = None
+    for line in text.splitlines():
+        low = line.strip().lower()
+        if low.startswith("pre-set maximums"):
+            section = "max"
+        elif low.startswith("current hardware settings"):
+            section = "cur"
+        else:
+            m = re.match(r"^rx:\s*(\d+)$", low)
+            if m and section == "max":
+                maximum = int(m.group(1))
+            elif m and section == "cur":
+                current = int(m.group(1))
+    return current, maximum
+
+
+def parse_int(text: str | None) -> int | None:
+    if text is None:
+        return None
+    try:
+        return int(text.split()[0])
+    except (ValueError, IndexError):
+        return None
+
+
+def parse_rps_mask(text: str) -> list[int]:
+    """rps_cpus: a hex mask in 32-bit groups separated by commas, most significant first."""
+    bits = int(text.strip().replace(",", "") or "0", 16)
+    return [i for i in range(bits.bit_length()) if bits >> i & 1]

@@ -1,0 +1,170 @@
+"""NIC counters and ring sizes through the SIOCETHTOOL ioctl (what `ethtool -S` and
+`ethtool -g` print), via fcntl.ioctl; the results are rendered in ethtool's own text format
+so a bundle holds what `ethtool -S DEV` would have shown.
+
+Structures (include/uapi/linux/ethtool.h): struct ifreq is a 16-byte name and a pointer
+(ifr_data) to the command buffer; every command buffer starts with its u32 cmd.
+  ETHTOOL_GSSET_INFO 0x37: {u32 cmd, u32 reserved, u64 sset_mask, u32 data[]}
+  ETHTOOL_GSTRINGS   0x1b: {u32 cmd, u32 string_set, u32 len, u8 data[len * 32]}
+  ETHTOOL_GSTATS     0x1d: {u32 cmd, u32 n_stats, u64 data[n_stats]}
+  ETHTOOL_GRINGPARAM 0x10: {u32 cmd, rx_max, rx_mini_max, rx_jumbo_max, tx_max, rx, rx_mini,
+                            rx_jumbo, tx} (all u32)
+"""
+
+from __future__ import annotations
+
+import ctypes
+import errno
+import fcntl
+import socket
+import struct
+
+SIOCETHTOOL = 0x8946
+ETHTOOL_GRINGPARAM = 0x10
+ETHTOOL_GSTRINGS = 0x1B
+ETHTOOL_GSTATS = 0x1D
+ETHTOOL_GSSET_INFO = 0x37
+ETH_SS_STATS = 1
+ETH_GSTRING_LEN = 32
+MAX_STATS = 1 << 16  # a sanity bound; mlx5 with many channels has a few thousand
+
+
+class UnsupportedError(Exception):
+    """The device does not implement this ethtool operation (EOPNOTSUPP)."""
+
+
+def ifreq(ifname: str, buf: ctypes.Array[ctypes.c_char]) -> bytes:
+    name = ifname.encode()
+    if len(name) >= 16:
+        raise ValueError(f"interface name {ifname!r} is too long")
+    return struct.pack("16sP", name, ctypes.addressof(buf)).ljust(40, b"\0")
+
+
+def _call(sock: socket.socket, ifname: str, buf: ctypes.Array[ctypes.c_char]) -> None:
+    try:
+        fcntl.ioctl(sock.fileno(), SIOCETHTOOL, ifreq(ifname, buf))
+    except OSError as err:
+        if err.errno in (errno.EOPNOTSUPP, errno.EINVAL, errno.ENOTSUP):
+            raise UnsupportedError(ifname) from None
+        raise
+
+
+# Pure encoders/decoders (tested on recorded buffers) -------------------------------------
+
+
+def encode_sset_info(sset: int = ETH_SS_STATS) -> bytes:
+    return struct.pack("=IIQI", ETHTOOL_GSSET_INFO, 0, 1 << sset, 0)
+
+
+def decode_sset_info(raw: bytes) -> int | None:
+    _, _, mask, count = struct.unpack_from("=IIQI", raw)
+    return count if mask else None
+
+
+def encode_gstrings(n: int, sset: int = ETH_SS_STATS) -> bytes:
+    return struct.pack("=III", ETHTOOL_GSTRINGS, sset, n) + bytes(n * ETH_GSTRING_LEN)
+
+
+def decode_gstrings(raw: bytes) -> list[str]:
+    _, _, n = struct.unpack_from("=III", raw)
+    out = []
+    for i in range(n):
+        chunk = raw[12 + i * ETH_GSTRING_LEN : 12 + (i + 1) * ETH_GSTRING_LEN]
+        out.append(chunk.split(b"\0", 1)[0].decode("ascii", "replace"))
+    return out
+
+
+def encode_gstats(n: int) -> bytes:
+    return struct.pack("=II", ETHTOOL_GSTATS, n) + bytes(n * 8)
+
+
+def decode_gstats(raw: bytes) -> list[int]:
+    _, n = struct.unpack_from("=II", raw)
+    return list(struct.unpack_from(f"={n}Q", raw, 8))
+
+
+def encode_ringparam() -> bytes:
+    return struct.pack("=9I", ETHTOOL_GRINGPARAM, *([0] * 8))
+
+
+def decode_ringparam(raw: bytes) -> dict[str, int]:
+    v = struct.unpack_from("=9I", raw)
+    keys = ("rx_max", "rx_mini_max", "rx_jumbo_max", "tx_max", "rx", "rx_mini", "rx_jumbo", "tx")
+    return dict(zip(keys, v[1:], strict=True))
+
+
+def stats_text(names: list[str], values: list[int]) -> str:
+    """`ethtool -S` output."""
+    lines = ["NIC statistics:"]
+    lines += [f"     {n}: {v}" for n, v in zip(names, values, strict=True)]
+    return "\n".join(lines) + "\n"
+
+
+def ring_text(ifname: str, r: dict[str, int]) -> str:
+    """`ethtool -g` output (n/a for a zero maximum, as ethtool prints it)."""
+
+    def v(key: str) -> str:
+        return "n/a" if r[key + "_max"] == 0 else str(r[key])
+
+    def m(key: str) -> str:
+        return "n/a" if r[key] == 0 else str(r[key])
+
+    return (
+        f"Ring parameters for {ifname}:\nPre-set maximums:\n"
+        f"RX:\t\t{m('rx_max')}\nRX Mini:\t{m('rx_mini_max')}\nRX Jumbo:\t{m('rx_jumbo_max')}\n"
+        f"TX:\t\t{m('tx_max')}\nCurrent hardware settings:\n"
+        f"RX:\t\t{v('rx')}\nRX Mini:\t{v('rx_mini')}\nRX Jumbo:\t{v('rx_jumbo')}\n"
+        f"TX:\t\t{v('tx')}\n"
+    )
+
+
+# Live calls ------------------------------------------------------------------------------
+
+
+def _buffer(data: bytes) -> ctypes.Array[ctypes.c_char]:
+    return ctypes.create_string_buffer(data, len(data))
+
+
+def read_stats(sock: socket.socket, ifname: str) -> tuple[list[str], list[int]]:
+    buf = _buffer(encode_sset_info())
+    _call(sock, ifname, buf)
+    n = decode_sset_info(buf.raw)
+    if not n:
+        raise UnsupportedError(ifname)
+    n = min(n, MAX_STATS)
+    sbuf = _buffer(encode_gstrings(n))
+    _call(sock, ifname, sbuf)
+    names = decode_gstrings(sbuf.raw)
+    vbuf = _buffer(encode_gstats(len(names)))
+    _call(sock, ifname, vbuf)
+    values = decode_gstats(vbuf.raw)
+    return names[: len(values)], values[: len(names)]
+
+
+def read_ring(sock: socket.socket, ifname: str) -> dict[str, int]:
+    buf = _buffer(encode_ringparam())
+    _call(sock, ifname, buf)
+    return decode_ringparam(buf.raw)
+
+
+def ethtool_texts(devices: list[str]) -> tuple[dict[str, str], list[str]]:
+    """{"ethtool/<dev>/statistics": text, "ethtool/<dev>/ring": text} for each device
+    that answers, and notes for those that do not."""
+    files: dict[str, str] = {}
+    notes: list[str] = []
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        for dev in devices:
+            try:
+                names, values = read_stats(sock, dev)
+                files[f"ethtool/{dev}/statistics"] = stats_text(names, values)
+            except UnsupportedError:
+                pass  # lo, tunnels, bridges: no NIC statistics
+            except OSError as err:
+                notes.append(f"ethtool -S {dev}: {err.strerror}, skipped")
+            try:
+                files[f"ethtool/{dev}/ring"] = ring_text(dev, read_ring(sock, dev))
+            except UnsupportedError:
+                pass
+            except OSError as err:
+                notes.append(f"ethtool -g {dev}: {err.strerror}, skipped")
+    return files, notes
