@@ -72,8 +72,8 @@ CATALOGUE: dict[str, FindingInfo] = {
         "frames with an EtherType netsleuth does not decode",
         "Frames whose protocol is not decoded (LLDP, 802.1X, vendor protocols...). A Linux "
         "host with no handler for a protocol drops such frames and counts them in "
-        "rx_dropped (rx_nohandler since Linux 4.6), as in incident 2: check that the "
-        "senders are expected.",
+        "rx_dropped (rx_nohandler only on inactive bond/team slaves), as in incident 2: "
+        "check that the senders are expected.",
     ),
     "vlan.too_deep": FindingInfo(
         _W,
@@ -183,9 +183,10 @@ CATALOGUE: dict[str, FindingInfo] = {
     "l2.ieee8023_llc": FindingInfo(
         _W,
         "IEEE 802.3 frames with an LLC header (length field, not EtherType)",
-        "A host that is not a bridge has no protocol handler for 802.2 LLC frames: Linux "
-        "drops each one in __netif_receive_skb_core and counts it in rx_dropped (in "
-        "rx_nohandler since Linux 4.6), so rx_dropped rises with nothing wrong. Spanning "
+        "A host that is not a bridge has no use for 802.2 LLC frames: Linux drops each one "
+        "in __netif_receive_skb_core and counts it in rx_dropped (rx_nohandler only on "
+        "inactive bond/team slaves), so rx_dropped rises with nothing wrong; kernels with "
+        "the LLC/STP code built in drop them in stp_pdu_rcv without counting. Spanning "
         "tree BPDUs from the switch port are the usual source (incident 2): harmless to "
         "the host; stop them at the switch (BPDU filter / no spanning tree on an edge "
         "port) or expect the counter to rise. Confirm live with `netsleuth drops`.",
@@ -399,16 +400,19 @@ CATALOGUE: dict[str, FindingInfo] = {
     "host.stack_drop": FindingInfo(
         _W,
         "rx_dropped rises while the NIC error counters are flat",
-        "The NIC delivered these packets and the kernel dropped them: no protocol handler "
-        "(before 4.6, e.g. 802.3/LLC spanning-tree BPDUs: incident 2), a full backlog, a "
-        "filter. `netsleuth drops` names the kernel function, the reason and the protocol.",
+        "The NIC delivered these packets and the kernel dropped them. The classic cause is "
+        "frames no protocol handler takes (802.3/LLC spanning-tree BPDUs: incident 2; LLDP; "
+        "vendor EtherTypes): __netif_receive_skb_core counts them in rx_dropped on every "
+        "kernel (rx_nohandler only for inactive bond/team slaves). `netsleuth drops` names "
+        "the kernel function, the reason and the protocol.",
     ),
     "host.nohandler": FindingInfo(
         _I,
         "frames arrive for a protocol nothing on the host handles",
-        "rx_nohandler (Linux 4.6+) counts frames __netif_receive_skb_core freed because no "
-        "protocol handler matched: spanning-tree BPDUs on a host that is not a bridge (incident"
-        " 2), LLDP, vendor protocols. Usually harmless; `netsleuth drops` shows the protocol.",
+        "rx_nohandler (Linux 4.6+) counts frames __netif_receive_skb_core freed for lack of a "
+        "protocol handler on devices that deliver exact matches only (inactive bonding/team "
+        "slaves; other devices count these in rx_dropped): frames the active slave would "
+        "take, BPDUs, LLDP. Usually harmless; `netsleuth drops` shows the protocol.",
     ),
     "host.softnet_backlog_drop": FindingInfo(
         _W,

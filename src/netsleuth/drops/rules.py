@@ -31,13 +31,14 @@ class Why:
 _NOHANDLER = (
     "No protocol handler is registered for this protocol, so "
     "__netif_receive_skb_core frees the frame and counts it in the device's rx_dropped "
-    "(rx_nohandler since Linux 4.6). Harmless for protocols this host does not speak "
+    "(rx_nohandler on inactive bond/team slaves). Harmless for protocols this host does not speak "
     "(LLDP, 802.1X, vendor protocols); `ip -s -s link` shows the counter."
 )
 _STP = (
     "802.3/LLC frames, almost always spanning-tree BPDUs from the switch (one every 2 s per "
-    "port), and this host is not a bridge: nothing consumes them, so they are counted in "
-    "rx_dropped (incident 2). Harmless. To stop them: bpdufilter on the switch port facing "
+    "port), and this host is not a bridge: nothing consumes them (incident 2; rx_dropped "
+    "counts them unless the kernel's LLC/STP code takes and frees them, as here when the "
+    "location is stp_pdu_rcv). Harmless. To stop them: bpdufilter on the switch port facing "
     "a host, or ignore rx_dropped growth of ~0.5/s per link."
 )
 

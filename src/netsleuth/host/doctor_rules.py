@@ -97,20 +97,14 @@ def stack(r: Rates, last: Sample) -> list[Finding]:
         dropped = row.get("rx_dropped", 0.0)
         nic_moving = any(row.get(k, 0) > 0 for k in NIC_ERRORS)
         if dropped > 0 and not nic_moving:
-            has_nohandler = "rx_nohandler" in last.devices.get(dev, {})
-            note = (
-                ""
-                if has_nohandler
-                else " (this kernel has no rx_nohandler counter, before 4.6: frames with no "
-                "protocol handler, such as 802.3/LLC spanning-tree BPDUs, are counted here)"
-            )
             out.append(
                 _f(
                     "host.stack_drop",
                     round(dropped * r.seconds),
                     f"{dev}: rx_dropped rises {dropped:,.2f}/s while every NIC error counter "
-                    f"is flat: the kernel, not the NIC, drops them{note}",
-                    "netsleuth drops",
+                    f"is flat: the kernel, not the NIC, drops them (frames no protocol "
+                    f"handler takes count here)",
+                    "netsleuth drops (reason UNHANDLED_PROTO names the protocols)",
                     device=dev,
                     per_second=round(dropped, 3),
                 )
