@@ -609,3 +609,44 @@ def collect(*, output: str, duration: float, interval: float) -> int:
     n = doc.collect(Path(output), count, interval)
     click.echo(f"wrote {output}: {n} samples, {interval:g} s apart", err=True)
     return 0
+
+
+@main.command()
+@click.option("--interval", type=click.FloatRange(0.2, 3600), default=1.0, show_default=True)
+@click.option("--count", type=click.IntRange(1), default=None, help="Stop after COUNT intervals.")
+@guarded
+def watch(*, interval: float, count: int | None) -> int:
+    """Per-second view of the receive path (softirqs, softnet, devices, queues)."""
+    import time
+
+    from netsleuth.host.doctor_rules import RATE_RULES
+    from netsleuth.host.rates import rates
+    from netsleuth.host.sample import parse_sample
+    from netsleuth.report.watch_view import frame, print_lines
+    from netsleuth.sources.hostfs import read_live
+
+    console = stdout_console()
+    prev = parse_sample(read_live(), time.time())
+    live = None
+    if console.is_terminal:
+        from rich.live import Live
+
+        live = Live(console=console, auto_refresh=False, transient=False)
+        live.start()
+    n = 0
+    try:
+        while count is None or n < count:
+            time.sleep(max(0.0, prev.time + interval - time.time()))
+            cur = parse_sample(read_live(), time.time())
+            r = rates(prev, cur)
+            findings = [f for rule in RATE_RULES for f in rule(r, cur)]
+            if live is not None:
+                live.update(frame(r, findings), refresh=True)
+            else:
+                print_lines(console, r, findings)
+            prev = cur
+            n += 1
+    finally:
+        if live is not None:
+            live.stop()
+    return 0
