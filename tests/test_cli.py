@@ -150,3 +150,7 @@ def test_demo_scans_the_three_incidents(tmp_path: Path) -> None:
     assert (old["cpus_busy"], new["cpus_busy"]) == (1, 8)
     assert story["GRE v0, outer-only NIC"]["queues_busy"] == 1
     assert story["GRE v0, inner-aware NIC"]["queues_busy"] == 8
+    # And doctor on this machine: two samples of the real receive path, rates for every CPU.
+    cpus = len(Path("/proc/net/softnet_stat").read_text().splitlines())
+    assert len(doc["doctor"]["rates"]["cpus"]) == cpus
+    assert "lo" in doc["doctor"]["rates"]["devices"]

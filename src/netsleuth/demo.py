@@ -95,10 +95,23 @@ def run_demo(console: Console, fmt: str, keep: str | None) -> int:
         captures = write_captures(folder)
         results = [(path, story, scan([str(path)])) for path, story in captures]
         steering = steer_stories(folder)
+        # And the receive path of the machine the demo runs on (2 samples, 1 s apart).
+        from netsleuth.doctor import doctor_live
+
+        host = doctor_live(2, 1.0)
         if fmt == "json":
+            from netsleuth.report.doctor_text import rates_json
+
             scans = [dict(scan_document(r), story=story) for _, story, r in results]
             steer_json = [asdict(row) for row in steering]
-            console.print_json(dumps(document("demo", [], scans=scans, steer=steer_json)))
+            doctor_json = {
+                "findings": [f.to_json() for f in host.findings],
+                "rates": rates_json(host.rates),
+                "notes": host.notes,
+            }
+            console.print_json(
+                dumps(document("demo", [], scans=scans, steer=steer_json, doctor=doctor_json))
+            )
             return 0
         for path, story, result in results:
             console.print(Rule(story))
@@ -119,6 +132,10 @@ def run_demo(console: Console, fmt: str, keep: str | None) -> int:
                 "-" if row.cpu_max_over_mean is None else f"{row.cpu_max_over_mean:.1f}",
             )
         console.print(table)
+        from netsleuth.report.doctor_text import render_doctor
+
+        console.print(Rule("This machine's receive path (netsleuth doctor, 2 samples 1 s apart)"))
+        render_doctor(console, host)
         if keep:
             console.print(f"captures kept in {folder}")
     return 0
