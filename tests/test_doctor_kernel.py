@@ -16,6 +16,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -213,3 +214,56 @@ def test_ethtool_ioctls_agree_with_ethtool(pair: Pair) -> None:
     theirs = parse_ethtool_stats(real)
     assert set(ours) == set(theirs) and len(ours) > 0
     assert ours["peer_ifindex"] == theirs["peer_ifindex"]
+
+
+def test_live_and_bundle_diagnoses_of_one_window_agree(pair: Pair, tmp_path: Path) -> None:
+    """collect and a live doctor sample the same 3 s while frames nobody handles and UDP to
+    a closed port arrive; doctor --bundle on the result must say what the live run said."""
+    unknown = craft.ether(b"\x00" * 46, 0x88B5, dst=pair.b_mac.hex(":"))
+    bundle = tmp_path / "same.tar.gz"
+
+    def send() -> None:
+        time.sleep(1.2)
+        for _ in range(30):
+            pair.raw.send(unknown)
+
+    live = doctor_in(pair.b, "--samples", "2", "--interval", "3")
+    coll = subprocess.Popen(
+        [
+            "ip",
+            "netns",
+            "exec",
+            pair.b,
+            NETSLEUTH,
+            "collect",
+            "-o",
+            str(bundle),
+            "--duration",
+            "3",
+            "--interval",
+            "3",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    worker = threading.Thread(target=send)
+    worker.start()
+    live_out, live_err = live.communicate(timeout=60)
+    coll.communicate(timeout=60)
+    worker.join()
+    assert live.returncode == 0 and coll.returncode == 0, live_err
+    offline = subprocess.run(
+        [NETSLEUTH, "doctor", "--bundle", str(bundle), "--format", "json"],
+        check=True,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+    def diagnosis(doc: dict[str, Any]) -> set[tuple[str, int, str | None]]:
+        return {(f["id"], f["count"], f["evidence"].get("device")) for f in doc["findings"]}
+
+    live_d, bundle_d = diagnosis(json.loads(live_out)), diagnosis(json.loads(offline.stdout))
+    assert ("host.stack_drop", 30, "dcb") in live_d
+    assert live_d == bundle_d
