@@ -304,6 +304,14 @@ def _kernel(text: str | None) -> tuple[int, int]:
     show_default=True,
     help="Seed of the modelled per-boot RPS hash secret.",
 )
+@click.option(
+    "--from-host",
+    "from_host",
+    default=None,
+    metavar="DEV",
+    help="Read DEV's RX rings, RSS key, indirection table and hashed fields (SIOCETHTOOL) "
+    "instead of --queues/--key/--l4.",
+)
 @guarded
 def steer(
     *,
@@ -318,6 +326,7 @@ def steer(
     kernel: str | None,
     rps_cpus: str | None,
     seed: int,
+    from_host: str | None,
 ) -> int:
     """Predict per-queue (RSS) and per-CPU (RPS) receive load for CAPTURES and explain it."""
     from netsleuth.report.jsonout import document, dumps
@@ -335,6 +344,11 @@ def steer(
         )
     except ValueError as err:
         raise InputError("--key", str(err)) from err
+    host_notes: list[str] = []
+    if from_host:
+        nic, host_notes = _nic_from_host(from_host, nic)
+        for note in host_notes:
+            click.echo(f"netsleuth: {from_host}: {note}", err=True)
     rps = RpsModel(_kernel(kernel), _cpu_list(rps_cpus), seed) if rps_cpus else None
     result = run_steer(list(captures), nic, rps)
     for failed in (i for i in result.inputs if i.error):
@@ -347,9 +361,10 @@ def steer(
                     "queues": queues,
                     "parse": parse,
                     "pptp": nic_pptp,
-                    "key": key,
+                    "key": nic.key.hex() if from_host else key,
                     "l4": sorted(nic.l4),
-                    "indirection": "i % queues",
+                    "indirection": list(nic.indir) if nic.indir else "i % queues",
+                    "from_host": from_host,
                 },
                 "rps": None
                 if rps is None
@@ -398,6 +413,26 @@ def steer(
     if any(i.error for i in result.inputs):
         return 2
     return fail_exit(result.findings, fail_on)
+
+
+def _nic_from_host(dev: str, base: Any) -> tuple[Any, list[str]]:
+    """The NicModel of a real device, or exit 3 saying plainly that it has no RSS."""
+    from netsleuth.errors import FacilityError
+    from netsleuth.sources.ethtool import NoRssError, read_rss
+    from netsleuth.steering.fromhost import NoModelError, nic_from_rss
+
+    try:
+        return nic_from_rss(read_rss(dev), base)
+    except NoRssError:
+        raise FacilityError(
+            f"{dev} has no RSS: its driver answers none of ETHTOOL_GRXRINGS, GRSSH, "
+            "GRXFHINDIR (veth, lo and most virtual devices); every packet takes one queue. "
+            "Model a NIC with --queues/--key/--l4 instead"
+        ) from None
+    except NoModelError as err:
+        raise FacilityError(str(err)) from None
+    except OSError as err:
+        raise FacilityError(f"{dev}: SIOCETHTOOL failed: {err.strerror}") from None
 
 
 @main.command()

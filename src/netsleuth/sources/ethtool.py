@@ -18,6 +18,7 @@ import errno
 import fcntl
 import socket
 import struct
+from dataclasses import dataclass, field
 
 SIOCETHTOOL = 0x8946
 ETHTOOL_GRINGPARAM = 0x10
@@ -168,3 +169,127 @@ def ethtool_texts(devices: list[str]) -> tuple[dict[str, str], list[str]]:
             except OSError as err:
                 notes.append(f"ethtool -g {dev}: {err.strerror}, skipped")
     return files, notes
+
+
+# RSS configuration (steer --from-host) ---------------------------------------------------
+#  ETHTOOL_GRSSH      0x46: struct ethtool_rxfh {u32 cmd, rss_context, indir_size, key_size;
+#                          u8 hfunc, input_xfrm, rsvd8[2]; u32 rsvd32; u32 rss_config[]}:
+#                          called once with sizes 0 to learn them, then with room for the
+#                          indirection table (indir_size u32) followed by the key bytes.
+#  ETHTOOL_GRXFHINDIR 0x38: struct ethtool_rxfh_indir {u32 cmd, size; u32 ring_index[]}
+#                          (older drivers without GRSSH), same two-step call.
+#  ETHTOOL_GRXFH      0x29 / ETHTOOL_GRXRINGS 0x2d: struct ethtool_rxnfc {u32 cmd, flow_type;
+#                          u64 data; ...}: the hashed fields of a flow type (RXH_* bits) and
+#                          the number of RX rings.
+ETHTOOL_GRXFH = 0x29
+ETHTOOL_GRXRINGS = 0x2D
+ETHTOOL_GRXFHINDIR = 0x38
+ETHTOOL_GRSSH = 0x46
+RXNFC_SIZE = 256  # >= sizeof(struct ethtool_rxnfc) (192 on 64-bit)
+FLOW_TYPES = {"tcp4": 0x01, "udp4": 0x02, "tcp6": 0x05, "udp6": 0x06}
+RXH_IP_SRC, RXH_IP_DST, RXH_L4_B_0_1, RXH_L4_B_2_3 = 0x10, 0x20, 0x40, 0x80
+ETH_RSS_HASH_TOP = 1  # Toeplitz; XOR = 2, CRC32 = 4
+MAX_INDIR = 1 << 16
+MAX_KEY = 1024
+
+
+class NoRssError(Exception):
+    """The device's driver exposes no RSS configuration."""
+
+
+def encode_rxfh(indir_size: int = 0, key_size: int = 0) -> bytes:
+    head = struct.pack("=IIIIBB2xI", ETHTOOL_GRSSH, 0, indir_size, key_size, 0, 0, 0)
+    return head + bytes(indir_size * 4 + key_size)
+
+
+def decode_rxfh(raw: bytes) -> tuple[int, int, int, list[int], bytes]:
+    """(indir_size, key_size, hfunc, table, key) from a filled ethtool_rxfh buffer."""
+    _, _, n_indir, n_key, hfunc, _ = struct.unpack_from("=IIIIBB2xI", raw)[:6]
+    body = raw[24:]
+    have = len(body) >= n_indir * 4 + n_key
+    table = list(struct.unpack_from(f"={n_indir}I", body)) if have else []
+    key = bytes(body[n_indir * 4 : n_indir * 4 + n_key]) if have else b""
+    return n_indir, n_key, hfunc, table, key
+
+
+def encode_rxfh_indir(size: int = 0) -> bytes:
+    return struct.pack("=II", ETHTOOL_GRXFHINDIR, size) + bytes(size * 4)
+
+
+def decode_rxfh_indir(raw: bytes) -> tuple[int, list[int]]:
+    _, size = struct.unpack_from("=II", raw)
+    have = len(raw) >= 8 + size * 4
+    return size, list(struct.unpack_from(f"={size}I", raw, 8)) if have else []
+
+
+def encode_rxnfc(cmd: int, flow_type: int = 0) -> bytes:
+    return struct.pack("=IIQ", cmd, flow_type, 0).ljust(RXNFC_SIZE, b"\0")
+
+
+def decode_rxnfc_data(raw: bytes) -> int:
+    return int(struct.unpack_from("=IIQ", raw)[2])
+
+
+def l4_flow_types(fields: dict[str, int]) -> frozenset[str]:
+    """Flow types whose hash includes both port halves (`ethtool -n DEV rx-flow-hash` sdfn)."""
+    both = RXH_L4_B_0_1 | RXH_L4_B_2_3
+    return frozenset(ft for ft, bits in fields.items() if bits & both == both)
+
+
+def _rxfh_two_step(sock: socket.socket, ifname: str) -> tuple[int, list[int], bytes]:
+    buf = _buffer(encode_rxfh())
+    _call(sock, ifname, buf)
+    n_indir, n_key, _, _, _ = decode_rxfh(buf.raw)
+    if n_indir > MAX_INDIR or n_key > MAX_KEY:
+        raise OSError(errno.EINVAL, f"implausible RSS sizes {n_indir}/{n_key}")
+    buf = _buffer(encode_rxfh(n_indir, n_key))
+    _call(sock, ifname, buf)
+    _, _, hfunc, table, key = decode_rxfh(buf.raw)
+    return hfunc, table, key
+
+
+@dataclass
+class HostRss:
+    device: str
+    rings: int | None = None
+    hfunc: int | None = None
+    indir: list[int] = field(default_factory=list)
+    key: bytes = b""
+    fields: dict[str, int] = field(default_factory=dict)  # flow type -> RXH_* bits
+    notes: list[str] = field(default_factory=list)
+
+
+def read_rss(ifname: str) -> HostRss:
+    """The NIC's RSS setup: rings, key, indirection table, hash function and hashed fields.
+    Raises NoRssError when the driver implements none of it (veth, lo, most virtual
+    devices)."""
+    out = HostRss(ifname)
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        try:
+            buf = _buffer(encode_rxnfc(ETHTOOL_GRXRINGS))
+            _call(sock, ifname, buf)
+            out.rings = decode_rxnfc_data(buf.raw)
+        except UnsupportedError:
+            pass
+        try:
+            out.hfunc, out.indir, out.key = _rxfh_two_step(sock, ifname)
+        except UnsupportedError:
+            try:
+                buf = _buffer(encode_rxfh_indir())
+                _call(sock, ifname, buf)
+                size, _ = decode_rxfh_indir(buf.raw)
+                buf = _buffer(encode_rxfh_indir(min(size, MAX_INDIR)))
+                _call(sock, ifname, buf)
+                out.indir = decode_rxfh_indir(buf.raw)[1]
+                out.notes.append("no ETHTOOL_GRSSH: the key is unknown (the default is used)")
+            except UnsupportedError:
+                if out.rings is None:
+                    raise NoRssError(ifname) from None
+        for name, ft in FLOW_TYPES.items():
+            try:
+                buf = _buffer(encode_rxnfc(ETHTOOL_GRXFH, ft))
+                _call(sock, ifname, buf)
+                out.fields[name] = decode_rxnfc_data(buf.raw)
+            except UnsupportedError:
+                continue
+    return out
