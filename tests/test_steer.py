@@ -138,3 +138,26 @@ def test_steer_json_contract(tmp_path: Path) -> None:
     assert "rps" not in no_rps
     bad = CliRunner().invoke(main, ["steer", path, "--rps-cpus", "x-y"])
     assert bad.exit_code == 2 and "not a CPU list" in bad.stderr
+
+
+def test_compare_shows_which_change_fixes_incident_3(tmp_path: Path) -> None:
+    pptp = cap(tmp_path, "pptp.pcap", incidents.incident3_pptp())
+    gre = cap(tmp_path, "gre.pcap", incidents.incident3_gre_v0())
+    res = CliRunner().invoke(
+        main,
+        ["steer", "--compare", "--queues", "8", "--kernel", "5.15", "--format", "json", pptp],
+    )
+    assert res.exit_code == 0, res.output
+    rows = {(r["nic"], r["rps"]): r for r in json.loads(res.output)["compare"]}
+    assert len(rows) == 6
+    # PPTP: no NIC spreads it (PPTP parsing is off); RPS does only after 4.10.
+    assert rows[("outer", "Linux 4.9")]["cpus_busy"] == 1
+    assert rows[("outer", "Linux 5.15")]["cpus_busy"] == 8
+    assert rows[("outer", "off")]["cpu_max_over_mean"] is None
+    assert {r["queues_busy"] for r in rows.values()} == {1}
+    res = CliRunner().invoke(main, ["steer", "--compare", "--queues", "8", "--format", "json", gre])
+    rows = {(r["nic"], r["rps"]): r for r in json.loads(res.output)["compare"]}
+    # GRE v0: an inner-aware NIC spreads it over every queue; outer-only hashing does not.
+    assert rows[("outer", "off")]["queues_busy"] == 1
+    assert rows[("inner", "off")]["queues_busy"] == 8
+    assert rows[("inner", "off")]["queue_max_over_mean"] < 1.5

@@ -305,6 +305,12 @@ def _kernel(text: str | None) -> tuple[int, int]:
     help="Seed of the modelled per-boot RPS hash secret.",
 )
 @click.option(
+    "--compare",
+    is_flag=True,
+    help="Also print a what-if table: outer-only vs inner-aware NIC x RPS off / before / "
+    "after GRE v1 dissection (Linux 4.9 / 4.10+), as max/mean per scenario.",
+)
+@click.option(
     "--from-host",
     "from_host",
     default=None,
@@ -327,6 +333,7 @@ def steer(
     rps_cpus: str | None,
     seed: int,
     from_host: str | None,
+    compare: bool,
 ) -> int:
     """Predict per-queue (RSS) and per-CPU (RPS) receive load for CAPTURES and explain it."""
     from netsleuth.report.jsonout import document, dumps
@@ -351,6 +358,12 @@ def steer(
             click.echo(f"netsleuth: {from_host}: {note}", err=True)
     rps = RpsModel(_kernel(kernel), _cpu_list(rps_cpus), seed) if rps_cpus else None
     result = run_steer(list(captures), nic, rps)
+    whatif = None
+    if compare and not any(i.error for i in result.inputs):
+        from netsleuth.steering.compare import compare as run_compare
+
+        what_cpus = rps.cpus if rps else tuple(range(nic.queues))
+        whatif = run_compare(list(captures), nic, what_cpus, _kernel(kernel), seed)
     for failed in (i for i in result.inputs if i.error):
         click.echo(f"netsleuth: {failed.error}", err=True)
     if fmt == "json":
@@ -405,11 +418,16 @@ def steer(
                 "cv": round(result.cpus.cv(), 3),
                 "distinct_hashes": result.rps_keys,
             }
+        if whatif is not None:
+            extra["compare"] = [row.to_json() for row in whatif]
         click.echo(dumps(document("steer", result.findings, **extra)))
     else:
-        from netsleuth.report.steer_text import render_steer
+        from netsleuth.report.steer_text import render_compare, render_steer
 
-        render_steer(stdout_console(), result)
+        console = stdout_console()
+        render_steer(console, result)
+        if whatif is not None:
+            render_compare(console, whatif)
     if any(i.error for i in result.inputs):
         return 2
     return fail_exit(result.findings, fail_on)

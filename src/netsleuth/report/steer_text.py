@@ -7,6 +7,7 @@ from rich.table import Table
 from rich.text import Text
 
 from netsleuth.report.text import render_findings
+from netsleuth.steering.compare import Scenario
 from netsleuth.steering.run import Bucket, SteerResult
 
 
@@ -54,3 +55,25 @@ def render_steer(console: Console, r: SteerResult) -> None:
         )
         _bars(console, "RPS CPUs", r.cpus, "cpu", r.rps.cpus)
     render_findings(console, r.findings)
+
+
+def render_compare(console: Console, rows: list[Scenario]) -> None:
+    table = Table(
+        title="what if (max/mean: 1.0 is even; N queues or CPUs busy)",
+        title_justify="left",
+        header_style="bold",
+        box=None,
+    )
+    for col in ("NIC parses", "RPS", "queue max/mean", "queues busy", "CPU max/mean", "CPUs busy"):
+        table.add_column(col, justify="left" if col in ("NIC parses", "RPS") else "right")
+    for s in rows:
+        table.add_row(
+            f"{s.nic} headers",
+            s.rps,
+            f"{s.queue_max_over_mean:.1f}",
+            str(s.queues_busy),
+            "-" if s.cpu_max_over_mean is None else f"{s.cpu_max_over_mean:.1f}",
+            "-" if s.cpus_busy is None else str(s.cpus_busy),
+        )
+    console.print()
+    console.print(table)
