@@ -161,3 +161,29 @@ def test_compare_shows_which_change_fixes_incident_3(tmp_path: Path) -> None:
     assert rows[("outer", "off")]["queues_busy"] == 1
     assert rows[("inner", "off")]["queues_busy"] == 8
     assert rows[("inner", "off")]["queue_max_over_mean"] < 1.5
+
+
+def test_heaviest_flows_name_the_elephant(tmp_path: Path) -> None:
+    def frame(src: str, sport: int) -> bytes:
+        seg = craft.tcp(src, "198.51.100.7", sport, 443, b"x" * 20, flags="PA")
+        return craft.ether(craft.ipv4(src, "198.51.100.7", seg, 6), 0x0800)
+
+    frames = [frame("192.0.2.9", 40000)] * 300
+    frames += [frame(f"203.0.113.{i}", 1000 + i) for i in range(1, 101)]
+    path = cap(tmp_path, "elephant.pcap", [(i * 1000, f) for i, f in enumerate(frames)])
+    res = CliRunner().invoke(main, ["steer", "--format", "json", path])
+    doc = json.loads(res.output)
+    top = doc["flows"]["heaviest"]
+    assert doc["flows"]["distinct"] == 101 and len(top) == 10
+    assert top[0] == {
+        "src": "192.0.2.9",
+        "dst": "198.51.100.7",
+        "sport": 40000,
+        "dport": 443,
+        "proto": 6,
+        "packets": 300,
+        "bytes": 300 * len(frames[0]),
+        "share": 0.75,
+    }
+    assert all(f["packets"] == 1 for f in top[1:])
+    assert "steer.elephant_flow" in {f["id"] for f in doc["findings"]}

@@ -338,6 +338,7 @@ def steer(
     """Predict per-queue (RSS) and per-CPU (RPS) receive load for CAPTURES and explain it."""
     from netsleuth.report.jsonout import document, dumps
     from netsleuth.steering.model import NicModel, RpsModel
+    from netsleuth.steering.run import heaviest
     from netsleuth.steering.run import steer as run_steer
     from netsleuth.steering.toeplitz import parse_key
 
@@ -398,7 +399,7 @@ def steer(
                 "cv": round(result.queues.cv(), 3),
                 "distinct_hashes": result.rss_keys,
             },
-            "flows": {"distinct": int(result.flows.shape[0])},
+            "flows": {"distinct": int(result.flows.shape[0]), "heaviest": heaviest(result)},
             "notes": [
                 "RFS is not modelled",
                 "the kernel's RPS hash secret is random per boot: modelled with --seed",

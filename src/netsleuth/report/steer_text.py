@@ -8,7 +8,7 @@ from rich.text import Text
 
 from netsleuth.report.text import render_findings
 from netsleuth.steering.compare import Scenario
-from netsleuth.steering.run import Bucket, SteerResult
+from netsleuth.steering.run import Bucket, SteerResult, heaviest
 
 
 def _bars(
@@ -54,6 +54,20 @@ def render_steer(console: Console, r: SteerResult) -> None:
             highlight=False,
         )
         _bars(console, "RPS CPUs", r.cpus, "cpu", r.rps.cpus)
+    flows = heaviest(r, 5)
+    if flows:
+        table = Table(title="heaviest flows", title_justify="left", header_style="bold", box=None)
+        for col in ("flow", "proto", "packets", "share"):
+            table.add_column(col, justify="left" if col == "flow" else "right")
+        for f in flows:
+            table.add_row(
+                f"{f['src']}:{f['sport']} -> {f['dst']}:{f['dport']}",
+                str(f["proto"]),
+                f"{f['packets']:,}",
+                f"{float(str(f['share'])):.1%}",
+            )
+        console.print()
+        console.print(table)
     render_findings(console, r.findings)
 
 

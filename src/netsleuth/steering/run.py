@@ -286,3 +286,32 @@ def judge(r: SteerResult) -> list[Finding]:
 
 def severity_max(findings: list[Finding]) -> Severity | None:
     return max((f.severity for f in findings), default=None)
+
+
+def _addr(ver: int, raw: NDArray[np.uint8]) -> str:
+    import ipaddress
+
+    b = bytes(raw.tolist())
+    return str(ipaddress.ip_address(b[:4] if ver == 4 else b))
+
+
+def heaviest(r: SteerResult, n: int = 10) -> list[dict[str, object]]:
+    """The n biggest flows by packets (innermost addresses and ports): the ones no hash can
+    split, and the first to look at when one queue or CPU is hot."""
+    if r.flows.shape[0] == 0:
+        return []
+    top = r.flows[np.argsort(-r.flows["packets"], kind="stable")[:n]]
+    total = max(r.packets, 1)
+    return [
+        {
+            "src": _addr(int(f["ver"]), f["src"]),
+            "dst": _addr(int(f["ver"]), f["dst"]),
+            "sport": int(f["sport"]),
+            "dport": int(f["dport"]),
+            "proto": int(f["proto"]),
+            "packets": int(f["packets"]),
+            "bytes": int(f["bytes"]),
+            "share": round(int(f["packets"]) / total, 4),
+        }
+        for f in top
+    ]
