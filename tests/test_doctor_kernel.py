@@ -8,34 +8,23 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import threading
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from netsleuth import craft
-from netsleuth.craft import incidents
+from tests.netns import Pair, bpdus, veth_pair
 
 pytestmark = pytest.mark.privileged
 
 A_IP, B_IP = "10.196.0.1", "10.196.0.2"
 NETSLEUTH = str(Path(sys.executable).with_name("netsleuth"))
-
-
-@dataclass
-class Pair:
-    a: str
-    b: str
-    b_mac: bytes
-    udp: socket.socket
-    raw: socket.socket
 
 
 @pytest.fixture
@@ -44,68 +33,61 @@ def pair() -> Iterator[Pair]:
         pytest.skip("needs root: network namespaces and AF_PACKET")
     if shutil.which("ip") is None:
         pytest.skip("iproute2's ip is missing (ip netns exec remounts /sys per namespace)")
-    from pyroute2 import NetNS, netns
-
-    a, b = f"nsl-doc-a-{os.getpid()}", f"nsl-doc-b-{os.getpid()}"
-    netns.create(a)
-    netns.create(b)
-    socks: list[socket.socket] = []
-    try:
-        with NetNS(a) as nsa:
-            nsa.link("add", ifname="dca", kind="veth", peer={"ifname": "dcb", "net_ns_fd": b})
-            idx = nsa.link_lookup(ifname="dca")[0]
-            nsa.addr("add", index=idx, address=A_IP, prefixlen=24)
-            nsa.link("set", index=idx, state="up")
-        with NetNS(b) as nsb:
-            idx = nsb.link_lookup(ifname="dcb")[0]
-            nsb.addr("add", index=idx, address=B_IP, prefixlen=24)
-            nsb.link("set", index=idx, state="up")
-            mac = nsb.get_links(idx)[0].get_attr("IFLA_ADDRESS")
+    with veth_pair("dc", A_IP, B_IP) as p:
         # RPS on the receiving side: every CPU.
-        ncpu = os.cpu_count() or 1
-        mask = f"{(1 << ncpu) - 1:x}"
+        mask = f"{(1 << (os.cpu_count() or 1)) - 1:x}"
         subprocess.run(
             [
                 "ip",
                 "netns",
                 "exec",
-                b,
+                p.b,
                 "sh",
                 "-c",
-                f"echo {mask} > /sys/class/net/dcb/queues/rx-0/rps_cpus",
+                f"echo {mask} > /sys/class/net/{p.b_if}/queues/rx-0/rps_cpus",
             ],
             check=True,
         )
-        netns.pushns(a)
-        try:
-            udp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-            raw = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(3))
-            raw.bind(("dca", 0))
-            socks += [udp, raw]
-        finally:
-            netns.popns()
-        udp.sendto(b"warm-up", (B_IP, 9))
-        time.sleep(0.3)
-        yield Pair(a, b, bytes.fromhex(mac.replace(":", "")), udp, raw)
-    finally:
-        for s in socks:
-            s.close()
-        netns.remove(a)
-        netns.remove(b)
+        yield p
 
 
-def doctor_in(ns: str, *args: str) -> subprocess.Popen[str]:
+def netsleuth_in(ns: str, *args: str) -> subprocess.Popen[str]:
+    """netsleuth inside a namespace; `ip netns exec` remounts /sys for it."""
     return subprocess.Popen(
-        ["ip", "netns", "exec", ns, NETSLEUTH, "doctor", "--format", "json", *args],
+        ["ip", "netns", "exec", ns, NETSLEUTH, *args],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
     )
 
 
+def doctor_in(ns: str, *args: str) -> subprocess.Popen[str]:
+    return netsleuth_in(ns, "doctor", "--format", "json", *args)
+
+
+def collect_in(ns: str, bundle: Path) -> subprocess.Popen[str]:
+    """Two samples 3 s apart, as doctor_in(ns, "--samples", "2", "--interval", "3")."""
+    return netsleuth_in(ns, "collect", "-o", str(bundle), "--duration", "3", "--interval", "3")
+
+
+def diagnosis(doc: dict[str, Any]) -> set[tuple[str, int, str | None]]:
+    return {(f["id"], f["count"], f["evidence"].get("device")) for f in doc["findings"]}
+
+
+def bundle_diagnosis(bundle: Path) -> set[tuple[str, int, str | None]]:
+    offline = subprocess.run(
+        [NETSLEUTH, "doctor", "--bundle", str(bundle), "--format", "json"],
+        check=True,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    return diagnosis(json.loads(offline.stdout))
+
+
 def test_doctor_sees_what_was_sent_across_a_veth(pair: Pair) -> None:
     n_udp = 3000
-    stp = [f for _, f in incidents.incident2_stp_llc(20) if int.from_bytes(f[12:14]) < 0x600]
+    stp = bpdus(20)
     unknown = craft.ether(b"\x00" * 46, 0x88B5, dst=pair.b_mac.hex(":"))  # no handler
     n_unknown = 40
 
@@ -126,7 +108,7 @@ def test_doctor_sees_what_was_sent_across_a_veth(pair: Pair) -> None:
     assert proc.returncode == 0, err
     doc = json.loads(out)
     r = doc["rates"]
-    dev = r["devices"]["dcb"]
+    dev = r["devices"][pair.b_if]
     received = dev["rx_packets"] * r["seconds"]
     sent = n_udp + len(stp) + n_unknown
     assert sent <= round(received) <= sent + 10  # + IPv6 neighbour discovery, at most
@@ -138,7 +120,7 @@ def test_doctor_sees_what_was_sent_across_a_veth(pair: Pair) -> None:
     # (that is for inactive bond/team slaves); the BPDUs are taken and freed by the
     # built-in LLC/STP code on this kernel, or counted with them where it is absent.
     stack = [f for f in doc["findings"] if f["id"] == "host.stack_drop"]
-    assert len(stack) == 1 and stack[0]["evidence"]["device"] == "dcb"
+    assert len(stack) == 1 and stack[0]["evidence"]["device"] == pair.b_if
     assert stack[0]["count"] in (n_unknown, n_unknown + len(stp))
     assert not [f for f in doc["findings"] if f["id"] == "host.nohandler"]
 
@@ -154,38 +136,11 @@ def test_collect_then_doctor_bundle_gives_the_live_diagnosis(pair: Pair, tmp_pat
 
     worker = threading.Thread(target=send)
     worker.start()
-    proc = subprocess.run(
-        [
-            "ip",
-            "netns",
-            "exec",
-            pair.b,
-            NETSLEUTH,
-            "collect",
-            "-o",
-            str(bundle),
-            "--duration",
-            "3",
-            "--interval",
-            "3",
-        ],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    proc = collect_in(pair.b, bundle)
+    _, err = proc.communicate(timeout=60)
     worker.join()
-    assert proc.returncode == 0, proc.stderr
-    offline = subprocess.run(
-        [NETSLEUTH, "doctor", "--bundle", str(bundle), "--format", "json"],
-        check=True,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-    doc = json.loads(offline.stdout)
-    ids = [(f["id"], f["count"], f["evidence"].get("device")) for f in doc["findings"]]
-    assert ("host.stack_drop", 25, "dcb") in ids
+    assert proc.returncode == 0, err
+    assert ("host.stack_drop", 25, pair.b_if) in bundle_diagnosis(bundle)
 
 
 def test_ethtool_ioctls_agree_with_ethtool(pair: Pair) -> None:
@@ -200,13 +155,13 @@ def test_ethtool_ioctls_agree_with_ethtool(pair: Pair) -> None:
 
     netns.pushns(pair.b)
     try:
-        files, notes = ethtool_texts(["dcb"])
+        files, notes = ethtool_texts([pair.b_if])
     finally:
         netns.popns()
     assert notes == []
-    ours = parse_ethtool_stats(files["ethtool/dcb/statistics"])
+    ours = parse_ethtool_stats(files[f"ethtool/{pair.b_if}/statistics"])
     real = subprocess.run(
-        ["ip", "netns", "exec", pair.b, "ethtool", "-S", "dcb"],
+        ["ip", "netns", "exec", pair.b, "ethtool", "-S", pair.b_if],
         capture_output=True,
         text=True,
         check=True,
@@ -217,8 +172,8 @@ def test_ethtool_ioctls_agree_with_ethtool(pair: Pair) -> None:
 
 
 def test_live_and_bundle_diagnoses_of_one_window_agree(pair: Pair, tmp_path: Path) -> None:
-    """collect and a live doctor sample the same 3 s while frames nobody handles and UDP to
-    a closed port arrive; doctor --bundle on the result must say what the live run said."""
+    """collect and a live doctor sample the same 3 s while frames nobody handles arrive;
+    doctor --bundle on the result must say what the live run said."""
     unknown = craft.ether(b"\x00" * 46, 0x88B5, dst=pair.b_mac.hex(":"))
     bundle = tmp_path / "same.tar.gz"
 
@@ -228,42 +183,13 @@ def test_live_and_bundle_diagnoses_of_one_window_agree(pair: Pair, tmp_path: Pat
             pair.raw.send(unknown)
 
     live = doctor_in(pair.b, "--samples", "2", "--interval", "3")
-    coll = subprocess.Popen(
-        [
-            "ip",
-            "netns",
-            "exec",
-            pair.b,
-            NETSLEUTH,
-            "collect",
-            "-o",
-            str(bundle),
-            "--duration",
-            "3",
-            "--interval",
-            "3",
-        ],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    coll = collect_in(pair.b, bundle)
     worker = threading.Thread(target=send)
     worker.start()
     live_out, live_err = live.communicate(timeout=60)
     coll.communicate(timeout=60)
     worker.join()
     assert live.returncode == 0 and coll.returncode == 0, live_err
-    offline = subprocess.run(
-        [NETSLEUTH, "doctor", "--bundle", str(bundle), "--format", "json"],
-        check=True,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-
-    def diagnosis(doc: dict[str, Any]) -> set[tuple[str, int, str | None]]:
-        return {(f["id"], f["count"], f["evidence"].get("device")) for f in doc["findings"]}
-
-    live_d, bundle_d = diagnosis(json.loads(live_out)), diagnosis(json.loads(offline.stdout))
-    assert ("host.stack_drop", 30, "dcb") in live_d
-    assert live_d == bundle_d
+    live_d = diagnosis(json.loads(live_out))
+    assert ("host.stack_drop", 30, pair.b_if) in live_d
+    assert live_d == bundle_diagnosis(bundle)

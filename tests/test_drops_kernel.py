@@ -9,26 +9,24 @@ import contextlib
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
 from netsleuth import craft
-from netsleuth.craft import incidents
 from netsleuth.drops.run import NO_FILTERS, Filters, Report, trace
 from netsleuth.sources.tracefs import find_tracefs
+from tests.netns import WARM_UP_PORT as CLOSED_PORT
+from tests.netns import Pair, bpdus, veth_pair
 
 pytestmark = pytest.mark.privileged
 
 A_IP, B_IP = "10.199.0.1", "10.199.0.2"
-CLOSED_PORT = 9
 NETSLEUTH = [str(Path(sys.executable).with_name("netsleuth"))]
 
 
@@ -56,58 +54,11 @@ def tracing_state() -> dict[str, str]:
     return state
 
 
-@dataclass
-class Pair:
-    a: str
-    b: str
-    b_mac: bytes
-    udp: socket.socket  # in namespace a
-    raw: socket.socket  # AF_PACKET on a's veth
-
-
 @pytest.fixture
 def pair() -> Iterator[Pair]:
     _need_root()
-    from pyroute2 import NetNS, netns
-
-    a, b = f"nsl-drops-a-{os.getpid()}", f"nsl-drops-b-{os.getpid()}"
-    netns.create(a)
-    netns.create(b)
-    socks: list[socket.socket] = []
-    try:
-        with NetNS(a) as nsa:
-            nsa.link("add", ifname="dra", kind="veth", peer={"ifname": "drb", "net_ns_fd": b})
-            idx = nsa.link_lookup(ifname="dra")[0]
-            nsa.addr("add", index=idx, address=A_IP, prefixlen=24)
-            nsa.link("set", index=idx, state="up")
-            nsa.link("set", index=nsa.link_lookup(ifname="lo")[0], state="up")
-        with NetNS(b) as nsb:
-            idx = nsb.link_lookup(ifname="drb")[0]
-            nsb.addr("add", index=idx, address=B_IP, prefixlen=24)
-            nsb.link("set", index=idx, state="up")
-            mac = nsb.get_links(idx)[0].get_attr("IFLA_ADDRESS")
-        netns.pushns(a)
-        try:
-            udp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-            raw = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(3))
-            raw.bind(("dra", 0))
-            socks += [udp, raw]
-        finally:
-            netns.popns()
-        # Resolve ARP before any test traces, so the first datagrams are not queued.
-        udp.sendto(b"warm-up", (B_IP, CLOSED_PORT))
-        time.sleep(0.3)
-        yield Pair(a, b, bytes.fromhex(mac.replace(":", "")), udp, raw)
-    finally:
-        for s in socks:
-            s.close()
-        netns.remove(a)
-        netns.remove(b)
-
-
-def bpdus(seconds: int) -> list[bytes]:
-    """The 802.3/LLC spanning-tree frames of incident 2 (one per 2 s), without the TCP."""
-    return [f for _, f in incidents.incident2_stp_llc(seconds) if int.from_bytes(f[12:14]) < 0x600]
+    with veth_pair("dr", A_IP, B_IP) as p:
+        yield p
 
 
 def traced(send: Callable[[], None], filters: Filters = NO_FILTERS) -> Report:

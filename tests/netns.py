@@ -1,0 +1,73 @@
+"""Two network namespaces joined by a veth pair, for the tests that need the real kernel
+path (drops, doctor): addresses on both ends, a UDP socket and an AF_PACKET socket in the
+sending namespace, ARP resolved before the test starts, everything removed afterwards."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import socket
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+from netsleuth.craft import incidents
+
+WARM_UP_PORT = 9  # discard: closed in a fresh namespace
+
+
+@dataclass
+class Pair:
+    a: str  # sending namespace
+    b: str  # receiving namespace
+    a_if: str
+    b_if: str
+    b_mac: bytes
+    udp: socket.socket  # in namespace a
+    raw: socket.socket  # AF_PACKET bound to a's end of the veth
+
+
+@contextlib.contextmanager
+def veth_pair(tag: str, a_ip: str, b_ip: str) -> Iterator[Pair]:
+    """Namespaces nsl-<tag>-a/b-<pid>, interfaces <tag>a and <tag>b (/24 addresses)."""
+    from pyroute2 import NetNS, netns
+
+    a, b = f"nsl-{tag}-a-{os.getpid()}", f"nsl-{tag}-b-{os.getpid()}"
+    a_if, b_if = f"{tag}a", f"{tag}b"
+    netns.create(a)
+    netns.create(b)
+    socks: list[socket.socket] = []
+    try:
+        with NetNS(a) as nsa:
+            nsa.link("add", ifname=a_if, kind="veth", peer={"ifname": b_if, "net_ns_fd": b})
+            idx = nsa.link_lookup(ifname=a_if)[0]
+            nsa.addr("add", index=idx, address=a_ip, prefixlen=24)
+            nsa.link("set", index=idx, state="up")
+            nsa.link("set", index=nsa.link_lookup(ifname="lo")[0], state="up")
+        with NetNS(b) as nsb:
+            idx = nsb.link_lookup(ifname=b_if)[0]
+            nsb.addr("add", index=idx, address=b_ip, prefixlen=24)
+            nsb.link("set", index=idx, state="up")
+            mac = nsb.get_links(idx)[0].get_attr("IFLA_ADDRESS")
+        netns.pushns(a)
+        try:
+            udp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+            raw = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(3))
+            raw.bind((a_if, 0))
+            socks += [udp, raw]
+        finally:
+            netns.popns()
+        # Resolve ARP before the test, so its first datagrams are not queued.
+        udp.sendto(b"warm-up", (b_ip, WARM_UP_PORT))
+        time.sleep(0.3)
+        yield Pair(a, b, a_if, b_if, bytes.fromhex(mac.replace(":", "")), udp, raw)
+    finally:
+        for s in socks:
+            s.close()
+        netns.remove(a)
+        netns.remove(b)
+
+
+def bpdus(seconds: int) -> list[bytes]:
+    """The 802.3/LLC spanning-tree frames of incident 2 (one per 2 s), without the TCP."""
+    return [f for _, f in incidents.incident2_stp_llc(seconds) if int.from_bytes(f[12:14]) < 0x600]
