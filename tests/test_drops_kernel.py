@@ -72,7 +72,7 @@ def traced(send: Callable[[], None], filters: Filters = NO_FILTERS) -> Report:
 def counts(report: Report, *, reason: str | None = None, protocol: int | None = None) -> int:
     return sum(
         r.count
-        for r in report.rows()
+        for r in report.rows
         if (reason is None or r.reason == reason) and (protocol is None or r.protocol == protocol)
     )
 
@@ -95,14 +95,14 @@ def test_stp_bpdus_closed_ports_and_bad_checksums_are_counted_and_named(pair: Pa
 
     report = traced(send)
     assert report.lost_events == 0
-    llc = [r for r in report.rows() if r.protocol == 0x0004]
+    llc = [r for r in report.rows if r.protocol == 0x0004]
     assert sum(r.count for r in llc) == len(stp) == 20
     assert all(r.location is not None for r in llc)
     assert counts(report, reason="NO_SOCKET", protocol=0x0800) == n_udp
     assert counts(report, reason="IP_CSUM", protocol=0x0800) == n_csum
-    no_socket = next(r for r in report.rows() if r.reason == "NO_SOCKET")
+    no_socket = next(r for r in report.rows if r.reason == "NO_SOCKET")
     assert no_socket.location is not None and "udp" in no_socket.location.function
-    findings = report.findings()
+    findings = report.findings
     stp_finding = next(f for f in findings if f.evidence["protocol"] == 4)
     assert "spanning-tree" in stp_finding.explanation
     assert tracing_state() == before

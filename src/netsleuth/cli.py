@@ -569,7 +569,7 @@ def drops(
     finally:
         if view is not None:
             view.close()
-    findings = report.findings()
+    findings = report.findings
     if fmt == "json":
         doc = document("drops", findings, **report.to_json(top), notes=report.notes)
         click.echo(dumps(doc))
@@ -673,7 +673,7 @@ def watch(*, interval: float, count: int | None) -> int:
     """Per-second view of the receive path (softirqs, softnet, devices, queues)."""
     import time
 
-    from netsleuth.host.doctor_rules import RATE_RULES
+    from netsleuth.host.doctor_rules import rate_findings
     from netsleuth.host.rates import rates
     from netsleuth.host.sample import parse_sample
     from netsleuth.report.watch_view import frame, print_lines
@@ -693,7 +693,7 @@ def watch(*, interval: float, count: int | None) -> int:
             time.sleep(max(0.0, prev.time + interval - time.time()))
             cur = parse_sample(read_live(), time.time())
             r = rates(prev, cur)
-            findings = [f for rule in RATE_RULES for f in rule(r, cur)]
+            findings = rate_findings(r, cur)
             if live is not None:
                 live.update(frame(r, findings), refresh=True)
             else:

@@ -10,6 +10,7 @@ import time
 from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from types import FrameType
 from typing import Any
@@ -104,16 +105,19 @@ class Report:
     def events(self) -> int:
         return sum(self.counts.values())
 
+    @cached_property
     def rows(self) -> list[DropGroup]:
+        """Groups, biggest first (symbols resolved once: the report is final)."""
         return groups(self.counts, self.seconds, self.symbols, self.layout.reason_names)
 
+    @cached_property
     def findings(self) -> list[Finding]:
-        return judge(self.rows())
+        return judge(self.rows)
 
     def to_json(self, top: int | None = None) -> dict[str, Any]:
-        rows = self.rows()
+        rows = self.rows if top is None else self.rows[:top]
         return {
-            "drops": [r.to_json() for r in rows[:top] if top is None or top > 0],
+            "drops": [r.to_json() for r in rows],
             "events": self.events,
             "lost_events": self.lost_events,
             "seconds": round(self.seconds, 3),

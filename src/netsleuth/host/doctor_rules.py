@@ -21,7 +21,7 @@ from dataclasses import replace
 from typing import Any
 
 from netsleuth.checks.catalogue import catalogue_finding
-from netsleuth.host.rates import Rates
+from netsleuth.host.rates import Rates, rates
 from netsleuth.host.sample import Sample
 from netsleuth.model import Finding, Severity
 
@@ -247,6 +247,11 @@ def protocols(r: Rates, last: Sample) -> list[Finding]:
 RATE_RULES = (nic, queues, cpus, softnet, stack, protocols)
 
 
+def rate_findings(r: Rates, last: Sample) -> list[Finding]:
+    """Every rate rule over one pair of samples (doctor: first vs last; watch: each second)."""
+    return [f for rule in RATE_RULES for f in rule(r, last)]
+
+
 # Static rules: one sample is enough (--root, or the last live sample).
 
 
@@ -309,11 +314,8 @@ def judge(samples: list[Sample]) -> tuple[list[Finding], Rates | None]:
     findings: list[Finding] = []
     r = None
     if len(samples) >= 2:
-        from netsleuth.host.rates import rates
-
         r = rates(samples[0], last)
-        for rule in RATE_RULES:
-            findings += rule(r, last)
+        findings += rate_findings(r, last)
     nic_dropping = {str(f.evidence["device"]) for f in findings if f.id == "host.nic_drop"}
     findings += irq_balance(last)
     findings += rings(last, nic_dropping)

@@ -37,6 +37,10 @@ class Rates:
     mib: dict[str, float] = field(default_factory=dict)  # "TcpExt.ListenOverflows" -> /s
     deltas: dict[str, int] = field(default_factory=dict)  # the same MIB counters, raw
 
+    def cpus(self) -> list[int]:
+        """CPUs with a softnet or NET_RX rate, in order."""
+        return sorted(set(self.softnet) | set(self.net_rx))
+
 
 def rates(a: Sample, b: Sample) -> Rates:
     dt = b.time - a.time

@@ -27,7 +27,7 @@ def rates_json(r: Rates | None) -> dict[str, Any] | None:
                 "softirq_pct": round(r.softirq_pct.get(cpu, 0.0), 1),
                 **{k: round(v, 1) for k, v in r.softnet.get(cpu, {}).items()},
             }
-            for cpu in sorted(set(r.softnet) | set(r.net_rx))
+            for cpu in r.cpus()
         ],
         "devices": {
             dev: {k: round(v, 2) for k, v in sorted(row.items()) if v}
@@ -44,7 +44,7 @@ def cpu_table(r: Rates) -> Table:
     t = Table(title="per CPU, per second", title_justify="left", header_style="bold", box=None)
     for col in ("cpu", "NET_RX", "softirq %", "processed", "dropped", "squeeze", "rps"):
         t.add_column(col, justify="right")
-    for cpu in sorted(set(r.softnet) | set(r.net_rx)):
+    for cpu in r.cpus():
         sn = r.softnet.get(cpu, {})
         t.add_row(
             str(cpu),

@@ -77,7 +77,7 @@ class TickView:
 
 
 def render_drops(console: Console, report: Report, top: int) -> None:
-    rows = report.rows()
+    rows = report.rows
     lost = (
         Text(f"{report.lost_events:,} events lost (ring buffer full)", style="bold red")
         if report.lost_events
@@ -94,4 +94,4 @@ def render_drops(console: Console, report: Report, top: int) -> None:
         console.print(Text(f"note: {note}", style="dim"), highlight=False)
     if rows:
         console.print(drops_table(rows, top, ""))
-    render_findings(console, report.findings())
+    render_findings(console, report.findings)

@@ -37,7 +37,7 @@ def frame(r: Rates, findings: list[Finding]) -> Group:
 def lines(r: Rates, findings: list[Finding]) -> list[str]:
     stamp = time.strftime("%H:%M:%S")
     out = []
-    for cpu in sorted(set(r.softnet) | set(r.net_rx)):
+    for cpu in r.cpus():
         sn = r.softnet.get(cpu, {})
         out.append(
             f"{stamp} cpu{cpu} net_rx={r.net_rx.get(cpu, 0.0):.0f}/s "
