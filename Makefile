@@ -16,22 +16,19 @@ $(STAMP): $(BIN)/python pyproject.toml setup.py src/netsleuth/capture/_framing.c
 	touch $(STAMP)
 
 # Real tools the tests use: tshark reads netsleuth's pcapng exports back; ethtool is the
-# oracle for the SIOCETHTOOL readings. Installed from
-# Debian's packages when missing and we are root (CI is); otherwise the tests that need it
-# skip and say why (and fail under CI=true).
+# oracle for the SIOCETHTOOL readings. The missing ones are installed from Debian's packages
+# in one apt-get run when we are root (CI is); otherwise the tests that need them skip and
+# say why (and fail under CI=true).
+SYSTEM_TOOLS := tshark ethtool
+
 system-deps:
-	@command -v ethtool >/dev/null 2>&1 || { \
+	@missing=""; for t in $(SYSTEM_TOOLS); do command -v $$t >/dev/null 2>&1 || missing="$$missing $$t"; done; \
+	if [ -n "$$missing" ]; then \
 	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
-	    echo "installing ethtool (Debian package)"; \
+	    echo "installing$$missing (Debian packages)"; \
 	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
-	      --no-install-recommends ethtool >/dev/null; \
-	  else echo "ethtool missing and not root: the ioctl cross-check will skip"; fi; }
-	@command -v tshark >/dev/null 2>&1 || { \
-	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
-	    echo "installing tshark (Debian package)"; \
-	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
-	      --no-install-recommends tshark >/dev/null; \
-	  else echo "tshark missing and not root: export round-trip tests will skip"; fi; }
+	      --no-install-recommends $$missing >/dev/null; \
+	  else echo "missing and not root:$$missing; the tests that need them will skip"; fi; fi
 
 demo: $(STAMP)
 	$(BIN)/netsleuth demo
