@@ -1,5 +1,5 @@
-"""Build the two compiled helpers: the sequential walks over pcap/pcapng records and over
-ftrace ring-buffer pages.
+"""Build the compiled helpers: the sequential walks over pcap/pcapng records and over ftrace
+ring-buffer pages, and the one-pass decode of the common Ethernet/IP/TCP|UDP prefix.
 
 Everything else is NumPy; the comment at the top of each .c file says why its loop is in C.
 """
@@ -11,6 +11,11 @@ setup(
         Extension(
             "netsleuth.capture._framing",
             sources=["src/netsleuth/capture/_framing.c"],
+            extra_compile_args=["-O2", "-Wall", "-Wextra", "-Werror"],
+        ),
+        Extension(
+            "netsleuth.decode._prefix",
+            sources=["src/netsleuth/decode/_prefix.c"],
             extra_compile_args=["-O2", "-Wall", "-Wextra", "-Werror"],
         ),
         Extension(

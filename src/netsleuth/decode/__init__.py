@@ -43,8 +43,10 @@ __all__ = [
 ]
 
 
-def decode(batch: RecordBatch, *, tunnel_depth: int = DEFAULT_TUNNEL_DEPTH) -> PacketTable:
-    return decode_batch(batch, REGISTRY, tunnel_depth=tunnel_depth)
+def decode(
+    batch: RecordBatch, *, tunnel_depth: int = DEFAULT_TUNNEL_DEPTH, prefix: bool = True
+) -> PacketTable:
+    return decode_batch(batch, REGISTRY, tunnel_depth=tunnel_depth, prefix=prefix)
 
 
 from netsleuth.capture.batch import RecordBatch  # noqa: E402

@@ -6,7 +6,8 @@ from __future__ import annotations
 import numpy as np
 
 from netsleuth.capture.batch import RecordBatch
-from netsleuth.decode.registry import Binding, Registry
+from netsleuth.decode.prefix import decode_prefix
+from netsleuth.decode.registry import REGISTRY, Binding, Registry
 from netsleuth.decode.table import NS, Anomaly, PacketTable, Tunnel
 
 DEFAULT_TUNNEL_DEPTH = 3
@@ -16,8 +17,16 @@ MAX_ROUNDS = 40
 
 
 def decode_batch(
-    batch: RecordBatch, registry: Registry, *, tunnel_depth: int = DEFAULT_TUNNEL_DEPTH
+    batch: RecordBatch,
+    registry: Registry,
+    *,
+    tunnel_depth: int = DEFAULT_TUNNEL_DEPTH,
+    prefix: bool = True,
 ) -> PacketTable:
+    """Decode a batch. With `prefix` (the default) the compiled pass (prefix.py) first takes
+    every packet as far as plain Ethernet/VLAN/IP/TCP|UDP goes, and the rounds below carry on
+    from wherever it stopped; without it the NumPy decoders do everything (the reference the
+    tests compare the two against)."""
     t = PacketTable(batch)
     flat = registry.flat_table()
     bindings = registry.bindings
@@ -25,7 +34,11 @@ def decode_batch(
     # cannot be looked up: they are unsupported.
     bad_lt = (t.key < 0) | (t.key >= 1 << 16)
     t.key[bad_lt] = 0xFFFF
-    active = np.arange(t.n, dtype=np.int64)
+    if prefix and registry is REGISTRY and t.n:
+        decode_prefix(t, flat)
+        active = np.flatnonzero(t.ns != NS.DONE)
+    else:
+        active = np.arange(t.n, dtype=np.int64)
     for _ in range(MAX_ROUNDS):
         if active.shape[0] == 0:
             break

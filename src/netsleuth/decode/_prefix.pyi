@@ -1,0 +1,5 @@
+from typing import Any
+
+from numpy.typing import NDArray
+
+def prefix(buf: NDArray[Any], columns: tuple[NDArray[Any], ...], flat: NDArray[Any], /) -> int: ...
