@@ -1,5 +1,6 @@
 """Build the compiled helpers: the sequential walks over pcap/pcapng records and over ftrace
-ring-buffer pages, and the one-pass decode of the common Ethernet/IP/TCP|UDP prefix.
+ring-buffer pages, the one-pass decode of the common Ethernet/IP/TCP|UDP prefix, and the row
+hash of steer's models.
 
 Everything else is NumPy; the comment at the top of each .c file says why its loop is in C.
 """
@@ -16,6 +17,11 @@ setup(
         Extension(
             "netsleuth.decode._prefix",
             sources=["src/netsleuth/decode/_prefix.c"],
+            extra_compile_args=["-O2", "-Wall", "-Wextra", "-Werror"],
+        ),
+        Extension(
+            "netsleuth.steering._mix64",
+            sources=["src/netsleuth/steering/_mix64.c"],
             extra_compile_args=["-O2", "-Wall", "-Wextra", "-Werror"],
         ),
         Extension(

@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 import numpy as np
+import pytest
 from click.testing import CliRunner
 
 from netsleuth import craft
@@ -14,8 +15,10 @@ from netsleuth.capture.writer import write_pcap
 from netsleuth.cli import main
 from netsleuth.craft import incidents
 from netsleuth.decode import decode
-from netsleuth.steering.model import NicModel, RpsModel, dissector_key
-from netsleuth.steering.run import steer
+from netsleuth.steering import run
+from netsleuth.steering.compare import scenarios
+from netsleuth.steering.model import NicModel, RpsModel, dissector_key, mix64
+from netsleuth.steering.run import steer, steer_many
 
 CPUS = tuple(range(8))
 
@@ -187,3 +190,54 @@ def test_heaviest_flows_name_the_elephant(tmp_path: Path) -> None:
     }
     assert all(f["packets"] == 1 for f in top[1:])
     assert "steer.elephant_flow" in {f["id"] for f in doc["findings"]}
+
+
+def _mix64_reference(row: bytes, seed: int) -> int:
+    """_mix64.c's algorithm in plain Python integers (the documented steps, nothing shared)."""
+    mask = (1 << 64) - 1
+    h = (seed * 0x9E3779B97F4A7C15) & mask
+    padded = row + bytes(-len(row) % 8)
+    for k in range(0, len(padded), 8):
+        h ^= int.from_bytes(padded[k : k + 8], "little")
+        h = (h * 0xFF51AFD7ED558CCD) & mask
+        h ^= h >> 32
+    h ^= h >> 33
+    h = (h * 0xC4CEB9FE1A85EC53) & mask
+    return h ^ (h >> 33)
+
+
+def test_mix64_matches_the_plain_integer_definition() -> None:
+    rng = np.random.default_rng(7)
+    for width in (1, 7, 8, 9, 37, 45):
+        rows = rng.integers(0, 256, (21, width), dtype=np.uint8)  # 21: not a multiple of 8
+        got = mix64(rows, 0x5EED)
+        want = [_mix64_reference(bytes(r), 0x5EED) for r in rows]
+        assert got.tolist() == want
+    assert mix64(np.zeros((0, 45), np.uint8), 1).shape == (0,)
+
+
+def test_compare_in_one_pass_equals_separate_runs(tmp_path: Path) -> None:
+    path = cap(tmp_path, "pptp.pcap", incidents.incident3_pptp(flows=300))
+    nic = NicModel(queues=8)
+    models = scenarios(nic, CPUS, (5, 15), 7)
+    together = steer_many([path], models)
+    for (m_nic, m_rps), r in zip(models, together, strict=True):
+        alone = steer([path], m_nic, m_rps)
+        assert r.queues.packets.tolist() == alone.queues.packets.tolist()
+        assert r.rss_keys == alone.rss_keys and r.rps_keys == alone.rps_keys
+        if m_rps is not None:
+            assert r.cpus is not None and alone.cpus is not None
+            assert r.cpus.packets.tolist() == alone.cpus.packets.tolist()
+    assert together[0].flows.shape[0] == 300
+
+
+def test_distinct_counts_across_compactions(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(run, "COMPACT_AT", 50)
+    d = run.Distinct()
+    rng = np.random.default_rng(3)
+    seen: set[int] = set()
+    for _ in range(40):
+        v = rng.integers(0, 300, 64).astype(np.uint64)
+        seen.update(v.tolist())
+        d.add(v)
+    assert d.count() == len(seen)

@@ -338,7 +338,7 @@ def steer(
     """Predict per-queue (RSS) and per-CPU (RPS) receive load for CAPTURES and explain it."""
     from netsleuth.report.jsonout import document, dumps
     from netsleuth.steering.model import NicModel, RpsModel
-    from netsleuth.steering.run import heaviest
+    from netsleuth.steering.run import heaviest, steer_many
     from netsleuth.steering.run import steer as run_steer
     from netsleuth.steering.toeplitz import parse_key
 
@@ -358,13 +358,18 @@ def steer(
         for note in host_notes:
             click.echo(f"netsleuth: {from_host}: {note}", err=True)
     rps = RpsModel(_kernel(kernel), _cpu_list(rps_cpus), seed) if rps_cpus else None
-    result = run_steer(list(captures), nic, rps)
     whatif = None
-    if compare and not any(i.error for i in result.inputs):
-        from netsleuth.steering.compare import compare as run_compare
+    if compare:
+        from netsleuth.steering.compare import scenarios, summarize
 
+        # The configured model and the six what-if scenarios in one pass over the capture.
         what_cpus = rps.cpus if rps else tuple(range(nic.queues))
-        whatif = run_compare(list(captures), nic, what_cpus, _kernel(kernel), seed)
+        models = [(nic, rps), *scenarios(nic, what_cpus, _kernel(kernel), seed)]
+        result, *others = steer_many(list(captures), models)
+        if not any(i.error for i in result.inputs):
+            whatif = summarize(others, what_cpus)
+    else:
+        result = run_steer(list(captures), nic, rps)
     for failed in (i for i in result.inputs if i.error):
         click.echo(f"netsleuth: {failed.error}", err=True)
     if fmt == "json":

@@ -1,6 +1,7 @@
 """steer --compare: the same traffic under each combination of NIC parse depth (outer-only
 or inner-aware), RPS off or on, and a kernel before or after GRE v1 dissection, as
-max/mean of the per-queue and per-CPU load. One pass over the capture per scenario."""
+max/mean of the per-queue and per-CPU load. All scenarios share one pass over the capture
+(each batch is decoded once and fed to every model)."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
 from netsleuth.steering.model import GRE_V1_SINCE, NicModel, RpsModel
-from netsleuth.steering.run import steer
+from netsleuth.steering.run import SteerResult, steer_many
 
 OLD_KERNEL = (4, 9)  # the last kernel whose flow dissector does not enter GRE version 1
 
@@ -35,23 +36,36 @@ class Scenario:
         }
 
 
+Models = list[tuple[NicModel, RpsModel | None]]
+
+
+def scenarios(nic: NicModel, cpus: tuple[int, ...], kernel: tuple[int, int], seed: int) -> Models:
+    """NIC outer/inner x RPS off / a kernel before GRE v1 dissection / a kernel after."""
+    new = max(kernel, GRE_V1_SINCE)
+    return [
+        (replace(nic, parse=parse), RpsModel(k, cpus, seed) if k else None)
+        for parse in ("outer", "inner")
+        for k in (None, OLD_KERNEL, new)
+    ]
+
+
+def summarize(results: Sequence[SteerResult], cpus: tuple[int, ...]) -> list[Scenario]:
+    return [
+        Scenario(
+            r.nic.parse,
+            "off" if r.rps is None else f"Linux {r.rps.kernel[0]}.{r.rps.kernel[1]}",
+            r.queues.max_over_mean(),
+            int((r.queues.packets > 0).sum()),
+            None if r.cpus is None else r.cpus.max_over_mean(),
+            None if r.cpus is None else int((r.cpus.packets[list(cpus)] > 0).sum()),
+        )
+        for r in results
+    ]
+
+
 def compare(
     paths: Sequence[str], nic: NicModel, cpus: tuple[int, ...], kernel: tuple[int, int], seed: int
 ) -> list[Scenario]:
-    new = max(kernel, GRE_V1_SINCE)
-    rows = []
-    for parse in ("outer", "inner"):
-        for k in (None, OLD_KERNEL, new):
-            rps = RpsModel(k, cpus, seed) if k else None
-            r = steer(paths, replace(nic, parse=parse), rps)
-            rows.append(
-                Scenario(
-                    parse,
-                    "off" if k is None else f"Linux {k[0]}.{k[1]}",
-                    r.queues.max_over_mean(),
-                    int((r.queues.packets > 0).sum()),
-                    None if r.cpus is None else r.cpus.max_over_mean(),
-                    None if r.cpus is None else int((r.cpus.packets[list(cpus)] > 0).sum()),
-                )
-            )
-    return rows
+    """The what-if table on its own (steer --compare runs it in the same pass as the
+    configured model: cli.py)."""
+    return summarize(steer_many(paths, scenarios(nic, cpus, kernel, seed)), cpus)

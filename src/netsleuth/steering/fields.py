@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
@@ -27,64 +28,65 @@ class Fields:
 def layer_fields(t: PacketTable, use_inner: NDArray[np.bool_]) -> Fields:
     """Fields of the innermost IP layer where use_inner (and one exists), else the outer.
 
-    The outer and the innermost fields are computed once per table and cached on it; a
-    mixed choice is one np.where over the two.
+    The outer and the innermost fields are computed once per table and cached on it; any
+    other choice is computed for its mask.
     """
     inner = use_inner & (t.nip >= 2)
     if not inner.any():
         return _cached(t, "outer")
-    if inner.all() or bool(np.all(inner == (t.nip >= 2))):
+    if bool(np.array_equal(inner, t.nip >= 2)):
         return _cached(t, "innermost")
-    a, b = _cached(t, "outer"), _cached(t, "innermost")
-
-    def mix(x: NDArray[np.generic], y: NDArray[np.generic]) -> NDArray[np.generic]:
-        out: NDArray[np.generic] = np.where(inner if x.ndim == 1 else inner[:, None], y, x)
-        return out
-
-    parts = {k: mix(getattr(a, k), getattr(b, k)) for k in Fields.__dataclass_fields__}
-    return Fields(**parts)  # type: ignore[arg-type]
+    return _compute(t, inner)
 
 
 def _cached(t: PacketTable, which: str) -> Fields:
     cache: dict[str, Fields] = t.__dict__.setdefault("_steer_fields", {})
     if which not in cache:
-        cache[which] = _compute(
-            t, (t.nip >= 2) if which == "innermost" else np.zeros(t.n, dtype=np.bool_)
-        )
+        cache[which] = _compute(t, (t.nip >= 2) if which == "innermost" else None)
     return cache[which]
 
 
-def _compute(t: PacketTable, inner: NDArray[np.bool_]) -> Fields:
-    o, r = t.outer, t.inner_raw
+# IP protocols whose first four payload bytes are source and destination ports.
+_PORT_PROTO = np.zeros(256, dtype=np.bool_)
+_PORT_PROTO[list(PORT_PROTOS)] = True
 
-    def pick(name: str) -> NDArray[np.generic]:
-        a, b = getattr(o, name), getattr(r, name)
-        mask = inner if a.ndim == 1 else inner[:, None]
-        out: NDArray[np.generic] = np.where(mask, b, a)
+
+def _compute(t: PacketTable, inner: NDArray[np.bool_] | None) -> Fields:
+    """The outer layer's own arrays (no copy) when `inner` is None; otherwise copies with
+    the rows of `inner` taken from the deeper layer."""
+    o, r = t.outer, t.inner_raw
+    rows = None if inner is None else np.flatnonzero(inner)
+
+    def pick(name: str) -> NDArray[Any]:
+        a: NDArray[Any] = getattr(o, name)
+        if rows is None:
+            return a
+        out = a.copy()
+        out[rows] = getattr(r, name)[rows]
         return out
 
-    ver = pick("ver").astype(np.uint8)
-    src = pick("src6").astype(np.uint8)
-    dst = pick("dst6").astype(np.uint8)
+    ver = pick("ver")
     v4 = ver == 4
-    if v4.any():
-        src4 = pick("src4").astype(">u4").view(np.uint8).reshape(-1, 4)
-        dst4 = pick("dst4").astype(">u4").view(np.uint8).reshape(-1, 4)
-        src[v4] = 0
-        dst[v4] = 0
-        src[v4, :4] = src4[v4]
-        dst[v4, :4] = dst4[v4]
-    proto = pick("proto").astype(np.uint8)
-    has_ports = (
-        np.isin(proto, PORT_PROTOS) & (pick("l4_off") != 0) & ~pick("is_frag").astype(np.bool_)
-    )
-    return Fields(
-        ver,
-        src,
-        dst,
-        proto,
-        pick("sport").astype(np.uint16),
-        pick("dport").astype(np.uint16),
-        has_ports,
-        pick("flow_label").astype(np.uint32),
-    )
+    src = _addresses(pick("src6"), pick("src4"), v4, rows, inner is None)
+    dst = _addresses(pick("dst6"), pick("dst4"), v4, rows, inner is None)
+    proto = pick("proto")
+    has_ports = _PORT_PROTO[proto] & (pick("l4_off") != 0) & ~pick("is_frag")
+    return Fields(ver, src, dst, proto, pick("sport"), pick("dport"), has_ports, pick("flow_label"))
+
+
+def _addresses(
+    a6: NDArray[np.uint8],
+    a4: NDArray[np.uint32],
+    v4: NDArray[np.bool_],
+    rows: NDArray[np.int64] | None,
+    shared: bool,
+) -> NDArray[np.uint8]:
+    """16-byte addresses: IPv6 as is, IPv4 in the first four bytes (network order), zeros
+    after. An outer IPv4 layer never has IPv6 bytes; a deeper layer can hold a stale IPv6
+    address under a later IPv4 header, so those rows are cleared first."""
+    out = a6.copy() if shared else a6
+    if rows is not None:
+        stale = rows[v4[rows]]
+        out[stale] = 0
+    np.copyto(out.view(">u4")[:, 0], a4, where=v4)
+    return out

@@ -22,11 +22,13 @@ not modelled.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
 
 from netsleuth.decode.table import PacketTable, Tunnel
+from netsleuth.steering import _mix64
 from netsleuth.steering.fields import Fields, layer_fields
 from netsleuth.steering.toeplitz import MICROSOFT_KEY, Toeplitz
 
@@ -57,38 +59,49 @@ class RpsModel:
     seed: int = 0x5EED
 
 
-def flow_type(f: Fields) -> NDArray[np.str_]:
-    kind = np.where(f.proto == 6, "tcp", np.where(f.proto == 17, "udp", "other"))
-    fam = np.where(f.ver == 6, "6", "4")
-    out: NDArray[np.str_] = np.char.add(kind, fam)
-    return out
+def l4_table(flow_types: frozenset[str]) -> NDArray[np.bool_]:
+    """[is IPv6, IP protocol] -> hashed with ports, from ethtool flow-type names."""
+    lut = np.zeros((2, 256), dtype=np.bool_)
+    for name, v6, proto in (("tcp4", 0, 6), ("udp4", 0, 17), ("tcp6", 1, 6), ("udp6", 1, 17)):
+        lut[v6, proto] = name in flow_types
+    return lut
 
 
-def _rows(f: Fields, sel: NDArray[np.bool_], ports: bool, v6: bool) -> NDArray[np.uint8]:
-    width = 16 if v6 else 4
-    parts = [f.src[sel, :width], f.dst[sel, :width]]
-    if ports:
-        parts += [
-            f.sport[sel].astype(">u2").view(np.uint8).reshape(-1, 2),
-            f.dport[sel].astype(">u2").view(np.uint8).reshape(-1, 2),
-        ]
-    return np.ascontiguousarray(np.concatenate(parts, axis=1))
+def _be_bytes(values: NDArray[Any], width: int) -> list[NDArray[Any]]:
+    """Big-endian byte columns of an integer array (network order, as hashed)."""
+    return [(values >> (8 * (width - 1 - k))) & 0xFF for k in range(width)]
 
 
 def nic_hash(
     t: PacketTable, nic: NicModel, toeplitz: Toeplitz
 ) -> tuple[NDArray[np.uint32], NDArray[np.bool_], Fields]:
-    """(RSS hash, whether ports were hashed, the fields the NIC saw) per packet."""
+    """(RSS hash, whether ports were hashed, the fields the NIC saw) per packet.
+
+    Ports are hashed only for the flow types configured l4; elsewhere they are zeroed, and
+    a zero byte adds nothing to a Toeplitz hash, so one pass per IP version serves both."""
     kinds = list(INNER_AWARE) + ([Tunnel.PPTP] if nic.pptp else [])
     use_inner = np.isin(t.tunnel, kinds) if nic.parse == "inner" else np.zeros(t.n, bool)
     f = layer_fields(t, use_inner)
-    l4 = f.has_ports & np.isin(flow_type(f), sorted(nic.l4))
+    v6 = f.ver == 6
+    l4 = f.has_ports & l4_table(nic.l4)[v6.view(np.uint8), f.proto]
+    sport = np.where(l4, f.sport, 0)
+    dport = np.where(l4, f.dport, 0)
     out = np.zeros(t.n, dtype=np.uint32)
-    for v6 in (False, True):
-        for ports in (False, True):
-            sel = (f.ver == (6 if v6 else 4)) & (l4 == ports)
-            if sel.any():
-                out[sel] = toeplitz.hash_rows(_rows(f, sel, ports, v6))
+    v4 = f.ver == 4
+    if v4.any():
+        every = bool(v4.all())
+        src, dst = (f.src, f.dst) if every else (f.src[v4], f.dst[v4])
+        sp, dp = (sport, dport) if every else (sport[v4], dport[v4])
+        cols = [src[:, k] for k in range(4)] + [dst[:, k] for k in range(4)]
+        h = toeplitz.hash_columns(cols + _be_bytes(sp, 2) + _be_bytes(dp, 2), src.shape[0])
+        if every:
+            out = h
+        else:
+            out[v4] = h
+    if v6.any():
+        src, dst, sp, dp = f.src[v6], f.dst[v6], sport[v6], dport[v6]
+        cols = [src[:, k] for k in range(16)] + [dst[:, k] for k in range(16)]
+        out[v6] = toeplitz.hash_columns(cols + _be_bytes(sp, 2) + _be_bytes(dp, 2), len(sp))
     return out, l4, f
 
 
@@ -112,54 +125,43 @@ def dissector_key(t: PacketTable, kernel: tuple[int, int]) -> NDArray[np.uint8]:
     dport = np.where(ports, f.dport, 0).astype(np.uint16)
     src, dst = f.src, f.dst
     # __flow_hash_consistentify: order the endpoints so both directions give one key.
-    swap = _less(dst, src) | (np.all(dst == src, axis=1) & (dport < sport))
-    src, dst = np.where(swap[:, None], dst, src), np.where(swap[:, None], src, dst)
-    sport, dport = np.where(swap, dport, sport), np.where(swap, sport, dport)
-    return np.ascontiguousarray(
-        np.concatenate(
-            [
-                src,
-                dst,
-                sport.astype(">u2").view(np.uint8).reshape(-1, 2),
-                dport.astype(">u2").view(np.uint8).reshape(-1, 2),
-                f.proto.reshape(-1, 1),
-                keyid.astype(">u4").view(np.uint8).reshape(-1, 4),
-                label.astype(">u4").view(np.uint8).reshape(-1, 4),
-            ],
-            axis=1,
-        )
-    )
+    # Addresses compare as 128-bit big-endian numbers: two 64-bit halves.
+    s_hi, s_lo = _halves(src)
+    d_hi, d_lo = _halves(dst)
+    less = (d_hi < s_hi) | ((d_hi == s_hi) & (d_lo < s_lo))
+    swap = less | ((d_hi == s_hi) & (d_lo == s_lo) & (dport < sport))
+    key = np.empty((t.n, KEY_WIDTH), dtype=np.uint8)
+    sw = swap[:, None]
+    np.copyto(key[:, 0:16], np.where(sw, dst, src))
+    np.copyto(key[:, 16:32], np.where(sw, src, dst))
+    key[:, 32:34] = np.where(swap, dport, sport).astype(">u2").view(np.uint8).reshape(-1, 2)
+    key[:, 34:36] = np.where(swap, sport, dport).astype(">u2").view(np.uint8).reshape(-1, 2)
+    key[:, 36] = f.proto
+    key[:, 37:41] = keyid.astype(">u4").view(np.uint8).reshape(-1, 4)
+    key[:, 41:45] = label.astype(">u4").view(np.uint8).reshape(-1, 4)
+    return key
 
 
-def _less(a: NDArray[np.uint8], b: NDArray[np.uint8]) -> NDArray[np.bool_]:
-    """Row-wise lexicographic a < b for (n, k) byte arrays."""
-    diff = a != b
-    first = np.argmax(diff, axis=1)
-    rows = np.arange(a.shape[0])
-    out: NDArray[np.bool_] = diff.any(axis=1) & (a[rows, first] < b[rows, first])
-    return out
+# src 16, dst 16, sport 2, dport 2, proto 1, GRE key / PPTP call id 4, IPv6 flow label 4.
+KEY_WIDTH = 45
+
+
+def _halves(addr: NDArray[np.uint8]) -> tuple[NDArray[np.uint64], NDArray[np.uint64]]:
+    words = addr.view(">u8").astype(np.uint64)
+    return words[:, 0], words[:, 1]
 
 
 def mix64(rows: NDArray[np.uint8], seed: int) -> NDArray[np.uint64]:
-    """A seeded non-linear 64-bit hash of each byte row: multiply-xorshift per 8-byte word,
-    then murmur3's fmix64 finalizer. Stands in for the kernel's jhash with its per-boot
-    secret (which no capture can know), and names flows; a few vector operations a word.
-    (Toeplitz would not do here: it is linear over GF(2), so sequential keys would spread
-    with a perfection jhash does not have.)"""
-    width = -(-rows.shape[1] // 8) * 8
-    padded = np.zeros((rows.shape[0], width), dtype=np.uint8)
-    padded[:, : rows.shape[1]] = rows
-    words = padded.view("<u8")
-    h = np.full(rows.shape[0], (seed * 0x9E3779B97F4A7C15) & 0xFFFFFFFFFFFFFFFF, np.uint64)
-    with np.errstate(over="ignore"):
-        for k in range(words.shape[1]):
-            h ^= words[:, k]
-            h *= np.uint64(0xFF51AFD7ED558CCD)
-            h ^= h >> np.uint64(32)
-        h ^= h >> np.uint64(33)
-        h *= np.uint64(0xC4CEB9FE1A85EC53)
-        h ^= h >> np.uint64(33)
-    return h
+    """A seeded non-linear 64-bit hash of each byte row (the algorithm is in _mix64.c):
+    multiply-xorshift per little-endian 8-byte word, then murmur3's fmix64 finalizer.
+    Stands in for the kernel's jhash with its per-boot secret (which no capture can know),
+    and names flows. (Toeplitz would not do here: it is linear over GF(2), so sequential
+    keys would spread with a perfection jhash does not have.)"""
+    rows = np.ascontiguousarray(rows, dtype=np.uint8)
+    out = np.empty(rows.shape[0], dtype=np.uint64)
+    if rows.shape[0]:
+        _mix64.mix64(rows, rows.shape[1], seed & 0xFFFFFFFFFFFFFFFF, out)
+    return out
 
 
 def rps_cpu(

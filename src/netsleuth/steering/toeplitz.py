@@ -11,6 +11,7 @@ per byte position turns hashing n tuples into one gather and XOR per input byte.
 from __future__ import annotations
 
 import ipaddress
+from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
@@ -56,12 +57,19 @@ class Toeplitz:
 
     def hash_rows(self, data: NDArray[np.uint8]) -> NDArray[np.uint32]:
         """Hash each row of an (n, length) byte array."""
-        length = data.shape[1]
-        if length > self.tables.shape[0]:
-            raise ValueError(f"input of {length} bytes needs a key of {length + 4} bytes")
-        out = np.zeros(data.shape[0], dtype=np.uint32)
-        for i in range(length):
-            out ^= self.tables[i][data[:, i]]
+        return self.hash_columns([data[:, i] for i in range(data.shape[1])], data.shape[0])
+
+    def hash_columns(self, columns: list[NDArray[Any]], n: int) -> NDArray[np.uint32]:
+        """Hash inputs given column by column: columns[i] holds byte i of every input (any
+        integer dtype, values 0..255; strided views are fine, so callers need not copy).
+        A zero byte contributes nothing, so zeroed trailing ports hash like no ports."""
+        if len(columns) > self.tables.shape[0]:
+            raise ValueError(
+                f"input of {len(columns)} bytes needs a key of {len(columns) + 4} bytes"
+            )
+        out = np.zeros(n, dtype=np.uint32)
+        for i, col in enumerate(columns):
+            out ^= self.tables[i][col]
         return out
 
     def hash(self, data: bytes) -> int:
