@@ -17,7 +17,7 @@ from netsleuth.craft import incidents
 from netsleuth.decode import decode
 from netsleuth.steering import run
 from netsleuth.steering.compare import scenarios
-from netsleuth.steering.model import NicModel, RpsModel, dissector_key, mix64
+from netsleuth.steering.model import NicModel, RpsModel, dissector_words, mix64
 from netsleuth.steering.run import steer, steer_many
 
 CPUS = tuple(range(8))
@@ -96,19 +96,31 @@ def test_dissector_key_rules() -> None:
         )
         return craft.ether(ip, 0x0800)
 
+    def v4tcp(src: str, dst: str, sport: int, dport: int) -> bytes:
+        seg = craft.tcp(src, dst, sport, dport, b"")
+        return craft.ether(craft.ipv4(src, dst, seg, 6), 0x0800)
+
     frames = [
         v6(a, b, 1, 2, 0),
         v6(b, a, 2, 1, 0),  # symmetric
         v6(a, b, 1, 2, 77),
         v6(a, b, 3, 4, 77),  # flow label: ports ignored
         v4frag(0),
-        v4frag(24),
-    ]  # fragments: no ports
-    keys = dissector_key(decode(RecordBatch.from_packets(frames)), (5, 10))
-    k = [bytes(r) for r in keys]
+        v4frag(24),  # fragments: no ports
+        v4tcp("10.0.0.9", "10.0.0.3", 5, 7),
+        v4tcp("10.0.0.3", "10.0.0.9", 7, 5),  # symmetric
+        v4tcp("10.0.0.3", "10.0.0.3", 9, 8),  # equal addresses: the lower port first
+    ]
+    words = dissector_words(decode(RecordBatch.from_packets(frames)), (5, 10))
+    k = [tuple(int(w[i]) for w in words) for i in range(len(frames))]
     assert k[0] == k[1]
     assert k[2] == k[3] and k[2] != k[0]
     assert k[4] == k[5]
+    assert k[6] == k[7]
+    # The lower endpoint first: 10.0.0.3 (as a 128-bit number: hi 0, lo 0x0A000003), port 7.
+    assert k[6][:4] == (0, 0x0A000003, 0, 0x0A000009)
+    assert k[6][4] == (7 << 48) | (5 << 32) | 6
+    assert k[8][4] == (8 << 48) | (9 << 32) | 6
 
 
 def test_steer_json_contract(tmp_path: Path) -> None:
@@ -192,13 +204,12 @@ def test_heaviest_flows_name_the_elephant(tmp_path: Path) -> None:
     assert "steer.elephant_flow" in {f["id"] for f in doc["findings"]}
 
 
-def _mix64_reference(row: bytes, seed: int) -> int:
+def _mix64_reference(words: list[int], seed: int) -> int:
     """_mix64.c's algorithm in plain Python integers (the documented steps, nothing shared)."""
     mask = (1 << 64) - 1
     h = (seed * 0x9E3779B97F4A7C15) & mask
-    padded = row + bytes(-len(row) % 8)
-    for k in range(0, len(padded), 8):
-        h ^= int.from_bytes(padded[k : k + 8], "little")
+    for w in words:
+        h ^= w
         h = (h * 0xFF51AFD7ED558CCD) & mask
         h ^= h >> 32
     h ^= h >> 33
@@ -208,12 +219,13 @@ def _mix64_reference(row: bytes, seed: int) -> int:
 
 def test_mix64_matches_the_plain_integer_definition() -> None:
     rng = np.random.default_rng(7)
-    for width in (1, 7, 8, 9, 37, 45):
-        rows = rng.integers(0, 256, (21, width), dtype=np.uint8)  # 21: not a multiple of 8
-        got = mix64(rows, 0x5EED)
-        want = [_mix64_reference(bytes(r), 0x5EED) for r in rows]
+    for k in (1, 5, 6):
+        # 150 rows: more than one block of the C loop, and not a multiple of it.
+        cols = [rng.integers(0, 2**64, 150, dtype=np.uint64) for _ in range(k)]
+        got = mix64(cols, 0x5EED)
+        want = [_mix64_reference([int(c[i]) for c in cols], 0x5EED) for i in range(150)]
         assert got.tolist() == want
-    assert mix64(np.zeros((0, 45), np.uint8), 1).shape == (0,)
+    assert mix64([np.zeros(0, np.uint64)], 1).shape == (0,)
 
 
 def test_compare_in_one_pass_equals_separate_runs(tmp_path: Path) -> None:

@@ -22,14 +22,13 @@ not modelled.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
 
 from netsleuth.decode.table import PacketTable, Tunnel
 from netsleuth.steering import _mix64
-from netsleuth.steering.fields import Fields, layer_fields
+from netsleuth.steering.fields import Fields, be_bytes, layer_fields
 from netsleuth.steering.toeplitz import MICROSOFT_KEY, Toeplitz
 
 GRE_V1_SINCE = (4, 10)  # known-issues: linux-flow-dissector-gre-v1
@@ -67,11 +66,6 @@ def l4_table(flow_types: frozenset[str]) -> NDArray[np.bool_]:
     return lut
 
 
-def _be_bytes(values: NDArray[Any], width: int) -> list[NDArray[Any]]:
-    """Big-endian byte columns of an integer array (network order, as hashed)."""
-    return [(values >> (8 * (width - 1 - k))) & 0xFF for k in range(width)]
-
-
 def nic_hash(
     t: PacketTable, nic: NicModel, toeplitz: Toeplitz
 ) -> tuple[NDArray[np.uint32], NDArray[np.bool_], Fields]:
@@ -84,24 +78,24 @@ def nic_hash(
     f = layer_fields(t, use_inner)
     v6 = f.ver == 6
     l4 = f.has_ports & l4_table(nic.l4)[v6.view(np.uint8), f.proto]
-    sport = np.where(l4, f.sport, 0)
-    dport = np.where(l4, f.dport, 0)
-    out = np.zeros(t.n, dtype=np.uint32)
+    ports = be_bytes(np.where(l4, f.sport, 0), 2) + be_bytes(np.where(l4, f.dport, 0), 2)
+    # IPv4: source, destination, ports (12 bytes); computed for every row (cheaper than
+    # selecting), then kept where the packet is IPv4.
     v4 = f.ver == 4
-    if v4.any():
-        every = bool(v4.all())
-        src, dst = (f.src, f.dst) if every else (f.src[v4], f.dst[v4])
-        sp, dp = (sport, dport) if every else (sport[v4], dport[v4])
-        cols = [src[:, k] for k in range(4)] + [dst[:, k] for k in range(4)]
-        h = toeplitz.hash_columns(cols + _be_bytes(sp, 2) + _be_bytes(dp, 2), src.shape[0])
-        if every:
-            out = h
-        else:
-            out[v4] = h
+    src, dst = be_bytes(f.src_lo, 8)[4:], be_bytes(f.dst_lo, 8)[4:]
+    out = toeplitz.hash_columns(src + dst + ports, t.n)
+    out[~v4] = 0
     if v6.any():
-        src, dst, sp, dp = f.src[v6], f.dst[v6], sport[v6], dport[v6]
-        cols = [src[:, k] for k in range(16)] + [dst[:, k] for k in range(16)]
-        out[v6] = toeplitz.hash_columns(cols + _be_bytes(sp, 2) + _be_bytes(dp, 2), len(sp))
+        rows = np.flatnonzero(v6)
+        cols = [
+            c[rows]
+            for c in be_bytes(f.src_hi, 8)
+            + be_bytes(f.src_lo, 8)
+            + be_bytes(f.dst_hi, 8)
+            + be_bytes(f.dst_lo, 8)
+            + ports
+        ]
+        out[rows] = toeplitz.hash_columns(cols, rows.shape[0])
     return out, l4, f
 
 
@@ -111,63 +105,54 @@ def rss_queue(hashes: NDArray[np.uint32], nic: NicModel) -> NDArray[np.int64]:
     return out
 
 
-def dissector_key(t: PacketTable, kernel: tuple[int, int]) -> NDArray[np.uint8]:
-    """The flow dissector's key per packet, as bytes ready to hash (symmetric)."""
+def dissector_words(t: PacketTable, kernel: tuple[int, int]) -> list[NDArray[np.uint64]]:
+    """The flow dissector's key per packet (symmetric), as the six 64-bit words hashed:
+    lower endpoint address (hi, lo), higher endpoint address (hi, lo), ports and protocol,
+    GRE key / PPTP call id and IPv6 flow label."""
     enter = np.isin(t.tunnel, (Tunnel.GRE, Tunnel.IPIP, Tunnel.IP6))
     if kernel >= GRE_V1_SINCE:
         enter |= t.tunnel == Tunnel.PPTP
     f = layer_fields(t, enter)
     gre = enter & ((t.tunnel == Tunnel.GRE) | (t.tunnel == Tunnel.PPTP))
-    keyid = np.where(gre & (t.gre_key >= 0), t.gre_key, 0).astype(np.uint32)
-    label = np.where(f.ver == 6, f.flow_label, 0).astype(np.uint32)
+    keyid = np.where(gre & (t.gre_key >= 0), t.gre_key, 0).astype(np.uint64)
+    label = np.where(f.ver == 6, f.flow_label, 0).astype(np.uint64)
     ports = f.has_ports & (label == 0)
-    sport = np.where(ports, f.sport, 0).astype(np.uint16)
-    dport = np.where(ports, f.dport, 0).astype(np.uint16)
-    src, dst = f.src, f.dst
-    # __flow_hash_consistentify: order the endpoints so both directions give one key.
-    # Addresses compare as 128-bit big-endian numbers: two 64-bit halves.
-    s_hi, s_lo = _halves(src)
-    d_hi, d_lo = _halves(dst)
-    less = (d_hi < s_hi) | ((d_hi == s_hi) & (d_lo < s_lo))
-    swap = less | ((d_hi == s_hi) & (d_lo == s_lo) & (dport < sport))
-    key = np.empty((t.n, KEY_WIDTH), dtype=np.uint8)
-    sw = swap[:, None]
-    np.copyto(key[:, 0:16], np.where(sw, dst, src))
-    np.copyto(key[:, 16:32], np.where(sw, src, dst))
-    key[:, 32:34] = np.where(swap, dport, sport).astype(">u2").view(np.uint8).reshape(-1, 2)
-    key[:, 34:36] = np.where(swap, sport, dport).astype(">u2").view(np.uint8).reshape(-1, 2)
-    key[:, 36] = f.proto
-    key[:, 37:41] = keyid.astype(">u4").view(np.uint8).reshape(-1, 4)
-    key[:, 41:45] = label.astype(">u4").view(np.uint8).reshape(-1, 4)
-    return key
+    sport = np.where(ports, f.sport, 0).astype(np.uint64)
+    dport = np.where(ports, f.dport, 0).astype(np.uint64)
+    # __flow_hash_consistentify: order the endpoints so both directions give one key;
+    # addresses compare as 128-bit numbers, equal ones by port.
+    s_hi, s_lo, d_hi, d_lo = f.src_hi, f.src_lo, f.dst_hi, f.dst_lo
+    same_hi = d_hi == s_hi
+    swap = (d_hi < s_hi) | (same_hi & (d_lo < s_lo)) | (same_hi & (d_lo == s_lo) & (dport < sport))
+    sel = np.where
+    return [
+        sel(swap, d_hi, s_hi),
+        sel(swap, d_lo, s_lo),
+        sel(swap, s_hi, d_hi),
+        sel(swap, s_lo, d_lo),
+        (sel(swap, dport, sport) << np.uint64(48))
+        | (sel(swap, sport, dport) << np.uint64(32))
+        | f.proto.astype(np.uint64),
+        (keyid << np.uint64(32)) | label,
+    ]
 
 
-# src 16, dst 16, sport 2, dport 2, proto 1, GRE key / PPTP call id 4, IPv6 flow label 4.
-KEY_WIDTH = 45
-
-
-def _halves(addr: NDArray[np.uint8]) -> tuple[NDArray[np.uint64], NDArray[np.uint64]]:
-    words = addr.view(">u8").astype(np.uint64)
-    return words[:, 0], words[:, 1]
-
-
-def mix64(rows: NDArray[np.uint8], seed: int) -> NDArray[np.uint64]:
-    """A seeded non-linear 64-bit hash of each byte row (the algorithm is in _mix64.c):
-    multiply-xorshift per little-endian 8-byte word, then murmur3's fmix64 finalizer.
-    Stands in for the kernel's jhash with its per-boot secret (which no capture can know),
-    and names flows. (Toeplitz would not do here: it is linear over GF(2), so sequential
-    keys would spread with a perfection jhash does not have.)"""
-    rows = np.ascontiguousarray(rows, dtype=np.uint8)
-    out = np.empty(rows.shape[0], dtype=np.uint64)
-    if rows.shape[0]:
-        _mix64.mix64(rows, rows.shape[1], seed & 0xFFFFFFFFFFFFFFFF, out)
+def mix64(words: list[NDArray[np.uint64]], seed: int) -> NDArray[np.uint64]:
+    """A seeded non-linear 64-bit hash of rows given as word columns (the algorithm is in
+    _mix64.c): multiply-xorshift per word, then murmur3's fmix64 finalizer. Stands in for
+    the kernel's jhash with its per-boot secret (which no capture can know), and names
+    flows. (Toeplitz would not do here: it is linear over GF(2), so sequential keys would
+    spread with a perfection jhash does not have.)"""
+    cols = tuple(np.ascontiguousarray(w, dtype=np.uint64) for w in words)
+    out = np.empty(cols[0].shape[0], dtype=np.uint64)
+    _mix64.mix64(cols, seed & 0xFFFFFFFFFFFFFFFF, out)
     return out
 
 
 def rps_cpu(
     t: PacketTable, rps: RpsModel, nic_h: NDArray[np.uint32], nic_l4: NDArray[np.bool_]
 ) -> tuple[NDArray[np.int64], NDArray[np.uint32]]:
-    soft = (mix64(dissector_key(t, rps.kernel), rps.seed) >> np.uint64(32)).astype(np.uint32)
+    soft = (mix64(dissector_words(t, rps.kernel), rps.seed) >> np.uint64(32)).astype(np.uint32)
     h = np.where(nic_l4, nic_h, soft).astype(np.uint32)
     cpus = np.array(rps.cpus, dtype=np.int64)
     idx = (h.astype(np.uint64) * np.uint64(len(cpus))) >> np.uint64(32)

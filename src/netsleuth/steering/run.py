@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 from numpy.typing import NDArray
@@ -44,15 +44,18 @@ FLOW = np.dtype(
         ("packets", "<i8"),
         ("bytes", "<i8"),
         ("ver", "u1"),
-        ("src", "u1", (16,)),
-        ("dst", "u1", (16,)),
+        ("src_hi", "<u8"),
+        ("src_lo", "<u8"),
+        ("dst_hi", "<u8"),
+        ("dst_lo", "<u8"),
         ("sport", "<u2"),
         ("dport", "<u2"),
         ("proto", "u1"),
     ]
 )
 COMPACT_AT = 1 << 20
-FLOW_KEY_WIDTH = 37  # src 16, dst 16, sport 2, dport 2, proto 1
+# Flow records are ~70 bytes: merged at 256k of them (~18 MB) to keep the peak low.
+FLOW_COMPACT_AT = 1 << 18
 
 
 @dataclass
@@ -185,15 +188,15 @@ class Traffic:
     def _flows(self, t: PacketTable) -> None:
         """The real flows: innermost addresses, ports and protocol, reduced per batch."""
         f = layer_fields(t, np.ones(t.n, dtype=np.bool_))
-        row = np.empty((t.n, FLOW_KEY_WIDTH), dtype=np.uint8)
-        row[:, 0:16] = f.src
-        row[:, 16:32] = f.dst
         sport = np.where(f.has_ports, f.sport, 0).astype(np.uint16)
         dport = np.where(f.has_ports, f.dport, 0).astype(np.uint16)
-        row[:, 32:34] = sport.astype(">u2").view(np.uint8).reshape(-1, 2)
-        row[:, 34:36] = dport.astype(">u2").view(np.uint8).reshape(-1, 2)
-        row[:, 36] = f.proto
-        fid = mix64(row, 1)
+        tail = cast(
+            "NDArray[np.uint64]",
+            (sport.astype(np.uint64) << np.uint64(48))
+            | (dport.astype(np.uint64) << np.uint64(32))
+            | f.proto.astype(np.uint64),
+        )
+        fid = mix64([f.src_hi, f.src_lo, f.dst_hi, f.dst_lo, tail], 1)
         # Group by sorting once: runs of equal ids are the flows of this batch.
         order = np.argsort(fid)
         sid = fid[order]
@@ -203,13 +206,13 @@ class Traffic:
         rec["id"] = sid[starts]
         rec["packets"] = np.diff(np.append(starts, t.n))
         rec["bytes"] = np.add.reduceat(t.batch.wirelen[order], starts)
-        for name in ("ver", "src", "dst", "proto"):
+        for name in ("ver", "src_hi", "src_lo", "dst_hi", "dst_lo", "proto"):
             rec[name] = getattr(f, name)[first]
         rec["sport"] = sport[first]
         rec["dport"] = dport[first]
         self.flow_parts.append(rec)
         self.flow_size += rec.shape[0]
-        if self.flow_size > COMPACT_AT:
+        if self.flow_size > FLOW_COMPACT_AT:
             self.flow_parts = [_merge(self.flow_parts)]
             self.flow_size = self.flow_parts[0].shape[0]
 
@@ -329,11 +332,10 @@ def severity_max(findings: list[Finding]) -> Severity | None:
     return max((f.severity for f in findings), default=None)
 
 
-def _addr(ver: int, raw: NDArray[np.uint8]) -> str:
+def _addr(ver: int, hi: int, lo: int) -> str:
     import ipaddress
 
-    b = bytes(raw.tolist())
-    return str(ipaddress.ip_address(b[:4] if ver == 4 else b))
+    return str(ipaddress.ip_address(lo if ver == 4 else (hi << 64) | lo))
 
 
 def heaviest(r: SteerResult, n: int = 10) -> list[dict[str, object]]:
@@ -345,8 +347,8 @@ def heaviest(r: SteerResult, n: int = 10) -> list[dict[str, object]]:
     total = max(r.packets, 1)
     return [
         {
-            "src": _addr(int(f["ver"]), f["src"]),
-            "dst": _addr(int(f["ver"]), f["dst"]),
+            "src": _addr(int(f["ver"]), int(f["src_hi"]), int(f["src_lo"])),
+            "dst": _addr(int(f["ver"]), int(f["dst_hi"]), int(f["dst_lo"])),
             "sport": int(f["sport"]),
             "dport": int(f["dport"]),
             "proto": int(f["proto"]),
