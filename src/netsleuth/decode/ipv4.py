@@ -92,7 +92,7 @@ def _checksum_ok(
     for k in range(1, MIN_HLEN // 4):
         acc += words[:, k]
     opts = np.flatnonzero(hlen > MIN_HLEN)
-    for size in np.unique(hlen[opts]):
+    for size in np.unique(hlen[opts]) if opts.shape[0] else ():
         sel = opts[hlen[opts] == size]
         rows = t.v.header(p[sel], np.dtype((np.void, int(size))))
         more = rows.view(np.uint8).reshape(-1, int(size))[:, MIN_HLEN:].view("<u4")

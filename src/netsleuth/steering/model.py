@@ -58,6 +58,13 @@ class RpsModel:
     seed: int = 0x5EED
 
 
+def _kinds(kinds: list[Tunnel]) -> NDArray[np.bool_]:
+    """A lookup table over tunnel kinds (t.tunnel values) that is True for `kinds`."""
+    lut = np.zeros(256, dtype=np.bool_)
+    lut[[int(k) for k in kinds]] = True
+    return lut
+
+
 def l4_table(flow_types: frozenset[str]) -> NDArray[np.bool_]:
     """[is IPv6, IP protocol] -> hashed with ports, from ethtool flow-type names."""
     lut = np.zeros((2, 256), dtype=np.bool_)
@@ -74,7 +81,7 @@ def nic_hash(
     Ports are hashed only for the flow types configured l4; elsewhere they are zeroed, and
     a zero byte adds nothing to a Toeplitz hash, so one pass per IP version serves both."""
     kinds = list(INNER_AWARE) + ([Tunnel.PPTP] if nic.pptp else [])
-    use_inner = np.isin(t.tunnel, kinds) if nic.parse == "inner" else np.zeros(t.n, bool)
+    use_inner = _kinds(kinds)[t.tunnel] if nic.parse == "inner" else np.zeros(t.n, bool)
     f = layer_fields(t, use_inner)
     v6 = f.ver == 6
     l4 = f.has_ports & l4_table(nic.l4)[v6.view(np.uint8), f.proto]
@@ -109,9 +116,10 @@ def dissector_words(t: PacketTable, kernel: tuple[int, int]) -> list[NDArray[np.
     """The flow dissector's key per packet (symmetric), as the six 64-bit words hashed:
     lower endpoint address (hi, lo), higher endpoint address (hi, lo), ports and protocol,
     GRE key / PPTP call id and IPv6 flow label."""
-    enter = np.isin(t.tunnel, (Tunnel.GRE, Tunnel.IPIP, Tunnel.IP6))
+    entered = [Tunnel.GRE, Tunnel.IPIP, Tunnel.IP6]
     if kernel >= GRE_V1_SINCE:
-        enter |= t.tunnel == Tunnel.PPTP
+        entered.append(Tunnel.PPTP)
+    enter = _kinds(entered)[t.tunnel]
     f = layer_fields(t, enter)
     gre = enter & ((t.tunnel == Tunnel.GRE) | (t.tunnel == Tunnel.PPTP))
     keyid = np.where(gre & (t.gre_key >= 0), t.gre_key, 0).astype(np.uint64)

@@ -1,7 +1,7 @@
 """`steer`: stream a capture through the NIC and RPS models and explain the spread.
 
-Memory is bounded by distinct flows, not packets: per batch the flows are reduced with
-np.unique, and the accumulated table is re-reduced whenever it grows.
+Memory is bounded by distinct flows, not packets: per batch the flows are reduced by one
+sort, and the accumulated table is re-reduced whenever it grows.
 """
 
 from __future__ import annotations
@@ -224,11 +224,17 @@ class Traffic:
 
 
 def _merge(parts: list[NDArray[np.void]]) -> NDArray[np.void]:
+    """One record per flow id. Each part is sorted by id already, so the stable sort of
+    their concatenation is a merge of sorted runs."""
     allf = np.concatenate(parts)
-    uniq, first, inv = np.unique(allf["id"], return_index=True, return_inverse=True)
-    out = allf[first].copy()
-    out["packets"] = np.bincount(inv, weights=allf["packets"], minlength=uniq.shape[0])
-    out["bytes"] = np.bincount(inv, weights=allf["bytes"], minlength=uniq.shape[0])
+    if allf.shape[0] == 0:
+        return allf
+    order = np.argsort(allf["id"], kind="stable")
+    ids = allf["id"][order]
+    starts = np.flatnonzero(np.concatenate(([True], ids[1:] != ids[:-1])))
+    out = allf[order[starts]]
+    out["packets"] = np.add.reduceat(allf["packets"][order], starts)
+    out["bytes"] = np.add.reduceat(allf["bytes"][order], starts)
     return out
 
 
