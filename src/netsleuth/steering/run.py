@@ -106,12 +106,16 @@ class Distinct:
 
 
 def _sorted_distinct(v: NDArray[np.uint64]) -> NDArray[np.uint64]:
-    if v.shape[0] < 2:
-        return v
-    keep = np.empty(v.shape[0], dtype=np.bool_)
-    keep[0] = True
-    np.not_equal(v[1:], v[:-1], out=keep[1:])
-    return v[keep]
+    return v[_run_starts(v)]
+
+
+def _run_starts(v: NDArray[np.uint64]) -> NDArray[np.int64]:
+    """Where each run of equal values of a sorted array begins (the flow table, the
+    distinct counts and their merges all group this way)."""
+    new = np.empty(v.shape[0], dtype=np.bool_)
+    new[:1] = True
+    np.not_equal(v[1:], v[:-1], out=new[1:])
+    return np.flatnonzero(new)
 
 
 @dataclass
@@ -135,9 +139,9 @@ class SteerResult:
 class Steer:
     """One NIC model and optional RPS model, fed decoded batches."""
 
-    def __init__(self, nic: NicModel, rps: RpsModel | None) -> None:
+    def __init__(self, nic: NicModel, rps: RpsModel | None, toeplitz: Toeplitz) -> None:
         self.nic, self.rps = nic, rps
-        self.toeplitz = Toeplitz(nic.key)
+        self.toeplitz = toeplitz
         self.queues = Bucket.zeros(int(nic.table().max()) + 1)
         self.cpus = Bucket.zeros(max(rps.cpus) + 1) if rps else None
         self.rss_keys, self.rps_keys = Distinct(), Distinct()
@@ -152,14 +156,16 @@ class Steer:
             self.cpus.add(cpu, size)
             self.rps_keys.add(rh.astype(np.uint64))
 
-    def result(self, inputs: list[InputResult], traffic: Traffic) -> SteerResult:
+    def result(
+        self, inputs: list[InputResult], traffic: Traffic, flows: NDArray[np.void]
+    ) -> SteerResult:
         res = SteerResult(
             inputs,
             self.nic,
             self.rps,
             self.queues,
             self.cpus,
-            traffic.flows(),
+            flows,
             self.rss_keys.count(),
             self.rps_keys.count(),
             traffic.tunnels,
@@ -200,7 +206,7 @@ class Traffic:
         # Group by sorting once: runs of equal ids are the flows of this batch.
         order = np.argsort(fid)
         sid = fid[order]
-        starts = np.flatnonzero(np.concatenate(([True], sid[1:] != sid[:-1])))
+        starts = _run_starts(sid)
         first = order[starts]
         rec = np.zeros(starts.shape[0], dtype=FLOW)
         rec["id"] = sid[starts]
@@ -231,7 +237,7 @@ def _merge(parts: list[NDArray[np.void]]) -> NDArray[np.void]:
         return allf
     order = np.argsort(allf["id"], kind="stable")
     ids = allf["id"][order]
-    starts = np.flatnonzero(np.concatenate(([True], ids[1:] != ids[:-1])))
+    starts = _run_starts(ids)
     out = allf[order[starts]]
     out["packets"] = np.add.reduceat(allf["packets"][order], starts)
     out["bytes"] = np.add.reduceat(allf["bytes"][order], starts)
@@ -246,7 +252,11 @@ def steer_many(
     paths: Sequence[str], models: Sequence[tuple[NicModel, RpsModel | None]]
 ) -> list[SteerResult]:
     """Every model over the same traffic in one pass: each batch is decoded once."""
-    runs = [Steer(nic, rps) for nic, rps in models]
+    tables: dict[bytes, Toeplitz] = {}  # one set of hash tables per key, not per model
+    for nic, _ in models:
+        if nic.key not in tables:
+            tables[nic.key] = Toeplitz(nic.key)
+    runs = [Steer(nic, rps, tables[nic.key]) for nic, rps in models]
     traffic = Traffic()
     inputs = []
     for path in paths:
@@ -264,7 +274,8 @@ def steer_many(
                 res.bytes += int(batch.wirelen.sum())
         except InputError as err:
             res.error = str(err)
-    return [run.result(inputs, traffic) for run in runs]
+    flows = traffic.flows()  # the same traffic for every model: merged once
+    return [run.result(inputs, traffic, flows) for run in runs]
 
 
 def judge(r: SteerResult) -> list[Finding]:
