@@ -7,27 +7,21 @@ Everything else is NumPy; the comment at the top of each .c file says why its lo
 
 from setuptools import Extension, setup
 
+
+def _ext(module: str) -> Extension:
+    """netsleuth.a.b from src/netsleuth/a/b.c, warnings as errors."""
+    return Extension(
+        module,
+        sources=["src/" + module.replace(".", "/") + ".c"],
+        extra_compile_args=["-O2", "-Wall", "-Wextra", "-Werror"],
+    )
+
+
 setup(
     ext_modules=[
-        Extension(
-            "netsleuth.capture._framing",
-            sources=["src/netsleuth/capture/_framing.c"],
-            extra_compile_args=["-O2", "-Wall", "-Wextra", "-Werror"],
-        ),
-        Extension(
-            "netsleuth.decode._prefix",
-            sources=["src/netsleuth/decode/_prefix.c"],
-            extra_compile_args=["-O2", "-Wall", "-Wextra", "-Werror"],
-        ),
-        Extension(
-            "netsleuth.steering._mix64",
-            sources=["src/netsleuth/steering/_mix64.c"],
-            extra_compile_args=["-O2", "-Wall", "-Wextra", "-Werror"],
-        ),
-        Extension(
-            "netsleuth.sources._ringbuf",
-            sources=["src/netsleuth/sources/_ringbuf.c"],
-            extra_compile_args=["-O2", "-Wall", "-Wextra", "-Werror"],
-        ),
+        _ext("netsleuth.capture._framing"),
+        _ext("netsleuth.decode._prefix"),
+        _ext("netsleuth.steering._mix64"),
+        _ext("netsleuth.sources._ringbuf"),
     ]
 )

@@ -209,10 +209,7 @@ def in_process(cap: Path, cpu: int, repeat: int) -> float:
         "    best = min(best, time.perf_counter() - t)\n"
         "print(best)\n"
     )
-    out = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, check=True
-    ).stdout
-    return float(out)
+    return _child_float(code)
 
 
 def toeplitz_rate(cpu: int) -> float:
@@ -231,6 +228,11 @@ def toeplitz_rate(cpu: int) -> float:
         "    best = min(best, time.perf_counter() - s)\n"
         "print(1_000_000 / best)\n"
     )
+    return _child_float(code)
+
+
+def _child_float(code: str) -> float:
+    """Run `code` in a fresh interpreter and read the one number it prints."""
     out = subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, check=True
     ).stdout
