@@ -19,12 +19,13 @@ import pytest
 from netsleuth.capture import RecordBatch, open_capture
 from netsleuth.craft import incidents
 from netsleuth.craft.l2 import dot1q, ether
-from netsleuth.craft.l3 import ipv4, ipv6, ipv6_ext
+from netsleuth.craft.l3 import fragment_ipv4, ipv4, ipv6, ipv6_ext
 from netsleuth.craft.l4 import icmp, tcp, udp
 from netsleuth.craft.mix import mixed_capture
-from netsleuth.decode import REGISTRY, PacketTable, decode
+from netsleuth.craft.tunnel import gre, gre_pptp, ppp, vxlan
+from netsleuth.decode import DEFAULT_TUNNEL_DEPTH, REGISTRY, PacketTable, decode
 from netsleuth.decode.prefix import decode_prefix
-from netsleuth.decode.table import IP_FIELDS, NS
+from netsleuth.decode.table import IP_FIELDS, NS, Anomaly, Tunnel
 from netsleuth.errors import InputError
 
 
@@ -97,15 +98,15 @@ def _edge_frames() -> list[bytes]:
     return frames
 
 
-def _mutations(frames: list[bytes], rng: random.Random) -> list[bytes]:
+def _mutations(frames: list[bytes], rng: random.Random, reach: int = 80) -> list[bytes]:
     out = []
     for f in frames:
-        for at in range(12, min(len(f), 80)):
+        for at in range(12, min(len(f), reach)):
             for value in (0, 1, 0x0F, 0x40, 0x45, 0x46, 0x4F, 0x60, 0x80, 0xFF):
                 g = bytearray(f)
                 g[at] = value
                 out.append(bytes(g))
-        for cut in range(0, min(len(f), 90), 3):
+        for cut in range(0, min(len(f), reach + 10), 3):
             out.append(f[:cut])
         for _ in range(40):
             g = bytearray(f)
@@ -115,10 +116,76 @@ def _mutations(frames: list[bytes], rng: random.Random) -> list[bytes]:
     return out
 
 
+def _tunnel_frames() -> list[bytes]:
+    """Each tunnel the pass enters, with the header options that change its length, and
+    IPv4 fragments outside and inside a tunnel."""
+    seg = tcp(S, D, 1234, 80, b"x" * 30, flags="PA")
+    v4 = ipv4(S, D, seg, 6, ident=7, flags=0x2)
+    u6 = ipv6(S6, D6, udp(S6, D6, 3, 4, b"six"), 17)
+    inner_eth = ether(dot1q(ipv4(S, D, udp(S, D, 9, 53, b"q" * 9), 17), 0x0800, vid=3), 0x8100)
+    frames = [
+        gre(v4, 0x0800, key=5),
+        gre(u6, 0x86DD, key=6, seq=9, checksum=True),
+        gre(inner_eth, 0x6558),  # transparent Ethernet bridging
+        gre(v4, 0x0800, seq=1),
+        gre_pptp(ppp(v4, 0x0021), call_id=42, seq=3, ack=2),
+        gre_pptp(ppp(v4, 0x0021, address_control=False, compress_protocol=True), call_id=7),
+        gre_pptp(ppp(u6, 0x0057), call_id=8, seq=1),
+    ]
+    outer = [ether(ipv4("198.51.100.1", "198.51.100.2", g, 47), 0x0800) for g in frames]
+    outer.append(ether(ipv4("198.51.100.1", "198.51.100.2", v4, 4), 0x0800))  # IPIP
+    outer.append(ether(ipv6(S6, D6, v4, 4), 0x86DD))  # 4in6
+    outer.append(ether(ipv4("198.51.100.1", "198.51.100.2", u6, 41), 0x0800))  # 6in4
+    vx = vxlan(ether(v4, 0x0800), vni=77)
+    outer.append(ether(ipv4(S, D, udp(S, D, 49152, 4789, vx), 17), 0x0800))
+    outer.append(ether(ipv4(S, D, udp(S, D, 49152, 8472, vx), 17), 0x0800))
+    # Four tunnels deep: the fourth is tunnel.too_deep (engine DEFAULT_TUNNEL_DEPTH = 3).
+    deep = v4
+    for _ in range(4):
+        deep = ipv4("198.51.100.1", "198.51.100.2", gre(deep, 0x0800), 47)
+    outer.append(ether(deep, 0x0800))
+    dgram = udp(S, D, 1000, 2000, bytes(range(200)) * 3)
+    frags = fragment_ipv4(S, D, dgram, 17, sizes=[16, 256, 336], ident=99)
+    outer.extend(ether(f, 0x0800) for f in frags)
+    tfr = fragment_ipv4(S, D, seg, 6, sizes=[8, len(seg) - 8], ident=5)  # TCP cut at 8 bytes
+    outer.extend(ether(f, 0x0800) for f in tfr)
+    outer.append(ether(ipv4("198.51.100.1", "198.51.100.2", gre(frags[0], 0x0800), 47), 0x0800))
+    # VXLAN inside GRE: the third IP header replaces the second's transport fields.
+    mid = ipv4(S, D, udp(S, D, 49152, 4789, vxlan(ether(u6, 0x86DD), vni=5)), 17)
+    outer.append(ether(ipv4("198.51.100.1", "198.51.100.2", gre(mid, 0x0800), 47), 0x0800))
+    return outer
+
+
+def _teb_chain(k: int) -> bytes:
+    """Ethernet, IPv4, GRE, then k Ethernet headers chained by 0x6558 ending in an EtherType
+    nothing decodes: 4 + k headers, so k = 36 is the last under the 40-header bound."""
+    body = ether(b"\x00" * 20, 0x88B5)
+    for _ in range(k - 1):
+        body = ether(body, 0x6558)
+    return ether(ipv4("198.51.100.1", "198.51.100.2", gre(body, 0x6558), 47), 0x0800)
+
+
 def test_mutated_frames_decode_identically() -> None:
     frames = _mutations(_edge_frames(), random.Random(11))
     assert len(frames) > 8_000
     assert both_ways(RecordBatch.from_packets(frames)) == []
+
+
+def test_mutated_tunnel_frames_decode_identically() -> None:
+    frames = _mutations(_tunnel_frames(), random.Random(12), reach=150)
+    assert len(frames) > 15_000
+    assert both_ways(RecordBatch.from_packets(frames)) == []
+
+
+def test_header_bound_counts_the_headers_the_pass_decoded() -> None:
+    """decode.too_deep at the same header with and without the pass (the pass decodes the
+    first 24 of these chains' headers; the engine's rounds must count them)."""
+    frames = [_teb_chain(k) for k in range(30, 42)]
+    batch = RecordBatch.from_packets(frames)
+    assert both_ways(batch) == []
+    t = decode(batch)
+    deep = (t.anom_inner >> np.uint64(Anomaly.DECODE_TOO_DEEP)) & np.uint64(1)
+    assert deep.tolist() == [0] * 7 + [1] * 5  # k = 37 is the 41st header
 
 
 def test_snapped_frames_decode_identically() -> None:
@@ -132,25 +199,45 @@ def test_snapped_frames_decode_identically() -> None:
 def test_pass_finishes_the_plain_packets_and_no_others() -> None:
     frames = _edge_frames()
     t = PacketTable(RecordBatch.from_packets(frames))
-    finished = decode_prefix(t, REGISTRY.flat_table())
+    finished = decode_prefix(t, REGISTRY.flat_table(), DEFAULT_TUNNEL_DEPTH)
     done = (t.ns == NS.DONE).tolist()
-    # Ethernet/IPv4/TCP untagged, one and two tags; UDP to an unbound port; SCTP (unbound);
-    # IPv6/TCP and IPv6/UDP. Not: three tags, 802.3 length field, VXLAN (UDP 4789 is bound),
-    # ICMP (bound), IPv4 options (verified, then TCP: finished), IPv6 ext, unknown EtherType.
-    assert done == [1, 1, 1, 0, 0, 1, 0, 0, 1, 1, 1, 1, 0, 0]
+    # Ethernet/IPv4/TCP untagged, with one, two and three tags; UDP to an unbound port;
+    # SCTP (unbound); IPv4 options (verified, then TCP); IPv6/TCP and IPv6/UDP. Not: the
+    # 802.3 length field, VXLAN holding no Ethernet II frame, ICMP (bound), IPv6 ext, an
+    # unknown outermost EtherType (flagged by the engine).
+    assert done == [1, 1, 1, 1, 0, 1, 0, 0, 1, 1, 1, 1, 0, 0]
     assert finished == sum(done)
     # Where it stopped, the cursor is the NumPy decoders' next step.
-    assert (int(t.ns[3]), int(t.key[3]), int(t.vlan_n[3])) == (NS.ETHERTYPE, 0x8100, 2)
-    assert (int(t.ns[6]), int(t.key[6])) == (NS.UDPPORT, 4789)
+    assert (int(t.ns[4]), int(t.key[4]), int(t.vlan_n[4])) == (NS.ETHERTYPE, 0x8100, 0)
+    assert (int(t.ns[6]), int(t.key[6]), int(t.tunnels[6])) == (NS.FRAME, 1, 1)
     assert (int(t.ns[7]), int(t.key[7])) == (NS.IPPROTO, 1)
     assert (int(t.ns[12]), int(t.key[12])) == (NS.ETHERTYPE, 0x86DD)
+    assert (int(t.ns[13]), int(t.key[13])) == (NS.ETHERTYPE, 0x88B5)
+
+
+def test_pass_finishes_the_tunnelled_packets() -> None:
+    frames = _tunnel_frames()
+    t = PacketTable(RecordBatch.from_packets(frames))
+    depth = np.zeros(t.n, dtype=np.uint8)
+    decode_prefix(t, REGISTRY.flat_table(), DEFAULT_TUNNEL_DEPTH, depth)
+    done = (t.ns == NS.DONE).tolist()
+    # All but the fourth nested GRE header (tunnel.too_deep is the engine's).
+    assert done == [i != 12 for i in range(len(frames))]
+    assert (int(t.ns[12]), int(t.key[12]), int(t.tunnels[12])) == (NS.IPPROTO, 47, 3)
+    # Headers: eth ip gre ip tcp; eth ip gre eth vlan ip udp (+ unbound port 53); eth ip
+    # gre ppp ip tcp; eth ip ip tcp; eth ip udp vxlan eth ip tcp.
+    assert [int(depth[i]) for i in (0, 2, 4, 7, 10)] == [5, 8, 6, 4, 7]
+    kinds = [Tunnel(k).name for k in t.tunnel[[0, 4, 7, 8, 9, 10, 11]]]
+    assert kinds == ["GRE", "PPTP", "IPIP", "IPIP", "IP6", "VXLAN", "VXLAN"]
+    assert int(t.gre_key[4]) == 42 and int(t.vni[10]) == 77
+    assert int(t.inner_raw.sport[0]) == 1234 and int(t.inner_raw.dport[10]) == 80
 
 
 def test_a_column_of_the_wrong_type_is_refused() -> None:
     t = PacketTable(RecordBatch.from_packets(_edge_frames()[:2]))
     t.outer.src4 = t.outer.src4.astype(np.int64)
     with pytest.raises(TypeError, match="src4"):
-        decode_prefix(t, REGISTRY.flat_table())
+        decode_prefix(t, REGISTRY.flat_table(), DEFAULT_TUNNEL_DEPTH)
 
 
 def test_checksum_verdicts_match_header_bytes() -> None:

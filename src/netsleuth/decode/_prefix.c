@@ -1,21 +1,27 @@
 /*
- * The common prefix of most packets, decoded in one sequential pass: Ethernet II, up to two
- * VLAN tags, an IPv4 header that is not a fragment or an IPv6 header without extension
- * headers, then TCP or UDP.
+ * The common packet shapes, decoded in one sequential pass: Ethernet II and VLAN tags, IPv4
+ * (fragments included) or IPv6 without extension headers, TCP or UDP; and through the
+ * tunnels of a typical capture: GRE version 0 (IPv4, IPv6 or Ethernet inside) and version 1
+ * with PPP (PPTP), IPIP, IPv6 in IP, and VXLAN, to the inner IP and transport headers.
  *
- * Why in C: the vectorized decoders (ethernet.py, vlan.py, ipv4.py, ipv6.py, tcp.py, udp.py)
- * remain the reference and decode everything; but for the ~60% of a typical capture that is
- * plain Ethernet/IP/TCP|UDP they cost ~470 ns a packet in NumPy passes (row gathers,
- * scatters, one pass per field) against a budget of ~400 ns for the whole scan
- * (design.md: 1.5 M packets/s end to end). Here each packet's bytes are touched once.
+ * Why in C: the vectorized decoders (ethernet.py, vlan.py, ipv4.py, ipv6.py, tcp.py, udp.py,
+ * gre.py, ppp.py, vxlan.py) remain the reference and decode everything; but every header
+ * costs them a round of NumPy passes over index subsets (gathers, scatters, one pass per
+ * field, ~30 us fixed per call), and a tunnelled packet takes six to nine rounds. Against a
+ * budget of ~400 ns a packet for the whole scan or steer (design.md: 1.5 M packets/s end to
+ * end), here each packet's bytes are touched once.
  *
- * The contract that keeps the two in step: this pass writes a layer only when that layer
- * would decode with no anomaly, and then writes exactly what the NumPy decoder writes (the
- * same fields, the same values, the same cursor: pos, ns, key, end, wend). At the first
- * thing it does not handle (a fragment, a tunnel, an option it does not check, anything
- * malformed or truncated) it stops with the cursor where the NumPy decoders would have left
- * it, and the engine carries on from there. tests/test_prefix.py decodes real, crafted and
- * mutated captures both ways and compares every column.
+ * The contract that keeps the two in step: each step here is one decoder call of the
+ * engine's rounds (one header: a VLAN tag, an IP header, a GRE header...). A step is taken
+ * only when that decoder would finish the header with no anomaly, and then it writes exactly
+ * what the decoder writes (the same fields, the same values, the same cursor: pos, ns, key,
+ * end, wend; the tunnel bookkeeping of engine._enter_tunnel; the inner-layer reset of
+ * ipv4.store_ip). At the first header it does not handle (an option it does not check,
+ * anything malformed, truncated or unusual) it stops before writing anything for that
+ * header, and the engine carries on from there. `depth` counts the steps taken per packet,
+ * so the engine's MAX_ROUNDS bound on headers per packet stays exact.
+ * tests/test_prefix.py decodes real, crafted and mutated captures both ways and compares
+ * every column.
  *
  * Bounds: a packet is read only inside [pos, end) and only if end <= the buffer's length.
  */
@@ -24,22 +30,58 @@
 #include <stdint.h>
 #include <string.h>
 
-/* NS values and FrameKey/L2 codes, as in decode/table.py. */
-enum { NS_DONE = 0, NS_LINKTYPE = 1, NS_ETHERTYPE = 3, NS_IPPROTO = 4, NS_UDPPORT = 5 };
+/* NS, FrameKey, L2 and Tunnel codes, as in decode/table.py. */
+enum { NS_DONE = 0, NS_LINKTYPE = 1, NS_FRAME = 2, NS_ETHERTYPE = 3, NS_IPPROTO = 4,
+       NS_UDPPORT = 5, NS_PPP = 6, NS_COUNT = 7 };
+enum { FRAME_ETHERNET = 1 };
 enum { L2_ETHERNET = 1 };
 enum { LINKTYPE_ETHERNET = 1 };
+enum { TUN_NONE = 0, TUN_GRE = 1, TUN_PPTP = 2, TUN_IPIP = 3, TUN_IP6 = 4, TUN_VXLAN = 5 };
+/* vlan.py MAX_TAGS. */
+enum { MAX_TAGS = 8 };
+/* Steps per packet: more than any real packet has (four IP layers with their tags and
+ * tunnel headers); the engine's round bound (engine.MAX_ROUNDS) must exceed it. */
+enum { MAX_STEPS = 24 };
 
-/* Column order and item sizes; decode/prefix.py passes the arrays in this order. */
+/* Column order: the table's, then one IP layer's twice (outer, then inner_raw); the
+ * wrapper decode/prefix.py passes the arrays in this order and checks their dtypes. */
 enum {
-    C_START, C_END, C_WEND, C_POS, C_NS, C_KEY, C_L2, C_ETHERTYPE, C_VLAN_N, C_VLAN1,
-    C_VLAN2, C_NIP, C_VER, C_OFF, C_HLEN, C_TOT_LEN, C_IDENT, C_FLAGS, C_FRAG_DATA, C_TTL,
-    C_FLOW_LABEL, C_PROTO, C_CHECKSUM, C_CSUM_OK, C_SRC4, C_DST4, C_SRC6, C_DST6, C_L4_OFF,
-    C_SPORT, C_DPORT, C_TCP_FLAGS, C_L4_LEN, NCOLS
+    T_START, T_END, T_WEND, T_POS, T_NS, T_KEY, T_L2, T_ETHERTYPE, T_VLAN_N, T_VLAN1,
+    T_VLAN2, T_NIP, T_TUNNELS, T_TUNNEL, T_TUNNEL_INNER, T_TUN_OFF, T_GRE_FLAGS,
+    T_GRE_PROTO, T_GRE_KEY, T_VNI, T_PPP_PROTO, T_DEPTH, NTABLE
 };
-static const Py_ssize_t ITEM[NCOLS] = {
-    8, 8, 8, 8, 1, 8, 1, 2, 1, 2, 2, 1, 1, 4, 2, 4, 4, 1, 4, 1, 4, 1, 2, 1, 4, 4, 16, 16, 4,
-    2, 2, 2, 4,
+enum {
+    L_VER, L_OFF, L_HLEN, L_TOT_LEN, L_IDENT, L_FLAGS, L_FRAG_OFF, L_IS_FRAG, L_FRAG_DATA,
+    L_TTL, L_FLOW_LABEL, L_PROTO, L_CHECKSUM, L_CSUM_OK, L_SRC4, L_DST4, L_SRC6, L_DST6,
+    L_L4_OFF, L_SPORT, L_DPORT, L_TCP_FLAGS, L_L4_LEN, L_ICMP_TYPE, L_ICMP_CODE, NLAYER
 };
+#define NCOLS (NTABLE + 2 * NLAYER)
+static const Py_ssize_t TABLE_ITEM[NTABLE] = {
+    8, 8, 8, 8, 1, 8, 1, 2, 1, 2, 2, 1, 1, 1, 1, 4, 2, 2, 8, 8, 2, 1,
+};
+static const Py_ssize_t LAYER_ITEM[NLAYER] = {
+    1, 4, 2, 4, 4, 1, 4, 1, 4, 1, 4, 1, 2, 1, 4, 4, 16, 16, 4, 2, 2, 2, 4, 2, 2,
+};
+
+typedef struct {
+    uint8_t *ver, *flags, *is_frag, *ttl, *proto, *csum_ok, *src6, *dst6;
+    int32_t *off, *frag_data, *l4_off;
+    uint16_t *hlen, *checksum, *sport, *dport, *tcp_flags;
+    uint32_t *tot_len, *ident, *frag_off, *flow_label, *src4, *dst4, *l4_len;
+    int16_t *icmp_type, *icmp_code;
+} Layer;
+
+typedef struct {
+    Py_buffer v[NCOLS];
+    int64_t *start, *end, *wend, *pos, *key, *gre_key, *vni;
+    uint8_t *ns, *l2, *vlan_n, *nip, *tunnels, *tunnel, *tunnel_inner, *depth;
+    uint16_t *ethertype, *vlan1, *vlan2, *gre_flags, *gre_proto, *ppp_proto;
+    int32_t *tun_off;
+    Layer outer, inner;
+    const unsigned char *b;
+    const int16_t *flat; /* the registry's (namespace << 16 | key) -> binding table */
+    int max_tunnels;     /* the engine's tunnel_depth */
+} Cols;
 
 static inline unsigned be16(const unsigned char *b, int64_t p) {
     return ((unsigned)b[p] << 8) | b[p + 1];
@@ -49,6 +91,9 @@ static inline uint32_t be32(const unsigned char *b, int64_t p) {
            b[p + 3];
 }
 static inline int64_t min64(int64_t a, int64_t b) { return a < b ? a : b; }
+static inline int bound(const Cols *c, int ns, int64_t key) {
+    return c->flat[((int64_t)ns << 16) | key] != 0;
+}
 
 /* RFC 1071: the one's complement sum over the header, folded; 0xFFFF when it verifies. */
 static int ipv4_csum_ok(const unsigned char *b, int64_t p, int hlen) {
@@ -64,155 +109,341 @@ static int ipv6_ext(unsigned nh) {
            nh == 139 || nh == 140;
 }
 
-typedef struct {
-    Py_buffer v[NCOLS];
-    int64_t *start, *end, *wend, *pos, *key;
-    uint8_t *ns, *l2, *vlan_n, *nip, *ver, *flags, *ttl, *proto, *csum_ok, *src6, *dst6;
-    uint16_t *ethertype, *vlan1, *vlan2, *hlen, *checksum, *sport, *dport, *tcp_flags;
-    int32_t *off, *frag_data, *l4_off;
-    uint32_t *tot_len, *ident, *flow_label, *src4, *dst4, *l4_len;
-} Cols;
-
 static void hand_on(Cols *c, Py_ssize_t i, int64_t pos, int ns, int64_t key) {
     c->pos[i] = pos;
     c->ns[i] = (uint8_t)ns;
     c->key[i] = key;
 }
 
-/* TCP (tcp.py) or UDP (udp.py) at p, for a packet whose IP layer was just committed. */
-static void transport(Cols *c, const unsigned char *b, Py_ssize_t i, int64_t p, unsigned proto,
-                      const int16_t *flat) {
-    int64_t e = c->end[i];
-    if (proto == 6) {
-        if (p + 20 > e) return;
-        unsigned of = be16(b, p + 12);
-        int64_t doff = (int64_t)(of >> 12) * 4;
-        if (doff < 20 || p + doff > e) return;
-        c->l4_off[i] = (int32_t)(p - c->start[i]);
-        c->sport[i] = (uint16_t)be16(b, p);
-        c->dport[i] = (uint16_t)be16(b, p + 2);
-        c->tcp_flags[i] = (uint16_t)(of & 0x0FFF);
-        c->ns[i] = NS_DONE;
-        return;
-    }
-    if (proto == 17) {
-        if (p + 8 > e) return;
-        unsigned ulen = be16(b, p + 4);
-        if ((ulen < 8 && ulen != 0) || p + (int64_t)ulen > c->wend[i]) return;
-        unsigned dport = be16(b, p + 2);
-        c->l4_off[i] = (int32_t)(p - c->start[i]);
-        c->sport[i] = (uint16_t)be16(b, p);
-        c->dport[i] = (uint16_t)dport;
-        c->l4_len[i] = ulen;
-        if (ulen != 0) {
-            c->end[i] = min64(c->end[i], p + ulen);
-            c->wend[i] = min64(c->wend[i], p + ulen);
-        }
-        hand_on(c, i, p + 8, NS_UDPPORT, dport);
-        /* An unbound port ends the descent silently, as engine._unbound does. */
-        if (flat[(NS_UDPPORT << 16) | dport] == 0) c->ns[i] = NS_DONE;
-        return;
-    }
-    if (flat[(NS_IPPROTO << 16) | proto] == 0) c->ns[i] = NS_DONE;
+static void trim(Cols *c, Py_ssize_t i, int64_t to) {
+    c->end[i] = min64(c->end[i], to);
+    c->wend[i] = min64(c->wend[i], to);
 }
 
-static void ipv4(Cols *c, const unsigned char *b, Py_ssize_t i, int64_t p, const int16_t *flat) {
-    int64_t e = c->end[i], we = c->wend[i];
-    if (p + 20 > e) return;
+/* engine._enter_tunnel, for a packet already known to be under the tunnel depth. */
+static void enter_tunnel(Cols *c, Py_ssize_t i, int kind) {
+    if (c->tunnels[i] == 0) {
+        c->tunnel[i] = (uint8_t)kind;
+        c->tun_off[i] = (int32_t)(c->pos[i] - c->start[i]);
+    }
+    c->tunnel_inner[i] = (uint8_t)kind;
+    c->tunnels[i]++;
+}
+
+/* ipv4.store_ip's target: `outer` for a packet's first IP layer, else `inner_raw`, whose
+ * transport fields a deeper IP header resets (IPLayer.clear_l4). */
+static Layer *ip_layer(Cols *c, Py_ssize_t i) {
+    if (c->nip[i] == 0) return &c->outer;
+    Layer *L = &c->inner;
+    L->l4_off[i] = 0;
+    L->sport[i] = 0;
+    L->dport[i] = 0;
+    L->tcp_flags[i] = 0;
+    L->l4_len[i] = 0;
+    L->icmp_type[i] = -1;
+    L->icmp_code[i] = -1;
+    return L;
+}
+
+/* PacketTable.l4_targets / cur_is_frag: the layer of the IP header just decoded. */
+static Layer *l4_layer(Cols *c, Py_ssize_t i) {
+    if (c->nip[i] == 0) return NULL;
+    return c->nip[i] == 1 ? &c->outer : &c->inner;
+}
+
+/* ethernet.py decode (from_linktype also sets l2): Ethernet II only; a length field is
+ * ethernet.length_field's. */
+static int ethernet(Cols *c, Py_ssize_t i, int linktype) {
+    const unsigned char *b = c->b;
+    int64_t p = c->pos[i];
+    if (p + 14 > c->end[i]) return 0;
+    unsigned typ = be16(b, p + 12);
+    if (typ < 1536) return 0;
+    if (linktype) c->l2[i] = L2_ETHERNET;
+    c->ethertype[i] = (uint16_t)typ;
+    hand_on(c, i, p + 14, NS_ETHERTYPE, typ);
+    return 1;
+}
+
+/* vlan.py: 802.1Q, 802.1ad, legacy QinQ. */
+static int vlan(Cols *c, Py_ssize_t i) {
+    const unsigned char *b = c->b;
+    int64_t p = c->pos[i];
+    unsigned n = c->vlan_n[i];
+    if (p + 4 > c->end[i] || n >= MAX_TAGS) return 0;
+    unsigned inner = be16(b, p + 2);
+    if (inner < 1536) return 0;
+    unsigned vid = be16(b, p) & 0x0FFF;
+    if (n == 0) c->vlan1[i] = (uint16_t)vid;
+    if (n == 1) c->vlan2[i] = (uint16_t)vid;
+    c->vlan_n[i] = (uint8_t)(n + 1);
+    c->ethertype[i] = (uint16_t)inner;
+    hand_on(c, i, p + 4, NS_ETHERTYPE, inner);
+    return 1;
+}
+
+/* ipv4.py, for the outer header or inside a tunnel of `kind` (IPIP entered first). */
+static int ipv4(Cols *c, Py_ssize_t i, int kind) {
+    const unsigned char *b = c->b;
+    int64_t p = c->pos[i], e = c->end[i], we = c->wend[i];
+    if (kind != TUN_NONE && c->tunnels[i] >= c->max_tunnels) return 0;
+    if (p + 20 > e) return 0;
     unsigned vihl = b[p];
     int hlen = (int)(vihl & 0x0F) * 4;
-    if ((vihl >> 4) != 4 || hlen < 20 || p + hlen > e) return;
+    if ((vihl >> 4) != 4 || hlen < 20 || p + hlen > e) return 0;
     int64_t tot = be16(b, p + 2);
+    /* Total length 0 (BIG TCP) is the NumPy decoder's (ipv4.py). */
+    if (tot == 0 || tot < hlen || p + tot > we) return 0;
     unsigned ff = be16(b, p + 6);
-    /* Total length 0 (BIG TCP) and fragments are the NumPy decoder's (ipv4.py). */
-    if (tot == 0 || (ff & 0x3FFF) != 0) return; /* MF or an offset (RFC 791 3.1) */
-    if (tot < hlen || p + tot > we) return;
+    unsigned flags = (ff >> 13) & 3;     /* DF 0x2, MF 0x1 (RFC 791 section 3.1) */
+    uint32_t frag_off = (ff & 0x1FFF) * 8;
     int64_t s = c->start[i];
     unsigned proto = b[p + 9];
-    c->csum_ok[i] = (uint8_t)ipv4_csum_ok(b, p, hlen);
-    c->ver[i] = 4;
-    c->off[i] = (int32_t)(p - s);
-    c->hlen[i] = (uint16_t)hlen;
-    c->tot_len[i] = (uint32_t)tot;
-    c->ident[i] = be16(b, p + 4);
-    c->flags[i] = (uint8_t)((ff >> 13) & 3);
-    c->frag_data[i] = (int32_t)(p + hlen - s);
-    c->ttl[i] = b[p + 8];
-    c->proto[i] = (uint8_t)proto;
-    c->checksum[i] = (uint16_t)be16(b, p + 10);
-    c->src4[i] = be32(b, p + 12);
-    c->dst4[i] = be32(b, p + 16);
-    c->nip[i] = 1;
-    c->end[i] = min64(e, p + tot);
-    c->wend[i] = min64(we, p + tot);
-    hand_on(c, i, p + hlen, NS_IPPROTO, proto);
-    transport(c, b, i, p + hlen, proto, flat);
+    if (kind != TUN_NONE) enter_tunnel(c, i, kind);
+    Layer *L = ip_layer(c, i);
+    L->csum_ok[i] = (uint8_t)ipv4_csum_ok(b, p, hlen);
+    L->ver[i] = 4;
+    L->off[i] = (int32_t)(p - s);
+    L->hlen[i] = (uint16_t)hlen;
+    L->tot_len[i] = (uint32_t)tot;
+    L->ident[i] = be16(b, p + 4);
+    L->flags[i] = (uint8_t)flags;
+    L->frag_off[i] = frag_off;
+    L->is_frag[i] = (uint8_t)((flags & 1) != 0 || frag_off != 0);
+    L->frag_data[i] = (int32_t)(p + hlen - s);
+    L->ttl[i] = b[p + 8];
+    L->proto[i] = (uint8_t)proto;
+    L->checksum[i] = (uint16_t)be16(b, p + 10);
+    L->src4[i] = be32(b, p + 12);
+    L->dst4[i] = be32(b, p + 16);
+    c->nip[i]++;
+    trim(c, i, p + tot);
+    /* Only the first fragment carries the transport header (RFC 791 section 2.3). */
+    if (frag_off != 0)
+        c->ns[i] = NS_DONE;
+    else
+        hand_on(c, i, p + hlen, NS_IPPROTO, proto);
+    return 1;
 }
 
-static void ipv6(Cols *c, const unsigned char *b, Py_ssize_t i, int64_t p, const int16_t *flat) {
-    int64_t e = c->end[i], we = c->wend[i];
-    if (p + 40 > e) return;
+/* ipv6.py without extension headers, outer or inside a tunnel of `kind`. */
+static int ipv6(Cols *c, Py_ssize_t i, int kind) {
+    const unsigned char *b = c->b;
+    int64_t p = c->pos[i], e = c->end[i], we = c->wend[i];
+    if (kind != TUN_NONE && c->tunnels[i] >= c->max_tunnels) return 0;
+    if (p + 40 > e) return 0;
     uint32_t vtf = be32(b, p);
     int64_t plen = be16(b, p + 4);
     unsigned nh = b[p + 6];
     /* Jumbograms (payload length 0) and extension headers are ipv6.py's. */
-    if ((vtf >> 28) != 6 || plen == 0 || p + 40 + plen > we || ipv6_ext(nh)) return;
-    c->ver[i] = 6;
-    c->off[i] = (int32_t)(p - c->start[i]);
-    c->tot_len[i] = (uint32_t)(plen + 40);
-    c->ttl[i] = b[p + 7];
-    c->flow_label[i] = vtf & 0xFFFFF;
-    memcpy(c->src6 + 16 * i, b + p + 8, 16);
-    memcpy(c->dst6 + 16 * i, b + p + 24, 16);
-    c->proto[i] = (uint8_t)nh;
-    c->hlen[i] = 40;
-    c->nip[i] = 1;
-    c->end[i] = min64(e, p + 40 + plen);
-    c->wend[i] = min64(we, p + 40 + plen);
+    if ((vtf >> 28) != 6 || plen == 0 || p + 40 + plen > we || ipv6_ext(nh)) return 0;
+    if (kind != TUN_NONE) enter_tunnel(c, i, kind);
+    Layer *L = ip_layer(c, i);
+    L->ver[i] = 6;
+    L->off[i] = (int32_t)(p - c->start[i]);
+    L->tot_len[i] = (uint32_t)(plen + 40);
+    L->ttl[i] = b[p + 7];
+    L->flow_label[i] = vtf & 0xFFFFF;
+    memcpy(L->src6 + 16 * i, b + p + 8, 16);
+    memcpy(L->dst6 + 16 * i, b + p + 24, 16);
+    L->ident[i] = 0;
+    L->flags[i] = 0;
+    L->frag_off[i] = 0;
+    L->is_frag[i] = 0;
+    L->proto[i] = (uint8_t)nh;
+    L->hlen[i] = 40;
+    c->nip[i]++;
+    trim(c, i, p + 40 + plen);
     hand_on(c, i, p + 40, NS_IPPROTO, nh);
-    transport(c, b, i, p + 40, nh, flat);
+    return 1;
 }
 
-static void packet(Cols *c, const unsigned char *b, Py_ssize_t blen, Py_ssize_t i,
-                   const int16_t *flat) {
-    if (c->ns[i] != NS_LINKTYPE || c->key[i] != LINKTYPE_ETHERNET) return;
+/* tcp.py. A header cut by a fragment boundary is no anomaly (PacketTable.short_l4). */
+static int tcp(Cols *c, Py_ssize_t i) {
+    const unsigned char *b = c->b;
     int64_t p = c->pos[i], e = c->end[i];
-    if (p < 0 || e > blen || p + 14 > e) return;
-    unsigned typ = be16(b, p + 12);
-    if (typ < 1536) return; /* an 802.3 length field: LLC, ethernet.length_field */
-    c->l2[i] = L2_ETHERNET;
-    c->ethertype[i] = (uint16_t)typ;
-    p += 14;
-    hand_on(c, i, p, NS_ETHERTYPE, typ);
-    /* 802.1Q, 802.1ad, legacy QinQ (vlan.py); two tags here, deeper stacks in vlan.py. */
-    while ((typ == 0x8100 || typ == 0x88A8 || typ == 0x9100) && c->vlan_n[i] < 2) {
-        if (p + 4 > e) return;
-        unsigned inner = be16(b, p + 2);
-        if (inner < 1536) return;
-        unsigned vid = be16(b, p) & 0x0FFF;
-        if (c->vlan_n[i] == 0)
-            c->vlan1[i] = (uint16_t)vid;
-        else
-            c->vlan2[i] = (uint16_t)vid;
-        c->vlan_n[i]++;
-        typ = inner;
-        c->ethertype[i] = (uint16_t)typ;
-        p += 4;
-        hand_on(c, i, p, NS_ETHERTYPE, typ);
+    Layer *L = l4_layer(c, i);
+    if (L == NULL) return 0;
+    int frag = L->is_frag[i];
+    if (p + 20 > e) {
+        if (!frag) return 0;
+        c->ns[i] = NS_DONE;
+        return 1;
     }
-    if (typ == 0x0800)
-        ipv4(c, b, i, p, flat);
-    else if (typ == 0x86DD)
-        ipv6(c, b, i, p, flat);
+    unsigned of = be16(b, p + 12);
+    int64_t doff = (int64_t)(of >> 12) * 4;
+    if (doff < 20 || (p + doff > e && !frag)) return 0;
+    L->l4_off[i] = (int32_t)(p - c->start[i]);
+    L->sport[i] = (uint16_t)be16(b, p);
+    L->dport[i] = (uint16_t)be16(b, p + 2);
+    L->tcp_flags[i] = (uint16_t)(of & 0x0FFF);
+    c->ns[i] = NS_DONE;
+    return 1;
 }
 
-/* prefix(buf, columns, flat) -> packets finished (ns == DONE afterwards). */
+/* udp.py: a fragment's UDP header is recorded, its length not checked, its payload not
+ * entered. */
+static int udp(Cols *c, Py_ssize_t i) {
+    const unsigned char *b = c->b;
+    int64_t p = c->pos[i], e = c->end[i];
+    Layer *L = l4_layer(c, i);
+    if (L == NULL) return 0;
+    int frag = L->is_frag[i];
+    if (p + 8 > e) {
+        if (!frag) return 0;
+        c->ns[i] = NS_DONE;
+        return 1;
+    }
+    unsigned ulen = be16(b, p + 4);
+    if (!frag && ((ulen < 8 && ulen != 0) || p + (int64_t)ulen > c->wend[i])) return 0;
+    unsigned dport = be16(b, p + 2);
+    L->l4_off[i] = (int32_t)(p - c->start[i]);
+    L->sport[i] = (uint16_t)be16(b, p);
+    L->dport[i] = (uint16_t)dport;
+    L->l4_len[i] = ulen;
+    if (frag) {
+        c->ns[i] = NS_DONE;
+        return 1;
+    }
+    if (ulen != 0) trim(c, i, p + ulen);
+    hand_on(c, i, p + 8, NS_UDPPORT, dport);
+    return 1;
+}
+
+/* gre.py: version 0 (RFC 2784, key and sequence of RFC 2890) and version 1 (PPTP, RFC 2637
+ * section 4.1), with engine._enter_tunnel's bookkeeping. */
+static int gre(Cols *c, Py_ssize_t i) {
+    const unsigned char *b = c->b;
+    int64_t p = c->pos[i];
+    if (c->tunnels[i] >= c->max_tunnels || p + 4 > c->end[i]) return 0;
+    unsigned fv = be16(b, p), proto = be16(b, p + 2), ver = fv & 0x0007;
+    if (ver > 1 || (fv & 0x4000) != 0) return 0; /* bad version; routing (RFC 2784 2.1) */
+    int csum = (fv & 0x8000) != 0, key = (fv & 0x2000) != 0, seq = (fv & 0x1000) != 0;
+    int ack = (fv & 0x0080) != 0;
+    int64_t hlen = 4 + 4 * (csum + key + seq) + (ver == 1 ? 4 * ack : 0);
+    if (p + hlen > c->end[i]) return 0;
+    enter_tunnel(c, i, TUN_GRE);
+    c->gre_flags[i] = (uint16_t)fv;
+    c->gre_proto[i] = (uint16_t)proto;
+    if (key) {
+        int64_t at = p + 4 + 4 * csum;
+        c->gre_key[i] = ver == 0 ? (int64_t)be32(b, at) : (int64_t)be16(b, at + 2);
+    }
+    if (ver == 1) {
+        c->tunnel_inner[i] = TUN_PPTP;
+        if (c->tunnels[i] == 1) c->tunnel[i] = TUN_PPTP;
+    }
+    hand_on(c, i, p + hlen, NS_ETHERTYPE, proto);
+    return 1;
+}
+
+/* ppp.py: optional address/control 0xff03, then a 1- or 2-byte protocol (RFC 1661 6.5). */
+static int ppp(Cols *c, Py_ssize_t i) {
+    const unsigned char *b = c->b;
+    int64_t p = c->pos[i], e = c->end[i];
+    if (p + 2 > e) return 0; /* ppp.py reads the control byte even of a 1-byte payload */
+    if (b[p] == 0xFF && b[p + 1] == 0x03) p += 2;
+    if (p + 1 > e) return 0;
+    unsigned first = b[p];
+    int64_t plen = (first & 1) ? 1 : 2;
+    if (p + plen > e) return 0;
+    unsigned proto = plen == 1 ? first : be16(b, p);
+    c->ppp_proto[i] = (uint16_t)proto;
+    hand_on(c, i, p + plen, NS_PPP, proto);
+    return 1;
+}
+
+/* vxlan.py (RFC 7348), then an Ethernet frame. */
+static int vxlan(Cols *c, Py_ssize_t i) {
+    int64_t p = c->pos[i];
+    if (c->tunnels[i] >= c->max_tunnels || p + 8 > c->end[i]) return 0;
+    enter_tunnel(c, i, TUN_VXLAN);
+    c->vni[i] = (int64_t)(be32(c->b, p + 4) >> 8);
+    hand_on(c, i, p + 8, NS_FRAME, FRAME_ETHERNET);
+    return 1;
+}
+
+/* engine._unbound: no decoder for (ns, key) ends the descent. Only where that sets no
+ * anomaly: an unknown link type or outermost EtherType is flagged, by the engine. */
+static int unbound(Cols *c, Py_ssize_t i, int ns, int64_t key) {
+    if (bound(c, ns, key)) return 0;
+    if (ns == NS_ETHERTYPE && c->tunnels[i] == 0) return 0;
+    c->ns[i] = NS_DONE;
+    return 1;
+}
+
+/* One decoder call of the engine's round for packet i; 0 where the NumPy decoders take
+ * over (nothing written). */
+static int step(Cols *c, Py_ssize_t i) {
+    int ns = c->ns[i];
+    int64_t key = c->key[i];
+    switch (ns) {
+    case NS_LINKTYPE:
+        return key == LINKTYPE_ETHERNET && ethernet(c, i, 1);
+    case NS_FRAME:
+        return key == FRAME_ETHERNET && ethernet(c, i, 0);
+    case NS_ETHERTYPE:
+        switch (key) {
+        case 0x8100: case 0x88A8: case 0x9100: return vlan(c, i);
+        case 0x0800: return ipv4(c, i, TUN_NONE);
+        case 0x86DD: return ipv6(c, i, TUN_NONE);
+        case 0x6558: return ethernet(c, i, 0); /* transparent Ethernet bridging */
+        case 0x880B: return ppp(c, i);
+        default: return unbound(c, i, ns, key);
+        }
+    case NS_IPPROTO:
+        switch (key) {
+        case 6: return tcp(c, i);
+        case 17: return udp(c, i);
+        case 47: return gre(c, i);
+        case 4: return ipv4(c, i, TUN_IPIP);
+        case 41: return ipv6(c, i, TUN_IP6);
+        default: return unbound(c, i, ns, key);
+        }
+    case NS_UDPPORT:
+        if (key == 4789 || key == 8472) return vxlan(c, i);
+        return unbound(c, i, ns, key);
+    case NS_PPP:
+        if (key == 0x0021) return ipv4(c, i, TUN_NONE);
+        if (key == 0x0057) return ipv6(c, i, TUN_NONE);
+        return unbound(c, i, ns, key);
+    default:
+        return 0;
+    }
+}
+
+static void packet(Cols *c, Py_ssize_t blen, Py_ssize_t i) {
+    if (c->pos[i] < 0 || c->end[i] > blen) return;
+    while (c->ns[i] != NS_DONE && c->depth[i] < MAX_STEPS && step(c, i)) c->depth[i]++;
+}
+
+static void layer_cols(Layer *L, Py_buffer *v) {
+#define COL(name, IDX, T) L->name = (T *)v[IDX].buf
+    COL(ver, L_VER, uint8_t); COL(off, L_OFF, int32_t); COL(hlen, L_HLEN, uint16_t);
+    COL(tot_len, L_TOT_LEN, uint32_t); COL(ident, L_IDENT, uint32_t);
+    COL(flags, L_FLAGS, uint8_t); COL(frag_off, L_FRAG_OFF, uint32_t);
+    COL(is_frag, L_IS_FRAG, uint8_t); COL(frag_data, L_FRAG_DATA, int32_t);
+    COL(ttl, L_TTL, uint8_t); COL(flow_label, L_FLOW_LABEL, uint32_t);
+    COL(proto, L_PROTO, uint8_t); COL(checksum, L_CHECKSUM, uint16_t);
+    COL(csum_ok, L_CSUM_OK, uint8_t); COL(src4, L_SRC4, uint32_t); COL(dst4, L_DST4, uint32_t);
+    COL(src6, L_SRC6, uint8_t); COL(dst6, L_DST6, uint8_t); COL(l4_off, L_L4_OFF, int32_t);
+    COL(sport, L_SPORT, uint16_t); COL(dport, L_DPORT, uint16_t);
+    COL(tcp_flags, L_TCP_FLAGS, uint16_t); COL(l4_len, L_L4_LEN, uint32_t);
+    COL(icmp_type, L_ICMP_TYPE, int16_t); COL(icmp_code, L_ICMP_CODE, int16_t);
+#undef COL
+}
+
+static Py_ssize_t item_size(int k) {
+    return k < NTABLE ? TABLE_ITEM[k] : LAYER_ITEM[(k - NTABLE) % NLAYER];
+}
+
+/* prefix(buf, columns, flat, max_tunnels) -> packets finished (ns == DONE afterwards). */
 static PyObject *prefix(PyObject *self, PyObject *args) {
     PyObject *bufobj, *seq, *flatobj;
     Py_buffer in, fl;
     Cols c;
     (void)self;
-    if (!PyArg_ParseTuple(args, "OOO", &bufobj, &seq, &flatobj)) return NULL;
+    if (!PyArg_ParseTuple(args, "OOOi", &bufobj, &seq, &flatobj, &c.max_tunnels)) return NULL;
     if (!PyTuple_Check(seq) || PyTuple_GET_SIZE(seq) != NCOLS) {
         PyErr_SetString(PyExc_ValueError, "columns: a tuple in _prefix.c's order");
         return NULL;
@@ -224,15 +455,15 @@ static PyObject *prefix(PyObject *self, PyObject *args) {
     }
     int got = 0;
     Py_ssize_t n = -1;
-    int ok = fl.len >= (Py_ssize_t)((NS_UDPPORT + 1) << 16) * 2;
+    int ok = fl.len >= (Py_ssize_t)(NS_COUNT << 16) * 2;
     for (; ok && got < NCOLS; got++) {
         if (PyObject_GetBuffer(PyTuple_GET_ITEM(seq, got), &c.v[got],
                                PyBUF_WRITABLE | PyBUF_C_CONTIGUOUS) < 0) {
             ok = -1;
             break;
         }
-        if (n < 0) n = c.v[got].len / ITEM[got];
-        if (c.v[got].len != n * ITEM[got]) {
+        if (n < 0) n = c.v[got].len / item_size(got);
+        if (c.v[got].len != n * item_size(got)) {
             got++;
             ok = 0;
             break;
@@ -242,30 +473,28 @@ static PyObject *prefix(PyObject *self, PyObject *args) {
         for (int k = 0; k < got; k++) PyBuffer_Release(&c.v[k]);
         PyBuffer_Release(&in);
         PyBuffer_Release(&fl);
-        if (ok == 0) PyErr_SetString(PyExc_ValueError, "column sizes do not match");
+        if (ok == 0) PyErr_SetString(PyExc_ValueError, "column or table sizes do not match");
         return NULL;
     }
 #define COL(name, IDX, T) c.name = (T *)c.v[IDX].buf
-    COL(start, C_START, int64_t); COL(end, C_END, int64_t); COL(wend, C_WEND, int64_t);
-    COL(pos, C_POS, int64_t); COL(ns, C_NS, uint8_t); COL(key, C_KEY, int64_t);
-    COL(l2, C_L2, uint8_t); COL(ethertype, C_ETHERTYPE, uint16_t);
-    COL(vlan_n, C_VLAN_N, uint8_t); COL(vlan1, C_VLAN1, uint16_t);
-    COL(vlan2, C_VLAN2, uint16_t); COL(nip, C_NIP, uint8_t); COL(ver, C_VER, uint8_t);
-    COL(off, C_OFF, int32_t); COL(hlen, C_HLEN, uint16_t); COL(tot_len, C_TOT_LEN, uint32_t);
-    COL(ident, C_IDENT, uint32_t); COL(flags, C_FLAGS, uint8_t);
-    COL(frag_data, C_FRAG_DATA, int32_t); COL(ttl, C_TTL, uint8_t);
-    COL(flow_label, C_FLOW_LABEL, uint32_t); COL(proto, C_PROTO, uint8_t);
-    COL(checksum, C_CHECKSUM, uint16_t); COL(csum_ok, C_CSUM_OK, uint8_t);
-    COL(src4, C_SRC4, uint32_t); COL(dst4, C_DST4, uint32_t); COL(src6, C_SRC6, uint8_t);
-    COL(dst6, C_DST6, uint8_t); COL(l4_off, C_L4_OFF, int32_t); COL(sport, C_SPORT, uint16_t);
-    COL(dport, C_DPORT, uint16_t); COL(tcp_flags, C_TCP_FLAGS, uint16_t);
-    COL(l4_len, C_L4_LEN, uint32_t);
+    COL(start, T_START, int64_t); COL(end, T_END, int64_t); COL(wend, T_WEND, int64_t);
+    COL(pos, T_POS, int64_t); COL(ns, T_NS, uint8_t); COL(key, T_KEY, int64_t);
+    COL(l2, T_L2, uint8_t); COL(ethertype, T_ETHERTYPE, uint16_t);
+    COL(vlan_n, T_VLAN_N, uint8_t); COL(vlan1, T_VLAN1, uint16_t);
+    COL(vlan2, T_VLAN2, uint16_t); COL(nip, T_NIP, uint8_t); COL(tunnels, T_TUNNELS, uint8_t);
+    COL(tunnel, T_TUNNEL, uint8_t); COL(tunnel_inner, T_TUNNEL_INNER, uint8_t);
+    COL(tun_off, T_TUN_OFF, int32_t); COL(gre_flags, T_GRE_FLAGS, uint16_t);
+    COL(gre_proto, T_GRE_PROTO, uint16_t); COL(gre_key, T_GRE_KEY, int64_t);
+    COL(vni, T_VNI, int64_t); COL(ppp_proto, T_PPP_PROTO, uint16_t);
+    COL(depth, T_DEPTH, uint8_t);
 #undef COL
-    const unsigned char *b = (const unsigned char *)in.buf;
-    const int16_t *flat = (const int16_t *)fl.buf;
+    layer_cols(&c.outer, c.v + NTABLE);
+    layer_cols(&c.inner, c.v + NTABLE + NLAYER);
+    c.b = (const unsigned char *)in.buf;
+    c.flat = (const int16_t *)fl.buf;
     Py_ssize_t done = 0;
     for (Py_ssize_t i = 0; i < n; i++) {
-        packet(&c, b, in.len, i, flat);
+        packet(&c, in.len, i);
         done += c.ns[i] == NS_DONE;
     }
     for (int k = 0; k < NCOLS; k++) PyBuffer_Release(&c.v[k]);
@@ -275,12 +504,13 @@ static PyObject *prefix(PyObject *self, PyObject *args) {
 }
 
 static PyMethodDef methods[] = {
-    {"prefix", prefix, METH_VARARGS, "Decode the Ethernet/IP/TCP|UDP prefix of each packet."},
+    {"prefix", prefix, METH_VARARGS,
+     "Decode Ethernet/VLAN/IP/TCP|UDP and the common tunnels of each packet."},
     {NULL, NULL, 0, NULL},
 };
 
 static struct PyModuleDef moddef = {
-    PyModuleDef_HEAD_INIT, "_prefix", "The common packet prefix, decoded in one pass.", -1,
+    PyModuleDef_HEAD_INIT, "_prefix", "The common packet shapes, decoded in one pass.", -1,
     methods, NULL, NULL, NULL, NULL,
 };
 

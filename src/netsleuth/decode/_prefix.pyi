@@ -2,4 +2,10 @@ from typing import Any
 
 from numpy.typing import NDArray
 
-def prefix(buf: NDArray[Any], columns: tuple[NDArray[Any], ...], flat: NDArray[Any], /) -> int: ...
+def prefix(
+    buf: NDArray[Any],
+    columns: tuple[NDArray[Any], ...],
+    flat: NDArray[Any],
+    max_tunnels: int,
+    /,
+) -> int: ...

@@ -6,6 +6,7 @@ from __future__ import annotations
 import numpy as np
 
 from netsleuth.capture.batch import RecordBatch
+from netsleuth.decode.prefix import MAX_STEPS as PREFIX_STEPS
 from netsleuth.decode.prefix import decode_prefix
 from netsleuth.decode.registry import REGISTRY, Binding, Registry
 from netsleuth.decode.table import NS, Anomaly, PacketTable, Tunnel
@@ -34,14 +35,26 @@ def decode_batch(
     # cannot be looked up: they are unsupported.
     bad_lt = (t.key < 0) | (t.key >= 1 << 16)
     t.key[bad_lt] = 0xFFFF
+    # Headers the prefix pass decoded per packet: its rounds count against MAX_ROUNDS.
+    depth = None
     if prefix and registry is REGISTRY and t.n:
-        decode_prefix(t, flat)
+        depth = np.zeros(t.n, dtype=np.uint8)
+        decode_prefix(t, flat, tunnel_depth, depth)
         active = np.flatnonzero(t.ns != NS.DONE)
     else:
         active = np.arange(t.n, dtype=np.int64)
-    for _ in range(MAX_ROUNDS):
+    for r in range(MAX_ROUNDS):
         if active.shape[0] == 0:
             break
+        if depth is not None and r + PREFIX_STEPS >= MAX_ROUNDS:
+            # Only a packet with more headers than any real one gets here: its budget is
+            # MAX_ROUNDS headers in all, wherever they were decoded.
+            spent = depth[active].astype(np.int64) + r >= MAX_ROUNDS
+            if spent.any():
+                t.flag(active[spent], Anomaly.DECODE_TOO_DEEP)
+                active = active[~spent]
+                if active.shape[0] == 0:
+                    break
         ns_a = t.ns[active]
         # One lookup for every namespace: the table is indexed by (namespace << 16) | key.
         bid = flat[(ns_a.astype(np.int64) << 16) | t.key[active]]

@@ -1,7 +1,8 @@
-"""The compiled prefix pass (`_prefix.c`): Ethernet, VLAN, IPv4/IPv6, TCP/UDP in one loop.
+"""The compiled prefix pass (`_prefix.c`): Ethernet, VLAN, IPv4/IPv6, TCP/UDP and the common
+tunnels (GRE v0, PPTP, IPIP, IPv6 in IP, VXLAN) in one loop.
 
-It writes the same columns and leaves the same cursor as the NumPy decoders would, layer by
-layer, and stops at the first thing it does not handle; the engine carries on from there.
+It writes the same columns and leaves the same cursor as the NumPy decoders would, header by
+header, and stops at the first thing it does not handle; the engine carries on from there.
 This module only lines the PacketTable's arrays up in the C file's order and checks their
 types, so a column whose dtype changes fails here, loudly, rather than being misread.
 """
@@ -12,9 +13,13 @@ import numpy as np
 from numpy.typing import NDArray
 
 from netsleuth.decode._prefix import prefix
-from netsleuth.decode.table import PacketTable
+from netsleuth.decode.table import IPLayer, PacketTable
 
-# (PacketTable attribute, dtype), then (outer-layer field, dtype): _prefix.c's column order.
+# Headers the pass decodes per packet at most (_prefix.c MAX_STEPS).
+MAX_STEPS = 24
+
+# (PacketTable attribute, dtype), then (IP layer field, dtype) for the outer layer and again
+# for inner_raw: _prefix.c's column order. The last table column is the engine's `depth`.
 _TABLE: tuple[tuple[str, type[np.generic]], ...] = (
     ("start", np.int64),
     ("end", np.int64),
@@ -28,14 +33,25 @@ _TABLE: tuple[tuple[str, type[np.generic]], ...] = (
     ("vlan1", np.uint16),
     ("vlan2", np.uint16),
     ("nip", np.uint8),
+    ("tunnels", np.uint8),
+    ("tunnel", np.uint8),
+    ("tunnel_inner", np.uint8),
+    ("tun_off", np.int32),
+    ("gre_flags", np.uint16),
+    ("gre_proto", np.uint16),
+    ("gre_key", np.int64),
+    ("vni", np.int64),
+    ("ppp_proto", np.uint16),
 )
-_OUTER: tuple[tuple[str, type[np.generic]], ...] = (
+_LAYER: tuple[tuple[str, type[np.generic]], ...] = (
     ("ver", np.uint8),
     ("off", np.int32),
     ("hlen", np.uint16),
     ("tot_len", np.uint32),
     ("ident", np.uint32),
     ("flags", np.uint8),
+    ("frag_off", np.uint32),
+    ("is_frag", np.bool_),
     ("frag_data", np.int32),
     ("ttl", np.uint8),
     ("flow_label", np.uint32),
@@ -51,18 +67,33 @@ _OUTER: tuple[tuple[str, type[np.generic]], ...] = (
     ("dport", np.uint16),
     ("tcp_flags", np.uint16),
     ("l4_len", np.uint32),
+    ("icmp_type", np.int16),
+    ("icmp_code", np.int16),
 )
 
 
-def decode_prefix(t: PacketTable, flat: NDArray[np.int16]) -> int:
-    """Run the prefix pass over every packet of `t` still at its link type; return how many
-    it finished. `flat` is the registry's lookup table (unbound ports end a descent)."""
+def decode_prefix(
+    t: PacketTable,
+    flat: NDArray[np.int16],
+    tunnel_depth: int,
+    depth: NDArray[np.uint8] | None = None,
+) -> int:
+    """Run the pass over every packet of `t`; return how many it finished. `flat` is the
+    registry's lookup table (unbound keys end a descent), `tunnel_depth` the engine's limit
+    on tunnels, and `depth` (zeros, one per packet) receives the headers decoded."""
+    if depth is None:
+        depth = np.zeros(t.n, dtype=np.uint8)
     cols: list[NDArray[np.generic]] = []
     for name, dtype in _TABLE:
         cols.append(_checked(getattr(t, name), dtype, name))
-    for name, dtype in _OUTER:
-        cols.append(_checked(getattr(t.outer, name), dtype, name))
-    return int(prefix(t.v.buf, tuple(cols), flat))
+    cols.append(_checked(depth, np.uint8, "depth"))
+    for layer in (t.outer, t.inner_raw):
+        cols.extend(_layer(layer))
+    return int(prefix(t.v.buf, tuple(cols), flat, tunnel_depth))
+
+
+def _layer(layer: IPLayer) -> list[NDArray[np.generic]]:
+    return [_checked(getattr(layer, name), dtype, name) for name, dtype in _LAYER]
 
 
 def _checked(a: NDArray[np.generic], dtype: type[np.generic], name: str) -> NDArray[np.generic]:
