@@ -6,7 +6,6 @@ import json
 from pathlib import Path
 
 import numpy as np
-import pytest
 from click.testing import CliRunner
 
 from netsleuth import craft
@@ -15,10 +14,10 @@ from netsleuth.capture.writer import write_pcap
 from netsleuth.cli import main
 from netsleuth.craft import incidents
 from netsleuth.decode import decode
-from netsleuth.steering import run
 from netsleuth.steering.compare import scenarios
 from netsleuth.steering.model import NicModel, RpsModel, dissector_words, mix64
 from netsleuth.steering.run import steer, steer_many
+from netsleuth.steering.tally import Tally
 
 CPUS = tuple(range(8))
 
@@ -243,13 +242,28 @@ def test_compare_in_one_pass_equals_separate_runs(tmp_path: Path) -> None:
     assert together[0].flows.shape[0] == 300
 
 
-def test_distinct_counts_across_compactions(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(run, "COMPACT_AT", 50)
-    d = run.Distinct()
+def test_tally_counts_per_key_across_growth() -> None:
+    """Packets and bytes per key against a dict, with the table regrown many times (from
+    8 records) and keys that are small integers, 0 and 2^64-1 (no sentinel key value)."""
+    t = Tally(capacity=8)
     rng = np.random.default_rng(3)
-    seen: set[int] = set()
-    for _ in range(40):
-        v = rng.integers(0, 300, 64).astype(np.uint64)
-        seen.update(v.tolist())
-        d.add(v)
-    assert d.count() == len(seen)
+    want: dict[int, list[int]] = {}
+    order: list[int] = []
+    for _ in range(60):
+        keys = rng.integers(0, 3000, 97).astype(np.uint64)
+        keys[:2] = [0, 2**64 - 1]
+        sizes = rng.integers(60, 1500, 97)
+        new = t.add(keys, sizes)
+        fresh = []
+        for i, (k, b) in enumerate(zip(keys.tolist(), sizes.tolist(), strict=True)):
+            if k not in want:
+                want[k] = [0, 0]
+                order.append(k)
+                fresh.append(i)
+            want[k][0] += 1
+            want[k][1] += b
+        assert new.tolist() == fresh
+    assert len(t) == len(want) > 2000
+    assert t.keys[: len(t)].tolist() == order
+    assert t.packets[: len(t)].tolist() == [want[k][0] for k in order]
+    assert t.bytes[: len(t)].tolist() == [want[k][1] for k in order]

@@ -1,7 +1,7 @@
 """`steer`: stream a capture through the NIC and RPS models and explain the spread.
 
-Memory is bounded by distinct flows, not packets: per batch the flows are reduced by one
-sort, and the accumulated table is re-reduced whenever it grows.
+Memory is bounded by distinct flows and hash keys, not packets: each is counted into a hash
+table (tally.py) as the batches go by.
 """
 
 from __future__ import annotations
@@ -30,6 +30,7 @@ from netsleuth.steering.model import (
     rps_cpu,
     rss_queue,
 )
+from netsleuth.steering.tally import Tally
 from netsleuth.steering.toeplitz import Toeplitz
 
 # A queue or CPU carrying more than twice the mean is what operators notice as "one core
@@ -53,9 +54,6 @@ FLOW = np.dtype(
         ("proto", "u1"),
     ]
 )
-COMPACT_AT = 1 << 20
-# Flow records are ~70 bytes: merged at 256k of them (~18 MB) to keep the peak low.
-FLOW_COMPACT_AT = 1 << 18
 
 
 @dataclass
@@ -79,43 +77,6 @@ class Bucket:
     def cv(self) -> float:
         mean = float(self.packets.mean()) if self.packets.size else 0.0
         return float(self.packets.std()) / mean if mean else 0.0
-
-
-class Distinct:
-    """Distinct values of a stream of uint64 arrays, memory bounded by the distinct count."""
-
-    def __init__(self) -> None:
-        self.parts: list[NDArray[np.uint64]] = []
-        self.size = 0
-
-    def add(self, values: NDArray[np.uint64]) -> None:
-        # Each batch is sorted and deduplicated (a plain sort: ~3 ns a value); the runs are
-        # merged when there are many (a stable sort of sorted runs is a merge).
-        part = _sorted_distinct(np.sort(values))
-        self.parts.append(part)
-        self.size += part.shape[0]
-        if self.size > COMPACT_AT:
-            self.parts = [self._merged()]
-            self.size = self.parts[0].shape[0]
-
-    def _merged(self) -> NDArray[np.uint64]:
-        return _sorted_distinct(np.sort(np.concatenate(self.parts), kind="stable"))
-
-    def count(self) -> int:
-        return int(self._merged().shape[0]) if self.parts else 0
-
-
-def _sorted_distinct(v: NDArray[np.uint64]) -> NDArray[np.uint64]:
-    return v[_run_starts(v)]
-
-
-def _run_starts(v: NDArray[np.uint64]) -> NDArray[np.int64]:
-    """Where each run of equal values of a sorted array begins (the flow table, the
-    distinct counts and their merges all group this way)."""
-    new = np.empty(v.shape[0], dtype=np.bool_)
-    new[:1] = True
-    np.not_equal(v[1:], v[:-1], out=new[1:])
-    return np.flatnonzero(new)
 
 
 @dataclass
@@ -144,17 +105,17 @@ class Steer:
         self.toeplitz = toeplitz
         self.queues = Bucket.zeros(int(nic.table().max()) + 1)
         self.cpus = Bucket.zeros(max(rps.cpus) + 1) if rps else None
-        self.rss_keys, self.rps_keys = Distinct(), Distinct()
+        self.rss_keys, self.rps_keys = Tally(), Tally()
 
     def observe(self, t: PacketTable) -> None:
         size = t.batch.wirelen
         h, l4, _ = nic_hash(t, self.nic, self.toeplitz)
         self.queues.add(rss_queue(h, self.nic), size)
-        self.rss_keys.add(h.astype(np.uint64))
+        self.rss_keys.add(h.astype(np.uint64), size)
         if self.rps is not None and self.cpus is not None:
             cpu, rh = rps_cpu(t, self.rps, h, l4)
             self.cpus.add(cpu, size)
-            self.rps_keys.add(rh.astype(np.uint64))
+            self.rps_keys.add(rh.astype(np.uint64), size)
 
     def result(
         self, inputs: list[InputResult], traffic: Traffic, flows: NDArray[np.void]
@@ -166,8 +127,8 @@ class Steer:
             self.queues,
             self.cpus,
             flows,
-            self.rss_keys.count(),
-            self.rps_keys.count(),
+            len(self.rss_keys),
+            len(self.rps_keys),
             traffic.tunnels,
         )
         res.findings = judge(res)
@@ -178,8 +139,8 @@ class Traffic:
     """What the traffic is, whatever the models: the real flows and the tunnels seen."""
 
     def __init__(self) -> None:
-        self.flow_parts: list[NDArray[np.void]] = []
-        self.flow_size = 0
+        self.tally = Tally()
+        self.first: list[NDArray[np.void]] = []  # each new flow's fields, in first-seen order
         self.tunnels: dict[str, int] = {}
 
     def observe(self, t: PacketTable) -> None:
@@ -192,7 +153,7 @@ class Traffic:
             self._flows(t)
 
     def _flows(self, t: PacketTable) -> None:
-        """The real flows: innermost addresses, ports and protocol, reduced per batch."""
+        """The real flows: innermost addresses, ports and protocol."""
         f = layer_fields(t, np.ones(t.n, dtype=np.bool_))
         sport = np.where(f.has_ports, f.sport, 0).astype(np.uint16)
         dport = np.where(f.has_ports, f.dport, 0).astype(np.uint16)
@@ -203,45 +164,24 @@ class Traffic:
             | f.proto.astype(np.uint64),
         )
         fid = mix64([f.src_hi, f.src_lo, f.dst_hi, f.dst_lo, tail], 1)
-        # Group by sorting once: runs of equal ids are the flows of this batch.
-        order = np.argsort(fid)
-        sid = fid[order]
-        starts = _run_starts(sid)
-        first = order[starts]
-        rec = np.zeros(starts.shape[0], dtype=FLOW)
-        rec["id"] = sid[starts]
-        rec["packets"] = np.diff(np.append(starts, t.n))
-        rec["bytes"] = np.add.reduceat(t.batch.wirelen[order], starts)
-        for name in ("ver", "src_hi", "src_lo", "dst_hi", "dst_lo", "proto"):
-            rec[name] = getattr(f, name)[first]
-        rec["sport"] = sport[first]
-        rec["dport"] = dport[first]
-        self.flow_parts.append(rec)
-        self.flow_size += rec.shape[0]
-        if self.flow_size > FLOW_COMPACT_AT:
-            self.flow_parts = [_merge(self.flow_parts)]
-            self.flow_size = self.flow_parts[0].shape[0]
+        new = self.tally.add(fid, t.batch.wirelen)
+        if new.shape[0]:
+            rec = np.zeros(new.shape[0], dtype=FLOW)
+            rec["id"] = fid[new]
+            for name in ("ver", "src_hi", "src_lo", "dst_hi", "dst_lo", "proto"):
+                rec[name] = getattr(f, name)[new]
+            rec["sport"] = sport[new]
+            rec["dport"] = dport[new]
+            self.first.append(rec)
 
     def flows(self) -> NDArray[np.void]:
-        if not self.flow_parts:
-            return np.zeros(0, dtype=FLOW)
-        self.flow_parts = [_merge(self.flow_parts)]
-        return self.flow_parts[0]
-
-
-def _merge(parts: list[NDArray[np.void]]) -> NDArray[np.void]:
-    """One record per flow id. Each part is sorted by id already, so the stable sort of
-    their concatenation is a merge of sorted runs."""
-    allf = np.concatenate(parts)
-    if allf.shape[0] == 0:
-        return allf
-    order = np.argsort(allf["id"], kind="stable")
-    ids = allf["id"][order]
-    starts = _run_starts(ids)
-    out = allf[order[starts]]
-    out["packets"] = np.add.reduceat(allf["packets"][order], starts)
-    out["bytes"] = np.add.reduceat(allf["bytes"][order], starts)
-    return out
+        """One record per flow, ordered by flow id."""
+        n = len(self.tally)
+        out = np.concatenate(self.first) if self.first else np.zeros(0, dtype=FLOW)
+        self.first = [out]
+        out["packets"] = self.tally.packets[:n]
+        out["bytes"] = self.tally.bytes[:n]
+        return out[np.argsort(out["id"], kind="stable")]
 
 
 def steer(paths: Sequence[str], nic: NicModel, rps: RpsModel | None) -> SteerResult:
