@@ -12,7 +12,8 @@ $(BIN)/python:
 	$(BIN)/python -m pip install --quiet --upgrade pip
 
 $(STAMP): $(BIN)/python pyproject.toml setup.py src/netsleuth/capture/_framing.c src/netsleuth/sources/_ringbuf.c src/netsleuth/decode/_prefix.c \
-		src/netsleuth/steering/_mix64.c src/netsleuth/steering/_tally.c
+		src/netsleuth/steering/_fields.c src/netsleuth/steering/_mix64.c \
+		src/netsleuth/steering/_tally.c
 	$(BIN)/python -m pip install --quiet -e '.[test]'
 	touch $(STAMP)
 

@@ -1,6 +1,6 @@
 """Build the compiled helpers: the sequential walks over pcap/pcapng records and over ftrace
-ring-buffer pages, the one-pass decode of the common Ethernet/IP/TCP|UDP prefix, the row
-hash of steer's models and its per-key tally.
+ring-buffer pages, the one-pass decode of the common Ethernet/IP/TCP|UDP prefix, and steer's
+flow fields, row hash and per-key tally.
 
 Everything else is NumPy; the comment at the top of each .c file says why its loop is in C.
 """
@@ -21,6 +21,7 @@ setup(
     ext_modules=[
         _ext("netsleuth.capture._framing"),
         _ext("netsleuth.decode._prefix"),
+        _ext("netsleuth.steering._fields"),
         _ext("netsleuth.steering._mix64"),
         _ext("netsleuth.steering._tally"),
         _ext("netsleuth.sources._ringbuf"),

@@ -13,7 +13,13 @@ from netsleuth.capture import RecordBatch
 from netsleuth.capture.writer import write_pcap
 from netsleuth.cli import main
 from netsleuth.craft import incidents
+from netsleuth.craft.l2 import ether
+from netsleuth.craft.l3 import ipv4, ipv6
+from netsleuth.craft.l4 import udp
+from netsleuth.craft.mix import mixed_capture
+from netsleuth.craft.tunnel import gre
 from netsleuth.decode import decode
+from netsleuth.steering import fields
 from netsleuth.steering.compare import scenarios
 from netsleuth.steering.model import NicModel, RpsModel, dissector_words, mix64
 from netsleuth.steering.run import steer, steer_many
@@ -264,6 +270,33 @@ def test_tally_counts_per_key_across_growth() -> None:
             want[k][1] += b
         assert new.tolist() == fresh
     assert len(t) == len(want) > 2000
-    assert t.keys[: len(t)].tolist() == order
+    assert t.keys().tolist() == order
     assert t.packets[: len(t)].tolist() == [want[k][0] for k in order]
     assert t.bytes[: len(t)].tolist() == [want[k][1] for k in order]
+    # A distinct count (no per-key counts) of the same keys agrees.
+    d = Tally(counts=False, capacity=2)
+    for k in order:
+        d.add(np.array([k, k], dtype=np.uint64), np.zeros(2, dtype=np.int64))
+    assert len(d) == len(order) and d.keys().tolist() == order
+
+
+def test_compiled_field_selection_equals_its_numpy_definition() -> None:
+    """fields.select (_fields.c) against select_numpy on a real table: the benchmark mix
+    (IPv4, IPv6, GRE, PPTP, IPIP, VXLAN, fragments, STP) and the incident-3 captures, for
+    the all-outer, the innermost and a random layer choice."""
+    frames = [f for _, f in mixed_capture(6000, seed=5)]
+    frames += [f for _, f in incidents.incident3_pptp(flows=40)]
+    frames += [f for _, f in incidents.incident3_gre_v0(flows=40)]
+    for k in range(30):  # IPv6 inside GRE: inner 128-bit addresses
+        s6, d6 = f"2001:db8::{k + 1:x}", f"2001:db8:1::{k + 7:x}"
+        inner = ipv6(s6, d6, udp(s6, d6, 1000 + k, 53, b"q"), 17)
+        frames.append(ether(ipv4("198.51.100.1", "198.51.100.2", gre(inner, 0x86DD), 47), 0x0800))
+    t = decode(RecordBatch.from_packets(frames))
+    deep = t.nip >= 2
+    assert 0.2 < deep.mean() < 0.8 and 6 in t.inner_raw.ver and 6 in t.outer.ver
+    rng = np.random.default_rng(9)
+    for mask in (np.zeros(t.n, dtype=np.bool_), deep, deep & (rng.random(t.n) < 0.5)):
+        got, want = fields.select(t, mask), fields.select_numpy(t, mask)
+        for name in fields.Fields.__dataclass_fields__:
+            a, b = getattr(got, name), getattr(want, name)
+            assert a.dtype == b.dtype and np.array_equal(a, b), name

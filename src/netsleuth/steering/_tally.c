@@ -7,18 +7,16 @@
  * benchmark mix, against a budget of ~650 ns for all of steer); a hash table probe is a few
  * ns, and memory stays bounded by the distinct keys, not the packets.
  *
- * Layout: `slots` holds 2^b record indices (-1 empty), at least twice the record capacity,
- * so the load stays at or below one half; linear probing from the key's Fibonacci hash
- * (the top b bits of key * 2^64/phi: keys that are themselves hashes, or small integers,
- * spread alike). Records are appended in first-seen order: rec_key, rec_packets, rec_bytes.
+ * Layout: 2^b slots of (key, record number + 1), 0 marking an empty slot (so every key value
+ * is allowed), at least twice as many slots as keys, so the load stays at or below one half;
+ * linear probing from the key's Fibonacci hash (the top b bits of key * 2^64/phi: keys that
+ * are themselves hashes, or small integers, spread alike). The key sits in its slot, so a
+ * probe reads one cache line. Records are numbered in first-seen order; their packets and
+ * bytes are counted in the caller's arrays, or not at all for a distinct count.
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
 #include <stdint.h>
-
-typedef struct {
-    Py_buffer keys, sizes, slots, rec_key, rec_packets, rec_bytes, new_rows;
-} Bufs;
 
 static int get(PyObject *o, Py_buffer *b, int writable) {
     return PyObject_GetBuffer(o, b, PyBUF_C_CONTIGUOUS | (writable ? PyBUF_WRITABLE : 0));
@@ -34,63 +32,69 @@ static inline uint64_t slot_of(uint64_t key, unsigned bits) {
     return (key * 0x9E3779B97F4A7C15ULL) >> (64 - bits);
 }
 
-/* tally(keys, sizes, slots, rec_key, rec_packets, rec_bytes, count, new_rows) -> new keys.
- * keys: n uint64; sizes: n int64 (bytes per packet); new_rows: n int64, receives the rows
- * whose key was new, in order. Requires count + n <= record capacity and a power-of-two
- * slot count of at least twice the record capacity. */
+/* tally(keys, sizes, slots, count, rec_packets, rec_bytes, new_rows) -> new keys.
+ * keys: n uint64. slots: 2 * 2^b uint64, pairs (key, record + 1), record + 1 == 0 empty.
+ * count: records so far (the table must hold count + n at a load of at most one half).
+ * sizes: n int64 bytes per packet, with rec_packets and rec_bytes (record capacity int64
+ * each) to count into; or all three None to count distinct keys only. new_rows: n int64,
+ * receives the rows whose key was new, in order. */
 static PyObject *tally(PyObject *self, PyObject *args) {
-    PyObject *o[7];
+    PyObject *o[6];
     Py_ssize_t count;
-    Bufs b;
-    Py_buffer *all[7] = {&b.keys, &b.sizes, &b.slots, &b.rec_key, &b.rec_packets, &b.rec_bytes,
-                         &b.new_rows};
-    const int writable[7] = {0, 0, 1, 1, 1, 1, 1};
+    Py_buffer keys, sizes, slots, pk, by, rows;
+    Py_buffer *all[6] = {&keys, &sizes, &slots, &pk, &by, &rows};
+    const int writable[6] = {0, 0, 1, 1, 1, 1};
     (void)self;
-    if (!PyArg_ParseTuple(args, "OOOOOOnO", &o[0], &o[1], &o[2], &o[3], &o[4], &o[5], &count,
-                          &o[6]))
+    if (!PyArg_ParseTuple(args, "OOOnOOO", &o[0], &o[1], &o[2], &count, &o[3], &o[4], &o[5]))
         return NULL;
-    int got = 0;
-    for (; got < 7; got++)
-        if (get(o[got], all[got], writable[got]) < 0) break;
-    if (got < 7) {
-        for (int k = 0; k < got; k++) PyBuffer_Release(all[k]);
+    int counted = o[1] != Py_None;
+    if (counted != (o[3] != Py_None) || counted != (o[4] != Py_None)) {
+        PyErr_SetString(PyExc_ValueError, "sizes, rec_packets and rec_bytes: all or none");
         return NULL;
     }
-    Py_ssize_t n = b.keys.len / 8, cap = b.rec_key.len / 8, nslots = b.slots.len / 8;
+    int got = 0;
+    for (; got < 6; got++) {
+        if (o[got] == Py_None) continue;
+        if (get(o[got], all[got], writable[got]) < 0) break;
+    }
+    if (got < 6) {
+        for (int k = 0; k < got; k++)
+            if (o[k] != Py_None) PyBuffer_Release(all[k]);
+        return NULL;
+    }
+    Py_ssize_t n = keys.len / 8, nslots = slots.len / 16;
     unsigned bits = slot_bits(nslots);
     const char *err = NULL;
-    if (b.sizes.len != n * 8 || b.new_rows.len != n * 8 || b.rec_packets.len != cap * 8 ||
-        b.rec_bytes.len != cap * 8)
+    if (rows.len != n * 8 || slots.len != nslots * 16 ||
+        (counted && (sizes.len != n * 8 || pk.len != by.len || pk.len < (count + n) * 8)))
         err = "array sizes do not match";
-    else if (count < 0 || count + n > cap)
-        err = "record capacity too small for this batch";
-    else if (((Py_ssize_t)1 << bits) != nslots || nslots < 2 * cap || bits == 0)
-        err = "slots: a power of two, at least twice the record capacity";
+    else if (((Py_ssize_t)1 << bits) != nslots || bits == 0 || count < 0 ||
+             2 * (count + n) > nslots)
+        err = "slots: a power of two, at least twice the keys after this batch";
     Py_ssize_t fresh = 0;
     if (err == NULL) {
-        const uint64_t *keys = b.keys.buf;
-        const int64_t *sizes = b.sizes.buf;
-        int64_t *slots = b.slots.buf, *pk = b.rec_packets.buf, *by = b.rec_bytes.buf;
-        int64_t *out = b.new_rows.buf;
-        uint64_t *rk = b.rec_key.buf;
-        const uint64_t mask = (uint64_t)nslots - 1;
+        const uint64_t *k = keys.buf, mask = (uint64_t)nslots - 1;
+        const int64_t *sz = counted ? sizes.buf : NULL;
+        uint64_t *sl = slots.buf;
+        int64_t *p = counted ? pk.buf : NULL, *b = counted ? by.buf : NULL, *out = rows.buf;
         for (Py_ssize_t i = 0; i < n; i++) {
-            uint64_t key = keys[i], s = slot_of(key, bits);
-            int64_t r;
-            while ((r = slots[s]) >= 0 && rk[r] != key) s = (s + 1) & mask;
-            if (r < 0) {
-                r = count++;
-                slots[s] = r;
-                rk[r] = key;
-                pk[r] = 0;
-                by[r] = 0;
+            uint64_t key = k[i], s = slot_of(key, bits), r;
+            while ((r = sl[2 * s + 1]) != 0 && sl[2 * s] != key) s = (s + 1) & mask;
+            if (r == 0) {
+                r = (uint64_t)++count;
+                sl[2 * s] = key;
+                sl[2 * s + 1] = r;
                 out[fresh++] = i;
+                if (counted) p[r - 1] = b[r - 1] = 0;
             }
-            pk[r] += 1;
-            by[r] += sizes[i];
+            if (counted) {
+                p[r - 1] += 1;
+                b[r - 1] += sz[i];
+            }
         }
     }
-    for (int k = 0; k < 7; k++) PyBuffer_Release(all[k]);
+    for (int k = 0; k < 6; k++)
+        if (o[k] != Py_None) PyBuffer_Release(all[k]);
     if (err != NULL) {
         PyErr_SetString(PyExc_ValueError, err);
         return NULL;
@@ -98,35 +102,37 @@ static PyObject *tally(PyObject *self, PyObject *args) {
     return PyLong_FromSsize_t(fresh);
 }
 
-/* reslot(rec_key, count, slots): index records 0..count-1 into empty (all -1) slots. */
+/* reslot(old, new): move every (key, record + 1) pair of slot array `old` into the empty
+ * (all zero) slot array `new`, which must have room at a load of at most one half. */
 static PyObject *reslot(PyObject *self, PyObject *args) {
-    PyObject *ko, *so;
-    Py_ssize_t count;
-    Py_buffer kb, sb;
+    PyObject *oo, *no;
+    Py_buffer ob, nb;
     (void)self;
-    if (!PyArg_ParseTuple(args, "OnO", &ko, &count, &so)) return NULL;
-    if (get(ko, &kb, 0) < 0) return NULL;
-    if (get(so, &sb, 1) < 0) {
-        PyBuffer_Release(&kb);
+    if (!PyArg_ParseTuple(args, "OO", &oo, &no)) return NULL;
+    if (get(oo, &ob, 0) < 0) return NULL;
+    if (get(no, &nb, 1) < 0) {
+        PyBuffer_Release(&ob);
         return NULL;
     }
-    Py_ssize_t nslots = sb.len / 8;
-    unsigned bits = slot_bits(nslots);
-    int ok = count >= 0 && count * 8 <= kb.len && ((Py_ssize_t)1 << bits) == nslots &&
-             bits > 0 && 2 * count <= nslots;
+    Py_ssize_t nold = ob.len / 16, nnew = nb.len / 16;
+    unsigned bits = slot_bits(nnew);
+    int ok = ((Py_ssize_t)1 << bits) == nnew && bits > 0 && nnew >= nold &&
+             ob.len == nold * 16 && nb.len == nnew * 16;
     if (ok) {
-        const uint64_t *rk = kb.buf, mask = (uint64_t)nslots - 1;
-        int64_t *slots = sb.buf;
-        for (Py_ssize_t r = 0; r < count; r++) {
-            uint64_t s = slot_of(rk[r], bits);
-            while (slots[s] >= 0) s = (s + 1) & mask;
-            slots[s] = r;
+        const uint64_t *from = ob.buf, mask = (uint64_t)nnew - 1;
+        uint64_t *to = nb.buf;
+        for (Py_ssize_t j = 0; j < nold; j++) {
+            if (from[2 * j + 1] == 0) continue;
+            uint64_t s = slot_of(from[2 * j], bits);
+            while (to[2 * s + 1] != 0) s = (s + 1) & mask;
+            to[2 * s] = from[2 * j];
+            to[2 * s + 1] = from[2 * j + 1];
         }
     }
-    PyBuffer_Release(&kb);
-    PyBuffer_Release(&sb);
+    PyBuffer_Release(&ob);
+    PyBuffer_Release(&nb);
     if (!ok) {
-        PyErr_SetString(PyExc_ValueError, "reslot: slots too few or count out of range");
+        PyErr_SetString(PyExc_ValueError, "reslot: the new slots must be a larger power of two");
         return NULL;
     }
     Py_RETURN_NONE;

@@ -4,13 +4,12 @@ from numpy.typing import NDArray
 
 def tally(
     keys: NDArray[Any],
-    sizes: NDArray[Any],
+    sizes: NDArray[Any] | None,
     slots: NDArray[Any],
-    rec_key: NDArray[Any],
-    rec_packets: NDArray[Any],
-    rec_bytes: NDArray[Any],
     count: int,
+    rec_packets: NDArray[Any] | None,
+    rec_bytes: NDArray[Any] | None,
     new_rows: NDArray[Any],
     /,
 ) -> int: ...
-def reslot(rec_key: NDArray[Any], count: int, slots: NDArray[Any], /) -> None: ...
+def reslot(old: NDArray[Any], new: NDArray[Any], /) -> None: ...

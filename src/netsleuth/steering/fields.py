@@ -14,6 +14,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from netsleuth.decode.table import IPLayer, PacketTable
+from netsleuth.steering import _fields
 
 PORT_PROTOS = (6, 17, 132)  # TCP, UDP, SCTP: the protocols whose ports hashes use
 
@@ -40,21 +41,78 @@ def layer_fields(t: PacketTable, use_inner: NDArray[np.bool_]) -> Fields:
     The outer and the innermost fields are computed once per table and cached on it; any
     other choice is computed for its mask.
     """
-    inner = use_inner & (t.nip >= 2)
+    deep = _deep(t)
+    inner = use_inner & deep
     if not inner.any():
-        return _cached(t, "outer")
-    if bool(np.array_equal(inner, t.nip >= 2)):
-        return _cached(t, "innermost")
-    return _compute(t, inner)
+        return _cached(t, "outer", np.zeros(t.n, dtype=np.bool_))
+    if bool(np.array_equal(inner, deep)):
+        return _cached(t, "innermost", deep)
+    return select(t, inner)
 
 
-def _cached(t: PacketTable, which: str) -> Fields:
+def _deep(t: PacketTable) -> NDArray[np.bool_]:
+    """Packets with a second IP layer (whose innermost layer is inner_raw)."""
+    got = t.derived.get("steer.deep")
+    if not isinstance(got, np.ndarray):
+        got = t.nip >= 2
+        t.derived["steer.deep"] = got
+    return got
+
+
+def _cached(t: PacketTable, which: str, inner: NDArray[np.bool_]) -> Fields:
     key = f"steer.fields.{which}"
     got = t.derived.get(key)
     if not isinstance(got, Fields):
-        got = _compute(t, (t.nip >= 2) if which == "innermost" else None)
+        got = select(t, inner)
         t.derived[key] = got
     return got
+
+
+# The layer columns _fields.c reads, in its order, with their dtypes.
+_LAYER_IN: tuple[tuple[str, type[np.generic]], ...] = (
+    ("ver", np.uint8),
+    ("src4", np.uint32),
+    ("dst4", np.uint32),
+    ("src6", np.uint8),
+    ("dst6", np.uint8),
+    ("proto", np.uint8),
+    ("sport", np.uint16),
+    ("dport", np.uint16),
+    ("l4_off", np.int32),
+    ("is_frag", np.bool_),
+    ("flow_label", np.uint32),
+)
+_OUT: tuple[type[np.generic], ...] = (
+    np.uint8,
+    np.uint64,
+    np.uint64,
+    np.uint64,
+    np.uint64,
+    np.uint8,
+    np.uint16,
+    np.uint16,
+    np.bool_,
+    np.uint32,
+)
+
+
+def select(t: PacketTable, inner: NDArray[np.bool_]) -> Fields:
+    """inner_raw's fields where `inner`, the outer layer's elsewhere: one compiled pass
+    (_fields.c) with the meaning of select_numpy()."""
+
+    def cols(layer: IPLayer) -> tuple[NDArray[Any], ...]:
+        out = []
+        for name, dtype in _LAYER_IN:
+            a = getattr(layer, name)
+            if a.dtype != dtype or not a.flags.c_contiguous:
+                raise TypeError(f"IPLayer.{name}: {a.dtype} array, _fields.c needs {dtype}")
+            out.append(a)
+        return tuple(out)
+
+    mask = np.ascontiguousarray(inner, dtype=np.bool_)
+    res = tuple(np.empty(t.n, dtype=d) for d in _OUT)
+    _fields.fields(cols(t.outer), cols(t.inner_raw), mask, res)
+    return Fields(*res)
 
 
 # IP protocols whose first four payload bytes are source and destination ports.
@@ -62,61 +120,38 @@ _PORT_PROTO = np.zeros(256, dtype=np.bool_)
 _PORT_PROTO[list(PORT_PROTOS)] = True
 
 
-def _compute(t: PacketTable, inner: NDArray[np.bool_] | None) -> Fields:
-    """The outer layer's own arrays (no copy) when `inner` is None; otherwise copies with
-    the rows of `inner` taken from the deeper layer."""
-    o, r = t.outer, t.inner_raw
-    rows = None if inner is None else np.flatnonzero(inner)
+def select_numpy(t: PacketTable, inner: NDArray[np.bool_]) -> Fields:
+    """The definition of select(), in NumPy (the reference the tests hold it to)."""
+    o, r = _whole(t.outer), _whole(t.inner_raw)
+    return Fields(*(np.where(inner, getattr(r, k), getattr(o, k)) for k in _NAMES))
 
-    def pick(name: str) -> NDArray[Any]:
-        a: NDArray[Any] = getattr(o, name)
-        if rows is None:
-            return a
-        out = a.copy()
-        out[rows] = getattr(r, name)[rows]
-        return out
 
-    halves = list(_outer_halves(t))
-    if rows is not None:
-        halves = [h.copy() for h in halves]
-        for h, part in zip(halves, _halves(r, rows), strict=True):
-            h[rows] = part
-    proto = pick("proto")
-    has_ports = _PORT_PROTO[proto] & (pick("l4_off") != 0) & ~pick("is_frag")
+def _whole(layer: IPLayer) -> Fields:
+    """One layer's fields for every row."""
+    v4 = layer.ver == 4
+    halves: list[U64] = []
+    for a6, a4 in ((layer.src6, layer.src4), (layer.dst6, layer.dst4)):
+        # IPv4 rows take their 32-bit address whatever the IPv6 columns hold (a deeper
+        # layer can keep a stale IPv6 address under a later IPv4 header).
+        w = a6.view(">u8")
+        halves.append(np.where(v4, np.uint64(0), w[:, 0]).astype(np.uint64))
+        halves.append(np.where(v4, a4, w[:, 1]).astype(np.uint64))
+    has_ports = _PORT_PROTO[layer.proto] & (layer.l4_off != 0) & ~layer.is_frag
     return Fields(
-        pick("ver"),
+        layer.ver,
         halves[0],
         halves[1],
         halves[2],
         halves[3],
-        proto,
-        pick("sport"),
-        pick("dport"),
+        layer.proto,
+        layer.sport,
+        layer.dport,
         has_ports,
-        pick("flow_label"),
+        layer.flow_label,
     )
 
 
-def _outer_halves(t: PacketTable) -> tuple[U64, U64, U64, U64]:
-    got = t.derived.get("steer.outer_halves")
-    if got is None:
-        got = _halves(t.outer, None)
-        t.derived["steer.outer_halves"] = got
-    return got  # type: ignore[return-value]
-
-
-def _halves(layer: IPLayer, rows: NDArray[np.int64] | None) -> tuple[U64, U64, U64, U64]:
-    """(src_hi, src_lo, dst_hi, dst_lo) of a layer's rows (all when rows is None). IPv4 rows
-    take their 32-bit address whatever the IPv6 columns hold (a deeper layer can keep a stale
-    IPv6 address under a later IPv4 header)."""
-    sel = slice(None) if rows is None else rows
-    v4 = layer.ver[sel] == 4
-    out: list[U64] = []
-    for a6, a4 in ((layer.src6, layer.src4), (layer.dst6, layer.dst4)):
-        w = a6[sel].view(">u8")
-        out.append(np.where(v4, np.uint64(0), w[:, 0]).astype(np.uint64))
-        out.append(np.where(v4, a4[sel], w[:, 1]).astype(np.uint64))
-    return out[0], out[1], out[2], out[3]
+_NAMES = tuple(Fields.__dataclass_fields__)
 
 
 def be_bytes(values: NDArray[Any], width: int) -> list[NDArray[np.uint8]]:

@@ -105,7 +105,7 @@ class Steer:
         self.toeplitz = toeplitz
         self.queues = Bucket.zeros(int(nic.table().max()) + 1)
         self.cpus = Bucket.zeros(max(rps.cpus) + 1) if rps else None
-        self.rss_keys, self.rps_keys = Tally(), Tally()
+        self.rss_keys, self.rps_keys = Tally(counts=False), Tally(counts=False)
 
     def observe(self, t: PacketTable) -> None:
         size = t.batch.wirelen
