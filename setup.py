@@ -1,6 +1,6 @@
 """Build the compiled helpers: the sequential walks over pcap/pcapng records and over ftrace
 ring-buffer pages, the one-pass decode of the common Ethernet/IP/TCP|UDP prefix, and steer's
-flow fields, row hash and per-key tally.
+flow fields, RSS and row hashes and per-key tally.
 
 Everything else is NumPy; the comment at the top of each .c file says why its loop is in C.
 """
@@ -24,6 +24,7 @@ setup(
         _ext("netsleuth.steering._fields"),
         _ext("netsleuth.steering._mix64"),
         _ext("netsleuth.steering._tally"),
+        _ext("netsleuth.steering._toeplitz"),
         _ext("netsleuth.sources._ringbuf"),
     ]
 )

@@ -21,9 +21,17 @@ from netsleuth.craft.tunnel import gre
 from netsleuth.decode import decode
 from netsleuth.steering import fields
 from netsleuth.steering.compare import scenarios
-from netsleuth.steering.model import NicModel, RpsModel, dissector_words, mix64
+from netsleuth.steering.model import (
+    NicModel,
+    RpsModel,
+    dissector_words,
+    mix64,
+    rss_hash,
+    rss_hash_numpy,
+)
 from netsleuth.steering.run import steer, steer_many
 from netsleuth.steering.tally import Tally
+from netsleuth.steering.toeplitz import MICROSOFT_KEY, SYMMETRIC_KEY, Toeplitz
 
 CPUS = tuple(range(8))
 
@@ -300,3 +308,24 @@ def test_compiled_field_selection_equals_its_numpy_definition() -> None:
         for name in fields.Fields.__dataclass_fields__:
             a, b = getattr(got, name), getattr(want, name)
             assert a.dtype == b.dtype and np.array_equal(a, b), name
+
+
+def test_compiled_rss_hash_equals_toeplitz_by_columns() -> None:
+    """model.rss_hash (_toeplitz.c) against rss_hash_numpy (Toeplitz.hash_columns, which the
+    Microsoft vectors pin) on a real table, NIC outer and inner, l4 on and off per packet,
+    both keys."""
+    frames = [f for _, f in mixed_capture(4000, seed=8)]
+    for k in range(30):  # IPv6 inside GRE
+        s6, d6 = f"2001:db8::{k + 1:x}", f"2001:db8:1::{k + 7:x}"
+        inner = ipv6(s6, d6, udp(s6, d6, 1000 + k, 53, b"q"), 17)
+        frames.append(ether(ipv4("198.51.100.1", "198.51.100.2", gre(inner, 0x86DD), 47), 0x0800))
+    t = decode(RecordBatch.from_packets(frames))
+    rng = np.random.default_rng(4)
+    for key in (MICROSOFT_KEY, SYMMETRIC_KEY):
+        tz = Toeplitz(key)
+        for f in (fields.select(t, np.zeros(t.n, bool)), fields.select(t, t.nip >= 2)):
+            assert {0, 4, 6} <= set(f.ver.tolist())
+            for l4 in (f.has_ports, f.has_ports & (rng.random(t.n) < 0.5)):
+                got, want = rss_hash(tz, f, l4), rss_hash_numpy(tz, f, l4)
+                assert got.dtype == want.dtype and np.array_equal(got, want)
+                assert (got[f.ver == 0] == 0).all() and np.unique(got).shape[0] > 500

@@ -27,7 +27,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from netsleuth.decode.table import PacketTable, Tunnel
-from netsleuth.steering import _mix64
+from netsleuth.steering import _mix64, _toeplitz
 from netsleuth.steering.fields import Fields, be_bytes, layer_fields
 from netsleuth.steering.toeplitz import MICROSOFT_KEY, Toeplitz
 
@@ -78,20 +78,36 @@ def nic_hash(
 ) -> tuple[NDArray[np.uint32], NDArray[np.bool_], Fields]:
     """(RSS hash, whether ports were hashed, the fields the NIC saw) per packet.
 
-    Ports are hashed only for the flow types configured l4; elsewhere they are zeroed, and
-    a zero byte adds nothing to a Toeplitz hash, so one pass per IP version serves both."""
+    Ports are hashed only for the flow types configured l4."""
     kinds = list(INNER_AWARE) + ([Tunnel.PPTP] if nic.pptp else [])
     use_inner = _kinds(kinds)[t.tunnel] if nic.parse == "inner" else np.zeros(t.n, bool)
     f = layer_fields(t, use_inner)
     v6 = f.ver == 6
     l4 = f.has_ports & l4_table(nic.l4)[v6.view(np.uint8), f.proto]
+    return rss_hash(toeplitz, f, l4), l4, f
+
+
+def rss_hash(toeplitz: Toeplitz, f: Fields, l4: NDArray[np.bool_]) -> NDArray[np.uint32]:
+    """The Toeplitz hash of each packet's addresses, and ports where l4; 0 without IP. One
+    compiled pass (_toeplitz.c) with the meaning of rss_hash_numpy()."""
+    out = np.empty(f.ver.shape[0], dtype=np.uint32)
+    cols = (f.ver, f.src_hi, f.src_lo, f.dst_hi, f.dst_lo, f.sport, f.dport, l4)
+    _toeplitz.toeplitz_fields(toeplitz.tables, tuple(np.ascontiguousarray(c) for c in cols), out)
+    return out
+
+
+def rss_hash_numpy(toeplitz: Toeplitz, f: Fields, l4: NDArray[np.bool_]) -> NDArray[np.uint32]:
+    """rss_hash() by Toeplitz.hash_columns (the reference the tests hold it to). Ports not
+    hashed are zeroed, and a zero byte adds nothing to a Toeplitz hash, so one pass per IP
+    version serves both."""
+    n = f.ver.shape[0]
     ports = be_bytes(np.where(l4, f.sport, 0), 2) + be_bytes(np.where(l4, f.dport, 0), 2)
-    # IPv4: source, destination, ports (12 bytes); computed for every row (cheaper than
-    # selecting), then kept where the packet is IPv4.
-    v4 = f.ver == 4
+    v4, v6 = f.ver == 4, f.ver == 6
     src, dst = be_bytes(f.src_lo, 8)[4:], be_bytes(f.dst_lo, 8)[4:]
-    out = toeplitz.hash_columns(src + dst + ports, t.n)
-    out[~v4] = 0
+    out = np.zeros(n, dtype=np.uint32)
+    if v4.any():
+        rows = np.flatnonzero(v4)
+        out[rows] = toeplitz.hash_columns([c[rows] for c in src + dst + ports], rows.shape[0])
     if v6.any():
         rows = np.flatnonzero(v6)
         cols = [
@@ -103,7 +119,7 @@ def nic_hash(
             + ports
         ]
         out[rows] = toeplitz.hash_columns(cols, rows.shape[0])
-    return out, l4, f
+    return out
 
 
 def rss_queue(hashes: NDArray[np.uint32], nic: NicModel) -> NDArray[np.int64]:
