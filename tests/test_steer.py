@@ -24,7 +24,10 @@ from netsleuth.steering.compare import scenarios
 from netsleuth.steering.model import (
     NicModel,
     RpsModel,
+    dissector_hash,
     dissector_words,
+    flow_id,
+    flow_id_numpy,
     mix64,
     rss_hash,
     rss_hash_numpy,
@@ -329,3 +332,23 @@ def test_compiled_rss_hash_equals_toeplitz_by_columns() -> None:
                 got, want = rss_hash(tz, f, l4), rss_hash_numpy(tz, f, l4)
                 assert got.dtype == want.dtype and np.array_equal(got, want)
                 assert (got[f.ver == 0] == 0).all() and np.unique(got).shape[0] > 500
+
+
+def test_compiled_dissector_and_flow_hashes_equal_their_definitions() -> None:
+    """model.dissector_hash and flow_id (_mix64.c) against mix64 of dissector_words and of
+    the flow words, on the mix and incident 3 (GRE keys, PPTP call ids, IPv6 flow labels,
+    fragments), for a kernel before and after GRE v1 dissection."""
+    frames = [f for _, f in mixed_capture(4000, seed=6)]
+    frames += [f for _, f in incidents.incident3_pptp(flows=30)]
+    frames += [f for _, f in incidents.incident3_gre_v0(flows=30)]
+    for k in range(40):  # IPv6 with and without a flow label, both directions
+        s6, d6 = f"2001:db8::{k % 7 + 1:x}", f"2001:db8::{k % 5 + 1:x}"
+        seg = udp(s6, d6, 1000 + k % 3, 1000 + k % 4, b"q")
+        frames.append(ether(ipv6(s6, d6, seg, 17, flow=(k % 2) * (k + 1)), 0x86DD))
+    t = decode(RecordBatch.from_packets(frames))
+    assert (t.outer.flow_label[t.outer.ver == 6] != 0).any() and (t.gre_key > 0).any()
+    for kernel in ((4, 9), (6, 1)):
+        want = mix64(dissector_words(t, kernel), 0x5EED)
+        assert np.array_equal(dissector_hash(t, kernel, 0x5EED), want)
+    for f in (fields.select(t, np.zeros(t.n, bool)), fields.select(t, t.nip >= 2)):
+        assert np.array_equal(flow_id(f), flow_id_numpy(f))

@@ -22,6 +22,7 @@ not modelled.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
@@ -128,10 +129,9 @@ def rss_queue(hashes: NDArray[np.uint32], nic: NicModel) -> NDArray[np.int64]:
     return out
 
 
-def dissector_words(t: PacketTable, kernel: tuple[int, int]) -> list[NDArray[np.uint64]]:
-    """The flow dissector's key per packet (symmetric), as the six 64-bit words hashed:
-    lower endpoint address (hi, lo), higher endpoint address (hi, lo), ports and protocol,
-    GRE key / PPTP call id and IPv6 flow label."""
+def dissector_fields(t: PacketTable, kernel: tuple[int, int]) -> tuple[Fields, NDArray[np.uint64]]:
+    """What the flow dissector of `kernel` keys on: the fields of the layer it reaches, and
+    the GRE key / PPTP call id of the tunnels it entered (0 where none)."""
     entered = [Tunnel.GRE, Tunnel.IPIP, Tunnel.IP6]
     if kernel >= GRE_V1_SINCE:
         entered.append(Tunnel.PPTP)
@@ -139,6 +139,15 @@ def dissector_words(t: PacketTable, kernel: tuple[int, int]) -> list[NDArray[np.
     f = layer_fields(t, enter)
     gre = enter & ((t.tunnel == Tunnel.GRE) | (t.tunnel == Tunnel.PPTP))
     keyid = np.where(gre & (t.gre_key >= 0), t.gre_key, 0).astype(np.uint64)
+    return f, keyid
+
+
+def dissector_words(t: PacketTable, kernel: tuple[int, int]) -> list[NDArray[np.uint64]]:
+    """The flow dissector's key per packet (symmetric), as the six 64-bit words hashed:
+    lower endpoint address (hi, lo), higher endpoint address (hi, lo), ports and protocol,
+    GRE key / PPTP call id and IPv6 flow label. (The definition; dissector_hash computes
+    the hash of these words in one compiled pass.)"""
+    f, keyid = dissector_fields(t, kernel)
     label = np.where(f.ver == 6, f.flow_label, 0).astype(np.uint64)
     ports = f.has_ports & (label == 0)
     sport = np.where(ports, f.sport, 0).astype(np.uint64)
@@ -161,6 +170,38 @@ def dissector_words(t: PacketTable, kernel: tuple[int, int]) -> list[NDArray[np.
     ]
 
 
+def dissector_hash(t: PacketTable, kernel: tuple[int, int], seed: int) -> NDArray[np.uint64]:
+    """mix64(dissector_words(t, kernel), seed), in one compiled pass (_mix64.c)."""
+    f, keyid = dissector_fields(t, kernel)
+    out = np.empty(t.n, dtype=np.uint64)
+    _mix64.dissector_hash(_columns(f), keyid, seed & 0xFFFFFFFFFFFFFFFF, out)
+    return out
+
+
+def flow_id(f: Fields) -> NDArray[np.uint64]:
+    """A 64-bit name per packet for its flow: mix64 of the addresses and of the ports (0
+    where the packet has none) with the protocol; flow_id_numpy is the definition."""
+    out = np.empty(f.ver.shape[0], dtype=np.uint64)
+    _mix64.flow_hash(_columns(f), FLOW_SEED, out)
+    return out
+
+
+FLOW_SEED = 1
+
+
+def flow_id_numpy(f: Fields) -> NDArray[np.uint64]:
+    sport = np.where(f.has_ports, f.sport, 0).astype(np.uint64)
+    dport = np.where(f.has_ports, f.dport, 0).astype(np.uint64)
+    tail: NDArray[np.uint64] = np.bitwise_or(
+        (sport << np.uint64(48)) | (dport << np.uint64(32)), f.proto.astype(np.uint64)
+    )
+    return mix64([f.src_hi, f.src_lo, f.dst_hi, f.dst_lo, tail], FLOW_SEED)
+
+
+def _columns(f: Fields) -> tuple[NDArray[Any], ...]:
+    return tuple(np.ascontiguousarray(getattr(f, k)) for k in Fields.__dataclass_fields__)
+
+
 def mix64(words: list[NDArray[np.uint64]], seed: int) -> NDArray[np.uint64]:
     """A seeded non-linear 64-bit hash of rows given as word columns (the algorithm is in
     _mix64.c): multiply-xorshift per word, then murmur3's fmix64 finalizer. Stands in for
@@ -176,7 +217,7 @@ def mix64(words: list[NDArray[np.uint64]], seed: int) -> NDArray[np.uint64]:
 def rps_cpu(
     t: PacketTable, rps: RpsModel, nic_h: NDArray[np.uint32], nic_l4: NDArray[np.bool_]
 ) -> tuple[NDArray[np.int64], NDArray[np.uint32]]:
-    soft = (mix64(dissector_words(t, rps.kernel), rps.seed) >> np.uint64(32)).astype(np.uint32)
+    soft = (dissector_hash(t, rps.kernel, rps.seed) >> np.uint64(32)).astype(np.uint32)
     h = np.where(nic_l4, nic_h, soft).astype(np.uint32)
     cpus = np.array(rps.cpus, dtype=np.int64)
     idx = (h.astype(np.uint64) * np.uint64(len(cpus))) >> np.uint64(32)

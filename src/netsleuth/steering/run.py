@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, cast
+from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
@@ -25,7 +25,7 @@ from netsleuth.steering.model import (
     GRE_V1_SINCE,
     NicModel,
     RpsModel,
-    mix64,
+    flow_id,
     nic_hash,
     rps_cpu,
     rss_queue,
@@ -155,23 +155,16 @@ class Traffic:
     def _flows(self, t: PacketTable) -> None:
         """The real flows: innermost addresses, ports and protocol."""
         f = layer_fields(t, np.ones(t.n, dtype=np.bool_))
-        sport = np.where(f.has_ports, f.sport, 0).astype(np.uint16)
-        dport = np.where(f.has_ports, f.dport, 0).astype(np.uint16)
-        tail = cast(
-            "NDArray[np.uint64]",
-            (sport.astype(np.uint64) << np.uint64(48))
-            | (dport.astype(np.uint64) << np.uint64(32))
-            | f.proto.astype(np.uint64),
-        )
-        fid = mix64([f.src_hi, f.src_lo, f.dst_hi, f.dst_lo, tail], 1)
+        fid = flow_id(f)
         new = self.tally.add(fid, t.batch.wirelen)
         if new.shape[0]:
             rec = np.zeros(new.shape[0], dtype=FLOW)
             rec["id"] = fid[new]
             for name in ("ver", "src_hi", "src_lo", "dst_hi", "dst_lo", "proto"):
                 rec[name] = getattr(f, name)[new]
-            rec["sport"] = sport[new]
-            rec["dport"] = dport[new]
+            ports = f.has_ports[new]
+            rec["sport"] = np.where(ports, f.sport[new], 0)
+            rec["dport"] = np.where(ports, f.dport[new], 0)
             self.first.append(rec)
 
     def flows(self) -> NDArray[np.void]:
