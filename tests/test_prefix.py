@@ -23,7 +23,7 @@ from netsleuth.craft.l3 import fragment_ipv4, ipv4, ipv6, ipv6_ext
 from netsleuth.craft.l4 import icmp, tcp, udp
 from netsleuth.craft.mix import mixed_capture
 from netsleuth.craft.tunnel import gre, gre_pptp, ppp, vxlan
-from netsleuth.decode import DEFAULT_TUNNEL_DEPTH, REGISTRY, PacketTable, decode
+from netsleuth.decode import DEFAULT_TUNNEL_DEPTH, REGISTRY, PacketTable, decode, engine, prefix
 from netsleuth.decode.prefix import decode_prefix
 from netsleuth.decode.table import IP_FIELDS, NS, Anomaly, Tunnel
 from netsleuth.errors import InputError
@@ -175,6 +175,10 @@ def test_mutated_tunnel_frames_decode_identically() -> None:
     frames = _mutations(_tunnel_frames(), random.Random(12), reach=150)
     assert len(frames) > 15_000
     assert both_ways(RecordBatch.from_packets(frames)) == []
+
+
+def test_the_pass_stops_well_inside_the_engine_bound() -> None:
+    assert prefix.MAX_STEPS < engine.MAX_ROUNDS
 
 
 def test_header_bound_counts_the_headers_the_pass_decoded() -> None:

@@ -39,9 +39,6 @@ enum { LINKTYPE_ETHERNET = 1 };
 enum { TUN_NONE = 0, TUN_GRE = 1, TUN_PPTP = 2, TUN_IPIP = 3, TUN_IP6 = 4, TUN_VXLAN = 5 };
 /* vlan.py MAX_TAGS. */
 enum { MAX_TAGS = 8 };
-/* Steps per packet: more than any real packet has (four IP layers with their tags and
- * tunnel headers); the engine's round bound (engine.MAX_ROUNDS) must exceed it. */
-enum { MAX_STEPS = 24 };
 
 /* Column order: the table's, then one IP layer's twice (outer, then inner_raw); the
  * wrapper decode/prefix.py passes the arrays in this order and checks their dtypes. */
@@ -81,6 +78,7 @@ typedef struct {
     const unsigned char *b;
     const int16_t *flat; /* the registry's (namespace << 16 | key) -> binding table */
     int max_tunnels;     /* the engine's tunnel_depth */
+    int max_steps;       /* headers per packet at most (prefix.py MAX_STEPS) */
 } Cols;
 
 static inline unsigned be16(const unsigned char *b, int64_t p) {
@@ -414,7 +412,7 @@ static int step(Cols *c, Py_ssize_t i) {
 
 static void packet(Cols *c, Py_ssize_t blen, Py_ssize_t i) {
     if (c->pos[i] < 0 || c->end[i] > blen) return;
-    while (c->ns[i] != NS_DONE && c->depth[i] < MAX_STEPS && step(c, i)) c->depth[i]++;
+    while (c->ns[i] != NS_DONE && c->depth[i] < c->max_steps && step(c, i)) c->depth[i]++;
 }
 
 static void layer_cols(Layer *L, Py_buffer *v) {
@@ -437,13 +435,19 @@ static Py_ssize_t item_size(int k) {
     return k < NTABLE ? TABLE_ITEM[k] : LAYER_ITEM[(k - NTABLE) % NLAYER];
 }
 
-/* prefix(buf, columns, flat, max_tunnels) -> packets finished (ns == DONE afterwards). */
+/* prefix(buf, columns, flat, max_tunnels, max_steps) -> packets finished (ns == DONE). */
 static PyObject *prefix(PyObject *self, PyObject *args) {
     PyObject *bufobj, *seq, *flatobj;
     Py_buffer in, fl;
     Cols c;
     (void)self;
-    if (!PyArg_ParseTuple(args, "OOOi", &bufobj, &seq, &flatobj, &c.max_tunnels)) return NULL;
+    if (!PyArg_ParseTuple(args, "OOOii", &bufobj, &seq, &flatobj, &c.max_tunnels,
+                          &c.max_steps))
+        return NULL;
+    if (c.max_steps < 0 || c.max_steps > 255) {
+        PyErr_SetString(PyExc_ValueError, "max_steps: 0 to 255 (depth is a uint8 column)");
+        return NULL;
+    }
     if (!PyTuple_Check(seq) || PyTuple_GET_SIZE(seq) != NCOLS) {
         PyErr_SetString(PyExc_ValueError, "columns: a tuple in _prefix.c's order");
         return NULL;

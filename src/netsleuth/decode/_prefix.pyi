@@ -7,5 +7,6 @@ def prefix(
     columns: tuple[NDArray[Any], ...],
     flat: NDArray[Any],
     max_tunnels: int,
+    max_steps: int,
     /,
 ) -> int: ...

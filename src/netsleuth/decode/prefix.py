@@ -15,7 +15,9 @@ from numpy.typing import NDArray
 from netsleuth.decode._prefix import prefix
 from netsleuth.decode.table import IPLayer, PacketTable
 
-# Headers the pass decodes per packet at most (_prefix.c MAX_STEPS).
+# Headers the pass decodes per packet at most: more than any real packet has (four IP
+# layers with their tags and tunnel headers). The engine's bound on headers per packet
+# (engine.MAX_ROUNDS) must be larger, so the rounds left after the pass can count them.
 MAX_STEPS = 24
 
 # (PacketTable attribute, dtype), then (IP layer field, dtype) for the outer layer and again
@@ -89,7 +91,7 @@ def decode_prefix(
     cols.append(_checked(depth, np.uint8, "depth"))
     for layer in (t.outer, t.inner_raw):
         cols.extend(_layer(layer))
-    return int(prefix(t.v.buf, tuple(cols), flat, tunnel_depth))
+    return int(prefix(t.v.buf, tuple(cols), flat, tunnel_depth, MAX_STEPS))
 
 
 def _layer(layer: IPLayer) -> list[NDArray[np.generic]]:
