@@ -352,3 +352,17 @@ def test_compiled_dissector_and_flow_hashes_equal_their_definitions() -> None:
         assert np.array_equal(dissector_hash(t, kernel, 0x5EED), want)
     for f in (fields.select(t, np.zeros(t.n, bool)), fields.select(t, t.nip >= 2)):
         assert np.array_equal(flow_id(f), flow_id_numpy(f))
+
+
+def test_a_key_too_short_for_ipv6_is_refused_in_one_line(tmp_path: Path) -> None:
+    """A model hashes IPv6 with ports (36 input bytes): a key under 40 bytes is exit 2 and
+    one line naming the option, never a traceback mid-capture."""
+    path = cap(tmp_path, "gre.pcap", incidents.incident3_gre_v0(flows=5))
+    res = CliRunner().invoke(main, ["steer", "--key", "6d5a" * 8, path])
+    assert res.exit_code == 2
+    assert res.output.strip().splitlines() == [
+        "netsleuth: --key: a 16-byte key cannot hash every packet: IPv6 with ports needs 40 "
+        "bytes (40 and 52 are what NICs carry)"
+    ]
+    ok = CliRunner().invoke(main, ["steer", "--key", "6d5a" * 20, path])
+    assert ok.exit_code in (0, 1), ok.output

@@ -75,6 +75,11 @@ def test_a_host_rss_becomes_the_model() -> None:
         "inner",
     )
     assert nic.l4 == frozenset({"tcp4", "tcp6"}) and notes == []
+    short = HostRss("eth9", rings=4, hfunc=1, indir=[0, 1, 2, 3], key=bytes(range(16)))
+    nic, notes = nic_from_rss(short, NicModel())
+    assert nic.key == MICROSOFT_KEY and notes == [
+        "a 16-byte key is too short to model (IPv6 with ports needs 40): the default key is used"
+    ]
     xor = HostRss("eth9", rings=4, hfunc=2, indir=[0, 1, 2, 3])
     nic, notes = nic_from_rss(xor, NicModel())
     assert nic.key == MICROSOFT_KEY and "not Toeplitz" in notes[0]

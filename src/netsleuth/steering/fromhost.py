@@ -6,6 +6,7 @@ from dataclasses import replace
 
 from netsleuth.sources.ethtool import ETH_RSS_HASH_TOP, HostRss, l4_flow_types
 from netsleuth.steering.model import NicModel
+from netsleuth.steering.toeplitz import MODEL_KEY_BYTES
 
 
 class NoModelError(Exception):
@@ -25,8 +26,11 @@ def nic_from_rss(rss: HostRss, base: NicModel) -> tuple[NicModel, list[str]]:
     if rss.hfunc and rss.hfunc != ETH_RSS_HASH_TOP:
         notes.append(f"hash function bits {rss.hfunc:#x} are not Toeplitz; modelled as Toeplitz")
     key = rss.key
-    if key and len(key) < 12:
-        notes.append(f"a {len(key)}-byte key is too short to model: the default key is used")
+    if key and len(key) < MODEL_KEY_BYTES:
+        notes.append(
+            f"a {len(key)}-byte key is too short to model (IPv6 with ports needs "
+            f"{MODEL_KEY_BYTES}): the default key is used"
+        )
         key = b""
     queues = rss.rings if rss.rings else (max(rss.indir) + 1 if rss.indir else base.queues)
     nic = replace(
