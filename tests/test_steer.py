@@ -291,6 +291,16 @@ def test_tally_counts_per_key_across_growth() -> None:
     assert len(d) == len(order) and d.keys().tolist() == order
 
 
+def _ipv6_in_gre(n: int) -> list[bytes]:
+    """IPv4/GRE frames carrying IPv6/UDP, each with its own inner addresses and port."""
+    out = []
+    for k in range(n):
+        s6, d6 = f"2001:db8::{k + 1:x}", f"2001:db8:1::{k + 7:x}"
+        inner = ipv6(s6, d6, udp(s6, d6, 1000 + k, 53, b"q"), 17)
+        out.append(ether(ipv4("198.51.100.1", "198.51.100.2", gre(inner, 0x86DD), 47), 0x0800))
+    return out
+
+
 def test_compiled_field_selection_equals_its_numpy_definition() -> None:
     """fields.select (_fields.c) against select_numpy on a real table: the benchmark mix
     (IPv4, IPv6, GRE, PPTP, IPIP, VXLAN, fragments, STP) and the incident-3 captures, for
@@ -298,10 +308,7 @@ def test_compiled_field_selection_equals_its_numpy_definition() -> None:
     frames = [f for _, f in mixed_capture(6000, seed=5)]
     frames += [f for _, f in incidents.incident3_pptp(flows=40)]
     frames += [f for _, f in incidents.incident3_gre_v0(flows=40)]
-    for k in range(30):  # IPv6 inside GRE: inner 128-bit addresses
-        s6, d6 = f"2001:db8::{k + 1:x}", f"2001:db8:1::{k + 7:x}"
-        inner = ipv6(s6, d6, udp(s6, d6, 1000 + k, 53, b"q"), 17)
-        frames.append(ether(ipv4("198.51.100.1", "198.51.100.2", gre(inner, 0x86DD), 47), 0x0800))
+    frames += _ipv6_in_gre(30)  # inner 128-bit addresses
     t = decode(RecordBatch.from_packets(frames))
     deep = t.nip >= 2
     assert 0.2 < deep.mean() < 0.8 and 6 in t.inner_raw.ver and 6 in t.outer.ver
@@ -318,10 +325,7 @@ def test_compiled_rss_hash_equals_toeplitz_by_columns() -> None:
     Microsoft vectors pin) on a real table, NIC outer and inner, l4 on and off per packet,
     both keys."""
     frames = [f for _, f in mixed_capture(4000, seed=8)]
-    for k in range(30):  # IPv6 inside GRE
-        s6, d6 = f"2001:db8::{k + 1:x}", f"2001:db8:1::{k + 7:x}"
-        inner = ipv6(s6, d6, udp(s6, d6, 1000 + k, 53, b"q"), 17)
-        frames.append(ether(ipv4("198.51.100.1", "198.51.100.2", gre(inner, 0x86DD), 47), 0x0800))
+    frames += _ipv6_in_gre(30)
     t = decode(RecordBatch.from_packets(frames))
     rng = np.random.default_rng(4)
     for key in (MICROSOFT_KEY, SYMMETRIC_KEY):

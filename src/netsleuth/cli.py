@@ -340,20 +340,14 @@ def steer(
     from netsleuth.steering.model import NicModel, RpsModel
     from netsleuth.steering.run import heaviest, steer_many
     from netsleuth.steering.run import steer as run_steer
-    from netsleuth.steering.toeplitz import MODEL_KEY_BYTES, parse_key
+    from netsleuth.steering.toeplitz import parse_key
 
     try:
-        k = parse_key(key)
-        if len(k) < MODEL_KEY_BYTES:
-            raise ValueError(
-                f"a {len(k)}-byte key cannot hash every packet: IPv6 with ports needs "
-                f"{MODEL_KEY_BYTES} bytes (40 and 52 are what NICs carry)"
-            )
         nic = NicModel(
             queues=queues,
             parse=parse,
             pptp=nic_pptp,
-            key=k,
+            key=parse_key(key),
             l4=frozenset(x for x in l4.split(",") if x),
         )
     except ValueError as err:

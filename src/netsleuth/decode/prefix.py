@@ -13,7 +13,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from netsleuth.decode._prefix import prefix
-from netsleuth.decode.table import IPLayer, PacketTable
+from netsleuth.decode.table import PacketTable, loop_column
 
 # Headers the pass decodes per packet at most: more than any real packet has (four IP
 # layers with their tags and tunnel headers). The engine's bound on headers per packet
@@ -85,20 +85,10 @@ def decode_prefix(
     on tunnels, and `depth` (zeros, one per packet) receives the headers decoded."""
     if depth is None:
         depth = np.zeros(t.n, dtype=np.uint8)
-    cols: list[NDArray[np.generic]] = []
-    for name, dtype in _TABLE:
-        cols.append(_checked(getattr(t, name), dtype, name))
-    cols.append(_checked(depth, np.uint8, "depth"))
+    cols = [loop_column(getattr(t, n), d, f"PacketTable.{n}", writable=True) for n, d in _TABLE]
+    cols.append(loop_column(depth, np.uint8, "depth", writable=True))
     for layer in (t.outer, t.inner_raw):
-        cols.extend(_layer(layer))
+        cols += [
+            loop_column(getattr(layer, n), d, f"IPLayer.{n}", writable=True) for n, d in _LAYER
+        ]
     return int(prefix(t.v.buf, tuple(cols), flat, tunnel_depth, MAX_STEPS))
-
-
-def _layer(layer: IPLayer) -> list[NDArray[np.generic]]:
-    return [_checked(getattr(layer, name), dtype, name) for name, dtype in _LAYER]
-
-
-def _checked(a: NDArray[np.generic], dtype: type[np.generic], name: str) -> NDArray[np.generic]:
-    if a.dtype != dtype or not a.flags.c_contiguous or not a.flags.writeable:
-        raise TypeError(f"PacketTable.{name}: {a.dtype} array, the prefix pass needs {dtype}")
-    return a

@@ -197,6 +197,17 @@ class IPLayer:
 IP_FIELDS = tuple(vars(IPLayer(0)))
 
 
+def loop_column(
+    a: NDArray[Any], dtype: type[np.generic], name: str, *, writable: bool = False
+) -> NDArray[Any]:
+    """A column as a compiled loop reads it (decode/_prefix.c, steering/_fields.c): of
+    exactly `dtype` and C-contiguous (and writeable where the loop writes), else TypeError
+    naming the column, so a schema change fails loudly rather than being misread."""
+    if a.dtype != dtype or not a.flags.c_contiguous or (writable and not a.flags.writeable):
+        raise TypeError(f"{name}: {a.dtype} array, a compiled loop needs {dtype}")
+    return a
+
+
 class _Merged:
     """An inner-layer field: the outer value where a packet has a single IP layer, the
     decoded inner value elsewhere. Computed on first read and cached, so fields no check

@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from netsleuth.decode.table import IPLayer, PacketTable
+from netsleuth.decode.table import IPLayer, PacketTable, loop_column
 from netsleuth.steering import _fields
 
 PORT_PROTOS = (6, 17, 132)  # TCP, UDP, SCTP: the protocols whose ports hashes use
@@ -44,9 +44,9 @@ def layer_fields(t: PacketTable, use_inner: NDArray[np.bool_]) -> Fields:
     deep = _deep(t)
     inner = use_inner & deep
     if not inner.any():
-        return _cached(t, "outer", np.zeros(t.n, dtype=np.bool_))
+        return _cached(t, "outer")
     if bool(np.array_equal(inner, deep)):
-        return _cached(t, "innermost", deep)
+        return _cached(t, "innermost")
     return select(t, inner)
 
 
@@ -59,11 +59,11 @@ def _deep(t: PacketTable) -> NDArray[np.bool_]:
     return got
 
 
-def _cached(t: PacketTable, which: str, inner: NDArray[np.bool_]) -> Fields:
+def _cached(t: PacketTable, which: str) -> Fields:
     key = f"steer.fields.{which}"
     got = t.derived.get(key)
     if not isinstance(got, Fields):
-        got = select(t, inner)
+        got = select(t, _deep(t) if which == "innermost" else np.zeros(t.n, dtype=np.bool_))
         t.derived[key] = got
     return got
 
@@ -101,13 +101,7 @@ def select(t: PacketTable, inner: NDArray[np.bool_]) -> Fields:
     (_fields.c) with the meaning of select_numpy()."""
 
     def cols(layer: IPLayer) -> tuple[NDArray[Any], ...]:
-        out = []
-        for name, dtype in _LAYER_IN:
-            a = getattr(layer, name)
-            if a.dtype != dtype or not a.flags.c_contiguous:
-                raise TypeError(f"IPLayer.{name}: {a.dtype} array, _fields.c needs {dtype}")
-            out.append(a)
-        return tuple(out)
+        return tuple(loop_column(getattr(layer, n), d, f"IPLayer.{n}") for n, d in _LAYER_IN)
 
     mask = np.ascontiguousarray(inner, dtype=np.bool_)
     res = tuple(np.empty(t.n, dtype=d) for d in _OUT)
@@ -123,7 +117,7 @@ _PORT_PROTO[list(PORT_PROTOS)] = True
 def select_numpy(t: PacketTable, inner: NDArray[np.bool_]) -> Fields:
     """The definition of select(), in NumPy (the reference the tests hold it to)."""
     o, r = _whole(t.outer), _whole(t.inner_raw)
-    return Fields(*(np.where(inner, getattr(r, k), getattr(o, k)) for k in _NAMES))
+    return Fields(*(np.where(inner, getattr(r, k), getattr(o, k)) for k in FIELD_NAMES))
 
 
 def _whole(layer: IPLayer) -> Fields:
@@ -151,7 +145,7 @@ def _whole(layer: IPLayer) -> Fields:
     )
 
 
-_NAMES = tuple(Fields.__dataclass_fields__)
+FIELD_NAMES = tuple(Fields.__dataclass_fields__)  # the columns, in order
 
 
 def be_bytes(values: NDArray[Any], width: int) -> list[NDArray[np.uint8]]:

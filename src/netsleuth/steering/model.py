@@ -29,8 +29,8 @@ from numpy.typing import NDArray
 
 from netsleuth.decode.table import PacketTable, Tunnel
 from netsleuth.steering import _mix64, _toeplitz
-from netsleuth.steering.fields import Fields, be_bytes, layer_fields
-from netsleuth.steering.toeplitz import MICROSOFT_KEY, Toeplitz
+from netsleuth.steering.fields import FIELD_NAMES, Fields, be_bytes, layer_fields
+from netsleuth.steering.toeplitz import MICROSOFT_KEY, MODEL_KEY_BYTES, Toeplitz
 
 GRE_V1_SINCE = (4, 10)  # known-issues: linux-flow-dissector-gre-v1
 INNER_AWARE = (Tunnel.GRE, Tunnel.IPIP, Tunnel.IP6, Tunnel.VXLAN, Tunnel.GENEVE)
@@ -45,6 +45,14 @@ class NicModel:
     indir: tuple[int, ...] = ()  # empty: i % queues over 128 entries
     # Flow types hashed with ports (ethtool rx-flow-hash "sdfn"); others hash addresses.
     l4: frozenset[str] = field(default_factory=lambda: frozenset({"tcp4", "tcp6", "udp4", "udp6"}))
+
+    def __post_init__(self) -> None:
+        # Refused here, not at the first packet the key cannot cover, mid-capture.
+        if len(self.key) < MODEL_KEY_BYTES:
+            raise ValueError(
+                f"a {len(self.key)}-byte key cannot hash every packet: IPv6 with ports needs "
+                f"{MODEL_KEY_BYTES} bytes (40 and 52 are what NICs carry)"
+            )
 
     def table(self) -> NDArray[np.int64]:
         if self.indir:
@@ -199,7 +207,7 @@ def flow_id_numpy(f: Fields) -> NDArray[np.uint64]:
 
 
 def _columns(f: Fields) -> tuple[NDArray[Any], ...]:
-    return tuple(np.ascontiguousarray(getattr(f, k)) for k in Fields.__dataclass_fields__)
+    return tuple(np.ascontiguousarray(getattr(f, k)) for k in FIELD_NAMES)
 
 
 def mix64(words: list[NDArray[np.uint64]], seed: int) -> NDArray[np.uint64]:

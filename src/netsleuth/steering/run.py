@@ -222,32 +222,32 @@ def judge(r: SteerResult) -> list[Finding]:
     def finding(fid: str, summary: str, evidence: dict[str, Any]) -> None:
         out.append(catalogue_finding(fid, r.packets, summary=summary, evidence=evidence))
 
-    if nflows >= MIN_FLOWS and r.rss_keys * COLLAPSE <= nflows:
-        cause = (
-            (
-                "the NIC hashes only the outer header of tunnelled traffic ("
-                + ", ".join(sorted(r.tunnels))
-                + ")"
+    def collapse(side: str, keys: int, cause: str) -> None:
+        """Many flows, few hash keys: the hash does not see what tells the flows apart."""
+        if nflows >= MIN_FLOWS and keys * COLLAPSE <= nflows:
+            finding(
+                "steer.flow_key_collapse",
+                f"{nflows} inner flows hash to {keys} {side.upper()} key(s): {cause}",
+                {"side": side, "flows": nflows, "keys": keys},
             )
-            if outer_only
-            else "a layer is not parsed"
-        )
-        finding(
-            "steer.flow_key_collapse",
-            f"{nflows} inner flows hash to {r.rss_keys} RSS key(s): {cause}",
-            {"side": "rss", "flows": nflows, "keys": r.rss_keys},
-        )
-    if r.rps is not None and nflows >= MIN_FLOWS and r.rps_keys * COLLAPSE <= nflows:
-        cause = (
+
+    collapse(
+        "rss",
+        r.rss_keys,
+        "the NIC hashes only the outer header of tunnelled traffic ("
+        + ", ".join(sorted(r.tunnels))
+        + ")"
+        if outer_only
+        else "a layer is not parsed",
+    )
+    if r.rps is not None:
+        collapse(
+            "rps",
+            r.rps_keys,
             f"GRE v1 (PPTP) is not dissected before Linux {GRE_V1_SINCE[0]}."
             f"{GRE_V1_SINCE[1]} (modelled kernel {r.rps.kernel[0]}.{r.rps.kernel[1]})"
             if pptp_old
-            else "the flow dissector stops before the inner headers"
-        )
-        finding(
-            "steer.flow_key_collapse",
-            f"{nflows} inner flows hash to {r.rps_keys} RPS key(s): {cause}",
-            {"side": "rps", "flows": nflows, "keys": r.rps_keys},
+            else "the flow dissector stops before the inner headers",
         )
     for fid, bucket, what in (
         ("steer.rss_imbalance", r.queues, "queue"),
