@@ -16,7 +16,7 @@ from netsleuth.decode import decode
 from netsleuth.model import Severity
 from netsleuth.scan import scan
 from tests.checkutil import findings
-from tests.test_reassembly import PATTERN
+from tests.fragutil import PATTERN
 
 S, D = "192.0.2.1", "198.51.100.7"
 

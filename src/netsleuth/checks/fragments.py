@@ -13,6 +13,8 @@ and capture time (30 s, Linux's ipfrag_time); what falls out is counted as evict
 
 from __future__ import annotations
 
+import bisect
+from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -28,7 +30,9 @@ from netsleuth.reassembly import Fragment, overlaps, policy_groups
 TIMEOUT_NS = 30 * 1_000_000_000  # net.ipv4.ipfrag_time default (Documentation/networking)
 MAX_OPEN = 4096  # datagrams held at once
 MAX_BYTES = 64 << 20  # fragment bytes held at once
-MAX_STORED = 64  # fragments kept per datagram (more is already too_many)
+# What one tracked fragment costs beyond its bytes (the Fragment object, list slots, the
+# covered-range entries), charged against MAX_BYTES so the bound covers the whole state.
+FRAG_COST = 160
 # DPDK's rte_ip_frag accepted at most RTE_LIBRTE_IP_FRAG_MAX_FRAG = 4 fragments per
 # datagram by default; DPDK commit f8e0f8ce9030 ("ip_frag: increase default maximum of
 # fragments") raised it to 8.
@@ -91,6 +95,10 @@ class Frags:
 
 @dataclass
 class Datagram:
+    """One datagram instance in the tracker: its fragments (bytes kept for the overlap
+    policies) and the byte ranges they cover, merged, so completeness never depends on
+    what was stored."""
+
     key: bytes
     layer: str
     ver: int
@@ -99,6 +107,34 @@ class Datagram:
     frames: list[int] = field(default_factory=list)
     count: int = 0
     nbytes: int = 0
+    starts: list[int] = field(default_factory=list)  # covered ranges, sorted and merged
+    ends: list[int] = field(default_factory=list)
+    last_end: int = -1  # furthest end of an MF=0 fragment (-1: none seen)
+
+    def add(self, frag: Fragment, end: int) -> None:
+        self.count += 1
+        self.frames.append(frag.frame)
+        self.frags.append(frag)
+        self.nbytes += len(frag.data) + FRAG_COST
+        if not frag.more:
+            self.last_end = max(self.last_end, end)
+        if end > frag.offset:
+            self._cover(frag.offset, end)
+
+    def _cover(self, lo: int, hi: int) -> None:
+        i = bisect.bisect_left(self.ends, lo)  # first range ending at or after lo
+        j = bisect.bisect_right(self.starts, hi)  # ranges starting at or before hi
+        if i < j:
+            lo, hi = min(lo, self.starts[i]), max(hi, self.ends[j - 1])
+        self.starts[i:j] = [lo]
+        self.ends[i:j] = [hi]
+
+    def complete(self) -> bool:
+        """No hole from 0 up to the end of the last fragment (RFC 791 section 3.2; RFC 8200
+        section 4.5): what every reassembler waits for before it frees the datagram."""
+        if self.last_end <= 0:
+            return self.last_end == 0
+        return len(self.starts) == 1 and self.starts[0] == 0 and self.ends[0] >= self.last_end
 
 
 class FragmentAudit:
@@ -109,7 +145,7 @@ class FragmentAudit:
         self.max_open = max_open
         self.max_bytes = max_bytes
         self.tally = FrameTally()
-        self.open: dict[bytes, Datagram] = {}  # insertion order: oldest first
+        self.open: OrderedDict[bytes, Datagram] = OrderedDict()  # oldest first
         self.open_bytes = 0
         self.evidence: dict[str, list[dict[str, Any]]] = {}
         # finding id -> reassembly keys of the datagrams it flagged (export pulls in their
@@ -172,98 +208,114 @@ class FragmentAudit:
             self._group(t, name, Frags(keys, rows, off, end, mf, data, frames, v4).take(track))
 
     def _group(self, t: PacketTable, name: str, f: Frags) -> None:
-        keys, rows, off, end, mf, data, frames, v4 = (
-            f.keys,
-            f.rows,
-            f.off,
-            f.end,
-            f.mf,
-            f.data,
-            f.frames,
-            f.v4,
-        )
-        uniq, inv = np.unique(keys, return_inverse=True)
+        uniq, inv = np.unique(f.keys, return_inverse=True)
         inv = inv.reshape(-1)
-        ng = uniq.shape[0]
-        order = np.lexsort((np.arange(inv.shape[0]), off, inv))
-        g, o, e, m = inv[order], off[order], end[order], mf[order]
-        first = np.ones(g.shape[0], dtype=np.bool_)
-        first[1:] = g[1:] != g[:-1]
-        # Cumulative furthest end within each group: shift each group into its own range so
-        # one running maximum serves all groups (offsets and ends stay below 2**20).
-        big = np.int64(1 << 20)
-        cummax = np.maximum.accumulate(np.maximum(e, o) + g * big) - g * big
-        prev = np.zeros_like(cummax)
-        prev[1:] = cummax[:-1]
-        prev[first] = 0
-        hole = o > prev
-        overlap = ~first & (o < prev) & (e > o)
-        count = np.bincount(g, minlength=ng)
-        bad = np.bincount(g, weights=(hole | overlap), minlength=ng) > 0
-        lasts = np.bincount(g, weights=~m, minlength=ng)
-        last_end_max = np.full(ng, -1, dtype=np.int64)
-        last_end_min = np.full(ng, 1 << 40, dtype=np.int64)
-        np.maximum.at(last_end_max, g[~m], e[~m])
-        np.minimum.at(last_end_min, g[~m], e[~m])
-        reach = np.zeros(ng, dtype=np.int64)
-        np.maximum.at(reach, g, e)
-        clean = ~bad & (lasts >= 1) & (last_end_max == last_end_min) & (reach == last_end_max)
-        # A train spread over more than the timeout is not one datagram to a reassembler:
-        # the earlier part expired first. Those go to the tracker, which expires in order.
-        ts = t.batch.ts_ns[rows]
-        t_min = np.full(ng, np.iinfo(np.int64).max, dtype=np.int64)
-        t_max = np.full(ng, np.iinfo(np.int64).min, dtype=np.int64)
-        np.minimum.at(t_min, inv, ts)
-        np.maximum.at(t_max, inv, ts)
-        clean &= (t_max - t_min) <= self.timeout_ns
         ukeys = [u.tobytes() for u in uniq]
+        ts = t.batch.ts_ns[f.rows]
         held = (
             np.array([k in self.open for k in ukeys], dtype=np.bool_)
             if self.open
-            else np.zeros(ng, dtype=np.bool_)
+            else np.zeros(len(ukeys), dtype=np.bool_)
         )
-        done = clean & ~held
-        # Settled here: complete, well-formed trains. Only too_many can still apply.
-        many = done & (count > DPDK_MAX_FRAGS)
+        inst, settled = self._instances(inv, f, ts, held)
+        # Settled here: complete, well-formed datagrams. Only too_many can still apply.
+        count = np.bincount(inst, minlength=int(inst.max()) + 1)
+        many = settled & (count[inst] > DPDK_MAX_FRAGS) & f.v4
         if many.any():
-            hit = many[g] & v4[order]
-            self.tally.add(f"ipv4.fragment.too_many|{name}", frames[order][hit])
-            self._flag_keys("ipv4.fragment.too_many", uniq[many])
-        rest = np.flatnonzero(~done)
-        if rest.shape[0] == 0:
-            return
-        # The rare path: keep the bytes and follow these datagrams in Python.
+            self.tally.add(f"ipv4.fragment.too_many|{name}", f.frames[many])
+            self._flag_keys("ipv4.fragment.too_many", [ukeys[int(g)] for g in np.unique(inv[many])])
+        rest = np.flatnonzero(~settled)
+        if rest.shape[0]:
+            rest = rest[np.argsort(inv[rest], kind="stable")]  # by key, arrival order kept
+            self._track(t, name, f.take(rest), [ukeys[int(g)] for g in inv[rest]], ts[rest])
+
+    def _instances(
+        self,
+        inv: NDArray[np.int64],
+        f: Frags,
+        ts: NDArray[np.int64],
+        held: NDArray[np.bool_],
+    ) -> tuple[NDArray[np.int64], NDArray[np.bool_]]:
+        """Split each key's fragments (in arrival order) into datagram instances and say
+        which fragments belong to a complete, well-formed instance.
+
+        A reassembler frees a datagram when its last hole is filled (Linux: ip_frag_reasm
+        runs once INET_FRAG_FIRST_IN | INET_FRAG_LAST_IN are set and meat == len, and the
+        queue is killed), so the next fragment with the same key (IP ids are 16 bits and
+        recur) starts a new datagram. For well-formed trains an instance ends exactly where
+        the payload bytes received since the previous end add up to the end of the last
+        fragments seen (MF=0) so far. Each candidate instance is then checked for holes,
+        overlaps and a single consistent end; a key's instances from the first one that
+        fails (or is still open at the batch's end) onwards go to the tracker, which follows
+        them fragment by fragment.
+        Returns (instance id per fragment, in input order; settled mask)."""
+        n = inv.shape[0]
+        order = np.argsort(inv, kind="stable")  # by key, arrival order within a key
+        g = inv[order]
+        # A total length shorter than the header gives end < offset: no payload.
+        o, e, last = f.off[order], np.maximum(f.end, f.off)[order], ~f.mf[order]
+        first = np.ones(n, dtype=np.bool_)
+        first[1:] = g[1:] != g[:-1]
+        plen = np.maximum(e - o, 0)
+        cp = _group_cumsum(plen, first)
+        cl = _group_cumsum(np.where(last, e, 0), first)
+        nl = _group_cumsum(last.astype(np.int64), first)
+        boundary = (nl > 0) & (cp == cl)
+        start = first.copy()
+        start[1:] |= boundary[:-1]
+        iid = np.cumsum(start) - 1  # instance id, in sorted order
+        ni = int(iid[-1]) + 1
+        terminated = np.zeros(ni, dtype=np.bool_)
+        terminated[iid[boundary]] = True
+        clean = terminated & _well_formed(iid, ni, o, e, last)
+        t_min = np.full(ni, np.iinfo(np.int64).max, dtype=np.int64)
+        t_max = np.full(ni, np.iinfo(np.int64).min, dtype=np.int64)
+        tso = ts[order]
+        np.minimum.at(t_min, iid, tso)
+        np.maximum.at(t_max, iid, tso)
+        # A train spread over more than the timeout is not one datagram to a reassembler:
+        # the earlier part expired first. The tracker expires in order.
+        clean &= (t_max - t_min) <= self.timeout_ns
+        # Per key, the instances before the first unclean one are settled.
+        bad_at = np.full(int(g[-1]) + 1, ni, dtype=np.int64)
+        unclean = ~clean[iid]
+        np.minimum.at(bad_at, g[unclean], iid[unclean])
+        settled_sorted = (iid < bad_at[g]) & ~held[g]
+        settled = np.empty(n, dtype=np.bool_)
+        settled[order] = settled_sorted
+        inst = np.empty(n, dtype=np.int64)
+        inst[order] = iid
+        return inst, settled
+
+    def _track(
+        self, t: PacketTable, name: str, f: Frags, keys: list[bytes], ts: NDArray[np.int64]
+    ) -> None:
+        """The rare path: follow these fragments one by one, keeping their bytes. They come
+        in arrival order within each key (the order between keys changes no verdict)."""
         buf = t.batch.buf
         cap_end = t.start + t.batch.caplen
-        members = np.flatnonzero(~done[inv])
-        for i in members[np.argsort(inv[members], kind="stable")]:
-            key = ukeys[int(inv[i])]
-            now = int(ts[i])
+        for i in range(len(keys)):
+            key, now = keys[i], int(ts[i])
             dg = self.open.get(key)
             if dg is not None and now > dg.first_ts + self.timeout_ns:
-                del self.open[key]  # expired before this fragment arrived
-                self.open_bytes -= dg.nbytes
-                self._finish(dg, complete=False)
+                self._close(dg, complete=False)  # expired before this fragment arrived
                 dg = None
             if dg is None:
-                dg = Datagram(key, name, 4 if v4[i] else 6, now)
+                dg = Datagram(key, name, 4 if f.v4[i] else 6, now)
                 self.open[key] = dg
-            dg.count += 1
-            dg.frames.append(int(frames[i]))
-            if len(dg.frags) < MAX_STORED:
-                stop = min(int(data[i]) + max(int(end[i] - off[i]), 0), int(cap_end[rows[i]]))
-                chunk = buf[int(data[i]) : max(stop, int(data[i]))].tobytes()
-                dg.frags.append(Fragment(int(off[i]), chunk, bool(mf[i]), int(frames[i])))
-                dg.nbytes += len(chunk)
-                self.open_bytes += len(chunk)
-        for gi in np.unique(inv[members]):
-            key = ukeys[int(gi)]
-            dg = self.open[key]
-            if _complete(dg.frags):
-                del self.open[key]
-                self.open_bytes -= dg.nbytes
-                self._finish(dg, complete=True)
-        self._bound()
+            off, end = int(f.off[i]), int(f.end[i])
+            stop = min(int(f.data[i]) + max(end - off, 0), int(cap_end[f.rows[i]]))
+            chunk = buf[int(f.data[i]) : max(stop, int(f.data[i]))].tobytes()
+            dg.add(Fragment(off, chunk, bool(f.mf[i]), int(f.frames[i])), end)
+            self.open_bytes += len(chunk) + FRAG_COST
+            if dg.complete():
+                self._close(dg, complete=True)
+            self._bound()
+
+    def _close(self, dg: Datagram, *, complete: bool) -> None:
+        del self.open[dg.key]
+        self.open_bytes -= dg.nbytes
+        self._finish(dg, complete=complete)
 
     def _flag_keys(self, fid: str, keys: NDArray[np.void] | list[bytes]) -> None:
         held = self.flagged_keys.setdefault(fid, set())
@@ -277,17 +329,14 @@ class FragmentAudit:
     # ----- state bounds ------------------------------------------------------------------
     def _bound(self) -> None:
         while self.open and (len(self.open) > self.max_open or self.open_bytes > self.max_bytes):
-            key = next(iter(self.open))
-            dg = self.open.pop(key)
+            _, dg = self.open.popitem(last=False)  # the oldest; O(1), unlike next(iter(dict))
             self.open_bytes -= dg.nbytes
             self.tally.add(f"fragment.evicted|{dg.layer}", np.array(dg.frames, dtype=np.int64))
 
     def _expire(self) -> None:
         stale = [k for k, dg in self.open.items() if dg.first_ts + self.timeout_ns < self.now]
         for key in stale:
-            dg = self.open.pop(key)
-            self.open_bytes -= dg.nbytes
-            self._finish(dg, complete=False)
+            self._close(self.open[key], complete=False)
 
     # ----- datagram verdicts ---------------------------------------------------------------
     def _finish(self, dg: Datagram, *, complete: bool) -> None:
@@ -358,16 +407,46 @@ def fragment_keys(
     return k.view(KEY_VOID).reshape(-1)
 
 
-def _complete(frags: list[Fragment]) -> bool:
-    lasts = [f.end for f in frags if not f.more]
-    if not lasts:
-        return False
-    reach = 0
-    for f in sorted(frags, key=lambda f: f.offset):
-        if f.offset > reach:
-            return False
-        reach = max(reach, f.end)
-    return reach >= max(lasts)
+def _group_cumsum(values: NDArray[np.int64], first: NDArray[np.bool_]) -> NDArray[np.int64]:
+    """Inclusive running sum that restarts wherever `first` is set."""
+    c = np.cumsum(values)
+    base = np.where(first, c - values, 0)
+    return c - np.maximum.accumulate(np.where(first, base, 0))
+
+
+def _well_formed(
+    iid: NDArray[np.int64],
+    ni: int,
+    off: NDArray[np.int64],
+    end: NDArray[np.int64],
+    last: NDArray[np.bool_],
+) -> NDArray[np.bool_]:
+    """Per instance: no hole from 0, no overlap, and every MF=0 fragment ends where the
+    datagram ends (the furthest byte). Fragments are given sorted by instance."""
+    order = np.lexsort((np.arange(iid.shape[0]), off, iid))
+    g, o, e, m = iid[order], off[order], end[order], last[order]
+    first = np.ones(g.shape[0], dtype=np.bool_)
+    first[1:] = g[1:] != g[:-1]
+    # Furthest end so far within each instance: shift each instance into its own range so
+    # one running maximum serves all of them. The range must exceed every offset and end
+    # (an IPv6 jumbogram fragment can be megabytes long), and the shifted values must fit.
+    span = int(max(int(o.max()), int(e.max()))) + 1
+    if span * ni >= 1 << 62:
+        return np.zeros(ni, dtype=np.bool_)  # cannot happen for a real batch; tracker decides
+    big = np.int64(span)
+    cummax = np.maximum.accumulate(np.maximum(e, o) + g * big) - g * big
+    prev = np.zeros_like(cummax)
+    prev[1:] = cummax[:-1]
+    prev[first] = 0
+    bad = np.bincount(g, weights=(o != prev), minlength=ni) > 0  # a hole or an overlap
+    last_end_max = np.full(ni, -1, dtype=np.int64)
+    last_end_min = np.full(ni, 1 << 62, dtype=np.int64)
+    np.maximum.at(last_end_max, g[m], e[m])
+    np.minimum.at(last_end_min, g[m], e[m])
+    reach = np.zeros(ni, dtype=np.int64)
+    np.maximum.at(reach, g, e)
+    ok: NDArray[np.bool_] = ~bad & (last_end_max == last_end_min) & (reach == last_end_max)
+    return ok
 
 
 def _only_duplicates(frags: list[Fragment]) -> bool:

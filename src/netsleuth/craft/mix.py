@@ -146,9 +146,11 @@ class _Gen:
 
 
 def mixed_capture(
-    packets: int, *, seed: int = 1, poison: bool = True
+    packets: int, *, seed: int = 1, poison: bool = True, id_pool: int = 1 << 16
 ) -> Iterator[tuple[int, bytes]]:
-    """Yield (timestamp ns, frame) for exactly `packets` frames."""
+    """Yield (timestamp ns, frame) for exactly `packets` frames. Fragmented datagrams take
+    IPv4 ids in turn from 0..id_pool-1: a small pool makes ids recur within a batch, as on a
+    busy pair where the 16-bit id wraps in seconds."""
     g = _Gen(seed)
     builders: dict[str, Callable[[], Unit]] = {name: getattr(g, name) for name, _ in MIX}
     pools = {name: [build() for _ in range(POOL)] for name, build in builders.items()}
@@ -168,7 +170,7 @@ def mixed_capture(
             if poison and name == "fragments" and r.random() < 0.005:
                 unit = toxic[r.randrange(len(toxic))]
             if name == "fragments":
-                ident = (ident + 1) & 0xFFFF
+                ident = (ident + 1) % id_pool
                 unit = [_restamp(f, ident) for f in unit]
             for frame in unit:
                 if emitted == packets:
