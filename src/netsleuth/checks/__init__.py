@@ -14,6 +14,7 @@ from netsleuth.checks.capture import TruncatedPackets
 from netsleuth.checks.fragments import FragmentAudit
 from netsleuth.checks.ipv4_checksum import IPv4Checksum
 from netsleuth.checks.link import LinkLayer
+from netsleuth.checks.outer_fragments import OuterFragmentedTunnels
 from netsleuth.checks.transport import TCPFlags
 from netsleuth.checks.tunnels import PPTP
 from netsleuth.decode.table import PacketTable
@@ -33,6 +34,7 @@ CHECKS: tuple[type[Check], ...] = (
     IPv4Checksum,
     TCPFlags,
     PPTP,
+    OuterFragmentedTunnels,
     FragmentAudit,
 )
 

@@ -164,6 +164,15 @@ CATALOGUE: dict[str, FindingInfo] = {
         "tunnel header cut short",
         "The packet ends inside a GRE, PPP, ERSPAN, VXLAN or Geneve header.",
     ),
+    "tunnel.outer_fragmented": FindingInfo(
+        _I,
+        "tunnelled packets fragmented outside the tunnel",
+        "The outer IP packet carrying the tunnel was fragmented (the tunnel path's MTU is "
+        "below the inner packet plus the encapsulation): the inner packet is cut at the "
+        "first fragment's end, which is not malformed. Every endpoint must reassemble "
+        "before it can decapsulate, and receive steering sees only the outer addresses of "
+        "the later fragments. Lower the inner MTU or raise the path's (RFC 4459).",
+    ),
     "tunnel.bad_version": FindingInfo(
         _W, "tunnel header with an unknown version", "A Geneve header with version != 0."
     ),

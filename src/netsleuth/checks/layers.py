@@ -8,7 +8,7 @@ from collections.abc import Iterator
 import numpy as np
 from numpy.typing import NDArray
 
-from netsleuth.decode.table import IPLayer, PacketTable
+from netsleuth.decode.table import FLAG_MF, IPLayer, PacketTable
 
 
 def ip_layers(t: PacketTable) -> Iterator[tuple[str, IPLayer, NDArray[np.bool_]]]:
@@ -17,3 +17,15 @@ def ip_layers(t: PacketTable) -> Iterator[tuple[str, IPLayer, NDArray[np.bool_]]
     deep = t.nip >= 2
     if deep.any():
         yield "inner", t.inner_raw, deep & (t.inner_raw.ver != 0)
+
+
+def cut_by_outer_fragment(t: PacketTable) -> NDArray[np.bool_]:
+    """Tunnelled packets carried in an outer first fragment with more to follow: the inner
+    packet continues in the next outer fragment, so it ends early here without being
+    malformed (RFC 4459 section 3: fragmenting the outer packet is how most tunnels meet
+    an MTU). Only the reassembled outer datagram holds the whole inner packet."""
+    o = t.outer
+    first: NDArray[np.bool_] = (
+        o.is_frag & ((o.flags & FLAG_MF) != 0) & (o.frag_off == 0) & (t.tunnels > 0)
+    )
+    return first

@@ -1,0 +1,87 @@
+"""Tunnels inside outer fragments: the first outer fragment holds a cut inner packet, which
+is not malformed (RFC 4459 section 3). Frames built here; tshark cross-checks the build."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from netsleuth import craft
+from netsleuth.capture.writer import write_pcap
+from netsleuth.model import Severity
+from tests.checkutil import findings
+
+OS, OD = "203.0.113.1", "203.0.113.2"  # tunnel endpoints
+IS, ID_ = "10.1.0.1", "10.1.0.2"  # inner hosts
+
+
+def inner_frame(size: int = 1400) -> bytes:
+    seg = craft.tcp(IS, ID_, 40000, 443, bytes(size - 40), flags="A")
+    return craft.ether(craft.ipv4(IS, ID_, seg, 6, ident=99), 0x0800)
+
+
+def outer_fragments(payload: bytes, proto: int, first: int = 1000) -> list[bytes]:
+    parts = craft.fragment_ipv4(OS, OD, payload, proto, sizes=[first, 0], ident=4242)
+    return [craft.ether(p, 0x0800) for p in parts]
+
+
+CASES = {
+    "gre-teb": lambda: outer_fragments(craft.gre(inner_frame(), 0x6558), 47),
+    "erspan2": lambda: outer_fragments(
+        craft.gre(craft.erspan2(inner_frame(), session=7), 0x88BE, seq=1), 47
+    ),
+    "vxlan": lambda: outer_fragments(
+        craft.udp(OS, OD, 50000, 4789, craft.vxlan(inner_frame(), vni=10)), 17
+    ),
+    "ipip": lambda: outer_fragments(craft.ipv4(IS, ID_, bytes(1400), 17), 4),
+}
+
+
+@pytest.mark.parametrize("kind", sorted(CASES))
+def test_cut_inner_packet_is_not_malformed(kind: str) -> None:
+    frames = CASES[kind]()
+    got = findings(frames)
+    worrying = {k: f.packets for k, f in got.items() if f.severity >= Severity.WARNING}
+    assert worrying == {}
+    if kind == "vxlan":
+        # The UDP length covers the whole outer datagram, so decode stops at UDP in the
+        # first fragment: the tunnel is not entered, and nothing is called malformed.
+        assert got == {}
+    else:
+        assert got["tunnel.outer_fragmented/outer"].packets == (1,)
+        assert set(got) == {"tunnel.outer_fragmented/outer"}
+
+
+def test_a_really_short_inner_header_is_still_reported() -> None:
+    bad = craft.ipv4(IS, ID_, b"", 59, total_length=10)  # shorter than its own header
+    frames = outer_fragments(craft.gre(craft.ether(bad + bytes(1400), 0x0800), 0x6558), 47)
+    got = findings(frames)
+    assert got["ipv4.bad_total_length/inner"].packets == (1,)
+
+
+def test_the_same_packet_unfragmented_is_reported_once_cut(tmp_path: Path) -> None:
+    # Without outer fragmentation a short inner packet is malformed: the anomaly stays.
+    g = craft.gre(inner_frame()[:600], 0x6558)
+    got = findings([craft.ether(craft.ipv4(OS, OD, g, 47), 0x0800)])
+    assert got["ipv4.bad_total_length/inner"].packets == (1,)
+
+
+@pytest.mark.skipif(shutil.which("tshark") is None, reason="tshark is not installed")
+def test_tshark_sees_the_builds_as_we_do(tmp_path: Path) -> None:
+    path = tmp_path / "f.pcap"
+    frames = CASES["gre-teb"]()
+    with open(path, "wb") as fh:
+        write_pcap(fh, [(i, f) for i, f in enumerate(frames)])
+    fields = ["-T", "fields", "-e", "ip.flags.mf", "-e", "ip.frag_offset"]
+    out = subprocess.run(
+        ["tshark", "-o", "ip.defragment:TRUE", "-r", str(path), *fields],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.split("\n")
+    assert out[0].split("\t")[:2] == ["1", "0"]
+    # tshark reassembles the outer datagram in frame 2 and finds the inner IPv4 there.
+    assert out[1].split("\t")[0] == "0,0"
