@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import bisect
 from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -93,7 +94,7 @@ class Frags:
         )
 
 
-@dataclass
+@dataclass(slots=True)
 class Datagram:
     """One datagram instance in the tracker: its fragments (bytes kept for the overlap
     policies) and the byte ranges they cover, merged, so completeness never depends on
@@ -210,24 +211,43 @@ class FragmentAudit:
     def _group(self, t: PacketTable, name: str, f: Frags) -> None:
         uniq, inv = np.unique(f.keys, return_inverse=True)
         inv = inv.reshape(-1)
-        ukeys = [u.tobytes() for u in uniq]
+        raw, w = uniq.tobytes(), KEY.itemsize
+
+        def keys_of(groups: NDArray[np.int64]) -> list[bytes]:
+            return [raw[g * w : g * w + w] for g in groups.tolist()]
+
         ts = t.batch.ts_ns[f.rows]
-        held = (
-            np.array([k in self.open for k in ukeys], dtype=np.bool_)
-            if self.open
-            else np.zeros(len(ukeys), dtype=np.bool_)
-        )
+        held = self._held(uniq)
         inst, settled = self._instances(inv, f, ts, held)
         # Settled here: complete, well-formed datagrams. Only too_many can still apply.
         count = np.bincount(inst, minlength=int(inst.max()) + 1)
         many = settled & (count[inst] > DPDK_MAX_FRAGS) & f.v4
         if many.any():
             self.tally.add(f"ipv4.fragment.too_many|{name}", f.frames[many])
-            self._flag_keys("ipv4.fragment.too_many", [ukeys[int(g)] for g in np.unique(inv[many])])
+            self._flag_keys("ipv4.fragment.too_many", keys_of(np.unique(inv[many])))
         rest = np.flatnonzero(~settled)
-        if rest.shape[0]:
-            rest = rest[np.argsort(inv[rest], kind="stable")]  # by key, arrival order kept
-            self._track(t, name, f.take(rest), [ukeys[int(g)] for g in inv[rest]], ts[rest])
+        if rest.shape[0] == 0:
+            return
+        rest = rest[np.argsort(inv[rest], kind="stable")]  # by key, arrival order kept
+        per_key = np.bincount(inv[rest], minlength=uniq.shape[0])
+        alone = (per_key[inv[rest]] == 1) & ~held[inv[rest]]
+        multi = rest[~alone]
+        if multi.shape[0]:
+            self._track(t, name, f.take(multi), keys_of(inv[multi]), ts[multi])
+        single = np.sort(rest[alone])  # arrival order: the order of age for eviction
+        if single.shape[0]:
+            self._admit(t, name, f.take(single), lambda i: keys_of(inv[single[i:]]), ts[single])
+
+    def _held(self, uniq: NDArray[np.void]) -> NDArray[np.bool_]:
+        """Which of the batch's keys (sorted, as np.unique gives them) have a datagram open:
+        the open keys are looked up in the batch's, not the other way round, so the cost
+        follows the bounded table, not the batch."""
+        held = np.zeros(uniq.shape[0], dtype=np.bool_)
+        if self.open:
+            opened = np.frombuffer(b"".join(self.open), dtype=KEY_VOID)
+            at = np.minimum(np.searchsorted(uniq, opened), uniq.shape[0] - 1)
+            held[at[uniq[at] == opened]] = True
+        return held
 
     def _instances(
         self,
@@ -317,6 +337,43 @@ class FragmentAudit:
         self.open_bytes -= dg.nbytes
         self._finish(dg, complete=complete)
 
+    def _admit(
+        self,
+        t: PacketTable,
+        name: str,
+        f: Frags,
+        keys_from: Callable[[int], list[bytes]],
+        ts: NDArray[np.int64],
+    ) -> None:
+        """New datagrams of one fragment each (a flood of fragments that never complete
+        looks like this; so does the start of a train the next batch finishes). One
+        fragment never completes a datagram, so they all open. Eviction is oldest first,
+        so what stays after all of them is the longest suffix of (open table, these) that
+        fits the bounds: the rest is counted as evicted at once, without building it."""
+        cap_end = t.start + t.batch.caplen
+        stop = np.minimum(f.data + np.maximum(f.end - f.off, 0), cap_end[f.rows])
+        size = np.maximum(stop - f.data, 0)
+        newest_first = np.cumsum((size + FRAG_COST)[::-1])
+        keep = min(
+            size.shape[0],
+            self.max_open,
+            int(np.searchsorted(newest_first, self.max_bytes, side="right")),
+        )
+        drop = size.shape[0] - keep
+        if drop:
+            self._evict(len(self.open))
+            self.tally.add(f"fragment.evicted|{name}", f.frames[:drop])
+        buf = t.batch.buf
+        cols = (f.data, size, f.off, f.end, f.mf, f.frames, f.v4, ts)
+        rows = zip(keys_from(drop), *(c[drop:].tolist() for c in cols), strict=True)
+        for key, start, n, off, end, mf, frame, v4, now in rows:
+            frag = Fragment(off, buf[start : start + n].tobytes(), mf, frame)
+            dg = Datagram(key, name, 4 if v4 else 6, now)
+            dg.add(frag, end)
+            self.open[key] = dg
+            self.open_bytes += dg.nbytes
+        self._bound()
+
     def _flag_keys(self, fid: str, keys: NDArray[np.void] | list[bytes]) -> None:
         held = self.flagged_keys.setdefault(fid, set())
         for k in keys[: max(MAX_FLAGGED_KEYS - len(held), 0)]:
@@ -328,10 +385,26 @@ class FragmentAudit:
 
     # ----- state bounds ------------------------------------------------------------------
     def _bound(self) -> None:
-        while self.open and (len(self.open) > self.max_open or self.open_bytes > self.max_bytes):
+        n = 0
+        size, nbytes = len(self.open), self.open_bytes
+        for dg in self.open.values():  # oldest first
+            if size - n <= self.max_open and nbytes <= self.max_bytes:
+                break
+            n += 1
+            nbytes -= dg.nbytes
+        if n:
+            self._evict(n)
+
+    def _evict(self, n: int) -> None:
+        """Drop the `n` oldest open datagrams (a host's reassembler evicts under
+        ipfrag_high_thresh the same way), counting their frames as evicted."""
+        frames: dict[str, list[int]] = {}
+        for _ in range(n):
             _, dg = self.open.popitem(last=False)  # the oldest; O(1), unlike next(iter(dict))
             self.open_bytes -= dg.nbytes
-            self.tally.add(f"fragment.evicted|{dg.layer}", np.array(dg.frames, dtype=np.int64))
+            frames.setdefault(dg.layer, []).extend(dg.frames)
+        for layer, kept in frames.items():
+            self.tally.add(f"fragment.evicted|{layer}", np.array(kept, dtype=np.int64))
 
     def _expire(self) -> None:
         stale = [k for k, dg in self.open.items() if dg.first_ts + self.timeout_ns < self.now]
