@@ -72,6 +72,11 @@ class Summary:
             self.l3["other"] += int(np.count_nonzero(non_ip & ~llc & ~arp))
         if t.tunnels.any():
             counts = np.bincount(_tunnel_codes(t), minlength=len(TUNNEL_NAMES))
+            # Every nesting level counts: the innermost tunnel too (PPTP inside 4in6 is
+            # one 4in6 and one pptp). The table keeps the outermost and innermost kinds,
+            # so a middle level of three is not counted.
+            deep = t.tunnel_inner[t.tunnels >= 2].astype(np.int64)
+            counts[: len(Tunnel)] += np.bincount(deep, minlength=len(Tunnel))[: len(Tunnel)]
             for code, n in enumerate(counts[1:], start=1):
                 if n:
                     self.tunnels[TUNNEL_NAMES[code]] += int(n)

@@ -11,6 +11,7 @@ from typing import Protocol
 
 from netsleuth.checks.anomalies import DecodeAnomalies
 from netsleuth.checks.capture import TruncatedPackets
+from netsleuth.checks.ethertypes import UnknownEtherTypes
 from netsleuth.checks.fragments import FragmentAudit
 from netsleuth.checks.ipv4_checksum import IPv4Checksum
 from netsleuth.checks.link import LinkLayer
@@ -29,6 +30,7 @@ class Check(Protocol):
 
 CHECKS: tuple[type[Check], ...] = (
     DecodeAnomalies,
+    UnknownEtherTypes,
     TruncatedPackets,
     LinkLayer,
     IPv4Checksum,

@@ -17,7 +17,18 @@ SAP_NAMES = {
     0xF0: "NetBIOS (SAP 0xF0)",
     0xFE: "ISO network layer (SAP 0xFE)",
 }
-STP_VERSIONS = {0: "STP", 2: "RSTP", 3: "MSTP"}
+STP_VERSIONS = {0: "STP", 2: "RSTP", 3: "MSTP", 4: "SPB"}
+
+
+def _llc_kind(dsap: int, version: int) -> str:
+    """What an 802.3 frame carried, by DSAP and (for BPDUs) protocol version (IEEE 802.1Q
+    clause 14: 0 STP, 2 RSTP, 3 MSTP, 4 SPB)."""
+    if dsap < 0:  # no LLC header decoded: see l2.bad_length / l2.llc_truncated
+        return "no LLC header (802.3 length past the frame end, or cut short)"
+    if dsap == 0x42 and version >= 0:
+        name = STP_VERSIONS.get(version)
+        return f"{name} BPDU (SAP 0x42)" if name else f"BPDU version {version} (SAP 0x42)"
+    return SAP_NAMES.get(dsap, f"SAP 0x{dsap:02x}")
 
 
 class LinkLayer:
@@ -34,10 +45,7 @@ class LinkLayer:
             self.tally.add("l2.ieee8023_llc", t.frame[llc])
             code = t.llc_dsap[llc].astype(np.int64) << 8 | (t.stp_version[llc] + 1)
             for c, n in zip(*np.unique(code, return_counts=True), strict=True):
-                dsap, ver = int(c) >> 8, (int(c) & 0xFF) - 1
-                name = SAP_NAMES.get(dsap, f"SAP {dsap:#04x}")
-                if dsap == 0x42 and ver >= 0:
-                    name = f"{STP_VERSIONS.get(ver, 'STP')} BPDU (SAP 0x42)"
+                name = _llc_kind(int(c) >> 8, (int(c) & 0xFF) - 1)
                 self.kinds[name] = self.kinds.get(name, 0) + int(n)
         ether = (t.l2 == L2.ETHERNET) | (t.l2 == L2.IEEE8023)
         runt = ether & (t.batch.wirelen < ETH_MIN)

@@ -18,23 +18,25 @@ class PPTP:
         self.calls: set[int] = set()
 
     def observe(self, t: PacketTable) -> None:
-        pptp = (t.tunnel == Tunnel.PPTP) | (t.tunnel_inner == Tunnel.PPTP)
-        if pptp.any():
-            self.tally.add(ID, t.frame[pptp])
-            if len(self.calls) < 100_000:
-                self.calls.update(np.unique(t.gre_key[pptp]).tolist())
+        outer = t.tunnel == Tunnel.PPTP
+        # PPTP inside another tunnel (e.g. 4in6): its GRE rides the inner IP layer.
+        inner = ~outer & (t.tunnel_inner == Tunnel.PPTP)
+        for layer, hit in (("outer", outer), ("inner", inner)):
+            if hit.any():
+                self.tally.add(f"{ID}|{layer}", t.frame[hit])
+                if len(self.calls) < 100_000:
+                    self.calls.update(np.unique(t.gre_key[hit]).tolist())
 
     def findings(self) -> list[Finding]:
-        if ID not in self.tally.count:
-            return []
         info = CATALOGUE[ID]
         return [
             catalogue_finding(
                 ID,
-                self.tally.count[ID],
-                tuple(self.tally.frames[ID]),
-                "outer",
+                count,
+                tuple(self.tally.frames[key]),
+                key.partition("|")[2],
                 summary=f"{info.summary} ({len(self.calls)} call id(s))",
                 evidence={"call_ids": len(self.calls)},
             )
+            for key, count in self.tally.count.items()
         ]
