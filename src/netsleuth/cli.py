@@ -338,8 +338,8 @@ def steer(
     """Predict per-queue (RSS) and per-CPU (RPS) receive load for CAPTURES and explain it."""
     from netsleuth.report.jsonout import document, dumps
     from netsleuth.steering.model import NicModel, RpsModel
-    from netsleuth.steering.run import heaviest, steer_many
     from netsleuth.steering.run import steer as run_steer
+    from netsleuth.steering.run import steer_many
     from netsleuth.steering.toeplitz import parse_key
 
     try:
@@ -404,7 +404,7 @@ def steer(
                 "cv": round(result.queues.cv(), 3),
                 "distinct_hashes": result.rss_keys,
             },
-            "flows": {"distinct": int(result.flows.shape[0]), "heaviest": heaviest(result)},
+            "flows": result.flows_json(),
             "notes": [
                 "RFS is not modelled",
                 "the kernel's RPS hash secret is random per boot: modelled with --seed",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
 
@@ -68,6 +69,19 @@ def render_steer(console: Console, r: SteerResult) -> None:
             )
         console.print()
         console.print(table)
+    if r.non_ip:
+        kinds = ", ".join(
+            f"{escape(name)} {p:,}"
+            for name, (p, _) in sorted(r.non_ip.items(), key=lambda kv: -kv[1][0])
+        )
+        console.print(
+            f"\nnot IP: {kinds} (no RSS hash: queue {r.non_ip_queue()}; RPS keys them on "
+            "the protocol alone: one CPU per protocol)",
+            highlight=False,
+        )
+    note = r.ride_note()
+    if note:
+        console.print(f"\n{note}", highlight=False)
     render_findings(console, r.findings)
 
 

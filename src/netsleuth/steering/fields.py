@@ -7,6 +7,7 @@ operations instead of work on 16-byte rows.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from typing import Any
 
@@ -33,6 +34,10 @@ class Fields:
     dport: NDArray[np.uint16]
     has_ports: NDArray[np.bool_]  # a transport header with ports, not a fragment
     flow_label: NDArray[np.uint32]
+
+    def take(self, rows: NDArray[np.int64]) -> Fields:
+        """The fields of these packets only."""
+        return Fields(**{f.name: getattr(self, f.name)[rows] for f in dataclasses.fields(self)})
 
 
 def layer_fields(t: PacketTable, use_inner: NDArray[np.bool_]) -> Fields:

@@ -16,8 +16,9 @@ from numpy.typing import NDArray
 from netsleuth.capture import open_capture
 from netsleuth.checks.catalogue import catalogue_finding
 from netsleuth.decode import decode
-from netsleuth.decode.table import PacketTable, Tunnel
+from netsleuth.decode.table import L2, PacketTable, Tunnel
 from netsleuth.errors import InputError
+from netsleuth.ethertypes import protocol_name
 from netsleuth.model import Finding, Severity
 from netsleuth.scan import InputResult
 from netsleuth.steering.fields import layer_fields
@@ -39,6 +40,7 @@ IMBALANCE = 2.0
 MIN_PER_BUCKET = 50
 COLLAPSE = 10  # distinct flows per distinct hash key that signals a layer not parsed
 MIN_FLOWS = 100
+NON_IP_NAMES = {-1: "802.2 LLC (802.3 length field)", -2: "non-IP inside a tunnel"}
 FLOW = np.dtype(
     [
         ("id", "<u8"),
@@ -90,11 +92,46 @@ class SteerResult:
     rss_keys: int
     rps_keys: int
     tunnels: dict[str, int]
+    # Frames with no IP layer, by class ("802.2 LLC", "ARP", ...): (packets, bytes).
+    non_ip: dict[str, tuple[int, int]] = field(default_factory=dict)
+    # Distinct innermost flows and distinct outer flows among tunnelled packets.
+    tunnelled: tuple[int, int] = (0, 0)
     findings: list[Finding] = field(default_factory=list)
 
     @property
     def packets(self) -> int:
         return int(self.queues.packets.sum())
+
+    def non_ip_queue(self) -> int:
+        """Where the NIC puts frames it cannot hash: RSS hash 0, indirection entry 0."""
+        return int(self.nic.table()[0])
+
+    def ride_note(self) -> str | None:
+        """Plain words for inner flows riding fewer outer flows, whatever the thresholds."""
+        inner, outer = self.tunnelled
+        if outer == 0 or inner <= outer:
+            return None
+        flows = "flow" if outer == 1 else "flows"
+        verb = "puts them on one queue" if outer == 1 else f"spreads them over at most {outer}"
+        if self.nic.parse == "outer":
+            return f"{inner} inner flows ride {outer} outer {flows}: an outer-only NIC {verb}"
+        return (
+            f"{inner} inner flows ride {outer} outer {flows}: this NIC parses the inner "
+            "headers; an outer-only NIC would put them on as few queues as outer flows"
+        )
+
+    def flows_json(self) -> dict[str, Any]:
+        queue = self.non_ip_queue()
+        return {
+            "distinct": int(self.flows.shape[0]),
+            "heaviest": heaviest(self),
+            "non_ip": [
+                {"class": name, "packets": p, "bytes": b, "rss": f"no hash: queue {queue}"}
+                for name, (p, b) in sorted(self.non_ip.items(), key=lambda kv: -kv[1][0])
+            ],
+            "tunnelled": {"inner_flows": self.tunnelled[0], "outer_flows": self.tunnelled[1]},
+            "note": self.ride_note(),
+        }
 
 
 class Steer:
@@ -130,6 +167,8 @@ class Steer:
             len(self.rss_keys),
             len(self.rps_keys),
             traffic.tunnels,
+            dict(traffic.non_ip),
+            (len(traffic.inner_keys), len(traffic.outer_keys)),
         )
         res.findings = judge(res)
         return res
@@ -142,6 +181,8 @@ class Traffic:
         self.tally = Tally()
         self.first: list[NDArray[np.void]] = []  # each new flow's fields, in first-seen order
         self.tunnels: dict[str, int] = {}
+        self.non_ip: dict[str, tuple[int, int]] = {}
+        self.inner_keys, self.outer_keys = Tally(counts=False), Tally(counts=False)
 
     def observe(self, t: PacketTable) -> None:
         counts = np.bincount(t.tunnel, minlength=len(Tunnel))
@@ -153,10 +194,23 @@ class Traffic:
             self._flows(t)
 
     def _flows(self, t: PacketTable) -> None:
-        """The real flows: innermost addresses, ports and protocol."""
+        """The real flows: innermost addresses, ports and protocol. Frames without IP are
+        a class of their own (by link-layer protocol), not a 0.0.0.0 flow."""
         f = layer_fields(t, np.ones(t.n, dtype=np.bool_))
         fid = flow_id(f)
-        new = self.tally.add(fid, t.batch.wirelen)
+        ip = f.ver != 0
+        if not ip.all():
+            self._non_ip(t, np.flatnonzero(~ip))
+            f, fid = f.take(np.flatnonzero(ip)), fid[ip]
+            wire = t.batch.wirelen[ip]
+        else:
+            wire = t.batch.wirelen
+        tun = np.flatnonzero(t.tunnels[ip] > 0) if t.tunnels.any() else np.zeros(0, np.int64)
+        if tun.shape[0]:
+            outer = flow_id(layer_fields(t, np.zeros(t.n, dtype=np.bool_)))[ip]
+            self.inner_keys.add(fid[tun], wire[tun])
+            self.outer_keys.add(outer[tun], wire[tun])
+        new = self.tally.add(fid, wire)
         if new.shape[0]:
             rec = np.zeros(new.shape[0], dtype=FLOW)
             rec["id"] = fid[new]
@@ -166,6 +220,17 @@ class Traffic:
             rec["sport"] = np.where(ports, f.sport[new], 0)
             rec["dport"] = np.where(ports, f.dport[new], 0)
             self.first.append(rec)
+
+    def _non_ip(self, t: PacketTable, rows: NDArray[np.int64]) -> None:
+        llc = t.l2[rows] == L2.IEEE8023
+        code = np.where(llc, -1, t.ethertype[rows].astype(np.int64))
+        code = np.where(t.tunnels[rows] > 0, -2, code)
+        wire = t.batch.wirelen[rows]
+        for c in np.unique(code).tolist():
+            sel = code == c
+            name = NON_IP_NAMES.get(c) or protocol_name(c)
+            p, b = self.non_ip.get(name, (0, 0))
+            self.non_ip[name] = (p + int(sel.sum()), b + int(wire[sel].sum()))
 
     def flows(self) -> NDArray[np.void]:
         """One record per flow, ordered by flow id."""

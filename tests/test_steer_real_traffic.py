@@ -1,0 +1,75 @@
+"""steer on real traffic: frames without IP are a labelled class (not a 0.0.0.0 flow), and
+inner flows riding fewer outer flows are said in plain words below the thresholds."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from click.testing import CliRunner, Result
+
+from netsleuth import craft
+from netsleuth.capture.writer import write_pcap
+from netsleuth.cli import main
+from netsleuth.craft.l2 import ieee8023
+
+
+def run(tmp_path: Path, frames: list[bytes], *args: str) -> Result:
+    path = tmp_path / "t.pcap"
+    with open(path, "wb") as fh:
+        write_pcap(fh, [(i * 1000, f) for i, f in enumerate(frames)])
+    res = CliRunner().invoke(main, ["steer", str(path), *args])
+    assert res.exception is None, res.output
+    assert res.exit_code == 0
+    return res
+
+
+def udp_flows(n: int) -> list[bytes]:
+    return [
+        craft.ether(
+            craft.ipv4(
+                "10.0.0.1", "10.0.0.2", craft.udp("10.0.0.1", "10.0.0.2", 1000 + i, 53, b"q"), 17
+            ),
+            0x0800,
+        )
+        for i in range(n)
+    ]
+
+
+def test_non_ip_frames_are_a_labelled_class(tmp_path: Path) -> None:
+    bpdu = craft.pad(ieee8023(craft.llc(craft.stp_bpdu(), dsap=0x42, ssap=0x42)))
+    bpdus = [bpdu] * 10
+    arp = [craft.ether(bytes(28), 0x0806)] * 3
+    doc = json.loads(run(tmp_path, udp_flows(4) + bpdus + arp, "--format", "json").stdout)
+    flows = doc["flows"]
+    assert flows["distinct"] == 4  # the IP flows only
+    assert all(f["src"] != "0.0.0.0" for f in flows["heaviest"])
+    assert flows["non_ip"] == [
+        {
+            "class": "802.2 LLC (802.3 length field)",
+            "packets": len(bpdus),
+            "bytes": sum(len(b) for b in bpdus),
+            "rss": "no hash: queue 0",
+        },
+        {"class": "ARP", "packets": 3, "bytes": 3 * len(arp[0]), "rss": "no hash: queue 0"},
+    ]
+    text = run(tmp_path, udp_flows(4) + bpdus + arp).stdout
+    assert (
+        f"not IP: 802.2 LLC (802.3 length field) {len(bpdus)}, ARP 3 (no RSS hash: queue 0" in text
+    )
+
+
+def test_inner_flows_riding_one_outer_flow_are_named(tmp_path: Path) -> None:
+    frames = [
+        craft.ether(craft.ipv4("203.0.113.1", "203.0.113.2", craft.gre(f, 0x6558), 47), 0x0800)
+        for f in udp_flows(28)
+    ]
+    doc = json.loads(run(tmp_path, frames, "--format", "json", "--nic", "outer").stdout)
+    assert doc["flows"]["tunnelled"] == {"inner_flows": 28, "outer_flows": 1}
+    note = "28 inner flows ride 1 outer flow: an outer-only NIC puts them on one queue"
+    assert doc["flows"]["note"] == note
+    assert not any(f["id"] == "steer.flow_key_collapse" for f in doc["findings"])  # < 100
+    assert note in run(tmp_path, frames, "--nic", "outer").stdout
+    plain = json.loads(run(tmp_path, udp_flows(28), "--format", "json").stdout)
+    assert plain["flows"]["note"] is None
+    assert plain["flows"]["tunnelled"] == {"inner_flows": 0, "outer_flows": 0}
