@@ -1,5 +1,7 @@
 """Tunnels inside outer fragments: the first outer fragment holds a cut inner packet, which
-is not malformed (RFC 4459 section 3). Frames built here; tshark cross-checks the build."""
+is not malformed (RFC 4459 section 3); the outer datagram is reassembled and its inner
+packet audited, so a poison inner packet split over outer fragments is still found.
+Frames built here; tshark (which reassembles the outer datagram too) cross-checks them."""
 
 from __future__ import annotations
 
@@ -46,20 +48,45 @@ def test_cut_inner_packet_is_not_malformed(kind: str) -> None:
     got = findings(frames)
     worrying = {k: f.packets for k, f in got.items() if f.severity >= Severity.WARNING}
     assert worrying == {}
-    if kind == "vxlan":
-        # The UDP length covers the whole outer datagram, so decode stops at UDP in the
-        # first fragment: the tunnel is not entered, and nothing is called malformed.
-        assert got == {}
-    else:
-        assert got["tunnel.outer_fragmented/outer"].packets == (1,)
-        assert set(got) == {"tunnel.outer_fragmented/outer"}
+    # VXLAN too: decode stops at UDP in the first fragment (its length covers the whole
+    # datagram), and the reassembled datagram shows the tunnel.
+    assert got["tunnel.outer_fragmented/outer"].packets == (1, 2)
+    assert got["tunnel.outer_fragmented/outer"].evidence["reassembled"] == [
+        {"frame": 2, "frames": [1, 2]}
+    ]
+    assert set(got) == {"tunnel.outer_fragmented/outer"}
 
 
 def test_a_really_short_inner_header_is_still_reported() -> None:
     bad = craft.ipv4(IS, ID_, b"", 59, total_length=10)  # shorter than its own header
     frames = outer_fragments(craft.gre(craft.ether(bad + bytes(1400), 0x0800), 0x6558), 47)
     got = findings(frames)
-    assert got["ipv4.bad_total_length/inner"].packets == (1,)
+    # Judged in the reassembled datagram, attributed to the frame that completed it.
+    assert got["ipv4.bad_total_length/inner"].packets == (2,)
+
+
+def poison_pair() -> tuple[bytes, bytes]:
+    """Incident 1: an inner fragment train whose second fragment has no payload."""
+    seg = craft.tcp(IS, ID_, 40000, 443, bytes(1380), flags="A")
+    first = craft.ipv4(IS, ID_, seg[:1400], 6, ident=7, flags=0x1)
+    empty = craft.pad(craft.ether(craft.ipv4(IS, ID_, b"", 6, ident=7, frag_off=1400), 0x0800))
+    return craft.ether(first, 0x0800), empty
+
+
+def test_poison_inner_fragment_split_over_outer_fragments_is_found() -> None:
+    first, empty = poison_pair()
+    plain = craft.ether(craft.ipv4(OS, OD, craft.gre(first, 0x6558), 47, ident=1), 0x0800)
+    # The zero-length fragment's GRE packet is split so that its inner IPv4 header spans
+    # two outer fragments: no single frame shows it.
+    split = outer_fragments(craft.gre(empty, 0x6558), 47, first=24)
+    got = findings([plain, *split])
+    zero = got["ipv4.fragment.zero_length/inner"]
+    assert zero.packets == (3,)  # the frame that completed the outer datagram
+    assert zero.evidence["reassembled"] == [{"frame": 3, "frames": [2, 3]}]
+    # One inner train across a plain and a reassembled outer packet: complete, no
+    # "incomplete" on either side.
+    assert not any(k.startswith("ipv4.fragment.incomplete") for k in got)
+    assert got["tunnel.outer_fragmented/outer"].packets == (2, 3)
 
 
 def test_the_same_packet_unfragmented_is_reported_once_cut(tmp_path: Path) -> None:

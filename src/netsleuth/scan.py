@@ -13,7 +13,7 @@ import numpy as np
 
 from netsleuth.capture import open_capture
 from netsleuth.capture.chunks import ReadIssue
-from netsleuth.checks import new_checks
+from netsleuth.checks import collect, new_checks, observe_all
 from netsleuth.checks.catalogue import CATALOGUE
 from netsleuth.checks.fragments import FragmentAudit
 from netsleuth.decode import DEFAULT_TUNNEL_DEPTH, L2, PacketTable, Tunnel, decode
@@ -176,8 +176,7 @@ def _scan_one(
             for lt, n in zip(lts, counts, strict=True):
                 res.linktypes[int(lt)] += int(n)
             summary.observe(table)
-            for check in checks:
-                check.observe(table)
+            observe_all(checks, table)
             if progress is not None:
                 progress(reader.name, reader.source.consumed)
     finally:
@@ -192,9 +191,8 @@ def _scan_one(
                 f"the compressed stream ended early ({reader.source.stream_error})",
             )
         )
-    out = [_issue_finding(i) for i in issues]
+    out = [_issue_finding(i) for i in issues] + collect(checks)
     for check in checks:
-        out.extend(check.findings())
         if isinstance(check, FragmentAudit):
             res.flagged_keys = check.flagged_keys
     label = reader.name

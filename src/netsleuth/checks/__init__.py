@@ -1,31 +1,32 @@
 """Checks over decoded PacketTables: each sees every batch of one input, then reports.
 
-Registration is explicit: CHECKS below is the whole list. A check is a class with
+Registration is explicit: CHECKS below is the whole list of per-packet checks, and
+new_checks() adds the one that rebuilds fragmented outer datagrams. A check is a class with
 `observe(table)` and `findings()`; stateless ones are vectorized over the table, stateful
-ones (the fragment audit, in a later module) keep bounded state across batches.
+ones (the fragment audit, the outer reassembly) keep bounded state across batches.
 """
 
 from __future__ import annotations
 
-from typing import Protocol
+import dataclasses
+
+import numpy as np
 
 from netsleuth.checks.anomalies import DecodeAnomalies
+from netsleuth.checks.base import Check
 from netsleuth.checks.capture import TruncatedPackets
 from netsleuth.checks.ethertypes import UnknownEtherTypes
 from netsleuth.checks.fragments import FragmentAudit
 from netsleuth.checks.ipv4_checksum import IPv4Checksum
+from netsleuth.checks.layers import cut_by_outer_fragment
 from netsleuth.checks.link import LinkLayer
-from netsleuth.checks.outer_fragments import OuterFragmentedTunnels
+from netsleuth.checks.outer_reassembly import TunnelReassembly
 from netsleuth.checks.transport import TCPFlags
 from netsleuth.checks.tunnels import PPTP
 from netsleuth.decode.table import PacketTable
 from netsleuth.model import Finding
 
-
-class Check(Protocol):
-    def observe(self, table: PacketTable) -> None: ...
-
-    def findings(self) -> list[Finding]: ...
+__all__ = ["CHECKS", "Check", "collect", "new_checks", "observe_all"]
 
 
 CHECKS: tuple[type[Check], ...] = (
@@ -36,10 +37,55 @@ CHECKS: tuple[type[Check], ...] = (
     IPv4Checksum,
     TCPFlags,
     PPTP,
-    OuterFragmentedTunnels,
     FragmentAudit,
 )
 
 
-def new_checks() -> list[Check]:
+def per_packet_checks() -> list[Check]:
     return [cls() for cls in CHECKS]
+
+
+def new_checks() -> list[Check]:
+    """Every check for one input: the per-packet ones, then the reassembly of fragmented
+    outer datagrams that carry tunnels (observe_all feeds the packets it rebuilds to the
+    per-packet ones)."""
+    return [*per_packet_checks(), TunnelReassembly()]
+
+
+def observe_all(checks: list[Check], table: PacketTable) -> None:
+    """Feed one decoded batch to every check. The inner layer of a tunnelled packet in an
+    outer first fragment is cut there: it is judged from the reassembled outer datagram
+    (checks/outer_reassembly.py) and hidden from the per-packet checks here, so it is
+    neither called malformed nor counted twice."""
+    cut = cut_by_outer_fragment(table)
+    if cut.any():
+        table.nip[cut] = np.minimum(table.nip[cut], 1)
+        table.anom_inner[cut] = 0
+    for check in checks:
+        check.observe(table)
+    for check in checks:
+        if isinstance(check, TunnelReassembly):
+            for rebuilt in check.take_rebuilt():
+                for other in checks:
+                    if other is not check:
+                        other.observe(rebuilt)
+
+
+def collect(checks: list[Check]) -> list[Finding]:
+    """Every check's findings. An inner-layer finding on a frame that completed a
+    reassembled outer datagram says which frames carried that datagram."""
+    out = [f for check in checks for f in check.findings()]
+    rebuilt = {
+        int(str(e["frame"])): e
+        for check in checks
+        if isinstance(check, TunnelReassembly)
+        for e in check.evidence
+    }
+    if not rebuilt:
+        return out
+    return [
+        dataclasses.replace(f, evidence={**f.evidence, "reassembled": hits})
+        if f.layer == "inner" and (hits := [rebuilt[p] for p in f.packets if p in rebuilt])
+        else f
+        for f in out
+    ]

@@ -168,10 +168,18 @@ CATALOGUE: dict[str, FindingInfo] = {
         _I,
         "tunnelled packets fragmented outside the tunnel",
         "The outer IP packet carrying the tunnel was fragmented (the tunnel path's MTU is "
-        "below the inner packet plus the encapsulation): the inner packet is cut at the "
-        "first fragment's end, which is not malformed. Every endpoint must reassemble "
+        "below the inner packet plus the encapsulation): the inner packet spans the "
+        "fragments, which is not malformed; netsleuth audits it in the reassembled "
+        "datagram (frames listed in evidence.reassembled). Every endpoint must reassemble "
         "before it can decapsulate, and receive steering sees only the outer addresses of "
         "the later fragments. Lower the inner MTU or raise the path's (RFC 4459).",
+    ),
+    "tunnel.reassembly_bounded": FindingInfo(
+        _I,
+        "fragmented outer datagrams not reassembled (bound reached)",
+        "More fragmented tunnel datagrams were open at once than the outer reassembly holds "
+        "(1024 datagrams, 16 MiB): the oldest were dropped, so the inner packets of these "
+        "frames were not audited. Their outer fragments were (see ipv4.fragment.*).",
     ),
     "tunnel.bad_version": FindingInfo(
         _W, "tunnel header with an unknown version", "A Geneve header with version != 0."

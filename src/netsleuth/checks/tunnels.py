@@ -20,7 +20,7 @@ class PPTP:
     def observe(self, t: PacketTable) -> None:
         outer = t.tunnel == Tunnel.PPTP
         # PPTP inside another tunnel (e.g. 4in6): its GRE rides the inner IP layer.
-        inner = ~outer & (t.tunnel_inner == Tunnel.PPTP)
+        inner = ~outer & (t.tunnels >= 2) & (t.tunnel_inner == Tunnel.PPTP)
         for layer, hit in (("outer", outer), ("inner", inner)):
             if hit.any():
                 self.tally.add(f"{ID}|{layer}", t.frame[hit])
