@@ -8,12 +8,17 @@ ipfrag_time, 30 s, expires) and what RFC 791 section 3.2 / RFC 8200 section 4.5 
 from __future__ import annotations
 
 import random
+import shutil
+import subprocess
+from pathlib import Path
 
 import numpy as np
+import pytest
 from numpy.typing import NDArray
 
 from netsleuth import craft
 from netsleuth.capture import RecordBatch
+from netsleuth.capture.writer import write_pcap
 from netsleuth.checks.fragments import FragmentAudit, Frags
 from netsleuth.craft.l3 import MF
 from netsleuth.decode import decode
@@ -153,3 +158,37 @@ def test_vectorized_settling_agrees_with_the_tracker() -> None:
     for _ in range(150):
         frames = random_traffic(rng, rng.randrange(1, 12))
         assert audit(frames) == audit(frames, cls=TrackerOnly), frames
+
+
+@pytest.mark.skipif(shutil.which("tshark") is None, reason="tshark is not installed")
+def test_tshark_reassembles_the_reused_ids_as_separate_datagrams(tmp_path: Path) -> None:
+    # The independent oracle: Wireshark's reassembly completes each datagram where ours
+    # does (the frame that filled the last hole), with the whole length.
+    cases = {
+        "two": (
+            datagram(b"A" * 3000, ident=77) + datagram(b"B" * 3000, ident=77),
+            {3: 3000, 6: 3000},
+        ),
+        "four": (
+            [f for c in b"wxyz" for f in datagram(bytes([c]) * 5000, ident=5)],
+            {4: 5000, 8: 5000, 12: 5000, 16: 5000},
+        ),
+    }
+    for name, (frames, expected) in cases.items():
+        path = tmp_path / f"{name}.pcap"
+        with open(path, "wb") as fh:
+            write_pcap(fh, [(i * SEC // 4, f) for i, f in enumerate(frames)])
+        fields = ["-T", "fields", "-e", "frame.number", "-e", "ip.reassembled.length"]
+        out = subprocess.run(
+            ["tshark", "-o", "ip.defragment:TRUE", "-r", str(path), *fields],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
+        got = {
+            int(n): int(length)
+            for n, length in (line.split("\t")[:2] for line in out.splitlines())
+            if length
+        }
+        assert got == expected, name
+        assert audit(frames) == {}
