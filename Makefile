@@ -54,6 +54,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/bench.py $(BENCH_ARGS)
 	$(BIN)/python bench/drops_flood.py
 	$(BIN)/python bench/watch_overhead.py
+	$(BIN)/python bench/profile_overhead.py
 
 clean:
 	rm -rf $(VENV) build .bench .mypy_cache .ruff_cache .pytest_cache src/*.egg-info

@@ -23,7 +23,7 @@ from netsleuth.profile._perf import attr_layout
 from netsleuth.profile.causes import causes, judge
 from netsleuth.profile.contexts import context_of
 from netsleuth.profile.run import check_frequency, namer, refusal
-from netsleuth.profile.stacks import Key, per_cpu, symbolise
+from netsleuth.profile.stacks import Key, count, per_cpu, symbolise
 from netsleuth.profile.stacks import folded as fold
 
 # ---- perf_event_attr ------------------------------------------------------------------
@@ -160,6 +160,17 @@ def test_kernel_frames_and_user_mode_from_markers_and_misc() -> None:
     assert abi.user_mode(abi.Sample(1, 1, 0, 0, abi.CPUMODE_USER, ()))
     # cpumode unknown: the markers decide (user frames and no kernel frames).
     assert abi.user_mode(abi.Sample(1, 1, 0, 0, 0, (abi.CONTEXT_USER, 3)))
+
+
+def test_the_stack_table_stops_growing_with_new_tasks() -> None:
+    counts: Counter[Key] = Counter()
+    chain = (abi.CONTEXT_KERNEL, KADDR)
+    count([abi.Sample(pid, pid, 0, 0, 1, chain) for pid in range(1, 11)], counts, max_keys=4)
+    count([abi.Sample(0, 0, 0, 0, 1, chain), abi.Sample(2, 2, 0, 0, 1, chain)], counts, 4)
+    assert counts[(0, -1, -1, False, (KADDR,))] == 6  # pids 5-10 past the bound
+    assert counts[(0, 2, 2, False, (KADDR,))] == 2  # a task already counted keeps its key
+    assert counts[(0, 0, 0, False, (KADDR,))] == 1  # the idle task keeps pid 0
+    assert sum(counts.values()) == 12
 
 
 # ---- contexts ---------------------------------------------------------------------------

@@ -180,7 +180,10 @@ def sample(
         for r in rings:
             poller.register(r.fd, select.POLLIN)
         for r in rings:
-            fcntl.ioctl(r.fd, abi.PERF_EVENT_IOC_ENABLE, 0)
+            try:
+                fcntl.ioctl(r.fd, abi.PERF_EVENT_IOC_ENABLE, 0)
+            except OSError as err:
+                raise refusal(err, r.cpu) from None
         t0 = time.monotonic()
         if on_start is not None:
             on_start()

@@ -17,11 +17,18 @@ from netsleuth.profile.contexts import CONTEXTS, NET_RX, context_of
 
 Key = tuple[int, int, int, bool, tuple[int, ...]]  # cpu, pid, tid, user mode, kernel ips
 TOP = 15  # NET_RX functions kept per CPU
+# Distinct keys kept with their pid and tid. Past this, samples of tasks not yet seen count
+# under pid -1: a host spawning threads without end cannot grow the table beyond its
+# distinct kernel stacks.
+MAX_KEYS = 100_000
 
 
-def count(samples: Iterable[Sample], into: Counter[Key]) -> None:
+def count(samples: Iterable[Sample], into: Counter[Key], max_keys: int = MAX_KEYS) -> None:
     for s in samples:
-        into[(s.cpu, s.pid, s.tid, user_mode(s), kernel_frames(s.chain))] += 1
+        key = (s.cpu, s.pid, s.tid, user_mode(s), kernel_frames(s.chain))
+        if s.pid != 0 and len(into) >= max_keys and key not in into:
+            key = (s.cpu, -1, -1, key[3], key[4])
+        into[key] += 1
 
 
 @dataclass(frozen=True, slots=True)

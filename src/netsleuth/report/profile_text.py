@@ -16,7 +16,7 @@ from netsleuth.profile.stacks import CpuProfile
 from netsleuth.report.text import STYLE
 
 TOP_SHOWN = 10
-CALLERS_SHOWN = 4
+CALLERS_SHOWN = 2
 
 
 def context_table(p: Profile) -> Table:
