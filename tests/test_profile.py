@@ -390,7 +390,8 @@ def test_frequency_above_the_kernel_limit_is_refused(tmp_path: Path) -> None:
         check_frequency(2501, tmp_path)
 
 
-def test_cli_refuses_a_bad_cpu_list_with_exit_2() -> None:
-    result = CliRunner().invoke(main, ["profile", "--cpus", "zero"])
+@pytest.mark.parametrize("cpus", ["zero", "4096"])
+def test_cli_refuses_a_bad_or_offline_cpu_list_with_exit_2(cpus: str) -> None:
+    result = CliRunner().invoke(main, ["profile", "--cpus", cpus])
     assert result.exit_code == 2
     assert "--cpus" in result.output

@@ -801,11 +801,13 @@ def profile(
     fail_on: str | None,
 ) -> int:
     """Sample kernel stacks per CPU (perf_event_open): contexts, hot NET_RX functions, causes."""
-    from netsleuth.profile.run import auto_cpus, online_cpus, probe
+    from netsleuth.profile.run import auto_cpus, check_cpus, online_cpus, probe
     from netsleuth.profile.run import profile as run_profile
     from netsleuth.report.jsonout import document, dumps
 
     chosen = None if cpus == "auto" else _cpu_list(cpus, "--cpus")
+    if chosen:
+        check_cpus(chosen)
     probe(chosen[0] if chosen else online_cpus()[0])
     notes: list[str] = []
     if chosen is None:

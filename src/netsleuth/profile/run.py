@@ -221,6 +221,14 @@ def namer(syms: Kallsyms) -> Callable[[list[int]], dict[int, str]]:
     return names
 
 
+def check_cpus(cpus: tuple[int, ...]) -> None:
+    online = online_cpus()
+    missing = sorted(set(cpus) - set(online))
+    if missing:
+        listed = ", ".join(map(str, online))
+        raise InputError("--cpus", f"CPU {', '.join(map(str, missing))} not online ({listed})")
+
+
 def check_frequency(frequency: int, proc: Path = PROC) -> None:
     limit = _sysctl("perf_event_max_sample_rate", proc)
     if limit.isdigit() and frequency > int(limit):
@@ -241,10 +249,7 @@ def profile(
     notes = [] if notes is None else notes
     if not (PROC / "sys/kernel/perf_event_paranoid").exists():
         raise FacilityError("this kernel has no perf events (CONFIG_PERF_EVENTS is off)")
-    online = online_cpus()
-    missing = sorted(set(cpus) - set(online))
-    if missing:
-        raise InputError("--cpus", f"CPU {', '.join(map(str, missing))} not online ({online})")
+    check_cpus(cpus)
     check_frequency(frequency)
     counts, stats, seconds, signalled = sample(cpus, duration, frequency, on_start=on_start)
     if signalled:
