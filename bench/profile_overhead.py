@@ -42,7 +42,7 @@ def main() -> int:
     print(
         f"profile reader at {HZ} Hz on {len(cpus)} CPUs: {used * 1000:.1f} ms of CPU over "
         f"{seconds:.1f} s = {100 * share:.2f}% of one CPU (<= 1%: {verdict}); {n:,} samples, "
-        f"{len(counts):,} distinct stacks, {stats.lost} lost"
+        f"{len(counts):,} distinct stacks, {stats.lost} lost, {stats.malformed} malformed"
     )
     t0 = time.monotonic()
     proc = subprocess.Popen(

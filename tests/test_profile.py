@@ -362,6 +362,19 @@ def test_unresolved_addresses_stay_hex_and_folded_lines_are_root_first() -> None
     assert rx == "[cpu2];[net_rx];" + ";".join(reversed(RX_BASE)) + " 3"
 
 
+def test_hidden_kernel_addresses_leave_hex_names_and_coarse_contexts() -> None:
+    # kptr_restrict (or no CAP_SYSLOG): kallsyms lists every symbol at address zero.
+    syms = Kallsyms.from_text("0000000000000000 t net_rx_action\n0000000000000000 T do_idle")
+    assert syms.restricted
+    ip = KADDR + 0x42
+    counts: Counter[Key] = Counter({(0, 9, 9, False, (ip,)): 2, (0, 0, 0, False, (ip,)): 1})
+    stacks = symbolise(counts, namer(syms))
+    assert {(s.context, s.frames) for s in stacks} == {
+        ("kernel", (f"0x{ip:x}",)),
+        ("idle", (f"0x{ip:x}",)),
+    }
+
+
 def test_causes_table_cites_sources_and_known_issues() -> None:
     table = causes()
     assert len({c.id for c in table}) == len(table) >= 6
