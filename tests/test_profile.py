@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
+from netsleuth.checks.catalogue import catalogue_finding
 from netsleuth.cli import main
 from netsleuth.drops.symbols import Kallsyms
 from netsleuth.errors import InputError
@@ -22,7 +23,7 @@ from netsleuth.profile import abi
 from netsleuth.profile._perf import attr_layout
 from netsleuth.profile.causes import causes, judge
 from netsleuth.profile.contexts import context_of
-from netsleuth.profile.run import check_frequency, namer, refusal
+from netsleuth.profile.run import check_frequency, hotspot_cpus, namer, refusal
 from netsleuth.profile.stacks import Key, count, per_cpu, symbolise
 from netsleuth.profile.stacks import folded as fold
 
@@ -382,6 +383,15 @@ def test_causes_table_cites_sources_and_known_issues() -> None:
     for c in table:
         assert c.source and c.next and c.explanation and (c.functions or c.prefixes)
         assert set(c.refs) <= set(issues), c.id
+
+
+def test_auto_cpus_are_the_ones_doctors_hotspot_rule_names() -> None:
+    hot = [
+        catalogue_finding("host.softirq_hotspot", 1, evidence={"cpu": 3}),
+        catalogue_finding("host.rps_imbalance", 1, evidence={"cpu": 1}),
+    ]
+    assert hotspot_cpus(hot) == (3,)
+    assert hotspot_cpus(hot[1:]) == ()
 
 
 # ---- errors -----------------------------------------------------------------------------
