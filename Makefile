@@ -13,7 +13,8 @@ $(BIN)/python:
 
 $(STAMP): $(BIN)/python pyproject.toml setup.py src/netsleuth/capture/_framing.c src/netsleuth/sources/_ringbuf.c src/netsleuth/decode/_prefix.c \
 		src/netsleuth/steering/_fields.c src/netsleuth/steering/_mix64.c \
-		src/netsleuth/steering/_tally.c src/netsleuth/steering/_toeplitz.c
+		src/netsleuth/steering/_tally.c src/netsleuth/steering/_toeplitz.c \
+		src/netsleuth/profile/_perf.c
 	$(BIN)/python -m pip install --quiet -e '.[test]'
 	touch $(STAMP)
 
@@ -53,6 +54,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/bench.py $(BENCH_ARGS)
 	$(BIN)/python bench/drops_flood.py
 	$(BIN)/python bench/watch_overhead.py
+	$(BIN)/python bench/profile_overhead.py
 
 clean:
 	rm -rf $(VENV) build .bench .mypy_cache .ruff_cache .pytest_cache src/*.egg-info

@@ -1,6 +1,7 @@
 """Build the compiled helpers: the sequential walks over pcap/pcapng records and over ftrace
 ring-buffer pages, the one-pass decode of the common Ethernet/IP/TCP|UDP prefix, and steer's
-flow fields, RSS and row hashes and per-key tally.
+flow fields, RSS and row hashes and per-key tally; profile's perf_event_open and ring
+control-page atomics.
 
 Everything else is NumPy; the comment at the top of each .c file says why its loop is in C.
 """
@@ -26,5 +27,6 @@ setup(
         _ext("netsleuth.steering._tally"),
         _ext("netsleuth.steering._toeplitz"),
         _ext("netsleuth.sources._ringbuf"),
+        _ext("netsleuth.profile._perf"),
     ]
 )

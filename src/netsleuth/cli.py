@@ -250,13 +250,13 @@ def rss_hash(
     return 0
 
 
-def _cpu_list(text: str) -> tuple[int, ...]:
+def _cpu_list(text: str, option: str = "--rps-cpus") -> tuple[int, ...]:
     """'0-3,8' -> (0, 1, 2, 3, 8), as /sys rps_cpus and taskset lists are written."""
     out: list[int] = []
     for part in text.split(","):
         lo, _, hi = part.strip().partition("-")
         if not lo.isdigit() or (hi and not hi.isdigit()):
-            raise InputError("--rps-cpus", f"{text!r} is not a CPU list like 0-3,8")
+            raise InputError(option, f"{text!r} is not a CPU list like 0-3,8")
         out.extend(range(int(lo), int(hi or lo) + 1))
     return tuple(sorted(set(out)))
 
@@ -595,6 +595,16 @@ def drops(
 )
 @click.option("--samples", type=click.IntRange(1, 3600), default=3, show_default=True)
 @click.option("--interval", type=click.FloatRange(0.1, 3600), default=1.0, show_default=True)
+@click.option(
+    "--profile",
+    "with_profile",
+    is_flag=True,
+    help="Live only: when a CPU is a softirq hotspot, sample its kernel stacks too "
+    "(as `netsleuth profile`; root or CAP_PERFMON).",
+)
+@click.option(
+    "--profile-duration", type=click.FloatRange(0.5, 3600), default=5.0, show_default=True
+)
 @FORMAT
 @FAIL_ON
 @guarded
@@ -604,6 +614,8 @@ def doctor(
     root: str | None,
     samples: int,
     interval: float,
+    with_profile: bool,
+    profile_duration: float,
     fmt: str,
     fail_on: str | None,
 ) -> int:
@@ -614,6 +626,12 @@ def doctor(
 
     if bundle and root:
         raise InputError("--bundle", "give --bundle or --root, not both")
+    if with_profile and (bundle or root or samples < 2):
+        raise InputError("--profile", "profiles a live host: no --bundle/--root, --samples >= 2")
+    if with_profile:
+        from netsleuth.profile.run import online_cpus, probe
+
+        probe(online_cpus()[0])  # exit 3 now, not after sampling, if perf is not permitted
     if bundle:
         d = doc.doctor_bundle(Path(bundle))
     elif root:
@@ -622,10 +640,38 @@ def doctor(
         if samples >= 2 and fmt == "text" and sys.stderr.isatty():
             click.echo(f"sampling {samples} times, {interval:g} s apart...", err=True)
         d = doc.doctor_live(samples, interval)
+    if with_profile:
+        return _doctor_profile(d, profile_duration, fmt, fail_on)
     return _doctor_output(d, fmt, fail_on)
 
 
-def _doctor_output(d: Any, fmt: str, fail_on: str | None) -> int:
+def _doctor_profile(d: Any, seconds: float, fmt: str, fail_on: str | None) -> int:
+    """doctor --profile: the diagnosis, then the hotspot CPUs' kernel stacks (if any)."""
+    from netsleuth.profile.run import hotspot_cpus
+    from netsleuth.profile.run import profile as run_profile
+
+    cpus = hotspot_cpus(d.findings)
+    prof = run_profile(cpus, seconds, 99) if cpus else None
+    if prof is not None:
+        d.findings.extend(prof.findings)
+    if fmt == "json":
+        extra = {"profile": None if prof is None else {**prof.to_json(), "notes": prof.notes}}
+        return _doctor_output(d, fmt, fail_on, extra)
+    code = _doctor_output(d, fmt, fail_on)
+    console = stdout_console()
+    if prof is None:
+        console.print("\nprofile: no softirq hotspot, no profile taken", highlight=False)
+    else:
+        from netsleuth.report.profile_text import render_profile
+
+        console.print()
+        render_profile(console, prof)
+    return code
+
+
+def _doctor_output(
+    d: Any, fmt: str, fail_on: str | None, extra: dict[str, Any] | None = None
+) -> int:
     from netsleuth.report.jsonout import document, dumps
 
     if fmt == "json":
@@ -643,6 +689,7 @@ def _doctor_output(d: Any, fmt: str, fail_on: str | None) -> int:
                     cpus=last.cpus,
                     rates=rates_json(d.rates),
                     notes=d.notes,
+                    **(extra or {}),
                 )
             )
         )
@@ -709,3 +756,73 @@ def watch(*, interval: float, count: int | None) -> int:
         if live is not None:
             live.stop()
     return 0
+
+
+@main.command()
+@click.option(
+    "--cpus",
+    default="auto",
+    show_default=True,
+    help="auto (the CPUs doctor's softirq-hotspot rule flags over 1 s, else all) or a list "
+    "like 0-3,8.",
+)
+@click.option(
+    "--duration",
+    type=click.FloatRange(0),
+    default=10.0,
+    show_default=True,
+    help="Seconds to sample; 0 samples until Ctrl-C (SIGINT) or SIGTERM.",
+)
+@click.option(
+    "--frequency",
+    type=click.IntRange(1, 100000),
+    default=99,
+    show_default=True,
+    help="Samples a second on each CPU (99, not 100: out of step with periodic timers).",
+)
+@click.option(
+    "--folded",
+    "folded_path",
+    type=click.Path(dir_okay=False),
+    default=None,
+    metavar="FILE",
+    help="Also write the stacks in folded form (flamegraph.pl, speedscope).",
+)
+@FORMAT
+@FAIL_ON
+@guarded
+def profile(
+    *,
+    cpus: str,
+    duration: float,
+    frequency: int,
+    folded_path: str | None,
+    fmt: str,
+    fail_on: str | None,
+) -> int:
+    """Sample kernel stacks per CPU (perf_event_open): contexts, hot NET_RX functions, causes."""
+    from netsleuth.profile.run import auto_cpus, check_cpus, online_cpus, probe
+    from netsleuth.profile.run import profile as run_profile
+    from netsleuth.report.jsonout import document, dumps
+
+    chosen = None if cpus == "auto" else _cpu_list(cpus, "--cpus")
+    if chosen:
+        check_cpus(chosen)
+    probe(chosen[0] if chosen else online_cpus()[0])
+    notes: list[str] = []
+    if chosen is None:
+        chosen = auto_cpus(notes)
+    prof = run_profile(chosen, duration or None, frequency, notes=notes)
+    if folded_path:
+        try:
+            with open(folded_path, "w") as fh:
+                fh.writelines(line + "\n" for line in prof.folded())
+        except OSError as err:
+            raise InputError(folded_path, f"cannot write folded stacks: {err.strerror}") from None
+    if fmt == "json":
+        click.echo(dumps(document("profile", prof.findings, **prof.to_json(), notes=prof.notes)))
+    else:
+        from netsleuth.report.profile_text import render_profile
+
+        render_profile(stdout_console(), prof)
+    return fail_exit(prof.findings, fail_on)

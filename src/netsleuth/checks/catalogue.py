@@ -510,6 +510,21 @@ CATALOGUE: dict[str, FindingInfo] = {
         "function and offset are where to read the kernel source. Groups with a known cause "
         "carry their own explanation and severity (info when harmless).",
     ),
+    "profile.softirq_saturated": FindingInfo(
+        _W,
+        "a CPU spends most of its time in softirq",
+        "Kernel stacks sampled on this CPU (perf_event_open, cpu-clock) are in softirq at "
+        "least half of the time, mostly NET_RX: the receive path is this CPU's bottleneck "
+        "(incident 3). The hot functions below say what it does; `netsleuth doctor` says "
+        "how the load gets there (queue IRQs, RSS, RPS).",
+    ),
+    "profile.hot_function": FindingInfo(
+        _W,
+        "a known costly kernel function dominates the receive softirq",
+        "A function of the causes table (src/netsleuth/data/profile_causes.json) is on the "
+        "stack of at least 20% of a CPU's NET_RX samples. Each cause carries its own "
+        "explanation, severity, next step and source.",
+    ),
     "decode.too_deep": FindingInfo(
         _W,
         "more headers than any real packet has",
