@@ -709,3 +709,61 @@ def watch(*, interval: float, count: int | None) -> int:
         if live is not None:
             live.stop()
     return 0
+
+
+@main.command()
+@click.option("--db", "db_path", required=True, type=click.Path(dir_okay=False), metavar="FILE")
+@click.option("--interval", type=click.FloatRange(0.1, 3600), default=1.0, show_default=True)
+@click.option(
+    "--duration", type=click.FloatRange(0), default=None, help="Seconds (default: until Ctrl-C)."
+)
+@click.option("--drops", is_flag=True, help="Also trace kernel drops (root) and store groups.")
+@click.option("--retain", default=None, metavar="AGE", help="Expire samples older (e.g. 7d).")
+@click.option(
+    "--root",
+    type=click.Path(file_okay=False, exists=True),
+    default=None,
+    help="Read the counters under this directory instead of the live host.",
+)
+@guarded
+def record(
+    *,
+    db_path: str,
+    interval: float,
+    duration: float | None,
+    drops: bool,
+    retain: str | None,
+    root: str | None,
+) -> int:
+    """Record per-interval receive-path rates, findings and drops into SQLite (WAL)."""
+    import time
+    from pathlib import Path
+
+    from netsleuth.record.run import Committed, parse_retain
+    from netsleuth.record.run import record as run_record
+
+    try:
+        keep = parse_retain(retain) if retain else None
+    except ValueError as err:
+        raise InputError("--retain", str(err)) from None
+    if drops and os.geteuid() != 0:
+        from netsleuth.errors import FacilityError
+
+        raise FacilityError("record --drops needs root (a tracefs instance): run it with sudo")
+
+    def committed(c: Committed) -> None:
+        ids = ", ".join(sorted({f.id for f in c.findings})) or "no findings"
+        stamp = time.strftime("%H:%M:%S", time.localtime(c.t))
+        click.echo(f"sample {c.number} at {stamp}: {ids}")
+
+    n = run_record(
+        Path(db_path),
+        interval=interval,
+        duration=duration or None,
+        drops=drops,
+        retain=keep,
+        root=Path(root) if root else None,
+        on_commit=committed,
+    )
+    click.echo(f"recorded {n} sample(s) to {db_path}", err=True)
+    return 0
