@@ -4,15 +4,21 @@ exporter scrape costs on this host and on that fixture (median of repeated colle
 from __future__ import annotations
 
 import random
+import statistics
 import tempfile
+import time
+from collections.abc import Callable
 from pathlib import Path
 
+from prometheus_client import CollectorRegistry, generate_latest
+
+from netsleuth.exporter.collector import HostCollector
 from netsleuth.host.doctor_rules import rate_findings
 from netsleuth.host.rates import Rates, rates
 from netsleuth.host.sample import parse_sample
 from netsleuth.record.schema import open_db
 from netsleuth.record.store import Writer
-from netsleuth.sources.hostfs import read_snapshot
+from netsleuth.sources.hostfs import Snapshot, read_live, read_snapshot
 
 HOST128 = Path(__file__).parent.parent / "tests" / "fixtures" / "host128"
 
@@ -50,7 +56,32 @@ def bytes_per_sample(n: int = 600, *, worst: bool = False) -> float:
         return path.stat().st_size / n
 
 
+def scrape_cost(read: Callable[[], Snapshot], runs: int = 30) -> tuple[float, float]:
+    """Median wall and CPU seconds of one scrape (collect + text exposition)."""
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(HostCollector(read))
+    generate_latest(registry)  # the first scrape has no previous sample to judge against
+    wall, cpu = [], []
+    for _ in range(runs):
+        w, c = time.perf_counter(), time.thread_time()
+        generate_latest(registry)
+        wall.append(time.perf_counter() - w)
+        cpu.append(time.thread_time() - c)
+    return statistics.median(wall), statistics.median(cpu)
+
+
 def main() -> int:
+    for name, read in (
+        ("this host (live)", read_live),
+        ("128-CPU fixture", lambda: read_snapshot(HOST128 / "t1")),
+    ):
+        wall, cpu = scrape_cost(read)
+        share = cpu / 15
+        print(
+            f"exporter scrape, {name}: {wall * 1000:.1f} ms wall, {cpu * 1000:.1f} ms CPU "
+            f"= {100 * share:.2f}% of a CPU at a 15 s interval (< 20 ms and < 1%: "
+            f"{'met' if wall < 0.02 and share < 0.01 else 'NOT met'})"
+        )
     for worst in (False, True):
         per = bytes_per_sample(worst=worst)
         day = per * 86400 / 1e9

@@ -767,3 +767,47 @@ def record(
     )
     click.echo(f"recorded {n} sample(s) to {db_path}", err=True)
     return 0
+
+
+@main.command()
+@click.option(
+    "--listen",
+    default="127.0.0.1:9797",
+    show_default=True,
+    metavar="HOST:PORT",
+    help="Address to serve /metrics on (loopback unless you say otherwise).",
+)
+@click.option("--drops", is_flag=True, help="Also count kernel drops (root; kfree_skb).")
+@click.option(
+    "--root",
+    type=click.Path(file_okay=False, exists=True),
+    default=None,
+    help="Read the counters under this directory instead of the live host.",
+)
+@guarded
+def exporter(*, listen: str, drops: bool, root: str | None) -> int:
+    """Serve the receive path's counters and active findings to Prometheus."""
+    from pathlib import Path
+
+    from netsleuth.exporter.run import is_loopback, parse_listen, serve
+
+    try:
+        address = parse_listen(listen)
+    except ValueError as err:
+        raise InputError("--listen", str(err)) from None
+    if drops and os.geteuid() != 0:
+        from netsleuth.errors import FacilityError
+
+        raise FacilityError("exporter --drops needs root (a tracefs instance): run it with sudo")
+    if not is_loopback(address[0]):
+        click.echo(
+            f"netsleuth: serving on {address[0]}, not loopback: anyone who reaches it can read "
+            "this host's counters",
+            err=True,
+        )
+
+    def ready(url: str) -> None:
+        click.echo(f"serving {url}", err=True)
+
+    serve(address, drops=drops, root=Path(root) if root else None, on_ready=ready)
+    return 0
