@@ -31,6 +31,14 @@ FAIL_ON = click.option(
     default=None,
     help="Exit 1 when a finding at or above this severity exists.",
 )
+HTML_REPORT = click.option(
+    "--html",
+    "html_path",
+    type=click.Path(dir_okay=False),
+    default=None,
+    metavar="FILE.html",
+    help="Also write a self-contained HTML report (opens offline).",
+)
 
 
 def fail_exit(findings: list[Finding], fail_on: str | None) -> int:
@@ -116,6 +124,7 @@ def main() -> None:
     show_default=True,
     help="With --export: also write N packets before and after each one.",
 )
+@HTML_REPORT
 @guarded
 def scan(
     *,
@@ -127,6 +136,7 @@ def scan(
     min_severity: str,
     export_path: str | None,
     context: int,
+    html_path: str | None,
 ) -> int:
     """Decode every packet of CAPTURES (pcap, pcapng, gzip; - for stdin) and report findings.
 
@@ -148,6 +158,8 @@ def scan(
         from netsleuth.report.export import export_evidence
 
         exported = export_evidence(result.inputs, result.findings, export_path, context=context)
+    if html_path:
+        _write_html(html_path, "netsleuth scan", lambda page, h: h.add_scan(page, result, "scan"))
     if fmt == "json":
         doc = scan_document(result)
         if exported is not None:
@@ -172,12 +184,20 @@ def scan(
     default=None,
     help="Write the incident captures to this folder and keep them.",
 )
+@click.option(
+    "--html",
+    "html_path",
+    type=click.Path(dir_okay=False),
+    default=None,
+    metavar="FILE.html",
+    help="Where to write the demo's report [default: netsleuth-demo.html in --keep or here].",
+)
 @guarded
-def demo(fmt: str, keep: str | None) -> int:
+def demo(fmt: str, keep: str | None, html_path: str | None) -> int:
     """Build the three incident captures and scan them."""
     from netsleuth.demo import run_demo
 
-    return run_demo(stdout_console(), fmt, keep)
+    return run_demo(stdout_console(), fmt, keep, html_path)
 
 
 class _Progress:
@@ -318,6 +338,7 @@ def _kernel(text: str | None) -> tuple[int, int]:
     help="Read DEV's RX rings, RSS key, indirection table and hashed fields (SIOCETHTOOL) "
     "instead of --queues/--key/--l4.",
 )
+@HTML_REPORT
 @guarded
 def steer(
     *,
@@ -334,6 +355,7 @@ def steer(
     seed: int,
     from_host: str | None,
     compare: bool,
+    html_path: str | None,
 ) -> int:
     """Predict per-queue (RSS) and per-CPU (RPS) receive load for CAPTURES and explain it."""
     from netsleuth.report.jsonout import document, dumps
@@ -372,6 +394,10 @@ def steer(
         result = run_steer(list(captures), nic, rps)
     for failed in (i for i in result.inputs if i.error):
         click.echo(f"netsleuth: {failed.error}", err=True)
+    if html_path:
+        _write_html(
+            html_path, "netsleuth steer", lambda page, h: h.add_steer(page, result, "steer")
+        )
     if fmt == "json":
         extra: dict[str, Any] = {
             "inputs": [i.to_json() for i in result.inputs],
@@ -810,4 +836,46 @@ def exporter(*, listen: str, drops: bool, root: str | None) -> int:
         click.echo(f"serving {url}", err=True)
 
     serve(address, drops=drops, root=Path(root) if root else None, on_ready=ready)
+    return 0
+
+
+def _write_html(path: str, title: str, fill: Callable[[Any, Any], None]) -> None:
+    """Build a page with `fill(page, html_module)` and write it; one stderr line says where."""
+    from netsleuth.report import html
+
+    page = html.Page(title)
+    fill(page, html)
+    _write_page(page, path, "")
+
+
+def _write_page(page: Any, path: str, what: str) -> None:
+    from pathlib import Path
+
+    try:
+        size = page.write(Path(path))
+    except OSError as err:
+        raise InputError(path, f"cannot write the report: {err.strerror}") from None
+    click.echo(f"wrote {path} ({size / 1e6:.2f} MB{what})", err=True)
+
+
+@main.command()
+@click.option("--db", "db_path", required=True, type=click.Path(dir_okay=False), metavar="FILE")
+@click.option("-o", "--output", required=True, type=click.Path(dir_okay=False), metavar="FILE.html")
+@guarded
+def report(*, db_path: str, output: str) -> int:
+    """Write a self-contained HTML report of a `record` database."""
+    from pathlib import Path
+
+    from netsleuth.record.schema import open_db
+    from netsleuth.record.store import read
+    from netsleuth.report.html import record_page
+
+    db = open_db(Path(db_path), create=False)
+    try:
+        rec = read(db)
+    finally:
+        db.close()
+    if not rec.times:
+        raise InputError(db_path, "holds no samples yet")
+    _write_page(record_page(rec, db_path), output, f", {len(rec.times)} samples")
     return 0

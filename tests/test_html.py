@@ -1,0 +1,247 @@
+"""HTML reports drawn by a real browser: headless Chromium loads each report from disk (no
+network), runs its script, and the DOM it dumps holds the charts: one heatmap cell per CPU
+and second, the series, the bars; the screenshots are not blank. Set NETSLEUTH_SCREENSHOTS=1
+to refresh docs/report-*.png from these runs."""
+
+from __future__ import annotations
+
+import copy
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from netsleuth.capture.writer import write_pcap
+from netsleuth.craft import incidents
+from netsleuth.host.doctor_rules import rate_findings
+from netsleuth.host.rates import rates
+from netsleuth.host.sample import parse_sample
+from netsleuth.model import Finding
+from netsleuth.record.schema import CPU_COLUMNS, open_db
+from netsleuth.record.store import DropRow, Recording, Writer
+from netsleuth.report.html import MAX_BYTES, MAX_COLUMNS, Page, record_page
+from netsleuth.sources.hostfs import read_snapshot
+from tests.pngread import read_png
+
+REPO = Path(__file__).parent.parent
+HOST128 = REPO / "tests" / "fixtures" / "host128"
+NETSLEUTH = str(Path(sys.executable).with_name("netsleuth"))
+CHROMIUM = shutil.which("chromium")
+SECONDS = 20
+needs_chromium = pytest.mark.skipif(
+    CHROMIUM is None, reason="Debian's chromium is not installed (make system-deps installs it)"
+)
+FLAGS = (
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+)
+
+
+def chromium(tmp: Path, url: str, *args: str) -> str:
+    assert CHROMIUM is not None
+    profile = tmp / f"profile-{len(list(tmp.glob('profile-*')))}"
+    out = subprocess.run(
+        [CHROMIUM, *FLAGS, f"--user-data-dir={profile}", *args, url],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=90,
+    )
+    assert out.returncode == 0, out.stderr[-2000:]
+    return out.stdout
+
+
+def dom(tmp: Path, page: Path, fragment: str = "") -> str:
+    return chromium(tmp, page.as_uri() + fragment, "--dump-dom")
+
+
+def screenshot(tmp: Path, page: Path, name: str, height: int = 2200) -> None:
+    """Take it, check it is not blank, keep it in docs/ when asked to."""
+    png = tmp / f"{name}.png"
+    chromium(tmp, page.as_uri(), f"--screenshot={png}", f"--window-size=1280,{height}")
+    width, h, bpp, rows = read_png(png.read_bytes())
+    assert (width, h) == (1280, height)
+    colours: set[bytes] = set()
+    inked = 0
+    for row in rows[::8]:
+        for x in range(0, width * bpp, 8 * bpp):
+            px = bytes(row[x : x + 3])
+            colours.add(px)
+            inked += px != b"\xff\xff\xff"
+    assert len(colours) > 20 and inked > 0.05 * (h // 8) * (width // 8), (len(colours), inked)
+    if os.environ.get("NETSLEUTH_SCREENSHOTS") == "1":
+        shutil.copy(png, REPO / "docs" / f"{name}.png")
+
+
+def elements(html: str, cls: str) -> list[str]:
+    return re.findall(rf'<(?:rect|polyline)[^>]*class="{cls}"[^>]*>', html)
+
+
+def recording(path: Path) -> tuple[list[Finding], float]:
+    """SECONDS samples of the 128-CPU fixture, NET_RX scaled per second, findings in 5-11."""
+    a = parse_sample(read_snapshot(HOST128 / "t0"), 0.0)
+    b = parse_sample(read_snapshot(HOST128 / "t1"), 1.0)
+    base = rates(a, b)
+    found = rate_findings(base, b)
+    w = Writer(open_db(path, create=True))
+    w.meta(host="host128", interval="1", kernel="6.18.44")
+    for i in range(SECONDS):
+        r = copy.deepcopy(base)
+        for c in r.net_rx:
+            r.net_rx[c] *= 1 + (i % 5) / 4
+        drops = [DropRow("udp_queue_rcv_one_skb", "NO_SOCKET", 0x800, 10 * i)]
+        w.add(1000.0 + i, r, found if 5 <= i < 12 else [], drops)
+    w.db.close()
+    return found, base.net_rx[0]
+
+
+@needs_chromium
+def test_record_report_draws_every_cpu_second(tmp_path: Path) -> None:
+    db, out = tmp_path / "r.sqlite", tmp_path / "report.html"
+    found, net_rx0 = recording(db)
+    res = subprocess.run(
+        [NETSLEUTH, "report", "--db", str(db), "-o", str(out)],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=60,
+    )
+    assert res.returncode == 0, res.stderr
+    text = out.read_text()
+    assert len(text.encode()) < MAX_BYTES
+    assert not re.search(r"<(?:script|link|img)[^>]+(?:src|href)=", text)  # nothing fetched
+    html = dom(tmp_path, out)
+    cells = elements(html, "cell")
+    assert len(cells) == 128 * SECONDS
+    # Hover reads these: CPU 0 at second 3 ran 1.75x the fixture's NET_RX rate.
+    cell = next(c for c in cells if 'data-cpu="0"' in c and 'data-t="3"' in c)
+    assert f'data-v="{net_rx0 * 1.75:g}"' in cell
+    assert len(elements(html, "series")) == 2 + 32 + 1  # softnet, 32 queues, one drop group
+    spans = re.findall(r'<rect[^>]*class="span warning"', html)
+    assert len(spans) == len({f.id for f in found})
+    # Zoom to seconds 5-9: the heatmap redraws 5 columns.
+    assert len(elements(dom(tmp_path, out, "#t=5-9"), "cell")) == 128 * 5
+    screenshot(tmp_path, out, "report-record")
+
+
+@needs_chromium
+def test_scan_and_steer_html(tmp_path: Path) -> None:
+    cap = tmp_path / "pptp.pcap"
+    with open(cap, "wb") as fh:
+        write_pcap(fh, incidents.incident3_pptp())
+    scan_html, steer_html = tmp_path / "scan.html", tmp_path / "steer.html"
+    res = subprocess.run(
+        [NETSLEUTH, "scan", str(cap), "--format", "json", "--html", str(scan_html)],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=60,
+    )
+    assert res.returncode == 0, res.stderr
+    summary = json.loads(res.stdout)["summary"]
+    bars = elements(dom(tmp_path, scan_html), "bar")
+    kinds = [k for key in ("link", "l3", "tunnels") for k in summary[key]]
+    assert [re.search(r'data-label="([^"]*)"', b).group(1) for b in bars] == kinds  # type: ignore[union-attr]
+    screenshot(tmp_path, scan_html, "report-scan", 900)
+    res = subprocess.run(
+        [
+            NETSLEUTH,
+            "steer",
+            str(cap),
+            "--queues",
+            "8",
+            "--rps-cpus",
+            "0-7",
+            "--kernel",
+            "4.9",
+            "--format",
+            "json",
+            "--html",
+            str(steer_html),
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=60,
+    )
+    assert res.returncode == 0, res.stderr
+    doc = json.loads(res.stdout)
+    html = dom(tmp_path, steer_html)
+    values = [int(re.search(r'data-v="(\d+)"', b).group(1)) for b in elements(html, "bar")]  # type: ignore[union-attr]
+    queues = [q["packets"] for q in doc["rss"]["queues"]]
+    cpus = [c["packets"] for c in doc["rps"]["cpus"]]
+    assert values[:16] == queues + cpus and len(values) == 16 + 1  # + the pptp kind bar
+    screenshot(tmp_path, steer_html, "report-steer", 900)
+
+
+def test_input_text_cannot_break_out_of_the_page() -> None:
+    evil = "</script><img src=x onerror=alert(1)>"
+    page = Page(evil)
+    page.findings(
+        [{"id": evil, "severity": "warning", "count": 1, "summary": evil, "evidence": {"x": evil}}]
+    )
+    page.chart({"kind": "bars", "labels": [evil], "values": [1], "unit": evil})
+    text = page.render()
+    assert "<img" not in text and text.count("</script>") == 2
+
+
+def test_a_day_of_a_128_cpu_host_stays_under_5_mb() -> None:
+    n = 86400
+    rng = np.random.default_rng(1)
+    cpu = {c: rng.random((n, 128)) * 1e5 for c in CPU_COLUMNS}
+    rec = Recording(
+        times=[float(t) for t in range(n)],
+        cpus=list(range(128)),
+        cpu=cpu,
+        queues={f"eth0 rx-{q}": list(rng.random(n) * 1e5) for q in range(32)},
+        findings=[
+            {
+                "id": "host.softirq_hotspot",
+                "severity": "warning",
+                "first": 10.0,
+                "last": 4000.0,
+                "samples": 3991,
+                "summary": "hot",
+                "evidence": {},
+            }
+        ],
+        drops=[],
+        meta={"interval": "1"},
+    )
+    page = record_page(rec, "synthetic")
+    heat = next(s for s in page.data.values() if s["kind"] == "heatmap")
+    assert len(heat["times"]) <= MAX_COLUMNS and len(heat["values"]) == 128
+    # Each column is the maximum of its bucket: a one-second spike stays visible.
+    assert heat["values"][0][0] == round(float(cpu["net_rx"][:96, 0].max()), 1)
+    assert len(page.render().encode()) < MAX_BYTES
+
+
+def test_report_of_a_missing_database_exits_2(tmp_path: Path) -> None:
+    res = subprocess.run(
+        [
+            NETSLEUTH,
+            "report",
+            "--db",
+            str(tmp_path / "none.sqlite"),
+            "-o",
+            str(tmp_path / "x.html"),
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=60,
+    )
+    assert res.returncode == 2
+    assert res.stderr.strip() == f"netsleuth: {tmp_path / 'none.sqlite'}: no such record database"
