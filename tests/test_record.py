@@ -18,7 +18,7 @@ from netsleuth.errors import InputError
 from netsleuth.host.doctor_rules import rate_findings
 from netsleuth.host.rates import Rates, rates
 from netsleuth.host.sample import Sample, parse_sample
-from netsleuth.record.run import parse_retain
+from netsleuth.record.run import Recorder, parse_retain
 from netsleuth.record.schema import VERSION, open_db
 from netsleuth.record.store import Writer, read
 from netsleuth.sources.hostfs import read_snapshot
@@ -198,3 +198,32 @@ def _has_schema(path: Path) -> bool:
         )
     finally:
         conn.close()
+
+
+def test_sigterm_ends_a_record_cleanly(tmp_path: Path) -> None:
+    db = tmp_path / "r.sqlite"
+    proc = subprocess.Popen(
+        [NETSLEUTH, "record", "--db", str(db), "--interval", "0.1"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    assert proc.stdout is not None
+    for _ in range(2):
+        assert proc.stdout.readline().startswith("sample ")
+    proc.send_signal(signal.SIGTERM)
+    out, err = proc.communicate(timeout=10)
+    assert proc.returncode == 0, err
+    n = 2 + out.count("sample ")
+    assert err.strip() == f"recorded {n} sample(s) to {db}"
+    assert len(read(open_db(db, create=False)).times) == n
+
+
+def test_a_clock_stepping_back_skips_one_interval(tmp_path: Path) -> None:
+    w = Writer(open_db(tmp_path / "r.sqlite", create=True))
+    future = parse_sample(read_snapshot(HOST128 / "t0"), time.time() + 3600)
+    rec = Recorder(w, lambda: read_snapshot(HOST128 / "t1"), None, None, future)
+    rec.step([], [])  # now < the previous sample's time: no rate, nothing stored
+    assert (rec.n, read(w.db).times) == (0, [])
+    rec.step([], [])
+    assert rec.n == 1 and len(read(w.db).times) == 1

@@ -55,6 +55,9 @@ class Recorder:
 
     def step(self, drops: list[DropRow], drop_findings: list[Finding]) -> None:
         cur = parse_sample(self.read(), time.time())
+        if cur.time <= self.prev.time:
+            self.prev = cur  # the wall clock stepped back: no rate for this interval
+            return
         r = rates(self.prev, cur)
         findings = rate_findings(r, cur) + drop_findings
         self.writer.add(cur.time, r, findings, drops)

@@ -118,6 +118,8 @@ def open_db(path: Path, *, create: bool) -> sqlite3.Connection:
             migrate(db, str(path))
         elif _version(db) != VERSION:
             raise InputError(str(path), f"record schema {_version(db)}, expected {VERSION}")
+    except sqlite3.OperationalError as err:
+        raise InputError(str(path), f"cannot open the database ({err})") from None
     except sqlite3.DatabaseError as err:
         raise InputError(str(path), f"not a record database ({err})") from None
     return db
