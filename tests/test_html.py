@@ -102,7 +102,7 @@ def recording(path: Path) -> tuple[list[Finding], float]:
         for c in r.net_rx:
             r.net_rx[c] *= 1 + (i % 5) / 4
         drops = [DropRow("udp_queue_rcv_one_skb", "NO_SOCKET", 0x800, 10 * i)]
-        w.add(1000.0 + i, r, found if 5 <= i < 12 else [], drops)
+        w.add(1_796_040_000.0 + i, r, found if 5 <= i < 12 else [], drops)
     w.db.close()
     return found, base.net_rx[0]
 
@@ -123,16 +123,22 @@ def test_record_report_draws_every_cpu_second(tmp_path: Path) -> None:
     assert len(text.encode()) < MAX_BYTES
     assert not re.search(r"<(?:script|link|img)[^>]+(?:src|href)=", text)  # nothing fetched
     html = dom(tmp_path, out)
-    cells = elements(html, "cell")
+    cells = [c for c in elements(html, "cell") if 'data-m="net_rx"' in c]
     assert len(cells) == 128 * SECONDS
-    # Hover reads these: CPU 0 at second 3 ran 1.75x the fixture's NET_RX rate.
+    busy = [c for c in elements(html, "cell") if 'data-m="softirq_pct"' in c]
+    assert len(busy) == 128 * SECONDS
+    # Hover reads these: CPU 0 at second 3 ran 1.75x the fixture's NET_RX rate, and spent
+    # 60% of its time in softirq (60 ticks of USER_HZ 100 a second).
     cell = next(c for c in cells if 'data-cpu="0"' in c and 'data-t="3"' in c)
     assert f'data-v="{net_rx0 * 1.75:g}"' in cell
+    assert 'data-cpu="0" data-t="3" data-v="60"' in next(
+        c for c in busy if 'data-cpu="0"' in c and 'data-t="3"' in c
+    )
     assert len(elements(html, "series")) == 2 + 32 + 1  # softnet, 32 queues, one drop group
     spans = re.findall(r'<rect[^>]*class="span warning"', html)
     assert len(spans) == len({f.id for f in found})
     # Zoom to seconds 5-9: the heatmap redraws 5 columns.
-    assert len(elements(dom(tmp_path, out, "#t=5-9"), "cell")) == 128 * 5
+    assert len(elements(dom(tmp_path, out, "#t=5-9"), "cell")) == 2 * 128 * 5
     screenshot(tmp_path, out, "report-record")
 
 
@@ -221,7 +227,7 @@ def test_a_day_of_a_128_cpu_host_stays_under_5_mb() -> None:
         meta={"interval": "1"},
     )
     page = record_page(rec, "synthetic")
-    heat = next(s for s in page.data.values() if s["kind"] == "heatmap")
+    heat = next(s for s in page.data.values() if s.get("metric") == "net_rx")
     assert len(heat["times"]) <= MAX_COLUMNS and len(heat["values"]) == 128
     # Each column is the maximum of its bucket: a one-second spike stays visible.
     assert heat["values"][0][0] == round(float(cpu["net_rx"][:96, 0].max()), 1)
@@ -245,3 +251,31 @@ def test_report_of_a_missing_database_exits_2(tmp_path: Path) -> None:
     )
     assert res.returncode == 2
     assert res.stderr.strip() == f"netsleuth: {tmp_path / 'none.sqlite'}: no such record database"
+
+
+def test_a_recorded_root_makes_a_report(tmp_path: Path) -> None:
+    """The two commands end to end, without a browser: record a root, report it."""
+    db, out = tmp_path / "r.sqlite", tmp_path / "r.html"
+    for args in (
+        [
+            "record",
+            "--db",
+            str(db),
+            "--root",
+            str(HOST128 / "t1"),
+            "--interval",
+            "0.1",
+            "--duration",
+            "0.2",
+        ],
+        ["report", "--db", str(db), "-o", str(out)],
+    ):
+        res = subprocess.run(
+            [NETSLEUTH, *args], capture_output=True, text=True, check=False, timeout=60
+        )
+        assert res.returncode == 0, res.stderr
+    data = re.search(r'id="netsleuth-data">(.*?)</script>', out.read_text())
+    assert data is not None
+    heat = [s for s in json.loads(data.group(1)).values() if s["kind"] == "heatmap"]
+    assert [len(h["values"]) for h in heat] == [128, 128]
+    assert all(len(row) == 2 for h in heat for row in h["values"])

@@ -30,6 +30,20 @@ MAX_COLUMNS = 900  # time columns a chart draws; longer recordings take the max 
 MAX_QUEUE_SERIES = 32
 MAX_DROP_SERIES = 8
 MAX_BYTES = 5 << 20  # one file a mail server accepts
+HEATMAPS = (  # (record column, heading, unit, what to look for)
+    (
+        "net_rx",
+        "NET_RX softirqs per CPU (per second)",
+        "NET_RX/s",
+        "one row a CPU: a bright band on a few rows is receive load piled onto few cores",
+    ),
+    (
+        "softirq_pct",
+        "Time in softirq per CPU (% of the CPU)",
+        "% in softirq",
+        "the same cores burning while the host-wide CPU looks fine is incident 3",
+    ),
+)
 
 
 def _asset(name: str) -> str:
@@ -159,7 +173,7 @@ def record_page(rec: Recording, source: str) -> Page:
         f"{n} samples every {step:g} s from {stamp}",
         f"kernel {rec.meta.get('kernel') or '?'}",
         f"{len(rec.cpus)} CPUs",
-        f"source {source}",
+        f"source {Path(source).name}",
         f"netsleuth {__version__}",
     ]
     bucket_note = (
@@ -183,22 +197,19 @@ def record_page(rec: Recording, source: str) -> Page:
         zoomable=True,
     )
     page.findings([dict(s, **{"from": s["first"], "to": s["last"]}) for s in spans], when=True)
-    page.heading(
-        "NET_RX softirqs per CPU (per second)",
-        f"one row a CPU: a bright band on a few rows is receive load piled onto few cores; "
-        f"{bucket_note}",
-    )
-    net_rx = rec.cpu["net_rx"]
-    page.chart(
-        {
-            "kind": "heatmap",
-            "times": times,
-            "rows": rec.cpus,
-            "label": "CPU",
-            "unit": "NET_RX/s",
-            "values": [_reduce(net_rx[:, i], cuts) for i in range(len(rec.cpus))],
-        }
-    )
+    for column, title, unit, note in HEATMAPS:
+        page.heading(title, f"{note}; {bucket_note}")
+        page.chart(
+            {
+                "kind": "heatmap",
+                "metric": column,
+                "times": times,
+                "rows": rec.cpus,
+                "label": "CPU",
+                "unit": unit,
+                "values": [_reduce(rec.cpu[column][:, i], cuts) for i in range(len(rec.cpus))],
+            }
+        )
     page.heading("Softnet: backlog drops and time squeezes (all CPUs, per second)")
     page.chart(
         {

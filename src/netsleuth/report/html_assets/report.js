@@ -51,7 +51,8 @@
   function timeAxis(svg, x0, x1, y, t0, t1) {
     for (let k = 0; k <= 5; k++) {
       const t = t0 + (t1 - t0) * k / 5, x = x0 + (x1 - x0) * k / 5;
-      el("text", { x: x, y: y + 14, class: "axis", "text-anchor": "middle" }, svg).textContent =
+      const anchor = k === 0 ? "start" : k === 5 ? "end" : "middle";
+      el("text", { x: x, y: y + 14, class: "axis", "text-anchor": anchor }, svg).textContent =
         (Math.round(t * 10) / 10) + " s";
     }
   }
@@ -92,30 +93,30 @@
       const idx = visible(spec.times), rows = spec.rows.length;
       const W = Math.max(600, host.clientWidth || 1100), left = 60, right = 10;
       const cw = (W - left - right) / Math.max(1, idx.length), ch = Math.max(3, Math.min(16, 480 / rows));
-      const H = rows * ch + 24;
+      const top = 8, H = top + rows * ch + 24;
       const svg = el("svg", { width: W, height: H, class: "heatmap" }, host);
       let max = 0;
       spec.values.forEach((r) => idx.forEach((i) => { if (r[i] > max) max = r[i]; }));
       const logMax = Math.log1p(max);
       spec.values.forEach((r, row) => {
         if (rows <= 32 || row % Math.ceil(rows / 32) === 0) {
-          el("text", { x: left - 6, y: row * ch + ch / 2 + 4, class: "axis", "text-anchor": "end" }, svg)
+          el("text", { x: left - 6, y: top + row * ch + ch / 2 + 4, class: "axis", "text-anchor": "end" }, svg)
             .textContent = spec.label + " " + spec.rows[row];
         }
         idx.forEach((i, col) => {
           const v = r[i];
           const c = el("rect", {
-            x: left + col * cw, y: row * ch, width: Math.max(cw, 0.5) + 0.3, height: ch,
+            x: left + col * cw, y: top + row * ch, width: Math.max(cw, 0.5) + 0.3, height: ch,
             fill: v === null ? "#fff" : ramp(Math.log1p(v) / logMax), class: "cell",
-            "data-cpu": spec.rows[row], "data-t": spec.times[i], "data-v": v === null ? "" : v,
+            "data-m": spec.metric, "data-cpu": spec.rows[row], "data-t": spec.times[i], "data-v": v === null ? "" : v,
           }, svg);
           c.addEventListener("mousemove", (evt) => showTip(evt,
             spec.label + " " + spec.rows[row] + "\nsecond " + spec.times[i] + "\n" + fmt(v) + " " + spec.unit));
           c.addEventListener("mouseleave", hideTip);
         });
       });
-      if (idx.length) timeAxis(svg, left, W - right, rows * ch, spec.times[idx[0]], spec.times[idx[idx.length - 1]]);
-      if (idx.length) brush(svg, left, W - right, rows * ch, spec.times[idx[0]], spec.times[idx[idx.length - 1]]);
+      if (idx.length) timeAxis(svg, left, W - right, top + rows * ch, spec.times[idx[0]], spec.times[idx[idx.length - 1]]);
+      if (idx.length) brush(svg, left, W - right, top + rows * ch, spec.times[idx[0]], spec.times[idx[idx.length - 1]]);
     };
     timeCharts.push(draw);
     draw();
