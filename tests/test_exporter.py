@@ -8,7 +8,6 @@ from __future__ import annotations
 import json
 import re
 import runpy
-import shutil
 import signal
 import socket
 import subprocess
@@ -29,18 +28,13 @@ from netsleuth.exporter.run import parse_listen
 from netsleuth.host.sample import parse_sample
 from netsleuth.sources.hostfs import Snapshot, read_snapshot
 from tests.hostutil import Host
+from tests.systools import require
 
 REPO = Path(__file__).parent.parent
 HOST128 = REPO / "tests" / "fixtures" / "host128"
 DASHBOARD = REPO / "deploy" / "grafana" / "netsleuth.json"
 RULES = REPO / "deploy" / "prometheus" / "netsleuth-alerts.yml"
 NETSLEUTH = str(Path(sys.executable).with_name("netsleuth"))
-PROMETHEUS = shutil.which("prometheus")
-PROMTOOL = shutil.which("promtool")
-needs_prometheus = pytest.mark.skipif(
-    PROMETHEUS is None or PROMTOOL is None,
-    reason="Debian's prometheus package is not installed (make system-deps installs it)",
-)
 
 
 def scrape(collector: HostCollector) -> dict[str, dict[tuple[tuple[str, str], ...], float]]:
@@ -148,13 +142,12 @@ def test_every_dashboard_panel_queries_a_served_metric() -> None:
     assert {n for n in served if n.endswith("_total")} <= shown
 
 
-@needs_prometheus
 def test_promtool_accepts_and_unit_tests_the_alert_rules(tmp_path: Path) -> None:
-    assert PROMTOOL is not None
+    promtool = require("promtool", "prometheus")
     rules = RULES.read_text()
     assert all(n in served_names() for n in metric_names(rules))
     ok = subprocess.run(
-        [PROMTOOL, "check", "rules", str(RULES)], capture_output=True, text=True, check=False
+        [promtool, "check", "rules", str(RULES)], capture_output=True, text=True, check=False
     )
     assert ok.returncode == 0, ok.stdout + ok.stderr
     # Incident 3's picture: CPU 0 takes 60k NET_RX/s, CPUs 1-3 1k/s each -> the hotspot
@@ -203,7 +196,7 @@ def test_promtool_accepts_and_unit_tests_the_alert_rules(tmp_path: Path) -> None
     spec = tmp_path / "test.yml"
     spec.write_text(json.dumps(test))  # YAML is a superset of JSON
     out = subprocess.run(
-        [PROMTOOL, "test", "rules", str(spec)], capture_output=True, text=True, check=False
+        [promtool, "test", "rules", str(spec)], capture_output=True, text=True, check=False
     )
     assert out.returncode == 0, out.stdout + out.stderr
 
@@ -273,9 +266,8 @@ def exporters() -> Iterator[tuple[int, int]]:
     assert codes == [0, 0]
 
 
-@needs_prometheus
 def test_a_real_prometheus_scrapes_the_exporter(tmp_path: Path, exporters: tuple[int, int]) -> None:
-    assert PROMETHEUS is not None
+    prometheus = require("prometheus", "prometheus")
     fixture_port, live_port = exporters
     web = free_port()
     config = {
@@ -288,7 +280,7 @@ def test_a_real_prometheus_scrapes_the_exporter(tmp_path: Path, exporters: tuple
     }
     (tmp_path / "prometheus.yml").write_text(json.dumps(config))
     prom = start(
-        PROMETHEUS,
+        prometheus,
         f"--config.file={tmp_path / 'prometheus.yml'}",
         f"--storage.tsdb.path={tmp_path / 'data'}",
         f"--web.listen-address=127.0.0.1:{web}",

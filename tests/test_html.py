@@ -15,7 +15,6 @@ import sys
 from pathlib import Path
 
 import numpy as np
-import pytest
 
 from netsleuth.capture.writer import write_pcap
 from netsleuth.craft import incidents
@@ -28,15 +27,12 @@ from netsleuth.record.store import DropRow, Recording, Writer
 from netsleuth.report.html import MAX_BYTES, MAX_COLUMNS, Page, record_page
 from netsleuth.sources.hostfs import read_snapshot
 from tests.pngread import read_png
+from tests.systools import require
 
 REPO = Path(__file__).parent.parent
 HOST128 = REPO / "tests" / "fixtures" / "host128"
 NETSLEUTH = str(Path(sys.executable).with_name("netsleuth"))
-CHROMIUM = shutil.which("chromium")
 SECONDS = 20
-needs_chromium = pytest.mark.skipif(
-    CHROMIUM is None, reason="Debian's chromium is not installed (make system-deps installs it)"
-)
 FLAGS = (
     "--headless",
     "--no-sandbox",
@@ -50,10 +46,10 @@ FLAGS = (
 
 
 def chromium(tmp: Path, url: str, *args: str) -> str:
-    assert CHROMIUM is not None
+    browser = require("chromium", "chromium")
     profile = tmp / f"profile-{len(list(tmp.glob('profile-*')))}"
     out = subprocess.run(
-        [CHROMIUM, *FLAGS, f"--user-data-dir={profile}", *args, url],
+        [browser, *FLAGS, f"--user-data-dir={profile}", *args, url],
         capture_output=True,
         text=True,
         check=False,
@@ -107,7 +103,6 @@ def recording(path: Path) -> tuple[list[Finding], float]:
     return found, base.net_rx[0]
 
 
-@needs_chromium
 def test_record_report_draws_every_cpu_second(tmp_path: Path) -> None:
     db, out = tmp_path / "r.sqlite", tmp_path / "report.html"
     found, net_rx0 = recording(db)
@@ -142,7 +137,6 @@ def test_record_report_draws_every_cpu_second(tmp_path: Path) -> None:
     screenshot(tmp_path, out, "report-record")
 
 
-@needs_chromium
 def test_scan_and_steer_html(tmp_path: Path) -> None:
     cap = tmp_path / "pptp.pcap"
     with open(cap, "wb") as fh:
