@@ -13,6 +13,7 @@ import shutil
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -273,3 +274,63 @@ def test_a_recorded_root_makes_a_report(tmp_path: Path) -> None:
     heat = [s for s in json.loads(data.group(1)).values() if s["kind"] == "heatmap"]
     assert [len(h["values"]) for h in heat] == [128, 128]
     assert all(len(row) == 2 for h in heat for row in h["values"])
+
+
+NET_RX_CELLS = 'rect.cell[data-m="net_rx"]'
+
+
+def cell(metric: str, cpu: int, t: int) -> str:
+    return f'rect.cell[data-m="{metric}"][data-cpu="{cpu}"][data-t="{t}"]'
+
+
+def center(browser: Any, selector: str) -> tuple[float, float]:
+    """Scroll the element into view; the middle of its box in the viewport."""
+    x, y, w, h = browser.js(
+        f"(() => {{ const e = document.querySelector('{selector}');"
+        " e.scrollIntoView({block: 'center'}); const r = e.getBoundingClientRect();"
+        " return [r.x, r.y, r.width, r.height]; })()"
+    )
+    return x + w / 2, y + h / 2
+
+
+def test_hover_and_drag_to_zoom_in_a_real_browser(tmp_path: Path) -> None:
+    """The mouse over a heatmap cell shows its CPU, second and value; a drag across the
+    heatmap zooms every time chart to the dragged seconds."""
+    from tests.cdp import Browser
+
+    db, out = tmp_path / "r.sqlite", tmp_path / "report.html"
+    _, net_rx0 = recording(db)
+    res = subprocess.run(
+        [NETSLEUTH, "report", "--db", str(db), "-o", str(out)],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=60,
+    )
+    assert res.returncode == 0, res.stderr
+    browser = Browser(require("chromium", "chromium"), tmp_path / "profile")
+    try:
+        browser.open(out.as_uri())
+        browser.mouse("mouseMoved", *center(browser, cell("net_rx", 0, 3)))
+        tip = browser.js("document.getElementById('tip').textContent")
+        assert tip == f"CPU 0\nsecond 3\n{net_rx0 * 1.75 / 1000:.1f} k NET_RX/s"
+        assert browser.js("getComputedStyle(document.getElementById('tip')).display") == "block"
+        # Drag from the middle of second 5's column to the middle of second 9's.
+        (x0, y0), (x1, _) = (center(browser, cell("net_rx", 4, t)) for t in (5, 9))
+        browser.mouse("mousePressed", x0, y0)
+        browser.mouse("mouseMoved", (x0 + x1) / 2, y0)
+        browser.mouse("mouseMoved", x1, y0)
+        browser.mouse("mouseReleased", x1, y0)
+        seconds = browser.js(
+            f"[...new Set([...document.querySelectorAll('{NET_RX_CELLS}')].map(c => c.dataset.t))]"
+        )
+        # The columns under the two ends and those between, nothing else.
+        assert [float(t) for t in seconds] == [5.0, 6.0, 7.0, 8.0, 9.0]
+        assert browser.js("document.querySelector('.zoomed').textContent") == "showing 5.0-9.0 s"
+        points = browser.js("document.querySelector('polyline.series').getAttribute('points')")
+        assert len(points.split()) == 5  # the line charts follow the zoom
+
+        browser.js("document.querySelector('.reset').click()")
+        assert browser.js("document.querySelectorAll('rect.cell').length") == 2 * 128 * SECONDS
+    finally:
+        browser.close()

@@ -56,10 +56,13 @@
         (Math.round(t * 10) / 10) + " s";
     }
   }
-  // Drag on [x0, x1] of an svg to pick a time range between t0 and t1.
-  function brush(svg, x0, x1, h, t0, t1) {
+  // Linear x -> time over [x0, x1] (lines, timeline).
+  function linear(x0, x1, t0, t1) {
+    return (x) => t0 + (t1 - t0) * Math.max(0, Math.min(1, (x - x0) / Math.max(1, x1 - x0)));
+  }
+  // Drag across an svg to pick the time range between the two ends (toT maps x to seconds).
+  function brush(svg, h, toT) {
     let start = null, box = null;
-    const toT = (x) => t0 + (t1 - t0) * Math.max(0, Math.min(1, (x - x0) / Math.max(1, x1 - x0)));
     const px = (evt) => evt.clientX - svg.getBoundingClientRect().left;
     svg.addEventListener("mousedown", (evt) => {
       start = px(evt);
@@ -76,7 +79,7 @@
       const a = toT(start), b = toT(px(evt));
       start = null;
       box.remove();
-      if (Math.abs(b - a) > 0) zoom([Math.min(a, b), Math.max(a, b)]);
+      if (b !== a) zoom([Math.min(a, b), Math.max(a, b)]);
     });
   }
   function zoom(r) {
@@ -116,7 +119,9 @@
         });
       });
       if (idx.length) timeAxis(svg, left, W - right, top + rows * ch, spec.times[idx[0]], spec.times[idx[idx.length - 1]]);
-      if (idx.length) brush(svg, left, W - right, top + rows * ch, spec.times[idx[0]], spec.times[idx[idx.length - 1]]);
+      // A heatmap column is one time: the drag selects the columns under its two ends.
+      const column = (x) => spec.times[idx[Math.max(0, Math.min(idx.length - 1, Math.floor((x - left) / cw)))]];
+      if (idx.length) brush(svg, top + rows * ch, column);
     };
     timeCharts.push(draw);
     draw();
@@ -154,7 +159,7 @@
         showTip(evt, "second " + spec.times[best] + "\n" + spec.series.map((s) => s.name + ": " + fmt(s.values[best]) + " " + spec.unit).join("\n"));
       });
       svg.addEventListener("mouseleave", hideTip);
-      brush(svg, left, W - right, H - bottom, t0, t1);
+      brush(svg, H - bottom, linear(left, W - right, t0, t1));
       legend(host, spec.series.map((s) => s.name));
     };
     timeCharts.push(draw);
@@ -197,7 +202,7 @@
         bar.addEventListener("mouseleave", hideTip);
       });
       timeAxis(svg, left, W - right, ids.length * row, t0, t1);
-      brush(svg, left, W - right, ids.length * row, t0, t1);
+      brush(svg, ids.length * row, linear(left, W - right, t0, t1));
     };
     timeCharts.push(draw);
     draw();
