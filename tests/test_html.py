@@ -123,10 +123,10 @@ def test_record_report_draws_every_cpu_second(tmp_path: Path) -> None:
     assert len(cells) == 128 * SECONDS
     busy = [c for c in elements(html, "cell") if 'data-m="softirq_pct"' in c]
     assert len(busy) == 128 * SECONDS
-    # Hover reads these: CPU 0 at second 3 ran 1.75x the fixture's NET_RX rate, and spent
-    # 60% of its time in softirq (60 ticks of USER_HZ 100 a second).
+    # Hover reads these: in the interval ending at second 3 (sample 2) CPU 0 ran 1.5x the
+    # fixture's NET_RX rate and spent 60% of its time in softirq (60 ticks of USER_HZ 100).
     cell = next(c for c in cells if 'data-cpu="0"' in c and 'data-t="3"' in c)
-    assert f'data-v="{net_rx0 * 1.75:g}"' in cell
+    assert f'data-v="{net_rx0 * 1.5:g}"' in cell
     assert 'data-cpu="0" data-t="3" data-v="60"' in next(
         c for c in busy if 'data-cpu="0"' in c and 'data-t="3"' in c
     )
@@ -199,14 +199,17 @@ def test_input_text_cannot_break_out_of_the_page() -> None:
 
 
 def test_a_day_of_a_128_cpu_host_stays_under_5_mb() -> None:
-    n = 86400
+    """What `report` draws of a day at 1 s: MAX_COLUMNS columns of 96 samples each (the
+    reading is bucketed by record.store.read, tested in test_record.py)."""
+    n = MAX_COLUMNS
     rng = np.random.default_rng(1)
-    cpu = {c: rng.random((n, 128)) * 1e5 for c in CPU_COLUMNS}
     rec = Recording(
-        times=[float(t) for t in range(n)],
+        times=[96.0 * (t + 1) for t in range(n)],
+        samples=86400,
+        per=96,
         cpus=list(range(128)),
-        cpu=cpu,
-        queues={f"eth0 rx-{q}": list(rng.random(n) * 1e5) for q in range(32)},
+        cpu={c: rng.random((n, 128)) * 1e5 for c in CPU_COLUMNS},
+        queues={f"eth0 rx-{q}": rng.random(n) * 1e5 for q in range(32)},
         findings=[
             {
                 "id": "host.softirq_hotspot",
@@ -218,14 +221,14 @@ def test_a_day_of_a_128_cpu_host_stays_under_5_mb() -> None:
                 "evidence": {},
             }
         ],
-        drops=[],
+        drops={(f"fn_{i}", "NO_SOCKET", 0x800): rng.random(n) * 1e3 for i in range(20)},
         meta={"interval": "1"},
     )
     page = record_page(rec, "synthetic")
     heat = next(s for s in page.data.values() if s.get("metric") == "net_rx")
-    assert len(heat["times"]) <= MAX_COLUMNS and len(heat["values"]) == 128
-    # Each column is the maximum of its bucket: a one-second spike stays visible.
-    assert heat["values"][0][0] == round(float(cpu["net_rx"][:96, 0].max()), 1)
+    assert len(heat["times"]) == MAX_COLUMNS and len(heat["values"]) == 128
+    assert heat["times"][0] == 96.0  # seconds since the first interval began
+    assert "86400 samples every 1 s" in page.meta[0]
     assert len(page.render().encode()) < MAX_BYTES
 
 
@@ -313,7 +316,7 @@ def test_hover_and_drag_to_zoom_in_a_real_browser(tmp_path: Path) -> None:
         browser.open(out.as_uri())
         browser.mouse("mouseMoved", *center(browser, cell("net_rx", 0, 3)))
         tip = browser.js("document.getElementById('tip').textContent")
-        assert tip == f"CPU 0\nsecond 3\n{net_rx0 * 1.75 / 1000:.1f} k NET_RX/s"
+        assert tip == f"CPU 0\nsecond 3\n{net_rx0 * 1.5 / 1000:.1f} k NET_RX/s"
         assert browser.js("getComputedStyle(document.getElementById('tip')).display") == "block"
         # Drag from the middle of second 5's column to the middle of second 9's.
         (x0, y0), (x1, _) = (center(browser, cell("net_rx", 4, t)) for t in (5, 9))

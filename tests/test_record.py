@@ -20,7 +20,7 @@ from netsleuth.host.rates import Rates, rates
 from netsleuth.host.sample import Sample, parse_sample
 from netsleuth.record.run import Recorder, parse_retain
 from netsleuth.record.schema import VERSION, open_db
-from netsleuth.record.store import Writer, read
+from netsleuth.record.store import DropRow, Writer, read
 from netsleuth.sources.hostfs import read_snapshot
 
 HOST128 = Path(__file__).parent / "fixtures" / "host128"
@@ -227,3 +227,37 @@ def test_a_clock_stepping_back_skips_one_interval(tmp_path: Path) -> None:
     assert (rec.n, read(w.db).times) == (0, [])
     rec.step([], [])
     assert rec.n == 1 and len(read(w.db).times) == 1
+
+
+def test_a_long_recording_is_read_in_bounded_columns(tmp_path: Path) -> None:
+    """Each column holds the maximum of its samples, and its time is its last sample's."""
+    r, _ = host128()
+    w = Writer(open_db(tmp_path / "r.sqlite", create=True))
+    n, columns = 103, 10  # 11 samples a column, the last one holding 4
+    for i in range(n):
+        for c in r.net_rx:
+            r.net_rx[c] = float(i % 7)
+        r.queues["eth0"][3] = float(i)
+        drops = [DropRow("udp_queue_rcv_one_skb", "NO_SOCKET", 0x800, i % 13)]
+        w.add(float(i), r, [], drops)
+    got = read(w.db, columns)
+    assert (got.samples, got.per, len(got.times)) == (n, 11, 10)
+    assert got.times == [10.0, 21.0, 32.0, 43.0, 54.0, 65.0, 76.0, 87.0, 98.0, 102.0]
+    # 11 consecutive samples always include an i % 7 == 6; the last column's are 99..102.
+    assert list(got.cpu["net_rx"][:, 5]) == [6.0] * 9 + [4.0]
+    assert list(got.queues["eth0 rx-3"]) == got.times
+    # Column k starts at 11k, whose residue mod 13 is 0, 11, 9, 7, 5, 3, 1, 12, 10, 8:
+    # 11 consecutive residues from 0 peak at 10, from 1 at 11, otherwise at 12; the last
+    # column (99..102) is 8..11.
+    assert list(got.drops[("udp_queue_rcv_one_skb", "NO_SOCKET", 0x800)]) == [
+        10,
+        12,
+        12,
+        12,
+        12,
+        12,
+        11,
+        12,
+        12,
+        11,
+    ]

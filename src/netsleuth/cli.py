@@ -868,14 +868,14 @@ def report(*, db_path: str, output: str) -> int:
 
     from netsleuth.record.schema import open_db
     from netsleuth.record.store import read
-    from netsleuth.report.html import record_page
+    from netsleuth.report.html import MAX_COLUMNS, record_page
 
     db = open_db(Path(db_path), create=False)
     try:
-        rec = read(db)
+        rec = read(db, MAX_COLUMNS)
     finally:
         db.close()
     if not rec.times:
         raise InputError(db_path, "holds no samples yet")
-    _write_page(record_page(rec, db_path), output, f", {len(rec.times)} samples")
+    _write_page(record_page(rec, db_path), output, f", {rec.samples} samples")
     return 0

@@ -86,11 +86,12 @@ class Writer:
         with self._transaction():
             sid = self._sample(t, r)
             self._devices(sid, r)
-            self._findings(t, findings)
+            active = self._findings(t, findings)
             self.db.executemany(
                 "INSERT INTO drops VALUES (?, ?, ?, ?, ?)",
                 [(sid, d.location, d.reason, d.protocol, d.count) for d in drops],
             )
+        self.active = active  # only once committed: a rolled-back row is not continued
         return sid
 
     def _sample(self, t: float, r: Rates) -> int:
@@ -132,7 +133,9 @@ class Writer:
             rows.append((sid, dev, self._layout(names), pack(counters[n] for n in names), qblob))
         self.db.executemany("INSERT INTO device VALUES (?, ?, ?, ?, ?)", rows)
 
-    def _findings(self, t: float, findings: Sequence[Finding]) -> None:
+    def _findings(self, t: float, findings: Sequence[Finding]) -> dict[str, int]:
+        """Continue the spans of findings that fired in the previous sample, start others;
+        returns the rows now active."""
         now: dict[str, int] = {}
         for f in findings:
             if f.id in now:
@@ -153,7 +156,7 @@ class Writer:
                 )
                 row = int(cur.lastrowid or 0)
             now[f.id] = row
-        self.active = now
+        return now
 
     def expire(self, before: float) -> int:
         """Retention: drop samples (and their rows) ending before `before`."""
@@ -171,38 +174,101 @@ class Writer:
 
 @dataclass
 class Recording:
-    """A record database read back: per-CPU and per-queue series over time."""
+    """A record database read back in at most `max_columns` time columns: each column is the
+    maximum of `per` consecutive samples (a one-second spike stays visible), so the memory
+    and the report stay bounded however long the recording."""
 
-    times: list[float]
+    times: list[float]  # end of each column's last sample
+    samples: int  # in the database
+    per: int  # samples a column
     cpus: list[int]  # the union of every sample's CPUs, in order
-    cpu: dict[str, npt.NDArray[np.float64]]  # column -> [sample, cpu index], NaN unknown
-    queues: dict[str, list[float]]  # "eth0 rx-3" -> per sample (NaN: absent)
+    cpu: dict[str, npt.NDArray[np.float64]]  # column -> [time column, cpu index], NaN unknown
+    queues: dict[str, npt.NDArray[np.float64]]  # "eth0 rx-3" -> per time column
     findings: list[dict[str, Any]]
-    drops: list[tuple[int, str, str | None, int, int]]  # (sample index, loc, reason, proto, n)
+    drops: dict[tuple[str, str | None, int], npt.NDArray[np.float64]]  # group -> max count
     meta: dict[str, str]
 
 
-def read(db: sqlite3.Connection) -> Recording:
+def read(db: sqlite3.Connection, max_columns: int | None = None) -> Recording:
+    db.execute("BEGIN")  # one snapshot, while a record may still be writing
+    try:
+        return _read(db, max_columns)
+    finally:
+        db.execute("COMMIT")
+
+
+def _read(db: sqlite3.Connection, max_columns: int | None) -> Recording:
     layouts = {i: json.loads(n) for i, n in db.execute("SELECT id, names FROM layout")}
-    rows = db.execute("SELECT id, t, cpus, cpu FROM sample ORDER BY id").fetchall()
-    all_cpus = sorted({c for _, _, lid, _ in rows for c in layouts[lid]})
+    n = int(db.execute("SELECT count(*) FROM sample").fetchone()[0])
+    per = max(1, math.ceil(n / max_columns)) if max_columns else 1
+    ncol = math.ceil(n / per)
+    used = db.execute("SELECT DISTINCT cpus FROM sample").fetchall()
+    all_cpus = sorted({c for (lid,) in used for c in layouts[lid]})
     index = {c: i for i, c in enumerate(all_cpus)}
-    cpu = {c: np.full((len(rows), len(all_cpus)), np.nan) for c in CPU_COLUMNS}
-    by_id = {}
-    for n, (sid, _, lid, blob) in enumerate(rows):
-        by_id[sid] = n
-        ids = layouts[lid]
-        values = unpack(blob).reshape(len(CPU_COLUMNS), len(ids))
-        cols = [index[c] for c in ids]
-        for k, c in enumerate(CPU_COLUMNS):
-            cpu[c][n, cols] = values[k]
-    queues: dict[str, list[float]] = {}
+    cpu = {c: np.full((ncol, len(all_cpus)), np.nan) for c in CPU_COLUMNS}
+    times = [0.0] * ncol
+    column: dict[int, int] = {}  # sample id -> time column
+    # Samples of one column with one CPU layout are reduced together (one NumPy call for
+    # the lot, not one per sample: a day is 86400 of them).
+    batch: list[npt.NDArray[np.float32]] = []
+    key = (-1, -1)  # (column, layout) of the batch
+
+    def flush() -> None:
+        if batch:
+            col, lid = key
+            at = [index[c] for c in layouts[lid]]
+            top = np.fmax.reduce(np.stack(batch), axis=0)
+            for k, name in enumerate(CPU_COLUMNS):
+                cpu[name][col, at] = np.fmax(cpu[name][col, at], top[k])
+            batch.clear()
+
+    rows = db.execute("SELECT id, t, cpus, cpu FROM sample ORDER BY id")
+    for i, (sid, t, lid, blob) in enumerate(rows):
+        col = column[sid] = i // per
+        times[col] = t
+        if (col, lid) != key:
+            flush()
+            key = (col, lid)
+        batch.append(unpack(blob).reshape(len(CPU_COLUMNS), len(layouts[lid])))
+    flush()
+    by_device: dict[str, npt.NDArray[np.float64]] = {}  # device -> [time column, queue]
     for sid, name, qblob in db.execute("SELECT sample, name, queues FROM device"):
-        if qblob is None or sid not in by_id:
+        if qblob is None or sid not in column:
             continue
-        for q, v in enumerate(unpack(qblob)):
-            queues.setdefault(f"{name} rx-{q}", [math.nan] * len(rows))[by_id[sid]] = float(v)
-    findings = [
+        v = unpack(qblob)
+        m = by_device.get(name)
+        if m is None or m.shape[1] < len(v):
+            grown = np.full((ncol, len(v)), np.nan)
+            if m is not None:
+                grown[:, : m.shape[1]] = m
+            m = by_device[name] = grown
+        c = column[sid]
+        m[c, : len(v)] = np.fmax(m[c, : len(v)], v)
+    queues = {
+        f"{name} rx-{q}": m[:, q]
+        for name, m in sorted(by_device.items())
+        for q in range(m.shape[1])
+    }
+    drops: dict[tuple[str, str | None, int], npt.NDArray[np.float64]] = {}
+    for sid, loc, reason, proto, count in db.execute("SELECT * FROM drops"):
+        if sid in column:
+            series = drops.setdefault((loc, reason, proto), np.zeros(ncol))
+            series[column[sid]] = max(series[column[sid]], count)
+    return Recording(
+        times=times,
+        samples=n,
+        per=per,
+        cpus=all_cpus,
+        cpu=cpu,
+        queues=queues,
+        findings=_findings(db),
+        drops=drops,
+        meta=dict(db.execute("SELECT key, value FROM meta").fetchall()),
+    )
+
+
+def _findings(db: sqlite3.Connection) -> list[dict[str, Any]]:
+    return [
         {
             "id": f,
             "severity": sev,
@@ -217,17 +283,3 @@ def read(db: sqlite3.Connection) -> Recording:
             "ORDER BY first"
         )
     ]
-    drops = [
-        (by_id[s], loc, reason, proto, n)
-        for s, loc, reason, proto, n in db.execute("SELECT * FROM drops")
-        if s in by_id
-    ]
-    return Recording(
-        times=[t for _, t, _, _ in rows],
-        cpus=all_cpus,
-        cpu=cpu,
-        queues=dict(sorted(queues.items())),
-        findings=findings,
-        drops=drops,
-        meta=dict(db.execute("SELECT key, value FROM meta").fetchall()),
-    )

@@ -146,39 +146,28 @@ def _bars(labels: list[str], values: list[int], unit: str) -> dict[str, Any]:
     return {"kind": "bars", "labels": labels, "values": values, "unit": unit}
 
 
-def _buckets(n: int) -> list[slice]:
-    per = max(1, math.ceil(n / MAX_COLUMNS))
-    return [slice(i, min(n, i + per)) for i in range(0, n, per)]
-
-
-def _reduce(values: npt.NDArray[np.float64], cuts: list[slice]) -> list[float | None]:
-    """The max of each bucket (a one-second spike stays visible), NaN where all unknown."""
-    out: list[float | None] = []
-    for s in cuts:
-        chunk = values[s]
-        out.append(None if np.isnan(chunk).all() else _num(float(np.nanmax(chunk))))
-    return out
+def _series(values: npt.NDArray[np.float64]) -> list[float | None]:
+    return [_num(float(v)) for v in values]
 
 
 def record_page(rec: Recording, source: str) -> Page:
+    """The page of a Recording read with max_columns=MAX_COLUMNS (already bucketed)."""
     n = len(rec.times)
-    start = rec.times[0] if n else 0.0
-    rel = [round(t - start, 3) for t in rec.times]
-    cuts = _buckets(n)
-    times = [rel[s.stop - 1] for s in cuts]
     step = float(rec.meta.get("interval", "1"))
+    start = rec.times[0] - step * rec.per if n else 0.0  # the first interval's start
+    times = [round(t - start, 3) for t in rec.times]
     page = Page(f"netsleuth report: {rec.meta.get('host', source)}")
     stamp = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(start))
     page.meta = [
-        f"{n} samples every {step:g} s from {stamp}",
+        f"{rec.samples} samples every {step:g} s from {stamp}",
         f"kernel {rec.meta.get('kernel') or '?'}",
         f"{len(rec.cpus)} CPUs",
         f"source {Path(source).name}",
         f"netsleuth {__version__}",
     ]
     bucket_note = (
-        f"each column is {cuts[0].stop - cuts[0].start} samples (their maximum)"
-        if cuts and cuts[0].stop - cuts[0].start > 1
+        f"each column is {rec.per} samples (their maximum)"
+        if rec.per > 1
         else "one column a sample"
     )
     spans = [
@@ -191,7 +180,7 @@ def record_page(rec: Recording, source: str) -> Page:
             "kind": "timeline",
             "spans": spans,
             "start": 0.0,
-            "end": rel[-1] if n else 1.0,
+            "end": times[-1] if n else 1.0,
             "step": step,
         },
         zoomable=True,
@@ -207,7 +196,7 @@ def record_page(rec: Recording, source: str) -> Page:
                 "rows": rec.cpus,
                 "label": "CPU",
                 "unit": unit,
-                "values": [_reduce(rec.cpu[column][:, i], cuts) for i in range(len(rec.cpus))],
+                "values": [_series(rec.cpu[column][:, i]) for i in range(len(rec.cpus))],
             }
         )
     page.heading("Softnet: backlog drops and time squeezes (all CPUs, per second)")
@@ -217,7 +206,7 @@ def record_page(rec: Recording, source: str) -> Page:
             "times": times,
             "unit": "/s",
             "series": [
-                {"name": col, "values": _reduce(np.nansum(rec.cpu[col], axis=1), cuts)}
+                {"name": col, "values": _series(np.nansum(rec.cpu[col], axis=1))}
                 for col in ("dropped", "time_squeeze")
             ],
         }
@@ -230,28 +219,28 @@ def record_page(rec: Recording, source: str) -> Page:
                 "kind": "lines",
                 "times": times,
                 "unit": "packets/s",
-                "series": [{"name": q, "values": _reduce(np.array(v), cuts)} for q, v in queues],
+                "series": [{"name": q, "values": _series(v)} for q, v in queues],
             }
         )
     else:
         page.parts.append('<div class="note">no NIC reported per-queue counters</div>')
-    _drops(page, rec, times, cuts, step)
+    _drops(page, rec, times, step)
     return page
 
 
-def _drops(page: Page, rec: Recording, times: list[float], cuts: list[slice], step: float) -> None:
+def _drops(page: Page, rec: Recording, times: list[float], step: float) -> None:
     page.heading("Kernel drops by location and reason (per second)")
     if not rec.drops:
         page.parts.append('<div class="note">no drops recorded (record --drops traces them)</div>')
         return
-    by: dict[str, npt.NDArray[np.float64]] = defaultdict(lambda: np.zeros(len(rec.times)))
-    for i, loc, reason, _proto, count in rec.drops:
-        by[f"{loc} {reason or '?'}"][i] += count / step
+    by: dict[str, npt.NDArray[np.float64]] = defaultdict(lambda: np.zeros(len(times)))
+    for (loc, reason, _proto), counts in rec.drops.items():
+        by[f"{loc} {reason or '?'}"] += counts / step
     top = sorted(by, key=lambda k: -by[k].sum())
-    series = [{"name": k, "values": _reduce(by[k], cuts)} for k in top[:MAX_DROP_SERIES]]
+    series = [{"name": k, "values": _series(by[k])} for k in top[:MAX_DROP_SERIES]]
     if len(top) > MAX_DROP_SERIES:
-        rest = sum((by[k] for k in top[MAX_DROP_SERIES:]), np.zeros(len(rec.times)))
-        series.append({"name": "other", "values": _reduce(rest, cuts)})
+        rest = sum((by[k] for k in top[MAX_DROP_SERIES:]), np.zeros(len(times)))
+        series.append({"name": "other", "values": _series(rest)})
     page.chart({"kind": "lines", "times": times, "unit": "drops/s", "series": series})
 
 
