@@ -738,13 +738,22 @@ def watch(*, interval: float, count: int | None) -> int:
 
 
 @main.command()
-@click.option("--db", "db_path", required=True, type=click.Path(dir_okay=False), metavar="FILE")
+@click.option(
+    "--db",
+    "db_path",
+    required=True,
+    type=click.Path(dir_okay=False),
+    metavar="FILE",
+    help="SQLite database to create or append to.",
+)
 @click.option("--interval", type=click.FloatRange(0.1, 3600), default=1.0, show_default=True)
 @click.option(
     "--duration", type=click.FloatRange(0), default=None, help="Seconds (default: until Ctrl-C)."
 )
 @click.option("--drops", is_flag=True, help="Also trace kernel drops (root) and store groups.")
-@click.option("--retain", default=None, metavar="AGE", help="Expire samples older (e.g. 7d).")
+@click.option(
+    "--retain", default=None, metavar="AGE", help="Expire samples older than AGE (7d, 12h, 90s)."
+)
 @click.option(
     "--root",
     type=click.Path(file_okay=False, exists=True),
@@ -859,7 +868,14 @@ def _write_page(page: Any, path: str, what: str) -> None:
 
 
 @main.command()
-@click.option("--db", "db_path", required=True, type=click.Path(dir_okay=False), metavar="FILE")
+@click.option(
+    "--db",
+    "db_path",
+    required=True,
+    type=click.Path(dir_okay=False),
+    metavar="FILE",
+    help="A database written by `netsleuth record`.",
+)
 @click.option("-o", "--output", required=True, type=click.Path(dir_okay=False), metavar="FILE.html")
 @guarded
 def report(*, db_path: str, output: str) -> int:
