@@ -4,7 +4,6 @@ moment leaves a readable database holding every sample it reported committed."""
 
 from __future__ import annotations
 
-import math
 import signal
 import sqlite3
 import subprocess
@@ -150,7 +149,7 @@ def test_cli_records_a_root_for_a_duration(tmp_path: Path) -> None:
     got = read(open_db(db, create=False))
     assert len(got.times) == 3 and got.meta["interval"] == "0.1"
     assert (got.cpu["processed"] == 0).all()  # one reading, read again: nothing moved
-    assert math.isclose(got.times[2] - got.times[0], 0.2, abs_tol=0.15)
+    assert got.times[2] - got.times[0] >= 0.19  # on a 0.1 s grid: never early, maybe late
 
 
 @pytest.mark.parametrize("after_lines", [0, 1, 4])
