@@ -19,10 +19,11 @@ $(STAMP): $(BIN)/python pyproject.toml setup.py src/netsleuth/capture/_framing.c
 	touch $(STAMP)
 
 # Real tools the tests use: tshark reads netsleuth's pcapng exports back; ethtool is the
-# oracle for the SIOCETHTOOL readings. The missing ones are installed from Debian's packages
+# oracle for the SIOCETHTOOL readings; prometheus (with promtool) scrapes the exporter and
+# checks its alert rules; chromium renders the HTML reports. The missing ones are installed from Debian's packages
 # in one apt-get run when we are root (CI is); otherwise the tests that need them skip and
 # say why (and fail under CI=true).
-SYSTEM_TOOLS := tshark ethtool
+SYSTEM_TOOLS := tshark ethtool prometheus chromium
 
 system-deps:
 	@missing=""; for t in $(SYSTEM_TOOLS); do command -v $$t >/dev/null 2>&1 || missing="$$missing $$t"; done; \
@@ -55,6 +56,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/drops_flood.py
 	$(BIN)/python bench/watch_overhead.py
 	$(BIN)/python bench/profile_overhead.py
+	$(BIN)/python bench/record_exporter.py
 
 clean:
 	rm -rf $(VENV) build .bench .mypy_cache .ruff_cache .pytest_cache src/*.egg-info

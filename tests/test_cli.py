@@ -144,6 +144,8 @@ def test_demo_scans_the_three_incidents(tmp_path: Path) -> None:
     assert scans[1]["summary"]["l3"]["802.2-llc"] == 10
     assert scans[2]["summary"]["tunnels"] == {"pptp": 4000}
     assert (tmp_path / "incident1-poison-fragment.pcap").stat().st_size > 0
+    assert doc["html"] == str(tmp_path / "netsleuth-demo.html")  # the demo's report
+    assert "incident3-pptp.pcap" in Path(doc["html"]).read_text()
     story = {row["scenario"]: row for row in doc["steer"]}
     old = story["PPTP, outer-only NIC, Linux 4.9 RPS"]
     new = story["PPTP, outer-only NIC, Linux 4.10 RPS"]

@@ -31,6 +31,14 @@ FAIL_ON = click.option(
     default=None,
     help="Exit 1 when a finding at or above this severity exists.",
 )
+HTML_REPORT = click.option(
+    "--html",
+    "html_path",
+    type=click.Path(dir_okay=False),
+    default=None,
+    metavar="FILE.html",
+    help="Also write a self-contained HTML report (opens offline).",
+)
 
 
 def fail_exit(findings: list[Finding], fail_on: str | None) -> int:
@@ -116,6 +124,7 @@ def main() -> None:
     show_default=True,
     help="With --export: also write N packets before and after each one.",
 )
+@HTML_REPORT
 @guarded
 def scan(
     *,
@@ -127,6 +136,7 @@ def scan(
     min_severity: str,
     export_path: str | None,
     context: int,
+    html_path: str | None,
 ) -> int:
     """Decode every packet of CAPTURES (pcap, pcapng, gzip; - for stdin) and report findings.
 
@@ -148,6 +158,8 @@ def scan(
         from netsleuth.report.export import export_evidence
 
         exported = export_evidence(result.inputs, result.findings, export_path, context=context)
+    if html_path:
+        _write_html(html_path, "netsleuth scan", lambda page, h: h.add_scan(page, result, "scan"))
     if fmt == "json":
         doc = scan_document(result)
         if exported is not None:
@@ -172,12 +184,20 @@ def scan(
     default=None,
     help="Write the incident captures to this folder and keep them.",
 )
+@click.option(
+    "--html",
+    "html_path",
+    type=click.Path(dir_okay=False),
+    default=None,
+    metavar="FILE.html",
+    help="Where to write the demo's report [default: netsleuth-demo.html in --keep or here].",
+)
 @guarded
-def demo(fmt: str, keep: str | None) -> int:
+def demo(fmt: str, keep: str | None, html_path: str | None) -> int:
     """Build the three incident captures and scan them."""
     from netsleuth.demo import run_demo
 
-    return run_demo(stdout_console(), fmt, keep)
+    return run_demo(stdout_console(), fmt, keep, html_path)
 
 
 class _Progress:
@@ -318,6 +338,7 @@ def _kernel(text: str | None) -> tuple[int, int]:
     help="Read DEV's RX rings, RSS key, indirection table and hashed fields (SIOCETHTOOL) "
     "instead of --queues/--key/--l4.",
 )
+@HTML_REPORT
 @guarded
 def steer(
     *,
@@ -334,6 +355,7 @@ def steer(
     seed: int,
     from_host: str | None,
     compare: bool,
+    html_path: str | None,
 ) -> int:
     """Predict per-queue (RSS) and per-CPU (RPS) receive load for CAPTURES and explain it."""
     from netsleuth.report.jsonout import document, dumps
@@ -372,6 +394,10 @@ def steer(
         result = run_steer(list(captures), nic, rps)
     for failed in (i for i in result.inputs if i.error):
         click.echo(f"netsleuth: {failed.error}", err=True)
+    if html_path:
+        _write_html(
+            html_path, "netsleuth steer", lambda page, h: h.add_steer(page, result, "steer")
+        )
     if fmt == "json":
         extra: dict[str, Any] = {
             "inputs": [i.to_json() for i in result.inputs],
@@ -826,3 +852,163 @@ def profile(
 
         render_profile(stdout_console(), prof)
     return fail_exit(prof.findings, fail_on)
+
+
+@main.command()
+@click.option(
+    "--db",
+    "db_path",
+    required=True,
+    type=click.Path(dir_okay=False),
+    metavar="FILE",
+    help="SQLite database to create or append to.",
+)
+@click.option("--interval", type=click.FloatRange(0.1, 3600), default=1.0, show_default=True)
+@click.option(
+    "--duration", type=click.FloatRange(0), default=None, help="Seconds (default: until Ctrl-C)."
+)
+@click.option("--drops", is_flag=True, help="Also trace kernel drops (root) and store groups.")
+@click.option(
+    "--retain", default=None, metavar="AGE", help="Expire samples older than AGE (7d, 12h, 90s)."
+)
+@click.option(
+    "--root",
+    type=click.Path(file_okay=False, exists=True),
+    default=None,
+    help="Read the counters under this directory instead of the live host.",
+)
+@guarded
+def record(
+    *,
+    db_path: str,
+    interval: float,
+    duration: float | None,
+    drops: bool,
+    retain: str | None,
+    root: str | None,
+) -> int:
+    """Record per-interval receive-path rates, findings and drops into SQLite (WAL)."""
+    import time
+    from pathlib import Path
+
+    from netsleuth.record.run import Committed, parse_retain
+    from netsleuth.record.run import record as run_record
+
+    try:
+        keep = parse_retain(retain) if retain else None
+    except ValueError as err:
+        raise InputError("--retain", str(err)) from None
+    if drops and os.geteuid() != 0:
+        from netsleuth.errors import FacilityError
+
+        raise FacilityError("record --drops needs root (a tracefs instance): run it with sudo")
+
+    def committed(c: Committed) -> None:
+        ids = ", ".join(sorted({f.id for f in c.findings})) or "no findings"
+        stamp = time.strftime("%H:%M:%S", time.localtime(c.t))
+        click.echo(f"sample {c.number} at {stamp}: {ids}")
+
+    n = run_record(
+        Path(db_path),
+        interval=interval,
+        duration=duration or None,
+        drops=drops,
+        retain=keep,
+        root=Path(root) if root else None,
+        on_commit=committed,
+    )
+    click.echo(f"recorded {n} sample(s) to {db_path}", err=True)
+    return 0
+
+
+@main.command()
+@click.option(
+    "--listen",
+    default="127.0.0.1:9797",
+    show_default=True,
+    metavar="HOST:PORT",
+    help="Address to serve /metrics on (loopback unless you say otherwise).",
+)
+@click.option("--drops", is_flag=True, help="Also count kernel drops (root; kfree_skb).")
+@click.option(
+    "--root",
+    type=click.Path(file_okay=False, exists=True),
+    default=None,
+    help="Read the counters under this directory instead of the live host.",
+)
+@guarded
+def exporter(*, listen: str, drops: bool, root: str | None) -> int:
+    """Serve the receive path's counters and active findings to Prometheus."""
+    from pathlib import Path
+
+    from netsleuth.exporter.run import is_loopback, parse_listen, serve
+
+    try:
+        address = parse_listen(listen)
+    except ValueError as err:
+        raise InputError("--listen", str(err)) from None
+    if drops and os.geteuid() != 0:
+        from netsleuth.errors import FacilityError
+
+        raise FacilityError("exporter --drops needs root (a tracefs instance): run it with sudo")
+    if not is_loopback(address[0]):
+        click.echo(
+            f"netsleuth: serving on {address[0]}, not loopback: anyone who reaches it can read "
+            "this host's counters",
+            err=True,
+        )
+
+    def ready(url: str) -> None:
+        click.echo(f"serving {url}", err=True)
+
+    serve(address, drops=drops, root=Path(root) if root else None, on_ready=ready)
+    return 0
+
+
+def _write_html(path: str, title: str, fill: Callable[[Any, Any], None]) -> None:
+    """Build a page with `fill(page, html_module)` and write it; one stderr line says where."""
+    from netsleuth.report import html
+
+    page = html.Page(title)
+    fill(page, html)
+    _write_page(page, path, "")
+
+
+def _write_page(page: Any, path: str, what: str) -> None:
+    from pathlib import Path
+
+    try:
+        size = page.write(Path(path))
+    except OSError as err:
+        raise InputError(path, f"cannot write the report: {err.strerror}") from None
+    click.echo(f"wrote {path} ({size / 1e6:.2f} MB{what})", err=True)
+
+
+@main.command()
+@click.option(
+    "--db",
+    "db_path",
+    required=True,
+    type=click.Path(dir_okay=False),
+    metavar="FILE",
+    help="A database written by `netsleuth record`.",
+)
+@click.option("-o", "--output", required=True, type=click.Path(dir_okay=False), metavar="FILE.html")
+@guarded
+def report(*, db_path: str, output: str) -> int:
+    """Write a self-contained HTML report of a `record` database."""
+    from pathlib import Path
+
+    from netsleuth.record.schema import open_db
+    from netsleuth.record.store import read
+    from netsleuth.report.html import MAX_COLUMNS, record_page
+
+    db = open_db(Path(db_path), create=False)
+    try:
+        rec = read(db, MAX_COLUMNS)
+    finally:
+        db.close()
+    if not rec.times:
+        raise InputError(db_path, "holds no samples yet")
+    _write_page(record_page(rec, db_path), output, f", {rec.samples} samples")
+    return 0

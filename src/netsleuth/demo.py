@@ -14,9 +14,9 @@ from netsleuth.capture.writer import write_pcap
 from netsleuth.craft import incidents
 from netsleuth.report.jsonout import document, dumps, scan_document
 from netsleuth.report.text import render_scan
-from netsleuth.scan import scan
+from netsleuth.scan import ScanResult, scan
 from netsleuth.steering.model import NicModel, RpsModel
-from netsleuth.steering.run import steer
+from netsleuth.steering.run import SteerResult, steer
 
 STORIES = [
     (
@@ -65,8 +65,9 @@ class SteerRow:
     findings: tuple[str, ...]
 
 
-def steer_stories(folder: Path) -> list[SteerRow]:
-    """Incident 3 side by side: what the NIC and the kernel make of the same traffic."""
+def steer_stories(folder: Path, results: dict[str, SteerResult] | None = None) -> list[SteerRow]:
+    """Incident 3 side by side: what the NIC and the kernel make of the same traffic (each
+    scenario's result kept in `results` when given, for the HTML report)."""
     gre = folder / "incident3-gre-v0.pcap"
     with open(gre, "wb") as fh:
         write_pcap(fh, incidents.incident3_gre_v0())
@@ -74,6 +75,8 @@ def steer_stories(folder: Path) -> list[SteerRow]:
     for label, name, parse, kernel in STEER_STORIES:
         rps = RpsModel(kernel, tuple(range(8))) if kernel else None
         r = steer([str(folder / name)], NicModel(queues=8, parse=parse), rps)
+        if results is not None:
+            results[label] = r
         cpus = r.cpus
         rows.append(
             SteerRow(
@@ -88,13 +91,30 @@ def steer_stories(folder: Path) -> list[SteerRow]:
     return rows
 
 
-def run_demo(console: Console, fmt: str, keep: str | None) -> int:
+def write_html(
+    path: Path, results: list[tuple[Path, str, ScanResult]], steered: dict[str, SteerResult]
+) -> None:
+    """The demo's report: the three scans and incident 3's steering, in one HTML file."""
+    from netsleuth.report import html
+
+    page = html.Page("netsleuth demo: three incidents")
+    for path_, story, result in results:
+        html.add_scan(page, result, f"{story} ({path_.name})")
+    for label in STEER_STORIES[:2]:
+        html.add_steer(page, steered[label[0]], f"steer, 8 queues / 8 CPUs: {label[0]}")
+    page.write(path)
+
+
+def run_demo(console: Console, fmt: str, keep: str | None, html_path: str | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="netsleuth-demo-") as tmp:
         folder = Path(keep) if keep else Path(tmp)
         folder.mkdir(parents=True, exist_ok=True)
         captures = write_captures(folder)
         results = [(path, story, scan([str(path)])) for path, story in captures]
-        steering = steer_stories(folder)
+        steered: dict[str, SteerResult] = {}
+        steering = steer_stories(folder, steered)
+        report = Path(html_path or (folder if keep else Path.cwd()) / "netsleuth-demo.html")
+        write_html(report, results, steered)
         # And the receive path of the machine the demo runs on (2 samples, 1 s apart).
         from netsleuth.doctor import doctor_live
 
@@ -110,7 +130,16 @@ def run_demo(console: Console, fmt: str, keep: str | None) -> int:
                 "notes": host.notes,
             }
             console.print_json(
-                dumps(document("demo", [], scans=scans, steer=steer_json, doctor=doctor_json))
+                dumps(
+                    document(
+                        "demo",
+                        [],
+                        scans=scans,
+                        steer=steer_json,
+                        doctor=doctor_json,
+                        html=str(report),
+                    )
+                )
             )
             return 0
         for path, story, result in results:
@@ -138,4 +167,5 @@ def run_demo(console: Console, fmt: str, keep: str | None) -> int:
         render_doctor(console, host)
         if keep:
             console.print(f"captures kept in {folder}")
+        console.print(f"report: {report} (open it in a browser; it works offline)")
     return 0

@@ -1,0 +1,1 @@
+"""`exporter`: the receive path's counters for Prometheus, read at scrape time."""

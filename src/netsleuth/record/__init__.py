@@ -1,0 +1,1 @@
+"""`record`: per-interval rates of the receive path, findings and drop groups in SQLite."""

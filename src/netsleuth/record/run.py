@@ -1,0 +1,137 @@
+"""The `record` loop: sample the receive path every interval, store rates, findings and
+(with --drops) the kernel's drop groups, expire what is older than the retention."""
+
+from __future__ import annotations
+
+import re
+import socket
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from netsleuth import __version__
+
+# One signal handling for every long-running command: the first SIGINT/SIGTERM ends the run
+# at the next poll, a second one interrupts.
+from netsleuth.drops.run import _stop_on_signals
+from netsleuth.host.doctor_rules import rate_findings
+from netsleuth.host.rates import rates
+from netsleuth.host.sample import Sample, parse_sample
+from netsleuth.model import Finding
+from netsleuth.record.schema import open_db
+from netsleuth.record.store import DropRow, Writer
+from netsleuth.sources.hostfs import Snapshot, read_live, read_snapshot
+
+EXPIRE_EVERY = 60  # samples between retention passes
+UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def parse_retain(text: str) -> float:
+    """'7d', '12h', '30m', '90s' or plain seconds."""
+    m = re.fullmatch(r"(\d+(?:\.\d+)?)([smhd]?)", text.strip())
+    if not m or float(m.group(1)) <= 0:
+        raise ValueError(f"{text!r} is not a duration like 7d, 12h, 30m or 90s")
+    return float(m.group(1)) * UNITS[m.group(2) or "s"]
+
+
+@dataclass(frozen=True, slots=True)
+class Committed:
+    """What the CLI prints after each sample is on disk."""
+
+    number: int
+    t: float
+    findings: list[Finding]
+
+
+@dataclass
+class Recorder:
+    writer: Writer
+    read: Callable[[], Snapshot]
+    retain: float | None
+    on_commit: Callable[[Committed], None] | None
+    prev: Sample
+    n: int = 0
+
+    def step(self, drops: list[DropRow], drop_findings: list[Finding]) -> None:
+        cur = parse_sample(self.read(), time.time())
+        if cur.time <= self.prev.time:
+            self.prev = cur  # the wall clock stepped back: no rate for this interval
+            return
+        r = rates(self.prev, cur)
+        findings = rate_findings(r, cur) + drop_findings
+        self.writer.add(cur.time, r, findings, drops)
+        self.prev = cur
+        self.n += 1
+        if self.on_commit is not None:
+            self.on_commit(Committed(self.n, cur.time, findings))
+        if self.retain is not None and self.n % EXPIRE_EVERY == 0:
+            self.writer.expire(cur.time - self.retain)
+
+
+def record(
+    db_path: Path,
+    *,
+    interval: float,
+    duration: float | None,
+    drops: bool = False,
+    retain: float | None = None,
+    root: Path | None = None,
+    on_commit: Callable[[Committed], None] | None = None,
+) -> int:
+    """Record until `duration` passes or SIGINT/SIGTERM; returns the samples stored."""
+    db = open_db(db_path, create=True)
+    try:
+        writer = Writer(db)
+
+        def read() -> Snapshot:
+            return read_snapshot(root) if root is not None else read_live()
+
+        first = parse_sample(read(), time.time())
+        writer.meta(
+            host=socket.gethostname(),
+            kernel=first.kernel or "",
+            created_by=f"netsleuth {__version__}",
+            interval=f"{interval:g}",
+        )
+        rec = Recorder(writer, read, retain, on_commit, first)
+        if drops:
+            _with_drops(rec, interval, duration)
+        else:
+            _plain(rec, interval, duration)
+        return rec.n
+    finally:
+        db.close()
+
+
+def _plain(rec: Recorder, interval: float, duration: float | None) -> None:
+    start = rec.prev.time
+    with _stop_on_signals() as stop:
+        while not stop.requested:
+            due = start + (rec.n + 1) * interval  # on a grid: no drift from sampling time
+            if duration is not None and due > start + duration + 1e-6:
+                break
+            while not stop.requested and time.time() < due:
+                time.sleep(min(0.05, max(0.0, due - time.time())))
+            if not stop.requested:
+                rec.step([], [])
+
+
+def _with_drops(rec: Recorder, interval: float, duration: float | None) -> None:
+    """The drop tracer's ticks drive the sampling: one host sample per drop interval."""
+    from netsleuth.drops.rules import judge
+    from netsleuth.drops.run import Tick, trace
+
+    def on_tick(tick: Tick) -> None:
+        rows = [
+            DropRow(
+                g.location.function if g.location else f"0x{g.address:x}",
+                g.reason,
+                g.protocol,
+                g.count,
+            )
+            for g in tick.rows
+        ]
+        rec.step(rows, judge(tick.rows))
+
+    trace(duration=duration, interval=interval, on_tick=on_tick)
