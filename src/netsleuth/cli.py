@@ -709,3 +709,81 @@ def watch(*, interval: float, count: int | None) -> int:
         if live is not None:
             live.stop()
     return 0
+
+
+@main.group()
+def lab() -> None:
+    """Reproduce on the real kernel: frames replayed into two network namespaces it creates
+    and removes, each frame's verdict (delivered, dropped where and why, reassembly,
+    forwarded, no effect) and the counters it moved."""
+
+
+def _listen_specs(specs: tuple[str, ...]) -> tuple[tuple[str, int], ...]:
+    out = []
+    for spec in specs:
+        proto, sep, port = spec.lower().partition("/")
+        if not sep or proto not in ("tcp", "udp") or not port.isdigit() or int(port) > 65535:
+            raise InputError("--listen", f"{spec!r}: use tcp/PORT or udp/PORT")
+        out.append((proto, int(port)))
+    return tuple(out)
+
+
+@lab.command("replay")
+@click.argument("capture")
+@click.option("--limit", type=click.IntRange(1), default=10_000, show_default=True)
+@click.option("--frames", "frame_list", default=None, help="Frames to replay, e.g. 1,4-6.")
+@click.option(
+    "--keep-addresses",
+    is_flag=True,
+    help="Do not assign the frames' destination addresses to the receiver.",
+)
+@click.option(
+    "--listen", multiple=True, help="A socket on the receiver: tcp/PORT or udp/PORT (repeat)."
+)
+@click.option("--mtu", type=click.IntRange(68, 65535), default=1500, show_default=True)
+@FORMAT
+@FAIL_ON
+@guarded
+def lab_replay(
+    *,
+    capture: str,
+    limit: int,
+    frame_list: str | None,
+    keep_addresses: bool,
+    listen: tuple[str, ...],
+    mtu: int,
+    fmt: str,
+    fail_on: str | None,
+) -> int:
+    """Replay CAPTURE's frames one at a time and report what this kernel did with each."""
+    from netsleuth.lab.replay import Options, findings, parse_frame_list, replay_file
+    from netsleuth.lab.sandbox import require_netns
+
+    try:
+        wanted = parse_frame_list(frame_list) if frame_list else None
+    except ValueError as err:
+        raise InputError("--frames", str(err)) from None
+    opts = Options(limit, wanted, keep_addresses, _listen_specs(listen), mtu)
+    require_netns()
+    progress = _lab_progress() if fmt == "text" and sys.stderr.isatty() else None
+    report = replay_file(capture, opts, progress)
+    if progress is not None:
+        click.echo("\r\033[K", err=True, nl=False)
+    found = findings(report, report.symbols)
+    if fmt == "json":
+        from netsleuth.report.jsonout import document, dumps
+
+        click.echo(dumps(document("lab replay", found, **report.to_json())))
+    else:
+        from netsleuth.report.lab_text import render_lab
+
+        render_lab(stdout_console(), report, found, f"netsleuth lab replay {capture}")
+    return fail_exit(found, fail_on)
+
+
+def _lab_progress() -> Callable[[int, int], None]:
+    def show(done: int, total: int) -> None:
+        if done == total or done % 50 == 0:
+            click.echo(f"\rreplaying frame {done:,}/{total:,}", err=True, nl=False)
+
+    return show
