@@ -178,6 +178,7 @@ def test_verdict_reassembly_then_freed_by_a_later_frame() -> None:
     ]
     r2 = judge(2, events, {"ReasmReqds": 1, "ReasmFails": 1}, skbs, NAMES)
     assert (r2.verdict, r2.freed_earlier) == ("dropped", [1])
+    assert r2.notes == ["dropped frame 1's queued skb at f7"]
 
 
 def test_verdict_delivered_forwarded_no_effect() -> None:

@@ -225,3 +225,151 @@ def test_stale_namespaces_of_dead_owners_removed_live_kept() -> None:
         for name in (stale, kept):
             if os.path.exists(f"/run/netns/{name}"):
                 netns.remove(name)
+
+
+def test_incident_ulb4_zero_length_fragment() -> None:
+    _require()
+    from netsleuth.lab.incidents import run_incident
+
+    rep = run_incident("ulb4")
+    r = rep.lab.results
+    assert r[0].verdict == "reassembly" and r[0].counters["ReasmReqds"] == 1
+    assert (r[1].verdict, r[1].location, r[1].freed_earlier) == ("dropped", "ip_defrag", [1])
+    assert r[1].counters["ReasmFails"] == 1
+    if not Path("/proc/net/vlan").is_dir():  # no 802.1Q: the tagged copies are for another host
+        assert [(x.verdict, x.reason) for x in r[2:]] == [("dropped", "OTHERHOST")] * 2
+    doc = rep.to_json()
+    assert doc["incident"] == "ulb4" and "7f0983ee331c" in doc["production"]
+    assert doc["frames"][1]["what"] == "zero-length last fragment, padded"
+
+
+def test_incident_rx_dropped_8023_cli_json() -> None:
+    _require()
+    p = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "netsleuth",
+            "lab",
+            "incident",
+            "rx-dropped-8023",
+            "--format",
+            "json",
+        ],
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert p.returncode == 0, p.stderr
+    import json
+
+    doc = json.loads(p.stdout)
+    assert [(f["verdict"], f["protocol"]) for f in doc["frames"]] == [("dropped", 4)] * 2
+    assert doc["findings"][0]["refs"] == ["linux-nohandler-rx-dropped"]
+
+
+def test_incident_stgw_rps_spread_and_collapse() -> None:
+    _require()
+    from netsleuth.lab.rps import FLOWS, run_rps
+
+    rep = run_rps()
+    by = {p.name: p for p in rep.phases}
+    for p in rep.phases:
+        assert sum(p.measured.values()) == FLOWS, p.name
+    assert by["GRE v0"].predicted_keys == FLOWS
+    assert by["PPTP (GRE v1)"].predicted_keys == FLOWS  # the model's kernel is >= 4.10
+    assert by["GRE, routing bit"].predicted_keys == 1
+    if len(rep.cpus) >= 2:
+        # the dissector stops at the routing bit: every flow on one CPU, as steer says
+        assert sorted(by["GRE, routing bit"].measured.values())[-1] == FLOWS
+        assert min(by["GRE v0"].measured.values()) > 0
+        assert min(by["PPTP (GRE v1)"].measured.values()) > 0
+
+
+def claimed() -> list[bytes]:
+    """One packet (or fragment train) for each finding id that makes a claim about Linux."""
+    from netsleuth.craft import ipv6, ipv6_frag
+    from netsleuth.craft.l3 import MF
+
+    a6, b6 = "2001:db8::1", "2001:db8::80"
+
+    def e(p: bytes) -> bytes:
+        return ether(p, 0x0800)
+
+    def v6(payload: bytes, offset: int, more: bool) -> bytes:
+        return ether(
+            ipv6(a6, b6, ipv6_frag(payload, 17, offset=offset, more=more, ident=9), 44), 0x86DD
+        )
+
+    return [
+        pad(ieee8023(llc(stp_bpdu(), dsap=0x42, ssap=0x42))),
+        pad(ether(bytes(46), 0x88B5)),
+        e(ipv4(A, B, udp(A, B, 1, 9, b"x" * 8), 17, ihl=4)),
+        e(ipv4(A, B, udp(A, B, 1, 9, b"x"), 17, total_length=1000)),
+        e(ipv4(A, B, udp(A, B, 1, 9, b"x"), 17, checksum=0x1234)),
+        e(ipv4(A, B, udp(A, B, 1, 9, b"x" * 8, length=4), 17)),
+        # overlapping fragments with equal bytes, then with different bytes
+        e(ipv4(A, B, b"a" * 16, 17, ident=7, flags=MF)),
+        e(ipv4(A, B, b"a" * 16, 17, ident=7, flags=MF, frag_off=8)),
+        e(ipv4(A, B, b"a" * 8, 17, ident=7, frag_off=24)),
+        e(ipv4(A, B, b"b" * 16, 17, ident=8, flags=MF)),
+        e(ipv4(A, B, b"c" * 16, 17, ident=8, flags=MF, frag_off=8)),
+        e(ipv4(A, B, b"c" * 8, 17, ident=8, frag_off=24)),
+        v6(b"d" * 16, 0, True),
+        v6(b"d" * 16, 8, True),
+        v6(b"d" * 8, 24, False),
+    ]
+
+
+def test_scan_lab_bears_out_every_linux_claim(tmp_path: Path) -> None:
+    _require()
+    from netsleuth.lab.scanlab import CLAIMS, annotate
+    from netsleuth.scan import scan
+
+    cap = tmp_path / "claims.pcap"
+    with cap.open("wb") as fh:
+        write_pcap(fh, [(i * 1000, f) for i, f in enumerate(claimed())])
+    result = scan([str(cap)])
+    annotate(result)
+    labs = {f.id: f.evidence["lab"] for f in result.findings}
+    assert set(CLAIMS) <= set(labs), sorted(set(CLAIMS) - set(labs))
+    for fid in CLAIMS:
+        assert labs[fid]["agrees"] is True, (fid, labs[fid])
+    assert labs["ipv4.bad_checksum"]["drops"] == [
+        {"location": "ip_rcv_core", "reason": "IP_CSUM", "frames": 1}
+    ]
+    # the whole train is replayed: three fragments, the overlapping one dropped
+    assert labs["ipv6.fragment.overlap"]["verdicts"] == {"reassembly": 2, "dropped": 1}
+
+
+def test_scan_lab_on_the_incident_captures(tmp_path: Path) -> None:
+    _require()
+    from netsleuth.craft import incidents
+
+    for name, frames in (
+        ("i1", incidents.incident1_poison_fragment(4)),
+        ("i2", incidents.incident2_stp_llc(4)),
+    ):
+        cap = tmp_path / f"{name}.pcap"
+        with cap.open("wb") as fh:
+            write_pcap(fh, frames)
+        p = subprocess.run(
+            [sys.executable, "-m", "netsleuth", "scan", str(cap), "--lab", "--format", "json"],
+            check=False,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert p.returncode == 0, p.stderr
+        import json
+
+        labs = {f["id"]: f["evidence"]["lab"] for f in json.loads(p.stdout)["findings"]}
+        if name == "i2":
+            assert labs["l2.ieee8023_llc"]["agrees"] is True
+            assert labs["l2.ieee8023_llc"]["verdicts"] == {"dropped": 2}
+        elif _kernel_has("CONFIG_NET_IPGRE") is False:
+            # GRE-TEB inside VLAN 10: the inner fragments never reach this kernel's stack
+            zl = labs["ipv4.fragment.zero_length"]
+            assert zl["frames"] == [5, 6]
+            assert zl["why"] == "the outer packet died first: this kernel never saw the inner one"

@@ -116,6 +116,12 @@ def main() -> None:
     show_default=True,
     help="With --export: also write N packets before and after each one.",
 )
+@click.option(
+    "--lab",
+    "in_lab",
+    is_flag=True,
+    help="Replay each finding's frames on this kernel (root) and add its verdict.",
+)
 @guarded
 def scan(
     *,
@@ -127,6 +133,7 @@ def scan(
     min_severity: str,
     export_path: str | None,
     context: int,
+    in_lab: bool,
 ) -> int:
     """Decode every packet of CAPTURES (pcap, pcapng, gzip; - for stdin) and report findings.
 
@@ -138,11 +145,22 @@ def scan(
 
     if export_path and "-" in captures:
         raise InputError("-", "--export reads its inputs twice: give capture files, not stdin")
+    if in_lab:
+        from netsleuth.lab.sandbox import require_netns
+
+        if "-" in captures:
+            raise InputError("-", "--lab reads its inputs twice: give capture files, not stdin")
+        require_netns()
     with _Progress() as progress:
         result = run_scan(list(captures), tunnel_depth=tunnel_depth, progress=progress)
     result.findings = select(result.findings, only=only, min_severity=Severity.parse(min_severity))
     for failed in result.failed_inputs:
         click.echo(f"netsleuth: {failed.error}", err=True)
+    if in_lab:
+        from netsleuth.lab.scanlab import annotate
+
+        for note in annotate(result):
+            click.echo(f"netsleuth lab: {note}", err=True)
     exported = None
     if export_path:
         from netsleuth.report.export import export_evidence
@@ -787,3 +805,39 @@ def _lab_progress() -> Callable[[int, int], None]:
             click.echo(f"\rreplaying frame {done:,}/{total:,}", err=True, nl=False)
 
     return show
+
+
+@lab.command("incident")
+@click.argument("name", type=click.Choice(["ulb4", "rx-dropped-8023", "stgw-rps"]))
+@FORMAT
+@guarded
+def lab_incident(*, name: str, fmt: str) -> int:
+    """Build an incident's traffic, run it on this kernel, and print it beside what the
+    incident's system did."""
+    from netsleuth.lab.sandbox import require_netns
+    from netsleuth.report.jsonout import document, dumps
+
+    require_netns()
+    if name == "stgw-rps":
+        from netsleuth.lab.rps import run_rps
+
+        rps = run_rps()
+        if fmt == "json":
+            click.echo(dumps(document("lab incident", [], **rps.to_json())))
+        else:
+            from netsleuth.report.lab_text import render_rps
+
+            render_rps(stdout_console(), rps)
+        return 0
+    from netsleuth.lab.incidents import run_incident
+    from netsleuth.lab.replay import findings
+
+    rep = run_incident(name)
+    found = findings(rep.lab, rep.lab.symbols)
+    if fmt == "json":
+        click.echo(dumps(document("lab incident", found, **rep.to_json())))
+    else:
+        from netsleuth.report.lab_text import render_incident
+
+        render_incident(stdout_console(), rep, found)
+    return 0

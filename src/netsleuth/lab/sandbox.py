@@ -280,19 +280,28 @@ class Sandbox:
                 nsb.route("add", dst="::/0", gateway=GATEWAY6, oif=self.idx_b, family=10, flags=4)
                 nsb.neigh("add", dst=GATEWAY6, lladdr=mac_a, ifindex=self.idx_b, state=0x80)
         if self.rps_cpus is not None:
-            with inside(self.ns_b):
-                # The namespace's own sysfs is not mounted here: the device's queue file is
-                # reached through the host's sysfs only for the host's devices, so write it
-                # from a sysfs mounted in the namespace's view.
-                self._write_rps(self.rps_cpus)
+            self._write_rps(self.rps_cpus)
 
     def _write_rps(self, mask: str) -> None:
-        with _ns_sysfs() as root:
-            path = root / "class" / "net" / self.if_b / "queues" / "rx-0" / "rps_cpus"
-            try:
-                path.write_text(mask)
-            except OSError as err:
-                raise FacilityError(f"cannot set rps_cpus on {self.if_b}: {err}") from None
+        """rps_cpus of the receiver's queue. The file is in the namespace's own sysfs, which
+        this process does not have mounted: `ip netns exec` mounts it in a private mount
+        namespace of its own, so nothing is mounted on the host even for a moment."""
+        import subprocess
+
+        if not re.fullmatch(r"[0-9a-fA-F,]+", mask):
+            raise ValueError(f"rps_cpus mask {mask!r} is not hexadecimal")
+        path = f"/sys/class/net/{self.if_b}/queues/rx-0/rps_cpus"
+        try:
+            subprocess.run(
+                ["ip", "netns", "exec", self.ns_b, "sh", "-c", f"echo {mask} > {path}"],
+                check=True,
+                capture_output=True,
+                timeout=10,
+            )
+        except (OSError, subprocess.SubprocessError) as err:
+            raise FacilityError(
+                f"cannot set rps_cpus on {self.if_b} (needs iproute2): {err}"
+            ) from None
 
     def close(self) -> None:
         from pyroute2 import netns
@@ -384,25 +393,3 @@ class Sandbox:
             self.keep(s)
             s.bind((self.if_a, 0))
         return s
-
-
-@contextlib.contextmanager
-def _ns_sysfs() -> Iterator[Path]:
-    """A sysfs mounted in a private mount namespace shows this thread's network namespace;
-    here the thread borrows a fresh mount at a temporary directory, removed afterwards."""
-    import ctypes
-    import tempfile
-
-    libc = ctypes.CDLL(None, use_errno=True)
-    d = tempfile.mkdtemp(prefix="netsleuth-sysfs-")
-    try:
-        if libc.mount(b"sysfs", d.encode(), b"sysfs", 0, None) != 0:
-            err = ctypes.get_errno()
-            raise FacilityError(f"cannot mount sysfs for the lab namespace: {os.strerror(err)}")
-        try:
-            yield Path(d)
-        finally:
-            libc.umount2(d.encode(), 2)  # MNT_DETACH
-    finally:
-        with contextlib.suppress(OSError):
-            os.rmdir(d)

@@ -21,6 +21,8 @@ reply from the receiver (an ICMP error, a SYN-ACK) and its fate is not the frame
 
 from __future__ import annotations
 
+import errno
+import os
 import struct
 from dataclasses import dataclass
 from pathlib import Path
@@ -62,9 +64,12 @@ def _uint(buf: bytes, at: int, size: int) -> int:
 class Tracer:
     """The lab's tracefs instance; created and removed with the Instance machinery."""
 
-    def __init__(self, fs: Tracefs, pid: int) -> None:
+    def __init__(self, fs: Tracefs, pid: int, device: str | None = None) -> None:
+        """Filtered to this pid's events; with `device`, only netif_receive_skb on that
+        device, from any task on any CPU (the RPS measurement: where each frame ran)."""
         self.fs = fs
         self.pid = pid
+        self.device = device
         self.inst = Instance(fs)
         self.notes: list[str] = []
         self.decoders: dict[int, _Decoder] = {}
@@ -75,15 +80,20 @@ class Tracer:
     def start(self) -> None:
         for name in self.fs.remove_stale():
             self.notes.append(f"removed stale tracefs instance {name} (its process is gone)")
-        for system, event in EVENTS:
+        events = EVENTS if self.device is None else EVENTS[:1]
+        for system, event in events:
             self._learn(system, event)
-        self.symbols = load_symbols(self.notes)
+        if self.device is None:
+            self.symbols = load_symbols(self.notes)
         self.inst.create()
         self.inst.set_buffer_kb(BUFFER_KB)
         self.page = _page_layout(self.fs, self.inst, self.notes)
         self.inst.open_readers()
-        for system, event in EVENTS:
-            self.inst.enable(system, event, f"common_pid == {self.pid}")
+        for system, event in events:
+            flt = f"common_pid == {self.pid}"
+            if self.device is not None:
+                flt = f'name == "{self.device}"'
+            self.inst.enable(system, event, flt)
 
     def _learn(self, system: str, event: str) -> None:
         path = self.fs.event_dir(system, event) / "format"
@@ -115,8 +125,34 @@ class Tracer:
         """Every event in the ring now, in order per CPU (the lab's sender stays on one)."""
         if self.page is None:
             return []
-        raw = self.inst.read(self.page.page_size)
-        if not raw:
+        return self._decode(self.inst.read(self.page.page_size))
+
+    def collect_by_cpu(self) -> dict[int, list[Event]]:
+        """The events of each CPU's ring: on which CPU each was recorded."""
+        if self.page is None:
+            return {}
+        out = {}
+        for cpu, fd in self.inst.fds.items():
+            pages = []
+            while True:
+                try:
+                    data = os.read(fd, self.page.page_size)
+                except BlockingIOError:
+                    break
+                except OSError as err:
+                    if err.errno == errno.EINTR:
+                        continue
+                    raise
+                if not data:
+                    break
+                pages.append(data)
+                if len(data) < self.page.page_size:
+                    break
+            out[cpu] = self._decode(b"".join(pages))
+        return out
+
+    def _decode(self, raw: bytes) -> list[Event]:
+        if not raw or self.page is None:
             return []
         out = np.empty((2, len(raw) // 8 + 1), dtype=np.int64)
         p = self.page

@@ -89,12 +89,16 @@ def judge(
         owner, reply = known or (frame, False)
         if reply:
             continue
-        if ev.kind == "drop":
-            if owner == frame:
-                drops.append(ev)
-            elif owner not in r.freed_earlier:
+        if owner != frame:
+            # A queued skb of an earlier frame (a fragment) freed by this one: dropped, or
+            # released as consumed when its queue is killed (inet_frag_rbtree_purge).
+            if owner not in r.freed_earlier:
                 r.freed_earlier.append(owner)
-        elif owner == frame and r.consumed_at is None:
+                how = "dropped" if ev.kind == "drop" else "released"
+                r.notes.append(f"{how} frame {owner}'s queued skb at {names.function(ev.location)}")
+        elif ev.kind == "drop":
+            drops.append(ev)
+        elif r.consumed_at is None:
             r.consumed_at = names.function(ev.location)
     if drops:
         d = drops[0]

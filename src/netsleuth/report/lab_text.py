@@ -11,7 +11,9 @@ from rich.table import Table
 from rich.text import Text
 
 from netsleuth.ethertypes import protocol_name
+from netsleuth.lab.incidents import IncidentReport, this_kernel
 from netsleuth.lab.replay import LabReport
+from netsleuth.lab.rps import PRODUCTION, Phase, RpsReport
 from netsleuth.lab.verdict import Result
 from netsleuth.model import Finding
 from netsleuth.report.text import render_findings
@@ -43,7 +45,7 @@ def _detail(r: Result) -> str:
     return ""
 
 
-def lab_table(results: list[Result]) -> Table:
+def lab_table(results: list[Result], labels: list[str] | None = None) -> Table:
     table = Table(header_style="bold", box=None)
     for col, just in (
         ("frame", "right"),
@@ -53,11 +55,11 @@ def lab_table(results: list[Result]) -> Table:
         ("replies", "right"),
     ):
         table.add_column(col, justify=just)  # type: ignore[arg-type]
-    for r in results:
+    for i, r in enumerate(results):
         detail = _detail(r)
+        if labels is not None:
+            detail = f"{labels[i]}\n{detail}" if detail else labels[i]
         notes = "; ".join(r.notes)
-        if r.freed_earlier:
-            notes = "; ".join(filter(None, [notes, f"freed frames {r.freed_earlier} queued"]))
         cell = Text(detail)
         if notes:
             cell.append(("\n" if detail else "") + notes, style="dim")
@@ -85,3 +87,67 @@ def render_lab(console: Console, report: LabReport, findings: list[Finding], tit
     for note in report.notes:
         console.print(Text(f"note: {escape(note)}", style="dim"))
     render_findings(console, findings)
+
+
+def render_incident(console: Console, rep: IncidentReport, findings: list[Finding]) -> None:
+    sc = rep.scenario
+    console.print(Text(f"netsleuth lab incident {sc.name}: {sc.title}", style="bold"))
+    console.print(lab_table(rep.lab.results, rep.labels))
+    side = Table(header_style="bold", box=None, show_lines=True)
+    side.add_column("what the incident's system did", ratio=1)
+    side.add_column(f"what this kernel ({rep.lab.kernel}) did", ratio=1)
+    side.add_row(Text(sc.production), Text(this_kernel(rep.lab.results, rep.labels)))
+    console.print(side)
+    for note in rep.lab.notes:
+        console.print(Text(f"note: {escape(note)}", style="dim"))
+    render_findings(console, findings)
+
+
+def render_rps(console: Console, rep: RpsReport) -> None:
+    console.print(
+        Text(
+            f"netsleuth lab incident stgw-rps: RPS over CPUs {rep.cpus} on kernel {rep.kernel}",
+            style="bold",
+        )
+    )
+    table = Table(header_style="bold", box=None)
+    for col in ("traffic", "CPU", "measured", "softnet processed", "received_rps", "steer"):
+        table.add_column(col, justify="left" if col == "traffic" else "right")
+    for p in rep.phases:
+        for i, cpu in enumerate(sorted(p.measured)):
+            table.add_row(
+                p.name if i == 0 else "",
+                str(cpu),
+                str(p.measured[cpu]),
+                str(p.processed.get(cpu, 0)),
+                str(p.received_rps.get(cpu, 0)),
+                str(p.predicted.get(cpu, 0)),
+            )
+    console.print(table)
+    for p in rep.phases:
+        m, s = Phase.spread(p.measured), Phase.spread(p.predicted)
+        console.print(
+            Text(
+                f"{p.name}: measured max/mean {m:.2f}, steer predicted {s:.2f} "
+                f"({p.predicted_keys} distinct RPS hash keys), difference {m - s:+.2f}"
+            )
+        )
+    side = Table(header_style="bold", box=None)
+    side.add_column("what the incident's system did", ratio=1)
+    side.add_column(f"what this kernel ({rep.kernel}) did", ratio=1)
+    mine = "; ".join(
+        f"{p.name}: {sum(1 for v in p.measured.values() if v)} of {len(p.measured)} CPUs"
+        for p in rep.phases
+    )
+    side.add_row(Text(PRODUCTION), Text(mine))
+    console.print(side)
+    console.print(
+        Text(
+            "measured: frames each CPU processed (netif_receive_skb on the lab's device); "
+            "softnet columns are host-wide deltas; the kernel's hash seed is random per "
+            "boot, so steer predicts the spread, not which CPU",
+            style="dim",
+        )
+    )
+    for note in rep.notes:
+        console.print(Text(f"note: {escape(note)}", style="dim"))
