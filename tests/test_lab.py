@@ -36,6 +36,8 @@ def test_cooked_and_raw_captures_get_an_ethernet_header() -> None:
     assert eth is not None and eth[12:14] == struct.pack("!H", len(llc))
     assert to_ethernet(147, IP4) is None  # a DLT_USER link type: not replayable
     assert prepare(7, 147, IP4, MAC, Needs()).data is None
+    huge = prepare(8, 1, ether(bytes(70_000), 0x0800), MAC, Needs())
+    assert huge.data is None and "longer than any frame" in huge.note
 
 
 def test_only_unicast_destinations_are_rewritten() -> None:

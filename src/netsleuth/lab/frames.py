@@ -23,6 +23,9 @@ VXLAN_PORTS = (4789, 8472)  # IANA (RFC 7348 section 5) and the Linux default be
 GENEVE_PORT = 6081  # RFC 8926 section 3.3
 RAW_LINKTYPES = (101, 12, 14, 228, 229)
 SUPPORTED = (1, 113, 276, 0, 108, *RAW_LINKTYPES)
+# The largest frame a veth can carry: IPv4/IPv6 total length (65535) + Ethernet and two
+# VLAN tags. Records beyond it are not sent (nor kept in memory: read_capture cuts them).
+MAX_FRAME = 65535 + 14 + 8
 # BSD loopback address families for IPv6 (FreeBSD 28, OpenBSD 24, Darwin 30): pcap-common.c
 AF_INET6_BSD = (24, 28, 30)
 
@@ -150,6 +153,8 @@ def note_needs(frame: bytes, needs: Needs) -> None:
 
 
 def prepare(frame_no: int, linktype: int, data: bytes, mac: bytes, needs: Needs) -> Prepared:
+    if len(data) > MAX_FRAME:
+        return Prepared(frame_no, None, f"longer than any frame a veth carries ({MAX_FRAME} bytes)")
     eth = to_ethernet(linktype, data)
     if eth is None:
         why = (

@@ -26,7 +26,7 @@ from netsleuth.drops.tally import DropGroup
 from netsleuth.errors import FacilityError, InputError
 from netsleuth.ethertypes import protocol_name
 from netsleuth.lab.counters import CounterReader, delta
-from netsleuth.lab.frames import Needs, Prepared, prepare, rewrite_inner_dst
+from netsleuth.lab.frames import MAX_FRAME, Needs, Prepared, prepare, rewrite_inner_dst
 from netsleuth.lab.sandbox import Sandbox, inside, signals_unwind
 from netsleuth.lab.trace import Event, Tracer
 from netsleuth.lab.verdict import Named, Result, Skbs, judge
@@ -113,7 +113,9 @@ def read_capture(path: str, opts: Options) -> Iterator[Record]:
             if n >= opts.limit:
                 return
             n += 1
-            yield Record(frame, int(batch.linktype[i]), batch.packet(i))
+            start = int(batch.offset[i])
+            size = min(int(batch.caplen[i]), MAX_FRAME + 1)  # longer: refused by prepare()
+            yield Record(frame, int(batch.linktype[i]), batch.buf[start : start + size].tobytes())
 
 
 def _wanted_addresses(needs: Needs) -> list[str]:

@@ -109,11 +109,12 @@ def judge_finding(f: Finding, results: list[Result], kernel: str) -> dict[str, A
 
 
 def _sentence(lab: dict[str, Any]) -> str:
-    parts = ", ".join(f"{n} {v}" for v, n in lab["verdicts"].items())
-    where = "; ".join(
-        f"{d['frames']} at {d['location']} ({d['reason'] or 'no reason'})" for d in lab["drops"]
-    )
-    text = f"This kernel ({lab['kernel']}): {parts}" + (f", dropped {where}" if where else "")
+    parts = [f"{n} {v}" for v, n in lab["verdicts"].items() if v != "dropped"]
+    parts += [
+        f"{d['frames']} dropped at {d['location']} ({d['reason'] or 'no reason'})"
+        for d in lab["drops"]
+    ]
+    text = f"This kernel ({lab['kernel']}), frame by frame: {', '.join(parts)}"
     if "agrees" not in lab:
         return text + (f" ({lab['why']})." if "why" in lab else ".")
     if lab["agrees"] is None:
