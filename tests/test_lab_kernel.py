@@ -396,3 +396,82 @@ def test_scan_lab_on_the_incident_captures(tmp_path: Path) -> None:
             zl = labs["ipv4.fragment.zero_length"]
             assert zl["frames"] == [5, 6]
             assert zl["why"] == "the outer packet died first: this kernel never saw the inner one"
+
+
+def _vxlan(dport: int, vni: int = 42) -> bytes:
+    from netsleuth.craft import vxlan
+
+    i_src, i_dst, o_src, o_dst = "10.0.0.1", "10.0.0.2", "198.51.100.1", "198.51.100.2"
+    inner = ether(
+        ipv4(i_src, i_dst, udp(i_src, i_dst, 5, dport, b"in"), 17),
+        0x0800,
+        dst="02:aa:00:00:00:01",
+    )
+    return ether(
+        ipv4(o_src, o_dst, udp(o_src, o_dst, 999, 4789, vxlan(inner, vni=vni)), 17), 0x0800
+    )
+
+
+def test_vxlan_frames_reach_the_inner_stack() -> None:
+    _require()
+    if _kernel_has("CONFIG_VXLAN") is False:
+        pytest.skip("this kernel has no VXLAN (CONFIG_VXLAN)")
+    records = [Record(1, 1, _vxlan(53)), Record(2, 1, _vxlan(9))]
+    report = run(records, Options(listen=(("udp", 53),)))
+    one, two = report.results
+    # Outer and inner datagram both counted: the inner one reached the listening socket.
+    assert (one.verdict, one.counters["InReceives"], one.counters["Udp.InDatagrams"]) == (
+        "delivered",
+        2,
+        1,
+    )
+    assert (two.verdict, two.location, two.reason) == ("dropped", "__udp4_lib_rcv", "NO_SOCKET")
+    assert two.counters["Udp.NoPorts"] == 1
+    assert report.notes == []
+
+
+def test_a_killed_run_is_cleaned_by_the_next(tmp_path: Path) -> None:
+    _require()
+    cap = tmp_path / "one.pcap"
+    arp = b"".join(
+        (
+            struct.pack("!HHBBH", 1, 0x0800, 6, 4, 1),
+            bytes.fromhex("020000000001"),
+            bytes([192, 0, 2, 1]),
+            bytes(6),
+            bytes([198, 51, 100, 77]),
+        )
+    )
+    with cap.open("wb") as fh:
+        write_pcap(
+            fh, [(i, pad(ether(arp, 0x0806, dst="ff:ff:ff:ff:ff:ff"))) for i in range(50_000)]
+        )
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "netsleuth", "lab", "replay", str(cap), "--limit", "50000"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    deadline = time.monotonic() + 30
+    inst = None
+    while time.monotonic() < deadline and proc.poll() is None:
+        fs = find_tracefs()
+        inst = fs / "instances" / f"netsleuth-{proc.pid}" if fs else None
+        if inst is not None and inst.exists():
+            break
+        time.sleep(0.02)
+    proc.kill()  # SIGKILL: no handler runs, everything stays behind
+    proc.wait()
+    names = [f"netsleuth-{proc.pid}-a", f"netsleuth-{proc.pid}-b"]
+    try:
+        assert all(Path("/run/netns", n).exists() for n in names)
+        report = run([Record(1, 1, _vxlan(9))], Options())
+        for n in names:
+            assert f"removed stale namespace {n} (its process is gone)" in report.notes
+            assert not Path("/run/netns", n).exists()
+        assert f"netsleuth-{proc.pid}" not in _tracefs_instances()
+    finally:
+        from pyroute2 import netns
+
+        for n in names:
+            if Path("/run/netns", n).exists():
+                netns.remove(n)

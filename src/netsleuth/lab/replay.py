@@ -34,6 +34,7 @@ from netsleuth.model import MAX_FRAMES, Finding
 from netsleuth.sources.tracefs import tracefs_session
 
 DEFAULT_LIMIT = 10_000
+MAX_FRAME_LIST = 1_000_000  # --frames is held as a set: bounded, whatever is typed
 SETTLE = 0.2  # seconds a frame may take to settle before it is reported unsettled
 ETH_MIN = 60  # a frame shorter than the Ethernet minimum is padded by the sender's NIC
 
@@ -91,8 +92,10 @@ def parse_frame_list(text: str) -> frozenset[int]:
             lo, hi = int(a), int(b or a)
         except ValueError:
             raise ValueError(f"--frames: {part!r} is not a frame number or range") from None
-        if lo < 1 or hi < lo or hi - lo > 10_000_000:
+        if lo < 1 or hi < lo:
             raise ValueError(f"--frames: {part!r} is not a range of frame numbers from 1")
+        if len(out) + hi - lo >= MAX_FRAME_LIST:
+            raise ValueError(f"--frames: more than {MAX_FRAME_LIST:,} frames (use --limit)")
         out.update(range(lo, hi + 1))
     if not out:
         raise ValueError("--frames: no frame numbers given")
@@ -122,7 +125,7 @@ def _wanted_addresses(needs: Needs) -> list[str]:
     return list(needs.addresses)
 
 
-def _setup_receiver(sb: Sandbox, needs: Needs, opts: Options) -> dict[str, str]:
+def setup_receiver(sb: Sandbox, needs: Needs, opts: Options) -> dict[str, str]:
     """Addresses and tunnel devices; returns device name -> counter prefix."""
     labels = {sb.if_b: ""}
     if not opts.keep_addresses:
@@ -185,7 +188,7 @@ def run(
     with signals_unwind(), Sandbox(mtu=opts.mtu, rps_cpus=opts.rps_cpus) as sb:
         needs = Needs()
         prepared = [prepare(r.frame, r.linktype, r.data, sb.mac_b, needs) for r in records]
-        labels = _setup_receiver(sb, needs, opts)
+        labels = setup_receiver(sb, needs, opts)
         prepared = _inner_macs(prepared, needs)
         if setup is not None:
             setup(sb)

@@ -30,7 +30,7 @@ from netsleuth.craft.l3 import ipv4
 from netsleuth.craft.tunnel import gre
 from netsleuth.host.counters import parse_cpu_list, parse_softnet
 from netsleuth.lab.frames import Needs, prepare
-from netsleuth.lab.replay import Options, _setup_receiver
+from netsleuth.lab.replay import Options, setup_receiver
 from netsleuth.lab.sandbox import Sandbox, signals_unwind
 from netsleuth.lab.trace import Tracer
 from netsleuth.sources.tracefs import tracefs_session
@@ -169,7 +169,7 @@ def run_rps(flows: int = FLOWS) -> RpsReport:
             (name, [p.data for p in (prepare(0, 1, f, sb.mac_b, needs) for f in frames) if p.data])
             for name, frames in plan
         ]
-        _setup_receiver(sb, needs, Options())
+        setup_receiver(sb, needs, Options())
         notes += sb.notes
         sock = sb.sender_socket()
         with tracefs_session() as fs:

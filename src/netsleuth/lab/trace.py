@@ -31,6 +31,8 @@ import numpy as np
 
 from netsleuth.drops.events import NOT_DROPS
 from netsleuth.drops.format import FormatError, PageLayout, parse_format
+
+# The drops tracer's readers of header_page and kallsyms, shared rather than copied.
 from netsleuth.drops.run import _page_layout, load_symbols
 from netsleuth.drops.symbols import Kallsyms
 from netsleuth.errors import FacilityError

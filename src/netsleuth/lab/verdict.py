@@ -12,6 +12,7 @@ Verdicts, first that applies:
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -65,9 +66,9 @@ class Skbs:
 class Named:
     """Resolvers the verdict needs from the tracer (kept apart so this stays pure)."""
 
-    function: Any  # Callable[[int], str]
-    where: Any
-    reason: Any
+    function: Callable[[int], str]  # address -> kernel function
+    where: Callable[[int], str]  # address -> function+offset
+    reason: Callable[[int], str | None]  # drop reason number -> name
 
 
 def judge(
