@@ -219,3 +219,26 @@ def test_cli_lab_bad_arguments_exit_2(tmp_path: Path) -> None:
         res = CliRunner().invoke(main, ["lab", "replay", str(cap), *args])
         assert res.exit_code == 2, args
         assert res.output.startswith("netsleuth: --"), res.output
+
+
+def test_vxlan_inner_destination_rewritten_and_checksum_cleared() -> None:
+    from netsleuth.lab.frames import rewrite_inner_dst
+
+    inner = ether(IP4, 0x0800, dst="02:aa:00:00:00:01")
+    outer = ether(
+        ipv4(
+            "198.51.100.1",
+            "198.51.100.2",
+            udp("198.51.100.1", "198.51.100.2", 999, 4789, vxlan(inner, vni=42)),
+            17,
+        ),
+        0x0800,
+    )
+    out = rewrite_inner_dst(outer, MAC)
+    l4 = 14 + 20
+    assert out[l4 + 6 : l4 + 8] == b"\x00\x00"  # UDP checksum zero: allowed over IPv4
+    assert out[l4 + 16 : l4 + 22] == MAC
+    assert out[l4 + 22 :] == inner[6:]
+    assert len(out) == len(outer)
+    plain = ether(IP4, 0x0800)
+    assert rewrite_inner_dst(plain, MAC) == plain

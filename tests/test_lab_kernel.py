@@ -475,3 +475,12 @@ def test_a_killed_run_is_cleaned_by_the_next(tmp_path: Path) -> None:
         for n in names:
             if Path("/run/netns", n).exists():
                 netns.remove(n)
+
+
+def test_an_error_while_building_removes_what_was_made() -> None:
+    _require()
+    sb = Sandbox(rps_cpus="not-a-mask")
+    with pytest.raises(ValueError, match="not hexadecimal"), sb:
+        pass
+    left = [p.name for p in Path("/run/netns").iterdir() if p.name in (sb.ns_a, sb.ns_b)]
+    assert left == []

@@ -23,7 +23,7 @@ import numpy as np
 from netsleuth.drops.rules import judge as judge_drops
 from netsleuth.drops.symbols import Kallsyms
 from netsleuth.drops.tally import DropGroup
-from netsleuth.errors import FacilityError, InputError
+from netsleuth.errors import InputError
 from netsleuth.ethertypes import protocol_name
 from netsleuth.lab.counters import CounterReader, delta
 from netsleuth.lab.frames import MAX_FRAME, Needs, Prepared, prepare, rewrite_inner_dst
@@ -292,11 +292,9 @@ def replay_file(
 ) -> LabReport:
     records = list(read_capture(path, opts))
     if not records:
-        raise InputError(path, "no frames to replay (check --frames)")
+        why = "none of the --frames are in it" if opts.frames else "it holds no frames"
+        raise InputError(path, f"nothing to replay: {why}")
     return run(records, opts, progress=progress)
-
-
-__all__ = ["FacilityError", "LabReport", "Options", "Record", "replay_file", "run"]
 
 
 def findings(report: LabReport, symbols: Kallsyms) -> list[Finding]:
