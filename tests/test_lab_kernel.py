@@ -93,6 +93,9 @@ def test_mixed_capture_verdicts_and_counters() -> None:
         after=lambda sb: reads.append(_independent(sb)),
     )
     r = {x.frame: x for x in report.results}
+    # Every frame settled inside its own send(): no "had not finished" note, no lost event.
+    assert [x.notes for x in report.results] == [[]] * 6
+    assert report.lost_events == 0
     assert (r[1].verdict, r[1].location, r[1].reason) == ("dropped", "__udp4_lib_rcv", "NO_SOCKET")
     assert r[1].counters["Udp.NoPorts"] == 1
     assert r[1].replies == 1  # the ICMP port unreachable came back to the sender

@@ -76,10 +76,15 @@ def mib_counters(snmp: str, netstat: str, snmp6: str) -> dict[str, int]:
                 key = name if group in BARE_GROUPS else f"{group}.{name}"
                 if f"{group}.{name}" not in NOT_COUNTERS:
                     out[key] = value
-    for line in snmp6.splitlines():
-        parts = line.split()
-        if len(parts) == 2 and parts[1].isdigit():
-            out[parts[0]] = int(parts[1])
+    # snmp6 is "Name value" pairs, one a line (net/ipv6/proc.c snmp6_seq_show_item).
+    words = snmp6.split()
+    if len(words) % 2 == 0 and all(v.isdigit() for v in words[1::2]):
+        out.update(zip(words[0::2], map(int, words[1::2]), strict=True))
+    else:
+        for line in snmp6.splitlines():
+            parts = line.split()
+            if len(parts) == 2 and parts[1].isdigit():
+                out[parts[0]] = int(parts[1])
     return out
 
 
