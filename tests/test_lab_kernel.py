@@ -492,3 +492,12 @@ def test_an_error_while_building_removes_what_was_made() -> None:
         pass
     left = [p.name for p in Path("/run/netns").iterdir() if p.name in (sb.ns_a, sb.ns_b)]
     assert left == []
+
+
+def test_raw_ip_and_cooked_records_are_sent_as_ethernet() -> None:
+    _require()
+    ip = ipv4(A, B, udp(A, B, 1234, 9, b"raw"), 17)
+    sll = b"".join((struct.pack("!HHH", 0, 1, 6), bytes(8), struct.pack("!H", 0x0800), ip))
+    report = run([Record(1, 101, ip), Record(2, 113, sll)], Options())
+    got = [(r.verdict, r.reason, r.counters.get("Udp.NoPorts")) for r in report.results]
+    assert got == [("dropped", "NO_SOCKET", 1)] * 2
