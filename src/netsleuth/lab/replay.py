@@ -34,6 +34,7 @@ from netsleuth.model import MAX_FRAMES, Finding
 from netsleuth.sources.tracefs import tracefs_session
 
 DEFAULT_LIMIT = 10_000
+MAX_VLANS = 64  # VLAN devices made for one replay
 MAX_FRAME_LIST = 1_000_000  # --frames is held as a set: bounded, whatever is typed
 SETTLE = 0.2  # seconds a frame may take to settle before it is reported unsettled
 ETH_MIN = 60  # a frame shorter than the Ethernet minimum is padded by the sender's NIC
@@ -157,20 +158,25 @@ def setup_receiver(sb: Sandbox, needs: Needs, opts: Options) -> dict[str, str]:
                 f"{count} frame(s) carry {kind.upper()}: {t.note}; they get the verdict this "
                 f"kernel gives {what} with no tunnel"
             )
-    for vid, count in sorted(needs.vlans.items()):
-        if not _has_8021q():
+    vlans = sorted(needs.vlans.items())
+    for vid, count in vlans[:MAX_VLANS]:
+        # A VLAN device on the receiver's veth for each VID the frames carry, as the host
+        # the capture came from had; the addresses on the veth serve it (Linux accepts a
+        # local address on any interface of the namespace).
+        t = sb.add_tunnel("vlan", f"v{vid}", link=sb.idx_b, vlan_id=vid)
+        if t.created:
+            labels[t.name] = f"vlan{vid}:"
+        else:
             sb.notes.append(
-                f"{count} frame(s) carry VLAN {vid}: this kernel has no 802.1Q support "
-                "(CONFIG_VLAN_8021Q), so a tagged frame with a non-zero VID is for another "
-                "host (PACKET_OTHERHOST) as on a host without that VLAN"
+                f"{count} frame(s) carry VLAN {vid}: {t.note} (802.1Q, CONFIG_VLAN_8021Q), so "
+                "a tagged frame is for another host (PACKET_OTHERHOST), as on a host without "
+                "that VLAN"
             )
+    if len(vlans) > MAX_VLANS:
+        sb.notes.append(f"{len(vlans)} VLAN IDs: devices for the first {MAX_VLANS} only")
     for proto_name, port in opts.listen:
         sb.listen(proto_name, port)
     return labels
-
-
-def _has_8021q() -> bool:
-    return os.path.isdir("/proc/net/vlan")
 
 
 def run(
