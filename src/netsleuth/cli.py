@@ -125,6 +125,12 @@ def main() -> None:
     help="With --export: also write N packets before and after each one.",
 )
 @HTML_REPORT
+@click.option(
+    "--lab",
+    "in_lab",
+    is_flag=True,
+    help="Replay each finding's frames on this kernel (root) and add its verdict.",
+)
 @guarded
 def scan(
     *,
@@ -137,6 +143,7 @@ def scan(
     export_path: str | None,
     context: int,
     html_path: str | None,
+    in_lab: bool,
 ) -> int:
     """Decode every packet of CAPTURES (pcap, pcapng, gzip; - for stdin) and report findings.
 
@@ -148,11 +155,22 @@ def scan(
 
     if export_path and "-" in captures:
         raise InputError("-", "--export reads its inputs twice: give capture files, not stdin")
+    if in_lab:
+        from netsleuth.lab.sandbox import require_netns
+
+        if "-" in captures:
+            raise InputError("-", "--lab reads its inputs twice: give capture files, not stdin")
+        require_netns()
     with _Progress() as progress:
         result = run_scan(list(captures), tunnel_depth=tunnel_depth, progress=progress)
     result.findings = select(result.findings, only=only, min_severity=Severity.parse(min_severity))
     for failed in result.failed_inputs:
         click.echo(f"netsleuth: {failed.error}", err=True)
+    if in_lab:
+        from netsleuth.lab.scanlab import annotate
+
+        for note in annotate(result):
+            click.echo(f"netsleuth lab: {note}", err=True)
     exported = None
     if export_path:
         from netsleuth.report.export import export_evidence
@@ -1011,4 +1029,118 @@ def report(*, db_path: str, output: str) -> int:
     if not rec.times:
         raise InputError(db_path, "holds no samples yet")
     _write_page(record_page(rec, db_path), output, f", {rec.samples} samples")
+    return 0
+
+
+@main.group()
+def lab() -> None:
+    """Reproduce on the real kernel: frames replayed into two network namespaces it creates
+    and removes, each frame's verdict (delivered, dropped where and why, reassembly,
+    forwarded, no effect) and the counters it moved."""
+
+
+def _listen_specs(specs: tuple[str, ...]) -> tuple[tuple[str, int], ...]:
+    out = []
+    for spec in specs:
+        proto, sep, port = spec.lower().partition("/")
+        if not sep or proto not in ("tcp", "udp") or not port.isdigit() or int(port) > 65535:
+            raise InputError("--listen", f"{spec!r}: use tcp/PORT or udp/PORT")
+        out.append((proto, int(port)))
+    return tuple(out)
+
+
+@lab.command("replay")
+@click.argument("capture")
+@click.option("--limit", type=click.IntRange(1), default=10_000, show_default=True)
+@click.option("--frames", "frame_list", default=None, help="Frames to replay, e.g. 1,4-6.")
+@click.option(
+    "--keep-addresses",
+    is_flag=True,
+    help="Do not assign the frames' destination addresses to the receiver.",
+)
+@click.option(
+    "--listen", multiple=True, help="A socket on the receiver: tcp/PORT or udp/PORT (repeat)."
+)
+@click.option("--mtu", type=click.IntRange(68, 65535), default=1500, show_default=True)
+@FORMAT
+@FAIL_ON
+@guarded
+def lab_replay(
+    *,
+    capture: str,
+    limit: int,
+    frame_list: str | None,
+    keep_addresses: bool,
+    listen: tuple[str, ...],
+    mtu: int,
+    fmt: str,
+    fail_on: str | None,
+) -> int:
+    """Replay CAPTURE's frames one at a time and report what this kernel did with each."""
+    from netsleuth.lab.replay import Options, findings, parse_frame_list, replay_file
+    from netsleuth.lab.sandbox import require_netns
+
+    try:
+        wanted = parse_frame_list(frame_list) if frame_list else None
+    except ValueError as err:
+        raise InputError("--frames", str(err)) from None
+    opts = Options(limit, wanted, keep_addresses, _listen_specs(listen), mtu)
+    require_netns()
+    progress = _lab_progress() if fmt == "text" and sys.stderr.isatty() else None
+    report = replay_file(capture, opts, progress)
+    if progress is not None:
+        click.echo("\r\033[K", err=True, nl=False)
+    found = findings(report, report.symbols)
+    if fmt == "json":
+        from netsleuth.report.jsonout import document, dumps
+
+        click.echo(dumps(document("lab replay", found, **report.to_json())))
+    else:
+        from netsleuth.report.lab_text import render_lab
+
+        render_lab(stdout_console(), report, found, f"netsleuth lab replay {capture}")
+    return fail_exit(found, fail_on)
+
+
+def _lab_progress() -> Callable[[int, int], None]:
+    def show(done: int, total: int) -> None:
+        if done == total or done % 50 == 0:
+            click.echo(f"\rreplaying frame {done:,}/{total:,}", err=True, nl=False)
+
+    return show
+
+
+@lab.command("incident")
+@click.argument("name", type=click.Choice(["ulb4", "rx-dropped-8023", "stgw-rps"]))
+@FORMAT
+@guarded
+def lab_incident(*, name: str, fmt: str) -> int:
+    """Build an incident's traffic, run it on this kernel, and print it beside what the
+    incident's system did."""
+    from netsleuth.lab.sandbox import require_netns
+    from netsleuth.report.jsonout import document, dumps
+
+    require_netns()
+    if name == "stgw-rps":
+        from netsleuth.lab.rps import run_rps
+
+        rps = run_rps()
+        if fmt == "json":
+            click.echo(dumps(document("lab incident", [], **rps.to_json())))
+        else:
+            from netsleuth.report.lab_text import render_rps
+
+            render_rps(stdout_console(), rps)
+        return 0
+    from netsleuth.lab.incidents import run_incident
+    from netsleuth.lab.replay import findings
+
+    rep = run_incident(name)
+    found = findings(rep.lab, rep.lab.symbols)
+    if fmt == "json":
+        click.echo(dumps(document("lab incident", found, **rep.to_json())))
+    else:
+        from netsleuth.report.lab_text import render_incident
+
+        render_incident(stdout_console(), rep, found)
     return 0
