@@ -167,7 +167,9 @@ def test_gre_v1_pptp_ppp() -> None:
 
 def test_pptp_with_compressed_ppp_header() -> None:
     # Address/control omitted and a one-byte protocol (RFC 1661 6.5, RFC 1662 3.2 ACFC).
-    body = raw(GRE_PPTP(call_id=1)) + b"\x21" + raw(IN4)
+    # A data packet: S bit and payload length set (RFC 2637 4.1; length 0 is an ack alone).
+    ppp_payload = b"\x21" + raw(IN4)
+    body = raw(GRE_PPTP(call_id=1, seqnum_present=1, payload_len=len(ppp_payload))) + ppp_payload
     pkt = E / IP(src="203.0.113.1", dst="198.51.100.1", proto=47) / Raw(body)
     t = one(raw(pkt))
     assert clean(t)

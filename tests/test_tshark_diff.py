@@ -15,6 +15,7 @@ import pytest
 from netsleuth.capture import RecordBatch
 from netsleuth.craft import incidents
 from netsleuth.craft.mix import mixed_capture
+from tests import realframes
 from tests import tsharkdiff as td
 
 ALLOW = Path(__file__).with_name("tshark_allow.txt")
@@ -30,10 +31,15 @@ def built_captures() -> list[td.Capture]:
         "incident3-gre": incidents.incident3_gre_v0(flows=50),
         "mix": list(mixed_capture(3000)),
     }
-    return [
+    caps = [
         td.Capture(f"built:{name}", [RecordBatch.from_packets([f for _, f in frames])])
         for name, frames in sets.items()
     ]
+    for name, (linktype, frames) in realframes.captures().items():
+        caps.append(
+            td.Capture(f"built:{name}", [RecordBatch.from_packets(frames, linktype=linktype)])
+        )
+    return caps
 
 
 def read_allow() -> dict[tuple[str, str], str]:
@@ -86,11 +92,15 @@ def test_netsleuth_and_tshark_agree_frame_by_frame(
     assert agree / frames >= MIN_AGREEMENT
     # Every built capture is decoded exactly as tshark decodes it.
     built = [t for t in tallies if t.name.startswith("built:")]
-    assert len(built) == 5 and all(t.agree == t.frames > 0 for t in built)
+    assert len(built) == 5 + len(realframes.captures()) and all(
+        t.agree == t.frames > 0 for t in built
+    )
 
 
 def test_walk_follows_tshark_chains_as_far_as_netsleuth_decodes() -> None:
-    w = td.walk("eth:ethertype:vlan:ethertype:ip:gre:erspan:eth:ethertype:ip:icmp:ip:udp")
+    w = td.walk(
+        "eth:ethertype:vlan:ethertype:ip:gre:erspan:eth:ethertype:ip:icmp:ip:udp", (0x88BE,)
+    )
     assert (w.link, w.vlan, w.tunnels, w.ips, w.l4) == ("ethernet", 1, ["erspan"], [4, 4], "icmp")
     w = td.walk("eth:llc:stp")
     assert (w.link, w.llc, w.ips) == ("ieee8023", True, [])

@@ -47,6 +47,7 @@ FIELDS = (
     "ip.checksum.status",
     "llc.dsap",
     "llc.ssap",
+    "gre.proto",
 )
 LAYERS = ("link", "vlan", "mpls", "llc", "tunnel", "l3", "frag4", "csum4", "l4")
 
@@ -73,7 +74,7 @@ TUNNEL_NAMES = {
 # tshark protocols that are a tunnel header netsleuth decodes (the one right after "gre"
 # refines it: ERSPAN and PPTP are GRE with a protocol type).
 TSHARK_TUNNELS = {"vxlan": "vxlan", "geneve": "geneve"}
-AFTER_GRE = {"erspan": "erspan", "ppp": "pptp"}
+GRE_KINDS = {0x88BE: "erspan", 0x22EB: "erspan", 0x880B: "pptp"}
 # Protocols netsleuth steps over without a layer of its own.
 PASS = {"ethertype", "ppp", "wccp", "ipv6.hopopts", "ipv6.routing", "ipv6.dstopts", "ah"}
 L4 = {"tcp": "tcp", "udp": "udp", "icmp": "icmp", "icmpv6": "icmpv6"}
@@ -168,7 +169,7 @@ class Walk:
     l4: str = "none"
 
 
-def walk(protocols: str) -> Walk:
+def walk(protocols: str, gre_protos: tuple[int, ...] = ()) -> Walk:
     """Follow tshark's protocol chain as far as netsleuth decodes: tags, IP layers, the
     tunnels netsleuth knows, one transport header (or a UDP tunnel after it)."""
     toks = protocols.split(":")
@@ -176,6 +177,7 @@ def walk(protocols: str) -> Walk:
     if toks[0] in ("ip", "ipv6"):  # LINKTYPE_IPV4/IPV6 have no link header of their own
         w.link, toks = "raw", ["raw", *toks]
     prev = ""
+    gres = iter(gre_protos)
     for k, tok in enumerate(toks[1:], start=1):
         nxt = toks[k + 1] if k + 1 < len(toks) else ""
         if tok in STOP:
@@ -193,14 +195,14 @@ def walk(protocols: str) -> Walk:
             if toks[0] == "eth" and not w.ips and not w.tunnels:
                 w.link = "ieee8023"
         elif tok == "gre":
-            w.tunnels.append(AFTER_GRE.get(nxt, "gre"))
+            w.tunnels.append(GRE_KINDS.get(next(gres, 0), "gre"))
         elif tok in TSHARK_TUNNELS:
             w.tunnels.append(TSHARK_TUNNELS[tok])
         elif tok in L4:
             w.l4 = L4[tok]
             if tok != "udp" or nxt not in AFTER_UDP:
                 break
-        elif tok == "eth" or tok in PASS or tok in AFTER_GRE:
+        elif tok == "eth" or tok in PASS or tok == "erspan":
             pass
         else:
             break
@@ -214,7 +216,7 @@ def _occ(value: str) -> list[str]:
 
 
 def theirs(row: list[str]) -> Frame:
-    w = walk(row[1])
+    w = walk(row[1], tuple(int(p, 16) for p in _occ(row[8])))
     ids, mfs, offs, stats = (_occ(row[k]) for k in (2, 3, 4, 5))
     # The IPv4 layers tshark decoded, in order: the first and last kept ones are netsleuth's
     # outer and inner layer.

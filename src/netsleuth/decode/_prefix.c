@@ -332,6 +332,14 @@ static int gre(Cols *c, Py_ssize_t i) {
         if (c->tunnels[i] == 1) c->tunnel[i] = TUN_PPTP;
     }
     hand_on(c, i, p + hlen, NS_ETHERTYPE, proto);
+    if (ver == 1 && key) {
+        /* gre.py _payload_length: 0 is an acknowledgment alone (RFC 2637 section 4.1). */
+        int64_t plen = be16(b, p + 4 + 4 * csum);
+        if (plen == 0)
+            c->ns[i] = NS_DONE;
+        else if (p + hlen + plen <= c->wend[i])
+            trim(c, i, p + hlen + plen);
+    }
     return 1;
 }
 

@@ -1,0 +1,33 @@
+"""Frames of what real networks carry (issue 12), built with netsleuth.craft: shared by
+tests/test_decode_real.py (exact fields) and tests/test_tshark_diff.py (tshark's view)."""
+
+from __future__ import annotations
+
+from netsleuth import craft
+
+A, B = "203.0.113.1", "198.51.100.1"
+C, D = "10.0.0.1", "10.0.0.2"
+
+
+def inner_udp(dport: int = 2) -> bytes:
+    return craft.ipv4(C, D, craft.udp(C, D, 1, dport, b"x"), 17)
+
+
+def pptp_ack(call_id: int, ack: int, pad: bool) -> bytes:
+    """An acknowledgment alone: A bit, no S bit, payload length 0 (RFC 2637 section 4.1)."""
+    gre = craft.gre_pptp(b"", call_id=call_id, ack=ack)
+    frame = craft.ether(craft.ipv4(A, B, gre, 47), 0x0800)
+    return craft.pad(frame) if pad else frame
+
+
+def pptp_padded() -> bytes:
+    """A PPTP data packet whose frame is padded past the payload length."""
+    gre = craft.gre_pptp(craft.ppp(inner_udp(), 0x21), call_id=5, seq=1)
+    return craft.pad(craft.ether(craft.ipv4(A, B, gre, 47), 0x0800), 120)
+
+
+def captures() -> dict[str, tuple[int, list[bytes]]]:
+    """name -> (link type, frames)."""
+    return {
+        "pptp": (1, [pptp_ack(4242, 7, False), pptp_ack(9, 8, True), pptp_padded()]),
+    }
