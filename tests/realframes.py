@@ -4,6 +4,7 @@ tests/test_decode_real.py (exact fields) and tests/test_tshark_diff.py (tshark's
 from __future__ import annotations
 
 from netsleuth import craft
+from netsleuth.craft import link
 
 A, B = "203.0.113.1", "198.51.100.1"
 C, D = "10.0.0.1", "10.0.0.2"
@@ -30,4 +31,26 @@ def captures() -> dict[str, tuple[int, list[bytes]]]:
     """name -> (link type, frames)."""
     return {
         "pptp": (1, [pptp_ack(4242, 7, False), pptp_ack(9, 8, True), pptp_padded()]),
+        **link_captures(),
+    }
+
+
+def stp_llc() -> bytes:
+    """Incident 2's frame body: LLC SAP 0x42 and an RSTP BPDU."""
+    return craft.llc(craft.stp_bpdu(version=2), dsap=0x42, ssap=0x42)
+
+
+def link_captures() -> dict[str, tuple[int, list[bytes]]]:
+    v4, v6 = (
+        inner_udp(),
+        craft.ipv6("fd00::1", "fd00::2", craft.udp("fd00::1", "fd00::2", 1, 2, b"y"), 17),
+    )
+    return {
+        "sll-llc": (113, [link.sll(stp_llc(), link.ETH_P_802_2), link.sll(v4, 0x0800)]),
+        "sll2-llc": (276, [link.sll2(stp_llc(), link.ETH_P_802_2), link.sll2(v6, 0x86DD)]),
+        "null-af": (0, [link.null(v6, af) for af in (24, 28, 30)] + [link.null(v4, 2)]),
+        "ppp": (9, [link.ppp_link(v4, 0x21), link.ppp_link(v6, 0x57)]),
+        "ppp-hdlc": (50, [link.ppp_link(v4, 0x21), link.chdlc(v6, 0x86DD)]),
+        "cisco-hdlc": (104, [link.chdlc(v4, 0x0800), link.chdlc(v6, 0x86DD, broadcast=True)]),
+        "nflog": (239, [link.nflog(v4, 2), link.nflog(v6, 10)]),
     }

@@ -5,14 +5,23 @@ against tshark's decoding in tests/test_tshark_diff.py."""
 
 from __future__ import annotations
 
+import json
+import struct
+import subprocess
+import sys
+from pathlib import Path
+
 import numpy as np
+import pytest
 from scapy.layers.inet import IP
 from scapy.layers.l2 import Ether
 from scapy.layers.ppp import GRE_PPTP
-from scapy.packet import raw
+from scapy.packet import Raw, raw
 
-from netsleuth.capture import RecordBatch
-from netsleuth.decode import Tunnel, decode
+from netsleuth import craft
+from netsleuth.capture import RecordBatch, open_capture
+from netsleuth.craft import link
+from netsleuth.decode import L2, Tunnel, decode
 from netsleuth.decode.table import IP_FIELDS
 from tests import realframes as rf
 from tests.decodeutil import anomalies, clean, dec
@@ -52,3 +61,90 @@ def test_compiled_prefix_pass_equals_numpy_decoders_on_these_frames() -> None:
             for f in IP_FIELDS:
                 x, y = getattr(getattr(a, layer), f), getattr(getattr(b, layer), f)
                 assert np.array_equal(x, y), (name, layer, f)
+
+
+def test_cooked_capture_of_incident_2_is_flagged_8023_llc(tmp_path: Path) -> None:
+    """tcpdump -i any writes incident 2's BPDUs as SLL/SLL2 protocol 4 (ETH_P_802_2)."""
+    from tests.capfiles import pcap_bytes
+
+    for name in ("sll-llc", "sll2-llc"):
+        linktype, frames = rf.captures()[name]
+        path = tmp_path / f"{name}.pcap"
+        path.write_bytes(pcap_bytes([(1, k, f) for k, f in enumerate(frames)], linktype=linktype))
+        proc = subprocess.run(
+            [sys.executable, "-m", "netsleuth", "scan", "--format", "json", str(path)],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        assert proc.returncode in (0, 1), proc.stderr
+        found = {f["id"]: f for f in json.loads(proc.stdout)["findings"]}
+        assert "l2.ieee8023_llc" in found, sorted(found)
+        assert found["l2.ieee8023_llc"]["count"] == 1
+
+
+@pytest.mark.parametrize(
+    ("name", "kinds", "versions"),
+    [
+        ("sll-llc", [L2.SLL, L2.SLL], [0, 4]),
+        ("sll2-llc", [L2.SLL2, L2.SLL2], [0, 6]),
+        ("null-af", [L2.NULL] * 4, [6, 6, 6, 4]),
+        ("ppp", [L2.PPP] * 2, [4, 6]),
+        ("ppp-hdlc", [L2.PPP, L2.CHDLC], [4, 6]),
+        ("cisco-hdlc", [L2.CHDLC] * 2, [4, 6]),
+        ("nflog", [L2.NFLOG] * 2, [4, 6]),
+    ],
+)
+def test_link_types_reach_ip_and_transport(name: str, kinds: list[L2], versions: list[int]) -> None:
+    linktype, frames = rf.captures()[name]
+    t = dec(frames, linktype=linktype)
+    assert [L2(int(k)) for k in t.l2] == kinds
+    assert [int(v) for v in t.outer.ver] == versions
+    for i, v in enumerate(versions):
+        assert clean(t, i), anomalies(t, i)
+        if v:
+            assert (int(t.outer.proto[i]), int(t.outer.dport[i])) == (17, 2)
+        else:
+            assert (int(t.llc_dsap[i]), int(t.stp_version[i])) == (0x42, 2)
+
+
+def test_ppp_link_bytes_match_scapy() -> None:
+    from scapy.layers.l2 import CookedLinux
+    from scapy.layers.ppp import HDLC, PPP
+
+    v4 = rf.inner_udp()
+    assert link.ppp_link(v4, 0x21) == raw(HDLC() / PPP(proto=0x21) / Raw(v4))
+    assert link.sll(v4, 0x0800) == raw(
+        CookedLinux(pkttype=0, lladdrtype=1, lladdrlen=6, proto=0x0800) / Raw(v4)
+    )
+
+
+def test_unknown_link_type_is_named() -> None:
+    t = dec([b"\x00" * 40], linktype=147)  # LINKTYPE_USER0: nothing netsleuth decodes
+    assert anomalies(t)["outer"] == {"capture.unsupported_linktype"}
+    assert L2(int(t.l2[0])) == L2.UNKNOWN
+
+
+def test_snoop_file_is_read(tmp_path: Path) -> None:
+    """RFC 1761 layout, built here byte by byte: one Ethernet frame padded to 4 bytes."""
+    frame = craft.ether(rf.inner_udp(), 0x0800)
+    pad = bytes(-len(frame) % 4)
+    rec = (
+        struct.pack(">IIIIII", len(frame), len(frame), 24 + len(frame) + len(pad), 0, 7, 5)
+        + frame
+        + pad
+    )
+    path = tmp_path / "x.snoop"
+    path.write_bytes(b"snoop\0\0\0" + struct.pack(">II", 2, 4) + rec * 3)
+    reader = open_capture(str(path))
+    batches = list(reader.batches())
+    assert reader.kind == "snoop" and reader.issues == []
+    assert [int(f) for f in batches[0].frame] == [1, 2, 3]
+    assert batches[0].packet(2) == frame and int(batches[0].ts_ns[0]) == 7_000_005_000
+    t = decode(batches[0])
+    assert [int(d) for d in t.outer.dport] == [2, 2, 2]
+    # Cut inside the third record: two records and a named truncation.
+    path.write_bytes(b"snoop\0\0\0" + struct.pack(">II", 2, 4) + rec * 2 + rec[:30])
+    reader = open_capture(str(path))
+    assert sum(len(b) for b in reader.batches()) == 2
+    assert [i.id for i in reader.issues] == ["capture.truncated_file"]

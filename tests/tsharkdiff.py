@@ -52,7 +52,15 @@ FIELDS = (
 LAYERS = ("link", "vlan", "mpls", "llc", "tunnel", "l3", "frag4", "csum4", "l4")
 
 # tshark's protocol names for the first layer -> netsleuth's link layer name.
-LINK_NAMES = {"eth": "ethernet", "sll": "sll", "null": "null", "raw": "raw"}
+LINK_NAMES = {
+    "eth": "ethernet",
+    "sll": "sll",
+    "null": "null",
+    "raw": "raw",
+    "ppp": "ppp",
+    "chdlc": "chdlc",
+    "nflog": "nflog",
+}
 OUR_LINK = {
     L2.ETHERNET: "ethernet",
     L2.IEEE8023: "ieee8023",
@@ -60,6 +68,9 @@ OUR_LINK = {
     L2.SLL2: "sll",  # tshark 4.0 calls both "sll"
     L2.RAW: "raw",
     L2.NULL: "null",
+    L2.PPP: "ppp",
+    L2.CHDLC: "chdlc",
+    L2.NFLOG: "nflog",
 }
 TUNNEL_NAMES = {
     Tunnel.NONE: "none",
@@ -174,6 +185,8 @@ def walk(protocols: str, gre_protos: tuple[int, ...] = ()) -> Walk:
     tunnels netsleuth knows, one transport header (or a UDP tunnel after it)."""
     toks = protocols.split(":")
     w = Walk(link=LINK_NAMES.get(toks[0], "other:" + toks[0]) if toks[0] else "none")
+    if toks[:2] == ["ppp", "chdlc"]:  # LINKTYPE_PPP_HDLC holding a Cisco HDLC frame
+        w.link, toks = "chdlc", toks[1:]
     if toks[0] in ("ip", "ipv6"):  # LINKTYPE_IPV4/IPV6 have no link header of their own
         w.link, toks = "raw", ["raw", *toks]
     prev = ""

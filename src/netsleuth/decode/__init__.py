@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from netsleuth.decode import (  # noqa: F401 - imported for their registrations
     arp,
+    chdlc,
     erspan,
     ethernet,
     geneve,
@@ -17,6 +18,7 @@ from netsleuth.decode import (  # noqa: F401 - imported for their registrations
     ipv6,
     llc,
     mpls,
+    nflog,
     null,
     ppp,
     rawip,

@@ -55,6 +55,9 @@ class L2(enum.IntEnum):
     RAW = 5
     NULL = 6  # BSD loopback
     UNKNOWN = 7
+    PPP = 8  # LINKTYPE_PPP, and PPP-in-HDLC (50) starting 0xff
+    CHDLC = 9  # Cisco HDLC (104), and 50 starting 0x0f/0x8f
+    NFLOG = 10  # Linux netfilter log (239)
 
 
 class Tunnel(enum.IntEnum):
