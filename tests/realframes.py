@@ -4,7 +4,7 @@ tests/test_decode_real.py (exact fields) and tests/test_tshark_diff.py (tshark's
 from __future__ import annotations
 
 from netsleuth import craft
-from netsleuth.craft import link
+from netsleuth.craft import encap, link
 
 A, B = "203.0.113.1", "198.51.100.1"
 C, D = "10.0.0.1", "10.0.0.2"
@@ -32,6 +32,7 @@ def captures() -> dict[str, tuple[int, list[bytes]]]:
     return {
         "pptp": (1, [pptp_ack(4242, 7, False), pptp_ack(9, 8, True), pptp_padded()]),
         **link_captures(),
+        **encap_captures(),
     }
 
 
@@ -53,4 +54,24 @@ def link_captures() -> dict[str, tuple[int, list[bytes]]]:
         "ppp-hdlc": (50, [link.ppp_link(v4, 0x21), link.chdlc(v6, 0x86DD)]),
         "cisco-hdlc": (104, [link.chdlc(v4, 0x0800), link.chdlc(v6, 0x86DD, broadcast=True)]),
         "nflog": (239, [link.nflog(v4, 2), link.nflog(v6, 10)]),
+    }
+
+
+def encap_captures() -> dict[str, tuple[int, list[bytes]]]:
+    v4 = inner_udp()
+    session = encap.pppoe_session(v4, 0x0021)
+    qinq = craft.dot1q(craft.dot1q(session, 0x8864, vid=20), 0x8100, vid=10)
+    pw = craft.ether(craft.mpls(encap.pw_control_word(craft.ether(v4, 0x0800)), [100]), 0x8847)
+    gre_udp = craft.udp(A, B, 40000, 4754, craft.gre(v4, 0x0800))
+    return {
+        "pppoe": (
+            1,
+            [
+                craft.pad(craft.ether(session, 0x8864)),
+                craft.ether(qinq, 0x88A8),
+                craft.pad(craft.ether(encap.pppoe_padi(), 0x8863)),
+            ],
+        ),
+        "mpls-pw": (1, [pw]),
+        "gre-in-udp": (1, [craft.ether(craft.ipv4(A, B, gre_udp, 17), 0x0800)]),
     }

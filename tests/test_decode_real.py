@@ -20,7 +20,7 @@ from scapy.packet import Raw, raw
 
 from netsleuth import craft
 from netsleuth.capture import RecordBatch, open_capture
-from netsleuth.craft import link
+from netsleuth.craft import encap, link
 from netsleuth.decode import L2, Tunnel, decode
 from netsleuth.decode.table import IP_FIELDS
 from tests import realframes as rf
@@ -148,3 +148,50 @@ def test_snoop_file_is_read(tmp_path: Path) -> None:
     reader = open_capture(str(path))
     assert sum(len(b) for b in reader.batches()) == 2
     assert [i.id for i in reader.issues] == ["capture.truncated_file"]
+
+
+def test_pppoe_session_also_over_qinq_and_discovery_is_not_unknown() -> None:
+    linktype, frames = rf.captures()["pppoe"]
+    t = dec(frames, linktype=linktype)
+    for i in range(3):
+        assert clean(t, i), anomalies(t, i)
+    assert [int(v) for v in t.outer.ver] == [4, 4, 0]
+    assert [int(p) for p in t.ppp_proto] == [0x21, 0x21, 0]
+    assert (int(t.vlan_n[1]), int(t.vlan1[1]), int(t.vlan2[1])) == (2, 10, 20)
+    assert int(t.outer.dport[0]) == 2 and int(t.end[0]) == 14 + 6 + 2 + 29
+
+
+def test_pppoe_bytes_match_scapy() -> None:
+    from scapy.layers.ppp import PPP, PPPoE
+
+    v4 = rf.inner_udp()
+    assert encap.pppoe_session(v4, 0x21, session=7) == raw(
+        PPPoE(sessionid=7) / PPP(proto=0x21) / Raw(v4)
+    )
+
+
+def test_ethernet_pseudowire_with_control_word() -> None:
+    linktype, frames = rf.captures()["mpls-pw"]
+    t = dec(frames, linktype=linktype)
+    assert clean(t), anomalies(t)
+    assert (int(t.mpls_n[0]), int(t.mpls_label[0]), int(t.outer.ver[0])) == (1, 100, 4)
+    assert int(t.outer.off[0]) == 14 + 4 + 4 + 14
+
+
+def test_gre_in_udp() -> None:
+    linktype, frames = rf.captures()["gre-in-udp"]
+    t = dec(frames, linktype=linktype)
+    assert clean(t), anomalies(t)
+    assert (int(t.tunnels[0]), int(t.tunnel[0]), int(t.gre_proto[0])) == (1, Tunnel.GRE, 0x0800)
+    assert (int(t.inner.ver[0]), int(t.inner.dport[0])) == (4, 2)
+
+
+def test_gre_protocol_types_are_bound_inside_gre_only() -> None:
+    """0x88BE is ERSPAN inside GRE; as the EtherType of a plain frame it is nothing of ours
+    (it decoded a plain frame as ERSPAN before keys were bound per parent)."""
+    payload = craft.ether(rf.inner_udp(), 0x0800)
+    frames = [craft.ether(bytes(8) + payload, et) for et in (0x88BE, 0x6558, 0x880B)]
+    t = dec(frames)
+    for i in range(3):
+        assert anomalies(t, i)["outer"] == {"l2.unknown_ethertype"}
+        assert (int(t.tunnels[i]), int(t.nip[i])) == (0, 0)

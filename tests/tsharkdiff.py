@@ -37,7 +37,10 @@ TSHARK_OPTIONS = (
 )
 # Ports netsleuth decodes a tunnel on that tshark 4.0 does not by default: Linux's VXLAN
 # port before IANA's (drivers/net/vxlan: IANA_VXLAN_UDP_PORT 4789; iproute2's default 8472).
-DECODE_AS = ("udp.port==8472,vxlan",)
+# GRE-in-UDP's IANA port (RFC 8086) is not bound in tshark 4.0 either.
+# An MPLS pseudowire's payload is configured per label, not on the wire; tshark guesses
+# (pwethheuristic), so the built Ethernet-PW-with-CW frames' label 100 is named.
+DECODE_AS = ("udp.port==8472,vxlan", "udp.port==4754,gre", "mpls.label==100,pwethcw")
 FIELDS = (
     "frame.number",
     "frame.protocols",
@@ -87,11 +90,21 @@ TUNNEL_NAMES = {
 TSHARK_TUNNELS = {"vxlan": "vxlan", "geneve": "geneve"}
 GRE_KINDS = {0x88BE: "erspan", 0x22EB: "erspan", 0x880B: "pptp"}
 # Protocols netsleuth steps over without a layer of its own.
-PASS = {"ethertype", "ppp", "wccp", "ipv6.hopopts", "ipv6.routing", "ipv6.dstopts", "ah"}
+PASS = {
+    "ethertype",
+    "ppp",
+    "pppoes",
+    "pwethcw",
+    "wccp",
+    "ipv6.hopopts",
+    "ipv6.routing",
+    "ipv6.dstopts",
+    "ah",
+}
 L4 = {"tcp": "tcp", "udp": "udp", "icmp": "icmp", "icmpv6": "icmpv6"}
 OUR_L4 = {6: "tcp", 17: "udp", 1: "icmp", 58: "icmpv6"}
 # What follows UDP that netsleuth decodes: the UDP tunnels.
-AFTER_UDP = set(TSHARK_TUNNELS)
+AFTER_UDP = {*TSHARK_TUNNELS, "gre"}
 STOP = {"_ws.malformed", "_ws.short", "_ws.expert", "_ws.unreassembled", "data"}
 
 Frame = dict[str, object]
@@ -215,7 +228,7 @@ def walk(protocols: str, gre_protos: tuple[int, ...] = ()) -> Walk:
             w.l4 = L4[tok]
             if tok != "udp" or nxt not in AFTER_UDP:
                 break
-        elif tok == "eth" or tok in PASS or tok == "erspan":
+        elif tok in PASS or tok in {"eth", "erspan", "pppoed"}:
             pass
         else:
             break

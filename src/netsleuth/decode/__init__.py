@@ -21,6 +21,7 @@ from netsleuth.decode import (  # noqa: F401 - imported for their registrations
     nflog,
     null,
     ppp,
+    pppoe,
     rawip,
     sll,
     tcp,

@@ -48,5 +48,5 @@ def decode_iii(t: PacketTable, idx: NDArray[np.int64]) -> None:
     t.stop(idx[~eth & ~ip])
 
 
-register(NS.ETHERTYPE, 0x88BE, "erspan-i-ii", decode_ii)
-register(NS.ETHERTYPE, 0x22EB, "erspan-iii", decode_iii)
+register(NS.TUNNEL_PROTO, 0x88BE, "erspan-i-ii", decode_ii)
+register(NS.TUNNEL_PROTO, 0x22EB, "erspan-iii", decode_iii)

@@ -54,4 +54,4 @@ def from_linktype(t: PacketTable, idx: NDArray[np.int64]) -> None:
 register(NS.LINKTYPE, 1, "ethernet", from_linktype)  # LINKTYPE_ETHERNET
 register(NS.FRAME, FrameKey.ETHERNET, "ethernet", decode)
 # Transparent Ethernet Bridging (RFC 1701 protocol type 0x6558): Ethernet inside GRE/Geneve.
-register(NS.ETHERTYPE, 0x6558, "ethernet-teb", decode)
+register(NS.TUNNEL_PROTO, 0x6558, "ethernet-teb", decode)

@@ -1,5 +1,5 @@
 """GRE version 0 (RFC 2784 with RFC 2890 key and sequence) and version 1, the enhanced GRE
-of PPTP (RFC 2637 section 4.1). Hands on by protocol type in the EtherType namespace."""
+of PPTP (RFC 2637 section 4.1). Hands on by protocol type in the TUNNEL_PROTO namespace."""
 
 from __future__ import annotations
 
@@ -48,7 +48,7 @@ def decode(t: PacketTable, idx: NDArray[np.int64]) -> None:
     pptp = idx[v1]
     t.tunnel_inner[pptp] = Tunnel.PPTP
     t.tunnel[pptp[t.tunnels[pptp] == 1]] = Tunnel.PPTP
-    t.hand_on(idx, p + hlen, NS.ETHERTYPE, proto)
+    t.hand_on(idx, p + hlen, NS.TUNNEL_PROTO, proto)
     _payload_length(t, idx[keyed & v1], (p + hlen)[keyed & v1], kat[keyed & v1])
 
 
@@ -66,3 +66,5 @@ def _payload_length(
 
 
 register(NS.IPPROTO, 47, "gre", decode, tunnel=Tunnel.GRE)
+# GRE-in-UDP (RFC 8086 section 3, IANA port 4754): the same GRE header after UDP.
+register(NS.UDPPORT, 4754, "gre-in-udp", decode, tunnel=Tunnel.GRE)

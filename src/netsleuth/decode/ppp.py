@@ -24,6 +24,11 @@ def from_linktype(t: PacketTable, idx: NDArray[np.int64]) -> None:
     _decode(t, idx, Anomaly.L2_TRUNCATED)
 
 
+def decode_at_link(t: PacketTable, idx: NDArray[np.int64]) -> None:
+    """PPP whose header sits in the link layer (PPPoE): a short one is an L2 truncation."""
+    _decode(t, idx, Anomaly.L2_TRUNCATED)
+
+
 def from_hdlc_linktype(t: PacketTable, idx: NDArray[np.int64]) -> None:
     idx = t.short(idx, 1, Anomaly.L2_TRUNCATED)
     first = t.v.u8[t.pos[idx]]
@@ -52,6 +57,6 @@ def _decode(t: PacketTable, idx: NDArray[np.int64], cut: Anomaly) -> None:
     t.hand_on(idx, p + plen, NS.PPP, proto)
 
 
-register(NS.ETHERTYPE, 0x880B, "ppp", decode)
+register(NS.TUNNEL_PROTO, 0x880B, "ppp", decode)
 register(NS.LINKTYPE, 9, "ppp", from_linktype)  # LINKTYPE_PPP
 register(NS.LINKTYPE, 50, "ppp-hdlc", from_hdlc_linktype)  # LINKTYPE_PPP_HDLC

@@ -28,6 +28,11 @@ class NS(enum.IntEnum):
     IPPROTO = 4  # IP protocol / IPv6 next header
     UDPPORT = 5  # UDP destination port
     PPP = 6  # PPP protocol number
+    # The protocol type of GRE (RFC 2784 section 2.4) and Geneve (RFC 8926 section 3.4):
+    # EtherType values, but bound apart from Ethernet's (keys are bound per parent): ERSPAN
+    # 0x88BE, Transparent Ethernet Bridging 0x6558 and PPP 0x880B mean something inside
+    # GRE only; as a bare EtherType on Ethernet they are not these headers.
+    TUNNEL_PROTO = 7
 
 
 NS_SIZES = {
@@ -37,6 +42,7 @@ NS_SIZES = {
     NS.IPPROTO: 256,
     NS.UDPPORT: 1 << 16,
     NS.PPP: 1 << 16,
+    NS.TUNNEL_PROTO: 1 << 16,
 }
 
 
