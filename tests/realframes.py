@@ -33,6 +33,8 @@ def captures() -> dict[str, tuple[int, list[bytes]]]:
         "pptp": (1, [pptp_ack(4242, 7, False), pptp_ack(9, 8, True), pptp_padded()]),
         **link_captures(),
         **encap_captures(),
+        **tag_captures(),
+        **udp_tunnel_captures(),
     }
 
 
@@ -74,4 +76,62 @@ def encap_captures() -> dict[str, tuple[int, list[bytes]]]:
         ),
         "mpls-pw": (1, [pw]),
         "gre-in-udp": (1, [craft.ether(craft.ipv4(A, B, gre_udp, 17), 0x0800)]),
+    }
+
+
+def v6_udp() -> bytes:
+    return craft.ipv6(
+        "2001:db8::1", "2001:db8::2", craft.udp("2001:db8::1", "2001:db8::2", 1, 2, b"z"), 17
+    )
+
+
+def tag_captures() -> dict[str, tuple[int, list[bytes]]]:
+    v4 = inner_udp()
+    cust = craft.ether(v4, 0x0800, dst="02:00:00:00:00:0a", src="02:00:00:00:00:0b")
+    return {
+        "vn-tag": (1, [craft.ether(encap.vntag(v4, 0x0800), 0x8926)]),
+        "e-tag": (1, [craft.ether(encap.etag(v4, 0x0800), 0x893F)]),
+        "pbb": (1, [craft.ether(encap.pbb_itag(cust), 0x88E7)]),
+        "nsh": (
+            1,
+            [
+                craft.ether(encap.nsh(v4, 1), 0x894F),
+                craft.ether(encap.nsh(cust, 3), 0x894F),
+                craft.ether(encap.nsh(v6_udp(), 2), 0x894F),
+            ],
+        ),
+    }
+
+
+def udp_tunnel_captures() -> dict[str, tuple[int, list[bytes]]]:
+    v4, v6 = inner_udp(), v6_udp()
+
+    def over_udp(sport: int, dport: int, payload: bytes) -> bytes:
+        return craft.ether(craft.ipv4(A, B, craft.udp(A, B, sport, dport, payload), 17), 0x0800)
+
+    origin = (40000, bytes([192, 0, 2, 9]))
+    return {
+        "teredo": (
+            1,
+            [
+                over_udp(40001, 3544, encap.teredo(v6)),
+                over_udp(40001, 3544, encap.teredo(v6, origin=origin)),
+                over_udp(40001, 3544, encap.teredo(v6, auth=True, origin=origin)),
+            ],
+        ),
+        "gtp-u": (
+            1,
+            [
+                over_udp(2152, 2152, encap.gtpu(v4, teid=0x1234)),
+                over_udp(2152, 2152, encap.gtpu(v6, teid=0x5678, pdu_session=9)),
+                over_udp(2152, 2152, encap.gtpu(b"", teid=0, msg=1)),  # echo request
+            ],
+        ),
+        "l2tp": (
+            1,
+            [
+                over_udp(1701, 1701, encap.l2tp_v2(craft.ppp(v4, 0x21))),
+                over_udp(1701, 1701, encap.l2tp_v2(craft.ppp(v6, 0x57), length=False)),
+            ],
+        ),
     }

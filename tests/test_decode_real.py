@@ -22,7 +22,7 @@ from netsleuth import craft
 from netsleuth.capture import RecordBatch, open_capture
 from netsleuth.craft import encap, link
 from netsleuth.decode import L2, Tunnel, decode
-from netsleuth.decode.table import IP_FIELDS
+from netsleuth.decode.table import IP_FIELDS, Shim
 from tests import realframes as rf
 from tests.decodeutil import anomalies, clean, dec
 
@@ -119,10 +119,31 @@ def test_ppp_link_bytes_match_scapy() -> None:
     )
 
 
-def test_unknown_link_type_is_named() -> None:
-    t = dec([b"\x00" * 40], linktype=147)  # LINKTYPE_USER0: nothing netsleuth decodes
-    assert anomalies(t)["outer"] == {"capture.unsupported_linktype"}
-    assert L2(int(t.l2[0])) == L2.UNKNOWN
+def test_unknown_link_type_is_named(tmp_path: Path) -> None:
+    """A capture netsleuth cannot decode says which link type it is, with its count."""
+    from tests.capfiles import pcap_bytes
+
+    path = tmp_path / "wifi.pcap"
+    path.write_bytes(pcap_bytes([(1, 0, bytes(40)), (2, 0, bytes(30))], linktype=127))
+    proc = subprocess.run(
+        [sys.executable, "-m", "netsleuth", "scan", "--format", "json", str(path)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stderr
+    (f,) = json.loads(proc.stdout)["findings"]
+    assert (f["id"], f["count"], f["packets"], f["severity"]) == (
+        "capture.unsupported_linktype",
+        2,
+        [1, 2],
+        "info",
+    )
+    assert f["summary"].endswith("(LINKTYPE_IEEE802_11_RADIOTAP (127): 2)")
+    assert f["evidence"]["linktypes"] == {
+        "127": {"name": "LINKTYPE_IEEE802_11_RADIOTAP (127)", "packets": 2}
+    }
+    assert "LINKTYPE_NFLOG (239)" in f["evidence"]["decoded"]
 
 
 def test_snoop_file_is_read(tmp_path: Path) -> None:
@@ -195,3 +216,73 @@ def test_gre_protocol_types_are_bound_inside_gre_only() -> None:
     for i in range(3):
         assert anomalies(t, i)["outer"] == {"l2.unknown_ethertype"}
         assert (int(t.tunnels[i]), int(t.nip[i])) == (0, 0)
+
+
+@pytest.mark.parametrize(
+    ("name", "shim", "versions"),
+    [
+        ("vn-tag", Shim.VNTAG, [4]),
+        ("e-tag", Shim.ETAG, [4]),
+        ("pbb", Shim.PBB, [4]),
+        ("nsh", Shim.NSH, [4, 4, 6]),
+        ("pppoe", Shim.PPPOE, [4, 4, 0]),
+        ("mpls-pw", Shim.MPLS, [4]),
+    ],
+)
+def test_tags_and_shims_reach_the_ip_behind_them(
+    name: str, shim: Shim, versions: list[int]
+) -> None:
+    linktype, frames = rf.captures()[name]
+    t = dec(frames, linktype=linktype)
+    for i, v in enumerate(versions):
+        assert clean(t, i), anomalies(t, i)
+        # PPPoE discovery (the third pppoe frame) carries no IP: no shim in front of one.
+        assert (int(t.outer.ver[i]), int(t.tunnels[i]), int(t.shim[i])) == (v, 0, shim if v else 0)
+        if v:
+            assert (int(t.outer.proto[i]), int(t.outer.dport[i])) == (17, 2)
+
+
+@pytest.mark.parametrize(
+    ("name", "kind", "inner", "vni"),
+    [
+        ("teredo", Tunnel.TEREDO, [6, 6, 6], [-1, -1, -1]),
+        ("gtp-u", Tunnel.GTPU, [4, 6, 0], [0x1234, 0x5678, 0]),
+        ("l2tp", Tunnel.L2TP, [4, 6], [-1, -1]),
+    ],
+)
+def test_udp_tunnels_reach_the_inner_packet(
+    name: str, kind: Tunnel, inner: list[int], vni: list[int]
+) -> None:
+    linktype, frames = rf.captures()[name]
+    t = dec(frames, linktype=linktype)
+    for i, v in enumerate(inner):
+        assert clean(t, i), anomalies(t, i)
+        assert (int(t.tunnels[i]), int(t.tunnel[i]), int(t.vni[i])) == (1, kind, vni[i])
+        if v:  # an echo request (GTP message type 1) has no user packet
+            assert (int(t.nip[i]), int(t.inner.ver[i]), int(t.inner.dport[i])) == (2, v, 2)
+        else:
+            assert int(t.nip[i]) == 1
+
+
+def test_encapsulation_bytes_match_scapy() -> None:
+    from scapy.contrib.gtp import GTP_U_Header
+    from scapy.contrib.nsh import NSH
+    from scapy.layers.l2 import Dot1AH
+    from scapy.layers.l2tp import L2TP
+
+    v4, frame = rf.inner_udp(), craft.ether(rf.inner_udp(), 0x0800)
+    assert encap.nsh(v4, 1) == raw(NSH(mdtype=2, length=2, nextproto=1, spi=42, si=255) / Raw(v4))
+    assert encap.gtpu(v4, teid=0x1234) == raw(GTP_U_Header(teid=0x1234, gtp_type=255) / Raw(v4))
+    ppp_frame = craft.ppp(v4, 0x21)
+    assert encap.l2tp_v2(ppp_frame, length=False) == raw(
+        L2TP(tunnel_id=1, session_id=2) / Raw(ppp_frame)
+    )
+    assert encap.pbb_itag(frame) == raw(Dot1AH(isid=0x10203) / Raw(frame))
+
+
+def test_gtp_extension_headers_are_walked() -> None:
+    """A G-PDU with a PDU session container (E flag; 3GPP TS 29.281 5.2.1): the inner
+    packet starts after the 4 optional bytes and the 4-byte extension."""
+    t = dec(rf.captures()["gtp-u"][1][1:2])
+    outer_udp_payload = 14 + 20 + 8
+    assert int(t.inner.off[0]) == outer_udp_payload + 8 + 4 + 4

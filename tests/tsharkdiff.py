@@ -84,10 +84,19 @@ TUNNEL_NAMES = {
     Tunnel.VXLAN: "vxlan",
     Tunnel.GENEVE: "geneve",
     Tunnel.ERSPAN: "erspan",
+    Tunnel.TEREDO: "teredo",
+    Tunnel.GTPU: "gtpu",
+    Tunnel.L2TP: "l2tp",
 }
 # tshark protocols that are a tunnel header netsleuth decodes (the one right after "gre"
 # refines it: ERSPAN and PPTP are GRE with a protocol type).
-TSHARK_TUNNELS = {"vxlan": "vxlan", "geneve": "geneve"}
+TSHARK_TUNNELS = {
+    "vxlan": "vxlan",
+    "geneve": "geneve",
+    "teredo": "teredo",
+    "gtp": "gtpu",
+    "l2tp": "l2tp",
+}
 GRE_KINDS = {0x88BE: "erspan", 0x22EB: "erspan", 0x880B: "pptp"}
 # Protocols netsleuth steps over without a layer of its own.
 PASS = {
@@ -96,6 +105,10 @@ PASS = {
     "pppoes",
     "pwethcw",
     "wccp",
+    "vntag",
+    "etag",
+    "ieee8021ah",
+    "nsh",
     "ipv6.hopopts",
     "ipv6.routing",
     "ipv6.dstopts",

@@ -14,6 +14,7 @@ from netsleuth.checks.capture import TruncatedPackets
 from netsleuth.checks.fragments import FragmentAudit
 from netsleuth.checks.ipv4_checksum import IPv4Checksum
 from netsleuth.checks.link import LinkLayer
+from netsleuth.checks.linktype import UnsupportedLinkTypes
 from netsleuth.checks.transport import TCPFlags
 from netsleuth.checks.tunnels import PPTP
 from netsleuth.decode.table import PacketTable
@@ -34,6 +35,7 @@ CHECKS: tuple[type[Check], ...] = (
     TCPFlags,
     PPTP,
     FragmentAudit,
+    UnsupportedLinkTypes,
 )
 
 

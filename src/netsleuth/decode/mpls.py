@@ -6,13 +6,14 @@ import numpy as np
 from numpy.typing import NDArray
 
 from netsleuth.decode.registry import register
-from netsleuth.decode.table import NS, Anomaly, FrameKey, PacketTable
+from netsleuth.decode.table import NS, Anomaly, FrameKey, PacketTable, Shim
 
 MAX_LABELS = 16
 CW_LEN = 4
 
 
 def decode(t: PacketTable, idx: NDArray[np.int64]) -> None:
+    t.mark_shim(idx, Shim.MPLS)
     walking = idx
     for _ in range(MAX_LABELS):
         walking = t.short(walking, 4, Anomaly.MPLS_TRUNCATED)

@@ -9,13 +9,14 @@ from numpy.typing import NDArray
 
 from netsleuth.decode import ppp
 from netsleuth.decode.registry import register
-from netsleuth.decode.table import NS, Anomaly, PacketTable
+from netsleuth.decode.table import NS, Anomaly, PacketTable, Shim
 
 HLEN = 6
 VER_TYPE = 0x11  # version 1, type 1 (RFC 2516 section 4)
 
 
 def session(t: PacketTable, idx: NDArray[np.int64]) -> None:
+    t.mark_shim(idx, Shim.PPPOE)
     idx = t.short(idx, HLEN, Anomaly.L2_TRUNCATED)
     p = t.pos[idx]
     ok = (t.v.u8[p] == VER_TYPE) & (t.v.u8[p + 1] == 0)

@@ -75,6 +75,22 @@ class Tunnel(enum.IntEnum):
     VXLAN = 5
     GENEVE = 6
     ERSPAN = 7
+    TEREDO = 8  # IPv6 in UDP (RFC 4380)
+    GTPU = 9  # GTP-U (3GPP TS 29.281)
+    L2TP = 10  # L2TPv2 (RFC 2661) / L2TPv3 (RFC 3931) over UDP
+
+
+class Shim(enum.IntFlag):
+    """Headers between the link layer and the first IP header that a NIC's RSS parser or
+    the kernel's flow dissector may not step over (steering/model.py reads PacketTable.shim).
+    """
+
+    PPPOE = 0x01
+    MPLS = 0x02
+    NSH = 0x04
+    VNTAG = 0x08
+    ETAG = 0x10
+    PBB = 0x20
 
 
 class Anomaly(enum.IntEnum):
@@ -83,7 +99,8 @@ class Anomaly(enum.IntEnum):
     L2_TRUNCATED = 0
     L2_BAD_LENGTH = 1
     L2_UNKNOWN_ETHERTYPE = 2
-    UNSUPPORTED_LINKTYPE = 3
+    # 3 was UNSUPPORTED_LINKTYPE: an unbound link type is L2.UNKNOWN, named by
+    # checks/linktype.py.
     VLAN_TOO_DEEP = 4
     MPLS_TRUNCATED = 5
     MPLS_TOO_DEEP = 6
@@ -113,7 +130,6 @@ ANOMALY_IDS: dict[Anomaly, str] = {
     Anomaly.L2_TRUNCATED: "l2.truncated",
     Anomaly.L2_BAD_LENGTH: "l2.bad_length",
     Anomaly.L2_UNKNOWN_ETHERTYPE: "l2.unknown_ethertype",
-    Anomaly.UNSUPPORTED_LINKTYPE: "capture.unsupported_linktype",
     Anomaly.VLAN_TOO_DEEP: "vlan.too_deep",
     Anomaly.MPLS_TRUNCATED: "mpls.truncated",
     Anomaly.MPLS_TOO_DEEP: "mpls.too_deep",
@@ -322,6 +338,8 @@ class PacketTable:
         self.gre_key = z(n, np.int64) - 1  # GRE key, or PPTP call id; -1 when absent
         self.vni = z(n, np.int64) - 1  # VXLAN/Geneve VNI, ERSPAN session id; -1 absent
         self.ppp_proto = z(n, np.uint16)
+        # Shim flags seen before the first IP layer of the outermost frame.
+        self.shim = z(n, np.uint8)
         # Values derived from the table by later stages (e.g. steering's flow fields),
         # computed once per batch by whoever needs them.
         self.derived: dict[str, object] = {}
@@ -358,6 +376,11 @@ class PacketTable:
             self.flag(idx[~ok], anomaly)
             return idx[ok]
         return idx
+
+    def mark_shim(self, idx: I64, shim: Shim) -> None:
+        """Note a shim header in front of the packet's first IP layer (outside tunnels)."""
+        front = idx[(self.nip[idx] == 0) & (self.tunnels[idx] == 0)]
+        self.shim[front] |= np.uint8(shim)
 
     def hand_on(self, idx: I64, newpos: I64, ns: NS, key: I64 | int) -> None:
         self.pos[idx] = newpos
