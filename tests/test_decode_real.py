@@ -203,7 +203,11 @@ def test_gre_in_udp() -> None:
     linktype, frames = rf.captures()["gre-in-udp"]
     t = dec(frames, linktype=linktype)
     assert clean(t), anomalies(t)
-    assert (int(t.tunnels[0]), int(t.tunnel[0]), int(t.gre_proto[0])) == (1, Tunnel.GRE, 0x0800)
+    assert (int(t.tunnels[0]), int(t.tunnel[0]), int(t.gre_proto[0])) == (
+        1,
+        Tunnel.GRE_UDP,
+        0x0800,
+    )
     assert (int(t.inner.ver[0]), int(t.inner.dport[0])) == (4, 2)
 
 

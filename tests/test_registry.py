@@ -63,7 +63,7 @@ EXPECTED = [
     ("UDPPORT", 1701, "l2tp", "l2tp"),
     ("UDPPORT", 2152, "gtp-u", "gtpu"),
     ("UDPPORT", 3544, "teredo", "teredo"),
-    ("UDPPORT", 4754, "gre-in-udp", "gre"),
+    ("UDPPORT", 4754, "gre-in-udp", "gre_udp"),
     ("UDPPORT", 4789, "vxlan", "vxlan"),
     ("UDPPORT", 6081, "geneve", "geneve"),
     ("UDPPORT", 8472, "vxlan-linux", "vxlan"),

@@ -87,6 +87,7 @@ TUNNEL_NAMES = {
     Tunnel.TEREDO: "teredo",
     Tunnel.GTPU: "gtpu",
     Tunnel.L2TP: "l2tp",
+    Tunnel.GRE_UDP: "greudp",
 }
 # tshark protocols that are a tunnel header netsleuth decodes (the one right after "gre"
 # refines it: ERSPAN and PPTP are GRE with a protocol type).
@@ -234,7 +235,8 @@ def walk(protocols: str, gre_protos: tuple[int, ...] = ()) -> Walk:
             if toks[0] == "eth" and not w.ips and not w.tunnels:
                 w.link = "ieee8023"
         elif tok == "gre":
-            w.tunnels.append(GRE_KINDS.get(next(gres, 0), "gre"))
+            kind = GRE_KINDS.get(next(gres, 0), "gre")
+            w.tunnels.append("greudp" if prev == "udp" and kind == "gre" else kind)
         elif tok in TSHARK_TUNNELS:
             w.tunnels.append(TSHARK_TUNNELS[tok])
         elif tok in L4:

@@ -67,4 +67,4 @@ def _payload_length(
 
 register(NS.IPPROTO, 47, "gre", decode, tunnel=Tunnel.GRE)
 # GRE-in-UDP (RFC 8086 section 3, IANA port 4754): the same GRE header after UDP.
-register(NS.UDPPORT, 4754, "gre-in-udp", decode, tunnel=Tunnel.GRE)
+register(NS.UDPPORT, 4754, "gre-in-udp", decode, tunnel=Tunnel.GRE_UDP)

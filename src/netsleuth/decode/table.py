@@ -78,6 +78,7 @@ class Tunnel(enum.IntEnum):
     TEREDO = 8  # IPv6 in UDP (RFC 4380)
     GTPU = 9  # GTP-U (3GPP TS 29.281)
     L2TP = 10  # L2TPv2 (RFC 2661) / L2TPv3 (RFC 3931) over UDP
+    GRE_UDP = 11  # GRE in UDP (RFC 8086): a GRE header, keyed by UDP on the way in
 
 
 class Shim(enum.IntFlag):
