@@ -3,6 +3,8 @@ tests/test_decode_real.py (exact fields) and tests/test_tshark_diff.py (tshark's
 
 from __future__ import annotations
 
+import struct
+
 from netsleuth import craft
 from netsleuth.craft import encap, link
 
@@ -92,6 +94,23 @@ def tag_captures() -> dict[str, tuple[int, list[bytes]]]:
         "vn-tag": (1, [craft.ether(encap.vntag(v4, 0x0800), 0x8926)]),
         "e-tag": (1, [craft.ether(encap.etag(v4, 0x0800), 0x893F)]),
         "pbb": (1, [craft.ether(encap.pbb_itag(cust), 0x88E7)]),
+        "macsec": (
+            1,
+            [
+                craft.ether(encap.macsec(struct.pack("!H", 0x0800) + v4), 0x88E5),
+                craft.ether(
+                    encap.macsec(struct.pack("!H", 0x0800) + v4, sci=bytes(range(8))), 0x88E5
+                ),
+            ],
+        ),
+        "cisco-metadata": (1, [craft.ether(encap.cisco_metadata(v4, 0x0800), 0x8909)]),
+        "arista": (
+            1,
+            [
+                craft.ether(encap.arista_timestamp(v4, 0x0800), 0xD28B),
+                craft.ether(encap.arista_timestamp(v4, 0x0800, version=0x0020), 0xD28B),
+            ],
+        ),
         "nsh": (
             1,
             [
@@ -126,6 +145,18 @@ def udp_tunnel_captures() -> dict[str, tuple[int, list[bytes]]]:
                 over_udp(2152, 2152, encap.gtpu(v6, teid=0x5678, pdu_session=9)),
                 over_udp(2152, 2152, encap.gtpu(b"", teid=0, msg=1)),  # echo request
             ],
+        ),
+        "vxlan-gpe": (
+            1,
+            [
+                over_udp(40002, 4790, encap.vxlan_gpe(v4, 1, vni=77)),
+                over_udp(40002, 4790, encap.vxlan_gpe(craft.ether(v6, 0x86DD), 3, vni=78)),
+            ],
+        ),
+        "mpls-in-udp": (1, [over_udp(40003, 6635, craft.mpls(v4, [200]))]),
+        "pim-register": (
+            1,
+            [craft.ether(craft.ipv4(A, "192.0.2.99", encap.pim_register(v4), 103), 0x0800)],
         ),
         "l2tp": (
             1,

@@ -231,6 +231,9 @@ def test_gre_protocol_types_are_bound_inside_gre_only() -> None:
         ("nsh", Shim.NSH, [4, 4, 6]),
         ("pppoe", Shim.PPPOE, [4, 4, 0]),
         ("mpls-pw", Shim.MPLS, [4]),
+        ("macsec", Shim.MACSEC, [4, 4]),
+        ("cisco-metadata", Shim(0), [4]),
+        ("arista", Shim(0), [4, 4]),
     ],
 )
 def test_tags_and_shims_reach_the_ip_behind_them(
@@ -252,6 +255,9 @@ def test_tags_and_shims_reach_the_ip_behind_them(
         ("teredo", Tunnel.TEREDO, [6, 6, 6], [-1, -1, -1]),
         ("gtp-u", Tunnel.GTPU, [4, 6, 0], [0x1234, 0x5678, 0]),
         ("l2tp", Tunnel.L2TP, [4, 6], [-1, -1]),
+        ("vxlan-gpe", Tunnel.VXLAN_GPE, [4, 6], [77, 78]),
+        ("mpls-in-udp", Tunnel.MPLS_UDP, [4], [-1]),
+        ("pim-register", Tunnel.PIM, [4], [-1]),
     ],
 )
 def test_udp_tunnels_reach_the_inner_packet(
@@ -290,3 +296,21 @@ def test_gtp_extension_headers_are_walked() -> None:
     t = dec(rf.captures()["gtp-u"][1][1:2])
     outer_udp_payload = 14 + 20 + 8
     assert int(t.inner.off[0]) == outer_udp_payload + 8 + 4 + 4
+
+
+def test_macsec_icv_is_not_payload_and_ciphertext_ends_decoding() -> None:
+    linktype, frames = rf.captures()["macsec"]
+    t = dec(frames, linktype=linktype)
+    # The clear secure data ends 16 bytes (the ICV) before the frame does.
+    ends = [int(t.end[i] - t.start[i]) - len(f) for i, f in enumerate(frames)]
+    assert ends == [-16, -16]
+    encrypted = bytearray(frames[0])
+    encrypted[14] |= 0x0C  # E and C: confidentiality, the secure data is ciphertext
+    t = dec([bytes(encrypted)])
+    assert clean(t) and int(t.nip[0]) == 0 and int(t.shim[0]) == Shim.MACSEC
+
+
+def test_pim_messages_other_than_register_are_not_tunnels() -> None:
+    hello = craft.ipv4(rf.A, "224.0.0.13", b"\x20\x00\x00\x00" + bytes(8), 103)
+    t = dec([craft.ether(hello, 0x0800)])
+    assert clean(t) and (int(t.tunnels[0]), int(t.nip[0])) == (0, 1)

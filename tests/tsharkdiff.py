@@ -52,7 +52,7 @@ FIELDS = (
     "llc.ssap",
     "gre.proto",
 )
-LAYERS = ("link", "vlan", "mpls", "llc", "tunnel", "l3", "frag4", "csum4", "l4")
+LAYERS = ("link", "vlan", "mpls", "llc", "tunnel", "l3", "frag4", "csum4", "l4", "encap")
 
 # tshark's protocol names for the first layer -> netsleuth's link layer name.
 LINK_NAMES = {
@@ -88,6 +88,9 @@ TUNNEL_NAMES = {
     Tunnel.GTPU: "gtpu",
     Tunnel.L2TP: "l2tp",
     Tunnel.GRE_UDP: "greudp",
+    Tunnel.MPLS_UDP: "mplsudp",
+    Tunnel.VXLAN_GPE: "vxlangpe",
+    Tunnel.PIM: "pim",
 }
 # tshark protocols that are a tunnel header netsleuth decodes (the one right after "gre"
 # refines it: ERSPAN and PPTP are GRE with a protocol type).
@@ -110,6 +113,9 @@ PASS = {
     "etag",
     "ieee8021ah",
     "nsh",
+    "macsec",
+    "cmd",
+    "avsp",
     "ipv6.hopopts",
     "ipv6.routing",
     "ipv6.dstopts",
@@ -118,7 +124,11 @@ PASS = {
 L4 = {"tcp": "tcp", "udp": "udp", "icmp": "icmp", "icmpv6": "icmpv6"}
 OUR_L4 = {6: "tcp", 17: "udp", 1: "icmp", 58: "icmpv6"}
 # What follows UDP that netsleuth decodes: the UDP tunnels.
-AFTER_UDP = {*TSHARK_TUNNELS, "gre"}
+GPE_PAYLOADS = {"ip", "ipv6", "eth", "nsh"}
+AFTER_UDP = {*TSHARK_TUNNELS, *GPE_PAYLOADS, "gre", "mpls"}
+# Protocols that quote a packet rather than carry one: an IP header tshark shows after them
+# is not a layer of the frame.
+QUOTES = {"icmp", "icmpv6", "sflow", "openflow", "nhrp"}
 STOP = {"_ws.malformed", "_ws.short", "_ws.expert", "_ws.unreassembled", "data"}
 
 Frame = dict[str, object]
@@ -205,6 +215,7 @@ class Walk:
     tunnels: list[str] = field(default_factory=list)
     ips: list[int] = field(default_factory=list)
     l4: str = "none"
+    beyond: str | None = None  # an encapsulation tshark decoded to an IP and netsleuth not
 
 
 def walk(protocols: str, gre_protos: tuple[int, ...] = ()) -> Walk:
@@ -230,6 +241,10 @@ def walk(protocols: str, gre_protos: tuple[int, ...] = ()) -> Walk:
             w.vlan += 1
         elif tok == "mpls":
             w.mpls += 1
+            if prev == "udp":  # MPLS in UDP (RFC 7510)
+                w.tunnels.append("mplsudp")
+        elif tok == "pim" and nxt in ("ip", "ipv6"):  # a Register's data packet
+            w.tunnels.append("pim")
         elif tok == "llc":
             w.llc = True
             if toks[0] == "eth" and not w.ips and not w.tunnels:
@@ -241,15 +256,31 @@ def walk(protocols: str, gre_protos: tuple[int, ...] = ()) -> Walk:
             w.tunnels.append(TSHARK_TUNNELS[tok])
         elif tok in L4:
             w.l4 = L4[tok]
+            if tok == "udp" and nxt in GPE_PAYLOADS:
+                # tshark 4.0 lists no protocol for VXLAN-GPE, only what it carries.
+                w.tunnels.append("vxlangpe")
             if tok != "udp" or nxt not in AFTER_UDP:
+                w.beyond = _beyond(toks[k + 1 :]) if tok in ("tcp", "udp") else None
                 break
         elif tok in PASS or tok in {"eth", "erspan", "pppoed"}:
             pass
         else:
+            w.beyond = _beyond(toks[k:])
             break
         if not tok.startswith("ipv6.") and tok != "ethertype":
             prev = tok
     return w
+
+
+def _beyond(rest: list[str]) -> str | None:
+    """The protocol where the walk stopped, if tshark found an IP header behind it that is
+    not a quote (an ICMP error's, a sampled packet's): an encapsulation netsleuth missed."""
+    for tok in rest:
+        if tok in QUOTES or tok in STOP:
+            return None
+        if tok in ("ip", "ipv6"):
+            return rest[0]
+    return None
 
 
 def _occ(value: str) -> list[str]:
@@ -281,6 +312,7 @@ def theirs(row: list[str]) -> Frame:
         "frag4": tuple(frag),
         "csum4": tuple(csum),
         "l4": w.l4,
+        "encap": w.beyond,
     }
 
 
@@ -312,6 +344,7 @@ def ours(t: PacketTable, i: int) -> Frame:
         "frag4": tuple(frag),
         "csum4": tuple(csum),
         "l4": l4,
+        "encap": None,
     }
 
 

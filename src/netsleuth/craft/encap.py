@@ -75,3 +75,37 @@ def l2tp_v2(ppp_frame: bytes, *, tunnel: int = 1, session: int = 2, length: bool
     if length:
         return struct.pack("!HHHH", 0x4002, 8 + len(ppp_frame), tunnel, session) + ppp_frame
     return struct.pack("!HHH", 0x0002, tunnel, session) + ppp_frame
+
+
+def cisco_metadata(payload: bytes, ethertype: int, *, sgt: int = 7) -> bytes:
+    """Cisco MetaData on Ethernet (after 0x8909): version 1, length 1, option SGT, type."""
+    return struct.pack("!BBHHH", 1, 1, 0x0001, sgt, ethertype) + payload
+
+
+def macsec(secure_data: bytes, *, sci: bytes | None = None, pn: int = 1) -> bytes:
+    """An integrity-only MACsec frame body (after 0x88E5): TCI (SC per `sci`, E and C clear,
+    AN 0), short length 0, PN, optional SCI, the clear secure data, a 16-byte ICV (zeros:
+    nothing verifies it here)."""
+    tci = 0x20 if sci is not None else 0
+    return struct.pack("!BBI", tci, 0, pn) + (sci or b"") + secure_data + bytes(16)
+
+
+def vxlan_gpe(payload: bytes, next_proto: int, *, vni: int) -> bytes:
+    """VXLAN-GPE: flags I and P (0x0C), reserved, next protocol, VNI."""
+    return struct.pack("!BHBI", 0x0C, 0, next_proto, vni << 8) + payload
+
+
+def pim_register(data_packet: bytes) -> bytes:
+    """A PIM Register (RFC 7761 4.9.3): version 2, type 1, checksum over the 8-byte header
+    only (section 4.9), B and N clear, then the data packet."""
+    from netsleuth.craft.checksum import inet_checksum
+
+    head = struct.pack("!BBHI", 0x21, 0, 0, 0)
+    return struct.pack("!BBHI", 0x21, 0, inet_checksum(head), 0) + data_packet
+
+
+def arista_timestamp(payload: bytes, ethertype: int, *, version: int = 0x0010) -> bytes:
+    """After EtherType 0xD28B: subtype 1 (timestamp), version, a 64-bit (0x0010) or 48-bit
+    (0x0020) TAI timestamp, the type."""
+    stamp = struct.pack("!II", 1_559_162_199, 5) if version == 0x0010 else struct.pack("!HI", 7, 5)
+    return struct.pack("!HH", 1, version) + stamp + struct.pack("!H", ethertype) + payload

@@ -7,8 +7,10 @@ set, so a protocol cannot drop out unnoticed (tests/test_registry.py pins the ta
 from __future__ import annotations
 
 from netsleuth.decode import (  # noqa: F401 - imported for their registrations
+    arista,
     arp,
     chdlc,
+    cmd,
     erspan,
     etag,
     ethernet,
@@ -20,11 +22,13 @@ from netsleuth.decode import (  # noqa: F401 - imported for their registrations
     ipv6,
     l2tp,
     llc,
+    macsec,
     mpls,
     nflog,
     nsh,
     null,
     pbb,
+    pim,
     ppp,
     pppoe,
     rawip,
@@ -35,6 +39,7 @@ from netsleuth.decode import (  # noqa: F401 - imported for their registrations
     vlan,
     vntag,
     vxlan,
+    vxlangpe,
     wccp,
 )
 from netsleuth.decode.engine import DEFAULT_TUNNEL_DEPTH, decode_batch

@@ -6,7 +6,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from netsleuth.decode.registry import register
-from netsleuth.decode.table import NS, Anomaly, FrameKey, PacketTable, Shim
+from netsleuth.decode.table import NS, Anomaly, FrameKey, PacketTable, Shim, Tunnel
 
 MAX_LABELS = 16
 CW_LEN = 4
@@ -49,4 +49,5 @@ register(NS.ETHERTYPE, 0x8847, "mpls", decode)
 register(NS.ETHERTYPE, 0x8848, "mpls-multicast", decode)
 register(NS.PPP, 0x0281, "mpls", decode)
 register(NS.TUNNEL_PROTO, 0x8847, "mpls", decode)  # MPLS in GRE (RFC 4023)
+register(NS.UDPPORT, 6635, "mpls-in-udp", decode, tunnel=Tunnel.MPLS_UDP)  # RFC 7510
 register(NS.TUNNEL_PROTO, 0x8848, "mpls-multicast", decode)

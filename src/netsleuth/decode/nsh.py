@@ -16,6 +16,22 @@ NEXT = {1: (NS.ETHERTYPE, 0x0800), 2: (NS.ETHERTYPE, 0x86DD), 4: (NS.ETHERTYPE, 
 NEXT_ETHERNET, NEXT_MPLS = 3, 5
 
 
+def hand_next(
+    t: PacketTable, idx: NDArray[np.int64], at: NDArray[np.int64], nxt: NDArray[np.uint8]
+) -> None:
+    """Hand on by an NSH Next Protocol value (also VXLAN-GPE's, the same IANA registry)."""
+    known = np.zeros(idx.shape[0], dtype=np.bool_)
+    for code, (ns, key) in NEXT.items():
+        sel = nxt == code
+        t.hand_on(idx[sel], at[sel], ns, key)
+        known |= sel
+    eth = nxt == NEXT_ETHERNET
+    t.hand_on(idx[eth], at[eth], NS.FRAME, FrameKey.ETHERNET)
+    mpls = nxt == NEXT_MPLS
+    t.hand_on(idx[mpls], at[mpls], NS.ETHERTYPE, 0x8847)
+    t.stop(idx[~known & ~eth & ~mpls])
+
+
 def decode(t: PacketTable, idx: NDArray[np.int64]) -> None:
     t.mark_shim(idx, Shim.NSH)
     idx = t.short(idx, 4 * MIN_WORDS, Anomaly.TUNNEL_TRUNCATED)
@@ -28,17 +44,7 @@ def decode(t: PacketTable, idx: NDArray[np.int64]) -> None:
     fits = (words >= MIN_WORDS) & t.fits(idx, hlen)
     t.flag(idx[~fits], Anomaly.TUNNEL_TRUNCATED)
     idx, p, hlen = idx[fits], p[fits], hlen[fits]
-    nxt = t.v.u8[p + 3]
-    known = np.zeros(idx.shape[0], dtype=np.bool_)
-    for code, (ns, key) in NEXT.items():
-        sel = nxt == code
-        t.hand_on(idx[sel], (p + hlen)[sel], ns, key)
-        known |= sel
-    eth = nxt == NEXT_ETHERNET
-    t.hand_on(idx[eth], (p + hlen)[eth], NS.FRAME, FrameKey.ETHERNET)
-    mpls = nxt == NEXT_MPLS
-    t.hand_on(idx[mpls], (p + hlen)[mpls], NS.ETHERTYPE, 0x8847)
-    t.stop(idx[~known & ~eth & ~mpls])
+    hand_next(t, idx, p + hlen, t.v.u8[p + 3])
 
 
 register(NS.ETHERTYPE, 0x894F, "nsh", decode)

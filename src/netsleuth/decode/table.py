@@ -50,6 +50,7 @@ class FrameKey(enum.IntEnum):
     ETHERNET = 1
     LLC = 2  # an IEEE 802.2 LLC header (after an 802.3 length field, or SLL protocol 4)
     RAWIP = 3  # IPv4 or IPv6 told apart by the version nibble
+    PIM_REGISTER = 4  # the data packet inside a PIM Register (a tunnel: pim.py)
 
 
 class L2(enum.IntEnum):
@@ -79,6 +80,9 @@ class Tunnel(enum.IntEnum):
     GTPU = 9  # GTP-U (3GPP TS 29.281)
     L2TP = 10  # L2TPv2 (RFC 2661) / L2TPv3 (RFC 3931) over UDP
     GRE_UDP = 11  # GRE in UDP (RFC 8086): a GRE header, keyed by UDP on the way in
+    MPLS_UDP = 12  # MPLS in UDP (RFC 7510)
+    VXLAN_GPE = 13  # VXLAN Generic Protocol Extension (draft-ietf-nvo3-vxlan-gpe)
+    PIM = 14  # a PIM Register's data packet (RFC 7761 section 4.9.3)
 
 
 class Shim(enum.IntFlag):
@@ -92,6 +96,7 @@ class Shim(enum.IntFlag):
     VNTAG = 0x08
     ETAG = 0x10
     PBB = 0x20
+    MACSEC = 0x40
 
 
 class Anomaly(enum.IntEnum):

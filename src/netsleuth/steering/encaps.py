@@ -5,7 +5,8 @@ Flow dissector (net/core/flow_dissector.c, __skb_flow_dissect): ETH_P_PPP_SES is
 over to PPP_IP / PPP_IPV6 (FLOW_DISSECT_RET_PROTO_AGAIN): the IP behind PPPoE is keyed.
 ETH_P_MPLS_UC/MC go to __skb_flow_dissect_mpls, which keys an entropy label at most and
 ends (FLOW_DISSECT_RET_OUT_GOOD): the IP behind MPLS is never read. NSH (0x894F), VN-Tag
-(0x8926), E-Tag (0x893F) and PBB (0x88E7) have no case: FLOW_DISSECT_RET_OUT_BAD, no
+(0x8926), E-Tag (0x893F), PBB (0x88E7) and MACsec (0x88E5, decrypted later by the macsec
+device, after RPS on the lower one) have no case: FLOW_DISSECT_RET_OUT_BAD, no
 addresses. Whatever is not keyed hashes alike (__flow_hash_from_keys over the same empty
 keys): one CPU for all of it. UDP payloads are never entered: Teredo, GTP-U, L2TP and
 GRE-in-UDP are keyed by their outer UDP 5-tuple (Tunnel kinds the dissector model does not
@@ -25,7 +26,7 @@ from numpy.typing import NDArray
 from netsleuth.decode.table import PacketTable, Shim
 from netsleuth.steering.fields import FIELD_NAMES, Fields
 
-ALL = Shim.PPPOE | Shim.MPLS | Shim.NSH | Shim.VNTAG | Shim.ETAG | Shim.PBB
+ALL = Shim.PPPOE | Shim.MPLS | Shim.NSH | Shim.VNTAG | Shim.ETAG | Shim.PBB | Shim.MACSEC
 NIC_BLIND = ALL
 DISSECTOR_BLIND = ALL & ~Shim.PPPOE
 
