@@ -58,6 +58,15 @@ def link_captures() -> dict[str, tuple[int, list[bytes]]]:
         "ppp-hdlc": (50, [link.ppp_link(v4, 0x21), link.chdlc(v6, 0x86DD)]),
         "cisco-hdlc": (104, [link.chdlc(v4, 0x0800), link.chdlc(v6, 0x86DD, broadcast=True)]),
         "nflog": (239, [link.nflog(v4, 2), link.nflog(v6, 10)]),
+        "frame-relay": (
+            107,
+            [
+                link.frame_relay(v4, nlpid=0xCC),
+                link.frame_relay(v6, nlpid=0x8E),
+                link.frame_relay(v6, ethertype=0x86DD),
+            ],
+        ),
+        "ipnet": (226, [link.ipnet(v4, 2), link.ipnet(v6, 26)]),
     }
 
 

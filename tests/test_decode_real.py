@@ -93,6 +93,8 @@ def test_cooked_capture_of_incident_2_is_flagged_8023_llc(tmp_path: Path) -> Non
         ("ppp-hdlc", [L2.PPP, L2.CHDLC], [4, 6]),
         ("cisco-hdlc", [L2.CHDLC] * 2, [4, 6]),
         ("nflog", [L2.NFLOG] * 2, [4, 6]),
+        ("frame-relay", [L2.FRELAY] * 3, [4, 6, 6]),
+        ("ipnet", [L2.IPNET] * 2, [4, 6]),
     ],
 )
 def test_link_types_reach_ip_and_transport(name: str, kinds: list[L2], versions: list[int]) -> None:
@@ -314,3 +316,18 @@ def test_pim_messages_other_than_register_are_not_tunnels() -> None:
     hello = craft.ipv4(rf.A, "224.0.0.13", b"\x20\x00\x00\x00" + bytes(8), 103)
     t = dec([craft.ether(hello, 0x0800)])
     assert clean(t) and (int(t.tunnels[0]), int(t.nip[0])) == (0, 1)
+
+
+def test_a_header_cut_by_a_length_field_is_malformed_even_in_a_snapped_capture() -> None:
+    """icmp.truncated where the IPv4 total length leaves 3 bytes for ICMP, though the
+    capture was snapped (tcpdump's icmp-icmp_print-oobr-1.pcap); not where the snap
+    length itself cut the header."""
+    ip = bytearray(craft.ipv4(rf.A, rf.B, craft.icmp(8, 0, b"abcd"), 1))
+    ip[2:4] = (23).to_bytes(2, "big")  # total length: header + 3 bytes
+    ip[10:12] = b"\0\0"
+    ip[10:12] = craft.inet_checksum(bytes(ip[:20])).to_bytes(2, "big")
+    frame = craft.ether(bytes(ip), 0x0800)
+    by_length = dec([frame], wirelen=[len(frame) + 100])
+    assert anomalies(by_length)["outer"] == {"icmp.truncated"}
+    by_snap = dec([frame[: 14 + 20 + 2]], wirelen=[len(frame)])
+    assert anomalies(by_snap)["outer"] == set()

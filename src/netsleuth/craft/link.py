@@ -54,3 +54,20 @@ def nflog(packet: bytes, family: int, *, prefix: bytes = b"netsleuth\0", order: 
     order: NFULA_PREFIX (10) and NFULA_PAYLOAD (9)."""
     head = struct.pack("!BBH", family, 0, 1)
     return head + nflog_tlv(10, prefix, order) + nflog_tlv(9, packet, order)
+
+
+def frame_relay(
+    payload: bytes, *, dlci: int = 100, nlpid: int | None = None, ethertype: int | None = None
+) -> bytes:
+    """LINKTYPE_FRELAY (107): a 2-byte Q.922 address for `dlci`, then RFC 2427 (UI 0x03 and
+    `nlpid`) or Cisco's encapsulation (`ethertype`)."""
+    addr = struct.pack("!BB", (dlci >> 4) << 2, ((dlci & 0x0F) << 4) | 1)
+    if nlpid is not None:
+        return addr + bytes([0x03, nlpid]) + payload
+    return addr + struct.pack("!H", ethertype or 0x0800) + payload
+
+
+def ipnet(packet: bytes, family: int, *, ifindex: int = 2) -> bytes:
+    """LINKTYPE_IPNET (226): version 1, family (2 or 26), hook 0, length, interface, group
+    interface, zones."""
+    return struct.pack("!BBHIIIII", 1, family, 0, len(packet), ifindex, 0, 0xFFFFFFFF, 0) + packet

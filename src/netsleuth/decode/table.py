@@ -65,6 +65,8 @@ class L2(enum.IntEnum):
     PPP = 8  # LINKTYPE_PPP, and PPP-in-HDLC (50) starting 0xff
     CHDLC = 9  # Cisco HDLC (104), and 50 starting 0x0f/0x8f
     NFLOG = 10  # Linux netfilter log (239)
+    FRELAY = 11  # Frame Relay (107)
+    IPNET = 12  # Solaris ipnet (226)
 
 
 class Tunnel(enum.IntEnum):
@@ -83,6 +85,7 @@ class Tunnel(enum.IntEnum):
     MPLS_UDP = 12  # MPLS in UDP (RFC 7510)
     VXLAN_GPE = 13  # VXLAN Generic Protocol Extension (draft-ietf-nvo3-vxlan-gpe)
     PIM = 14  # a PIM Register's data packet (RFC 7761 section 4.9.3)
+    ETHERIP = 15  # Ethernet in IP: EtherIP (97, RFC 3378) or protocol 143 (RFC 8986)
 
 
 class Shim(enum.IntFlag):
@@ -369,7 +372,11 @@ class PacketTable:
             return
         self.ns[idx] = NS.DONE
         if anomaly in TRUNCATION:
-            idx = idx[~self.snapped[idx]]
+            # Excused only where the capture's end cut the header: a length field that
+            # ends the data earlier (an IPv4 total length of 23 before an ICMP header)
+            # made it too short on the wire.
+            at_capture_end = self.end[idx] == self.batch.offset[idx] + self.batch.caplen[idx]
+            idx = idx[~(self.snapped[idx] & at_capture_end)]
         bit = np.uint64(1 << int(anomaly))
         tunnelled = self.tunnels[idx] > 0
         self.anom_inner[idx[tunnelled]] |= bit
