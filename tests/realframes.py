@@ -163,6 +163,15 @@ def udp_tunnel_captures() -> dict[str, tuple[int, list[bytes]]]:
             ],
         ),
         "mpls-in-udp": (1, [over_udp(40003, 6635, craft.mpls(v4, [200]))]),
+        "ethernet-in-ip": (
+            1,
+            [
+                craft.ether(craft.ipv4(A, B, encap.etherip(craft.ether(v4, 0x0800)), 97), 0x0800),
+                craft.ether(
+                    craft.ipv6("2001:db8::a", "2001:db8::b", craft.ether(v6, 0x86DD), 143), 0x86DD
+                ),
+            ],
+        ),
         "pim-register": (
             1,
             [craft.ether(craft.ipv4(A, "192.0.2.99", encap.pim_register(v4), 103), 0x0800)],

@@ -259,6 +259,7 @@ def test_tags_and_shims_reach_the_ip_behind_them(
         ("l2tp", Tunnel.L2TP, [4, 6], [-1, -1]),
         ("vxlan-gpe", Tunnel.VXLAN_GPE, [4, 6], [77, 78]),
         ("mpls-in-udp", Tunnel.MPLS_UDP, [4], [-1]),
+        ("ethernet-in-ip", Tunnel.ETHERIP, [4, 6], [-1, -1]),
         ("pim-register", Tunnel.PIM, [4], [-1]),
     ],
 )

@@ -109,3 +109,8 @@ def arista_timestamp(payload: bytes, ethertype: int, *, version: int = 0x0010) -
     (0x0020) TAI timestamp, the type."""
     stamp = struct.pack("!II", 1_559_162_199, 5) if version == 0x0010 else struct.pack("!HI", 7, 5)
     return struct.pack("!HH", 1, version) + stamp + struct.pack("!H", ethertype) + payload
+
+
+def etherip(frame: bytes) -> bytes:
+    """EtherIP (RFC 3378): version 3 in the top 4 bits of a 2-byte header, then the frame."""
+    return struct.pack("!H", 0x3000) + frame
