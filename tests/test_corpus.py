@@ -120,9 +120,24 @@ def ours(t: PacketTable, i: int) -> tuple[str, str, int | None, int | None]:
     return (src, dst, sp if has_ports else None, dp if has_ports else None)
 
 
+def tcpdump_unknown_gre(out: Path) -> set[int]:
+    """Frames whose GRE payload tcpdump does not decode ("gre-proto-0x8909", Cisco MetaData):
+    it prints the outer pair; netsleuth, like tshark, reaches the inner one (those frames
+    are held to tshark in test_tshark_diff.py)."""
+    text = out.read_text(errors="replace")
+    starts = list(FRAME_START.finditer(text))
+    return {
+        int(m.group(1))
+        for m, nxt in zip(starts, [*starts[1:], None], strict=True)
+        if "gre-proto-0x" in text[m.start() : nxt.start() if nxt else len(text)]
+    }
+
+
 @pytest.mark.parametrize(("capture", "expected"), TUNNEL_CASES)
 def test_inner_addresses_and_ports_match_tcpdump(corpus: Path, capture: str, expected: str) -> None:
     want = tcpdump_innermost(corpus / expected)
+    for frame in tcpdump_unknown_gre(corpus / expected):
+        want.pop(frame, None)
     assert want, f"no address pairs parsed from {expected}"
     got = {}
     for batch in open_capture(str(corpus / capture)).batches():

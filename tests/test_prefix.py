@@ -18,7 +18,7 @@ import pytest
 
 from netsleuth.capture import RecordBatch, open_capture
 from netsleuth.craft import incidents
-from netsleuth.craft.l2 import dot1q, ether
+from netsleuth.craft.l2 import dot1q, ether, mpls
 from netsleuth.craft.l3 import fragment_ipv4, ipv4, ipv6, ipv6_ext
 from netsleuth.craft.l4 import icmp, tcp, udp
 from netsleuth.craft.mix import mixed_capture
@@ -156,13 +156,20 @@ def _tunnel_frames() -> list[bytes]:
     return outer
 
 
-def _teb_chain(k: int) -> bytes:
-    """Ethernet, IPv4, GRE, then k Ethernet headers chained by 0x6558 ending in an EtherType
-    nothing decodes: 4 + k headers, so k = 36 is the last under the 40-header bound."""
+def _deep_chain(units: int) -> bytes:
+    """Ethernet, 8 VLAN tags, IPv4, GRE, Ethernet (13 headers the pass decodes), then
+    `units` pairs of MPLS (with a pseudowire control word) and Ethernet, ending in an
+    EtherType nothing decodes: with the lookup round, 12 + 2 * units + 1 rounds. (GRE's
+    0x6558 chains no longer exist: 0x6558 is bound inside GRE only.)"""
     body = ether(b"\x00" * 20, 0x88B5)
-    for _ in range(k - 1):
-        body = ether(body, 0x6558)
-    return ether(ipv4("198.51.100.1", "198.51.100.2", gre(body, 0x6558), 47), 0x0800)
+    for _ in range(units):
+        body = ether(mpls(b"\x00\x00\x00\x00" + body, [16]), 0x8847)
+    pkt: bytes = ipv4("198.51.100.1", "198.51.100.2", gre(body, 0x6558), 47)
+    typ = 0x0800
+    for vid in range(8):
+        pkt = dot1q(pkt, typ, vid=vid + 1)
+        typ = 0x8100
+    return ether(pkt, typ)
 
 
 def test_mutated_frames_decode_identically() -> None:
@@ -183,13 +190,13 @@ def test_the_pass_stops_well_inside_the_engine_bound() -> None:
 
 def test_header_bound_counts_the_headers_the_pass_decoded() -> None:
     """decode.too_deep at the same header with and without the pass (the pass decodes the
-    first 24 of these chains' headers; the engine's rounds must count them)."""
-    frames = [_teb_chain(k) for k in range(30, 42)]
+    first 12 of these chains' headers; the engine's rounds must count them)."""
+    frames = [_deep_chain(u) for u in range(10, 16)]
     batch = RecordBatch.from_packets(frames)
     assert both_ways(batch) == []
     t = decode(batch)
     deep = (t.anom_inner >> np.uint64(Anomaly.DECODE_TOO_DEEP)) & np.uint64(1)
-    assert deep.tolist() == [0] * 7 + [1] * 5  # k = 37 is the 41st header
+    assert deep.tolist() == [0] * 4 + [1] * 2  # 12 + 2 * 13 + 1 = 39 rounds: the last
 
 
 def test_snapped_frames_decode_identically() -> None:

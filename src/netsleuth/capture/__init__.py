@@ -6,9 +6,10 @@ from netsleuth.capture.batch import RecordBatch
 from netsleuth.capture.chunks import CHUNK_BYTES, ReadIssue
 from netsleuth.capture.pcap import PcapReader
 from netsleuth.capture.pcapng import PcapngReader
+from netsleuth.capture.snoop import SnoopReader
 from netsleuth.capture.source import open_source
 
-CaptureReader = PcapReader | PcapngReader
+CaptureReader = PcapReader | PcapngReader | SnoopReader
 
 __all__ = ["CaptureReader", "ReadIssue", "RecordBatch", "open_capture"]
 
@@ -18,4 +19,6 @@ def open_capture(path: str, *, chunk_bytes: int = CHUNK_BYTES) -> CaptureReader:
     sniffed = open_source(path)
     if sniffed.kind == "pcap":
         return PcapReader(sniffed.source, compressed=sniffed.compressed, chunk_bytes=chunk_bytes)
+    if sniffed.kind == "snoop":
+        return SnoopReader(sniffed.source, compressed=sniffed.compressed)
     return PcapngReader(sniffed.source, compressed=sniffed.compressed, chunk_bytes=chunk_bytes)

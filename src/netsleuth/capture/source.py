@@ -23,6 +23,7 @@ PCAP_MAGICS = {
     b"\xa1\xb2\x3c\x4d": (">", 1),
 }
 PCAPNG_MAGIC = b"\x0a\x0d\x0d\x0a"
+SNOOP_MAGIC = b"snoo"  # the first 4 bytes of "snoop\0\0\0" (RFC 1761): capture/snoop.py
 
 
 class Stream(Protocol):
@@ -87,7 +88,7 @@ class ByteSource:
 @dataclass(frozen=True, slots=True)
 class Sniffed:
     source: ByteSource
-    kind: str  # "pcap" or "pcapng"
+    kind: str  # "pcap", "pcapng" or "snoop"
     compressed: bool
 
 
@@ -124,6 +125,8 @@ def open_source(path: str) -> Sniffed:
         kind = "pcap"
     elif head == PCAPNG_MAGIC:
         kind = "pcapng"
+    elif head == SNOOP_MAGIC:
+        kind = "snoop"
     else:
         more = head + _peek(name, stream, 60)
         stream.close()

@@ -20,6 +20,7 @@ from netsleuth.checks.fragments import FragmentAudit
 from netsleuth.checks.ipv4_checksum import IPv4Checksum
 from netsleuth.checks.layers import cut_by_outer_fragment
 from netsleuth.checks.link import LinkLayer
+from netsleuth.checks.linktype import UnsupportedLinkTypes
 from netsleuth.checks.outer_reassembly import TunnelReassembly
 from netsleuth.checks.transport import TCPFlags
 from netsleuth.checks.tunnels import PPTP
@@ -38,6 +39,7 @@ CHECKS: tuple[type[Check], ...] = (
     TCPFlags,
     PPTP,
     FragmentAudit,
+    UnsupportedLinkTypes,
 )
 
 

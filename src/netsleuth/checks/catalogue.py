@@ -46,9 +46,9 @@ CATALOGUE: dict[str, FindingInfo] = {
     "capture.unsupported_linktype": FindingInfo(
         _I,
         "packets of a link type netsleuth does not decode",
-        "These records were counted but not decoded. Supported: Ethernet (1), raw IP "
-        "(101, 12, 14, 228, 229), Linux cooked SLL (113) and SLL2 (276), BSD loopback "
-        "(0, 108).",
+        "These records were counted but not decoded. The summary names each such link type "
+        "(tcpdump.org link-layer header types) with its packet count; the evidence lists "
+        "the link types netsleuth decodes.",
     ),
     "l2.truncated": FindingInfo(
         _W,

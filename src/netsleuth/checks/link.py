@@ -40,7 +40,10 @@ class LinkLayer:
         self.kinds: dict[str, int] = {}
 
     def observe(self, t: PacketTable) -> None:
-        llc = t.l2 == L2.IEEE8023
+        # An 802.2 LLC frame on Ethernet, or one a `tcpdump -i any` capture (SLL/SLL2
+        # protocol ETH_P_802_2) shows arriving: the same frame reaching the same stack.
+        cooked = ((t.l2 == L2.SLL) | (t.l2 == L2.SLL2)) & (t.llc_dsap >= 0) & (t.tunnels == 0)
+        llc = (t.l2 == L2.IEEE8023) | cooked
         if llc.any():
             self.tally.add("l2.ieee8023_llc", t.frame[llc])
             code = t.llc_dsap[llc].astype(np.int64) << 8 | (t.stp_version[llc] + 1)

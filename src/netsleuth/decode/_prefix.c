@@ -32,7 +32,7 @@
 
 /* NS, FrameKey, L2 and Tunnel codes, as in decode/table.py. */
 enum { NS_DONE = 0, NS_LINKTYPE = 1, NS_FRAME = 2, NS_ETHERTYPE = 3, NS_IPPROTO = 4,
-       NS_UDPPORT = 5, NS_PPP = 6, NS_COUNT = 7 };
+       NS_UDPPORT = 5, NS_PPP = 6, NS_TUNNEL_PROTO = 7, NS_COUNT = 8 };
 enum { FRAME_ETHERNET = 1 };
 enum { L2_ETHERNET = 1 };
 enum { LINKTYPE_ETHERNET = 1 };
@@ -331,7 +331,15 @@ static int gre(Cols *c, Py_ssize_t i) {
         c->tunnel_inner[i] = TUN_PPTP;
         if (c->tunnels[i] == 1) c->tunnel[i] = TUN_PPTP;
     }
-    hand_on(c, i, p + hlen, NS_ETHERTYPE, proto);
+    hand_on(c, i, p + hlen, NS_TUNNEL_PROTO, proto);
+    if (ver == 1 && key) {
+        /* gre.py _payload_length: 0 is an acknowledgment alone (RFC 2637 section 4.1). */
+        int64_t plen = be16(b, p + 4 + 4 * csum);
+        if (plen == 0)
+            c->ns[i] = NS_DONE;
+        else if (p + hlen + plen <= c->wend[i])
+            trim(c, i, p + hlen + plen);
+    }
     return 1;
 }
 
@@ -383,6 +391,12 @@ static int step(Cols *c, Py_ssize_t i) {
     case NS_ETHERTYPE:
         switch (key) {
         case 0x8100: case 0x88A8: case 0x9100: return vlan(c, i);
+        case 0x0800: return ipv4(c, i, TUN_NONE);
+        case 0x86DD: return ipv6(c, i, TUN_NONE);
+        default: return unbound(c, i, ns, key);
+        }
+    case NS_TUNNEL_PROTO: /* GRE's protocol type (table.py NS.TUNNEL_PROTO) */
+        switch (key) {
         case 0x0800: return ipv4(c, i, TUN_NONE);
         case 0x86DD: return ipv6(c, i, TUN_NONE);
         case 0x6558: return ethernet(c, i, 0); /* transparent Ethernet bridging */

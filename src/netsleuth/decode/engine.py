@@ -94,8 +94,9 @@ def _call(t: PacketTable, binding: Binding, idx: np.ndarray, depth: int) -> None
 def _unbound(t: PacketTable, idx: np.ndarray, ns: np.ndarray) -> None:
     lt = idx[ns == NS.LINKTYPE]
     if lt.shape[0]:
+        # checks/linktype.py names these (capture.unsupported_linktype, with the link
+        # type's name and count), so no anomaly bit: it would be the same finding twice.
         t.l2[lt] = 7  # L2.UNKNOWN
-        t.flag(lt, Anomaly.UNSUPPORTED_LINKTYPE)
     # An EtherType nothing decodes: named for the outermost frame (where it reaches the
     # host's stack, as the 802.3 frames of incident 2 did); inside a tunnel it is just the
     # end of what we decode.

@@ -13,25 +13,27 @@ F_SEQ = 0x1000
 FT_ETHERNET, FT_IP = 0, 2  # ERSPAN III frame types (draft section 4.3)
 
 
-def _mark(t: PacketTable, idx: NDArray[np.int64], session: NDArray[np.int64]) -> None:
-    t.vni[idx] = session
+def _kind(t: PacketTable, idx: NDArray[np.int64]) -> None:
+    """GRE's protocol type says ERSPAN: the tunnel is one even if its header is cut."""
     t.tunnel_inner[idx] = Tunnel.ERSPAN
     t.tunnel[idx[t.tunnels[idx] == 1]] = Tunnel.ERSPAN
 
 
 def decode_ii(t: PacketTable, idx: NDArray[np.int64]) -> None:
     # Type I has no ERSPAN header; GRE then carries no sequence number (draft section 4.1).
+    _kind(t, idx)
     type1 = (t.gre_flags[idx] & F_SEQ) == 0
     i1 = idx[type1]
-    _mark(t, i1, np.full(i1.shape[0], -1, dtype=np.int64))
+    t.vni[i1] = -1  # type I has no session id
     t.hand_on(i1, t.pos[i1], NS.FRAME, FrameKey.ETHERNET)
     idx = t.short(idx[~type1], 8, Anomaly.TUNNEL_TRUNCATED)
     p = t.pos[idx]
-    _mark(t, idx, (t.v.be16[p + 2] & 0x03FF).astype(np.int64))
+    t.vni[idx] = (t.v.be16[p + 2] & 0x03FF).astype(np.int64)
     t.hand_on(idx, p + 8, NS.FRAME, FrameKey.ETHERNET)
 
 
 def decode_iii(t: PacketTable, idx: NDArray[np.int64]) -> None:
+    _kind(t, idx)
     idx = t.short(idx, 12, Anomaly.TUNNEL_TRUNCATED)
     p = t.pos[idx]
     word = t.v.be16[p + 10].astype(np.int64)
@@ -40,7 +42,7 @@ def decode_iii(t: PacketTable, idx: NDArray[np.int64]) -> None:
     fits = t.fits(idx, hlen)
     t.flag(idx[~fits], Anomaly.TUNNEL_TRUNCATED)
     idx, p, ft, hlen = idx[fits], p[fits], ft[fits], hlen[fits]
-    _mark(t, idx, (t.v.be16[p + 2] & 0x03FF).astype(np.int64))
+    t.vni[idx] = (t.v.be16[p + 2] & 0x03FF).astype(np.int64)
     eth = ft == FT_ETHERNET
     ip = ft == FT_IP
     t.hand_on(idx[eth], (p + hlen)[eth], NS.FRAME, FrameKey.ETHERNET)
@@ -48,5 +50,5 @@ def decode_iii(t: PacketTable, idx: NDArray[np.int64]) -> None:
     t.stop(idx[~eth & ~ip])
 
 
-register(NS.ETHERTYPE, 0x88BE, "erspan-i-ii", decode_ii)
-register(NS.ETHERTYPE, 0x22EB, "erspan-iii", decode_iii)
+register(NS.TUNNEL_PROTO, 0x88BE, "erspan-i-ii", decode_ii)
+register(NS.TUNNEL_PROTO, 0x22EB, "erspan-iii", decode_iii)

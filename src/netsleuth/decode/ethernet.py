@@ -46,6 +46,19 @@ def length_field(
     t.hand_on(idx[keep], payload[keep], NS.FRAME, FrameKey.LLC)
 
 
+def tag_then_type(t: PacketTable, idx: NDArray[np.int64], tag_len: int) -> None:
+    """A tag of `tag_len` bytes, then a type/length field, as after an 802.1Q TPID: the
+    shape of VN-Tag and E-Tag."""
+    idx = t.short(idx, tag_len + 2, Anomaly.L2_TRUNCATED)
+    p = t.pos[idx]
+    typ = t.v.be16[p + tag_len]
+    ether = typ >= MIN_ETHERTYPE
+    e = idx[ether]
+    t.ethertype[e] = typ[ether]
+    t.hand_on(e, p[ether] + tag_len + 2, NS.ETHERTYPE, typ[ether].astype(np.int64))
+    length_field(t, idx[~ether], p[~ether] + tag_len + 2, typ[~ether])
+
+
 def from_linktype(t: PacketTable, idx: NDArray[np.int64]) -> None:
     t.l2[idx] = L2.ETHERNET
     decode(t, idx)
@@ -54,4 +67,4 @@ def from_linktype(t: PacketTable, idx: NDArray[np.int64]) -> None:
 register(NS.LINKTYPE, 1, "ethernet", from_linktype)  # LINKTYPE_ETHERNET
 register(NS.FRAME, FrameKey.ETHERNET, "ethernet", decode)
 # Transparent Ethernet Bridging (RFC 1701 protocol type 0x6558): Ethernet inside GRE/Geneve.
-register(NS.ETHERTYPE, 0x6558, "ethernet-teb", decode)
+register(NS.TUNNEL_PROTO, 0x6558, "ethernet-teb", decode)

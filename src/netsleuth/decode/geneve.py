@@ -21,7 +21,7 @@ def decode(t: PacketTable, idx: NDArray[np.int64]) -> None:
     t.flag(idx[~fits], Anomaly.TUNNEL_TRUNCATED)
     idx, p, hlen = idx[fits], p[fits], hlen[fits]
     t.vni[idx] = (t.v.be32[p + 4] >> 8).astype(np.int64)
-    t.hand_on(idx, p + hlen, NS.ETHERTYPE, t.v.be16[p + 2].astype(np.int64))
+    t.hand_on(idx, p + hlen, NS.TUNNEL_PROTO, t.v.be16[p + 2].astype(np.int64))
 
 
 register(NS.UDPPORT, 6081, "geneve", decode, tunnel=Tunnel.GENEVE)

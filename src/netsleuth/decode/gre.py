@@ -1,5 +1,5 @@
 """GRE version 0 (RFC 2784 with RFC 2890 key and sequence) and version 1, the enhanced GRE
-of PPTP (RFC 2637 section 4.1). Hands on by protocol type in the EtherType namespace."""
+of PPTP (RFC 2637 section 4.1). Hands on by protocol type in the TUNNEL_PROTO namespace."""
 
 from __future__ import annotations
 
@@ -48,7 +48,23 @@ def decode(t: PacketTable, idx: NDArray[np.int64]) -> None:
     pptp = idx[v1]
     t.tunnel_inner[pptp] = Tunnel.PPTP
     t.tunnel[pptp[t.tunnels[pptp] == 1]] = Tunnel.PPTP
-    t.hand_on(idx, p + hlen, NS.ETHERTYPE, proto)
+    t.hand_on(idx, p + hlen, NS.TUNNEL_PROTO, proto)
+    _payload_length(t, idx[keyed & v1], (p + hlen)[keyed & v1], kat[keyed & v1])
+
+
+def _payload_length(
+    t: PacketTable, idx: NDArray[np.int64], payload: NDArray[np.int64], kat: NDArray[np.int64]
+) -> None:
+    """Version 1 says how long its payload is (RFC 2637 section 4.1, the key field's high
+    half). 0 is an acknowledgment alone (A bit, no S bit): a valid packet with nothing to
+    decode. A length inside the frame bounds the payload (what follows is padding)."""
+    plen = t.v.be16[kat].astype(np.int64)
+    ack_only = plen == 0
+    t.stop(idx[ack_only])
+    inside = ~ack_only & (payload + plen <= t.wend[idx])
+    t.trim(idx[inside], (payload + plen)[inside])
 
 
 register(NS.IPPROTO, 47, "gre", decode, tunnel=Tunnel.GRE)
+# GRE-in-UDP (RFC 8086 section 3, IANA port 4754): the same GRE header after UDP.
+register(NS.UDPPORT, 4754, "gre-in-udp", decode, tunnel=Tunnel.GRE_UDP)

@@ -117,4 +117,5 @@ def store_ip(t: PacketTable, idx: NDArray[np.int64], cols: dict[str, object]) ->
 
 register(NS.ETHERTYPE, 0x0800, "ipv4", decode)
 register(NS.PPP, 0x0021, "ipv4", decode)  # RFC 1332
+register(NS.TUNNEL_PROTO, 0x0800, "ipv4", decode)
 register(NS.IPPROTO, 4, "ipip", decode, tunnel=Tunnel.IPIP)  # RFC 2003; 4in6 (RFC 2473)

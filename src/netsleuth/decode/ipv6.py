@@ -122,4 +122,5 @@ def _finish(t: PacketTable, idx: NDArray[np.int64], nh: NDArray[np.int64]) -> No
 
 register(NS.ETHERTYPE, 0x86DD, "ipv6", decode)
 register(NS.PPP, 0x0057, "ipv6", decode)  # RFC 5072
+register(NS.TUNNEL_PROTO, 0x86DD, "ipv6", decode)
 register(NS.IPPROTO, 41, "ipv6-in-ip", decode, tunnel=Tunnel.IP6)  # 6in4 (RFC 4213), 6in6

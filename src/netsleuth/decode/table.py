@@ -28,6 +28,11 @@ class NS(enum.IntEnum):
     IPPROTO = 4  # IP protocol / IPv6 next header
     UDPPORT = 5  # UDP destination port
     PPP = 6  # PPP protocol number
+    # The protocol type of GRE (RFC 2784 section 2.4) and Geneve (RFC 8926 section 3.4):
+    # EtherType values, but bound apart from Ethernet's (keys are bound per parent): ERSPAN
+    # 0x88BE, Transparent Ethernet Bridging 0x6558 and PPP 0x880B mean something inside
+    # GRE only; as a bare EtherType on Ethernet they are not these headers.
+    TUNNEL_PROTO = 7
 
 
 NS_SIZES = {
@@ -37,6 +42,7 @@ NS_SIZES = {
     NS.IPPROTO: 256,
     NS.UDPPORT: 1 << 16,
     NS.PPP: 1 << 16,
+    NS.TUNNEL_PROTO: 1 << 16,
 }
 
 
@@ -44,6 +50,7 @@ class FrameKey(enum.IntEnum):
     ETHERNET = 1
     LLC = 2  # an IEEE 802.2 LLC header (after an 802.3 length field, or SLL protocol 4)
     RAWIP = 3  # IPv4 or IPv6 told apart by the version nibble
+    PIM_REGISTER = 4  # the data packet inside a PIM Register (a tunnel: pim.py)
 
 
 class L2(enum.IntEnum):
@@ -55,6 +62,11 @@ class L2(enum.IntEnum):
     RAW = 5
     NULL = 6  # BSD loopback
     UNKNOWN = 7
+    PPP = 8  # LINKTYPE_PPP, and PPP-in-HDLC (50) starting 0xff
+    CHDLC = 9  # Cisco HDLC (104), and 50 starting 0x0f/0x8f
+    NFLOG = 10  # Linux netfilter log (239)
+    FRELAY = 11  # Frame Relay (107)
+    IPNET = 12  # Solaris ipnet (226)
 
 
 class Tunnel(enum.IntEnum):
@@ -66,6 +78,28 @@ class Tunnel(enum.IntEnum):
     VXLAN = 5
     GENEVE = 6
     ERSPAN = 7
+    TEREDO = 8  # IPv6 in UDP (RFC 4380)
+    GTPU = 9  # GTP-U (3GPP TS 29.281)
+    L2TP = 10  # L2TPv2 (RFC 2661) / L2TPv3 (RFC 3931) over UDP
+    GRE_UDP = 11  # GRE in UDP (RFC 8086): a GRE header, keyed by UDP on the way in
+    MPLS_UDP = 12  # MPLS in UDP (RFC 7510)
+    VXLAN_GPE = 13  # VXLAN Generic Protocol Extension (draft-ietf-nvo3-vxlan-gpe)
+    PIM = 14  # a PIM Register's data packet (RFC 7761 section 4.9.3)
+    ETHERIP = 15  # Ethernet in IP: EtherIP (97, RFC 3378) or protocol 143 (RFC 8986)
+
+
+class Shim(enum.IntFlag):
+    """Headers between the link layer and the first IP header that a NIC's RSS parser or
+    the kernel's flow dissector may not step over (steering/model.py reads PacketTable.shim).
+    """
+
+    PPPOE = 0x01
+    MPLS = 0x02
+    NSH = 0x04
+    VNTAG = 0x08
+    ETAG = 0x10
+    PBB = 0x20
+    MACSEC = 0x40
 
 
 class Anomaly(enum.IntEnum):
@@ -74,7 +108,8 @@ class Anomaly(enum.IntEnum):
     L2_TRUNCATED = 0
     L2_BAD_LENGTH = 1
     L2_UNKNOWN_ETHERTYPE = 2
-    UNSUPPORTED_LINKTYPE = 3
+    # 3 was UNSUPPORTED_LINKTYPE: an unbound link type is L2.UNKNOWN, named by
+    # checks/linktype.py.
     VLAN_TOO_DEEP = 4
     MPLS_TRUNCATED = 5
     MPLS_TOO_DEEP = 6
@@ -104,7 +139,6 @@ ANOMALY_IDS: dict[Anomaly, str] = {
     Anomaly.L2_TRUNCATED: "l2.truncated",
     Anomaly.L2_BAD_LENGTH: "l2.bad_length",
     Anomaly.L2_UNKNOWN_ETHERTYPE: "l2.unknown_ethertype",
-    Anomaly.UNSUPPORTED_LINKTYPE: "capture.unsupported_linktype",
     Anomaly.VLAN_TOO_DEEP: "vlan.too_deep",
     Anomaly.MPLS_TRUNCATED: "mpls.truncated",
     Anomaly.MPLS_TOO_DEEP: "mpls.too_deep",
@@ -313,6 +347,8 @@ class PacketTable:
         self.gre_key = z(n, np.int64) - 1  # GRE key, or PPTP call id; -1 when absent
         self.vni = z(n, np.int64) - 1  # VXLAN/Geneve VNI, ERSPAN session id; -1 absent
         self.ppp_proto = z(n, np.uint16)
+        # Shim flags seen before the first IP layer of the outermost frame.
+        self.shim = z(n, np.uint8)
         # Values derived from the table by later stages (e.g. steering's flow fields),
         # computed once per batch by whoever needs them.
         self.derived: dict[str, object] = {}
@@ -336,7 +372,11 @@ class PacketTable:
             return
         self.ns[idx] = NS.DONE
         if anomaly in TRUNCATION:
-            idx = idx[~self.snapped[idx]]
+            # Excused only where the capture's end cut the header: a length field that
+            # ends the data earlier (an IPv4 total length of 23 before an ICMP header)
+            # made it too short on the wire.
+            at_capture_end = self.end[idx] == self.batch.offset[idx] + self.batch.caplen[idx]
+            idx = idx[~(self.snapped[idx] & at_capture_end)]
         bit = np.uint64(1 << int(anomaly))
         tunnelled = self.tunnels[idx] > 0
         self.anom_inner[idx[tunnelled]] |= bit
@@ -349,6 +389,11 @@ class PacketTable:
             self.flag(idx[~ok], anomaly)
             return idx[ok]
         return idx
+
+    def mark_shim(self, idx: I64, shim: Shim) -> None:
+        """Note a shim header in front of the packet's first IP layer (outside tunnels)."""
+        front = idx[(self.nip[idx] == 0) & (self.tunnels[idx] == 0)]
+        self.shim[front] |= np.uint8(shim)
 
     def hand_on(self, idx: I64, newpos: I64, ns: NS, key: I64 | int) -> None:
         self.pos[idx] = newpos

@@ -15,4 +15,4 @@ def decode(t: PacketTable, idx: NDArray[np.int64]) -> None:
     t.hand_on(idx, t.pos[idx] + 4, NS.FRAME, FrameKey.RAWIP)
 
 
-register(NS.ETHERTYPE, 0x883E, "wccp", decode)
+register(NS.TUNNEL_PROTO, 0x883E, "wccp", decode)

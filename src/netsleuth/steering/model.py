@@ -28,7 +28,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from netsleuth.decode.table import PacketTable, Tunnel
-from netsleuth.steering import _mix64, _toeplitz
+from netsleuth.steering import _mix64, _toeplitz, encaps
 from netsleuth.steering.fields import FIELD_NAMES, Fields, be_bytes, layer_fields
 from netsleuth.steering.toeplitz import MICROSOFT_KEY, MODEL_KEY_BYTES, Toeplitz
 
@@ -90,7 +90,7 @@ def nic_hash(
     Ports are hashed only for the flow types configured l4."""
     kinds = list(INNER_AWARE) + ([Tunnel.PPTP] if nic.pptp else [])
     use_inner = _kinds(kinds)[t.tunnel] if nic.parse == "inner" else np.zeros(t.n, bool)
-    f = layer_fields(t, use_inner)
+    f = encaps.without_ip(layer_fields(t, use_inner), encaps.hidden(t, encaps.NIC_BLIND))
     v6 = f.ver == 6
     l4 = f.has_ports & l4_table(nic.l4)[v6.view(np.uint8), f.proto]
     return rss_hash(toeplitz, f, l4), l4, f
@@ -144,7 +144,7 @@ def dissector_fields(t: PacketTable, kernel: tuple[int, int]) -> tuple[Fields, N
     if kernel >= GRE_V1_SINCE:
         entered.append(Tunnel.PPTP)
     enter = _kinds(entered)[t.tunnel]
-    f = layer_fields(t, enter)
+    f = encaps.without_ip(layer_fields(t, enter), encaps.hidden(t, encaps.DISSECTOR_BLIND))
     gre = enter & ((t.tunnel == Tunnel.GRE) | (t.tunnel == Tunnel.PPTP))
     keyid = np.where(gre & (t.gre_key >= 0), t.gre_key, 0).astype(np.uint64)
     return f, keyid

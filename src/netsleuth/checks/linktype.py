@@ -1,0 +1,48 @@
+"""capture.unsupported_linktype, naming each link type netsleuth does not decode (with its
+packet count) and listing the ones it does: a capture of Wi-Fi radiotap frames is said to be
+one, not shown as garbage."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import numpy as np
+
+from netsleuth.checks.catalogue import CATALOGUE
+from netsleuth.checks.frames import FrameTally
+from netsleuth.decode.linktypes import decoded_linktypes, describe
+from netsleuth.decode.table import L2, PacketTable
+from netsleuth.model import Finding
+
+FID = "capture.unsupported_linktype"
+
+
+class UnsupportedLinkTypes:
+    def __init__(self) -> None:
+        self.tally = FrameTally()
+        self.per_type: dict[int, int] = {}
+
+    def observe(self, t: PacketTable) -> None:
+        rows = t.l2 == L2.UNKNOWN
+        if not rows.any():
+            return
+        self.tally.add(f"{FID}|outer", t.frame[rows])
+        lts, counts = np.unique(t.batch.linktype[rows], return_counts=True)
+        for lt, n in zip(lts, counts, strict=True):
+            self.per_type[int(lt)] = self.per_type.get(int(lt), 0) + int(n)
+
+    def findings(self) -> list[Finding]:
+        if not self.per_type:
+            return []
+        named = ", ".join(f"{describe(lt)}: {n}" for lt, n in sorted(self.per_type.items()))
+        evidence = {
+            "linktypes": {
+                str(lt): {"name": describe(lt), "packets": n}
+                for lt, n in sorted(self.per_type.items())
+            },
+            "decoded": [describe(lt) for lt in decoded_linktypes()],
+        }
+        return [
+            replace(f, summary=f"{CATALOGUE[FID].summary} ({named})")
+            for f in self.tally.findings({FID: evidence})
+        ]

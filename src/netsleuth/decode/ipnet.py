@@ -1,0 +1,31 @@
+"""Solaris ipnet captures (LINKTYPE_IPNET, 226; snoop and tcpdump on Solaris ipnet
+devices): a 24-byte header (version, address family, hook type, packet length, interface
+and group interface index, source and destination zone), then the IP packet. Families are
+Solaris's: 2 AF_INET, 26 AF_INET6 (tcpdump print-ipnet.c)."""
+
+from __future__ import annotations
+
+import numpy as np
+from numpy.typing import NDArray
+
+from netsleuth.decode.registry import register
+from netsleuth.decode.table import L2, NS, Anomaly, PacketTable
+
+HLEN = 24
+FAMILIES = {2: 0x0800, 26: 0x86DD}
+
+
+def from_linktype(t: PacketTable, idx: NDArray[np.int64]) -> None:
+    t.l2[idx] = L2.IPNET
+    idx = t.short(idx, HLEN, Anomaly.L2_TRUNCATED)
+    family = t.v.u8[t.pos[idx] + 1]
+    known = np.zeros(idx.shape[0], dtype=np.bool_)
+    for fam, et in FAMILIES.items():
+        sel = family == fam
+        t.ethertype[idx[sel]] = et
+        t.hand_on(idx[sel], t.pos[idx[sel]] + HLEN, NS.ETHERTYPE, et)
+        known |= sel
+    t.flag(idx[~known], Anomaly.L2_UNKNOWN_ETHERTYPE)
+
+
+register(NS.LINKTYPE, 226, "ipnet", from_linktype)  # LINKTYPE_IPNET

@@ -1,0 +1,186 @@
+"""Frames of what real networks carry (issue 12), built with netsleuth.craft: shared by
+tests/test_decode_real.py (exact fields) and tests/test_tshark_diff.py (tshark's view)."""
+
+from __future__ import annotations
+
+import struct
+
+from netsleuth import craft
+from netsleuth.craft import encap, link
+
+A, B = "203.0.113.1", "198.51.100.1"
+C, D = "10.0.0.1", "10.0.0.2"
+
+
+def inner_udp(dport: int = 2) -> bytes:
+    return craft.ipv4(C, D, craft.udp(C, D, 1, dport, b"x"), 17)
+
+
+def pptp_ack(call_id: int, ack: int, pad: bool) -> bytes:
+    """An acknowledgment alone: A bit, no S bit, payload length 0 (RFC 2637 section 4.1)."""
+    gre = craft.gre_pptp(b"", call_id=call_id, ack=ack)
+    frame = craft.ether(craft.ipv4(A, B, gre, 47), 0x0800)
+    return craft.pad(frame) if pad else frame
+
+
+def pptp_padded() -> bytes:
+    """A PPTP data packet whose frame is padded past the payload length."""
+    gre = craft.gre_pptp(craft.ppp(inner_udp(), 0x21), call_id=5, seq=1)
+    return craft.pad(craft.ether(craft.ipv4(A, B, gre, 47), 0x0800), 120)
+
+
+def captures() -> dict[str, tuple[int, list[bytes]]]:
+    """name -> (link type, frames)."""
+    return {
+        "pptp": (1, [pptp_ack(4242, 7, False), pptp_ack(9, 8, True), pptp_padded()]),
+        **link_captures(),
+        **encap_captures(),
+        **tag_captures(),
+        **udp_tunnel_captures(),
+    }
+
+
+def stp_llc() -> bytes:
+    """Incident 2's frame body: LLC SAP 0x42 and an RSTP BPDU."""
+    return craft.llc(craft.stp_bpdu(version=2), dsap=0x42, ssap=0x42)
+
+
+def link_captures() -> dict[str, tuple[int, list[bytes]]]:
+    v4, v6 = (
+        inner_udp(),
+        craft.ipv6("fd00::1", "fd00::2", craft.udp("fd00::1", "fd00::2", 1, 2, b"y"), 17),
+    )
+    return {
+        "sll-llc": (113, [link.sll(stp_llc(), link.ETH_P_802_2), link.sll(v4, 0x0800)]),
+        "sll2-llc": (276, [link.sll2(stp_llc(), link.ETH_P_802_2), link.sll2(v6, 0x86DD)]),
+        "null-af": (0, [link.null(v6, af) for af in (24, 28, 30)] + [link.null(v4, 2)]),
+        "ppp": (9, [link.ppp_link(v4, 0x21), link.ppp_link(v6, 0x57)]),
+        "ppp-hdlc": (50, [link.ppp_link(v4, 0x21), link.chdlc(v6, 0x86DD)]),
+        "cisco-hdlc": (104, [link.chdlc(v4, 0x0800), link.chdlc(v6, 0x86DD, broadcast=True)]),
+        "nflog": (239, [link.nflog(v4, 2), link.nflog(v6, 10)]),
+        "frame-relay": (
+            107,
+            [
+                link.frame_relay(v4, nlpid=0xCC),
+                link.frame_relay(v6, nlpid=0x8E),
+                link.frame_relay(v6, ethertype=0x86DD),
+            ],
+        ),
+        "ipnet": (226, [link.ipnet(v4, 2), link.ipnet(v6, 26)]),
+    }
+
+
+def encap_captures() -> dict[str, tuple[int, list[bytes]]]:
+    v4 = inner_udp()
+    session = encap.pppoe_session(v4, 0x0021)
+    qinq = craft.dot1q(craft.dot1q(session, 0x8864, vid=20), 0x8100, vid=10)
+    pw = craft.ether(craft.mpls(encap.pw_control_word(craft.ether(v4, 0x0800)), [100]), 0x8847)
+    gre_udp = craft.udp(A, B, 40000, 4754, craft.gre(v4, 0x0800))
+    return {
+        "pppoe": (
+            1,
+            [
+                craft.pad(craft.ether(session, 0x8864)),
+                craft.ether(qinq, 0x88A8),
+                craft.pad(craft.ether(encap.pppoe_padi(), 0x8863)),
+            ],
+        ),
+        "mpls-pw": (1, [pw]),
+        "gre-in-udp": (1, [craft.ether(craft.ipv4(A, B, gre_udp, 17), 0x0800)]),
+    }
+
+
+def v6_udp() -> bytes:
+    return craft.ipv6(
+        "2001:db8::1", "2001:db8::2", craft.udp("2001:db8::1", "2001:db8::2", 1, 2, b"z"), 17
+    )
+
+
+def tag_captures() -> dict[str, tuple[int, list[bytes]]]:
+    v4 = inner_udp()
+    cust = craft.ether(v4, 0x0800, dst="02:00:00:00:00:0a", src="02:00:00:00:00:0b")
+    return {
+        "vn-tag": (1, [craft.ether(encap.vntag(v4, 0x0800), 0x8926)]),
+        "e-tag": (1, [craft.ether(encap.etag(v4, 0x0800), 0x893F)]),
+        "pbb": (1, [craft.ether(encap.pbb_itag(cust), 0x88E7)]),
+        "macsec": (
+            1,
+            [
+                craft.ether(encap.macsec(struct.pack("!H", 0x0800) + v4), 0x88E5),
+                craft.ether(
+                    encap.macsec(struct.pack("!H", 0x0800) + v4, sci=bytes(range(8))), 0x88E5
+                ),
+            ],
+        ),
+        "cisco-metadata": (1, [craft.ether(encap.cisco_metadata(v4, 0x0800), 0x8909)]),
+        "arista": (
+            1,
+            [
+                craft.ether(encap.arista_timestamp(v4, 0x0800), 0xD28B),
+                craft.ether(encap.arista_timestamp(v4, 0x0800, version=0x0020), 0xD28B),
+            ],
+        ),
+        "nsh": (
+            1,
+            [
+                craft.ether(encap.nsh(v4, 1), 0x894F),
+                craft.ether(encap.nsh(cust, 3), 0x894F),
+                craft.ether(encap.nsh(v6_udp(), 2), 0x894F),
+            ],
+        ),
+    }
+
+
+def udp_tunnel_captures() -> dict[str, tuple[int, list[bytes]]]:
+    v4, v6 = inner_udp(), v6_udp()
+
+    def over_udp(sport: int, dport: int, payload: bytes) -> bytes:
+        return craft.ether(craft.ipv4(A, B, craft.udp(A, B, sport, dport, payload), 17), 0x0800)
+
+    origin = (40000, bytes([192, 0, 2, 9]))
+    return {
+        "teredo": (
+            1,
+            [
+                over_udp(40001, 3544, encap.teredo(v6)),
+                over_udp(40001, 3544, encap.teredo(v6, origin=origin)),
+                over_udp(40001, 3544, encap.teredo(v6, auth=True, origin=origin)),
+            ],
+        ),
+        "gtp-u": (
+            1,
+            [
+                over_udp(2152, 2152, encap.gtpu(v4, teid=0x1234)),
+                over_udp(2152, 2152, encap.gtpu(v6, teid=0x5678, pdu_session=9)),
+                over_udp(2152, 2152, encap.gtpu(b"", teid=0, msg=1)),  # echo request
+            ],
+        ),
+        "vxlan-gpe": (
+            1,
+            [
+                over_udp(40002, 4790, encap.vxlan_gpe(v4, 1, vni=77)),
+                over_udp(40002, 4790, encap.vxlan_gpe(craft.ether(v6, 0x86DD), 3, vni=78)),
+            ],
+        ),
+        "mpls-in-udp": (1, [over_udp(40003, 6635, craft.mpls(v4, [200]))]),
+        "ethernet-in-ip": (
+            1,
+            [
+                craft.ether(craft.ipv4(A, B, encap.etherip(craft.ether(v4, 0x0800)), 97), 0x0800),
+                craft.ether(
+                    craft.ipv6("2001:db8::a", "2001:db8::b", craft.ether(v6, 0x86DD), 143), 0x86DD
+                ),
+            ],
+        ),
+        "pim-register": (
+            1,
+            [craft.ether(craft.ipv4(A, "192.0.2.99", encap.pim_register(v4), 103), 0x0800)],
+        ),
+        "l2tp": (
+            1,
+            [
+                over_udp(1701, 1701, encap.l2tp_v2(craft.ppp(v4, 0x21))),
+                over_udp(1701, 1701, encap.l2tp_v2(craft.ppp(v6, 0x57), length=False)),
+            ],
+        ),
+    }

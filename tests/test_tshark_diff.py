@@ -1,0 +1,112 @@
+"""netsleuth against tshark, frame by frame, on every capture of the tcpdump corpus and on the
+captures the tests build (issue 12): link type, VLAN/MPLS tags, tunnels and their nesting, IP
+versions, IPv4 fragment fields and header checksum status, 802.3/LLC, transport protocol.
+
+Differences must be on the reviewed allow-list (tests/tshark_allow.txt, one line each with
+its reason), every line of which must still be needed; agreement must stay >= 99.5%.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from netsleuth.capture import RecordBatch
+from netsleuth.craft import incidents
+from netsleuth.craft.mix import mixed_capture
+from tests import realframes
+from tests import tsharkdiff as td
+
+ALLOW = Path(__file__).with_name("tshark_allow.txt")
+MIN_AGREEMENT = 0.995
+
+
+def built_captures() -> list[td.Capture]:
+    """The captures the tests build: the three incidents and a slice of the bench mix."""
+    sets = {
+        "incident1": incidents.incident1_poison_fragment(),
+        "incident2": incidents.incident2_stp_llc(seconds=4),
+        "incident3-pptp": incidents.incident3_pptp(flows=50),
+        "incident3-gre": incidents.incident3_gre_v0(flows=50),
+        "mix": list(mixed_capture(3000)),
+    }
+    caps = [
+        td.Capture(f"built:{name}", [RecordBatch.from_packets([f for _, f in frames])])
+        for name, frames in sets.items()
+    ]
+    for name, (linktype, frames) in realframes.captures().items():
+        caps.append(
+            td.Capture(f"built:{name}", [RecordBatch.from_packets(frames, linktype=linktype)])
+        )
+    return caps
+
+
+def read_allow() -> dict[tuple[str, str], str]:
+    allow = {}
+    for line in ALLOW.read_text().splitlines():
+        if not line.strip() or line.startswith("#"):
+            continue
+        capture, layers, reason = line.split(None, 2)
+        for layer in layers.split(","):
+            assert layer in td.LAYERS, f"allow-list: unknown layer {layer!r} in {line!r}"
+            allow[(capture, layer)] = reason
+    return allow
+
+
+@pytest.mark.slow
+def test_netsleuth_and_tshark_agree_frame_by_frame(
+    corpus: Path, tshark: str, pytestconfig: pytest.Config
+) -> None:
+    files = sorted(p for p in corpus.iterdir() if p.suffix in (".pcap", ".pcapng"))
+    assert len(files) >= 800
+    captures = [td.read_capture(p) for p in files] + built_captures()
+    cache = Path(pytestconfig.cache.mkdir("tshark-diff")) if pytestconfig.cache else None
+    assert cache is not None
+    rows = td.tshark_rows(tshark, td.merged_pcapng(captures), cache)
+    tallies = list(td.compare(captures, rows))
+
+    allow = read_allow()
+    used: set[tuple[str, str]] = set()
+    unexplained = []
+    for tally in tallies:
+        for d in tally.diffs:
+            if (d.capture, d.layer) in allow:
+                used.add((d.capture, d.layer))
+            else:
+                unexplained.append(d)
+    on_corpus = [t for t in tallies if not t.name.startswith("built:")]
+    frames = sum(t.frames for t in on_corpus)
+    agree = sum(t.agree for t in on_corpus)
+    uncovered: dict[int, int] = {}
+    for t in tallies:
+        for lt, n in t.uncovered.items():
+            uncovered[lt] = uncovered.get(lt, 0) + n
+    for t in tallies:
+        if t.frames:
+            print(f"{t.name}: {t.agree}/{t.frames} frames agree")
+    print(f"corpus: {agree}/{frames} frames agree ({agree / frames:.4%})")
+    built_frames = sum(t.frames for t in tallies) - frames
+    print(f"built: {sum(t.agree for t in tallies) - agree}/{built_frames} frames agree")
+    print(f"not compared (link types netsleuth names unsupported): {sorted(uncovered.items())}")
+    print(f"not compared (cut by the snap length inside a header): {sum(t.cut for t in tallies)}")
+
+    assert [d for d in unexplained][:20] == []
+    assert sorted(set(allow) - used) == [], "allow-list lines no longer needed"
+    assert agree / frames >= MIN_AGREEMENT  # over the tcpdump corpus alone
+    # Every built capture is decoded exactly as tshark decodes it.
+    built = [t for t in tallies if t.name.startswith("built:")]
+    assert len(built) == 5 + len(realframes.captures()) and all(
+        t.agree == t.frames > 0 for t in built
+    )
+
+
+def test_walk_follows_tshark_chains_as_far_as_netsleuth_decodes() -> None:
+    w = td.walk(
+        "eth:ethertype:vlan:ethertype:ip:gre:erspan:eth:ethertype:ip:icmp:ip:udp", (0x88BE,)
+    )
+    assert (w.link, w.vlan, w.tunnels, w.ips, w.l4) == ("ethernet", 1, ["erspan"], [4, 4], "icmp")
+    w = td.walk("eth:llc:stp")
+    assert (w.link, w.llc, w.ips) == ("ieee8023", True, [])
+    w = td.walk("sll:ethertype:ipv6:ip:udp:vxlan:eth:ethertype:ipv6:tcp")
+    assert (w.tunnels, w.ips, w.l4) == (["ipip", "vxlan"], [6, 4, 6], "tcp")
