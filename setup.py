@@ -26,5 +26,6 @@ setup(
         _ext("netsleuth.steering._tally"),
         _ext("netsleuth.steering._toeplitz"),
         _ext("netsleuth.sources._ringbuf"),
+        _ext("netsleuth.capture._ring"),
     ]
 )
