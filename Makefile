@@ -23,6 +23,9 @@ $(STAMP): $(BIN)/python pyproject.toml setup.py src/netsleuth/capture/_framing.c
 # in one apt-get run when we are root (CI is); otherwise the tests that need them skip and
 # say why (and fail under CI=true).
 SYSTEM_TOOLS := tshark ethtool
+# scan --live: tcpreplay (bench/live_bench.py) brings libpcap0.8, whose pcap_compile
+# compiles --filter and `netsleuth bpf` (src/netsleuth/bpf.py).
+SYSTEM_TOOLS += tcpreplay
 
 system-deps:
 	@missing=""; for t in $(SYSTEM_TOOLS); do command -v $$t >/dev/null 2>&1 || missing="$$missing $$t"; done; \

@@ -136,6 +136,8 @@ class RingReader:
             ) from None
         size = cfg.block_size * cfg.blocks
         self._ring = mmap.mmap(self.sock.fileno(), size, mmap.MAP_SHARED)
+        self._poller = select.poll()
+        self._poller.register(self.sock, select.POLLIN | select.POLLERR)
         if cfg.bpf is not None:
             attach_filter(self.sock, cfg.bpf)
         self.sock.bind((self.ifname, ETH_P_ALL))
@@ -154,18 +156,21 @@ class RingReader:
         return MREQ.pack(self.ifindex, PACKET_MR_PROMISC, 0, b"")
 
     def batches(self, stop: Callable[[], bool], *, timeout_ms: int = 100) -> Iterator[RecordBatch]:
-        """Batches of the frames of ready blocks until stop() says so. A poll timeout with
-        nothing ready yields nothing, so the caller's stop() is asked every timeout_ms."""
-        poller = select.poll()
-        poller.register(self.sock, select.POLLIN | select.POLLERR)
+        """Batches of the frames of ready blocks until stop() says so (asked at least
+        every timeout_ms)."""
         while not stop():
             batch = self.read_ready()
-            if batch is not None:
+            if batch is None:
+                self.wait(timeout_ms)
+            else:
                 yield batch
-                continue
-            for _fd, ev in poller.poll(timeout_ms):
-                if ev & select.POLLERR:
-                    self._raise_socket_error()
+
+    def wait(self, timeout_ms: int) -> None:
+        """Until a block is ready or timeout_ms passed; raises if the socket failed
+        (the interface went down or away)."""
+        for _fd, ev in self._poller.poll(timeout_ms):
+            if ev & select.POLLERR:
+                self._raise_socket_error()
 
     def read_ready(self) -> RecordBatch | None:
         """One batch from the blocks the kernel has handed over (at most
