@@ -57,6 +57,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/bench.py $(BENCH_ARGS)
 	$(BIN)/python bench/drops_flood.py
 	$(BIN)/python bench/watch_overhead.py
+	$(BIN)/python bench/live_bench.py
 
 clean:
 	rm -rf $(VENV) build .bench .mypy_cache .ruff_cache .pytest_cache src/*.egg-info

@@ -136,10 +136,11 @@ def test_two_fanout_workers_find_the_same(pair: Quiet) -> None:
 
 
 def test_ring_overflow_is_a_kernel_drops_finding(pair: Quiet) -> None:
-    p = start(pair, "--duration", "3", "--format", "json", "--ring-mb", "2")
-    os.kill(p.pid, signal.SIGSTOP)  # nobody reads: 2 x 1 MiB blocks fill, the rest drops
+    SENT = 8000
+    p = start(pair, "--duration", "3", "--format", "json", "--ring-mb", "8")
+    os.kill(p.pid, signal.SIGSTOP)  # nobody reads: 2 x 4 MiB blocks fill, the rest drops
     try:
-        for _ in range(3000):
+        for _ in range(SENT):
             pair.raw.send(frame("", inner_ip()) + bytes(1400))
     finally:
         os.kill(p.pid, signal.SIGCONT)
@@ -149,7 +150,7 @@ def test_ring_overflow_is_a_kernel_drops_finding(pair: Quiet) -> None:
     drops = [f for f in report["findings"] if f["id"] == "capture.kernel_drops"]
     k = report["live"]["kernel"]
     assert k["drops"] > 0 and drops and drops[0]["count"] == k["drops"]
-    assert report["packets"] + k["drops"] == 3000 == k["packets"]
+    assert report["packets"] + k["drops"] == SENT == k["packets"]
 
 
 def test_sigterm_ends_with_the_report_and_plain_lines_in_a_pipe(pair: Quiet) -> None:

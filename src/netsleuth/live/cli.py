@@ -10,6 +10,7 @@ from typing import Any
 
 import click
 
+BLOCK = 4 << 20  # ring block: one decode per few thousand frames at high rates
 SEVERITIES = ["info", "warning", "critical"]
 
 
@@ -79,10 +80,10 @@ def live_options(fn: Callable[..., Any]) -> Callable[..., Any]:
         click.option("--promisc", is_flag=True, help="With --live: promiscuous mode."),
         click.option(
             "--ring-mb",
-            type=click.IntRange(2, 4096),
+            type=click.IntRange(8, 4096),
             default=64,
             show_default=True,
-            help="With --live: ring size per worker in MiB (1 MiB blocks).",
+            help="With --live: ring size per worker in MiB (4 MiB blocks).",
         ),
         click.option(
             "--filter",
@@ -150,7 +151,9 @@ def scan_live(
         rotate=rotate,
         window_bytes=window_mb << 20,
         tunnel_depth=tunnel_depth,
-        ring=RingConfig(blocks=ring_mb, promisc=promisc, bpf=program),
+        ring=RingConfig(
+            block_size=BLOCK, blocks=max(2, (ring_mb << 20) // BLOCK), promisc=promisc, bpf=program
+        ),
     )
     sink = _sink(fmt, live)
     what = f"{workers} workers" if workers > 1 else "1 worker"
