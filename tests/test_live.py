@@ -237,3 +237,35 @@ def test_inner_filter_in_the_kernel_passes_only_the_targets(pair: Quiet) -> None
                 continue
             got += [b.packet(i)[-1] for i in range(len(b))]
     assert sorted(got) == [n for n, (_, want) in enumerate(cases) if want]
+
+
+def test_window_keeps_before_seconds_and_rotate_writes_one_file_per_trigger(
+    pair: Quiet, tmp_path: Path, tshark: str
+) -> None:
+    cap = [f for _, f in incidents.incident1_poison_fragment()]
+    ev = tmp_path / "ev.pcapng"
+    p = start(
+        pair, "--duration", "3", "--format", "json", "--export", str(ev), "--rotate", "2",
+        "--before", "0.4", "--after", "0.2", "--interval", "0.1",
+    )  # fmt: skip
+    old = frame("", inner_ip("udp"))
+    for _ in range(5):
+        pair.raw.send(old)  # older than --before when the trigger comes: not written
+    time.sleep(1.0)
+    for f in cap:
+        pair.raw.send(f)
+    time.sleep(0.8)  # past --after: the first file closes on the quiet link
+    for f in cap:
+        pair.raw.send(f)  # the zero-length fragment again: a second trigger
+    code, lines, err = finish(p)
+    assert code == 0, err
+    files = lines[-1]["live"]["evidence"]
+    paths = [str(tmp_path / "ev-1.pcapng"), str(tmp_path / "ev-2.pcapng")]
+    assert [(e["path"], e["packets"]) for e in files] == [(paths[0], 22), (paths[1], 22)]
+    for path in paths:
+        comments = subprocess.run(
+            [tshark, "-r", path, "-T", "fields", "-e", "frame.comment"],
+            capture_output=True, text=True, check=True,
+        ).stdout.splitlines()  # fmt: skip
+        assert len(comments) == 22
+        assert "ipv4.fragment.zero_length [inner]" in comments[-1]

@@ -102,6 +102,7 @@ class Vigil:
         self.window = EvidenceWindow(opts.before, opts.window_bytes) if opts.export else None
         self.current: EvidenceFile | None = None
         self.files: list[dict[str, Any]] = []
+        self.trigger_ids: list[str] = []
         self.last_ts = 0
 
     def run(self, reader: RingReader, stop: Callable[[], bool]) -> WorkerResult:
@@ -173,9 +174,9 @@ class Vigil:
     def evidence(self, batch: RecordBatch, now: list[Finding], grown: list[Finding]) -> None:
         if self.current is not None:
             self.current.write(batch, now, flagged_keys(self.checks))
-            if not self.current.open:
-                self.end_evidence()
-            return
+            if self.current.open:
+                return
+            self.end_evidence()  # the batch that closed it may hold the next trigger
         hits = [f for f in grown if f.severity >= self.opts.trigger]
         if not hits or len(self.files) >= max(1, self.opts.rotate):
             return
@@ -184,7 +185,9 @@ class Vigil:
         trig_ts = int(batch.ts_ns[in_batch].max()) if in_batch.any() else int(batch.ts_ns[-1])
         n = len(self.files) + 1
         path = self.opts.evidence_path(n, self.worker, self.workers)
-        self.current = EvidenceFile(path, self.opts.ifname, trig_ts, self.opts.after)
+        self.current = EvidenceFile(
+            path, self.opts.ifname, trig_ts, self.opts.after, self.opts.window_bytes
+        )
         self.trigger_ids = sorted({f.id for f in hits})
         since = trig_ts - int(self.opts.before * NS)
         for b in self.window.batches:
@@ -196,16 +199,21 @@ class Vigil:
         if self.current is None:
             return
         self.current.close()
-        info = {
+        info: dict[str, Any] = {
             "path": self.current.path,
             "packets": self.current.packets,
             "trigger": self.trigger_ids,
         }
+        if self.current.truncated:
+            cap = self.opts.window_bytes
+            info["truncated"] = f"stopped at the --window-mb cap ({cap:,} bytes of frames)"
         self.files.append(info)
         self.current = None
         self.emit({"event": "evidence", "worker": self.worker, **info})
 
     def tick(self, reader: RingReader, elapsed: float, packets: int, span: float) -> None:
+        if self.current is not None and time.time_ns() > self.current.until:
+            self.end_evidence()  # quiet link: --after has passed without a frame
         st = reader.read_stats()
         self.emit(
             {

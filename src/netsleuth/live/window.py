@@ -47,9 +47,12 @@ class EvidenceWindow:
 class EvidenceFile:
     """One evidence pcapng: the window at the trigger, then the frames of the next
     `after` seconds. Closed (and complete) once a frame past that arrives or the run
-    ends."""
+    ends. At most `max_bytes` of frames are written (a flood during `after` must not fill
+    the disk); `truncated` says when the cap cut it."""
 
-    def __init__(self, path: str, label: str, trigger_ts: int, after_s: float) -> None:
+    def __init__(
+        self, path: str, label: str, trigger_ts: int, after_s: float, max_bytes: int
+    ) -> None:
         try:
             self.fh = open(path, "wb")  # noqa: SIM115 - closed by close(), on every path
         except OSError as err:
@@ -59,6 +62,9 @@ class EvidenceFile:
         self.writer = PcapngWriter(self.fh)
         self.until = trigger_ts + int(after_s * NS)
         self.packets = 0
+        self.bytes = 0
+        self.max_bytes = max_bytes
+        self.truncated = False
         self.open = True
 
     def write(
@@ -79,6 +85,11 @@ class EvidenceFile:
             named = batch_labels(batch, decode(batch), labels, trains, np.zeros(0, np.int64))
             for row in np.flatnonzero(rows):
                 r = int(row)
+                self.bytes += int(batch.caplen[r])
+                if self.bytes > self.max_bytes:
+                    self.truncated = True
+                    self.close()
+                    return
                 frame = int(batch.frame[r])
                 what = named.get(r, "context")
                 write_row(self.writer, batch, r, f"{self.label} frame {frame}: {what}")
