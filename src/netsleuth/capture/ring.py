@@ -117,6 +117,11 @@ class RingReader:
             ) from None
         try:
             self._open()
+        except OSError as err:
+            # The interface vanished between the checks, or the kernel refused an option
+            # (a fanout group id held by another process with another mode: EINVAL).
+            self.close()
+            raise InputError(ifname, f"cannot capture here: {err.strerror or err}") from None
         except BaseException:
             self.close()
             raise
@@ -202,6 +207,8 @@ class RingReader:
                     ring, off, bs, buf[: buf.shape[0] - PAD], pos, row, *cols
                 )
                 row += got
+        except ValueError as err:  # the C helper refused a block: say so, do not guess
+            raise InputError(self.ifname, f"unreadable ring block: {err}") from None
         finally:
             for off, _num, _blen in ready:
                 _ring.release_block(ring, off)
