@@ -269,3 +269,25 @@ def test_window_keeps_before_seconds_and_rotate_writes_one_file_per_trigger(
         ).stdout.splitlines()  # fmt: skip
         assert len(comments) == 22
         assert "ipv4.fragment.zero_length [inner]" in comments[-1]
+
+
+def test_a_terminal_gets_the_live_table(pair: Quiet) -> None:
+    """Under a pseudo-terminal (script(1)) the findings are a table redrawn in place."""
+    cmd = (
+        f"ip netns exec {pair.b} {NETSLEUTH} scan --live {pair.b_if} --duration 1.5 --interval 0.2"
+    )
+    p = subprocess.Popen(
+        ["script", "-qc", cmd, "/dev/null"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    assert p.stdout is not None
+    while "reading" not in (line := p.stdout.readline()):  # stderr shares the terminal
+        assert line, "netsleuth ended before it was ready"
+    for _, f in incidents.incident1_poison_fragment():
+        pair.raw.send(f)
+    out, _ = p.communicate(timeout=30)
+    assert p.returncode == 0
+    assert f"{pair.b_if}: 22 packets" in out and "kernel drops 0" in out
+    assert "│ ipv4.fragment.zero_length [inner] │ critical │     1 │" in out

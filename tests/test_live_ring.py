@@ -8,6 +8,7 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -128,3 +129,34 @@ def test_no_such_interface_is_input_error() -> None:
         pytest.skip("needs root: AF_PACKET")
     with pytest.raises(InputError, match="no such network interface"):
         RingReader("nsl-absent0")
+
+
+def _open_fds_and_socket_maps() -> tuple[int, int]:
+    maps = Path("/proc/self/maps").read_text()
+    return len(os.listdir("/proc/self/fd")), maps.count("socket:")
+
+
+def test_promisc_membership_and_ring_are_released(pair: Pair) -> None:
+    """PACKET_ADD_MEMBERSHIP puts the device in promiscuous mode while the reader lives;
+    closing drops it, unmaps the ring and closes the socket (also when the set-up fails)."""
+    from pyroute2 import NetNS
+
+    def promisc() -> bool:
+        with NetNS(pair.b) as ns:
+            link = ns.get_links(ns.link_lookup(ifname=pair.b_if)[0])[0]
+            # The promiscuity count (IFLA_PROMISCUITY): socket memberships raise it but
+            # not the IFF_PROMISC flag netlink reports (dev_get_flags shows gflags only).
+            return bool(link.get_attr("IFLA_PROMISCUITY"))
+
+    before = _open_fds_and_socket_maps()
+    assert not promisc()
+    with reader_in(pair.b, pair.b_if, RingConfig(1 << 16, 4, 5, promisc=True)) as r:
+        assert promisc()
+        assert _open_fds_and_socket_maps() != before
+        r.read_stats()
+    assert not promisc()
+    assert _open_fds_and_socket_maps() == before
+    bad = RingConfig(1 << 16, 4, 5, bpf=[(0xFFFF, 0, 0, 0)])  # an opcode the kernel refuses
+    with pytest.raises(InputError, match="refused the BPF program"):
+        reader_in(pair.b, pair.b_if, bad)
+    assert _open_fds_and_socket_maps() == before
