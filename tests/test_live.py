@@ -165,12 +165,17 @@ def test_sigterm_ends_with_the_report_and_plain_lines_in_a_pipe(pair: Quiet) -> 
     assert "22 packets" in out and "kernel: 22 frames reached the socket, 0 dropped" in out
 
 
-def test_interface_gone_mid_run_reports_and_exits_2(pair: Quiet) -> None:
+@pytest.mark.parametrize("how", ["down", "deleted"])
+def test_interface_gone_mid_run_reports_and_exits_2(pair: Quiet, how: str) -> None:
     from pyroute2 import NetNS
 
     p = start(pair, "--format", "json")
-    with NetNS(pair.a) as ns:
-        ns.link("del", index=ns.link_lookup(ifname=pair.a_if)[0])  # takes its peer too
+    if how == "down":
+        with NetNS(pair.b) as ns:
+            ns.link("set", index=ns.link_lookup(ifname=pair.b_if)[0], state="down")
+    else:
+        with NetNS(pair.a) as ns:
+            ns.link("del", index=ns.link_lookup(ifname=pair.a_if)[0])  # takes its peer too
     code, lines, err = finish(p)
     assert code == 2
     assert err.strip().splitlines()[-1].startswith(f"netsleuth: {pair.b_if}: the interface went")
