@@ -9,8 +9,8 @@ datagram as never completed), which mid-run would report trains still arriving.
 
 from __future__ import annotations
 
+import dataclasses
 import time
-from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -143,6 +143,8 @@ class Vigil:
         )
 
     def batch(self, batch: RecordBatch) -> None:
+        if len(batch) == 0:
+            return
         t = decode(batch, tunnel_depth=self.opts.tunnel_depth)
         self.inp.packets += len(batch)
         self.inp.bytes += int(batch.wirelen.sum())
@@ -153,23 +155,23 @@ class Vigil:
         if self.window is not None:
             self.window.add(batch)
         now = peek(self.checks)
+        grown = self.news(now)
+        if self.window is not None:
+            self.evidence(batch, now, grown)
+
+    def news(self, now: list[Finding]) -> list[Finding]:
+        """Emit the findings seen for the first time; return those whose count grew."""
         grown = []
         for f in now:
             key = (f.id, f.layer)
             before = self.seen.get(key)
             if before is None:
-                self.emit(
-                    {
-                        "event": "finding",
-                        "worker": self.worker,
-                        "finding": _labelled(f, self.opts.ifname),
-                    }
-                )
+                labelled = _labelled(f, self.opts.ifname)
+                self.emit({"event": "finding", "worker": self.worker, "finding": labelled})
             if before is None or f.count > before:
                 grown.append(f)
             self.seen[key] = f.count
-        if self.window is not None:
-            self.evidence(batch, now, grown)
+        return grown
 
     def evidence(self, batch: RecordBatch, now: list[Finding], grown: list[Finding]) -> None:
         if self.current is not None:
@@ -224,14 +226,9 @@ class Vigil:
                 "bytes": self.inp.bytes,
                 "rate_pps": round(packets / span, 1) if span > 0 else 0.0,
                 "kernel": {"interval": st.to_json(), "total": reader.totals.to_json()},
-                "counts": dict(
-                    Counter(
-                        {
-                            f"{k[0]}" + (f" [{k[1]}]" if k[1] else ""): v
-                            for k, v in self.seen.items()
-                        }
-                    )
-                ),
+                "counts": {
+                    f"{fid} [{layer}]" if layer else fid: n for (fid, layer), n in self.seen.items()
+                },
                 "last_frame_ns": self.last_ts,
             }
         )
@@ -248,6 +245,4 @@ def kernel_drops_finding(st: KernelStats) -> Finding:
 
 
 def _labelled(f: Finding, label: str) -> Finding:
-    import dataclasses
-
     return dataclasses.replace(f, input=label)
