@@ -1,12 +1,11 @@
-import mmap
-
 import numpy as np
+from _typeshed import WriteableBuffer
 from numpy.typing import NDArray
 
-def block_info(ring: mmap.mmap, off: int, /) -> tuple[int, int, int]: ...
-def release_block(ring: mmap.mmap, off: int, /) -> None: ...
+def block_info(ring: WriteableBuffer, off: int, /) -> tuple[int, int, int]: ...
+def release_block(ring: WriteableBuffer, off: int, /) -> None: ...
 def walk_block(
-    ring: mmap.mmap,
+    ring: WriteableBuffer,
     off: int,
     block_size: int,
     buf: NDArray[np.uint8],
