@@ -21,7 +21,7 @@ import pytest
 from netsleuth.bpf import compile_filter
 from netsleuth.capture.ring import RingConfig, RingReader
 from netsleuth.capture.writer import write_pcap
-from netsleuth.craft import incidents
+from netsleuth.craft import ether, incidents
 from tests.bpfutil import frame, inner_ip
 from tests.livenet import Quiet, quiet_pair
 
@@ -124,14 +124,18 @@ def test_incident1_live_equals_file_and_evidence_holds_the_pair(
 
 
 def test_two_fanout_workers_find_the_same(pair: Quiet) -> None:
+    """Also: --only keeps the runt (l2.* findings) out of the stream and the report."""
     cap = incidents.incident1_poison_fragment()
-    p = start(pair, "--duration", "2", "--format", "json", "--workers", "2")
+    p = start(pair, "--duration", "2", "--format", "json", "--workers", "2", "--only", "ipv4.*")
     for _, f in cap:
         pair.raw.send(f)
+    pair.raw.send(ether(b"r" * 20, 0x88B5))  # a 34-byte runt: the veth does not pad it
     code, lines, err = finish(p)
     assert code == 0, err
     report = lines[-1]
-    assert report["packets"] == len(cap) and report["live"]["workers"] == 2
+    assert report["packets"] == len(cap) + 1 and report["live"]["workers"] == 2
+    seen = [x["findings"][0]["id"] for x in lines if x["event"] == "finding"]
+    assert seen == ["ipv4.fragment.zero_length"]
     assert [(f["id"], f["count"]) for f in report["findings"]] == [("ipv4.fragment.zero_length", 1)]
 
 

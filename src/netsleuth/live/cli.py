@@ -156,12 +156,20 @@ def scan_live(
         ),
     )
     sink = _sink(fmt, live)
+    floor = Severity.parse(min_severity)
+
+    def shown(ev: dict[str, Any]) -> None:
+        """--only and --min-severity apply to the findings as they appear too."""
+        f = ev.get("finding")
+        if f is None or select([f], only=only, min_severity=floor):
+            sink(ev)
+
     what = f"{workers} workers" if workers > 1 else "1 worker"
     try:
         with stop_on_signals() as stop:
             result = run_live(
                 opts,
-                sink,
+                shown,
                 workers=workers,
                 stop=stop,
                 on_ready=lambda: click.echo(
@@ -171,7 +179,7 @@ def scan_live(
     finally:
         sink.close()
     scan = result.scan
-    scan.findings = select(scan.findings, only=only, min_severity=Severity.parse(min_severity))
+    scan.findings = select(scan.findings, only=only, min_severity=floor)
     for failed in scan.failed_inputs:
         click.echo(f"netsleuth: {failed.error}", err=True)
     if fmt == "json":
