@@ -300,3 +300,17 @@ def test_a_terminal_gets_the_live_table(pair: Quiet) -> None:
     assert p.returncode == 0
     assert f"{pair.b_if}: 22 packets" in out and "kernel drops 0" in out
     assert "│ ipv4.fragment.zero_length [inner] │ critical │     1 │" in out
+
+
+def test_only_decides_what_may_trigger_the_evidence(pair: Quiet, tmp_path: Path) -> None:
+    """As in scan, --only filters what is shown and exported: a critical fragment finding
+    outside --only 'l2.*' writes no evidence."""
+    ev = tmp_path / "ev.pcapng"
+    p = start(pair, "--duration", "1.5", "--format", "json", "--only", "l2.*",
+              "--trigger", "info", "--export", str(ev))  # fmt: skip
+    for _, f in incidents.incident1_poison_fragment():
+        pair.raw.send(f)
+    code, lines, err = finish(p)
+    assert code == 0, err
+    assert lines[-1]["packets"] == 22 and lines[-1]["findings"] == []
+    assert lines[-1]["live"]["evidence"] == [] and not ev.exists()

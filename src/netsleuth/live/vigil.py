@@ -25,7 +25,7 @@ from netsleuth.checks.fragments import FragmentAudit
 from netsleuth.decode import DEFAULT_TUNNEL_DEPTH, decode
 from netsleuth.live.window import NS, EvidenceFile, EvidenceWindow
 from netsleuth.model import Finding, Severity
-from netsleuth.scan import InputResult, Summary
+from netsleuth.scan import InputResult, Summary, select
 
 Event = dict[str, Any]
 OnEvent = Callable[[Event], None]
@@ -37,6 +37,7 @@ class LiveOptions:
     duration: float | None = None  # None: until stopped (SIGINT, SIGTERM)
     interval: float = 1.0
     trigger: Severity = Severity.CRITICAL
+    only: tuple[str, ...] = ()  # --only: the findings that may trigger, as shown
     export: str | None = None
     before: float = 5.0
     after: float = 2.0
@@ -179,7 +180,7 @@ class Vigil:
             if self.current.open:
                 return
             self.end_evidence()  # the batch that closed it may hold the next trigger
-        hits = [f for f in grown if f.severity >= self.opts.trigger]
+        hits = select(grown, only=self.opts.only, min_severity=self.opts.trigger)
         if not hits or len(self.files) >= max(1, self.opts.rotate):
             return
         assert self.window is not None
