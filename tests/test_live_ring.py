@@ -15,7 +15,8 @@ import pytest
 from netsleuth.capture.batch import RecordBatch
 from netsleuth.capture.ring import RingConfig, RingReader
 from netsleuth.craft.l2 import dot1q, ether
-from netsleuth.craft.l3 import fragment_ipv4
+from netsleuth.craft.l3 import fragment_ipv4, ipv4
+from netsleuth.craft.tunnel import gre
 from netsleuth.errors import InputError
 from tests.netns import Pair, veth_pair
 
@@ -97,11 +98,15 @@ def test_overflow_is_counted_as_kernel_drops(pair: Pair) -> None:
         assert st.packets >= 200  # the kernel counts the dropped ones in tp_packets too
 
 
-def test_fanout_hash_keeps_fragments_of_a_datagram_together(pair: Pair) -> None:
+@pytest.mark.parametrize("tunnel", [False, True])
+def test_fanout_hash_keeps_fragments_of_a_datagram_together(pair: Pair, tunnel: bool) -> None:
     """Fragments carry no ports after the first, so a hash over ports would split trains:
     the kernel's flow dissector hashes every fragment (the first included) on addresses
-    and protocol only (commit 62230715fd24), and the two sockets each get whole trains."""
+    and protocol only (commit 62230715fd24), and the two sockets each get whole trains.
+    Inside GRE-TEB between one pair of outer addresses the trains still spread over both
+    sockets: the dissector goes into the tunnel and hashes the inner addresses."""
     cfg = RingConfig(block_size=1 << 16, blocks=8, retire_ms=5, fanout_group=os.getpid() & 0xFFFF)
+    src_at = 14 + 20 + 4 + 14 + 12 if tunnel else 14 + 12
     with reader_in(pair.b, pair.b_if, cfg) as r1, reader_in(pair.b, pair.b_if, cfg) as r2:
         sent = 0
         for d in range(40):
@@ -109,7 +114,10 @@ def test_fanout_hash_keeps_fragments_of_a_datagram_together(pair: Pair) -> None:
             for frag in fragment_ipv4(
                 src, "10.78.0.1", bytes(64) + bytes([d]) * 200, 17, sizes=[64, 64, 64], ident=d + 1
             ):
-                pair.raw.send(ether(frag, 0x0800))
+                f = ether(frag, 0x0800)
+                if tunnel:
+                    f = ether(ipv4("192.0.2.1", "192.0.2.2", gre(f, 0x6558), 47), 0x0800)
+                pair.raw.send(f)
                 sent += 1
         got = [drain(r1, sent, 1.0), drain(r2, sent, 1.0)]
         seen: dict[int, set[int]] = {}
@@ -117,8 +125,8 @@ def test_fanout_hash_keeps_fragments_of_a_datagram_together(pair: Pair) -> None:
             for b in batches:
                 for i in range(len(b)):
                     f = b.packet(i)
-                    if f[12:14] == b"\x08\x00" and f[26:28] == bytes([10, 77]):
-                        seen.setdefault(f[28], set()).add(w)
+                    if f[src_at : src_at + 2] == bytes([10, 77]):
+                        seen.setdefault(f[src_at + 2], set()).add(w)
         assert len(seen) == 40
         assert all(len(ws) == 1 for ws in seen.values())  # no train split
         assert {w for ws in seen.values() for w in ws} == {0, 1}  # both sockets used
