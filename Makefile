@@ -14,7 +14,7 @@ $(BIN)/python:
 $(STAMP): $(BIN)/python pyproject.toml setup.py src/netsleuth/capture/_framing.c src/netsleuth/sources/_ringbuf.c src/netsleuth/decode/_prefix.c \
 		src/netsleuth/steering/_fields.c src/netsleuth/steering/_mix64.c \
 		src/netsleuth/steering/_tally.c src/netsleuth/steering/_toeplitz.c \
-		src/netsleuth/profile/_perf.c
+		src/netsleuth/profile/_perf.c src/netsleuth/capture/_ring.c
 	$(BIN)/python -m pip install --quiet -e '.[test]'
 	touch $(STAMP)
 
@@ -24,6 +24,9 @@ $(STAMP): $(BIN)/python pyproject.toml setup.py src/netsleuth/capture/_framing.c
 # in one apt-get run when we are root (CI is); otherwise the tests that need them skip and
 # say why (and fail under CI=true).
 SYSTEM_TOOLS := tshark ethtool prometheus chromium
+# scan --live: tcpreplay (bench/live_bench.py) brings libpcap0.8, whose pcap_compile
+# compiles --filter and `netsleuth bpf` (src/netsleuth/bpf.py).
+SYSTEM_TOOLS += tcpreplay
 
 system-deps:
 	@missing=""; for t in $(SYSTEM_TOOLS); do command -v $$t >/dev/null 2>&1 || missing="$$missing $$t"; done; \
@@ -57,6 +60,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/watch_overhead.py
 	$(BIN)/python bench/profile_overhead.py
 	$(BIN)/python bench/record_exporter.py
+	$(BIN)/python bench/live_bench.py
 
 clean:
 	rm -rf $(VENV) build .bench .mypy_cache .ruff_cache .pytest_cache src/*.egg-info

@@ -84,8 +84,15 @@ def main() -> None:
     """Find where packets die and why receive load piles onto a few CPUs."""
 
 
+def LIVE_OPTIONS(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """scan --live and its options (netsleuth.live)."""
+    from netsleuth.live.cli import live_options
+
+    return live_options(fn)
+
+
 @main.command()
-@click.argument("captures", nargs=-1, required=True)
+@click.argument("captures", nargs=-1, required=False)
 @FORMAT
 @FAIL_ON
 @click.option(
@@ -131,6 +138,7 @@ def main() -> None:
     is_flag=True,
     help="Replay each finding's frames on this kernel (root) and add its verdict.",
 )
+@LIVE_OPTIONS
 @guarded
 def scan(
     *,
@@ -144,15 +152,35 @@ def scan(
     context: int,
     html_path: str | None,
     in_lab: bool,
+    **live: Any,
 ) -> int:
     """Decode every packet of CAPTURES (pcap, pcapng, gzip; - for stdin) and report findings.
 
     --only and --min-severity filter what is shown, exported and judged by --fail-on.
+    With --live IFACE, read the interface instead (root; see the live options below).
     """
     from netsleuth.report.jsonout import dumps, scan_document
     from netsleuth.scan import scan as run_scan
     from netsleuth.scan import select
 
+    if live["live"] is not None:
+        if captures:
+            raise InputError("--live", "give CAPTURES or --live IFACE, not both")
+        if in_lab or html_path:
+            raise InputError("--live", "--lab and --html work on capture files, not --live")
+        from netsleuth.live.cli import scan_live
+
+        return scan_live(
+            fmt=fmt,
+            fail_on=fail_on,
+            tunnel_depth=tunnel_depth,
+            only=only,
+            min_severity=min_severity,
+            export_path=export_path,
+            **live,
+        )
+    if not captures:
+        raise InputError("scan", "give one or more CAPTURES (- for stdin), or --live IFACE")
     if export_path and "-" in captures:
         raise InputError("-", "--export reads its inputs twice: give capture files, not stdin")
     if in_lab:
@@ -1143,4 +1171,48 @@ def lab_incident(*, name: str, fmt: str) -> int:
         from netsleuth.report.lab_text import render_incident
 
         render_incident(stdout_console(), rep, found)
+    return 0
+
+
+@main.command("bpf")
+@click.argument("expression")
+@click.option(
+    "--encap",
+    default="",
+    metavar="LIST",
+    help="For inner.* terms: the layers before the inner IPv4 header, e.g. vlan,gre-teb "
+    "(vlan, gre, gre-teb, vxlan, ipip).",
+)
+@FORMAT
+@guarded
+def bpf(*, expression: str, encap: str, fmt: str) -> int:
+    """Print the tcpdump expression and classic BPF program of a capture filter.
+
+    EXPRESSION is tcpdump syntax, or inner.src/inner.dst/inner.host CIDR and inner.proto
+    NAME terms joined with 'and', placed at the fixed offsets of --encap."""
+    from netsleuth.bpf import compile_filter, format_program
+    from netsleuth.report.jsonout import document, dumps
+
+    c = compile_filter(expression, encap)
+    if fmt == "json":
+        click.echo(
+            dumps(
+                document(
+                    "bpf",
+                    [],
+                    expression=c.expression,
+                    program=[list(i) for i in c.file_program],
+                    live_program=[list(i) for i in c.program],
+                )
+            )
+        )
+        return 0
+    click.echo(f"# tcpdump expression (frames as in a capture file):\n{c.expression}\n")
+    click.echo(f"# program (tcpdump -ddd form):\n{format_program(c.file_program)}")
+    if c.program != c.file_program:
+        click.echo(
+            "\n# attached to netsleuth's live socket (the kernel strips the first VLAN tag "
+            f"before packet sockets; checked with SKF_AD_VLAN_TAG_PRESENT):\n"
+            f"{format_program(c.program)}"
+        )
     return 0

@@ -50,6 +50,14 @@ CATALOGUE: dict[str, FindingInfo] = {
         "(tcpdump.org link-layer header types) with its packet count; the evidence lists "
         "the link types netsleuth decodes.",
     ),
+    "capture.kernel_drops": FindingInfo(
+        _W,
+        "the kernel dropped frames before netsleuth read them (live capture)",
+        "The packet socket's ring was full when these frames arrived (PACKET_STATISTICS "
+        "tp_drops; tp_freeze_q_cnt counts the times the ring was frozen full): they were "
+        "never scanned, so a clean result does not cover them. Use --workers, a bigger "
+        "--ring, or a --filter that keeps only what matters.",
+    ),
     "l2.truncated": FindingInfo(
         _W,
         "frame too short for its link-layer header",
