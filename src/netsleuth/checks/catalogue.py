@@ -197,14 +197,6 @@ CATALOGUE: dict[str, FindingInfo] = {
         "more nested tunnels than the decode depth",
         "Decoding stopped at the configured tunnel depth (--tunnel-depth, default 3).",
     ),
-    "ipv4.checksum_offload": FindingInfo(
-        _I,
-        "zero IPv4 header checksum on packets this host sent (checksum offload)",
-        "The capture was taken on the sending host, before the NIC: with transmit "
-        "checksum offload the NIC writes the checksum after the capture point, so the "
-        "captured copy holds zero. On the wire the checksum is right; nothing to fix. "
-        "Capture on the receiver or a mirror port to check the wire.",
-    ),
     "ipv4.bad_checksum": FindingInfo(
         _W,
         "IPv4 header checksum wrong",
