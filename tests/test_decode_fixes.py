@@ -1,0 +1,77 @@
+"""Review fixes of the decode work (issue 12): each test builds its frames or file here and
+fails on the code before the fix."""
+
+from __future__ import annotations
+
+import gzip
+import json
+import struct
+import subprocess
+import sys
+from pathlib import Path
+
+from netsleuth import craft
+from tests import realframes as rf
+
+# A child's peak RSS, measured by a fresh interpreter that runs it (RUSAGE_CHILDREN of that
+# interpreter sees only this one child, not the test run's earlier ones).
+_PEAK = """
+import resource, subprocess, sys
+p = subprocess.run(sys.argv[1:], capture_output=True, text=True)
+sys.stderr.write(p.stderr)
+sys.stdout.write(p.stdout)
+print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss, file=sys.stderr)
+sys.exit(p.returncode)
+"""
+
+
+def _snoop_record(frame: bytes, rec_len: int | None = None) -> bytes:
+    pad = bytes(-len(frame) % 4)
+    length = 24 + len(frame) + len(pad) if rec_len is None else rec_len
+    return struct.pack(">IIIIII", len(frame), len(frame), length, 0, 7, 5) + frame + pad
+
+
+def test_hostile_snoop_record_length_is_refused_without_reading_it(tmp_path: Path) -> None:
+    """RFC 1761: a record is its 24-byte header, the included bytes and padding to 4 bytes.
+    A record length of 4 GB over 256 MB of zeros (a 250 KB .gz) must not be read into
+    memory: the record is named capture.corrupt_record and the records before it scanned."""
+    frame = craft.ether(rf.inner_udp(), 0x0800)
+    head = b"snoop\0\0\0" + struct.pack(">II", 2, 4)
+    path = tmp_path / "hostile.snoop.gz"
+    with gzip.open(path, "wb", compresslevel=1) as f:
+        f.write(head + _snoop_record(frame) + _snoop_record(frame, rec_len=0xFFFFFFFF))
+        zeros = bytes(1 << 20)
+        for _ in range(256):
+            f.write(zeros)
+    scan = [sys.executable, "-m", "netsleuth", "scan", "--format", "json", str(path)]
+    proc = subprocess.run(
+        [sys.executable, "-c", _PEAK, *scan],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    peak_kb = int(proc.stderr.strip().splitlines()[-1])
+    assert proc.returncode == 0, proc.stderr
+    report = json.loads(proc.stdout)
+    found = {f["id"]: f for f in report["findings"]}
+    assert found["capture.corrupt_record"]["count"] == 1
+    assert report["inputs"][0]["packets"] == 1
+    # The scan itself needs ~100 MB; reading the record would add its 256 MB.
+    assert peak_kb < 200 * 1024, peak_kb
+
+
+def test_snoop_padding_beyond_four_bytes_is_skipped(tmp_path: Path) -> None:
+    """Padding up to a few KB (writers that leave a trailer) is skipped, not taken as data;
+    more is corrupt."""
+    from netsleuth.capture import open_capture
+
+    frame = craft.ether(rf.inner_udp(), 0x0800)
+    head = b"snoop\0\0\0" + struct.pack(">II", 2, 4)
+    padded = _snoop_record(frame, 24 + len(frame) + 1000) + bytes(1000 - (-len(frame) % 4))
+    path = tmp_path / "pad.snoop"
+    path.write_bytes(head + padded + _snoop_record(frame) + _snoop_record(frame, 24 + 60 + 9000))
+    reader = open_capture(str(path))
+    batches = list(reader.batches())
+    assert sum(len(b) for b in batches) == 2
+    assert batches[0].packet(0) == frame and batches[0].packet(1) == frame
+    assert [i.id for i in reader.issues] == ["capture.corrupt_record"]
