@@ -77,7 +77,7 @@ def test_cooked_capture_of_incident_2_is_flagged_8023_llc(tmp_path: Path) -> Non
             text=True,
             check=False,
         )
-        assert proc.returncode in (0, 1), proc.stderr
+        assert proc.returncode == 0, proc.stderr  # no --fail-on: findings exit 0
         found = {f["id"]: f for f in json.loads(proc.stdout)["findings"]}
         assert "l2.ieee8023_llc" in found, sorted(found)
         assert found["l2.ieee8023_llc"]["count"] == 1
