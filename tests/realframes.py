@@ -74,7 +74,17 @@ def encap_captures() -> dict[str, tuple[int, list[bytes]]]:
     v4 = inner_udp()
     session = encap.pppoe_session(v4, 0x0021)
     qinq = craft.dot1q(craft.dot1q(session, 0x8864, vid=20), 0x8100, vid=10)
-    pw = craft.ether(craft.mpls(encap.pw_control_word(craft.ether(v4, 0x0800)), [100]), 0x8847)
+    # Real OUIs (Intel 00:1b:21, Cisco 00:00:0c): their first nibble is 0 like a control
+    # word's, and tshark's pwethheuristic looks for known OUIs.
+    macs = {"dst": "00:1b:21:0a:0b:0c", "src": "00:00:0c:01:02:03"}
+    pw = craft.ether(
+        craft.mpls(encap.pw_control_word(craft.ether(v4, 0x0800, **macs)), [100]), 0x8847
+    )
+    # Without the control word (optional, RFC 4448 section 4.6).
+    pw_nocw = [
+        craft.ether(craft.mpls(craft.ether(v4, 0x0800, **macs), [101]), 0x8847),
+        craft.ether(craft.mpls(craft.ether(v6_udp(), 0x86DD, **macs), [102]), 0x8847),
+    ]
     gre_udp = craft.udp(A, B, 40000, 4754, craft.gre(v4, 0x0800))
     return {
         "pppoe": (
@@ -86,6 +96,7 @@ def encap_captures() -> dict[str, tuple[int, list[bytes]]]:
             ],
         ),
         "mpls-pw": (1, [pw]),
+        "mpls-pw-nocw": (1, pw_nocw),
         "gre-in-udp": (1, [craft.ether(craft.ipv4(A, B, gre_udp, 17), 0x0800)]),
     }
 

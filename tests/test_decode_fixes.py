@@ -11,6 +11,9 @@ import sys
 from pathlib import Path
 
 from netsleuth import craft
+from netsleuth.capture import RecordBatch
+from netsleuth.decode import PacketTable, decode
+from netsleuth.decode.table import ANOMALY_IDS
 from tests import realframes as rf
 
 # A child's peak RSS, measured by a fresh interpreter that runs it (RUSAGE_CHILDREN of that
@@ -75,3 +78,39 @@ def test_snoop_padding_beyond_four_bytes_is_skipped(tmp_path: Path) -> None:
     assert sum(len(b) for b in batches) == 2
     assert batches[0].packet(0) == frame and batches[0].packet(1) == frame
     assert [i.id for i in reader.issues] == ["capture.corrupt_record"]
+
+
+def _decode(frames: list[bytes]) -> PacketTable:
+    return decode(RecordBatch.from_packets(frames, linktype=1))
+
+
+def _anomalies(t: PacketTable) -> list[list[str]]:
+    bits = t.anom_outer | t.anom_inner
+    return [[name for a, name in ANOMALY_IDS.items() if int(b) >> int(a) & 1] for b in bits]
+
+
+def test_ethernet_pseudowire_without_control_word() -> None:
+    """RFC 4448 makes the control word optional; a frame without it whose destination MAC
+    starts with nibble 0 (00:1b:21:..., Intel) was taken as control word + frame and
+    decoded 4 bytes off (l2.bad_length, l2.ieee8023_llc). tshark (pwethheuristic) reads
+    these as pwethnocw then eth:ip / eth:ipv6; the control-word frame as pwethcw."""
+    _, nocw = rf.captures()["mpls-pw-nocw"]
+    _, cw = rf.captures()["mpls-pw"]
+    t = _decode(nocw + cw)
+    assert _anomalies(t) == [[], [], []]
+    assert [int(v) for v in t.outer.ver] == [4, 6, 4]
+    assert [int(n) for n in t.mpls_n] == [1, 1, 1]
+    # Ethernet, labels, (control word), inner Ethernet: where the inner IP header starts.
+    assert [int(o) for o in t.outer.off] == [14 + 4 + 14, 14 + 4 + 14, 14 + 4 + 4 + 14]
+    assert [int(d) for d in t.outer.dport] == [2, 2, 2]
+
+
+def test_pseudowire_payload_that_is_no_ethernet_frame_ends_quietly() -> None:
+    """Neither reading gives a decodable EtherType (an RFC 5586 associated channel, nibble
+    1; a control word before junk): decoding stops after the labels, no anomaly."""
+    ach = bytes.fromhex("10000021") + bytes(40)
+    junk = bytes(4) + bytes(range(40))
+    t = _decode([craft.ether(craft.mpls(p, [100]), 0x8847) for p in (ach, junk)])
+    assert _anomalies(t) == [[], []]
+    assert [int(v) for v in t.outer.ver] == [0, 0]
+    assert [int(n) for n in t.mpls_n] == [1, 1]

@@ -158,10 +158,11 @@ def _tunnel_frames() -> list[bytes]:
 
 def _deep_chain(units: int) -> bytes:
     """Ethernet, 8 VLAN tags, IPv4, GRE, Ethernet (13 headers the pass decodes), then
-    `units` pairs of MPLS (with a pseudowire control word) and Ethernet, ending in an
-    EtherType nothing decodes: with the lookup round, 12 + 2 * units + 1 rounds. (GRE's
-    0x6558 chains no longer exist: 0x6558 is bound inside GRE only.)"""
-    body = ether(b"\x00" * 20, 0x88B5)
+    `units` pairs of MPLS (with a pseudowire control word) and Ethernet, ending in ARP
+    (bound, so mpls.py takes the innermost pseudowire for Ethernet): with ARP's round,
+    12 + 2 * units + 1 rounds. (GRE's 0x6558 chains no longer exist: 0x6558 is bound
+    inside GRE only.)"""
+    body = ether(b"\x00" * 28, 0x0806)
     for _ in range(units):
         body = ether(mpls(b"\x00\x00\x00\x00" + body, [16]), 0x8847)
     pkt: bytes = ipv4("198.51.100.1", "198.51.100.2", gre(body, 0x6558), 47)

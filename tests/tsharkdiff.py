@@ -41,9 +41,9 @@ TSHARK_OPTIONS = (
 # Ports netsleuth decodes a tunnel on that tshark 4.0 does not by default: Linux's VXLAN
 # port before IANA's (drivers/net/vxlan: IANA_VXLAN_UDP_PORT 4789; iproute2's default 8472).
 # GRE-in-UDP's IANA port (RFC 8086) is not bound in tshark 4.0 either.
-# An MPLS pseudowire's payload is configured per label, not on the wire; tshark guesses
-# (pwethheuristic), so the built Ethernet-PW-with-CW frames' label 100 is named.
-DECODE_AS = ("udp.port==8472,vxlan", "udp.port==4754,gre", "mpls.label==100,pwethcw")
+# An MPLS pseudowire's payload (control word or not) is not named on the wire: both guess
+# (tshark's pwethheuristic, netsleuth's mpls.py), and the guesses are compared.
+DECODE_AS = ("udp.port==8472,vxlan", "udp.port==4754,gre")
 FIELDS = (
     "frame.number",
     "frame.protocols",
@@ -117,6 +117,8 @@ PASS = {
     "ppp",
     "pppoes",
     "pwethcw",
+    "pwethnocw",
+    "pwethheuristic",
     "wccp",
     "vntag",
     "etag",

@@ -53,6 +53,11 @@ class Registry:
             self._flat = flat
         return self._flat
 
+    def bound(self, ns: NS, keys: NDArray[np.int64]) -> NDArray[np.bool_]:
+        """Which of `keys` (each inside the namespace's 16 bits) have a decoder in `ns`."""
+        found: NDArray[np.bool_] = self.flat_table()[(int(ns) << 16) | (keys & 0xFFFF)] != 0
+        return found
+
     def snapshot(self) -> list[tuple[str, int, str, str]]:
         return sorted((b.ns.name, b.key, b.name, b.tunnel.name.lower()) for b in self.bindings)
 
