@@ -37,6 +37,9 @@ def captures() -> dict[str, tuple[int, list[bytes]]]:
         **encap_captures(),
         **tag_captures(),
         **udp_tunnel_captures(),
+        # Not 8472 and 4754: the harness names those by decode-as, which tshark applies
+        # to either port (test_decode_fixes.py runs tshark on all of them without).
+        "dns-to-tunnel-ports": (1, dns_replies(exclude=(8472, 4754))),
     }
 
 
@@ -156,6 +159,8 @@ def udp_tunnel_captures() -> dict[str, tuple[int, list[bytes]]]:
                 over_udp(40001, 3544, encap.teredo(v6)),
                 over_udp(40001, 3544, encap.teredo(v6, origin=origin)),
                 over_udp(40001, 3544, encap.teredo(v6, auth=True, origin=origin)),
+                # The server's answer: the lower port, 3544, is the source (udp.py).
+                over_udp(3544, 40001, encap.teredo(v6, origin=origin)),
             ],
         ),
         "gtp-u": (
@@ -195,3 +200,30 @@ def udp_tunnel_captures() -> dict[str, tuple[int, list[bytes]]]:
             ],
         ),
     }
+
+
+# UDP ports a tunnel is bound on in decode/ (Teredo, GTP-U, L2TP, GRE-in-UDP, MPLS-in-UDP,
+# VXLAN and Linux's VXLAN, Geneve, VXLAN-GPE): a client may get any of them as its port.
+TUNNEL_PORTS = (3544, 2152, 1701, 4754, 6635, 4789, 8472, 6081, 4790)
+
+
+def dns_reply() -> bytes:
+    """A DNS answer (RFC 1035 section 4.1): id 0x1234, QR/RD/RA, example.com A 192.0.2.80."""
+    name = b"\x07example\x03com\x00"
+    return b"".join(
+        [
+            struct.pack("!HHHHHH", 0x1234, 0x8180, 1, 1, 0, 0),
+            name + struct.pack("!HH", 1, 1),
+            b"\xc0\x0c" + struct.pack("!HHIH", 1, 1, 300, 4) + bytes([192, 0, 2, 80]),
+        ]
+    )
+
+
+def dns_replies(exclude: tuple[int, ...] = ()) -> list[bytes]:
+    """8.8.8.8:53 answering a client whose port is a tunnel's: DNS, not the tunnel."""
+    dns = "8.8.8.8"
+    return [
+        craft.ether(craft.ipv4(dns, C, craft.udp(dns, C, 53, port, dns_reply()), 17), 0x0800)
+        for port in TUNNEL_PORTS
+        if port not in exclude
+    ]

@@ -13,8 +13,9 @@ from pathlib import Path
 from netsleuth import craft
 from netsleuth.capture import RecordBatch
 from netsleuth.decode import PacketTable, decode
-from netsleuth.decode.table import ANOMALY_IDS
+from netsleuth.decode.table import ANOMALY_IDS, Tunnel
 from tests import realframes as rf
+from tests.capfiles import pcap_bytes
 
 # A child's peak RSS, measured by a fresh interpreter that runs it (RUSAGE_CHILDREN of that
 # interpreter sees only this one child, not the test run's earlier ones).
@@ -114,3 +115,53 @@ def test_pseudowire_payload_that_is_no_ethernet_frame_ends_quietly() -> None:
     assert _anomalies(t) == [[], []]
     assert [int(v) for v in t.outer.ver] == [0, 0]
     assert [int(n) for n in t.mpls_n] == [1, 1]
+
+
+def test_dns_replies_to_tunnel_ports_are_dns(tmp_path: Path) -> None:
+    """8.8.8.8:53 -> client port 3544 (2152, 1701, ...) was decoded as the tunnel bound on
+    the destination port and flagged (ip.bad_version, tunnel.bad_version, gre.bad_version,
+    ...). tshark tries the lower port first and shows udp:dns; scapy reads the answer."""
+    from scapy.layers.dns import DNS
+
+    frames = rf.dns_replies()
+    assert DNS(rf.dns_reply()).an[0].rdata == "192.0.2.80"
+    t = _decode(frames)
+    assert _anomalies(t) == [[]] * len(rf.TUNNEL_PORTS)
+    assert t.tunnels.tolist() == [0] * len(rf.TUNNEL_PORTS)
+    assert t.outer.dport.tolist() == list(rf.TUNNEL_PORTS)
+    path = tmp_path / "dns.pcap"
+    path.write_bytes(pcap_bytes([(1, k, f) for k, f in enumerate(frames)], linktype=1))
+    shark = subprocess.run(
+        ["tshark", "-n", "-r", str(path), "-T", "fields", "-e", "frame.protocols"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert shark.stdout.split() == ["eth:ethertype:ip:udp:dns"] * len(rf.TUNNEL_PORTS)
+    proc = subprocess.run(
+        [sys.executable, "-m", "netsleuth", "scan", "--format", "json", str(path)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stderr
+    report = json.loads(proc.stdout)
+    assert [f["id"] for f in report["findings"]] == []
+    assert report["summary"]["tunnels"] == {}
+
+
+def test_payload_that_is_no_tunnel_header_is_not_flagged() -> None:
+    """From an ephemeral port to a tunnel port, bytes that are no such header (a UDP port
+    is a hint): no anomaly, no tunnel; the real tunnel frames beside them are decoded."""
+    junk = bytes.fromhex("12348180") + bytes(40)
+    frames = [
+        craft.ether(craft.ipv4(rf.A, rf.B, craft.udp(rf.A, rf.B, 40000, p, junk), 17), 0x0800)
+        for p in rf.TUNNEL_PORTS
+    ]
+    real = [f for name in ("teredo", "gtp-u", "l2tp", "vxlan-gpe") for f in rf.captures()[name][1]]
+    t = _decode(frames + real)
+    n = len(frames)
+    assert _anomalies(t)[:n] == [[]] * n and t.tunnels[:n].tolist() == [0] * n
+    assert _anomalies(t)[n:] == [[]] * len(real)
+    kinds = [Tunnel(k).name for k in t.tunnel[n:]]
+    assert kinds == ["TEREDO"] * 4 + ["GTPU"] * 3 + ["L2TP"] * 2 + ["VXLAN_GPE"] * 2

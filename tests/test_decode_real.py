@@ -254,7 +254,7 @@ def test_tags_and_shims_reach_the_ip_behind_them(
 @pytest.mark.parametrize(
     ("name", "kind", "inner", "vni"),
     [
-        ("teredo", Tunnel.TEREDO, [6, 6, 6], [-1, -1, -1]),
+        ("teredo", Tunnel.TEREDO, [6, 6, 6, 6], [-1, -1, -1, -1]),
         ("gtp-u", Tunnel.GTPU, [4, 6, 0], [0x1234, 0x5678, 0]),
         ("l2tp", Tunnel.L2TP, [4, 6], [-1, -1]),
         ("vxlan-gpe", Tunnel.VXLAN_GPE, [4, 6], [77, 78]),

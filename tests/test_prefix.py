@@ -87,7 +87,9 @@ def _edge_frames() -> list[bytes]:
     frames.append(ether(three, 0x8100))  # a third tag: vlan.py's
     frames.append(ether(dot1q(b"\x42\x42\x03" + bytes(40), 43, vid=9), 0x8100))  # length field
     frames.append(ether(ipv4(S, D, udp(S, D, 53, 5353, b"q" * 12), 17), 0x0800))
-    frames.append(ether(ipv4(S, D, udp(S, D, 53, 4789, bytes(30)), 17), 0x0800))  # VXLAN port
+    # VXLAN (I flag) holding no Ethernet II frame (from port 53 it would be DNS: udp.py)
+    vx = b"\x08" + bytes(29)
+    frames.append(ether(ipv4(S, D, udp(S, D, 40000, 4789, vx), 17), 0x0800))
     frames.append(ether(ipv4(S, D, icmp(8, 0, b"ping"), 1), 0x0800))
     frames.append(ether(ipv4(S, D, b"\x00" * 24, 132), 0x0800))  # SCTP: unbound protocol
     frames.append(ether(ipv4(S, D, seg, 6, options=b"\x01\x01\x01\x00"), 0x0800))

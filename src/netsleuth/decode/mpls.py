@@ -36,7 +36,7 @@ def decode(t: PacketTable, idx: NDArray[np.int64]) -> None:
         ip = (nib == 4) | (nib == 6)
         t.hand_on(done[ip], t.pos[done[ip]], NS.FRAME, FrameKey.RAWIP)
         other = done[~ip]
-        eth_at = _ethernet_pseudowire(t, other)
+        eth_at = _ethernet_pseudowire(t, other, t.pos[other])
         eth = eth_at >= 0
         t.hand_on(other[eth], eth_at[eth], NS.FRAME, FrameKey.ETHERNET)
         t.stop(other[~eth])
@@ -44,8 +44,10 @@ def decode(t: PacketTable, idx: NDArray[np.int64]) -> None:
     t.flag(walking, Anomaly.MPLS_TOO_DEEP)
 
 
-def _ethernet_pseudowire(t: PacketTable, idx: NDArray[np.int64]) -> NDArray[np.int64]:
-    """Where an Ethernet pseudowire's frame starts after the bottom label, or -1 where the
+def _ethernet_pseudowire(
+    t: PacketTable, idx: NDArray[np.int64], p: NDArray[np.int64]
+) -> NDArray[np.int64]:
+    """Where an Ethernet pseudowire's frame starts after the bottom label at `p`, or -1 where the
     payload looks like no Ethernet frame. Whether a PW carries the control word (RFC 4385
     section 3: a first nibble 0) is per-PW configuration, optional in RFC 4448 section 4.6,
     and a frame without it often starts with nibble 0 too (MAC 00:1b:21:...). Decided as
@@ -53,18 +55,41 @@ def _ethernet_pseudowire(t: PacketTable, idx: NDArray[np.int64]) -> NDArray[np.i
     decodable and the one read without it is not; otherwise a frame without control word
     if its EtherType is decodable; otherwise (the RFC 5586 associated channel, a payload we
     cannot name) the descent ends, without an anomaly: nothing on the wire is wrong."""
-    p = t.pos[idx]
-    nocw = t.fits(idx, 14)
+    end = t.end[idx]
+    nocw = p + 14 <= end
     nocw[nocw] = REGISTRY.bound(NS.ETHERTYPE, t.v.be16[p[nocw] + 12].astype(np.int64))
-    cw = t.fits(idx, CW_LEN + 14) & ((t.v.u8[p] >> 4) == 0) & ~nocw
+    cw = (p + CW_LEN + 14 <= end) & ((t.v.u8[np.where(p < end, p, 0)] >> 4) == 0) & ~nocw
     cw[cw] = REGISTRY.bound(NS.ETHERTYPE, t.v.be16[p[cw] + CW_LEN + 12].astype(np.int64))
     out: NDArray[np.int64] = np.where(cw, p + CW_LEN, np.where(nocw, p, -1))
     return out
+
+
+def plausible_stack(t: PacketTable, idx: NDArray[np.int64]) -> NDArray[np.bool_]:
+    """A label stack whose bottom-of-stack entry lies inside the payload, within
+    MAX_LABELS, then what decode() would go on with (IP, an Ethernet pseudowire): behind a
+    UDP port (a hint) anything else is not MPLS, not a bad stack."""
+    after = np.full(idx.shape[0], -1, np.int64)
+    open_ = np.ones(idx.shape[0], np.bool_)
+    p, end = t.pos[idx], t.end[idx]
+    for k in range(MAX_LABELS):
+        at = p + 4 * k
+        open_ &= at + 4 <= end
+        bottom = open_ & ((t.v.u8[np.where(open_, at + 2, 0)] & 0x01) != 0)
+        after[bottom] = at[bottom] + 4
+        open_ &= ~bottom
+    ok = (after >= 0) & (after < end)
+    nib = t.v.u8[np.where(ok, after, 0)] >> 4
+    ip = ok & ((nib == 4) | (nib == 6))
+    eth = ok & ~ip
+    eth[eth] = _ethernet_pseudowire(t, idx[eth], after[eth]) >= 0
+    found: NDArray[np.bool_] = ip | eth
+    return found
 
 
 register(NS.ETHERTYPE, 0x8847, "mpls", decode)
 register(NS.ETHERTYPE, 0x8848, "mpls-multicast", decode)
 register(NS.PPP, 0x0281, "mpls", decode)
 register(NS.TUNNEL_PROTO, 0x8847, "mpls", decode)  # MPLS in GRE (RFC 4023)
-register(NS.UDPPORT, 6635, "mpls-in-udp", decode, tunnel=Tunnel.MPLS_UDP)  # RFC 7510
+# RFC 7510
+register(NS.UDPPORT, 6635, "mpls-in-udp", decode, tunnel=Tunnel.MPLS_UDP, accept=plausible_stack)
 register(NS.TUNNEL_PROTO, 0x8848, "mpls-multicast", decode)
