@@ -86,7 +86,7 @@ def encap_captures() -> dict[str, tuple[int, list[bytes]]]:
     # Without the control word (optional, RFC 4448 section 4.6).
     pw_nocw = [
         craft.ether(craft.mpls(craft.ether(v4, 0x0800, **macs), [101]), 0x8847),
-        craft.ether(craft.mpls(craft.ether(v6_udp(), 0x86DD, **macs), [102]), 0x8847),
+        craft.ether(craft.mpls(craft.ether(v6_udp(), 0x86DD, **macs), [102, 103]), 0x8847),
     ]
     gre_udp = craft.udp(A, B, 40000, 4754, craft.gre(v4, 0x0800))
     return {

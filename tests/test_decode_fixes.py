@@ -100,9 +100,9 @@ def test_ethernet_pseudowire_without_control_word() -> None:
     t = _decode(nocw + cw)
     assert _anomalies(t) == [[], [], []]
     assert [int(v) for v in t.outer.ver] == [4, 6, 4]
-    assert [int(n) for n in t.mpls_n] == [1, 1, 1]
+    assert [int(n) for n in t.mpls_n] == [1, 2, 1]
     # Ethernet, labels, (control word), inner Ethernet: where the inner IP header starts.
-    assert [int(o) for o in t.outer.off] == [14 + 4 + 14, 14 + 4 + 14, 14 + 4 + 4 + 14]
+    assert [int(o) for o in t.outer.off] == [14 + 4 + 14, 14 + 8 + 14, 14 + 4 + 4 + 14]
     assert [int(d) for d in t.outer.dport] == [2, 2, 2]
 
 

@@ -55,6 +55,7 @@ FIELDS = (
     "llc.ssap",
     "gre.proto",
     "frame.encap_type",
+    "mpls.label",
 )
 LAYERS = ("link", "vlan", "mpls", "llc", "tunnel", "l3", "frag4", "csum4", "l4", "encap")
 
@@ -330,10 +331,13 @@ def theirs(row: list[str]) -> Frame:
         elif w.ips[k] == 4:
             silent = True
     dsap, ssap = _occ(row[6]), _occ(row[7])
+    # tshark shows one "mpls" layer per label stack; netsleuth counts labels (mpls_n). The
+    # labels are tshark's too where every stack is inside what the walk followed.
+    labels = len(_occ(row[10])) if w.mpls == row[1].split(":").count("mpls") else w.mpls
     return {
         "link": w.link,
         "vlan": w.vlan,
-        "mpls": w.mpls,
+        "mpls": labels,
         "llc": (int(dsap[0], 16), int(ssap[0], 16)) if w.llc and dsap and ssap else None,
         "tunnel": _tunnel_summary(w.tunnels),
         "l3": (len(w.ips), w.ips[0], w.ips[-1]) if w.ips else (0,),
