@@ -22,6 +22,8 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from netsleuth.sources.safefile import read_capped
+
 FIXED = (
     "proc/net/softnet_stat",
     "proc/softirqs",
@@ -37,6 +39,10 @@ FIXED = (
     "proc/sys/net/core/netdev_budget_usecs",
 )
 MAX_FILE = 4 << 20  # /proc/interrupts on a 512-CPU host is ~2 MB
+# Bounds on what a --root tree can make us read (a busy container host has a few thousand
+# veths; no NIC has more than a few hundred RX queues): files read stay under ~100k.
+MAX_DEVICES = 8192
+MAX_QUEUES = 1024
 
 
 @dataclass
@@ -57,22 +63,9 @@ class Snapshot:
 
 
 def _slurp(path: str) -> bytes:
-    """Up to MAX_FILE bytes in 64 KiB reads: /proc/sys handlers allocate the whole requested
-    count and fail with ENOMEM on a 4 MiB read. os-level calls: a live sample reads ~60
-    files a second under `watch`, and pathlib's overhead was a third of its cost."""
-    chunks = []
-    size = 0
-    fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
-    try:
-        while size < MAX_FILE:
-            chunk = os.read(fd, min(65536, MAX_FILE - size))
-            if not chunk:
-                break
-            chunks.append(chunk)
-            size += len(chunk)
-    finally:
-        os.close(fd)
-    return b"".join(chunks)
+    """Up to MAX_FILE bytes of a regular file (sources.safefile: no FIFO, device or
+    last-component symlink; never blocks): a --root or bundle tree is untrusted input."""
+    return read_capped(path, MAX_FILE)
 
 
 def _read(root: str, rel: str, snap: Snapshot, *, quiet: bool = False) -> None:
@@ -123,10 +116,10 @@ def read_snapshot(root: Path) -> Snapshot:
     for rel in FIXED:
         _read(r, rel, snap)
     net = os.path.join(r, "sys/class/net")
-    for dev in _listdir(net):
+    for dev in _listdir(net)[:MAX_DEVICES]:
         for counter in DEVICE_COUNTERS:
             _read(r, f"sys/class/net/{dev}/statistics/{counter}", snap, quiet=True)
-        for q in _listdir(os.path.join(net, dev, "queues")):
+        for q in _listdir(os.path.join(net, dev, "queues"))[:MAX_QUEUES]:
             if q.startswith("rx-"):
                 _read(r, f"sys/class/net/{dev}/queues/{q}/rps_cpus", snap, quiet=True)
     # Affinity of the NIC queue IRQs only: the rest (timers, disks) is not ours to judge.
@@ -134,10 +127,11 @@ def read_snapshot(root: Path) -> Snapshot:
 
     _, irqs = parse_interrupts(snap.get("proc/interrupts") or "")
     for irq in irqs:
-        if irq.queue is not None:
+        # The IRQ name comes from the file: only a number names a proc/irq directory.
+        if irq.queue is not None and irq.irq.isascii() and irq.irq.isdigit():
             _read(r, f"proc/irq/{irq.irq}/smp_affinity_list", snap, quiet=True)
     # A bundle or a copied tree may carry ethtool texts already.
-    for dev in _listdir(os.path.join(r, "ethtool")):
+    for dev in _listdir(os.path.join(r, "ethtool"))[:MAX_DEVICES]:
         for name in ("statistics", "ring"):
             _read(r, f"ethtool/{dev}/{name}", snap, quiet=True)
     return snap

@@ -1,0 +1,231 @@
+"""What every command shares at the edges: signals, I/O errors as one line, output paths that
+never clobber an input, and a console that never reads input-derived text as markup.
+
+Exit codes as in cli.py: 0 ok, 1 findings at --fail-on, 2 unusable input or output, 3 a
+missing privilege or facility; 130/143 when stopped by SIGINT/SIGTERM.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import stat
+import sys
+import tempfile
+from collections.abc import Callable, Iterator, Sequence
+from types import FrameType
+from typing import IO, TYPE_CHECKING, Any
+
+from netsleuth.errors import InputError, NetsleuthError
+
+if TYPE_CHECKING:
+    from rich.console import Console
+
+# Linux IFNAMSIZ is 16 including the NUL (include/uapi/linux/if.h); dev_valid_name()
+# (net/core/dev.c) also refuses "/", ":" and whitespace, "." and "..".
+IFNAMSIZ = 16
+
+
+class Terminated(BaseException):
+    """SIGTERM, raised where the process is, so every `finally` and `with` runs (temp
+    directories, tracefs instances, the terminal's cursor) before the process exits 143."""
+
+
+def _on_term(signum: int, frame: FrameType | None) -> None:
+    raise Terminated
+
+
+def install_signals() -> None:
+    """Called first thing by the entry point, before anything is created: SIGTERM unwinds
+    like SIGINT does (KeyboardInterrupt) instead of killing the process mid-way."""
+    signal.signal(signal.SIGTERM, _on_term)
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+
+
+def _quiet_stdout() -> None:
+    """Point fd 1 at /dev/null so the interpreter's final flush cannot fail again."""
+    with contextlib.suppress(OSError, ValueError):
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+
+
+def _flush_stdout() -> None:
+    if sys.stdout is not None:
+        sys.stdout.flush()
+
+
+def io_message(err: OSError) -> str:
+    what = err.strerror or str(err)
+    name = err.filename if err.filename is not None else None
+    return f"{name}: {what}" if name else what
+
+
+def run_guarded(fn: Callable[..., int], args: Any, kwargs: Any) -> int:
+    """Run a command; every way out is an exit code and at most one line on stderr."""
+    try:
+        code = fn(*args, **kwargs)
+        try:
+            _flush_stdout()
+        except BrokenPipeError:
+            raise
+        except OSError as err:
+            err.filename = "stdout"
+            raise
+        return code
+    except NetsleuthError as err:
+        _say(f"netsleuth: {err}")
+        return err.exit_code
+    except KeyboardInterrupt:
+        _say("netsleuth: interrupted")
+        return 130
+    except Terminated:
+        _say("netsleuth: terminated")
+        return 143
+    except BrokenPipeError:
+        # The reader of our output went away (| head): what it wanted, it got. Not an
+        # error, and not exit 1 (which means findings at --fail-on).
+        _quiet_stdout()
+        return 0
+    except OSError as err:
+        # stdout on a full disk, an --export or -o in a missing or read-only directory,
+        # a closed stdin: one line, exit 2.
+        try:
+            _flush_stdout()
+        except (OSError, ValueError):
+            _quiet_stdout()
+        _say(f"netsleuth: {io_message(err)}")
+        return 2
+    except RecursionError:
+        _say("netsleuth: the input is nested too deeply to read")
+        return 2
+
+
+def _say(line: str) -> None:
+    with contextlib.suppress(OSError, ValueError, AttributeError):
+        sys.stderr.write(line.replace("\n", " ") + "\n")
+        sys.stderr.flush()
+
+
+def stdout_console() -> Console:
+    """The one console for text output. Every string printed comes from a capture, a path,
+    a device or a /proc text somewhere, so none is parsed as rich markup or emoji codes
+    (`scan 'nope[/x]'` raised MarkupError; `[incident-42]/eth0.pcap` printed as
+    `/eth0.pcap`): styles are set with Text(style=...) only."""
+    from rich.console import Console  # not imported for JSON output: 40 ms of start-up
+
+    return Console(highlight=False, soft_wrap=False, markup=False, emoji=False)
+
+
+def stderr_console() -> Console:
+    from rich.console import Console
+
+    return Console(stderr=True, highlight=False, markup=False, emoji=False)
+
+
+# --- output paths ----------------------------------------------------------------------
+
+
+def _identity(path: str) -> tuple[int, int] | None:
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return st.st_dev, st.st_ino
+
+
+def refuse_output_over_input(output: str, inputs: Sequence[str], option: str) -> None:
+    """An output that is one of the inputs (the same inode: also through a symlink or a hard
+    link) is refused before anything is opened for writing: `scan --export FILE FILE`
+    truncated its own input."""
+    out = _identity(output)
+    if out is None:
+        return
+    for inp in inputs:
+        if inp != "-" and _identity(inp) == out:
+            raise InputError(
+                output, f"{option} would overwrite the input {inp}: choose another path"
+            )
+
+
+def require_regular_inputs(inputs: Sequence[str], why: str) -> None:
+    """For a second pass over the inputs: a pipe, FIFO or device cannot be read twice."""
+    for inp in inputs:
+        if inp == "-":
+            raise InputError("-", why)
+        try:
+            st = os.stat(inp)
+        except OSError:
+            continue  # the first pass reports it
+        if not stat.S_ISREG(st.st_mode):
+            raise InputError(inp, why)
+
+
+@contextlib.contextmanager
+def atomic_output(path: str) -> Iterator[IO[bytes]]:
+    """A temporary file in the target's directory, renamed over the target only when the
+    body completes: a failed or interrupted export leaves no partial file and no old file
+    clobbered. A target that exists and is not a regular file (/dev/null, a FIFO) is
+    written in place."""
+    try:
+        st = os.stat(path)
+        special = not stat.S_ISREG(st.st_mode)
+    except FileNotFoundError:
+        special = False
+    except OSError as err:
+        raise InputError(path, f"cannot write: {err.strerror}") from None
+    if special:
+        try:
+            fh = open(path, "wb")  # noqa: SIM115 - closed below
+        except OSError as err:
+            raise InputError(path, f"cannot write: {err.strerror}") from None
+        with fh:
+            yield fh
+        return
+    folder = os.path.dirname(path) or "."
+    try:
+        fd, tmp = tempfile.mkstemp(dir=folder, prefix=".netsleuth-", suffix=".part")
+    except OSError as err:
+        raise InputError(path, f"cannot write in {folder}: {err.strerror}") from None
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            yield fh
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+
+
+# --- argument checks -------------------------------------------------------------------
+
+
+def check_ifname(name: str, option: str) -> str:
+    raw = name.encode("utf-8", "surrogateescape")
+    if (
+        not raw
+        or len(raw) >= IFNAMSIZ
+        or name in (".", "..")
+        or any(c in name for c in "/: \t\n\r\0")
+    ):
+        raise InputError(
+            option, f"{name[:40]!r} is not a network device name (1-15 bytes, no / : or spaces)"
+        )
+    return name
+
+
+def entry() -> None:
+    """The console script: signal handling first, then the command line (click and the
+    command modules are imported after it, so Ctrl-C during start-up prints one line)."""
+    install_signals()
+    try:
+        from netsleuth.cli import main
+
+        main()
+    except KeyboardInterrupt:
+        _say("netsleuth: interrupted")
+        sys.exit(130)
+    except Terminated:
+        _say("netsleuth: terminated")
+        sys.exit(143)
