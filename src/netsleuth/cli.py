@@ -117,7 +117,7 @@ def scan(
     from netsleuth.scan import select
 
     if export_path:
-        from netsleuth.cliutil import refuse_output_over_input, require_regular_inputs
+        from netsleuth.outpaths import refuse_output_over_input, require_regular_inputs
 
         require_regular_inputs(
             captures, "--export reads its inputs twice: give capture files, not stdin or a pipe"

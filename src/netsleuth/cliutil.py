@@ -10,12 +10,10 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
-import stat
 import sys
-import tempfile
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable
 from types import FrameType
-from typing import IO, TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any
 
 from netsleuth.errors import InputError, NetsleuthError
 
@@ -58,8 +56,9 @@ def _flush_stdout() -> None:
 
 def io_message(err: OSError) -> str:
     what = err.strerror or str(err)
-    name = err.filename if err.filename is not None else None
-    return f"{name}: {what}" if name else what
+    if err.filename is None:
+        return f"cannot read or write: {what}"
+    return f"{err.filename}: {what}"
 
 
 def run_guarded(fn: Callable[..., int], args: Any, kwargs: Any) -> int:
@@ -115,87 +114,19 @@ def stdout_console() -> Console:
     `/eth0.pcap`): styles are set with Text(style=...) only."""
     from rich.console import Console  # not imported for JSON output: 40 ms of start-up
 
-    return Console(highlight=False, soft_wrap=False, markup=False, emoji=False)
+    class _Console(Console):
+        def on_broken_pipe(self) -> None:
+            # rich exits 1 here, which means "findings at --fail-on": `| head` is no error.
+            self.quiet = True
+            raise BrokenPipeError(32, "Broken pipe")
+
+    return _Console(highlight=False, soft_wrap=False, markup=False, emoji=False)
 
 
 def stderr_console() -> Console:
     from rich.console import Console
 
     return Console(stderr=True, highlight=False, markup=False, emoji=False)
-
-
-# --- output paths ----------------------------------------------------------------------
-
-
-def _identity(path: str) -> tuple[int, int] | None:
-    try:
-        st = os.stat(path)
-    except OSError:
-        return None
-    return st.st_dev, st.st_ino
-
-
-def refuse_output_over_input(output: str, inputs: Sequence[str], option: str) -> None:
-    """An output that is one of the inputs (the same inode: also through a symlink or a hard
-    link) is refused before anything is opened for writing: `scan --export FILE FILE`
-    truncated its own input."""
-    out = _identity(output)
-    if out is None:
-        return
-    for inp in inputs:
-        if inp != "-" and _identity(inp) == out:
-            raise InputError(
-                output, f"{option} would overwrite the input {inp}: choose another path"
-            )
-
-
-def require_regular_inputs(inputs: Sequence[str], why: str) -> None:
-    """For a second pass over the inputs: a pipe, FIFO or device cannot be read twice."""
-    for inp in inputs:
-        if inp == "-":
-            raise InputError("-", why)
-        try:
-            st = os.stat(inp)
-        except OSError:
-            continue  # the first pass reports it
-        if not stat.S_ISREG(st.st_mode):
-            raise InputError(inp, why)
-
-
-@contextlib.contextmanager
-def atomic_output(path: str) -> Iterator[IO[bytes]]:
-    """A temporary file in the target's directory, renamed over the target only when the
-    body completes: a failed or interrupted export leaves no partial file and no old file
-    clobbered. A target that exists and is not a regular file (/dev/null, a FIFO) is
-    written in place."""
-    try:
-        st = os.stat(path)
-        special = not stat.S_ISREG(st.st_mode)
-    except FileNotFoundError:
-        special = False
-    except OSError as err:
-        raise InputError(path, f"cannot write: {err.strerror}") from None
-    if special:
-        try:
-            fh = open(path, "wb")  # noqa: SIM115 - closed below
-        except OSError as err:
-            raise InputError(path, f"cannot write: {err.strerror}") from None
-        with fh:
-            yield fh
-        return
-    folder = os.path.dirname(path) or "."
-    try:
-        fd, tmp = tempfile.mkstemp(dir=folder, prefix=".netsleuth-", suffix=".part")
-    except OSError as err:
-        raise InputError(path, f"cannot write in {folder}: {err.strerror}") from None
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            yield fh
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
 
 
 # --- argument checks -------------------------------------------------------------------

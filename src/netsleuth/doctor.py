@@ -3,6 +3,7 @@ from a root directory), diagnose them with host.doctor_rules, or write them as a
 
 from __future__ import annotations
 
+import itertools
 import socket
 import time
 from collections.abc import Callable
@@ -57,7 +58,7 @@ MIN_STEP = 0.001
 
 def diagnose(source: str, snaps: list[tuple[float, Snapshot]]) -> Diagnosis:
     ordered = sorted(snaps, key=lambda x: x[0])
-    for (a, _), (b, _) in zip(ordered, ordered[1:], strict=False):
+    for (a, _), (b, _) in itertools.pairwise(ordered):
         if b - a < MIN_STEP:
             raise InputError(
                 source, f"two samples are {b - a:g} s apart (at {a}): sample times must increase"

@@ -88,7 +88,10 @@ static PyObject *walk_pcap(PyObject *self, PyObject *args) {
 }
 
 /* walk_pcapng(buf, start, end, swapped, max_block, out) -> (count, pos, status)
- * Stops before a Section Header Block (the caller re-reads byte order from it). */
+ * A Section Header Block in the current byte order is listed like any block (so a batch
+ * spans sections: 1M one-packet sections cost 1M batches before); the walk stops before
+ * one whose byte-order magic differs or whose length is below the 28-byte minimum (draft
+ * section 4.1), and the caller re-reads byte order from it or reports it corrupt. */
 static PyObject *walk_pcapng(PyObject *self, PyObject *args) {
     PyObject *bufobj, *outobj;
     Py_ssize_t start, end;
@@ -107,8 +110,11 @@ static PyObject *walk_pcapng(PyObject *self, PyObject *args) {
         if (n == cap) { status = ST_OUT_FULL; break; }
         if (end - pos < 12) break;
         uint32_t type = rd32(b + pos, swapped);
-        if (type == 0x0A0D0D0Au) { status = ST_SECTION; break; }
         uint32_t len = rd32(b + pos + 4, swapped);
+        if (type == 0x0A0D0D0Au && (rd32(b + pos + 8, swapped) != 0x1A2B3C4Du || len < 28)) {
+            status = ST_SECTION;
+            break;
+        }
         if (len < 12 || len % 4 != 0 || len > max_block) { status = ST_BAD_LENGTH; break; }
         if ((Py_ssize_t)len > end - pos) break;
         if (rd32(b + pos + len - 4, swapped) != len) { status = ST_TRAILER; break; }
