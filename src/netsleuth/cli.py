@@ -396,7 +396,7 @@ def steer(
                 "cv": round(result.queues.cv(), 3),
                 "distinct_hashes": result.rss_keys,
             },
-            "flows": {"distinct": int(result.flows.shape[0]), "heaviest": heaviest(result)},
+            "flows": {"distinct": result.distinct_flows, "heaviest": heaviest(result)},
             "notes": [
                 "RFS is not modelled",
                 "the kernel's RPS hash secret is random per boot: modelled with --seed",

@@ -36,7 +36,7 @@ def _bars(
 def render_steer(console: Console, r: SteerResult) -> None:
     nic = r.nic
     console.print(
-        Text(f"netsleuth steer: {r.packets:,} packets, {r.flows.shape[0]:,} flows", style="bold")
+        Text(f"netsleuth steer: {r.packets:,} packets, {r.distinct_flows:,} flows", style="bold")
     )
     console.print(
         f"NIC: {nic.queues} queues, parses {nic.parse} headers"
