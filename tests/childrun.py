@@ -1,5 +1,10 @@
 """Run netsleuth in a child process and measure what a hostile input costs it: exit code,
-stdout, stderr, wall time and peak RSS (ru_maxrss of that child alone, from os.wait4)."""
+stdout, stderr, wall time and peak RSS.
+
+The peak is ru_maxrss from wait4, taken by a small launcher: a child forked straight from
+pytest starts with pytest's own resident pages counted in its high-water mark (ru_maxrss
+survives exec), so the launcher (a fresh, small Python) forks and execs netsleuth, forwards
+SIGINT/SIGTERM to it, and writes its ru_maxrss to a pipe."""
 
 from __future__ import annotations
 
@@ -14,6 +19,25 @@ from pathlib import Path
 from typing import IO
 
 NETSLEUTH = [sys.executable, "-m", "netsleuth"]
+LAUNCHER = """
+import os, signal, sys
+fd = int(sys.argv[1])
+pid = os.fork()
+if pid == 0:
+    os.close(fd)
+    os.execv(sys.argv[2], sys.argv[2:])
+for s in (signal.SIGINT, signal.SIGTERM):
+    signal.signal(s, lambda n, f: os.kill(pid, n))
+while True:
+    try:
+        _, status, usage = os.wait4(pid, 0)
+        break
+    except InterruptedError:
+        continue
+os.write(fd, str(usage.ru_maxrss).encode())
+code = os.waitstatus_to_exitcode(status)
+os._exit(128 - code if code < 0 else code)
+"""
 
 
 @dataclass(frozen=True)
@@ -52,8 +76,11 @@ def run(
     close_stdin: bool = False,
 ) -> Run:
     t0 = time.monotonic()
+    peak_r, peak_w = os.pipe()
     proc = subprocess.Popen(
-        [*NETSLEUTH, *args],
+        [sys.executable, "-c", LAUNCHER, str(peak_w), *NETSLEUTH, *args],
+        pass_fds=(peak_w,),
+        start_new_session=True,  # the launcher and netsleuth: one group to kill on a hang
         stdin=None if close_stdin else stdin,
         stdout=subprocess.PIPE if stdout is None else stdout,
         stderr=subprocess.PIPE,
@@ -71,8 +98,10 @@ def run(
     while sel.get_map():
         now = time.monotonic()
         if now >= deadline:
-            os.kill(proc.pid, signal.SIGKILL)
-            os.wait4(proc.pid, 0)
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+            os.close(peak_w)
+            os.close(peak_r)
             raise AssertionError(f"netsleuth {' '.join(args)} ran past {timeout} s")
         if signal_at is not None and signal_after is not None and now >= signal_at:
             proc.send_signal(signal_after[1])
@@ -84,8 +113,10 @@ def run(
                 pipes[key.fileobj] += chunk  # type: ignore[index]
             else:
                 sel.unregister(key.fileobj)
-    _, status, usage = os.wait4(proc.pid, 0)
-    proc.returncode = os.waitstatus_to_exitcode(status)
+    proc.wait()
+    os.close(peak_w)
+    with os.fdopen(peak_r, "rb") as fh:
+        peak_kib = int(fh.read() or b"0")
     for f in pipes:
         f.close()
     if proc.stdin is not None:
@@ -95,5 +126,5 @@ def run(
         pipes.get(proc.stdout, b""),  # type: ignore[arg-type]
         pipes[proc.stderr],  # type: ignore[index]
         time.monotonic() - t0,
-        usage.ru_maxrss / 1024,  # KiB on Linux (getrusage(2))
+        peak_kib / 1024,  # ru_maxrss is in KiB on Linux (getrusage(2))
     )

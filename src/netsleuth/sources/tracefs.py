@@ -81,14 +81,12 @@ class Tracefs:
 
     @classmethod
     def open(cls, *, mount: bool = True, state_dir: Path = STATE_DIR) -> Tracefs:
-        # Mounts are per mount namespace: so is the record of who uses ours.
-        state_dir = state_dir / os.readlink("/proc/self/ns/mnt").replace(":", "-")
         found = find_tracefs()
         if found is not None and not _marker(state_dir, found):
             return cls(found, False)  # the user's own mount: never ours to touch
         if found is None:
             _can_mount(mount)
-        with _locked(state_dir):
+        with _locked(state_dir) as ns:
             found = find_tracefs()
             if found is None:
                 rc = _libc().mount(b"nodev", str(DEFAULT_MOUNT).encode(), b"tracefs", 0, None)
@@ -97,20 +95,21 @@ class Tracefs:
                     raise FacilityError(
                         f"cannot mount tracefs at {DEFAULT_MOUNT}: {os.strerror(err)}"
                     )
-                (state_dir / "tracefs.mounted").write_text(_identity(DEFAULT_MOUNT))
+                ns.mkdir(exist_ok=True, mode=0o700)
+                (ns / "tracefs.mounted").write_text(_identity(DEFAULT_MOUNT))
                 found, mounted = DEFAULT_MOUNT, True
             elif _marker(state_dir, found):
                 mounted = False  # another netsleuth run mounted it: share it
             else:
                 return cls(found, False)
-            _register(state_dir)
-            return cls(found, mounted, state_dir)
+            _register(ns)
+            return cls(found, mounted, ns)
 
     def close(self) -> None:
         state, self.state = self.state, None
         if state is None:
             return
-        with _locked(state):
+        with _locked(state.parent):
             with contextlib.suppress(FileNotFoundError):
                 (state / "users" / str(os.getpid())).unlink()
             if _users(state):
@@ -126,8 +125,10 @@ class Tracefs:
                     f"umount {self.root} to remove it"
                 )
                 return
-            with contextlib.suppress(FileNotFoundError):
+            with contextlib.suppress(OSError):
                 (state / "tracefs.mounted").unlink()
+                (state / "users").rmdir()
+                state.rmdir()  # under the lock: nobody is between reading and using it
             self.outcome = f"unmounted tracefs at {self.root} (netsleuth had mounted it)"
 
     def event_dir(self, system: str, event: str) -> Path:
@@ -167,11 +168,11 @@ def _can_mount(mount: bool) -> None:
         )
 
 
-def _marker(state: Path, root: Path) -> bool:
+def _marker(top: Path, root: Path) -> bool:
     """Whether the tracefs at root is the very mount netsleuth made: same mount namespace,
     same mount id (another namespace's tracefs, or one the user mounted since, is not)."""
     try:
-        return (state / "tracefs.mounted").read_text() == _identity(root)
+        return (_ns_dir(top) / "tracefs.mounted").read_text() == _identity(root)
     except OSError:
         return False
 
@@ -189,22 +190,30 @@ def _identity(root: Path) -> str:
     return f"{ns} {mount_id} {root}"
 
 
+def _ns_dir(top: Path) -> Path:
+    """Mounts are per mount namespace: so is the record of who uses ours."""
+    return top / os.readlink("/proc/self/ns/mnt").replace(":", "-").replace("[", "").rstrip("]")
+
+
 @contextlib.contextmanager
-def _locked(state: Path) -> Iterator[None]:
-    """One run at a time decides to mount or unmount (flock: released if we die)."""
+def _locked(top: Path) -> Iterator[Path]:
+    """One run at a time decides to mount or unmount: flock on the top directory itself
+    (released if we die; never removed, so never two locks), yielding this namespace's
+    state directory, which the last user removes."""
     try:
-        (state / "users").mkdir(parents=True, exist_ok=True, mode=0o700)
-        fd = os.open(state / "lock", os.O_CREAT | os.O_RDWR | os.O_CLOEXEC, 0o600)
+        top.mkdir(parents=True, exist_ok=True, mode=0o700)
+        fd = os.open(top, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
     except OSError as err:
-        raise FacilityError(f"cannot use {state} to share the tracefs mount: {err}") from None
+        raise FacilityError(f"cannot use {top} to share the tracefs mount: {err}") from None
     try:
         fcntl.flock(fd, fcntl.LOCK_EX)
-        yield
+        yield _ns_dir(top)
     finally:
         os.close(fd)
 
 
 def _register(state: Path) -> None:
+    (state / "users").mkdir(parents=True, exist_ok=True, mode=0o700)
     (state / "users" / str(os.getpid())).write_text("")
 
 
