@@ -492,3 +492,23 @@ def test_steer_memory_stays_bounded_under_a_million_flows(tmp_path: Path) -> Non
     assert doc["flows"]["heaviest"][0]["src"] == "11.0.0.1"
     assert r.peak_mb < MB  # 335 MB before the flow table spilled
     assert sorted(p.name for p in tmp_path.iterdir()) == ["flows.pcap"]  # runs removed
+
+
+@pytest.mark.parametrize("kind", ["dev_zero", "fifo", "no_newline"])
+def test_listen_root_socket_tables_are_read_bounded(tmp_path: Path, kind: str) -> None:
+    net = tmp_path / "root/proc/net"
+    net.mkdir(parents=True)
+    (net / "tcp6").write_text("header\n")
+    if kind == "dev_zero":
+        (net / "tcp").symlink_to("/dev/zero")
+    elif kind == "fifo":
+        os.mkfifo(net / "tcp")
+    else:
+        with open(net / "tcp", "wb") as fh:
+            fh.truncate(1 << 30)  # 1 GiB of NULs, no line end: sparse, read 4 KiB at a time
+    r = run("listen", "--root", str(tmp_path / "root"), "--format", "json", timeout=60)
+    if kind == "no_newline":
+        assert r.code == 0, r.err
+    else:
+        assert r.code == 2 and "not read" in r.one_line()
+    assert r.peak_mb < 100

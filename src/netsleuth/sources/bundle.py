@@ -25,6 +25,7 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 from netsleuth.errors import InputError
+from netsleuth.outpaths import atomic_output
 from netsleuth.sources.hostfs import MAX_FILE, Snapshot
 from netsleuth.sources.safefile import NotRegularError, read_capped
 from netsleuth.sources.tarread import TarError, members
@@ -56,7 +57,8 @@ def write_bundle(path: Path, samples: list[tuple[float, Snapshot]], meta: dict[s
         if snap.notes:
             files[f"samples/{i}/notes.txt"] = "\n".join(snap.notes).encode() + b"\n"
     if path.name.endswith((".tar.gz", ".tgz")):
-        with tarfile.open(path, "w:gz") as tar:
+        # Renamed into place when complete: a full disk leaves no partial bundle.
+        with atomic_output(str(path)) as fh, tarfile.open(fileobj=fh, mode="w:gz") as tar:
             now = time.time()
             for name, data in sorted(files.items()):
                 info = tarfile.TarInfo(name)

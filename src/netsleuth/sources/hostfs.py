@@ -17,6 +17,7 @@ Paths (all relative to the root):
 
 from __future__ import annotations
 
+import itertools
 import os
 import re
 from dataclasses import dataclass, field
@@ -85,9 +86,12 @@ def _read(root: str, rel: str, snap: Snapshot, *, quiet: bool = False) -> None:
     snap.files[rel] = data.decode("utf-8", "replace")
 
 
-def _listdir(path: str) -> list[str]:
+def _listdir(path: str, limit: int = 1 << 16) -> list[str]:
+    """Up to `limit` names, sorted: a --root directory of millions of entries is read no
+    further (os.listdir would hold them all)."""
     try:
-        return sorted(os.listdir(path))
+        with os.scandir(path) as it:
+            return sorted(e.name for e in itertools.islice(it, limit))
     except OSError:
         return []
 
@@ -116,10 +120,10 @@ def read_snapshot(root: Path) -> Snapshot:
     for rel in FIXED:
         _read(r, rel, snap)
     net = os.path.join(r, "sys/class/net")
-    for dev in _listdir(net)[:MAX_DEVICES]:
+    for dev in _listdir(net, MAX_DEVICES):
         for counter in DEVICE_COUNTERS:
             _read(r, f"sys/class/net/{dev}/statistics/{counter}", snap, quiet=True)
-        for q in _listdir(os.path.join(net, dev, "queues"))[:MAX_QUEUES]:
+        for q in _listdir(os.path.join(net, dev, "queues"), MAX_QUEUES):
             if q.startswith("rx-"):
                 _read(r, f"sys/class/net/{dev}/queues/{q}/rps_cpus", snap, quiet=True)
     # Affinity of the NIC queue IRQs only: the rest (timers, disks) is not ours to judge.
@@ -131,7 +135,7 @@ def read_snapshot(root: Path) -> Snapshot:
         if irq.queue is not None and irq.irq.isascii() and irq.irq.isdigit():
             _read(r, f"proc/irq/{irq.irq}/smp_affinity_list", snap, quiet=True)
     # A bundle or a copied tree may carry ethtool texts already.
-    for dev in _listdir(os.path.join(r, "ethtool"))[:MAX_DEVICES]:
+    for dev in _listdir(os.path.join(r, "ethtool"), MAX_DEVICES):
         for name in ("statistics", "ring"):
             _read(r, f"ethtool/{dev}/{name}", snap, quiet=True)
     return snap
