@@ -512,3 +512,18 @@ def test_listen_root_socket_tables_are_read_bounded(tmp_path: Path, kind: str) -
     else:
         assert r.code == 2 and "not read" in r.one_line()
     assert r.peak_mb < 100
+
+
+def test_sections_that_flip_byte_order_still_make_few_batches(tmp_path: Path) -> None:
+    from netsleuth.capture import open_capture
+
+    frame = ETH[0][1]
+    pair = shb("<") + idb("<", 1) + epb("<", 0, 1, frame)
+    pair += shb(">") + idb(">", 1) + epb(">", 0, 2, frame)
+    path = tmp_path / "flip.pcapng"
+    path.write_bytes(pair * 2000)
+    reader = open_capture(str(path))
+    batches = list(reader.batches())
+    assert [int(t) for b in batches for t in b.ts_ns][:4] == [1000, 2000, 1000, 2000]
+    assert sum(len(b) for b in batches) == 4000 and len(batches) == 1  # was 4,000
+    assert reader.issues == []

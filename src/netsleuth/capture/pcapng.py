@@ -116,6 +116,20 @@ class PcapngReader(StreamReader):
         self.issues.append(ReadIssue(id_, offset, frame, message))
 
     def _batches(self) -> Iterator[RecordBatch]:
+        """Segments of one buffer are merged into batches of up to MAX_RECORDS: a file
+        whose sections flip byte order (each flip ends a walk) still makes few batches."""
+        pending: list[RecordBatch] = []
+        held = 0
+        for seg in self._segments():
+            if pending and (seg.buf is not pending[0].buf or held + len(seg) > MAX_RECORDS):
+                yield _merge(pending)
+                pending, held = [], 0
+            pending.append(seg)
+            held += len(seg)
+        if pending:
+            yield _merge(pending)
+
+    def _segments(self) -> Iterator[RecordBatch]:
         ch = Chunker(self.source, self.max_block)
         ch.refill(0)
         out = np.empty(MAX_RECORDS, dtype=np.int64)
@@ -348,6 +362,18 @@ class PcapngReader(StreamReader):
             )
         self.interfaces = table.current()
         return table
+
+
+def _merge(parts: list[RecordBatch]) -> RecordBatch:
+    if len(parts) == 1:
+        return parts[0]
+    return RecordBatch(
+        buf=parts[0].buf,
+        **{
+            name: np.concatenate([getattr(p, name) for p in parts])
+            for name in ("offset", "caplen", "wirelen", "ts_ns", "linktype", "frame")
+        },
+    )
 
 
 def _to_ns(
