@@ -525,7 +525,7 @@ def test_sections_that_flip_byte_order_still_make_few_batches(tmp_path: Path) ->
     reader = open_capture(str(path))
     batches = list(reader.batches())
     assert [int(t) for b in batches for t in b.ts_ns][:4] == [1000, 2000, 1000, 2000]
-    assert sum(len(b) for b in batches) == 4000 and len(batches) == 1  # was 4,000
+    assert sum(len(b) for b in batches) == 4000 and len(batches) == 1  # was 4,000 batches
     assert reader.issues == []
 
 

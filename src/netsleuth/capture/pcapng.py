@@ -24,6 +24,7 @@ from netsleuth.capture.source import ByteSource
 ST_OUT_FULL, ST_BAD_LENGTH, ST_SECTION, ST_TRAILER = 1, 2, 3, 4
 BT_IDB, BT_PB, BT_SPB, BT_EPB = 1, 2, 3, 6  # block types, draft section 11.1
 BT_SHB = 0x0A0D0D0A
+OFFSET_MASK = (1 << 62) - 1  # walk_pcapng's offsets carry the block's byte order in bit 62
 BOM = 0x1A2B3C4D  # byte-order magic of the Section Header Block
 OPT_TSRESOL, OPT_TSOFFSET = 9, 14  # if_tsresol, if_tsoffset (draft section 4.2)
 
@@ -136,7 +137,7 @@ class PcapngReader(StreamReader):
         pos, frame = 0, 1
         views = ByteViews(ch.buf)
         while True:
-            n, newpos, st = _framing.walk_pcapng(
+            n, newpos, st, self.swapped = _framing.walk_pcapng(
                 ch.buf.data, pos, ch.have, self.swapped, self.max_block, out.data
             )
             if n:
@@ -205,8 +206,8 @@ class PcapngReader(StreamReader):
         self.interfaces = []
         return int(length)
 
-    def _idb(self, block: bytes) -> Interface:
-        order = ">" if self.swapped else "<"
+    def _idb(self, block: bytes, swapped: bool) -> Interface:
+        order = ">" if swapped else "<"
         linktype, _reserved, snaplen = struct.unpack_from(order + "HHI", block, 8)
         res, pow2, offset_s = 6, False, 0
         p, end = 16, len(block) - 4
@@ -226,15 +227,16 @@ class PcapngReader(StreamReader):
         self,
         buf: NDArray[np.uint8],
         v: ByteViews,
-        blocks: NDArray[np.int64],
+        walked: NDArray[np.int64],
         first_frame: int,
         base: int,
     ) -> RecordBatch | None:
-        u32 = v.be32 if self.swapped else v.le32
-        u16 = v.be16 if self.swapped else v.le16
-        btype = u32[blocks]
-        blen = u32[blocks + 4].astype(np.int64)
-        table = self._structure(buf, u32, blocks, btype, first_frame, base)
+        # The walk marks each block's byte order (its section's) in bit 62 of its offset.
+        swapped = (walked >> 62) != 0
+        blocks = walked & OFFSET_MASK
+        btype = _u32(v, blocks, swapped)
+        blen = _u32(v, blocks + 4, swapped).astype(np.int64)
+        table = self._structure(buf, blocks, btype, blen, swapped, first_frame, base)
         is_pkt = (btype == BT_EPB) | (btype == BT_SPB) | (btype == BT_PB)
         # A packet block too short for its fixed fields is corrupt (draft sections 4.3-4.4).
         fixed = np.where(btype == BT_SPB, 16, 32)
@@ -254,16 +256,19 @@ class PcapngReader(StreamReader):
         section = np.cumsum(btype == BT_SHB)[is_pkt]
         t = btype[is_pkt]
         bl = blen[is_pkt]
+        sw = swapped[is_pkt]
         spb = t == BT_SPB
-        iface = np.where(t == BT_PB, u16[pk + 8], u32[pk + 8]).astype(np.int64)
+        iface = np.where(t == BT_PB, _u16(v, pk + 8, sw), _u32(v, pk + 8, sw)).astype(np.int64)
         iface[spb] = 0
-        ts_raw = (u32[pk + 12].astype(np.uint64) << np.uint64(32)) | u32[pk + 16].astype(np.uint64)
+        ts_raw = (_u32(v, pk + 12, sw).astype(np.uint64) << np.uint64(32)) | _u32(
+            v, pk + 16, sw
+        ).astype(np.uint64)
         ts_raw[spb] = 0  # a Simple Packet Block has no timestamp
-        caplen = u32[pk + 20].astype(np.int64)
-        wirelen = u32[pk + 24].astype(np.int64)
+        caplen = _u32(v, pk + 20, sw).astype(np.int64)
+        wirelen = _u32(v, pk + 24, sw).astype(np.int64)
         data = pk + 28
         # Simple Packet Block: only the original length is stored (draft section 4.4).
-        wirelen[spb] = u32[pk[spb] + 8]
+        wirelen[spb] = _u32(v, pk[spb] + 8, sw[spb])
         data[spb] = pk[spb] + 12
         caplen[spb] = np.minimum(wirelen[spb], bl[spb] - 16)
         room = bl - (data - pk) - 4
@@ -320,27 +325,30 @@ class PcapngReader(StreamReader):
             frame=np.arange(first_frame, first_frame + n, dtype=np.int64),
         )
 
-    def _structure(  # noqa: PLR0917 - the batch's views, passed on from _blocks
+    def _structure(  # noqa: PLR0917 - the batch's columns, passed on from _blocks
         self,
         buf: NDArray[np.uint8],
-        u32: NDArray[np.uint32],
         blocks: NDArray[np.int64],
         btype: NDArray[np.uint32],
+        blen: NDArray[np.int64],
+        swapped: NDArray[np.bool_],
         first_frame: int,
         base: int,
     ) -> _Table:
         """Section headers and interface blocks of this batch, in file order."""
         table = _Table(self.interfaces)
         dropped = 0
-        for b, kind in zip(
-            blocks[(btype == BT_IDB) | (btype == BT_SHB)].tolist(),
-            btype[(btype == BT_IDB) | (btype == BT_SHB)].tolist(),
+        sel = (btype == BT_IDB) | (btype == BT_SHB)
+        for b, kind, bl, sw in zip(
+            blocks[sel].tolist(),
+            btype[sel].tolist(),
+            blen[sel].tolist(),
+            swapped[sel].tolist(),
             strict=True,
         ):
             if kind == BT_SHB:
                 table.new_section()  # interface ids are local to a section (section 4.1)
                 continue
-            bl = int(u32[b + 4])
             if bl < 20:
                 self._issue(
                     "capture.corrupt_record",
@@ -352,7 +360,7 @@ class PcapngReader(StreamReader):
             elif table.section_size() >= MAX_INTERFACES:
                 dropped += 1
             else:
-                table.items.append(self._idb(buf[b : b + bl].tobytes()))
+                table.items.append(self._idb(buf[b : b + bl].tobytes(), sw))
         if dropped:
             self._issue(
                 "capture.corrupt_record",
@@ -362,6 +370,23 @@ class PcapngReader(StreamReader):
             )
         self.interfaces = table.current()
         return table
+
+
+def _u32(v: ByteViews, pos: NDArray[np.int64], sw: NDArray[np.bool_]) -> NDArray[np.uint32]:
+    """u32 fields at pos, each in its block's byte order (one gather when all agree)."""
+    if not sw.any():
+        return v.le32[pos]
+    if sw.all():
+        return v.be32[pos]
+    return np.where(sw, v.be32[pos], v.le32[pos])
+
+
+def _u16(v: ByteViews, pos: NDArray[np.int64], sw: NDArray[np.bool_]) -> NDArray[np.uint16]:
+    if not sw.any():
+        return v.le16[pos]
+    if sw.all():
+        return v.be16[pos]
+    return np.where(sw, v.be16[pos], v.le16[pos])
 
 
 def _merge(parts: list[RecordBatch]) -> RecordBatch:
