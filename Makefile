@@ -66,6 +66,9 @@ $(FUZZ_VENV)/.installed: pyproject.toml setup.py $(wildcard src/netsleuth/*/_*.c
 	$(FUZZ_VENV)/bin/python -m pip install --quiet --upgrade pip
 	CFLAGS="-fsanitize=address -fno-omit-frame-pointer -g" LDFLAGS="-fsanitize=address" \
 	  $(FUZZ_VENV)/bin/python -m pip install --quiet --no-cache-dir '.[test]'
+	# The same version again after a C change: rebuild it, do not keep the old wheel.
+	CFLAGS="-fsanitize=address -fno-omit-frame-pointer -g" LDFLAGS="-fsanitize=address" \
+	  $(FUZZ_VENV)/bin/python -m pip install --quiet --no-cache-dir --no-deps --force-reinstall .
 	touch $@
 
 fuzz: $(FUZZ_VENV)/.installed
