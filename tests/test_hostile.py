@@ -547,3 +547,18 @@ def test_sigterm_during_steer_removes_its_spilled_runs(tmp_path: Path) -> None:
     )
     assert r.code == 143 and r.one_line() == "netsleuth: terminated"
     assert list(spill.iterdir()) == []
+
+
+def test_demo_keep_replaces_a_planted_symlink_instead_of_writing_through_it(
+    tmp_path: Path,
+) -> None:
+    victim = tmp_path / "victim"
+    victim.write_bytes(b"precious")
+    keep = tmp_path / "keep"
+    keep.mkdir()
+    (keep / "incident1-poison-fragment.pcap").symlink_to(victim)
+    r = run("demo", "--format", "json", "--keep", str(keep), timeout=120)
+    assert r.code == 0, r.err
+    assert victim.read_bytes() == b"precious"
+    planted = keep / "incident1-poison-fragment.pcap"
+    assert not planted.is_symlink() and planted.read_bytes()[:4] == b"\xd4\xc3\xb2\xa1"

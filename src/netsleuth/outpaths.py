@@ -54,14 +54,15 @@ def require_regular_inputs(inputs: Sequence[str], why: str) -> None:
 
 
 @contextlib.contextmanager
-def atomic_output(path: str) -> Iterator[BinaryIO]:
+def atomic_output(path: str, *, special_in_place: bool = True) -> Iterator[BinaryIO]:
     """A temporary file in the target's directory, renamed over the target only when the
     body completes: a failed or interrupted export leaves no partial file and no old file
-    clobbered. A target that exists and is not a regular file (/dev/null, a FIFO) is
-    written in place."""
+    clobbered. A target the user named that is not a regular file (/dev/stdout, a FIFO) is
+    written in place, unless special_in_place is False (fixed names in a folder: whatever
+    sits there, a planted symlink included, is replaced, never written through)."""
     try:
         st = os.stat(path)
-        special = not stat.S_ISREG(st.st_mode)
+        special = special_in_place and not stat.S_ISREG(st.st_mode)
     except FileNotFoundError:
         special = False
     except OSError as err:

@@ -69,7 +69,8 @@ def write_bundle(path: Path, samples: list[tuple[float, Snapshot]], meta: dict[s
         for name, data in files.items():
             target = path / name
             target.parent.mkdir(parents=True, exist_ok=True)
-            target.write_bytes(data)
+            with atomic_output(str(target), special_in_place=False) as fh:
+                fh.write(data)
 
 
 def _safe(name: str) -> PurePosixPath | None:
