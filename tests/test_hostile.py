@@ -562,3 +562,17 @@ def test_demo_keep_replaces_a_planted_symlink_instead_of_writing_through_it(
     assert victim.read_bytes() == b"precious"
     planted = keep / "incident1-poison-fragment.pcap"
     assert not planted.is_symlink() and planted.read_bytes()[:4] == b"\xd4\xc3\xb2\xa1"
+
+
+def test_a_sample_directory_of_too_many_entries_stops_at_the_bound(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from netsleuth.errors import InputError
+    from netsleuth.sources import bundle
+
+    b = _bundle(tmp_path / "b", STAT, times=(1.0,))
+    for i in range(60):
+        (b / f"samples/0/e{i}").mkdir()  # entries, not even files
+    monkeypatch.setattr(bundle, "MAX_MEMBERS", 50)
+    with pytest.raises(InputError, match="more than 50 files"):
+        bundle.read_bundle(b)

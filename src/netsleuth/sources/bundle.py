@@ -20,7 +20,7 @@ import os
 import stat
 import tarfile
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path, PurePosixPath
 from typing import Any
 
@@ -125,8 +125,8 @@ class _Budget:
         self.files = 0
         self.bytes = 0
 
-    def take(self, size: int) -> None:
-        self.files += 1
+    def take(self, size: int, *, count: bool = True) -> None:
+        self.files += count
         self.bytes += size
         if self.files > MAX_MEMBERS:
             raise InputError(self.source, f"bundle holds more than {MAX_MEMBERS} files")
@@ -164,31 +164,41 @@ def _read_dir(path: Path, source: str) -> list[tuple[float, Snapshot]]:
         if os.path.realpath(base) != base or not os.path.isdir(base):
             raise InputError(source, f"sample directory {d} is missing or a symbolic link")
         snap = Snapshot()
-        for folder, dirs, files in os.walk(base, onerror=_walk_error(source)):
-            dirs.sort()  # os.walk never follows a symlinked directory (followlinks=False)
-            for name in sorted(files):
-                full = os.path.join(folder, name)
-                try:
-                    data = read_capped(full, MAX_FILE)
-                except NotRegularError:
-                    continue  # symlinks, FIFOs, devices: a bundle holds regular files only
-                except OSError as err:
-                    raise InputError(
-                        source, f"{os.path.relpath(full, root)}: {err.strerror or err}"
-                    ) from None
-                budget.take(len(data))
-                rel = os.path.relpath(full, base).replace(os.sep, "/")
-                snap.files[rel] = data.decode("utf-8", "replace")
+        for full in _files(base, budget):  # each entry counted as listed
+            try:
+                data = read_capped(full, MAX_FILE)
+            except NotRegularError:
+                continue  # symlinks, FIFOs, devices: a bundle holds regular files only
+            except OSError as err:
+                raise InputError(
+                    source, f"{os.path.relpath(full, root)}: {err.strerror or err}"
+                ) from None
+            budget.take(len(data), count=False)
+            rel = os.path.relpath(full, base).replace(os.sep, "/")
+            snap.files[rel] = data.decode("utf-8", "replace")
         _notes(snap)
         out.append((t, snap))
     return out
 
 
-def _walk_error(source: str) -> Callable[[OSError], None]:
-    def fail(err: OSError) -> None:
-        raise InputError(source, f"{err.filename}: {err.strerror or err}")
-
-    return fail
+def _files(base: str, budget: _Budget) -> Iterator[str]:
+    """Every file under base, sorted per directory, symlinked directories not followed;
+    each entry counts against the bundle's member bound as it is listed, so a directory
+    of millions of entries stops at the bound instead of being listed whole."""
+    stack = [base]
+    while stack:
+        folder = stack.pop()
+        dirs: list[str] = []
+        files: list[str] = []
+        try:
+            with os.scandir(folder) as it:
+                for entry in it:
+                    budget.take(0)
+                    (dirs if entry.is_dir(follow_symlinks=False) else files).append(entry.name)
+        except OSError as err:
+            raise InputError(budget.source, f"{folder}: {err.strerror or err}") from None
+        yield from (os.path.join(folder, name) for name in sorted(files))
+        stack += [os.path.join(folder, d) for d in sorted(dirs, reverse=True)]
 
 
 def _read_tar(path: Path, source: str) -> list[tuple[float, Snapshot]]:
