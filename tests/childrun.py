@@ -65,6 +65,22 @@ class Run:
         assert "Traceback" not in text and "Exception ignored" not in text, text
 
 
+def _handles_sigterm(launcher: int) -> bool:
+    """Whether the launcher's child (netsleuth) catches SIGTERM yet (SigCgt, proc(5))."""
+    try:
+        with open(f"/proc/{launcher}/task/{launcher}/children") as fh:
+            kids = fh.read().split()
+        if not kids:
+            return False
+        with open(f"/proc/{kids[0]}/status") as fh:
+            for line in fh:
+                if line.startswith("SigCgt:"):
+                    return bool(int(line.split()[1], 16) >> (signal.SIGTERM - 1) & 1)
+    except OSError:
+        return False
+    return False
+
+
 def run(
     *args: str,
     stdin: int | IO[bytes] | None = subprocess.DEVNULL,
@@ -94,7 +110,9 @@ def run(
     for f in pipes:
         sel.register(f, selectors.EVENT_READ)
     deadline = t0 + timeout
-    signal_at = t0 + signal_after[0] if signal_after else None
+    # The delay counts from when netsleuth has its SIGTERM handler (cliutil.install_signals,
+    # its first act): a loaded machine can take longer than any fixed delay to start Python.
+    signal_at = None
     while sel.get_map():
         now = time.monotonic()
         if now >= deadline:
@@ -103,10 +121,14 @@ def run(
             os.close(peak_w)
             os.close(peak_r)
             raise AssertionError(f"netsleuth {' '.join(args)} ran past {timeout} s")
+        if signal_after is not None and signal_at is None and _handles_sigterm(proc.pid):
+            signal_at = now + signal_after[0]
         if signal_at is not None and signal_after is not None and now >= signal_at:
             proc.send_signal(signal_after[1])
-            signal_at = None
+            signal_after = None
         wait = min(deadline, signal_at or deadline) - now
+        if signal_after is not None and signal_at is None:
+            wait = min(wait, 0.01)
         for key, _ in sel.select(timeout=max(wait, 0.01)):
             chunk = os.read(key.fd, 65536)
             if chunk:
