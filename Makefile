@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint typecheck pytest bench clean system-deps
+.PHONY: demo test lint typecheck pytest bench clean system-deps fuzz
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
@@ -62,6 +62,27 @@ bench: $(STAMP)
 	$(BIN)/python bench/record_exporter.py
 	$(BIN)/python bench/live_bench.py
 
+# Long fuzzing (issue 13): the properties of tests/test_fuzz*.py with random seeds until
+# FUZZ_MINUTES (default 30) pass, in .fuzz-venv where the C extensions are built with
+# AddressSanitizer and libasan is preloaded into Python (leak checks off: CPython keeps
+# objects alive at exit by design). bench/fuzz.py prints the inputs tried.
+FUZZ_VENV := .fuzz-venv
+ASAN_LIB = $(shell $${CC:-gcc} -print-file-name=libasan.so)
+
+$(FUZZ_VENV)/.installed: pyproject.toml setup.py $(wildcard src/netsleuth/*/_*.c)
+	$(PY) -m venv $(FUZZ_VENV)
+	$(FUZZ_VENV)/bin/python -m pip install --quiet --upgrade pip
+	CFLAGS="-fsanitize=address -fno-omit-frame-pointer -g" LDFLAGS="-fsanitize=address" \
+	  $(FUZZ_VENV)/bin/python -m pip install --quiet --no-cache-dir '.[test]'
+	# The same version again after a C change: rebuild it, do not keep the old wheel.
+	CFLAGS="-fsanitize=address -fno-omit-frame-pointer -g" LDFLAGS="-fsanitize=address" \
+	  $(FUZZ_VENV)/bin/python -m pip install --quiet --no-cache-dir --no-deps --force-reinstall .
+	touch $@
+
+fuzz: $(FUZZ_VENV)/.installed
+	LD_PRELOAD=$(ASAN_LIB) ASAN_OPTIONS=detect_leaks=0:abort_on_error=1 \
+	  $(FUZZ_VENV)/bin/python bench/fuzz.py
+
 clean:
-	rm -rf $(VENV) build .bench .mypy_cache .ruff_cache .pytest_cache src/*.egg-info
+	rm -rf $(VENV) $(FUZZ_VENV) build .bench .mypy_cache .ruff_cache .pytest_cache src/*.egg-info
 	find src -name '*.so' -delete

@@ -6,16 +6,14 @@ from __future__ import annotations
 import os
 import sys
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import click
 
 from netsleuth import __version__
-from netsleuth.errors import InputError, NetsleuthError
+from netsleuth.cliutil import run_guarded, stdout_console
+from netsleuth.errors import InputError
 from netsleuth.model import Finding, Severity
-
-if TYPE_CHECKING:
-    from rich.console import Console
 
 FORMAT = click.option(
     "--format",
@@ -49,33 +47,15 @@ def fail_exit(findings: list[Finding], fail_on: str | None) -> int:
 
 
 def guarded(fn: Callable[..., int]) -> Callable[..., None]:
-    """Turn NetsleuthError into one stderr line and its exit code; never a traceback."""
+    """Turn NetsleuthError, I/O errors and signals into one stderr line and an exit code;
+    never a traceback (cliutil.run_guarded)."""
 
     def wrapper(*args: Any, **kwargs: Any) -> None:
-        try:
-            code = fn(*args, **kwargs)
-        except NetsleuthError as err:
-            click.echo(f"netsleuth: {err}", err=True)
-            sys.exit(err.exit_code)
-        except KeyboardInterrupt:
-            click.echo("netsleuth: interrupted", err=True)
-            sys.exit(130)
-        except BrokenPipeError:
-            # The reader of our output went away (| head): not an error worth a traceback.
-            devnull = os.open(os.devnull, os.O_WRONLY)
-            os.dup2(devnull, sys.stdout.fileno())
-            sys.exit(0)
-        sys.exit(code)
+        sys.exit(run_guarded(fn, args, kwargs))
 
     wrapper.__name__ = fn.__name__
     wrapper.__doc__ = fn.__doc__
     return wrapper
-
-
-def stdout_console() -> Console:
-    from rich.console import Console  # not imported for JSON output: 40 ms of start-up
-
-    return Console(highlight=False, soft_wrap=False)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -181,14 +161,19 @@ def scan(
         )
     if not captures:
         raise InputError("scan", "give one or more CAPTURES (- for stdin), or --live IFACE")
-    if export_path and "-" in captures:
-        raise InputError("-", "--export reads its inputs twice: give capture files, not stdin")
     if in_lab:
         from netsleuth.lab.sandbox import require_netns
 
         if "-" in captures:
             raise InputError("-", "--lab reads its inputs twice: give capture files, not stdin")
         require_netns()
+    if export_path:
+        from netsleuth.outpaths import refuse_output_over_input, require_regular_inputs
+
+        require_regular_inputs(
+            captures, "--export reads its inputs twice: give capture files, not stdin or a pipe"
+        )
+        refuse_output_over_input(export_path, captures, "--export")
     with _Progress() as progress:
         result = run_scan(list(captures), tunnel_depth=tunnel_depth, progress=progress)
     result.findings = select(result.findings, only=only, min_severity=Severity.parse(min_severity))
@@ -253,10 +238,11 @@ class _Progress:
         if not sys.stderr.isatty():
             self._p = None
             return None
-        from rich.console import Console
         from rich.progress import Progress
 
-        self._p = Progress(console=Console(stderr=True), transient=True)
+        from netsleuth.cliutil import stderr_console
+
+        self._p = Progress(console=stderr_console(), transient=True)
         self._p.start()
         self._tasks: dict[str, Any] = {}
         return self._update
@@ -265,7 +251,9 @@ class _Progress:
         assert self._p is not None
         if name not in self._tasks:
             total = os.path.getsize(name) if os.path.isfile(name) else None
-            self._tasks[name] = self._p.add_task(f"reading {name}", total=total)
+            from rich.markup import escape  # the description is a markup template
+
+            self._tasks[name] = self._p.add_task(f"reading {escape(name)}", total=total)
         self._p.update(self._tasks[name], completed=consumed)
 
     def __exit__(self, *exc: object) -> None:
@@ -318,13 +306,14 @@ def rss_hash(
 
 def _cpu_list(text: str, option: str = "--rps-cpus") -> tuple[int, ...]:
     """'0-3,8' -> (0, 1, 2, 3, 8), as /sys rps_cpus and taskset lists are written."""
-    out: list[int] = []
-    for part in text.split(","):
-        lo, _, hi = part.strip().partition("-")
-        if not lo.isdigit() or (hi and not hi.isdigit()):
-            raise InputError(option, f"{text!r} is not a CPU list like 0-3,8")
-        out.extend(range(int(lo), int(hi or lo) + 1))
-    return tuple(sorted(set(out)))
+    from netsleuth.host.cpulist import MAX_CPUS, parse_cpu_list
+
+    try:
+        return tuple(parse_cpu_list(text))
+    except ValueError as err:
+        raise InputError(
+            option, f"{text[:40]!r} is not a CPU list like 0-3,8 below {MAX_CPUS} ({err})"
+        ) from None
 
 
 def _kernel(text: str | None) -> tuple[int, int]:
@@ -422,6 +411,9 @@ def steer(
         raise InputError("--key", str(err)) from err
     host_notes: list[str] = []
     if from_host:
+        from netsleuth.cliutil import check_ifname
+
+        check_ifname(from_host, "--from-host")
         nic, host_notes = _nic_from_host(from_host, nic)
         for note in host_notes:
             click.echo(f"netsleuth: {from_host}: {note}", err=True)

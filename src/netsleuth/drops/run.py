@@ -209,7 +209,7 @@ def trace(
     notes: list[str] = []
     with tracefs_session() as fs:
         if fs.mounted_by_us:
-            notes.append(f"mounted tracefs at {fs.root} for this run (unmounted after)")
+            notes.append(f"mounted tracefs at {fs.root} for this run")
         for name in fs.remove_stale():
             notes.append(f"removed stale tracefs instance {name} (its process is gone)")
         ev = fs.event_dir("skb", "kfree_skb")
@@ -284,4 +284,7 @@ def trace(
             lost_events = lost()
         if stop.requested:
             notes.append(f"stopped by a signal after {seconds:.1f} s")
-        return Report(started, seconds, total, lost_events, missed, bad, layout, symbols, notes)
+        report = Report(started, seconds, total, lost_events, missed, bad, layout, symbols, notes)
+    if fs.outcome:  # known only once the session closed: said as it happened
+        notes.append(fs.outcome)
+    return report

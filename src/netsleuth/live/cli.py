@@ -128,7 +128,8 @@ def scan_live(
     encap: str,
 ) -> int:
     from netsleuth.capture.ring import RingConfig
-    from netsleuth.cli import fail_exit, stdout_console
+    from netsleuth.cli import fail_exit
+    from netsleuth.cliutil import stdout_console
     from netsleuth.live.run import run_live, stop_on_signals
     from netsleuth.live.vigil import LiveOptions
     from netsleuth.model import Severity
@@ -212,7 +213,7 @@ def scan_live(
 
 
 def _sink(fmt: str, ifname: str) -> Any:
-    from netsleuth.cli import stdout_console
+    from netsleuth.cliutil import stdout_console
     from netsleuth.report.live_view import JsonLines, LiveTable, PlainLines
 
     if fmt == "json":

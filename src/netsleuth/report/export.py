@@ -23,9 +23,13 @@ from netsleuth.checks.layers import ip_layers
 from netsleuth.decode import PacketTable, decode
 from netsleuth.errors import InputError
 from netsleuth.model import Finding
+from netsleuth.outpaths import atomic_output
 from netsleuth.scan import InputResult
 
 MAX_CONTEXT = 1000
+# A packet whose interface the input never described keeps its bytes under LINKTYPE_USER0
+# (147, "reserved for private use", tcpdump.org link-layer header types).
+LINKTYPE_USER0 = 147
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,11 +48,10 @@ def export_evidence(
         raise InputError("-", "--export reads its inputs twice: give capture files, not stdin")
     context = max(0, min(context, MAX_CONTEXT))
     written = 0
-    try:
-        fh = open(out, "wb")  # noqa: SIM115 - closed below, also on error
-    except OSError as err:
-        raise InputError(out, f"cannot write the export: {err.strerror or err}") from err
-    with fh:
+    # Written to a temporary file beside the target and renamed when complete: an export
+    # that fails half-way (a full disk, a signal) leaves neither a partial file nor a
+    # clobbered old one. The CLI has already refused an output that is one of the inputs.
+    with atomic_output(out) as fh:
         writer = PcapngWriter(fh)
         for inp in inputs:
             if inp.error is None:
@@ -120,11 +123,20 @@ def batch_labels(
 
 
 def write_row(writer: PcapngWriter, batch: RecordBatch, row: int, comment: str) -> None:
-    """One record of a batch, with its original timestamp and link type."""
+    """One record of a batch, with its original timestamp and link type (what pcapng cannot
+    hold is said in the comment)."""
+    ts, linktype = int(batch.ts_ns[row]), int(batch.linktype[row])
+    caveats = ""
+    if ts < 0:  # pcapng timestamps are unsigned: a clock before 1970 is not written
+        caveats += f" (original time {ts} ns before 1970; written as 0)"
+        ts = 0
+    if not 0 <= linktype <= 0xFFFF:
+        caveats += " (the input names no link type for it)"
+        linktype = LINKTYPE_USER0
     writer.packet(
-        int(batch.ts_ns[row]),
+        ts,
         batch.packet(row),
-        linktype=int(batch.linktype[row]),
+        linktype=linktype,
         wirelen=int(batch.wirelen[row]),
-        comment=f"netsleuth: {comment}",
+        comment=f"netsleuth: {comment}{caveats}",
     )

@@ -45,8 +45,6 @@ class PlainLines:
         self.console = console
 
     def __call__(self, ev: Event) -> None:
-        from rich.markup import escape
-
         stamp = time.strftime("%H:%M:%S")
         kind = ev["event"]
         if kind == "finding":
@@ -62,7 +60,7 @@ class PlainLines:
         else:
             ids = ", ".join(ev["trigger"])
             line = f"{stamp} evidence: {ev['packets']} packets to {ev['path']} ({ids})"
-        self.console.print(escape(line), highlight=False, soft_wrap=True)
+        self.console.print(line, highlight=False, soft_wrap=True)
 
     def close(self) -> None:
         pass
@@ -96,7 +94,6 @@ class LiveTable:
         self.live.update(self._table(), refresh=True)
 
     def _table(self) -> Table:
-        from rich.markup import escape
         from rich.table import Table
 
         packets = sum(s["packets"] for s in self.stats.values())
@@ -105,15 +102,15 @@ class LiveTable:
         last = max((s["last_frame_ns"] for s in self.stats.values()), default=0)
         when = time.strftime("%H:%M:%S", time.localtime(last / 1e9)) if last else "-"
         t = Table(
-            title=f"{escape(self.ifname)}: {packets:,} packets, {rate:,.0f}/s, "
+            title=f"{self.ifname}: {packets:,} packets, {rate:,.0f}/s, "
             f"kernel drops {drops:,}, last frame {when}",
-            caption="; ".join(escape(e) for e in self.evidence) or None,
+            caption="; ".join(self.evidence) or None,
         )
         t.add_column("finding")
         t.add_column("severity")
         t.add_column("count", justify="right")
         for key, (sev, n) in sorted(self.counts.items(), key=lambda kv: -kv[1][1]):
-            t.add_row(escape(key), sev, f"{n:,}")
+            t.add_row(key, sev, f"{n:,}")
         return t
 
     def close(self) -> None:
