@@ -161,3 +161,12 @@ def test_zero_length_outer_fragments_are_charged_against_the_bound() -> None:
     r.observe(decode(RecordBatch.from_packets([empty] * 2000)))
     assert len(r.open) == 1
     assert r.open_bytes >= 2000 * 100  # each fragment costs, whatever its length
+
+
+def test_a_fragmented_dns_reply_to_a_tunnel_port_is_no_tunnel() -> None:
+    # The UDP decoder's rule (the lower port when bound or a system port): a reply from
+    # port 53 to a client that happens to use 4789 is DNS, in order or not.
+    reply = craft.udp(OS, OD, 53, 4789, craft.vxlan(inner_frame(), vni=10))
+    frames = outer_fragments(reply, 17, 512)
+    assert findings(frames) == {}
+    assert findings(frames[::-1]) == {}

@@ -170,7 +170,10 @@ CATALOGUE: dict[str, FindingInfo] = {
     "tunnel.truncated": FindingInfo(
         _W,
         "tunnel header cut short",
-        "The packet ends inside a GRE, PPP, ERSPAN, VXLAN or Geneve header.",
+        "The packet ends inside a tunnel or shim header it clearly has: GRE (and the "
+        "ERSPAN, WCCP or Cisco MetaData behind it), PPP, PIM Register, NSH, EtherIP, "
+        "GTP-U or L2TP. (A UDP port is only a hint: a payload too short for the tunnel the "
+        "port names is not taken for that tunnel and is not flagged.)",
     ),
     "tunnel.outer_fragmented": FindingInfo(
         _I,
@@ -190,7 +193,11 @@ CATALOGUE: dict[str, FindingInfo] = {
         "frames were not audited. Their outer fragments were (see ipv4.fragment.*).",
     ),
     "tunnel.bad_version": FindingInfo(
-        _W, "tunnel header with an unknown version", "A Geneve header with version != 0."
+        _W,
+        "tunnel header with an unknown version",
+        "A PPPoE, NSH, MACsec or EtherIP header whose version field no receiver accepts "
+        "(RFC 2516, RFC 8300, IEEE 802.1AE, RFC 3378): such frames are dropped, not "
+        "decapsulated.",
     ),
     "tunnel.too_deep": FindingInfo(
         _I,

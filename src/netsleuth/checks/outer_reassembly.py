@@ -40,6 +40,7 @@ from netsleuth.craft.checksum import inet_checksum
 from netsleuth.decode import decode
 from netsleuth.decode.registry import REGISTRY
 from netsleuth.decode.table import NS, PacketTable, Tunnel
+from netsleuth.decode.udp import payload_port
 from netsleuth.model import Finding
 from netsleuth.reassembly import Fragment, overlaps
 
@@ -162,15 +163,17 @@ class TunnelReassembly:
         return self._ports is not None and bool(self._ports[row])
 
     def _tunnel_ports(self, t: PacketTable) -> NDArray[np.bool_]:
-        """Per packet: a UDP first fragment whose source or destination port is bound to a
-        tunnel (computed once per batch)."""
+        """Per packet: a UDP first fragment whose payload port is bound to a tunnel
+        (computed once per batch)."""
         o = t.outer
         at = t.start + o.frag_data.astype(np.int64)
         room = (t.start + t.batch.caplen - at) >= 4
         first = (o.proto == 17) & (o.frag_off == 0) & room
         sport = t.v.be16[np.where(first, at, 0)]
         dport = t.v.be16[np.where(first, at + 2, 0)]
-        ports: NDArray[np.bool_] = first & (self.ports[sport] | self.ports[dport])
+        # The same port rule as the UDP decoder (the lower port when bound or a system
+        # port): a DNS reply to a client port that is a tunnel's is no tunnel.
+        ports: NDArray[np.bool_] = first & self.ports[payload_port(sport, dport)]
         return ports
 
     def _add(self, t: PacketTable, row: int, key: bytes) -> Held | None:
