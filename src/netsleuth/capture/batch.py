@@ -29,6 +29,9 @@ class RecordBatch:
     ts_ns: NDArray[np.int64]
     linktype: NDArray[np.int32]
     frame: NDArray[np.int64]
+    # pcapng epb_flags direction (section 4.3.1: 0 unknown, 1 inbound, 2 outbound); None
+    # where the format does not say.
+    direction: NDArray[np.uint8] | None = None
 
     def __len__(self) -> int:
         return int(self.offset.shape[0])

@@ -265,6 +265,7 @@ class PcapngReader(StreamReader):
         ).astype(np.uint64)
         ts_raw[spb] = 0  # a Simple Packet Block has no timestamp
         caplen = _u32(v, pk + 20, sw).astype(np.int64)
+        caplen_field = caplen.copy()  # as written: the options start after its padding
         wirelen = _u32(v, pk + 24, sw).astype(np.int64)
         data = pk + 28
         # Simple Packet Block: only the original length is stored (draft section 4.4).
@@ -315,6 +316,7 @@ class PcapngReader(StreamReader):
                     f"{int(bad.sum())} packet(s) have a timestamp that no clock gives (if_tsresol, "
                     "if_tsoffset or the value out of range); written as 0",
                 )
+        opts = np.where(t == BT_EPB, data + ((caplen_field + 3) & ~3), pk + bl - 4)
         return RecordBatch(
             buf=buf,
             offset=data,
@@ -323,6 +325,7 @@ class PcapngReader(StreamReader):
             ts_ns=ts_ns,
             linktype=linktype,
             frame=np.arange(first_frame, first_frame + n, dtype=np.int64),
+            direction=_direction(v, opts, pk + bl - 4, sw),
         )
 
     def _structure(  # noqa: PLR0917 - the batch's columns, passed on from _blocks
@@ -389,6 +392,32 @@ def _u16(v: ByteViews, pos: NDArray[np.int64], sw: NDArray[np.bool_]) -> NDArray
     return np.where(sw, v.be16[pos], v.le16[pos])
 
 
+EPB_FLAGS = 2  # option code (section 4.3.1); its low two bits are the direction
+MAX_OPTIONS = 8  # options looked at per packet for it (writers put it first or second)
+
+
+def _direction(
+    v: ByteViews, pos: NDArray[np.int64], end: NDArray[np.int64], sw: NDArray[np.bool_]
+) -> NDArray[np.uint8]:
+    """Each packet's epb_flags direction, 0 where it has none: the option list walked in
+    step for all packets (code, length, value padded to 32 bits; opt_endofopt ends it),
+    bounded by the block and MAX_OPTIONS."""
+    out = np.zeros(pos.shape[0], dtype=np.uint8)
+    pos, live = pos.copy(), pos + 4 <= end
+    for _ in range(MAX_OPTIONS):
+        if not live.any():
+            break
+        at = np.where(live, pos, 0)
+        code = _u16(v, at, sw).astype(np.int64)
+        size = _u16(v, at + 2, sw).astype(np.int64)
+        live &= (code != 0) & (pos + 4 + size <= end)
+        hit = live & (code == EPB_FLAGS) & (size == 4)
+        out[hit] = (_u32(v, at + 4, sw)[hit] & 3).astype(np.uint8)
+        live &= ~hit
+        pos = pos + 4 + ((size + 3) & ~3)
+    return out
+
+
 def _merge(parts: list[RecordBatch]) -> RecordBatch:
     if len(parts) == 1:
         return parts[0]
@@ -396,7 +425,7 @@ def _merge(parts: list[RecordBatch]) -> RecordBatch:
         buf=parts[0].buf,
         **{
             name: np.concatenate([getattr(p, name) for p in parts])
-            for name in ("offset", "caplen", "wirelen", "ts_ns", "linktype", "frame")
+            for name in ("offset", "caplen", "wirelen", "ts_ns", "linktype", "frame", "direction")
         },
     )
 

@@ -204,6 +204,15 @@ CATALOGUE: dict[str, FindingInfo] = {
         "more nested tunnels than the decode depth",
         "Decoding stopped at the configured tunnel depth (--tunnel-depth, default 3).",
     ),
+    "ipv4.checksum_offload": FindingInfo(
+        _I,
+        "zero IPv4 header checksum on packets the capture marks outbound (checksum offload)",
+        "The capture was taken on the sending host, before its NIC: with IPv4 header "
+        "checksum offload (Windows NDIS drivers, some others) the NIC writes the checksum "
+        "after the capture point, so the captured copy holds zero. On the wire it is right; "
+        "nothing to fix. Linux fills this checksum in software, so its captures never show "
+        "this. Capture on the receiver or a mirror port to check the wire.",
+    ),
     "ipv4.bad_checksum": FindingInfo(
         _W,
         "IPv4 header checksum wrong",

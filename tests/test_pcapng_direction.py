@@ -1,0 +1,81 @@
+"""pcapng packet direction (epb_flags, draft-ietf-opsawg-pcapng section 4.3.1) and the IPv4
+header checksum offload it explains. The file is built here byte by byte; tshark reads the
+same directions."""
+
+from __future__ import annotations
+
+import shutil
+import struct
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from netsleuth import craft
+from netsleuth.capture import open_capture
+from netsleuth.model import Severity
+from netsleuth.scan import scan
+
+S, D = "192.0.2.1", "198.51.100.7"
+
+
+def block(btype: int, body: bytes) -> bytes:
+    size = 12 + len(body)
+    return b"".join([struct.pack("<II", btype, size), body, struct.pack("<I", size)])
+
+
+def option(code: int, value: bytes) -> bytes:
+    pad = bytes(-len(value) % 4)
+    return b"".join([struct.pack("<HH", code, len(value)), value, pad])
+
+
+def epb(frame: bytes, options: bytes) -> bytes:
+    pad = bytes(-len(frame) % 4)
+    head = struct.pack("<IIIII", 0, 0, 0, len(frame), len(frame))
+    return block(6, b"".join([head, frame, pad, options, option(0, b"") if options else b""]))
+
+
+def flags(direction: int) -> bytes:
+    return option(2, struct.pack("<I", direction))
+
+
+def capture(tmp_path: Path) -> Path:
+    zero = craft.ether(craft.ipv4(S, D, craft.udp(S, D, 1, 2, b"x"), 17, checksum=0), 0x0800)
+    wrong = craft.ether(craft.ipv4(S, D, craft.udp(S, D, 1, 2, b"x"), 17, checksum=0xBEEF), 0x0800)
+    shb = block(0x0A0D0D0A, struct.pack("<IHHq", 0x1A2B3C4D, 1, 0, -1))
+    idb = block(1, struct.pack("<HHI", 1, 0, 0))
+    packets = [
+        epb(zero, flags(2)),  # 1 outbound, zero: offload
+        epb(zero, flags(1)),  # 2 inbound, zero: bad
+        epb(wrong, flags(2)),  # 3 outbound, not zero: bad
+        epb(zero, option(1, b"a comment") + flags(2)),  # 4 the flags second: offload
+        epb(zero, b""),  # 5 no options: bad
+    ]
+    path = tmp_path / "dir.pcapng"
+    path.write_bytes(b"".join([shb, idb, *packets]))
+    return path
+
+
+def test_direction_is_read_from_the_options(tmp_path: Path) -> None:
+    [batch] = list(open_capture(str(capture(tmp_path))).batches())
+    assert batch.direction is not None
+    assert batch.direction.tolist() == [2, 1, 2, 2, 0]
+
+
+def test_zero_checksum_outbound_is_offload_the_rest_is_bad(tmp_path: Path) -> None:
+    got = {f.id: f for f in scan([str(capture(tmp_path))]).findings}
+    assert got["ipv4.checksum_offload"].packets == (1, 4)
+    assert got["ipv4.checksum_offload"].severity == Severity.INFO
+    assert got["ipv4.bad_checksum"].packets == (2, 3, 5)
+
+
+@pytest.mark.skipif(shutil.which("tshark") is None, reason="tshark is not installed")
+def test_tshark_reads_the_same_directions(tmp_path: Path) -> None:
+    field = ["-T", "fields", "-e", "frame.packet_flags_direction"]
+    out = subprocess.run(
+        ["tshark", "-r", str(capture(tmp_path)), *field],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.split("\n")
+    assert [int(x, 16) if x else 0 for x in out[:5]] == [2, 1, 2, 2, 0]
