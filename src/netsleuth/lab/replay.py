@@ -37,7 +37,6 @@ DEFAULT_LIMIT = 10_000
 MAX_VLANS = 64  # VLAN devices made for one replay
 MAX_FRAME_LIST = 1_000_000  # --frames is held as a set: bounded, whatever is typed
 SETTLE = 0.2  # seconds a frame may take to settle before it is reported unsettled
-ETH_MIN = 60  # a frame shorter than the Ethernet minimum is padded by the sender's NIC
 
 
 @dataclass(frozen=True, slots=True)
