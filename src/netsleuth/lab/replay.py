@@ -27,7 +27,13 @@ from netsleuth.errors import InputError
 from netsleuth.ethertypes import protocol_name
 from netsleuth.lab.counters import CounterReader, delta
 from netsleuth.lab.frames import MAX_FRAME, Needs, Prepared, prepare, rewrite_inner_dst
-from netsleuth.lab.sandbox import Sandbox, inside, signals_unwind
+from netsleuth.lab.sandbox import (
+    Sandbox,
+    TornDownWhole,
+    inside,
+    signals_blocked,
+    signals_unwind,
+)
 from netsleuth.lab.trace import Event, Tracer
 from netsleuth.lab.verdict import Named, Result, Skbs, judge
 from netsleuth.model import MAX_FRAMES, Finding
@@ -199,7 +205,9 @@ def run(
             setup(sb)
         notes += sb.notes
         sock = sb.sender_socket()
-        with tracefs_session() as fs:
+        # Teardown with signals blocked (as Sandbox.close): a second SIGINT cannot leak the
+        # tracefs instance or the mount.
+        with TornDownWhole(tracefs_session()) as fs:
             if fs.mounted_by_us:
                 notes.append(f"mounted tracefs at {fs.root} for this run (unmounted after)")
             tracer = Tracer(fs, sb.pid)
@@ -219,7 +227,8 @@ def run(
                     after(sb)
                 lost = tracer.lost()
             finally:
-                tracer.stop()
+                with signals_blocked():
+                    tracer.stop()
     if lost:
         notes.append(f"the trace ring lost {lost} events: verdicts may miss drops")
     return LabReport(results, seconds, notes, lost, os.uname().release, tracer.symbols)

@@ -31,7 +31,13 @@ from netsleuth.craft.tunnel import gre
 from netsleuth.host.counters import parse_cpu_list, parse_softnet
 from netsleuth.lab.frames import Needs, prepare
 from netsleuth.lab.replay import Options, setup_receiver
-from netsleuth.lab.sandbox import Sandbox, rps_mask, signals_unwind
+from netsleuth.lab.sandbox import (
+    Sandbox,
+    TornDownWhole,
+    rps_mask,
+    signals_blocked,
+    signals_unwind,
+)
 from netsleuth.lab.trace import Tracer
 from netsleuth.sources.tracefs import tracefs_session
 
@@ -168,7 +174,7 @@ def run_rps(flows: int = FLOWS) -> RpsReport:
         setup_receiver(sb, needs, Options())
         notes += sb.notes
         sock = sb.sender_socket()
-        with tracefs_session() as fs:
+        with TornDownWhole(tracefs_session()) as fs:  # teardown with signals blocked
             tracer = Tracer(fs, sb.pid, device=sb.if_b)
             try:
                 tracer.start()
@@ -180,7 +186,8 @@ def run_rps(flows: int = FLOWS) -> RpsReport:
                         notes.append(f"{name}: {got} of {len(frames)} frames seen processed")
                     results.append(phase)
             finally:
-                tracer.stop()
+                with signals_blocked():
+                    tracer.stop()
     for phase, (_, frames) in zip(results, plan, strict=True):
         phase.predicted, phase.predicted_keys = predict(frames, cpus)
     if len(cpus) < 2:

@@ -99,6 +99,26 @@ def signals_blocked() -> Iterator[None]:
         signal.pthread_sigmask(signal.SIG_SETMASK, old)
 
 
+class TornDownWhole(contextlib.AbstractContextManager[Any]):
+    """Enter `cm` as usual; its exit (a teardown: unmount, remove) runs with SIGINT and
+    SIGTERM blocked, as Sandbox.close does, so a second signal cannot cut it short."""
+
+    def __init__(self, cm: contextlib.AbstractContextManager[Any]) -> None:
+        self.cm = cm
+
+    def __enter__(self) -> Any:
+        return self.cm.__enter__()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> bool | None:
+        with signals_blocked():
+            return self.cm.__exit__(exc_type, exc, tb)
+
+
 def is_netsleuth_process(pid: int, proc: Path = Path("/proc")) -> bool:
     """The process exists and is netsleuth (command line, or a netsleuth module mapped: a
     test runner running the lab in-process counts as an owner too)."""
