@@ -325,7 +325,7 @@ class Sandbox:
         import subprocess
 
         if not MASK.fullmatch(mask):
-            raise ValueError(f"rps_cpus mask {mask!r} is not comma-separated 32-bit hex groups")
+            raise ValueError(f"rps_cpus mask {mask!r} is not hexadecimal in 32-bit groups")
         path = f"/sys/class/net/{self.if_b}/queues/rx-0/rps_cpus"
         try:
             res = subprocess.run(
