@@ -3,12 +3,17 @@ consume_skb before Linux 6.3, device names within IFNAMSIZ, bounds on what a rep
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from netsleuth.errors import FacilityError
-from netsleuth.lab.sandbox import Sandbox, rps_mask
+from netsleuth.capture.writer import write_pcap
+from netsleuth.errors import FacilityError, InputError
+from netsleuth.lab import replay
+from netsleuth.lab.frames import Needs, VxlanNeed
+from netsleuth.lab.replay import MAX_LIMIT, MAX_VXLAN, Options, Record, read_capture
+from netsleuth.lab.sandbox import Sandbox, Tunnel, rps_mask
 from netsleuth.lab.trace import Event, Tracer
 
 # bitmap_parse (lib/bitmap-str.c) takes comma-separated groups of at most 8 hex digits,
@@ -90,3 +95,74 @@ def test_consume_skb_since_6_3_keeps_its_location(tmp_path: Path) -> None:
     event_id = next(iter(tracer.decoders))
     ev = tracer._event(consume_record(event_id, 0xFFFF888012345600, 0xFFFFFFFF81234567))
     assert ev == Event("consume", 0xFFFF888012345600, location=0xFFFFFFFF81234567)
+
+
+class FakeSandbox:
+    """What setup_receiver calls on a sandbox, recorded (no namespace is made)."""
+
+    if_b = "labXb"
+    idx_b = 2
+
+    def __init__(self) -> None:
+        self.notes: list[str] = []
+        self.tunnels: list[tuple[str, str]] = []
+
+    def add_addresses(self, ifname: str, addresses: list[str]) -> int:
+        return len(addresses)
+
+    def add_tunnel(self, kind: str, suffix: str, **attrs: object) -> Tunnel:
+        self.tunnels.append((kind, suffix))
+        return Tunnel(kind, f"lab4194303{suffix}", True)
+
+    def listen(self, proto: str, port: int) -> None:
+        raise AssertionError("no --listen given")
+
+
+def test_vxlan_devices_are_capped_with_a_note() -> None:
+    needs = Needs()
+    for vni in range(MAX_VXLAN + 24):
+        needs.vxlan[VxlanNeed(vni, 4789, "192.0.2.80")] = {}
+    sb = FakeSandbox()
+    replay.setup_receiver(sb, needs, Options())  # type: ignore[arg-type]
+    assert [s for k, s in sb.tunnels if k == "vxlan"] == [f"x{i}" for i in range(MAX_VXLAN)]
+    assert all(len(f"lab4194303{s}") <= 15 for _, s in sb.tunnels)
+    assert any(f"{MAX_VXLAN + 24} VXLAN" in n and f"first {MAX_VXLAN}" in n for n in sb.notes)
+
+
+def test_a_name_past_ifnamsiz_is_a_note_not_a_traceback() -> None:
+    """The largest pid (PID_MAX_LIMIT - 1: 7 digits) with a 6-character suffix is 16
+    characters: the tunnel is not made and says why; no netlink call is reached."""
+    sb = Sandbox(pid=4194303)
+    t = sb.add_tunnel("vxlan", "x12345")
+    assert not t.created and "IFNAMSIZ" in t.note
+    assert sb.tunnels == [t]
+    assert len(sb.device_name("v4094")) == 15
+
+
+def test_limit_has_an_upper_bound(tmp_path: Path) -> None:
+    cap = tmp_path / "one.pcap"
+    with cap.open("wb") as fh:
+        write_pcap(fh, [(0, bytes(60))])
+    with pytest.raises(InputError, match=f"give 1 to {MAX_LIMIT:,}"):
+        next(read_capture(str(cap), Options(limit=MAX_LIMIT + 1)))
+    assert next(read_capture(str(cap), Options(limit=MAX_LIMIT))).frame == 1
+
+
+def test_held_frames_are_capped_and_read_lazily(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Big frames stop at MAX_HELD bytes with a note, and the records after the stop are
+    never read (the capture is not materialised first)."""
+    monkeypatch.setattr(replay, "MAX_HELD", 1 << 20)
+    size = 60_000
+    frame = b"".join((bytes(6), bytes(6), b"\x08\x00", bytes(size - 14)))
+    read = []
+
+    def records() -> Iterator[Record]:
+        for i in range(1, 1000):
+            read.append(i)
+            yield Record(i, 1, frame)
+
+    notes: list[str] = []
+    got = replay._prepare(records(), bytes(6), Needs(), notes)
+    kept = (1 << 20) // size
+    assert len(got) == kept and read == list(range(1, kept + 2))
+    assert notes and f"stopped before frame {kept + 1}" in notes[0]
