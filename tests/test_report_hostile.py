@@ -16,7 +16,8 @@ from pathlib import Path
 
 import pytest
 
-from netsleuth.record.schema import CPU_COLUMNS
+from netsleuth.record.schema import CPU_COLUMNS, open_db
+from netsleuth.record.store import MAX_SERIES, read
 from tests.recordutil import recorded
 
 NETSLEUTH = str(Path(sys.executable).with_name("netsleuth"))
@@ -120,3 +121,30 @@ def test_infinite_rates_are_drawn_as_unknown(tmp_path: Path) -> None:
     charts = json.loads(data.group(1), parse_constant=reject)
     heat = next(c for c in charts.values() if c["kind"] == "heatmap")
     assert heat["values"][0] == [None, None]
+
+
+def test_many_drop_groups_and_queue_series_stay_bounded(tmp_path: Path) -> None:
+    """Rows a database may hold without limit (drop groups, devices with queues) are read
+    into at most MAX_SERIES series each; the page says what was left out."""
+    db = recorded(tmp_path / "r.sqlite")
+    conn = sqlite3.connect(db)
+    sid = conn.execute("SELECT max(id) FROM sample").fetchone()[0]
+    conn.executemany(
+        "INSERT INTO drops VALUES (?, ?, NULL, 2048, 1)",
+        [(sid, f"fn{i}") for i in range(MAX_SERIES + 50)],
+    )
+    wide = zlib.compress(bytes(4 * 4000))  # 4000 queues of 0.0
+    conn.executemany(
+        "INSERT INTO device VALUES (?, ?, 1, x'', ?)", [(sid, f"nic{i}", wide) for i in range(3)]
+    )
+    conn.commit()
+    conn.close()
+    rec = read(open_db(db, create=False))
+    assert len(rec.drops) == MAX_SERIES + 1 and ("other", None, 0) in rec.drops
+    assert sum(1 for q in rec.queues if q.startswith("nic")) == 4000
+    assert any("queue series" in n for n in rec.notes)
+    assert any("'other'" in n for n in rec.notes)
+    out = tmp_path / "r.html"
+    res = report(db, out)
+    assert res.returncode == 0, res.stderr
+    assert "drawn together as &#x27;other&#x27;" in out.read_text()

@@ -27,6 +27,7 @@ Array = npt.NDArray[np.float32]
 # far above the NICs' 64-256, not a kernel limit), BATCH samples reduced at once.
 MAX_CPU = 8192
 MAX_QUEUES = 4096
+MAX_SERIES = 4096  # per-queue series, and drop groups, read back (each ncol floats)
 BATCH = 256
 # What reading a record database raises when the file is not one netsleuth wrote (corrupt
 # or hostile): the CLI turns it into one line and exit 2.
@@ -220,6 +221,7 @@ class Recording:
     findings: list[dict[str, Any]]
     drops: dict[tuple[str, str | None, int], npt.NDArray[np.float64]]  # group -> max count
     meta: dict[str, str]
+    notes: list[str] = field(default_factory=list)  # what the bounds left out
 
 
 def read(db: sqlite3.Connection, max_columns: int | None = None) -> Recording:
@@ -298,13 +300,21 @@ def _read(db: sqlite3.Connection, max_columns: int | None) -> Recording:
         width = len(layouts[lid])
         batch.append(unpack(blob, len(CPU_COLUMNS) * width).reshape(len(CPU_COLUMNS), width))
     flush()
+    notes: list[str] = []
     by_device: dict[str, npt.NDArray[np.float64]] = {}  # device -> [time column, queue]
+    held = 0  # queue series in by_device
+    skipped = 0
     for sid, name, qblob in db.execute("SELECT sample, name, queues FROM device"):
         if qblob is None or sid not in column:
             continue
         v = unpack(qblob, MAX_QUEUES, exact=False)
         m = by_device.get(name)
         if m is None or m.shape[1] < len(v):
+            grow = len(v) - (m.shape[1] if m is not None else 0)
+            if held + grow > MAX_SERIES:
+                skipped += 1
+                continue
+            held += grow
             grown = np.full((ncol, len(v)), np.nan)
             if m is not None:
                 grown[:, : m.shape[1]] = m
@@ -316,11 +326,19 @@ def _read(db: sqlite3.Connection, max_columns: int | None) -> Recording:
         for name, m in sorted(by_device.items())
         for q in range(m.shape[1])
     }
+    if skipped:
+        notes.append(f"{skipped} device rows not drawn: more than {MAX_SERIES} queue series")
     drops: dict[tuple[str, str | None, int], npt.NDArray[np.float64]] = {}
+    other = ("other", None, 0)
     for sid, loc, reason, proto, count in db.execute("SELECT * FROM drops"):
         if sid in column:
-            series = drops.setdefault((loc, reason, proto), np.zeros(ncol))
+            group = (loc, reason, proto)
+            if group not in drops and len(drops) >= MAX_SERIES:
+                group = other  # one series for the rest, as the exporter's bound
+            series = drops.setdefault(group, np.zeros(ncol))
             series[column[sid]] = max(series[column[sid]], count)
+    if other in drops and len(drops) > MAX_SERIES:
+        notes.append(f"drop groups past the first {MAX_SERIES} are drawn together as 'other'")
     return Recording(
         times=times,
         samples=n,
@@ -331,6 +349,7 @@ def _read(db: sqlite3.Connection, max_columns: int | None) -> Recording:
         findings=_findings(db),
         drops=drops,
         meta=meta,
+        notes=notes,
     )
 
 

@@ -167,6 +167,8 @@ def record_page(rec: Recording, source: str) -> Page:
         f"source {Path(source).name}",
         f"netsleuth {__version__}",
     ]
+    for note in rec.notes:
+        page.parts.append(f'<div class="note">{html.escape(note)}</div>')
     bucket_note = (
         f"each column is {rec.per} samples (their maximum)"
         if rec.per > 1
