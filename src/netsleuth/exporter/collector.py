@@ -108,7 +108,8 @@ class HostCollector(Collector):
     def collect(self) -> Iterator[Metric]:
         with self.lock:
             start = time.perf_counter()
-            s = parse_sample(self.read(), time.time())
+            # Monotonic: rates over the scrape interval must not follow a wall-clock step.
+            s = parse_sample(self.read(), time.monotonic())
             metrics = [*self._cpu(s), *self._devices(s), *self._findings(s)]
             self.prev = s
             if self.drops is not None:
