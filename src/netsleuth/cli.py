@@ -1038,17 +1038,22 @@ def report(*, db_path: str, output: str) -> int:
     from pathlib import Path
 
     from netsleuth.record.schema import open_db
-    from netsleuth.record.store import read
+    from netsleuth.record.store import CORRUPT, read
     from netsleuth.report.html import MAX_COLUMNS, record_page
 
     db = open_db(Path(db_path), create=False)
     try:
         rec = read(db, MAX_COLUMNS)
+        if not rec.times:
+            raise InputError(db_path, "holds no samples yet")
+        page = record_page(rec, db_path)
+        page.render()  # the page's JSON is checked here: a value JSON cannot hold
+    except CORRUPT as err:
+        why = " ".join(str(err).split())[:200]
+        raise InputError(db_path, f"not a netsleuth record database ({why})") from None
     finally:
         db.close()
-    if not rec.times:
-        raise InputError(db_path, "holds no samples yet")
-    _write_page(record_page(rec, db_path), output, f", {rec.samples} samples")
+    _write_page(page, output, f", {rec.samples} samples")
     return 0
 
 

@@ -9,17 +9,20 @@ exporter accumulates modulo 2**32 between scrapes (host.rates.d32). Device and e
 counters are 64-bit in the kernel and exported as read: a decrease there is a real reset.
 
 Labels are bounded: cpu (the host's CPUs), device and queue (the host's NICs, at most
-MAX_DEVICES), finding id and severity (the catalogue's), and for kernel drops at most
+MAX_DEVICES: real NICs first, see rank_devices; netsleuth_exporter_devices_omitted counts
+the rest), finding id and severity (the catalogue's), and for kernel drops at most
 MAX_DROP_SERIES (location, reason, protocol) groups, the rest summed as location="other".
 No per-flow or per-address label exists.
 """
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
@@ -70,10 +73,33 @@ class DropTotals:
             self.counts[key] = self.counts.get(key, 0) + n
 
 
+def rank_devices(s: Sample, root: Path) -> tuple[list[str], int]:
+    """The devices to export, at most MAX_DEVICES, and how many were left out. A node with
+    hundreds of veth, cali*, br-* or docker* devices must not push its real NIC out of an
+    alphabetical cut: devices backed by hardware (/sys/class/net/X/device exists: a bus
+    device, PCI or virtio), then those with RX queue or ethtool statistics, then the rest;
+    by name within each rank."""
+    names = sorted(d for d in set(s.devices) | set(s.ethtool) if d != "lo")
+
+    def rank(dev: str) -> int:
+        if os.path.exists(root / "sys/class/net" / dev / "device"):
+            return 0
+        return 1 if s.queue_packets(dev) or s.ethtool.get(dev) else 2
+
+    ranked = sorted(names, key=lambda d: (rank(d), d))
+    return ranked[:MAX_DEVICES], max(0, len(ranked) - MAX_DEVICES)
+
+
 class HostCollector(Collector):
-    def __init__(self, read: Callable[[], Snapshot], drops: DropTotals | None = None) -> None:
+    def __init__(
+        self,
+        read: Callable[[], Snapshot],
+        drops: DropTotals | None = None,
+        root: Path = Path("/"),
+    ) -> None:
         self.read = read
         self.drops = drops
+        self.root = root  # where sys/class/net/<dev>/device says which devices are NICs
         self.lock = threading.Lock()  # two Prometheus servers may scrape at once
         self.prev: Sample | None = None
         self.wrapped = Wrapped()
@@ -82,7 +108,8 @@ class HostCollector(Collector):
     def collect(self) -> Iterator[Metric]:
         with self.lock:
             start = time.perf_counter()
-            s = parse_sample(self.read(), time.time())
+            # Monotonic: rates over the scrape interval must not follow a wall-clock step.
+            s = parse_sample(self.read(), time.monotonic())
             metrics = [*self._cpu(s), *self._devices(s), *self._findings(s)]
             self.prev = s
             if self.drops is not None:
@@ -113,7 +140,12 @@ class HostCollector(Collector):
         yield m
 
     def _devices(self, s: Sample) -> Iterator[Metric]:
-        devices = sorted(d for d in set(s.devices) | set(s.ethtool) if d != "lo")[:MAX_DEVICES]
+        devices, omitted = rank_devices(s, self.root)
+        left = GaugeMetricFamily(
+            "netsleuth_exporter_devices_omitted",
+            f"Devices not exported: beyond the first {MAX_DEVICES} (NICs first).",
+        )
+        left.add_metric([], omitted)
         queues = CounterMetricFamily(
             "netsleuth_nic_queue_rx_packets",
             "Packets received on the NIC's RX queue (ethtool -S).",
@@ -137,7 +169,7 @@ class HostCollector(Collector):
                 dropped.add_metric([dev], stats["rx_dropped"])
             if "rx_nohandler" in stats:
                 nohandler.add_metric([dev], stats["rx_nohandler"])
-        yield from (queues, dropped, nohandler)
+        yield from (queues, dropped, nohandler, left)
 
     def _findings(self, s: Sample) -> Iterator[Metric]:
         """doctor's rules over the interval since the previous scrape (static rules only at

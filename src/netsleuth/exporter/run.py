@@ -44,7 +44,7 @@ def serve(
 
     totals = DropTotals() if drops else None
     registry = CollectorRegistry(auto_describe=False)
-    registry.register(HostCollector(read, totals))
+    registry.register(HostCollector(read, totals, root or Path("/")))
     try:
         server, thread = start_http_server(listen[1], listen[0], registry)
     except OSError as err:

@@ -12,6 +12,7 @@ again. A frame that does not settle is reported with a note, never silently attr
 
 from __future__ import annotations
 
+import itertools
 import os
 import time
 from collections.abc import Callable, Iterable, Iterator
@@ -27,17 +28,25 @@ from netsleuth.errors import InputError
 from netsleuth.ethertypes import protocol_name
 from netsleuth.lab.counters import CounterReader, delta
 from netsleuth.lab.frames import MAX_FRAME, Needs, Prepared, prepare, rewrite_inner_dst
-from netsleuth.lab.sandbox import Sandbox, inside, signals_unwind
+from netsleuth.lab.sandbox import (
+    Sandbox,
+    TornDownWhole,
+    inside,
+    signals_blocked,
+    signals_unwind,
+)
 from netsleuth.lab.trace import Event, Tracer
 from netsleuth.lab.verdict import Named, Result, Skbs, judge
 from netsleuth.model import MAX_FRAMES, Finding
 from netsleuth.sources.tracefs import tracefs_session
 
 DEFAULT_LIMIT = 10_000
+MAX_LIMIT = 100_000  # --limit: frames replayed one at a time, each settled (seconds each)
+MAX_HELD = 256 << 20  # bytes of prepared frames held at once (10 000 x 64 KiB is 640 MiB)
 MAX_VLANS = 64  # VLAN devices made for one replay
+MAX_VXLAN = 16  # VXLAN devices, one per (VNI, port, local address) the frames need
 MAX_FRAME_LIST = 1_000_000  # --frames is held as a set: bounded, whatever is typed
 SETTLE = 0.2  # seconds a frame may take to settle before it is reported unsettled
-ETH_MIN = 60  # a frame shorter than the Ethernet minimum is padded by the sender's NIC
 
 
 @dataclass(frozen=True, slots=True)
@@ -107,6 +116,8 @@ def read_capture(path: str, opts: Options) -> Iterator[Record]:
     """The capture's records, those of --frames only, at most --limit of them."""
     from netsleuth.capture import open_capture
 
+    if not 1 <= opts.limit <= MAX_LIMIT:
+        raise InputError("--limit", f"{opts.limit:,} frames: give 1 to {MAX_LIMIT:,}")
     reader = open_capture(path)
     n = 0
     for batch in reader.batches():
@@ -131,7 +142,14 @@ def setup_receiver(sb: Sandbox, needs: Needs, opts: Options) -> dict[str, str]:
     labels = {sb.if_b: ""}
     if not opts.keep_addresses:
         sb.add_addresses(sb.if_b, _wanted_addresses(needs))
-    for i, (need, inner) in enumerate(needs.vxlan.items()):
+    vxlans = list(needs.vxlan.items())
+    if len(vxlans) > MAX_VXLAN:
+        sb.notes.append(
+            f"{len(vxlans)} VXLAN (VNI, port, local address) combinations: devices for the "
+            f"first {MAX_VXLAN} only; frames of the others get the verdict of a host without "
+            "their VXLAN device"
+        )
+    for i, (need, inner) in enumerate(vxlans[:MAX_VXLAN]):
         attrs: dict[str, Any] = {"vxlan_id": need.vni, "vxlan_port": need.port}
         if not opts.keep_addresses:
             attrs["vxlan_local"] = need.local
@@ -193,14 +211,16 @@ def run(
     notes: list[str] = []
     with signals_unwind(), Sandbox(mtu=opts.mtu, rps_cpus=opts.rps_cpus) as sb:
         needs = Needs()
-        prepared = [prepare(r.frame, r.linktype, r.data, sb.mac_b, needs) for r in records]
+        prepared = _prepare(records, sb.mac_b, needs, notes)
         labels = setup_receiver(sb, needs, opts)
-        prepared = _inner_macs(prepared, needs)
+        _inner_macs(prepared, needs)
         if setup is not None:
             setup(sb)
         notes += sb.notes
         sock = sb.sender_socket()
-        with tracefs_session() as fs:
+        # Teardown with signals blocked (as Sandbox.close): a second SIGINT cannot leak the
+        # tracefs instance or the mount.
+        with TornDownWhole(tracefs_session()) as fs:
             if fs.mounted_by_us:
                 notes.append(f"mounted tracefs at {fs.root} for this run (unmounted after)")
             tracer = Tracer(fs, sb.pid)
@@ -220,20 +240,42 @@ def run(
                     after(sb)
                 lost = tracer.lost()
             finally:
-                tracer.stop()
+                with signals_blocked():
+                    tracer.stop()
     if lost:
         notes.append(f"the trace ring lost {lost} events: verdicts may miss drops")
     return LabReport(results, seconds, notes, lost, os.uname().release, tracer.symbols)
 
 
-def _inner_macs(prepared: list[Prepared], needs: Needs) -> list[Prepared]:
+def _prepare(
+    records: Iterable[Record], mac: bytes, needs: Needs, notes: list[str]
+) -> list[Prepared]:
+    """The frames to send, read lazily so that a record's bytes are dropped once prepared;
+    at most MAX_HELD bytes of them (a note says where it stopped)."""
+    out: list[Prepared] = []
+    held = 0
+    for r in records:
+        p = prepare(r.frame, r.linktype, r.data, mac, needs)
+        held += len(p.data or b"")
+        if held > MAX_HELD:
+            notes.append(
+                f"stopped before frame {r.frame}: the frames before it hold {MAX_HELD >> 20} "
+                "MiB, as much as a replay keeps (choose frames with --frames or --limit)"
+            )
+            break
+        out.append(p)
+    return out
+
+
+def _inner_macs(prepared: list[Prepared], needs: Needs) -> None:
+    """In place (no second list of frames): VXLAN inner destinations -> the device's MAC."""
     macs = set(needs.vxlan_mac.values())
     if len(macs) != 1:
-        return prepared  # one VXLAN device MAC per VNI: inner MACs are left as captured
+        return  # one VXLAN device MAC per VNI: inner MACs are left as captured
     mac = next(iter(macs))
-    return [
-        Prepared(p.frame, rewrite_inner_dst(p.data, mac), p.note) if p.data else p for p in prepared
-    ]
+    for i, p in enumerate(prepared):
+        if p.data:
+            prepared[i] = Prepared(p.frame, rewrite_inner_dst(p.data, mac), p.note)
 
 
 def _loop(
@@ -296,11 +338,12 @@ def _send_and_settle(
 def replay_file(
     path: str, opts: Options, progress: Callable[[int, int], None] | None = None
 ) -> LabReport:
-    records = list(read_capture(path, opts))
-    if not records:
+    records = read_capture(path, opts)  # read as the frames are prepared: one copy held
+    first = next(records, None)
+    if first is None:
         why = "none of the --frames are in it" if opts.frames else "it holds no frames"
         raise InputError(path, f"nothing to replay: {why}")
-    return run(records, opts, progress=progress)
+    return run(itertools.chain([first], records), opts, progress=progress)
 
 
 def findings(report: LabReport, symbols: Kallsyms) -> list[Finding]:

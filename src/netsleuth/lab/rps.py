@@ -31,7 +31,13 @@ from netsleuth.craft.tunnel import gre
 from netsleuth.host.counters import parse_cpu_list, parse_softnet
 from netsleuth.lab.frames import Needs, prepare
 from netsleuth.lab.replay import Options, setup_receiver
-from netsleuth.lab.sandbox import Sandbox, signals_unwind
+from netsleuth.lab.sandbox import (
+    Sandbox,
+    TornDownWhole,
+    rps_mask,
+    signals_blocked,
+    signals_unwind,
+)
 from netsleuth.lab.trace import Tracer
 from netsleuth.sources.tracefs import tracefs_session
 
@@ -117,10 +123,6 @@ def _softnet() -> dict[int, tuple[int, int]]:
     return {r.cpu: (r.processed, r.received_rps or 0) for r in rows}
 
 
-def _mask(cpus: list[int]) -> str:
-    return f"{sum(1 << c for c in cpus):x}"
-
-
 def _kernel_version() -> tuple[int, int]:
     m = re.match(r"(\d+)\.(\d+)", platform.release())
     return (int(m.group(1)), int(m.group(2))) if m else (0, 0)
@@ -163,7 +165,7 @@ def run_rps(flows: int = FLOWS) -> RpsReport:
     plan = phases(flows)
     notes: list[str] = []
     results = []
-    with signals_unwind(), Sandbox(rps_cpus=_mask(cpus)) as sb:
+    with signals_unwind(), Sandbox(rps_cpus=rps_mask(cpus)) as sb:
         needs = Needs()
         sendable = [
             (name, [p.data for p in (prepare(0, 1, f, sb.mac_b, needs) for f in frames) if p.data])
@@ -172,7 +174,7 @@ def run_rps(flows: int = FLOWS) -> RpsReport:
         setup_receiver(sb, needs, Options())
         notes += sb.notes
         sock = sb.sender_socket()
-        with tracefs_session() as fs:
+        with TornDownWhole(tracefs_session()) as fs:  # teardown with signals blocked
             tracer = Tracer(fs, sb.pid, device=sb.if_b)
             try:
                 tracer.start()
@@ -184,7 +186,8 @@ def run_rps(flows: int = FLOWS) -> RpsReport:
                         notes.append(f"{name}: {got} of {len(frames)} frames seen processed")
                     results.append(phase)
             finally:
-                tracer.stop()
+                with signals_blocked():
+                    tracer.stop()
     for phase, (_, frames) in zip(results, plan, strict=True):
         phase.predicted, phase.predicted_keys = predict(frames, cpus)
     if len(cpus) < 2:

@@ -37,6 +37,22 @@ _NS_NAME = re.compile(rf"{NS_PREFIX}(\d+)-[ab]")
 GATEWAY4 = "169.254.0.1"
 GATEWAY6 = "fe80::1"
 MAX_ADDRESSES = 4096  # per replay: netlink calls at start grow with them
+# A CPU mask as the kernel parses it (bitmap_parse, lib/bitmap-str.c): comma-separated
+# groups of at most 8 hex digits (32 bits), most significant first. A longer group, or
+# more groups than nr_cpu_ids needs, is refused with EOVERFLOW: one long hex string fails
+# on every host with more than 32 CPUs.
+MASK = re.compile(r"[0-9a-fA-F]{1,8}(?:,[0-9a-fA-F]{1,8})*")
+
+
+def rps_mask(cpus: list[int]) -> str:
+    """CPUs -> a mask as the kernel prints cpumasks: 32-bit groups, 8 digits each."""
+    if not cpus or min(cpus) < 0:
+        raise ValueError(f"no CPU mask for {cpus!r}")
+    bits = sum(1 << c for c in set(cpus))
+    groups = max(cpus) // 32 + 1
+    return ",".join(f"{(bits >> (32 * g)) & 0xFFFFFFFF:08x}" for g in reversed(range(groups)))
+
+
 SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
 
@@ -81,6 +97,26 @@ def signals_blocked() -> Iterator[None]:
         yield
     finally:
         signal.pthread_sigmask(signal.SIG_SETMASK, old)
+
+
+class TornDownWhole(contextlib.AbstractContextManager[Any]):
+    """Enter `cm` as usual; its exit (a teardown: unmount, remove) runs with SIGINT and
+    SIGTERM blocked, as Sandbox.close does, so a second signal cannot cut it short."""
+
+    def __init__(self, cm: contextlib.AbstractContextManager[Any]) -> None:
+        self.cm = cm
+
+    def __enter__(self) -> Any:
+        return self.cm.__enter__()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> bool | None:
+        with signals_blocked():
+            return self.cm.__exit__(exc_type, exc, tb)
 
 
 def is_netsleuth_process(pid: int, proc: Path = Path("/proc")) -> bool:
@@ -205,9 +241,12 @@ class Sandbox:
         return f"lab{self.pid}b"
 
     def device_name(self, suffix: str) -> str:
+        """lab<pid><suffix>: a pid has at most 7 digits (PID_MAX_LIMIT is 4194304,
+        include/linux/threads.h), so a suffix of up to 5 characters always fits
+        IFNAMSIZ-1 (15); the lab's are x0-x15, v1-v4094, gr, ip, si, ge."""
         name = f"lab{self.pid}{suffix}"
         if len(name) > 15:
-            raise ValueError(f"device name {name} longer than IFNAMSIZ-1")
+            raise ValueError(f"device name {name} is longer than IFNAMSIZ-1 (15)")
         return name
 
     # --- lifecycle ----------------------------------------------------------------------
@@ -288,20 +327,24 @@ class Sandbox:
         namespace of its own, so nothing is mounted on the host even for a moment."""
         import subprocess
 
-        if not re.fullmatch(r"[0-9a-fA-F,]+", mask):
-            raise ValueError(f"rps_cpus mask {mask!r} is not hexadecimal")
+        if not MASK.fullmatch(mask):
+            raise ValueError(f"rps_cpus mask {mask!r} is not hexadecimal in 32-bit groups")
         path = f"/sys/class/net/{self.if_b}/queues/rx-0/rps_cpus"
         try:
-            subprocess.run(
+            res = subprocess.run(
                 ["ip", "netns", "exec", self.ns_b, "sh", "-c", f"echo {mask} > {path}"],
-                check=True,
+                check=False,
                 capture_output=True,
+                text=True,
                 timeout=10,
             )
+        except FileNotFoundError:
+            raise FacilityError("lab needs the ip command (iproute2) to set rps_cpus") from None
         except (OSError, subprocess.SubprocessError) as err:
-            raise FacilityError(
-                f"cannot set rps_cpus on {self.if_b} (needs iproute2): {err}"
-            ) from None
+            raise FacilityError(f"cannot set rps_cpus on {self.if_b}: {err}") from None
+        if res.returncode != 0:
+            why = " ".join(res.stderr.split()) or f"exit status {res.returncode}"
+            raise FacilityError(f"cannot set rps_cpus {mask} on {self.if_b}: {why}")
 
     def close(self) -> None:
         from pyroute2 import netns
@@ -353,7 +396,12 @@ class Sandbox:
         """Create a tunnel device in the receiver; a kind this kernel lacks is a note."""
         from pyroute2 import NetNS
 
-        name = self.device_name(suffix)
+        try:
+            name = self.device_name(suffix)
+        except ValueError as err:  # a note, as for a device kind the kernel lacks
+            t = Tunnel(kind, f"lab{self.pid}{suffix}", False, f"no {kind} device: {err}")
+            self.tunnels.append(t)
+            return t
         with NetNS(self.ns_b) as nsb:
             try:
                 nsb.link("add", ifname=name, kind=kind, **attrs)

@@ -3,7 +3,7 @@
 Three tracepoints, each filtered in the kernel to this process (`common_pid`):
   net:netif_receive_skb  an skb enters a device's receive path (device name, skb address)
   skb:kfree_skb          an skb is dropped (location, protocol, reason)
-  skb:consume_skb        an skb is freed after normal use (location)
+  skb:consume_skb        an skb is freed after normal use (location, since Linux 6.3)
 
 Why the pid filter is exact: the lab sends with AF_PACKET on the sender's veth; veth_xmit
 hands the skb to the peer with __netif_rx (drivers/net/veth.c veth_forward_skb, no NAPI
@@ -116,6 +116,11 @@ class Tracer:
             self.reason_names = fmt.symbols.get("reason", {})
             if "reason" not in fields:
                 self.notes.append("this kernel's kfree_skb records no drop reason (added in 5.17)")
+        if kind == "consume" and "location" not in fields:
+            self.notes.append(
+                "this kernel's consume_skb records no location (added in 6.3): where a frame "
+                "was consumed is not named"
+            )
 
     def stop(self) -> None:
         self.inst.remove()
@@ -181,7 +186,7 @@ class Tracer:
             start, size = loc & 0xFFFF, loc >> 16
             name = rec[start : start + size].split(b"\0", 1)[0].decode(errors="replace")
             return Event("rx", skb, device=name)
-        location = _uint(rec, *f["location"])
+        location = _uint(rec, *f["location"]) if "location" in f else 0  # consume before 6.3
         if dec.kind == "consume":
             return Event("consume", skb, location=location)
         reason = _uint(rec, *f["reason"]) if "reason" in f else -1

@@ -202,12 +202,17 @@ def sample(
 
 
 def kallsyms(notes: list[str]) -> Kallsyms:
-    syms = load_symbols(notes)
+    """The kernel's symbols; hidden addresses get one note, saying what that means here
+    (load_symbols' own note would say the same a second time)."""
+    mine: list[str] = []
+    syms = load_symbols(mine)
     if syms.restricted:
-        notes.append(
-            f"kernel.kptr_restrict is {_sysctl('kptr_restrict')}: without names only user, "
-            "idle (pid 0) and kernel time can be told apart"
-        )
+        mine = [
+            f"kernel addresses are hidden (kernel.kptr_restrict is "
+            f"{_sysctl('kptr_restrict')}, or no CAP_SYSLOG): without names only user, idle "
+            "(pid 0) and kernel time can be told apart; run as root with kptr_restrict <= 1"
+        ]
+    notes += mine
     return syms
 
 

@@ -54,19 +54,22 @@ class Recorder:
     n: int = 0
 
     def step(self, drops: list[DropRow], drop_findings: list[Finding]) -> None:
-        cur = parse_sample(self.read(), time.time())
+        # Sample times are monotonic (rates divide by a true interval whatever NTP or an
+        # operator does to the wall clock); the wall clock only stamps the stored row.
+        cur = parse_sample(self.read(), time.monotonic())
+        t = time.time()
         if cur.time <= self.prev.time:
-            self.prev = cur  # the wall clock stepped back: no rate for this interval
+            self.prev = cur  # no time passed: no rate for this interval
             return
         r = rates(self.prev, cur)
         findings = rate_findings(r, cur) + drop_findings
-        self.writer.add(cur.time, r, findings, drops)
+        self.writer.add(t, r, findings, drops)
         self.prev = cur
         self.n += 1
         if self.on_commit is not None:
-            self.on_commit(Committed(self.n, cur.time, findings))
+            self.on_commit(Committed(self.n, t, findings))
         if self.retain is not None and self.n % EXPIRE_EVERY == 0:
-            self.writer.expire(cur.time - self.retain)
+            self.writer.expire(t - self.retain)
 
 
 def record(
@@ -87,7 +90,7 @@ def record(
         def read() -> Snapshot:
             return read_snapshot(root) if root is not None else read_live()
 
-        first = parse_sample(read(), time.time())
+        first = parse_sample(read(), time.monotonic())
         writer.meta(
             host=socket.gethostname(),
             kernel=first.kernel or "",
@@ -105,14 +108,14 @@ def record(
 
 
 def _plain(rec: Recorder, interval: float, duration: float | None) -> None:
-    start = rec.prev.time
+    start = rec.prev.time  # monotonic: a wall-clock step neither stalls nor hurries us
     with stop_on_signals() as stop:
         while not stop.requested:
             due = start + (rec.n + 1) * interval  # on a grid: no drift from sampling time
             if duration is not None and due > start + duration + 1e-6:
                 break
-            while not stop.requested and time.time() < due:
-                time.sleep(min(0.05, max(0.0, due - time.time())))
+            while not stop.requested and time.monotonic() < due:
+                time.sleep(min(0.05, max(0.0, due - time.monotonic())))
             if not stop.requested:
                 rec.step([], [])
 

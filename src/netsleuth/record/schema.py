@@ -26,6 +26,7 @@ database from a newer netsleuth is refused rather than misread.
 
 from __future__ import annotations
 
+import os
 import sqlite3
 from pathlib import Path
 
@@ -104,16 +105,33 @@ def migrate(db: sqlite3.Connection, path: str) -> None:
         )
 
 
+def _connect(path: Path, create: bool) -> sqlite3.Connection:
+    if not create:
+        # Read-only (mode=ro, https://www.sqlite.org/uri.html) and no pragma: a report never
+        # writes its input (journal_mode=WAL would rewrite header bytes 18-19 of a database
+        # in rollback mode) and works on read-only media. as_uri() percent-encodes the path
+        # ("?", "#", "%" in a file name stay part of it). On read-only media a WAL database
+        # cannot get its -shm file: immutable=1 reads it without one (nothing can write
+        # there, so there is no writer to coordinate with).
+        uri = f"{path.absolute().as_uri()}?mode=ro"
+        if os.statvfs(path).f_flag & os.ST_RDONLY:
+            uri += "&immutable=1"
+        return sqlite3.connect(uri, uri=True, isolation_level=None)
+    db = sqlite3.connect(path, isolation_level=None)
+    db.execute("PRAGMA journal_mode=WAL")
+    # In WAL mode NORMAL loses no committed transaction when the process dies (only on
+    # power loss): https://www.sqlite.org/pragma.html#pragma_synchronous
+    db.execute("PRAGMA synchronous=NORMAL")
+    return db
+
+
 def open_db(path: Path, *, create: bool) -> sqlite3.Connection:
-    """A connection in WAL mode at the current schema; exit 2 for a file that is not one."""
+    """With `create`, a connection in WAL mode at the current schema (made or migrated);
+    without, a read-only connection to an existing one. Exit 2 for a file that is not one."""
     if not create and not path.is_file():
         raise InputError(str(path), "no such record database")
     try:
-        db = sqlite3.connect(path, isolation_level=None)
-        db.execute("PRAGMA journal_mode=WAL")
-        # In WAL mode NORMAL loses no committed transaction when the process dies (only on
-        # power loss): https://www.sqlite.org/pragma.html#pragma_synchronous
-        db.execute("PRAGMA synchronous=NORMAL")
+        db = _connect(path, create)
         if create:
             migrate(db, str(path))
         elif _version(db) != VERSION:

@@ -21,16 +21,50 @@ from netsleuth.record.schema import CPU_COLUMNS
 
 F32 = np.dtype("<f4")
 Array = npt.NDArray[np.float32]
+# Bounds on what a record database may hold, so that a hostile or corrupt file is refused
+# before it costs memory: CPU ids below NR_CPUS' largest value (8192 with CONFIG_MAXSMP,
+# arch/x86/Kconfig NR_CPUS_RANGE_END), at most MAX_QUEUES RX queues a device (our bound,
+# far above the NICs' 64-256, not a kernel limit), BATCH samples reduced at once.
+MAX_CPU = 8192
+MAX_QUEUES = 4096
+MAX_SERIES = 4096  # per-queue series, and drop groups, read back (each ncol floats)
+BATCH = 256
+# What reading a record database raises when the file is not one netsleuth wrote (corrupt
+# or hostile): the CLI turns it into one line and exit 2.
+CORRUPT = (
+    ValueError,
+    KeyError,
+    TypeError,
+    zlib.error,
+    json.JSONDecodeError,
+    sqlite3.DatabaseError,
+    OverflowError,
+)
+LAST_TIME = 253402300799.0  # 9999-12-31 23:59:59 UTC: the last second time.gmtime prints
 
 
 def pack(values: Iterable[float]) -> bytes:
     return zlib.compress(np.fromiter(values, dtype=F32).tobytes(), 1)
 
 
-def unpack(blob: bytes | None) -> Array:
+def unpack(blob: bytes | None, count: int, *, exact: bool = True) -> Array:
+    """The float32 values of a packed blob: exactly `count` of them (at most, when not
+    `exact`). Decompresses at most count x 4 bytes, so a small blob that inflates to
+    gigabytes (a zlib bomb) costs no more than a blob of its declared size."""
     if blob is None:
         return np.zeros(0, dtype=F32)
-    return np.frombuffer(zlib.decompress(blob), dtype=F32)
+    if not isinstance(blob, bytes):
+        raise TypeError(f"a packed array is a blob, not {type(blob).__name__}")
+    limit = count * F32.itemsize
+    d = zlib.decompressobj()
+    raw = d.decompress(blob, limit)
+    if d.unconsumed_tail and d.decompress(d.unconsumed_tail, 1):
+        raise ValueError(f"a packed array is longer than its {count} values")
+    if not d.eof or d.unused_data:
+        raise ValueError("a packed array is truncated or has bytes after its end")
+    if len(raw) % F32.itemsize or (exact and len(raw) != limit):
+        raise ValueError(f"a packed array holds {len(raw)} bytes, not {count} values")
+    return np.frombuffer(raw, dtype=F32)
 
 
 @dataclass(frozen=True, slots=True)
@@ -187,6 +221,7 @@ class Recording:
     findings: list[dict[str, Any]]
     drops: dict[tuple[str, str | None, int], npt.NDArray[np.float64]]  # group -> max count
     meta: dict[str, str]
+    notes: list[str] = field(default_factory=list)  # what the bounds left out
 
 
 def read(db: sqlite3.Connection, max_columns: int | None = None) -> Recording:
@@ -197,19 +232,52 @@ def read(db: sqlite3.Connection, max_columns: int | None = None) -> Recording:
         db.execute("COMMIT")
 
 
+def _time(t: Any) -> float:
+    """A stored time: a finite number of seconds from 1970 to the year 9999."""
+    if isinstance(t, bool) or not isinstance(t, int | float) or not 0 <= t <= LAST_TIME:
+        raise ValueError(f"time {t!r} is not a Unix time")
+    return float(t)
+
+
+def _meta(db: sqlite3.Connection) -> dict[str, str]:
+    meta = {str(k): str(v) for k, v in db.execute("SELECT key, value FROM meta")}
+    interval = float(meta.get("interval", "1"))  # ValueError for 'abc'
+    if not (math.isfinite(interval) and interval > 0):
+        raise ValueError(f"interval {meta['interval']!r} is not a positive number of seconds")
+    return meta
+
+
+def _cpu_layouts(db: sqlite3.Connection) -> dict[int, list[int]]:
+    """The layouts the samples' CPU lists refer to: each a list of distinct CPU numbers."""
+    out = {}
+    for (lid,) in db.execute("SELECT DISTINCT cpus FROM sample"):
+        row = db.execute("SELECT names FROM layout WHERE id=?", (lid,)).fetchone()
+        if row is None:
+            raise ValueError(f"samples refer to CPU layout {lid!r}, which is missing")
+        cpus = json.loads(row[0])
+        if not (
+            isinstance(cpus, list)
+            and all(type(c) is int and 0 <= c < MAX_CPU for c in cpus)
+            and len(set(cpus)) == len(cpus)
+        ):
+            raise ValueError(f"CPU layout {lid!r} is not a list of distinct CPU numbers")
+        out[lid] = cpus
+    return out
+
+
 def _read(db: sqlite3.Connection, max_columns: int | None) -> Recording:
-    layouts = {i: json.loads(n) for i, n in db.execute("SELECT id, names FROM layout")}
+    meta = _meta(db)
+    layouts = _cpu_layouts(db)
     n = int(db.execute("SELECT count(*) FROM sample").fetchone()[0])
     per = max(1, math.ceil(n / max_columns)) if max_columns else 1
     ncol = math.ceil(n / per)
-    used = db.execute("SELECT DISTINCT cpus FROM sample").fetchall()
-    all_cpus = sorted({c for (lid,) in used for c in layouts[lid]})
+    all_cpus = sorted({c for cpus in layouts.values() for c in cpus})
     index = {c: i for i, c in enumerate(all_cpus)}
     cpu = {c: np.full((ncol, len(all_cpus)), np.nan) for c in CPU_COLUMNS}
     times = [0.0] * ncol
     column: dict[int, int] = {}  # sample id -> time column
     # Samples of one column with one CPU layout are reduced together (one NumPy call for
-    # the lot, not one per sample: a day is 86400 of them).
+    # the lot, not one per sample: a day is 86400 of them), at most BATCH at a time.
     batch: list[npt.NDArray[np.float32]] = []
     key = (-1, -1)  # (column, layout) of the batch
 
@@ -225,19 +293,28 @@ def _read(db: sqlite3.Connection, max_columns: int | None) -> Recording:
     rows = db.execute("SELECT id, t, cpus, cpu FROM sample ORDER BY id")
     for i, (sid, t, lid, blob) in enumerate(rows):
         col = column[sid] = i // per
-        times[col] = t
-        if (col, lid) != key:
+        times[col] = _time(t)
+        if (col, lid) != key or len(batch) >= BATCH:
             flush()
             key = (col, lid)
-        batch.append(unpack(blob).reshape(len(CPU_COLUMNS), len(layouts[lid])))
+        width = len(layouts[lid])
+        batch.append(unpack(blob, len(CPU_COLUMNS) * width).reshape(len(CPU_COLUMNS), width))
     flush()
+    notes: list[str] = []
     by_device: dict[str, npt.NDArray[np.float64]] = {}  # device -> [time column, queue]
+    held = 0  # queue series in by_device
+    skipped = 0
     for sid, name, qblob in db.execute("SELECT sample, name, queues FROM device"):
         if qblob is None or sid not in column:
             continue
-        v = unpack(qblob)
+        v = unpack(qblob, MAX_QUEUES, exact=False)
         m = by_device.get(name)
         if m is None or m.shape[1] < len(v):
+            grow = len(v) - (m.shape[1] if m is not None else 0)
+            if held + grow > MAX_SERIES:
+                skipped += 1
+                continue
+            held += grow
             grown = np.full((ncol, len(v)), np.nan)
             if m is not None:
                 grown[:, : m.shape[1]] = m
@@ -249,11 +326,19 @@ def _read(db: sqlite3.Connection, max_columns: int | None) -> Recording:
         for name, m in sorted(by_device.items())
         for q in range(m.shape[1])
     }
+    if skipped:
+        notes.append(f"{skipped} device rows not drawn: more than {MAX_SERIES} queue series")
     drops: dict[tuple[str, str | None, int], npt.NDArray[np.float64]] = {}
+    other = ("other", None, 0)
     for sid, loc, reason, proto, count in db.execute("SELECT * FROM drops"):
         if sid in column:
-            series = drops.setdefault((loc, reason, proto), np.zeros(ncol))
+            group = (loc, reason, proto)
+            if group not in drops and len(drops) >= MAX_SERIES:
+                group = other  # one series for the rest, as the exporter's bound
+            series = drops.setdefault(group, np.zeros(ncol))
             series[column[sid]] = max(series[column[sid]], count)
+    if other in drops and len(drops) > MAX_SERIES:
+        notes.append(f"drop groups past the first {MAX_SERIES} are drawn together as 'other'")
     return Recording(
         times=times,
         samples=n,
@@ -263,20 +348,25 @@ def _read(db: sqlite3.Connection, max_columns: int | None) -> Recording:
         queues=queues,
         findings=_findings(db),
         drops=drops,
-        meta=dict(db.execute("SELECT key, value FROM meta").fetchall()),
+        meta=meta,
+        notes=notes,
     )
+
+
+def _no_constant(name: str) -> None:
+    raise ValueError(f"finding evidence holds {name}, which JSON has not")
 
 
 def _findings(db: sqlite3.Connection) -> list[dict[str, Any]]:
     return [
         {
-            "id": f,
-            "severity": sev,
-            "first": first,
-            "last": last,
-            "samples": n,
-            "summary": summ,
-            "evidence": json.loads(ev),
+            "id": str(f),
+            "severity": str(sev),
+            "first": _time(first),
+            "last": _time(last),
+            "samples": int(n),
+            "summary": str(summ),
+            "evidence": json.loads(ev, parse_constant=_no_constant),
         }
         for f, sev, first, last, n, summ, ev in db.execute(
             "SELECT finding, severity, first, last, samples, summary, evidence FROM finding "

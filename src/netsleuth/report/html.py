@@ -29,7 +29,6 @@ from netsleuth.record.store import Recording
 MAX_COLUMNS = 900  # time columns a chart draws; longer recordings take the max per bucket
 MAX_QUEUE_SERIES = 32
 MAX_DROP_SERIES = 8
-MAX_BYTES = 5 << 20  # one file a mail server accepts
 HEATMAPS = (  # (record column, heading, unit, what to look for)
     (
         "net_rx",
@@ -51,7 +50,8 @@ def _asset(name: str) -> str:
 
 
 def _num(v: float) -> float | None:
-    return None if math.isnan(v) else round(float(v), 1)
+    """A value for the page's JSON: NaN and infinities (JSON has neither) are unknown."""
+    return round(float(v), 1) if math.isfinite(v) else None
 
 
 @dataclass
@@ -111,7 +111,9 @@ class Page:
 
     def render(self) -> str:
         # "<" escaped in the JSON: no input-derived text can close the <script> element.
-        data = json.dumps(self.data, separators=(",", ":")).replace("<", "\\u003c")
+        # No NaN or Infinity either: the page's JSON.parse rejects them (ValueError here).
+        data = json.dumps(self.data, separators=(",", ":"), allow_nan=False)
+        data = data.replace("<", "\\u003c")
         meta = " · ".join(html.escape(m) for m in self.meta)
         return (
             '<!DOCTYPE html><html lang="en"><head><meta charset="utf-8">'
@@ -165,6 +167,8 @@ def record_page(rec: Recording, source: str) -> Page:
         f"source {Path(source).name}",
         f"netsleuth {__version__}",
     ]
+    for note in rec.notes:
+        page.parts.append(f'<div class="note">{html.escape(note)}</div>')
     bucket_note = (
         f"each column is {rec.per} samples (their maximum)"
         if rec.per > 1

@@ -6,7 +6,6 @@ from __future__ import annotations
 from collections import Counter
 
 from rich.console import Console
-from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
 
@@ -85,7 +84,7 @@ def render_lab(console: Console, report: LabReport, findings: list[Finding], tit
     )
     console.print(lab_table(report.results))
     for note in report.notes:
-        console.print(Text(f"note: {escape(note)}", style="dim"))
+        console.print(Text(f"note: {note}", style="dim"))
     render_findings(console, findings)
 
 
@@ -99,7 +98,7 @@ def render_incident(console: Console, rep: IncidentReport, findings: list[Findin
     side.add_row(Text(sc.production), Text(this_kernel(rep.lab.results, rep.labels)))
     console.print(side)
     for note in rep.lab.notes:
-        console.print(Text(f"note: {escape(note)}", style="dim"))
+        console.print(Text(f"note: {note}", style="dim"))
     render_findings(console, findings)
 
 
@@ -150,4 +149,4 @@ def render_rps(console: Console, rep: RpsReport) -> None:
         )
     )
     for note in rep.notes:
-        console.print(Text(f"note: {escape(note)}", style="dim"))
+        console.print(Text(f"note: {note}", style="dim"))
