@@ -131,6 +131,13 @@ def main() -> None:
     is_flag=True,
     help="Replay each finding's frames on this kernel (root) and add its verdict.",
 )
+@click.option(
+    "--workers",
+    type=click.IntRange(1, 1024),
+    default=None,
+    help="Processes to read with (files spread over them, a large pcap split into byte "
+    "ranges; the same result) [default: the usable cores].",
+)
 @guarded
 def scan(
     *,
@@ -144,6 +151,7 @@ def scan(
     context: int,
     html_path: str | None,
     in_lab: bool,
+    workers: int | None,
 ) -> int:
     """Decode every packet of CAPTURES (pcap, pcapng, gzip; - for stdin) and report findings.
 
@@ -162,7 +170,12 @@ def scan(
             raise InputError("-", "--lab reads its inputs twice: give capture files, not stdin")
         require_netns()
     with _Progress() as progress:
-        result = run_scan(list(captures), tunnel_depth=tunnel_depth, progress=progress)
+        result = run_scan(
+            list(captures),
+            tunnel_depth=tunnel_depth,
+            progress=progress,
+            workers=workers or len(os.sched_getaffinity(0)),
+        )
     result.findings = select(result.findings, only=only, min_severity=Severity.parse(min_severity))
     for failed in result.failed_inputs:
         click.echo(f"netsleuth: {failed.error}", err=True)

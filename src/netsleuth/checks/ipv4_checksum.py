@@ -33,5 +33,8 @@ class IPv4Checksum:
             self.tally.add(f"{OFFLOAD}|{layer_name}", t.frame[offload])
             self.tally.add(f"{ID}|{layer_name}", t.frame[bad & ~offload])
 
+    def merge(self, other: IPv4Checksum, frame_offset: int = 0) -> None:
+        self.tally.merge(other.tally, frame_offset)
+
     def findings(self) -> list[Finding]:
         return self.tally.findings()

@@ -83,10 +83,13 @@ class TunnelReassembly:
         self.carried_count = 0
         self.evidence: list[dict[str, object]] = []
 
-    def observe(self, t: PacketTable) -> None:
+    def observe(self, t: PacketTable, *, now: int | None = None) -> None:
+        """One batch; `now` as for FragmentAudit.observe."""
         rows = self._rows(t)
         if t.n:
             self.now = max(self.now, int(t.batch.ts_ns.max()))
+        if now is not None:
+            self.now = max(self.now, now)
         done: list[tuple[Datagram, Head]] = []
         if rows.shape[0]:
             keys = fragment_keys(t, "outer", t.outer, rows).tobytes()
@@ -98,6 +101,11 @@ class TunnelReassembly:
         self._expire()
         if done:
             self._judge(done)
+
+    def advance(self, now: int) -> None:
+        """A batch without fragments ended at `now`."""
+        self.now = max(self.now, now)
+        self._expire()
 
     def _rows(self, t: PacketTable) -> NDArray[np.int64]:
         """Outer IPv4 fragments of a tunnel protocol; for UDP, only once the first fragment

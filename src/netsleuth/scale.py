@@ -1,0 +1,427 @@
+"""`scan --workers N`: the pipeline over many processes, with the same result as one.
+
+Work is cut into jobs: a whole input per job, or, for a large uncompressed classic pcap
+file, one job per record-aligned byte range (capture/split.py). Jobs run in worker
+processes (multiprocessing, forkserver: no inherited state); results come back in input
+order as compact picklable state, and the parent puts them together:
+
+- Mergeable analyses (the summary counts and the per-packet checks: checks.stateless_checks)
+  run in the workers; the parent merges each range's state into the previous ones', with
+  the range's frame numbers shifted by the records before it (pipeline.py: merge).
+- The fragment audit and the outer reassembly cannot be cut: a fragment train or an outer
+  datagram can straddle a split, and a datagram's verdict depends on every earlier fragment
+  of its key (and on when the reader's batches end: that is when both expire datagrams
+  older than 30 s). So a range's worker hands over its fragments instead: the raw records
+  of every packet with a fragment in any IP layer (bytes copied into one compact buffer),
+  plus where each record ends in the file and its timestamp. The parent replays the one-
+  process reader's batch boundaries from those record ends (4 MiB buffers, at most
+  MAX_RECORDS records a batch: capture/chunks.py), decodes the fragments of each batch
+  again and runs the two checks over them in file order, with each batch's latest
+  timestamp; the packets the reassembly rebuilds go to parent-side per-packet checks that
+  are merged like the others. The verdicts, frame lists, evidence and flagged keys are
+  those of one process, by construction.
+
+Cost: 16 bytes a record (end offset and timestamp) and the fragments' bytes cross the
+pipe; fragments are decoded twice; the two stateful checks stay on one core (the parent),
+which bounds the speed-up by the share of fragments in the capture. Memory: the parent
+holds at most the unfinished batch's fragments plus the results of ranges that arrived
+early (ranges are at most MAX_RANGE bytes).
+
+pcapng, snoop, gzip and stdin inputs are not split (one job each): a pcapng range would
+need its section's interfaces, a gzip stream cannot be entered in the middle.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+import multiprocessing
+import os
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, replace
+
+import numpy as np
+from numpy.typing import NDArray
+
+from netsleuth.capture.batch import PAD, RecordBatch
+from netsleuth.capture.chunks import MAX_RECORDS, ReadIssue
+from netsleuth.capture.split import HEADER, RECORD, layout, range_reader, split_points
+from netsleuth.checks import (
+    CHECKS,
+    Check,
+    Mergeable,
+    feed_rebuilt,
+    hide_cut,
+    stateless_checks,
+)
+from netsleuth.checks.fragments import FragmentAudit
+from netsleuth.checks.outer_reassembly import TunnelReassembly
+from netsleuth.decode import decode
+from netsleuth.decode.table import PacketTable
+from netsleuth.errors import InputError
+from netsleuth.model import Finding
+from netsleuth.pipeline import InputResult, Progress, tables
+from netsleuth.scan import ScanResult, Summary, input_findings, scan_one, scan_result
+
+MIN_RANGE = 32 << 20  # smaller files are one job: splitting costs more than it gains
+MAX_RANGE = 256 << 20  # bounds what a range's result holds
+
+
+def usable_cores() -> int:
+    """The CPUs this process may run on (its affinity mask, as taskset sets it)."""
+    return len(os.sched_getaffinity(0))
+
+
+# ----- jobs --------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class FileJob:
+    path: str
+    depth: int
+
+
+@dataclass(frozen=True)
+class RangeJob:
+    path: str
+    depth: int
+    header: bytes
+    start: int
+    end: int
+    last: bool
+
+
+Job = FileJob | RangeJob
+
+
+@dataclass
+class Whole:
+    """A whole input's result."""
+
+    res: InputResult
+    summary: Summary
+    findings: list[Finding]
+
+
+@dataclass
+class Frags:
+    """The records of one range that hold a fragment in any IP layer, compacted."""
+
+    frame: NDArray[np.int64]  # 1-based within the range
+    caplen: NDArray[np.int64]
+    wirelen: NDArray[np.int64]
+    ts_ns: NDArray[np.int64]
+    linktype: NDArray[np.int32]
+    data: NDArray[np.uint8]  # their bytes, one after the other
+
+    @classmethod
+    def of(cls, t: PacketTable) -> Frags:
+        b = t.batch
+        rows = np.flatnonzero(t.outer.is_frag | t.inner_raw.is_frag)
+        cap = b.caplen[rows]
+        total = int(cap.sum())
+        starts = np.zeros(rows.shape[0], dtype=np.int64)
+        starts[1:] = np.cumsum(cap)[:-1]
+        # Each byte's source position: its record's offset plus its place in the record.
+        src = np.repeat(b.offset[rows] - starts, cap) + np.arange(total, dtype=np.int64)
+        return cls(b.frame[rows], cap, b.wirelen[rows], b.ts_ns[rows], b.linktype[rows], b.buf[src])
+
+    def take(self, sel: NDArray[np.bool_]) -> Frags:
+        return Frags(
+            self.frame[sel],
+            self.caplen[sel],
+            self.wirelen[sel],
+            self.ts_ns[sel],
+            self.linktype[sel],
+            _bytes_of(self, sel),
+        )
+
+    @classmethod
+    def join(cls, parts: list[Frags]) -> Frags:
+        return cls(
+            *(np.concatenate([getattr(p, f) for p in parts]) for f in Frags.__dataclass_fields__)
+        )
+
+
+@dataclass
+class Part:
+    """A range's result: mergeable state, record ends and timestamps, fragments."""
+
+    res: InputResult
+    summary: Summary
+    checks: list[Mergeable]
+    capacity: int  # the reader's buffer size: where the one-process batches end
+    ends: NDArray[np.int64]
+    ts_ns: NDArray[np.int64]
+    frags: Frags
+    error: str | None = None
+
+
+def run_job(job: Job) -> Whole | Part:
+    """What a worker runs (module level: it is pickled by name)."""
+    return run_range(job) if isinstance(job, RangeJob) else run_file(job)
+
+
+def run_file(job: FileJob) -> Whole:
+    res, summary = InputResult(job.path), Summary()
+    try:
+        findings = scan_one(job.path, res, summary, job.depth, None)
+    except InputError as err:
+        res.error, findings = str(err), []
+    return Whole(res, summary, findings)
+
+
+def run_range(job: RangeJob) -> Part:
+    res, summary, checks = InputResult(job.path), Summary(), stateless_checks()
+    ends: list[NDArray[np.int64]] = []
+    stamps: list[NDArray[np.int64]] = []
+    frags: list[Frags] = []
+    pos, capacity = job.start, 0
+    try:
+        reader = range_reader(job.path, job.header, job.start, job.end)
+        capacity = reader.chunk_bytes
+        for table in tables(reader, res, tunnel_depth=job.depth):
+            b = table.batch
+            e = pos + np.cumsum(b.caplen + RECORD)
+            pos = int(e[-1]) if e.shape[0] else pos
+            ends.append(e)
+            stamps.append(b.ts_ns)
+            summary.observe(table)
+            hide_cut(table)
+            for check in checks:
+                check.observe(table)
+            frags.append(Frags.of(table))
+    except InputError as err:
+        res.error = str(err)
+    empty = np.zeros(0, dtype=np.int64)
+    return Part(
+        res,
+        summary,
+        checks,
+        capacity,
+        np.concatenate([empty, *ends]),
+        np.concatenate([empty, *stamps]),
+        Frags.join(frags) if frags else _no_frags(),
+        res.error,
+    )
+
+
+def _no_frags() -> Frags:
+    z = np.zeros(0, dtype=np.int64)
+    return Frags(z, z, z, z, np.zeros(0, dtype=np.int32), np.zeros(0, dtype=np.uint8))
+
+
+# ----- the parent: fragments in file order ---------------------------------------------------
+class Sequencer:
+    """The fragment audit and the outer reassembly over the ranges' fragments, batch by
+    batch as the one-process reader would have cut them."""
+
+    def __init__(self, depth: int) -> None:
+        self.depth = depth
+        self.audit = FragmentAudit()
+        self.reassembly = TunnelReassembly()
+        self.rebuilt = stateless_checks()  # what the rebuilt packets flag
+        self.base = HEADER  # file offset of the reader's buffer
+        self.done = 0  # records put in a batch so far
+        self.capacity = 0
+        self.ends: list[NDArray[np.int64]] = []
+        self.ts: list[NDArray[np.int64]] = []
+        self.frags: list[Frags] = []
+
+    def feed(self, part: Part, frame_offset: int) -> None:
+        self.capacity = part.capacity
+        self.ends.append(part.ends)
+        self.ts.append(part.ts_ns)
+        self.frags.append(replace(part.frags, frame=part.frags.frame + frame_offset))
+        self._drain(final=False)
+
+    def finish(self) -> None:
+        self._drain(final=True)
+
+    def _drain(self, *, final: bool) -> None:
+        ends, ts = np.concatenate(self.ends), np.concatenate(self.ts)
+        frags = Frags.join(self.frags)
+        used = 0
+        while used < ends.shape[0]:
+            # The reader's buffer holds [base, base + capacity): every record ending inside.
+            j = int(np.searchsorted(ends, self.base + self.capacity, side="right"))
+            j = max(j, used + 1)  # a record never exceeds the buffer (pcap.py)
+            if j == ends.shape[0] and not final:
+                break  # the buffer may reach into the next range
+            for lo in range(used, j, MAX_RECORDS):
+                hi = min(lo + MAX_RECORDS, j)
+                self._batch(frags, self.done + lo, self.done + hi, int(ts[lo:hi].max()))
+            self.base = int(ends[j - 1])
+            used = j
+        self.done += used
+        self.ends, self.ts = [ends[used:]], [ts[used:]]
+        keep = frags.frame > self.done
+        self.frags = [frags.take(keep)]
+
+    def _batch(self, frags: Frags, lo: int, hi: int, now: int) -> None:
+        """Records lo..hi-1 (0-based, the file's) were one batch of the one-process run."""
+        sel = (frags.frame > lo) & (frags.frame <= hi)
+        if not sel.any():
+            self.audit.advance(now)
+            self.reassembly.advance(now)
+            return
+        table = decode(_batch_of(frags, sel), tunnel_depth=self.depth)
+        hide_cut(table)
+        self.audit.observe(table, now=now)
+        self.reassembly.observe(table, now=now)
+        feed_rebuilt(self.reassembly, [*self.rebuilt, self.audit])
+
+
+def _bytes_of(f: Frags, sel: NDArray[np.bool_]) -> NDArray[np.uint8]:
+    starts = np.zeros(f.caplen.shape[0], dtype=np.int64)
+    starts[1:] = np.cumsum(f.caplen)[:-1]
+    cap = f.caplen[sel]
+    total = int(cap.sum())
+    first = np.zeros(cap.shape[0], dtype=np.int64)
+    first[1:] = np.cumsum(cap)[:-1]
+    src = np.repeat(starts[sel] - first, cap) + np.arange(total, dtype=np.int64)
+    return f.data[src]
+
+
+def _batch_of(f: Frags, sel: NDArray[np.bool_]) -> RecordBatch:
+    data = _bytes_of(f, sel)
+    buf = np.zeros(data.shape[0] + PAD, dtype=np.uint8)
+    buf[: data.shape[0]] = data
+    cap = f.caplen[sel]
+    offset = np.zeros(cap.shape[0], dtype=np.int64)
+    offset[1:] = np.cumsum(cap)[:-1]
+    return RecordBatch(
+        buf, offset, cap, f.wirelen[sel], f.ts_ns[sel], f.linktype[sel], f.frame[sel]
+    )
+
+
+class Assembler:
+    """One split input: its ranges' parts, in order, into one result."""
+
+    def __init__(self, path: str, depth: int) -> None:
+        self.res = InputResult(path)
+        self.summary = Summary()
+        self.checks: list[Mergeable] = stateless_checks()
+        self.seq = Sequencer(depth)
+        self.frames = 0  # records in the parts so far
+        self.ok = True
+        self.issues: list[ReadIssue] = []
+
+    def add(self, part: Part, job: RangeJob) -> None:
+        # A range other than the last must end exactly where the next starts: otherwise
+        # its start was no record boundary, or the file is corrupt in the middle (the
+        # one-process reader stops there). Either way, read the file in one piece.
+        if not self.ok or part.error or (not job.last and part.res.issues):
+            self.ok = False
+            return
+        self.res.merge(part.res)
+        self.res.format, self.res.compressed = part.res.format, part.res.compressed
+        self.summary.merge(part.summary)
+        for mine, theirs in zip(self.checks, part.checks, strict=True):
+            mine.merge(theirs, self.frames)
+        self.seq.feed(part, self.frames)
+        self.issues = [replace(i, frame=i.frame + self.frames) for i in part.res.issues]
+        self.frames += part.res.packets
+
+    def finish(self) -> tuple[list[Finding], Summary]:
+        self.seq.finish()
+        for mine, theirs in zip(self.checks, self.seq.rebuilt, strict=True):
+            mine.merge(theirs, 0)
+        stateless = iter(self.checks)
+        # The one-process order of checks (collect() reports them in it).
+        checks: list[Check] = [
+            self.seq.audit if c is FragmentAudit else next(stateless) for c in CHECKS
+        ]
+        checks.append(self.seq.reassembly)
+        self.res.issues = self.issues
+        return input_findings(self.res, checks, self.res.path), self.summary
+
+
+# ----- planning and running ------------------------------------------------------------------
+def plan(
+    paths: Sequence[str],
+    depth: int,
+    workers: int,
+    range_bytes: int | None = None,
+    split_at: dict[str, list[int]] | None = None,
+) -> list[list[Job]]:
+    """The jobs of each input, in order."""
+    sizes = {p: os.path.getsize(p) if os.path.isfile(p) else 0 for p in paths}
+    if range_bytes is None:
+        share = math.ceil(sum(sizes.values()) / max(2 * workers, 1))
+        range_bytes = min(max(share, MIN_RANGE), MAX_RANGE)
+    out: list[list[Job]] = []
+    for path in paths:
+        lay = layout(path) if sizes[path] else None
+        if split_at is not None and path in split_at:
+            targets = split_at[path]
+        else:
+            n = math.ceil(sizes[path] / range_bytes)
+            targets = [sizes[path] * k // n for k in range(1, n)] if n > 1 else []
+        cuts = split_points(path, targets) if lay is not None and targets else []
+        if lay is None or not cuts:
+            out.append([FileJob(path, depth)])
+            continue
+        bounds = [HEADER, *cuts, sizes[path]]
+        out.append(
+            [
+                RangeJob(path, depth, lay.header, a, b, k == len(bounds) - 2)
+                for k, (a, b) in enumerate(itertools.pairwise(bounds))
+            ]
+        )
+    return out
+
+
+def scan_parallel(
+    paths: Sequence[str],
+    *,
+    tunnel_depth: int,
+    progress: Progress | None,
+    workers: int,
+    range_bytes: int | None = None,
+    split_at: dict[str, list[int]] | None = None,
+    processes: bool = True,
+) -> ScanResult:
+    """scan() over `workers` processes (processes=False: in this one, for tests)."""
+    jobs = plan(paths, tunnel_depth, workers, range_bytes, split_at)
+    flat = [j for js in jobs for j in js]
+    if not processes or len(flat) == 1:
+        return _assemble(jobs, map(run_job, flat), progress)
+    ctx = multiprocessing.get_context("forkserver")
+    with ctx.Pool(min(workers, len(flat))) as pool:
+        return _assemble(jobs, pool.imap(run_job, flat), progress)
+
+
+def _assemble(
+    jobs: list[list[Job]], results: Iterator[Whole | Part], progress: Progress | None
+) -> ScanResult:
+    summary = Summary()
+    inputs: list[InputResult] = []
+    findings: list[Finding] = []
+    for input_jobs in jobs:
+        first = input_jobs[0]
+        if isinstance(first, FileJob):
+            whole = next(results)
+            assert isinstance(whole, Whole)
+            inputs.append(whole.res)
+            summary.merge(whole.summary)
+            findings.extend(whole.findings)
+            if progress is not None and whole.res.error is None:
+                progress(first.path, os.path.getsize(first.path))
+            continue
+        asm = Assembler(first.path, first.depth)
+        for job in input_jobs:
+            part = next(results)
+            assert isinstance(part, Part) and isinstance(job, RangeJob)
+            asm.add(part, job)
+            if progress is not None:
+                progress(job.path, job.end)
+        if asm.ok:
+            got, part_summary = asm.finish()
+            inputs.append(asm.res)
+            summary.merge(part_summary)
+            findings.extend(got)
+        else:  # read in one piece, here
+            whole = run_file(FileJob(first.path, first.depth))
+            inputs.append(whole.res)
+            summary.merge(whole.summary)
+            findings.extend(whole.findings)
+    return scan_result(inputs, summary, findings)
