@@ -33,6 +33,7 @@ need its section's interfaces, a gzip stream cannot be entered in the middle.
 
 from __future__ import annotations
 
+import functools
 import itertools
 import math
 import multiprocessing
@@ -117,21 +118,40 @@ class Frags:
         b = t.batch
         rows = np.flatnonzero(t.outer.is_frag | t.inner_raw.is_frag)
         cap = b.caplen[rows]
-        total = int(cap.sum())
-        starts = np.zeros(rows.shape[0], dtype=np.int64)
-        starts[1:] = np.cumsum(cap)[:-1]
-        # Each byte's source position: its record's offset plus its place in the record.
-        src = np.repeat(b.offset[rows] - starts, cap) + np.arange(total, dtype=np.int64)
-        return cls(b.frame[rows], cap, b.wirelen[rows], b.ts_ns[rows], b.linktype[rows], b.buf[src])
+        # One slice a record (a per-byte index or mask over the buffer costs far more: the
+        # fragments are a small share of the records).
+        parts = [
+            b.buf[o : o + c] for o, c in zip(b.offset[rows].tolist(), cap.tolist(), strict=True)
+        ]
+        data = np.concatenate(parts) if parts else np.zeros(0, dtype=np.uint8)
+        return cls(b.frame[rows], cap, b.wirelen[rows], b.ts_ns[rows], b.linktype[rows], data)
 
-    def take(self, sel: NDArray[np.bool_]) -> Frags:
+    @functools.cached_property
+    def at(self) -> NDArray[np.int64]:
+        """Where each row's bytes start in `data` (and, last, where they end)."""
+        at = np.zeros(self.caplen.shape[0] + 1, dtype=np.int64)
+        np.cumsum(self.caplen, out=at[1:])
+        return at
+
+    def rows(self, lo: int, hi: int) -> Frags:
+        """Rows lo..hi-1, their bytes a slice (no copy)."""
+        at = self.at
         return Frags(
-            self.frame[sel],
-            self.caplen[sel],
-            self.wirelen[sel],
-            self.ts_ns[sel],
-            self.linktype[sel],
-            _bytes_of(self, sel),
+            self.frame[lo:hi],
+            self.caplen[lo:hi],
+            self.wirelen[lo:hi],
+            self.ts_ns[lo:hi],
+            self.linktype[lo:hi],
+            self.data[int(at[lo]) : int(at[hi])],
+        )
+
+    def record_batch(self) -> RecordBatch:
+        buf = np.zeros(self.data.shape[0] + PAD, dtype=np.uint8)
+        buf[: self.data.shape[0]] = self.data
+        offset = np.zeros(self.caplen.shape[0], dtype=np.int64)
+        np.cumsum(self.caplen[:-1], out=offset[1:])
+        return RecordBatch(
+            buf, offset, self.caplen, self.wirelen, self.ts_ns, self.linktype, self.frame
         )
 
     @classmethod
@@ -253,44 +273,21 @@ class Sequencer:
             used = j
         self.done += used
         self.ends, self.ts = [ends[used:]], [ts[used:]]
-        keep = frags.frame > self.done
-        self.frags = [frags.take(keep)]
+        rest = int(np.searchsorted(frags.frame, self.done, side="right"))
+        self.frags = [frags.rows(rest, frags.frame.shape[0])]
 
     def _batch(self, frags: Frags, lo: int, hi: int, now: int) -> None:
         """Records lo..hi-1 (0-based, the file's) were one batch of the one-process run."""
-        sel = (frags.frame > lo) & (frags.frame <= hi)
-        if not sel.any():
+        a, b = np.searchsorted(frags.frame, [lo, hi], side="right").tolist()
+        if a == b:
             self.audit.advance(now)
             self.reassembly.advance(now)
             return
-        table = decode(_batch_of(frags, sel), tunnel_depth=self.depth)
+        table = decode(frags.rows(a, b).record_batch(), tunnel_depth=self.depth)
         hide_cut(table)
         self.audit.observe(table, now=now)
         self.reassembly.observe(table, now=now)
         feed_rebuilt(self.reassembly, [*self.rebuilt, self.audit])
-
-
-def _bytes_of(f: Frags, sel: NDArray[np.bool_]) -> NDArray[np.uint8]:
-    starts = np.zeros(f.caplen.shape[0], dtype=np.int64)
-    starts[1:] = np.cumsum(f.caplen)[:-1]
-    cap = f.caplen[sel]
-    total = int(cap.sum())
-    first = np.zeros(cap.shape[0], dtype=np.int64)
-    first[1:] = np.cumsum(cap)[:-1]
-    src = np.repeat(starts[sel] - first, cap) + np.arange(total, dtype=np.int64)
-    return f.data[src]
-
-
-def _batch_of(f: Frags, sel: NDArray[np.bool_]) -> RecordBatch:
-    data = _bytes_of(f, sel)
-    buf = np.zeros(data.shape[0] + PAD, dtype=np.uint8)
-    buf[: data.shape[0]] = data
-    cap = f.caplen[sel]
-    offset = np.zeros(cap.shape[0], dtype=np.int64)
-    offset[1:] = np.cumsum(cap)[:-1]
-    return RecordBatch(
-        buf, offset, cap, f.wirelen[sel], f.ts_ns[sel], f.linktype[sel], f.frame[sel]
-    )
 
 
 class Assembler:
@@ -386,6 +383,8 @@ def scan_parallel(
     if not processes or len(flat) == 1:
         return _assemble(jobs, map(run_job, flat), progress)
     ctx = multiprocessing.get_context("forkserver")
+    # The server imports NumPy and the decoders once; each worker is then a fork of it.
+    ctx.set_forkserver_preload(["netsleuth.scale"])
     with ctx.Pool(min(workers, len(flat))) as pool:
         return _assemble(jobs, pool.imap(run_job, flat), progress)
 
