@@ -202,7 +202,9 @@ def scale_rows(cap: Path, packets: int, poison: bool, repeat: int) -> None:
     base = [sys.executable, "-m", "netsleuth", "scan", "--format", "json"]
     cpus = sorted(os.sched_getaffinity(0))
     print()
-    print(f"scale (scan --workers N, CPUs {cpus}; best of {repeat}):")
+    # Other work on the machine takes CPUs the workers would use: say how busy it was.
+    load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
+    print(f"scale (scan --workers N, CPUs {cpus}, load average {load}; best of {repeat}):")
     for label, files in ((f"one file, {packets:,} packets", [cap]), ("four files", four)):
         best: dict[int, float] = {}
         for workers in (1, 2):

@@ -19,7 +19,7 @@ from netsleuth.cli import main
 from netsleuth.craft import incidents
 from netsleuth.craft.mix import mixed_capture
 from netsleuth.report.jsonout import dumps, scan_document
-from netsleuth.scale import plan, scan_parallel
+from netsleuth.scale import plan, scan_parallel, worth_processes
 from netsleuth.scan import scan
 
 CORPUS = Path(__file__).resolve().parents[2] / "shared" / "corpus" / "tcpdump"
@@ -176,6 +176,8 @@ def test_a_200k_slice_of_the_bench_mix(mixes: list[Path]) -> None:
 
 def test_cli_workers(mixes: list[Path], tmp_path: Path) -> None:
     cap = str(mixes[1])
+    # Small inputs stay in this process (starting workers would cost more than it saves).
+    assert worth_processes([cap, cap]) and not worth_processes([str(CORPUS / "x.pcap"), "-"])
     res1 = CliRunner().invoke(main, ["scan", "--format", "json", "--workers", "1", cap])
     res2 = CliRunner().invoke(main, ["scan", "--format", "json", "--workers", "2", cap, cap])
     assert res1.exception is None and res2.exception is None

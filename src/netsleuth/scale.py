@@ -68,9 +68,12 @@ MIN_RANGE = 32 << 20  # smaller files are one job: splitting costs more than it 
 MAX_RANGE = 256 << 20  # bounds what a range's result holds
 
 
-def usable_cores() -> int:
-    """The CPUs this process may run on (its affinity mask, as taskset sets it)."""
-    return len(os.sched_getaffinity(0))
+PROCESSES_MIN = 64 << 20  # below this much input, starting processes costs more (~0.3 s)
+
+
+def worth_processes(paths: Sequence[str]) -> bool:
+    """Whether the inputs are large enough for worker processes to pay for themselves."""
+    return sum(os.path.getsize(p) for p in paths if os.path.isfile(p)) >= PROCESSES_MIN
 
 
 # ----- jobs --------------------------------------------------------------------------------

@@ -134,9 +134,12 @@ def scan(
     byte ranges) are spread over that many processes: netsleuth/scale.py; the result is
     the same."""
     if workers > 1 and "-" not in paths:
-        from netsleuth.scale import scan_parallel
+        from netsleuth.scale import scan_parallel, worth_processes
 
-        return scan_parallel(paths, tunnel_depth=tunnel_depth, progress=progress, workers=workers)
+        if worth_processes(paths):
+            return scan_parallel(
+                paths, tunnel_depth=tunnel_depth, progress=progress, workers=workers
+            )
     summary = Summary()
     inputs: list[InputResult] = []
     findings: list[Finding] = []
