@@ -184,3 +184,48 @@ def test_cli_workers(mixes: list[Path], tmp_path: Path) -> None:
     assert (res1.exit_code, res2.exit_code) == (0, 0)
     assert res1.stdout == one(mixes[1]) + "\n"
     assert res2.stdout == dumps(scan_document(scan([cap, cap]))) + "\n"
+
+
+def test_a_file_cut_inside_its_last_record(tmp_path: Path) -> None:
+    full = write(tmp_path / "full.pcap", boundary_frames())
+    cut = tmp_path / "cut.pcap"
+    cut.write_bytes(full.read_bytes()[:-100])
+    whole = one(cut)
+    assert '"capture.truncated_file"' in whole
+    starts = record_starts(full)
+    assert split(cut, starts[1:-1]) == whole
+    assert split(cut, [starts[4]]) == whole
+
+
+def test_a_corrupt_record_in_the_middle_reads_the_file_in_one_piece(tmp_path: Path) -> None:
+    """The one-process reader stops at a record claiming an absurd length; the range that
+    holds it does not end where the next starts, so the split is abandoned."""
+    cap = write(tmp_path / "ok.pcap", boundary_frames())
+    data = bytearray(cap.read_bytes())
+    starts = record_starts(cap)
+    data[starts[6] + 8 : starts[6] + 12] = struct.pack("<I", 0x7FFFFFFF)
+    bad = tmp_path / "bad.pcap"
+    bad.write_bytes(bytes(data))
+    whole = one(bad)
+    assert '"capture.corrupt_record"' in whole
+    assert split(bad, [starts[3], starts[9]]) == whole
+    assert split(bad, [starts[9]]) == whole  # the corrupt record in the first range
+    assert split(bad, [starts[3]]) == whole  # in the last range: its frame number shifted
+
+
+def test_missing_and_unsplittable_inputs_beside_split_ones(tmp_path: Path) -> None:
+    cap = write(tmp_path / "open.pcap", boundary_frames())
+    empty = tmp_path / "empty.pcap"
+    empty.write_bytes(cap.read_bytes()[:HEADER])
+    missing = tmp_path / "missing.pcap"
+    paths = [str(cap), str(missing), str(empty), str(cap)]
+    result = scan_parallel(
+        paths,
+        tunnel_depth=3,
+        progress=None,
+        workers=2,
+        split_at={str(cap): record_starts(cap)[1:]},
+        processes=False,
+    )
+    assert dumps(scan_document(result)) == dumps(scan_document(scan(paths)))
+    assert result.inputs[1].error is not None

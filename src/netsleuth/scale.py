@@ -293,6 +293,14 @@ class Sequencer:
         feed_rebuilt(self.reassembly, [*self.rebuilt, self.audit])
 
 
+def _shifted(issue: ReadIssue, frames: int) -> ReadIssue:
+    """A range reader numbers its records from 1: its issue, numbered in the file. The
+    pcap reader's messages name the record once, as "record N" (capture/pcap.py)."""
+    frame = issue.frame + frames
+    message = issue.message.replace(f"record {issue.frame}", f"record {frame}", 1)
+    return replace(issue, frame=frame, message=message)
+
+
 class Assembler:
     """One split input: its ranges' parts, in order, into one result."""
 
@@ -318,7 +326,7 @@ class Assembler:
         for mine, theirs in zip(self.checks, part.checks, strict=True):
             mine.merge(theirs, self.frames)
         self.seq.feed(part, self.frames)
-        self.issues = [replace(i, frame=i.frame + self.frames) for i in part.res.issues]
+        self.issues = [_shifted(i, self.frames) for i in part.res.issues]
         self.frames += part.res.packets
 
     def finish(self) -> tuple[list[Finding], Summary]:
