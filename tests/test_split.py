@@ -6,7 +6,12 @@ JSON of one in-process run."""
 from __future__ import annotations
 
 import glob
+import os
+import signal
 import struct
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -229,3 +234,38 @@ def test_missing_and_unsplittable_inputs_beside_split_ones(tmp_path: Path) -> No
     )
     assert dumps(scan_document(result)) == dumps(scan_document(scan(paths)))
     assert result.inputs[1].error is not None
+
+
+def test_ctrl_c_during_a_parallel_scan(mixes: list[Path]) -> None:
+    """SIGINT to the process group, as a terminal sends it: one line, exit 130, no
+    traceback from any worker, and no process of the run left behind."""
+    argv = [sys.executable, "-m", "netsleuth", "scan", "--workers", "2", *[str(mixes[0])] * 40]
+    proc = subprocess.Popen(
+        argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True
+    )
+    # Once the parent, the fork server and both workers run (40 inputs take seconds more).
+    deadline = time.monotonic() + 30
+    while len(_session_members(proc.pid)) < 4 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    time.sleep(0.2)
+    os.killpg(proc.pid, signal.SIGINT)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err
+    assert err.decode() == "netsleuth: interrupted\n"
+    deadline = time.monotonic() + 10
+    while _session_members(proc.pid) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert _session_members(proc.pid) == []
+
+
+def _session_members(sid: int) -> list[int]:
+    out = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                stat = Path(f"/proc/{entry}/stat").read_text()
+            except OSError:
+                continue
+            if int(stat.rsplit(")", 1)[1].split()[3]) == sid:  # field 6, session (proc(5))
+                out.append(int(entry))
+    return out

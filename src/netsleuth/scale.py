@@ -38,6 +38,7 @@ import itertools
 import math
 import multiprocessing
 import os
+import signal
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, replace
 
@@ -396,8 +397,15 @@ def scan_parallel(
     ctx = multiprocessing.get_context("forkserver")
     # The server imports NumPy and the decoders once; each worker is then a fork of it.
     ctx.set_forkserver_preload(["netsleuth.scale"])
-    with ctx.Pool(min(workers, len(flat))) as pool:
+    with ctx.Pool(min(workers, len(flat)), initializer=_worker_init) as pool:
         return _assemble(jobs, pool.imap(run_job, flat), progress)
+
+
+def _worker_init() -> None:
+    """Ctrl-C on a terminal reaches the whole process group: the parent reports it once
+    and ends the pool (the workers are terminated on leaving its `with`); a worker that
+    also raised KeyboardInterrupt would print a traceback of its own."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
 def _assemble(
