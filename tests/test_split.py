@@ -236,9 +236,11 @@ def test_missing_and_unsplittable_inputs_beside_split_ones(tmp_path: Path) -> No
     assert result.inputs[1].error is not None
 
 
-def test_ctrl_c_during_a_parallel_scan(mixes: list[Path]) -> None:
-    """SIGINT to the process group, as a terminal sends it: one line, exit 130, no
-    traceback from any worker, and no process of the run left behind."""
+@pytest.mark.parametrize("group", [True, False], ids=["sigint-to-group", "sigterm-to-parent"])
+def test_a_signal_during_a_parallel_scan(mixes: list[Path], group: bool) -> None:
+    """SIGINT to the process group, as a terminal sends it, or SIGTERM to the parent: one
+    line, exit 130, no traceback from any worker, no process of the run and no spill
+    folder left behind."""
     argv = [sys.executable, "-m", "netsleuth", "scan", "--workers", "2", *[str(mixes[0])] * 40]
     proc = subprocess.Popen(
         argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True
@@ -248,7 +250,10 @@ def test_ctrl_c_during_a_parallel_scan(mixes: list[Path]) -> None:
     while len(_session_members(proc.pid)) < 4 and time.monotonic() < deadline:
         time.sleep(0.05)
     time.sleep(0.2)
-    os.killpg(proc.pid, signal.SIGINT)
+    if group:
+        os.killpg(proc.pid, signal.SIGINT)
+    else:
+        os.kill(proc.pid, signal.SIGTERM)
     _, err = proc.communicate(timeout=60)
     assert proc.returncode == 130, err
     assert err.decode() == "netsleuth: interrupted\n"
@@ -256,6 +261,8 @@ def test_ctrl_c_during_a_parallel_scan(mixes: list[Path]) -> None:
     while _session_members(proc.pid) and time.monotonic() < deadline:
         time.sleep(0.1)
     assert _session_members(proc.pid) == []
+    assert glob.glob(f"/dev/shm/netsleuth-{proc.pid}-*") == []
+    assert glob.glob(f"/tmp/netsleuth-{proc.pid}-*") == []
 
 
 def _session_members(sid: int) -> list[int]:
