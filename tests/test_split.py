@@ -276,3 +276,33 @@ def _session_members(sid: int) -> list[int]:
             if int(stat.rsplit(")", 1)[1].split()[3]) == sid:  # field 6, session (proc(5))
                 out.append(int(entry))
     return out
+
+
+def test_a_worker_killed_mid_scan_is_said_not_hung(mixes: list[Path]) -> None:
+    """A worker the OOM killer takes: exit 3 and one line saying what to do, promptly."""
+    argv = [sys.executable, "-m", "netsleuth", "scan", "--workers", "2", *[str(mixes[0])] * 40]
+    proc = subprocess.Popen(
+        argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True
+    )
+    deadline = time.monotonic() + 30
+    while len(_session_members(proc.pid)) < 4 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    # Workers are the fork server's children; the fork server is the parent's.
+    members = {pid: _ppid(pid) for pid in _session_members(proc.pid)}
+    server = [p for p, pp in members.items() if pp == proc.pid]
+    workers = [p for p, pp in members.items() if pp in server]
+    assert workers, members
+    os.kill(workers[0], signal.SIGKILL)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 3, err
+    text = err.decode()
+    assert text.startswith("netsleuth: a worker process died") and text.count("\n") == 1
+    assert "try --workers 1" in text
+    assert glob.glob(f"/dev/shm/netsleuth-{proc.pid}-*") == []
+
+
+def _ppid(pid: int) -> int:
+    try:
+        return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
+    except OSError:
+        return -1

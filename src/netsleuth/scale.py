@@ -43,6 +43,8 @@ import signal
 import tempfile
 import threading
 from collections.abc import Iterator, Sequence
+from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, replace
 from types import FrameType
 from typing import Any
@@ -65,7 +67,7 @@ from netsleuth.checks.fragments import FragmentAudit
 from netsleuth.checks.outer_reassembly import TunnelReassembly
 from netsleuth.decode import decode
 from netsleuth.decode.table import PacketTable
-from netsleuth.errors import InputError
+from netsleuth.errors import FacilityError, InputError
 from netsleuth.model import Finding
 from netsleuth.pipeline import InputResult, Progress, tables
 from netsleuth.scan import ScanResult, Summary, input_findings, scan_one, scan_result
@@ -433,10 +435,22 @@ def scan_parallel(
     with (
         _term_unwinds(),
         tempfile.TemporaryDirectory(prefix=f"netsleuth-{os.getpid()}-", dir=shm) as spill,
-        ctx.Pool(min(workers, len(flat)), initializer=_worker_init) as pool,
     ):
-        spilled = [replace(j, spill=spill) if isinstance(j, RangeJob) else j for j in flat]
-        return _assemble(jobs, pool.imap(run_job, spilled), progress)
+        pool = ProcessPoolExecutor(
+            min(workers, len(flat)), mp_context=ctx, initializer=_worker_init
+        )
+        try:
+            spilled = [replace(j, spill=spill) if isinstance(j, RangeJob) else j for j in flat]
+            futures = [pool.submit(run_job, j) for j in spilled]
+            return _assemble(jobs, (f.result() for f in futures), progress)
+        except BrokenProcessPool as err:
+            raise FacilityError(
+                f"a worker process died ({err}); the machine may be out of memory: try --workers 1"
+            ) from err
+        finally:
+            # On Ctrl-C too: the jobs not started are dropped, the running ones end (each
+            # at most a range, MAX_RANGE bytes) before the spill folder goes.
+            pool.shutdown(wait=True, cancel_futures=True)
 
 
 @contextlib.contextmanager
@@ -459,8 +473,8 @@ def _term_unwinds() -> Iterator[None]:
 
 def _worker_init() -> None:
     """Ctrl-C on a terminal reaches the whole process group: the parent reports it once
-    and ends the pool (the workers are terminated on leaving its `with`); a worker that
-    also raised KeyboardInterrupt would print a traceback of its own."""
+    and ends the pool; a worker that also raised KeyboardInterrupt would print a traceback
+    of its own."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
