@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint typecheck pytest bench clean system-deps
+.PHONY: demo test lint typecheck pytest bench clean system-deps fuzz
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
@@ -14,7 +14,7 @@ $(BIN)/python:
 $(STAMP): $(BIN)/python pyproject.toml setup.py src/netsleuth/capture/_framing.c src/netsleuth/sources/_ringbuf.c src/netsleuth/decode/_prefix.c \
 		src/netsleuth/steering/_fields.c src/netsleuth/steering/_mix64.c \
 		src/netsleuth/steering/_tally.c src/netsleuth/steering/_toeplitz.c \
-		src/netsleuth/profile/_perf.c
+		src/netsleuth/profile/_perf.c src/netsleuth/capture/_ring.c
 	$(BIN)/python -m pip install --quiet -e '.[test]'
 	touch $(STAMP)
 
@@ -24,6 +24,9 @@ $(STAMP): $(BIN)/python pyproject.toml setup.py src/netsleuth/capture/_framing.c
 # in one apt-get run when we are root (CI is); otherwise the tests that need them skip and
 # say why (and fail under CI=true).
 SYSTEM_TOOLS := tshark ethtool prometheus chromium
+# scan --live: tcpreplay (bench/live_bench.py) brings libpcap0.8, whose pcap_compile
+# compiles --filter and `netsleuth bpf` (src/netsleuth/bpf.py).
+SYSTEM_TOOLS += tcpreplay
 
 system-deps:
 	@missing=""; for t in $(SYSTEM_TOOLS); do command -v $$t >/dev/null 2>&1 || missing="$$missing $$t"; done; \
@@ -57,7 +60,29 @@ bench: $(STAMP)
 	$(BIN)/python bench/watch_overhead.py
 	$(BIN)/python bench/profile_overhead.py
 	$(BIN)/python bench/record_exporter.py
+	$(BIN)/python bench/live_bench.py
+
+# Long fuzzing (issue 13): the properties of tests/test_fuzz*.py with random seeds until
+# FUZZ_MINUTES (default 30) pass, in .fuzz-venv where the C extensions are built with
+# AddressSanitizer and libasan is preloaded into Python (leak checks off: CPython keeps
+# objects alive at exit by design). bench/fuzz.py prints the inputs tried.
+FUZZ_VENV := .fuzz-venv
+ASAN_LIB = $(shell $${CC:-gcc} -print-file-name=libasan.so)
+
+$(FUZZ_VENV)/.installed: pyproject.toml setup.py $(wildcard src/netsleuth/*/_*.c)
+	$(PY) -m venv $(FUZZ_VENV)
+	$(FUZZ_VENV)/bin/python -m pip install --quiet --upgrade pip
+	CFLAGS="-fsanitize=address -fno-omit-frame-pointer -g" LDFLAGS="-fsanitize=address" \
+	  $(FUZZ_VENV)/bin/python -m pip install --quiet --no-cache-dir '.[test]'
+	# The same version again after a C change: rebuild it, do not keep the old wheel.
+	CFLAGS="-fsanitize=address -fno-omit-frame-pointer -g" LDFLAGS="-fsanitize=address" \
+	  $(FUZZ_VENV)/bin/python -m pip install --quiet --no-cache-dir --no-deps --force-reinstall .
+	touch $@
+
+fuzz: $(FUZZ_VENV)/.installed
+	LD_PRELOAD=$(ASAN_LIB) ASAN_OPTIONS=detect_leaks=0:abort_on_error=1 \
+	  $(FUZZ_VENV)/bin/python bench/fuzz.py
 
 clean:
-	rm -rf $(VENV) build .bench .mypy_cache .ruff_cache .pytest_cache src/*.egg-info
+	rm -rf $(VENV) $(FUZZ_VENV) build .bench .mypy_cache .ruff_cache .pytest_cache src/*.egg-info
 	find src -name '*.so' -delete

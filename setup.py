@@ -28,5 +28,6 @@ setup(
         _ext("netsleuth.steering._toeplitz"),
         _ext("netsleuth.sources._ringbuf"),
         _ext("netsleuth.profile._perf"),
+        _ext("netsleuth.capture._ring"),
     ]
 )

@@ -37,6 +37,9 @@ def captures() -> dict[str, tuple[int, list[bytes]]]:
         **encap_captures(),
         **tag_captures(),
         **udp_tunnel_captures(),
+        # Not 8472 and 4754: the harness names those by decode-as, which tshark applies
+        # to either port (test_decode_fixes.py runs tshark on all of them without).
+        "dns-to-tunnel-ports": (1, dns_replies(exclude=(8472, 4754))),
     }
 
 
@@ -74,7 +77,17 @@ def encap_captures() -> dict[str, tuple[int, list[bytes]]]:
     v4 = inner_udp()
     session = encap.pppoe_session(v4, 0x0021)
     qinq = craft.dot1q(craft.dot1q(session, 0x8864, vid=20), 0x8100, vid=10)
-    pw = craft.ether(craft.mpls(encap.pw_control_word(craft.ether(v4, 0x0800)), [100]), 0x8847)
+    # Real OUIs (Intel 00:1b:21, Cisco 00:00:0c): their first nibble is 0 like a control
+    # word's, and tshark's pwethheuristic looks for known OUIs.
+    macs = {"dst": "00:1b:21:0a:0b:0c", "src": "00:00:0c:01:02:03"}
+    pw = craft.ether(
+        craft.mpls(encap.pw_control_word(craft.ether(v4, 0x0800, **macs)), [100]), 0x8847
+    )
+    # Without the control word (optional, RFC 4448 section 4.6).
+    pw_nocw = [
+        craft.ether(craft.mpls(craft.ether(v4, 0x0800, **macs), [101]), 0x8847),
+        craft.ether(craft.mpls(craft.ether(v6_udp(), 0x86DD, **macs), [102, 103]), 0x8847),
+    ]
     gre_udp = craft.udp(A, B, 40000, 4754, craft.gre(v4, 0x0800))
     return {
         "pppoe": (
@@ -86,6 +99,7 @@ def encap_captures() -> dict[str, tuple[int, list[bytes]]]:
             ],
         ),
         "mpls-pw": (1, [pw]),
+        "mpls-pw-nocw": (1, pw_nocw),
         "gre-in-udp": (1, [craft.ether(craft.ipv4(A, B, gre_udp, 17), 0x0800)]),
     }
 
@@ -145,6 +159,8 @@ def udp_tunnel_captures() -> dict[str, tuple[int, list[bytes]]]:
                 over_udp(40001, 3544, encap.teredo(v6)),
                 over_udp(40001, 3544, encap.teredo(v6, origin=origin)),
                 over_udp(40001, 3544, encap.teredo(v6, auth=True, origin=origin)),
+                # The server's answer: the lower port, 3544, is the source (udp.py).
+                over_udp(3544, 40001, encap.teredo(v6, origin=origin)),
             ],
         ),
         "gtp-u": (
@@ -184,3 +200,30 @@ def udp_tunnel_captures() -> dict[str, tuple[int, list[bytes]]]:
             ],
         ),
     }
+
+
+# UDP ports a tunnel is bound on in decode/ (Teredo, GTP-U, L2TP, GRE-in-UDP, MPLS-in-UDP,
+# VXLAN and Linux's VXLAN, Geneve, VXLAN-GPE): a client may get any of them as its port.
+TUNNEL_PORTS = (3544, 2152, 1701, 4754, 6635, 4789, 8472, 6081, 4790)
+
+
+def dns_reply() -> bytes:
+    """A DNS answer (RFC 1035 section 4.1): id 0x1234, QR/RD/RA, example.com A 192.0.2.80."""
+    name = b"\x07example\x03com\x00"
+    return b"".join(
+        [
+            struct.pack("!HHHHHH", 0x1234, 0x8180, 1, 1, 0, 0),
+            name + struct.pack("!HH", 1, 1),
+            b"\xc0\x0c" + struct.pack("!HHIH", 1, 1, 300, 4) + bytes([192, 0, 2, 80]),
+        ]
+    )
+
+
+def dns_replies(exclude: tuple[int, ...] = ()) -> list[bytes]:
+    """8.8.8.8:53 answering a client whose port is a tunnel's: DNS, not the tunnel."""
+    dns = "8.8.8.8"
+    return [
+        craft.ether(craft.ipv4(dns, C, craft.udp(dns, C, 53, port, dns_reply()), 17), 0x0800)
+        for port in TUNNEL_PORTS
+        if port not in exclude
+    ]

@@ -77,7 +77,7 @@ def test_cooked_capture_of_incident_2_is_flagged_8023_llc(tmp_path: Path) -> Non
             text=True,
             check=False,
         )
-        assert proc.returncode in (0, 1), proc.stderr
+        assert proc.returncode == 0, proc.stderr  # no --fail-on: findings exit 0
         found = {f["id"]: f for f in json.loads(proc.stdout)["findings"]}
         assert "l2.ieee8023_llc" in found, sorted(found)
         assert found["l2.ieee8023_llc"]["count"] == 1
@@ -254,7 +254,7 @@ def test_tags_and_shims_reach_the_ip_behind_them(
 @pytest.mark.parametrize(
     ("name", "kind", "inner", "vni"),
     [
-        ("teredo", Tunnel.TEREDO, [6, 6, 6], [-1, -1, -1]),
+        ("teredo", Tunnel.TEREDO, [6, 6, 6, 6], [-1, -1, -1, -1]),
         ("gtp-u", Tunnel.GTPU, [4, 6, 0], [0x1234, 0x5678, 0]),
         ("l2tp", Tunnel.L2TP, [4, 6], [-1, -1]),
         ("vxlan-gpe", Tunnel.VXLAN_GPE, [4, 6], [77, 78]),

@@ -192,3 +192,17 @@ def test_tshark_reassembles_the_reused_ids_as_separate_datagrams(tmp_path: Path)
         }
         assert got == expected, name
         assert audit(frames) == {}
+
+
+def test_eviction_takes_the_oldest_not_this_batchs_open_datagram() -> None:
+    a = FragmentAudit(max_open=4)
+    lone = [frag(b"l" * 16, 0, True, ident=100 + i) for i in range(5)]
+    kept = [frag(b"k" * 16, 0, True, ident=7), frag(b"k" * 16, 0, True, ident=7)]
+    a.observe(decode(RecordBatch.from_packets(lone + kept, ts_ns=list(range(1, 8)))))
+    a.observe(decode(RecordBatch.from_packets([frag(b"k" * 8, 16, False, ident=7)], ts_ns=[8])))
+    got = {f.id: tuple(sorted(f.packets)) for f in a.findings()}
+    assert got["fragment.evicted"] == (1, 2)  # the two oldest lone first fragments
+    # ident 7 completed (frames 6, 7 of the first batch and 1 of the second: each
+    # in-memory batch numbers its frames from 1).
+    assert got["ipv4.fragment.duplicate"] == (1, 6, 7)
+    assert got["ipv4.fragment.incomplete"] == (3, 4, 5)  # lone ones still open at the end

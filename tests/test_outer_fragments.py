@@ -13,6 +13,7 @@ import pytest
 
 from netsleuth import craft
 from netsleuth.capture.writer import write_pcap
+from netsleuth.craft.encap import pppoe_session
 from netsleuth.model import Severity
 from tests.checkutil import findings
 
@@ -112,3 +113,60 @@ def test_tshark_sees_the_builds_as_we_do(tmp_path: Path) -> None:
     assert out[0].split("\t")[:2] == ["1", "0"]
     # tshark reassembles the outer datagram in frame 2 and finds the inner IPv4 there.
     assert out[1].split("\t")[0] == "0,0"
+
+
+def test_udp_tunnel_whose_first_fragment_arrives_last() -> None:
+    first, empty = poison_pair()
+    plain = craft.ether(
+        craft.ipv4(OS, OD, craft.udp(OS, OD, 50000, 4789, craft.vxlan(first, vni=10)), 17), 0x0800
+    )
+    split = outer_fragments(craft.udp(OS, OD, 50000, 4789, craft.vxlan(empty, vni=10)), 17, 24)
+    got = findings([plain, *split[::-1]])  # the outer first fragment last
+    assert got["ipv4.fragment.zero_length/inner"].packets == (3,)
+    assert not any(k.startswith("ipv4.fragment.incomplete") for k in got)
+    # A UDP datagram that is no tunnel's, its first fragment last: dropped, nothing said.
+    dns = outer_fragments(craft.udp(OS, OD, 53, 40000, bytes(1400)), 17, 512)
+    assert findings(dns[::-1]) == {}
+
+
+def test_link_header_with_a_length_field_does_not_hide_the_inner_packet() -> None:
+    first, empty = poison_pair()
+
+    def pppoe(ip: bytes) -> bytes:
+        return craft.pad(craft.ether(pppoe_session(ip, 0x0021), 0x8864))
+
+    plain = pppoe(craft.ipv4(OS, OD, craft.gre(first, 0x6558), 47, ident=1))
+    parts = craft.fragment_ipv4(OS, OD, craft.gre(empty, 0x6558), 47, sizes=[24, 0], ident=9)
+    got = findings([plain, *(pppoe(p) for p in parts)])
+    assert got["ipv4.fragment.zero_length/inner"].packets == (3,)
+    assert got["tunnel.outer_fragmented/outer"].packets == (2, 3)
+    assert not any(k.startswith("ipv4.fragment.incomplete") for k in got)
+
+
+def test_a_snapped_capture_is_not_rebuilt_from_cut_fragments() -> None:
+    frames = CASES["gre-teb"]()
+    wire = [len(f) for f in frames]
+    got = findings([f[:128] for f in frames], wirelen=wire)
+    assert got["capture.truncated_packet/None"].packets == (1, 2)
+    assert not any(f.severity >= Severity.WARNING for f in got.values())
+
+
+def test_zero_length_outer_fragments_are_charged_against_the_bound() -> None:
+    from netsleuth.capture import RecordBatch
+    from netsleuth.checks.outer_reassembly import TunnelReassembly
+    from netsleuth.decode import decode
+
+    empty = craft.ether(craft.ipv4(OS, OD, b"", 47, ident=5, flags=0x1, frag_off=8), 0x0800)
+    r = TunnelReassembly()
+    r.observe(decode(RecordBatch.from_packets([empty] * 2000)))
+    assert len(r.open) == 1
+    assert r.open_bytes >= 2000 * 100  # each fragment costs, whatever its length
+
+
+def test_a_fragmented_dns_reply_to_a_tunnel_port_is_no_tunnel() -> None:
+    # The UDP decoder's rule (the lower port when bound or a system port): a reply from
+    # port 53 to a client that happens to use 4789 is DNS, in order or not.
+    reply = craft.udp(OS, OD, 53, 4789, craft.vxlan(inner_frame(), vni=10))
+    frames = outer_fragments(reply, 17, 512)
+    assert findings(frames) == {}
+    assert findings(frames[::-1]) == {}

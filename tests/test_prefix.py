@@ -87,7 +87,9 @@ def _edge_frames() -> list[bytes]:
     frames.append(ether(three, 0x8100))  # a third tag: vlan.py's
     frames.append(ether(dot1q(b"\x42\x42\x03" + bytes(40), 43, vid=9), 0x8100))  # length field
     frames.append(ether(ipv4(S, D, udp(S, D, 53, 5353, b"q" * 12), 17), 0x0800))
-    frames.append(ether(ipv4(S, D, udp(S, D, 53, 4789, bytes(30)), 17), 0x0800))  # VXLAN port
+    # VXLAN (I flag) holding no Ethernet II frame (from port 53 it would be DNS: udp.py)
+    vx = b"\x08" + bytes(29)
+    frames.append(ether(ipv4(S, D, udp(S, D, 40000, 4789, vx), 17), 0x0800))
     frames.append(ether(ipv4(S, D, icmp(8, 0, b"ping"), 1), 0x0800))
     frames.append(ether(ipv4(S, D, b"\x00" * 24, 132), 0x0800))  # SCTP: unbound protocol
     frames.append(ether(ipv4(S, D, seg, 6, options=b"\x01\x01\x01\x00"), 0x0800))
@@ -158,10 +160,11 @@ def _tunnel_frames() -> list[bytes]:
 
 def _deep_chain(units: int) -> bytes:
     """Ethernet, 8 VLAN tags, IPv4, GRE, Ethernet (13 headers the pass decodes), then
-    `units` pairs of MPLS (with a pseudowire control word) and Ethernet, ending in an
-    EtherType nothing decodes: with the lookup round, 12 + 2 * units + 1 rounds. (GRE's
-    0x6558 chains no longer exist: 0x6558 is bound inside GRE only.)"""
-    body = ether(b"\x00" * 20, 0x88B5)
+    `units` pairs of MPLS (with a pseudowire control word) and Ethernet, ending in ARP
+    (bound, so mpls.py takes the innermost pseudowire for Ethernet): with ARP's round,
+    12 + 2 * units + 1 rounds. (GRE's 0x6558 chains no longer exist: 0x6558 is bound
+    inside GRE only.)"""
+    body = ether(b"\x00" * 28, 0x0806)
     for _ in range(units):
         body = ether(mpls(b"\x00\x00\x00\x00" + body, [16]), 0x8847)
     pkt: bytes = ipv4("198.51.100.1", "198.51.100.2", gre(body, 0x6558), 47)

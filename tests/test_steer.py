@@ -256,7 +256,7 @@ def test_compare_in_one_pass_equals_separate_runs(tmp_path: Path) -> None:
         if m_rps is not None:
             assert r.cpus is not None and alone.cpus is not None
             assert r.cpus.packets.tolist() == alone.cpus.packets.tolist()
-    assert together[0].flows.shape[0] == 300
+    assert together[0].distinct_flows == 300
 
 
 def test_tally_counts_per_key_across_growth() -> None:

@@ -4,8 +4,11 @@ inner flows riding fewer outer flows are said in plain words below the threshold
 from __future__ import annotations
 
 import json
+import shutil
+import subprocess
 from pathlib import Path
 
+import pytest
 from click.testing import CliRunner, Result
 
 from netsleuth import craft
@@ -73,3 +76,27 @@ def test_inner_flows_riding_one_outer_flow_are_named(tmp_path: Path) -> None:
     plain = json.loads(run(tmp_path, udp_flows(28), "--format", "json").stdout)
     assert plain["flows"]["note"] is None
     assert plain["flows"]["tunnelled"] == {"inner_flows": 0, "outer_flows": 0}
+
+
+@pytest.mark.skipif(shutil.which("tshark") is None, reason="tshark is not installed")
+def test_tshark_reads_the_builds_alike(tmp_path: Path) -> None:
+    bpdu = craft.pad(ieee8023(craft.llc(craft.stp_bpdu(), dsap=0x42, ssap=0x42)))
+    inner = udp_flows(2)
+    gre = [
+        craft.ether(craft.ipv4("203.0.113.1", "203.0.113.2", craft.gre(f, 0x6558), 47), 0x0800)
+        for f in inner
+    ]
+    path = tmp_path / "b.pcap"
+    with open(path, "wb") as fh:
+        write_pcap(fh, [(i, f) for i, f in enumerate([bpdu, craft.ether(bytes(28), 0x0806), *gre])])
+    out = subprocess.run(
+        ["tshark", "-r", str(path), "-T", "fields", "-e", "frame.protocols", "-e", "udp.srcport"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.splitlines()
+    protos = [line.split("\t")[0] for line in out]
+    assert protos[0].endswith("llc:stp")
+    assert protos[1].endswith("arp")
+    assert [p.count(":ip:") for p in protos[2:]] == [2, 2]  # outer and inner IPv4
+    assert [line.split("\t")[1] for line in out[2:]] == ["1000", "1001"]  # two inner flows

@@ -3,7 +3,8 @@ captures the tests build (issue 12): link type, VLAN/MPLS tags, tunnels and thei
 versions, IPv4 fragment fields and header checksum status, 802.3/LLC, transport protocol.
 
 Differences must be on the reviewed allow-list (tests/tshark_allow.txt, one line each with
-its reason), every line of which must still be needed; agreement must stay >= 99.5%.
+the frames, layers and reason), every listed frame of which must still differ in each listed
+layer; agreement must stay >= 99.5%.
 """
 
 from __future__ import annotations
@@ -42,16 +43,56 @@ def built_captures() -> list[td.Capture]:
     return caps
 
 
-def read_allow() -> dict[tuple[str, str], str]:
-    allow = {}
-    for line in ALLOW.read_text().splitlines():
+Key = tuple[str, int, str]  # capture, frame, layer
+
+
+def frame_numbers(text: str) -> list[int]:
+    """'3,10-12' -> [3, 10, 11, 12]."""
+    out: list[int] = []
+    for part in text.split(","):
+        first, _, last = part.partition("-")
+        out += range(int(first), int(last or first) + 1)
+    return out
+
+
+def read_allow(text: str) -> dict[Key, str]:
+    """(capture, frame, layer) -> reason, for every frame and layer a line lists."""
+    allow: dict[Key, str] = {}
+    for line in text.splitlines():
         if not line.strip() or line.startswith("#"):
             continue
-        capture, layers, reason = line.split(None, 2)
+        capture, frames, layers, reason = line.split(None, 3)
         for layer in layers.split(","):
             assert layer in td.LAYERS, f"allow-list: unknown layer {layer!r} in {line!r}"
-            allow[(capture, layer)] = reason
+            for frame in frame_numbers(frames):
+                key = (capture, frame, layer)
+                assert key not in allow, f"allow-list: {key} listed twice"
+                allow[key] = reason
     return allow
+
+
+def judge(diffs: list[td.Diff], allow: dict[Key, str]) -> tuple[list[td.Diff], list[Key]]:
+    """(differences the allow-list does not name by frame, listed keys that no longer differ)."""
+    found = {(d.capture, d.frame, d.layer) for d in diffs}
+    unexplained = [d for d in diffs if (d.capture, d.frame, d.layer) not in allow]
+    return unexplained, sorted(set(allow) - found)
+
+
+def test_allow_list_names_each_frame() -> None:
+    """A new difference in an allow-listed capture and layer is not excused by the line,
+    and a listed frame that now agrees fails as well."""
+    allow = read_allow("a.pcap  3  l4  why\n")
+    new = td.Diff("a.pcap", 4, "l4", "udp", "tcp")
+    old = td.Diff("a.pcap", 3, "l4", "udp", "tcp")
+    assert judge([old, new], allow) == ([new], [])
+    assert judge([], allow) == ([], [("a.pcap", 3, "l4")])
+    assert judge([old], allow) == ([], [])
+
+
+def test_allow_list_is_read_frame_by_frame() -> None:
+    allow = read_allow("# c\na.pcap  3,10-11  l4,llc  why not\n")
+    assert sorted(allow) == [("a.pcap", f, layer) for f in (3, 10, 11) for layer in ("l4", "llc")]
+    assert set(allow.values()) == {"why not"}
 
 
 @pytest.mark.slow
@@ -66,15 +107,8 @@ def test_netsleuth_and_tshark_agree_frame_by_frame(
     rows = td.tshark_rows(tshark, td.merged_pcapng(captures), cache)
     tallies = list(td.compare(captures, rows))
 
-    allow = read_allow()
-    used: set[tuple[str, str]] = set()
-    unexplained = []
-    for tally in tallies:
-        for d in tally.diffs:
-            if (d.capture, d.layer) in allow:
-                used.add((d.capture, d.layer))
-            else:
-                unexplained.append(d)
+    allow = read_allow(ALLOW.read_text())
+    unexplained, stale = judge([d for t in tallies for d in t.diffs], allow)
     on_corpus = [t for t in tallies if not t.name.startswith("built:")]
     frames = sum(t.frames for t in on_corpus)
     agree = sum(t.agree for t in on_corpus)
@@ -92,7 +126,7 @@ def test_netsleuth_and_tshark_agree_frame_by_frame(
     print(f"not compared (cut by the snap length inside a header): {sum(t.cut for t in tallies)}")
 
     assert [d for d in unexplained][:20] == []
-    assert sorted(set(allow) - used) == [], "allow-list lines no longer needed"
+    assert stale == [], "allow-listed frames that now agree"
     assert agree / frames >= MIN_AGREEMENT  # over the tcpdump corpus alone
     # Every built capture is decoded exactly as tshark decodes it.
     built = [t for t in tallies if t.name.startswith("built:")]

@@ -41,9 +41,9 @@ TSHARK_OPTIONS = (
 # Ports netsleuth decodes a tunnel on that tshark 4.0 does not by default: Linux's VXLAN
 # port before IANA's (drivers/net/vxlan: IANA_VXLAN_UDP_PORT 4789; iproute2's default 8472).
 # GRE-in-UDP's IANA port (RFC 8086) is not bound in tshark 4.0 either.
-# An MPLS pseudowire's payload is configured per label, not on the wire; tshark guesses
-# (pwethheuristic), so the built Ethernet-PW-with-CW frames' label 100 is named.
-DECODE_AS = ("udp.port==8472,vxlan", "udp.port==4754,gre", "mpls.label==100,pwethcw")
+# An MPLS pseudowire's payload (control word or not) is not named on the wire: both guess
+# (tshark's pwethheuristic, netsleuth's mpls.py), and the guesses are compared.
+DECODE_AS = ("udp.port==8472,vxlan", "udp.port==4754,gre")
 FIELDS = (
     "frame.number",
     "frame.protocols",
@@ -55,6 +55,7 @@ FIELDS = (
     "llc.ssap",
     "gre.proto",
     "frame.encap_type",
+    "mpls.label",
 )
 LAYERS = ("link", "vlan", "mpls", "llc", "tunnel", "l3", "frag4", "csum4", "l4", "encap")
 
@@ -117,6 +118,8 @@ PASS = {
     "ppp",
     "pppoes",
     "pwethcw",
+    "pwethnocw",
+    "pwethheuristic",
     "wccp",
     "vntag",
     "etag",
@@ -328,10 +331,13 @@ def theirs(row: list[str]) -> Frame:
         elif w.ips[k] == 4:
             silent = True
     dsap, ssap = _occ(row[6]), _occ(row[7])
+    # tshark shows one "mpls" layer per label stack; netsleuth counts labels (mpls_n). The
+    # labels are tshark's too where every stack is inside what the walk followed.
+    labels = len(_occ(row[10])) if w.mpls == row[1].split(":").count("mpls") else w.mpls
     return {
         "link": w.link,
         "vlan": w.vlan,
-        "mpls": w.mpls,
+        "mpls": labels,
         "llc": (int(dsap[0], 16), int(ssap[0], 16)) if w.llc and dsap and ssap else None,
         "tunnel": _tunnel_summary(w.tunnels),
         "l3": (len(w.ips), w.ips[0], w.ips[-1]) if w.ips else (0,),

@@ -1,3 +1,3 @@
-from netsleuth.cli import main
+from netsleuth.cliutil import entry
 
-main()
+entry()

@@ -6,16 +6,14 @@ from __future__ import annotations
 import os
 import sys
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import click
 
 from netsleuth import __version__
-from netsleuth.errors import InputError, NetsleuthError
+from netsleuth.cliutil import run_guarded, stdout_console
+from netsleuth.errors import InputError
 from netsleuth.model import Finding, Severity
-
-if TYPE_CHECKING:
-    from rich.console import Console
 
 FORMAT = click.option(
     "--format",
@@ -49,33 +47,15 @@ def fail_exit(findings: list[Finding], fail_on: str | None) -> int:
 
 
 def guarded(fn: Callable[..., int]) -> Callable[..., None]:
-    """Turn NetsleuthError into one stderr line and its exit code; never a traceback."""
+    """Turn NetsleuthError, I/O errors and signals into one stderr line and an exit code;
+    never a traceback (cliutil.run_guarded)."""
 
     def wrapper(*args: Any, **kwargs: Any) -> None:
-        try:
-            code = fn(*args, **kwargs)
-        except NetsleuthError as err:
-            click.echo(f"netsleuth: {err}", err=True)
-            sys.exit(err.exit_code)
-        except KeyboardInterrupt:
-            click.echo("netsleuth: interrupted", err=True)
-            sys.exit(130)
-        except BrokenPipeError:
-            # The reader of our output went away (| head): not an error worth a traceback.
-            devnull = os.open(os.devnull, os.O_WRONLY)
-            os.dup2(devnull, sys.stdout.fileno())
-            sys.exit(0)
-        sys.exit(code)
+        sys.exit(run_guarded(fn, args, kwargs))
 
     wrapper.__name__ = fn.__name__
     wrapper.__doc__ = fn.__doc__
     return wrapper
-
-
-def stdout_console() -> Console:
-    from rich.console import Console  # not imported for JSON output: 40 ms of start-up
-
-    return Console(highlight=False, soft_wrap=False)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -84,8 +64,15 @@ def main() -> None:
     """Find where packets die and why receive load piles onto a few CPUs."""
 
 
+def LIVE_OPTIONS(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """scan --live and its options (netsleuth.live)."""
+    from netsleuth.live.cli import live_options
+
+    return live_options(fn)
+
+
 @main.command()
-@click.argument("captures", nargs=-1, required=True)
+@click.argument("captures", nargs=-1, required=False)
 @FORMAT
 @FAIL_ON
 @click.option(
@@ -131,13 +118,7 @@ def main() -> None:
     is_flag=True,
     help="Replay each finding's frames on this kernel (root) and add its verdict.",
 )
-@click.option(
-    "--workers",
-    type=click.IntRange(1, 1024),
-    default=None,
-    help="Processes to read with (files spread over them, a large pcap split into byte "
-    "ranges; the same result) [default: the usable cores].",
-)
+@LIVE_OPTIONS
 @guarded
 def scan(
     *,
@@ -151,30 +132,54 @@ def scan(
     context: int,
     html_path: str | None,
     in_lab: bool,
-    workers: int | None,
+    **live: Any,
 ) -> int:
     """Decode every packet of CAPTURES (pcap, pcapng, gzip; - for stdin) and report findings.
 
     --only and --min-severity filter what is shown, exported and judged by --fail-on.
+    With --live IFACE, read the interface instead (root; see the live options below).
     """
     from netsleuth.report.jsonout import dumps, scan_document
     from netsleuth.scan import scan as run_scan
     from netsleuth.scan import select
 
-    if export_path and "-" in captures:
-        raise InputError("-", "--export reads its inputs twice: give capture files, not stdin")
+    if live["live"] is not None:
+        if captures:
+            raise InputError("--live", "give CAPTURES or --live IFACE, not both")
+        if in_lab or html_path:
+            raise InputError("--live", "--lab and --html work on capture files, not --live")
+        from netsleuth.live.cli import scan_live
+
+        return scan_live(
+            fmt=fmt,
+            fail_on=fail_on,
+            tunnel_depth=tunnel_depth,
+            only=only,
+            min_severity=min_severity,
+            export_path=export_path,
+            **live,
+        )
+    if not captures:
+        raise InputError("scan", "give one or more CAPTURES (- for stdin), or --live IFACE")
     if in_lab:
         from netsleuth.lab.sandbox import require_netns
 
         if "-" in captures:
             raise InputError("-", "--lab reads its inputs twice: give capture files, not stdin")
         require_netns()
+    if export_path:
+        from netsleuth.outpaths import refuse_output_over_input, require_regular_inputs
+
+        require_regular_inputs(
+            captures, "--export reads its inputs twice: give capture files, not stdin or a pipe"
+        )
+        refuse_output_over_input(export_path, captures, "--export")
     with _Progress() as progress:
         result = run_scan(
             list(captures),
             tunnel_depth=tunnel_depth,
             progress=progress,
-            workers=workers or len(os.sched_getaffinity(0)),
+            workers=_file_workers(live["workers"]),
         )
     result.findings = select(result.findings, only=only, min_severity=Severity.parse(min_severity))
     for failed in result.failed_inputs:
@@ -231,6 +236,16 @@ def demo(fmt: str, keep: str | None, html_path: str | None) -> int:
     return run_demo(stdout_console(), fmt, keep, html_path)
 
 
+def _file_workers(given: int) -> int:
+    """--workers (one option with --live's) for capture files: processes to read with
+    (files spread over them, a large pcap split into byte ranges; the same result). Not
+    given: the usable cores (live's default of 1 is for --live)."""
+    source = click.get_current_context().get_parameter_source("workers")
+    if source is click.core.ParameterSource.DEFAULT:
+        return len(os.sched_getaffinity(0))
+    return given
+
+
 class _Progress:
     """A transient progress line on stderr while reading, only when stderr is a terminal."""
 
@@ -238,10 +253,11 @@ class _Progress:
         if not sys.stderr.isatty():
             self._p = None
             return None
-        from rich.console import Console
         from rich.progress import Progress
 
-        self._p = Progress(console=Console(stderr=True), transient=True)
+        from netsleuth.cliutil import stderr_console
+
+        self._p = Progress(console=stderr_console(), transient=True)
         self._p.start()
         self._tasks: dict[str, Any] = {}
         return self._update
@@ -250,7 +266,9 @@ class _Progress:
         assert self._p is not None
         if name not in self._tasks:
             total = os.path.getsize(name) if os.path.isfile(name) else None
-            self._tasks[name] = self._p.add_task(f"reading {name}", total=total)
+            from rich.markup import escape  # the description is a markup template
+
+            self._tasks[name] = self._p.add_task(f"reading {escape(name)}", total=total)
         self._p.update(self._tasks[name], completed=consumed)
 
     def __exit__(self, *exc: object) -> None:
@@ -303,13 +321,14 @@ def rss_hash(
 
 def _cpu_list(text: str, option: str = "--rps-cpus") -> tuple[int, ...]:
     """'0-3,8' -> (0, 1, 2, 3, 8), as /sys rps_cpus and taskset lists are written."""
-    out: list[int] = []
-    for part in text.split(","):
-        lo, _, hi = part.strip().partition("-")
-        if not lo.isdigit() or (hi and not hi.isdigit()):
-            raise InputError(option, f"{text!r} is not a CPU list like 0-3,8")
-        out.extend(range(int(lo), int(hi or lo) + 1))
-    return tuple(sorted(set(out)))
+    from netsleuth.host.cpulist import MAX_CPUS, parse_cpu_list
+
+    try:
+        return tuple(parse_cpu_list(text))
+    except ValueError as err:
+        raise InputError(
+            option, f"{text[:40]!r} is not a CPU list like 0-3,8 below {MAX_CPUS} ({err})"
+        ) from None
 
 
 def _kernel(text: str | None) -> tuple[int, int]:
@@ -407,6 +426,9 @@ def steer(
         raise InputError("--key", str(err)) from err
     host_notes: list[str] = []
     if from_host:
+        from netsleuth.cliutil import check_ifname
+
+        check_ifname(from_host, "--from-host")
         nic, host_notes = _nic_from_host(from_host, nic)
         for note in host_notes:
             click.echo(f"netsleuth: {from_host}: {note}", err=True)
@@ -1156,4 +1178,48 @@ def lab_incident(*, name: str, fmt: str) -> int:
         from netsleuth.report.lab_text import render_incident
 
         render_incident(stdout_console(), rep, found)
+    return 0
+
+
+@main.command("bpf")
+@click.argument("expression")
+@click.option(
+    "--encap",
+    default="",
+    metavar="LIST",
+    help="For inner.* terms: the layers before the inner IPv4 header, e.g. vlan,gre-teb "
+    "(vlan, gre, gre-teb, vxlan, ipip).",
+)
+@FORMAT
+@guarded
+def bpf(*, expression: str, encap: str, fmt: str) -> int:
+    """Print the tcpdump expression and classic BPF program of a capture filter.
+
+    EXPRESSION is tcpdump syntax, or inner.src/inner.dst/inner.host CIDR and inner.proto
+    NAME terms joined with 'and', placed at the fixed offsets of --encap."""
+    from netsleuth.bpf import compile_filter, format_program
+    from netsleuth.report.jsonout import document, dumps
+
+    c = compile_filter(expression, encap)
+    if fmt == "json":
+        click.echo(
+            dumps(
+                document(
+                    "bpf",
+                    [],
+                    expression=c.expression,
+                    program=[list(i) for i in c.file_program],
+                    live_program=[list(i) for i in c.program],
+                )
+            )
+        )
+        return 0
+    click.echo(f"# tcpdump expression (frames as in a capture file):\n{c.expression}\n")
+    click.echo(f"# program (tcpdump -ddd form):\n{format_program(c.file_program)}")
+    if c.program != c.file_program:
+        click.echo(
+            "\n# attached to netsleuth's live socket (the kernel strips the first VLAN tag "
+            f"before packet sockets; checked with SKF_AD_VLAN_TAG_PRESENT):\n"
+            f"{format_program(c.program)}"
+        )
     return 0

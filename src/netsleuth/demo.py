@@ -12,6 +12,7 @@ from rich.table import Table
 
 from netsleuth.capture.writer import write_pcap
 from netsleuth.craft import incidents
+from netsleuth.outpaths import atomic_output
 from netsleuth.report.jsonout import document, dumps, scan_document
 from netsleuth.report.text import render_scan
 from netsleuth.scan import ScanResult, scan
@@ -41,7 +42,8 @@ def write_captures(folder: Path) -> list[tuple[Path, str]]:
     out = []
     for name, build, story in STORIES:
         path = folder / name
-        with open(path, "wb") as fh:
+        # Renamed into place: a symlink planted in a --keep folder is replaced, not followed.
+        with atomic_output(str(path), special_in_place=False) as fh:
             write_pcap(fh, build())
         out.append((path, story))
     return out

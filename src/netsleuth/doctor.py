@@ -3,6 +3,7 @@ from a root directory), diagnose them with host.doctor_rules, or write them as a
 
 from __future__ import annotations
 
+import itertools
 import socket
 import time
 from collections.abc import Callable
@@ -10,6 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from netsleuth import __version__
+from netsleuth.errors import InputError
 from netsleuth.host.doctor_rules import judge
 from netsleuth.host.rates import Rates
 from netsleuth.host.sample import Sample, parse_sample
@@ -50,8 +52,18 @@ def take_samples(
     return out
 
 
+# Two samples closer than this give no rate worth the name (and 0 s apart, none at all).
+MIN_STEP = 0.001
+
+
 def diagnose(source: str, snaps: list[tuple[float, Snapshot]]) -> Diagnosis:
-    samples = [parse_sample(s, t) for t, s in sorted(snaps, key=lambda x: x[0])]
+    ordered = sorted(snaps, key=lambda x: x[0])
+    for (a, _), (b, _) in itertools.pairwise(ordered):
+        if b - a < MIN_STEP:
+            raise InputError(
+                source, f"two samples are {b - a:g} s apart (at {a}): sample times must increase"
+            )
+    samples = [parse_sample(s, t) for t, s in ordered]
     findings, r = judge(samples)
     return Diagnosis(source, samples, findings, r)
 

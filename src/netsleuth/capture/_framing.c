@@ -87,8 +87,12 @@ static PyObject *walk_pcap(PyObject *self, PyObject *args) {
     return Py_BuildValue("nni", n, pos, status);
 }
 
-/* walk_pcapng(buf, start, end, swapped, max_block, out) -> (count, pos, status)
- * Stops before a Section Header Block (the caller re-reads byte order from it). */
+/* walk_pcapng(buf, start, end, swapped, max_block, out) -> (count, pos, status, swapped)
+ * Each listed block is out[i] = offset | swapped << 62: its section's byte order. A Section
+ * Header Block is listed like any block and sets the byte order from its magic (draft
+ * section 4.1), so a batch spans sections, also sections that flip byte order (1M
+ * one-packet sections cost 1M batches before). The walk stops before an SHB whose magic is
+ * neither order or whose length is below the 28-byte minimum: the caller reports it. */
 static PyObject *walk_pcapng(PyObject *self, PyObject *args) {
     PyObject *bufobj, *outobj;
     Py_ssize_t start, end;
@@ -106,18 +110,26 @@ static PyObject *walk_pcapng(PyObject *self, PyObject *args) {
     while (1) {
         if (n == cap) { status = ST_OUT_FULL; break; }
         if (end - pos < 12) break;
-        uint32_t type = rd32(b + pos, swapped);
-        if (type == 0x0A0D0D0Au) { status = ST_SECTION; break; }
-        uint32_t len = rd32(b + pos + 4, swapped);
+        int sw = swapped;
+        uint32_t type = rd32(b + pos, sw);  /* 0x0A0D0D0A reads the same in both orders */
+        if (type == 0x0A0D0D0Au) {
+            uint32_t bom = rd32(b + pos + 8, 0);
+            if (bom == 0x1A2B3C4Du) sw = 0;
+            else if (bom == 0x4D3C2B1Au) sw = 1;
+            else { status = ST_SECTION; break; }
+        }
+        uint32_t len = rd32(b + pos + 4, sw);
+        if (type == 0x0A0D0D0Au && len < 28) { status = ST_SECTION; break; }
         if (len < 12 || len % 4 != 0 || len > max_block) { status = ST_BAD_LENGTH; break; }
         if ((Py_ssize_t)len > end - pos) break;
-        if (rd32(b + pos + len - 4, swapped) != len) { status = ST_TRAILER; break; }
-        o[n++] = pos;
+        if (rd32(b + pos + len - 4, sw) != len) { status = ST_TRAILER; break; }
+        swapped = sw;
+        o[n++] = (int64_t)pos | ((int64_t)sw << 62);
         pos += (Py_ssize_t)len;
     }
     PyBuffer_Release(&in);
     PyBuffer_Release(&out);
-    return Py_BuildValue("nni", n, pos, status);
+    return Py_BuildValue("nnii", n, pos, status, swapped);
 }
 
 static PyMethodDef methods[] = {

@@ -23,8 +23,21 @@ from netsleuth.capture.source import ByteSource
 
 ST_OUT_FULL, ST_BAD_LENGTH, ST_SECTION, ST_TRAILER = 1, 2, 3, 4
 BT_IDB, BT_PB, BT_SPB, BT_EPB = 1, 2, 3, 6  # block types, draft section 11.1
+BT_SHB = 0x0A0D0D0A
+OFFSET_MASK = (1 << 62) - 1  # walk_pcapng's offsets carry the block's byte order in bit 62
 BOM = 0x1A2B3C4D  # byte-order magic of the Section Header Block
 OPT_TSRESOL, OPT_TSOFFSET = 9, 14  # if_tsresol, if_tsoffset (draft section 4.2)
+
+
+# Interfaces per section at most: the interface id is 32 bits, but no capturing host has
+# more than a few thousand; 5M IDBs in a 237 KB file cost 470 MB before.
+MAX_INTERFACES = 65536
+# if_tsoffset beyond +-2^32 s (136 years) is no real clock offset, and it would overflow
+# nanoseconds in int64 (draft section 4.2: a signed 64-bit number of seconds).
+MAX_TSOFFSET = 1 << 32
+INT64_MAX = (1 << 63) - 1
+# How a raw timestamp turns into nanoseconds: multiply, divide, 2**-res float, or unusable.
+TS_MUL, TS_DIV, TS_POW2, TS_BAD = 0, 1, 2, 3
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,6 +48,52 @@ class Interface:
     res: int = 6
     res_pow2: bool = False
     offset_s: int = 0
+
+    def clock(self) -> tuple[int, int]:
+        """(TS_* kind, scale): raw * scale, raw // scale, raw * 1e9 / 2**scale, or none.
+        A resolution finer than 2**-63 s or 10**-19 s, or an absurd offset, is refused
+        (if_tsresol 127 raised OverflowError and ended the whole run)."""
+        if abs(self.offset_s) >= MAX_TSOFFSET:
+            return TS_BAD, 0
+        if self.res_pow2:
+            return (TS_POW2, self.res) if self.res <= 63 else (TS_BAD, 0)
+        if self.res <= 9:
+            return TS_MUL, 10 ** (9 - self.res)
+        return (TS_DIV, 10 ** (self.res - 9)) if self.res <= 19 else (TS_BAD, 0)
+
+
+class _Table:
+    """The interfaces of the sections a batch covers, as columns indexed by (section start +
+    interface id): looked up per packet in one gather, never scanned per interface."""
+
+    def __init__(self, carried: list[Interface]) -> None:
+        self.items = list(carried)
+        self.starts = [0]  # where each section of the batch begins in items
+
+    def new_section(self) -> None:
+        self.starts.append(len(self.items))
+
+    def section_size(self) -> int:
+        return len(self.items) - self.starts[-1]
+
+    def current(self) -> list[Interface]:
+        return self.items[self.starts[-1] :]
+
+    def columns(self) -> dict[str, NDArray[np.int64]]:
+        clocks = [i.clock() for i in self.items]
+        return {
+            "linktype": np.array([i.linktype for i in self.items], dtype=np.int64),
+            "snaplen": np.array([i.snaplen for i in self.items], dtype=np.int64),
+            "kind": np.array([c[0] for c in clocks], dtype=np.int64),
+            "scale": np.array([c[1] for c in clocks], dtype=np.int64),
+            "offset": np.array(
+                [
+                    i.offset_s * 1_000_000_000 if c[0] != TS_BAD else 0
+                    for i, c in zip(self.items, clocks, strict=True)
+                ],
+                dtype=np.int64,
+            ),
+        }
 
 
 class PcapngReader(StreamReader):
@@ -49,7 +108,7 @@ class PcapngReader(StreamReader):
         self.issues: list[ReadIssue] = []
         self.records = 0
         self.swapped = False
-        self.interfaces: list[Interface] = []
+        self.interfaces: list[Interface] = []  # of the current section
         # A block larger than one read buffer is refused as corrupt: no real packet is that
         # big, and honouring the field would mean reading an unbounded amount first.
         self.max_block = chunk_bytes
@@ -58,13 +117,27 @@ class PcapngReader(StreamReader):
         self.issues.append(ReadIssue(id_, offset, frame, message))
 
     def _batches(self) -> Iterator[RecordBatch]:
+        """Segments of one buffer are merged into batches of up to MAX_RECORDS: a file
+        whose sections flip byte order (each flip ends a walk) still makes few batches."""
+        pending: list[RecordBatch] = []
+        held = 0
+        for seg in self._segments():
+            if pending and (seg.buf is not pending[0].buf or held + len(seg) > MAX_RECORDS):
+                yield _merge(pending)
+                pending, held = [], 0
+            pending.append(seg)
+            held += len(seg)
+        if pending:
+            yield _merge(pending)
+
+    def _segments(self) -> Iterator[RecordBatch]:
         ch = Chunker(self.source, self.max_block)
         ch.refill(0)
         out = np.empty(MAX_RECORDS, dtype=np.int64)
         pos, frame = 0, 1
         views = ByteViews(ch.buf)
         while True:
-            n, newpos, st = _framing.walk_pcapng(
+            n, newpos, st, self.swapped = _framing.walk_pcapng(
                 ch.buf.data, pos, ch.have, self.swapped, self.max_block, out.data
             )
             if n:
@@ -133,8 +206,8 @@ class PcapngReader(StreamReader):
         self.interfaces = []
         return int(length)
 
-    def _idb(self, block: bytes) -> Interface:
-        order = ">" if self.swapped else "<"
+    def _idb(self, block: bytes, swapped: bool) -> Interface:
+        order = ">" if swapped else "<"
         linktype, _reserved, snaplen = struct.unpack_from(order + "HHI", block, 8)
         res, pow2, offset_s = 6, False, 0
         p, end = 16, len(block) - 4
@@ -154,25 +227,16 @@ class PcapngReader(StreamReader):
         self,
         buf: NDArray[np.uint8],
         v: ByteViews,
-        blocks: NDArray[np.int64],
+        walked: NDArray[np.int64],
         first_frame: int,
         base: int,
     ) -> RecordBatch | None:
-        u32 = v.be32 if self.swapped else v.le32
-        u16 = v.be16 if self.swapped else v.le16
-        btype = u32[blocks]
-        blen = u32[blocks + 4].astype(np.int64)
-        for b in blocks[btype == BT_IDB]:
-            bl = int(u32[b + 4])
-            if bl < 20:
-                self._issue(
-                    "capture.corrupt_record",
-                    base + int(b),
-                    first_frame,
-                    "interface description block too short; interface ignored",
-                )
-                continue
-            self.interfaces.append(self._idb(buf[b : b + bl].tobytes()))
+        # The walk marks each block's byte order (its section's) in bit 62 of its offset.
+        swapped = (walked >> 62) != 0
+        blocks = walked & OFFSET_MASK
+        btype = _u32(v, blocks, swapped)
+        blen = _u32(v, blocks + 4, swapped).astype(np.int64)
+        table = self._structure(buf, blocks, btype, blen, swapped, first_frame, base)
         is_pkt = (btype == BT_EPB) | (btype == BT_SPB) | (btype == BT_PB)
         # A packet block too short for its fixed fields is corrupt (draft sections 4.3-4.4).
         fixed = np.where(btype == BT_SPB, 16, 32)
@@ -188,17 +252,23 @@ class PcapngReader(StreamReader):
         pk = blocks[is_pkt]
         if pk.shape[0] == 0:
             return None
+        # The section of each packet: SHBs before it in this batch (0: the carried one).
+        section = np.cumsum(btype == BT_SHB)[is_pkt]
         t = btype[is_pkt]
         bl = blen[is_pkt]
+        sw = swapped[is_pkt]
         spb = t == BT_SPB
-        iface = np.where(t == BT_PB, u16[pk + 8], u32[pk + 8]).astype(np.int64)
+        iface = np.where(t == BT_PB, _u16(v, pk + 8, sw), _u32(v, pk + 8, sw)).astype(np.int64)
         iface[spb] = 0
-        ts_raw = (u32[pk + 12].astype(np.uint64) << np.uint64(32)) | u32[pk + 16].astype(np.uint64)
-        caplen = u32[pk + 20].astype(np.int64)
-        wirelen = np.where(t == BT_PB, u32[pk + 24], u32[pk + 24]).astype(np.int64)
+        ts_raw = (_u32(v, pk + 12, sw).astype(np.uint64) << np.uint64(32)) | _u32(
+            v, pk + 16, sw
+        ).astype(np.uint64)
+        ts_raw[spb] = 0  # a Simple Packet Block has no timestamp
+        caplen = _u32(v, pk + 20, sw).astype(np.int64)
+        wirelen = _u32(v, pk + 24, sw).astype(np.int64)
         data = pk + 28
         # Simple Packet Block: only the original length is stored (draft section 4.4).
-        wirelen[spb] = u32[pk[spb] + 8]
+        wirelen[spb] = _u32(v, pk[spb] + 8, sw[spb])
         data[spb] = pk[spb] + 12
         caplen[spb] = np.minimum(wirelen[spb], bl[spb] - 16)
         room = bl - (data - pk) - 4
@@ -213,9 +283,9 @@ class PcapngReader(StreamReader):
             )
             caplen = np.minimum(caplen, room)
         n = pk.shape[0]
-        linktype = np.full(n, -1, dtype=np.int32)
-        ts_ns = np.zeros(n, dtype=np.int64)
-        known = iface < len(self.interfaces)
+        starts = np.array(table.starts, dtype=np.int64)
+        ends = np.append(starts[1:], len(table.items))
+        known = iface < (ends - starts)[section]
         if not known.all():
             self._issue(
                 "capture.corrupt_record",
@@ -224,16 +294,27 @@ class PcapngReader(StreamReader):
                 f"{int((~known).sum())} packet(s) name an interface that was never "
                 "described; their link type is unknown",
             )
-        for i, itf in enumerate(self.interfaces):
-            sel = iface == i
-            if not sel.any():
-                continue
-            linktype[sel] = itf.linktype
-            if itf.snaplen and spb[sel].any():
-                s = sel & spb
-                caplen[s] = np.minimum(caplen[s], itf.snaplen)
-            ts_ns[sel] = _to_ns(ts_raw[sel], itf)
-        ts_ns[spb] = 0  # a Simple Packet Block has no timestamp
+        linktype = np.full(n, -1, dtype=np.int32)
+        ts_ns = np.zeros(n, dtype=np.int64)
+        if len(table.items):
+            cols = table.columns()
+            g = (starts[section] + iface)[known]
+            linktype[known] = cols["linktype"][g]
+            snap = cols["snaplen"][g]
+            clip = spb[known] & (snap > 0)
+            kc = caplen[known]
+            kc[clip] = np.minimum(kc[clip], snap[clip])
+            caplen[known] = kc
+            ts, bad = _to_ns(ts_raw[known], cols["kind"][g], cols["scale"][g], cols["offset"][g])
+            ts_ns[known] = ts
+            if bad.any():
+                self._issue(
+                    "capture.corrupt_record",
+                    base + int(pk[known][bad][0]),
+                    first_frame,
+                    f"{int(bad.sum())} packet(s) have a timestamp that no clock gives (if_tsresol, "
+                    "if_tsoffset or the value out of range); written as 0",
+                )
         return RecordBatch(
             buf=buf,
             offset=data,
@@ -244,14 +325,113 @@ class PcapngReader(StreamReader):
             frame=np.arange(first_frame, first_frame + n, dtype=np.int64),
         )
 
+    def _structure(  # noqa: PLR0917 - the batch's columns, passed on from _blocks
+        self,
+        buf: NDArray[np.uint8],
+        blocks: NDArray[np.int64],
+        btype: NDArray[np.uint32],
+        blen: NDArray[np.int64],
+        swapped: NDArray[np.bool_],
+        first_frame: int,
+        base: int,
+    ) -> _Table:
+        """Section headers and interface blocks of this batch, in file order."""
+        table = _Table(self.interfaces)
+        dropped = 0
+        sel = (btype == BT_IDB) | (btype == BT_SHB)
+        for b, kind, bl, sw in zip(
+            blocks[sel].tolist(),
+            btype[sel].tolist(),
+            blen[sel].tolist(),
+            swapped[sel].tolist(),
+            strict=True,
+        ):
+            if kind == BT_SHB:
+                table.new_section()  # interface ids are local to a section (section 4.1)
+                continue
+            if bl < 20:
+                self._issue(
+                    "capture.corrupt_record",
+                    base + b,
+                    first_frame,
+                    "interface description block too short; interface ignored",
+                )
+                table.items.append(Interface(-1, 0))  # keeps the later ids in place
+            elif table.section_size() >= MAX_INTERFACES:
+                dropped += 1
+            else:
+                table.items.append(self._idb(buf[b : b + bl].tobytes(), sw))
+        if dropped:
+            self._issue(
+                "capture.corrupt_record",
+                base + int(blocks[0]),
+                first_frame,
+                f"{dropped} interface block(s) beyond {MAX_INTERFACES} in one section ignored",
+            )
+        self.interfaces = table.current()
+        return table
 
-def _to_ns(ts: NDArray[np.uint64], itf: Interface) -> NDArray[np.int64]:
-    if itf.res_pow2:
+
+def _u32(v: ByteViews, pos: NDArray[np.int64], sw: NDArray[np.bool_]) -> NDArray[np.uint32]:
+    """u32 fields at pos, each in its block's byte order (one gather when all agree)."""
+    if not sw.any():
+        return v.le32[pos]
+    if sw.all():
+        return v.be32[pos]
+    return np.where(sw, v.be32[pos], v.le32[pos])
+
+
+def _u16(v: ByteViews, pos: NDArray[np.int64], sw: NDArray[np.bool_]) -> NDArray[np.uint16]:
+    if not sw.any():
+        return v.le16[pos]
+    if sw.all():
+        return v.be16[pos]
+    return np.where(sw, v.be16[pos], v.le16[pos])
+
+
+def _merge(parts: list[RecordBatch]) -> RecordBatch:
+    if len(parts) == 1:
+        return parts[0]
+    return RecordBatch(
+        buf=parts[0].buf,
+        **{
+            name: np.concatenate([getattr(p, name) for p in parts])
+            for name in ("offset", "caplen", "wirelen", "ts_ns", "linktype", "frame")
+        },
+    )
+
+
+def _to_ns(
+    raw: NDArray[np.uint64],
+    kind: NDArray[np.int64],
+    scale: NDArray[np.int64],
+    offset: NDArray[np.int64],
+) -> tuple[NDArray[np.int64], NDArray[np.bool_]]:
+    """Nanoseconds since 1970 per packet and which could not be had (left 0): every step is
+    checked against int64 overflow first, so no input makes NumPy wrap or raise."""
+    out = np.zeros(raw.shape[0], dtype=np.int64)
+    bad = kind == TS_BAD
+    room = (INT64_MAX - np.abs(offset)).astype(np.uint64)  # |ns| before the offset
+    mul = kind == TS_MUL
+    if mul.any():
+        sc = scale[mul].astype(np.uint64)
+        ok = raw[mul] <= room[mul] // sc
+        vals = np.where(ok, raw[mul], 0).astype(np.int64) * scale[mul]
+        out[mul] = vals
+        bad[mul] |= ~ok
+    div = kind == TS_DIV
+    if div.any():
+        q = raw[div] // scale[div].astype(np.uint64)
+        ok = q <= room[div]
+        out[div] = np.where(ok, q, 0).astype(np.int64)
+        bad[div] |= ~ok
+    p2 = kind == TS_POW2
+    if p2.any():
         # 2**-res second units: rare (some hardware); float keeps it simple and is exact to
         # well under a nanosecond for any plausible date.
-        out = (ts.astype(np.float64) * (1e9 / float(2**itf.res))).astype(np.int64)
-    elif itf.res <= 9:
-        out = ts.astype(np.int64) * (10 ** (9 - itf.res))
-    else:
-        out = (ts // np.uint64(10 ** (itf.res - 9))).astype(np.int64)
-    return out + itf.offset_s * 1_000_000_000
+        f = raw[p2].astype(np.float64) * (1e9 / np.exp2(scale[p2].astype(np.float64)))
+        ok = f < room[p2].astype(np.float64)
+        out[p2] = np.where(ok, f, 0).astype(np.int64)
+        bad[p2] |= ~ok
+    out = np.where(bad, 0, out + offset)
+    return out, bad

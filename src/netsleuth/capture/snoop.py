@@ -18,6 +18,10 @@ from netsleuth.errors import InputError
 MAGIC = b"snoop\0\0\0"
 RECORD = struct.Struct(">IIIIII")  # original, included, record length, drops, sec, usec
 MAX_INCLUDED = 262144  # as pcap.MAXIMUM_SNAPLEN: a larger record is corrupt
+# RFC 1761 pads each record's data to a 4-byte boundary; some writers leave a little more
+# (a trailer). A record length beyond the data and this much slack is corrupt: it is never
+# read (a 32-bit length would otherwise be read whole, up to 4 GB into memory).
+MAX_PADDING = 4096
 BATCH_RECORDS = 4096
 # RFC 1761 section "Datalink Type" codes, and what Solaris writes (DL_ETHER 4 for Ethernet;
 # DL_CSMACD 0 is 802.3, framed the same) -> pcap LINKTYPE_*. Others are kept unknown (-1)
@@ -74,7 +78,8 @@ class SnoopReader(StreamReader):
                 "capture.truncated_file", at, frame, f"the file ends inside record {frame}"
             )
         orig, incl, rec_len, _drops, sec, usec = RECORD.unpack(head)
-        if incl > MAX_INCLUDED or rec_len < RECORD.size + incl:
+        pad = rec_len - RECORD.size - incl
+        if incl > MAX_INCLUDED or not 0 <= pad <= MAX_PADDING:
             return ReadIssue(
                 "capture.corrupt_record",
                 at,
@@ -82,7 +87,7 @@ class SnoopReader(StreamReader):
                 f"record {frame} claims {incl} captured bytes in a {rec_len}-byte record; "
                 "the rest of the file was not read",
             )
-        data = self.source.read(rec_len - RECORD.size)
+        data = self.source.read(incl)
         if len(data) < incl:
             return ReadIssue(
                 "capture.truncated_file",
@@ -90,7 +95,9 @@ class SnoopReader(StreamReader):
                 frame,
                 f"the file ends inside record {frame} ({len(data)} bytes of it present)",
             )
-        frames.append(data[:incl])
+        # The padding is bounded above; a file ending inside it loses no captured byte.
+        self.source.read(pad)
+        frames.append(data)
         wire.append(max(orig, incl))
         ts.append(sec * 1_000_000_000 + usec * 1_000)
         return None

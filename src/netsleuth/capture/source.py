@@ -109,6 +109,8 @@ def open_source(path: str) -> Sniffed:
     name = "<stdin>" if path == "-" else path
     raw: Stream
     if path == "-":
+        if sys.stdin is None:  # started with stdin closed (`<&-`)
+            raise InputError(name, "stdin is closed: pipe a capture in, or name a file")
         raw = cast(Stream, sys.stdin.buffer)
     else:
         try:

@@ -50,6 +50,14 @@ CATALOGUE: dict[str, FindingInfo] = {
         "(tcpdump.org link-layer header types) with its packet count; the evidence lists "
         "the link types netsleuth decodes.",
     ),
+    "capture.kernel_drops": FindingInfo(
+        _W,
+        "the kernel dropped frames before netsleuth read them (live capture)",
+        "The packet socket's ring was full when these frames arrived (PACKET_STATISTICS "
+        "tp_drops; tp_freeze_q_cnt counts the times the ring was frozen full): they were "
+        "never scanned, so a clean result does not cover them. Use --workers, a bigger "
+        "--ring, or a --filter that keeps only what matters.",
+    ),
     "l2.truncated": FindingInfo(
         _W,
         "frame too short for its link-layer header",
@@ -162,7 +170,10 @@ CATALOGUE: dict[str, FindingInfo] = {
     "tunnel.truncated": FindingInfo(
         _W,
         "tunnel header cut short",
-        "The packet ends inside a GRE, PPP, ERSPAN, VXLAN or Geneve header.",
+        "The packet ends inside a tunnel or shim header it clearly has: GRE (and the "
+        "ERSPAN, WCCP or Cisco MetaData behind it), PPP, PIM Register, NSH, EtherIP, "
+        "GTP-U or L2TP. (A UDP port is only a hint: a payload too short for the tunnel the "
+        "port names is not taken for that tunnel and is not flagged.)",
     ),
     "tunnel.outer_fragmented": FindingInfo(
         _I,
@@ -182,20 +193,16 @@ CATALOGUE: dict[str, FindingInfo] = {
         "frames were not audited. Their outer fragments were (see ipv4.fragment.*).",
     ),
     "tunnel.bad_version": FindingInfo(
-        _W, "tunnel header with an unknown version", "A Geneve header with version != 0."
+        _W,
+        "tunnel header with an unknown version",
+        "A PPPoE, NSH, MACsec or EtherIP header whose version field no receiver accepts "
+        "(RFC 2516, RFC 8300, IEEE 802.1AE, RFC 3378): such frames are dropped, not "
+        "decapsulated.",
     ),
     "tunnel.too_deep": FindingInfo(
         _I,
         "more nested tunnels than the decode depth",
         "Decoding stopped at the configured tunnel depth (--tunnel-depth, default 3).",
-    ),
-    "ipv4.checksum_offload": FindingInfo(
-        _I,
-        "zero IPv4 header checksum on packets this host sent (checksum offload)",
-        "The capture was taken on the sending host, before the NIC: with transmit "
-        "checksum offload the NIC writes the checksum after the capture point, so the "
-        "captured copy holds zero. On the wire the checksum is right; nothing to fix. "
-        "Capture on the receiver or a mirror port to check the wire.",
     ),
     "ipv4.bad_checksum": FindingInfo(
         _W,

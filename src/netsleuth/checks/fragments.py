@@ -240,12 +240,14 @@ class FragmentAudit:
         rest = rest[np.argsort(inv[rest], kind="stable")]  # by key, arrival order kept
         per_key = np.bincount(inv[rest], minlength=uniq.shape[0])
         alone = (per_key[inv[rest]] == 1) & ~held[inv[rest]]
-        multi = rest[~alone]
-        if multi.shape[0]:
-            self._track(t, name, f.take(multi), keys_of(inv[multi]), ts[multi])
+        # The new one-fragment datagrams first: _admit may evict the whole table, which
+        # must not take datagrams this batch's later fragments opened or continued.
         single = np.sort(rest[alone])  # arrival order: the order of age for eviction
         if single.shape[0]:
             self._admit(t, name, f.take(single), lambda i: keys_of(inv[single[i:]]), ts[single])
+        multi = rest[~alone]
+        if multi.shape[0]:
+            self._track(t, name, f.take(multi), keys_of(inv[multi]), ts[multi])
 
     def _held(self, uniq: NDArray[np.void]) -> NDArray[np.bool_]:
         """Which of the batch's keys (sorted, as np.unique gives them) have a datagram open:

@@ -29,23 +29,3 @@ def cut_by_outer_fragment(t: PacketTable) -> NDArray[np.bool_]:
         o.is_frag & ((o.flags & FLAG_MF) != 0) & (o.frag_off == 0) & (t.tunnels > 0)
     )
     return first
-
-
-# Linux cooked captures carry the packet type (PACKET_OUTGOING = 4, linux/if_packet.h):
-# SLL at byte 0 (16 bits), SLL2 at byte 10 (8 bits) (pcap-linktype(7), LINKTYPE_LINUX_SLL
-# and LINKTYPE_LINUX_SLL2).
-PACKET_OUTGOING = 4
-LINKTYPE_LINUX_SLL, LINKTYPE_LINUX_SLL2 = 113, 276
-
-
-def sent_by_capturing_host(t: PacketTable) -> NDArray[np.bool_]:
-    """Packets the capturing host sent, where the capture says so: their checksums may
-    be left for the NIC to fill (transmit checksum offload), so a capture taken on the
-    host shows them zero or partial."""
-    out = np.zeros(t.n, dtype=np.bool_)
-    lt, caplen = t.batch.linktype, t.batch.caplen
-    sll = np.flatnonzero((lt == LINKTYPE_LINUX_SLL) & (caplen >= 16))
-    out[sll] = t.v.be16[t.start[sll]] == PACKET_OUTGOING
-    sll2 = np.flatnonzero((lt == LINKTYPE_LINUX_SLL2) & (caplen >= 20))
-    out[sll2] = t.batch.buf[t.start[sll2] + 10] == PACKET_OUTGOING
-    return out

@@ -19,8 +19,10 @@ outer layer blanked (inner_only): the outer fragments were judged already.
 Kept per datagram: the fragments' bytes, bounded (MAX_OPEN datagrams, MAX_BYTES, the
 audit's 30 s); what a bound drops is reported (tunnel.reassembly_bounded), never silently
 judged. Overlapping datagrams are not rebuilt: stacks disagree on their bytes (the fragment
-audit reports them) and modern Linux discards them. IPv4 outer datagrams only so far; a UDP
-datagram is followed from its first fragment, whose ports say whether a tunnel is bound.
+audit reports them) and modern Linux discards them; neither are datagrams whose bytes the
+capture's snap length cut (capture.truncated_packet names those frames). IPv4 outer
+datagrams only so far; a UDP datagram is held until its first fragment, whose ports say
+whether a tunnel is bound, arrives (first or last).
 """
 
 from __future__ import annotations
@@ -33,14 +35,16 @@ from numpy.typing import NDArray
 
 from netsleuth.capture import RecordBatch
 from netsleuth.checks.catalogue import catalogue_finding
-from netsleuth.checks.fragments import TIMEOUT_NS, Datagram, fragment_keys
+from netsleuth.checks.fragments import FRAG_COST, TIMEOUT_NS, Datagram, fragment_keys
 from netsleuth.craft.checksum import inet_checksum
 from netsleuth.decode import decode
 from netsleuth.decode.registry import REGISTRY
 from netsleuth.decode.table import NS, PacketTable, Tunnel
+from netsleuth.decode.udp import payload_port
 from netsleuth.model import Finding
 from netsleuth.reassembly import Fragment, overlaps
 
+LINKTYPE_IPV4 = 228
 MAX_OPEN = 1024
 MAX_BYTES = 16 << 20
 MAX_EVIDENCE = 20
@@ -62,18 +66,34 @@ def tunnel_carriers() -> tuple[NDArray[np.bool_], NDArray[np.bool_]]:
 
 @dataclasses.dataclass
 class Head:
-    """What the first fragment adds: its link-layer bytes and IPv4 header."""
+    """What the first fragment adds: its IPv4 header, the VLAN ids that key the inner
+    fragment trains (the rebuilt packet has no link layer), and whether its UDP ports lead
+    into a tunnel (None: not UDP)."""
 
-    link: bytes
     ip: bytes
-    linktype: int
+    vlans: tuple[int, int]
+    udp_tunnel: bool | None
+
+
+@dataclasses.dataclass
+class Held:
+    """One outer datagram being rebuilt."""
+
+    dg: Datagram
+    head: Head | None = None
+    cut: bool = False  # a fragment's bytes were cut by the capture's snap length
+    udp: bool = False
+
+    @property
+    def known(self) -> bool:
+        """Known to carry a tunnel: not UDP, or UDP whose first fragment said so."""
+        return not self.udp or (self.head is not None and bool(self.head.udp_tunnel))
 
 
 class TunnelReassembly:
     def __init__(self) -> None:
         self.protos, self.ports = tunnel_carriers()
-        self.open: OrderedDict[bytes, Datagram] = OrderedDict()
-        self.heads: dict[bytes, Head] = {}
+        self.open: OrderedDict[bytes, Held] = OrderedDict()
         self.open_bytes = 0
         self.now = 0
         self.rebuilt: list[PacketTable] = []  # taken by observe_all after each batch
@@ -82,22 +102,32 @@ class TunnelReassembly:
         self.carried: list[int] = []  # frames of outer fragments that carried a tunnel
         self.carried_count = 0
         self.evidence: list[dict[str, object]] = []
+        self._ports: NDArray[np.bool_] | None = None  # this batch's _tunnel_ports
 
     def observe(self, t: PacketTable, *, now: int | None = None) -> None:
         """One batch; `now` as for FragmentAudit.observe."""
+        self._ports = self._tunnel_ports(t) if bool((t.outer.proto == 17).any()) else None
         rows = self._rows(t)
         if t.n:
             self.now = max(self.now, int(t.batch.ts_ns.max()))
         if now is not None:
             self.now = max(self.now, now)
-        done: list[tuple[Datagram, Head]] = []
+        done: list[Held] = []
         if rows.shape[0]:
             keys = fragment_keys(t, "outer", t.outer, rows).tobytes()
             width = len(keys) // rows.shape[0]
+            admitted = 0
             for i, row in enumerate(rows.tolist()):
-                dg = self._add(t, row, keys[i * width : (i + 1) * width])
-                if dg is not None:
-                    done.append((dg, self.heads.pop(dg.key)))
+                key = keys[i * width : (i + 1) * width]
+                if key not in self.open:
+                    if admitted >= MAX_OPEN:  # more new datagrams in one batch than held
+                        if int(t.outer.proto[row]) != 17 or self._is_tunnel(row):
+                            self._count_bounded([int(t.frame[row])])
+                        continue
+                    admitted += 1
+                held = self._add(t, row, key)
+                if held is not None:
+                    done.append(held)
         self._expire()
         if done:
             self._judge(done)
@@ -108,86 +138,126 @@ class TunnelReassembly:
         self._expire()
 
     def _rows(self, t: PacketTable) -> NDArray[np.int64]:
-        """Outer IPv4 fragments of a tunnel protocol; for UDP, only once the first fragment
-        named a tunnel port (later ones of a datagram being followed)."""
+        """Outer IPv4 fragments of a tunnel protocol. UDP, whose ports are in the first
+        fragment only: a key's fragments are taken when its first fragment in this batch
+        leads into a tunnel, when it is held already, or when its first fragment is not in
+        this batch (it may come later: held, silently, until it shows its ports)."""
         o = t.outer
         cand = o.is_frag & (o.ver == 4) & self.protos[o.proto]
-        udp = cand & (o.proto == 17)
-        if udp.any():
-            first = udp & (o.frag_off == 0)
-            at = t.start + o.frag_data.astype(np.int64)
-            sport = t.v.be16[np.where(first, at, 0)]
-            dport = t.v.be16[np.where(first, at + 2, 0)]
-            tunnel = self.ports[sport] | self.ports[dport]
-            follow = bool(self.open) or bool((first & tunnel).any())
-            cand &= ~udp | (first & tunnel) | (~first & follow)
+        udp = np.flatnonzero(cand & (o.proto == 17))
+        if udp.shape[0] == 0:
+            return np.flatnonzero(cand)
+        cand[udp] = False
+        first = o.frag_off[udp] == 0
+        tunnel = self._ports[udp] if self._ports is not None else np.zeros(udp.shape[0], bool)
+        if first.all() and not self.open:  # no key to follow: only tunnels' first fragments
+            cand[udp[tunnel]] = True
+            return np.flatnonzero(cand)
+        keys = fragment_keys(t, "outer", o, udp)
+        uniq, inv = np.unique(keys, return_inverse=True)
+        inv = inv.reshape(-1)
+        n = uniq.shape[0]
+        has_first = np.bincount(inv[first], minlength=n) > 0
+        to_tunnel = np.bincount(inv[first & tunnel], minlength=n) > 0
+        held = np.zeros(n, dtype=np.bool_)
+        if self.open:
+            raw, w = uniq.tobytes(), keys.itemsize
+            held[:] = [raw[g * w : g * w + w] in self.open for g in range(n)]
+        take = to_tunnel | held | ~has_first
+        cand[udp[take[inv]]] = True
         return np.flatnonzero(cand)
 
-    def _add(self, t: PacketTable, row: int, key: bytes) -> Datagram | None:
+    def _is_tunnel(self, row: int) -> bool:
+        return self._ports is not None and bool(self._ports[row])
+
+    def _tunnel_ports(self, t: PacketTable) -> NDArray[np.bool_]:
+        """Per packet: a UDP first fragment whose payload port is bound to a tunnel
+        (computed once per batch)."""
+        o = t.outer
+        at = t.start + o.frag_data.astype(np.int64)
+        room = (t.start + t.batch.caplen - at) >= 4
+        first = (o.proto == 17) & (o.frag_off == 0) & room
+        sport = t.v.be16[np.where(first, at, 0)]
+        dport = t.v.be16[np.where(first, at + 2, 0)]
+        # The same port rule as the UDP decoder (the lower port when bound or a system
+        # port): a DNS reply to a client port that is a tunnel's is no tunnel.
+        ports: NDArray[np.bool_] = first & self.ports[payload_port(sport, dport)]
+        return ports
+
+    def _add(self, t: PacketTable, row: int, key: bytes) -> Held | None:
         o = t.outer
         off, start = int(o.frag_off[row]), int(t.start[row])
         data = start + int(o.frag_data[row])
         ip_end = start + int(o.off[row]) + int(o.tot_len[row])
-        cap_end = start + int(t.batch.caplen[row])
-        dg = self.open.get(key)
-        if dg is None:
-            if int(o.proto[row]) == 17 and off != 0:
-                return None  # a UDP datagram is followed from its first fragment
-            dg = Datagram(key, "outer", 4, int(t.batch.ts_ns[row]))
-            self.open[key] = dg
-        chunk = t.batch.buf[data : max(min(ip_end, cap_end), data)].tobytes()
-        dg.add(Fragment(off, chunk, bool(o.flags[row] & 1), int(t.frame[row])), off + ip_end - data)
-        self.open_bytes += len(chunk)
+        stop = min(ip_end, start + int(t.batch.caplen[row]))
+        held = self.open.get(key)
+        if held is None:
+            udp = int(o.proto[row]) == 17
+            held = Held(Datagram(key, "outer", 4, int(t.batch.ts_ns[row])), udp=udp)
+            self.open[key] = held
+        chunk = t.batch.buf[data : max(stop, data)].tobytes()
+        held.cut |= stop < ip_end
+        held.dg.add(
+            Fragment(off, chunk, bool(o.flags[row] & 1), int(t.frame[row])), ip_end - data + off
+        )
+        self.open_bytes += len(chunk) + FRAG_COST
         if off == 0:
-            ip_at = start + int(o.off[row])
-            buf = t.batch.buf
-            link = buf[start:ip_at].tobytes()
-            self.heads[key] = Head(link, buf[ip_at:data].tobytes(), int(t.batch.linktype[row]))
-        if dg.complete() and key in self.heads:
+            udp = int(o.proto[row]) == 17
+            tunnel = self._is_tunnel(row) if udp else None
+            ip = t.batch.buf[start + int(o.off[row]) : data].tobytes()
+            held.head = Head(ip, (int(t.vlan1[row]), int(t.vlan2[row])), tunnel)
+            if tunnel is False:  # a UDP datagram that is no tunnel's: not ours to keep
+                self._drop(key)
+                return None
+        if held.head is not None and held.dg.complete():
             self._drop(key)
-            return dg
+            return held
         self._bound()
         return None
 
-    def _drop(self, key: bytes) -> Datagram:
-        dg = self.open.pop(key)
-        self.open_bytes -= sum(len(f.data) for f in dg.frags)
-        return dg
+    def _drop(self, key: bytes) -> Held:
+        held = self.open.pop(key)
+        self.open_bytes -= held.dg.nbytes
+        return held
+
+    def _count_bounded(self, frames: list[int]) -> None:
+        self.bounded_count += 1
+        self.bounded.extend(frames[: max(100 - len(self.bounded), 0)])
 
     def _bound(self) -> None:
         while self.open and (len(self.open) > MAX_OPEN or self.open_bytes > MAX_BYTES):
-            key = next(iter(self.open))  # OrderedDict: O(1), the oldest
-            dg = self._drop(key)
-            self.heads.pop(key, None)
-            self.bounded_count += 1
-            self.bounded.extend(dg.frames[: max(100 - len(self.bounded), 0)])
+            _, held = self.open.popitem(last=False)  # the oldest
+            self.open_bytes -= held.dg.nbytes
+            if held.known:  # not a UDP datagram still waiting to show its ports
+                self._count_bounded(held.dg.frames)
 
     def _expire(self) -> None:
-        stale = [k for k, dg in self.open.items() if dg.first_ts + TIMEOUT_NS < self.now]
+        stale = [k for k, h in self.open.items() if h.dg.first_ts + TIMEOUT_NS < self.now]
         for key in stale:  # incomplete: the fragment audit reports it
             self._drop(key)
-            self.heads.pop(key, None)
 
     # ----- the reassembled datagrams -----------------------------------------------------
-    def _judge(self, done: list[tuple[Datagram, Head]]) -> None:
-        by_type: dict[int, list[tuple[Datagram, bytes]]] = {}
-        for dg, head in done:
-            frame = _rebuild(dg, head)
-            if frame is not None:
-                by_type.setdefault(head.linktype, []).append((dg, frame))
-        for linktype, items in by_type.items():
-            batch = RecordBatch.from_packets(
-                [f for _, f in items], linktype=linktype, ts_ns=[dg.first_ts for dg, _ in items]
-            )
-            last = np.array([max(dg.frames) for dg, _ in items], dtype=np.int64)
-            table = decode(dataclasses.replace(batch, frame=last))
-            self.rebuilt.append(inner_only(table))
-            for k in np.flatnonzero(table.tunnels > 0).tolist():
-                dg = items[k][0]
-                self.carried_count += len(dg.frames)
-                self.carried.extend(dg.frames[: max(100 - len(self.carried), 0)])
-                if len(self.evidence) < MAX_EVIDENCE:
-                    self.evidence.append({"frame": int(last[k]), "frames": sorted(dg.frames)})
+    def _judge(self, done: list[Held]) -> None:
+        items = [(h, f) for h in done if not h.cut and (f := _rebuild(h)) is not None]
+        if not items:
+            return
+        # Rebuilt as bare IPv4 (LINKTYPE_IPV4): a link header's own length field (PPPoE,
+        # 802.3, NFLOG) would cover the first fragment only. The VLAN ids, which key the
+        # inner fragment trains, are put back.
+        batch = RecordBatch.from_packets(
+            [f for _, f in items], linktype=LINKTYPE_IPV4, ts_ns=[h.dg.first_ts for h, _ in items]
+        )
+        last = np.array([max(h.dg.frames) for h, _ in items], dtype=np.int64)
+        table = decode(dataclasses.replace(batch, frame=last))
+        table.vlan1[:] = [h.head.vlans[0] for h, _ in items if h.head is not None]
+        table.vlan2[:] = [h.head.vlans[1] for h, _ in items if h.head is not None]
+        self.rebuilt.append(inner_only(table))
+        for k in np.flatnonzero(table.tunnels > 0).tolist():
+            dg = items[k][0].dg
+            self.carried_count += len(dg.frames)
+            self.carried.extend(dg.frames[: max(100 - len(self.carried), 0)])
+            if len(self.evidence) < MAX_EVIDENCE:
+                self.evidence.append({"frame": int(last[k]), "frames": sorted(dg.frames)})
 
     def take_rebuilt(self) -> list[PacketTable]:
         out, self.rebuilt = self.rebuilt, []
@@ -220,10 +290,13 @@ def inner_only(t: PacketTable) -> PacketTable:
     return t
 
 
-def _rebuild(dg: Datagram, head: Head) -> bytes | None:
-    """The whole outer packet: the first fragment's link layer and header (offset 0, MF
-    clear, total length and checksum set for the whole, RFC 791 section 3.2), then the
-    fragments' bytes in order. None when fragments overlap."""
+def _rebuild(held: Held) -> bytes | None:
+    """The whole outer IPv4 packet: the first fragment's header (offset 0, MF clear, total
+    length and checksum set for the whole, RFC 791 section 3.2), then the fragments' bytes
+    in order. None when fragments overlap."""
+    dg, head = held.dg, held.head
+    if head is None:
+        return None
     frags = sorted((f for f in dg.frags if f.data), key=lambda f: f.offset)
     if overlaps(frags):
         return None
@@ -236,4 +309,4 @@ def _rebuild(dg: Datagram, head: Head) -> bytes | None:
     hdr[6:8] = (int.from_bytes(hdr[6:8], "big") & 0x4000).to_bytes(2, "big")  # keep DF
     hdr[10:12] = b"\0\0"
     hdr[10:12] = inet_checksum(bytes(hdr)).to_bytes(2, "big")
-    return head.link + bytes(hdr) + payload
+    return bytes(hdr) + payload

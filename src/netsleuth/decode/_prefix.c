@@ -304,7 +304,12 @@ static int udp(Cols *c, Py_ssize_t i) {
         return 1;
     }
     if (ulen != 0) trim(c, i, p + ulen);
-    hand_on(c, i, p + 8, NS_UDPPORT, dport);
+    /* udp.py payload_port: the lower port where bound or a system port (RFC 6335 section
+     * 6), else the higher one. */
+    unsigned sport = L->sport[i];
+    unsigned lo = sport < dport ? sport : dport, hi = sport < dport ? dport : sport;
+    unsigned key = (bound(c, NS_UDPPORT, lo) || (lo > 0 && lo < 1024)) ? lo : hi;
+    hand_on(c, i, p + 8, NS_UDPPORT, key);
     return 1;
 }
 
@@ -359,10 +364,12 @@ static int ppp(Cols *c, Py_ssize_t i) {
     return 1;
 }
 
-/* vxlan.py (RFC 7348), then an Ethernet frame. */
+/* vxlan.py (RFC 7348), then an Ethernet frame. A header without the I flag (vxlan.py
+ * plausible: not VXLAN) is left to the engine, which ends it there. */
 static int vxlan(Cols *c, Py_ssize_t i) {
     int64_t p = c->pos[i];
     if (c->tunnels[i] >= c->max_tunnels || p + 8 > c->end[i]) return 0;
+    if ((c->b[p] & 0x08) == 0) return 0;
     enter_tunnel(c, i, TUN_VXLAN);
     c->vni[i] = (int64_t)(be32(c->b, p + 4) >> 8);
     hand_on(c, i, p + 8, NS_FRAME, FRAME_ETHERNET);

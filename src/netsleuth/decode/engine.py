@@ -84,6 +84,12 @@ def decode_batch(
 
 
 def _call(t: PacketTable, binding: Binding, idx: np.ndarray, depth: int) -> None:
+    if binding.accept is not None:
+        ok = binding.accept(t, idx)
+        t.stop(idx[~ok])
+        idx = idx[ok]
+        if idx.shape[0] == 0:
+            return
     if binding.tunnel != Tunnel.NONE:
         idx = _enter_tunnel(t, idx, binding.tunnel, depth)
         if idx.shape[0] == 0:

@@ -6,22 +6,22 @@ import numpy as np
 from numpy.typing import NDArray
 
 from netsleuth.decode.registry import register
-from netsleuth.decode.table import NS, Anomaly, PacketTable, Tunnel
+from netsleuth.decode.table import NS, PacketTable, Tunnel
+
+
+def plausible(t: PacketTable, idx: NDArray[np.int64]) -> NDArray[np.bool_]:
+    """Version 0 (the only one defined) and the options inside the payload."""
+    ok = t.fits(idx, 8)
+    b0 = t.v.u8[t.pos[idx[ok]]].astype(np.int64)
+    ok[ok] = ((b0 >> 6) == 0) & t.fits(idx[ok], 8 + (b0 & 0x3F) * 4)
+    return ok
 
 
 def decode(t: PacketTable, idx: NDArray[np.int64]) -> None:
-    idx = t.short(idx, 8, Anomaly.TUNNEL_TRUNCATED)
-    p = t.pos[idx]
-    b0 = t.v.u8[p].astype(np.int64)
-    badver = (b0 >> 6) != 0  # only version 0 is defined
-    t.flag(idx[badver], Anomaly.TUNNEL_BAD_VERSION)
-    idx, p, b0 = idx[~badver], p[~badver], b0[~badver]
-    hlen = 8 + (b0 & 0x3F) * 4
-    fits = t.fits(idx, hlen)
-    t.flag(idx[~fits], Anomaly.TUNNEL_TRUNCATED)
-    idx, p, hlen = idx[fits], p[fits], hlen[fits]
+    p = t.pos[idx]  # plausible(): version 0, header and options there
+    hlen = 8 + (t.v.u8[p].astype(np.int64) & 0x3F) * 4
     t.vni[idx] = (t.v.be32[p + 4] >> 8).astype(np.int64)
     t.hand_on(idx, p + hlen, NS.TUNNEL_PROTO, t.v.be16[p + 2].astype(np.int64))
 
 
-register(NS.UDPPORT, 6081, "geneve", decode, tunnel=Tunnel.GENEVE)
+register(NS.UDPPORT, 6081, "geneve", decode, tunnel=Tunnel.GENEVE, accept=plausible)

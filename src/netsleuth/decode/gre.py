@@ -65,6 +65,16 @@ def _payload_length(
     t.trim(idx[inside], (payload + plen)[inside])
 
 
+def plausible_in_udp(t: PacketTable, idx: NDArray[np.int64]) -> NDArray[np.bool_]:
+    """GRE-in-UDP carries RFC 2784/2890 GRE (RFC 8086 section 3): version 0, no routing.
+    Behind IP protocol 47 a bad header is flagged (decode); behind a UDP port, a hint, it
+    is just not GRE."""
+    ok = t.fits(idx, 4)
+    fv = t.v.be16[t.pos[idx[ok]]]
+    ok[ok] = ((fv & VERSION) == 0) & ((fv & F_ROUTING) == 0)
+    return ok
+
+
 register(NS.IPPROTO, 47, "gre", decode, tunnel=Tunnel.GRE)
 # GRE-in-UDP (RFC 8086 section 3, IANA port 4754): the same GRE header after UDP.
-register(NS.UDPPORT, 4754, "gre-in-udp", decode, tunnel=Tunnel.GRE_UDP)
+register(NS.UDPPORT, 4754, "gre-in-udp", decode, tunnel=Tunnel.GRE_UDP, accept=plausible_in_udp)

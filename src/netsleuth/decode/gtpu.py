@@ -16,19 +16,21 @@ F_E, F_OPT = 0x04, 0x07  # extension header flag; any of E, S, PN: the optional 
 MAX_EXT = 8  # real G-PDUs carry one or two (PDU session container); bound the walk
 
 
-def decode(t: PacketTable, idx: NDArray[np.int64]) -> None:
-    idx = t.short(idx, 8, Anomaly.TUNNEL_TRUNCATED)
-    p = t.pos[idx]
-    flags = t.v.u8[p].astype(np.int64)
-    badver = ((flags >> 5) != 1) | ((flags & 0x10) == 0)  # version 1, PT 1 (not GTP')
-    t.flag(idx[badver], Anomaly.TUNNEL_BAD_VERSION)
-    idx, p, flags = idx[~badver], p[~badver], flags[~badver]
-    t.vni[idx] = t.v.be32[p + 4].astype(np.int64)
+def plausible(t: PacketTable, idx: NDArray[np.int64]) -> NDArray[np.bool_]:
+    """Version 1, PT 1 (not GTP'), and a length inside the UDP payload."""
+    ok = t.fits(idx, 8)
+    p = t.pos[idx[ok]]
+    flags = t.v.u8[p]
     end = p + 8 + t.v.be16[p + 2].astype(np.int64)
-    over = end > t.wend[idx]
-    t.flag(idx[over], Anomaly.TUNNEL_TRUNCATED)
-    idx, p, flags, end = idx[~over], p[~over], flags[~over], end[~over]
-    t.trim(idx, end)
+    ok[ok] = ((flags >> 5) == 1) & ((flags & 0x10) != 0) & (end <= t.wend[idx[ok]])
+    return ok
+
+
+def decode(t: PacketTable, idx: NDArray[np.int64]) -> None:
+    p = t.pos[idx]  # plausible(): version 1, PT 1, the length inside the payload
+    flags = t.v.u8[p].astype(np.int64)
+    t.vni[idx] = t.v.be32[p + 4].astype(np.int64)
+    t.trim(idx, p + 8 + t.v.be16[p + 2].astype(np.int64))
     hlen = 8 + np.where((flags & F_OPT) != 0, 4, 0)
     fits = t.fits(idx, hlen)
     t.flag(idx[~fits], Anomaly.TUNNEL_TRUNCATED)
@@ -55,4 +57,6 @@ def decode(t: PacketTable, idx: NDArray[np.int64]) -> None:
     t.hand_on(idx, t.pos[idx], NS.FRAME, FrameKey.RAWIP)
 
 
-register(NS.UDPPORT, 2152, "gtp-u", decode, tunnel=Tunnel.GTPU)  # 3GPP TS 29.281 4.4.2.3
+register(
+    NS.UDPPORT, 2152, "gtp-u", decode, tunnel=Tunnel.GTPU, accept=plausible
+)  # 3GPP TS 29.281 4.4.2.3

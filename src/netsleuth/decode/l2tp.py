@@ -17,12 +17,18 @@ from netsleuth.decode.table import NS, Anomaly, PacketTable, Tunnel
 F_T, F_L, F_S, F_O = 0x8000, 0x4000, 0x0800, 0x0200
 
 
+def plausible(t: PacketTable, idx: NDArray[np.int64]) -> NDArray[np.bool_]:
+    """Version 2 or 3 in the low nibble of the first 2 bytes."""
+    ok = t.fits(idx, 2)
+    ver = t.v.be16[t.pos[idx[ok]]] & 0x0F
+    ok[ok] = (ver == 2) | (ver == 3)
+    return ok
+
+
 def decode(t: PacketTable, idx: NDArray[np.int64]) -> None:
-    idx = t.short(idx, 2, Anomaly.TUNNEL_TRUNCATED)
-    p = t.pos[idx]
+    p = t.pos[idx]  # plausible(): version 2 or 3
     fv = t.v.be16[p].astype(np.int64)
     ver = fv & 0x0F
-    t.flag(idx[(ver != 2) & (ver != 3)], Anomaly.TUNNEL_BAD_VERSION)
     t.stop(idx[(ver == 3) | ((fv & F_T) != 0)])  # v3, or a control message
     v2 = (ver == 2) & ((fv & F_T) == 0)
     idx, p, fv = idx[v2], p[v2], fv[v2]
@@ -39,4 +45,6 @@ def decode(t: PacketTable, idx: NDArray[np.int64]) -> None:
     ppp.decode(t, idx)
 
 
-register(NS.UDPPORT, 1701, "l2tp", decode, tunnel=Tunnel.L2TP)  # IANA, RFC 2661 / 3931
+register(
+    NS.UDPPORT, 1701, "l2tp", decode, tunnel=Tunnel.L2TP, accept=plausible
+)  # IANA, RFC 2661 / 3931

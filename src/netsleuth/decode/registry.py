@@ -16,6 +16,10 @@ from numpy.typing import NDArray
 from netsleuth.decode.table import NS, NS_SIZES, PacketTable, Tunnel
 
 Decoder = Callable[[PacketTable, NDArray[np.int64]], None]
+# Which packets' next bytes are plausibly this protocol: for bindings on a hint rather than
+# a promise (a UDP port, RFC 6335 section 5: any application may use any port), so a header
+# that does not validate ends the descent quietly, before a tunnel is entered or counted.
+Accept = Callable[[PacketTable, NDArray[np.int64]], NDArray[np.bool_]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -25,6 +29,7 @@ class Binding:
     name: str  # protocol name, for the snapshot and for humans
     decoder: Decoder
     tunnel: Tunnel  # NONE, or the tunnel kind entered by following this binding
+    accept: Accept | None = None  # None: the key is a promise (an EtherType, IP protocol)
 
 
 class Registry:
@@ -33,14 +38,21 @@ class Registry:
         self._flat: NDArray[np.int16] | None = None
 
     def register(
-        self, ns: NS, key: int, name: str, decoder: Decoder, *, tunnel: Tunnel = Tunnel.NONE
+        self,
+        ns: NS,
+        key: int,
+        name: str,
+        decoder: Decoder,
+        *,
+        tunnel: Tunnel = Tunnel.NONE,
+        accept: Accept | None = None,
     ) -> None:
         if not 0 <= key < NS_SIZES[ns]:
             raise ValueError(f"key {key:#x} outside namespace {ns.name}")
         for b in self.bindings:
             if b.ns == ns and b.key == key:
                 raise ValueError(f"{ns.name} {key:#x} already bound to {b.name}")
-        self.bindings.append(Binding(ns, key, name, decoder, tunnel))
+        self.bindings.append(Binding(ns, key, name, decoder, tunnel, accept))
         self._flat = None
 
     def flat_table(self) -> NDArray[np.int16]:
@@ -52,6 +64,11 @@ class Registry:
                 flat[(int(b.ns) << 16) | b.key] = i
             self._flat = flat
         return self._flat
+
+    def bound(self, ns: NS, keys: NDArray[np.int64]) -> NDArray[np.bool_]:
+        """Which of `keys` (each inside the namespace's 16 bits) have a decoder in `ns`."""
+        found: NDArray[np.bool_] = self.flat_table()[(int(ns) << 16) | (keys & 0xFFFF)] != 0
+        return found
 
     def snapshot(self) -> list[tuple[str, int, str, str]]:
         return sorted((b.ns.name, b.key, b.name, b.tunnel.name.lower()) for b in self.bindings)

@@ -26,7 +26,7 @@ class NS(enum.IntEnum):
     FRAME = 2  # internal frame kinds (FrameKey)
     ETHERTYPE = 3  # IEEE 802 EtherType, also GRE and Geneve "protocol type"
     IPPROTO = 4  # IP protocol / IPv6 next header
-    UDPPORT = 5  # UDP destination port
+    UDPPORT = 5  # UDP port (udp.payload_port picks source or destination)
     PPP = 6  # PPP protocol number
     # The protocol type of GRE (RFC 2784 section 2.4) and Geneve (RFC 8926 section 3.4):
     # EtherType values, but bound apart from Ethernet's (keys are bound per parent): ERSPAN

@@ -8,32 +8,42 @@ import numpy as np
 from numpy.typing import NDArray
 
 from netsleuth.decode.registry import register
-from netsleuth.decode.table import NS, Anomaly, PacketTable, Tunnel
+from netsleuth.decode.table import NS, PacketTable, Tunnel
 
 AUTH, ORIGIN = 0x0001, 0x0000
 ORIGIN_LEN = 8
 
 
-def decode(t: PacketTable, idx: NDArray[np.int64]) -> None:
-    idx = t.short(idx, 2, Anomaly.TUNNEL_TRUNCATED)
-    p = t.pos[idx]
-    auth = t.v.be16[p] == AUTH
-    a = idx[auth]
-    ok = t.fits(a, 4)
-    t.flag(a[~ok], Anomaly.TUNNEL_TRUNCATED)
-    a = a[ok]
-    at = t.pos[a]
-    alen = 4 + t.v.u8[at + 2].astype(np.int64) + t.v.u8[at + 3].astype(np.int64) + 9
-    t.pos[a] = at + alen
-    idx = np.sort(np.concatenate((idx[~auth], a)))
-    idx = t.short(idx, 2, Anomaly.TUNNEL_TRUNCATED)
-    origin = idx[t.v.be16[t.pos[idx]] == ORIGIN]
-    t.pos[origin] += ORIGIN_LEN
+def _ipv6_at(t: PacketTable, idx: NDArray[np.int64]) -> NDArray[np.int64]:
+    """Where the IPv6 packet starts behind the optional indicators, or -1 where the payload
+    is not Teredo (cut short, or no IPv6 version nibble where the packet must start)."""
+    u8, be16 = t.v.u8, t.v.be16
+    p, end = t.pos[idx].astype(np.int64), t.end[idx]
+    ok = p + 2 <= end
+    auth = ok & (be16[np.where(ok, p, 0)] == AUTH)
+    ok &= ~auth | (p + 4 <= end)
+    q = np.where(auth & ok, p, 0)
+    alen = 4 + u8[q + 2].astype(np.int64) + u8[q + 3].astype(np.int64) + 9
+    p = np.where(auth & ok, p + alen, p)
+    ok &= p + 2 <= end
+    origin = ok & (be16[np.where(ok, p, 0)] == ORIGIN)
+    p = np.where(origin, p + ORIGIN_LEN, p)
+    ok &= p + 1 <= end
     # What remains is an IPv6 packet (a bubble too: IPv6 with no next header).
-    idx = t.short(idx, 1, Anomaly.TUNNEL_TRUNCATED)
-    v6 = (t.v.u8[t.pos[idx]] >> 4) == 6
-    t.hand_on(idx[v6], t.pos[idx[v6]], NS.ETHERTYPE, 0x86DD)
-    t.flag(idx[~v6], Anomaly.IP_BAD_VERSION)
+    ok &= (u8[np.where(ok, p, 0)] >> 4) == 6
+    out: NDArray[np.int64] = np.where(ok, p, -1)
+    return out
 
 
-register(NS.UDPPORT, 3544, "teredo", decode, tunnel=Tunnel.TEREDO)  # IANA, RFC 4380
+def plausible(t: PacketTable, idx: NDArray[np.int64]) -> NDArray[np.bool_]:
+    found: NDArray[np.bool_] = _ipv6_at(t, idx) >= 0
+    return found
+
+
+def decode(t: PacketTable, idx: NDArray[np.int64]) -> None:
+    t.hand_on(idx, _ipv6_at(t, idx), NS.ETHERTYPE, 0x86DD)  # plausible(): found
+
+
+register(
+    NS.UDPPORT, 3544, "teredo", decode, tunnel=Tunnel.TEREDO, accept=plausible
+)  # IANA, RFC 4380

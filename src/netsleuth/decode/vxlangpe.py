@@ -9,19 +9,22 @@ from numpy.typing import NDArray
 
 from netsleuth.decode import nsh
 from netsleuth.decode.registry import register
-from netsleuth.decode.table import NS, Anomaly, PacketTable, Tunnel
+from netsleuth.decode.table import NS, PacketTable, Tunnel
 
 HLEN = 8
 
 
+def plausible(t: PacketTable, idx: NDArray[np.int64]) -> NDArray[np.bool_]:
+    """The 8-byte header, version 0 (section 3.3 defines no other)."""
+    ok = t.fits(idx, HLEN)
+    ok[ok] = ((t.v.u8[t.pos[idx[ok]]] >> 4) & 0x03) == 0
+    return ok
+
+
 def decode(t: PacketTable, idx: NDArray[np.int64]) -> None:
-    idx = t.short(idx, HLEN, Anomaly.TUNNEL_TRUNCATED)
-    p = t.pos[idx]
-    badver = ((t.v.u8[p] >> 4) & 0x03) != 0  # version 0 only (section 3.3)
-    t.flag(idx[badver], Anomaly.TUNNEL_BAD_VERSION)
-    idx, p = idx[~badver], p[~badver]
+    p = t.pos[idx]  # plausible(): header there, version 0
     t.vni[idx] = (t.v.be32[p + 4] >> 8).astype(np.int64)
     nsh.hand_next(t, idx, p + HLEN, t.v.u8[p + 3])
 
 
-register(NS.UDPPORT, 4790, "vxlan-gpe", decode, tunnel=Tunnel.VXLAN_GPE)
+register(NS.UDPPORT, 4790, "vxlan-gpe", decode, tunnel=Tunnel.VXLAN_GPE, accept=plausible)

@@ -4,15 +4,12 @@ host; parsing, grouping and rules are pure."""
 
 from __future__ import annotations
 
-import contextlib
-import signal
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
-from types import FrameType
 from typing import Any
 
 from netsleuth.drops.events import Layout, decode
@@ -29,6 +26,7 @@ from netsleuth.drops.tally import DropGroup, Key, group, groups
 from netsleuth.errors import FacilityError, InputError
 from netsleuth.ethertypes import ETH_P
 from netsleuth.model import Finding
+from netsleuth.signals import stop_on_signals
 from netsleuth.sources.tracefs import Instance, Tracefs, tracefs_session
 
 POLL = 0.1  # seconds between drains: 100k drops/s fill ~110 pages/s, the ring holds many more
@@ -136,29 +134,6 @@ class Tick:
     lost_events: int
 
 
-class _Stop:
-    """SIGINT/SIGTERM end the run at the next poll, cleanly; a second one interrupts."""
-
-    def __init__(self) -> None:
-        self.requested = False
-
-    def __call__(self, signum: int, frame: FrameType | None) -> None:
-        if self.requested:
-            raise KeyboardInterrupt
-        self.requested = True
-
-
-@contextlib.contextmanager
-def _stop_on_signals() -> Iterator[_Stop]:
-    stop = _Stop()
-    old = {s: signal.signal(s, stop) for s in (signal.SIGINT, signal.SIGTERM)}
-    try:
-        yield stop
-    finally:
-        for s, h in old.items():
-            signal.signal(s, h)
-
-
 def _read(path: Path, what: str) -> str:
     try:
         return path.read_text()
@@ -209,7 +184,7 @@ def trace(
     notes: list[str] = []
     with tracefs_session() as fs:
         if fs.mounted_by_us:
-            notes.append(f"mounted tracefs at {fs.root} for this run (unmounted after)")
+            notes.append(f"mounted tracefs at {fs.root} for this run")
         for name in fs.remove_stale():
             notes.append(f"removed stale tracefs instance {name} (its process is gone)")
         ev = fs.event_dir("skb", "kfree_skb")
@@ -230,7 +205,7 @@ def trace(
         except ValueError as err:
             raise InputError("--filter", str(err)) from None
         symbols = load_symbols(notes)
-        with _stop_on_signals() as stop, Instance(fs) as inst:
+        with stop_on_signals() as stop, Instance(fs) as inst:
             inst.set_buffer_kb(buffer_kb)
             page = _page_layout(fs, inst, notes)
             inst.open_readers()
@@ -284,4 +259,7 @@ def trace(
             lost_events = lost()
         if stop.requested:
             notes.append(f"stopped by a signal after {seconds:.1f} s")
-        return Report(started, seconds, total, lost_events, missed, bad, layout, symbols, notes)
+        report = Report(started, seconds, total, lost_events, missed, bad, layout, symbols, notes)
+    if fs.outcome:  # known only once the session closed: said as it happened
+        notes.append(fs.outcome)
+    return report

@@ -67,9 +67,9 @@ def _url_host(host: str) -> str:
 
 
 def _wait_for_signal() -> None:
-    from netsleuth.drops.run import _stop_on_signals
+    from netsleuth.signals import stop_on_signals
 
-    with _stop_on_signals() as stop:
+    with stop_on_signals() as stop:
         while not stop.requested:
             time.sleep(0.2)
 

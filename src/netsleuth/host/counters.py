@@ -8,6 +8,9 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from netsleuth.host import cpulist
+from netsleuth.host.cpulist import uint
+
 # --- /proc/net/softnet_stat --------------------------------------------------------------
 # One line per online CPU, %08x columns (net/core/net-procfs.c softnet_seq_show):
 #  1 processed  2 dropped (backlog full: netdev_max_backlog)  3 time_squeeze (budget or
@@ -29,18 +32,20 @@ class Softnet:
     backlog: int | None
 
 
-def parse_cpu_list(text: str) -> list[int]:
-    """ "0-3,8,10-11" -> [0, 1, 2, 3, 8, 10, 11]."""
-    out: list[int] = []
-    for part in text.strip().split(","):
-        if not part:
-            continue
-        a, _, b = part.partition("-")
-        try:
-            out += range(int(a), int(b or a) + 1)
-        except ValueError:
-            continue
-    return out
+def parse_cpu_list(text: str) -> list[int] | None:
+    """ "0-3,8,10-11" -> [0, 1, 2, 3, 8, 10, 11]; None when the text is not a CPU list
+    (linear and bounded: host.cpulist)."""
+    try:
+        return cpulist.parse_cpu_list(text)
+    except ValueError:
+        return None
+
+
+def _hex(text: str) -> int:
+    """A softnet_stat column: %08x of a u32 (16 digits allowed for a u64 some day)."""
+    if len(text) > 16:
+        raise ValueError(text[:20])
+    return int(text, 16)
 
 
 def parse_softnet(text: str, online: list[int] | None = None) -> list[Softnet]:
@@ -48,13 +53,15 @@ def parse_softnet(text: str, online: list[int] | None = None) -> list[Softnet]:
     lines = [ln.split() for ln in text.splitlines() if ln.strip()]
     for i, cols in enumerate(lines):
         try:
-            v = [int(c, 16) for c in cols]
+            v = [_hex(c) for c in cols]
         except ValueError:
             continue
         if len(v) < 3:
             continue
         if len(v) >= 13:
             cpu = v[12]
+            if cpu >= cpulist.MAX_CPUS:
+                continue
         elif online is not None and i < len(online):
             cpu = online[i]
         else:
@@ -82,16 +89,21 @@ def parse_softirqs(text: str) -> dict[str, list[int]]:
     lines = text.splitlines()
     for line in lines[1:]:
         name, _, rest = line.partition(":")
-        try:
-            out[name.strip()] = [int(x) for x in rest.split()]
-        except ValueError:
-            continue
+        vals = [uint(x) for x in rest.split()]
+        if all(v is not None for v in vals):
+            out[name.strip()] = [v for v in vals if v is not None]
     return out
 
 
 def softirq_cpus(text: str) -> list[int]:
     head = text.splitlines()[0] if text else ""
-    return [int(m) for m in re.findall(r"CPU(\d+)", head)]
+    return _cpu_header(head)
+
+
+def _cpu_header(head: str) -> list[int]:
+    """The CPU numbers of a /proc/softirqs or /proc/interrupts header ("CPU0 CPU1 ...")."""
+    found = (uint(m, cpulist.MAX_CPUS) for m in re.findall(r"CPU([0-9]{1,5})\b", head))
+    return [c for c in found if c is not None]
 
 
 # --- /proc/interrupts --------------------------------------------------------------------
@@ -105,12 +117,12 @@ def softirq_cpus(text: str) -> list[int]:
 # or "eth0-TxRx-3", many drivers "eth0-rx-3" / "eth0-combined-3", mlx5 "mlx5_comp3@pci:...",
 # virtio_net "virtio3-input.0", ena "eth0-Tx-Rx-3".
 QUEUE_PATTERNS: tuple[re.Pattern[str], ...] = (
-    re.compile(r"^(?:i40e|ice|iavf|igb|igc|ixgbe)-(?P<dev>[\w.@-]+?)-TxRx-(?P<q>\d+)$"),
-    re.compile(r"^(?P<dev>[\w.@-]+?)-TxRx-(?P<q>\d+)$"),
-    re.compile(r"^(?P<dev>[\w.-]+?)-Tx-Rx-(?P<q>\d+)$"),
-    re.compile(r"^(?P<dev>[\w.@-]+?)-(?:rx|rxtx|combined|fp|ch)-(?P<q>\d+)$"),
-    re.compile(r"^mlx5_comp(?P<q>\d+)@(?P<dev>pci:[\w:.]+)$"),
-    re.compile(r"^(?P<dev>virtio\d+)-input\.(?P<q>\d+)$"),
+    re.compile(r"^(?:i40e|ice|iavf|igb|igc|ixgbe)-(?P<dev>[\w.@-]+?)-TxRx-(?P<q>[0-9]{1,6})$"),
+    re.compile(r"^(?P<dev>[\w.@-]+?)-TxRx-(?P<q>[0-9]{1,6})$"),
+    re.compile(r"^(?P<dev>[\w.-]+?)-Tx-Rx-(?P<q>[0-9]{1,6})$"),
+    re.compile(r"^(?P<dev>[\w.@-]+?)-(?:rx|rxtx|combined|fp|ch)-(?P<q>[0-9]{1,6})$"),
+    re.compile(r"^mlx5_comp(?P<q>[0-9]{1,6})@(?P<dev>pci:[\w:.]+)$"),
+    re.compile(r"^(?P<dev>virtio[0-9]+)-input\.(?P<q>[0-9]{1,6})$"),
 )
 
 
@@ -135,7 +147,7 @@ def parse_interrupts(text: str) -> tuple[list[int], list[Irq]]:
     lines = text.splitlines()
     if not lines:
         return [], []
-    cpus = [int(m) for m in re.findall(r"CPU(\d+)", lines[0])]
+    cpus = _cpu_header(lines[0])
     out = []
     for line in lines[1:]:
         irq, sep, rest = line.partition(":")
@@ -144,9 +156,10 @@ def parse_interrupts(text: str) -> tuple[list[int], list[Irq]]:
         fields = rest.split()
         counts: list[int] = []
         for f in fields[: len(cpus)]:
-            if not f.isdigit():
+            v = uint(f)
+            if v is None:
                 break
-            counts.append(int(f))
+            counts.append(v)
         if len(counts) != len(cpus):
             continue
         name = fields[-1] if len(fields) > len(cpus) else ""
@@ -178,11 +191,9 @@ def parse_net_dev(text: str) -> dict[str, dict[str, int]]:
         dev, sep, rest = line.partition(":")
         if not sep:
             continue
-        try:
-            vals = [int(x) for x in rest.split()]
-        except ValueError:
-            continue
-        if len(vals) < 8:
+        raw = [uint(x) for x in rest.split()]
+        vals = [v for v in raw if v is not None]
+        if len(vals) != len(raw) or len(vals) < 8:
             continue
         out[dev.strip()] = {names[k]: v for k, v in zip(DEV_RX, vals[:8], strict=True)}
         if len(vals) >= 16:
@@ -202,12 +213,19 @@ def parse_mib(text: str) -> dict[str, dict[str, int]]:
         p2, _, values = vals.partition(":")
         if p1 != p2:
             continue
-        try:
-            nums = [int(x) for x in values.split()]
-        except ValueError:
+        nums = [_signed(x) for x in values.split()]
+        if any(v is None for v in nums):
             continue
-        out.setdefault(p1.strip(), {}).update(zip(names.split(), nums, strict=False))
+        out.setdefault(p1.strip(), {}).update(
+            (k, v) for k, v in zip(names.split(), nums, strict=False) if v is not None
+        )
     return out
+
+
+def _signed(text: str) -> int | None:
+    """Some MIB values are signed: Tcp MaxConn is -1 (net/ipv4/proc.c snmp_seq_show_tcp_udp)."""
+    v = uint(text.removeprefix("-"))
+    return -v if v is not None and text.startswith("-") else v
 
 
 # --- ethtool -S / -g texts ---------------------------------------------------------------
@@ -215,11 +233,11 @@ def parse_mib(text: str) -> dict[str, dict[str, int]]:
 # i40e/ice rx-N.packets, mlx5 rxN_packets, ena queue_N_rx_cnt, bnxt "[N]: rx_ucast_packets"
 # (bnxt prints per-ring stats with a "[N]: " prefix).
 QUEUE_STATS = (
-    re.compile(r"^rx_queue_(\d+)_packets$"),
-    re.compile(r"^rx-(\d+)\.packets$"),
-    re.compile(r"^rx(\d+)_packets$"),
-    re.compile(r"^queue_(\d+)_rx_cnt$"),
-    re.compile(r"^\[(\d+)\]: rx_ucast_packets$"),
+    re.compile(r"^rx_queue_([0-9]{1,6})_packets$"),
+    re.compile(r"^rx-([0-9]{1,6})\.packets$"),
+    re.compile(r"^rx([0-9]{1,6})_packets$"),
+    re.compile(r"^queue_([0-9]{1,6})_rx_cnt$"),
+    re.compile(r"^\[([0-9]{1,6})\]: rx_ucast_packets$"),
 )
 
 
@@ -229,10 +247,9 @@ def parse_ethtool_stats(text: str) -> dict[str, int]:
         name, sep, value = line.strip().rpartition(":")
         if not sep:
             continue
-        try:
-            out[name.strip()] = int(value)
-        except ValueError:
-            continue
+        v = uint(value.strip())
+        if v is not None:
+            out[name.strip()] = v
     return out
 
 
@@ -259,7 +276,7 @@ def parse_ring(text: str) -> tuple[int | None, int | None]:
         elif low.startswith("current hardware settings"):
             section = "cur"
         else:
-            m = re.match(r"^rx:\s*(\d+)$", low)
+            m = re.match(r"^rx:\s*([0-9]{1,20})$", low)
             if m and section == "max":
                 maximum = int(m.group(1))
             elif m and section == "cur":
@@ -270,13 +287,11 @@ def parse_ring(text: str) -> tuple[int | None, int | None]:
 def parse_int(text: str | None) -> int | None:
     if text is None:
         return None
-    try:
-        return int(text.split()[0])
-    except (ValueError, IndexError):
-        return None
+    parts = text.split(maxsplit=1)
+    return uint(parts[0]) if parts else None
 
 
 def parse_rps_mask(text: str) -> list[int]:
-    """rps_cpus: a hex mask in 32-bit groups separated by commas, most significant first."""
-    bits = int(text.strip().replace(",", "") or "0", 16)
-    return [i for i in range(bits.bit_length()) if bits >> i & 1]
+    """rps_cpus: a hex mask in 32-bit groups separated by commas, most significant first;
+    ValueError if it is not one (host.cpulist.parse_cpu_mask: linear, bounded)."""
+    return cpulist.parse_cpu_mask(text)

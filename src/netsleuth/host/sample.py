@@ -21,6 +21,7 @@ from netsleuth.host.counters import (
     queue_packets,
     softirq_cpus,
 )
+from netsleuth.host.cpulist import uint
 from netsleuth.sources.hostfs import Snapshot
 
 USER_HZ = 100  # /proc/stat ticks (USER_HZ is 100 on every architecture Linux supports)
@@ -55,7 +56,7 @@ class Sample:
 def _proc_stat_softirq(text: str) -> dict[int, int]:
     """cpuN lines: user nice system idle iowait irq softirq ... (ticks of USER_HZ)."""
     out = {}
-    for m in re.finditer(r"^cpu(\d+)\s+((?:\d+\s+){6}\d+)", text, re.M):
+    for m in re.finditer(r"^cpu([0-9]{1,4})\s+((?:[0-9]{1,20}\s+){6}[0-9]{1,20})", text, re.M):
         out[int(m.group(1))] = int(m.group(2).split()[6])
     return out
 
@@ -91,14 +92,16 @@ def parse_sample(snap: Snapshot, time: float) -> Sample:
             if v is not None:
                 s.devices.setdefault(parts[3], {})[parts[5]] = v
         elif path.startswith("sys/class/net/") and path.endswith("/rps_cpus") and len(parts) == 7:
-            q = parts[5].removeprefix("rx-")
-            if q.isdigit():
+            q = uint(parts[5].removeprefix("rx-"))
+            if q is not None:
                 try:
-                    s.rps.setdefault(parts[3], {})[int(q)] = parse_rps_mask(text)
+                    s.rps.setdefault(parts[3], {})[q] = parse_rps_mask(text)
                 except ValueError:
                     continue
         elif path.startswith("proc/irq/") and path.endswith("/smp_affinity_list"):
-            s.affinity[parts[2]] = parse_cpu_list(text)
+            cpus = parse_cpu_list(text)
+            if cpus is not None:
+                s.affinity[parts[2]] = cpus
         elif path.startswith("ethtool/") and len(parts) == 3:
             if parts[2] == "statistics":
                 s.ethtool[parts[1]] = parse_ethtool_stats(text)

@@ -159,7 +159,7 @@ def _measure(sock: Any, tracer: Tracer, frames: list[bytes], phase: Phase) -> No
 
 def run_rps(flows: int = FLOWS) -> RpsReport:
     online = Path("/sys/devices/system/cpu/online")
-    cpus = parse_cpu_list(online.read_text()) if online.exists() else [0]
+    cpus = (parse_cpu_list(online.read_text()) if online.exists() else None) or [0]
     plan = phases(flows)
     notes: list[str] = []
     results = []

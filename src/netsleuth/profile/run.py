@@ -23,7 +23,7 @@ from typing import Any
 
 import numpy as np
 
-from netsleuth.drops.run import _stop_on_signals, load_symbols
+from netsleuth.drops.run import load_symbols
 from netsleuth.drops.symbols import Kallsyms, base_name
 from netsleuth.errors import FacilityError, InputError
 from netsleuth.model import Finding
@@ -31,6 +31,7 @@ from netsleuth.profile import abi
 from netsleuth.profile._perf import perf_event_open, read_head, write_tail
 from netsleuth.profile.causes import judge
 from netsleuth.profile.stacks import CpuProfile, Key, Stack, count, folded, per_cpu, symbolise
+from netsleuth.signals import stop_on_signals
 
 POLL = 0.5  # seconds: the longest a SIGINT/SIGTERM waits to be noticed
 PAGES = 16  # data pages per CPU: 64 KiB, ~3 s of samples at 99 Hz with 30-frame stacks
@@ -174,7 +175,7 @@ def sample(
                 stats.extend(got)
 
     with contextlib.ExitStack() as stack:
-        stop = stack.enter_context(_stop_on_signals())
+        stop = stack.enter_context(stop_on_signals())
         rings = [Ring(cpu, attr, pages, stack) for cpu in cpus]
         poller = select.poll()
         for r in rings:

@@ -11,16 +11,16 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from netsleuth import __version__
-
-# One signal handling for every long-running command: the first SIGINT/SIGTERM ends the run
-# at the next poll, a second one interrupts.
-from netsleuth.drops.run import _stop_on_signals
 from netsleuth.host.doctor_rules import rate_findings
 from netsleuth.host.rates import rates
 from netsleuth.host.sample import Sample, parse_sample
 from netsleuth.model import Finding
 from netsleuth.record.schema import open_db
 from netsleuth.record.store import DropRow, Writer
+
+# One signal handling for every long-running command: the first SIGINT/SIGTERM ends the run
+# at the next poll, a second one interrupts.
+from netsleuth.signals import stop_on_signals
 from netsleuth.sources.hostfs import Snapshot, read_live, read_snapshot
 
 EXPIRE_EVERY = 60  # samples between retention passes
@@ -106,7 +106,7 @@ def record(
 
 def _plain(rec: Recorder, interval: float, duration: float | None) -> None:
     start = rec.prev.time
-    with _stop_on_signals() as stop:
+    with stop_on_signals() as stop:
         while not stop.requested:
             due = start + (rec.n + 1) * interval  # on a grid: no drift from sampling time
             if duration is not None and due > start + duration + 1e-6:

@@ -14,17 +14,22 @@ from collections import defaultdict
 from dataclasses import dataclass
 
 import numpy as np
+from numpy.typing import NDArray
 
-from netsleuth.capture import open_capture
+from netsleuth.capture import RecordBatch, open_capture
 from netsleuth.capture.writer import PcapngWriter
 from netsleuth.checks.fragments import fragment_keys
 from netsleuth.checks.layers import ip_layers
-from netsleuth.decode import decode
+from netsleuth.decode import PacketTable, decode
 from netsleuth.errors import InputError
 from netsleuth.model import Finding
+from netsleuth.outpaths import atomic_output
 from netsleuth.scan import InputResult
 
 MAX_CONTEXT = 1000
+# A packet whose interface the input never described keeps its bytes under LINKTYPE_USER0
+# (147, "reserved for private use", tcpdump.org link-layer header types).
+LINKTYPE_USER0 = 147
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,11 +48,10 @@ def export_evidence(
         raise InputError("-", "--export reads its inputs twice: give capture files, not stdin")
     context = max(0, min(context, MAX_CONTEXT))
     written = 0
-    try:
-        fh = open(out, "wb")  # noqa: SIM115 - closed below, also on error
-    except OSError as err:
-        raise InputError(out, f"cannot write the export: {err.strerror or err}") from err
-    with fh:
+    # Written to a temporary file beside the target and renamed when complete: an export
+    # that fails half-way (a full disk, a signal) leaves neither a partial file nor a
+    # clobbered old one. The CLI has already refused an output that is one of the inputs.
+    with atomic_output(out) as fh:
         writer = PcapngWriter(fh)
         for inp in inputs:
             if inp.error is None:
@@ -60,15 +64,7 @@ def export_evidence(
 def _export_one(
     writer: PcapngWriter, inp: InputResult, findings: list[Finding], context: int
 ) -> int:
-    labels: dict[int, list[str]] = defaultdict(list)
-    for f in findings:
-        tag = f"{f.id} [{f.layer}]" if f.layer else f.id
-        for frame in f.packets:
-            labels[frame].append(tag)
-    train_keys: dict[bytes, list[str]] = defaultdict(list)
-    for f in findings:
-        for k in inp.flagged_keys.get(f.id, ()):
-            train_keys[k].append(f.id)
+    labels, train_keys = finding_labels(findings, inp.flagged_keys)
     if not labels and not train_keys:
         return 0
     flagged = np.fromiter(labels, dtype=np.int64)
@@ -76,31 +72,71 @@ def _export_one(
     name = os.path.basename(inp.path)
     written = 0
     for batch in open_capture(inp.path).batches():
-        t = decode(batch)
-        keep: dict[int, str] = {}
-        for i in np.flatnonzero(np.isin(batch.frame, near)):
-            keep[int(i)] = "context"
-        if train_keys:
-            for layer_name, layer, present in ip_layers(t):
-                rows = np.flatnonzero(present & layer.is_frag)
-                if rows.shape[0] == 0:
-                    continue
-                for i, k in zip(rows, fragment_keys(t, layer_name, layer, rows), strict=True):
-                    ids = train_keys.get(k.tobytes())
-                    if ids:
-                        keep[int(i)] = "fragment of a datagram flagged " + ", ".join(
-                            sorted(set(ids))
-                        )
-        for i in np.flatnonzero(np.isin(batch.frame, flagged)):
-            keep[int(i)] = ", ".join(labels[int(batch.frame[i])])
+        keep = batch_labels(batch, decode(batch), labels, train_keys, near)
         for row in sorted(keep):
-            frame = int(batch.frame[row])
-            writer.packet(
-                int(batch.ts_ns[row]),
-                batch.packet(row),
-                linktype=int(batch.linktype[row]),
-                wirelen=int(batch.wirelen[row]),
-                comment=f"netsleuth: {name} frame {frame}: {keep[row]}",
-            )
+            write_row(writer, batch, row, f"{name} frame {int(batch.frame[row])}: {keep[row]}")
             written += 1
     return written
+
+
+def finding_labels(
+    findings: list[Finding], flagged_keys: dict[str, set[bytes]]
+) -> tuple[dict[int, list[str]], dict[bytes, list[str]]]:
+    """Frame -> the finding tags naming it; fragment reassembly key -> the flagged ids."""
+    labels: dict[int, list[str]] = defaultdict(list)
+    for f in findings:
+        tag = f"{f.id} [{f.layer}]" if f.layer else f.id
+        for frame in f.packets:
+            labels[frame].append(tag)
+    train_keys: dict[bytes, list[str]] = defaultdict(list)
+    for f in findings:
+        for k in flagged_keys.get(f.id, ()):
+            train_keys[k].append(f.id)
+    return labels, train_keys
+
+
+def batch_labels(
+    batch: RecordBatch,
+    t: PacketTable,
+    labels: dict[int, list[str]],
+    train_keys: dict[bytes, list[str]],
+    near: NDArray[np.int64],
+) -> dict[int, str]:
+    """Row -> comment for the rows of one batch worth exporting: the findings' packets,
+    the fragments of flagged datagrams, and the frames numbered in `near` (context)."""
+    keep: dict[int, str] = {}
+    for i in np.flatnonzero(np.isin(batch.frame, near)):
+        keep[int(i)] = "context"
+    if train_keys:
+        for layer_name, layer, present in ip_layers(t):
+            rows = np.flatnonzero(present & layer.is_frag)
+            if rows.shape[0] == 0:
+                continue
+            for i, k in zip(rows, fragment_keys(t, layer_name, layer, rows), strict=True):
+                ids = train_keys.get(k.tobytes())
+                if ids:
+                    keep[int(i)] = "fragment of a datagram flagged " + ", ".join(sorted(set(ids)))
+    flagged = np.fromiter(labels, dtype=np.int64)
+    for i in np.flatnonzero(np.isin(batch.frame, flagged)):
+        keep[int(i)] = ", ".join(labels[int(batch.frame[i])])
+    return keep
+
+
+def write_row(writer: PcapngWriter, batch: RecordBatch, row: int, comment: str) -> None:
+    """One record of a batch, with its original timestamp and link type (what pcapng cannot
+    hold is said in the comment)."""
+    ts, linktype = int(batch.ts_ns[row]), int(batch.linktype[row])
+    caveats = ""
+    if ts < 0:  # pcapng timestamps are unsigned: a clock before 1970 is not written
+        caveats += f" (original time {ts} ns before 1970; written as 0)"
+        ts = 0
+    if not 0 <= linktype <= 0xFFFF:
+        caveats += " (the input names no link type for it)"
+        linktype = LINKTYPE_USER0
+    writer.packet(
+        ts,
+        batch.packet(row),
+        linktype=linktype,
+        wirelen=int(batch.wirelen[row]),
+        comment=f"netsleuth: {comment}{caveats}",
+    )

@@ -1,11 +1,10 @@
 """`profile` for people: each CPU's context shares, its hot NET_RX functions with their
 callers, the notes, then the findings with their next steps. Function names come from the
-running kernel's kallsyms and are escaped before rich sees them."""
+running kernel's kallsyms; the console parses no markup (cliutil.stdout_console)."""
 
 from __future__ import annotations
 
 from rich.console import Console
-from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
 
@@ -53,12 +52,12 @@ def net_rx_table(cpu: CpuProfile) -> Table:
         if len(r.callers) > CALLERS_SHOWN:
             callers += " < ..."
         t.add_row(
-            escape(r.function),
+            r.function,
             f"{r.self_samples:,}",
             f"{r.inclusive:,}",
             f"{100 * r.inclusive / rx:.0f}%" if rx else "-",
             r.cause or "",
-            escape(callers),
+            callers,
         )
     return t
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from rich.console import Console
-from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
 
@@ -37,7 +36,7 @@ def _bars(
 def render_steer(console: Console, r: SteerResult) -> None:
     nic = r.nic
     console.print(
-        Text(f"netsleuth steer: {r.packets:,} packets, {r.flows.shape[0]:,} flows", style="bold")
+        Text(f"netsleuth steer: {r.packets:,} packets, {r.distinct_flows:,} flows", style="bold")
     )
     console.print(
         f"NIC: {nic.queues} queues, parses {nic.parse} headers"
@@ -71,8 +70,7 @@ def render_steer(console: Console, r: SteerResult) -> None:
         console.print(table)
     if r.non_ip:
         kinds = ", ".join(
-            f"{escape(name)} {p:,}"
-            for name, (p, _) in sorted(r.non_ip.items(), key=lambda kv: -kv[1][0])
+            f"{name} {p:,}" for name, (p, _) in sorted(r.non_ip.items(), key=lambda kv: -kv[1][0])
         )
         console.print(
             f"\nnot IP: {kinds} (no RSS hash: queue {r.non_ip_queue()}; RPS keys them on "

@@ -17,10 +17,13 @@ Paths (all relative to the root):
 
 from __future__ import annotations
 
+import itertools
 import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from netsleuth.sources.safefile import read_capped
 
 FIXED = (
     "proc/net/softnet_stat",
@@ -37,6 +40,10 @@ FIXED = (
     "proc/sys/net/core/netdev_budget_usecs",
 )
 MAX_FILE = 4 << 20  # /proc/interrupts on a 512-CPU host is ~2 MB
+# Bounds on what a --root tree can make us read (a busy container host has a few thousand
+# veths; no NIC has more than a few hundred RX queues): files read stay under ~100k.
+MAX_DEVICES = 8192
+MAX_QUEUES = 1024
 
 
 @dataclass
@@ -57,22 +64,9 @@ class Snapshot:
 
 
 def _slurp(path: str) -> bytes:
-    """Up to MAX_FILE bytes in 64 KiB reads: /proc/sys handlers allocate the whole requested
-    count and fail with ENOMEM on a 4 MiB read. os-level calls: a live sample reads ~60
-    files a second under `watch`, and pathlib's overhead was a third of its cost."""
-    chunks = []
-    size = 0
-    fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
-    try:
-        while size < MAX_FILE:
-            chunk = os.read(fd, min(65536, MAX_FILE - size))
-            if not chunk:
-                break
-            chunks.append(chunk)
-            size += len(chunk)
-    finally:
-        os.close(fd)
-    return b"".join(chunks)
+    """Up to MAX_FILE bytes of a regular file (sources.safefile: no FIFO, device or
+    last-component symlink; never blocks): a --root or bundle tree is untrusted input."""
+    return read_capped(path, MAX_FILE)
 
 
 def _read(root: str, rel: str, snap: Snapshot, *, quiet: bool = False) -> None:
@@ -92,9 +86,12 @@ def _read(root: str, rel: str, snap: Snapshot, *, quiet: bool = False) -> None:
     snap.files[rel] = data.decode("utf-8", "replace")
 
 
-def _listdir(path: str) -> list[str]:
+def _listdir(path: str, limit: int = 1 << 16) -> list[str]:
+    """Up to `limit` names, sorted: a --root directory of millions of entries is read no
+    further (os.listdir would hold them all)."""
     try:
-        return sorted(os.listdir(path))
+        with os.scandir(path) as it:
+            return sorted(e.name for e in itertools.islice(it, limit))
     except OSError:
         return []
 
@@ -123,10 +120,10 @@ def read_snapshot(root: Path) -> Snapshot:
     for rel in FIXED:
         _read(r, rel, snap)
     net = os.path.join(r, "sys/class/net")
-    for dev in _listdir(net):
+    for dev in _listdir(net, MAX_DEVICES):
         for counter in DEVICE_COUNTERS:
             _read(r, f"sys/class/net/{dev}/statistics/{counter}", snap, quiet=True)
-        for q in _listdir(os.path.join(net, dev, "queues")):
+        for q in _listdir(os.path.join(net, dev, "queues"), MAX_QUEUES):
             if q.startswith("rx-"):
                 _read(r, f"sys/class/net/{dev}/queues/{q}/rps_cpus", snap, quiet=True)
     # Affinity of the NIC queue IRQs only: the rest (timers, disks) is not ours to judge.
@@ -134,10 +131,11 @@ def read_snapshot(root: Path) -> Snapshot:
 
     _, irqs = parse_interrupts(snap.get("proc/interrupts") or "")
     for irq in irqs:
-        if irq.queue is not None:
+        # The IRQ name comes from the file: only a number names a proc/irq directory.
+        if irq.queue is not None and irq.irq.isascii() and irq.irq.isdigit():
             _read(r, f"proc/irq/{irq.irq}/smp_affinity_list", snap, quiet=True)
     # A bundle or a copied tree may carry ethtool texts already.
-    for dev in _listdir(os.path.join(r, "ethtool")):
+    for dev in _listdir(os.path.join(r, "ethtool"), MAX_DEVICES):
         for name in ("statistics", "ring"):
             _read(r, f"ethtool/{dev}/{name}", snap, quiet=True)
     return snap

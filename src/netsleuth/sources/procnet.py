@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from netsleuth.errors import InputError
+from netsleuth.sources.safefile import open_regular
 
 TCP_LISTEN = "0A"
 
@@ -46,15 +47,40 @@ def parse_tcp(text: str, *, byteorder: str = sys.byteorder) -> list[Listener]:
     return out
 
 
+# A socket line is 150 bytes (tcp6) and a host has at most a few million sockets: beyond
+# these, a --root file is not a socket table, and reading on would only cost time.
+MAX_LINE = 4096
+MAX_BYTES = 1 << 30
+
+
 def read_listeners(root: Path) -> tuple[list[Listener], list[str]]:
-    """LISTEN sockets of proc/net/tcp and tcp6 under root, and notes on what was absent."""
+    """LISTEN sockets of proc/net/tcp and tcp6 under root, and notes on what was absent.
+    Read line by line, only regular files (sources.safefile): memory holds the listeners,
+    not the table (a --root file may be /dev/zero or a FIFO)."""
     found, notes = [], []
     for name in ("tcp", "tcp6"):
         path = root / "proc" / "net" / name
         try:
-            found += parse_tcp(path.read_text())
+            found += _listeners(str(path))
         except FileNotFoundError:
             notes.append(f"{path} is absent: skipped")
         except OSError as err:
             raise InputError(str(path), err.strerror or str(err)) from err
     return found, notes
+
+
+def _listeners(path: str) -> list[Listener]:
+    out: list[Listener] = []
+    total = 0
+    with open_regular(path) as fh:
+        fh.readline(MAX_LINE)  # the header
+        while total < MAX_BYTES:
+            line = fh.readline(MAX_LINE)
+            if not line:
+                break
+            total += len(line)
+            if b" 0A " in line:  # TCP_LISTEN: the rest is not parsed at all
+                out += parse_tcp("\n" + line.decode("ascii", "replace"))
+    if total >= MAX_BYTES:
+        raise InputError(path, f"more than {MAX_BYTES >> 30} GiB: not a socket table")
+    return out

@@ -2,7 +2,10 @@
 
 Lifecycle (probe -> start -> read -> stop):
   Tracefs.open()      find tracefs in /proc/mounts (or debugfs/tracing); mount it at
-                      /sys/kernel/tracing when absent and permitted, and unmount it at close
+                      /sys/kernel/tracing when absent and permitted. Runs using a mount
+                      netsleuth made register under /run/netsleuth (a flock'd directory):
+                      the last one to close unmounts it, and if the kernel still says EBUSY
+                      it is left mounted and the run says so (outcome)
   Instance.create()   mkdir instances/netsleuth-<pid>: a ring buffer of our own, so the
                       global buffer, tracer and events stay exactly as the user left them
                       (Documentation/trace/ftrace.rst, "Instances")
@@ -11,7 +14,9 @@ Lifecycle (probe -> start -> read -> stop):
   Instance.lost()     per_cpu/cpuN/stats: overrun + commit overrun + dropped events
   Instance.remove()   disable, close, rmdir; always called (context manager)
 
-Instances named netsleuth-<pid> whose process is gone (a SIGKILLed run) are removed first.
+Instances named netsleuth-<pid> whose owner is gone (a SIGKILLed run) are removed first; the
+owner is checked, not just the pid: a live process that is not netsleuth, or that started
+after the instance was made, is another process that reused the pid.
 """
 
 from __future__ import annotations
@@ -20,8 +25,10 @@ import contextlib
 import ctypes
 import ctypes.util
 import errno
+import fcntl
 import os
 import re
+import signal
 from collections.abc import Iterator
 from pathlib import Path
 from types import TracebackType
@@ -29,6 +36,9 @@ from types import TracebackType
 from netsleuth.errors import FacilityError
 
 DEFAULT_MOUNT = Path("/sys/kernel/tracing")
+# Who uses a tracefs mount that netsleuth made: on tmpfs, so a reboot (which also unmounts)
+# clears it.
+STATE_DIR = Path("/run/netsleuth")
 PREFIX = "netsleuth-"
 _STATS = re.compile(r"^(overrun|commit overrun|dropped events):\s*(\d+)", re.M)
 
@@ -63,53 +73,75 @@ def _libc() -> ctypes.CDLL:
 
 
 class Tracefs:
-    def __init__(self, root: Path, mounted_by_us: bool) -> None:
+    def __init__(self, root: Path, mounted_by_us: bool, state: Path | None = None) -> None:
         self.root = root
         self.mounted_by_us = mounted_by_us
+        self.state = state  # set while this run is registered as a user of our mount
+        self.outcome: str | None = None  # what close() did to the mount, for the notes
 
     @classmethod
-    def open(cls, *, mount: bool = True) -> Tracefs:
+    def open(cls, *, mount: bool = True, state_dir: Path = STATE_DIR) -> Tracefs:
         found = find_tracefs()
-        if found is not None:
-            return cls(found, False)
-        try:
-            supported = "tracefs" in Path("/proc/filesystems").read_text()
-        except OSError:
-            supported = False
-        if not supported:
-            raise FacilityError(
-                "this kernel has no tracefs (built without CONFIG_TRACING / "
-                "CONFIG_FTRACE): drops needs the skb:kfree_skb tracepoint"
-            )
-        if not mount:
-            raise FacilityError(f"tracefs is not mounted: mount -t tracefs nodev {DEFAULT_MOUNT}")
-        if os.geteuid() != 0:
-            raise FacilityError(
-                f"tracefs is not mounted and mounting it needs root: run as root, or "
-                f"mount -t tracefs nodev {DEFAULT_MOUNT}"
-            )
-        rc = _libc().mount(b"nodev", str(DEFAULT_MOUNT).encode(), b"tracefs", 0, None)
-        if rc != 0:
-            err = ctypes.get_errno()
-            raise FacilityError(f"cannot mount tracefs at {DEFAULT_MOUNT}: {os.strerror(err)}")
-        return cls(DEFAULT_MOUNT, True)
+        if found is not None and not _marker(state_dir, found):
+            return cls(found, False)  # the user's own mount: never ours to touch
+        if found is None:
+            _can_mount(mount)
+        with _locked(state_dir) as ns:
+            found = find_tracefs()
+            if found is None:
+                rc = _libc().mount(b"nodev", str(DEFAULT_MOUNT).encode(), b"tracefs", 0, None)
+                if rc != 0:
+                    err = ctypes.get_errno()
+                    raise FacilityError(
+                        f"cannot mount tracefs at {DEFAULT_MOUNT}: {os.strerror(err)}"
+                    )
+                ns.mkdir(exist_ok=True, mode=0o700)
+                (ns / "tracefs.mounted").write_text(_identity(DEFAULT_MOUNT))
+                found, mounted = DEFAULT_MOUNT, True
+            elif _marker(state_dir, found):
+                mounted = False  # another netsleuth run mounted it: share it
+            else:
+                return cls(found, False)
+            _register(ns)
+            return cls(found, mounted, ns)
 
     def close(self) -> None:
-        if self.mounted_by_us:
-            self.mounted_by_us = False
-            _libc().umount2(str(self.root).encode(), 0)
+        state, self.state = self.state, None
+        if state is None:
+            return
+        with _locked(state.parent):
+            with contextlib.suppress(FileNotFoundError):
+                (state / "users" / str(os.getpid())).unlink()
+            if _users(state):
+                if self.mounted_by_us:
+                    self.outcome = (
+                        f"left tracefs mounted at {self.root}: another netsleuth run uses it"
+                    )
+                return
+            if _libc().umount2(str(self.root).encode(), 0) != 0:
+                err = ctypes.get_errno()
+                self.outcome = (
+                    f"left tracefs mounted at {self.root} ({os.strerror(err)}); "
+                    f"umount {self.root} to remove it"
+                )
+                return
+            with contextlib.suppress(OSError):
+                (state / "tracefs.mounted").unlink()
+                (state / "users").rmdir()
+                state.rmdir()  # under the lock: nobody is between reading and using it
+            self.outcome = f"unmounted tracefs at {self.root} (netsleuth had mounted it)"
 
     def event_dir(self, system: str, event: str) -> Path:
         return self.root / "events" / system / event
 
     def remove_stale(self) -> list[str]:
-        """Remove netsleuth-<pid> instances whose process no longer exists."""
+        """Remove netsleuth-<pid> instances whose owner no longer runs."""
         removed = []
         instances = self.root / "instances"
         with contextlib.suppress(OSError):
             for entry in instances.iterdir():
                 m = re.fullmatch(rf"{PREFIX}(\d+)", entry.name)
-                if not m or _alive(int(m.group(1))):
+                if not m or owner_alive(int(m.group(1)), entry.stat().st_mtime):
                     continue
                 with contextlib.suppress(OSError):
                     entry.rmdir()
@@ -117,14 +149,112 @@ class Tracefs:
         return removed
 
 
-def _alive(pid: int) -> bool:
+def _can_mount(mount: bool) -> None:
     try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
+        supported = "tracefs" in Path("/proc/filesystems").read_text()
+    except OSError:
+        supported = False
+    if not supported:
+        raise FacilityError(
+            "this kernel has no tracefs (built without CONFIG_TRACING / "
+            "CONFIG_FTRACE): drops needs the skb:kfree_skb tracepoint"
+        )
+    if not mount:
+        raise FacilityError(f"tracefs is not mounted: mount -t tracefs nodev {DEFAULT_MOUNT}")
+    if os.geteuid() != 0:
+        raise FacilityError(
+            f"tracefs is not mounted and mounting it needs root: run as root, or "
+            f"mount -t tracefs nodev {DEFAULT_MOUNT}"
+        )
+
+
+def _marker(top: Path, root: Path) -> bool:
+    """Whether the tracefs at root is the very mount netsleuth made: same mount namespace,
+    same mount id (another namespace's tracefs, or one the user mounted since, is not)."""
+    try:
+        return (_ns_dir(top) / "tracefs.mounted").read_text() == _identity(root)
+    except OSError:
         return False
-    except PermissionError:
-        return True
-    return True
+
+
+def _identity(root: Path) -> str:
+    """'<mount namespace> <mount id> <mount point>' of the tracefs at root
+    (/proc/self/mountinfo: the mount id is field 1, the mount point field 5)."""
+    ns = os.readlink("/proc/self/ns/mnt")
+    mount_id = "?"
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/self/mountinfo").read_text().splitlines():
+            f = line.split()
+            if len(f) > 4 and f[4] == str(root) and " - tracefs " in line:
+                mount_id = f[0]
+    return f"{ns} {mount_id} {root}"
+
+
+def _ns_dir(top: Path) -> Path:
+    """Mounts are per mount namespace: so is the record of who uses ours."""
+    return top / os.readlink("/proc/self/ns/mnt").replace(":", "-").replace("[", "").rstrip("]")
+
+
+@contextlib.contextmanager
+def _locked(top: Path) -> Iterator[Path]:
+    """One run at a time decides to mount or unmount: flock on the top directory itself
+    (released if we die; never removed, so never two locks), yielding this namespace's
+    state directory, which the last user removes."""
+    try:
+        top.mkdir(parents=True, exist_ok=True, mode=0o700)
+        fd = os.open(top, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    except OSError as err:
+        raise FacilityError(f"cannot use {top} to share the tracefs mount: {err}") from None
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield _ns_dir(top)
+    finally:
+        os.close(fd)
+
+
+def _register(state: Path) -> None:
+    (state / "users").mkdir(parents=True, exist_ok=True, mode=0o700)
+    (state / "users" / str(os.getpid())).write_text("")
+
+
+def _users(state: Path) -> list[int]:
+    """Live users of our mount; the files of dead ones are removed."""
+    live = []
+    for entry in (state / "users").iterdir():
+        if not entry.name.isdigit():
+            continue
+        pid = int(entry.name)
+        if owner_alive(pid, entry.stat().st_mtime):
+            live.append(pid)
+        else:
+            with contextlib.suppress(OSError):
+                entry.unlink()
+    return live
+
+
+def owner_alive(pid: int, since: float, proc: Path = Path("/proc")) -> bool:
+    """Whether pid is still the netsleuth process that made something at time `since`: a
+    pid reused by another program, or by a process started later, is not."""
+    try:
+        # A netsleuth run is `netsleuth ...` or any Python that loaded our C extensions
+        # (pytest, python -m netsleuth): the path of the .so is in its maps.
+        cmdline = (proc / str(pid) / "cmdline").read_bytes()
+        if b"netsleuth" not in cmdline:
+            cmdline = (proc / str(pid) / "maps").read_bytes()
+        fields = (proc / str(pid) / "stat").read_text().rsplit(")", 1)[1].split()
+        btime = next(
+            int(ln.split()[1])
+            for ln in (proc / "stat").read_text().splitlines()
+            if ln.startswith("btime ")
+        )
+    except (OSError, IndexError, ValueError, StopIteration):
+        return False
+    if b"netsleuth" not in cmdline:
+        return False  # the pid now belongs to another program
+    # starttime is field 22 of /proc/PID/stat, in clock ticks after boot (proc(5)); the
+    # fields after comm's ")" start at field 3.
+    started = btime + int(fields[19]) / os.sysconf("SC_CLK_TCK")
+    return started <= since + 2.0  # tick and btime rounding
 
 
 def _write(path: Path, text: str) -> None:
@@ -257,8 +387,17 @@ class Instance:
 
 @contextlib.contextmanager
 def tracefs_session(*, mount: bool = True) -> Iterator[Tracefs]:
-    fs = Tracefs.open(mount=mount)
+    """SIGINT/SIGTERM are held from before the mount until the session's `finally` guards
+    it: a signal in between left the mount behind (5 of 20 timed tries). A signal that
+    came meanwhile is delivered as the session starts, and unwinds through close()."""
+    held = {signal.SIGINT, signal.SIGTERM}
+    old = signal.pthread_sigmask(signal.SIG_BLOCK, held)
     try:
-        yield fs
+        fs = Tracefs.open(mount=mount)
+        try:
+            signal.pthread_sigmask(signal.SIG_SETMASK, old)
+            yield fs
+        finally:
+            fs.close()
     finally:
-        fs.close()
+        signal.pthread_sigmask(signal.SIG_SETMASK, old)

@@ -1,7 +1,8 @@
 """`steer`: stream a capture through the NIC and RPS models and explain the spread.
 
-Memory is bounded by distinct flows and hash keys, not packets: each is counted into a hash
-table (tally.py) as the batches go by.
+Memory is bounded, whatever the capture: flows and hash keys are counted into hash tables
+(tally.py) as the batches go by, and a table that reaches its limit spills to sorted runs on
+disk, merged exactly at the end (spill.py).
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ from netsleuth.steering.model import (
     rps_cpu,
     rss_queue,
 )
+from netsleuth.steering.spill import FLOW_LIMIT, DistinctKeys, Runs, SpillDir, mix
 from netsleuth.steering.tally import Tally
 from netsleuth.steering.toeplitz import Toeplitz
 
@@ -41,8 +43,11 @@ MIN_PER_BUCKET = 50
 COLLAPSE = 10  # distinct flows per distinct hash key that signals a layer not parsed
 MIN_FLOWS = 100
 NON_IP_NAMES = {-1: "802.2 LLC (802.3 length field)", -2: "non-IP inside a tunnel"}
+# The heaviest flows kept for the report (heaviest() shows up to 10; judge uses the first).
+TOP_FLOWS = 100
 FLOW = np.dtype(
     [
+        ("k", "<u8"),  # spill.mix(id): the key flow runs are sorted by
         ("id", "<u8"),
         ("packets", "<i8"),
         ("bytes", "<i8"),
@@ -88,7 +93,8 @@ class SteerResult:
     rps: RpsModel | None
     queues: Bucket
     cpus: Bucket | None
-    flows: NDArray[np.void]
+    flows: NDArray[np.void]  # the TOP_FLOWS heaviest, by packets then flow id
+    distinct_flows: int
     rss_keys: int
     rps_keys: int
     tunnels: dict[str, int]
@@ -123,7 +129,7 @@ class SteerResult:
     def flows_json(self) -> dict[str, Any]:
         queue = self.non_ip_queue()
         return {
-            "distinct": int(self.flows.shape[0]),
+            "distinct": self.distinct_flows,
             "heaviest": heaviest(self),
             "non_ip": [
                 {"class": name, "packets": p, "bytes": b, "rss": f"no hash: queue {queue}"}
@@ -137,25 +143,27 @@ class SteerResult:
 class Steer:
     """One NIC model and optional RPS model, fed decoded batches."""
 
-    def __init__(self, nic: NicModel, rps: RpsModel | None, toeplitz: Toeplitz) -> None:
+    def __init__(
+        self, nic: NicModel, rps: RpsModel | None, toeplitz: Toeplitz, spill: SpillDir
+    ) -> None:
         self.nic, self.rps = nic, rps
         self.toeplitz = toeplitz
         self.queues = Bucket.zeros(int(nic.table().max()) + 1)
         self.cpus = Bucket.zeros(max(rps.cpus) + 1) if rps else None
-        self.rss_keys, self.rps_keys = Tally(counts=False), Tally(counts=False)
+        self.rss_keys, self.rps_keys = DistinctKeys(spill), DistinctKeys(spill)
 
     def observe(self, t: PacketTable) -> None:
         size = t.batch.wirelen
         h, l4, _ = nic_hash(t, self.nic, self.toeplitz)
         self.queues.add(rss_queue(h, self.nic), size)
-        self.rss_keys.add(h.astype(np.uint64), size)
+        self.rss_keys.add(h.astype(np.uint64))
         if self.rps is not None and self.cpus is not None:
             cpu, rh = rps_cpu(t, self.rps, h, l4)
             self.cpus.add(cpu, size)
-            self.rps_keys.add(rh.astype(np.uint64), size)
+            self.rps_keys.add(rh.astype(np.uint64))
 
     def result(
-        self, inputs: list[InputResult], traffic: Traffic, flows: NDArray[np.void]
+        self, inputs: list[InputResult], traffic: Traffic, flows: tuple[int, NDArray[np.void]]
     ) -> SteerResult:
         res = SteerResult(
             inputs,
@@ -163,12 +171,13 @@ class Steer:
             self.rps,
             self.queues,
             self.cpus,
-            flows,
-            len(self.rss_keys),
-            len(self.rps_keys),
+            flows[1],
+            flows[0],
+            self.rss_keys.count(),
+            self.rps_keys.count(),
             traffic.tunnels,
             dict(traffic.non_ip),
-            (len(traffic.inner_keys), len(traffic.outer_keys)),
+            traffic.tunnelled(),
         )
         res.findings = judge(res)
         return res
@@ -177,12 +186,15 @@ class Steer:
 class Traffic:
     """What the traffic is, whatever the models: the real flows and the tunnels seen."""
 
-    def __init__(self) -> None:
+    def __init__(self, spill: SpillDir, limit: int = FLOW_LIMIT) -> None:
         self.tally = Tally()
         self.first: list[NDArray[np.void]] = []  # each new flow's fields, in first-seen order
         self.tunnels: dict[str, int] = {}
         self.non_ip: dict[str, tuple[int, int]] = {}
-        self.inner_keys, self.outer_keys = Tally(counts=False), Tally(counts=False)
+        self.inner_keys, self.outer_keys = DistinctKeys(spill), DistinctKeys(spill)
+        self._tunnelled: tuple[int, int] | None = None
+        self.limit = limit
+        self.runs = Runs(spill, FLOW)
 
     def observe(self, t: PacketTable) -> None:
         counts = np.bincount(t.tunnel, minlength=len(Tunnel))
@@ -208,12 +220,15 @@ class Traffic:
         tun = np.flatnonzero(t.tunnels[ip] > 0) if t.tunnels.any() else np.zeros(0, np.int64)
         if tun.shape[0]:
             outer = flow_id(layer_fields(t, np.zeros(t.n, dtype=np.bool_)))[ip]
-            self.inner_keys.add(fid[tun], wire[tun])
-            self.outer_keys.add(outer[tun], wire[tun])
+            self.inner_keys.add(fid[tun])
+            self.outer_keys.add(outer[tun])
+        if len(self.tally) + fid.shape[0] > self.limit and len(self.tally):
+            self._spill()
         new = self.tally.add(fid, wire)
         if new.shape[0]:
             rec = np.zeros(new.shape[0], dtype=FLOW)
             rec["id"] = fid[new]
+            rec["k"] = mix(rec["id"])
             for name in ("ver", "src_hi", "src_lo", "dst_hi", "dst_lo", "proto"):
                 rec[name] = getattr(f, name)[new]
             ports = f.has_ports[new]
@@ -232,14 +247,55 @@ class Traffic:
             p, b = self.non_ip.get(name, (0, 0))
             self.non_ip[name] = (p + int(sel.sum()), b + int(wire[sel].sum()))
 
-    def flows(self) -> NDArray[np.void]:
-        """One record per flow, ordered by flow id."""
+    def tunnelled(self) -> tuple[int, int]:
+        """(distinct inner flows, distinct outer flows) of the tunnelled packets: counted
+        once however many models ask."""
+        if self._tunnelled is None:
+            self._tunnelled = (self.inner_keys.count(), self.outer_keys.count())
+        return self._tunnelled
+
+    def _table(self) -> NDArray[np.void]:
+        """The flows in memory, one record each, in first-seen order."""
         n = len(self.tally)
         out = np.concatenate(self.first) if self.first else np.zeros(0, dtype=FLOW)
         self.first = [out]
         out["packets"] = self.tally.packets[:n]
         out["bytes"] = self.tally.bytes[:n]
-        return out[np.argsort(out["id"], kind="stable")]
+        return out
+
+    def _spill(self) -> None:
+        self.runs.write(self._table())
+        self.tally = Tally()
+        self.first = []
+
+    def flows(self) -> tuple[int, NDArray[np.void]]:
+        """(distinct flows, the TOP_FLOWS heaviest): exact, merged across spilled runs."""
+        if not self.runs.files:
+            table = self._table()
+            return table.shape[0], _top(table)
+        if len(self.tally):
+            self._spill()
+        distinct = 0
+        top = np.zeros(0, dtype=FLOW)
+        for part in self.runs.ranges():
+            r = part[np.argsort(part["k"], kind="stable")]  # a key's earliest record first
+            starts = np.flatnonzero(np.r_[True, r["k"][1:] != r["k"][:-1]])
+            merged = r[starts]
+            merged["packets"] = np.add.reduceat(r["packets"], starts)
+            merged["bytes"] = np.add.reduceat(r["bytes"], starts)
+            distinct += starts.shape[0]
+            top = _top(np.concatenate([top, merged]))
+        return distinct, top
+
+
+def _top(flows: NDArray[np.void]) -> NDArray[np.void]:
+    """The TOP_FLOWS heaviest by packets, ties by flow id (what sorting by id, then stably
+    by packets, gave)."""
+    if flows.shape[0] > TOP_FLOWS:
+        # Only flows with at least the TOP_FLOWS-th largest count can be in the top.
+        floor = np.partition(flows["packets"], -TOP_FLOWS)[-TOP_FLOWS]
+        flows = flows[flows["packets"] >= floor]
+    return flows[np.lexsort((flows["id"], -flows["packets"]))[:TOP_FLOWS]]
 
 
 def steer(paths: Sequence[str], nic: NicModel, rps: RpsModel | None) -> SteerResult:
@@ -254,31 +310,32 @@ def steer_many(
     for nic, _ in models:
         if nic.key not in tables:
             tables[nic.key] = Toeplitz(nic.key)
-    runs = [Steer(nic, rps, tables[nic.key]) for nic, rps in models]
-    traffic = Traffic()
-    inputs = []
-    for path in paths:
-        res = InputResult(path)
-        inputs.append(res)
-        try:
-            reader = open_capture(path)
-            res.format = reader.kind
-            for batch in reader.batches():
-                t = decode(batch)
-                traffic.observe(t)
-                for run in runs:
-                    run.observe(t)
-                res.packets += len(batch)
-                res.bytes += int(batch.wirelen.sum())
-        except InputError as err:
-            res.error = str(err)
-    flows = traffic.flows()  # the same traffic for every model: merged once
-    return [run.result(inputs, traffic, flows) for run in runs]
+    with SpillDir() as spill:
+        runs = [Steer(nic, rps, tables[nic.key], spill) for nic, rps in models]
+        traffic = Traffic(spill)
+        inputs = []
+        for path in paths:
+            res = InputResult(path)
+            inputs.append(res)
+            try:
+                reader = open_capture(path)
+                res.format = reader.kind
+                for batch in reader.batches():
+                    t = decode(batch)
+                    traffic.observe(t)
+                    for run in runs:
+                        run.observe(t)
+                    res.packets += len(batch)
+                    res.bytes += int(batch.wirelen.sum())
+            except InputError as err:
+                res.error = str(err)
+        flows = traffic.flows()  # the same traffic for every model: merged once
+        return [run.result(inputs, traffic, flows) for run in runs]
 
 
 def judge(r: SteerResult) -> list[Finding]:
     out: list[Finding] = []
-    nflows = int(r.flows.shape[0])
+    nflows = r.distinct_flows
     outer_only = r.nic.parse == "outer" and any(
         k in r.tunnels for k in ("gre", "ipip", "ip6", "vxlan", "geneve", "pptp")
     )
@@ -332,7 +389,7 @@ def judge(r: SteerResult) -> list[Finding]:
                 {"max_over_mean": round(ratio, 2), "cv": round(bucket.cv(), 3)},
             )
     if nflows and r.packets:
-        heavy = r.flows[np.argmax(r.flows["packets"])]
+        heavy = r.flows[0]
         share = int(heavy["packets"]) / r.packets
         if share * r.queues.packets.shape[0] > 1 and share >= 0.1:
             finding(

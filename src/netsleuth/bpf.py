@@ -1,0 +1,237 @@
+"""Capture filters: tcpdump syntax compiled to classic BPF by libpcap, and inner-field terms
+(`inner.src 27.18.0.0/16 and inner.proto tcp`) turned into a tcpdump expression at the
+fixed offsets of the encapsulations the user names (`--encap vlan,gre-teb`): the filter
+incident 1's team wrote by hand (`ip[54:4] & ...` behind GRE-TEB and a VLAN tag).
+
+Why libpcap through ctypes and not `tcpdump -ddd`: libpcap is the compiler tcpdump itself
+calls (pcap_compile), it is on the machine whenever tcpreplay is (Debian libpcap0.8), it
+runs in-process, and it needs no tcpdump install. pcap_open_dead gives a handle with no
+interface, so compiling needs no privilege.
+
+VLAN tags and the kernel: the Linux receive path moves the outermost 802.1Q/802.1ad tag
+into skb metadata before the packet taps (net/core/dev.c, __netif_receive_skb_core:
+skb_vlan_untag), so a socket filter sees the frame without it. The expression printed for
+files and for tcpdump keeps the tag in line (absolute `ether[...]` offsets, as in a pcap);
+the program attached to our socket is compiled for the frame without its first tag and
+starts with a check of the tag's presence through the kernel's ancillary load
+(SKF_AD_VLAN_TAG_PRESENT, include/uapi/linux/filter.h).
+"""
+
+from __future__ import annotations
+
+import ctypes
+import ctypes.util
+import ipaddress
+from dataclasses import dataclass
+
+from netsleuth.errors import FacilityError, InputError
+
+Insn = tuple[int, int, int, int]  # (code, jt, jf, k): struct sock_filter / struct bpf_insn
+
+DLT_EN10MB = 1
+PCAP_NETMASK_UNKNOWN = 0xFFFFFFFF
+# include/uapi/linux/filter.h: ancillary data offsets for BPF_LD ABS.
+SKF_AD_OFF = -0x1000
+SKF_AD_VLAN_TAG_PRESENT = 48
+BPF_LD_W_ABS, BPF_JEQ_K, BPF_RET_K = 0x20, 0x15, 0x06
+
+ETH_P_8021Q, ETH_P_IPV4, ETH_P_TEB = 0x8100, 0x0800, 0x6558
+GRE_KEY = 0x2000  # RFC 2890: K bit of the GRE flags
+VXLAN_PORT = 4789  # RFC 7348 section 5
+PROTOCOLS = {"icmp": 1, "igmp": 2, "tcp": 6, "udp": 17, "gre": 47, "esp": 50, "icmp6": 58}
+ENCAPS = ("vlan", "gre", "gre-teb", "vxlan", "ipip")
+
+
+class _Insn(ctypes.Structure):
+    _fields_ = [
+        ("code", ctypes.c_ushort),
+        ("jt", ctypes.c_ubyte),
+        ("jf", ctypes.c_ubyte),
+        ("k", ctypes.c_uint32),
+    ]
+
+
+class _Program(ctypes.Structure):
+    _fields_ = [("bf_len", ctypes.c_uint), ("bf_insns", ctypes.POINTER(_Insn))]
+
+
+def _libpcap() -> ctypes.CDLL:
+    name = ctypes.util.find_library("pcap") or "libpcap.so.0.8"
+    try:
+        lib = ctypes.CDLL(name)
+    except OSError:
+        raise FacilityError("--filter needs libpcap (Debian: apt-get install libpcap0.8)") from None
+    lib.pcap_open_dead.restype = ctypes.c_void_p
+    lib.pcap_open_dead.argtypes = [ctypes.c_int, ctypes.c_int]
+    lib.pcap_compile.argtypes = [
+        ctypes.c_void_p,
+        ctypes.POINTER(_Program),
+        ctypes.c_char_p,
+        ctypes.c_int,
+        ctypes.c_uint32,
+    ]
+    lib.pcap_geterr.restype = ctypes.c_char_p
+    lib.pcap_geterr.argtypes = [ctypes.c_void_p]
+    lib.pcap_freecode.argtypes = [ctypes.POINTER(_Program)]
+    lib.pcap_close.argtypes = [ctypes.c_void_p]
+    return lib
+
+
+def pcap_compile(expr: str, *, snaplen: int = 262144) -> list[Insn]:
+    """The classic BPF program libpcap makes of a tcpdump expression (Ethernet frames)."""
+    lib = _libpcap()
+    handle = lib.pcap_open_dead(DLT_EN10MB, snaplen)
+    if not handle:
+        raise FacilityError("libpcap could not open a dead handle")
+    prog = _Program()
+    try:
+        if lib.pcap_compile(handle, ctypes.byref(prog), expr.encode(), 1, PCAP_NETMASK_UNKNOWN):
+            msg = (lib.pcap_geterr(handle) or b"").decode(errors="replace")
+            raise InputError("--filter", f"{expr!r}: {msg}")
+        out = [(i.code, i.jt, i.jf, i.k) for i in prog.bf_insns[: prog.bf_len]]
+        lib.pcap_freecode(ctypes.byref(prog))
+        return out
+    finally:
+        lib.pcap_close(handle)
+
+
+@dataclass(frozen=True, slots=True)
+class Path:
+    """One way the encapsulation can be laid out: the byte tests that identify it and
+    where the inner IPv4 header starts (offsets from the start of the frame)."""
+
+    tests: tuple[str, ...]
+    inner: int
+
+
+def _eq(off: int, size: int, value: int, mask: int | None = None) -> str:
+    spec = f"ether[{off}:{size}]" if size != 1 else f"ether[{off}]"
+    if mask is not None:
+        spec += f" & {mask:#x}"
+    return f"{spec} = {value:#x}"
+
+
+def layouts(encap: list[str], *, strip_first_vlan: bool) -> list[Path]:
+    """Every fixed-offset layout of Ethernet / `encap` / inner IPv4. GRE is taken with and
+    without a key (RFC 2890; incident 1's mirror used one); checksum and sequence fields
+    are not. The outer IPv4 header must be 20 bytes and not a non-first fragment, or the
+    inner fields are not at fixed offsets."""
+    unknown = [e for e in encap if e not in ENCAPS]
+    if unknown:
+        raise InputError("--encap", f"unknown {', '.join(unknown)}; known: {', '.join(ENCAPS)}")
+    tunnels = [e for e in encap if e != "vlan"]
+    if len(tunnels) > 1 or (tunnels and encap[-1] == "vlan"):
+        raise InputError("--encap", "give VLAN tags, then at most one tunnel (vlan,gre-teb)")
+    et = 12
+    tests: list[str] = []
+    for n, _ in enumerate(e for e in encap if e == "vlan"):
+        if n == 0 and strip_first_vlan:
+            continue  # the kernel took the tag out: checked by the ancillary load
+        tests.append(_eq(et, 2, ETH_P_8021Q))
+        et += 4
+    tests.append(_eq(et, 2, ETH_P_IPV4))
+    ip = et + 2
+    if not tunnels:
+        return [Path(tuple(tests), ip)]
+    outer = [*tests, _eq(ip, 1, 0x45), _eq(ip + 6, 2, 0, 0x1FFF)]
+    kind = tunnels[0]
+    if kind == "ipip":
+        return [Path((*outer, _eq(ip + 9, 1, 4)), ip + 20)]
+    if kind == "vxlan":
+        udp = ip + 20
+        t = (*outer, _eq(ip + 9, 1, 17), _eq(udp + 2, 2, VXLAN_PORT), _eq(udp + 8, 1, 0x08, 0x08))
+        return [Path((*t, _eq(udp + 16 + 12, 2, ETH_P_IPV4)), udp + 16 + 14)]
+    paths = []
+    for flags, size in ((0, 4), (GRE_KEY, 8)):
+        gre = ip + 20
+        proto = ETH_P_TEB if kind == "gre-teb" else ETH_P_IPV4
+        t = (*outer, _eq(ip + 9, 1, 47), _eq(gre, 2, flags), _eq(gre + 2, 2, proto))
+        if kind == "gre-teb":
+            paths.append(Path((*t, _eq(gre + size + 12, 2, ETH_P_IPV4)), gre + size + 14))
+        else:
+            paths.append(Path(t, gre + size))
+    return paths
+
+
+def _inner_tests(term: str, arg: str, at: int) -> str:
+    if term in ("inner.src", "inner.dst", "inner.host"):
+        try:
+            net = ipaddress.IPv4Network(arg, strict=False)
+        except ValueError:
+            raise InputError(
+                "--filter", f"{term} needs an IPv4 address or CIDR, not {arg!r}"
+            ) from None
+        mask, value = int(net.netmask), int(net.network_address)
+
+        def test(off: int) -> str:
+            return _eq(off, 4, value) if mask == 0xFFFFFFFF else _eq(off, 4, value, mask)
+
+        src, dst = test(at + 12), test(at + 16)
+        return {"inner.src": src, "inner.dst": dst}.get(term, f"({src} or {dst})")
+    if term == "inner.proto":
+        num = PROTOCOLS.get(arg.lower()) if not arg.isdigit() else int(arg)
+        if num is None or not 0 <= num <= 255:
+            raise InputError("--filter", f"inner.proto {arg!r}: give tcp, udp, icmp, ... or 0-255")
+        return _eq(at + 9, 1, num)
+    raise InputError(
+        "--filter", f"unknown term {term!r}: inner.src, inner.dst, inner.host, inner.proto"
+    )
+
+
+def inner_expression(expr: str, encap: list[str], *, strip_first_vlan: bool = False) -> str:
+    """The tcpdump expression of `inner.TERM ARG [and ...]` behind `encap`."""
+    words = expr.replace("&&", " and ").split()
+    terms: list[tuple[str, str]] = []
+    while words:
+        if len(words) < 2:
+            raise InputError("--filter", f"{expr!r}: each inner term takes one argument")
+        terms.append((words[0], words[1]))
+        words = words[2:]
+        if words:
+            if words[0] != "and":
+                raise InputError("--filter", f"{expr!r}: inner terms join with 'and' only")
+            words = words[1:]
+    alts = []
+    for path in layouts(encap, strip_first_vlan=strip_first_vlan):
+        inner = [
+            _eq(path.inner, 1, 0x40, 0xF0),
+            *(_inner_tests(t, a, path.inner) for t, a in terms),
+        ]
+        alts.append("(" + " and ".join([*path.tests, *inner]) + ")")
+    return " or ".join(alts)
+
+
+@dataclass(frozen=True, slots=True)
+class Compiled:
+    expression: str  # tcpdump syntax, frames as in a capture file (tags in line)
+    file_program: list[Insn]  # that expression compiled: for files, tcpdump -r
+    program: list[Insn]  # what is attached to the live socket
+
+
+def compile_filter(expr: str, encap: str = "") -> Compiled:
+    """A tcpdump expression as it is; inner.* terms at the offsets of `encap`."""
+    layers = [e.strip() for e in encap.split(",") if e.strip()]
+    if not expr.lstrip().startswith("inner."):
+        if layers:
+            raise InputError("--encap", "--encap goes with inner.* terms, not a tcpdump expression")
+        prog = pcap_compile(expr)
+        return Compiled(expr, prog, prog)
+    text = inner_expression(expr, layers)
+    file_prog = pcap_compile(text)
+    if "vlan" not in layers:
+        return Compiled(text, file_prog, file_prog)
+    stripped = pcap_compile(inner_expression(expr, layers, strip_first_vlan=True))
+    # [ld vlan_avail; jeq #1 -> skip one; ret #0] then the program for the untagged frame.
+    # Classic BPF jumps are relative and forward, so prepending cannot break them.
+    guard = [
+        (BPF_LD_W_ABS, 0, 0, (SKF_AD_OFF + SKF_AD_VLAN_TAG_PRESENT) & 0xFFFFFFFF),
+        (BPF_JEQ_K, 1, 0, 1),
+        (BPF_RET_K, 0, 0, 0),
+    ]
+    return Compiled(text, file_prog, guard + stripped)
+
+
+def format_program(prog: list[Insn]) -> str:
+    """`tcpdump -ddd` style: the count, then one 'code jt jf k' line per instruction (the
+    form SO_ATTACH_FILTER and `tcpdump -r FILE -d` users paste)."""
+    return "\n".join([str(len(prog)), *(f"{c} {jt} {jf} {k}" for c, jt, jf, k in prog)])

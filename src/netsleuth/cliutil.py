@@ -1,0 +1,162 @@
+"""What every command shares at the edges: signals, I/O errors as one line, output paths that
+never clobber an input, and a console that never reads input-derived text as markup.
+
+Exit codes as in cli.py: 0 ok, 1 findings at --fail-on, 2 unusable input or output, 3 a
+missing privilege or facility; 130/143 when stopped by SIGINT/SIGTERM.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import sys
+from collections.abc import Callable
+from types import FrameType
+from typing import TYPE_CHECKING, Any
+
+from netsleuth.errors import InputError, NetsleuthError
+
+if TYPE_CHECKING:
+    from rich.console import Console
+
+# Linux IFNAMSIZ is 16 including the NUL (include/uapi/linux/if.h); dev_valid_name()
+# (net/core/dev.c) also refuses "/", ":" and whitespace, "." and "..".
+IFNAMSIZ = 16
+
+
+class Terminated(BaseException):
+    """SIGTERM, raised where the process is, so every `finally` and `with` runs (temp
+    directories, tracefs instances, the terminal's cursor) before the process exits 143."""
+
+
+def _on_term(signum: int, frame: FrameType | None) -> None:
+    raise Terminated
+
+
+def install_signals() -> None:
+    """Called first thing by the entry point, before anything is created: SIGTERM unwinds
+    like SIGINT does (KeyboardInterrupt) instead of killing the process mid-way."""
+    signal.signal(signal.SIGTERM, _on_term)
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+
+
+def _quiet_stdout() -> None:
+    """Point fd 1 at /dev/null so the interpreter's final flush cannot fail again."""
+    with contextlib.suppress(OSError, ValueError):
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+
+
+def _flush_stdout() -> None:
+    if sys.stdout is not None:
+        sys.stdout.flush()
+
+
+def io_message(err: OSError) -> str:
+    what = err.strerror or str(err)
+    if err.filename is None:
+        return f"cannot read or write: {what}"
+    return f"{err.filename}: {what}"
+
+
+def run_guarded(fn: Callable[..., int], args: Any, kwargs: Any) -> int:
+    """Run a command; every way out is an exit code and at most one line on stderr."""
+    try:
+        code = fn(*args, **kwargs)
+        try:
+            _flush_stdout()
+        except BrokenPipeError:
+            raise
+        except OSError as err:
+            err.filename = "stdout"
+            raise
+        return code
+    except NetsleuthError as err:
+        _say(f"netsleuth: {err}")
+        return err.exit_code
+    except KeyboardInterrupt:
+        _say("netsleuth: interrupted")
+        return 130
+    except Terminated:
+        _say("netsleuth: terminated")
+        return 143
+    except BrokenPipeError:
+        # The reader of our output went away (| head): what it wanted, it got. Not an
+        # error, and not exit 1 (which means findings at --fail-on).
+        _quiet_stdout()
+        return 0
+    except OSError as err:
+        # stdout on a full disk, an --export or -o in a missing or read-only directory,
+        # a closed stdin: one line, exit 2.
+        try:
+            _flush_stdout()
+        except (OSError, ValueError):
+            _quiet_stdout()
+        _say(f"netsleuth: {io_message(err)}")
+        return 2
+    except RecursionError:
+        _say("netsleuth: the input is nested too deeply to read")
+        return 2
+
+
+def _say(line: str) -> None:
+    with contextlib.suppress(OSError, ValueError, AttributeError):
+        sys.stderr.write(line.replace("\n", " ") + "\n")
+        sys.stderr.flush()
+
+
+def stdout_console() -> Console:
+    """The one console for text output. Every string printed comes from a capture, a path,
+    a device or a /proc text somewhere, so none is parsed as rich markup or emoji codes
+    (`scan 'nope[/x]'` raised MarkupError; `[incident-42]/eth0.pcap` printed as
+    `/eth0.pcap`): styles are set with Text(style=...) only."""
+    from rich.console import Console  # not imported for JSON output: 40 ms of start-up
+
+    class _Console(Console):
+        def on_broken_pipe(self) -> None:
+            # rich exits 1 here, which means "findings at --fail-on": `| head` is no error.
+            self.quiet = True
+            raise BrokenPipeError(32, "Broken pipe")
+
+    return _Console(highlight=False, soft_wrap=False, markup=False, emoji=False)
+
+
+def stderr_console() -> Console:
+    from rich.console import Console
+
+    return Console(stderr=True, highlight=False, markup=False, emoji=False)
+
+
+# --- argument checks -------------------------------------------------------------------
+
+
+def check_ifname(name: str, option: str) -> str:
+    raw = name.encode("utf-8", "surrogateescape")
+    if (
+        not raw
+        or len(raw) >= IFNAMSIZ
+        or name in (".", "..")
+        or any(c in name for c in "/: \t\n\r\0")
+    ):
+        raise InputError(
+            option, f"{name[:40]!r} is not a network device name (1-15 bytes, no / : or spaces)"
+        )
+    return name
+
+
+def entry() -> None:
+    """The console script: signal handling first, then the command line (click and the
+    command modules are imported after it, so Ctrl-C during start-up prints one line)."""
+    install_signals()
+    try:
+        from netsleuth.cli import main
+
+        main()
+    except KeyboardInterrupt:
+        _say("netsleuth: interrupted")
+        sys.exit(130)
+    except Terminated:
+        _say("netsleuth: terminated")
+        sys.exit(143)

@@ -1,0 +1,224 @@
+"""The `scan --live` options and their run: kept here so cli.py only wires them in.
+Imports nothing heavy at start-up (click only); the rest is imported when --live is used."""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Callable
+from typing import Any
+
+import click
+
+BLOCK = 4 << 20  # ring block: one decode per few thousand frames at high rates
+SEVERITIES = ["info", "warning", "critical"]
+
+
+def live_options(fn: Callable[..., Any]) -> Callable[..., Any]:
+    opts = [
+        click.option(
+            "--live",
+            metavar="IFACE",
+            default=None,
+            help="Read frames from this interface (AF_PACKET TPACKET_V3 ring; root).",
+        ),
+        click.option(
+            "--duration",
+            type=click.FloatRange(0, min_open=True),
+            default=None,
+            help="With --live: stop after S seconds (default: at Ctrl-C or SIGTERM).",
+        ),
+        click.option(
+            "--interval",
+            type=click.FloatRange(0.1, 3600),
+            default=1.0,
+            show_default=True,
+            help="With --live: seconds between summaries (rate, kernel drops).",
+        ),
+        click.option(
+            "--trigger",
+            type=click.Choice(SEVERITIES),
+            default="critical",
+            show_default=True,
+            help="With --live --export: write the evidence on the first finding at or above.",
+        ),
+        click.option(
+            "--before",
+            type=click.FloatRange(0, 3600),
+            default=5.0,
+            show_default=True,
+            help="With --live --export: seconds of frames kept before the trigger.",
+        ),
+        click.option(
+            "--after",
+            type=click.FloatRange(0, 3600),
+            default=2.0,
+            show_default=True,
+            help="With --live --export: seconds of frames written after the trigger.",
+        ),
+        click.option(
+            "--window-mb",
+            type=click.IntRange(1, 4096),
+            default=64,
+            show_default=True,
+            help="With --live --export: byte cap of the frames kept in memory (MiB).",
+        ),
+        click.option(
+            "--rotate",
+            type=click.IntRange(0, 10000),
+            default=0,
+            show_default=True,
+            help="With --live --export: write up to N files (FILE-1.pcapng, ...), one per trigger.",
+        ),
+        click.option(
+            "--workers",
+            type=click.IntRange(1, 64),
+            default=1,
+            show_default=True,
+            help="With --live: processes sharing the interface (PACKET_FANOUT_HASH).",
+        ),
+        click.option("--promisc", is_flag=True, help="With --live: promiscuous mode."),
+        click.option(
+            "--ring-mb",
+            type=click.IntRange(8, 4096),
+            default=64,
+            show_default=True,
+            help="With --live: ring size per worker in MiB (4 MiB blocks).",
+        ),
+        click.option(
+            "--filter",
+            "bpf_filter",
+            default=None,
+            metavar="EXPR",
+            help="With --live: tcpdump filter, or inner.src/inner.dst CIDR and inner.proto "
+            "NAME terms (with --encap), compiled to BPF in the kernel.",
+        ),
+        click.option(
+            "--encap",
+            default="",
+            metavar="LIST",
+            help="With --filter inner.*: the encapsulation, e.g. vlan,gre-teb (`netsleuth bpf`).",
+        ),
+    ]
+    for opt in reversed(opts):
+        fn = opt(fn)
+    return fn
+
+
+def scan_live(
+    *,
+    live: str,
+    fmt: str,
+    fail_on: str | None,
+    tunnel_depth: int,
+    only: tuple[str, ...],
+    min_severity: str,
+    export_path: str | None,
+    duration: float | None,
+    interval: float,
+    trigger: str,
+    before: float,
+    after: float,
+    window_mb: int,
+    rotate: int,
+    workers: int,
+    promisc: bool,
+    ring_mb: int,
+    bpf_filter: str | None,
+    encap: str,
+) -> int:
+    from netsleuth.capture.ring import RingConfig
+    from netsleuth.cli import fail_exit
+    from netsleuth.cliutil import stdout_console
+    from netsleuth.live.run import run_live, stop_on_signals
+    from netsleuth.live.vigil import LiveOptions
+    from netsleuth.model import Severity
+    from netsleuth.report.jsonout import scan_document
+    from netsleuth.scan import select
+
+    program = None
+    if bpf_filter:
+        from netsleuth.bpf import compile_filter
+
+        program = compile_filter(bpf_filter, encap).program
+    opts = LiveOptions(
+        live,
+        duration=duration,
+        interval=interval,
+        trigger=max(Severity.parse(trigger), Severity.parse(min_severity)),
+        only=only,
+        export=export_path,
+        before=before,
+        after=after,
+        rotate=rotate,
+        window_bytes=window_mb << 20,
+        tunnel_depth=tunnel_depth,
+        ring=RingConfig(
+            block_size=BLOCK, blocks=max(2, (ring_mb << 20) // BLOCK), promisc=promisc, bpf=program
+        ),
+    )
+    sink = _sink(fmt, live)
+    floor = Severity.parse(min_severity)
+
+    def shown(ev: dict[str, Any]) -> None:
+        """--only and --min-severity apply to the findings as they appear too."""
+        f = ev.get("finding")
+        if f is None or select([f], only=only, min_severity=floor):
+            sink(ev)
+
+    what = f"{workers} workers" if workers > 1 else "1 worker"
+    try:
+        with stop_on_signals() as stop:
+            result = run_live(
+                opts,
+                shown,
+                workers=workers,
+                stop=stop,
+                on_ready=lambda: click.echo(
+                    f"netsleuth: reading {live} ({what}); Ctrl-C ends and reports", err=True
+                ),
+            )
+    finally:
+        sink.close()
+    scan = result.scan
+    scan.findings = select(scan.findings, only=only, min_severity=floor)
+    for failed in scan.failed_inputs:
+        click.echo(f"netsleuth: {failed.error}", err=True)
+    if fmt == "json":
+        doc = scan_document(scan)
+        doc = {
+            "netsleuth": doc.pop("netsleuth"),
+            "command": doc.pop("command"),
+            "event": "report",
+            "live": result.to_json(),
+            **doc,
+        }
+        sys.stdout.write(json.dumps(doc) + "\n")
+    else:
+        from netsleuth.report.text import render_scan
+
+        render_scan(stdout_console(), scan)
+        k = result.kernel
+        click.echo(
+            f"\nkernel: {k.packets:,} frames reached the socket, {k.drops:,} dropped, ring "
+            f"frozen {k.freeze_q:,} times; {result.cpu_s:.2f} s CPU in {result.elapsed_s:.1f} s"
+        )
+        for e in result.evidence:
+            click.echo(
+                f"evidence: {e['packets']} packet(s) in {e['path']} ({', '.join(e['trigger'])})"
+            )
+    if scan.failed_inputs:
+        return 2
+    return fail_exit(scan.findings, fail_on)
+
+
+def _sink(fmt: str, ifname: str) -> Any:
+    from netsleuth.cliutil import stdout_console
+    from netsleuth.report.live_view import JsonLines, LiveTable, PlainLines
+
+    if fmt == "json":
+        return JsonLines()
+    console = stdout_console()
+    if console.is_terminal:
+        return LiveTable(console, ifname)
+    return PlainLines(console)

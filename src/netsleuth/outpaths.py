@@ -1,0 +1,90 @@
+"""Output paths that never clobber an input and never leave a partial file.
+
+`scan --export FILE FILE` truncated its own input to 48 bytes, even when nothing was
+exported. Outputs are compared with every input by (st_dev, st_ino), so also through a
+symlink or a hard link, before anything is opened for writing; and written to a temporary
+file in the same directory, renamed over the target only when complete.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import stat
+import tempfile
+from collections.abc import Iterator, Sequence
+from typing import BinaryIO
+
+from netsleuth.errors import InputError
+
+
+def _identity(path: str) -> tuple[int, int] | None:
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return st.st_dev, st.st_ino
+
+
+def refuse_output_over_input(output: str, inputs: Sequence[str], option: str) -> None:
+    """An output that is one of the inputs (the same inode: also through a symlink or a hard
+    link) is refused before anything is opened for writing: `scan --export FILE FILE`
+    truncated its own input."""
+    out = _identity(output)
+    if out is None:
+        return
+    for inp in inputs:
+        if inp != "-" and _identity(inp) == out:
+            raise InputError(
+                output, f"{option} would overwrite the input {inp}: choose another path"
+            )
+
+
+def require_regular_inputs(inputs: Sequence[str], why: str) -> None:
+    """For a second pass over the inputs: a pipe, FIFO or device cannot be read twice."""
+    for inp in inputs:
+        if inp == "-":
+            raise InputError("-", why)
+        try:
+            st = os.stat(inp)
+        except OSError:
+            continue  # the first pass reports it
+        if not stat.S_ISREG(st.st_mode):
+            raise InputError(inp, why)
+
+
+@contextlib.contextmanager
+def atomic_output(path: str, *, special_in_place: bool = True) -> Iterator[BinaryIO]:
+    """A temporary file in the target's directory, renamed over the target only when the
+    body completes: a failed or interrupted export leaves no partial file and no old file
+    clobbered. A target the user named that is not a regular file (/dev/stdout, a FIFO) is
+    written in place, unless special_in_place is False (fixed names in a folder: whatever
+    sits there, a planted symlink included, is replaced, never written through)."""
+    try:
+        st = os.stat(path)
+        special = special_in_place and not stat.S_ISREG(st.st_mode)
+    except FileNotFoundError:
+        special = False
+    except OSError as err:
+        raise InputError(path, f"cannot write: {err.strerror}") from None
+    if special:
+        try:
+            fh = open(path, "wb")  # noqa: SIM115 - closed below
+        except OSError as err:
+            raise InputError(path, f"cannot write: {err.strerror}") from None
+        with fh:
+            yield fh
+        return
+    folder = os.path.dirname(path) or "."
+    try:
+        fd, tmp = tempfile.mkstemp(dir=folder, prefix=".netsleuth-", suffix=".part")
+    except OSError as err:
+        raise InputError(path, f"cannot write in {folder}: {err.strerror}") from None
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            yield fh
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise

@@ -1,0 +1,66 @@
+"""A quiet veth pair for the live-capture tests: two namespaces named with our pid, no
+addresses and IPv6 off on both ends, so the kernel itself sends nothing (no ARP, no
+router solicitation, no MLD) and the receiving end sees only what the test sends."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import socket
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+
+@dataclass
+class Quiet:
+    a: str  # sending namespace
+    b: str  # receiving namespace
+    a_if: str
+    b_if: str
+    raw: socket.socket  # AF_PACKET bound to a's end
+
+
+def _disable_ipv6(ns: str) -> None:
+    from pyroute2 import netns
+
+    netns.pushns(ns)
+    try:
+        for conf in ("all", "default"):
+            with open(f"/proc/sys/net/ipv6/conf/{conf}/disable_ipv6", "w") as fh:
+                fh.write("1")
+    finally:
+        netns.popns()
+
+
+@contextlib.contextmanager
+def quiet_pair(tag: str) -> Iterator[Quiet]:
+    """Namespaces nsl-<tag>-a/b-<pid>, interfaces <tag><pid>a and <tag><pid>b."""
+    from pyroute2 import NetNS, netns
+
+    pid = os.getpid()
+    a, b = f"nsl-{tag}-a-{pid}", f"nsl-{tag}-b-{pid}"
+    a_if, b_if = f"{tag}{pid}a", f"{tag}{pid}b"
+    assert len(a_if) <= 15, "IFNAMSIZ"
+    netns.create(a)
+    netns.create(b)
+    raw = None
+    try:
+        _disable_ipv6(a)
+        _disable_ipv6(b)
+        with NetNS(a) as nsa:
+            nsa.link("add", ifname=a_if, kind="veth", peer={"ifname": b_if, "net_ns_fd": b})
+            nsa.link("set", index=nsa.link_lookup(ifname=a_if)[0], state="up", mtu=9000)
+        with NetNS(b) as nsb:
+            nsb.link("set", index=nsb.link_lookup(ifname=b_if)[0], state="up", mtu=9000)
+        netns.pushns(a)
+        try:
+            raw = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(3))
+            raw.bind((a_if, 0))
+        finally:
+            netns.popns()
+        yield Quiet(a, b, a_if, b_if, raw)
+    finally:
+        if raw is not None:
+            raw.close()
+        netns.remove(a)
+        netns.remove(b)

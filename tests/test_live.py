@@ -1,0 +1,316 @@
+"""`scan --live` on the real kernel: incident 1's capture sent across a quiet veth pair into
+the CLI gives the findings `scan` gives on the file, the evidence pcapng holds the fragment
+pair and the packets around it (read back by tshark), two fanout workers agree, ring
+overflow becomes capture.kernel_drops, the inner-field filter runs in the kernel, and the
+errors are one line with their exit code. Needs root."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from netsleuth.bpf import compile_filter
+from netsleuth.capture.ring import RingConfig, RingReader
+from netsleuth.capture.writer import write_pcap
+from netsleuth.craft import ether, incidents
+from tests.bpfutil import frame, inner_ip
+from tests.livenet import Quiet, quiet_pair
+
+pytestmark = pytest.mark.privileged
+
+NETSLEUTH = str(Path(sys.executable).with_name("netsleuth"))
+
+
+@pytest.fixture
+def pair() -> Iterator[Quiet]:
+    if os.geteuid() != 0:
+        pytest.skip("needs root: network namespaces and AF_PACKET")
+    with quiet_pair("lv") as q:
+        yield q
+
+
+def start(q: Quiet, *args: str) -> subprocess.Popen[str]:
+    """netsleuth scan --live in the receiving namespace, once its socket is ready."""
+    p = subprocess.Popen(
+        ["ip", "netns", "exec", q.b, NETSLEUTH, "scan", "--live", q.b_if, *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    assert p.stderr is not None
+    line = p.stderr.readline()
+    assert "reading" in line, line + p.stderr.read()
+    return p
+
+
+def finish(p: subprocess.Popen[str]) -> tuple[int, list[dict[str, Any]], str]:
+    out, err = p.communicate(timeout=60)
+    return p.returncode, [json.loads(x) for x in out.splitlines()], err
+
+
+def key(f: dict[str, Any]) -> tuple[Any, ...]:
+    return (f["id"], f["severity"], f["count"], f["layer"], tuple(f["packets"]))
+
+
+def file_scan(path: Path) -> list[tuple[Any, ...]]:
+    r = subprocess.run(
+        [NETSLEUTH, "scan", "--format", "json", str(path)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    return sorted(key(f) for f in json.loads(r.stdout)["findings"])
+
+
+def test_incident1_live_equals_file_and_evidence_holds_the_pair(
+    pair: Quiet, tmp_path: Path, tshark: str
+) -> None:
+    cap = incidents.incident1_poison_fragment()
+    with open(tmp_path / "i1.pcap", "wb") as fh:
+        write_pcap(fh, cap)
+    ev = tmp_path / "ev.pcapng"
+    p = start(pair, "--duration", "2", "--format", "json", "--export", str(ev), "--after", "0.5")
+    for _, f in cap:
+        pair.raw.send(f)
+    code, lines, err = finish(p)
+    assert code == 0, err
+    report = lines[-1]
+    assert report["event"] == "report" and report["packets"] == len(cap)
+    assert sorted(key(f) for f in report["findings"]) == file_scan(tmp_path / "i1.pcap")
+    assert report["live"]["kernel"]["drops"] == 0
+    first = [x for x in lines if x["event"] == "finding"]
+    assert [x["findings"][0]["id"] for x in first] == ["ipv4.fragment.zero_length"]
+    assert report["live"]["evidence"] == [
+        {"path": str(ev), "packets": len(cap), "trigger": ["ipv4.fragment.zero_length"]}
+    ]
+    rows = subprocess.run(
+        [
+            tshark,
+            "-r",
+            str(ev),
+            "-T",
+            "fields",
+            "-e",
+            "frame.comment",
+            "-e",
+            "ip.flags.mf",
+            "-e",
+            "ip.frag_offset",
+            "-e",
+            "ip.len",
+            "-e",
+            "vlan.id",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.splitlines()
+    assert len(rows) == len(cap)  # the 20 packets around the pair, then the pair
+    *_, first_frag, zero = (r.split("\t") for r in rows)
+    assert "fragment of a datagram flagged ipv4.fragment.zero_length" in first_frag[0]
+    assert first_frag[1:3] == ["0,1", "0,0"] and first_frag[4] == "10"  # outer DF; inner MF
+    assert "ipv4.fragment.zero_length [inner]" in zero[0]
+    # offset 1400 bytes (tshark counts 8-byte units), total length 20: no payload
+    assert zero[2].endswith(",175") and zero[3].endswith(",20")
+
+
+def test_two_fanout_workers_find_the_same(pair: Quiet) -> None:
+    """Also: --only keeps the runt (l2.* findings) out of the stream and the report."""
+    cap = incidents.incident1_poison_fragment()
+    p = start(pair, "--duration", "2", "--format", "json", "--workers", "2", "--only", "ipv4.*")
+    for _, f in cap:
+        pair.raw.send(f)
+    pair.raw.send(ether(b"r" * 20, 0x88B5))  # a 34-byte runt: the veth does not pad it
+    code, lines, err = finish(p)
+    assert code == 0, err
+    report = lines[-1]
+    assert report["packets"] == len(cap) + 1 and report["live"]["workers"] == 2
+    seen = [x["findings"][0]["id"] for x in lines if x["event"] == "finding"]
+    assert seen == ["ipv4.fragment.zero_length"]
+    assert [(f["id"], f["count"]) for f in report["findings"]] == [("ipv4.fragment.zero_length", 1)]
+
+
+def test_ring_overflow_is_a_kernel_drops_finding(pair: Quiet) -> None:
+    SENT = 8000
+    p = start(pair, "--duration", "3", "--format", "json", "--ring-mb", "8")
+    os.kill(p.pid, signal.SIGSTOP)  # nobody reads: 2 x 4 MiB blocks fill, the rest drops
+    try:
+        for _ in range(SENT):
+            pair.raw.send(frame("", inner_ip()) + bytes(1400))
+    finally:
+        os.kill(p.pid, signal.SIGCONT)
+    code, lines, err = finish(p)
+    assert code == 0, err
+    report = lines[-1]
+    drops = [f for f in report["findings"] if f["id"] == "capture.kernel_drops"]
+    k = report["live"]["kernel"]
+    assert k["drops"] > 0 and drops and drops[0]["count"] == k["drops"]
+    assert report["packets"] + k["drops"] == SENT == k["packets"]
+
+
+def test_sigterm_ends_with_the_report_and_plain_lines_in_a_pipe(pair: Quiet) -> None:
+    p = start(pair, "--interval", "0.2")
+    for _, f in incidents.incident1_poison_fragment():
+        pair.raw.send(f)
+    time.sleep(0.6)
+    p.send_signal(signal.SIGTERM)
+    out, err = p.communicate(timeout=30)
+    assert p.returncode == 0, err
+    assert "critical ipv4.fragment.zero_length [inner]: IPv4 fragment with no payload" in out
+    assert "22 packets" in out and "kernel: 22 frames reached the socket, 0 dropped" in out
+
+
+@pytest.mark.parametrize("how", ["down", "deleted"])
+def test_interface_gone_mid_run_reports_and_exits_2(pair: Quiet, how: str) -> None:
+    from pyroute2 import NetNS
+
+    p = start(pair, "--format", "json")
+    if how == "down":
+        with NetNS(pair.b) as ns:
+            ns.link("set", index=ns.link_lookup(ifname=pair.b_if)[0], state="down")
+    else:
+        with NetNS(pair.a) as ns:
+            ns.link("del", index=ns.link_lookup(ifname=pair.a_if)[0])  # takes its peer too
+    code, lines, err = finish(p)
+    assert code == 2
+    assert err.strip().splitlines()[-1].startswith(f"netsleuth: {pair.b_if}: the interface went")
+    assert lines[-1]["event"] == "report"
+
+
+def test_errors_are_one_line(capsys: pytest.CaptureFixture[str]) -> None:
+    if os.geteuid() != 0:
+        pytest.skip("needs root to test both")
+    from netsleuth.cli import main
+
+    with pytest.raises(SystemExit) as stop:
+        main(["scan", "--live", "nsl-absent0"])
+    assert stop.value.code == 2
+    err = capsys.readouterr().err
+    assert err == "netsleuth: nsl-absent0: no such network interface (see `ip link`)\n"
+    # Effective uid nobody in-process (a child as nobody could not reach this interpreter
+    # under /root): the kernel refuses the AF_PACKET socket.
+    os.setegid(65534)
+    os.seteuid(65534)
+    try:
+        with pytest.raises(SystemExit) as stop:
+            main(["scan", "--live", "lo", "--duration", "1"])
+    finally:
+        os.seteuid(0)
+        os.setegid(0)
+    assert stop.value.code == 3
+    err = capsys.readouterr().err
+    assert err.startswith("netsleuth: scan --live needs root") and err.count("\n") == 1
+
+
+def test_inner_filter_in_the_kernel_passes_only_the_targets(pair: Quiet) -> None:
+    """Incident 1's layout: the kernel strips the 802.1Q tag before the filter runs; the
+    program checks for it with the ancillary load and matches the inner fields at the
+    tagless offsets. Each frame carries its number in the inner payload."""
+    from pyroute2 import netns
+
+    prog = compile_filter("inner.src 27.18.0.0/16 and inner.proto tcp", "vlan,gre-teb").program
+    cases = [
+        (frame("vlan,gre-teb", inner_ip("tcp"), key=True), True),
+        (frame("vlan,gre-teb", inner_ip("tcp"), key=False), True),
+        (frame("vlan,gre-teb", inner_ip("udp"), key=True), False),
+        (frame("vlan,gre-teb", inner_ip("tcp", src="27.19.0.1"), key=True), False),
+        (frame("gre-teb", inner_ip("tcp"), key=True), False),  # no tag
+        (frame("vlan,gre", inner_ip("tcp"), key=True), False),  # GRE without TEB
+        (frame("vlan", inner_ip("tcp")), False),  # not tunnelled
+    ]
+    netns.pushns(pair.b)
+    try:
+        reader = RingReader(
+            pair.b_if, RingConfig(block_size=1 << 16, blocks=4, retire_ms=5, bpf=prog)
+        )
+    finally:
+        netns.popns()
+    with reader:
+        for n, (f, _) in enumerate(cases):
+            pair.raw.send(f + b"#" + bytes([n]))
+        got: list[int] = []
+        end = time.monotonic() + 1.5
+        while time.monotonic() < end:
+            b = reader.read_ready()
+            if b is None:
+                reader.wait(20)
+                continue
+            got += [b.packet(i)[-1] for i in range(len(b))]
+    assert sorted(got) == [n for n, (_, want) in enumerate(cases) if want]
+
+
+def test_window_keeps_before_seconds_and_rotate_writes_one_file_per_trigger(
+    pair: Quiet, tmp_path: Path, tshark: str
+) -> None:
+    cap = [f for _, f in incidents.incident1_poison_fragment()]
+    ev = tmp_path / "ev.pcapng"
+    p = start(
+        pair, "--duration", "3", "--format", "json", "--export", str(ev), "--rotate", "2",
+        "--before", "0.4", "--after", "0.2", "--interval", "0.1",
+    )  # fmt: skip
+    old = frame("", inner_ip("udp"))
+    for _ in range(5):
+        pair.raw.send(old)  # older than --before when the trigger comes: not written
+    time.sleep(1.0)
+    for f in cap:
+        pair.raw.send(f)
+    time.sleep(0.8)  # past --after: the first file closes on the quiet link
+    for f in cap:
+        pair.raw.send(f)  # the zero-length fragment again: a second trigger
+    code, lines, err = finish(p)
+    assert code == 0, err
+    files = lines[-1]["live"]["evidence"]
+    paths = [str(tmp_path / "ev-1.pcapng"), str(tmp_path / "ev-2.pcapng")]
+    assert [(e["path"], e["packets"]) for e in files] == [(paths[0], 22), (paths[1], 22)]
+    for path in paths:
+        comments = subprocess.run(
+            [tshark, "-r", path, "-T", "fields", "-e", "frame.comment"],
+            capture_output=True, text=True, check=True,
+        ).stdout.splitlines()  # fmt: skip
+        assert len(comments) == 22
+        assert "ipv4.fragment.zero_length [inner]" in comments[-1]
+
+
+def test_a_terminal_gets_the_live_table(pair: Quiet) -> None:
+    """Under a pseudo-terminal (script(1)) the findings are a table redrawn in place."""
+    cmd = (
+        f"ip netns exec {pair.b} {NETSLEUTH} scan --live {pair.b_if} --duration 1.5 --interval 0.2"
+    )
+    p = subprocess.Popen(
+        ["script", "-qc", cmd, "/dev/null"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    assert p.stdout is not None
+    while "reading" not in (line := p.stdout.readline()):  # stderr shares the terminal
+        assert line, "netsleuth ended before it was ready"
+    for _, f in incidents.incident1_poison_fragment():
+        pair.raw.send(f)
+    out, _ = p.communicate(timeout=30)
+    assert p.returncode == 0
+    assert f"{pair.b_if}: 22 packets" in out and "kernel drops 0" in out
+    assert "│ ipv4.fragment.zero_length [inner] │ critical │     1 │" in out
+
+
+def test_only_decides_what_may_trigger_the_evidence(pair: Quiet, tmp_path: Path) -> None:
+    """As in scan, --only filters what is shown and exported: a critical fragment finding
+    outside --only 'l2.*' writes no evidence."""
+    ev = tmp_path / "ev.pcapng"
+    p = start(pair, "--duration", "1.5", "--format", "json", "--only", "l2.*",
+              "--trigger", "info", "--export", str(ev))  # fmt: skip
+    for _, f in incidents.incident1_poison_fragment():
+        pair.raw.send(f)
+    code, lines, err = finish(p)
+    assert code == 0, err
+    assert lines[-1]["packets"] == 22 and lines[-1]["findings"] == []
+    assert lines[-1]["live"]["evidence"] == [] and not ev.exists()
