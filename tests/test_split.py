@@ -13,11 +13,12 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 from click.testing import CliRunner
 
-from netsleuth import craft
+from netsleuth import craft, scale
 from netsleuth.capture.split import HEADER, RECORD, split_points
 from netsleuth.capture.writer import write_pcap
 from netsleuth.cli import main
@@ -177,6 +178,27 @@ def test_a_200k_slice_of_the_bench_mix(mixes: list[Path]) -> None:
         whole = one(cap)
         assert split(cap, [size * k // 9 for k in range(1, 9)]) == whole
         assert split(cap, [size // 2], processes=True) == whole  # worker processes
+
+
+def test_cli_workers_default_to_the_usable_cores(
+    mixes: list[Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """--workers is one option with --live's (default 1 there); for files, not given, it
+    is the usable cores."""
+    seen: list[int] = []
+    real = scale.scan_parallel
+
+    def spy(paths: list[str], **kw: Any) -> Any:
+        seen.append(kw["workers"])
+        return real(paths, **kw)
+
+    monkeypatch.setattr(scale, "scan_parallel", spy)
+    cap = str(mixes[0])
+    for extra in ([], ["--workers", "3"]):
+        res = CliRunner().invoke(main, ["scan", "--format", "json", *extra, cap, cap])
+        assert res.exception is None and res.exit_code == 0
+    cores = len(os.sched_getaffinity(0))
+    assert seen == ([cores] if cores > 1 else []) + [3]
 
 
 def test_cli_workers(mixes: list[Path], tmp_path: Path) -> None:
