@@ -107,7 +107,7 @@ def main() -> int:
     ap.add_argument("--packets", type=int, default=1_000_000)
     ap.add_argument("--clean", action="store_true", help="no poison fragments in the capture")
     ap.add_argument("--cpu", type=int, default=0, help="CPU to pin every tool to")
-    ap.add_argument("--skip", nargs="*", default=[], help="tools to skip (dpkt, tcpdump)")
+    ap.add_argument("--skip", nargs="*", default=[], help="tools to skip (dpkt, tcpdump, scale)")
     ap.add_argument(
         "--repeat",
         type=int,
@@ -184,7 +184,42 @@ def main() -> int:
     )
     if not tcpdump:
         print("tcpdump: not installed (apt-get install tcpdump to include it)")
+    if "scale" not in args.skip:
+        scale_rows(cap, args.packets, not args.clean, args.repeat)
     return 0
+
+
+def scale_rows(cap: Path, packets: int, poison: bool, repeat: int) -> None:
+    """scan --workers 2 against --workers 1, unpinned (both CPUs), on the 1M-packet file
+    and on four files of a quarter of it each (netsleuth/scale.py)."""
+    quarter = packets // 4
+    four = [
+        ensure_capture(quarter, poison),
+        ensure_capture(quarter, not poison),
+        ensure_capture(quarter, poison, id_pool=16),
+        ensure_capture(quarter, not poison, id_pool=16),
+    ]
+    base = [sys.executable, "-m", "netsleuth", "scan", "--format", "json"]
+    cpus = sorted(os.sched_getaffinity(0))
+    print()
+    # Other work on the machine takes CPUs the workers would use: say how busy it was.
+    load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
+    print(f"scale (scan --workers N, CPUs {cpus}, load average {load}; best of {repeat}):")
+    for label, files in ((f"one file, {packets:,} packets", [cap]), ("four files", four)):
+        best: dict[int, float] = {}
+        for workers in (1, 2):
+            argv = [*base, "--workers", str(workers), *map(str, files)]
+            for _ in range(max(repeat, 1)):
+                t = time.perf_counter()
+                subprocess.run(argv, capture_output=True, check=True)
+                took = time.perf_counter() - t
+                best[workers] = min(best.get(workers, took), took)
+        speedup = best[1] / best[2]
+        verdict = "met" if speedup >= 1.7 else "NOT met"
+        print(
+            f"  {label:<28} --workers 1: {best[1]:6.2f} s  --workers 2: {best[2]:6.2f} s  "
+            f"{speedup:.2f}x (>= 1.7x: {verdict})"
+        )
 
 
 def report(runs: list[Run], packets: int) -> None:

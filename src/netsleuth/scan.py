@@ -2,49 +2,24 @@
 
 from __future__ import annotations
 
-import builtins
 import fnmatch
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
-from netsleuth.capture import open_capture
 from netsleuth.capture.chunks import ReadIssue
-from netsleuth.checks import collect, new_checks, observe_all
+from netsleuth.checks import Check, collect, new_checks, observe_all
 from netsleuth.checks.catalogue import CATALOGUE
 from netsleuth.checks.fragments import FragmentAudit
-from netsleuth.decode import DEFAULT_TUNNEL_DEPTH, L2, PacketTable, Tunnel, decode
+from netsleuth.decode import DEFAULT_TUNNEL_DEPTH, L2, PacketTable, Tunnel
 from netsleuth.errors import InputError
 from netsleuth.model import Finding, Severity
+from netsleuth.pipeline import InputResult, Progress, open_input, tables
 
-Progress = Callable[[str, int], None]  # (input name, bytes consumed so far)
-
-
-@dataclass
-class InputResult:
-    path: str
-    format: str | None = None
-    compressed: bool = False
-    packets: int = 0
-    bytes: int = 0
-    linktypes: Counter[int] = field(default_factory=Counter)
-    error: str | None = None
-    # finding id -> reassembly keys of flagged datagrams (for evidence export; not JSON)
-    flagged_keys: dict[str, set[builtins.bytes]] = field(default_factory=dict)
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "path": self.path,
-            "format": self.format,
-            "compressed": self.compressed,
-            "packets": self.packets,
-            "bytes": self.bytes,
-            "linktypes": {str(k): v for k, v in sorted(self.linktypes.items())},
-            "error": self.error,
-        }
+__all__ = ["InputResult", "Progress", "ScanResult", "Summary", "scan", "select"]
 
 
 @dataclass
@@ -83,6 +58,14 @@ class Summary:
         self.vlan_tagged += int(np.count_nonzero(t.vlan_n))
         self.mpls += int(np.count_nonzero(t.mpls_n))
         self.fragments += int(np.count_nonzero(t.outer.is_frag | t.inner.is_frag))
+
+    def merge(self, other: Summary) -> None:
+        self.link.update(other.link)
+        self.l3.update(other.l3)
+        self.tunnels.update(other.tunnels)
+        self.vlan_tagged += other.vlan_tagged
+        self.mpls += other.mpls
+        self.fragments += other.fragments
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -145,7 +128,18 @@ def scan(
     *,
     tunnel_depth: int = DEFAULT_TUNNEL_DEPTH,
     progress: Progress | None = None,
+    workers: int = 1,
 ) -> ScanResult:
+    """Scan every input. With workers > 1 the inputs (and large pcap files, split into
+    byte ranges) are spread over that many processes: netsleuth/scale.py; the result is
+    the same."""
+    if workers > 1 and "-" not in paths:
+        from netsleuth.scale import scan_parallel, worth_processes
+
+        if worth_processes(paths):
+            return scan_parallel(
+                paths, tunnel_depth=tunnel_depth, progress=progress, workers=workers
+            )
     summary = Summary()
     inputs: list[InputResult] = []
     findings: list[Finding] = []
@@ -153,49 +147,35 @@ def scan(
         res = InputResult(path)
         inputs.append(res)
         try:
-            findings.extend(_scan_one(path, res, summary, tunnel_depth, progress))
+            findings.extend(scan_one(path, res, summary, tunnel_depth, progress))
         except InputError as err:
             res.error = str(err)
+    return scan_result(inputs, summary, findings)
+
+
+def scan_result(inputs: list[InputResult], summary: Summary, findings: list[Finding]) -> ScanResult:
     findings.sort(key=lambda f: (-f.severity, f.input or "", f.id, f.layer or ""))
     return ScanResult(inputs, summary, findings)
 
 
-def _scan_one(
+def scan_one(
     path: str, res: InputResult, summary: Summary, depth: int, progress: Progress | None
 ) -> list[Finding]:
-    reader = open_capture(path)
-    res.format = reader.kind
-    res.compressed = reader.compressed
+    """One input through the pipeline: the summary counts and every check."""
+    reader = open_input(path)
     checks = new_checks()
-    try:
-        for batch in reader.batches():
-            table = decode(batch, tunnel_depth=depth)
-            res.packets += len(batch)
-            res.bytes += int(batch.wirelen.sum())
-            lts, counts = np.unique(batch.linktype, return_counts=True)
-            for lt, n in zip(lts, counts, strict=True):
-                res.linktypes[int(lt)] += int(n)
-            summary.observe(table)
-            observe_all(checks, table)
-            if progress is not None:
-                progress(reader.name, reader.source.consumed)
-    finally:
-        reader.source.close()
-    issues = list(reader.issues)
-    if reader.source.stream_error and not any(i.id == "capture.truncated_file" for i in issues):
-        issues.append(
-            ReadIssue(
-                "capture.truncated_file",
-                reader.source.consumed,
-                res.packets + 1,
-                f"the compressed stream ended early ({reader.source.stream_error})",
-            )
-        )
-    out = [_issue_finding(i) for i in issues] + collect(checks)
+    for table in tables(reader, res, tunnel_depth=depth, progress=progress):
+        summary.observe(table)
+        observe_all(checks, table)
+    return input_findings(res, checks, reader.name)
+
+
+def input_findings(res: InputResult, checks: list[Check], label: str) -> list[Finding]:
+    """The findings of one input: its read issues, then its checks', labelled with it."""
+    out = [_issue_finding(i) for i in res.issues] + collect(checks)
     for check in checks:
         if isinstance(check, FragmentAudit):
             res.flagged_keys = check.flagged_keys
-    label = reader.name
     return [_with_input(f, label) for f in out]
 
 

@@ -9,11 +9,12 @@ ones (the fragment audit, the outer reassembly) keep bounded state across batche
 from __future__ import annotations
 
 import dataclasses
+from typing import cast
 
 import numpy as np
 
 from netsleuth.checks.anomalies import DecodeAnomalies
-from netsleuth.checks.base import Check
+from netsleuth.checks.base import Check, Mergeable
 from netsleuth.checks.capture import TruncatedPackets
 from netsleuth.checks.ethertypes import UnknownEtherTypes
 from netsleuth.checks.fragments import FragmentAudit
@@ -27,7 +28,17 @@ from netsleuth.checks.tunnels import PPTP
 from netsleuth.decode.table import PacketTable
 from netsleuth.model import Finding
 
-__all__ = ["CHECKS", "Check", "collect", "new_checks", "observe_all"]
+__all__ = [
+    "CHECKS",
+    "Check",
+    "Mergeable",
+    "collect",
+    "feed_rebuilt",
+    "hide_cut",
+    "new_checks",
+    "observe_all",
+    "stateless_checks",
+]
 
 
 CHECKS: tuple[type[Check], ...] = (
@@ -43,6 +54,11 @@ CHECKS: tuple[type[Check], ...] = (
 )
 
 
+# Every per-packet check but the fragment audit keeps a tally and merges
+# (tests/test_pipeline.py holds each to it).
+MERGEABLE = cast(tuple[type[Mergeable], ...], tuple(c for c in CHECKS if c is not FragmentAudit))
+
+
 def per_packet_checks() -> list[Check]:
     return [cls() for cls in CHECKS]
 
@@ -54,23 +70,39 @@ def new_checks() -> list[Check]:
     return [*per_packet_checks(), TunnelReassembly()]
 
 
-def observe_all(checks: list[Check], table: PacketTable) -> None:
-    """Feed one decoded batch to every check. The inner layer of a tunnelled packet in an
-    outer first fragment is cut there: it is judged from the reassembled outer datagram
-    (checks/outer_reassembly.py) and hidden from the per-packet checks here, so it is
-    neither called malformed nor counted twice."""
+def stateless_checks() -> list[Mergeable]:
+    """The per-packet checks whose state is a tally: each sees packets in any order and
+    any split, and `merge(other, frame_offset)` adds a part (netsleuth/scale.py). The
+    fragment audit and the outer reassembly follow datagrams across packets instead."""
+    out: list[Mergeable] = [cls() for cls in MERGEABLE]
+    return out
+
+
+def hide_cut(table: PacketTable) -> None:
+    """The inner layer of a tunnelled packet in an outer first fragment is cut there: it is
+    judged from the reassembled outer datagram (checks/outer_reassembly.py) and hidden from
+    the per-packet checks, so it is neither called malformed nor counted twice."""
     cut = cut_by_outer_fragment(table)
     if cut.any():
         table.nip[cut] = np.minimum(table.nip[cut], 1)
         table.anom_inner[cut] = 0
+
+
+def observe_all(checks: list[Check], table: PacketTable) -> None:
+    """Feed one decoded batch to every check (its cut inner layers hidden), then the
+    packets the outer reassembly rebuilt from it to every other check."""
+    hide_cut(table)
     for check in checks:
         check.observe(table)
     for check in checks:
         if isinstance(check, TunnelReassembly):
-            for rebuilt in check.take_rebuilt():
-                for other in checks:
-                    if other is not check:
-                        other.observe(rebuilt)
+            feed_rebuilt(check, [c for c in checks if c is not check])
+
+
+def feed_rebuilt(reassembly: TunnelReassembly, others: list[Check]) -> None:
+    for rebuilt in reassembly.take_rebuilt():
+        for other in others:
+            other.observe(rebuilt)
 
 
 def collect(checks: list[Check]) -> list[Finding]:

@@ -29,5 +29,8 @@ class DecodeAnomalies:
                     hit = (bits & np.uint64(bit)) != 0
                     self.tally.add(f"{fid}|{layer}", table.frame[hit])
 
+    def merge(self, other: DecodeAnomalies, frame_offset: int = 0) -> None:
+        self.tally.merge(other.tally, frame_offset)
+
     def findings(self) -> list[Finding]:
         return self.tally.findings()

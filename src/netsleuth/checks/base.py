@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Protocol
+from typing import Any, Protocol
 
 from netsleuth.decode.table import PacketTable
 from netsleuth.model import Finding
@@ -12,3 +12,10 @@ class Check(Protocol):
     def observe(self, table: PacketTable) -> None: ...
 
     def findings(self) -> list[Finding]: ...
+
+
+class Mergeable(Check, Protocol):
+    """A check whose state is a tally: `merge` adds the state of a later part of the same
+    input, whose frame numbers start after `frame_offset` records."""
+
+    def merge(self, other: Any, frame_offset: int = 0) -> None: ...

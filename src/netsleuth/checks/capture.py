@@ -16,5 +16,8 @@ class TruncatedPackets:
     def observe(self, table: PacketTable) -> None:
         self.tally.add(ID, table.frame[table.snapped])
 
+    def merge(self, other: TruncatedPackets, frame_offset: int = 0) -> None:
+        self.tally.merge(other.tally, frame_offset)
+
     def findings(self) -> list[Finding]:
         return self.tally.findings()

@@ -37,6 +37,11 @@ class UnknownEtherTypes:
         for v, n in zip(values.tolist(), counts.tolist(), strict=True):
             self.seen[v] = self.seen.get(v, 0) + n
 
+    def merge(self, other: UnknownEtherTypes, frame_offset: int = 0) -> None:
+        self.tally.merge(other.tally, frame_offset)
+        for v, n in other.seen.items():
+            self.seen[v] = self.seen.get(v, 0) + n
+
     def findings(self) -> list[Finding]:
         if ID not in self.tally.count:
             return []

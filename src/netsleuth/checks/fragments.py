@@ -155,13 +155,22 @@ class FragmentAudit:
         self.now = 0
 
     # ----- per batch ---------------------------------------------------------------------
-    def observe(self, t: PacketTable) -> None:
+    def observe(self, t: PacketTable, *, now: int | None = None) -> None:
+        """One batch. `now` is the batch's latest timestamp when `t` holds only some of
+        its packets (the fragments a worker handed over: netsleuth/scale.py)."""
         if t.n:
             self.now = max(self.now, int(t.batch.ts_ns.max()))
+        if now is not None:
+            self.now = max(self.now, now)
         for layer_name, layer, present in ip_layers(t):
             rows = np.flatnonzero(present & layer.is_frag)
             if rows.shape[0]:
                 self._layer(t, layer_name, layer, rows)
+        self._expire()
+
+    def advance(self, now: int) -> None:
+        """A batch without fragments ended at `now`: what observe would do for it."""
+        self.now = max(self.now, now)
         self._expire()
 
     def _layer(self, t: PacketTable, name: str, layer: IPLayer, rows: NDArray[np.int64]) -> None:

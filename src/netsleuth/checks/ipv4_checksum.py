@@ -40,5 +40,8 @@ class IPv4Checksum:
                 bad &= ~offload
             self.tally.add(f"{ID}|{layer_name}", t.frame[bad])
 
+    def merge(self, other: IPv4Checksum, frame_offset: int = 0) -> None:
+        self.tally.merge(other.tally, frame_offset)
+
     def findings(self) -> list[Finding]:
         return self.tally.findings()

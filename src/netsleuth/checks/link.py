@@ -80,6 +80,11 @@ class LinkLayer:
         nonzero = ((block != 0) & within).any(axis=1)
         self.tally.add("l2.padding_nonzero", t.frame[rows[nonzero]])
 
+    def merge(self, other: LinkLayer, frame_offset: int = 0) -> None:
+        self.tally.merge(other.tally, frame_offset)
+        for name, n in other.kinds.items():
+            self.kinds[name] = self.kinds.get(name, 0) + n
+
     def findings(self) -> list[Finding]:
         out = []
         for fid, n in self.tally.count.items():

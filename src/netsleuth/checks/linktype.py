@@ -31,6 +31,11 @@ class UnsupportedLinkTypes:
         for lt, n in zip(lts, counts, strict=True):
             self.per_type[int(lt)] = self.per_type.get(int(lt), 0) + int(n)
 
+    def merge(self, other: UnsupportedLinkTypes, frame_offset: int = 0) -> None:
+        self.tally.merge(other.tally, frame_offset)
+        for lt, n in other.per_type.items():
+            self.per_type[lt] = self.per_type.get(lt, 0) + n
+
     def findings(self) -> list[Finding]:
         if not self.per_type:
             return []

@@ -104,11 +104,14 @@ class TunnelReassembly:
         self.evidence: list[dict[str, object]] = []
         self._ports: NDArray[np.bool_] | None = None  # this batch's _tunnel_ports
 
-    def observe(self, t: PacketTable) -> None:
+    def observe(self, t: PacketTable, *, now: int | None = None) -> None:
+        """One batch; `now` as for FragmentAudit.observe."""
         self._ports = self._tunnel_ports(t) if bool((t.outer.proto == 17).any()) else None
         rows = self._rows(t)
         if t.n:
             self.now = max(self.now, int(t.batch.ts_ns.max()))
+        if now is not None:
+            self.now = max(self.now, now)
         done: list[Held] = []
         if rows.shape[0]:
             keys = fragment_keys(t, "outer", t.outer, rows).tobytes()
@@ -128,6 +131,11 @@ class TunnelReassembly:
         self._expire()
         if done:
             self._judge(done)
+
+    def advance(self, now: int) -> None:
+        """A batch without fragments ended at `now`."""
+        self.now = max(self.now, now)
+        self._expire()
 
     def _rows(self, t: PacketTable) -> NDArray[np.int64]:
         """Outer IPv4 fragments of a tunnel protocol. UDP, whose ports are in the first

@@ -40,5 +40,8 @@ class TCPFlags:
                 hit = tcp & bad_flags(layer.tcp_flags)
                 self.tally.add(f"{ID}|{layer_name}", t.frame[hit])
 
+    def merge(self, other: TCPFlags, frame_offset: int = 0) -> None:
+        self.tally.merge(other.tally, frame_offset)
+
     def findings(self) -> list[Finding]:
         return self.tally.findings()

@@ -10,6 +10,11 @@ from netsleuth.decode.table import PacketTable, Tunnel
 from netsleuth.model import Finding
 
 ID = "gre.v1_pptp"
+MAX_CALLS = 100_000  # call ids remembered: the smallest ones, so parts merge exactly
+
+
+def _bounded(calls: set[int]) -> set[int]:
+    return calls if len(calls) <= MAX_CALLS else set(sorted(calls)[:MAX_CALLS])
 
 
 class PPTP:
@@ -24,8 +29,12 @@ class PPTP:
         for layer, hit in (("outer", outer), ("inner", inner)):
             if hit.any():
                 self.tally.add(f"{ID}|{layer}", t.frame[hit])
-                if len(self.calls) < 100_000:
-                    self.calls.update(np.unique(t.gre_key[hit]).tolist())
+                self.calls.update(np.unique(t.gre_key[hit]).tolist())
+                self.calls = _bounded(self.calls)
+
+    def merge(self, other: PPTP, frame_offset: int = 0) -> None:
+        self.tally.merge(other.tally, frame_offset)
+        self.calls = _bounded(self.calls | other.calls)
 
     def findings(self) -> list[Finding]:
         info = CATALOGUE[ID]

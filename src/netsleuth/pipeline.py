@@ -1,0 +1,123 @@
+"""The capture pipeline: inputs -> reader -> batches -> decode -> analyses.
+
+`tables()` is the one loop that reads a capture. It alone fills the per-input record
+(`InputResult`: format, compression, link types, packets, bytes, and the read issues,
+capture.truncated_file included) and yields each decoded batch to whatever analyses the
+command runs. `scan` runs on it today (netsleuth/scan.py); `steer` and `--export` still
+carry their own loops (steering/run.py, report/export.py) and move onto it next: open the
+reader with `open_input`, iterate `tables(reader, record)` and feed the tables to their
+models and flow table instead of looping over `reader.batches()` themselves.
+
+An analysis is an object with `observe(table)` and `findings()`. A mergeable one also has
+`merge(other, frame_offset)`: N partial runs over consecutive parts of the packets, merged
+in order, equal one run over all of them (the tallies keep the smallest frame numbers, the
+sets and counters are unions and sums within their bounds). The fragment audit and the
+outer reassembly are not mergeable: a datagram's verdict depends on every earlier fragment
+of its key, so they run once, in file order, over the fragments the parts hand over
+(netsleuth/scale.py explains how and what it costs).
+"""
+
+from __future__ import annotations
+
+import builtins
+from collections import Counter
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import numpy as np
+
+from netsleuth.capture import CaptureReader, open_capture
+from netsleuth.capture.chunks import ReadIssue
+from netsleuth.decode import DEFAULT_TUNNEL_DEPTH, PacketTable, decode
+from netsleuth.model import Finding
+
+Progress = Callable[[str, int], None]  # (input name, bytes consumed so far)
+
+
+class Analysis(Protocol):
+    def observe(self, table: PacketTable) -> None: ...
+
+    def findings(self) -> list[Finding]: ...
+
+
+@dataclass
+class InputResult:
+    """What the pipeline says about one input, whatever the command."""
+
+    path: str
+    format: str | None = None
+    compressed: bool = False
+    packets: int = 0
+    bytes: int = 0
+    linktypes: Counter[int] = field(default_factory=Counter)
+    error: str | None = None
+    # finding id -> reassembly keys of flagged datagrams (for evidence export; not JSON)
+    flagged_keys: dict[str, set[builtins.bytes]] = field(default_factory=dict)
+    # what was wrong with the file itself (not JSON: reported as findings)
+    issues: list[ReadIssue] = field(default_factory=list)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "path": self.path,
+            "format": self.format,
+            "compressed": self.compressed,
+            "packets": self.packets,
+            "bytes": self.bytes,
+            "linktypes": {str(k): v for k, v in sorted(self.linktypes.items())},
+            "error": self.error,
+        }
+
+    def merge(self, other: InputResult) -> None:
+        """Add the counts of the next part of the same input."""
+        self.packets += other.packets
+        self.bytes += other.bytes
+        self.linktypes.update(other.linktypes)
+
+
+def open_input(path: str) -> CaptureReader:
+    """Open a capture (raises InputError when it is not one)."""
+    return open_capture(path)
+
+
+def tables(
+    reader: CaptureReader,
+    res: InputResult,
+    *,
+    tunnel_depth: int = DEFAULT_TUNNEL_DEPTH,
+    progress: Progress | None = None,
+) -> Iterator[PacketTable]:
+    """Decode every batch of `reader`, counting it in `res`; the source is closed however
+    the iteration ends, and `res.issues` is set once it is done."""
+    res.format = reader.kind
+    res.compressed = reader.compressed
+    try:
+        for batch in reader.batches():
+            table = decode(batch, tunnel_depth=tunnel_depth)
+            res.packets += len(batch)
+            res.bytes += int(batch.wirelen.sum())
+            lts, counts = np.unique(batch.linktype, return_counts=True)
+            for lt, n in zip(lts, counts, strict=True):
+                res.linktypes[int(lt)] += int(n)
+            yield table
+            if progress is not None:
+                progress(reader.name, reader.source.consumed)
+    finally:
+        reader.source.close()
+    res.issues = read_issues(reader, res.packets)
+
+
+def read_issues(reader: CaptureReader, packets: int) -> list[ReadIssue]:
+    """The reader's issues; a compressed stream cut exactly between two records is a
+    truncated file too."""
+    issues = list(reader.issues)
+    if reader.source.stream_error and not any(i.id == "capture.truncated_file" for i in issues):
+        issues.append(
+            ReadIssue(
+                "capture.truncated_file",
+                reader.source.consumed,
+                packets + 1,
+                f"the compressed stream ended early ({reader.source.stream_error})",
+            )
+        )
+    return issues

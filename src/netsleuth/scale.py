@@ -1,0 +1,515 @@
+"""`scan --workers N`: the pipeline over many processes, with the same result as one.
+
+Work is cut into jobs: a whole input per job, or, for a large uncompressed classic pcap
+file, one job per record-aligned byte range (capture/split.py). Jobs run in worker
+processes (multiprocessing, forkserver: no inherited state); results come back in input
+order as compact picklable state, and the parent puts them together:
+
+- Mergeable analyses (the summary counts and the per-packet checks: checks.stateless_checks)
+  run in the workers; the parent merges each range's state into the previous ones', with
+  the range's frame numbers shifted by the records before it (pipeline.py: merge).
+- The fragment audit and the outer reassembly cannot be cut: a fragment train or an outer
+  datagram can straddle a split, and a datagram's verdict depends on every earlier fragment
+  of its key (and on when the reader's batches end: that is when both expire datagrams
+  older than 30 s). So a range's worker hands over its fragments instead: the raw records
+  of every packet with a fragment in any IP layer (bytes copied into one compact buffer),
+  plus where each record ends in the file and its timestamp. The parent replays the one-
+  process reader's batch boundaries from those record ends (4 MiB buffers, at most
+  MAX_RECORDS records a batch: capture/chunks.py), decodes the fragments of each batch
+  again and runs the two checks over them in file order, with each batch's latest
+  timestamp; the packets the reassembly rebuilds go to parent-side per-packet checks that
+  are merged like the others. The verdicts, frame lists, evidence and flagged keys are
+  those of one process, by construction.
+
+Cost: 16 bytes a record (end offset and timestamp) and the fragments' bytes cross the
+pipe; fragments are decoded twice; the two stateful checks stay on one core (the parent),
+which bounds the speed-up by the share of fragments in the capture. Memory: the parent
+holds at most the unfinished batch's fragments plus the results of ranges that arrived
+early (ranges are at most MAX_RANGE bytes).
+
+pcapng, snoop, gzip and stdin inputs are not split (one job each): a pcapng range would
+need its section's interfaces, a gzip stream cannot be entered in the middle.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import itertools
+import math
+import multiprocessing
+import os
+import signal
+import tempfile
+import threading
+from collections.abc import Iterator, Sequence
+from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
+from dataclasses import dataclass, replace
+from types import FrameType
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+from netsleuth.capture.batch import PAD, RecordBatch
+from netsleuth.capture.chunks import MAX_RECORDS, ReadIssue
+from netsleuth.capture.split import HEADER, RECORD, layout, range_reader, split_points
+from netsleuth.checks import (
+    CHECKS,
+    Check,
+    Mergeable,
+    feed_rebuilt,
+    hide_cut,
+    stateless_checks,
+)
+from netsleuth.checks.fragments import FragmentAudit
+from netsleuth.checks.outer_reassembly import TunnelReassembly
+from netsleuth.decode import decode
+from netsleuth.decode.table import PacketTable
+from netsleuth.errors import FacilityError, InputError
+from netsleuth.model import Finding
+from netsleuth.pipeline import InputResult, Progress, tables
+from netsleuth.scan import ScanResult, Summary, input_findings, scan_one, scan_result
+
+MIN_RANGE = 32 << 20  # smaller files are one job: splitting costs more than it gains
+MAX_RANGE = 256 << 20  # bounds what a range's result holds
+
+
+PROCESSES_MIN = 64 << 20  # below this much input, starting processes costs more (~0.3 s)
+
+
+def worth_processes(paths: Sequence[str]) -> bool:
+    """Whether the inputs are large enough for worker processes to pay for themselves."""
+    return sum(os.path.getsize(p) for p in paths if os.path.isfile(p)) >= PROCESSES_MIN
+
+
+# ----- jobs --------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class FileJob:
+    path: str
+    depth: int
+
+
+@dataclass(frozen=True)
+class RangeJob:
+    path: str
+    depth: int
+    header: bytes
+    start: int
+    end: int
+    last: bool
+    spill: str | None = None  # a folder for the result's arrays (see _spill)
+
+
+Job = FileJob | RangeJob
+
+
+@dataclass
+class Whole:
+    """A whole input's result."""
+
+    res: InputResult
+    summary: Summary
+    findings: list[Finding]
+
+
+@dataclass
+class Frags:
+    """The records of one range that hold a fragment in any IP layer, compacted."""
+
+    frame: NDArray[np.int64]  # 1-based within the range
+    caplen: NDArray[np.int64]
+    wirelen: NDArray[np.int64]
+    ts_ns: NDArray[np.int64]
+    linktype: NDArray[np.int32]
+    data: NDArray[np.uint8]  # their bytes, one after the other
+
+    @classmethod
+    def of(cls, t: PacketTable) -> Frags:
+        b = t.batch
+        rows = np.flatnonzero(t.outer.is_frag | t.inner_raw.is_frag)
+        cap = b.caplen[rows]
+        # One slice a record (a per-byte index or mask over the buffer costs far more: the
+        # fragments are a small share of the records).
+        parts = [
+            b.buf[o : o + c] for o, c in zip(b.offset[rows].tolist(), cap.tolist(), strict=True)
+        ]
+        data = np.concatenate(parts) if parts else np.zeros(0, dtype=np.uint8)
+        return cls(b.frame[rows], cap, b.wirelen[rows], b.ts_ns[rows], b.linktype[rows], data)
+
+    @functools.cached_property
+    def at(self) -> NDArray[np.int64]:
+        """Where each row's bytes start in `data` (and, last, where they end)."""
+        at = np.zeros(self.caplen.shape[0] + 1, dtype=np.int64)
+        np.cumsum(self.caplen, out=at[1:])
+        return at
+
+    def rows(self, lo: int, hi: int) -> Frags:
+        """Rows lo..hi-1, their bytes a slice (no copy)."""
+        at = self.at
+        return Frags(
+            self.frame[lo:hi],
+            self.caplen[lo:hi],
+            self.wirelen[lo:hi],
+            self.ts_ns[lo:hi],
+            self.linktype[lo:hi],
+            self.data[int(at[lo]) : int(at[hi])],
+        )
+
+    def record_batch(self) -> RecordBatch:
+        buf = np.zeros(self.data.shape[0] + PAD, dtype=np.uint8)
+        buf[: self.data.shape[0]] = self.data
+        offset = np.zeros(self.caplen.shape[0], dtype=np.int64)
+        np.cumsum(self.caplen[:-1], out=offset[1:])
+        return RecordBatch(
+            buf, offset, self.caplen, self.wirelen, self.ts_ns, self.linktype, self.frame
+        )
+
+    @classmethod
+    def join(cls, parts: list[Frags]) -> Frags:
+        return cls(
+            *(np.concatenate([getattr(p, f) for p in parts]) for f in Frags.__dataclass_fields__)
+        )
+
+
+@dataclass
+class Part:
+    """A range's result: mergeable state, record ends and timestamps, fragments."""
+
+    res: InputResult
+    summary: Summary
+    checks: list[Mergeable]
+    capacity: int  # the reader's buffer size: where the one-process batches end
+    ends: NDArray[np.int64]
+    ts_ns: NDArray[np.int64]
+    frags: Frags
+    error: str | None = None
+    spilled: str | None = None  # the file holding the arrays, while they are there
+
+
+def run_job(job: Job) -> Whole | Part:
+    """What a worker runs (module level: it is pickled by name)."""
+    return run_range(job) if isinstance(job, RangeJob) else run_file(job)
+
+
+def run_file(job: FileJob) -> Whole:
+    res, summary = InputResult(job.path), Summary()
+    try:
+        findings = scan_one(job.path, res, summary, job.depth, None)
+    except InputError as err:
+        res.error, findings = str(err), []
+    return Whole(res, summary, findings)
+
+
+def run_range(job: RangeJob) -> Part:
+    res, summary, checks = InputResult(job.path), Summary(), stateless_checks()
+    ends: list[NDArray[np.int64]] = []
+    stamps: list[NDArray[np.int64]] = []
+    frags: list[Frags] = []
+    pos, capacity = job.start, 0
+    try:
+        reader = range_reader(job.path, job.header, job.start, job.end)
+        capacity = reader.chunk_bytes
+        for table in tables(reader, res, tunnel_depth=job.depth):
+            b = table.batch
+            e = pos + np.cumsum(b.caplen + RECORD)
+            pos = int(e[-1]) if e.shape[0] else pos
+            ends.append(e)
+            stamps.append(b.ts_ns)
+            summary.observe(table)
+            hide_cut(table)
+            for check in checks:
+                check.observe(table)
+            frags.append(Frags.of(table))
+    except InputError as err:
+        res.error = str(err)
+    empty = np.zeros(0, dtype=np.int64)
+    part = Part(
+        res,
+        summary,
+        checks,
+        capacity,
+        np.concatenate([empty, *ends]),
+        np.concatenate([empty, *stamps]),
+        Frags.join(frags) if frags else _no_frags(),
+        res.error,
+    )
+    return part if job.spill is None else _spill(part, os.path.join(job.spill, str(job.start)))
+
+
+# A range's arrays (tens of MB) go through a file in a folder the parent owns, not through
+# the pool's pipe: measured, the pipe's 64 KiB writes cost ~0.1 s a range on a busy machine.
+def _arrays(part: Part) -> list[NDArray[Any]]:
+    f = part.frags
+    return [part.ends, part.ts_ns, f.frame, f.caplen, f.wirelen, f.ts_ns, f.linktype, f.data]
+
+
+def _spill(part: Part, path: str) -> Part:
+    with open(path, "wb") as fh:
+        for a in _arrays(part):
+            np.save(fh, a, allow_pickle=False)
+    empty = np.zeros(0, dtype=np.int64)
+    return replace(part, ends=empty, ts_ns=empty, frags=_no_frags(), spilled=path)
+
+
+def _unspill(part: Part) -> Part:
+    if part.spilled is None:
+        return part
+    with open(part.spilled, "rb") as fh:
+        a = [np.load(fh, allow_pickle=False) for _ in _arrays(part)]
+    os.unlink(part.spilled)
+    return replace(part, ends=a[0], ts_ns=a[1], frags=Frags(*a[2:]), spilled=None)
+
+
+def _no_frags() -> Frags:
+    z = np.zeros(0, dtype=np.int64)
+    return Frags(z, z, z, z, np.zeros(0, dtype=np.int32), np.zeros(0, dtype=np.uint8))
+
+
+# ----- the parent: fragments in file order ---------------------------------------------------
+class Sequencer:
+    """The fragment audit and the outer reassembly over the ranges' fragments, batch by
+    batch as the one-process reader would have cut them."""
+
+    def __init__(self, depth: int) -> None:
+        self.depth = depth
+        self.audit = FragmentAudit()
+        self.reassembly = TunnelReassembly()
+        self.rebuilt = stateless_checks()  # what the rebuilt packets flag
+        self.base = HEADER  # file offset of the reader's buffer
+        self.done = 0  # records put in a batch so far
+        self.capacity = 0
+        self.ends: list[NDArray[np.int64]] = []
+        self.ts: list[NDArray[np.int64]] = []
+        self.frags: list[Frags] = []
+
+    def feed(self, part: Part, frame_offset: int) -> None:
+        self.capacity = part.capacity
+        self.ends.append(part.ends)
+        self.ts.append(part.ts_ns)
+        self.frags.append(replace(part.frags, frame=part.frags.frame + frame_offset))
+        self._drain(final=False)
+
+    def finish(self) -> None:
+        self._drain(final=True)
+
+    def _drain(self, *, final: bool) -> None:
+        ends, ts = np.concatenate(self.ends), np.concatenate(self.ts)
+        frags = Frags.join(self.frags)
+        used = 0
+        while used < ends.shape[0]:
+            # The reader's buffer holds [base, base + capacity): every record ending inside.
+            j = int(np.searchsorted(ends, self.base + self.capacity, side="right"))
+            j = max(j, used + 1)  # a record never exceeds the buffer (pcap.py)
+            if j == ends.shape[0] and not final:
+                break  # the buffer may reach into the next range
+            for lo in range(used, j, MAX_RECORDS):
+                hi = min(lo + MAX_RECORDS, j)
+                self._batch(frags, self.done + lo, self.done + hi, int(ts[lo:hi].max()))
+            self.base = int(ends[j - 1])
+            used = j
+        self.done += used
+        self.ends, self.ts = [ends[used:]], [ts[used:]]
+        rest = int(np.searchsorted(frags.frame, self.done, side="right"))
+        self.frags = [frags.rows(rest, frags.frame.shape[0])]
+
+    def _batch(self, frags: Frags, lo: int, hi: int, now: int) -> None:
+        """Records lo..hi-1 (0-based, the file's) were one batch of the one-process run."""
+        a, b = np.searchsorted(frags.frame, [lo, hi], side="right").tolist()
+        if a == b:
+            self.audit.advance(now)
+            self.reassembly.advance(now)
+            return
+        table = decode(frags.rows(a, b).record_batch(), tunnel_depth=self.depth)
+        hide_cut(table)
+        self.audit.observe(table, now=now)
+        self.reassembly.observe(table, now=now)
+        feed_rebuilt(self.reassembly, [*self.rebuilt, self.audit])
+
+
+def _shifted(issue: ReadIssue, frames: int) -> ReadIssue:
+    """A range reader numbers its records from 1: its issue, numbered in the file. The
+    pcap reader's messages name the record once, as "record N" (capture/pcap.py)."""
+    frame = issue.frame + frames
+    message = issue.message.replace(f"record {issue.frame}", f"record {frame}", 1)
+    return replace(issue, frame=frame, message=message)
+
+
+class Assembler:
+    """One split input: its ranges' parts, in order, into one result."""
+
+    def __init__(self, path: str, depth: int) -> None:
+        self.res = InputResult(path)
+        self.summary = Summary()
+        self.checks: list[Mergeable] = stateless_checks()
+        self.seq = Sequencer(depth)
+        self.frames = 0  # records in the parts so far
+        self.ok = True
+        self.issues: list[ReadIssue] = []
+
+    def add(self, part: Part, job: RangeJob) -> None:
+        # A range other than the last must end exactly where the next starts: otherwise
+        # its start was no record boundary, or the file is corrupt in the middle (the
+        # one-process reader stops there). Either way, read the file in one piece.
+        if not self.ok or part.error or (not job.last and part.res.issues):
+            self.ok = False
+            return
+        self.res.merge(part.res)
+        self.res.format, self.res.compressed = part.res.format, part.res.compressed
+        self.summary.merge(part.summary)
+        for mine, theirs in zip(self.checks, part.checks, strict=True):
+            mine.merge(theirs, self.frames)
+        self.seq.feed(part, self.frames)
+        self.issues = [_shifted(i, self.frames) for i in part.res.issues]
+        self.frames += part.res.packets
+
+    def finish(self) -> tuple[list[Finding], Summary]:
+        self.seq.finish()
+        for mine, theirs in zip(self.checks, self.seq.rebuilt, strict=True):
+            mine.merge(theirs, 0)
+        stateless = iter(self.checks)
+        # The one-process order of checks (collect() reports them in it).
+        checks: list[Check] = [
+            self.seq.audit if c is FragmentAudit else next(stateless) for c in CHECKS
+        ]
+        checks.append(self.seq.reassembly)
+        self.res.issues = self.issues
+        return input_findings(self.res, checks, self.res.path), self.summary
+
+
+# ----- planning and running ------------------------------------------------------------------
+def plan(
+    paths: Sequence[str],
+    depth: int,
+    workers: int,
+    range_bytes: int | None = None,
+    split_at: dict[str, list[int]] | None = None,
+) -> list[list[Job]]:
+    """The jobs of each input, in order."""
+    sizes = {p: os.path.getsize(p) if os.path.isfile(p) else 0 for p in paths}
+    if range_bytes is None:
+        share = math.ceil(sum(sizes.values()) / max(2 * workers, 1))
+        range_bytes = min(max(share, MIN_RANGE), MAX_RANGE)
+    out: list[list[Job]] = []
+    for path in paths:
+        lay = layout(path) if sizes[path] else None
+        if split_at is not None and path in split_at:
+            targets = split_at[path]
+        else:
+            n = math.ceil(sizes[path] / range_bytes)
+            targets = [sizes[path] * k // n for k in range(1, n)] if n > 1 else []
+        cuts = split_points(path, targets) if lay is not None and targets else []
+        if lay is None or not cuts:
+            out.append([FileJob(path, depth)])
+            continue
+        bounds = [HEADER, *cuts, sizes[path]]
+        out.append(
+            [
+                RangeJob(path, depth, lay.header, a, b, k == len(bounds) - 2)
+                for k, (a, b) in enumerate(itertools.pairwise(bounds))
+            ]
+        )
+    return out
+
+
+def scan_parallel(
+    paths: Sequence[str],
+    *,
+    tunnel_depth: int,
+    progress: Progress | None,
+    workers: int,
+    range_bytes: int | None = None,
+    split_at: dict[str, list[int]] | None = None,
+    processes: bool = True,
+) -> ScanResult:
+    """scan() over `workers` processes (processes=False: in this one, for tests)."""
+    jobs = plan(paths, tunnel_depth, workers, range_bytes, split_at)
+    flat = [j for js in jobs for j in js]
+    if not processes or len(flat) == 1:
+        return _assemble(jobs, map(run_job, flat), progress)
+    ctx = multiprocessing.get_context("forkserver")
+    # The server imports NumPy and the decoders once; each worker is then a fork of it.
+    ctx.set_forkserver_preload(["netsleuth.scale"])
+    shm = "/dev/shm" if os.path.isdir("/dev/shm") else None
+    with (
+        _term_unwinds(),
+        tempfile.TemporaryDirectory(prefix=f"netsleuth-{os.getpid()}-", dir=shm) as spill,
+    ):
+        pool = ProcessPoolExecutor(
+            min(workers, len(flat)), mp_context=ctx, initializer=_worker_init
+        )
+        try:
+            spilled = [replace(j, spill=spill) if isinstance(j, RangeJob) else j for j in flat]
+            futures = [pool.submit(run_job, j) for j in spilled]
+            return _assemble(jobs, (f.result() for f in futures), progress)
+        except BrokenProcessPool as err:
+            raise FacilityError(
+                f"a worker process died ({err}); the machine may be out of memory: try --workers 1"
+            ) from err
+        finally:
+            # On Ctrl-C too: the jobs not started are dropped, the running ones end (each
+            # at most a range, MAX_RANGE bytes) before the spill folder goes.
+            pool.shutdown(wait=True, cancel_futures=True)
+
+
+@contextlib.contextmanager
+def _term_unwinds() -> Iterator[None]:
+    """SIGTERM unwinds like Ctrl-C while workers run, so the pool is ended and the spill
+    folder removed (its default action would leave both)."""
+
+    def _raise(signum: int, frame: FrameType | None) -> None:
+        raise KeyboardInterrupt(signal.Signals(signum).name)
+
+    if threading.current_thread() is not threading.main_thread():
+        yield  # signal handlers can only be set from the main thread
+        return
+    old = signal.signal(signal.SIGTERM, _raise)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, old)
+
+
+def _worker_init() -> None:
+    """Ctrl-C on a terminal reaches the whole process group: the parent reports it once
+    and ends the pool; a worker that also raised KeyboardInterrupt would print a traceback
+    of its own."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+def _assemble(
+    jobs: list[list[Job]], results: Iterator[Whole | Part], progress: Progress | None
+) -> ScanResult:
+    summary = Summary()
+    inputs: list[InputResult] = []
+    findings: list[Finding] = []
+    for input_jobs in jobs:
+        first = input_jobs[0]
+        if isinstance(first, FileJob):
+            whole = next(results)
+            assert isinstance(whole, Whole)
+            inputs.append(whole.res)
+            summary.merge(whole.summary)
+            findings.extend(whole.findings)
+            if progress is not None and whole.res.error is None:
+                progress(first.path, os.path.getsize(first.path))
+            continue
+        asm = Assembler(first.path, first.depth)
+        for job in input_jobs:
+            part = next(results)
+            assert isinstance(part, Part) and isinstance(job, RangeJob)
+            asm.add(_unspill(part), job)
+            if progress is not None:
+                progress(job.path, job.end)
+        if asm.ok:
+            got, part_summary = asm.finish()
+            inputs.append(asm.res)
+            summary.merge(part_summary)
+            findings.extend(got)
+        else:  # read in one piece, here
+            whole = run_file(FileJob(first.path, first.depth))
+            inputs.append(whole.res)
+            summary.merge(whole.summary)
+            findings.extend(whole.findings)
+    return scan_result(inputs, summary, findings)

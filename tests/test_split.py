@@ -1,0 +1,330 @@
+"""Split scans equal one scan, byte for byte: captures cut into record-aligned ranges at
+every kind of boundary (mid fragment train, mid outer datagram carrying a tunnel, mid
+flow, a datagram expiring at the end of a reader batch), merged, and compared with the
+JSON of one in-process run."""
+
+from __future__ import annotations
+
+import glob
+import os
+import signal
+import struct
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+from click.testing import CliRunner
+
+from netsleuth import craft, scale
+from netsleuth.capture.split import HEADER, RECORD, split_points
+from netsleuth.capture.writer import write_pcap
+from netsleuth.cli import main
+from netsleuth.craft import incidents
+from netsleuth.craft.mix import mixed_capture
+from netsleuth.report.jsonout import dumps, scan_document
+from netsleuth.scale import plan, scan_parallel, worth_processes
+from netsleuth.scan import scan
+
+CORPUS = Path(__file__).resolve().parents[2] / "shared" / "corpus" / "tcpdump"
+T0 = 1_700_000_000 * 10**9
+OS, OD, IS, ID_ = "203.0.113.1", "203.0.113.2", "10.1.0.1", "10.1.0.2"
+
+
+def one(path: Path) -> str:
+    return dumps(scan_document(scan([str(path)])))
+
+
+def split(path: Path, targets: list[int], *, processes: bool = False) -> str:
+    result = scan_parallel(
+        [str(path)],
+        tunnel_depth=3,
+        progress=None,
+        workers=2,
+        split_at={str(path): targets},
+        processes=processes,
+    )
+    return dumps(scan_document(result))
+
+
+def record_starts(path: Path) -> list[int]:
+    """Where each record header starts (a little-endian file, as write_pcap writes)."""
+    data, out, pos = path.read_bytes(), [], HEADER
+    while pos + RECORD <= len(data):
+        out.append(pos)
+        pos += RECORD + struct.unpack("<I", data[pos + 8 : pos + 12])[0]
+    return out
+
+
+def write(path: Path, frames: list[tuple[int, bytes]]) -> Path:
+    with open(path, "wb") as fh:
+        write_pcap(fh, frames)
+    return path
+
+
+def boundary_frames() -> list[tuple[int, bytes]]:
+    """A flow, an inner fragment train, outer-fragmented tunnels (GRE, VXLAN, IP-in-IP)
+    and incident 1's poison fragment split over outer fragments, interleaved so that a
+    split between any two records cuts something open."""
+    seg = craft.tcp(IS, ID_, 40000, 443, bytes(1380), flags="A")
+    inner = craft.ether(craft.ipv4(IS, ID_, seg, 6, ident=99), 0x0800)
+    gre = craft.fragment_ipv4(OS, OD, craft.gre(inner, 0x6558), 47, sizes=[1000, 0], ident=1)
+    vx = craft.udp(OS, OD, 50000, 4789, craft.vxlan(inner, vni=10))
+    vxlan = craft.fragment_ipv4(OS, OD, vx, 17, sizes=[800, 0], ident=2)
+    ipip = craft.fragment_ipv4(OS, OD, craft.ipv4(IS, ID_, bytes(1400), 17), 4, sizes=[600, 0])
+    train = craft.fragment_ipv4(IS, ID_, bytes(3000), 17, sizes=[1200, 1200, 0], ident=5)
+    first = craft.ipv4(IS, ID_, seg[:1400], 6, ident=7, flags=0x1)
+    empty = craft.pad(craft.ether(craft.ipv4(IS, ID_, b"", 6, ident=7, frag_off=1400), 0x0800))
+    poison_plain = craft.ipv4(OS, OD, craft.gre(craft.ether(first, 0x0800), 0x6558), 47)
+    poison = craft.fragment_ipv4(OS, OD, craft.gre(empty, 0x6558), 47, sizes=[24, 0], ident=8)
+    flow = [
+        craft.ipv4(IS, ID_, craft.tcp(IS, ID_, 40001, 80, bytes(100), flags=f), 6)
+        for f in ("S", "A", "A", "FA")
+    ]
+    order = [
+        flow[0], gre[0], train[0], vxlan[0], flow[1], train[1], gre[1], ipip[0],
+        poison_plain, vxlan[1], poison[0], flow[2], train[2], ipip[1], poison[1], flow[3],
+    ]  # fmt: skip
+    return [(T0 + i * 1000, craft.ether(p, 0x0800)) for i, p in enumerate(order)]
+
+
+def test_every_boundary_of_a_capture_of_open_trains(tmp_path: Path) -> None:
+    cap = write(tmp_path / "open.pcap", boundary_frames())
+    whole = one(cap)
+    assert '"tunnel.outer_fragmented"' in whole and '"ipv4.fragment.zero_length"' in whole
+    starts = record_starts(cap)
+    # Every record in a range of its own, then each single cut.
+    assert split(cap, starts[1:]) == whole
+    for at in starts[1:]:
+        assert split(cap, [at - 3]) == whole  # resynchronised onto the record at `at`
+
+
+def test_resync_finds_the_next_record(tmp_path: Path) -> None:
+    cap = write(tmp_path / "open.pcap", boundary_frames())
+    starts = record_starts(cap)
+    assert split_points(str(cap), [starts[3] - 1, starts[3], starts[3] + 1]) == [
+        starts[3],
+        starts[4],
+    ]
+    ranges = plan([str(cap)], 3, 2, split_at={str(cap): [starts[5] + 7]})[0]
+    assert [(j.start, j.end) for j in ranges] == [  # type: ignore[union-attr]
+        (HEADER, starts[6]),
+        (starts[6], cap.stat().st_size),
+    ]
+
+
+def test_a_datagram_expired_at_the_end_of_a_reader_batch(tmp_path: Path) -> None:
+    """The outer reassembly expires datagrams when a reader batch ends (4 MiB of records),
+    at the batch's latest timestamp, not fragment by fragment: a split must replay the
+    one-process batches. Here the first GRE fragment is older than 30 s when the batch of
+    large records ends, so its last fragment finds no datagram to complete."""
+    seg = craft.tcp(IS, ID_, 40000, 443, bytes(1380), flags="A")
+    inner = craft.ether(craft.ipv4(IS, ID_, seg, 6, ident=99), 0x0800)
+    gre = craft.fragment_ipv4(OS, OD, craft.gre(inner, 0x6558), 47, sizes=[1000, 0], ident=1)
+    big = craft.ether(bytes(200_000), 0x88B5)  # local experimental EtherType
+    frames = [(T0, craft.ether(gre[0], 0x0800))]
+    frames += [(T0 + 31 * 10**9 + i, big) for i in range(30)]  # > 4 MiB: two batches
+    frames += [(T0 + 32 * 10**9, craft.ether(gre[1], 0x0800))]
+    cap = write(tmp_path / "expire.pcap", frames)
+    whole = one(cap)
+    assert '"tunnel.outer_fragmented"' not in whole  # expired first
+    starts = record_starts(cap)
+    for k in (1, 5, 20, 31):
+        assert split(cap, [starts[k]]) == whole
+    assert split(cap, starts[1:]) == whole
+
+
+def test_incidents_split_at_every_record(tmp_path: Path) -> None:
+    for name, frames in (
+        ("inc1", incidents.incident1_poison_fragment()),
+        ("inc2", incidents.incident2_stp_llc(seconds=4)),
+        ("inc3", incidents.incident3_pptp(flows=100)),
+        ("inc3b", incidents.incident3_gre_v0(flows=100)),
+    ):
+        cap = write(tmp_path / f"{name}.pcap", frames)
+        assert split(cap, record_starts(cap)[1:]) == one(cap), name
+
+
+def test_the_tcpdump_corpus_split_in_three() -> None:
+    files = sorted(glob.glob(str(CORPUS / "*.pcap")))
+    if not files:
+        pytest.skip(f"the tcpdump corpus is not at {CORPUS}")
+    split_files = 0
+    for f in files:
+        path = Path(f)
+        size = path.stat().st_size
+        targets = [size // 3, 2 * size // 3]
+        split_files += bool(split_points(f, targets))
+        assert split(path, targets) == one(path), f
+    # 500 of the 785 files hold fewer than three records; most of the others were cut (the
+    # rest have records an ordinary reader would not write: see capture/split.py).
+    assert split_files > 250
+
+
+@pytest.fixture(scope="module")
+def mixes(tmp_path_factory: pytest.TempPathFactory) -> list[Path]:
+    out = []
+    for ids in (1 << 16, 16):
+        path = tmp_path_factory.mktemp("mix") / f"mix-{ids}.pcap"
+        out.append(write(path, list(mixed_capture(200_000, id_pool=ids))))
+    return out
+
+
+def test_a_200k_slice_of_the_bench_mix(mixes: list[Path]) -> None:
+    for cap in mixes:
+        size = cap.stat().st_size
+        whole = one(cap)
+        assert split(cap, [size * k // 9 for k in range(1, 9)]) == whole
+        assert split(cap, [size // 2], processes=True) == whole  # worker processes
+
+
+def test_cli_workers_default_to_the_usable_cores(
+    mixes: list[Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """--workers is one option with --live's (default 1 there); for files, not given, it
+    is the usable cores."""
+    seen: list[int] = []
+    real = scale.scan_parallel
+
+    def spy(paths: list[str], **kw: Any) -> Any:
+        seen.append(kw["workers"])
+        return real(paths, **kw)
+
+    monkeypatch.setattr(scale, "scan_parallel", spy)
+    cap = str(mixes[0])
+    for extra in ([], ["--workers", "3"]):
+        res = CliRunner().invoke(main, ["scan", "--format", "json", *extra, cap, cap])
+        assert res.exception is None and res.exit_code == 0
+    cores = len(os.sched_getaffinity(0))
+    assert seen == ([cores] if cores > 1 else []) + [3]
+
+
+def test_cli_workers(mixes: list[Path], tmp_path: Path) -> None:
+    cap = str(mixes[1])
+    # Small inputs stay in this process (starting workers would cost more than it saves).
+    assert worth_processes([cap, cap]) and not worth_processes([str(CORPUS / "x.pcap"), "-"])
+    res1 = CliRunner().invoke(main, ["scan", "--format", "json", "--workers", "1", cap])
+    res2 = CliRunner().invoke(main, ["scan", "--format", "json", "--workers", "2", cap, cap])
+    assert res1.exception is None and res2.exception is None
+    assert (res1.exit_code, res2.exit_code) == (0, 0)
+    assert res1.stdout == one(mixes[1]) + "\n"
+    assert res2.stdout == dumps(scan_document(scan([cap, cap]))) + "\n"
+
+
+def test_a_file_cut_inside_its_last_record(tmp_path: Path) -> None:
+    full = write(tmp_path / "full.pcap", boundary_frames())
+    cut = tmp_path / "cut.pcap"
+    cut.write_bytes(full.read_bytes()[:-100])
+    whole = one(cut)
+    assert '"capture.truncated_file"' in whole
+    starts = record_starts(full)
+    assert split(cut, starts[1:-1]) == whole
+    assert split(cut, [starts[4]]) == whole
+
+
+def test_a_corrupt_record_in_the_middle_reads_the_file_in_one_piece(tmp_path: Path) -> None:
+    """The one-process reader stops at a record claiming an absurd length; the range that
+    holds it does not end where the next starts, so the split is abandoned."""
+    cap = write(tmp_path / "ok.pcap", boundary_frames())
+    data = bytearray(cap.read_bytes())
+    starts = record_starts(cap)
+    data[starts[6] + 8 : starts[6] + 12] = struct.pack("<I", 0x7FFFFFFF)
+    bad = tmp_path / "bad.pcap"
+    bad.write_bytes(bytes(data))
+    whole = one(bad)
+    assert '"capture.corrupt_record"' in whole
+    assert split(bad, [starts[3], starts[9]]) == whole
+    assert split(bad, [starts[9]]) == whole  # the corrupt record in the first range
+    assert split(bad, [starts[3]]) == whole  # in the last range: its frame number shifted
+
+
+def test_missing_and_unsplittable_inputs_beside_split_ones(tmp_path: Path) -> None:
+    cap = write(tmp_path / "open.pcap", boundary_frames())
+    empty = tmp_path / "empty.pcap"
+    empty.write_bytes(cap.read_bytes()[:HEADER])
+    missing = tmp_path / "missing.pcap"
+    paths = [str(cap), str(missing), str(empty), str(cap)]
+    result = scan_parallel(
+        paths,
+        tunnel_depth=3,
+        progress=None,
+        workers=2,
+        split_at={str(cap): record_starts(cap)[1:]},
+        processes=False,
+    )
+    assert dumps(scan_document(result)) == dumps(scan_document(scan(paths)))
+    assert result.inputs[1].error is not None
+
+
+@pytest.mark.parametrize("group", [True, False], ids=["sigint-to-group", "sigterm-to-parent"])
+def test_a_signal_during_a_parallel_scan(mixes: list[Path], group: bool) -> None:
+    """SIGINT to the process group, as a terminal sends it, or SIGTERM to the parent: one
+    line, exit 130, no traceback from any worker, no process of the run and no spill
+    folder left behind."""
+    argv = [sys.executable, "-m", "netsleuth", "scan", "--workers", "2", *[str(mixes[0])] * 40]
+    proc = subprocess.Popen(
+        argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True
+    )
+    # Once the parent, the fork server and both workers run (40 inputs take seconds more).
+    deadline = time.monotonic() + 30
+    while len(_session_members(proc.pid)) < 4 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    time.sleep(0.2)
+    if group:
+        os.killpg(proc.pid, signal.SIGINT)
+    else:
+        os.kill(proc.pid, signal.SIGTERM)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err
+    assert err.decode() == "netsleuth: interrupted\n"
+    deadline = time.monotonic() + 10
+    while _session_members(proc.pid) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert _session_members(proc.pid) == []
+    assert glob.glob(f"/dev/shm/netsleuth-{proc.pid}-*") == []
+    assert glob.glob(f"/tmp/netsleuth-{proc.pid}-*") == []
+
+
+def _session_members(sid: int) -> list[int]:
+    out = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                stat = Path(f"/proc/{entry}/stat").read_text()
+            except OSError:
+                continue
+            if int(stat.rsplit(")", 1)[1].split()[3]) == sid:  # field 6, session (proc(5))
+                out.append(int(entry))
+    return out
+
+
+def test_a_worker_killed_mid_scan_is_said_not_hung(mixes: list[Path]) -> None:
+    """A worker the OOM killer takes: exit 3 and one line saying what to do, promptly."""
+    argv = [sys.executable, "-m", "netsleuth", "scan", "--workers", "2", *[str(mixes[0])] * 40]
+    proc = subprocess.Popen(
+        argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True
+    )
+    deadline = time.monotonic() + 30
+    while len(_session_members(proc.pid)) < 4 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    # Workers are the fork server's children; the fork server is the parent's.
+    members = {pid: _ppid(pid) for pid in _session_members(proc.pid)}
+    server = [p for p, pp in members.items() if pp == proc.pid]
+    workers = [p for p, pp in members.items() if pp in server]
+    assert workers, members
+    os.kill(workers[0], signal.SIGKILL)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 3, err
+    text = err.decode()
+    assert text.startswith("netsleuth: a worker process died") and text.count("\n") == 1
+    assert "try --workers 1" in text
+    assert glob.glob(f"/dev/shm/netsleuth-{proc.pid}-*") == []
+
+
+def _ppid(pid: int) -> int:
+    try:
+        return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
+    except OSError:
+        return -1
