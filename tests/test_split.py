@@ -180,11 +180,11 @@ def test_a_200k_slice_of_the_bench_mix(mixes: list[Path]) -> None:
         assert split(cap, [size // 2], processes=True) == whole  # worker processes
 
 
-def test_cli_workers_default_to_the_usable_cores(
+def test_cli_workers_default_to_one_process(
     mixes: list[Path], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """--workers is one option with --live's (default 1 there); for files, not given, it
-    is the usable cores."""
+    """--workers is one option with --live's: default 1 (workers cost ~0.3 s to start and
+    did not pay on the 2-core machine for a 1M-packet file), N when asked."""
     seen: list[int] = []
     real = scale.scan_parallel
 
@@ -197,8 +197,7 @@ def test_cli_workers_default_to_the_usable_cores(
     for extra in ([], ["--workers", "3"]):
         res = CliRunner().invoke(main, ["scan", "--format", "json", *extra, cap, cap])
         assert res.exception is None and res.exit_code == 0
-    cores = len(os.sched_getaffinity(0))
-    assert seen == ([cores] if cores > 1 else []) + [3]
+    assert seen == [3]
 
 
 def test_cli_workers(mixes: list[Path], tmp_path: Path) -> None:

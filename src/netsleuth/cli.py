@@ -179,7 +179,7 @@ def scan(
             list(captures),
             tunnel_depth=tunnel_depth,
             progress=progress,
-            workers=_file_workers(live["workers"]),
+            workers=live["workers"],
         )
     result.findings = select(result.findings, only=only, min_severity=Severity.parse(min_severity))
     for failed in result.failed_inputs:
@@ -234,16 +234,6 @@ def demo(fmt: str, keep: str | None, html_path: str | None) -> int:
     from netsleuth.demo import run_demo
 
     return run_demo(stdout_console(), fmt, keep, html_path)
-
-
-def _file_workers(given: int) -> int:
-    """--workers (one option with --live's) for capture files: processes to read with
-    (files spread over them, a large pcap split into byte ranges; the same result). Not
-    given: the usable cores (live's default of 1 is for --live)."""
-    source = click.get_current_context().get_parameter_source("workers")
-    if source is click.core.ParameterSource.DEFAULT:
-        return len(os.sched_getaffinity(0))
-    return given
 
 
 class _Progress:

@@ -245,6 +245,12 @@ def _arrays(part: Part) -> list[NDArray[Any]]:
     return [part.ends, part.ts_ns, f.frame, f.caplen, f.wirelen, f.ts_ns, f.linktype, f.data]
 
 
+def _job_dir(root: str, k: int) -> str:
+    path = os.path.join(root, str(k))
+    os.mkdir(path)
+    return path
+
+
 def _spill(part: Part, path: str) -> Part:
     with open(path, "wb") as fh:
         for a in _arrays(part):
@@ -440,7 +446,12 @@ def scan_parallel(
             min(workers, len(flat)), mp_context=ctx, initializer=_worker_init
         )
         try:
-            spilled = [replace(j, spill=spill) if isinstance(j, RangeJob) else j for j in flat]
+            # One folder per job: the same file may be given twice, and its ranges would
+            # otherwise share spill names (named by their start offset).
+            spilled = [
+                replace(j, spill=_job_dir(spill, k)) if isinstance(j, RangeJob) else j
+                for k, j in enumerate(flat)
+            ]
             futures = [pool.submit(run_job, j) for j in spilled]
             return _assemble(jobs, (f.result() for f in futures), progress)
         except BrokenProcessPool as err:

@@ -75,7 +75,9 @@ def live_options(fn: Callable[..., Any]) -> Callable[..., Any]:
             type=click.IntRange(1, 64),
             default=1,
             show_default=True,
-            help="With --live: processes sharing the interface (PACKET_FANOUT_HASH).",
+            help="Processes: with --live, sharing the interface (PACKET_FANOUT_HASH); with "
+            "capture files, spread over them and a large pcap split into record-aligned "
+            "ranges (the same result; on 2 cores it pays only for captures of many seconds).",
         ),
         click.option("--promisc", is_flag=True, help="With --live: promiscuous mode."),
         click.option(
