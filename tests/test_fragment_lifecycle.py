@@ -206,3 +206,19 @@ def test_eviction_takes_the_oldest_not_this_batchs_open_datagram() -> None:
     # in-memory batch numbers its frames from 1).
     assert got["ipv4.fragment.duplicate"] == (1, 6, 7)
     assert got["ipv4.fragment.incomplete"] == (3, 4, 5)  # lone ones still open at the end
+
+
+def test_a_lone_datagram_is_what_add_would_build() -> None:
+    from netsleuth.checks.fragments import Datagram
+    from netsleuth.reassembly import Fragment
+
+    cases = [
+        (Fragment(0, b"a" * 16, True, 3), 16),  # a first fragment
+        (Fragment(24, b"b" * 8, False, 4), 32),  # a last one
+        (Fragment(1400, b"", False, 5), 1400),  # zero length, last (incident 1)
+        (Fragment(8, b"", True, 6), 8),  # zero length, more to come
+    ]
+    for frag, end in cases:
+        built = Datagram(b"k", "outer", 4, 77)
+        built.add(frag, end)
+        assert Datagram.lone(b"k", "outer", 4, frag, end=end, ts=77) == built

@@ -112,6 +112,22 @@ class Datagram:
     ends: list[int] = field(default_factory=list)
     last_end: int = -1  # furthest end of an MF=0 fragment (-1: none seen)
 
+    @classmethod
+    def lone(
+        cls, key: bytes, layer: str, ver: int, frag: Fragment, *, end: int, ts: int
+    ) -> Datagram:
+        """A datagram of one fragment, built without __init__ and add(): what add() would
+        give, for the bulk path (_admit) where a fragment flood makes thousands a batch."""
+        dg = object.__new__(cls)
+        dg.key, dg.layer, dg.ver, dg.first_ts = key, layer, ver, ts
+        dg.frags, dg.frames, dg.count = [frag], [frag.frame], 1
+        dg.nbytes = len(frag.data) + FRAG_COST
+        dg.last_end = -1 if frag.more else end
+        covered = end > frag.offset
+        dg.starts = [frag.offset] if covered else []
+        dg.ends = [end] if covered else []
+        return dg
+
     def add(self, frag: Fragment, end: int) -> None:
         self.count += 1
         self.frames.append(frag.frame)
@@ -227,13 +243,22 @@ class FragmentAudit:
 
         ts = t.batch.ts_ns[f.rows]
         held = self._held(uniq)
-        inst, settled = self._instances(inv, f, ts, held)
-        # Settled here: complete, well-formed datagrams. Only too_many can still apply.
-        count = np.bincount(inst, minlength=int(inst.max()) + 1)
-        many = settled & (count[inst] > DPDK_MAX_FRAGS) & f.v4
-        if many.any():
-            self.tally.add(f"ipv4.fragment.too_many|{name}", f.frames[many])
-            self._flag_keys("ipv4.fragment.too_many", keys_of(np.unique(inv[many])))
+        if uniq.shape[0] == inv.shape[0]:
+            # Every key once in this batch (a flood of lone fragments looks like this): one
+            # fragment completes nothing, so nothing settles here.
+            settled = np.zeros(inv.shape[0], dtype=np.bool_)
+        else:
+            inst, settled = self._instances(inv, f, ts, held)
+            # Settled here: complete, well-formed datagrams. Only too_many can still apply.
+            count = np.bincount(inst, minlength=int(inst.max()) + 1)
+            many = settled & (count[inst] > DPDK_MAX_FRAGS) & f.v4
+            if many.any():
+                self.tally.add(f"ipv4.fragment.too_many|{name}", f.frames[many])
+                self._flag_keys("ipv4.fragment.too_many", keys_of(np.unique(inv[many])))
+        if uniq.shape[0] == inv.shape[0] and not held.any():
+            # All new, all lone: admitted in arrival order, no copy and no sort.
+            self._admit(t, name, f, lambda i: keys_of(inv[i:]), ts)
+            return
         rest = np.flatnonzero(~settled)
         if rest.shape[0] == 0:
             return
@@ -377,12 +402,13 @@ class FragmentAudit:
         buf = t.batch.buf
         cols = (f.data, size, f.off, f.end, f.mf, f.frames, f.v4, ts)
         rows = zip(keys_from(drop), *(c[drop:].tolist() for c in cols), strict=True)
+        lone, opened, added = Datagram.lone, self.open, 0
         for key, start, n, off, end, mf, frame, v4, now in rows:
             frag = Fragment(off, buf[start : start + n].tobytes(), mf, frame)
-            dg = Datagram(key, name, 4 if v4 else 6, now)
-            dg.add(frag, end)
-            self.open[key] = dg
-            self.open_bytes += dg.nbytes
+            dg = lone(key, name, 4 if v4 else 6, frag, end=end, ts=now)
+            opened[key] = dg
+            added += dg.nbytes
+        self.open_bytes += added
         self._bound()
 
     def _flag_keys(self, fid: str, keys: NDArray[np.void] | list[bytes]) -> None:
