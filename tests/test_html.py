@@ -27,6 +27,7 @@ from netsleuth.record.schema import CPU_COLUMNS, open_db
 from netsleuth.record.store import DropRow, Recording, Writer
 from netsleuth.report.html import MAX_COLUMNS, Page, record_page
 from netsleuth.sources.hostfs import read_snapshot
+from tests.cdp import FLAGS
 from tests.pngread import read_png
 from tests.systools import require
 
@@ -36,16 +37,6 @@ REPO = Path(__file__).parent.parent
 HOST128 = REPO / "tests" / "fixtures" / "host128"
 NETSLEUTH = str(Path(sys.executable).with_name("netsleuth"))
 SECONDS = 20
-FLAGS = (
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-)
 
 
 def chromium(tmp: Path, url: str, *args: str) -> str:
