@@ -3,10 +3,10 @@
 `tables()` is the one loop that reads a capture. It alone fills the per-input record
 (`InputResult`: format, compression, link types, packets, bytes, and the read issues,
 capture.truncated_file included) and yields each decoded batch to whatever analyses the
-command runs. `scan` runs on it today (netsleuth/scan.py); `steer` and `--export` still
-carry their own loops (steering/run.py, report/export.py) and move onto it next: open the
-reader with `open_input`, iterate `tables(reader, record)` and feed the tables to their
-models and flow table instead of looping over `reader.batches()` themselves.
+command runs. `scan` (netsleuth/scan.py), `steer` (steering/run.py) and `--export`
+(report/export.py) run on it: each opens the reader with `open_input`, iterates
+`tables(reader, record)` and feeds the tables to its checks, models or writer, so all
+three report the same input record and read issues.
 
 An analysis is an object with `observe(table)` and `findings()`. A mergeable one also has
 `merge(other, frame_offset)`: N partial runs over consecutive parts of the packets, merged
@@ -96,15 +96,36 @@ def tables(
             table = decode(batch, tunnel_depth=tunnel_depth)
             res.packets += len(batch)
             res.bytes += int(batch.wirelen.sum())
-            lts, counts = np.unique(batch.linktype, return_counts=True)
-            for lt, n in zip(lts, counts, strict=True):
-                res.linktypes[int(lt)] += int(n)
+            lt = batch.linktype
+            if lt.shape[0] and lt[0] == lt.min() == lt.max():  # one link type: no sort
+                res.linktypes[int(lt[0])] += int(lt.shape[0])
+            else:
+                lts, counts = np.unique(lt, return_counts=True)
+                for v, n in zip(lts, counts, strict=True):
+                    res.linktypes[int(v)] += int(n)
             yield table
             if progress is not None:
                 progress(reader.name, reader.source.consumed)
     finally:
         reader.source.close()
     res.issues = read_issues(reader, res.packets)
+
+
+def issue_finding(issue: ReadIssue) -> Finding:
+    """A read issue (a cut or corrupt file) as the finding every command reports."""
+    from netsleuth.checks.catalogue import CATALOGUE
+
+    info = CATALOGUE[issue.id]
+    return Finding(
+        issue.id,
+        info.severity,
+        1,
+        issue.message,
+        info.explanation,
+        (issue.frame,),
+        None,
+        evidence={"byte_offset": issue.offset, "frame": issue.frame},
+    )
 
 
 def read_issues(reader: CaptureReader, packets: int) -> list[ReadIssue]:

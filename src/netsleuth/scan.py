@@ -10,14 +10,12 @@ from typing import Any
 
 import numpy as np
 
-from netsleuth.capture.chunks import ReadIssue
 from netsleuth.checks import Check, collect, new_checks, observe_all
-from netsleuth.checks.catalogue import CATALOGUE
 from netsleuth.checks.fragments import FragmentAudit
 from netsleuth.decode import DEFAULT_TUNNEL_DEPTH, L2, PacketTable, Tunnel
 from netsleuth.errors import InputError
 from netsleuth.model import Finding, Severity
-from netsleuth.pipeline import InputResult, Progress, open_input, tables
+from netsleuth.pipeline import InputResult, Progress, issue_finding, open_input, tables
 
 __all__ = ["InputResult", "Progress", "ScanResult", "Summary", "scan", "select"]
 
@@ -172,25 +170,11 @@ def scan_one(
 
 def input_findings(res: InputResult, checks: list[Check], label: str) -> list[Finding]:
     """The findings of one input: its read issues, then its checks', labelled with it."""
-    out = [_issue_finding(i) for i in res.issues] + collect(checks)
+    out = [issue_finding(i) for i in res.issues] + collect(checks)
     for check in checks:
         if isinstance(check, FragmentAudit):
             res.flagged_keys = check.flagged_keys
     return [_with_input(f, label) for f in out]
-
-
-def _issue_finding(issue: ReadIssue) -> Finding:
-    info = CATALOGUE[issue.id]
-    return Finding(
-        issue.id,
-        info.severity,
-        1,
-        issue.message,
-        info.explanation,
-        (issue.frame,),
-        None,
-        evidence={"byte_offset": issue.offset, "frame": issue.frame},
-    )
 
 
 def _with_input(f: Finding, label: str) -> Finding:

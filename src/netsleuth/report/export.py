@@ -16,15 +16,15 @@ from dataclasses import dataclass
 import numpy as np
 from numpy.typing import NDArray
 
-from netsleuth.capture import RecordBatch, open_capture
+from netsleuth.capture import RecordBatch
 from netsleuth.capture.writer import PcapngWriter
 from netsleuth.checks.fragments import fragment_keys
 from netsleuth.checks.layers import ip_layers
-from netsleuth.decode import PacketTable, decode
+from netsleuth.decode import PacketTable
 from netsleuth.errors import InputError
 from netsleuth.model import Finding
 from netsleuth.outpaths import atomic_output
-from netsleuth.scan import InputResult
+from netsleuth.pipeline import InputResult, open_input, tables
 
 MAX_CONTEXT = 1000
 # A packet whose interface the input never described keeps its bytes under LINKTYPE_USER0
@@ -71,8 +71,9 @@ def _export_one(
     near = (flagged[:, None] + np.arange(-context, context + 1)[None, :]).reshape(-1)
     name = os.path.basename(inp.path)
     written = 0
-    for batch in open_capture(inp.path).batches():
-        keep = batch_labels(batch, decode(batch), labels, train_keys, near)
+    for table in tables(open_input(inp.path), InputResult(inp.path)):
+        batch = table.batch
+        keep = batch_labels(batch, table, labels, train_keys, near)
         for row in sorted(keep):
             write_row(writer, batch, row, f"{name} frame {int(batch.frame[row])}: {keep[row]}")
             written += 1

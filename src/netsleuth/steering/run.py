@@ -8,20 +8,18 @@ disk, merged exactly at the end (spill.py).
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
 
-from netsleuth.capture import open_capture
 from netsleuth.checks.catalogue import catalogue_finding
-from netsleuth.decode import decode
 from netsleuth.decode.table import L2, PacketTable, Tunnel
 from netsleuth.errors import InputError
 from netsleuth.ethertypes import protocol_name
 from netsleuth.model import Finding, Severity
-from netsleuth.scan import InputResult
+from netsleuth.pipeline import InputResult, issue_finding, open_input, tables
 from netsleuth.steering.fields import layer_fields
 from netsleuth.steering.model import (
     GRE_V1_SINCE,
@@ -306,31 +304,31 @@ def steer_many(
     paths: Sequence[str], models: Sequence[tuple[NicModel, RpsModel | None]]
 ) -> list[SteerResult]:
     """Every model over the same traffic in one pass: each batch is decoded once."""
-    tables: dict[bytes, Toeplitz] = {}  # one set of hash tables per key, not per model
+    hashes: dict[bytes, Toeplitz] = {}  # one set of hash tables per key, not per model
     for nic, _ in models:
-        if nic.key not in tables:
-            tables[nic.key] = Toeplitz(nic.key)
+        if nic.key not in hashes:
+            hashes[nic.key] = Toeplitz(nic.key)
     with SpillDir() as spill:
-        runs = [Steer(nic, rps, tables[nic.key], spill) for nic, rps in models]
+        runs = [Steer(nic, rps, hashes[nic.key], spill) for nic, rps in models]
         traffic = Traffic(spill)
         inputs = []
         for path in paths:
             res = InputResult(path)
             inputs.append(res)
             try:
-                reader = open_capture(path)
-                res.format = reader.kind
-                for batch in reader.batches():
-                    t = decode(batch)
+                for t in tables(open_input(path), res):
                     traffic.observe(t)
                     for run in runs:
                         run.observe(t)
-                    res.packets += len(batch)
-                    res.bytes += int(batch.wirelen.sum())
             except InputError as err:
                 res.error = str(err)
         flows = traffic.flows()  # the same traffic for every model: merged once
-        return [run.result(inputs, traffic, flows) for run in runs]
+        # A cut or corrupt file is said by steer as by scan (the pipeline's read issues).
+        issues = [replace(issue_finding(i), input=res.path) for res in inputs for i in res.issues]
+        results = [run.result(inputs, traffic, flows) for run in runs]
+        for r in results:
+            r.findings = issues + r.findings
+        return results
 
 
 def judge(r: SteerResult) -> list[Finding]:
