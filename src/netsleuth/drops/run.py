@@ -157,7 +157,7 @@ def load_symbols(notes: list[str], proc: Path = Path("/proc")) -> Kallsyms:
     return syms
 
 
-def _page_layout(fs: Tracefs, inst: Instance, notes: list[str]) -> PageLayout:
+def page_layout(fs: Tracefs, inst: Instance, notes: list[str]) -> PageLayout:
     size = inst.page_size()
     try:
         return parse_header_page((fs.root / "events" / "header_page").read_text(), size)
@@ -207,7 +207,7 @@ def trace(
         symbols = load_symbols(notes)
         with stop_on_signals() as stop, Instance(fs) as inst:
             inst.set_buffer_kb(buffer_kb)
-            page = _page_layout(fs, inst, notes)
+            page = page_layout(fs, inst, notes)
             inst.open_readers()
             base_lost = inst.stats()
             try:

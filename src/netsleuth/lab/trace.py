@@ -33,7 +33,7 @@ from netsleuth.drops.events import NOT_DROPS
 from netsleuth.drops.format import FormatError, PageLayout, parse_format
 
 # The drops tracer's readers of header_page and kallsyms, shared rather than copied.
-from netsleuth.drops.run import _page_layout, load_symbols
+from netsleuth.drops.run import load_symbols, page_layout
 from netsleuth.drops.symbols import Kallsyms
 from netsleuth.errors import FacilityError
 from netsleuth.sources import _ringbuf
@@ -89,7 +89,7 @@ class Tracer:
             self.symbols = load_symbols(self.notes)
         self.inst.create()
         self.inst.set_buffer_kb(BUFFER_KB)
-        self.page = _page_layout(self.fs, self.inst, self.notes)
+        self.page = page_layout(self.fs, self.inst, self.notes)
         self.inst.open_readers()
         for system, event in events:
             flt = f"common_pid == {self.pid}"
