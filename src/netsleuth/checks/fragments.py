@@ -5,10 +5,14 @@ Per datagram, keyed like a real reassembler (layer, VLANs, tunnel context, addre
 protocol for IPv4, identification): overlap, overlap_conflict (policies disagree on the
 bytes), duplicate, inconsistent, too_many, incomplete.
 
-Trains that complete cleanly inside one batch (nearly all of them) are settled with NumPy;
-only datagrams that overlap, have holes, disagree on their end, or span batches go to a
-bounded Python tracker that keeps their bytes. The tracker is capped in datagrams, bytes
-and capture time (30 s, Linux's ipfrag_time); what falls out is counted as evicted.
+A datagram has a life, as in a reassembler (Linux net/ipv4/ip_fragment.c): it ends when
+its last hole is filled, and the next fragment with the same key (16-bit IP ids recur)
+starts a new one; one older than 30 s (ipfrag_time) expires as incomplete. Trains that
+complete cleanly inside one batch (nearly all of them) are settled with NumPy, each key's
+fragments split into datagram instances in arrival order (_instances); the rest go to a
+bounded Python tracker that keeps their bytes and their covered ranges. The tracker is
+capped in datagrams and bytes (each fragment charged FRAG_COST beyond its bytes); what
+falls out is counted as fragment.evicted, never judged.
 """
 
 from __future__ import annotations
