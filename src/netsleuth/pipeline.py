@@ -29,6 +29,7 @@ import numpy as np
 
 from netsleuth.capture import CaptureReader, open_capture
 from netsleuth.capture.chunks import ReadIssue
+from netsleuth.checks.catalogue import CATALOGUE
 from netsleuth.decode import DEFAULT_TUNNEL_DEPTH, PacketTable, decode
 from netsleuth.model import Finding
 
@@ -113,8 +114,6 @@ def tables(
 
 def issue_finding(issue: ReadIssue) -> Finding:
     """A read issue (a cut or corrupt file) as the finding every command reports."""
-    from netsleuth.checks.catalogue import CATALOGUE
-
     info = CATALOGUE[issue.id]
     return Finding(
         issue.id,

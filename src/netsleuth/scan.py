@@ -5,7 +5,7 @@ from __future__ import annotations
 import fnmatch
 from collections import Counter
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -174,22 +174,7 @@ def input_findings(res: InputResult, checks: list[Check], label: str) -> list[Fi
     for check in checks:
         if isinstance(check, FragmentAudit):
             res.flagged_keys = check.flagged_keys
-    return [_with_input(f, label) for f in out]
-
-
-def _with_input(f: Finding, label: str) -> Finding:
-    return Finding(
-        f.id,
-        f.severity,
-        f.count,
-        f.summary,
-        f.explanation,
-        f.packets,
-        f.layer,
-        f.refs,
-        label,
-        f.evidence,
-    )
+    return [replace(f, input=label) for f in out]
 
 
 def worst(findings: Sequence[Finding]) -> Severity | None:

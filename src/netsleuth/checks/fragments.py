@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import bisect
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -246,10 +246,14 @@ class FragmentAudit:
             return [raw[g * w : g * w + w] for g in groups.tolist()]
 
         ts = t.batch.ts_ns[f.rows]
-        held = self._held(uniq)
-        if uniq.shape[0] == inv.shape[0]:
-            # Every key once in this batch (a flood of lone fragments looks like this): one
-            # fragment completes nothing, so nothing settles here.
+        held = open_among(uniq, self.open)
+        distinct = uniq.shape[0] == inv.shape[0]
+        if distinct and not held.any():
+            # All new, all lone (a flood of fragments that never complete looks like this):
+            # one fragment completes nothing; admitted in arrival order, no copy, no sort.
+            self._admit(t, name, f, lambda i: keys_of(inv[i:]), ts)
+            return
+        if distinct:  # every key once: nothing settles here
             settled = np.zeros(inv.shape[0], dtype=np.bool_)
         else:
             inst, settled = self._instances(inv, f, ts, held)
@@ -259,10 +263,6 @@ class FragmentAudit:
             if many.any():
                 self.tally.add(f"ipv4.fragment.too_many|{name}", f.frames[many])
                 self._flag_keys("ipv4.fragment.too_many", keys_of(np.unique(inv[many])))
-        if uniq.shape[0] == inv.shape[0] and not held.any():
-            # All new, all lone: admitted in arrival order, no copy and no sort.
-            self._admit(t, name, f, lambda i: keys_of(inv[i:]), ts)
-            return
         rest = np.flatnonzero(~settled)
         if rest.shape[0] == 0:
             return
@@ -277,17 +277,6 @@ class FragmentAudit:
         multi = rest[~alone]
         if multi.shape[0]:
             self._track(t, name, f.take(multi), keys_of(inv[multi]), ts[multi])
-
-    def _held(self, uniq: NDArray[np.void]) -> NDArray[np.bool_]:
-        """Which of the batch's keys (sorted, as np.unique gives them) have a datagram open:
-        the open keys are looked up in the batch's, not the other way round, so the cost
-        follows the bounded table, not the batch."""
-        held = np.zeros(uniq.shape[0], dtype=np.bool_)
-        if self.open:
-            opened = np.frombuffer(b"".join(self.open), dtype=KEY_VOID)
-            at = np.minimum(np.searchsorted(uniq, opened), uniq.shape[0] - 1)
-            held[at[uniq[at] == opened]] = True
-        return held
 
     def _instances(
         self,
@@ -497,6 +486,18 @@ class FragmentAudit:
             self._finish(self.open.pop(held), complete=False)
         self.open_bytes = 0
         return self.tally.findings({fid: {"datagrams": ev} for fid, ev in self.evidence.items()})
+
+
+def open_among(uniq: NDArray[np.void], opened: Mapping[bytes, object]) -> NDArray[np.bool_]:
+    """Which of a batch's keys (sorted and distinct, as np.unique gives them) are in
+    `opened`: the open keys are looked up in the batch's, not the other way round, so the
+    cost follows the bounded table, not the batch."""
+    held = np.zeros(uniq.shape[0], dtype=np.bool_)
+    if opened and uniq.shape[0]:
+        keys = np.frombuffer(b"".join(opened), dtype=uniq.dtype)
+        at = np.minimum(np.searchsorted(uniq, keys), uniq.shape[0] - 1)
+        held[at[uniq[at] == keys]] = True
+    return held
 
 
 def fragment_keys(

@@ -35,7 +35,13 @@ from numpy.typing import NDArray
 
 from netsleuth.capture import RecordBatch
 from netsleuth.checks.catalogue import catalogue_finding
-from netsleuth.checks.fragments import FRAG_COST, TIMEOUT_NS, Datagram, fragment_keys
+from netsleuth.checks.fragments import (
+    FRAG_COST,
+    TIMEOUT_NS,
+    Datagram,
+    fragment_keys,
+    open_among,
+)
 from netsleuth.craft.checksum import inet_checksum
 from netsleuth.decode import decode
 from netsleuth.decode.registry import REGISTRY
@@ -102,12 +108,12 @@ class TunnelReassembly:
         self.carried: list[int] = []  # frames of outer fragments that carried a tunnel
         self.carried_count = 0
         self.evidence: list[dict[str, object]] = []
-        self._ports: NDArray[np.bool_] | None = None  # this batch's _tunnel_ports
 
     def observe(self, t: PacketTable, *, now: int | None = None) -> None:
         """One batch; `now` as for FragmentAudit.observe."""
-        self._ports = self._tunnel_ports(t) if bool((t.outer.proto == 17).any()) else None
-        rows = self._rows(t)
+        udp = bool((t.outer.proto == 17).any())
+        ports = self._tunnel_ports(t) if udp else np.zeros(t.n, dtype=np.bool_)
+        rows = self._rows(t, ports)
         if t.n:
             self.now = max(self.now, int(t.batch.ts_ns.max()))
         if now is not None:
@@ -121,11 +127,11 @@ class TunnelReassembly:
                 key = keys[i * width : (i + 1) * width]
                 if key not in self.open:
                     if admitted >= MAX_OPEN:  # more new datagrams in one batch than held
-                        if int(t.outer.proto[row]) != 17 or self._is_tunnel(row):
+                        if int(t.outer.proto[row]) != 17 or ports[row]:
                             self._count_bounded([int(t.frame[row])])
                         continue
                     admitted += 1
-                held = self._add(t, row, key)
+                held = self._add(t, row, key, bool(ports[row]))
                 if held is not None:
                     done.append(held)
         self._expire()
@@ -137,7 +143,7 @@ class TunnelReassembly:
         self.now = max(self.now, now)
         self._expire()
 
-    def _rows(self, t: PacketTable) -> NDArray[np.int64]:
+    def _rows(self, t: PacketTable, ports: NDArray[np.bool_]) -> NDArray[np.int64]:
         """Outer IPv4 fragments of a tunnel protocol. UDP, whose ports are in the first
         fragment only: a key's fragments are taken when its first fragment in this batch
         leads into a tunnel, when it is held already, or when its first fragment is not in
@@ -149,7 +155,7 @@ class TunnelReassembly:
             return np.flatnonzero(cand)
         cand[udp] = False
         first = o.frag_off[udp] == 0
-        tunnel = self._ports[udp] if self._ports is not None else np.zeros(udp.shape[0], bool)
+        tunnel = ports[udp]
         if first.all() and not self.open:  # no key to follow: only tunnels' first fragments
             cand[udp[tunnel]] = True
             return np.flatnonzero(cand)
@@ -159,20 +165,12 @@ class TunnelReassembly:
         n = uniq.shape[0]
         has_first = np.bincount(inv[first], minlength=n) > 0
         to_tunnel = np.bincount(inv[first & tunnel], minlength=n) > 0
-        held = np.zeros(n, dtype=np.bool_)
-        if self.open:
-            raw, w = uniq.tobytes(), keys.itemsize
-            held[:] = [raw[g * w : g * w + w] in self.open for g in range(n)]
-        take = to_tunnel | held | ~has_first
+        take = to_tunnel | open_among(uniq, self.open) | ~has_first
         cand[udp[take[inv]]] = True
         return np.flatnonzero(cand)
 
-    def _is_tunnel(self, row: int) -> bool:
-        return self._ports is not None and bool(self._ports[row])
-
     def _tunnel_ports(self, t: PacketTable) -> NDArray[np.bool_]:
-        """Per packet: a UDP first fragment whose payload port is bound to a tunnel
-        (computed once per batch)."""
+        """Per packet: a UDP first fragment whose payload port is bound to a tunnel."""
         o = t.outer
         at = t.start + o.frag_data.astype(np.int64)
         room = (t.start + t.batch.caplen - at) >= 4
@@ -184,7 +182,9 @@ class TunnelReassembly:
         ports: NDArray[np.bool_] = first & self.ports[payload_port(sport, dport)]
         return ports
 
-    def _add(self, t: PacketTable, row: int, key: bytes) -> Held | None:
+    def _add(self, t: PacketTable, row: int, key: bytes, to_tunnel: bool) -> Held | None:
+        """One outer fragment into its datagram; `to_tunnel`: a UDP first fragment whose
+        ports lead into a tunnel. The datagram when this fragment completed it."""
         o = t.outer
         off, start = int(o.frag_off[row]), int(t.start[row])
         data = start + int(o.frag_data[row])
@@ -203,7 +203,7 @@ class TunnelReassembly:
         self.open_bytes += len(chunk) + FRAG_COST
         if off == 0:
             udp = int(o.proto[row]) == 17
-            tunnel = self._is_tunnel(row) if udp else None
+            tunnel = to_tunnel if udp else None
             ip = t.batch.buf[start + int(o.off[row]) : data].tobytes()
             held.head = Head(ip, (int(t.vlan1[row]), int(t.vlan2[row])), tunnel)
             if tunnel is False:  # a UDP datagram that is no tunnel's: not ours to keep
