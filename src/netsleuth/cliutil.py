@@ -96,9 +96,32 @@ def run_guarded(fn: Callable[..., int], args: Any, kwargs: Any) -> int:
             _quiet_stdout()
         _say(f"netsleuth: {io_message(err)}")
         return 2
+    except SystemError as err:
+        # A signal handler that raises while C code calls back into Python (os.fspath's
+        # __instancecheck__, seen under SIGTERM in a spilling steer) surfaces as
+        # "returned a result with an exception set", the signal's exception its cause.
+        signalled = _raised_by_signal(err)
+        if signalled is None:
+            raise
+        _say(f"netsleuth: {'interrupted' if signalled == 130 else 'terminated'}")
+        return signalled
     except RecursionError:
         _say("netsleuth: the input is nested too deeply to read")
         return 2
+
+
+def _raised_by_signal(err: BaseException) -> int | None:
+    """130 or 143 when a SIGINT or SIGTERM exception is in err's chain of causes."""
+    cause = err.__cause__ or err.__context__
+    for _ in range(8):  # a chain is short; a cycle must not loop
+        if cause is None:
+            return None
+        if isinstance(cause, KeyboardInterrupt):
+            return 130
+        if isinstance(cause, Terminated):
+            return 143
+        cause = cause.__cause__ or cause.__context__
+    return None
 
 
 def _say(line: str) -> None:
