@@ -248,12 +248,17 @@ class _Progress:
         from netsleuth.cliutil import stderr_console
 
         self._p = Progress(console=stderr_console(), transient=True)
-        self._p.start()
+        self._started = False
         self._tasks: dict[str, Any] = {}
         return self._update
 
     def _update(self, name: str, consumed: int) -> None:
         assert self._p is not None
+        if not self._started:
+            # Started on the first update, not on entry: its refresh thread would otherwise
+            # run while `scan --workers` forks its worker processes (scale.py: _context).
+            self._p.start()
+            self._started = True
         if name not in self._tasks:
             total = os.path.getsize(name) if os.path.isfile(name) else None
             from rich.markup import escape  # the description is a markup template
@@ -262,7 +267,7 @@ class _Progress:
         self._p.update(self._tasks[name], completed=consumed)
 
     def __exit__(self, *exc: object) -> None:
-        if self._p is not None:
+        if self._p is not None and self._started:
             self._p.stop()
 
 

@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import gc
 import itertools
 import math
 import multiprocessing
@@ -225,24 +226,25 @@ def run_range(job: RangeJob) -> Part:
     except InputError as err:
         res.error = str(err)
     empty = np.zeros(0, dtype=np.int64)
-    part = Part(
-        res,
-        summary,
-        checks,
-        capacity,
-        np.concatenate([empty, *ends]),
-        np.concatenate([empty, *stamps]),
-        Frags.join(frags) if frags else _no_frags(),
-        res.error,
-    )
-    return part if job.spill is None else _spill(part, os.path.join(job.spill, str(job.start)))
+    part = Part(res, summary, checks, capacity, empty, empty, _no_frags(), res.error)
+    columns = [ends, stamps, *([getattr(f, n) for f in frags] for n in FRAG_FIELDS)]
+    if job.spill is not None:
+        return _spill(part, columns, os.path.join(job.spill, str(job.start)))
+    whole = [
+        np.concatenate([like[:0], *pieces])
+        for like, pieces in zip(_arrays(part), columns, strict=True)
+    ]
+    return replace(part, ends=whole[0], ts_ns=whole[1], frags=Frags(*whole[2:]))
+
+
+FRAG_FIELDS = tuple(Frags.__dataclass_fields__)
 
 
 # A range's arrays (tens of MB) go through a file in a folder the parent owns, not through
 # the pool's pipe: measured, the pipe's 64 KiB writes cost ~0.1 s a range on a busy machine.
 def _arrays(part: Part) -> list[NDArray[Any]]:
     f = part.frags
-    return [part.ends, part.ts_ns, f.frame, f.caplen, f.wirelen, f.ts_ns, f.linktype, f.data]
+    return [part.ends, part.ts_ns, *(getattr(f, n) for n in FRAG_FIELDS)]
 
 
 def _job_dir(root: str, k: int) -> str:
@@ -251,20 +253,34 @@ def _job_dir(root: str, k: int) -> str:
     return path
 
 
-def _spill(part: Part, path: str) -> Part:
-    with open(path, "wb") as fh:
-        for a in _arrays(part):
-            np.save(fh, a, allow_pickle=False)
-    empty = np.zeros(0, dtype=np.int64)
-    return replace(part, ends=empty, ts_ns=empty, frags=_no_frags(), spilled=path)
+def _spill(part: Part, columns: list[list[NDArray[Any]]], path: str) -> Part:
+    """Each column's per-batch pieces written straight into one mapped .npy file: one copy
+    (joining them first, then saving, made two and cost a range ~0.1 s more, measured)."""
+    os.mkdir(path)
+    for k, (like, pieces) in enumerate(zip(_arrays(part), columns, strict=True)):
+        total = sum(p.shape[0] for p in pieces)
+        name = os.path.join(path, f"{k}.npy")
+        out = np.lib.format.open_memmap(name, mode="w+", dtype=like.dtype, shape=(total,))
+        at = 0
+        for p in pieces:
+            out[at : at + p.shape[0]] = p
+            at += p.shape[0]
+        del out  # unmapped: the file holds the column
+    return replace(part, spilled=path)
 
 
 def _unspill(part: Part) -> Part:
+    """The spilled arrays, mapped read-only rather than read: the parent touches only the
+    pages of the fragments it replays, once (measured: reading them all first cost the
+    parent ~0.1 s a range, all of it on the one core that orders the fragments)."""
     if part.spilled is None:
         return part
-    with open(part.spilled, "rb") as fh:
-        a = [np.load(fh, allow_pickle=False) for _ in _arrays(part)]
-    os.unlink(part.spilled)
+    a = []
+    for k in range(len(_arrays(part))):
+        name = os.path.join(part.spilled, f"{k}.npy")
+        a.append(np.load(name, mmap_mode="r", allow_pickle=False))
+        os.unlink(name)  # the mapping keeps the pages until the array goes
+    os.rmdir(part.spilled)
     return replace(part, ends=a[0], ts_ns=a[1], frags=Frags(*a[2:]), spilled=None)
 
 
@@ -288,6 +304,9 @@ class Sequencer:
         self.capacity = 0
         self.ends: list[NDArray[np.int64]] = []
         self.ts: list[NDArray[np.int64]] = []
+        # The parts' fragments not yet replayed, each whole: a batch takes its rows from
+        # one or two of them (a batch is at most 4 MiB, a range at least MIN_RANGE), so
+        # no part's bytes are ever copied as a whole.
         self.frags: list[Frags] = []
 
     def feed(self, part: Part, frame_offset: int) -> None:
@@ -302,7 +321,6 @@ class Sequencer:
 
     def _drain(self, *, final: bool) -> None:
         ends, ts = np.concatenate(self.ends), np.concatenate(self.ts)
-        frags = Frags.join(self.frags)
         used = 0
         while used < ends.shape[0]:
             # The reader's buffer holds [base, base + capacity): every record ending inside.
@@ -312,22 +330,26 @@ class Sequencer:
                 break  # the buffer may reach into the next range
             for lo in range(used, j, MAX_RECORDS):
                 hi = min(lo + MAX_RECORDS, j)
-                self._batch(frags, self.done + lo, self.done + hi, int(ts[lo:hi].max()))
+                self._batch(self.done + lo, self.done + hi, int(ts[lo:hi].max()))
             self.base = int(ends[j - 1])
             used = j
         self.done += used
         self.ends, self.ts = [ends[used:]], [ts[used:]]
-        rest = int(np.searchsorted(frags.frame, self.done, side="right"))
-        self.frags = [frags.rows(rest, frags.frame.shape[0])]
+        self.frags = [f for f in self.frags if f.frame.shape[0] and f.frame[-1] > self.done]
 
-    def _batch(self, frags: Frags, lo: int, hi: int, now: int) -> None:
+    def _batch(self, lo: int, hi: int, now: int) -> None:
         """Records lo..hi-1 (0-based, the file's) were one batch of the one-process run."""
-        a, b = np.searchsorted(frags.frame, [lo, hi], side="right").tolist()
-        if a == b:
+        pieces = []
+        for f in self.frags:
+            a, b = np.searchsorted(f.frame, [lo, hi], side="right").tolist()
+            if a < b:
+                pieces.append(f.rows(a, b))
+        if not pieces:
             self.audit.advance(now)
             self.reassembly.advance(now)
             return
-        table = decode(frags.rows(a, b).record_batch(), tunnel_depth=self.depth)
+        frags = pieces[0] if len(pieces) == 1 else Frags.join(pieces)
+        table = decode(frags.record_batch(), tunnel_depth=self.depth)
         hide_cut(table)
         self.audit.observe(table, now=now)
         self.reassembly.observe(table, now=now)
@@ -434,9 +456,7 @@ def scan_parallel(
     flat = [j for js in jobs for j in js]
     if not processes or len(flat) == 1:
         return _assemble(jobs, map(run_job, flat), progress)
-    ctx = multiprocessing.get_context("forkserver")
-    # The server imports NumPy and the decoders once; each worker is then a fork of it.
-    ctx.set_forkserver_preload(["netsleuth.scale"])
+    ctx = _context()
     shm = "/dev/shm" if os.path.isdir("/dev/shm") else None
     with (
         _term_unwinds(),
@@ -452,6 +472,10 @@ def scan_parallel(
                 replace(j, spill=_job_dir(spill, k)) if isinstance(j, RangeJob) else j
                 for k, j in enumerate(flat)
             ]
+            # The objects alive now (modules, NumPy, the decoders) are left out of every
+            # later garbage collection, here and in the forked workers: a collection would
+            # otherwise walk them in each worker and copy every page it touched.
+            gc.freeze()
             futures = [pool.submit(run_job, j) for j in spilled]
             return _assemble(jobs, (f.result() for f in futures), progress)
         except BrokenProcessPool as err:
@@ -459,9 +483,24 @@ def scan_parallel(
                 f"a worker process died ({err}); the machine may be out of memory: try --workers 1"
             ) from err
         finally:
+            gc.unfreeze()
             # On Ctrl-C too: the jobs not started are dropped, the running ones end (each
             # at most a range, MAX_RANGE bytes) before the spill folder goes.
             pool.shutdown(wait=True, cancel_futures=True)
+
+
+def _context() -> multiprocessing.context.BaseContext:
+    """Fork this process when it is safe: the workers then start with NumPy and the
+    decoders already imported, in milliseconds (a forkserver imports them again first:
+    ~0.3 s, measured, most of a 1M-packet file's run). Safe means one thread: a lock
+    another thread holds at the fork stays held forever in the child (the progress bar's
+    refresh thread starts on its first update, after the pool: cli.py _Progress)."""
+    if threading.active_count() == 1 and "fork" in multiprocessing.get_all_start_methods():
+        return multiprocessing.get_context("fork")
+    ctx = multiprocessing.get_context("forkserver")
+    # The server imports NumPy and the decoders once; each worker is then a fork of it.
+    ctx.set_forkserver_preload(["netsleuth.scale"])
+    return ctx
 
 
 @contextlib.contextmanager
@@ -485,8 +524,10 @@ def _term_unwinds() -> Iterator[None]:
 def _worker_init() -> None:
     """Ctrl-C on a terminal reaches the whole process group: the parent reports it once
     and ends the pool; a worker that also raised KeyboardInterrupt would print a traceback
-    of its own."""
+    of its own. A forked worker also inherits the parent's SIGTERM handler (_term_unwinds):
+    it ends as SIGTERM says instead."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
 
 
 def _assemble(
