@@ -31,7 +31,7 @@ from netsleuth.craft.mix import mixed_capture
 from netsleuth.report.jsonout import dumps, scan_document
 from netsleuth.scale import FileJob, RangeJob, plan, run_job, scan_parallel
 from netsleuth.scan import scan
-from tests.capfiles import block, epb, idb, option, shb
+from tests.capfiles import block, epb, idb, option, shb, spb
 
 CORPUS = Path(__file__).resolve().parents[2] / "shared" / "corpus" / "tcpdump"
 T0 = 1_700_000_000
@@ -140,9 +140,11 @@ def open_trains() -> list[bytes]:
 
 def sections_capture(path: Path) -> Path:
     """Three sections: little-endian (Ethernet in microseconds; Linux cooked in
-    nanoseconds described after packets), big-endian (Ethernet in milliseconds with a
-    clock offset, then raw IPv4 in 2**-20 s units), little-endian again. The open trains
-    run across all of them."""
+    nanoseconds described after packets; a name resolution block and a local-use block
+    that fills a buffer without a packet), big-endian (Ethernet in milliseconds with a clock
+    offset, then raw IPv4 in 2**-20 s units), little-endian again (Ethernet snapped at 64
+    bytes, an interface statistics block, Simple Packet Blocks). The open trains run
+    across all of them."""
     pkts = open_trains()
     eth = [craft.ether(p, 0x0800) for p in pkts]
     cooked = [sll(p, 0x0800) for p in pkts]
@@ -153,6 +155,8 @@ def sections_capture(path: Path) -> Path:
         out.append(epb(le, 0, (T0 + s + k) * 10**6, eth[k]))
     s += 5
     out.append(idb(le, 113, tsresol=9))  # mid-section: ranges after it need it
+    out.append(block(le, 4, struct.pack("<HH", 0, 0)))  # NRB: nrb_record_end only
+    out.append(block(le, 0x80000001, bytes(1400)))  # local use (draft section 11.1)
     for k in range(5, 8):
         out.append(epb(le, 1, (T0 + s + k) * 10**9, cooked[k]))
         out.append(epb(le, 0, (T0 + s + k) * 10**6, eth[k]))
@@ -163,9 +167,12 @@ def sections_capture(path: Path) -> Path:
     out.append(idb(be, 101, tsresol=0x80 | 20))  # raw IP, 2**-20 s
     out.append(epb(be, 1, (T0 + s + 11) << 20, pkts[11]))
     out.append(epb(be, 0, (s + 11) * 10**3, eth[11]))
-    out += [shb(le), idb(le, 1)]
+    isb = block(le, 5, struct.pack("<III", 0, (T0 + s) * 10**6 >> 32, 0))
+    out += [shb(le), idb(le, 1, snaplen=64), isb]
+    small = craft.ether(craft.ipv4(IS, ID_, craft.udp(IS, ID_, 53, 53, bytes(150)), 17), 0x0800)
     for k in range(12, len(pkts)):
         out.append(epb(le, 0, (T0 + s + k) * 10**6, eth[k]))
+        out.append(spb(le, small[:64], wirelen=len(small)))  # snapped (section 4.4)
     path.write_bytes(b"".join(out))
     return path
 
@@ -173,7 +180,7 @@ def sections_capture(path: Path) -> Path:
 def test_the_sections_capture_reads_as_tshark_reads_it(tmp_path: Path) -> None:
     cap = sections_capture(tmp_path / "sections.pcapng")
     n = sum(len(b) for b in open_capture(str(cap)).batches())
-    assert n == 18
+    assert n == 20
     if shutil.which("tshark") is not None:
         assert tshark_frames(cap) == n
 
@@ -376,3 +383,20 @@ def test_the_obsolete_packet_block(tmp_path: Path) -> None:
             check=True,
         ).stdout.split()
         assert [int(x, 0) for x in out] == [len(zero) + 40, 2, len(zero), 1]
+
+
+def test_a_packet_of_an_undescribed_interface(tmp_path: Path, small_buffers: Small) -> None:
+    """A read issue that does not stop the reader, in any range: the same findings."""
+    cap = sections_capture(tmp_path / "sections.pcapng")
+    small_buffers(fit(cap))
+    data = bytearray(cap.read_bytes())
+    epbs = [at for at, _ in blocks(bytes(data)) if data[at : at + 4] == b"\x06\x00\x00\x00"]
+    data[epbs[3] + 8 : epbs[3] + 12] = struct.pack("<I", 7)
+    odd = tmp_path / "odd.pcapng"
+    odd.write_bytes(bytes(data))
+    whole = one(odd)
+    assert "never described" in whole
+    cuts = starts(odd)
+    assert split(odd, cuts) == whole
+    for at in cuts[::2]:
+        assert split(odd, [at]) == whole
