@@ -20,7 +20,7 @@ import pytest
 
 from netsleuth import craft, scale
 from netsleuth.capture import open_capture
-from netsleuth.capture.chunks import CHUNK_BYTES
+from netsleuth.capture.chunks import CHUNK_BYTES, Chunker
 from netsleuth.capture.pcapng import Interface, PcapngReader
 from netsleuth.capture.source import ByteSource
 from netsleuth.capture.split_pcapng import range_starts, split_ranges
@@ -400,3 +400,27 @@ def test_a_packet_of_an_undescribed_interface(tmp_path: Path, small_buffers: Sma
     assert split(odd, cuts) == whole
     for at in cuts[::2]:
         assert split(odd, [at]) == whole
+
+
+def test_range_starts_are_where_the_reader_refills(
+    tmp_path: Path, small_buffers: Small, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The walk's buffer starts, and only those, are where one reader refills its buffer
+    with bytes still to walk (the invariant every split above relies on)."""
+    cap = sections_capture(tmp_path / "sections.pcapng")
+    seen: list[int] = []
+    real = Chunker.refill
+
+    def refill(self: Chunker, keep_from: int) -> None:
+        real(self, keep_from)
+        if self.have:
+            seen.append(self.base)
+
+    for size in (fit(cap), fit(cap) + 100, 4096, 8192):
+        small_buffers(size)
+        monkeypatch.setattr(Chunker, "refill", refill)
+        seen.clear()
+        assert sum(len(b) for b in open_capture(str(cap)).batches()) == 20
+        refills = [at for at in seen if at > 0]
+        monkeypatch.setattr(Chunker, "refill", real)
+        assert refills and starts(cap) == refills, size

@@ -36,6 +36,7 @@ from netsleuth.capture.batch import ByteViews, RecordBatch
 from netsleuth.capture.pcapng import OFFSET_MASK, Interface, PcapngReader, _u32
 from netsleuth.capture.source import PCAPNG_MAGIC, ByteSource
 from netsleuth.capture.split import RangeStream
+from netsleuth.errors import InputError
 
 
 @dataclass(frozen=True, slots=True)
@@ -131,7 +132,10 @@ def split_ranges(path: str, targets: list[int]) -> list[PcapngRange]:
     when it is not one or no cut was found."""
     if not targets or not is_pcapng(path):
         return []
-    starts = range_starts(path, targets)
+    try:
+        starts = range_starts(path, targets)
+    except (OSError, InputError):
+        return []  # read in one piece, which reports it
     if not starts:
         return []
     size = os.path.getsize(path)
