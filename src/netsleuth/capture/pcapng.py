@@ -233,11 +233,7 @@ class PcapngReader(StreamReader):
     ) -> RecordBatch | None:
         """The packets of one walk over `buf` (file offset `base`). capture/split_pcapng.py
         overrides it to read only the section structure, with this class's walk."""
-        # The walk marks each block's byte order (its section's) in bit 62 of its offset.
-        swapped = (walked >> 62) != 0
-        blocks = walked & OFFSET_MASK
-        btype = _u32(v, blocks, swapped)
-        blen = _u32(v, blocks + 4, swapped).astype(np.int64)
+        blocks, btype, blen, swapped = block_columns(v, walked)
         table = self._structure(buf, blocks, btype, blen, swapped, first_frame, base)
         is_pkt = (btype == BT_EPB) | (btype == BT_SPB) | (btype == BT_PB)
         # A packet block too short for its fixed fields is corrupt (draft sections 4.3-4.4).
@@ -379,6 +375,17 @@ class PcapngReader(StreamReader):
             )
         self.interfaces = table.current()
         return table
+
+
+def block_columns(
+    v: ByteViews, walked: NDArray[np.int64]
+) -> tuple[NDArray[np.int64], NDArray[np.uint32], NDArray[np.int64], NDArray[np.bool_]]:
+    """Each walked block's offset, type, total length and byte order: the walk marks each
+    block's order (its section's) in bit 62 of its offset."""
+    swapped = (walked >> 62) != 0
+    blocks = walked & OFFSET_MASK
+    btype = _u32(v, blocks, swapped)
+    return blocks, btype, _u32(v, blocks + 4, swapped).astype(np.int64), swapped
 
 
 def _u32(v: ByteViews, pos: NDArray[np.int64], sw: NDArray[np.bool_]) -> NDArray[np.uint32]:

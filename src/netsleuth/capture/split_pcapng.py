@@ -33,7 +33,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from netsleuth.capture.batch import ByteViews, RecordBatch
-from netsleuth.capture.pcapng import OFFSET_MASK, Interface, PcapngReader, _u32
+from netsleuth.capture.pcapng import Interface, PcapngReader, block_columns
 from netsleuth.capture.source import PCAPNG_MAGIC, ByteSource
 from netsleuth.capture.split import RangeStream
 from netsleuth.errors import InputError
@@ -82,10 +82,7 @@ class _Walker(PcapngReader):
         if base != self.base:  # a new buffer: a range may start here
             self.base = base
             self._start_at(base)
-        swapped = (walked >> 62) != 0
-        blocks = walked & OFFSET_MASK
-        btype = _u32(v, blocks, swapped)
-        blen = _u32(v, blocks + 4, swapped).astype(np.int64)
+        blocks, btype, blen, swapped = block_columns(v, walked)
         self._structure(buf, blocks, btype, blen, swapped, first_frame, base)
         self.issues.clear()  # the ranges' readers report them; memory stays flat
         # The reader's byte order entering the next walk is its last block's.
