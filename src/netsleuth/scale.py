@@ -27,8 +27,11 @@ which bounds the speed-up by the share of fragments in the capture. Memory: the 
 holds at most the unfinished batch's fragments plus the results of ranges that arrived
 early (ranges are at most MAX_RANGE bytes).
 
-pcapng, snoop, gzip and stdin inputs are not split (one job each): a pcapng range would
-need its section's interfaces, a gzip stream cannot be entered in the middle.
+A large uncompressed pcapng file is split too (capture/split_pcapng.py): its ranges start
+where the one-process reader's buffers start, each with its section's byte order and
+interfaces, so a range's batches are the one-process reader's own; the range says where
+they end (Part.batches) and the parent replays them as they are. Snoop, gzip and stdin
+inputs are not split (one job each): a gzip stream cannot be entered in the middle.
 """
 
 from __future__ import annotations
@@ -55,7 +58,11 @@ from numpy.typing import NDArray
 
 from netsleuth.capture.batch import PAD, RecordBatch
 from netsleuth.capture.chunks import MAX_RECORDS, ReadIssue
+from netsleuth.capture.pcap import PcapReader
+from netsleuth.capture.pcapng import PcapngReader
 from netsleuth.capture.split import HEADER, RECORD, layout, range_reader, split_points
+from netsleuth.capture.split_pcapng import Section, split_ranges
+from netsleuth.capture.split_pcapng import range_reader as pcapng_range_reader
 from netsleuth.checks import (
     CHECKS,
     Check,
@@ -101,6 +108,7 @@ class RangeJob:
     end: int
     last: bool
     spill: str | None = None  # a folder for the result's arrays (see _spill)
+    section: Section | None = None  # pcapng: its section at `start`; None: classic pcap
 
 
 Job = FileJob | RangeJob
@@ -187,6 +195,9 @@ class Part:
     frags: Frags
     error: str | None = None
     spilled: str | None = None  # the file holding the arrays, while they are there
+    # pcapng: the range's batches are the one-process reader's; (2, n): where each ends
+    # (records in the range) and its latest timestamp. None: replay them from `ends`.
+    batches: NDArray[np.int64] | None = None
 
 
 def run_job(job: Job) -> Whole | Part:
@@ -208,16 +219,20 @@ def run_range(job: RangeJob) -> Part:
     ends: list[NDArray[np.int64]] = []
     stamps: list[NDArray[np.int64]] = []
     frags: list[Frags] = []
+    batches: list[tuple[int, int]] = []
     pos, capacity = job.start, 0
     try:
-        reader = range_reader(job.path, job.header, job.start, job.end)
-        capacity = reader.chunk_bytes
+        reader = _range_reader(job)
+        capacity = reader.chunk_bytes if isinstance(reader, PcapReader) else 0
         for table in tables(reader, res, tunnel_depth=job.depth):
             b = table.batch
-            e = pos + np.cumsum(b.caplen + RECORD)
-            pos = int(e[-1]) if e.shape[0] else pos
-            ends.append(e)
-            stamps.append(b.ts_ns)
+            if job.section is None:  # pcap: the parent replays the batches from record ends
+                e = pos + np.cumsum(b.caplen + RECORD)
+                pos = int(e[-1]) if e.shape[0] else pos
+                ends.append(e)
+                stamps.append(b.ts_ns)
+            else:
+                batches.append((res.packets, int(b.ts_ns.max())))
             summary.observe(table)
             hide_cut(table)
             for check in checks:
@@ -226,7 +241,8 @@ def run_range(job: RangeJob) -> Part:
     except InputError as err:
         res.error = str(err)
     empty = np.zeros(0, dtype=np.int64)
-    part = Part(res, summary, checks, capacity, empty, empty, _no_frags(), res.error)
+    done = None if job.section is None else np.array(batches, np.int64).reshape(-1, 2).T
+    part = Part(res, summary, checks, capacity, empty, empty, _no_frags(), res.error, batches=done)
     columns = [ends, stamps, *([getattr(f, n) for f in frags] for n in FRAG_FIELDS)]
     if job.spill is not None:
         return _spill(part, columns, os.path.join(job.spill, str(job.start)))
@@ -238,6 +254,12 @@ def run_range(job: RangeJob) -> Part:
 
 
 FRAG_FIELDS = tuple(Frags.__dataclass_fields__)
+
+
+def _range_reader(job: RangeJob) -> PcapReader | PcapngReader:
+    if job.section is None:
+        return range_reader(job.path, job.header, job.start, job.end)
+    return pcapng_range_reader(job.path, job.start, job.end, job.section)
 
 
 # A range's arrays (tens of MB) go through a file in a folder the parent owns, not through
@@ -310,6 +332,9 @@ class Sequencer:
         self.frags: list[Frags] = []
 
     def feed(self, part: Part, frame_offset: int) -> None:
+        if part.batches is not None:
+            self._replay(part, frame_offset)
+            return
         self.capacity = part.capacity
         self.ends.append(part.ends)
         self.ts.append(part.ts_ns)
@@ -317,7 +342,18 @@ class Sequencer:
         self._drain(final=False)
 
     def finish(self) -> None:
-        self._drain(final=True)
+        if self.ends:  # none when every part said where its batches end
+            self._drain(final=True)
+
+    def _replay(self, part: Part, frame_offset: int) -> None:
+        """A range whose batches are the one-process reader's (pcapng), batch by batch."""
+        assert part.batches is not None
+        self.frags = [replace(part.frags, frame=part.frags.frame + frame_offset)]
+        lo = frame_offset
+        for hi, now in part.batches.T.tolist():
+            self._batch(lo, frame_offset + hi, now)
+            lo = frame_offset + hi
+        self.frags = []
 
     def _drain(self, *, final: bool) -> None:
         ends, ts = np.concatenate(self.ends), np.concatenate(self.ts)
@@ -427,6 +463,16 @@ def plan(
         else:
             n = math.ceil(sizes[path] / range_bytes)
             targets = [sizes[path] * k // n for k in range(1, n)] if n > 1 else []
+        if lay is None and sizes[path]:
+            ng = split_ranges(path, targets)
+            if ng:
+                out.append(
+                    [
+                        RangeJob(path, depth, b"", r.start, r.end, r is ng[-1], section=r.section)
+                        for r in ng
+                    ]
+                )
+                continue
         cuts = split_points(path, targets) if lay is not None and targets else []
         if lay is None or not cuts:
             out.append([FileJob(path, depth)])

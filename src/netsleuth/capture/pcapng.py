@@ -231,11 +231,9 @@ class PcapngReader(StreamReader):
         first_frame: int,
         base: int,
     ) -> RecordBatch | None:
-        # The walk marks each block's byte order (its section's) in bit 62 of its offset.
-        swapped = (walked >> 62) != 0
-        blocks = walked & OFFSET_MASK
-        btype = _u32(v, blocks, swapped)
-        blen = _u32(v, blocks + 4, swapped).astype(np.int64)
+        """The packets of one walk over `buf` (file offset `base`). capture/split_pcapng.py
+        overrides it to read only the section structure, with this class's walk."""
+        blocks, btype, blen, swapped = block_columns(v, walked)
         table = self._structure(buf, blocks, btype, blen, swapped, first_frame, base)
         is_pkt = (btype == BT_EPB) | (btype == BT_SPB) | (btype == BT_PB)
         # A packet block too short for its fixed fields is corrupt (draft sections 4.3-4.4).
@@ -266,6 +264,8 @@ class PcapngReader(StreamReader):
         ts_raw[spb] = 0  # a Simple Packet Block has no timestamp
         caplen = _u32(v, pk + 20, sw).astype(np.int64)
         caplen_field = caplen.copy()  # as written: the options start after its padding
+        # EPB and PB share this layout but for the PB's 16-bit interface id and drops
+        # count (draft appendix A): one read, not a where() with two equal branches.
         wirelen = _u32(v, pk + 24, sw).astype(np.int64)
         data = pk + 28
         # Simple Packet Block: only the original length is stored (draft section 4.4).
@@ -316,7 +316,9 @@ class PcapngReader(StreamReader):
                     f"{int(bad.sum())} packet(s) have a timestamp that no clock gives (if_tsresol, "
                     "if_tsoffset or the value out of range); written as 0",
                 )
-        opts = np.where(t == BT_EPB, data + ((caplen_field + 3) & ~3), pk + bl - 4)
+        # Options follow the padded packet data in an EPB and in the obsolete PB, whose
+        # pack_flags has epb_flags' code and layout (draft appendix A); an SPB has none.
+        opts = np.where(t == BT_SPB, pk + bl - 4, data + ((caplen_field + 3) & ~3))
         return RecordBatch(
             buf=buf,
             offset=data,
@@ -373,6 +375,17 @@ class PcapngReader(StreamReader):
             )
         self.interfaces = table.current()
         return table
+
+
+def block_columns(
+    v: ByteViews, walked: NDArray[np.int64]
+) -> tuple[NDArray[np.int64], NDArray[np.uint32], NDArray[np.int64], NDArray[np.bool_]]:
+    """Each walked block's offset, type, total length and byte order: the walk marks each
+    block's order (its section's) in bit 62 of its offset."""
+    swapped = (walked >> 62) != 0
+    blocks = walked & OFFSET_MASK
+    btype = _u32(v, blocks, swapped)
+    return blocks, btype, _u32(v, blocks + 4, swapped).astype(np.int64), swapped
 
 
 def _u32(v: ByteViews, pos: NDArray[np.int64], sw: NDArray[np.bool_]) -> NDArray[np.uint32]:

@@ -1,0 +1,426 @@
+"""Split pcapng scans equal one scan, byte for byte: captures with several sections (one
+flipping byte order), interfaces of different link types and clocks described in the
+middle of a section, cut where the reader's buffers start (mid fragment train, mid flow,
+mid section, at a section's start), merged, and compared with the JSON of one run. The
+files are built byte by byte (tests/capfiles.py); tshark counts their frames.
+
+Most tests make the reader's buffer small (both runs use it), so that a capture of a few
+KB spans many buffers and a range can start between nearly any two blocks."""
+
+from __future__ import annotations
+
+import glob
+import shutil
+import struct
+import subprocess
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from netsleuth import craft, scale
+from netsleuth.capture import open_capture
+from netsleuth.capture.chunks import CHUNK_BYTES, Chunker
+from netsleuth.capture.pcapng import Interface, PcapngReader
+from netsleuth.capture.source import ByteSource
+from netsleuth.capture.split_pcapng import range_starts, split_ranges
+from netsleuth.capture.writer import PcapngWriter
+from netsleuth.craft import incidents
+from netsleuth.craft.link import sll
+from netsleuth.craft.mix import mixed_capture
+from netsleuth.report.jsonout import dumps, scan_document
+from netsleuth.scale import FileJob, RangeJob, plan, run_job, scan_parallel
+from netsleuth.scan import scan
+from tests.capfiles import block, epb, idb, option, shb, spb
+
+CORPUS = Path(__file__).resolve().parents[2] / "shared" / "corpus" / "tcpdump"
+T0 = 1_700_000_000
+OS, OD, IS, ID_ = "203.0.113.1", "203.0.113.2", "10.1.0.1", "10.1.0.2"
+
+Small = Callable[[int], None]
+
+
+@pytest.fixture
+def small_buffers(monkeypatch: pytest.MonkeyPatch) -> Small:
+    """Make every pcapng reader of this process (the one-process run's, the planner's walk
+    and the ranges') use `size`-byte buffers."""
+
+    real = PcapngReader.__init__
+
+    def use(size: int) -> None:
+        def init(
+            self: PcapngReader,
+            source: ByteSource,
+            *,
+            compressed: bool = False,
+            chunk_bytes: int = CHUNK_BYTES,
+        ) -> None:
+            real(self, source, compressed=compressed, chunk_bytes=size)
+
+        monkeypatch.setattr(PcapngReader, "__init__", init)
+
+    return use
+
+
+def one(path: Path) -> str:
+    return dumps(scan_document(scan([str(path)])))
+
+
+def split(path: Path, targets: list[int], *, processes: bool = False) -> str:
+    result = scan_parallel(
+        [str(path)],
+        tunnel_depth=3,
+        progress=None,
+        workers=2,
+        split_at={str(path): targets},
+        processes=processes,
+    )
+    return dumps(scan_document(result))
+
+
+def starts(path: Path) -> list[int]:
+    """Where every reader buffer after the first starts."""
+    return [at for at, _ in range_starts(str(path), list(range(1, path.stat().st_size)))]
+
+
+def blocks(data: bytes) -> list[tuple[int, int]]:
+    """(offset, total length) of every block, each read in its section's byte order."""
+    out, pos, order = [], 0, "<"
+    while pos + 12 <= len(data):
+        if data[pos : pos + 4] == b"\x0a\x0d\x0d\x0a":
+            order = "<" if data[pos + 8 : pos + 12] == b"\x4d\x3c\x2b\x1a" else ">"
+        (length,) = struct.unpack_from(order + "I", data, pos + 4)
+        out.append((pos, length))
+        pos += length
+    return out
+
+
+def fit(path: Path) -> int:
+    """The smallest reader buffer that reads the file: its largest block."""
+    return max(length for _, length in blocks(path.read_bytes()))
+
+
+def tshark_frames(path: Path) -> int:
+    out = subprocess.run(
+        ["tshark", "-r", str(path), "-T", "fields", "-e", "frame.number"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    return len(out.split())
+
+
+def idb_opts(order: str, linktype: int, opts: bytes) -> bytes:
+    return block(order, 1, b"".join([struct.pack(order + "HHI", linktype, 0, 0), opts]))
+
+
+def open_trains() -> list[bytes]:
+    """A flow, an inner fragment train, outer-fragmented tunnels and incident 1's poison
+    fragment, interleaved so that a cut between any two of them cuts something open
+    (IPv4 packets, without a link header)."""
+    seg = craft.tcp(IS, ID_, 40000, 443, bytes(1380), flags="A")
+    inner = craft.ether(craft.ipv4(IS, ID_, seg, 6, ident=99), 0x0800)
+    gre = craft.fragment_ipv4(OS, OD, craft.gre(inner, 0x6558), 47, sizes=[1000, 0], ident=1)
+    vx = craft.udp(OS, OD, 50000, 4789, craft.vxlan(inner, vni=10))
+    vxlan = craft.fragment_ipv4(OS, OD, vx, 17, sizes=[800, 0], ident=2)
+    train = craft.fragment_ipv4(IS, ID_, bytes(3000), 17, sizes=[1200, 1200, 0], ident=5)
+    first = craft.ipv4(IS, ID_, seg[:1400], 6, ident=7, flags=0x1)
+    empty = craft.pad(craft.ether(craft.ipv4(IS, ID_, b"", 6, ident=7, frag_off=1400), 0x0800))
+    poison_plain = craft.ipv4(OS, OD, craft.gre(craft.ether(first, 0x0800), 0x6558), 47)
+    poison = craft.fragment_ipv4(OS, OD, craft.gre(empty, 0x6558), 47, sizes=[24, 0], ident=8)
+    flow = [
+        craft.ipv4(IS, ID_, craft.tcp(IS, ID_, 40001, 80, bytes(100), flags=f), 6)
+        for f in ("S", "A", "A", "FA")
+    ]
+    return [
+        flow[0], gre[0], train[0], vxlan[0], flow[1], train[1], gre[1],
+        poison_plain, vxlan[1], poison[0], flow[2], train[2], poison[1], flow[3],
+    ]  # fmt: skip
+
+
+def sections_capture(path: Path) -> Path:
+    """Three sections: little-endian (Ethernet in microseconds; Linux cooked in
+    nanoseconds described after packets; a name resolution block and a local-use block
+    that fills a buffer without a packet), big-endian (Ethernet in milliseconds with a clock
+    offset, then raw IPv4 in 2**-20 s units), little-endian again (Ethernet snapped at 64
+    bytes, an interface statistics block, Simple Packet Blocks). The open trains run
+    across all of them."""
+    pkts = open_trains()
+    eth = [craft.ether(p, 0x0800) for p in pkts]
+    cooked = [sll(p, 0x0800) for p in pkts]
+    le, be = "<", ">"
+    s = 1  # seconds since T0, one a packet
+    out = [shb(le), idb(le, 1)]
+    for k in range(5):
+        out.append(epb(le, 0, (T0 + s + k) * 10**6, eth[k]))
+    s += 5
+    out.append(idb(le, 113, tsresol=9))  # mid-section: ranges after it need it
+    out.append(block(le, 4, struct.pack("<HH", 0, 0)))  # NRB: nrb_record_end only
+    out.append(block(le, 0x80000001, bytes(1400)))  # local use (draft section 11.1)
+    for k in range(5, 8):
+        out.append(epb(le, 1, (T0 + s + k) * 10**9, cooked[k]))
+        out.append(epb(le, 0, (T0 + s + k) * 10**6, eth[k]))
+    offset = option(be, 14, struct.pack(">q", T0)) + option(be, 9, b"\x03") + option(be, 0, b"")
+    out += [shb(be), idb_opts(be, 1, offset)]
+    for k in range(8, 11):
+        out.append(epb(be, 0, (s + k) * 10**3, eth[k]))
+    out.append(idb(be, 101, tsresol=0x80 | 20))  # raw IP, 2**-20 s
+    out.append(epb(be, 1, (T0 + s + 11) << 20, pkts[11]))
+    out.append(epb(be, 0, (s + 11) * 10**3, eth[11]))
+    isb = block(le, 5, struct.pack("<III", 0, (T0 + s) * 10**6 >> 32, 0))
+    out += [shb(le), idb(le, 1, snaplen=64), isb]
+    small = craft.ether(craft.ipv4(IS, ID_, craft.udp(IS, ID_, 53, 53, bytes(150)), 17), 0x0800)
+    for k in range(12, len(pkts)):
+        out.append(epb(le, 0, (T0 + s + k) * 10**6, eth[k]))
+        out.append(spb(le, small[:64], wirelen=len(small)))  # snapped (section 4.4)
+    path.write_bytes(b"".join(out))
+    return path
+
+
+def test_the_sections_capture_reads_as_tshark_reads_it(tmp_path: Path) -> None:
+    cap = sections_capture(tmp_path / "sections.pcapng")
+    n = sum(len(b) for b in open_capture(str(cap)).batches())
+    assert n == 20
+    if shutil.which("tshark") is not None:
+        assert tshark_frames(cap) == n
+
+
+def test_a_range_knows_the_interfaces_of_its_section(tmp_path: Path, small_buffers: Small) -> None:
+    cap = sections_capture(tmp_path / "sections.pcapng")
+    small_buffers(fit(cap))
+    data = cap.read_bytes()
+    found = dict(range_starts(str(cap), list(range(1, len(data)))))
+    second_shb = data.index(shb(">")[:8])
+    linktypes = {at: [i.linktype for i in s.interfaces] for at, s in found.items()}
+    # A start in the first section after the cooked interface was described: both.
+    assert any(at < second_shb and lt == [1, 113] for at, lt in linktypes.items())
+    # Every start in the big-endian section is swapped, with its own interfaces only.
+    third_shb = data.index(shb("<")[:8], second_shb)
+    inside = [s for at, s in found.items() if second_shb < at < third_shb]
+    assert inside and all(s.swapped for s in inside)
+    assert {tuple(i.linktype for i in s.interfaces) for s in inside} <= {(1,), (1, 101)}
+    assert Interface(101, 0, 20, True, 0) in inside[-1].interfaces
+
+
+def test_every_buffer_start_of_a_capture_of_sections(tmp_path: Path, small_buffers: Small) -> None:
+    cap = sections_capture(tmp_path / "sections.pcapng")
+    small_buffers(fit(cap))
+    whole = one(cap)
+    assert '"tunnel.outer_fragmented"' in whole and '"ipv4.fragment.zero_length"' in whole
+    cuts = starts(cap)
+    assert len(cuts) >= 10
+    assert split(cap, cuts) == whole  # every buffer a range of its own
+    for at in cuts:
+        assert split(cap, [at]) == whole
+        assert split(cap, [at - 5]) == whole  # the next buffer start
+
+
+def test_a_cut_at_a_section_header_and_inside_a_byte_order_flip(
+    tmp_path: Path, small_buffers: Small
+) -> None:
+    cap = sections_capture(tmp_path / "sections.pcapng")
+    data = cap.read_bytes()
+    second = data.index(shb(">")[:8])
+    for size in range(fit(cap), 2 * fit(cap), 4):  # a buffer size that starts one there
+        small_buffers(size)
+        if second in starts(cap):
+            break
+    else:
+        pytest.fail("no buffer size starts a buffer at the second section")
+    whole = one(cap)
+    ranges = split_ranges(str(cap), [second])
+    assert [r.start for r in ranges] == [0, second]
+    assert ranges[1].section.swapped is False  # the section before it, not its own
+    assert split(cap, [second]) == whole
+
+
+def test_incidents_split_at_every_buffer(tmp_path: Path, small_buffers: Small) -> None:
+    for name, frames in (
+        ("inc1", incidents.incident1_poison_fragment()),
+        ("inc2", incidents.incident2_stp_llc(seconds=2)),
+        ("inc3", incidents.incident3_pptp(flows=40)),
+    ):
+        cap = tmp_path / f"{name}.pcapng"
+        with open(cap, "wb") as fh:
+            w = PcapngWriter(fh)
+            for ts, frame in frames:
+                w.packet(ts, frame)
+        small_buffers(fit(cap))
+        cuts = starts(cap)
+        assert cuts, name
+        assert split(cap, cuts) == one(cap), name
+        assert split(cap, cuts[len(cuts) // 2 :: 7]) == one(cap), name
+
+
+def test_the_tcpdump_corpus_as_one_file_of_45_sections(
+    tmp_path: Path, small_buffers: Small
+) -> None:
+    """The corpus's pcapng files one after the other: a section each (draft section 3.1),
+    link types 0, 1, 9, 104, 113 and 271, in both byte orders."""
+    files = sorted(glob.glob(str(CORPUS / "*.pcapng")))
+    if not files:
+        pytest.skip(f"the tcpdump corpus is not at {CORPUS}")
+    cap = tmp_path / "corpus.pcapng"
+    cap.write_bytes(b"".join(Path(f).read_bytes() for f in files))
+    small_buffers(fit(cap))
+    whole = one(cap)
+    cuts = starts(cap)
+    assert len(cuts) > 10
+    assert split(cap, cuts) == whole
+    assert split(cap, cuts[1::3]) == whole
+    if shutil.which("tshark") is not None:
+        doc = scan_document(scan([str(cap)]))
+        assert doc["inputs"][0]["packets"] == tshark_frames(cap)
+
+
+def test_a_slice_of_the_bench_mix_in_worker_processes(tmp_path: Path) -> None:
+    """Default 4 MiB buffers, in worker processes."""
+    cap = tmp_path / "mix.pcapng"
+    with open(cap, "wb") as fh:
+        w = PcapngWriter(fh)
+        for ts, frame in mixed_capture(24_000, id_pool=16):
+            w.packet(ts, frame)
+    size = cap.stat().st_size
+    assert size > 2 * CHUNK_BYTES
+    whole = one(cap)
+    jobs = plan([str(cap)], 3, 2, split_at={str(cap): [size // 3, 2 * size // 3]})[0]
+    assert len(jobs) == 3 and all(isinstance(j, RangeJob) for j in jobs)
+    assert split(cap, [size // 3, 2 * size // 3], processes=True) == whole
+    assert split(cap, [size // 2]) == whole
+
+
+def test_a_corrupt_block_length_in_the_middle(tmp_path: Path, small_buffers: Small) -> None:
+    """The walk stops where the reader stops: no range starts after the corrupt block,
+    and the last range reports it, its frame numbers shifted, as one process does."""
+    cap = sections_capture(tmp_path / "sections.pcapng")
+    small_buffers(fit(cap))
+    data = bytearray(cap.read_bytes())
+    cuts = starts(cap)
+    at = cuts[len(cuts) // 2]
+    bad_at = next(c for c in cuts[len(cuts) // 2 :] if data[c : c + 4] == b"\x06\x00\x00\x00")
+    data[bad_at + 4 : bad_at + 8] = struct.pack("<I", 13)  # not a multiple of 4
+    bad = tmp_path / "bad.pcapng"
+    bad.write_bytes(bytes(data))
+    whole = one(bad)
+    assert '"capture.corrupt_record"' in whole
+    assert max(starts(bad)) < bad_at
+    assert split(bad, cuts) == whole
+    assert split(bad, [at]) == whole
+
+
+def test_a_range_that_does_not_end_cleanly_reads_the_file_in_one_piece(
+    tmp_path: Path, small_buffers: Small
+) -> None:
+    """The file corrupted after it was planned: the range holding the damage stops short
+    of the next range's start, and the whole file is read in one piece."""
+    cap = sections_capture(tmp_path / "sections.pcapng")
+    small_buffers(fit(cap))
+    cuts = starts(cap)
+    jobs = plan([str(cap)], 3, 2, split_at={str(cap): cuts})
+    data = bytearray(cap.read_bytes())
+    first = jobs[0][0]
+    assert isinstance(first, RangeJob) and not first.last
+    data[first.end - 4 : first.end] = struct.pack("<I", 0xFFFC)  # its last block's trailer
+    cap.write_bytes(bytes(data))
+    part = run_job(first)
+    assert part.res.issues
+    merged = scale._assemble(jobs, map(run_job, [j for js in jobs for j in js]), None)
+    assert dumps(scan_document(merged)) == one(cap)
+    assert '"capture.corrupt_record"' in one(cap)
+
+
+def test_unsplittable_inputs_stay_whole(tmp_path: Path) -> None:
+    cap = tmp_path / "x.pcapng"
+    cap.write_bytes(b"".join([shb("<"), idb("<", 1), epb("<", 0, 0, bytes(60))]))
+    gz = tmp_path / "x.pcapng.gz"
+    subprocess.run(["gzip", "-k", str(cap)], check=True)
+    for path in (cap, gz):
+        jobs = plan([str(path)], 3, 2, split_at={str(path): [8, 40]})[0]
+        assert jobs == [FileJob(str(path), 3)]
+    assert split_ranges(str(tmp_path / "missing.pcapng"), [10]) == []
+
+
+def packet_block(frame: bytes, *, wirelen: int, drops: int, flags: int) -> bytes:
+    """The obsolete Packet Block (draft appendix A): a 16-bit interface id and a drops
+    count where the EPB has its 32-bit id, then the same fields, data and options; its
+    pack_flags option has epb_flags' code (2) and layout."""
+    head = struct.pack("<HHIIII", 0, drops, 0, T0, len(frame), wirelen)
+    opts = option("<", 2, struct.pack("<I", flags)) + option("<", 0, b"")
+    return block("<", 2, b"".join([head, frame, bytes(-len(frame) % 4), opts]))
+
+
+def test_the_obsolete_packet_block(tmp_path: Path) -> None:
+    """Issue 14's mend: the reader once read a PB's original length through a where() whose
+    two branches were equal. They were equal rightly (same offset as in an EPB); what
+    differed and was missed are the PB's options: its pack_flags direction was ignored,
+    so a zero checksum on an outbound packet read as bad, not as offload."""
+    s, d = "192.0.2.1", "198.51.100.7"
+    zero = craft.ether(craft.ipv4(s, d, craft.udp(s, d, 1, 2, b"x"), 17, checksum=0), 0x0800)
+    cap = tmp_path / "pb.pcapng"
+    cap.write_bytes(
+        b"".join(
+            [
+                shb("<"),
+                idb("<", 1),
+                packet_block(zero, wirelen=len(zero) + 40, drops=7, flags=2),  # outbound
+                packet_block(zero, wirelen=len(zero), drops=0xFFFF, flags=1),  # inbound
+            ]
+        )
+    )
+    [batch] = list(open_capture(str(cap)).batches())
+    assert batch.wirelen.tolist() == [len(zero) + 40, len(zero)]
+    assert batch.direction is not None and batch.direction.tolist() == [2, 1]
+    assert batch.linktype.tolist() == [1, 1]  # interface 0, whatever the drops count
+    got = {f.id: f.packets for f in scan([str(cap)]).findings}
+    assert got["ipv4.checksum_offload"] == (1,)
+    assert got["ipv4.bad_checksum"] == (2,)
+    if shutil.which("tshark") is not None:
+        fields = ["-e", "frame.len", "-e", "frame.packet_flags_direction"]
+        out = subprocess.run(
+            ["tshark", "-r", str(cap), "-T", "fields", *fields],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.split()
+        assert [int(x, 0) for x in out] == [len(zero) + 40, 2, len(zero), 1]
+
+
+def test_a_packet_of_an_undescribed_interface(tmp_path: Path, small_buffers: Small) -> None:
+    """A read issue that does not stop the reader, in any range: the same findings."""
+    cap = sections_capture(tmp_path / "sections.pcapng")
+    small_buffers(fit(cap))
+    data = bytearray(cap.read_bytes())
+    epbs = [at for at, _ in blocks(bytes(data)) if data[at : at + 4] == b"\x06\x00\x00\x00"]
+    data[epbs[3] + 8 : epbs[3] + 12] = struct.pack("<I", 7)
+    odd = tmp_path / "odd.pcapng"
+    odd.write_bytes(bytes(data))
+    whole = one(odd)
+    assert "never described" in whole
+    cuts = starts(odd)
+    assert split(odd, cuts) == whole
+    for at in cuts[::2]:
+        assert split(odd, [at]) == whole
+
+
+def test_range_starts_are_where_the_reader_refills(
+    tmp_path: Path, small_buffers: Small, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The walk's buffer starts, and only those, are where one reader refills its buffer
+    with bytes still to walk (the invariant every split above relies on)."""
+    cap = sections_capture(tmp_path / "sections.pcapng")
+    seen: list[int] = []
+    real = Chunker.refill
+
+    def refill(self: Chunker, keep_from: int) -> None:
+        real(self, keep_from)
+        if self.have:
+            seen.append(self.base)
+
+    for size in (fit(cap), fit(cap) + 100, 4096, 8192):
+        small_buffers(size)
+        monkeypatch.setattr(Chunker, "refill", refill)
+        seen.clear()
+        assert sum(len(b) for b in open_capture(str(cap)).batches()) == 20
+        refills = [at for at in seen if at > 0]
+        monkeypatch.setattr(Chunker, "refill", real)
+        assert refills and starts(cap) == refills, size
