@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint typecheck pytest bench clean system-deps fuzz
+.PHONY: demo test lint typecheck pytest bench clean system-deps fuzz docs
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
@@ -51,6 +51,11 @@ pytest: $(STAMP) system-deps
 	$(BIN)/python -m pytest -q
 
 test: lint typecheck pytest
+
+# docs/findings.md is generated from the finding catalogue (src/netsleuth/findings/
+# catalogue.py); tests/test_findings_catalogue.py fails when it is stale.
+docs: $(STAMP)
+	$(BIN)/python -m netsleuth.findings.docs docs/findings.md
 
 # Benchmark: builds a deterministic 1M-packet capture once (cached under .bench/), then runs
 # netsleuth scan and the peer tools in one process run and prints packets/s and ratios.

@@ -13,7 +13,8 @@ import click
 from netsleuth import __version__
 from netsleuth.cliutil import run_guarded, stdout_console
 from netsleuth.errors import InputError
-from netsleuth.model import Finding, Severity
+from netsleuth.findings import Severity
+from netsleuth.findings.select import SEVERITIES, fail_exit
 
 FORMAT = click.option(
     "--format",
@@ -25,7 +26,7 @@ FORMAT = click.option(
 )
 FAIL_ON = click.option(
     "--fail-on",
-    type=click.Choice(["info", "warning", "critical"]),
+    type=click.Choice(SEVERITIES),
     default=None,
     help="Exit 1 when a finding at or above this severity exists.",
 )
@@ -37,13 +38,6 @@ HTML_REPORT = click.option(
     metavar="FILE.html",
     help="Also write a self-contained HTML report (opens offline).",
 )
-
-
-def fail_exit(findings: list[Finding], fail_on: str | None) -> int:
-    if fail_on is None:
-        return 0
-    threshold = Severity.parse(fail_on)
-    return 1 if any(f.severity >= threshold for f in findings) else 0
 
 
 def guarded(fn: Callable[..., int]) -> Callable[..., None]:
@@ -91,7 +85,7 @@ def LIVE_OPTIONS(fn: Callable[..., Any]) -> Callable[..., Any]:
 )
 @click.option(
     "--min-severity",
-    type=click.Choice(["info", "warning", "critical"]),
+    type=click.Choice(SEVERITIES),
     default="info",
     show_default=True,
     help="Keep findings at or above this.",
@@ -139,9 +133,9 @@ def scan(
     --only and --min-severity filter what is shown, exported and judged by --fail-on.
     With --live IFACE, read the interface instead (root; see the live options below).
     """
+    from netsleuth.findings.select import select
     from netsleuth.report.jsonout import dumps, scan_document
     from netsleuth.scan import scan as run_scan
-    from netsleuth.scan import select
 
     if live["live"] is not None:
         if captures:

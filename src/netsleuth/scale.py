@@ -68,7 +68,7 @@ from netsleuth.checks.outer_reassembly import TunnelReassembly
 from netsleuth.decode import decode
 from netsleuth.decode.table import PacketTable
 from netsleuth.errors import FacilityError, InputError
-from netsleuth.model import Finding
+from netsleuth.findings import Finding
 from netsleuth.pipeline import InputResult, Progress, tables
 from netsleuth.scan import ScanResult, Summary, input_findings, scan_one, scan_result
 

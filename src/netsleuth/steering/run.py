@@ -14,11 +14,11 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from netsleuth.checks.catalogue import catalogue_finding
 from netsleuth.decode.table import L2, PacketTable, Tunnel
 from netsleuth.errors import InputError
 from netsleuth.ethertypes import protocol_name
-from netsleuth.model import Finding, Severity
+from netsleuth.findings import Finding, Severity
+from netsleuth.findings.catalogue import catalogue_finding
 from netsleuth.pipeline import InputResult, issue_finding, open_input, tables
 from netsleuth.steering.fields import FieldCache, layer_fields
 from netsleuth.steering.model import (
