@@ -305,7 +305,7 @@ def rss_hash(
 
 def _cpu_list(text: str, option: str = "--rps-cpus") -> tuple[int, ...]:
     """'0-3,8' -> (0, 1, 2, 3, 8), as /sys rps_cpus and taskset lists are written."""
-    from netsleuth.host.cpulist import MAX_CPUS, parse_cpu_list
+    from netsleuth.sources.cpulist import MAX_CPUS, parse_cpu_list
 
     try:
         return tuple(parse_cpu_list(text))
