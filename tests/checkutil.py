@@ -5,7 +5,7 @@ from __future__ import annotations
 from netsleuth.capture import RecordBatch
 from netsleuth.checks import collect, new_checks, observe_all
 from netsleuth.decode import decode
-from netsleuth.model import Finding
+from netsleuth.findings import Finding
 
 
 def findings(frames: list[bytes], *, wirelen: list[int] | None = None) -> dict[str, Finding]:

@@ -17,7 +17,6 @@ from netsleuth.doctor import doctor_bundle, doctor_root
 from netsleuth.errors import InputError
 from netsleuth.host.counters import (
     parse_ethtool_stats,
-    parse_interrupts,
     parse_ring,
     parse_rps_mask,
     parse_softnet,
@@ -27,6 +26,7 @@ from netsleuth.host.rates import d32, rates
 from netsleuth.host.sample import parse_sample
 from netsleuth.sources import ethtool
 from netsleuth.sources.bundle import read_bundle, write_bundle
+from netsleuth.sources.interrupts import parse_interrupts
 from tests.hostutil import Host, busy
 
 FIX = Path(__file__).parent / "fixtures" / "proc"
@@ -115,7 +115,7 @@ def test_interrupts_6_18_virtio() -> None:
     ],
 )
 def test_queue_irq_names(name: str, expect: tuple[str, int] | None) -> None:
-    from netsleuth.host.counters import queue_of
+    from netsleuth.sources.interrupts import queue_of
 
     assert queue_of(name) == expect
 

@@ -18,7 +18,7 @@ from netsleuth.drops.rules import judge
 from netsleuth.drops.run import Filters, kernel_filter, parse_filters
 from netsleuth.drops.symbols import Kallsyms, Location
 from netsleuth.drops.tally import DropGroup, group
-from netsleuth.model import Severity
+from netsleuth.findings import Severity
 
 FIX = Path(__file__).parent / "fixtures" / "tracefs"
 

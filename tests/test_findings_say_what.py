@@ -18,7 +18,7 @@ from netsleuth.capture.writer import write_pcap
 from netsleuth.checks import collect, new_checks, observe_all
 from netsleuth.craft.l2 import ieee8023
 from netsleuth.decode import decode
-from netsleuth.model import Finding, Severity
+from netsleuth.findings import Finding, Severity
 from netsleuth.scan import scan
 from tests.checkutil import findings
 

@@ -13,7 +13,7 @@ from netsleuth.checks.fragments import FragmentAudit
 from netsleuth.craft.l3 import DF, MF
 from netsleuth.craft.mix import mixed_capture
 from netsleuth.decode import decode
-from netsleuth.model import Severity
+from netsleuth.findings import Severity
 from netsleuth.scan import scan
 from tests.checkutil import findings
 from tests.fragutil import PATTERN

@@ -11,11 +11,11 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from netsleuth.capture import RecordBatch, _framing, open_capture
-from netsleuth.checks.catalogue import CATALOGUE
 from netsleuth.craft import incidents
 from netsleuth.craft.mix import mixed_capture
 from netsleuth.decode import REGISTRY, decode
 from netsleuth.decode.table import NS
+from netsleuth.findings.catalogue import CATALOGUE
 from tests.capfiles import epb, idb, pcap_bytes, shb
 
 FUZZ = settings(

@@ -22,9 +22,9 @@ from netsleuth.capture import open_capture
 from netsleuth.capture.writer import PcapngWriter
 from netsleuth.doctor import diagnose
 from netsleuth.errors import InputError
-from netsleuth.host import cpulist
 from netsleuth.host.rates import rates
 from netsleuth.host.sample import parse_sample
+from netsleuth.sources import cpulist
 from netsleuth.sources.bundle import read_bundle
 from netsleuth.sources.hostfs import FIXED, Snapshot
 from tests.capfiles import block, epb, option, shb

@@ -19,10 +19,10 @@ import numpy as np
 
 from netsleuth.capture.writer import write_pcap
 from netsleuth.craft import incidents
+from netsleuth.findings import Finding
 from netsleuth.host.doctor_rules import rate_findings
 from netsleuth.host.rates import rates
 from netsleuth.host.sample import parse_sample
-from netsleuth.model import Finding
 from netsleuth.record.schema import CPU_COLUMNS, open_db
 from netsleuth.record.store import DropRow, Recording, Writer
 from netsleuth.report.html import MAX_COLUMNS, Page, record_page

@@ -3,8 +3,8 @@ several saw is summed, keeping the packets of the worker that saw most."""
 
 from __future__ import annotations
 
+from netsleuth.findings import Finding, Severity
 from netsleuth.live.run import merge_findings
-from netsleuth.model import Finding, Severity
 
 
 def f(fid: str, count: int, packets: tuple[int, ...], layer: str | None = "inner") -> Finding:

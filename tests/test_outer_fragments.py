@@ -14,7 +14,7 @@ import pytest
 from netsleuth import craft
 from netsleuth.capture.writer import write_pcap
 from netsleuth.craft.encap import pppoe_session
-from netsleuth.model import Severity
+from netsleuth.findings import Severity
 from tests.checkutil import findings
 
 OS, OD = "203.0.113.1", "203.0.113.2"  # tunnel endpoints

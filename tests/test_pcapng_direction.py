@@ -13,7 +13,7 @@ import pytest
 
 from netsleuth import craft
 from netsleuth.capture import open_capture
-from netsleuth.model import Severity
+from netsleuth.findings import Severity
 from netsleuth.scan import scan
 
 S, D = "192.0.2.1", "198.51.100.7"

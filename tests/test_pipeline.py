@@ -16,7 +16,7 @@ from netsleuth.checks.frames import FrameTally
 from netsleuth.checks.tunnels import MAX_CALLS, PPTP
 from netsleuth.craft import incidents
 from netsleuth.decode import decode
-from netsleuth.model import MAX_FRAMES
+from netsleuth.findings import MAX_FRAMES
 from netsleuth.pipeline import InputResult, open_input, tables
 
 

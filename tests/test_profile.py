@@ -14,11 +14,11 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from netsleuth.checks.catalogue import catalogue_finding
 from netsleuth.cli import main
 from netsleuth.drops.symbols import Kallsyms
 from netsleuth.errors import InputError
-from netsleuth.knowledge import known_issues
+from netsleuth.findings.catalogue import catalogue_finding
+from netsleuth.findings.known_issues import known_issues
 from netsleuth.profile import abi
 from netsleuth.profile._perf import attr_layout
 from netsleuth.profile.causes import causes, judge

@@ -22,8 +22,8 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from netsleuth.checks.catalogue import catalogue_finding
 from netsleuth.cli import main
+from netsleuth.findings.catalogue import catalogue_finding
 from netsleuth.profile.contexts import CONTEXTS
 from netsleuth.profile.run import online_cpus, profile
 from tests.netns import WARM_UP_PORT as CLOSED_PORT

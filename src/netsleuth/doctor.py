@@ -12,10 +12,10 @@ from pathlib import Path
 
 from netsleuth import __version__
 from netsleuth.errors import InputError
+from netsleuth.findings import Finding
 from netsleuth.host.doctor_rules import judge
 from netsleuth.host.rates import Rates
 from netsleuth.host.sample import Sample, parse_sample
-from netsleuth.model import Finding
 from netsleuth.sources.bundle import read_bundle, write_bundle
 from netsleuth.sources.hostfs import Snapshot, read_live, read_snapshot
 

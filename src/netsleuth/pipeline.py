@@ -29,9 +29,9 @@ import numpy as np
 
 from netsleuth.capture import CaptureReader, open_capture
 from netsleuth.capture.chunks import ReadIssue
-from netsleuth.checks.catalogue import CATALOGUE
 from netsleuth.decode import DEFAULT_TUNNEL_DEPTH, PacketTable, decode
-from netsleuth.model import Finding
+from netsleuth.findings import Finding
+from netsleuth.findings.catalogue import catalogue_finding
 
 Progress = Callable[[str, int], None]  # (input name, bytes consumed so far)
 
@@ -114,15 +114,11 @@ def tables(
 
 def issue_finding(issue: ReadIssue) -> Finding:
     """A read issue (a cut or corrupt file) as the finding every command reports."""
-    info = CATALOGUE[issue.id]
-    return Finding(
+    return catalogue_finding(
         issue.id,
-        info.severity,
         1,
-        issue.message,
-        info.explanation,
         (issue.frame,),
-        None,
+        summary=issue.message,
         evidence={"byte_offset": issue.offset, "frame": issue.frame},
     )
 

@@ -76,7 +76,7 @@ from netsleuth.checks.outer_reassembly import TunnelReassembly
 from netsleuth.decode import decode
 from netsleuth.decode.table import PacketTable
 from netsleuth.errors import FacilityError, InputError
-from netsleuth.model import Finding
+from netsleuth.findings import Finding
 from netsleuth.pipeline import InputResult, Progress, tables
 from netsleuth.scan import ScanResult, Summary, input_findings, scan_one, scan_result
 
@@ -254,6 +254,7 @@ def run_range(job: RangeJob) -> Part:
 
 
 FRAG_FIELDS = tuple(Frags.__dataclass_fields__)
+COLUMN_FILE = "column-{}.npy"  # in a spilled range's folder, one per array of _arrays()
 
 
 def _range_reader(job: RangeJob) -> PcapReader | PcapngReader:
@@ -281,7 +282,7 @@ def _spill(part: Part, columns: list[list[NDArray[Any]]], path: str) -> Part:
     os.mkdir(path)
     for k, (like, pieces) in enumerate(zip(_arrays(part), columns, strict=True)):
         total = sum(p.shape[0] for p in pieces)
-        name = os.path.join(path, f"{k}.npy")
+        name = os.path.join(path, COLUMN_FILE.format(k))
         out = np.lib.format.open_memmap(name, mode="w+", dtype=like.dtype, shape=(total,))
         at = 0
         for p in pieces:
@@ -299,7 +300,7 @@ def _unspill(part: Part) -> Part:
         return part
     a = []
     for k in range(len(_arrays(part))):
-        name = os.path.join(part.spilled, f"{k}.npy")
+        name = os.path.join(part.spilled, COLUMN_FILE.format(k))
         a.append(np.load(name, mmap_mode="r", allow_pickle=False))
         os.unlink(name)  # the mapping keeps the pages until the array goes
     os.rmdir(part.spilled)
@@ -540,7 +541,7 @@ def _context() -> multiprocessing.context.BaseContext:
     decoders already imported, in milliseconds (a forkserver imports them again first:
     ~0.3 s, measured, most of a 1M-packet file's run). Safe means one thread: a lock
     another thread holds at the fork stays held forever in the child (the progress bar's
-    refresh thread starts on its first update, after the pool: cli.py _Progress)."""
+    refresh thread starts on its first update, after the pool: commands/common.py Progress)."""
     if threading.active_count() == 1 and "fork" in multiprocessing.get_all_start_methods():
         return multiprocessing.get_context("fork")
     ctx = multiprocessing.get_context("forkserver")

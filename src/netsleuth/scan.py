@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import fnmatch
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
@@ -14,10 +13,10 @@ from netsleuth.checks import Check, collect, new_checks, observe_all
 from netsleuth.checks.fragments import FragmentAudit
 from netsleuth.decode import DEFAULT_TUNNEL_DEPTH, L2, PacketTable, Tunnel
 from netsleuth.errors import InputError
-from netsleuth.model import Finding, Severity
+from netsleuth.findings import Finding, Severity
 from netsleuth.pipeline import InputResult, Progress, issue_finding, open_input, tables
 
-__all__ = ["InputResult", "Progress", "ScanResult", "Summary", "scan", "select"]
+__all__ = ["InputResult", "Progress", "ScanResult", "Summary", "scan"]
 
 
 @dataclass
@@ -179,16 +178,3 @@ def input_findings(res: InputResult, checks: list[Check], label: str) -> list[Fi
 
 def worst(findings: Sequence[Finding]) -> Severity | None:
     return max((f.severity for f in findings), default=None)
-
-
-def select(
-    findings: Sequence[Finding], *, only: Sequence[str] = (), min_severity: Severity = Severity.INFO
-) -> list[Finding]:
-    """Findings whose id matches one of the `only` globs (all when empty), at or above
-    `min_severity`."""
-    return [
-        f
-        for f in findings
-        if f.severity >= min_severity
-        and (not only or any(fnmatch.fnmatchcase(f.id, g) for g in only))
-    ]

@@ -26,7 +26,7 @@ from netsleuth.checks.outer_reassembly import TunnelReassembly
 from netsleuth.checks.transport import TCPFlags
 from netsleuth.checks.tunnels import PPTP
 from netsleuth.decode.table import PacketTable
-from netsleuth.model import Finding
+from netsleuth.findings import Finding
 
 __all__ = [
     "CHECKS",

@@ -6,7 +6,7 @@ import numpy as np
 
 from netsleuth.checks.frames import FrameTally
 from netsleuth.decode.table import ANOMALY_IDS, Anomaly, PacketTable
-from netsleuth.model import Finding
+from netsleuth.findings import Finding
 
 # Reported by a check of their own, which says what was seen (checks/ethertypes.py).
 OWN_CHECK = frozenset({Anomaly.L2_UNKNOWN_ETHERTYPE})

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any, Protocol
 
 from netsleuth.decode.table import PacketTable
-from netsleuth.model import Finding
+from netsleuth.findings import Finding
 
 
 class Check(Protocol):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from netsleuth.checks.frames import FrameTally
 from netsleuth.decode.table import PacketTable
-from netsleuth.model import Finding
+from netsleuth.findings import Finding
 
 ID = "capture.truncated_packet"
 

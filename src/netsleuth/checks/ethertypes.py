@@ -6,11 +6,11 @@ from __future__ import annotations
 
 import numpy as np
 
-from netsleuth.checks.catalogue import CATALOGUE, catalogue_finding
 from netsleuth.checks.frames import FrameTally
 from netsleuth.decode.table import Anomaly, PacketTable
 from netsleuth.ethertypes import ETH_P
-from netsleuth.model import Finding
+from netsleuth.findings import Finding
+from netsleuth.findings.catalogue import CATALOGUE, catalogue_finding
 
 ID = "l2.unknown_ethertype"
 BIT = np.uint64(1 << int(Anomaly.L2_UNKNOWN_ETHERTYPE))

@@ -29,7 +29,7 @@ from numpy.typing import NDArray
 from netsleuth.checks.frames import FrameTally
 from netsleuth.checks.layers import ip_layers
 from netsleuth.decode.table import IPLayer, PacketTable
-from netsleuth.model import MAX_FRAMES, Finding
+from netsleuth.findings import MAX_FRAMES, Finding
 from netsleuth.reassembly import Fragment, overlaps, policy_groups
 
 TIMEOUT_NS = 30 * 1_000_000_000  # net.ipv4.ipfrag_time default (Documentation/networking)

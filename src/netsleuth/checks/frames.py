@@ -7,8 +7,8 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from netsleuth.checks.catalogue import catalogue_finding
-from netsleuth.model import MAX_FRAMES, Finding
+from netsleuth.findings import MAX_FRAMES, Finding
+from netsleuth.findings.catalogue import catalogue_finding
 
 
 def smallest(kept: list[int], frames: NDArray[np.int64] | list[int]) -> list[int]:

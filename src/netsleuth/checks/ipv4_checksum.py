@@ -17,7 +17,7 @@ from __future__ import annotations
 from netsleuth.checks.frames import FrameTally
 from netsleuth.checks.layers import ip_layers
 from netsleuth.decode.table import PacketTable
-from netsleuth.model import Finding
+from netsleuth.findings import Finding
 
 ID = "ipv4.bad_checksum"
 OFFLOAD = "ipv4.checksum_offload"

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from netsleuth.checks.catalogue import CATALOGUE, catalogue_finding
 from netsleuth.checks.frames import FrameTally
 from netsleuth.decode.table import L2, PacketTable
-from netsleuth.model import Finding
+from netsleuth.findings import Finding
+from netsleuth.findings.catalogue import CATALOGUE, catalogue_finding
 
 ETH_MIN = 60  # IEEE 802.3 minimum frame without FCS
 SAP_NAMES = {

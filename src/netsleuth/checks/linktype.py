@@ -8,11 +8,11 @@ from dataclasses import replace
 
 import numpy as np
 
-from netsleuth.checks.catalogue import CATALOGUE
 from netsleuth.checks.frames import FrameTally
 from netsleuth.decode.linktypes import decoded_linktypes, describe
 from netsleuth.decode.table import L2, PacketTable
-from netsleuth.model import Finding
+from netsleuth.findings import Finding
+from netsleuth.findings.catalogue import CATALOGUE
 
 FID = "capture.unsupported_linktype"
 

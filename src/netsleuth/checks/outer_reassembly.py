@@ -34,7 +34,6 @@ import numpy as np
 from numpy.typing import NDArray
 
 from netsleuth.capture import RecordBatch
-from netsleuth.checks.catalogue import catalogue_finding
 from netsleuth.checks.fragments import (
     FRAG_COST,
     TIMEOUT_NS,
@@ -47,7 +46,8 @@ from netsleuth.decode import decode
 from netsleuth.decode.registry import REGISTRY
 from netsleuth.decode.table import NS, PacketTable, Tunnel
 from netsleuth.decode.udp import payload_port
-from netsleuth.model import Finding
+from netsleuth.findings import Finding
+from netsleuth.findings.catalogue import catalogue_finding
 from netsleuth.reassembly import Fragment, overlaps
 
 LINKTYPE_IPV4 = 228

@@ -11,7 +11,7 @@ import numpy as np
 from netsleuth.checks.frames import FrameTally
 from netsleuth.checks.layers import ip_layers
 from netsleuth.decode.table import PacketTable
-from netsleuth.model import Finding
+from netsleuth.findings import Finding
 
 FIN, SYN, RST, PSH, ACK, URG = 0x01, 0x02, 0x04, 0x08, 0x10, 0x20
 ID = "tcp.bad_flags"

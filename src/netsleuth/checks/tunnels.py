@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from netsleuth.checks.catalogue import CATALOGUE, catalogue_finding
 from netsleuth.checks.frames import FrameTally
 from netsleuth.decode.table import PacketTable, Tunnel
-from netsleuth.model import Finding
+from netsleuth.findings import Finding
+from netsleuth.findings.catalogue import CATALOGUE, catalogue_finding
 
 ID = "gre.v1_pptp"
 MAX_CALLS = 100_000  # call ids remembered: the smallest ones, so parts merge exactly

@@ -349,9 +349,6 @@ class PacketTable:
         self.ppp_proto = z(n, np.uint16)
         # Shim flags seen before the first IP layer of the outermost frame.
         self.shim = z(n, np.uint8)
-        # Values derived from the table by later stages (e.g. steering's flow fields),
-        # computed once per batch by whoever needs them.
-        self.derived: dict[str, object] = {}
         self.outer = IPLayer(n)
         # Decoders write a packet's second and deeper IP layers here; readers use `inner`.
         self.inner_raw = IPLayer(n)

@@ -8,11 +8,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
-from netsleuth.checks.catalogue import catalogue_finding
 from netsleuth.drops.symbols import base_name
 from netsleuth.drops.tally import DropGroup
 from netsleuth.ethertypes import protocol_name
-from netsleuth.model import Finding, Severity
+from netsleuth.findings import Finding, Severity
+from netsleuth.findings.catalogue import catalogue_finding
 
 ID = "drops.location"
 _I, _W = Severity.INFO, Severity.WARNING

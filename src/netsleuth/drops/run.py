@@ -25,7 +25,7 @@ from netsleuth.drops.symbols import Kallsyms
 from netsleuth.drops.tally import DropGroup, Key, group, groups
 from netsleuth.errors import FacilityError, InputError
 from netsleuth.ethertypes import ETH_P
-from netsleuth.model import Finding
+from netsleuth.findings import Finding
 from netsleuth.signals import stop_on_signals
 from netsleuth.sources.tracefs import Instance, Tracefs, tracefs_session
 

@@ -27,7 +27,7 @@ from pathlib import Path
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-from netsleuth.checks.catalogue import CATALOGUE
+from netsleuth.findings.catalogue import CATALOGUE
 from netsleuth.host.doctor_rules import judge
 from netsleuth.host.rates import d32
 from netsleuth.host.sample import Sample, parse_sample

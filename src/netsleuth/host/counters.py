@@ -8,8 +8,9 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from netsleuth.host import cpulist
-from netsleuth.host.cpulist import uint
+from netsleuth.sources import cpulist
+from netsleuth.sources.cpulist import uint
+from netsleuth.sources.interrupts import cpu_header
 
 # --- /proc/net/softnet_stat --------------------------------------------------------------
 # One line per online CPU, %08x columns (net/core/net-procfs.c softnet_seq_show):
@@ -34,7 +35,7 @@ class Softnet:
 
 def parse_cpu_list(text: str) -> list[int] | None:
     """ "0-3,8,10-11" -> [0, 1, 2, 3, 8, 10, 11]; None when the text is not a CPU list
-    (linear and bounded: host.cpulist)."""
+    (linear and bounded: sources.cpulist)."""
     try:
         return cpulist.parse_cpu_list(text)
     except ValueError:
@@ -97,75 +98,7 @@ def parse_softirqs(text: str) -> dict[str, list[int]]:
 
 def softirq_cpus(text: str) -> list[int]:
     head = text.splitlines()[0] if text else ""
-    return _cpu_header(head)
-
-
-def _cpu_header(head: str) -> list[int]:
-    """The CPU numbers of a /proc/softirqs or /proc/interrupts header ("CPU0 CPU1 ...")."""
-    found = (uint(m, cpulist.MAX_CPUS) for m in re.findall(r"CPU([0-9]{1,5})\b", head))
-    return [c for c in found if c is not None]
-
-
-# --- /proc/interrupts --------------------------------------------------------------------
-# "NN:  c0 c1 ... cN  <chip> [hwirq] [type]  <action names>"; the layout of the chip and type
-# columns changed over the years (3.10 "IR-PCI-MSI-edge eth0-TxRx-0", 4.x+ "IR-PCI-MSI
-# 524289-edge eth0-TxRx-0", 6.x "PCI-MSIX-0000:00:01.0 3-edge virtio0-input.0"): the CPU
-# columns are counted from the header and the action is the last field.
-
-# Queue IRQ names of common drivers (the `dev` group is what the IRQ name says: a netdev
-# name, a virtio device, or a PCI address for mlx5): i40e/ice/igb/ixgbe "i40e-eth0-TxRx-3"
-# or "eth0-TxRx-3", many drivers "eth0-rx-3" / "eth0-combined-3", mlx5 "mlx5_comp3@pci:...",
-# virtio_net "virtio3-input.0", ena "eth0-Tx-Rx-3".
-QUEUE_PATTERNS: tuple[re.Pattern[str], ...] = (
-    re.compile(r"^(?:i40e|ice|iavf|igb|igc|ixgbe)-(?P<dev>[\w.@-]+?)-TxRx-(?P<q>[0-9]{1,6})$"),
-    re.compile(r"^(?P<dev>[\w.@-]+?)-TxRx-(?P<q>[0-9]{1,6})$"),
-    re.compile(r"^(?P<dev>[\w.-]+?)-Tx-Rx-(?P<q>[0-9]{1,6})$"),
-    re.compile(r"^(?P<dev>[\w.@-]+?)-(?:rx|rxtx|combined|fp|ch)-(?P<q>[0-9]{1,6})$"),
-    re.compile(r"^mlx5_comp(?P<q>[0-9]{1,6})@(?P<dev>pci:[\w:.]+)$"),
-    re.compile(r"^(?P<dev>virtio[0-9]+)-input\.(?P<q>[0-9]{1,6})$"),
-)
-
-
-@dataclass(frozen=True, slots=True)
-class Irq:
-    irq: str
-    name: str
-    counts: tuple[int, ...]  # per CPU, in the header's CPU order
-    device: str | None = None  # as named in the IRQ (eth0, virtio1, pci:0000:...)
-    queue: int | None = None
-
-
-def queue_of(name: str) -> tuple[str, int] | None:
-    for rx in QUEUE_PATTERNS:
-        m = rx.match(name)
-        if m:
-            return m.group("dev"), int(m.group("q"))
-    return None
-
-
-def parse_interrupts(text: str) -> tuple[list[int], list[Irq]]:
-    lines = text.splitlines()
-    if not lines:
-        return [], []
-    cpus = _cpu_header(lines[0])
-    out = []
-    for line in lines[1:]:
-        irq, sep, rest = line.partition(":")
-        if not sep:
-            continue
-        fields = rest.split()
-        counts: list[int] = []
-        for f in fields[: len(cpus)]:
-            v = uint(f)
-            if v is None:
-                break
-            counts.append(v)
-        if len(counts) != len(cpus):
-            continue
-        name = fields[-1] if len(fields) > len(cpus) else ""
-        q = queue_of(name)
-        out.append(Irq(irq.strip(), name, tuple(counts), q[0] if q else None, q[1] if q else None))
-    return cpus, out
+    return cpu_header(head)
 
 
 # --- /proc/net/dev and sys/class/net/*/statistics ----------------------------------------
@@ -293,5 +226,5 @@ def parse_int(text: str | None) -> int | None:
 
 def parse_rps_mask(text: str) -> list[int]:
     """rps_cpus: a hex mask in 32-bit groups separated by commas, most significant first;
-    ValueError if it is not one (host.cpulist.parse_cpu_mask: linear, bounded)."""
+    ValueError if it is not one (sources.cpulist.parse_cpu_mask: linear, bounded)."""
     return cpulist.parse_cpu_mask(text)

@@ -20,10 +20,10 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import Any
 
-from netsleuth.checks.catalogue import catalogue_finding
+from netsleuth.findings import Finding, Severity
+from netsleuth.findings.catalogue import catalogue_finding
 from netsleuth.host.rates import Rates, rates
 from netsleuth.host.sample import Sample
-from netsleuth.model import Finding, Severity
 
 IMBALANCE = 2.0
 MIN_RATE = 1000.0

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from dataclasses import asdict
 
-from netsleuth.checks.catalogue import catalogue_finding
+from netsleuth.findings import Finding
+from netsleuth.findings.catalogue import catalogue_finding
 from netsleuth.host.listen import LHASH2_SINCE, ListenModel
-from netsleuth.model import Finding
 
 # Each walked socket costs a compute_score() call with a few cache misses; ~100 per SYN is
 # where softirq time per SYN starts to dominate (incident 3 saw ~7800).

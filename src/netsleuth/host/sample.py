@@ -6,12 +6,10 @@ import re
 from dataclasses import dataclass, field
 
 from netsleuth.host.counters import (
-    Irq,
     Softnet,
     parse_cpu_list,
     parse_ethtool_stats,
     parse_int,
-    parse_interrupts,
     parse_mib,
     parse_net_dev,
     parse_ring,
@@ -21,8 +19,9 @@ from netsleuth.host.counters import (
     queue_packets,
     softirq_cpus,
 )
-from netsleuth.host.cpulist import uint
+from netsleuth.sources.cpulist import uint
 from netsleuth.sources.hostfs import Snapshot
+from netsleuth.sources.interrupts import Irq, parse_interrupts
 
 USER_HZ = 100  # /proc/stat ticks (USER_HZ is 100 on every architecture Linux supports)
 

@@ -26,6 +26,7 @@ from netsleuth.drops.symbols import Kallsyms
 from netsleuth.drops.tally import DropGroup
 from netsleuth.errors import InputError
 from netsleuth.ethertypes import protocol_name
+from netsleuth.findings import MAX_FRAMES, Finding
 from netsleuth.lab.counters import CounterReader, delta
 from netsleuth.lab.frames import MAX_FRAME, Needs, Prepared, prepare, rewrite_inner_dst
 from netsleuth.lab.sandbox import (
@@ -37,7 +38,6 @@ from netsleuth.lab.sandbox import (
 )
 from netsleuth.lab.trace import Event, Tracer
 from netsleuth.lab.verdict import Named, Result, Skbs, judge
-from netsleuth.model import MAX_FRAMES, Finding
 from netsleuth.sources.tracefs import tracefs_session
 
 DEFAULT_LIMIT = 10_000

@@ -19,9 +19,9 @@ from netsleuth.checks.fragments import fragment_keys
 from netsleuth.checks.layers import ip_layers
 from netsleuth.decode import decode
 from netsleuth.errors import InputError
+from netsleuth.findings import Finding
 from netsleuth.lab.replay import DEFAULT_LIMIT, LabReport, Options, Record, run
 from netsleuth.lab.verdict import Result
-from netsleuth.model import Finding
 from netsleuth.scan import InputResult, ScanResult
 
 
@@ -31,7 +31,7 @@ class Claim:
     text: str
 
 
-# The finding ids whose catalogue explanation (checks/catalogue.py) states what Linux does
+# The finding ids whose catalogue explanation (findings/catalogue.py) states what Linux does
 # with the packet; tests/test_lab_kernel.py replays one of each and expects agreement.
 DROPPED = "dropped"
 CLAIMS: dict[str, Claim] = {

@@ -130,13 +130,12 @@ def scan_live(
     encap: str,
 ) -> int:
     from netsleuth.capture.ring import RingConfig
-    from netsleuth.cli import fail_exit
     from netsleuth.cliutil import stdout_console
+    from netsleuth.findings import Severity
+    from netsleuth.findings.select import fail_exit, select
     from netsleuth.live.run import run_live, stop_on_signals
     from netsleuth.live.vigil import LiveOptions
-    from netsleuth.model import Severity
     from netsleuth.report.jsonout import scan_document
-    from netsleuth.scan import select
 
     program = None
     if bpf_filter:

@@ -29,8 +29,8 @@ from typing import Any
 
 from netsleuth.capture.ring import KernelStats, RingReader
 from netsleuth.errors import FacilityError, InputError, NetsleuthError
+from netsleuth.findings import Finding
 from netsleuth.live.vigil import LiveOptions, OnEvent, Vigil, WorkerResult
-from netsleuth.model import Finding
 from netsleuth.scan import InputResult, ScanResult, Summary
 
 

@@ -20,12 +20,13 @@ import numpy as np
 from netsleuth.capture.batch import RecordBatch
 from netsleuth.capture.ring import InterfaceDownError, KernelStats, RingConfig, RingReader
 from netsleuth.checks import Check, collect, new_checks, observe_all
-from netsleuth.checks.catalogue import catalogue_finding
 from netsleuth.checks.fragments import FragmentAudit
 from netsleuth.decode import DEFAULT_TUNNEL_DEPTH, decode
+from netsleuth.findings import Finding, Severity
+from netsleuth.findings.catalogue import catalogue_finding
+from netsleuth.findings.select import select
 from netsleuth.live.window import NS, EvidenceFile, EvidenceWindow
-from netsleuth.model import Finding, Severity
-from netsleuth.scan import InputResult, Summary, select
+from netsleuth.scan import InputResult, Summary
 
 Event = dict[str, Any]
 OnEvent = Callable[[Event], None]

@@ -18,7 +18,7 @@ from netsleuth.capture.batch import RecordBatch
 from netsleuth.capture.writer import PcapngWriter
 from netsleuth.decode import decode
 from netsleuth.errors import InputError
-from netsleuth.model import Finding
+from netsleuth.findings import Finding
 from netsleuth.report.export import batch_labels, finding_labels, write_row
 
 NS = 1_000_000_000

@@ -14,9 +14,9 @@ from dataclasses import dataclass, replace
 from functools import cache
 from typing import TYPE_CHECKING
 
-from netsleuth.checks.catalogue import catalogue_finding
+from netsleuth.findings import Finding, Severity
+from netsleuth.findings.catalogue import catalogue_finding
 from netsleuth.host.doctor_rules import HOT_SOFTIRQ_PCT
-from netsleuth.model import Finding, Severity
 
 if TYPE_CHECKING:
     from netsleuth.profile.stacks import CpuProfile

@@ -26,7 +26,7 @@ import numpy as np
 from netsleuth.drops.run import load_symbols
 from netsleuth.drops.symbols import Kallsyms, base_name
 from netsleuth.errors import FacilityError, InputError
-from netsleuth.model import Finding
+from netsleuth.findings import Finding
 from netsleuth.profile import abi
 from netsleuth.profile._perf import perf_event_open, read_head, write_tail
 from netsleuth.profile.causes import judge

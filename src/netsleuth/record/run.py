@@ -11,10 +11,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from netsleuth import __version__
+from netsleuth.findings import Finding
 from netsleuth.host.doctor_rules import rate_findings
 from netsleuth.host.rates import rates
 from netsleuth.host.sample import Sample, parse_sample
-from netsleuth.model import Finding
 from netsleuth.record.schema import open_db
 from netsleuth.record.store import DropRow, Writer
 

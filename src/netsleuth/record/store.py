@@ -15,8 +15,8 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from netsleuth.findings import Finding
 from netsleuth.host.rates import Rates
-from netsleuth.model import Finding
 from netsleuth.record.schema import CPU_COLUMNS
 
 F32 = np.dtype("<f4")

@@ -22,7 +22,7 @@ from netsleuth.checks.fragments import fragment_keys
 from netsleuth.checks.layers import ip_layers
 from netsleuth.decode import PacketTable
 from netsleuth.errors import InputError
-from netsleuth.model import Finding
+from netsleuth.findings import Finding
 from netsleuth.outpaths import atomic_output
 from netsleuth.pipeline import InputResult, open_input, tables
 

@@ -23,7 +23,7 @@ import numpy as np
 import numpy.typing as npt
 
 from netsleuth import __version__
-from netsleuth.model import Finding
+from netsleuth.findings import Finding
 from netsleuth.record.store import Recording
 
 MAX_COLUMNS = 900  # time columns a chart draws; longer recordings take the max per bucket

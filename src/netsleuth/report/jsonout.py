@@ -6,7 +6,7 @@ import json
 from typing import Any
 
 from netsleuth import __version__
-from netsleuth.model import Finding
+from netsleuth.findings import Finding
 from netsleuth.scan import ScanResult
 
 

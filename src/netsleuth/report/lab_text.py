@@ -10,11 +10,11 @@ from rich.table import Table
 from rich.text import Text
 
 from netsleuth.ethertypes import protocol_name
+from netsleuth.findings import Finding
 from netsleuth.lab.incidents import IncidentReport, this_kernel
 from netsleuth.lab.replay import LabReport
 from netsleuth.lab.rps import PRODUCTION, Phase, RpsReport
 from netsleuth.lab.verdict import Result
-from netsleuth.model import Finding
 from netsleuth.report.text import render_findings
 
 VERDICT_STYLE = {

@@ -10,7 +10,7 @@ import time
 from typing import TYPE_CHECKING, Any
 
 from netsleuth import __version__
-from netsleuth.model import Finding
+from netsleuth.findings import Finding
 
 if TYPE_CHECKING:
     from rich.console import Console

@@ -8,7 +8,7 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from netsleuth.model import Finding, Severity
+from netsleuth.findings import Finding, Severity
 from netsleuth.profile.contexts import CONTEXTS, NET_RX
 from netsleuth.profile.run import Profile
 from netsleuth.profile.stacks import CpuProfile

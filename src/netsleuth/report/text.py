@@ -6,8 +6,8 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from netsleuth.knowledge import known_issues
-from netsleuth.model import Finding, Severity
+from netsleuth.findings import Finding, Severity
+from netsleuth.findings.known_issues import known_issues
 from netsleuth.scan import ScanResult
 
 STYLE = {Severity.CRITICAL: "bold red", Severity.WARNING: "yellow", Severity.INFO: "cyan"}

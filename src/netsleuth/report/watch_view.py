@@ -9,8 +9,8 @@ import time
 from rich.console import Console, Group
 from rich.text import Text
 
+from netsleuth.findings import Finding
 from netsleuth.host.rates import Rates
-from netsleuth.model import Finding
 from netsleuth.report.doctor_text import cpu_table, device_table
 
 

@@ -23,6 +23,7 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from netsleuth.sources.interrupts import parse_interrupts
 from netsleuth.sources.safefile import read_capped
 
 FIXED = (
@@ -127,8 +128,6 @@ def read_snapshot(root: Path) -> Snapshot:
             if q.startswith("rx-"):
                 _read(r, f"sys/class/net/{dev}/queues/{q}/rps_cpus", snap, quiet=True)
     # Affinity of the NIC queue IRQs only: the rest (timers, disks) is not ours to judge.
-    from netsleuth.host.counters import parse_interrupts
-
     _, irqs = parse_interrupts(snap.get("proc/interrupts") or "")
     for irq in irqs:
         # The IRQ name comes from the file: only a number names a proc/irq directory.

@@ -40,37 +40,45 @@ class Fields:
         return Fields(**{f.name: getattr(self, f.name)[rows] for f in dataclasses.fields(self)})
 
 
-def layer_fields(t: PacketTable, use_inner: NDArray[np.bool_]) -> Fields:
+@dataclass
+class FieldCache:
+    """Steering's per-batch column cache: the outer and the innermost flow fields of one
+    decoded table, each computed at most once however many models read it (`steer
+    --compare` runs seven on every batch). Steering creates one for each table it observes
+    and drops it with the table; the decode table itself carries nothing for later stages."""
+
+    table: PacketTable
+    deep: NDArray[np.bool_]  # packets with a second IP layer (whose innermost is inner_raw)
+    outer: Fields | None = None
+    innermost: Fields | None = None
+
+    @classmethod
+    def of(cls, t: PacketTable) -> FieldCache:
+        return cls(t, t.nip >= 2)
+
+
+def layer_fields(
+    t: PacketTable, use_inner: NDArray[np.bool_], cache: FieldCache | None = None
+) -> Fields:
     """Fields of the innermost IP layer where use_inner (and one exists), else the outer.
 
-    The outer and the innermost fields are computed once per table and cached on it; any
-    other choice is computed for its mask.
+    The outer and the innermost fields are kept in `cache` (the batch's, from steering's
+    loop; a fresh one when called on a table alone); any other choice is computed for its
+    mask.
     """
-    deep = _deep(t)
-    inner = use_inner & deep
+    c = FieldCache.of(t) if cache is None else cache
+    if c.table is not t:
+        raise ValueError("a FieldCache serves the table it was made for")
+    inner = use_inner & c.deep
     if not inner.any():
-        return _cached(t, "outer")
-    if bool(np.array_equal(inner, deep)):
-        return _cached(t, "innermost")
+        if c.outer is None:
+            c.outer = select(t, np.zeros(t.n, dtype=np.bool_))
+        return c.outer
+    if bool(np.array_equal(inner, c.deep)):
+        if c.innermost is None:
+            c.innermost = select(t, c.deep)
+        return c.innermost
     return select(t, inner)
-
-
-def _deep(t: PacketTable) -> NDArray[np.bool_]:
-    """Packets with a second IP layer (whose innermost layer is inner_raw)."""
-    got = t.derived.get("steer.deep")
-    if not isinstance(got, np.ndarray):
-        got = t.nip >= 2
-        t.derived["steer.deep"] = got
-    return got
-
-
-def _cached(t: PacketTable, which: str) -> Fields:
-    key = f"steer.fields.{which}"
-    got = t.derived.get(key)
-    if not isinstance(got, Fields):
-        got = select(t, _deep(t) if which == "innermost" else np.zeros(t.n, dtype=np.bool_))
-        t.derived[key] = got
-    return got
 
 
 # The layer columns _fields.c reads, in its order, with their dtypes.

@@ -29,7 +29,7 @@ from numpy.typing import NDArray
 
 from netsleuth.decode.table import PacketTable, Tunnel
 from netsleuth.steering import _mix64, _toeplitz, encaps
-from netsleuth.steering.fields import FIELD_NAMES, Fields, be_bytes, layer_fields
+from netsleuth.steering.fields import FIELD_NAMES, FieldCache, Fields, be_bytes, layer_fields
 from netsleuth.steering.toeplitz import MICROSOFT_KEY, MODEL_KEY_BYTES, Toeplitz
 
 GRE_V1_SINCE = (4, 10)  # known-issues: linux-flow-dissector-gre-v1
@@ -83,14 +83,14 @@ def l4_table(flow_types: frozenset[str]) -> NDArray[np.bool_]:
 
 
 def nic_hash(
-    t: PacketTable, nic: NicModel, toeplitz: Toeplitz
+    t: PacketTable, nic: NicModel, toeplitz: Toeplitz, cache: FieldCache | None = None
 ) -> tuple[NDArray[np.uint32], NDArray[np.bool_], Fields]:
     """(RSS hash, whether ports were hashed, the fields the NIC saw) per packet.
 
     Ports are hashed only for the flow types configured l4."""
     kinds = list(INNER_AWARE) + ([Tunnel.PPTP] if nic.pptp else [])
     use_inner = _kinds(kinds)[t.tunnel] if nic.parse == "inner" else np.zeros(t.n, bool)
-    f = encaps.without_ip(layer_fields(t, use_inner), encaps.hidden(t, encaps.NIC_BLIND))
+    f = encaps.without_ip(layer_fields(t, use_inner, cache), encaps.hidden(t, encaps.NIC_BLIND))
     v6 = f.ver == 6
     l4 = f.has_ports & l4_table(nic.l4)[v6.view(np.uint8), f.proto]
     return rss_hash(toeplitz, f, l4), l4, f
@@ -137,14 +137,16 @@ def rss_queue(hashes: NDArray[np.uint32], nic: NicModel) -> NDArray[np.int64]:
     return out
 
 
-def dissector_fields(t: PacketTable, kernel: tuple[int, int]) -> tuple[Fields, NDArray[np.uint64]]:
+def dissector_fields(
+    t: PacketTable, kernel: tuple[int, int], cache: FieldCache | None = None
+) -> tuple[Fields, NDArray[np.uint64]]:
     """What the flow dissector of `kernel` keys on: the fields of the layer it reaches, and
     the GRE key / PPTP call id of the tunnels it entered (0 where none)."""
     entered = [Tunnel.GRE, Tunnel.IPIP, Tunnel.IP6]
     if kernel >= GRE_V1_SINCE:
         entered.append(Tunnel.PPTP)
     enter = _kinds(entered)[t.tunnel]
-    f = encaps.without_ip(layer_fields(t, enter), encaps.hidden(t, encaps.DISSECTOR_BLIND))
+    f = encaps.without_ip(layer_fields(t, enter, cache), encaps.hidden(t, encaps.DISSECTOR_BLIND))
     gre = enter & ((t.tunnel == Tunnel.GRE) | (t.tunnel == Tunnel.PPTP))
     keyid = np.where(gre & (t.gre_key >= 0), t.gre_key, 0).astype(np.uint64)
     return f, keyid
@@ -178,9 +180,11 @@ def dissector_words(t: PacketTable, kernel: tuple[int, int]) -> list[NDArray[np.
     ]
 
 
-def dissector_hash(t: PacketTable, kernel: tuple[int, int], seed: int) -> NDArray[np.uint64]:
+def dissector_hash(
+    t: PacketTable, kernel: tuple[int, int], seed: int, cache: FieldCache | None = None
+) -> NDArray[np.uint64]:
     """mix64(dissector_words(t, kernel), seed), in one compiled pass (_mix64.c)."""
-    f, keyid = dissector_fields(t, kernel)
+    f, keyid = dissector_fields(t, kernel, cache)
     out = np.empty(t.n, dtype=np.uint64)
     _mix64.dissector_hash(_columns(f), keyid, seed & 0xFFFFFFFFFFFFFFFF, out)
     return out
@@ -223,9 +227,13 @@ def mix64(words: list[NDArray[np.uint64]], seed: int) -> NDArray[np.uint64]:
 
 
 def rps_cpu(
-    t: PacketTable, rps: RpsModel, nic_h: NDArray[np.uint32], nic_l4: NDArray[np.bool_]
+    t: PacketTable,
+    rps: RpsModel,
+    nic_h: NDArray[np.uint32],
+    nic_l4: NDArray[np.bool_],
+    cache: FieldCache | None = None,
 ) -> tuple[NDArray[np.int64], NDArray[np.uint32]]:
-    soft = (dissector_hash(t, rps.kernel, rps.seed) >> np.uint64(32)).astype(np.uint32)
+    soft = (dissector_hash(t, rps.kernel, rps.seed, cache) >> np.uint64(32)).astype(np.uint32)
     h = np.where(nic_l4, nic_h, soft).astype(np.uint32)
     cpus = np.array(rps.cpus, dtype=np.int64)
     idx = (h.astype(np.uint64) * np.uint64(len(cpus))) >> np.uint64(32)

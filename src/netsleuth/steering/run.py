@@ -14,13 +14,13 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from netsleuth.checks.catalogue import catalogue_finding
 from netsleuth.decode.table import L2, PacketTable, Tunnel
 from netsleuth.errors import InputError
 from netsleuth.ethertypes import protocol_name
-from netsleuth.model import Finding, Severity
+from netsleuth.findings import Finding, Severity
+from netsleuth.findings.catalogue import catalogue_finding
 from netsleuth.pipeline import InputResult, issue_finding, open_input, tables
-from netsleuth.steering.fields import layer_fields
+from netsleuth.steering.fields import FieldCache, layer_fields
 from netsleuth.steering.model import (
     GRE_V1_SINCE,
     NicModel,
@@ -150,13 +150,13 @@ class Steer:
         self.cpus = Bucket.zeros(max(rps.cpus) + 1) if rps else None
         self.rss_keys, self.rps_keys = DistinctKeys(spill), DistinctKeys(spill)
 
-    def observe(self, t: PacketTable) -> None:
+    def observe(self, t: PacketTable, cache: FieldCache) -> None:
         size = t.batch.wirelen
-        h, l4, _ = nic_hash(t, self.nic, self.toeplitz)
+        h, l4, _ = nic_hash(t, self.nic, self.toeplitz, cache)
         self.queues.add(rss_queue(h, self.nic), size)
         self.rss_keys.add(h.astype(np.uint64))
         if self.rps is not None and self.cpus is not None:
-            cpu, rh = rps_cpu(t, self.rps, h, l4)
+            cpu, rh = rps_cpu(t, self.rps, h, l4, cache)
             self.cpus.add(cpu, size)
             self.rps_keys.add(rh.astype(np.uint64))
 
@@ -194,19 +194,19 @@ class Traffic:
         self.limit = limit
         self.runs = Runs(spill, FLOW)
 
-    def observe(self, t: PacketTable) -> None:
+    def observe(self, t: PacketTable, cache: FieldCache) -> None:
         counts = np.bincount(t.tunnel, minlength=len(Tunnel))
         for kind in Tunnel:
             if kind != Tunnel.NONE and counts[kind]:
                 name = kind.name.lower()
                 self.tunnels[name] = self.tunnels.get(name, 0) + int(counts[kind])
         if t.n:
-            self._flows(t)
+            self._flows(t, cache)
 
-    def _flows(self, t: PacketTable) -> None:
+    def _flows(self, t: PacketTable, cache: FieldCache) -> None:
         """The real flows: innermost addresses, ports and protocol. Frames without IP are
         a class of their own (by link-layer protocol), not a 0.0.0.0 flow."""
-        f = layer_fields(t, np.ones(t.n, dtype=np.bool_))
+        f = layer_fields(t, np.ones(t.n, dtype=np.bool_), cache)
         fid = flow_id(f)
         ip = f.ver != 0
         if not ip.all():
@@ -217,7 +217,7 @@ class Traffic:
             wire = t.batch.wirelen
         tun = np.flatnonzero(t.tunnels[ip] > 0) if t.tunnels.any() else np.zeros(0, np.int64)
         if tun.shape[0]:
-            outer = flow_id(layer_fields(t, np.zeros(t.n, dtype=np.bool_)))[ip]
+            outer = flow_id(layer_fields(t, np.zeros(t.n, dtype=np.bool_), cache))[ip]
             self.inner_keys.add(fid[tun])
             self.outer_keys.add(outer[tun])
         if len(self.tally) + fid.shape[0] > self.limit and len(self.tally):
@@ -317,9 +317,10 @@ def steer_many(
             inputs.append(res)
             try:
                 for t in tables(open_input(path), res):
-                    traffic.observe(t)
+                    cache = FieldCache.of(t)  # the batch's flow fields, shared by every model
+                    traffic.observe(t, cache)
                     for run in runs:
-                        run.observe(t)
+                        run.observe(t, cache)
             except InputError as err:
                 res.error = str(err)
         flows = traffic.flows()  # the same traffic for every model: merged once

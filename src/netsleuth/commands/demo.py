@@ -171,3 +171,16 @@ def run_demo(console: Console, fmt: str, keep: str | None, html_path: str | None
             console.print(f"captures kept in {folder}")
         console.print(f"report: {report} (open it in a browser; it works offline)")
     return 0
+
+
+@dataclass(frozen=True)
+class Options:
+    fmt: str
+    keep: str | None
+    html_path: str | None
+
+
+def execute(opts: Options) -> int:
+    from netsleuth.cliutil import stdout_console
+
+    return run_demo(stdout_console(), opts.fmt, opts.keep, opts.html_path)

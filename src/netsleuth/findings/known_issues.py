@@ -1,4 +1,5 @@
-"""The known-issues catalogue (data/known_issues.json): what findings' `refs` point to."""
+"""The known-issues catalogue (known_issues.json, beside this module): what findings'
+`refs` point to (catalogue.FindingInfo.refs; a test holds every ref to an entry here)."""
 
 from __future__ import annotations
 
@@ -36,6 +37,6 @@ class KnownIssue:
 def known_issues() -> dict[str, KnownIssue]:
     from importlib import resources  # 9 ms of start-up: only when a report needs it
 
-    text = resources.files("netsleuth").joinpath("data/known_issues.json").read_text()
+    text = resources.files("netsleuth.findings").joinpath("known_issues.json").read_text()
     doc = json.loads(text)
     return {e["id"]: KnownIssue(**{k: e[k] for k in FIELDS}) for e in doc["issues"]}

@@ -1,0 +1,30 @@
+"""`netsleuth collect`: write a bundle of receive-path readings for `doctor --bundle`."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from netsleuth.commands.common import say
+
+
+@dataclass(frozen=True)
+class Options:
+    output: str
+    duration: float
+    interval: float
+
+
+def run(opts: Options) -> int:
+    """The number of samples written."""
+    from pathlib import Path
+
+    from netsleuth import doctor as doc
+
+    count = max(2, int(opts.duration / opts.interval) + 1)
+    return doc.collect(Path(opts.output), count, opts.interval)
+
+
+def execute(opts: Options) -> int:
+    n = run(opts)
+    say(f"wrote {opts.output}: {n} samples, {opts.interval:g} s apart")
+    return 0

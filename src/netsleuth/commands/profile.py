@@ -1,0 +1,72 @@
+"""`netsleuth profile`: sample kernel stacks per CPU (perf_event_open) and name the
+contexts, the hot NET_RX functions and their known causes."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from netsleuth.cliutil import stdout_console
+from netsleuth.commands.common import cpu_list, print_json
+from netsleuth.errors import InputError
+from netsleuth.findings.select import fail_exit
+
+if TYPE_CHECKING:
+    from netsleuth.profile.run import Profile
+
+
+@dataclass(frozen=True)
+class Options:
+    cpus: str
+    duration: float
+    frequency: int
+    folded_path: str | None
+    fmt: str
+    fail_on: str | None
+
+
+@dataclass(frozen=True)
+class ProfileResult:
+    profile: Profile
+
+    def to_json(self) -> dict[str, Any]:
+        from netsleuth.report.jsonout import document
+
+        p = self.profile
+        return document("profile", p.findings, **p.to_json(), notes=p.notes)
+
+
+def run(opts: Options) -> ProfileResult:
+    """Probe perf on the first CPU (exit 3 before sampling when it is not permitted), then
+    sample the chosen CPUs (auto: the softirq hotspots) and write --folded."""
+    from netsleuth.profile.run import auto_cpus, check_cpus, online_cpus, probe
+    from netsleuth.profile.run import profile as run_profile
+
+    chosen = None if opts.cpus == "auto" else cpu_list(opts.cpus, "--cpus")
+    if chosen:
+        check_cpus(chosen)
+    probe(chosen[0] if chosen else online_cpus()[0])
+    notes: list[str] = []
+    if chosen is None:
+        chosen = auto_cpus(notes)
+    prof = run_profile(chosen, opts.duration or None, opts.frequency, notes=notes)
+    if opts.folded_path:
+        try:
+            with open(opts.folded_path, "w") as fh:
+                fh.writelines(line + "\n" for line in prof.folded())
+        except OSError as err:
+            raise InputError(
+                opts.folded_path, f"cannot write folded stacks: {err.strerror}"
+            ) from None
+    return ProfileResult(prof)
+
+
+def execute(opts: Options) -> int:
+    result = run(opts)
+    if opts.fmt == "json":
+        print_json(result.to_json())
+    else:
+        from netsleuth.report.profile_text import render_profile
+
+        render_profile(stdout_console(), result.profile)
+    return fail_exit(result.profile.findings, opts.fail_on)

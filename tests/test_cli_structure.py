@@ -1,0 +1,78 @@
+"""Thin commands: cli.py is click wiring only (each command hands its options to its module
+in netsleuth.commands), and `netsleuth --help` / `netsleuth CMD --help` import no NumPy, no
+rich and no command module."""
+
+from __future__ import annotations
+
+import ast
+import json
+import subprocess
+import sys
+
+from netsleuth.cli import main
+from tests.conftest import ROOT
+
+CLI = ROOT / "src" / "netsleuth" / "cli.py"
+HEAVY = ("numpy", "rich", "netsleuth.commands", "netsleuth.scan", "netsleuth.steering")
+
+
+def command_paths() -> list[list[str]]:
+    out: list[list[str]] = [[]]
+    for name, cmd in main.commands.items():
+        sub = getattr(cmd, "commands", None)
+        out += [[name, s] for s in sub] if sub else [[name]]
+    return out
+
+
+def test_help_of_every_command_imports_nothing_heavy() -> None:
+    paths = command_paths()
+    assert ["scan"] in paths and ["lab", "replay"] in paths and len(paths) >= 16
+    code = (
+        "import json, sys\n"
+        "from netsleuth.cli import main\n"
+        f"for path in {paths!r}:\n"
+        "    try:\n"
+        "        main([*path, '--help'], standalone_mode=False)\n"
+        "    except SystemExit:\n"
+        "        pass\n"
+        "print(json.dumps(sorted(sys.modules)))\n"
+    )
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    loaded = json.loads(res.stdout.splitlines()[-1])
+    assert "netsleuth.cli" in loaded
+    assert [m for m in loaded if m.startswith(HEAVY)] == []
+
+
+def test_python_m_netsleuth_help_imports_no_numpy() -> None:
+    res = subprocess.run(
+        [sys.executable, "-X", "importtime", "-m", "netsleuth", "--help"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert res.returncode == 0, res.stderr[-2000:]
+    assert "Commands:" in res.stdout
+    imported = [line.rsplit("|", 1)[-1].strip() for line in res.stderr.splitlines()]
+    assert "netsleuth.cli" in imported
+    assert [m for m in imported if m.startswith(HEAVY)] == []
+
+
+def test_each_command_callback_only_hands_its_options_to_its_module() -> None:
+    """A callback is a docstring, one import from netsleuth.commands and one return: no
+    JSON assembly, orchestration or sampling loop in the CLI layer."""
+    tree = ast.parse(CLI.read_text())
+    callbacks = [
+        f
+        for f in tree.body
+        if isinstance(f, ast.FunctionDef)
+        and any("command" in ast.unparse(d) for d in f.decorator_list)
+    ]
+    assert len(callbacks) >= 16
+    for f in callbacks:
+        body = [
+            s for s in f.body if not (isinstance(s, ast.Expr) and isinstance(s.value, ast.Constant))
+        ]
+        assert len(body) == 2, f.name
+        imp, ret = body
+        assert isinstance(imp, ast.ImportFrom) and imp.module == "netsleuth.commands", f.name
+        assert isinstance(ret, ast.Return), f.name
