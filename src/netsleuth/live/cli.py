@@ -224,7 +224,12 @@ def scan_live(
         )
         if result.workers > 1:
             spans = ", ".join(
-                f"worker {s['worker']} {s['first_frame']:,}-{s['first_frame'] + s['frames'] - 1:,}"
+                f"worker {s['worker']} "
+                + (
+                    f"{s['first_frame']:,}-{s['first_frame'] + s['frames'] - 1:,}"
+                    if s["frames"]
+                    else "none"
+                )
                 for s in result.spans
             )
             click.echo(f"frames by worker (report numbering): {spans}")
