@@ -140,3 +140,32 @@ def test_one_worker_is_scan_numbering_itself(tmp_path: Path) -> None:
     assert [(f.id, f.layer, f.count, f.packets) for f in got] == [
         (f.id, f.layer, f.count, f.packets) for f in want
     ]
+
+
+def test_a_train_the_hash_splits_is_found_and_said() -> None:
+    """Incident 1's pair inside GRE-TEB, the zero-length fragment's GRE packet itself cut
+    into two outer fragments: the kernel hashes the whole GRE packet on the inner addresses
+    and the outer fragments on the outer ones, so they may reach two workers. The
+    zero-length fragment is still found; each worker calls its part incomplete, and the
+    merged finding says the train was split."""
+    inner_s, inner_d = "10.1.0.1", "10.1.0.2"
+    seg = craft.tcp(inner_s, inner_d, 40000, 443, bytes(1380), flags="A")
+    first = craft.ether(craft.ipv4(inner_s, inner_d, seg[:1400], 6, ident=7, flags=1), 0x0800)
+    empty = craft.ipv4(inner_s, inner_d, b"", 6, ident=7, frag_off=1400)
+    empty_eth = craft.pad(craft.ether(empty, 0x0800))
+    plain = craft.ether(craft.ipv4(OS, OD, craft.gre(first, 0x6558), 47, ident=1), 0x0800)
+    parts = craft.fragment_ipv4(OS, OD, craft.gre(empty_eth, 0x6558), 47, sizes=[24, 0], ident=2)
+    t0 = 10**18
+    w0 = run_worker([(t0, plain)], 10)
+    w1 = run_worker(w1_frames(parts, t0), 10)
+    got = by_key(merge("veth0", [w0, w1], 2, 1.0).scan.findings)
+    assert got[("ipv4.fragment.zero_length", "inner")].packets == (3,)
+    incomplete = got[("ipv4.fragment.incomplete", "inner")]
+    assert incomplete.count == 2 and incomplete.evidence["split_between_workers"] == 1
+    # One worker with all three frames: one complete train, nothing incomplete or split.
+    one = merge("veth0", [run_worker([(t0, plain), *w1_frames(parts, t0)], 10)], 1, 1.0)
+    assert ("ipv4.fragment.incomplete", "inner") not in by_key(one.scan.findings)
+
+
+def w1_frames(parts: list[bytes], t0: int) -> list[tuple[int, bytes]]:
+    return [(t0 + 1000 * (k + 1), craft.ether(p, 0x0800)) for k, p in enumerate(parts)]

@@ -22,6 +22,14 @@ first 100 frame numbers a finding lists are the first in the report's numbering.
 things are per worker: the fragment audit's bounds (MAX_OPEN datagrams and MAX_BYTES each,
 so fragment.evicted can differ from one process's under a flood) and the order of evidence
 datagrams (worker by worker, the first MAX_EVIDENCE kept).
+
+The one case where keys are not disjoint: an inner fragment train carried partly in whole
+tunnel packets (hashed on the inner addresses: the dissector enters GRE/TEB) and partly in
+an outer datagram that was itself fragmented (its fragments hashed on the outer addresses
+only). The two parts may reach different workers; the per-fragment findings stay exact,
+but each worker judges its part of the datagram (incomplete on both sides); the merged
+incomplete finding says how many keys two workers both flagged (split_trains). One worker
+never splits anything.
 """
 
 from __future__ import annotations
@@ -33,6 +41,7 @@ import queue
 import signal
 import socket
 import time
+from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
 from typing import Any, cast
@@ -43,6 +52,7 @@ from netsleuth.checks.fragments import FragmentAudit
 from netsleuth.checks.outer_reassembly import TunnelReassembly
 from netsleuth.errors import FacilityError, InputError, NetsleuthError
 from netsleuth.live.vigil import LiveOptions, OnEvent, Vigil, WorkerResult, kernel_drops_finding
+from netsleuth.model import Finding
 from netsleuth.scan import InputResult, ScanResult, Summary, input_findings, scan_result
 
 
@@ -193,17 +203,19 @@ def merge(ifname: str, results: list[WorkerResult], workers: int, elapsed: float
     evidence: list[dict[str, Any]] = []
     spans: list[dict[str, int]] = []
     offset = 0
+    split: Counter[str] = Counter()
     for w, r in enumerate(results):
         inp.merge(r.inp)
         inp.error = inp.error or r.inp.error
         summary.merge(r.summary)
+        split.update(split_trains(checks, r.checks))
         merge_checks(checks, r.checks, offset)
         kernel.add(r.kernel)
         evidence.extend(r.evidence)
         spans.append({"worker": w, "first_frame": offset + 1, "frames": r.inp.packets})
         offset += r.inp.packets
     inp.format = "live"
-    findings = input_findings(inp, checks, ifname)
+    findings = [_say_split(f, split) for f in input_findings(inp, checks, ifname)]
     if kernel.drops:
         findings.append(replace(kernel_drops_finding(kernel), input=ifname))
     return LiveResult(
@@ -215,6 +227,35 @@ def merge(ifname: str, results: list[WorkerResult], workers: int, elapsed: float
         elapsed,
         spans,
     )
+
+
+INCOMPLETE = ("ipv4.fragment.incomplete", "ipv6.fragment.incomplete")
+
+
+def split_trains(merged: list[Check], part: list[Check]) -> Counter[str]:
+    """Datagram keys a worker and an earlier one both flagged incomplete: one train the
+    hash split between them (module docstring), each side judged alone. A lower bound:
+    the audit keeps at most MAX_FLAGGED_KEYS keys per finding id."""
+    out: Counter[str] = Counter()
+    audits = [c for c in (*merged, *part) if isinstance(c, FragmentAudit)]
+    if len(audits) == 2:
+        mine, theirs = audits
+        for fid in INCOMPLETE:
+            both = mine.flagged_keys.get(fid, set()) & theirs.flagged_keys.get(fid, set())
+            if both:
+                out[fid] = len(both)
+    return out
+
+
+def _say_split(f: Finding, split: Counter[str]) -> Finding:
+    if f.id not in split:
+        return f
+    note = (
+        f"{split[f.id]} datagram(s) had fragments on two fanout workers (carried partly in "
+        "outer fragments, partly in whole tunnel packets, which the kernel hashes "
+        "differently): each part was judged alone; --workers 1 keeps them together"
+    )
+    return replace(f, evidence={**f.evidence, "split_between_workers": split[f.id], "note": note})
 
 
 def merge_checks(into: list[Check], part: list[Check], frame_offset: int) -> None:

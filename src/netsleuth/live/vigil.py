@@ -225,9 +225,8 @@ class Vigil:
                 old = self.kept.popleft()
                 with contextlib.suppress(FileNotFoundError):
                     os.unlink(old)
-                for info in self.files:
-                    if info["path"] == old:
-                        info["removed"] = f"rotated out (--rotate-files {rot.max_files})"
+                # Its entry goes too: what a long vigil keeps stays bounded by the files.
+                self.files = [info for info in self.files if info["path"] != old]
                 self.emit({"event": "evidence_removed", "worker": self.worker, "path": old})
             self.kept.append(path)
         return path
