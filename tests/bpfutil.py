@@ -8,9 +8,10 @@ from __future__ import annotations
 import ctypes
 
 from netsleuth.bpf import Insn, _Insn, _libpcap, _Program
-from netsleuth.craft import dot1q, ether, gre, ipv4, tcp, udp, vxlan
+from netsleuth.craft import dot1q, ether, gre, ipv4, ipv6, ipv6_frag, tcp, udp, vxlan
 
 INNER_SRC, INNER_DST = "27.18.5.6", "10.1.2.3"
+INNER6_SRC, INNER6_DST = "2001:db8:1b12:5::6", "2001:db8:ffff::3"
 
 
 class _Hdr(ctypes.Structure):
@@ -37,24 +38,41 @@ def inner_ip(proto: str = "tcp", src: str = INNER_SRC) -> bytes:
     return ipv4(src, INNER_DST, udp(src, INNER_DST, 1234, 53, b"x" * 20), 17)
 
 
+def inner_ip6(proto: str = "tcp", src: str = INNER6_SRC, *, frag: bool = False) -> bytes:
+    """An IPv6 packet (RFC 8200): TCP or UDP, or with frag=True a first fragment whose
+    fragment header (next header 44) comes before the TCP header."""
+    seg = (
+        tcp(src, INNER6_DST, 1234, 80, b"x" * 20)
+        if proto == "tcp"
+        else udp(src, INNER6_DST, 1234, 53, b"x" * 20)
+    )
+    nh = 6 if proto == "tcp" else 17
+    if frag:
+        return ipv6(src, INNER6_DST, ipv6_frag(seg, nh, offset=0, more=True, ident=7), 44)
+    return ipv6(src, INNER6_DST, seg, nh)
+
+
 def outer(payload: bytes, proto: int) -> bytes:
     return ipv4("192.0.2.1", "192.0.2.2", payload, proto)
 
 
 def inner_eth(ip: bytes) -> bytes:
-    return ether(ip, 0x0800, dst="02:00:00:00:00:0b", src="02:00:00:00:00:0a")
+    etype = 0x86DD if ip[0] >> 4 == 6 else 0x0800
+    return ether(ip, etype, dst="02:00:00:00:00:0b", src="02:00:00:00:00:0a")
 
 
 def frame(encap: str, ip: bytes, *, key: bool = False) -> bytes:
     """Ethernet / [802.1Q] / encap / inner IPv4 `ip`."""
     layers = encap.split(",") if encap else []
     tunnel = next((e for e in layers if e != "vlan"), None)
+    # The inner header's EtherType and IP-in-IPv4 protocol (IANA; RFC 2003, RFC 4213).
+    etype, in4 = (0x86DD, 41) if ip[0] >> 4 == 6 else (0x0800, 4)
     if tunnel is None:
-        l3, proto = ip, 0x0800
+        l3, proto = ip, etype
     elif tunnel == "ipip":
-        l3, proto = outer(ip, 4), 0x0800
+        l3, proto = outer(ip, in4), 0x0800
     elif tunnel == "gre":
-        l3, proto = outer(gre(ip, 0x0800, key=0x5C6DFC if key else None), 47), 0x0800
+        l3, proto = outer(gre(ip, etype, key=0x5C6DFC if key else None), 47), 0x0800
     elif tunnel == "gre-teb":
         l3, proto = outer(gre(inner_eth(ip), 0x6558, key=0x5C6DFC if key else None), 47), 0x0800
     else:
@@ -65,12 +83,15 @@ def frame(encap: str, ip: bytes, *, key: bool = False) -> bytes:
     return ether(l3, proto)
 
 
-def filter_bytes(encap: str, *, key: bool = False, src_bytes: int = 2) -> set[int]:
-    """The frame offsets an `inner.src a.b.0.0/16 and inner.proto P` filter must look at
-    (Ethernet: EtherType at 12; 802.1Q: TPID 12-13, EtherType 16-17; IPv4 (RFC 791):
-    version/IHL +0, flags/fragment offset +6-7, protocol +9, source +12; GRE (RFC 2784/
-    2890): flags +0-1, protocol +2-3, 4 more with a key; VXLAN (RFC 7348): UDP dport +2-3,
-    flags I bit at +8, inner Ethernet at +16)."""
+def filter_bytes(
+    encap: str, *, key: bool = False, src_bytes: int = 2, version: int = 4
+) -> set[int]:
+    """The frame offsets an `inner.src PREFIX and inner.proto P` filter must look at, the
+    prefix `src_bytes` long (Ethernet: EtherType at 12; 802.1Q: TPID 12-13, EtherType
+    16-17; IPv4 (RFC 791): version/IHL +0, flags/fragment offset +6-7, protocol +9, source
+    +12; IPv6 (RFC 8200 section 3): version +0 (high nibble), next header +6, source +8;
+    GRE (RFC 2784/2890): flags +0-1, protocol +2-3, 4 more with a key; VXLAN (RFC 7348):
+    UDP dport +2-3, flags I bit at +8, inner Ethernet at +16)."""
     layers = encap.split(",") if encap else []
     et = 16 if "vlan" in layers else 12
     out = {et, et + 1} | ({12, 13} if "vlan" in layers else set())
@@ -93,5 +114,6 @@ def filter_bytes(encap: str, *, key: bool = False, src_bytes: int = 2) -> set[in
                 inner += 14
     else:
         inner = ip
-    out |= {inner, inner + 9} | {inner + 12 + i for i in range(src_bytes)}
+    proto, src = (9, 12) if version == 4 else (6, 8)
+    out |= {inner, inner + proto} | {inner + src + i for i in range(src_bytes)}
     return out

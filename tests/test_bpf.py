@@ -14,7 +14,7 @@ import pytest
 
 from netsleuth.bpf import compile_filter, format_program
 from netsleuth.errors import InputError
-from tests.bpfutil import filter_bytes, frame, inner_ip, matches
+from tests.bpfutil import filter_bytes, frame, inner_ip, inner_ip6, matches
 
 if ctypes.util.find_library("pcap") is None:
     pytest.skip(
@@ -50,6 +50,48 @@ def test_inner_filter_tests_exactly_the_header_bytes(encap: str, key: bool) -> N
         mutated = bytearray(target)
         mutated[off] ^= 0xFF
         assert matches(prog, bytes(mutated)) is (off not in must), off
+
+
+FILTER6 = "inner.src 2001:db8:1b12::/48 and inner.proto tcp"
+
+
+@pytest.mark.parametrize(("encap", "key"), CASES)
+def test_inner_ipv6_filter_tests_exactly_the_header_bytes(encap: str, key: bool) -> None:
+    """The same with an inner IPv6 header (6in4, protocol 41, for ipip): a /48 is one
+    full word and a masked half word of the source; next header at +6."""
+    prog = compile_filter(FILTER6, encap).file_program
+    target = frame(encap, inner_ip6("tcp"), key=key)
+    assert matches(prog, target)
+    assert not matches(prog, frame(encap, inner_ip6("udp"), key=key))
+    assert not matches(prog, frame(encap, inner_ip6("tcp", src="2001:db8:1b13::6"), key=key))
+    assert not matches(prog, frame(encap, inner_ip("tcp"), key=key))  # inner IPv4
+    must = filter_bytes(encap, key=key, src_bytes=6, version=6)
+    for off in range(max(must) + 20):  # through the destination address
+        mutated = bytearray(target)
+        mutated[off] ^= 0xFF
+        assert matches(prog, bytes(mutated)) is (off not in must), off
+
+
+def test_inner_ipv6_proto_sees_only_the_first_next_header() -> None:
+    """A fixed-offset filter reads the Next Header field of the fixed header: behind an
+    extension header (here the fragment header, 44) it names that header, not TCP."""
+    fragment = frame("vlan,gre-teb", inner_ip6("tcp", frag=True), key=True)
+    assert not matches(compile_filter("inner.proto tcp", "vlan,gre-teb").file_program, fragment)
+    frag = compile_filter("inner.proto ipv6-frag", "vlan,gre-teb").file_program
+    assert matches(frag, fragment)
+    assert not matches(frag, frame("vlan,gre-teb", inner_ip6("tcp"), key=True))
+
+
+def test_inner_proto_without_an_address_matches_both_versions() -> None:
+    prog = compile_filter("inner.proto udp", "vxlan").file_program
+    assert matches(prog, frame("vxlan", inner_ip("udp")))
+    assert matches(prog, frame("vxlan", inner_ip6("udp")))
+    assert not matches(prog, frame("vxlan", inner_ip6("tcp")))
+    host = compile_filter("inner.host 2001:db8:ffff::3/128", "gre").file_program
+    assert matches(host, frame("gre", inner_ip6("udp")))  # the destination
+    assert not matches(host, frame("gre", inner_ip("udp")))
+    with pytest.raises(InputError, match="IPv4 or IPv6: give addresses of one version"):
+        compile_filter("inner.src 27.18.0.0/16 and inner.dst 2001:db8::/32", "gre")
 
 
 def test_incident1_filter_is_the_hand_written_offset() -> None:
@@ -102,4 +144,4 @@ def test_bpf_command_prints_expression_and_program() -> None:
         timeout=60,
     )
     assert bad.returncode == 2
-    assert bad.stderr.count("\n") == 1 and "inner.src needs an IPv4" in bad.stderr
+    assert bad.stderr.count("\n") == 1 and "inner.src needs an IPv4 or IPv6" in bad.stderr

@@ -22,7 +22,7 @@ from netsleuth.bpf import compile_filter
 from netsleuth.capture.ring import RingConfig, RingReader
 from netsleuth.capture.writer import write_pcap
 from netsleuth.craft import ether, incidents
-from tests.bpfutil import frame, inner_ip
+from tests.bpfutil import frame, inner_ip, inner_ip6
 from tests.livenet import Quiet, quiet_pair
 
 pytestmark = pytest.mark.privileged
@@ -123,10 +123,15 @@ def test_incident1_live_equals_file_and_evidence_holds_the_pair(
     assert zero[2].endswith(",175") and zero[3].endswith(",20")
 
 
-def test_two_fanout_workers_find_the_same(pair: Quiet) -> None:
-    """Also: --only keeps the runt (l2.* findings) out of the stream and the report."""
+def test_two_fanout_workers_find_the_same(pair: Quiet, tmp_path: Path, tshark: str) -> None:
+    """Also: --only keeps the runt (l2.* findings) out of the stream and the report; the
+    report's frame number leads to the frame in the worker's evidence file."""
     cap = incidents.incident1_poison_fragment()
-    p = start(pair, "--duration", "2", "--format", "json", "--workers", "2", "--only", "ipv4.*")
+    ev = tmp_path / "ev.pcapng"
+    p = start(
+        pair, "--duration", "2", "--format", "json", "--workers", "2", "--only", "ipv4.*",
+        "--export", str(ev), "--after", "0.2",
+    )  # fmt: skip
     for _, f in cap:
         pair.raw.send(f)
     pair.raw.send(ether(b"r" * 20, 0x88B5))  # a 34-byte runt: the veth does not pad it
@@ -137,6 +142,23 @@ def test_two_fanout_workers_find_the_same(pair: Quiet) -> None:
     seen = [x["findings"][0]["id"] for x in lines if x["event"] == "finding"]
     assert seen == ["ipv4.fragment.zero_length"]
     assert [(f["id"], f["count"]) for f in report["findings"]] == [("ipv4.fragment.zero_length", 1)]
+    spans = report["live"]["frames_by_worker"]
+    assert [s["worker"] for s in spans] == [0, 1] and spans[0]["first_frame"] == 1
+    assert spans[1]["first_frame"] == spans[0]["frames"] + 1
+    assert spans[0]["frames"] + spans[1]["frames"] == len(cap) + 1
+    (frame,) = report["findings"][0]["packets"]
+    k = 1 if frame >= spans[1]["first_frame"] else 0
+    local = frame - spans[k]["first_frame"] + 1
+    (written,) = report["live"]["evidence"]
+    assert written["path"] == str(tmp_path / f"ev-w{k}.pcapng")
+    comments = subprocess.run(
+        [tshark, "-r", written["path"], "-T", "fields", "-e", "frame.comment"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.splitlines()
+    hit = [c for c in comments if f"{pair.b_if} worker {k} frame {local}:" in c]
+    assert len(hit) == 1 and "ipv4.fragment.zero_length [inner]" in hit[0], comments
 
 
 def test_ring_overflow_is_a_kernel_drops_finding(pair: Quiet) -> None:
@@ -211,12 +233,36 @@ def test_errors_are_one_line(capsys: pytest.CaptureFixture[str]) -> None:
     assert err.startswith("netsleuth: scan --live needs root") and err.count("\n") == 1
 
 
+def kernel_verdicts(
+    q: Quiet, prog: list[tuple[int, int, int, int]], frames: list[bytes]
+) -> list[int]:
+    """The numbers of the frames (sent in order, each number appended) that the program,
+    attached to a ring on the receiving end, let through."""
+    from pyroute2 import netns
+
+    netns.pushns(q.b)
+    try:
+        reader = RingReader(q.b_if, RingConfig(block_size=1 << 16, blocks=4, retire_ms=5, bpf=prog))
+    finally:
+        netns.popns()
+    with reader:
+        for n, f in enumerate(frames):
+            q.raw.send(f + b"#" + bytes([n]))
+        got: list[int] = []
+        end = time.monotonic() + 1.5
+        while time.monotonic() < end:
+            b = reader.read_ready()
+            if b is None:
+                reader.wait(20)
+                continue
+            got += [b.packet(i)[-1] for i in range(len(b))]
+    return sorted(got)
+
+
 def test_inner_filter_in_the_kernel_passes_only_the_targets(pair: Quiet) -> None:
     """Incident 1's layout: the kernel strips the 802.1Q tag before the filter runs; the
     program checks for it with the ancillary load and matches the inner fields at the
     tagless offsets. Each frame carries its number in the inner payload."""
-    from pyroute2 import netns
-
     prog = compile_filter("inner.src 27.18.0.0/16 and inner.proto tcp", "vlan,gre-teb").program
     cases = [
         (frame("vlan,gre-teb", inner_ip("tcp"), key=True), True),
@@ -227,25 +273,32 @@ def test_inner_filter_in_the_kernel_passes_only_the_targets(pair: Quiet) -> None
         (frame("vlan,gre", inner_ip("tcp"), key=True), False),  # GRE without TEB
         (frame("vlan", inner_ip("tcp")), False),  # not tunnelled
     ]
-    netns.pushns(pair.b)
-    try:
-        reader = RingReader(
-            pair.b_if, RingConfig(block_size=1 << 16, blocks=4, retire_ms=5, bpf=prog)
-        )
-    finally:
-        netns.popns()
-    with reader:
-        for n, (f, _) in enumerate(cases):
-            pair.raw.send(f + b"#" + bytes([n]))
-        got: list[int] = []
-        end = time.monotonic() + 1.5
-        while time.monotonic() < end:
-            b = reader.read_ready()
-            if b is None:
-                reader.wait(20)
-                continue
-            got += [b.packet(i)[-1] for i in range(len(b))]
-    assert sorted(got) == [n for n, (_, want) in enumerate(cases) if want]
+    got = kernel_verdicts(pair, prog, [f for f, _ in cases])
+    assert got == [n for n, (_, want) in enumerate(cases) if want]
+
+
+def test_inner_ipv6_filter_in_the_kernel_passes_only_the_targets(pair: Quiet) -> None:
+    """The same with inner IPv6 behind VLAN / GRE-TEB and behind VLAN / VXLAN."""
+    src = "inner.src 2001:db8:1b12::/48 and inner.proto tcp"
+    cases = {
+        "vlan,gre-teb": [
+            (frame("vlan,gre-teb", inner_ip6("tcp"), key=True), True),
+            (frame("vlan,gre-teb", inner_ip6("tcp"), key=False), True),
+            (frame("vlan,gre-teb", inner_ip6("udp"), key=True), False),
+            (frame("vlan,gre-teb", inner_ip6("tcp", src="2001:db8:1b13::1"), key=True), False),
+            (frame("vlan,gre-teb", inner_ip6("tcp", frag=True), key=True), False),  # ext header
+            (frame("vlan,gre-teb", inner_ip("tcp"), key=True), False),  # inner IPv4
+            (frame("gre-teb", inner_ip6("tcp"), key=True), False),  # no tag
+        ],
+        "vlan,vxlan": [
+            (frame("vlan,vxlan", inner_ip6("tcp")), True),
+            (frame("vlan,vxlan", inner_ip6("udp")), False),
+            (frame("vlan,gre-teb", inner_ip6("tcp")), False),
+        ],
+    }
+    for encap, frames in cases.items():
+        got = kernel_verdicts(pair, compile_filter(src, encap).program, [f for f, _ in frames])
+        assert got == [n for n, (_, want) in enumerate(frames) if want], encap
 
 
 def test_window_keeps_before_seconds_and_rotate_writes_one_file_per_trigger(
@@ -254,7 +307,7 @@ def test_window_keeps_before_seconds_and_rotate_writes_one_file_per_trigger(
     cap = [f for _, f in incidents.incident1_poison_fragment()]
     ev = tmp_path / "ev.pcapng"
     p = start(
-        pair, "--duration", "3", "--format", "json", "--export", str(ev), "--rotate", "2",
+        pair, "--duration", "3", "--format", "json", "--export", str(ev), "--rotate", "1MB",
         "--before", "0.4", "--after", "0.2", "--interval", "0.1",
     )  # fmt: skip
     old = frame("", inner_ip("udp"))

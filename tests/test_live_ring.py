@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from netsleuth.capture.batch import RecordBatch
+from netsleuth.capture.batch import PAD, RecordBatch
 from netsleuth.capture.ring import RingConfig, RingReader
 from netsleuth.craft.l2 import dot1q, ether
 from netsleuth.craft.l3 import fragment_ipv4, ipv4
@@ -83,6 +83,9 @@ def test_frames_come_back_with_vlan_tags_and_timestamps(pair: Pair) -> None:
         ts = [int(t) for b in batches for t in b.ts_ns]
         assert all(before - 10**9 < t < time.time_ns() + 10**9 for t in ts)
         assert [int(x) for b in batches for x in b.frame] == list(range(1, r.frames + 1))
+        for b in batches:  # the buffer is not zeroed first: all after the frames must be
+            end = int(b.offset[-1] + b.caplen[-1])
+            assert b.buf.shape[0] - end >= PAD and not b.buf[end:].any()
         st = r.read_stats()
         assert st.drops == 0 and st.packets >= len(frames)
 

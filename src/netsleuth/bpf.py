@@ -35,10 +35,18 @@ SKF_AD_OFF = -0x1000
 SKF_AD_VLAN_TAG_PRESENT = 48
 BPF_LD_W_ABS, BPF_JEQ_K, BPF_RET_K = 0x20, 0x15, 0x06
 
-ETH_P_8021Q, ETH_P_IPV4, ETH_P_TEB = 0x8100, 0x0800, 0x6558
+ETH_P_8021Q, ETH_P_IPV4, ETH_P_TEB, ETH_P_IPV6 = 0x8100, 0x0800, 0x6558, 0x86DD
+# The inner header's EtherType (Ethernet, GRE protocol type: RFC 2784 section 2.4) and its
+# IPv4 protocol number when carried directly in IPv4: 4 (IP in IP, RFC 2003) or 41 (IPv6 in
+# IPv4, RFC 4213 section 3.5).
+ETHERTYPE = {4: ETH_P_IPV4, 6: ETH_P_IPV6}
+IN_IPV4 = {4: 4, 6: 41}
 GRE_KEY = 0x2000  # RFC 2890: K bit of the GRE flags
 VXLAN_PORT = 4789  # RFC 7348 section 5
 PROTOCOLS = {"icmp": 1, "igmp": 2, "tcp": 6, "udp": 17, "gre": 47, "esp": 50, "icmp6": 58}
+# IPv6 extension headers (IANA protocol numbers, RFC 8200 section 4): with one of them, the
+# Next Header field at the fixed offset names it, not the transport.
+PROTOCOLS |= {"hopopt": 0, "ipv6-route": 43, "ipv6-frag": 44, "ah": 51, "ipv6-opts": 60}
 ENCAPS = ("vlan", "gre", "gre-teb", "vxlan", "ipip")
 
 
@@ -102,6 +110,7 @@ class Path:
 
     tests: tuple[str, ...]
     inner: int
+    version: int = 4  # the inner header's
 
 
 def _eq(off: int, size: int, value: int, mask: int | None = None) -> str:
@@ -111,11 +120,13 @@ def _eq(off: int, size: int, value: int, mask: int | None = None) -> str:
     return f"{spec} = {value:#x}"
 
 
-def layouts(encap: list[str], *, strip_first_vlan: bool) -> list[Path]:
-    """Every fixed-offset layout of Ethernet / `encap` / inner IPv4. GRE is taken with and
-    without a key (RFC 2890; incident 1's mirror used one); checksum and sequence fields
-    are not. The outer IPv4 header must be 20 bytes and not a non-first fragment, or the
-    inner fields are not at fixed offsets."""
+def layouts(encap: list[str], *, strip_first_vlan: bool, version: int = 4) -> list[Path]:
+    """Every fixed-offset layout of Ethernet / `encap` / inner IPv4 or IPv6 (`version`).
+    GRE is taken with and without a key (RFC 2890; incident 1's mirror used one); checksum
+    and sequence fields are not. The outer IPv4 header must be 20 bytes and not a
+    non-first fragment, or the inner fields are not at fixed offsets. `ipip` is protocol 4
+    for an inner IPv4 and 41 (6in4) for an inner IPv6."""
+    inner_type = ETHERTYPE[version]
     unknown = [e for e in encap if e not in ENCAPS]
     if unknown:
         raise InputError("--encap", f"unknown {', '.join(unknown)}; known: {', '.join(ENCAPS)}")
@@ -129,57 +140,94 @@ def layouts(encap: list[str], *, strip_first_vlan: bool) -> list[Path]:
             continue  # the kernel took the tag out: checked by the ancillary load
         tests.append(_eq(et, 2, ETH_P_8021Q))
         et += 4
-    tests.append(_eq(et, 2, ETH_P_IPV4))
     ip = et + 2
     if not tunnels:
-        return [Path(tuple(tests), ip)]
+        return [Path((*tests, _eq(et, 2, inner_type)), ip, version)]
+    tests.append(_eq(et, 2, ETH_P_IPV4))
     outer = [*tests, _eq(ip, 1, 0x45), _eq(ip + 6, 2, 0, 0x1FFF)]
     kind = tunnels[0]
     if kind == "ipip":
-        return [Path((*outer, _eq(ip + 9, 1, 4)), ip + 20)]
+        return [Path((*outer, _eq(ip + 9, 1, IN_IPV4[version])), ip + 20, version)]
     if kind == "vxlan":
         udp = ip + 20
         t = (*outer, _eq(ip + 9, 1, 17), _eq(udp + 2, 2, VXLAN_PORT), _eq(udp + 8, 1, 0x08, 0x08))
-        return [Path((*t, _eq(udp + 16 + 12, 2, ETH_P_IPV4)), udp + 16 + 14)]
+        return [Path((*t, _eq(udp + 16 + 12, 2, inner_type)), udp + 16 + 14, version)]
     paths = []
     for flags, size in ((0, 4), (GRE_KEY, 8)):
         gre = ip + 20
-        proto = ETH_P_TEB if kind == "gre-teb" else ETH_P_IPV4
+        proto = ETH_P_TEB if kind == "gre-teb" else inner_type
         t = (*outer, _eq(ip + 9, 1, 47), _eq(gre, 2, flags), _eq(gre + 2, 2, proto))
         if kind == "gre-teb":
-            paths.append(Path((*t, _eq(gre + size + 12, 2, ETH_P_IPV4)), gre + size + 14))
+            paths.append(Path((*t, _eq(gre + size + 12, 2, inner_type)), gre + size + 14, version))
         else:
-            paths.append(Path(t, gre + size))
+            paths.append(Path(t, gre + size, version))
     return paths
 
 
-def _inner_tests(term: str, arg: str, at: int) -> str:
-    if term in ("inner.src", "inner.dst", "inner.host"):
-        try:
-            net = ipaddress.IPv4Network(arg, strict=False)
-        except ValueError:
-            raise InputError(
-                "--filter", f"{term} needs an IPv4 address or CIDR, not {arg!r}"
-            ) from None
-        mask, value = int(net.netmask), int(net.network_address)
+# Where the fields are in the inner header: IPv4 (RFC 791 section 3.1): protocol +9,
+# source +12, destination +16; IPv6 (RFC 8200 section 3): next header +6, source +8,
+# destination +24.
+PROTO_AT = {4: 9, 6: 6}
+SRC_AT = {4: 12, 6: 8}
+DST_AT = {4: 16, 6: 24}
+ADDRESS_TERMS = ("inner.src", "inner.dst", "inner.host")
 
-        def test(off: int) -> str:
-            return _eq(off, 4, value) if mask == 0xFFFFFFFF else _eq(off, 4, value, mask)
 
-        src, dst = test(at + 12), test(at + 16)
-        return {"inner.src": src, "inner.dst": dst}.get(term, f"({src} or {dst})")
+def _network(term: str, arg: str) -> ipaddress.IPv4Network | ipaddress.IPv6Network:
+    try:
+        return ipaddress.ip_network(arg, strict=False)
+    except ValueError:
+        raise InputError(
+            "--filter", f"{term} needs an IPv4 or IPv6 address or CIDR, not {arg!r}"
+        ) from None
+
+
+def _prefix_tests(net: ipaddress.IPv4Network | ipaddress.IPv6Network, at: int) -> list[str]:
+    """The address at `at` is in `net`: one 4-byte load per word the prefix reaches (BPF
+    loads at most a word), the last one masked; none for /0."""
+    width = net.max_prefixlen // 8
+    value = net.network_address.packed
+    mask = net.netmask.packed
+    out = []
+    for w in range(0, width, 4):
+        m = int.from_bytes(mask[w : w + 4], "big")
+        if m == 0:
+            break
+        v = int.from_bytes(value[w : w + 4], "big")
+        out.append(_eq(at + w, 4, v) if m == 0xFFFFFFFF else _eq(at + w, 4, v, m))
+    return out
+
+
+def _inner_tests(term: str, arg: str, at: int, version: int) -> str:
+    if term in ADDRESS_TERMS:
+        net = _network(term, arg)
+        src = " and ".join(_prefix_tests(net, at + SRC_AT[version])) or "1 = 1"
+        dst = " and ".join(_prefix_tests(net, at + DST_AT[version])) or "1 = 1"
+        return {"inner.src": f"({src})", "inner.dst": f"({dst})"}.get(term, f"(({src}) or ({dst}))")
     if term == "inner.proto":
         num = PROTOCOLS.get(arg.lower()) if not arg.isdigit() else int(arg)
         if num is None or not 0 <= num <= 255:
             raise InputError("--filter", f"inner.proto {arg!r}: give tcp, udp, icmp, ... or 0-255")
-        return _eq(at + 9, 1, num)
+        return _eq(at + PROTO_AT[version], 1, num)
     raise InputError(
         "--filter", f"unknown term {term!r}: inner.src, inner.dst, inner.host, inner.proto"
     )
 
 
+def _versions(terms: list[tuple[str, str]]) -> list[int]:
+    """The inner IP versions the terms can match: their addresses' (all one version), or
+    both without an address."""
+    found = {_network(t, a).version for t, a in terms if t in ADDRESS_TERMS}
+    if len(found) > 1:
+        raise InputError(
+            "--filter", "an inner header is IPv4 or IPv6: give addresses of one version"
+        )
+    return sorted(found) or [4, 6]
+
+
 def inner_expression(expr: str, encap: list[str], *, strip_first_vlan: bool = False) -> str:
-    """The tcpdump expression of `inner.TERM ARG [and ...]` behind `encap`."""
+    """The tcpdump expression of `inner.TERM ARG [and ...]` behind `encap`: one
+    alternative per layout and inner IP version."""
     words = expr.replace("&&", " and ").split()
     terms: list[tuple[str, str]] = []
     while words:
@@ -192,12 +240,13 @@ def inner_expression(expr: str, encap: list[str], *, strip_first_vlan: bool = Fa
                 raise InputError("--filter", f"{expr!r}: inner terms join with 'and' only")
             words = words[1:]
     alts = []
-    for path in layouts(encap, strip_first_vlan=strip_first_vlan):
-        inner = [
-            _eq(path.inner, 1, 0x40, 0xF0),
-            *(_inner_tests(t, a, path.inner) for t, a in terms),
-        ]
-        alts.append("(" + " and ".join([*path.tests, *inner]) + ")")
+    for version in _versions(terms):
+        for path in layouts(encap, strip_first_vlan=strip_first_vlan, version=version):
+            inner = [
+                _eq(path.inner, 1, version << 4, 0xF0),
+                *(_inner_tests(t, a, path.inner, version) for t, a in terms),
+            ]
+            alts.append("(" + " and ".join([*path.tests, *inner]) + ")")
     return " or ".join(alts)
 
 

@@ -487,7 +487,7 @@ def lab_incident(**opts: Any) -> int:
     "--encap",
     default="",
     metavar="LIST",
-    help="For inner.* terms: the layers before the inner IPv4 header, e.g. vlan,gre-teb "
+    help="For inner.* terms: the layers before the inner IPv4/IPv6 header, e.g. vlan,gre-teb "
     "(vlan, gre, gre-teb, vxlan, ipip).",
 )
 @FORMAT
@@ -495,8 +495,8 @@ def lab_incident(**opts: Any) -> int:
 def bpf(**opts: Any) -> int:
     """Print the tcpdump expression and classic BPF program of a capture filter.
 
-    EXPRESSION is tcpdump syntax, or inner.src/inner.dst/inner.host CIDR and inner.proto
-    NAME terms joined with 'and', placed at the fixed offsets of --encap."""
+    EXPRESSION is tcpdump syntax, or inner.src/inner.dst/inner.host CIDR (IPv4 or IPv6) and
+    inner.proto NAME terms joined with 'and', placed at the fixed offsets of --encap."""
     from netsleuth.commands import bpf as command
 
     return command.execute(command.Options(**opts))

@@ -197,9 +197,11 @@ class RingReader:
             return None
         self._cur = cur
         n = sum(r[1] for r in ready)
-        # Every frame grows by at most one restored VLAN tag (4 bytes).
-        buf = np.zeros(sum(min(r[2], bs) for r in ready) + 4 * n + PAD, dtype=np.uint8)
-        cols = [np.zeros(n, dtype=np.int64) for _ in range(4)]
+        # Every frame grows by at most one restored VLAN tag (4 bytes). Not zeroed first
+        # (a 4 MiB memset a block was 6% of a worker's time, perf): the frames fill it
+        # from the start, and what follows them, the PAD bytes included, is zeroed below.
+        buf = np.empty(sum(min(r[2], bs) for r in ready) + 4 * n + PAD, dtype=np.uint8)
+        cols = [np.empty(n, dtype=np.int64) for _ in range(4)]
         pos = row = 0
         try:
             for off, _num, _blen in ready:
@@ -212,6 +214,7 @@ class RingReader:
         finally:
             for off, _num, _blen in ready:
                 _ring.release_block(ring, off)
+        buf[pos:] = 0
         first = self.frames + 1
         self.frames += row
         return RecordBatch(

@@ -481,11 +481,31 @@ class FragmentAudit:
                     }
                 )
 
-    def findings(self) -> list[Finding]:
+    def finish(self) -> None:
+        """The end of the input: every open datagram is never-completed."""
         for held in list(self.open):
             self._finish(self.open.pop(held), complete=False)
         self.open_bytes = 0
+
+    def findings(self) -> list[Finding]:
+        self.finish()
         return self.tally.findings({fid: {"datagrams": ev} for fid, ev in self.evidence.items()})
+
+    def merge_disjoint(self, other: FragmentAudit, frame_offset: int = 0) -> None:
+        """Add a finished audit of other datagrams (no reassembly key in common: fanout
+        workers, live/run.py), its frame numbers shifted by `frame_offset`. A datagram's
+        verdict depends only on its own key's fragments, so the union is what one audit
+        of all the packets gives, but for the bounds (each part held its own MAX_OPEN,
+        MAX_BYTES) and the order of the evidence (part by part)."""
+        assert not self.open and not other.open, "merge finished audits"
+        self.tally.merge(other.tally, frame_offset)
+        for fid, ev in other.evidence.items():
+            mine = self.evidence.setdefault(fid, [])
+            for e in ev[: max(MAX_EVIDENCE - len(mine), 0)]:
+                mine.append({**e, "frames": [f + frame_offset for f in e["frames"]]})
+        for fid, keys in other.flagged_keys.items():
+            self._flag_keys(fid, sorted(keys))
+        self.now = max(self.now, other.now)
 
 
 def open_among(uniq: NDArray[np.void], opened: Mapping[bytes, object]) -> NDArray[np.bool_]:

@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections import OrderedDict
+from typing import cast
 
 import numpy as np
 from numpy.typing import NDArray
@@ -41,6 +42,7 @@ from netsleuth.checks.fragments import (
     fragment_keys,
     open_among,
 )
+from netsleuth.checks.frames import smallest
 from netsleuth.craft.checksum import inet_checksum
 from netsleuth.decode import decode
 from netsleuth.decode.registry import REGISTRY
@@ -258,6 +260,25 @@ class TunnelReassembly:
             self.carried.extend(dg.frames[: max(100 - len(self.carried), 0)])
             if len(self.evidence) < MAX_EVIDENCE:
                 self.evidence.append({"frame": int(last[k]), "frames": sorted(dg.frames)})
+
+    def finish(self) -> None:
+        """The end of the input: datagrams still open were never completed (the fragment
+        audit reports them); their bytes are let go."""
+        self.open.clear()
+        self.open_bytes = 0
+
+    def merge_disjoint(self, other: TunnelReassembly, frame_offset: int = 0) -> None:
+        """Add a finished reassembly of other outer datagrams (no key in common: fanout
+        workers, live/run.py), its frame numbers shifted by `frame_offset`."""
+        assert not self.open and not other.open, "merge finished reassemblies"
+        self.carried_count += other.carried_count
+        self.carried = smallest(sorted(self.carried), [f + frame_offset for f in other.carried])
+        self.bounded_count += other.bounded_count
+        self.bounded = smallest(sorted(self.bounded), [f + frame_offset for f in other.bounded])
+        for e in other.evidence[: max(MAX_EVIDENCE - len(self.evidence), 0)]:
+            frames = [f + frame_offset for f in cast(list[int], e["frames"])]
+            self.evidence.append({"frame": cast(int, e["frame"]) + frame_offset, "frames": frames})
+        self.now = max(self.now, other.now)
 
     def take_rebuilt(self) -> list[PacketTable]:
         out, self.rebuilt = self.rebuilt, []

@@ -4,11 +4,15 @@ Imports nothing heavy at start-up (click only); the rest is imported when --live
 from __future__ import annotations
 
 import json
+import re
 import sys
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
+
+if TYPE_CHECKING:
+    from netsleuth.live.window import Rotation
 
 BLOCK = 4 << 20  # ring block: one decode per few thousand frames at high rates
 SEVERITIES = ["info", "warning", "critical"]
@@ -65,17 +69,29 @@ def live_options(fn: Callable[..., Any]) -> Callable[..., Any]:
         ),
         click.option(
             "--rotate",
-            type=click.IntRange(0, 10000),
-            default=0,
-            show_default=True,
-            help="With --live --export: write up to N files (FILE-1.pcapng, ...), one per trigger.",
+            metavar="SIZE|SECONDS",
+            default=None,
+            help="With --live --export: keep watching and write a new file per trigger "
+            "(FILE-1.pcapng, FILE-2.pcapng, ...), a file closed when it reaches SIZE "
+            "(100MB, 64MiB) or spans SECONDS (30s, 5m, 1h) and the evidence going on in the "
+            "next, like tcpdump -C/-G.",
+        ),
+        click.option(
+            "--rotate-files",
+            type=click.IntRange(1, 100000),
+            default=None,
+            metavar="N",
+            help="With --rotate: keep at most N files, removing the oldest (tcpdump -W) "
+            "[default: 10].",
         ),
         click.option(
             "--workers",
             type=click.IntRange(1, 64),
             default=1,
             show_default=True,
-            help="Processes: with --live, sharing the interface (PACKET_FANOUT_HASH); with "
+            help="Processes: with --live, sharing the interface (PACKET_FANOUT_HASH; the "
+            "report numbers frames worker by worker, worker 0's first: see "
+            "live.frames_by_worker); with "
             "capture files, spread over them and a large pcap split into record-aligned "
             "ranges (the same result; on 2 cores it pays only for captures of many seconds).",
         ),
@@ -92,8 +108,8 @@ def live_options(fn: Callable[..., Any]) -> Callable[..., Any]:
             "bpf_filter",
             default=None,
             metavar="EXPR",
-            help="With --live: tcpdump filter, or inner.src/inner.dst CIDR and inner.proto "
-            "NAME terms (with --encap), compiled to BPF in the kernel.",
+            help="With --live: tcpdump filter, or inner.src/inner.dst IPv4 or IPv6 CIDR and "
+            "inner.proto NAME terms (with --encap), compiled to BPF in the kernel.",
         ),
         click.option(
             "--encap",
@@ -122,7 +138,8 @@ def scan_live(
     before: float,
     after: float,
     window_mb: int,
-    rotate: int,
+    rotate: str | None,
+    rotate_files: int | None,
     workers: int,
     promisc: bool,
     ring_mb: int,
@@ -151,7 +168,7 @@ def scan_live(
         export=export_path,
         before=before,
         after=after,
-        rotate=rotate,
+        rotation=rotation(rotate, rotate_files, export_path),
         window_bytes=window_mb << 20,
         tunnel_depth=tunnel_depth,
         ring=RingConfig(
@@ -204,6 +221,17 @@ def scan_live(
             f"\nkernel: {k.packets:,} frames reached the socket, {k.drops:,} dropped, ring "
             f"frozen {k.freeze_q:,} times; {result.cpu_s:.2f} s CPU in {result.elapsed_s:.1f} s"
         )
+        if result.workers > 1:
+            spans = ", ".join(
+                f"worker {s['worker']} "
+                + (
+                    f"{s['first_frame']:,}-{s['first_frame'] + s['frames'] - 1:,}"
+                    if s["frames"]
+                    else "none"
+                )
+                for s in result.spans
+            )
+            click.echo(f"frames by worker (report numbering): {spans}")
         for e in result.evidence:
             click.echo(
                 f"evidence: {e['packets']} packet(s) in {e['path']} ({', '.join(e['trigger'])})"
@@ -211,6 +239,46 @@ def scan_live(
     if scan.failed_inputs:
         return 2
     return fail_exit(scan.findings, fail_on)
+
+
+SIZE_UNITS = {"b": 1, "kb": 10**3, "mb": 10**6, "gb": 10**9, "tb": 10**12}
+SIZE_UNITS |= {"kib": 1 << 10, "mib": 1 << 20, "gib": 1 << 30, "tib": 1 << 40}
+TIME_UNITS = {"s": 1, "m": 60, "h": 3600}
+MIN_SIZE, MAX_SIZE = 64 << 10, 1 << 40  # a file holds at least a few jumbo frames
+MIN_SECONDS, MAX_SECONDS = 1, 7 * 86400
+ROTATE_FILES = 10
+
+
+def rotation(text: str | None, files: int | None, export: str | None) -> Rotation | None:
+    """--rotate SIZE|SECONDS and --rotate-files N as a Rotation (live/window.py), or None
+    without --rotate. Refuses (InputError, exit 2) what would not make sense: no unit,
+    a size under 64 KiB or over 1 TiB, a time under 1 s or over 7 days."""
+    from netsleuth.errors import InputError
+    from netsleuth.live.window import Rotation
+
+    if text is None:
+        if files is not None:
+            raise InputError("--rotate-files", "goes with --rotate SIZE|SECONDS")
+        return None
+    if export is None:
+        raise InputError("--rotate", "rotates the evidence files: give --export FILE.pcapng")
+    m = re.fullmatch(r"\s*([0-9]+(?:\.[0-9]+)?)\s*([a-zA-Z]+)\s*", text)
+    unit = m.group(2).lower() if m else ""
+    if m is None or unit not in SIZE_UNITS | TIME_UNITS:
+        raise InputError(
+            "--rotate", f"{text!r}: give a size (100MB, 64MiB) or a time (30s, 5m, 1h)"
+        )
+    value = float(m.group(1))
+    keep = ROTATE_FILES if files is None else files
+    if unit in TIME_UNITS:
+        seconds = value * TIME_UNITS[unit]
+        if not MIN_SECONDS <= seconds <= MAX_SECONDS:
+            raise InputError("--rotate", f"{text!r}: a file's time must be from 1 s to 7 days")
+        return Rotation(max_seconds=seconds, max_files=keep)
+    size = int(value * SIZE_UNITS[unit])
+    if not MIN_SIZE <= size <= MAX_SIZE:
+        raise InputError("--rotate", f"{text!r}: a file's size must be from 64 KiB to 1 TiB")
+    return Rotation(max_bytes=size, max_files=keep)
 
 
 def _sink(fmt: str, ifname: str) -> Any:

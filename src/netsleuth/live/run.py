@@ -9,9 +9,27 @@ outer, reaches the same worker and the fragment audit sees whole trains
 (tests/test_live_ring.py checks it on this kernel). PACKET_FANOUT_FLAG_DEFRAG is not set:
 it would reassemble the fragments before the socket and hide the evidence.
 
-Merging: each worker numbers its own frames. A finding seen by one worker is kept as it
-is; one seen by several is summed (count, evidence.workers) with the packets of the worker
-that saw most. The exact merge of the checks' state is issue 14's.
+Merging, exactly: each worker numbers the frames it read 1, 2, ... in arrival order. The
+report numbers them worker by worker: worker 0's frames are 1..n0, worker 1's n0+1..n0+n1,
+and so on (`live.frames_by_worker` in JSON; worker k's evidence file comments each frame
+with "worker k frame j", its own number). With one worker that is arrival order, the
+numbering of `scan` on a capture of the interface. Verdicts do not depend on how the
+workers' frames interleave: a per-packet check judges one frame, and the fragment audit and
+the outer reassembly judge a datagram from its own key's fragments, all on one worker. So
+the merged checks (tallies added with frame numbers shifted; the audits' disjoint keys
+united) give the counts, severities and flagged packets of `scan` on the same frames; the
+first 100 frame numbers a finding lists are the first in the report's numbering. Two
+things are per worker: the fragment audit's bounds (MAX_OPEN datagrams and MAX_BYTES each,
+so fragment.evicted can differ from one process's under a flood) and the order of evidence
+datagrams (worker by worker, the first MAX_EVIDENCE kept).
+
+The one case where keys are not disjoint: an inner fragment train carried partly in whole
+tunnel packets (hashed on the inner addresses: the dissector enters GRE/TEB) and partly in
+an outer datagram that was itself fragmented (its fragments hashed on the outer addresses
+only). The two parts may reach different workers; the per-fragment findings stay exact,
+but each worker judges its part of the datagram (incomplete on both sides); the merged
+incomplete finding says how many keys two workers both flagged (split_trains). One worker
+never splits anything.
 """
 
 from __future__ import annotations
@@ -23,15 +41,19 @@ import queue
 import signal
 import socket
 import time
+from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import Any, cast
 
 from netsleuth.capture.ring import KernelStats, RingReader
+from netsleuth.checks import Check, Mergeable, new_checks
+from netsleuth.checks.fragments import FragmentAudit
+from netsleuth.checks.outer_reassembly import TunnelReassembly
 from netsleuth.errors import FacilityError, InputError, NetsleuthError
 from netsleuth.findings import Finding
-from netsleuth.live.vigil import LiveOptions, OnEvent, Vigil, WorkerResult
-from netsleuth.scan import InputResult, ScanResult, Summary
+from netsleuth.live.vigil import LiveOptions, OnEvent, Vigil, WorkerResult, kernel_drops_finding
+from netsleuth.scan import InputResult, ScanResult, Summary, input_findings, scan_result
 
 
 @dataclass
@@ -42,6 +64,8 @@ class LiveResult:
     evidence: list[dict[str, Any]] = field(default_factory=list)
     cpu_s: float = 0.0
     elapsed_s: float = 0.0
+    # Where each worker's frames are in the report's numbering (merge).
+    spans: list[dict[str, int]] = field(default_factory=list)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -50,6 +74,7 @@ class LiveResult:
             "elapsed_s": round(self.elapsed_s, 3),
             "cpu_s": round(self.cpu_s, 3),
             "kernel": self.kernel.to_json(),
+            "frames_by_worker": self.spans,
             "evidence": self.evidence,
         }
 
@@ -168,52 +193,80 @@ def _precheck(ifname: str) -> None:
 
 
 def merge(ifname: str, results: list[WorkerResult], workers: int, elapsed: float) -> LiveResult:
+    """The workers' states as one report, exactly (module docstring): worker k's frame j
+    is the report's frame `first[k] + j - 1`, first[k] being 1 + the frames of workers
+    0..k-1."""
     inp = InputResult(ifname, format="live")
     summary = Summary()
     kernel = KernelStats()
+    checks = new_checks()
     evidence: list[dict[str, Any]] = []
-    for r in results:
-        inp.packets += r.inp.packets
-        inp.bytes += r.inp.bytes
-        inp.linktypes.update(r.inp.linktypes)
+    spans: list[dict[str, int]] = []
+    offset = 0
+    split: Counter[str] = Counter()
+    for w, r in enumerate(results):
+        inp.merge(r.inp)
         inp.error = inp.error or r.inp.error
-        for name in ("link", "l3", "tunnels"):
-            getattr(summary, name).update(getattr(r.summary, name))
-        summary.vlan_tagged += r.summary.vlan_tagged
-        summary.mpls += r.summary.mpls
-        summary.fragments += r.summary.fragments
+        summary.merge(r.summary)
+        split.update(split_trains(checks, r.checks))
+        merge_checks(checks, r.checks, offset)
         kernel.add(r.kernel)
         evidence.extend(r.evidence)
-    findings = merge_findings([r.findings for r in results])
-    findings.sort(key=lambda f: (-f.severity, f.input or "", f.id, f.layer or ""))
+        spans.append({"worker": w, "first_frame": offset + 1, "frames": r.inp.packets})
+        offset += r.inp.packets
+    inp.format = "live"
+    findings = [_say_split(f, split) for f in input_findings(inp, checks, ifname)]
+    if kernel.drops:
+        findings.append(replace(kernel_drops_finding(kernel), input=ifname))
     return LiveResult(
-        ScanResult([inp], summary, findings),
+        scan_result([inp], summary, findings),
         kernel,
         workers,
         evidence,
         sum(r.cpu_s for r in results),
         elapsed,
+        spans,
     )
 
 
-def merge_findings(per_worker: list[list[Finding]]) -> list[Finding]:
-    if len(per_worker) == 1:
-        return list(per_worker[0])
-    groups: dict[tuple[str, str | None], list[tuple[int, Finding]]] = {}
-    for w, findings in enumerate(per_worker):
-        for f in findings:
-            groups.setdefault((f.id, f.layer), []).append((w, f))
-    out = []
-    for hits in groups.values():
-        if len(hits) == 1:
-            out.append(hits[0][1])
-            continue
-        _w, top = max(hits, key=lambda wf: wf[1].count)
-        out.append(
-            replace(
-                top,
-                count=sum(f.count for _, f in hits),
-                evidence={**top.evidence, "workers": {str(w): f.count for w, f in hits}},
-            )
-        )
+INCOMPLETE = ("ipv4.fragment.incomplete", "ipv6.fragment.incomplete")
+
+
+def split_trains(merged: list[Check], part: list[Check]) -> Counter[str]:
+    """Datagram keys a worker and an earlier one both flagged incomplete: one train the
+    hash split between them (module docstring), each side judged alone. A lower bound:
+    the audit keeps at most MAX_FLAGGED_KEYS keys per finding id."""
+    out: Counter[str] = Counter()
+    audits = [c for c in (*merged, *part) if isinstance(c, FragmentAudit)]
+    if len(audits) == 2:
+        mine, theirs = audits
+        for fid in INCOMPLETE:
+            both = mine.flagged_keys.get(fid, set()) & theirs.flagged_keys.get(fid, set())
+            if both:
+                out[fid] = len(both)
     return out
+
+
+def _say_split(f: Finding, split: Counter[str]) -> Finding:
+    if f.id not in split:
+        return f
+    note = (
+        f"{split[f.id]} datagram(s) had fragments on two fanout workers (carried partly in "
+        "outer fragments, partly in whole tunnel packets, which the kernel hashes "
+        "differently): each part was judged alone; --workers 1 keeps them together"
+    )
+    return replace(f, evidence={**f.evidence, "split_between_workers": split[f.id], "note": note})
+
+
+def merge_checks(into: list[Check], part: list[Check], frame_offset: int) -> None:
+    """One worker's finished checks into the merged ones (both in new_checks() order).
+    The per-packet checks are tallies: a merge adds counts and shifts frame numbers. The
+    fragment audit and the outer reassembly follow datagrams, and PACKET_FANOUT_HASH gave
+    each datagram's fragments to one worker, so their parts hold disjoint keys and merge
+    as a union (merge_disjoint)."""
+    for mine, theirs in zip(into, part, strict=True):
+        assert type(mine) is type(theirs)
+        if isinstance(mine, FragmentAudit | TunnelReassembly):
+            mine.merge_disjoint(theirs, frame_offset)  # type: ignore[arg-type]
+        else:
+            cast(Mergeable, mine).merge(theirs, frame_offset)

@@ -9,8 +9,11 @@ datagram as never completed), which mid-run would report trains still arriving.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import os
 import time
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -19,13 +22,14 @@ import numpy as np
 
 from netsleuth.capture.batch import RecordBatch
 from netsleuth.capture.ring import InterfaceDownError, KernelStats, RingConfig, RingReader
-from netsleuth.checks import Check, collect, new_checks, observe_all
+from netsleuth.checks import Check, new_checks, observe_all
 from netsleuth.checks.fragments import FragmentAudit
+from netsleuth.checks.outer_reassembly import TunnelReassembly
 from netsleuth.decode import DEFAULT_TUNNEL_DEPTH, decode
 from netsleuth.findings import Finding, Severity
 from netsleuth.findings.catalogue import catalogue_finding
 from netsleuth.findings.select import select
-from netsleuth.live.window import NS, EvidenceFile, EvidenceWindow
+from netsleuth.live.window import NO_ROTATION, NS, EvidenceFile, EvidenceWindow, Part, Rotation
 from netsleuth.scan import InputResult, Summary
 
 Event = dict[str, Any]
@@ -42,29 +46,33 @@ class LiveOptions:
     export: str | None = None
     before: float = 5.0
     after: float = 2.0
-    rotate: int = 0  # 0: one evidence file; N: up to N, one per trigger
+    rotation: Rotation | None = None  # None: one evidence file, at the first trigger
     window_bytes: int = 64 << 20
     tunnel_depth: int = DEFAULT_TUNNEL_DEPTH
     ring: RingConfig = field(default_factory=RingConfig)
 
     def evidence_path(self, n: int, worker: int, workers: int) -> str:
         """FILE.pcapng, or FILE-N.pcapng with --rotate; -wK before that per worker."""
+        rotate = self.rotation is not None
         assert self.export is not None
         stem, dot, ext = self.export.rpartition(".")
         if not dot:
             stem, ext = self.export, "pcapng"
         if workers > 1:
             stem += f"-w{worker}"
-        if self.rotate:
+        if rotate:
             stem += f"-{n}"
-        return f"{stem}.{ext}" if (workers > 1 or self.rotate) else self.export
+        return f"{stem}.{ext}" if (workers > 1 or rotate) else self.export
 
 
 @dataclass
 class WorkerResult:
+    """One worker's state at the end, finished (no open datagram): live/run.py merges
+    the workers' states into one report."""
+
     inp: InputResult
     summary: Summary
-    findings: list[Finding]
+    checks: list[Check]
     kernel: KernelStats
     evidence: list[dict[str, Any]] = field(default_factory=list)
     cpu_s: float = 0.0
@@ -103,8 +111,10 @@ class Vigil:
         self.seen: dict[tuple[str, str | None], int] = {}
         self.window = EvidenceWindow(opts.before, opts.window_bytes) if opts.export else None
         self.current: EvidenceFile | None = None
-        self.files: list[dict[str, Any]] = []
-        self.trigger_ids: list[str] = []
+        self.files: list[dict[str, Any]] = []  # every evidence file closed, in order
+        self.triggers = 0
+        self.opened = 0  # evidence files opened (their numbers with --rotate)
+        self.kept: deque[str] = deque()  # with --rotate: the files on disk, oldest first
         self.last_ts = 0
 
     def run(self, reader: RingReader, stop: Callable[[], bool]) -> WorkerResult:
@@ -131,15 +141,14 @@ class Vigil:
         finally:
             self.end_evidence()
         reader.read_stats()
-        findings = collect(self.checks)
-        drops = reader.totals
-        if drops.drops:
-            findings.append(kernel_drops_finding(drops))
+        for check in self.checks:
+            if isinstance(check, FragmentAudit | TunnelReassembly):
+                check.finish()
         return WorkerResult(
             self.inp,
             self.summary,
-            [_labelled(f, opts.ifname) for f in findings],
-            drops,
+            self.checks,
+            reader.totals,
             self.files,
             time.process_time() - cpu0,
         )
@@ -180,40 +189,58 @@ class Vigil:
             self.current.write(batch, now, flagged_keys(self.checks))
             if self.current.open:
                 return
-            self.end_evidence()  # the batch that closed it may hold the next trigger
+            self.current = None  # the batch that closed it may hold the next trigger
         hits = select(grown, only=self.opts.only, min_severity=self.opts.trigger)
-        if not hits or len(self.files) >= max(1, self.opts.rotate):
+        if not hits or (self.opts.rotation is None and self.triggers):
             return
         assert self.window is not None
+        self.triggers += 1
         in_batch = np.isin(batch.frame, [p for f in hits for p in f.packets])
         trig_ts = int(batch.ts_ns[in_batch].max()) if in_batch.any() else int(batch.ts_ns[-1])
-        n = len(self.files) + 1
-        path = self.opts.evidence_path(n, self.worker, self.workers)
+        # Frames are numbered per worker: the comments say whose (live/run.py: merge).
+        label = self.opts.ifname + (f" worker {self.worker}" if self.workers > 1 else "")
         self.current = EvidenceFile(
-            path, self.opts.ifname, trig_ts, self.opts.after, self.opts.window_bytes
+            self.next_path,
+            label,
+            trig_ts,
+            self.opts.after,
+            self.opts.window_bytes,
+            trigger=sorted({f.id for f in hits}),
+            rotation=self.opts.rotation or NO_ROTATION,
+            on_close=self.closed,
         )
-        self.trigger_ids = sorted({f.id for f in hits})
         since = trig_ts - int(self.opts.before * NS)
         for b in self.window.batches:
             self.current.write(b, now, flagged_keys(self.checks), since=since)
         if not self.current.open:
-            self.end_evidence()
+            self.current = None
+
+    def next_path(self) -> str:
+        """The next evidence file's name; with --rotate, the oldest file goes when
+        --rotate-files are kept already."""
+        self.opened += 1
+        path = self.opts.evidence_path(self.opened, self.worker, self.workers)
+        rot = self.opts.rotation
+        if rot is not None:
+            while len(self.kept) >= rot.max_files:
+                old = self.kept.popleft()
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(old)
+                # Its entry goes too: what a long vigil keeps stays bounded by the files.
+                self.files = [info for info in self.files if info["path"] != old]
+                self.emit({"event": "evidence_removed", "worker": self.worker, "path": old})
+            self.kept.append(path)
+        return path
+
+    def closed(self, part: Part) -> None:
+        info = part.info(self.opts.window_bytes)
+        self.files.append(info)
+        self.emit({"event": "evidence", "worker": self.worker, **info})
 
     def end_evidence(self) -> None:
-        if self.current is None:
-            return
-        self.current.close()
-        info: dict[str, Any] = {
-            "path": self.current.path,
-            "packets": self.current.packets,
-            "trigger": self.trigger_ids,
-        }
-        if self.current.truncated:
-            cap = self.opts.window_bytes
-            info["truncated"] = f"stopped at the --window-mb cap ({cap:,} bytes of frames)"
-        self.files.append(info)
-        self.current = None
-        self.emit({"event": "evidence", "worker": self.worker, **info})
+        if self.current is not None:
+            self.current.close()
+            self.current = None
 
     def tick(self, reader: RingReader, elapsed: float, packets: int, span: float) -> None:
         if self.current is not None and time.time_ns() > self.current.until:
