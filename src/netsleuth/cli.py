@@ -446,7 +446,7 @@ def steer(
             "inputs": [i.to_json() for i in result.inputs],
             "config": {
                 "nic": {
-                    "queues": queues,
+                    "queues": nic.queues,
                     "parse": parse,
                     "pptp": nic_pptp,
                     "key": nic.key.hex() if from_host else key,

@@ -37,9 +37,12 @@ def decode_batch(
     t.key[bad_lt] = 0xFFFF
     # Headers the prefix pass decoded per packet: its rounds count against MAX_ROUNDS.
     depth = None
+    # Only for the global registry: udp.py's choice of payload port consults REGISTRY itself,
+    # so under another registry the NumPy decoders and the pass (which follows the registry
+    # it is given) would pick different ports.
     if prefix and registry is REGISTRY and t.n:
         depth = np.zeros(t.n, dtype=np.uint8)
-        decode_prefix(t, flat, tunnel_depth, depth)
+        decode_prefix(t, registry, tunnel_depth, depth)
         active = np.flatnonzero(t.ns != NS.DONE)
     else:
         active = np.arange(t.n, dtype=np.int64)
