@@ -1,5 +1,5 @@
 """Run a netsleuth command in a test and check how it ended: no exception, no traceback, and
-exactly the exit code the test names (design.md: 0 clean, 1 findings at --fail-on, 2 unusable
+exactly the exit code the test names (README.md: 0 clean, 1 findings at --fail-on, 2 unusable
 input, 3 missing privilege or facility). A looser check such as `exit_code in (0, 1)` passes
 on a crash: click's CliRunner reports an uncaught exception as exit code 1.
 

@@ -1,4 +1,4 @@
-"""Every capture finding id that shared/docs/design.md requires is produced by a capture
+"""Every capture finding id the design requires (listed below) is produced by a capture
 built here, and every id the code can emit is documented with its severity and refs."""
 
 from __future__ import annotations

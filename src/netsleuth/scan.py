@@ -177,10 +177,6 @@ def input_findings(res: InputResult, checks: list[Check], label: str) -> list[Fi
     return [replace(f, input=label) for f in out]
 
 
-def worst(findings: Sequence[Finding]) -> Severity | None:
-    return max((f.severity for f in findings), default=None)
-
-
 def select(
     findings: Sequence[Finding], *, only: Sequence[str] = (), min_severity: Severity = Severity.INFO
 ) -> list[Finding]:

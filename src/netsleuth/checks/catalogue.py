@@ -1,6 +1,6 @@
 """What each decode-level finding id means: severity, a one-line summary, the explanation.
 
-docs/findings.md is the public table of these ids; tests/test_findings_doc.py keeps the two
+docs/findings.md is the public table of these ids; tests/test_catalogue_coverage.py keeps the two
 in step.
 """
 

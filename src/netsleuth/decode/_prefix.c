@@ -8,8 +8,8 @@
  * gre.py, ppp.py, vxlan.py) remain the reference and decode everything; but every header
  * costs them a round of NumPy passes over index subsets (gathers, scatters, one pass per
  * field, ~30 us fixed per call), and a tunnelled packet takes six to nine rounds. Against a
- * budget of ~400 ns a packet for the whole scan or steer (design.md: 1.5 M packets/s end to
- * end), here each packet's bytes are touched once.
+ * budget of ~400 ns a packet for the whole scan or steer (README.md, "Speed": 1.5 M
+ * packets/s end to end), here each packet's bytes are touched once.
  *
  * The contract that keeps the two in step: each step here is one decoder call of the
  * engine's rounds (one header: a VLAN tag, an IP header, a GRE header...). A step is taken

@@ -18,7 +18,7 @@ from netsleuth.checks.catalogue import catalogue_finding
 from netsleuth.decode.table import L2, PacketTable, Tunnel
 from netsleuth.errors import InputError
 from netsleuth.ethertypes import protocol_name
-from netsleuth.model import Finding, Severity
+from netsleuth.model import Finding
 from netsleuth.pipeline import InputResult, issue_finding, open_input, tables
 from netsleuth.steering.fields import layer_fields
 from netsleuth.steering.model import (
@@ -396,10 +396,6 @@ def judge(r: SteerResult) -> list[Finding]:
                 {"share": round(share, 3)},
             )
     return sorted(out, key=lambda f: (-f.severity, f.id))
-
-
-def severity_max(findings: list[Finding]) -> Severity | None:
-    return max((f.severity for f in findings), default=None)
 
 
 def _addr(ver: int, hi: int, lo: int) -> str:
