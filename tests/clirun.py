@@ -68,7 +68,7 @@ def invoke(
 def run(
     *args: str,
     code: int = 0,
-    input: str | None = None,
+    input: str | bytes | None = None,
     env: Mapping[str, str] | None = None,
     timeout: float = 120,
     prefix: Sequence[str] = (),
@@ -77,11 +77,11 @@ def run(
     `ip netns exec NAME`); fails the test on a traceback or another exit code."""
     proc = subprocess.run(
         [*prefix, NETSLEUTH, *args],
-        input=input,
+        input=input.encode() if isinstance(input, str) else input,
         capture_output=True,
-        text=True,
         timeout=timeout,
         env=None if env is None else dict(env),
         check=False,
     )
-    return _check(args, code, Ran(proc.returncode, proc.stdout, proc.stderr))
+    out, err = (b.decode("utf-8", "replace") for b in (proc.stdout, proc.stderr))
+    return _check(args, code, Ran(proc.returncode, out, err))
