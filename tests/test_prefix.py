@@ -334,16 +334,22 @@ def _vxlan_and_port_9999() -> RecordBatch:
     )
 
 
+def _pass_only(batch: RecordBatch) -> tuple[PacketTable, np.ndarray]:
+    """The table after the compiled pass alone, and the headers it decoded per packet."""
+    t = PacketTable(batch)
+    depth = np.zeros(t.n, dtype=np.uint8)
+    decode_prefix(t, REGISTRY, DEFAULT_TUNNEL_DEPTH, depth)
+    return t, depth
+
+
 def test_a_binding_removed_from_the_registry_is_not_taken_by_the_pass(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     batch = _vxlan_and_port_9999()
-    t = PacketTable(batch)
-    decode_prefix(t, REGISTRY, DEFAULT_TUNNEL_DEPTH)
+    t, _ = _pass_only(batch)
     assert (int(t.tunnels[0]), int(t.vni[0])) == (1, 77)
     _change_registry(monkeypatch, drop=(NS.UDPPORT, 4789))
-    t = PacketTable(batch)
-    decode_prefix(t, REGISTRY, DEFAULT_TUNNEL_DEPTH)
+    t, _ = _pass_only(batch)
     # Port 4789 is unbound now: the descent ends at the UDP payload, no tunnel entered.
     assert (int(t.tunnels[0]), int(t.ns[0]), int(t.nip[0])) == (0, NS.DONE, 1)
     assert both_ways(batch) == []
@@ -353,13 +359,10 @@ def test_a_binding_added_to_the_registry_is_taken_by_the_pass(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     batch = _vxlan_and_port_9999()
-    t = PacketTable(batch)
-    decode_prefix(t, REGISTRY, DEFAULT_TUNNEL_DEPTH)
+    t, _ = _pass_only(batch)
     assert (int(t.ns[1]), int(t.nip[1])) == (NS.DONE, 1)  # 9999: unbound, ends there
     _change_registry(monkeypatch, add=(NS.UDPPORT, 9999, "ipv4-in-udp-test"))
-    t = PacketTable(batch)
-    depth = np.zeros(t.n, dtype=np.uint8)
-    decode_prefix(t, REGISTRY, DEFAULT_TUNNEL_DEPTH, depth)
+    t, depth = _pass_only(batch)
     # eth ip udp, then the new binding: ip tcp, all in the compiled pass.
     assert (int(t.ns[1]), int(t.nip[1]), int(depth[1])) == (NS.DONE, 2, 5)
     assert int(t.inner_raw.dport[1]) == 80
