@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import os
 import struct
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -18,10 +16,9 @@ from netsleuth.sources.ethtool import HostRss, NoRssError, read_rss
 from netsleuth.steering.fromhost import NoModelError, nic_from_rss
 from netsleuth.steering.model import NicModel
 from netsleuth.steering.toeplitz import MICROSOFT_KEY
+from tests import clirun
 from tests.clirun import invoke
 from tests.fakeethtool import FakeDevice
-
-NETSLEUTH = str(Path(sys.executable).with_name("netsleuth"))
 
 
 def filled_rxfh(table: list[int], key: bytes, hfunc: int = 1) -> bytes:
@@ -109,15 +106,10 @@ def test_a_real_veth_has_no_rss_and_steer_says_so(tmp_path: Path) -> None:
         cap = tmp_path / "pptp.pcap"
         with open(cap, "wb") as fh:
             write_pcap(fh, incidents.incident3_pptp(flows=10, packets_per_flow=2))
-        proc = subprocess.run(
-            ["ip", "netns", "exec", name, NETSLEUTH, "steer", "--from-host", "rsa", str(cap)],
-            capture_output=True,
-            text=True,
-            timeout=60,
-            check=False,
+        ran = clirun.run(
+            "steer", "--from-host", "rsa", str(cap), prefix=("ip", "netns", "exec", name), code=3
         )
-        assert proc.returncode == 3
-        lines = proc.stderr.strip().splitlines()
+        lines = ran.err_lines()
         assert len(lines) == 1 and "rsa has no RSS" in lines[0]
     finally:
         netns.remove(name)
