@@ -74,3 +74,19 @@ def test_doctor_bundle_backlog_drops_and_a_hot_queue(here: Path) -> None:
     write_bundle(here / "b.tar.gz", [(1000.0, a.snapshot()), (1002.0, b.snapshot())], {})
     ran = invoke("doctor", "--bundle", "b.tar.gz", env=CONSOLE, code=0)
     golden("doctor-bundle.txt", ran.out)
+
+
+def test_listen_64_ports_of_10_sockets(here: Path) -> None:
+    """A /proc/net/tcp of 64 listening ports (20000-20063), 10 sockets each."""
+    head = "  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid"
+    rows = [
+        f"{sl:4d}: 00000000:{20000 + sl // 10:04X} 00000000:0000 0A 00000000:00000000 "
+        f"00:00000000 00000000     0        0 {100000 + sl} 1 0 100 0 0 10 0"
+        for sl in range(640)
+    ]
+    net = here / "root" / "proc" / "net"
+    net.mkdir(parents=True)
+    (net / "tcp").write_text("\n".join([head + "  timeout inode", *rows]) + "\n")
+    ran = invoke("listen", "--root", "root", "--kernel", "4.9", env=CONSOLE, code=0)
+    assert ran.err_lines() == ["netsleuth: root/proc/net/tcp6 is absent: skipped"]
+    golden("listen-64-ports.txt", ran.out)
