@@ -94,3 +94,9 @@ fuzz: $(FUZZ_VENV)/.installed
 clean:
 	rm -rf $(VENV) $(FUZZ_VENV) build .bench .mypy_cache .ruff_cache .pytest_cache src/*.egg-info
 	find src -name '*.so' -delete
+
+# Golden text outputs (tests/golden/): rewrite them after a reviewed renderer change, then
+# read the diff before committing it.
+.PHONY: golden
+golden: $(STAMP)
+	NETSLEUTH_REGEN_GOLDEN=1 $(BIN)/python -m pytest -q tests/test_golden.py

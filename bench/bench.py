@@ -2,7 +2,7 @@
 deterministic mixed capture, in one run. Prints packets/s, peak RSS and the ratios.
 
 Every tool runs in its own process pinned to one CPU; peak RSS comes from wait4(). Bars
-(design.md): scan >= 1.5 M packets/s, >= 15x the dpkt loop, peak RSS <= 300 MB.
+(README.md, "Speed"): scan >= 1.5 M packets/s, >= 15x the dpkt loop, peak RSS <= 300 MB.
 """
 
 from __future__ import annotations

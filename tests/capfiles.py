@@ -16,12 +16,12 @@ def pcap_bytes(
 ) -> bytes:
     """records: (ts_sec, ts_frac, data[, wirelen])."""
     magic = 0xA1B23C4D if nano else 0xA1B2C3D4
-    out = struct.pack(order + "IHHiIII", magic, 2, 4, 0, 0, snaplen, linktype)
+    parts = [struct.pack(order + "IHHiIII", magic, 2, 4, 0, 0, snaplen, linktype)]
     for rec in records:
         sec, frac, data = rec[0], rec[1], rec[2]
         wire = rec[3] if len(rec) > 3 else len(data)
-        out += struct.pack(order + "IIII", sec, frac, len(data), wire) + data
-    return out
+        parts += (struct.pack(order + "IIII", sec, frac, len(data), wire), data)
+    return b"".join(parts)
 
 
 def block(order: str, btype: int, body: bytes) -> bytes:

@@ -1,4 +1,4 @@
-"""Every capture finding id that shared/docs/design.md requires is produced by a capture
+"""Every capture finding id the design requires (listed below) is produced by a capture
 built here (that every id the code can emit is catalogued and documented:
 tests/test_findings_catalogue.py)."""
 

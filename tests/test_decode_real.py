@@ -5,10 +5,7 @@ against tshark's decoding in tests/test_tshark_diff.py."""
 
 from __future__ import annotations
 
-import json
 import struct
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -23,6 +20,7 @@ from netsleuth.capture import RecordBatch, open_capture
 from netsleuth.craft import encap, link
 from netsleuth.decode import L2, Tunnel, decode
 from netsleuth.decode.table import IP_FIELDS, Shim
+from tests import clirun
 from tests import realframes as rf
 from tests.decodeutil import anomalies, clean, dec
 
@@ -71,14 +69,9 @@ def test_cooked_capture_of_incident_2_is_flagged_8023_llc(tmp_path: Path) -> Non
         linktype, frames = rf.captures()[name]
         path = tmp_path / f"{name}.pcap"
         path.write_bytes(pcap_bytes([(1, k, f) for k, f in enumerate(frames)], linktype=linktype))
-        proc = subprocess.run(
-            [sys.executable, "-m", "netsleuth", "scan", "--format", "json", str(path)],
-            capture_output=True,
-            text=True,
-            check=False,
-        )
-        assert proc.returncode == 0, proc.stderr  # no --fail-on: findings exit 0
-        found = {f["id"]: f for f in json.loads(proc.stdout)["findings"]}
+        # No --fail-on: findings are exit 0.
+        ran = clirun.run("scan", "--format", "json", str(path), code=0)
+        found = {f["id"]: f for f in ran.json()["findings"]}
         assert "l2.ieee8023_llc" in found, sorted(found)
         assert found["l2.ieee8023_llc"]["count"] == 1
 
@@ -127,14 +120,7 @@ def test_unknown_link_type_is_named(tmp_path: Path) -> None:
 
     path = tmp_path / "wifi.pcap"
     path.write_bytes(pcap_bytes([(1, 0, bytes(40)), (2, 0, bytes(30))], linktype=127))
-    proc = subprocess.run(
-        [sys.executable, "-m", "netsleuth", "scan", "--format", "json", str(path)],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    assert proc.returncode == 0, proc.stderr
-    (f,) = json.loads(proc.stdout)["findings"]
+    (f,) = clirun.run("scan", "--format", "json", str(path), code=0).json()["findings"]
     assert (f["id"], f["count"], f["packets"], f["severity"]) == (
         "capture.unsupported_linktype",
         2,

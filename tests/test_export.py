@@ -7,13 +7,11 @@ import subprocess
 from decimal import Decimal
 from pathlib import Path
 
-from click.testing import CliRunner
-
 from netsleuth import craft
 from netsleuth.capture.writer import write_pcap
-from netsleuth.cli import main
 from netsleuth.craft import incidents
 from tests.capfiles import epb, idb, shb
+from tests.clirun import invoke
 
 
 def tshark_fields(tshark: str, path: Path, *fields: str) -> list[list[str]]:
@@ -24,9 +22,11 @@ def tshark_fields(tshark: str, path: Path, *fields: str) -> list[list[str]]:
     return [line.split("|") for line in out.splitlines()]
 
 
-def run(*args: str) -> tuple[int, str, str]:
-    res = CliRunner().invoke(main, list(args))
-    return res.exit_code, res.stdout, res.stderr
+def run(*args: str, code: int) -> tuple[str, str]:
+    """stdout and stderr of `netsleuth ARGS`, which must end with exit `code` and no
+    exception (tests/clirun.py)."""
+    ran = invoke(*args, code=code)
+    return ran.out, ran.err
 
 
 def test_incident1_export_opens_in_tshark_with_comments(tmp_path: Path, tshark: str) -> None:
@@ -35,10 +35,17 @@ def test_incident1_export_opens_in_tshark_with_comments(tmp_path: Path, tshark: 
     with open(cap, "wb") as fh:
         write_pcap(fh, frames)
     out = tmp_path / "evidence.pcapng"
-    code, stdout, _ = run(
-        "scan", str(cap), "--only", "ipv4.fragment.*", "--export", str(out), "--format", "json"
+    stdout, _ = run(
+        "scan",
+        str(cap),
+        "--only",
+        "ipv4.fragment.*",
+        "--export",
+        str(out),
+        "--format",
+        "json",
+        code=0,
     )
-    assert code == 0
     assert json.loads(stdout)["export"] == {"path": str(out), "packets": 2}
     rows = tshark_fields(
         tshark, out, "frame.len", "frame.time_epoch", "ip.frag_offset", "frame.comment"
@@ -66,10 +73,17 @@ def test_context_and_link_types(tmp_path: Path, tshark: str) -> None:
     cap = tmp_path / "mixed.pcapng"
     cap.write_bytes(body)
     out = tmp_path / "ev.pcapng"
-    code, _, _ = run(
-        "scan", str(cap), "--only", "ipv4.bad_checksum", "--export", str(out), "--context", "1"
+    run(
+        "scan",
+        str(cap),
+        "--only",
+        "ipv4.bad_checksum",
+        "--export",
+        str(out),
+        "--context",
+        "1",
+        code=0,
     )
-    assert code == 0
     rows = tshark_fields(tshark, out, "frame.interface_id", "frame.protocols", "frame.comment")
     assert [r[1].split(":")[0] for r in rows] == ["eth", "eth", "eth", "eth", "raw", "raw"]
     comments = [r[2].removeprefix("netsleuth: mixed.pcapng ") for r in rows]
@@ -85,6 +99,5 @@ def test_context_and_link_types(tmp_path: Path, tshark: str) -> None:
 
 
 def test_export_refuses_stdin(tmp_path: Path) -> None:
-    code, _, err = run("scan", "-", "--export", str(tmp_path / "x.pcapng"))
-    assert code == 2
+    _, err = run("scan", "-", "--export", str(tmp_path / "x.pcapng"), code=2)
     assert "give capture files, not stdin" in err

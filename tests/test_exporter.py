@@ -27,6 +27,7 @@ from netsleuth.exporter.collector import MAX_DROP_SERIES, DropTotals, HostCollec
 from netsleuth.exporter.run import parse_listen
 from netsleuth.host.sample import parse_sample
 from netsleuth.sources.hostfs import Snapshot, read_snapshot
+from tests import clirun
 from tests.hostutil import Host
 from tests.systools import require
 
@@ -107,15 +108,8 @@ def test_parse_listen(text: str, want: tuple[str, int]) -> None:
 
 
 def test_cli_refuses_a_bad_listen_address() -> None:
-    out = subprocess.run(
-        [NETSLEUTH, "exporter", "--listen", "localhost:http"],
-        capture_output=True,
-        text=True,
-        check=False,
-        timeout=30,
-    )
-    assert out.returncode == 2
-    assert out.stderr.startswith("netsleuth: --listen:") and "Traceback" not in out.stderr
+    out = clirun.run("exporter", "--listen", "localhost:http", code=2, timeout=30)
+    assert out.err.startswith("netsleuth: --listen:")
 
 
 def served_names() -> set[str]:

@@ -112,11 +112,11 @@ def walk_reference(buf: bytes, swapped: bool, max_caplen: int) -> tuple[list[int
 )
 def test_c_walk_matches_reference(lens: list[int], swapped: bool, bad_at: int, tail: bytes) -> None:
     order = ">" if swapped else "<"
-    recs = b""
+    parts: list[bytes] = []
     for i, n in enumerate(lens):
         caplen = 1_000_000 if i == bad_at else n
-        recs += struct.pack(order + "IIII", i, 0, caplen, n) + bytes(min(n, caplen))
-    recs += tail
+        parts += (struct.pack(order + "IIII", i, 0, caplen, n), bytes(min(n, caplen)))
+    recs = b"".join([*parts, tail])
     buf = np.frombuffer(recs, dtype=np.uint8)
     out = np.empty((4, 1 << 10), dtype=np.int64)
     n, pos, status = _framing.walk_pcap(buf.data, 0, len(recs), swapped, 262144, 1000, out.data)

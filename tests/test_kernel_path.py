@@ -12,10 +12,10 @@ from pathlib import Path
 
 import pytest
 
-from netsleuth.capture.live import enable_auxdata, recv_frame
 from netsleuth.capture.writer import write_pcap
 from netsleuth.craft import incidents
 from netsleuth.scan import scan
+from tests.packetsock import enable_auxdata, recv_frame
 
 ETH_P_ALL = 3
 

@@ -17,6 +17,7 @@ from netsleuth.lab.replay import parse_frame_list
 from netsleuth.lab.sandbox import stale_namespaces
 from netsleuth.lab.trace import Event
 from netsleuth.lab.verdict import Named, Skbs, judge
+from tests.clirun import invoke
 
 MAC = bytes.fromhex("0a0b0c0d0e0f")
 IP4 = ipv4("192.0.2.1", "192.0.2.9", udp("192.0.2.1", "192.0.2.9", 1, 2, b"x"), 17)
@@ -196,29 +197,19 @@ def test_verdict_delivered_forwarded_no_effect() -> None:
 
 
 def test_cli_lab_without_root_exits_3(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from click.testing import CliRunner
-
-    from netsleuth.cli import main
-
     cap = tmp_path / "x.pcap"
     cap.write_bytes(b"")
     monkeypatch.setattr(os, "geteuid", lambda: 1000)
-    res = CliRunner().invoke(main, ["lab", "replay", str(cap)])
-    assert res.exit_code == 3
-    assert "lab needs root" in res.output
+    res = invoke("lab", "replay", str(cap), code=3)
+    assert "lab needs root" in res.err
 
 
 def test_cli_lab_bad_arguments_exit_2(tmp_path: Path) -> None:
-    from click.testing import CliRunner
-
-    from netsleuth.cli import main
-
     cap = tmp_path / "x.pcap"
     cap.write_bytes(b"")
     for args in (["--listen", "sctp/9"], ["--frames", "0-2"]):
-        res = CliRunner().invoke(main, ["lab", "replay", str(cap), *args])
-        assert res.exit_code == 2, args
-        assert res.output.startswith("netsleuth: --"), res.output
+        res = invoke("lab", "replay", str(cap), *args, code=2)
+        assert res.out == "" and res.err.startswith("netsleuth: --"), res.err
 
 
 def test_vxlan_inner_destination_rewritten_and_checksum_cleared() -> None:

@@ -2,14 +2,11 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
-from click.testing import CliRunner
-
-from netsleuth.cli import main
 from netsleuth.host.listen import model
 from netsleuth.sources.procnet import Listener, parse_tcp
+from tests.clirun import invoke
 
 # Lines as Linux prints them (net/ipv4/tcp_ipv4.c get_tcp4_sock; x86, little-endian words).
 TCP4 = """\
@@ -56,31 +53,18 @@ def test_listen_command_on_a_generated_root(tmp_path: Path) -> None:
             sl += 1
     (tmp_path / "proc" / "net").mkdir(parents=True)
     (tmp_path / "proc" / "net" / "tcp").write_text("\n".join(lines) + "\n")
-    res = CliRunner().invoke(
-        main,
-        [
-            "listen",
-            "--root",
-            str(tmp_path),
-            "--kernel",
-            "4.9",
-            "--format",
-            "json",
-            "--fail-on",
-            "warning",
-        ],
+    root = ("--root", str(tmp_path))
+    res = invoke(
+        "listen", *root, "--kernel", "4.9", "--format", "json", "--fail-on", "warning", code=1
     )
-    assert res.exit_code == 1  # the finding is a warning
-    doc = json.loads(res.stdout)
+    doc = res.json()  # exit 1: the finding is a warning
     # 1024 ports spread evenly over 32 buckets: 32 ports x 50 sockets walked per SYN.
     assert doc["model"]["sockets"] == 51_200 and doc["model"]["per_syn_old"] == 1600.0
     [f] = doc["findings"]
     assert f["id"] == "host.listen_hash_hotspot" and f["refs"] == ["linux-listen-hash-32"]
     assert "~1,600 sockets walked per SYN under Linux 4.9" in f["summary"]
-    assert "tcp6 is absent" in res.stderr
-    new = CliRunner().invoke(
-        main, ["listen", "--root", str(tmp_path), "--kernel", "5.10", "--format", "json"]
-    )
-    assert json.loads(new.stdout)["findings"] == []
-    empty = CliRunner().invoke(main, ["listen", "--root", str(tmp_path / "nothing")])
-    assert empty.exit_code == 2
+    assert "tcp6 is absent" in res.err
+    new = invoke("listen", *root, "--kernel", "5.10", "--format", "json", code=0)
+    assert new.json()["findings"] == []
+    empty = invoke("listen", "--root", str(tmp_path / "nothing"), code=2)
+    assert empty.err_lines()[-1].endswith("no proc/net/tcp or tcp6 here: is --root a Linux root?")

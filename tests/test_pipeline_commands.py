@@ -5,15 +5,12 @@ said nothing of the cut, had empty link types and called a .gz uncompressed)."""
 from __future__ import annotations
 
 import gzip
-import json
 from pathlib import Path
 from typing import Any
 
-from click.testing import CliRunner
-
 from netsleuth.capture.writer import write_pcap
-from netsleuth.cli import main
 from netsleuth.craft import incidents
+from tests.clirun import invoke
 
 
 def cut_gz(tmp_path: Path) -> Path:
@@ -27,10 +24,7 @@ def cut_gz(tmp_path: Path) -> Path:
 
 
 def run(*args: str) -> Any:
-    res = CliRunner().invoke(main, [*args, "--format", "json"])
-    assert res.exception is None, res.output
-    assert res.exit_code == 0
-    return json.loads(res.stdout)
+    return invoke(*args, "--format", "json", code=0).json()
 
 
 def test_scan_steer_and_export_say_the_same_of_a_cut_gz(tmp_path: Path) -> None:

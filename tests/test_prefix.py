@@ -23,9 +23,17 @@ from netsleuth.craft.l3 import fragment_ipv4, ipv4, ipv6, ipv6_ext
 from netsleuth.craft.l4 import icmp, tcp, udp
 from netsleuth.craft.mix import mixed_capture
 from netsleuth.craft.tunnel import gre, gre_pptp, ppp, vxlan
-from netsleuth.decode import DEFAULT_TUNNEL_DEPTH, REGISTRY, PacketTable, decode, engine, prefix
-from netsleuth.decode.prefix import decode_prefix
-from netsleuth.decode.table import IP_FIELDS, NS, Anomaly, Tunnel
+from netsleuth.decode import (
+    DEFAULT_TUNNEL_DEPTH,
+    REGISTRY,
+    PacketTable,
+    _prefix,
+    decode,
+    engine,
+    prefix,
+)
+from netsleuth.decode.prefix import compiled_steps, decode_prefix
+from netsleuth.decode.table import IP_FIELDS, NS, Anomaly, Tunnel, loop_column
 from netsleuth.errors import InputError
 
 
@@ -213,7 +221,7 @@ def test_snapped_frames_decode_identically() -> None:
 def test_pass_finishes_the_plain_packets_and_no_others() -> None:
     frames = _edge_frames()
     t = PacketTable(RecordBatch.from_packets(frames))
-    finished = decode_prefix(t, REGISTRY.flat_table(), DEFAULT_TUNNEL_DEPTH)
+    finished = decode_prefix(t, REGISTRY, DEFAULT_TUNNEL_DEPTH)
     done = (t.ns == NS.DONE).tolist()
     # Ethernet/IPv4/TCP untagged, with one, two and three tags; UDP to an unbound port;
     # SCTP (unbound); IPv4 options (verified, then TCP); IPv6/TCP and IPv6/UDP. Not: the
@@ -233,7 +241,7 @@ def test_pass_finishes_the_tunnelled_packets() -> None:
     frames = _tunnel_frames()
     t = PacketTable(RecordBatch.from_packets(frames))
     depth = np.zeros(t.n, dtype=np.uint8)
-    decode_prefix(t, REGISTRY.flat_table(), DEFAULT_TUNNEL_DEPTH, depth)
+    decode_prefix(t, REGISTRY, DEFAULT_TUNNEL_DEPTH, depth)
     done = (t.ns == NS.DONE).tolist()
     # All but the fourth nested GRE header (tunnel.too_deep is the engine's).
     assert done == [i != 12 for i in range(len(frames))]
@@ -251,7 +259,7 @@ def test_a_column_of_the_wrong_type_is_refused() -> None:
     t = PacketTable(RecordBatch.from_packets(_edge_frames()[:2]))
     t.outer.src4 = t.outer.src4.astype(np.int64)
     with pytest.raises(TypeError, match="src4"):
-        decode_prefix(t, REGISTRY.flat_table(), DEFAULT_TUNNEL_DEPTH)
+        decode_prefix(t, REGISTRY, DEFAULT_TUNNEL_DEPTH)
 
 
 def test_checksum_verdicts_match_header_bytes() -> None:
@@ -262,3 +270,111 @@ def test_checksum_verdicts_match_header_bytes() -> None:
     t = decode(RecordBatch.from_packets([good, bytes(bad)]))
     assert t.outer.csum_ok.tolist() == [True, False]
     assert t.outer.checksum[0] == struct.unpack("!H", good[24:26])[0]
+
+
+# --- the pass follows the registry, the one dispatch table ---------------------------------
+
+
+def _change_registry(
+    monkeypatch: pytest.MonkeyPatch,
+    drop: tuple[NS, int] | None = None,
+    add: tuple[NS, int, str] | None = None,
+) -> None:
+    """REGISTRY itself changed for one test (one binding dropped or IPv4 bound to a new key),
+    restored after it: udp.py's payload port consults REGISTRY, so the NumPy decoders see the
+    change too."""
+    from netsleuth.decode import ipv4 as ipv4_decoder
+
+    kept = [b for b in REGISTRY.bindings if (b.ns, b.key) != drop]
+    monkeypatch.setattr(REGISTRY, "bindings", kept)
+    monkeypatch.setattr(REGISTRY, "_flat", None)
+    if add is not None:
+        REGISTRY.register(add[0], add[1], add[2], ipv4_decoder.decode)
+
+
+def test_the_compiled_dispatch_is_generated_from_the_registry() -> None:
+    """The bindings the pass takes are the ones the hand-written switch of _prefix.c held
+    before it was generated (commit 9c3fe33), each with the twin it called there."""
+    steps = compiled_steps(REGISTRY)
+    assert len(steps) == len(REGISTRY.bindings) + 1 and steps[0] == 0
+    taken = {(b.ns.name, b.key): steps[i] for i, b in enumerate(REGISTRY.bindings, 1) if steps[i]}
+    c = _prefix
+    assert taken == {
+        ("LINKTYPE", 1): c.STEP_LINK_ETHERNET,
+        ("FRAME", 1): c.STEP_ETHERNET,
+        ("TUNNEL_PROTO", 0x6558): c.STEP_ETHERNET,
+        ("ETHERTYPE", 0x8100): c.STEP_VLAN,
+        ("ETHERTYPE", 0x88A8): c.STEP_VLAN,
+        ("ETHERTYPE", 0x9100): c.STEP_VLAN,
+        ("ETHERTYPE", 0x0800): c.STEP_IPV4,
+        ("TUNNEL_PROTO", 0x0800): c.STEP_IPV4,
+        ("PPP", 0x0021): c.STEP_IPV4,
+        ("IPPROTO", 4): c.STEP_IPIP,
+        ("ETHERTYPE", 0x86DD): c.STEP_IPV6,
+        ("TUNNEL_PROTO", 0x86DD): c.STEP_IPV6,
+        ("PPP", 0x0057): c.STEP_IPV6,
+        ("IPPROTO", 41): c.STEP_IP6,
+        ("IPPROTO", 6): c.STEP_TCP,
+        ("IPPROTO", 17): c.STEP_UDP,
+        ("IPPROTO", 47): c.STEP_GRE,
+        ("TUNNEL_PROTO", 0x880B): c.STEP_PPP,
+        ("UDPPORT", 4789): c.STEP_VXLAN,
+        ("UDPPORT", 8472): c.STEP_VXLAN,
+    }
+
+
+def _vxlan_and_port_9999() -> RecordBatch:
+    v4 = ipv4(S, D, tcp(S, D, 1234, 80, b"x" * 30, flags="PA"), 6)
+    vx = vxlan(ether(v4, 0x0800), vni=77)
+    return RecordBatch.from_packets(
+        [
+            ether(ipv4(S, D, udp(S, D, 49152, 4789, vx), 17), 0x0800),
+            ether(ipv4(S, D, udp(S, D, 49152, 9999, v4), 17), 0x0800),
+        ]
+    )
+
+
+def _pass_only(batch: RecordBatch) -> tuple[PacketTable, np.ndarray]:
+    """The table after the compiled pass alone, and the headers it decoded per packet."""
+    t = PacketTable(batch)
+    depth = np.zeros(t.n, dtype=np.uint8)
+    decode_prefix(t, REGISTRY, DEFAULT_TUNNEL_DEPTH, depth)
+    return t, depth
+
+
+def test_a_binding_removed_from_the_registry_is_not_taken_by_the_pass(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    batch = _vxlan_and_port_9999()
+    t, _ = _pass_only(batch)
+    assert (int(t.tunnels[0]), int(t.vni[0])) == (1, 77)
+    _change_registry(monkeypatch, drop=(NS.UDPPORT, 4789))
+    t, _ = _pass_only(batch)
+    # Port 4789 is unbound now: the descent ends at the UDP payload, no tunnel entered.
+    assert (int(t.tunnels[0]), int(t.ns[0]), int(t.nip[0])) == (0, NS.DONE, 1)
+    assert both_ways(batch) == []
+
+
+def test_a_binding_added_to_the_registry_is_taken_by_the_pass(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    batch = _vxlan_and_port_9999()
+    t, _ = _pass_only(batch)
+    assert (int(t.ns[1]), int(t.nip[1])) == (NS.DONE, 1)  # 9999: unbound, ends there
+    _change_registry(monkeypatch, add=(NS.UDPPORT, 9999, "ipv4-in-udp-test"))
+    t, depth = _pass_only(batch)
+    # eth ip udp, then the new binding: ip tcp, all in the compiled pass.
+    assert (int(t.ns[1]), int(t.nip[1]), int(depth[1])) == (NS.DONE, 2, 5)
+    assert int(t.inner_raw.dport[1]) == 80
+    assert both_ways(batch) == []
+
+
+def test_a_step_code_the_pass_does_not_know_is_refused() -> None:
+    t = PacketTable(_vxlan_and_port_9999())
+    cols = [loop_column(getattr(t, n), d, n, writable=True) for n, d in prefix._TABLE]
+    cols.append(np.zeros(t.n, dtype=np.uint8))
+    for layer in (t.outer, t.inner_raw):
+        cols += [loop_column(getattr(layer, n), d, n, writable=True) for n, d in prefix._LAYER]
+    bad = bytes([0, 200])
+    with pytest.raises(ValueError, match="STEP_"):
+        _prefix.prefix(t.v.buf, tuple(cols), REGISTRY.flat_table(), bad, 3, prefix.MAX_STEPS)

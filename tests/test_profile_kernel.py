@@ -20,12 +20,11 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner
 
-from netsleuth.cli import main
 from netsleuth.findings.catalogue import catalogue_finding
 from netsleuth.profile.contexts import CONTEXTS
 from netsleuth.profile.run import online_cpus, profile
+from tests.clirun import invoke
 from tests.netns import WARM_UP_PORT as CLOSED_PORT
 from tests.netns import Pair, veth_pair
 
@@ -235,9 +234,7 @@ def test_doctor_profile_profiles_the_hotspot_cpu(
 
     monkeypatch.setattr(doc, "doctor_live", live)
     args = ["doctor", "--profile", "--samples", "2", "--interval", "0.2"]
-    result = CliRunner().invoke(main, [*args, "--profile-duration", "1", "--format", "json"])
-    assert result.exit_code == 0, result.output
-    out = json.loads(result.output)
+    out = invoke(*args, "--profile-duration", "1", "--format", "json", code=0).json()
     if hot:
         assert [c["cpu"] for c in out["profile"]["cpus"]] == [0]
         assert out["profile"]["cpus"][0]["samples"] > 0

@@ -2,16 +2,13 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
-from click.testing import CliRunner
 
 from netsleuth import craft
 from netsleuth.capture import RecordBatch
 from netsleuth.capture.writer import write_pcap
-from netsleuth.cli import main
 from netsleuth.craft import incidents
 from netsleuth.craft.l2 import ether
 from netsleuth.craft.l3 import ipv4, ipv6
@@ -35,6 +32,7 @@ from netsleuth.steering.model import (
 from netsleuth.steering.run import steer, steer_many
 from netsleuth.steering.tally import Tally
 from netsleuth.steering.toeplitz import MICROSOFT_KEY, SYMMETRIC_KEY, Toeplitz
+from tests.clirun import invoke
 
 CPUS = tuple(range(8))
 
@@ -141,23 +139,8 @@ def test_dissector_key_rules() -> None:
 
 def test_steer_json_contract(tmp_path: Path) -> None:
     path = cap(tmp_path, "pptp.pcap", incidents.incident3_pptp(flows=200))
-    res = CliRunner().invoke(
-        main,
-        [
-            "steer",
-            path,
-            "--format",
-            "json",
-            "--kernel",
-            "4.9",
-            "--rps-cpus",
-            "0-3",
-            "--queues",
-            "4",
-        ],
-    )
-    assert res.exit_code == 0, res.stderr
-    doc = json.loads(res.stdout)
+    model = ("--kernel", "4.9", "--rps-cpus", "0-3", "--queues", "4")
+    doc = invoke("steer", path, "--format", "json", *model, code=0).json()
     assert doc["command"] == "steer"
     assert [q["queue"] for q in doc["rss"]["queues"]] == [0, 1, 2, 3]
     assert sum(q["packets"] for q in doc["rss"]["queues"]) == 400
@@ -165,29 +148,27 @@ def test_steer_json_contract(tmp_path: Path) -> None:
     assert doc["rps"]["max_over_mean"] == 4.0
     assert doc["config"]["rps"]["kernel"] == "4.9"
     assert "RFS is not modelled" in doc["notes"]
-    no_rps = json.loads(CliRunner().invoke(main, ["steer", path, "--format", "json"]).stdout)
+    no_rps = invoke("steer", path, "--format", "json", code=0).json()
     assert "rps" not in no_rps
-    bad = CliRunner().invoke(main, ["steer", path, "--rps-cpus", "x-y"])
-    assert bad.exit_code == 2 and "not a CPU list" in bad.stderr
+    bad = invoke("steer", path, "--rps-cpus", "x-y", code=2)
+    assert "not a CPU list" in bad.err
 
 
 def test_compare_shows_which_change_fixes_incident_3(tmp_path: Path) -> None:
     pptp = cap(tmp_path, "pptp.pcap", incidents.incident3_pptp())
     gre = cap(tmp_path, "gre.pcap", incidents.incident3_gre_v0())
-    res = CliRunner().invoke(
-        main,
-        ["steer", "--compare", "--queues", "8", "--kernel", "5.15", "--format", "json", pptp],
+    res = invoke(
+        "steer", "--compare", "--queues", "8", "--kernel", "5.15", "--format", "json", pptp, code=0
     )
-    assert res.exit_code == 0, res.output
-    rows = {(r["nic"], r["rps"]): r for r in json.loads(res.output)["compare"]}
+    rows = {(r["nic"], r["rps"]): r for r in res.json()["compare"]}
     assert len(rows) == 6
     # PPTP: no NIC spreads it (PPTP parsing is off); RPS does only after 4.10.
     assert rows[("outer", "Linux 4.9")]["cpus_busy"] == 1
     assert rows[("outer", "Linux 5.15")]["cpus_busy"] == 8
     assert rows[("outer", "off")]["cpu_max_over_mean"] is None
     assert {r["queues_busy"] for r in rows.values()} == {1}
-    res = CliRunner().invoke(main, ["steer", "--compare", "--queues", "8", "--format", "json", gre])
-    rows = {(r["nic"], r["rps"]): r for r in json.loads(res.output)["compare"]}
+    res = invoke("steer", "--compare", "--queues", "8", "--format", "json", gre, code=0)
+    rows = {(r["nic"], r["rps"]): r for r in res.json()["compare"]}
     # GRE v0: an inner-aware NIC spreads it over every queue; outer-only hashing does not.
     assert rows[("outer", "off")]["queues_busy"] == 1
     assert rows[("inner", "off")]["queues_busy"] == 8
@@ -202,8 +183,7 @@ def test_heaviest_flows_name_the_elephant(tmp_path: Path) -> None:
     frames = [frame("192.0.2.9", 40000)] * 300
     frames += [frame(f"203.0.113.{i}", 1000 + i) for i in range(1, 101)]
     path = cap(tmp_path, "elephant.pcap", [(i * 1000, f) for i, f in enumerate(frames)])
-    res = CliRunner().invoke(main, ["steer", "--format", "json", path])
-    doc = json.loads(res.output)
+    doc = invoke("steer", "--format", "json", path, code=0).json()
     top = doc["flows"]["heaviest"]
     assert doc["flows"]["distinct"] == 101 and len(top) == 10
     assert top[0] == {
@@ -362,11 +342,11 @@ def test_a_key_too_short_for_ipv6_is_refused_in_one_line(tmp_path: Path) -> None
     """A model hashes IPv6 with ports (36 input bytes): a key under 40 bytes is exit 2 and
     one line naming the option, never a traceback mid-capture."""
     path = cap(tmp_path, "gre.pcap", incidents.incident3_gre_v0(flows=5))
-    res = CliRunner().invoke(main, ["steer", "--key", "6d5a" * 8, path])
-    assert res.exit_code == 2
-    assert res.output.strip().splitlines() == [
+    res = invoke("steer", "--key", "6d5a" * 8, path, code=2)
+    assert res.out == ""
+    assert res.err_lines() == [
         "netsleuth: --key: a 16-byte key cannot hash every packet: IPv6 with ports needs 40 "
         "bytes (40 and 52 are what NICs carry)"
     ]
-    ok = CliRunner().invoke(main, ["steer", "--key", "6d5a" * 20, path])
-    assert ok.exit_code in (0, 1), ok.output
+    ok = invoke("steer", "--key", "6d5a" * 20, path, code=0)
+    assert ok.out.startswith("netsleuth steer: 5 packets, 5 flows\n")

@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import os
 import struct
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -18,8 +16,9 @@ from netsleuth.sources.ethtool import HostRss, NoRssError, read_rss
 from netsleuth.steering.fromhost import NoModelError, nic_from_rss
 from netsleuth.steering.model import NicModel
 from netsleuth.steering.toeplitz import MICROSOFT_KEY
-
-NETSLEUTH = str(Path(sys.executable).with_name("netsleuth"))
+from tests import clirun
+from tests.clirun import invoke
+from tests.fakeethtool import FakeDevice
 
 
 def filled_rxfh(table: list[int], key: bytes, hfunc: int = 1) -> bytes:
@@ -107,16 +106,38 @@ def test_a_real_veth_has_no_rss_and_steer_says_so(tmp_path: Path) -> None:
         cap = tmp_path / "pptp.pcap"
         with open(cap, "wb") as fh:
             write_pcap(fh, incidents.incident3_pptp(flows=10, packets_per_flow=2))
-        proc = subprocess.run(
-            ["ip", "netns", "exec", name, NETSLEUTH, "steer", "--from-host", "rsa", str(cap)],
-            capture_output=True,
-            text=True,
-            timeout=60,
-            check=False,
+        ran = clirun.run(
+            "steer", "--from-host", "rsa", str(cap), prefix=("ip", "netns", "exec", name), code=3
         )
-        assert proc.returncode == 3
-        lines = proc.stderr.strip().splitlines()
+        lines = ran.err_lines()
         assert len(lines) == 1 and "rsa has no RSS" in lines[0]
     finally:
         netns.remove(name)
     assert name not in netns.listnetns()
+
+
+def test_steer_reports_the_devices_rings_not_the_queues_option(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A device with 6 RX rings, read through SIOCETHTOOL answered as the kernel answers:
+    the JSON's configured queue count and its per-queue loads are the device's 6, whatever
+    --queues says (it said 8 before: the option's value was printed, not the model's)."""
+    table = [i % 6 for i in range(128)]
+    sdfn, sd = 0xF0, 0x30  # ethtool rx-flow-hash: IP SA, IP DA and both port halves / IPs
+    dev = FakeDevice(
+        rings=6, indir=table, key=bytes(range(40)), fields={1: sdfn, 2: sd, 5: sdfn, 6: sd}
+    )
+    monkeypatch.setattr(ethtool, "_call", dev)
+    cap = tmp_path / "pptp.pcap"
+    with open(cap, "wb") as fh:
+        write_pcap(fh, incidents.incident3_pptp(flows=10, packets_per_flow=2))
+    ran = invoke(
+        "steer", "--format", "json", "--from-host", "eth9", "--queues", "8", str(cap), code=0
+    )
+    doc = ran.json()
+    nic = doc["config"]["nic"]
+    assert (nic["queues"], nic["from_host"], nic["key"]) == (6, "eth9", bytes(range(40)).hex())
+    assert nic["indirection"] == table and nic["l4"] == ["tcp4", "tcp6"]
+    assert [q["queue"] for q in doc["rss"]["queues"]] == list(range(6))
+    assert sum(q["packets"] for q in doc["rss"]["queues"]) == 20
+    assert dev.overflows == []

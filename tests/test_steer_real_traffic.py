@@ -9,22 +9,18 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner, Result
 
 from netsleuth import craft
 from netsleuth.capture.writer import write_pcap
-from netsleuth.cli import main
 from netsleuth.craft.l2 import ieee8023
+from tests.clirun import Ran, invoke
 
 
-def run(tmp_path: Path, frames: list[bytes], *args: str) -> Result:
+def run(tmp_path: Path, frames: list[bytes], *args: str) -> Ran:
     path = tmp_path / "t.pcap"
     with open(path, "wb") as fh:
         write_pcap(fh, [(i * 1000, f) for i, f in enumerate(frames)])
-    res = CliRunner().invoke(main, ["steer", str(path), *args])
-    assert res.exception is None, res.output
-    assert res.exit_code == 0
-    return res
+    return invoke("steer", str(path), *args, code=0)
 
 
 def udp_flows(n: int) -> list[bytes]:
@@ -43,7 +39,7 @@ def test_non_ip_frames_are_a_labelled_class(tmp_path: Path) -> None:
     bpdu = craft.pad(ieee8023(craft.llc(craft.stp_bpdu(), dsap=0x42, ssap=0x42)))
     bpdus = [bpdu] * 10
     arp = [craft.ether(bytes(28), 0x0806)] * 3
-    doc = json.loads(run(tmp_path, udp_flows(4) + bpdus + arp, "--format", "json").stdout)
+    doc = json.loads(run(tmp_path, udp_flows(4) + bpdus + arp, "--format", "json").out)
     flows = doc["flows"]
     assert flows["distinct"] == 4  # the IP flows only
     assert all(f["src"] != "0.0.0.0" for f in flows["heaviest"])
@@ -56,7 +52,7 @@ def test_non_ip_frames_are_a_labelled_class(tmp_path: Path) -> None:
         },
         {"class": "ARP", "packets": 3, "bytes": 3 * len(arp[0]), "rss": "no hash: queue 0"},
     ]
-    text = run(tmp_path, udp_flows(4) + bpdus + arp).stdout
+    text = run(tmp_path, udp_flows(4) + bpdus + arp).out
     assert (
         f"not IP: 802.2 LLC (802.3 length field) {len(bpdus)}, ARP 3 (no RSS hash: queue 0" in text
     )
@@ -67,13 +63,13 @@ def test_inner_flows_riding_one_outer_flow_are_named(tmp_path: Path) -> None:
         craft.ether(craft.ipv4("203.0.113.1", "203.0.113.2", craft.gre(f, 0x6558), 47), 0x0800)
         for f in udp_flows(28)
     ]
-    doc = json.loads(run(tmp_path, frames, "--format", "json", "--nic", "outer").stdout)
+    doc = json.loads(run(tmp_path, frames, "--format", "json", "--nic", "outer").out)
     assert doc["flows"]["tunnelled"] == {"inner_flows": 28, "outer_flows": 1}
     note = "28 inner flows ride 1 outer flow: an outer-only NIC puts them on one queue"
     assert doc["flows"]["note"] == note
     assert not any(f["id"] == "steer.flow_key_collapse" for f in doc["findings"])  # < 100
-    assert note in run(tmp_path, frames, "--nic", "outer").stdout
-    plain = json.loads(run(tmp_path, udp_flows(28), "--format", "json").stdout)
+    assert note in run(tmp_path, frames, "--nic", "outer").out
+    plain = json.loads(run(tmp_path, udp_flows(28), "--format", "json").out)
     assert plain["flows"]["note"] is None
     assert plain["flows"]["tunnelled"] == {"inner_flows": 0, "outer_flows": 0}
 

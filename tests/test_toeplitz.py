@@ -5,10 +5,9 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from click.testing import CliRunner
 
-from netsleuth.cli import main
 from netsleuth.steering.toeplitz import MICROSOFT_KEY, SYMMETRIC_KEY, Toeplitz, rss_input
+from tests.clirun import invoke
 
 # (source, destination, sport, dport, hash of addresses, hash with ports)
 IPV4 = [
@@ -62,34 +61,12 @@ def test_52_byte_key_matches_40_byte_prefix_for_short_inputs() -> None:
 
 
 def test_rss_hash_command() -> None:
-    res = CliRunner().invoke(
-        main,
-        [
-            "rss-hash",
-            "--src",
-            "66.9.149.187",
-            "--dst",
-            "161.142.100.80",
-            "--sport",
-            "2794",
-            "--dport",
-            "1766",
-            "--format",
-            "json",
-        ],
-    )
-    assert res.exit_code == 0
-    import json
-
-    doc = json.loads(res.stdout)
+    flow = ("--src", "66.9.149.187", "--dst", "161.142.100.80", "--sport", "2794")
+    doc = invoke("rss-hash", *flow, "--dport", "1766", "--format", "json", code=0).json()
     assert (doc["command"], doc["hash"], doc["findings"]) == ("rss-hash", "0x51ccc178", [])
-    text = CliRunner().invoke(
-        main, ["rss-hash", "--src", "66.9.149.187", "--dst", "161.142.100.80"]
-    )
-    assert text.exit_code == 0 and text.stdout.strip() == "0x323e8fc2"
-    bad = CliRunner().invoke(main, ["rss-hash", "--src", "1.1.1.1", "--dst", "::1"])
-    assert bad.exit_code == 2 and "same IP version" in bad.stderr
-    bad = CliRunner().invoke(
-        main, ["rss-hash", "--key", "zz", "--src", "1.1.1.1", "--dst", "2.2.2.2"]
-    )
-    assert bad.exit_code == 2 and "neither microsoft" in bad.stderr
+    text = invoke("rss-hash", "--src", "66.9.149.187", "--dst", "161.142.100.80", code=0)
+    assert text.out.strip() == "0x323e8fc2"
+    bad = invoke("rss-hash", "--src", "1.1.1.1", "--dst", "::1", code=2)
+    assert "same IP version" in bad.err
+    bad = invoke("rss-hash", "--key", "zz", "--src", "1.1.1.1", "--dst", "2.2.2.2", code=2)
+    assert "neither microsoft" in bad.err

@@ -230,7 +230,9 @@ class Walk:
     beyond: str | None = None  # an encapsulation tshark decoded to an IP and netsleuth not
 
 
-def walk(protocols: str, gre_protos: tuple[int, ...] = ()) -> Walk:
+def walk(  # noqa: PLR0912, PLR0915 -- one case per tshark protocol token, read as a table
+    protocols: str, gre_protos: tuple[int, ...] = ()
+) -> Walk:
     """Follow tshark's protocol chain as far as netsleuth decodes: tags, IP layers, the
     tunnels netsleuth knows, one transport header (or a UDP tunnel after it)."""
     toks = protocols.split(":")

@@ -13,7 +13,7 @@ from netsleuth.checks import Check, collect, new_checks, observe_all
 from netsleuth.checks.fragments import FragmentAudit
 from netsleuth.decode import DEFAULT_TUNNEL_DEPTH, L2, PacketTable, Tunnel
 from netsleuth.errors import InputError
-from netsleuth.findings import Finding, Severity
+from netsleuth.findings import Finding
 from netsleuth.pipeline import InputResult, Progress, issue_finding, open_input, tables
 
 __all__ = ["InputResult", "Progress", "ScanResult", "Summary", "scan"]
@@ -174,7 +174,3 @@ def input_findings(res: InputResult, checks: list[Check], label: str) -> list[Fi
         if isinstance(check, FragmentAudit):
             res.flagged_keys = check.flagged_keys
     return [replace(f, input=label) for f in out]
-
-
-def worst(findings: Sequence[Finding]) -> Severity | None:
-    return max((f.severity for f in findings), default=None)

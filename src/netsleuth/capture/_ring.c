@@ -8,8 +8,8 @@
  * cost more than the decode, so this copies every frame of one block into the caller's
  * batch buffer in one call and fills the caller's int64 columns (offset, caplen, wirelen,
  * timestamp). With receive VLAN offload the kernel strips the 802.1Q tag into
- * tp_vlan_tci; it is put back between the MAC addresses and the EtherType, as
- * capture/live.py does for single frames and libpcap does for its rings.
+ * tp_vlan_tci; it is put back between the MAC addresses and the EtherType, as libpcap
+ * does for its rings.
  *
  * The function never allocates and never writes outside the caller's buffers: a block
  * whose frames do not fit the block, or a batch that cannot hold them, is refused with

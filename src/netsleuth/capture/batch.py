@@ -1,4 +1,4 @@
-"""RecordBatch: a chunk of capture records as flat arrays (design.md, "Data flow")."""
+"""RecordBatch: a chunk of capture records as flat arrays (README.md, "Architecture")."""
 
 from __future__ import annotations
 

@@ -54,7 +54,7 @@ class SteerReport:
             "inputs": [i.to_json() for i in result.inputs],
             "config": {
                 "nic": {
-                    "queues": o.queues,
+                    "queues": nic.queues,  # the device's ring count with --from-host
                     "parse": o.parse,
                     "pptp": o.nic_pptp,
                     "key": nic.key.hex() if o.from_host else o.key,

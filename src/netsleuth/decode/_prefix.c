@@ -8,8 +8,8 @@
  * gre.py, ppp.py, vxlan.py) remain the reference and decode everything; but every header
  * costs them a round of NumPy passes over index subsets (gathers, scatters, one pass per
  * field, ~30 us fixed per call), and a tunnelled packet takes six to nine rounds. Against a
- * budget of ~400 ns a packet for the whole scan or steer (design.md: 1.5 M packets/s end to
- * end), here each packet's bytes are touched once.
+ * budget of ~400 ns a packet for the whole scan or steer (README.md, "Speed": 1.5 M
+ * packets/s end to end), here each packet's bytes are touched once.
  *
  * The contract that keeps the two in step: each step here is one decoder call of the
  * engine's rounds (one header: a VLAN tag, an IP header, a GRE header...). A step is taken
@@ -35,10 +35,17 @@ enum { NS_DONE = 0, NS_LINKTYPE = 1, NS_FRAME = 2, NS_ETHERTYPE = 3, NS_IPPROTO 
        NS_UDPPORT = 5, NS_PPP = 6, NS_TUNNEL_PROTO = 7, NS_COUNT = 8 };
 enum { FRAME_ETHERNET = 1 };
 enum { L2_ETHERNET = 1 };
-enum { LINKTYPE_ETHERNET = 1 };
 enum { TUN_NONE = 0, TUN_GRE = 1, TUN_PPTP = 2, TUN_IPIP = 3, TUN_IP6 = 4, TUN_VXLAN = 5 };
 /* vlan.py MAX_TAGS. */
 enum { MAX_TAGS = 8 };
+/* The compiled twins of the NumPy decoders. Which (namespace, key) takes which of them is
+ * not written here: prefix.py maps each binding of the registry (decode/registry.py, the one
+ * dispatch table) to its twin and passes that in as `steps`, indexed by the binding numbers
+ * of the registry's flat table. The module exports these codes (STEP_*) for prefix.py. */
+enum {
+    STEP_NONE = 0, STEP_LINK_ETHERNET, STEP_ETHERNET, STEP_VLAN, STEP_IPV4, STEP_IPIP,
+    STEP_IPV6, STEP_IP6, STEP_TCP, STEP_UDP, STEP_GRE, STEP_PPP, STEP_VXLAN, STEP_COUNT
+};
 
 /* Column order: the table's, then one IP layer's twice (outer, then inner_raw); the
  * wrapper decode/prefix.py passes the arrays in this order and checks their dtypes. */
@@ -77,6 +84,8 @@ typedef struct {
     Layer outer, inner;
     const unsigned char *b;
     const int16_t *flat; /* the registry's (namespace << 16 | key) -> binding table */
+    const uint8_t *steps; /* binding number -> STEP_*, from the registry (prefix.py) */
+    Py_ssize_t nsteps;
     int max_tunnels;     /* the engine's tunnel_depth */
     int max_steps;       /* headers per packet at most (prefix.py MAX_STEPS) */
 } Cols;
@@ -377,57 +386,38 @@ static int vxlan(Cols *c, Py_ssize_t i) {
 }
 
 /* engine._unbound: no decoder for (ns, key) ends the descent. Only where that sets no
- * anomaly: an unknown link type or outermost EtherType is flagged, by the engine. */
-static int unbound(Cols *c, Py_ssize_t i, int ns, int64_t key) {
-    if (bound(c, ns, key)) return 0;
+ * anomaly and no layer: an unknown link type (l2 unknown) or outermost EtherType (flagged)
+ * is the engine's. */
+static int unbound(Cols *c, Py_ssize_t i, int ns) {
+    if (ns == NS_LINKTYPE || ns == NS_FRAME) return 0;
     if (ns == NS_ETHERTYPE && c->tunnels[i] == 0) return 0;
     c->ns[i] = NS_DONE;
     return 1;
 }
 
-/* One decoder call of the engine's round for packet i; 0 where the NumPy decoders take
- * over (nothing written). */
+/* One decoder call of the engine's round for packet i: the registry's binding for (ns, key)
+ * and that binding's compiled twin; 0 where the NumPy decoders take over (nothing
+ * written). */
 static int step(Cols *c, Py_ssize_t i) {
     int ns = c->ns[i];
     int64_t key = c->key[i];
-    switch (ns) {
-    case NS_LINKTYPE:
-        return key == LINKTYPE_ETHERNET && ethernet(c, i, 1);
-    case NS_FRAME:
-        return key == FRAME_ETHERNET && ethernet(c, i, 0);
-    case NS_ETHERTYPE:
-        switch (key) {
-        case 0x8100: case 0x88A8: case 0x9100: return vlan(c, i);
-        case 0x0800: return ipv4(c, i, TUN_NONE);
-        case 0x86DD: return ipv6(c, i, TUN_NONE);
-        default: return unbound(c, i, ns, key);
-        }
-    case NS_TUNNEL_PROTO: /* GRE's protocol type (table.py NS.TUNNEL_PROTO) */
-        switch (key) {
-        case 0x0800: return ipv4(c, i, TUN_NONE);
-        case 0x86DD: return ipv6(c, i, TUN_NONE);
-        case 0x6558: return ethernet(c, i, 0); /* transparent Ethernet bridging */
-        case 0x880B: return ppp(c, i);
-        default: return unbound(c, i, ns, key);
-        }
-    case NS_IPPROTO:
-        switch (key) {
-        case 6: return tcp(c, i);
-        case 17: return udp(c, i);
-        case 47: return gre(c, i);
-        case 4: return ipv4(c, i, TUN_IPIP);
-        case 41: return ipv6(c, i, TUN_IP6);
-        default: return unbound(c, i, ns, key);
-        }
-    case NS_UDPPORT:
-        if (key == 4789 || key == 8472) return vxlan(c, i);
-        return unbound(c, i, ns, key);
-    case NS_PPP:
-        if (key == 0x0021) return ipv4(c, i, TUN_NONE);
-        if (key == 0x0057) return ipv6(c, i, TUN_NONE);
-        return unbound(c, i, ns, key);
-    default:
-        return 0;
+    if (ns <= NS_DONE || ns >= NS_COUNT || key < 0 || key > 0xFFFF) return 0;
+    int b = c->flat[((int64_t)ns << 16) | key];
+    if (b == 0) return unbound(c, i, ns);
+    switch (b < c->nsteps ? c->steps[b] : STEP_NONE) {
+    case STEP_LINK_ETHERNET: return ethernet(c, i, 1);
+    case STEP_ETHERNET: return ethernet(c, i, 0);
+    case STEP_VLAN: return vlan(c, i);
+    case STEP_IPV4: return ipv4(c, i, TUN_NONE);
+    case STEP_IPIP: return ipv4(c, i, TUN_IPIP);
+    case STEP_IPV6: return ipv6(c, i, TUN_NONE);
+    case STEP_IP6: return ipv6(c, i, TUN_IP6);
+    case STEP_TCP: return tcp(c, i);
+    case STEP_UDP: return udp(c, i);
+    case STEP_GRE: return gre(c, i);
+    case STEP_PPP: return ppp(c, i);
+    case STEP_VXLAN: return vxlan(c, i);
+    default: return 0;
     }
 }
 
@@ -456,15 +446,31 @@ static Py_ssize_t item_size(int k) {
     return k < NTABLE ? TABLE_ITEM[k] : LAYER_ITEM[(k - NTABLE) % NLAYER];
 }
 
-/* prefix(buf, columns, flat, max_tunnels, max_steps) -> packets finished (ns == DONE). */
+/* prefix(buf, columns, flat, steps, max_tunnels, max_steps) -> packets finished
+ * (ns == DONE). */
 static PyObject *prefix(PyObject *self, PyObject *args) {
     PyObject *bufobj, *seq, *flatobj;
-    Py_buffer in, fl;
+    Py_buffer in, fl, st;
     Cols c;
     (void)self;
-    if (!PyArg_ParseTuple(args, "OOOii", &bufobj, &seq, &flatobj, &c.max_tunnels,
+    if (!PyArg_ParseTuple(args, "OOOy*ii", &bufobj, &seq, &flatobj, &st, &c.max_tunnels,
                           &c.max_steps))
         return NULL;
+    /* Copied, so the only buffer held past this point is released here: binding numbers
+     * are int16 (the flat table's type), so at most 1 << 15 of them. */
+    uint8_t steps[1 << 15];
+    int valid = st.len <= (Py_ssize_t)sizeof steps;
+    for (Py_ssize_t k = 0; valid && k < st.len; k++) {
+        steps[k] = ((const uint8_t *)st.buf)[k];
+        valid = steps[k] < STEP_COUNT;
+    }
+    c.steps = steps;
+    c.nsteps = st.len;
+    PyBuffer_Release(&st);
+    if (!valid) {
+        PyErr_SetString(PyExc_ValueError, "steps: one STEP_* code per binding, 1 << 15 at most");
+        return NULL;
+    }
     if (c.max_steps < 0 || c.max_steps > 255) {
         PyErr_SetString(PyExc_ValueError, "max_steps: 0 to 255 (depth is a uint8 column)");
         return NULL;
@@ -550,4 +556,21 @@ static struct PyModuleDef moddef = {
     methods, NULL, NULL, NULL, NULL,
 };
 
-PyMODINIT_FUNC PyInit__prefix(void) { return PyModule_Create(&moddef); }
+PyMODINIT_FUNC PyInit__prefix(void) {
+    static const struct { const char *name; int value; } codes[] = {
+        {"STEP_LINK_ETHERNET", STEP_LINK_ETHERNET}, {"STEP_ETHERNET", STEP_ETHERNET},
+        {"STEP_VLAN", STEP_VLAN}, {"STEP_IPV4", STEP_IPV4}, {"STEP_IPIP", STEP_IPIP},
+        {"STEP_IPV6", STEP_IPV6}, {"STEP_IP6", STEP_IP6}, {"STEP_TCP", STEP_TCP},
+        {"STEP_UDP", STEP_UDP}, {"STEP_GRE", STEP_GRE}, {"STEP_PPP", STEP_PPP},
+        {"STEP_VXLAN", STEP_VXLAN},
+    };
+    PyObject *m = PyModule_Create(&moddef);
+    if (m == NULL) return NULL;
+    for (size_t k = 0; k < sizeof codes / sizeof codes[0]; k++) {
+        if (PyModule_AddIntConstant(m, codes[k].name, codes[k].value) < 0) {
+            Py_DECREF(m);
+            return NULL;
+        }
+    }
+    return m;
+}

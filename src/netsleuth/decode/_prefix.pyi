@@ -2,10 +2,24 @@ from typing import Any
 
 from numpy.typing import NDArray
 
+STEP_LINK_ETHERNET: int
+STEP_ETHERNET: int
+STEP_VLAN: int
+STEP_IPV4: int
+STEP_IPIP: int
+STEP_IPV6: int
+STEP_IP6: int
+STEP_TCP: int
+STEP_UDP: int
+STEP_GRE: int
+STEP_PPP: int
+STEP_VXLAN: int
+
 def prefix(
     buf: NDArray[Any],
     columns: tuple[NDArray[Any], ...],
     flat: NDArray[Any],
+    steps: bytes,
     max_tunnels: int,
     max_steps: int,
     /,

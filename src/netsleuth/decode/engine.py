@@ -29,58 +29,69 @@ def decode_batch(
     from wherever it stopped; without it the NumPy decoders do everything (the reference the
     tests compare the two against)."""
     t = PacketTable(batch)
-    flat = registry.flat_table()
-    bindings = registry.bindings
     # Link types outside the 16-bit range (or the -1 of an undescribed pcapng interface)
     # cannot be looked up: they are unsupported.
     bad_lt = (t.key < 0) | (t.key >= 1 << 16)
     t.key[bad_lt] = 0xFFFF
     # Headers the prefix pass decoded per packet: its rounds count against MAX_ROUNDS.
     depth = None
+    # Only for the global registry: udp.py's choice of payload port consults REGISTRY itself,
+    # so under another registry the NumPy decoders and the pass (which follows the registry
+    # it is given) would pick different ports.
     if prefix and registry is REGISTRY and t.n:
         depth = np.zeros(t.n, dtype=np.uint8)
-        decode_prefix(t, flat, tunnel_depth, depth)
+        decode_prefix(t, registry, tunnel_depth, depth)
         active = np.flatnonzero(t.ns != NS.DONE)
     else:
         active = np.arange(t.n, dtype=np.int64)
     for r in range(MAX_ROUNDS):
+        if depth is not None and r + PREFIX_STEPS >= MAX_ROUNDS:
+            active = _within_budget(t, active, depth, r)
         if active.shape[0] == 0:
             break
-        if depth is not None and r + PREFIX_STEPS >= MAX_ROUNDS:
-            # Only a packet with more headers than any real one gets here: its budget is
-            # MAX_ROUNDS headers in all, wherever they were decoded.
-            spent = depth[active].astype(np.int64) + r >= MAX_ROUNDS
-            if spent.any():
-                t.flag(active[spent], Anomaly.DECODE_TOO_DEEP)
-                active = active[~spent]
-                if active.shape[0] == 0:
-                    break
-        ns_a = t.ns[active]
-        # One lookup for every namespace: the table is indexed by (namespace << 16) | key.
-        bid = flat[(ns_a.astype(np.int64) << 16) | t.key[active]]
-        unbound = bid == 0
-        if unbound.any():
-            _unbound(t, active[unbound], ns_a[unbound])
-        if bid[0] == bid[-1] and (bid == bid[0]).all():
-            # One binding for every packet (the first round, mostly): no grouping needed.
-            if bid[0] != 0:
-                _call(t, bindings[int(bid[0]) - 1], active, tunnel_depth)
-            active = active[t.ns[active] != NS.DONE]
-            continue
-        order = np.argsort(bid, kind="stable")
-        sorted_bid = bid[order]
-        cuts = np.flatnonzero(np.diff(sorted_bid)) + 1
-        starts = np.concatenate(([0], cuts))
-        for s, e in zip(starts, np.append(cuts, sorted_bid.shape[0]), strict=True):
-            b = int(sorted_bid[s])
-            if b == 0:
-                continue
-            _call(t, bindings[b - 1], active[order[s:e]], tunnel_depth)
+        _round(t, registry, active, tunnel_depth)
         active = active[t.ns[active] != NS.DONE]
     else:
         if active.shape[0]:
             t.flag(active, Anomaly.DECODE_TOO_DEEP)
     return t
+
+
+def _within_budget(t: PacketTable, active: np.ndarray, depth: np.ndarray, r: int) -> np.ndarray:
+    """The packets of round `r` still inside MAX_ROUNDS headers, counting those the prefix
+    pass decoded (`depth`); the others get decode.too_deep. Only a packet with more headers
+    than any real one is over."""
+    spent = depth[active].astype(np.int64) + r >= MAX_ROUNDS
+    if not spent.any():
+        return active
+    t.flag(active[spent], Anomaly.DECODE_TOO_DEEP)
+    kept: np.ndarray = active[~spent]
+    return kept
+
+
+def _round(t: PacketTable, registry: Registry, active: np.ndarray, tunnel_depth: int) -> None:
+    """One decoder call per packet of `active`: each group of packets bound to the same
+    decoder in one call."""
+    bindings = registry.bindings
+    ns_a = t.ns[active]
+    # One lookup for every namespace: the table is indexed by (namespace << 16) | key.
+    bid = registry.flat_table()[(ns_a.astype(np.int64) << 16) | t.key[active]]
+    unbound = bid == 0
+    if unbound.any():
+        _unbound(t, active[unbound], ns_a[unbound])
+    if bid[0] == bid[-1] and (bid == bid[0]).all():
+        # One binding for every packet (the first round, mostly): no grouping needed.
+        if bid[0] != 0:
+            _call(t, bindings[int(bid[0]) - 1], active, tunnel_depth)
+        return
+    order = np.argsort(bid, kind="stable")
+    sorted_bid = bid[order]
+    cuts = np.flatnonzero(np.diff(sorted_bid)) + 1
+    starts = np.concatenate(([0], cuts))
+    for s, e in zip(starts, np.append(cuts, sorted_bid.shape[0]), strict=True):
+        b = int(sorted_bid[s])
+        if b != 0:
+            _call(t, bindings[b - 1], active[order[s:e]], tunnel_depth)
 
 
 def _call(t: PacketTable, binding: Binding, idx: np.ndarray, depth: int) -> None:

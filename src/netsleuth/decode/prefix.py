@@ -3,8 +3,10 @@ tunnels (GRE v0, PPTP, IPIP, IPv6 in IP, VXLAN) in one loop.
 
 It writes the same columns and leaves the same cursor as the NumPy decoders would, header by
 header, and stops at the first thing it does not handle; the engine carries on from there.
-This module only lines the PacketTable's arrays up in the C file's order and checks their
-types, so a column whose dtype changes fails here, loudly, rather than being misread.
+This module lines the PacketTable's arrays up in the C file's order and checks their types,
+so a column whose dtype changes fails here, loudly, rather than being misread; and it hands
+the pass its dispatch, generated from the registry on every call (compiled_steps), so the
+registry stays the one table of which key goes to which decoder.
 """
 
 from __future__ import annotations
@@ -12,8 +14,9 @@ from __future__ import annotations
 import numpy as np
 from numpy.typing import NDArray
 
-from netsleuth.decode._prefix import prefix
-from netsleuth.decode.table import PacketTable, loop_column
+from netsleuth.decode import _prefix
+from netsleuth.decode.registry import Accept, Decoder, Registry
+from netsleuth.decode.table import PacketTable, Tunnel, loop_column
 
 # Headers the pass decodes per packet at most: more than any real packet has (four IP
 # layers with their tags and tunnel headers). The engine's bound on headers per packet
@@ -74,15 +77,47 @@ _LAYER: tuple[tuple[str, type[np.generic]], ...] = (
 )
 
 
+def _twins() -> dict[tuple[Decoder, Tunnel, Accept | None], int]:
+    """Each NumPy decoder (with the tunnel it enters and the plausibility check it applies)
+    that _prefix.c has a compiled twin for, and that twin's code. Which keys reach a decoder
+    is the registry's alone: this says how a binding is decoded, never which keys bind."""
+    from netsleuth.decode import ethernet, gre, ipv4, ipv6, ppp, tcp, udp, vlan, vxlan
+
+    none = Tunnel.NONE
+    return {
+        (ethernet.from_linktype, none, None): _prefix.STEP_LINK_ETHERNET,
+        (ethernet.decode, none, None): _prefix.STEP_ETHERNET,
+        (vlan.decode, none, None): _prefix.STEP_VLAN,
+        (ipv4.decode, none, None): _prefix.STEP_IPV4,
+        (ipv4.decode, Tunnel.IPIP, None): _prefix.STEP_IPIP,
+        (ipv6.decode, none, None): _prefix.STEP_IPV6,
+        (ipv6.decode, Tunnel.IP6, None): _prefix.STEP_IP6,
+        (tcp.decode, none, None): _prefix.STEP_TCP,
+        (udp.decode, none, None): _prefix.STEP_UDP,
+        (gre.decode, Tunnel.GRE, None): _prefix.STEP_GRE,
+        (ppp.decode, none, None): _prefix.STEP_PPP,
+        (vxlan.decode, Tunnel.VXLAN, vxlan.plausible): _prefix.STEP_VXLAN,
+    }
+
+
+def compiled_steps(registry: Registry) -> bytes:
+    """The pass's dispatch, generated from `registry`: for each binding number of its flat
+    table (1-based; 0 is unbound), the compiled twin that decodes it, 0 for none (the
+    NumPy decoders take those packets over)."""
+    twins = _twins()
+    return bytes([0] + [twins.get((b.decoder, b.tunnel, b.accept), 0) for b in registry.bindings])
+
+
 def decode_prefix(
     t: PacketTable,
-    flat: NDArray[np.int16],
+    registry: Registry,
     tunnel_depth: int,
     depth: NDArray[np.uint8] | None = None,
 ) -> int:
-    """Run the pass over every packet of `t`; return how many it finished. `flat` is the
-    registry's lookup table (unbound keys end a descent), `tunnel_depth` the engine's limit
-    on tunnels, and `depth` (zeros, one per packet) receives the headers decoded."""
+    """Run the pass over every packet of `t`; return how many it finished. `registry` is
+    the dispatch table the pass follows (unbound keys end a descent, bound ones without a
+    compiled twin are left to the engine), `tunnel_depth` the engine's limit on tunnels,
+    and `depth` (zeros, one per packet) receives the headers decoded."""
     if depth is None:
         depth = np.zeros(t.n, dtype=np.uint8)
     cols = [loop_column(getattr(t, n), d, f"PacketTable.{n}", writable=True) for n, d in _TABLE]
@@ -91,4 +126,5 @@ def decode_prefix(
         cols += [
             loop_column(getattr(layer, n), d, f"IPLayer.{n}", writable=True) for n, d in _LAYER
         ]
-    return int(prefix(t.v.buf, tuple(cols), flat, tunnel_depth, MAX_STEPS))
+    flat, steps = registry.flat_table(), compiled_steps(registry)
+    return int(_prefix.prefix(t.v.buf, tuple(cols), flat, steps, tunnel_depth, MAX_STEPS))

@@ -171,6 +171,55 @@ def page_layout(fs: Tracefs, inst: Instance, notes: list[str]) -> PageLayout:
         )
 
 
+def _tracepoint(fs: Tracefs, filters: Filters, notes: list[str]) -> tuple[Layout, str | None]:
+    """skb:kfree_skb's record layout on this kernel and the kernel-side filter for
+    `filters`, or the reason neither can be had."""
+    ev = fs.event_dir("skb", "kfree_skb")
+    try:
+        layout = Layout.of(parse_format(_read(ev / "format", "the skb:kfree_skb tracepoint")))
+    except FormatError as err:
+        raise FacilityError(f"cannot read skb:kfree_skb's format on this kernel: {err}") from None
+    if layout.reason is None:
+        notes.append(
+            "this kernel's kfree_skb records no drop reason (added in 5.17): reasons "
+            "are inferred from the location where possible"
+        )
+    try:
+        return layout, kernel_filter(filters, layout)
+    except ValueError as err:
+        raise InputError("--filter", str(err)) from None
+
+
+@dataclass
+class _Reader:
+    """What the instance's ring buffers held so far: every drop, the drops since the last
+    tick, and the records and pages that could not be read."""
+
+    inst: Instance
+    page: PageLayout
+    layout: Layout
+    base_lost: dict[int, int]
+    total: Counter[Key] = field(default_factory=Counter)
+    tick: Counter[Key] = field(default_factory=Counter)
+    missed: int = 0
+    bad: int = 0
+
+    def drain(self) -> None:
+        raw = self.inst.read(self.page.page_size)
+        if raw:
+            d = decode(raw, self.page, self.layout)
+            c = group(d)
+            self.total.update(c)
+            self.tick.update(c)
+            self.missed += d.missed
+            self.bad += d.bad_pages
+
+    def lost(self) -> int:
+        """Events the kernel overwrote before they were read, since the run began."""
+        now = self.inst.stats()
+        return sum(v - self.base_lost.get(cpu, 0) for cpu, v in now.items())
+
+
 def trace(
     *,
     duration: float | None,
@@ -187,29 +236,13 @@ def trace(
             notes.append(f"mounted tracefs at {fs.root} for this run")
         for name in fs.remove_stale():
             notes.append(f"removed stale tracefs instance {name} (its process is gone)")
-        ev = fs.event_dir("skb", "kfree_skb")
-        try:
-            fmt = parse_format(_read(ev / "format", "the skb:kfree_skb tracepoint"))
-            layout = Layout.of(fmt)
-        except FormatError as err:
-            raise FacilityError(
-                f"cannot read skb:kfree_skb's format on this kernel: {err}"
-            ) from None
-        if layout.reason is None:
-            notes.append(
-                "this kernel's kfree_skb records no drop reason (added in 5.17): reasons "
-                "are inferred from the location where possible"
-            )
-        try:
-            kfilter = kernel_filter(filters, layout)
-        except ValueError as err:
-            raise InputError("--filter", str(err)) from None
+        layout, kfilter = _tracepoint(fs, filters, notes)
         symbols = load_symbols(notes)
         with stop_on_signals() as stop, Instance(fs) as inst:
             inst.set_buffer_kb(buffer_kb)
             page = page_layout(fs, inst, notes)
             inst.open_readers()
-            base_lost = inst.stats()
+            reader = _Reader(inst, page, layout, inst.stats())
             try:
                 inst.enable("skb", "kfree_skb", kfilter)
             except ValueError as err:
@@ -218,48 +251,40 @@ def trace(
                 on_start()
             t0 = time.monotonic()
             started = time.time()
-            total: Counter[Key] = Counter()
-            tick: Counter[Key] = Counter()
-            missed = bad = 0
             next_tick = t0 + interval if interval else None
             last_tick = t0
-
-            def drain() -> None:
-                nonlocal missed, bad
-                raw = inst.read(page.page_size)
-                if raw:
-                    d = decode(raw, page, layout)
-                    c = group(d)
-                    total.update(c)
-                    tick.update(c)
-                    missed += d.missed
-                    bad += d.bad_pages
-
-            def lost() -> int:
-                now = inst.stats()
-                return sum(v - base_lost.get(cpu, 0) for cpu, v in now.items())
-
             while not stop.requested:
                 now = time.monotonic()
                 if duration is not None and now - t0 >= duration:
                     break
-                drain()
+                reader.drain()
                 if next_tick is not None and now >= next_tick and on_tick is not None:
-                    rows = groups(tick, now - last_tick, symbols, layout.reason_names)
-                    on_tick(Tick(now - t0, now - last_tick, rows, sum(total.values()), lost()))
-                    tick.clear()
+                    rows = groups(reader.tick, now - last_tick, symbols, layout.reason_names)
+                    total = sum(reader.total.values())
+                    on_tick(Tick(now - t0, now - last_tick, rows, total, reader.lost()))
+                    reader.tick.clear()
                     last_tick = now
                     next_tick += interval or 1.0
                 time.sleep(POLL)
             seconds = time.monotonic() - t0
             # Stop the event, then take what is still in the ring.
             inst.remove_events()
-            drain()
-            drain()
-            lost_events = lost()
+            reader.drain()
+            reader.drain()
+            lost_events = reader.lost()
         if stop.requested:
             notes.append(f"stopped by a signal after {seconds:.1f} s")
-        report = Report(started, seconds, total, lost_events, missed, bad, layout, symbols, notes)
+        report = Report(
+            started,
+            seconds,
+            reader.total,
+            lost_events,
+            reader.missed,
+            reader.bad,
+            layout,
+            symbols,
+            notes,
+        )
     if fs.outcome:  # known only once the session closed: said as it happened
         notes.append(fs.outcome)
     return report

@@ -1,7 +1,7 @@
 """Findings as their own package: what every command reports, and the one vocabulary of it.
 
-  record.py        Finding and Severity, the records every command emits (design.md,
-                   "Contracts": the Finding JSON)
+  record.py        Finding and Severity, the records every command emits (README, "JSON":
+                   the Finding JSON)
   catalogue.py     every finding id any command can emit: severity, summary, explanation,
                    the docs table's meaning and prior art, and refs into known_issues.json
   known_issues.py  the known-issues catalogue (known_issues.json) that refs point to

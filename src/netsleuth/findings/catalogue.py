@@ -2,12 +2,12 @@
 explanation a report prints, the docs table's meaning and prior art, and refs into the
 known-issues catalogue.
 
-The one source of truth for the vocabulary (design.md: "Finding ids are a public
-vocabulary"): scan's checks and read issues, steer, listen, doctor, watch, record and the
-exporter (host.*), drops and lab replay (drops.location), profile and doctor --profile,
-scan --live (capture.kernel_drops). Findings are built through catalogue_finding(), which
-refuses an id that is not here; tests/test_findings_catalogue.py holds every id literal in
-the source to this table, and docs/findings.md is generated from it (`make docs`).
+The one source of truth for the public vocabulary of finding ids: scan's checks and read
+issues, steer, listen, doctor, watch, record and the exporter (host.*), drops and lab replay
+(drops.location), profile and doctor --profile, scan --live (capture.kernel_drops).
+Findings are built through catalogue_finding(), which refuses an id that is not here;
+tests/test_findings_catalogue.py holds every id literal in the source to this table, and
+docs/findings.md is generated from it (`make docs`).
 """
 
 from __future__ import annotations

@@ -1,5 +1,5 @@
-"""The record schema shared by every command: findings and severities (design.md,
-"Contracts"). Frozen dataclasses; rendering lives in netsleuth.report."""
+"""The record schema shared by every command: findings and severities (README.md,
+"JSON"). Frozen dataclasses; rendering lives in netsleuth.report."""
 
 from __future__ import annotations
 

@@ -1,6 +1,6 @@
 """What the user keeps and what fails the run: `--only`, `--min-severity`, `--fail-on`.
 
-Every command that reports findings applies these the same way (design.md: exit 1 when a
+Every command that reports findings applies these the same way (README, "JSON": exit 1 when a
 finding at or above --fail-on exists; --only and --min-severity decide what is shown,
 exported and judged)."""
 

@@ -8,9 +8,13 @@ reload, device re-created), and the delta is unknown rather than negative."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import TypeVar
 
 from netsleuth.host.sample import USER_HZ, Sample
+
+K = TypeVar("K")
 
 U32 = 1 << 32
 
@@ -47,6 +51,21 @@ def rates(a: Sample, b: Sample) -> Rates:
     if dt <= 0:
         raise ValueError("samples must be in time order and apart")
     r = Rates(dt)
+    _cpu_rates(a, b, r)
+    _device_rates(a, b, r)
+    _irq_rates(a, b, r)
+    for proto, vals in b.mib.items():
+        for k, v in vals.items():
+            d = d64(a.mib.get(proto, {}).get(k), v)
+            if d is not None:
+                r.deltas[f"{proto}.{k}"] = d
+                r.mib[f"{proto}.{k}"] = d / dt
+    return r
+
+
+def _cpu_rates(a: Sample, b: Sample, r: Rates) -> None:
+    """softnet_stat columns, NET_RX softirqs and softirq time, per CPU."""
+    dt = r.seconds
     for cpu, sb in b.softnet.items():
         sa = a.softnet.get(cpu)
         if sa is None:
@@ -68,37 +87,39 @@ def rates(a: Sample, b: Sample) -> Rates:
         d = d64(a.softirq_ticks.get(cpu), v)
         if d is not None:
             r.softirq_pct[cpu] = 100.0 * d / USER_HZ / dt
+
+
+def _per_second(before: Mapping[K, int], after: Mapping[K, int], dt: float) -> dict[K, float]:
+    """Each 64-bit counter of `after` that has a reading in `before`, per second."""
+    out: dict[K, float] = {}
+    for k, v in after.items():
+        d = d64(before.get(k), v)
+        if d is not None:
+            out[k] = d / dt
+    return out
+
+
+def _device_rates(a: Sample, b: Sample, r: Rates) -> None:
+    """Device statistics, and the per-queue packet counters of ethtool -S."""
     for dev, stats in b.devices.items():
-        before = a.devices.get(dev, {})
-        row2 = {}
-        for k, v in stats.items():
-            d = d64(before.get(k), v)
-            if d is not None:
-                row2[k] = d / dt
-        r.devices[dev] = row2
+        r.devices[dev] = _per_second(a.devices.get(dev, {}), stats, r.seconds)
     for dev in b.ethtool:
-        qa, qb = a.queue_packets(dev), b.queue_packets(dev)
-        qrow = {}
-        for q, v in qb.items():
-            d = d64(qa.get(q), v)
-            if d is not None:
-                qrow[q] = d / dt
+        qrow = _per_second(a.queue_packets(dev), b.queue_packets(dev), r.seconds)
         if qrow:
             r.queues[dev] = qrow
+
+
+def _irq_rates(a: Sample, b: Sample, r: Rates) -> None:
+    """Interrupts per CPU of each IRQ line present, with the same name, in both samples
+    (only when the CPU columns of /proc/interrupts did not change)."""
+    if a.irq_cpus != b.irq_cpus:
+        return
     before_irq = {i.irq: i for i in a.irqs}
-    if a.irq_cpus == b.irq_cpus:
-        for irq in b.irqs:
-            old = before_irq.get(irq.irq)
-            if old is None or old.name != irq.name:
-                continue
-            r.irqs[irq.irq] = {
-                cpu: d32(x, y) / dt
-                for cpu, x, y in zip(b.irq_cpus, old.counts, irq.counts, strict=True)
-            }
-    for proto, vals in b.mib.items():
-        for k, v in vals.items():
-            d = d64(a.mib.get(proto, {}).get(k), v)
-            if d is not None:
-                r.deltas[f"{proto}.{k}"] = d
-                r.mib[f"{proto}.{k}"] = d / dt
-    return r
+    for irq in b.irqs:
+        old = before_irq.get(irq.irq)
+        if old is None or old.name != irq.name:
+            continue
+        r.irqs[irq.irq] = {
+            cpu: d32(x, y) / r.seconds
+            for cpu, x, y in zip(b.irq_cpus, old.counts, irq.counts, strict=True)
+        }

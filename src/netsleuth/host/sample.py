@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import re
 from dataclasses import dataclass, field
 
@@ -65,6 +66,26 @@ def parse_sample(snap: Snapshot, time: float) -> Sample:
     f = snap.files
     if "proc/sys/kernel/osrelease" in f:
         s.kernel = f["proc/sys/kernel/osrelease"].strip()
+    _cpu_files(f, s)
+    if "proc/interrupts" in f:
+        s.irq_cpus, s.irqs = parse_interrupts(f["proc/interrupts"])
+    if "proc/net/dev" in f:
+        s.devices = parse_net_dev(f["proc/net/dev"])
+    for path, text in f.items():
+        _per_device_file(path, text, s)
+    for name in ("netdev_max_backlog", "netdev_budget", "netdev_budget_usecs"):
+        v = parse_int(f.get(f"proc/sys/net/core/{name}"))
+        if v is not None:
+            s.sysctl[name] = v
+    for name in ("proc/net/snmp", "proc/net/netstat"):
+        if name in f:
+            for proto, vals in parse_mib(f[name]).items():
+                s.mib.setdefault(proto, {}).update(vals)
+    return s
+
+
+def _cpu_files(f: dict[str, str], s: Sample) -> None:
+    """The online CPUs, softnet_stat, NET_RX softirqs and softirq ticks."""
     online = (
         parse_cpu_list(f["sys/devices/system/cpu/online"])
         if "sys/devices/system/cpu/online" in f
@@ -80,38 +101,27 @@ def parse_sample(snap: Snapshot, time: float) -> Sample:
     if "proc/stat" in f:
         s.softirq_ticks = _proc_stat_softirq(f["proc/stat"])
     s.cpus = online or sorted(set(s.softnet) | set(s.net_rx))
-    if "proc/interrupts" in f:
-        s.irq_cpus, s.irqs = parse_interrupts(f["proc/interrupts"])
-    if "proc/net/dev" in f:
-        s.devices = parse_net_dev(f["proc/net/dev"])
-    for path, text in f.items():
-        parts = path.split("/")
-        if path.startswith("sys/class/net/") and len(parts) == 6 and parts[4] == "statistics":
-            v = parse_int(text)
-            if v is not None:
-                s.devices.setdefault(parts[3], {})[parts[5]] = v
-        elif path.startswith("sys/class/net/") and path.endswith("/rps_cpus") and len(parts) == 7:
-            q = uint(parts[5].removeprefix("rx-"))
-            if q is not None:
-                try:
-                    s.rps.setdefault(parts[3], {})[q] = parse_rps_mask(text)
-                except ValueError:
-                    continue
-        elif path.startswith("proc/irq/") and path.endswith("/smp_affinity_list"):
-            cpus = parse_cpu_list(text)
-            if cpus is not None:
-                s.affinity[parts[2]] = cpus
-        elif path.startswith("ethtool/") and len(parts) == 3:
-            if parts[2] == "statistics":
-                s.ethtool[parts[1]] = parse_ethtool_stats(text)
-            elif parts[2] == "ring":
-                s.rings[parts[1]] = parse_ring(text)
-    for name in ("netdev_max_backlog", "netdev_budget", "netdev_budget_usecs"):
-        v = parse_int(f.get(f"proc/sys/net/core/{name}"))
+
+
+def _per_device_file(path: str, text: str, s: Sample) -> None:
+    """One file of a device, a queue or an IRQ line: statistics, RPS masks, IRQ affinity,
+    ethtool -S and -g texts; any other path is not this function's."""
+    parts = path.split("/")
+    if path.startswith("sys/class/net/") and len(parts) == 6 and parts[4] == "statistics":
+        v = parse_int(text)
         if v is not None:
-            s.sysctl[name] = v
-    for name in ("proc/net/snmp", "proc/net/netstat"):
-        if name in f:
-            for proto, vals in parse_mib(f[name]).items():
-                s.mib.setdefault(proto, {}).update(vals)
-    return s
+            s.devices.setdefault(parts[3], {})[parts[5]] = v
+    elif path.startswith("sys/class/net/") and path.endswith("/rps_cpus") and len(parts) == 7:
+        q = uint(parts[5].removeprefix("rx-"))
+        if q is not None:
+            with contextlib.suppress(ValueError):  # an unreadable mask: no RPS reading
+                s.rps.setdefault(parts[3], {})[q] = parse_rps_mask(text)
+    elif path.startswith("proc/irq/") and path.endswith("/smp_affinity_list"):
+        cpus = parse_cpu_list(text)
+        if cpus is not None:
+            s.affinity[parts[2]] = cpus
+    elif path.startswith("ethtool/") and len(parts) == 3:
+        if parts[2] == "statistics":
+            s.ethtool[parts[1]] = parse_ethtool_stats(text)
+        elif parts[2] == "ring":
+            s.rings[parts[1]] = parse_ring(text)

@@ -142,6 +142,15 @@ def setup_receiver(sb: Sandbox, needs: Needs, opts: Options) -> dict[str, str]:
     labels = {sb.if_b: ""}
     if not opts.keep_addresses:
         sb.add_addresses(sb.if_b, _wanted_addresses(needs))
+    _vxlan_devices(sb, needs, opts, labels)
+    _tunnel_devices(sb, needs, labels)
+    _vlan_devices(sb, needs, labels)
+    for proto_name, port in opts.listen:
+        sb.listen(proto_name, port)
+    return labels
+
+
+def _vxlan_devices(sb: Sandbox, needs: Needs, opts: Options, labels: dict[str, str]) -> None:
     vxlans = list(needs.vxlan.items())
     if len(vxlans) > MAX_VXLAN:
         sb.notes.append(
@@ -163,6 +172,9 @@ def setup_receiver(sb: Sandbox, needs: Needs, opts: Options) -> dict[str, str]:
                 sb.add_addresses(t.name, list(inner))
         else:
             sb.notes.append(f"VNI {need.vni}: {t.note}")
+
+
+def _tunnel_devices(sb: Sandbox, needs: Needs, labels: dict[str, str]) -> None:
     for kind, count in sorted(needs.tunnels.items()):
         dev = {"gre": "gretap", "ipip": "ipip", "sit": "sit", "geneve": "geneve"}[kind]
         attrs = {"geneve_id": 0} if kind == "geneve" else {}
@@ -176,6 +188,9 @@ def setup_receiver(sb: Sandbox, needs: Needs, opts: Options) -> dict[str, str]:
                 f"{count} frame(s) carry {kind.upper()}: {t.note}; they get the verdict this "
                 f"kernel gives {what} with no tunnel"
             )
+
+
+def _vlan_devices(sb: Sandbox, needs: Needs, labels: dict[str, str]) -> None:
     vlans = sorted(needs.vlans.items())
     for vid, count in vlans[:MAX_VLANS]:
         # A VLAN device on the receiver's veth for each VID the frames carry, as the host
@@ -192,9 +207,6 @@ def setup_receiver(sb: Sandbox, needs: Needs, opts: Options) -> dict[str, str]:
             )
     if len(vlans) > MAX_VLANS:
         sb.notes.append(f"{len(vlans)} VLAN IDs: devices for the first {MAX_VLANS} only")
-    for proto_name, port in opts.listen:
-        sb.listen(proto_name, port)
-    return labels
 
 
 def run(

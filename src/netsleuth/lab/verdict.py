@@ -102,26 +102,38 @@ def judge(
         elif r.consumed_at is None:
             r.consumed_at = names.function(ev.location)
     if drops:
-        d = drops[0]
-        r.verdict = "dropped"
-        r.location = names.function(d.location)
-        r.where = names.where(d.location)
-        r.reason = names.reason(d.reason)
-        r.protocol = d.protocol
-        r.address = d.location
-        if len(drops) > 1:
-            r.notes.append(f"{len(drops)} drops (the first is the verdict)")
-        return r
-    if counters.get("ForwDatagrams", 0) or counters.get("Ip6OutForwDatagrams", 0):
+        _dropped(r, drops, names)
+    else:
+        _by_counters(r, counters, arrived)
+    return r
+
+
+def _dropped(r: Result, drops: list[Event], names: Named) -> None:
+    """The first drop of the frame's own skbs is the verdict."""
+    d = drops[0]
+    r.verdict = "dropped"
+    r.location = names.function(d.location)
+    r.where = names.where(d.location)
+    r.reason = names.reason(d.reason)
+    r.protocol = d.protocol
+    r.address = d.location
+    if len(drops) > 1:
+        r.notes.append(f"{len(drops)} drops (the first is the verdict)")
+
+
+def _by_counters(r: Result, counters: dict[str, int], arrived: bool) -> None:
+    """No drop: what the IP MIB counters moved by says (IPv4 and IPv6 alike)."""
+
+    def moved(v4: str, v6: str) -> bool:
+        return bool(counters.get(v4, 0) or counters.get(v6, 0))
+
+    if moved("ForwDatagrams", "Ip6OutForwDatagrams"):
         r.verdict = "forwarded"
-    elif (counters.get("ReasmReqds", 0) or counters.get("Ip6ReasmReqds", 0)) and not (
-        counters.get("ReasmOKs", 0) or counters.get("Ip6ReasmOKs", 0)
-    ):
+    elif moved("ReasmReqds", "Ip6ReasmReqds") and not moved("ReasmOKs", "Ip6ReasmOKs"):
         r.verdict = "reassembly"
-    elif counters.get("InDelivers", 0) or counters.get("Ip6InDelivers", 0):
+    elif moved("InDelivers", "Ip6InDelivers"):
         r.verdict = "delivered"
-        if counters.get("ReasmOKs", 0) or counters.get("Ip6ReasmOKs", 0):
+        if moved("ReasmOKs", "Ip6ReasmOKs"):
             r.notes.append("completed a datagram with the fragments queued before it")
     elif not arrived:
         r.notes.append("it never reached the receiver's stack")
-    return r

@@ -114,7 +114,7 @@ def run_live(
     return merge(opts.ifname, results, workers, time.monotonic() - start)
 
 
-def _run_workers(
+def _run_workers(  # noqa: PLR0912 -- one loop over the workers' queue: a branch per message kind
     opts: LiveOptions,
     on_event: OnEvent,
     n: int,

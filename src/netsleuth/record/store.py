@@ -272,6 +272,30 @@ def _read(db: sqlite3.Connection, max_columns: int | None) -> Recording:
     per = max(1, math.ceil(n / max_columns)) if max_columns else 1
     ncol = math.ceil(n / per)
     all_cpus = sorted({c for cpus in layouts.values() for c in cpus})
+    times, column, cpu = _read_cpus(db, layouts, all_cpus, per, ncol)
+    notes: list[str] = []
+    return Recording(
+        times=times,
+        samples=n,
+        per=per,
+        cpus=all_cpus,
+        cpu=cpu,
+        queues=_read_queues(db, column, ncol, notes),
+        findings=_findings(db),
+        drops=_read_drops(db, column, ncol, notes),
+        meta=meta,
+        notes=notes,
+    )
+
+
+def _read_cpus(
+    db: sqlite3.Connection,
+    layouts: dict[int, list[int]],
+    all_cpus: list[int],
+    per: int,
+    ncol: int,
+) -> tuple[list[float], dict[int, int], dict[str, npt.NDArray[np.float64]]]:
+    """Each time column's time and per-CPU maxima, and which column each sample id went to."""
     index = {c: i for i, c in enumerate(all_cpus)}
     cpu = {c: np.full((ncol, len(all_cpus)), np.nan) for c in CPU_COLUMNS}
     times = [0.0] * ncol
@@ -300,7 +324,13 @@ def _read(db: sqlite3.Connection, max_columns: int | None) -> Recording:
         width = len(layouts[lid])
         batch.append(unpack(blob, len(CPU_COLUMNS) * width).reshape(len(CPU_COLUMNS), width))
     flush()
-    notes: list[str] = []
+    return times, column, cpu
+
+
+def _read_queues(
+    db: sqlite3.Connection, column: dict[int, int], ncol: int, notes: list[str]
+) -> dict[str, npt.NDArray[np.float64]]:
+    """ "DEV rx-Q" -> its maximum per time column, at most MAX_SERIES series."""
     by_device: dict[str, npt.NDArray[np.float64]] = {}  # device -> [time column, queue]
     held = 0  # queue series in by_device
     skipped = 0
@@ -321,13 +351,20 @@ def _read(db: sqlite3.Connection, max_columns: int | None) -> Recording:
             m = by_device[name] = grown
         c = column[sid]
         m[c, : len(v)] = np.fmax(m[c, : len(v)], v)
-    queues = {
+    if skipped:
+        notes.append(f"{skipped} device rows not drawn: more than {MAX_SERIES} queue series")
+    return {
         f"{name} rx-{q}": m[:, q]
         for name, m in sorted(by_device.items())
         for q in range(m.shape[1])
     }
-    if skipped:
-        notes.append(f"{skipped} device rows not drawn: more than {MAX_SERIES} queue series")
+
+
+def _read_drops(
+    db: sqlite3.Connection, column: dict[int, int], ncol: int, notes: list[str]
+) -> dict[tuple[str, str | None, int], npt.NDArray[np.float64]]:
+    """(location, reason, protocol) -> its maximum per time column; past MAX_SERIES
+    groups, one "other" series."""
     drops: dict[tuple[str, str | None, int], npt.NDArray[np.float64]] = {}
     other = ("other", None, 0)
     for sid, loc, reason, proto, count in db.execute("SELECT * FROM drops"):
@@ -339,18 +376,7 @@ def _read(db: sqlite3.Connection, max_columns: int | None) -> Recording:
             series[column[sid]] = max(series[column[sid]], count)
     if other in drops and len(drops) > MAX_SERIES:
         notes.append(f"drop groups past the first {MAX_SERIES} are drawn together as 'other'")
-    return Recording(
-        times=times,
-        samples=n,
-        per=per,
-        cpus=all_cpus,
-        cpu=cpu,
-        queues=queues,
-        findings=_findings(db),
-        drops=drops,
-        meta=meta,
-        notes=notes,
-    )
+    return drops
 
 
 def _no_constant(name: str) -> None:

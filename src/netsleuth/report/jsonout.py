@@ -1,4 +1,5 @@
-"""The JSON contract (design.md): every document starts with netsleuth, command, findings."""
+"""The JSON contract (README.md, "JSON"): every document starts with netsleuth, command,
+findings."""
 
 from __future__ import annotations
 

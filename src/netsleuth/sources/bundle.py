@@ -201,7 +201,8 @@ def _files(base: str, budget: _Budget) -> Iterator[str]:
         stack += [os.path.join(folder, d) for d in sorted(dirs, reverse=True)]
 
 
-def _read_tar(path: Path, source: str) -> list[tuple[float, Snapshot]]:
+def _tar_members(path: Path, source: str) -> dict[str, bytes]:
+    """The archive's members under safe relative names, within the bundle's bounds."""
     blobs: dict[str, bytes] = {}
     budget = _Budget(source)
     try:
@@ -218,6 +219,11 @@ def _read_tar(path: Path, source: str) -> list[tuple[float, Snapshot]]:
         raise InputError(source, f"not a bundle directory or readable archive: {err}") from None
     except OSError as err:
         raise InputError(source, err.strerror or str(err)) from None
+    return blobs
+
+
+def _read_tar(path: Path, source: str) -> list[tuple[float, Snapshot]]:
+    blobs = _tar_members(path, source)
     # A tar of the directory itself may put everything under one top folder.
     prefix = ""
     if "meta.json" not in blobs:

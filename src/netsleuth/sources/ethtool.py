@@ -34,6 +34,31 @@ class UnsupportedError(Exception):
     """The device does not implement this ethtool operation (EOPNOTSUPP)."""
 
 
+class TooManyStatsError(Exception):
+    """The device reports more statistics than netsleuth accepts. The buffer cannot simply be
+    made shorter: ETHTOOL_GSTRINGS and ETHTOOL_GSTATS copy the driver's own count of entries
+    whatever length the caller wrote (net/ethtool/ioctl.c, ethtool_get_strings and
+    ethtool_get_stats set len/n_stats from get_sset_count), so a short buffer is overwritten
+    past its end. Such a device is refused and named instead."""
+
+    def __init__(self, ifname: str, count: int) -> None:
+        super().__init__(
+            f"{ifname} reports {count} statistics, more than the {MAX_STATS} netsleuth accepts"
+        )
+        self.ifname = ifname
+        self.count = count
+
+
+class CountChangedError(Exception):
+    """The driver's count of statistics changed between ETHTOOL_GSSET_INFO and the read
+    (channels reconfigured meanwhile): the answer does not match the buffer asked for."""
+
+    def __init__(self, ifname: str, asked: int, got: int) -> None:
+        super().__init__(
+            f"{ifname}: the number of statistics changed from {asked} to {got} while reading"
+        )
+
+
 def ifreq(ifname: str, buf: ctypes.Array[ctypes.c_char]) -> bytes:
     name = ifname.encode()
     if len(name) >= 16:
@@ -127,19 +152,27 @@ def _buffer(data: bytes) -> ctypes.Array[ctypes.c_char]:
 
 
 def read_stats(sock: socket.socket, ifname: str) -> tuple[list[str], list[int]]:
+    """Names and values of the device's statistics. Refuses (TooManyStatsError) a count
+    above MAX_STATS rather than asking for fewer: the kernel writes its full count."""
     buf = _buffer(encode_sset_info())
     _call(sock, ifname, buf)
     n = decode_sset_info(buf.raw)
     if not n:
         raise UnsupportedError(ifname)
-    n = min(n, MAX_STATS)
+    if n > MAX_STATS:
+        raise TooManyStatsError(ifname, n)
     sbuf = _buffer(encode_gstrings(n))
     _call(sock, ifname, sbuf)
-    names = decode_gstrings(sbuf.raw)
-    vbuf = _buffer(encode_gstats(len(names)))
+    _expect_count(ifname, n, struct.unpack_from("=III", sbuf.raw)[2])
+    vbuf = _buffer(encode_gstats(n))
     _call(sock, ifname, vbuf)
-    values = decode_gstats(vbuf.raw)
-    return names[: len(values)], values[: len(names)]
+    _expect_count(ifname, n, struct.unpack_from("=II", vbuf.raw)[1])
+    return decode_gstrings(sbuf.raw), decode_gstats(vbuf.raw)
+
+
+def _expect_count(ifname: str, asked: int, got: int) -> None:
+    if got != asked:
+        raise CountChangedError(ifname, asked, got)
 
 
 def read_ring(sock: socket.socket, ifname: str) -> dict[str, int]:
@@ -160,6 +193,8 @@ def ethtool_texts(devices: list[str]) -> tuple[dict[str, str], list[str]]:
                 files[f"ethtool/{dev}/statistics"] = stats_text(names, values)
             except UnsupportedError:
                 pass  # lo, tunnels, bridges: no NIC statistics
+            except (TooManyStatsError, CountChangedError) as err:
+                notes.append(f"ethtool -S {dev}: {err}, skipped")
             except OSError as err:
                 notes.append(f"ethtool -S {dev}: {err.strerror}, skipped")
             try:
@@ -278,7 +313,9 @@ def read_rss(ifname: str) -> HostRss:
                 buf = _buffer(encode_rxfh_indir())
                 _call(sock, ifname, buf)
                 size, _ = decode_rxfh_indir(buf.raw)
-                buf = _buffer(encode_rxfh_indir(min(size, MAX_INDIR)))
+                if size > MAX_INDIR:
+                    raise OSError(errno.EINVAL, f"implausible RSS table size {size}")
+                buf = _buffer(encode_rxfh_indir(size))
                 _call(sock, ifname, buf)
                 out.indir = decode_rxfh_indir(buf.raw)[1]
                 out.notes.append("no ETHTOOL_GRSSH: the key is unknown (the default is used)")

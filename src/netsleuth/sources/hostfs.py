@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import itertools
 import os
-import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -54,14 +53,6 @@ class Snapshot:
 
     def get(self, path: str) -> str | None:
         return self.files.get(path)
-
-    def devices(self) -> list[str]:
-        found = set()
-        for p in self.files:
-            m = re.match(r"(?:sys/class/net|ethtool)/([^/]+)/", p)
-            if m:
-                found.add(m.group(1))
-        return sorted(found)
 
 
 def _slurp(path: str) -> bytes:

@@ -109,16 +109,9 @@ def members(
     long_name: str | None = None
     pax: dict[str, str] = {}
     while True:
-        try:
-            hdr = src.read(BLOCK)
-        except TarError:
-            if src.total == 0 or count:
-                raise
-            raise TarError("not a tar archive") from None
-        if hdr == bytes(BLOCK):
-            return  # end-of-archive marker (two zero blocks; one is enough to stop)
-        if not _checksum_ok(hdr):
-            raise TarError("not a tar archive" if count == 0 else f"member {count + 1}: bad header")
+        hdr = _next_header(src, count)
+        if hdr is None:
+            return
         count += 1
         if count > max_members:
             raise TarError(f"more than {max_members} members: not read further")
@@ -142,6 +135,22 @@ def members(
             yield name, src.read(_padded(size))[:size]
         else:
             src.skip(_padded(size))
+
+
+def _next_header(src: _Counted, count: int) -> bytes | None:
+    """The next member's header block after `count` members, None at the end-of-archive
+    marker (two zero blocks; one is enough to stop)."""
+    try:
+        hdr = src.read(BLOCK)
+    except TarError:
+        if src.total == 0 or count:
+            raise
+        raise TarError("not a tar archive") from None
+    if hdr == bytes(BLOCK):
+        return None
+    if not _checksum_ok(hdr):
+        raise TarError("not a tar archive" if count == 0 else f"member {count + 1}: bad header")
+    return hdr
 
 
 def _ustar_name(hdr: bytes) -> str:

@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
 from netsleuth.steering.model import GRE_V1_SINCE, NicModel, RpsModel
-from netsleuth.steering.run import SteerResult, steer_many
+from netsleuth.steering.run import SteerResult
 
 OLD_KERNEL = (4, 9)  # the last kernel whose flow dissector does not enter GRE version 1
 
@@ -61,11 +61,3 @@ def summarize(results: Sequence[SteerResult], cpus: tuple[int, ...]) -> list[Sce
         )
         for r in results
     ]
-
-
-def compare(
-    paths: Sequence[str], nic: NicModel, cpus: tuple[int, ...], kernel: tuple[int, int], seed: int
-) -> list[Scenario]:
-    """The what-if table on its own (steer --compare runs it in the same pass as the
-    configured model: cli.py)."""
-    return summarize(steer_many(paths, scenarios(nic, cpus, kernel, seed)), cpus)

@@ -17,7 +17,7 @@ from numpy.typing import NDArray
 from netsleuth.decode.table import L2, PacketTable, Tunnel
 from netsleuth.errors import InputError
 from netsleuth.ethertypes import protocol_name
-from netsleuth.findings import Finding, Severity
+from netsleuth.findings import Finding
 from netsleuth.findings.catalogue import catalogue_finding
 from netsleuth.pipeline import InputResult, issue_finding, open_input, tables
 from netsleuth.steering.fields import FieldCache, layer_fields
@@ -397,10 +397,6 @@ def judge(r: SteerResult) -> list[Finding]:
                 {"share": round(share, 3)},
             )
     return sorted(out, key=lambda f: (-f.severity, f.id))
-
-
-def severity_max(findings: list[Finding]) -> Severity | None:
-    return max((f.severity for f in findings), default=None)
 
 
 def _addr(ver: int, hi: int, lo: int) -> str:

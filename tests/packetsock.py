@@ -1,4 +1,6 @@
-"""Frames from an AF_PACKET socket exactly as they were on the wire.
+"""Frames from an AF_PACKET socket exactly as they were on the wire, one recvmsg a frame:
+the tests' receiving end of a veth (netsleuth's own live capture is the ring of
+capture/ring.py and _ring.c, which restores the tag the same way).
 
 With receive VLAN offload (veth and most NICs) the kernel strips the 802.1Q tag into
 skb->vlan_tci and the packet socket's data starts after it; the tag comes back only in the
