@@ -16,6 +16,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 from click.testing import CliRunner
 
@@ -25,6 +26,7 @@ from netsleuth.capture.writer import write_pcap
 from netsleuth.cli import main
 from netsleuth.craft import incidents
 from netsleuth.craft.mix import mixed_capture
+from netsleuth.pipeline import InputResult, open_input, tables
 from netsleuth.report.jsonout import dumps, scan_document
 from netsleuth.scale import plan, scan_parallel, worth_processes
 from netsleuth.scan import scan
@@ -342,3 +344,21 @@ def test_workers_are_forked_only_from_a_single_threaded_parent() -> None:
     finally:
         stop.set()
         other.join()
+
+
+def test_the_1m_bench_mix_cut_inside_fragment_trains(tmp_path: Path) -> None:
+    """The benchmark's 1M-packet mix (poison included), cut right after records whose
+    fragment train goes on in the next range, and at even points, in worker processes:
+    the merged JSON is the one-process JSON byte for byte."""
+    cap = write(tmp_path / "mix-1m.pcap", list(mixed_capture(1_000_000, poison=True)))
+    size = cap.stat().st_size
+    # The first batch's records: their ends, and which hold a fragment with more to come.
+    table = next(tables(open_input(str(cap)), InputResult(str(cap))))
+    ends = HEADER + np.cumsum(table.batch.caplen.astype(np.int64) + RECORD)
+    more = np.flatnonzero(table.outer.is_frag & ((table.outer.flags & 1) != 0))
+    assert more.shape[0] >= 3
+    mid_train = [int(ends[r]) for r in more[[0, more.shape[0] // 2, -1]]]
+    whole = one(cap)
+    assert '"ipv4.fragment.zero_length"' in whole
+    assert split(cap, mid_train) == whole
+    assert split(cap, [*mid_train, size // 2, 3 * size // 4], processes=True) == whole
