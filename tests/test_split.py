@@ -266,9 +266,16 @@ def test_a_signal_during_a_parallel_scan(mixes: list[Path], group: bool) -> None
     line, exit 130, no traceback from any worker, no process of the run and no spill
     folder left behind."""
     argv = [sys.executable, "-m", "netsleuth", "scan", "--workers", "2", *[str(mixes[0])] * 40]
-    proc = subprocess.Popen(
-        argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True
-    )
+    # A suite run as a background job of a non-interactive shell has SIGINT ignored, which
+    # a child inherits (and Python then keeps it ignored): handled here, it is reset to the
+    # default in the child by exec.
+    old = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        proc = subprocess.Popen(
+            argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True
+        )
+    finally:
+        signal.signal(signal.SIGINT, old)
     # Once the parent and both workers run (forked from the parent: scale._context; 40
     # inputs take seconds more).
     deadline = time.monotonic() + 30
