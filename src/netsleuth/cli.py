@@ -378,6 +378,13 @@ def _kernel(text: str | None) -> tuple[int, int]:
     help="Read DEV's RX rings, RSS key, indirection table and hashed fields (SIOCETHTOOL) "
     "instead of --queues/--key/--l4.",
 )
+@click.option(
+    "--workers",
+    type=click.IntRange(1, 64),
+    default=None,
+    help="Processes to spread the captures over, a large pcap split into record-aligned "
+    "ranges; the same result [default: the usable CPUs; small inputs stay in one process].",
+)
 @HTML_REPORT
 @guarded
 def steer(
@@ -396,6 +403,7 @@ def steer(
     from_host: str | None,
     compare: bool,
     html_path: str | None,
+    workers: int | None,
 ) -> int:
     """Predict per-queue (RSS) and per-CPU (RPS) receive load for CAPTURES and explain it."""
     from netsleuth.report.jsonout import document, dumps
@@ -430,11 +438,11 @@ def steer(
         # The configured model and the six what-if scenarios in one pass over the capture.
         what_cpus = rps.cpus if rps else tuple(range(nic.queues))
         models = [(nic, rps), *scenarios(nic, what_cpus, _kernel(kernel), seed)]
-        result, *others = steer_many(list(captures), models)
+        result, *others = steer_many(list(captures), models, workers=workers)
         if not any(i.error for i in result.inputs):
             whatif = summarize(others, what_cpus)
     else:
-        result = run_steer(list(captures), nic, rps)
+        result = run_steer(list(captures), nic, rps, workers=workers)
     for failed in (i for i in result.inputs if i.error):
         click.echo(f"netsleuth: {failed.error}", err=True)
     if html_path:
