@@ -11,6 +11,7 @@ import signal
 import struct
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -218,7 +219,18 @@ def test_the_mix_in_worker_processes(mix: Path, monkeypatch: pytest.MonkeyPatch)
     assert whole[0] == 0
     size = mix.stat().st_size
     assert split([mix], {mix: [size * k // 9 for k in range(1, 9)]}) == whole
-    assert split([mix], {mix: [size // 2]}, processes=True) == whole
+    assert split([mix], {mix: [size // 2]}, processes=True) == whole  # forked workers
+    # A process with a second thread does not fork: its workers come from a fork server.
+    release = threading.Event()
+    other = threading.Thread(target=release.wait)
+    other.start()
+    try:
+        assert parallel._context().get_start_method() == "forkserver"
+        assert split([mix], {mix: [size // 3]}, processes=True) == whole
+    finally:
+        release.set()
+        other.join()
+    assert parallel._context().get_start_method() == "fork"
     # The workers spill at the parent's bounds (a monkeypatch here reaches them: the jobs
     # carry them), and two files and a split one merge in order.
     small = write(mix.parent / "small.pcap", riding_frames(40))
@@ -267,10 +279,19 @@ def _start(mix: Path, spill_dir: Path) -> subprocess.Popen[bytes]:
         env={**os.environ, "TMPDIR": str(spill_dir)},
     )
     deadline = time.monotonic() + 30
-    while len(session_members(proc.pid)) < 4 and time.monotonic() < deadline:
-        time.sleep(0.05)  # the parent, the fork server and two workers
+    while len(_workers(proc.pid)) < 2 and time.monotonic() < deadline:
+        time.sleep(0.05)
     time.sleep(0.3)
     return proc
+
+
+def _workers(parent: int) -> list[int]:
+    """The workers: the parent's children (forked), or a fork server's (a parent with
+    threads, which does not fork)."""
+    members = {pid: ppid(pid) for pid in session_members(parent)}
+    children = [p for p, pp in members.items() if pp == parent]
+    grandchildren = [p for p, pp in members.items() if pp in children]
+    return grandchildren or children
 
 
 def _left_behind(proc: subprocess.Popen[bytes], spill_dir: Path) -> tuple[list[int], list[Path]]:
@@ -306,10 +327,8 @@ def test_a_worker_killed_mid_steer_is_said_not_hung(mix: Path, tmp_path: Path) -
     spill_dir = tmp_path / "spill"
     spill_dir.mkdir()
     proc = _start(mix, spill_dir)
-    members = {pid: ppid(pid) for pid in session_members(proc.pid)}
-    server = [p for p, pp in members.items() if pp == proc.pid]
-    workers = [p for p, pp in members.items() if pp in server]
-    assert workers, members
+    workers = _workers(proc.pid)
+    assert len(workers) == 2, workers
     os.kill(workers[0], signal.SIGKILL)
     _, err = proc.communicate(timeout=60)
     text = err.decode()
