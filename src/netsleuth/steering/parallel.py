@@ -35,9 +35,11 @@ import threading
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
-from dataclasses import dataclass
-from multiprocessing.synchronize import Event
+from dataclasses import dataclass, field
 from types import FrameType
+from typing import Any
+
+import numpy as np
 
 from netsleuth.capture.split import range_reader
 from netsleuth.decode import DEFAULT_TUNNEL_DEPTH
@@ -50,8 +52,11 @@ from netsleuth.steering.spill import SpillDir, limits
 
 
 def usable_cores() -> int:
-    """The CPUs this process may run on (its affinity mask, not the machine's count)."""
-    return len(os.sched_getaffinity(0))
+    """The CPUs this process may run on (its affinity mask, not the machine's count; the
+    count where there is no affinity call: macOS)."""
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0))
+    return os.cpu_count() or 1
 
 
 @dataclass(frozen=True)
@@ -65,10 +70,21 @@ class SteerJob:
 @dataclass
 class SteerPart:
     res: InputResult
-    steering: Steering  # sealed: its tables are runs in the job's folder
+    steering: Steering  # sealed: its tables are runs, in memory or in the job's folder
+    packed: str | None = None  # the file holding its in-memory runs, while they are there
+    slots: list[tuple[int, int]] = field(default_factory=list)  # (table, run) of each
 
 
-_STOP: list[Event] = []  # in a worker: set by the parent when it is unwinding
+# A part's message through the pool's pipe stays below this: the rest of its arrays go
+# through one file. A worker killed while writing a long message to the result pipe would
+# leave the parent reading half a message forever (the pipe's other writers keep it open)
+# and the lock the workers share for writing taken (concurrent.futures.process: the result
+# queue); seen here as a hang, 1 run in 5, with multi-MB messages.
+PIPE_BYTES = 64 << 10
+
+# In a worker: the parent's stop flag (a byte in shared memory, no lock: a worker killed
+# while holding a lock, as a multiprocessing.Event's, would block everyone after it).
+_STOP: list[Any] = []
 
 
 def run_job(job: SteerJob) -> SteerPart:
@@ -83,13 +99,45 @@ def run_job(job: SteerJob) -> SteerPart:
             else open_input(j.path)
         )
         for t in tables(reader, res, tunnel_depth=j.depth):
-            if _STOP and _STOP[0].is_set():
+            if _STOP and _STOP[0].value:
                 break  # the parent drops this result
             steering.observe(t)
     except InputError as err:
         res.error = str(err)
     steering.seal()
     return SteerPart(res, steering)
+
+
+def run_packed(job: SteerJob) -> SteerPart:
+    """run_job() in a worker: a big part's arrays into one file (see PIPE_BYTES)."""
+    part = run_job(job)
+    tables = part.steering.tables()
+    held = [
+        (k, i, run)
+        for k, runs in enumerate(tables)
+        for i, run in enumerate(runs.runs)
+        if not isinstance(run, str)
+    ]
+    if sum(run.nbytes for _, _, run in held) <= PIPE_BYTES:
+        return part
+    fd, path = tempfile.mkstemp(prefix="part-", dir=job.root)
+    with os.fdopen(fd, "wb") as fh:
+        for k, i, run in held:
+            np.save(fh, run, allow_pickle=False)
+            tables[k].runs[i] = run[:0]
+    part.packed, part.slots = path, [(k, i) for k, i, _ in held]
+    return part
+
+
+def _unpack(part: SteerPart) -> SteerPart:
+    if part.packed is not None:
+        tables = part.steering.tables()
+        with open(part.packed, "rb") as fh:
+            for k, i in part.slots:
+                tables[k].runs[i] = np.load(fh, allow_pickle=False)
+        os.unlink(part.packed)
+        part.packed = None
+    return part
 
 
 def steer_parallel(
@@ -117,7 +165,8 @@ def steer_parallel(
             for input_jobs in jobs:
                 mine = specs[at : at + len(input_jobs)]
                 at += len(input_jobs)
-                inputs.append(_merge_input(mine, [next(results) for _ in mine], total))
+                parts = [_unpack(next(results)) for _ in mine]
+                inputs.append(_merge_input(mine, parts, total))
         return total.finish(inputs)
     finally:
         shutil.rmtree(root, ignore_errors=True)
@@ -162,13 +211,13 @@ def _results(specs: list[SteerJob], workers: int, processes: bool) -> Iterator[I
         yield map(run_job, specs)
         return
     ctx = _context()
-    stop = ctx.Event()
+    stop = ctx.RawValue("b", 0)
     with _term_unwinds():
         pool = ProcessPoolExecutor(
             min(workers, len(specs)), mp_context=ctx, initializer=_worker_init, initargs=(stop,)
         )
         try:
-            futures = [pool.submit(run_job, s) for s in specs]
+            futures = [pool.submit(run_packed, s) for s in specs]
             yield (f.result() for f in futures)
         except BrokenProcessPool as err:
             raise FacilityError(
@@ -177,7 +226,7 @@ def _results(specs: list[SteerJob], workers: int, processes: bool) -> Iterator[I
         finally:
             # Every way out: the running jobs stop at their next batch, the others are
             # dropped, and only then does the caller remove the runs' folder.
-            stop.set()
+            stop.value = 1
             pool.shutdown(wait=True, cancel_futures=True)
 
 
@@ -217,7 +266,7 @@ def _term_unwinds() -> Iterator[None]:
         signal.signal(signal.SIGTERM, old)
 
 
-def _worker_init(stop: Event) -> None:
+def _worker_init(stop: Any) -> None:
     """Ctrl-C on a terminal reaches the whole process group: the parent reports it once
     and stops the workers through `stop`; a worker that raised KeyboardInterrupt too would
     print a traceback of its own."""

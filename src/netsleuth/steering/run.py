@@ -381,31 +381,39 @@ class Steering:
         self, models: Models, spill: SpillDir, bounds: tuple[int, int] | None = None
     ) -> None:
         flow_limit, key_limit = limits() if bounds is None else bounds
-        self.runs = [Steer(nic, rps, spill, key_limit) for nic, rps in models]
+        self.steers = [Steer(nic, rps, spill, key_limit) for nic, rps in models]
         self.traffic = Traffic(spill, flow_limit, key_limit)
 
     def observe(self, t: PacketTable) -> None:
         self.traffic.observe(t)
-        for run in self.runs:
+        for run in self.steers:
             run.observe(t)
 
     def merge(self, other: Steering, frame_offset: int = 0) -> None:
         """Add the next part's state. Nothing here holds a frame number (the read issues,
         which do, are the input record's), so frame_offset changes nothing."""
         self.traffic.merge(other.traffic)
-        for mine, theirs in zip(self.runs, other.runs, strict=True):
+        for mine, theirs in zip(self.steers, other.steers, strict=True):
             mine.merge(theirs)
 
     def seal(self) -> None:
         self.traffic.seal()
-        for run in self.runs:
+        for run in self.steers:
             run.seal()
+
+    def tables(self) -> list[Runs]:
+        """Every table's runs, in a fixed order (steering/parallel.py moves their arrays)."""
+        t = self.traffic
+        out = [t.runs, t.inner_keys.runs, t.outer_keys.runs]
+        for run in self.steers:
+            out += [run.rss_keys.runs, run.rps_keys.runs]
+        return out
 
     def finish(self, inputs: list[InputResult]) -> list[SteerResult]:
         traffic = self.traffic.finish()  # the same traffic for every model: merged once
         # A cut or corrupt file is said by steer as by scan (the pipeline's read issues).
         issues = [replace(issue_finding(i), input=res.path) for res in inputs for i in res.issues]
-        results = [run.finish(inputs, traffic) for run in self.runs]
+        results = [run.finish(inputs, traffic) for run in self.steers]
         for r in results:
             r.findings = issues + r.findings
         return results
