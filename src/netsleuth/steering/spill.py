@@ -36,8 +36,9 @@ RANGE_RECORDS = 1 << 17  # records merged at once, on average
 KEY_LIMIT = 1 << 17  # distinct hashes held in memory per table (4 MiB of slots)
 FLOW_LIMIT = 1 << 18  # flows held in memory (8 MiB of slots, 4 MiB of counts, 15 MiB of fields)
 # A part's last table up to this many records goes back to steer's parent process as an
-# array (through the pool's pipe), a bigger one as a file: a file a table cost ~1 ms to
-# write and remove here, the bulk of a small input's time (the tcpdump corpus: 830 files).
+# array (with the part's other arrays: steering/parallel.py), a bigger one as a file of its
+# own: a file a table cost ~1 ms to write and remove here, the bulk of a small input's time
+# (the tcpdump corpus: 830 files).
 SEAL_RECORDS = 1 << 14
 MAX_HELD = 64  # arrays a table holds as runs before joining them
 
