@@ -187,6 +187,8 @@ def main() -> int:
         print("tcpdump: not installed (apt-get install tcpdump to include it)")
     if "scale" not in args.skip:
         scale_rows(cap, args.packets, not args.clean, args.repeat)
+    if "steer-scale" not in args.skip:
+        steer_scale_rows(cap, args.packets, not args.clean, args.repeat)
     return 0
 
 
@@ -269,6 +271,38 @@ def cpu_ceiling() -> float:
         p.wait()
     both = time.perf_counter() - t
     return 2 * alone / both
+
+
+def steer_scale_rows(cap: Path, packets: int, poison: bool, repeat: int) -> None:
+    """steer --workers 2 against --workers 1 (RSS and RPS), unpinned, on the 1M-packet file
+    and on four files of a quarter of it each (steering/parallel.py), and whether the two
+    JSON outputs are the same bytes."""
+    quarter = packets // 4
+    four = [
+        ensure_capture(quarter, poison),
+        ensure_capture(quarter, not poison),
+        ensure_capture(quarter, poison, id_pool=16),
+        ensure_capture(quarter, not poison, id_pool=16),
+    ]
+    base = [sys.executable, "-m", "netsleuth", "steer", "--format", "json", "--rps-cpus", "0-7"]
+    load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
+    print()
+    print(f"scale (steer --workers N, load average {load}; best of {repeat}):")
+    for label, files in ((f"one file, {packets:,} packets", [cap]), ("four files", four)):
+        best: dict[int, float] = {}
+        outputs: dict[int, bytes] = {}
+        for workers in (1, 2):
+            argv = [*base, "--workers", str(workers), *map(str, files)]
+            for _ in range(max(repeat, 1)):
+                t = time.perf_counter()
+                outputs[workers] = subprocess.run(argv, capture_output=True, check=True).stdout
+                took = time.perf_counter() - t
+                best[workers] = min(best.get(workers, took), took)
+        same = "same JSON" if outputs[1] == outputs[2] else "JSON DIFFERS"
+        print(
+            f"  {label:<28} --workers 1: {best[1]:6.2f} s  --workers 2: {best[2]:6.2f} s  "
+            f"{best[1] / best[2]:.2f}x ({same})"
+        )
 
 
 def report(runs: list[Run], packets: int) -> None:

@@ -17,6 +17,7 @@ from netsleuth.steering import spill
 from netsleuth.steering.model import NicModel, RpsModel
 from netsleuth.steering.run import heaviest, steer_many
 from netsleuth.steering.toeplitz import parse_key
+from tests.spillutil import track_spills
 
 
 def _capture(tmp_path: Path) -> str:
@@ -51,19 +52,11 @@ def test_spilled_counts_equal_in_memory_counts(
 ) -> None:
     path = _capture(tmp_path)
     whole = _summary(steer_many([path], _models()))
-    made: list[str] = []
-    real_new = spill.SpillDir.new_file
-
-    def tracked(self: spill.SpillDir) -> str:
-        name = real_new(self)
-        made.append(name)
-        return name
-
-    monkeypatch.setattr(spill.SpillDir, "new_file", tracked)
+    made = track_spills(monkeypatch)
     monkeypatch.setattr(spill, "RANGE_RECORDS", 64)  # many key ranges
     monkeypatch.setattr(pcap, "MAX_RECORDS", 128)  # many batches
-    monkeypatch.setattr(spill.DistinctKeys.__init__, "__defaults__", (97,))
-    monkeypatch.setattr(steer_run.Traffic.__init__, "__defaults__", (101,))
+    monkeypatch.setattr(spill, "KEY_LIMIT", 97)
+    monkeypatch.setattr(spill, "FLOW_LIMIT", 101)
     spilled = _summary(steer_many([path], _models()))
     assert len(made) > 20  # it did spill, many times
     assert spilled == whole

@@ -214,6 +214,13 @@ def rss_hash(**opts: Any) -> int:
     help="Read DEV's RX rings, RSS key, indirection table and hashed fields (SIOCETHTOOL) "
     "instead of --queues/--key/--l4.",
 )
+@click.option(
+    "--workers",
+    type=click.IntRange(1, 64),
+    default=None,
+    help="Processes to spread the captures over, a large pcap split into record-aligned "
+    "ranges; the same result [default: the usable CPUs; small inputs stay in one process].",
+)
 @HTML_REPORT
 @guarded
 def steer(**opts: Any) -> int:

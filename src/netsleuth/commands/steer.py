@@ -33,6 +33,7 @@ class Options:
     from_host: str | None
     compare: bool
     html_path: str | None
+    workers: int | None  # None: the usable CPUs (steering/parallel.py)
 
 
 @dataclass
@@ -161,14 +162,15 @@ def run(opts: Options) -> SteerReport:
     if opts.rps_cpus:  # --kernel is read only when a model uses it
         rps = RpsModel(kernel_version(opts.kernel), cpu_list(opts.rps_cpus), opts.seed)
     if not opts.compare:
-        report = SteerReport(opts, nic, rps, run_steer(list(opts.captures), nic, rps))
+        result = run_steer(list(opts.captures), nic, rps, workers=opts.workers)
+        report = SteerReport(opts, nic, rps, result)
     else:
         from netsleuth.steering.compare import scenarios, summarize
 
         # The configured model and the six what-if scenarios in one pass over the capture.
         what_cpus = rps.cpus if rps else tuple(range(nic.queues))
         models = [(nic, rps), *scenarios(nic, what_cpus, kernel_version(opts.kernel), opts.seed)]
-        result, *others = steer_many(list(opts.captures), models)
+        result, *others = steer_many(list(opts.captures), models, workers=opts.workers)
         report = SteerReport(opts, nic, rps, result)
         if not any(i.error for i in result.inputs):
             report.whatif = summarize(others, what_cpus)

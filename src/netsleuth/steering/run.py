@@ -3,10 +3,18 @@
 Memory is bounded, whatever the capture: flows and hash keys are counted into hash tables
 (tally.py) as the batches go by, and a table that reaches its limit spills to sorted runs on
 disk, merged exactly at the end (spill.py).
+
+`Steering` (every model and the flow table) is a mergeable analysis: `observe(table)`,
+`merge(other)`, `finish()`. Its state is sums (per-queue and per-CPU packets and bytes,
+tunnel and non-IP counts), exact key sets and exact per-flow counts (in memory or as sorted
+runs), none of which depends on how the packets were cut into batches or parts: N partial
+runs merged in order give what one run gives (steering/parallel.py runs the parts in worker
+processes).
 """
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -30,7 +38,7 @@ from netsleuth.steering.model import (
     rps_cpu,
     rss_queue,
 )
-from netsleuth.steering.spill import FLOW_LIMIT, DistinctKeys, Runs, SpillDir, mix
+from netsleuth.steering.spill import SEAL_RECORDS, DistinctKeys, Runs, SpillDir, limits, mix
 from netsleuth.steering.tally import Tally
 from netsleuth.steering.toeplitz import Toeplitz
 
@@ -74,6 +82,10 @@ class Bucket:
         n = self.packets.shape[0]
         self.packets += np.bincount(index, minlength=n)[:n]
         self.bytes += np.bincount(index, weights=size, minlength=n)[:n].astype(np.int64)
+
+    def merge(self, other: Bucket) -> None:
+        self.packets += other.packets
+        self.bytes += other.bytes
 
     def max_over_mean(self) -> float:
         mean = float(self.packets.mean()) if self.packets.size else 0.0
@@ -138,21 +150,27 @@ class SteerResult:
         }
 
 
+@functools.lru_cache(maxsize=16)
+def toeplitz_for(key: bytes) -> Toeplitz:
+    """One set of hash tables per key, however many models (and parts) use it."""
+    return Toeplitz(key)
+
+
 class Steer:
     """One NIC model and optional RPS model, fed decoded batches."""
 
     def __init__(
-        self, nic: NicModel, rps: RpsModel | None, toeplitz: Toeplitz, spill: SpillDir
+        self, nic: NicModel, rps: RpsModel | None, spill: SpillDir, key_limit: int | None = None
     ) -> None:
         self.nic, self.rps = nic, rps
-        self.toeplitz = toeplitz
         self.queues = Bucket.zeros(int(nic.table().max()) + 1)
         self.cpus = Bucket.zeros(max(rps.cpus) + 1) if rps else None
-        self.rss_keys, self.rps_keys = DistinctKeys(spill), DistinctKeys(spill)
+        self.rss_keys = DistinctKeys(spill, key_limit)
+        self.rps_keys = DistinctKeys(spill, key_limit)
 
     def observe(self, t: PacketTable, cache: FieldCache) -> None:
         size = t.batch.wirelen
-        h, l4, _ = nic_hash(t, self.nic, self.toeplitz, cache)
+        h, l4, _ = nic_hash(t, self.nic, toeplitz_for(self.nic.key), cache)
         self.queues.add(rss_queue(h, self.nic), size)
         self.rss_keys.add(h.astype(np.uint64))
         if self.rps is not None and self.cpus is not None:
@@ -160,46 +178,67 @@ class Steer:
             self.cpus.add(cpu, size)
             self.rps_keys.add(rh.astype(np.uint64))
 
-    def result(
-        self, inputs: list[InputResult], traffic: Traffic, flows: tuple[int, NDArray[np.void]]
-    ) -> SteerResult:
+    def merge(self, other: Steer) -> None:
+        """Add the next part's loads and hash keys (the same model's)."""
+        if (other.nic, other.rps) != (self.nic, self.rps):
+            raise ValueError("merging the loads of different models")
+        self.queues.merge(other.queues)
+        if self.cpus is not None and other.cpus is not None:
+            self.cpus.merge(other.cpus)
+        self.rss_keys.merge(other.rss_keys)
+        self.rps_keys.merge(other.rps_keys)
+
+    def seal(self) -> None:
+        self.rss_keys.seal()
+        self.rps_keys.seal()
+
+    def finish(self, inputs: list[InputResult], traffic: TrafficResult) -> SteerResult:
         res = SteerResult(
             inputs,
             self.nic,
             self.rps,
             self.queues,
             self.cpus,
-            flows[1],
-            flows[0],
+            traffic.top,
+            traffic.distinct,
             self.rss_keys.count(),
             self.rps_keys.count(),
-            traffic.tunnels,
+            dict(traffic.tunnels),
             dict(traffic.non_ip),
-            traffic.tunnelled(),
+            traffic.tunnelled,
         )
         res.findings = judge(res)
         return res
 
 
+@dataclass(frozen=True)
+class TrafficResult:
+    distinct: int  # distinct flows
+    top: NDArray[np.void]  # the TOP_FLOWS heaviest, by packets then flow id
+    tunnels: dict[str, int]  # packets by tunnel kind, in Tunnel order
+    non_ip: dict[str, tuple[int, int]]  # by class name, in name order
+    tunnelled: tuple[int, int]  # distinct inner and outer flows of tunnelled packets
+
+
 class Traffic:
     """What the traffic is, whatever the models: the real flows and the tunnels seen."""
 
-    def __init__(self, spill: SpillDir, limit: int = FLOW_LIMIT) -> None:
+    def __init__(
+        self, spill: SpillDir, limit: int | None = None, key_limit: int | None = None
+    ) -> None:
         self.tally = Tally()
         self.first: list[NDArray[np.void]] = []  # each new flow's fields, in first-seen order
-        self.tunnels: dict[str, int] = {}
+        # Packets by Tunnel kind. (A dict filled as kinds appeared was ordered by the batch
+        # a kind first came in: not a thing a merge of parts can reproduce.)
+        self.tunnel_counts = np.zeros(len(Tunnel), dtype=np.int64)
         self.non_ip: dict[str, tuple[int, int]] = {}
-        self.inner_keys, self.outer_keys = DistinctKeys(spill), DistinctKeys(spill)
-        self._tunnelled: tuple[int, int] | None = None
-        self.limit = limit
-        self.runs = Runs(spill, FLOW)
+        self.inner_keys = DistinctKeys(spill, key_limit)
+        self.outer_keys = DistinctKeys(spill, key_limit)
+        self.limit = limits()[0] if limit is None else limit
+        self.runs = Runs(spill, FLOW, self.limit)
 
     def observe(self, t: PacketTable, cache: FieldCache) -> None:
-        counts = np.bincount(t.tunnel, minlength=len(Tunnel))
-        for kind in Tunnel:
-            if kind != Tunnel.NONE and counts[kind]:
-                name = kind.name.lower()
-                self.tunnels[name] = self.tunnels.get(name, 0) + int(counts[kind])
+        self.tunnel_counts += np.bincount(t.tunnel, minlength=len(Tunnel))[: len(Tunnel)]
         if t.n:
             self._flows(t, cache)
 
@@ -245,12 +284,45 @@ class Traffic:
             p, b = self.non_ip.get(name, (0, 0))
             self.non_ip[name] = (p + int(sel.sum()), b + int(wire[sel].sum()))
 
-    def tunnelled(self) -> tuple[int, int]:
-        """(distinct inner flows, distinct outer flows) of the tunnelled packets: counted
-        once however many models ask."""
-        if self._tunnelled is None:
-            self._tunnelled = (self.inner_keys.count(), self.outer_keys.count())
-        return self._tunnelled
+    def merge(self, other: Traffic) -> None:
+        """Add the next part's traffic. Its flows' records come after this part's, so a
+        flow seen in both keeps the fields of its first packet, as one run keeps them."""
+        self.tunnel_counts += other.tunnel_counts
+        for name, (p, b) in other.non_ip.items():
+            mine = self.non_ip.get(name, (0, 0))
+            self.non_ip[name] = (mine[0] + p, mine[1] + b)
+        self.inner_keys.merge(other.inner_keys)
+        self.outer_keys.merge(other.outer_keys)
+        if len(self.tally):
+            self._spill(keep=True)
+        if len(other.tally):
+            other._spill(keep=True)
+        self.runs.extend(other.runs)
+
+    def seal(self) -> None:
+        """Every flow to a sorted run (in memory if few, else on disk), the tables emptied:
+        what a worker hands back."""
+        if len(self.tally):
+            self._spill(keep=len(self.tally) <= SEAL_RECORDS)
+        self.tally = Tally(capacity=1)
+        self.inner_keys.seal()
+        self.outer_keys.seal()
+
+    def finish(self) -> TrafficResult:
+        """The flows and tunnels seen, exact: counted once however many models ask."""
+        distinct, top = self.flows()
+        tunnels = {
+            kind.name.lower(): int(self.tunnel_counts[kind])
+            for kind in Tunnel
+            if kind != Tunnel.NONE and self.tunnel_counts[kind]
+        }
+        return TrafficResult(
+            distinct,
+            top,
+            tunnels,
+            dict(sorted(self.non_ip.items())),
+            (self.inner_keys.count(), self.outer_keys.count()),
+        )
 
     def _table(self) -> NDArray[np.void]:
         """The flows in memory, one record each, in first-seen order."""
@@ -261,18 +333,21 @@ class Traffic:
         out["bytes"] = self.tally.bytes[:n]
         return out
 
-    def _spill(self) -> None:
-        self.runs.write(self._table())
+    def _spill(self, *, keep: bool = False) -> None:
+        if keep:
+            self.runs.keep(self._table())
+        else:
+            self.runs.write(self._table())
         self.tally = Tally()
         self.first = []
 
     def flows(self) -> tuple[int, NDArray[np.void]]:
         """(distinct flows, the TOP_FLOWS heaviest): exact, merged across spilled runs."""
-        if not self.runs.files:
+        if not self.runs:
             table = self._table()
             return table.shape[0], _top(table)
         if len(self.tally):
-            self._spill()
+            self._spill(keep=True)
         distinct = 0
         top = np.zeros(0, dtype=FLOW)
         for part in self.runs.ranges():
@@ -296,40 +371,86 @@ def _top(flows: NDArray[np.void]) -> NDArray[np.void]:
     return flows[np.lexsort((flows["id"], -flows["packets"]))[:TOP_FLOWS]]
 
 
-def steer(paths: Sequence[str], nic: NicModel, rps: RpsModel | None) -> SteerResult:
-    return steer_many(paths, [(nic, rps)])[0]
+Models = Sequence[tuple[NicModel, RpsModel | None]]
+
+
+class Steering:
+    """The steer analysis: every model and the flow table over the same traffic."""
+
+    def __init__(
+        self, models: Models, spill: SpillDir, bounds: tuple[int, int] | None = None
+    ) -> None:
+        flow_limit, key_limit = limits() if bounds is None else bounds
+        self.steers = [Steer(nic, rps, spill, key_limit) for nic, rps in models]
+        self.traffic = Traffic(spill, flow_limit, key_limit)
+
+    def observe(self, t: PacketTable) -> None:
+        cache = FieldCache.of(t)  # the batch's flow fields, shared by every model
+        self.traffic.observe(t, cache)
+        for run in self.steers:
+            run.observe(t, cache)
+
+    def merge(self, other: Steering, frame_offset: int = 0) -> None:
+        """Add the next part's state. Nothing here holds a frame number (the read issues,
+        which do, are the input record's), so frame_offset changes nothing."""
+        self.traffic.merge(other.traffic)
+        for mine, theirs in zip(self.steers, other.steers, strict=True):
+            mine.merge(theirs)
+
+    def seal(self) -> None:
+        self.traffic.seal()
+        for run in self.steers:
+            run.seal()
+
+    def tables(self) -> list[Runs]:
+        """Every table's runs, in a fixed order (steering/parallel.py moves their arrays)."""
+        t = self.traffic
+        out = [t.runs, t.inner_keys.runs, t.outer_keys.runs]
+        for run in self.steers:
+            out += [run.rss_keys.runs, run.rps_keys.runs]
+        return out
+
+    def finish(self, inputs: list[InputResult]) -> list[SteerResult]:
+        traffic = self.traffic.finish()  # the same traffic for every model: merged once
+        # A cut or corrupt file is said by steer as by scan (the pipeline's read issues).
+        issues = [replace(issue_finding(i), input=res.path) for res in inputs for i in res.issues]
+        results = [run.finish(inputs, traffic) for run in self.steers]
+        for r in results:
+            r.findings = issues + r.findings
+        return results
+
+
+def steer(
+    paths: Sequence[str], nic: NicModel, rps: RpsModel | None, *, workers: int | None = 1
+) -> SteerResult:
+    return steer_many(paths, [(nic, rps)], workers=workers)[0]
 
 
 def steer_many(
-    paths: Sequence[str], models: Sequence[tuple[NicModel, RpsModel | None]]
+    paths: Sequence[str], models: Models, *, workers: int | None = 1
 ) -> list[SteerResult]:
-    """Every model over the same traffic in one pass: each batch is decoded once."""
-    hashes: dict[bytes, Toeplitz] = {}  # one set of hash tables per key, not per model
-    for nic, _ in models:
-        if nic.key not in hashes:
-            hashes[nic.key] = Toeplitz(nic.key)
+    """Every model over the same traffic in one pass: each batch is decoded once. With
+    workers > 1 (None: the usable cores) large inputs are spread over that many processes
+    (steering/parallel.py); the result is the same."""
+    if workers != 1 and "-" not in paths:
+        from netsleuth.scale import worth_processes
+        from netsleuth.steering.parallel import steer_parallel, usable_cores
+
+        n = workers or usable_cores()
+        if n > 1 and worth_processes(paths):
+            return steer_parallel(paths, models, workers=n)
     with SpillDir() as spill:
-        runs = [Steer(nic, rps, hashes[nic.key], spill) for nic, rps in models]
-        traffic = Traffic(spill)
+        steering = Steering(models, spill)
         inputs = []
         for path in paths:
             res = InputResult(path)
             inputs.append(res)
             try:
                 for t in tables(open_input(path), res):
-                    cache = FieldCache.of(t)  # the batch's flow fields, shared by every model
-                    traffic.observe(t, cache)
-                    for run in runs:
-                        run.observe(t, cache)
+                    steering.observe(t)
             except InputError as err:
                 res.error = str(err)
-        flows = traffic.flows()  # the same traffic for every model: merged once
-        # A cut or corrupt file is said by steer as by scan (the pipeline's read issues).
-        issues = [replace(issue_finding(i), input=res.path) for res in inputs for i in res.issues]
-        results = [run.result(inputs, traffic, flows) for run in runs]
-        for r in results:
-            r.findings = issues + r.findings
-        return results
+        return steering.finish(inputs)
 
 
 def judge(r: SteerResult) -> list[Finding]:
@@ -402,7 +523,11 @@ def judge(r: SteerResult) -> list[Finding]:
 def _addr(ver: int, hi: int, lo: int) -> str:
     import ipaddress
 
-    return str(ipaddress.ip_address(lo if ver == 4 else (hi << 64) | lo))
+    # By version, not by value: ip_address(n) takes any n < 2**32 for IPv4, so the IPv6
+    # ::10.0.0.1 (RFC 4291 2.5.5.1) printed as 10.0.0.1.
+    if ver == 4:
+        return str(ipaddress.IPv4Address(lo))
+    return str(ipaddress.IPv6Address((hi << 64) | lo))
 
 
 def heaviest(r: SteerResult, n: int = 10) -> list[dict[str, object]]:

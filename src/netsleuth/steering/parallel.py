@@ -1,0 +1,275 @@
+"""`steer --workers N`: the steer analysis over many processes, with the same result as one.
+
+The jobs are scan's (netsleuth/scale.py: plan): a whole input per job, or one job per
+record-aligned byte range of a large uncompressed classic pcap file. Each job runs the
+whole steer analysis (steering/run.py: Steering, every model and the flow table) in a
+worker process over its packets, then seals it: its flow table and hash-key sets go to
+sorted runs in a folder of the parent's, and only their paths, the per-queue and per-CPU
+sums and the small counters come back through the pipe. The parent merges the parts in
+input order and finishes once.
+
+Nothing needs replaying across a split: a packet's RSS queue, RPS CPU, flow id and hash
+keys come from that packet alone (a fragment hashes on its own header fields: no ports,
+steering/model.py), and the state is sums, exact key sets and exact per-flow counts, none
+of which depends on where batches or ranges end. The heaviest flows are exact because
+every flow's counts are kept (in runs), not a per-part top-k; a flow in several parts keeps
+the fields of its first packet, as one run does (Runs.extend keeps part order). Read
+issues are the input record's: a range other than the last that reports one, or fails,
+means the split went wrong (or the file is corrupt in the middle), and the input is read
+again in one piece here; the last range's issues are numbered in the file.
+
+The parent's temporary folder holds every run: it is removed on every way out (an error,
+a worker that dies, Ctrl-C, SIGTERM), after the workers have stopped: they watch a shared
+event between batches, so a stop takes one batch, not a whole input.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import multiprocessing
+import os
+import shutil
+import signal
+import tempfile
+import threading
+from collections.abc import Iterator, Sequence
+from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
+from dataclasses import dataclass, field
+from types import FrameType
+from typing import Any
+
+import numpy as np
+
+from netsleuth.capture.split import range_reader
+from netsleuth.decode import DEFAULT_TUNNEL_DEPTH
+from netsleuth.errors import FacilityError, InputError
+from netsleuth.pipeline import InputResult, open_input, tables
+from netsleuth.scale import FileJob, Job, RangeJob, _shifted, plan
+from netsleuth.steering.model import NicModel, RpsModel
+from netsleuth.steering.run import Models, Steering, SteerResult, steer_many
+from netsleuth.steering.spill import SpillDir, limits
+
+
+def usable_cores() -> int:
+    """The CPUs this process may run on (its affinity mask, not the machine's count; the
+    count where there is no affinity call: macOS)."""
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0))
+    return os.cpu_count() or 1
+
+
+@dataclass(frozen=True)
+class SteerJob:
+    job: Job
+    models: tuple[tuple[NicModel, RpsModel | None], ...]
+    root: str  # where the job's runs go: a folder of the parent's
+    bounds: tuple[int, int]  # the parent's spill limits (flows, keys)
+
+
+@dataclass
+class SteerPart:
+    res: InputResult
+    steering: Steering  # sealed: its tables are runs, in memory or in the job's folder
+    packed: str | None = None  # the file holding its in-memory runs, while they are there
+    slots: list[tuple[int, int]] = field(default_factory=list)  # (table, run) of each
+
+
+# A part's message through the pool's pipe stays below this: the rest of its arrays go
+# through one file. A worker killed while writing a long message to the result pipe would
+# leave the parent reading half a message forever (the pipe's other writers keep it open)
+# and the lock the workers share for writing taken (concurrent.futures.process: the result
+# queue); seen here as a hang, 1 run in 5, with multi-MB messages.
+PIPE_BYTES = 64 << 10
+
+# In a worker: the parent's stop flag (a byte in shared memory, no lock: a worker killed
+# while holding a lock, as a multiprocessing.Event's, would block everyone after it).
+_STOP: list[Any] = []
+
+
+def run_job(job: SteerJob) -> SteerPart:
+    """What a worker runs (module level: it is pickled by name)."""
+    res = InputResult(job.job.path)
+    steering = Steering(job.models, SpillDir(job.root), job.bounds)
+    try:
+        j = job.job
+        reader = (
+            range_reader(j.path, j.header, j.start, j.end)
+            if isinstance(j, RangeJob)
+            else open_input(j.path)
+        )
+        for t in tables(reader, res, tunnel_depth=j.depth):
+            if _STOP and _STOP[0].value:
+                break  # the parent drops this result
+            steering.observe(t)
+    except InputError as err:
+        res.error = str(err)
+    steering.seal()
+    return SteerPart(res, steering)
+
+
+def run_packed(job: SteerJob) -> SteerPart:
+    """run_job() in a worker: a big part's arrays into one file (see PIPE_BYTES)."""
+    part = run_job(job)
+    tables = part.steering.tables()
+    held = [
+        (k, i, run)
+        for k, runs in enumerate(tables)
+        for i, run in enumerate(runs.runs)
+        if not isinstance(run, str)
+    ]
+    if sum(run.nbytes for _, _, run in held) <= PIPE_BYTES:
+        return part
+    fd, path = tempfile.mkstemp(prefix="part-", dir=job.root)
+    with os.fdopen(fd, "wb") as fh:
+        for k, i, run in held:
+            np.save(fh, run, allow_pickle=False)
+            tables[k].runs[i] = run[:0]
+    part.packed, part.slots = path, [(k, i) for k, i, _ in held]
+    return part
+
+
+def _unpack(part: SteerPart) -> SteerPart:
+    if part.packed is not None:
+        tables = part.steering.tables()
+        with open(part.packed, "rb") as fh:
+            for k, i in part.slots:
+                tables[k].runs[i] = np.load(fh, allow_pickle=False)
+        os.unlink(part.packed)
+        part.packed = None
+    return part
+
+
+def steer_parallel(
+    paths: Sequence[str],
+    models: Models,
+    *,
+    workers: int,
+    range_bytes: int | None = None,
+    split_at: dict[str, list[int]] | None = None,
+    processes: bool = True,
+) -> list[SteerResult]:
+    """steer_many() over `workers` processes (processes=False: in this one, for tests)."""
+    jobs = plan(paths, DEFAULT_TUNNEL_DEPTH, workers, range_bytes, split_at)
+    flat = [j for js in jobs for j in js]
+    if processes and len(flat) == 1:
+        return steer_many(paths, models)  # one job: no parts to merge
+    root = tempfile.mkdtemp(prefix=f"netsleuth-steer-{os.getpid()}-")
+    try:
+        bounds = limits()
+        specs = [SteerJob(j, tuple(models), root, bounds) for j in flat]
+        total = Steering(models, SpillDir(root), bounds)
+        with _results(specs, workers, processes) as results:
+            inputs = []
+            at = 0
+            for input_jobs in jobs:
+                mine = specs[at : at + len(input_jobs)]
+                at += len(input_jobs)
+                parts = [_unpack(next(results)) for _ in mine]
+                inputs.append(_merge_input(mine, parts, total))
+        return total.finish(inputs)
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+
+
+def _merge_input(specs: list[SteerJob], parts: list[SteerPart], total: Steering) -> InputResult:
+    """One input's parts into `total`; its input record."""
+    res = _ranges(specs, parts)
+    if res is None:  # read in one piece, here
+        first = specs[0]
+        job = FileJob(first.job.path, first.job.depth)
+        part = run_job(SteerJob(job, first.models, first.root, first.bounds))
+        parts, res = [part], part.res
+    for part in parts:
+        total.merge(part.steering)
+    return res
+
+
+def _ranges(specs: list[SteerJob], parts: list[SteerPart]) -> InputResult | None:
+    """The input record of a whole input (one part) or of its ranges put together; None
+    when the ranges do not join up (see scale.Assembler.add)."""
+    if len(parts) == 1 and isinstance(specs[0].job, FileJob):
+        return parts[0].res
+    res = InputResult(specs[0].job.path)
+    frames = 0
+    for spec, part in zip(specs, parts, strict=True):
+        job = spec.job
+        assert isinstance(job, RangeJob)
+        if part.res.error or (not job.last and part.res.issues):
+            return None
+        res.merge(part.res)
+        res.format, res.compressed = part.res.format, part.res.compressed
+        res.issues = [_shifted(i, frames) for i in part.res.issues]
+        frames += part.res.packets
+    return res
+
+
+@contextlib.contextmanager
+def _results(specs: list[SteerJob], workers: int, processes: bool) -> Iterator[Iterator[SteerPart]]:
+    """The jobs' parts, in job order: from worker processes, or run here one by one."""
+    if not processes:
+        yield map(run_job, specs)
+        return
+    ctx = _context()
+    stop = ctx.RawValue("b", 0)
+    with _term_unwinds():
+        pool = ProcessPoolExecutor(
+            min(workers, len(specs)), mp_context=ctx, initializer=_worker_init, initargs=(stop,)
+        )
+        try:
+            futures = [pool.submit(run_packed, s) for s in specs]
+            yield (f.result() for f in futures)
+        except BrokenProcessPool as err:
+            raise FacilityError(
+                f"a worker process died ({err}); the machine may be out of memory: try --workers 1"
+            ) from err
+        finally:
+            # Every way out: the running jobs stop at their next batch, the others are
+            # dropped, and only then does the caller remove the runs' folder.
+            stop.value = 1
+            pool.shutdown(wait=True, cancel_futures=True)
+
+
+def _context() -> multiprocessing.context.BaseContext:
+    """fork when this process runs one thread, else forkserver.
+
+    A forked worker starts in milliseconds with everything imported; the fork server
+    (a fresh interpreter importing NumPy and the decoders, then forking) took 0.3-0.6 s
+    here, as long as steer takes over a 1M-packet file. fork's hazard is a lock held by
+    another thread at the fork, which the child could never take: with one thread there
+    is none (the pool's own thread starts after its processes, as fork requires:
+    concurrent.futures.process, _safe_to_dynamically_spawn_children)."""
+    if threading.active_count() == 1:
+        return multiprocessing.get_context("fork")
+    ctx = multiprocessing.get_context("forkserver")
+    ctx.set_forkserver_preload([__name__])
+    return ctx
+
+
+@contextlib.contextmanager
+def _term_unwinds() -> Iterator[None]:
+    """SIGTERM unwinds (as Ctrl-C) while workers run, when nobody has said what it should
+    do: the command line has (cliutil.install_signals: exit 143), a library caller may not,
+    and its default action would leave the workers and the runs' folder behind."""
+    main = threading.current_thread() is threading.main_thread()
+    if not main or signal.getsignal(signal.SIGTERM) is not signal.SIG_DFL:
+        yield
+        return
+
+    def _raise(signum: int, frame: FrameType | None) -> None:
+        raise KeyboardInterrupt(signal.Signals(signum).name)
+
+    old = signal.signal(signal.SIGTERM, _raise)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, old)
+
+
+def _worker_init(stop: Any) -> None:
+    """Ctrl-C on a terminal reaches the whole process group: the parent reports it once
+    and stops the workers through `stop`; a worker that raised KeyboardInterrupt too would
+    print a traceback of its own."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)  # a forked worker has the parent's
+    _STOP.append(stop)
