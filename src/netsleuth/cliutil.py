@@ -30,15 +30,28 @@ class Terminated(BaseException):
     directories, tracefs instances, the terminal's cursor) before the process exits 143."""
 
 
+class SigintOutsideCommand(BaseException):
+    """SIGINT outside a command's own code: while click parses the command line, or after
+    the command returned. Not a KeyboardInterrupt, which click's main() turns into
+    "Aborted!" and exit 1 (click/core.py, BaseCommand.main); like Terminated it passes
+    through click untouched, and entry() ends the run with one line and 130."""
+
+
 def _on_term(signum: int, frame: FrameType | None) -> None:
     raise Terminated
 
 
+def _on_int(signum: int, frame: FrameType | None) -> None:
+    raise SigintOutsideCommand
+
+
 def install_signals() -> None:
     """Called first thing by the entry point, before anything is created: SIGTERM unwinds
-    like SIGINT does (KeyboardInterrupt) instead of killing the process mid-way."""
+    like SIGINT does instead of killing the process mid-way. SIGINT raises SigintOutsideCommand
+    until run_guarded starts the command, which sees KeyboardInterrupt as Python code
+    expects (rich's Live, multiprocessing's workers, the commands' own cleanup)."""
     signal.signal(signal.SIGTERM, _on_term)
-    signal.signal(signal.SIGINT, signal.default_int_handler)
+    signal.signal(signal.SIGINT, _on_int)
 
 
 def _quiet_stdout() -> None:
@@ -62,7 +75,20 @@ def io_message(err: OSError) -> str:
 
 
 def run_guarded(fn: Callable[..., int], args: Any, kwargs: Any) -> int:
-    """Run a command; every way out is an exit code and at most one line on stderr."""
+    """Run a command; every way out is an exit code and at most one line on stderr. Under
+    entry() SIGINT is KeyboardInterrupt inside the command only (install_signals)."""
+    if signal.getsignal(signal.SIGINT) is not _on_int:
+        return _run_command(fn, args, kwargs)
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        return _run_command(fn, args, kwargs)
+    finally:
+        # Back to SigintOutsideCommand for click's unwinding after the command (sys.exit in
+        # cli.guarded): a SIGINT there is one line and 130 from entry(), not "Aborted!".
+        signal.signal(signal.SIGINT, _on_int)
+
+
+def _run_command(fn: Callable[..., int], args: Any, kwargs: Any) -> int:
     try:
         code = fn(*args, **kwargs)
         try:
@@ -76,7 +102,7 @@ def run_guarded(fn: Callable[..., int], args: Any, kwargs: Any) -> int:
     except NetsleuthError as err:
         _say(f"netsleuth: {err}")
         return err.exit_code
-    except KeyboardInterrupt:
+    except (KeyboardInterrupt, SigintOutsideCommand):
         _say("netsleuth: interrupted")
         return 130
     except Terminated:
@@ -116,7 +142,7 @@ def _raised_by_signal(err: BaseException) -> int | None:
     for _ in range(8):  # a chain is short; a cycle must not loop
         if cause is None:
             return None
-        if isinstance(cause, KeyboardInterrupt):
+        if isinstance(cause, (KeyboardInterrupt, SigintOutsideCommand)):
             return 130
         if isinstance(cause, Terminated):
             return 143
@@ -171,13 +197,15 @@ def check_ifname(name: str, option: str) -> str:
 
 def entry() -> None:
     """The console script: signal handling first, then the command line (click and the
-    command modules are imported after it, so Ctrl-C during start-up prints one line)."""
+    command modules are imported after it, so Ctrl-C during start-up prints one line). click
+    runs in its standalone mode (usage errors: its usage text and exit 2); a signal while it
+    parses raises SigintOutsideCommand or Terminated, which click lets through to here."""
     install_signals()
     try:
         from netsleuth.cli import main
 
         main()
-    except KeyboardInterrupt:
+    except (KeyboardInterrupt, SigintOutsideCommand):
         _say("netsleuth: interrupted")
         sys.exit(130)
     except Terminated:

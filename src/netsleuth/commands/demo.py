@@ -1,23 +1,22 @@
-"""`netsleuth demo`: build the three incident captures and scan them."""
+"""`netsleuth demo`: build the three incident captures and scan them, show incident 3's
+steering side by side, sample this machine's receive path, and write one HTML report."""
 
 from __future__ import annotations
 
 import tempfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
-
-from rich.console import Console
-from rich.rule import Rule
-from rich.table import Table
+from typing import TYPE_CHECKING, Any
 
 from netsleuth.capture.writer import write_pcap
 from netsleuth.craft import incidents
 from netsleuth.outpaths import atomic_output
-from netsleuth.report.jsonout import document, dumps, scan_document
-from netsleuth.report.text import render_scan
 from netsleuth.scan import ScanResult, scan
 from netsleuth.steering.model import NicModel, RpsModel
 from netsleuth.steering.run import SteerResult, steer
+
+if TYPE_CHECKING:
+    from netsleuth.doctor import Diagnosis
 
 STORIES = [
     (
@@ -37,24 +36,28 @@ STORIES = [
     ),
 ]
 
-
-def write_captures(folder: Path) -> list[tuple[Path, str]]:
-    out = []
-    for name, build, story in STORIES:
-        path = folder / name
-        # Renamed into place: a symlink planted in a --keep folder is replaced, not followed.
-        with atomic_output(str(path), special_in_place=False) as fh:
-            write_pcap(fh, build())
-        out.append((path, story))
-    return out
-
-
 STEER_STORIES = [
     ("PPTP, outer-only NIC, Linux 4.9 RPS", "incident3-pptp.pcap", "outer", (4, 9)),
     ("PPTP, outer-only NIC, Linux 4.10 RPS", "incident3-pptp.pcap", "outer", (4, 10)),
     ("GRE v0, outer-only NIC", "incident3-gre-v0.pcap", "outer", None),
     ("GRE v0, inner-aware NIC", "incident3-gre-v0.pcap", "inner", None),
 ]
+# The steering scenarios the HTML report draws (the two kernels' RPS on PPTP).
+HTML_STEER = tuple(label for label, *_ in STEER_STORIES[:2])
+
+
+@dataclass(frozen=True)
+class Options:
+    fmt: str
+    keep: str | None
+    html_path: str | None
+
+
+@dataclass(frozen=True)
+class StoryScan:
+    path: Path
+    story: str
+    result: ScanResult
 
 
 @dataclass(frozen=True)
@@ -65,6 +68,44 @@ class SteerRow:
     cpus_busy: int | None
     cpu_max_over_mean: float | None
     findings: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class DemoResult:
+    folder: Path
+    kept: bool  # --keep: the captures stay in `folder`
+    scans: list[StoryScan]
+    steering: list[SteerRow]
+    report: Path  # the HTML report written
+    host: Diagnosis  # doctor on this machine
+
+    def to_json(self) -> dict[str, Any]:
+        from netsleuth.report.doctor_text import rates_json
+        from netsleuth.report.jsonout import document, scan_document
+
+        return document(
+            "demo",
+            [],
+            scans=[dict(scan_document(s.result), story=s.story) for s in self.scans],
+            steer=[asdict(row) for row in self.steering],
+            doctor={
+                "findings": [f.to_json() for f in self.host.findings],
+                "rates": rates_json(self.host.rates),
+                "notes": self.host.notes,
+            },
+            html=str(self.report),
+        )
+
+
+def write_captures(folder: Path) -> list[tuple[Path, str]]:
+    out = []
+    for name, build, story in STORIES:
+        path = folder / name
+        # Renamed into place: a symlink planted in a --keep folder is replaced, not followed.
+        with atomic_output(str(path), special_in_place=False) as fh:
+            write_pcap(fh, build())
+        out.append((path, story))
+    return out
 
 
 def steer_stories(folder: Path, results: dict[str, SteerResult] | None = None) -> list[SteerRow]:
@@ -93,94 +134,40 @@ def steer_stories(folder: Path, results: dict[str, SteerResult] | None = None) -
     return rows
 
 
-def write_html(
-    path: Path, results: list[tuple[Path, str, ScanResult]], steered: dict[str, SteerResult]
-) -> None:
-    """The demo's report: the three scans and incident 3's steering, in one HTML file."""
-    from netsleuth.report import html
+def run(opts: Options) -> DemoResult:
+    """Write the captures (to --keep or a temporary folder removed on every way out) and the
+    HTML report, scan and steer the captures, then sample this machine twice, 1 s apart."""
+    from netsleuth.doctor import doctor_live
+    from netsleuth.report.demo_html import demo_page
 
-    page = html.Page("netsleuth demo: three incidents")
-    for path_, story, result in results:
-        html.add_scan(page, result, f"{story} ({path_.name})")
-    for label in STEER_STORIES[:2]:
-        html.add_steer(page, steered[label[0]], f"steer, 8 queues / 8 CPUs: {label[0]}")
-    page.write(path)
-
-
-def run_demo(console: Console, fmt: str, keep: str | None, html_path: str | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="netsleuth-demo-") as tmp:
-        folder = Path(keep) if keep else Path(tmp)
+        folder = Path(opts.keep) if opts.keep else Path(tmp)
         folder.mkdir(parents=True, exist_ok=True)
-        captures = write_captures(folder)
-        results = [(path, story, scan([str(path)])) for path, story in captures]
+        scans = [StoryScan(p, story, scan([str(p)])) for p, story in write_captures(folder)]
         steered: dict[str, SteerResult] = {}
         steering = steer_stories(folder, steered)
-        report = Path(html_path or (folder if keep else Path.cwd()) / "netsleuth-demo.html")
-        write_html(report, results, steered)
-        # And the receive path of the machine the demo runs on (2 samples, 1 s apart).
-        from netsleuth.doctor import doctor_live
-
-        host = doctor_live(2, 1.0)
-        if fmt == "json":
-            from netsleuth.report.doctor_text import rates_json
-
-            scans = [dict(scan_document(r), story=story) for _, story, r in results]
-            steer_json = [asdict(row) for row in steering]
-            doctor_json = {
-                "findings": [f.to_json() for f in host.findings],
-                "rates": rates_json(host.rates),
-                "notes": host.notes,
-            }
-            console.print_json(
-                dumps(
-                    document(
-                        "demo",
-                        [],
-                        scans=scans,
-                        steer=steer_json,
-                        doctor=doctor_json,
-                        html=str(report),
-                    )
-                )
-            )
-            return 0
-        for path, story, result in results:
-            console.print(Rule(story))
-            render_scan(console, result, title=f"scan {path.name}")
-            console.print()
-        console.print(
-            Rule("Incident 3: where the receive load lands (netsleuth steer, 8 queues / 8 CPUs)")
+        default = (folder if opts.keep else Path.cwd()) / "netsleuth-demo.html"
+        report = Path(opts.html_path or default)
+        page = demo_page(
+            [(s.path, s.story, s.result) for s in scans],
+            [(label, steered[label]) for label in HTML_STEER],
         )
-        table = Table(box=None, pad_edge=False)
-        for col in ("scenario", "queues busy", "queue max/mean", "CPUs busy", "CPU max/mean"):
-            table.add_column(col, justify="left" if col == "scenario" else "right")
-        for row in steering:
-            table.add_row(
-                row.scenario,
-                str(row.queues_busy),
-                f"{row.queue_max_over_mean:.1f}",
-                "-" if row.cpus_busy is None else str(row.cpus_busy),
-                "-" if row.cpu_max_over_mean is None else f"{row.cpu_max_over_mean:.1f}",
-            )
-        console.print(table)
-        from netsleuth.report.doctor_text import render_doctor
-
-        console.print(Rule("This machine's receive path (netsleuth doctor, 2 samples 1 s apart)"))
-        render_doctor(console, host)
-        if keep:
-            console.print(f"captures kept in {folder}")
-        console.print(f"report: {report} (open it in a browser; it works offline)")
-    return 0
-
-
-@dataclass(frozen=True)
-class Options:
-    fmt: str
-    keep: str | None
-    html_path: str | None
+        page.write(report)
+        host = doctor_live(2, 1.0)
+    return DemoResult(folder, bool(opts.keep), scans, steering, report, host)
 
 
 def execute(opts: Options) -> int:
     from netsleuth.cliutil import stdout_console
+    from netsleuth.report.jsonout import dumps
 
-    return run_demo(stdout_console(), opts.fmt, opts.keep, opts.html_path)
+    result = run(opts)
+    console = stdout_console()
+    if opts.fmt == "json":
+        # Through rich's print_json, as the demo always printed it (indent 2, non-ASCII kept).
+        console.print_json(dumps(result.to_json()))
+    else:
+        from netsleuth.report.demo_text import render_demo
+
+        render_demo(console, result)
+    return 0
