@@ -119,6 +119,14 @@ def LIVE_OPTIONS(fn: Callable[..., Any]) -> Callable[..., Any]:
     help="Replay each finding's frames on this kernel (root) and add its verdict.",
 )
 @LIVE_OPTIONS
+@click.option(
+    "--dask",
+    "dask_address",
+    default=None,
+    metavar="tcp://HOST:PORT",
+    help="Run the scan on this Dask scheduler's workers (captures on storage they all see; "
+    "pip install 'netsleuth[dask]').",
+)
 @guarded
 def scan(
     *,
@@ -132,6 +140,7 @@ def scan(
     context: int,
     html_path: str | None,
     in_lab: bool,
+    dask_address: str | None,
     **live: Any,
 ) -> int:
     """Decode every packet of CAPTURES (pcap, pcapng, gzip; - for stdin) and report findings.
@@ -143,6 +152,8 @@ def scan(
     from netsleuth.scan import scan as run_scan
     from netsleuth.scan import select
 
+    if dask_address is not None and (live["live"] is not None or live["workers"] != 1):
+        raise InputError("--dask", "runs on the cluster's workers: not with --live or --workers")
     if live["live"] is not None:
         if captures:
             raise InputError("--live", "give CAPTURES or --live IFACE, not both")
@@ -175,12 +186,19 @@ def scan(
         )
         refuse_output_over_input(export_path, captures, "--export")
     with _Progress() as progress:
-        result = run_scan(
-            list(captures),
-            tunnel_depth=tunnel_depth,
-            progress=progress,
-            workers=live["workers"],
-        )
+        if dask_address is not None:
+            from netsleuth.cluster import scan_dask
+
+            result = scan_dask(
+                captures, address=dask_address, tunnel_depth=tunnel_depth, progress=progress
+            )
+        else:
+            result = run_scan(
+                list(captures),
+                tunnel_depth=tunnel_depth,
+                progress=progress,
+                workers=live["workers"],
+            )
     result.findings = select(result.findings, only=only, min_severity=Severity.parse(min_severity))
     for failed in result.failed_inputs:
         click.echo(f"netsleuth: {failed.error}", err=True)

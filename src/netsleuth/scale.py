@@ -433,7 +433,7 @@ def scan_parallel(
     jobs = plan(paths, tunnel_depth, workers, range_bytes, split_at)
     flat = [j for js in jobs for j in js]
     if not processes or len(flat) == 1:
-        return _assemble(jobs, map(run_job, flat), progress)
+        return assemble(jobs, map(run_job, flat), progress)
     ctx = multiprocessing.get_context("forkserver")
     # The server imports NumPy and the decoders once; each worker is then a fork of it.
     ctx.set_forkserver_preload(["netsleuth.scale"])
@@ -453,7 +453,7 @@ def scan_parallel(
                 for k, j in enumerate(flat)
             ]
             futures = [pool.submit(run_job, j) for j in spilled]
-            return _assemble(jobs, (f.result() for f in futures), progress)
+            return assemble(jobs, (f.result() for f in futures), progress)
         except BrokenProcessPool as err:
             raise FacilityError(
                 f"a worker process died ({err}); the machine may be out of memory: try --workers 1"
@@ -489,7 +489,7 @@ def _worker_init() -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
-def _assemble(
+def assemble(
     jobs: list[list[Job]], results: Iterator[Whole | Part], progress: Progress | None
 ) -> ScanResult:
     summary = Summary()
