@@ -17,6 +17,7 @@ import socket
 import subprocess
 import sys
 import time
+import types
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -26,11 +27,12 @@ import pytest
 from netsleuth import craft
 from netsleuth.capture.split import HEADER, RECORD
 from netsleuth.capture.writer import write_pcap
-from netsleuth.cluster import group, scan_dask
+from netsleuth.cluster import NotSharedError, fetch, group, scan_dask
 from netsleuth.craft import incidents
 from netsleuth.craft.mix import mixed_capture
+from netsleuth.errors import FacilityError
 from netsleuth.report.jsonout import dumps, scan_document
-from netsleuth.scale import RangeJob, plan
+from netsleuth.scale import FileJob, Job, RangeJob, plan
 from netsleuth.scan import scan
 
 BIN = Path(sys.executable).parent
@@ -56,10 +58,12 @@ class Cluster:
             self.stop()
             raise
 
-    def _spawn(self, name: str, *argv: str) -> subprocess.Popen[bytes]:
+    def _spawn(
+        self, name: str, *argv: str, prefix: tuple[str, ...] = ()
+    ) -> subprocess.Popen[bytes]:
         log = open(self.folder / f"{name}.log", "wb")  # noqa: SIM115  (the child's stderr)
         proc = subprocess.Popen(
-            [str(BIN / "dask"), *argv],
+            [*prefix, str(BIN / "dask"), *argv],
             stdout=log,
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
@@ -83,17 +87,21 @@ class Cluster:
             assert self.procs[0].poll() is None, (self.folder / "scheduler.log").read_text()
             time.sleep(0.1)
         self.address: str = json.loads(info.read_text())["address"]
-        self.workers = [
-            self._spawn(
-                f"worker{k}",
-                "worker",
-                *("--nthreads", "1", "--no-nanny", "--no-dashboard", "--host", "127.0.0.1"),
-                self.address,
-            )
-            for k in range(workers)
-        ]
+        self.workers = [self.add_worker(f"worker{k}") for k in range(workers)]
         self.client = distributed.Client(self.address, timeout=30, set_as_default=False)
         self.client.wait_for_workers(workers, timeout=60)
+
+    def add_worker(self, name: str, prefix: tuple[str, ...] = ()) -> subprocess.Popen[bytes]:
+        return self._spawn(
+            name,
+            "worker",
+            *("--nthreads", "1", "--no-nanny", "--no-dashboard", "--host", "127.0.0.1"),
+            self.address,
+            prefix=prefix,
+        )
+
+    def addresses(self) -> set[str]:
+        return set(self.client.scheduler_info()["workers"])
 
     def tasks(self) -> int:
         """How many tasks the scheduler holds."""
@@ -257,6 +265,65 @@ def test_small_inputs_travel_together() -> None:
     assert 2 < len(groups) < 200
 
 
+@pytest.mark.privileged
+def test_an_input_a_worker_does_not_see(cluster: Cluster, tmp_path: Path) -> None:
+    if os.geteuid() != 0:
+        pytest.skip("needs root: a worker in a mount namespace of its own")
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    gone = write(shared / "gone.pcap", incidents.incident1_poison_fragment())
+    other = write(shared / "other.pcap", incidents.incident1_poison_fragment())
+    # A third worker sees a tmpfs over `shared`, holding a one-byte other.pcap only.
+    script = f'mount -t tmpfs netsleuth-test "{shared}" && printf x > "{other}" && exec "$@"'
+    before = cluster.addresses()
+    odd = cluster.add_worker("odd", prefix=("unshare", "--mount", "sh", "-c", script, "sh"))
+    try:
+        cluster.client.wait_for_workers(len(before) + 1, timeout=60)
+        (worker,) = cluster.addresses() - before
+        why = "(captures must be on storage every worker sees)"
+        cases = [
+            (gone, f"{gone} is not readable on dask worker {worker} {why}"),
+            (
+                other,
+                f"{other} is 1 bytes on dask worker {worker}, {other.stat().st_size} here {why}",
+            ),
+        ]
+        for path, message in cases:
+            with pytest.raises(NotSharedError) as caught:
+                scan_dask([str(path)], address=cluster.address, tunnel_depth=3, progress=None)
+            assert str(caught.value) == message
+        code, out, err = cli("scan", "--dask", cluster.address, str(gone))
+        assert (code, out) == (2, "")
+        assert one_line(err) == f"netsleuth: {cases[0][1]}"
+    finally:
+        odd.kill()
+        odd.wait(timeout=30)
+        deadline = time.monotonic() + 30
+        while cluster.addresses() != before:
+            assert time.monotonic() < deadline, cluster.addresses()
+            time.sleep(0.1)
+
+
+class Killer:
+    """A future whose task killed every worker it ran on, as the client sees it."""
+
+    def result(self, timeout: float | None = None) -> None:
+        # The scheduler's WorkerState; fetch() reads only its address.
+        worker = types.SimpleNamespace(address="tcp://127.0.0.1:40000")
+        raise distributed.KilledWorker("run_jobs-0123", worker, 3)  # type: ignore[arg-type]
+
+
+def test_a_task_that_kills_its_workers_is_one_line() -> None:
+    jobs: list[Job] = [FileJob("a.pcap", 3), FileJob("b.pcap", 3)]
+    with pytest.raises(FacilityError) as caught:
+        fetch(Killer(), jobs, "tcp://127.0.0.1:1")  # type: ignore[arg-type]
+    assert str(caught.value) == (
+        "dask workers died running a.pcap and 1 more job(s) (4 of them, the last "
+        "tcp://127.0.0.1:40000): give them more memory, or scan with --workers"
+    )
+    assert caught.value.exit_code == 3
+
+
 def scan_running(cluster: Cluster, tmp_path: Path) -> subprocess.Popen[bytes]:
     """A CLI scan of 200 inputs, returned once a worker runs one of its tasks."""
     cap = write(tmp_path / "mix.pcap", list(mixed_capture(20_000)))
@@ -273,10 +340,20 @@ def scan_running(cluster: Cluster, tmp_path: Path) -> subprocess.Popen[bytes]:
     return proc
 
 
+def finish(proc: subprocess.Popen[bytes]) -> tuple[bytes, bytes]:
+    """Its output once it ends (killed after 60 s)."""
+    try:
+        return proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:  # timed out: end it, close its pipes
+            proc.kill()
+            proc.communicate()
+
+
 def test_sigterm_leaves_no_task_on_the_cluster(cluster: Cluster, tmp_path: Path) -> None:
     proc = scan_running(cluster, tmp_path)
     proc.send_signal(signal.SIGTERM)
-    _, err = proc.communicate(timeout=60)
+    _, err = finish(proc)
     assert proc.returncode == 143, err
     assert one_line(err.decode()) == "netsleuth: terminated"
     deadline = time.monotonic() + 30
@@ -285,12 +362,38 @@ def test_sigterm_leaves_no_task_on_the_cluster(cluster: Cluster, tmp_path: Path)
         time.sleep(0.1)
 
 
+def test_workers_lost_with_results_not_yet_fetched(
+    cluster: Cluster, tmp_path: Path, capfd: pytest.CaptureFixture[str]
+) -> None:
+    """The workers die right after a task finished, before its result was fetched (the
+    progress callback runs in between): the client would wait for the task to run again
+    forever; the scan ends with the lost-workers error and nothing on stderr."""
+    first = write(tmp_path / "first.pcap", list(mixed_capture(20_000)))
+    caps = [str(first)] + [str(tmp_path / f"mix{k}.pcap") for k in range(7)]
+    for cap in caps[1:]:
+        Path(cap).write_bytes(first.read_bytes())
+
+    def kill(name: str, done: int) -> None:
+        if name == caps[0]:  # the first result, the one fetched first
+            for worker in cluster.workers:
+                worker.kill()
+
+    capfd.readouterr()
+    with pytest.raises(FacilityError, match="lost every worker mid-scan"):
+        scan_dask(caps, address=cluster.address, tunnel_depth=3, progress=kill)
+    assert capfd.readouterr() == ("", "")
+    for worker in cluster.workers:
+        worker.wait(timeout=30)
+    cluster.workers = [cluster.add_worker(f"again{k}") for k in range(2)]
+    cluster.client.wait_for_workers(2, timeout=60)
+
+
 def test_losing_every_worker_mid_scan(cluster: Cluster, tmp_path: Path) -> None:
     """The last test on the module's cluster: it kills the workers."""
     proc = scan_running(cluster, tmp_path)
     for worker in cluster.workers:
         worker.kill()
-    out, err = proc.communicate(timeout=60)
+    out, err = finish(proc)
     assert proc.returncode == 3, err
     line = one_line(err.decode())
     assert line.startswith(f"netsleuth: the dask cluster at {cluster.address} lost every worker")

@@ -27,12 +27,14 @@ task).
 
 from __future__ import annotations
 
+import concurrent.futures
 import contextlib
 import gc
 import logging
 import os
 import queue
 import socket
+import threading
 import time
 from collections.abc import Hashable, Iterator, Sequence
 from dataclasses import replace
@@ -50,6 +52,7 @@ if TYPE_CHECKING:
 
 CONNECT_TIMEOUT = 5.0  # seconds to reach the scheduler, and to wait for a worker
 TICK = 0.25  # seconds between looks at the cluster while waiting (progress, workers)
+FETCH_WAIT = 1.0  # seconds between looks at the workers while a result is being fetched
 GROUP_JOBS = 64  # at most this many jobs in one task
 GROUP_BYTES = 8 << 20  # and at most about this many bytes of input
 EXTRA = "--dask needs the dask extra: pip install 'netsleuth[dask]'"
@@ -93,13 +96,17 @@ def _require_distributed() -> None:
 def _quiet_dask() -> Iterator[None]:
     """The client's own log lines (reconnect attempts, a closing comm) would break the one
     line on stderr that an error gets: ours says what went wrong."""
-    log = logging.getLogger("distributed")
-    level = log.level
-    log.setLevel(logging.CRITICAL)
+    # dask's logging config gives some children levels of their own (distributed.client).
+    names = [n for n in logging.Logger.manager.loggerDict if n.startswith("distributed.")]
+    logs = [logging.getLogger(n) for n in ["distributed", "asyncio", *names]]
+    levels = [log.level for log in logs]
+    for log in logs:
+        log.setLevel(logging.CRITICAL)
     try:
         yield
     finally:
-        log.setLevel(level)
+        for log, level in zip(logs, levels, strict=True):
+            log.setLevel(level)
 
 
 def _unreachable(address: str, why: str) -> FacilityError:
@@ -245,15 +252,15 @@ class _Run:
         client: Client,
         address: str,
         timeout: float,
-        plan: list[list[Job]],
+        planned: list[list[Job]],
         progress: Progress | None,
     ) -> None:
         self.client, self.address, self.timeout = client, address, timeout
-        self.jobs = jobs = [j for js in plan for j in js]
-        self.input = [k for k, js in enumerate(plan) for _ in js]  # job -> its input
+        self.jobs = jobs = [j for js in planned for j in js]
+        self.input = [k for k, js in enumerate(planned) for _ in js]  # job -> its input
         self.progress = progress
         self.groups = group(jobs, sum(client.nthreads().values()))
-        self.done = [0] * len(plan)  # bytes of each input whose jobs have completed
+        self.done = [0] * len(planned)  # bytes of each input whose jobs have completed
         self.futures: dict[int, Future[Task]] = {}
         self.pending: set[Future[Task]] = set()
         self.index: dict[Hashable, int] = {}  # future key -> group
@@ -278,7 +285,8 @@ class _Run:
                 continue
             while fut in self.pending:
                 self._wait()
-            got = self._result(fut, ks)
+            got = self._fetch(fut, [self.jobs[k] for k in ks])
+            del self.futures[g]
             fut.release()  # the cluster forgets it
             for k, result in zip(ks, got, strict=True):
                 yield _relabel(result, self.jobs[k].path)
@@ -301,6 +309,32 @@ class _Run:
                 if self.progress is not None and fut.status == "finished":
                     self.progress(self.jobs[k].path, self.done[self.input[k]])
 
+    def _fetch(self, fut: Future[Task], jobs: list[Job]) -> Task:
+        """fetch() on a thread of its own while this one watches the workers: a finished
+        task's result lives on its worker, and when that worker dies before we have it,
+        the client waits for the task to run again (as long as that takes: forever with no
+        worker left). A timeout on the fetch itself leaves dask's gather task failing
+        behind, which asyncio reports on stderr."""
+        box: queue.Queue[tuple[Task | None, BaseException | None]] = queue.Queue()
+
+        def get() -> None:
+            try:
+                box.put((fetch(fut, jobs, self.address), None))
+            except BaseException as err:  # raised on the main thread
+                box.put((None, err))
+
+        threading.Thread(target=get, name="netsleuth-fetch", daemon=True).start()
+        while True:
+            try:
+                got, err = box.get(timeout=FETCH_WAIT)
+            except queue.Empty:
+                self._watch_workers()
+                continue
+            if err is not None:
+                raise err
+            assert got is not None
+            return got
+
     def _watch_workers(self) -> None:
         try:
             workers = len(self.client.nthreads())
@@ -318,24 +352,37 @@ class _Run:
                 f"{self.timeout:g} s): check the workers' logs (out of memory?) and run again"
             )
 
-    def _result(self, fut: Future[Task], ks: list[int]) -> Task:
-        from distributed import KilledWorker
-
-        try:
-            return fut.result()
-        except KilledWorker as err:
-            job = self.jobs[ks[0]]
-            what = job.path if isinstance(job, FileJob) else f"{job.path} [{job.start}, {job.end})"
-            if len(ks) > 1:
-                what += f" and {len(ks) - 1} more job(s)"
-            raise FacilityError(
-                f"dask workers died running {what} until the scheduler gave up ({err}): give "
-                "them more memory, or scan with --workers"
-            ) from err
-
     def cancel(self) -> None:
         with contextlib.suppress(Exception):
             self.client.cancel(list(self.futures.values()), force=True)
+
+
+def fetch(fut: Future[Task], jobs: list[Job], address: str) -> Task:
+    """A task's results; a task that killed every worker it ran on, or a scheduler lost
+    mid-scan, said in one line."""
+    from distributed import KilledWorker
+
+    try:
+        return fut.result()
+    except (OSError, concurrent.futures.CancelledError) as err:
+        if fut.status == "error":
+            raise  # the task's own error (a file unreadable mid-scan), as in one process
+        # The client gives up on a scheduler it cannot reconnect to within its timeout,
+        # and cancels the futures (or a fetch finds its connection closed).
+        raise FacilityError(
+            f"lost the dask scheduler at {address} mid-scan ({type(err).__name__}): check "
+            "its log and run again"
+        ) from err
+    except KilledWorker as err:
+        job = jobs[0]
+        what = job.path if isinstance(job, FileJob) else f"{job.path} [{job.start}, {job.end})"
+        if len(jobs) > 1:
+            what += f" and {len(jobs) - 1} more job(s)"
+        last = getattr(err.last_worker, "address", err.last_worker)
+        raise FacilityError(
+            f"dask workers died running {what} ({err.allowed_failures + 1} of them, the last "
+            f"{last}): give them more memory, or scan with --workers"
+        ) from err
 
 
 def _job_bytes(job: Job) -> int:
