@@ -211,13 +211,18 @@ def test_corpus_and_incidents_through_the_cli(
     assert any(f["id"] == "ipv4.fragment.zero_length" for f in doc["findings"])
 
 
-def test_a_missing_input_fails_as_in_one_process(cluster: Cluster, corpus: Path) -> None:
+def test_unusable_inputs_fail_as_in_one_process(cluster: Cluster, corpus: Path) -> None:
+    # A missing file (read here) and this test module, named relative to its folder (read
+    # on a worker, by its absolute path: the error names it as given).
+    here = Path(__file__).parent
     args = ["scan", "--format", "json", str(corpus / "DTP.pcap"), "/nonexistent/x.pcap"]
-    code1, out1, err1 = cli(*args)
-    code, out, err = cli(*args, "--dask", cluster.address)
+    args.append(Path(__file__).name)
+    code1, out1, err1 = cli(*args, cwd=here)
+    code, out, err = cli(*args, "--dask", cluster.address, cwd=here)
     assert (code1, code) == (2, 2)
     assert out == out1 and err == err1
-    assert one_line(err).startswith("netsleuth: /nonexistent/x.pcap")
+    assert err.startswith("netsleuth: /nonexistent/x.pcap")
+    assert f"netsleuth: {Path(__file__).name}: " in err and str(here) not in err
 
 
 def test_ranges_mid_fragment_train_and_mid_flow(cluster: Cluster, tmp_path: Path) -> None:
