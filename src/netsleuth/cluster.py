@@ -2,7 +2,8 @@
 
 The plan is scale.py's: a whole input per job, or record-aligned byte ranges of a large
 classic pcap, the range size following the cluster's thread count (client.nthreads()).
-Each job runs on a worker, which reads the capture itself: captures live on storage every
+Consecutive small jobs travel as one Dask task (group()). Each job runs on a worker, which
+reads the capture itself: captures live on storage every
 worker sees under the same path (checked up front: each input readable there, with the
 size it has here). What comes back through Dask is each job's compact result (scale.Whole
 or scale.Part: counts, mergeable check state, each record's end offset and timestamp, and
@@ -17,7 +18,8 @@ FIFO) run in this process and fail or read as they would in one process; stdin i
 
 Failure is one line: a scheduler not reached within CONNECT_TIMEOUT (exit 3); a cluster
 without workers for that long, before or during the scan (exit 3); a job that killed
-workers until the scheduler gave up on it (KilledWorker: exit 3). A worker lost once is
+workers until the scheduler gave up on it (KilledWorker: exit 3); a scheduler lost
+mid-scan (exit 3). A worker lost once is
 not a failure: the scheduler runs its jobs again elsewhere, and a job's result depends only
 on the file. On every way out (an error, Ctrl-C, SIGTERM) the futures are cancelled and
 the client closed: jobs not started are dropped; a job already running finishes its range
