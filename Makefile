@@ -18,6 +18,14 @@ $(STAMP): $(BIN)/python pyproject.toml setup.py src/netsleuth/capture/_framing.c
 	$(BIN)/python -m pip install --quiet -e '.[test]'
 	touch $(STAMP)
 
+# The optional extras the tests exercise, on top of the base install `make demo` uses:
+# dask for `scan --dask` (tests/test_dask_cluster.py starts a local cluster; mypy reads
+# netsleuth/cluster.py against dask.distributed's annotations).
+EXTRAS_STAMP := $(VENV)/.installed-extras
+$(EXTRAS_STAMP): $(STAMP)
+	$(BIN)/python -m pip install --quiet -e '.[test,dask]'
+	touch $(EXTRAS_STAMP)
+
 # Real tools the tests use: tshark reads netsleuth's pcapng exports back; ethtool is the
 # oracle for the SIOCETHTOOL readings; prometheus (with promtool) scrapes the exporter and
 # checks its alert rules; chromium renders the HTML reports. The missing ones are installed from Debian's packages
@@ -47,10 +55,10 @@ lint: $(STAMP)
 	$(BIN)/ruff format --check src tests bench
 	$(BIN)/ruff check --select PLR0911 src/netsleuth/commands src/netsleuth/findings src/netsleuth/cli.py
 
-typecheck: $(STAMP)
+typecheck: $(EXTRAS_STAMP)
 	$(BIN)/mypy
 
-pytest: $(STAMP) system-deps
+pytest: $(EXTRAS_STAMP) system-deps
 	$(BIN)/python -m pytest -q
 
 test: lint typecheck pytest

@@ -324,7 +324,7 @@ def test_a_range_that_does_not_end_cleanly_reads_the_file_in_one_piece(
     cap.write_bytes(bytes(data))
     part = run_job(first)
     assert part.res.issues
-    merged = scale._assemble(jobs, map(run_job, [j for js in jobs for j in js]), None)
+    merged = scale.assemble(jobs, map(run_job, [j for js in jobs for j in js]), None)
     assert dumps(scan_document(merged)) == one(cap)
     assert '"capture.corrupt_record"' in one(cap)
 

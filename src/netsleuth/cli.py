@@ -112,6 +112,14 @@ def LIVE_OPTIONS(fn: Callable[..., Any]) -> Callable[..., Any]:
     help="Replay each finding's frames on this kernel (root) and add its verdict.",
 )
 @LIVE_OPTIONS
+@click.option(
+    "--dask",
+    "dask_address",
+    default=None,
+    metavar="tcp://HOST:PORT",
+    help="Run the scan on this Dask scheduler's workers (captures on storage they all see; "
+    "pip install 'netsleuth[dask]').",
+)
 @guarded
 def scan(**opts: Any) -> int:
     """Decode every packet of CAPTURES (pcap, pcapng, gzip; - for stdin) and report findings.

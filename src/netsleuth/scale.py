@@ -502,7 +502,7 @@ def scan_parallel(
     jobs = plan(paths, tunnel_depth, workers, range_bytes, split_at)
     flat = [j for js in jobs for j in js]
     if not processes or len(flat) == 1:
-        return _assemble(jobs, map(run_job, flat), progress)
+        return assemble(jobs, map(run_job, flat), progress)
     ctx = _context()
     shm = "/dev/shm" if os.path.isdir("/dev/shm") else None
     with (
@@ -524,7 +524,7 @@ def scan_parallel(
             # otherwise walk them in each worker and copy every page it touched.
             gc.freeze()
             futures = [pool.submit(run_job, j) for j in spilled]
-            return _assemble(jobs, (f.result() for f in futures), progress)
+            return assemble(jobs, (f.result() for f in futures), progress)
         except BrokenProcessPool as err:
             raise FacilityError(
                 f"a worker process died ({err}); the machine may be out of memory: try --workers 1"
@@ -577,7 +577,7 @@ def _worker_init() -> None:
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
 
 
-def _assemble(
+def assemble(
     jobs: list[list[Job]], results: Iterator[Whole | Part], progress: Progress | None
 ) -> ScanResult:
     summary = Summary()

@@ -32,6 +32,7 @@ class Options:
     context: int
     html_path: str | None
     in_lab: bool
+    dask_address: str | None  # --dask: the jobs run on a Dask cluster (netsleuth.cluster)
     # --live IFACE and its options (live.cli.live_options), --workers among them.
     live_options: dict[str, Any] = field(default_factory=dict)
 
@@ -84,12 +85,22 @@ def run(opts: Options) -> ScanReport:
 
     check(opts)
     with Progress() as progress:
-        result = run_scan(
-            list(opts.captures),
-            tunnel_depth=opts.tunnel_depth,
-            progress=progress,
-            workers=opts.live_options["workers"],
-        )
+        if opts.dask_address is not None:
+            from netsleuth.cluster import scan_dask
+
+            result = scan_dask(
+                opts.captures,
+                address=opts.dask_address,
+                tunnel_depth=opts.tunnel_depth,
+                progress=progress,
+            )
+        else:
+            result = run_scan(
+                list(opts.captures),
+                tunnel_depth=opts.tunnel_depth,
+                progress=progress,
+                workers=opts.live_options["workers"],
+            )
     result.findings = select(
         result.findings, only=opts.only, min_severity=Severity.parse(opts.min_severity)
     )
@@ -111,7 +122,10 @@ def run(opts: Options) -> ScanReport:
 
 
 def execute(opts: Options) -> int:
-    if opts.live_options["live"] is not None:
+    live = opts.live_options
+    if opts.dask_address is not None and (live["live"] is not None or live["workers"] != 1):
+        raise InputError("--dask", "runs on the cluster's workers: not with --live or --workers")
+    if live["live"] is not None:
         return _live(opts)
     report = run(opts)
     result = report.result
