@@ -503,10 +503,10 @@ def scan_parallel(
     flat = [j for js in jobs for j in js]
     if not processes or len(flat) == 1:
         return assemble(jobs, map(run_job, flat), progress)
-    ctx = _context()
+    ctx = context()
     shm = "/dev/shm" if os.path.isdir("/dev/shm") else None
     with (
-        _term_unwinds(),
+        term_unwinds(),
         tempfile.TemporaryDirectory(prefix=f"netsleuth-{os.getpid()}-", dir=shm) as spill,
     ):
         pool = ProcessPoolExecutor(
@@ -536,31 +536,35 @@ def scan_parallel(
             pool.shutdown(wait=True, cancel_futures=True)
 
 
-def _context() -> multiprocessing.context.BaseContext:
+def context(preload: str = __name__) -> multiprocessing.context.BaseContext:
     """Fork this process when it is safe: the workers then start with NumPy and the
-    decoders already imported, in milliseconds (a forkserver imports them again first:
-    ~0.3 s, measured, most of a 1M-packet file's run). Safe means one thread: a lock
-    another thread holds at the fork stays held forever in the child (the progress bar's
-    refresh thread starts on its first update, after the pool: commands/common.py Progress)."""
+    decoders already imported, in milliseconds (a fork server, a fresh interpreter that
+    imports `preload` and then forks, took 0.3-0.6 s here: most of a 1M-packet file's
+    run). Safe means one thread: a lock another thread holds at the fork stays held for
+    good in the child. The pool's own thread starts after its processes, as fork requires
+    (concurrent.futures.process: _safe_to_dynamically_spawn_children), and the progress
+    bar's refresh thread on its first update, after the pool (commands/common.py)."""
     if threading.active_count() == 1 and "fork" in multiprocessing.get_all_start_methods():
         return multiprocessing.get_context("fork")
     ctx = multiprocessing.get_context("forkserver")
-    # The server imports NumPy and the decoders once; each worker is then a fork of it.
-    ctx.set_forkserver_preload(["netsleuth.scale"])
+    ctx.set_forkserver_preload([preload])
     return ctx
 
 
 @contextlib.contextmanager
-def _term_unwinds() -> Iterator[None]:
-    """SIGTERM unwinds like Ctrl-C while workers run, so the pool is ended and the spill
-    folder removed (its default action would leave both)."""
+def term_unwinds() -> Iterator[None]:
+    """SIGTERM unwinds (as Ctrl-C) while workers run, when nobody has said what it should
+    do: the command line has (cliutil.install_signals: exit 143 after every `finally`), a
+    library caller may not, and its default action would leave the workers and the spill
+    folder behind."""
+    main = threading.current_thread() is threading.main_thread()
+    if not main or signal.getsignal(signal.SIGTERM) is not signal.SIG_DFL:
+        yield
+        return
 
     def _raise(signum: int, frame: FrameType | None) -> None:
         raise KeyboardInterrupt(signal.Signals(signum).name)
 
-    if threading.current_thread() is not threading.main_thread():
-        yield  # signal handlers can only be set from the main thread
-        return
     old = signal.signal(signal.SIGTERM, _raise)
     try:
         yield
@@ -571,8 +575,8 @@ def _term_unwinds() -> Iterator[None]:
 def _worker_init() -> None:
     """Ctrl-C on a terminal reaches the whole process group: the parent reports it once
     and ends the pool; a worker that also raised KeyboardInterrupt would print a traceback
-    of its own. A forked worker also inherits the parent's SIGTERM handler (_term_unwinds):
-    it ends as SIGTERM says instead."""
+    of its own. A forked worker also inherits the parent's SIGTERM handler (cliutil's or
+    term_unwinds'): it ends as SIGTERM says instead."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
 

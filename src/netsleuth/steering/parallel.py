@@ -26,17 +26,14 @@ event between batches, so a stop takes one batch, not a whole input.
 from __future__ import annotations
 
 import contextlib
-import multiprocessing
 import os
 import shutil
 import signal
 import tempfile
-import threading
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
-from types import FrameType
 from typing import Any
 
 import numpy as np
@@ -45,7 +42,7 @@ from netsleuth.capture.split import range_reader
 from netsleuth.decode import DEFAULT_TUNNEL_DEPTH
 from netsleuth.errors import FacilityError, InputError
 from netsleuth.pipeline import InputResult, open_input, tables
-from netsleuth.scale import FileJob, Job, RangeJob, _shifted, plan
+from netsleuth.scale import FileJob, Job, RangeJob, _shifted, context, plan, term_unwinds
 from netsleuth.steering.model import NicModel, RpsModel
 from netsleuth.steering.run import Models, Steering, SteerResult, steer_many
 from netsleuth.steering.spill import SpillDir, limits
@@ -210,9 +207,9 @@ def _results(specs: list[SteerJob], workers: int, processes: bool) -> Iterator[I
     if not processes:
         yield map(run_job, specs)
         return
-    ctx = _context()
+    ctx = context(__name__)
     stop = ctx.RawValue("b", 0)
-    with _term_unwinds():
+    with term_unwinds():
         pool = ProcessPoolExecutor(
             min(workers, len(specs)), mp_context=ctx, initializer=_worker_init, initargs=(stop,)
         )
@@ -228,42 +225,6 @@ def _results(specs: list[SteerJob], workers: int, processes: bool) -> Iterator[I
             # dropped, and only then does the caller remove the runs' folder.
             stop.value = 1
             pool.shutdown(wait=True, cancel_futures=True)
-
-
-def _context() -> multiprocessing.context.BaseContext:
-    """fork when this process runs one thread, else forkserver.
-
-    A forked worker starts in milliseconds with everything imported; the fork server
-    (a fresh interpreter importing NumPy and the decoders, then forking) took 0.3-0.6 s
-    here, as long as steer takes over a 1M-packet file. fork's hazard is a lock held by
-    another thread at the fork, which the child could never take: with one thread there
-    is none (the pool's own thread starts after its processes, as fork requires:
-    concurrent.futures.process, _safe_to_dynamically_spawn_children)."""
-    if threading.active_count() == 1:
-        return multiprocessing.get_context("fork")
-    ctx = multiprocessing.get_context("forkserver")
-    ctx.set_forkserver_preload([__name__])
-    return ctx
-
-
-@contextlib.contextmanager
-def _term_unwinds() -> Iterator[None]:
-    """SIGTERM unwinds (as Ctrl-C) while workers run, when nobody has said what it should
-    do: the command line has (cliutil.install_signals: exit 143), a library caller may not,
-    and its default action would leave the workers and the runs' folder behind."""
-    main = threading.current_thread() is threading.main_thread()
-    if not main or signal.getsignal(signal.SIGTERM) is not signal.SIG_DFL:
-        yield
-        return
-
-    def _raise(signum: int, frame: FrameType | None) -> None:
-        raise KeyboardInterrupt(signal.Signals(signum).name)
-
-    old = signal.signal(signal.SIGTERM, _raise)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, old)
 
 
 def _worker_init(stop: Any) -> None:
