@@ -81,6 +81,7 @@ def check(opts: Options) -> None:
 
 
 def run(opts: Options) -> ScanReport:
+    from netsleuth.scale import usable_cores
     from netsleuth.scan import scan as run_scan
 
     check(opts)
@@ -99,7 +100,7 @@ def run(opts: Options) -> ScanReport:
                 list(opts.captures),
                 tunnel_depth=opts.tunnel_depth,
                 progress=progress,
-                workers=opts.live_options["workers"],
+                workers=opts.live_options["workers"] or usable_cores(),
             )
     result.findings = select(
         result.findings, only=opts.only, min_severity=Severity.parse(opts.min_severity)
@@ -123,7 +124,7 @@ def run(opts: Options) -> ScanReport:
 
 def execute(opts: Options) -> int:
     live = opts.live_options
-    if opts.dask_address is not None and (live["live"] is not None or live["workers"] != 1):
+    if opts.dask_address is not None and (live["live"] is not None or live["workers"]):
         raise InputError("--dask", "runs on the cluster's workers: not with --live or --workers")
     if live["live"] is not None:
         return _live(opts)

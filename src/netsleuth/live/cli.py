@@ -87,13 +87,12 @@ def live_options(fn: Callable[..., Any]) -> Callable[..., Any]:
         click.option(
             "--workers",
             type=click.IntRange(1, 64),
-            default=1,
-            show_default=True,
+            default=None,
             help="Processes: with --live, sharing the interface (PACKET_FANOUT_HASH; the "
             "report numbers frames worker by worker, worker 0's first: see "
-            "live.frames_by_worker); with "
-            "capture files, spread over them and a large pcap split into record-aligned "
-            "ranges (the same result; on 2 cores it pays only for captures of many seconds).",
+            "live.frames_by_worker) [default: 1]; with capture files, spread over them, a "
+            "large pcap or pcapng split into ranges, the same result [default: the usable "
+            "CPUs; inputs under 64 MiB in all stay in one process].",
         ),
         click.option("--promisc", is_flag=True, help="With --live: promiscuous mode."),
         click.option(
@@ -140,7 +139,7 @@ def scan_live(
     window_mb: int,
     rotate: str | None,
     rotate_files: int | None,
-    workers: int,
+    workers: int | None,
     promisc: bool,
     ring_mb: int,
     bpf_filter: str | None,
@@ -184,6 +183,7 @@ def scan_live(
         if f is None or select([f], only=only, min_severity=floor):
             sink(ev)
 
+    workers = workers or 1  # --live: one worker unless asked
     what = f"{workers} workers" if workers > 1 else "1 worker"
     try:
         with stop_on_signals() as stop:

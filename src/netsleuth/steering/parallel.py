@@ -48,14 +48,6 @@ from netsleuth.steering.run import Models, Steering, SteerResult, steer_many
 from netsleuth.steering.spill import SpillDir, limits
 
 
-def usable_cores() -> int:
-    """The CPUs this process may run on (its affinity mask, not the machine's count; the
-    count where there is no affinity call: macOS)."""
-    if hasattr(os, "sched_getaffinity"):
-        return len(os.sched_getaffinity(0))
-    return os.cpu_count() or 1
-
-
 @dataclass(frozen=True)
 class SteerJob:
     job: Job

@@ -433,8 +433,8 @@ def steer_many(
     workers > 1 (None: the usable cores) large inputs are spread over that many processes
     (steering/parallel.py); the result is the same."""
     if workers != 1 and "-" not in paths:
-        from netsleuth.scale import worth_processes
-        from netsleuth.steering.parallel import steer_parallel, usable_cores
+        from netsleuth.scale import usable_cores, worth_processes
+        from netsleuth.steering.parallel import steer_parallel
 
         n = workers or usable_cores()
         if n > 1 and worth_processes(paths):
