@@ -122,6 +122,8 @@ def test_tcpdump_syntax_goes_through_libpcap() -> None:
         compile_filter("ip", "vlan")
     with pytest.raises(InputError, match="unknown term"):
         compile_filter("inner.port 80", "gre")
+    with pytest.raises(InputError, match="a term must follow 'and'"):
+        compile_filter("inner.src 2001:db8::/32 and", "gre")
 
 
 def test_bpf_command_prints_expression_and_program() -> None:

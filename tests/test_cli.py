@@ -142,3 +142,22 @@ def test_demo_scans_the_three_incidents(tmp_path: Path) -> None:
     cpus = len(Path("/proc/net/softnet_stat").read_text().splitlines())
     assert len(doc["doctor"]["rates"]["cpus"]) == cpus
     assert "lo" in doc["doctor"]["rates"]["devices"]
+
+
+def test_live_options_with_capture_files_are_refused(tmp_path: Path) -> None:
+    """--filter, --rotate and the other --live options would be ignored on capture files (a
+    filter the user thinks applied): one line, exit 2. --workers serves both."""
+    cap = write(tmp_path / "i1.pcap", incidents.incident1_poison_fragment())
+    for option, given in (
+        ("--filter", ["--filter", "tcp"]),
+        ("--encap", ["--encap", "vlan"]),
+        ("--promisc", ["--promisc"]),
+        ("--interval", ["--interval", "1.0"]),  # given, even at its default
+        ("--rotate", ["--export", str(tmp_path / "e.pcapng"), "--rotate", "10MB"]),
+    ):
+        ran = invoke("scan", *given, str(cap), code=2)
+        assert ran.err_lines() == [
+            f"netsleuth: {option}: goes with --live IFACE, not capture files"
+        ]
+    assert not (tmp_path / "e.pcapng").exists()
+    assert invoke("scan", "--workers", "2", "--format", "json", str(cap)).json()["inputs"]

@@ -25,8 +25,6 @@ import distributed
 import pytest
 
 from netsleuth import craft
-from netsleuth.capture.split import HEADER, RECORD
-from netsleuth.capture.writer import write_pcap
 from netsleuth.cluster import NotSharedError, fetch, group, scan_dask
 from netsleuth.craft import incidents
 from netsleuth.craft.mix import mixed_capture
@@ -34,6 +32,7 @@ from netsleuth.errors import FacilityError
 from netsleuth.report.jsonout import dumps, scan_document
 from netsleuth.scale import FileJob, Job, RangeJob, plan
 from netsleuth.scan import scan
+from tests.splitutil import record_starts, write
 
 BIN = Path(sys.executable).parent
 NETSLEUTH = [sys.executable, "-m", "netsleuth"]
@@ -149,21 +148,6 @@ def one_line(err: str) -> str:
     lines = err.splitlines()
     assert len(lines) == 1, err
     return lines[0]
-
-
-def write(path: Path, frames: list[tuple[int, bytes]]) -> Path:
-    with open(path, "wb") as fh:
-        write_pcap(fh, frames)
-    return path
-
-
-def record_starts(path: Path) -> list[int]:
-    """Where each record header starts (a little-endian file, as write_pcap writes)."""
-    data, out, pos = path.read_bytes(), [], HEADER
-    while pos + RECORD <= len(data):
-        out.append(pos)
-        pos += RECORD + int.from_bytes(data[pos + 8 : pos + 12], "little")
-    return out
 
 
 def trains_and_flows() -> list[tuple[int, bytes]]:
@@ -428,6 +412,15 @@ def test_stdin_and_bad_addresses_are_refused() -> None:
     code, _, err = cli("scan", "--dask", "nonsense", __file__)
     assert code == 2
     assert one_line(err).startswith("netsleuth: --dask: 'nonsense' is no scheduler address")
+    # A scheme the Client cannot open (ucx: another package; a typo) is one line too: no
+    # TypeError traceback, no "Exception ignored" from a half-built client's __del__.
+    for address in ("ucx://127.0.0.1:1", "tpc://127.0.0.1:1"):
+        code, _, err = cli("scan", "--dask", address, __file__)
+        assert code == 2
+        assert one_line(err) == (
+            f"netsleuth: --dask: {address!r} is no scheduler address (netsleuth reaches a "
+            f"scheduler over tcp, tls, ws, wss, not {address.split(':')[0]})"
+        )
     code, _, err = cli("scan", "--dask", "tcp://127.0.0.1:1", "--workers", "2", __file__)
     assert code == 2 and "not with --live or --workers" in one_line(err)
 

@@ -32,6 +32,7 @@ from netsleuth.report.jsonout import dumps, scan_document
 from netsleuth.scale import FileJob, RangeJob, plan, run_job, scan_parallel
 from netsleuth.scan import scan
 from tests.capfiles import block, epb, idb, option, shb, spb
+from tests.splitutil import write_pcapng
 
 CORPUS = Path(__file__).resolve().parents[2] / "shared" / "corpus" / "tcpdump"
 T0 = 1_700_000_000
@@ -275,11 +276,7 @@ def test_the_tcpdump_corpus_as_one_file_of_45_sections(
 
 def test_a_slice_of_the_bench_mix_in_worker_processes(tmp_path: Path) -> None:
     """Default 4 MiB buffers, in worker processes."""
-    cap = tmp_path / "mix.pcapng"
-    with open(cap, "wb") as fh:
-        w = PcapngWriter(fh)
-        for ts, frame in mixed_capture(24_000, id_pool=16):
-            w.packet(ts, frame)
+    cap = write_pcapng(tmp_path / "mix.pcapng", mixed_capture(24_000, id_pool=16))
     size = cap.stat().st_size
     assert size > 2 * CHUNK_BYTES
     whole = one(cap)

@@ -34,7 +34,7 @@ from netsleuth.steering.run import Steering, SteerResult, heaviest
 from netsleuth.steering.spill import SpillDir
 from tests.procutil import ppid, session_members
 from tests.spillutil import track_spills
-from tests.splitutil import record_starts, write
+from tests.splitutil import record_starts, write, write_pcapng
 
 CORPUS = Path(__file__).resolve().parents[2] / "shared" / "corpus" / "tcpdump"
 T0 = 1_700_000_000 * 10**9
@@ -236,6 +236,29 @@ def test_the_tcpdump_corpus_split_in_three() -> None:
     whole = one(paths)
     assert whole[0] == 0 and whole[1].count('"path": ') == len(files)
     assert split(paths, cuts) == whole
+
+
+def test_a_large_pcapng_file_split_into_ranges(tmp_path: Path) -> None:
+    """scale.plan cuts a pcapng file over two 4 MiB buffers into ranges that start with a
+    section's state, not a pcap header: every range is read as such (no part fails and
+    sends the input back to one piece, no KeyError on the pcapng magic), and the merge is
+    one run's JSON."""
+    cap = write_pcapng(tmp_path / "mix.pcapng", mixed_capture(24_000, id_pool=16))
+    size = cap.stat().st_size
+    cuts = [size // 3, 2 * size // 3]
+    jobs = scale.plan([str(cap)], 3, 2, split_at={str(cap): cuts})[0]
+    assert len(jobs) == 3 and all(isinstance(j, scale.RangeJob) and j.section for j in jobs)
+    runs = tmp_path / "runs"
+    runs.mkdir()
+    models = ((NicModel(), None),)
+    parts = [
+        parallel.run_job(parallel.SteerJob(j, models, str(runs), spill.limits())) for j in jobs
+    ]
+    assert [p.res.error for p in parts] == [None, None, None]
+    assert sum(p.res.packets for p in parts) == 24_000
+    whole = one([cap])
+    assert whole[0] == 0
+    assert split([cap], {cap: cuts}) == whole
 
 
 def test_cut_corrupt_missing_and_empty_inputs(tmp_path: Path) -> None:

@@ -239,6 +239,8 @@ def inner_expression(expr: str, encap: list[str], *, strip_first_vlan: bool = Fa
             if words[0] != "and":
                 raise InputError("--filter", f"{expr!r}: inner terms join with 'and' only")
             words = words[1:]
+            if not words:  # tcpdump refuses a dangling 'and' too: a term was lost
+                raise InputError("--filter", f"{expr!r}: a term must follow 'and'")
     alts = []
     for version in _versions(terms):
         for path in layouts(encap, strip_first_vlan=strip_first_vlan, version=version):

@@ -226,7 +226,7 @@ def rss_hash(**opts: Any) -> int:
     "--workers",
     type=click.IntRange(1, 64),
     default=None,
-    help="Processes to spread the captures over, a large pcap split into record-aligned "
+    help="Processes to spread the captures over, a large pcap or pcapng split into "
     "ranges; the same result [default: the usable CPUs; small inputs stay in one process].",
 )
 @HTML_REPORT

@@ -59,6 +59,10 @@ GROUP_JOBS = 64  # at most this many jobs in one task
 GROUP_BYTES = 8 << 20  # and at most about this many bytes of input
 EXTRA = "--dask needs the dask extra: pip install 'netsleuth[dask]'"
 SHARED = "captures must be on storage every worker sees"
+# The comms a plain `pip install distributed` can open to a scheduler elsewhere: another
+# scheme (ucx: an extra package; inproc: this process; a typo) fails inside the Client,
+# with a traceback and a half-built client whose __del__ prints one more after 10 s.
+SCHEMES = ("tcp", "tls", "ws", "wss")
 
 
 def scan_dask(
@@ -124,6 +128,8 @@ def _reachable(address: str, timeout: float) -> None:
     from distributed.comm.addressing import parse_address, parse_host_port
 
     scheme, location = parse_address(address)
+    if scheme not in SCHEMES:
+        raise ValueError(f"netsleuth reaches a scheduler over {', '.join(SCHEMES)}, not {scheme}")
     if scheme not in ("tcp", "tls"):
         return
     host, port = parse_host_port(location)

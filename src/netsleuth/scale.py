@@ -2,8 +2,9 @@
 
 Work is cut into jobs: a whole input per job, or, for a large uncompressed classic pcap
 file, one job per record-aligned byte range (capture/split.py). Jobs run in worker
-processes (multiprocessing, forkserver: no inherited state); results come back in input
-order as compact picklable state, and the parent puts them together:
+processes (multiprocessing: forked when this process runs one thread, from a fork server
+otherwise, see context()); results come back in input order as compact picklable state,
+and the parent puts them together:
 
 - Mergeable analyses (the summary counts and the per-packet checks: checks.stateless_checks)
   run in the workers; the parent merges each range's state into the previous ones', with

@@ -128,6 +128,7 @@ def execute(opts: Options) -> int:
         raise InputError("--dask", "runs on the cluster's workers: not with --live or --workers")
     if live["live"] is not None:
         return _live(opts)
+    _refuse_live_only(live)
     report = run(opts)
     result = report.result
     if opts.html_path:
@@ -145,6 +146,22 @@ def execute(opts: Options) -> int:
     if result.failed_inputs:
         return 2
     return fail_exit(result.findings, opts.fail_on)
+
+
+def _refuse_live_only(live: dict[str, Any]) -> None:
+    """--live's own options given with capture files would be ignored without a word (a
+    --filter the user believes applied, a --rotate that never rotates): refused (exit 2).
+    Given means on the command line, not click's default (outside click: not checked)."""
+    from click.core import ParameterSource
+
+    ctx = click.get_current_context(silent=True)
+    if ctx is None:
+        return
+    for param in ctx.command.params:
+        name = param.name or ""
+        mine = name in live and name not in ("live", "workers")
+        if mine and ctx.get_parameter_source(name) is ParameterSource.COMMANDLINE:
+            raise InputError(param.opts[0], "goes with --live IFACE, not capture files")
 
 
 def _live(opts: Options) -> int:

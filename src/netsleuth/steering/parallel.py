@@ -1,7 +1,7 @@
 """`steer --workers N`: the steer analysis over many processes, with the same result as one.
 
 The jobs are scan's (netsleuth/scale.py: plan): a whole input per job, or one job per
-record-aligned byte range of a large uncompressed classic pcap file. Each job runs the
+record-aligned byte range of a large uncompressed pcap or pcapng file. Each job runs the
 whole steer analysis (steering/run.py: Steering, every model and the flow table) in a
 worker process over its packets, then seals it: its flow table and hash-key sets go to
 sorted runs in a folder of the parent's, and only their paths, the per-queue and per-CPU
@@ -38,11 +38,19 @@ from typing import Any
 
 import numpy as np
 
-from netsleuth.capture.split import range_reader
 from netsleuth.decode import DEFAULT_TUNNEL_DEPTH
 from netsleuth.errors import FacilityError, InputError
 from netsleuth.pipeline import InputResult, open_input, tables
-from netsleuth.scale import FileJob, Job, RangeJob, _shifted, context, plan, term_unwinds
+from netsleuth.scale import (
+    FileJob,
+    Job,
+    RangeJob,
+    _range_reader,
+    _shifted,
+    context,
+    plan,
+    term_unwinds,
+)
 from netsleuth.steering.model import NicModel, RpsModel
 from netsleuth.steering.run import Models, Steering, SteerResult, steer_many
 from netsleuth.steering.spill import SpillDir, limits
@@ -82,11 +90,9 @@ def run_job(job: SteerJob) -> SteerPart:
     steering = Steering(job.models, SpillDir(job.root), job.bounds)
     try:
         j = job.job
-        reader = (
-            range_reader(j.path, j.header, j.start, j.end)
-            if isinstance(j, RangeJob)
-            else open_input(j.path)
-        )
+        # A range's reader is scan's: a pcapng range starts with its section's byte order
+        # and interfaces, not a pcap header.
+        reader = _range_reader(j) if isinstance(j, RangeJob) else open_input(j.path)
         for t in tables(reader, res, tunnel_depth=j.depth):
             if _STOP and _STOP[0].value:
                 break  # the parent drops this result
