@@ -32,7 +32,7 @@ from netsleuth.errors import FacilityError
 from netsleuth.report.jsonout import dumps, scan_document
 from netsleuth.scale import FileJob, Job, RangeJob, plan
 from netsleuth.scan import scan
-from tests.splitutil import record_starts, write
+from tests.splitutil import record_starts, write, write_pcapng
 
 BIN = Path(sys.executable).parent
 NETSLEUTH = [sys.executable, "-m", "netsleuth"]
@@ -245,6 +245,19 @@ def test_a_mix_cut_by_range_size_with_progress(cluster: Cluster, tmp_path: Path)
     for name in (str(cap), str(other)):
         assert seen[name] == sorted(seen[name]) and seen[name][-1] == size
         assert len(seen[name]) > 1
+
+
+def test_a_pcapng_file_cut_into_ranges(cluster: Cluster, tmp_path: Path) -> None:
+    """A pcapng file over two reader buffers travels as ranges, each with its section
+    (capture/split_pcapng.py): the cluster's JSON is the one-process JSON."""
+    cap = write_pcapng(tmp_path / "mix.pcapng", mixed_capture(24_000, id_pool=16))
+    size = cap.stat().st_size
+    jobs = plan([str(cap)], 3, 2, range_bytes=size // 3)[0]
+    assert len(jobs) >= 2 and all(isinstance(j, RangeJob) and j.section for j in jobs)
+    got = scan_dask(
+        [str(cap)], address=cluster.address, tunnel_depth=3, progress=None, range_bytes=size // 3
+    )
+    assert dumps(scan_document(got)) == one([str(cap)])
 
 
 def test_small_inputs_travel_together() -> None:

@@ -1,11 +1,11 @@
 """`scan --dask ADDRESS`: the jobs of `scan --workers` on a dask.distributed cluster.
 
-The plan is scale.py's: a whole input per job, or record-aligned byte ranges of a large
-classic pcap, the range size following the cluster's thread count (client.nthreads()).
-Consecutive small jobs travel as one Dask task (group()). Each job runs on a worker, which
-reads the capture itself: captures live on storage every
-worker sees under the same path (checked up front: each input readable there, with the
-size it has here). What comes back through Dask is each job's compact result (scale.Whole
+The plan is scale.py's: a whole input per job, or byte ranges of a large pcap or pcapng
+file (record- or buffer-aligned), the range size following the cluster's thread count
+(client.nthreads()). Consecutive small jobs travel as one Dask task (group()). Each job
+runs on a worker, which reads the capture itself: captures live on storage every worker
+sees under the same path (checked up front: each input readable there, with the size it
+has here). What comes back through Dask is each job's compact result (scale.Whole
 or scale.Part: counts, mergeable check state, each record's end offset and timestamp, and
 the bytes of the records that hold a fragment), never the packets; no /dev/shm spill, the
 workers being other machines. Results are fetched in input order, released on the cluster
