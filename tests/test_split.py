@@ -21,7 +21,6 @@ from click.testing import CliRunner
 
 from netsleuth import craft, scale
 from netsleuth.capture.split import HEADER, RECORD, split_points
-from netsleuth.capture.writer import write_pcap
 from netsleuth.cli import main
 from netsleuth.craft import incidents
 from netsleuth.craft.mix import mixed_capture
@@ -29,41 +28,11 @@ from netsleuth.pipeline import InputResult, open_input, tables
 from netsleuth.report.jsonout import dumps, scan_document
 from netsleuth.scale import plan, scan_parallel, worth_processes
 from netsleuth.scan import scan
+from tests.splitutil import one, record_starts, split, write
 
 CORPUS = Path(__file__).resolve().parents[2] / "shared" / "corpus" / "tcpdump"
 T0 = 1_700_000_000 * 10**9
 OS, OD, IS, ID_ = "203.0.113.1", "203.0.113.2", "10.1.0.1", "10.1.0.2"
-
-
-def one(path: Path) -> str:
-    return dumps(scan_document(scan([str(path)])))
-
-
-def split(path: Path, targets: list[int], *, processes: bool = False) -> str:
-    result = scan_parallel(
-        [str(path)],
-        tunnel_depth=3,
-        progress=None,
-        workers=2,
-        split_at={str(path): targets},
-        processes=processes,
-    )
-    return dumps(scan_document(result))
-
-
-def record_starts(path: Path) -> list[int]:
-    """Where each record header starts (a little-endian file, as write_pcap writes)."""
-    data, out, pos = path.read_bytes(), [], HEADER
-    while pos + RECORD <= len(data):
-        out.append(pos)
-        pos += RECORD + struct.unpack("<I", data[pos + 8 : pos + 12])[0]
-    return out
-
-
-def write(path: Path, frames: list[tuple[int, bytes]]) -> Path:
-    with open(path, "wb") as fh:
-        write_pcap(fh, frames)
-    return path
 
 
 def boundary_frames() -> list[tuple[int, bytes]]:

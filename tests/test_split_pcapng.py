@@ -29,10 +29,10 @@ from netsleuth.craft import incidents
 from netsleuth.craft.link import sll
 from netsleuth.craft.mix import mixed_capture
 from netsleuth.report.jsonout import dumps, scan_document
-from netsleuth.scale import FileJob, RangeJob, plan, run_job, scan_parallel
+from netsleuth.scale import FileJob, RangeJob, plan, run_job
 from netsleuth.scan import scan
 from tests.capfiles import block, epb, idb, option, shb, spb
-from tests.splitutil import write_pcapng
+from tests.splitutil import one, split, write_pcapng
 
 CORPUS = Path(__file__).resolve().parents[2] / "shared" / "corpus" / "tcpdump"
 T0 = 1_700_000_000
@@ -61,22 +61,6 @@ def small_buffers(monkeypatch: pytest.MonkeyPatch) -> Small:
         monkeypatch.setattr(PcapngReader, "__init__", init)
 
     return use
-
-
-def one(path: Path) -> str:
-    return dumps(scan_document(scan([str(path)])))
-
-
-def split(path: Path, targets: list[int], *, processes: bool = False) -> str:
-    result = scan_parallel(
-        [str(path)],
-        tunnel_depth=3,
-        progress=None,
-        workers=2,
-        split_at={str(path): targets},
-        processes=processes,
-    )
-    return dumps(scan_document(result))
 
 
 def starts(path: Path) -> list[int]:
