@@ -192,19 +192,25 @@ def main() -> int:
     return 0
 
 
+def quarter_files(packets: int, poison: bool) -> list[Path]:
+    """Four captures of a quarter of the packets each: with and without poison, with and
+    without recurring fragment ids (the scale rows' many-files case)."""
+    quarter = packets // 4
+    return [
+        ensure_capture(quarter, poison),
+        ensure_capture(quarter, not poison),
+        ensure_capture(quarter, poison, id_pool=16),
+        ensure_capture(quarter, not poison, id_pool=16),
+    ]
+
+
 def scale_rows(cap: Path, packets: int, poison: bool, repeat: int) -> None:
     """scan --workers 2 against --workers 1, unpinned (both CPUs): on the 1M-packet file,
     on four files of a quarter of it each, and on two 1M-packet files. Each is timed end
     to end (the command) and inside one warm process (scan(), interpreter and NumPy
     start-up left out: what the workers can divide), beside what this machine gives two
     processes of pure CPU work, the ceiling for any two-process speed-up here."""
-    quarter = packets // 4
-    four = [
-        ensure_capture(quarter, poison),
-        ensure_capture(quarter, not poison),
-        ensure_capture(quarter, poison, id_pool=16),
-        ensure_capture(quarter, not poison, id_pool=16),
-    ]
+    four = quarter_files(packets, poison)
     two = [cap, ensure_capture(packets, poison, id_pool=16)]
     cpus = sorted(os.sched_getaffinity(0))
     print()
@@ -277,13 +283,7 @@ def steer_scale_rows(cap: Path, packets: int, poison: bool, repeat: int) -> None
     """steer --workers 2 against --workers 1 (RSS and RPS), unpinned, on the 1M-packet file
     and on four files of a quarter of it each (steering/parallel.py), and whether the two
     JSON outputs are the same bytes."""
-    quarter = packets // 4
-    four = [
-        ensure_capture(quarter, poison),
-        ensure_capture(quarter, not poison),
-        ensure_capture(quarter, poison, id_pool=16),
-        ensure_capture(quarter, not poison, id_pool=16),
-    ]
+    four = quarter_files(packets, poison)
     base = [sys.executable, "-m", "netsleuth", "steer", "--format", "json", "--rps-cpus", "0-7"]
     load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
     print()
