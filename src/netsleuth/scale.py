@@ -47,12 +47,12 @@ import os
 import signal
 import tempfile
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, replace
 from types import FrameType
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 from numpy.typing import NDArray
@@ -80,6 +80,9 @@ from netsleuth.errors import FacilityError, InputError
 from netsleuth.findings import Finding
 from netsleuth.pipeline import InputResult, Progress, tables
 from netsleuth.scan import ScanResult, Summary, input_findings, scan_one, scan_result
+
+J = TypeVar("J")
+R = TypeVar("R")
 
 MIN_RANGE = 32 << 20  # smaller files are one job: splitting costs more than it gains
 MAX_RANGE = 256 << 20  # bounds what a range's result holds
@@ -512,36 +515,52 @@ def scan_parallel(
     flat = [j for js in jobs for j in js]
     if not processes or len(flat) == 1:
         return assemble(jobs, map(run_job, flat), progress)
-    ctx = context()
     shm = "/dev/shm" if os.path.isdir("/dev/shm") else None
     with (
         term_unwinds(),
         tempfile.TemporaryDirectory(prefix=f"netsleuth-{os.getpid()}-", dir=shm) as spill,
     ):
+        # One folder per job: the same file may be given twice, and its ranges would
+        # otherwise share spill names (named by their start offset).
+        spilled = [
+            replace(j, spill=_job_dir(spill, k)) if isinstance(j, RangeJob) else j
+            for k, j in enumerate(flat)
+        ]
+        # On every way out the pool ends (the running jobs finish their range, at most
+        # MAX_RANGE bytes) before the spill folder goes.
+        with pooled(run_job, spilled, workers) as results:
+            return assemble(jobs, results, progress)
+
+
+@contextlib.contextmanager
+def pooled(
+    run: Callable[[J], R], jobs: Sequence[J], workers: int, *, preload: str = __name__
+) -> Iterator[Iterator[R]]:
+    """`run` over `jobs` in at most `workers` processes (context(preload)), the results in
+    job order, for scan's and steer's workers alike. On every way out (an error, Ctrl-C,
+    SIGTERM: term_unwinds) the stop flag is raised (stop_requested(): a worker may end its
+    job early, its result dropped), the jobs not started are dropped and the pool is shut
+    down before the caller's folders go. A worker that dies is one FacilityError."""
+    ctx = context(preload)
+    stop = ctx.RawValue("b", 0)
+    with term_unwinds():
         pool = ProcessPoolExecutor(
-            min(workers, len(flat)), mp_context=ctx, initializer=_worker_init
+            min(workers, len(jobs)), mp_context=ctx, initializer=_worker_init, initargs=(stop,)
         )
         try:
-            # One folder per job: the same file may be given twice, and its ranges would
-            # otherwise share spill names (named by their start offset).
-            spilled = [
-                replace(j, spill=_job_dir(spill, k)) if isinstance(j, RangeJob) else j
-                for k, j in enumerate(flat)
-            ]
             # The objects alive now (modules, NumPy, the decoders) are left out of every
             # later garbage collection, here and in the forked workers: a collection would
             # otherwise walk them in each worker and copy every page it touched.
             gc.freeze()
-            futures = [pool.submit(run_job, j) for j in spilled]
-            return assemble(jobs, (f.result() for f in futures), progress)
+            futures = [pool.submit(run, j) for j in jobs]
+            yield (f.result() for f in futures)
         except BrokenProcessPool as err:
             raise FacilityError(
                 f"a worker process died ({err}); the machine may be out of memory: try --workers 1"
             ) from err
         finally:
             gc.unfreeze()
-            # On Ctrl-C too: the jobs not started are dropped, the running ones end (each
-            # at most a range, MAX_RANGE bytes) before the spill folder goes.
+            stop.value = 1
             pool.shutdown(wait=True, cancel_futures=True)
 
 
@@ -581,13 +600,24 @@ def term_unwinds() -> Iterator[None]:
         signal.signal(signal.SIGTERM, old)
 
 
-def _worker_init() -> None:
+# In a worker: the parent's stop flag (a byte in shared memory, no lock: a worker killed
+# while holding a lock, as a multiprocessing.Event's, would block everyone after it).
+_STOP: list[Any] = []
+
+
+def stop_requested() -> bool:
+    """In a worker of pooled(): whether the parent has stopped the pool."""
+    return bool(_STOP and _STOP[0].value)
+
+
+def _worker_init(stop: Any) -> None:
     """Ctrl-C on a terminal reaches the whole process group: the parent reports it once
-    and ends the pool; a worker that also raised KeyboardInterrupt would print a traceback
-    of its own. A forked worker also inherits the parent's SIGTERM handler (cliutil's or
-    term_unwinds'): it ends as SIGTERM says instead."""
+    and stops the workers through `stop`; a worker that also raised KeyboardInterrupt
+    would print a traceback of its own. A forked worker also inherits the parent's
+    SIGTERM handler (cliutil's or term_unwinds'): it ends as SIGTERM says instead."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    _STOP.append(stop)
 
 
 def assemble(

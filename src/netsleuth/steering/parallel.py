@@ -19,8 +19,9 @@ means the split went wrong (or the file is corrupt in the middle), and the input
 again in one piece here; the last range's issues are numbered in the file.
 
 The parent's temporary folder holds every run: it is removed on every way out (an error,
-a worker that dies, Ctrl-C, SIGTERM), after the workers have stopped: they watch a shared
-event between batches, so a stop takes one batch, not a whole input.
+a worker that dies, Ctrl-C, SIGTERM), after the workers have stopped: they read the pool's
+stop flag between batches (scale.pooled, stop_requested), so a stop takes one batch, not a
+whole input.
 """
 
 from __future__ import annotations
@@ -28,18 +29,14 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
-import signal
 import tempfile
 from collections.abc import Iterator, Sequence
-from concurrent.futures import ProcessPoolExecutor
-from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
-from typing import Any
 
 import numpy as np
 
 from netsleuth.decode import DEFAULT_TUNNEL_DEPTH
-from netsleuth.errors import FacilityError, InputError
+from netsleuth.errors import InputError
 from netsleuth.pipeline import InputResult, open_input, tables
 from netsleuth.scale import (
     FileJob,
@@ -47,9 +44,9 @@ from netsleuth.scale import (
     RangeJob,
     _range_reader,
     _shifted,
-    context,
     plan,
-    term_unwinds,
+    pooled,
+    stop_requested,
 )
 from netsleuth.steering.model import NicModel, RpsModel
 from netsleuth.steering.run import Models, Steering, SteerResult, steer_many
@@ -79,10 +76,6 @@ class SteerPart:
 # queue); seen here as a hang, 1 run in 5, with multi-MB messages.
 PIPE_BYTES = 64 << 10
 
-# In a worker: the parent's stop flag (a byte in shared memory, no lock: a worker killed
-# while holding a lock, as a multiprocessing.Event's, would block everyone after it).
-_STOP: list[Any] = []
-
 
 def run_job(job: SteerJob) -> SteerPart:
     """What a worker runs (module level: it is pickled by name)."""
@@ -94,7 +87,7 @@ def run_job(job: SteerJob) -> SteerPart:
         # and interfaces, not a pcap header.
         reader = _range_reader(j) if isinstance(j, RangeJob) else open_input(j.path)
         for t in tables(reader, res, tunnel_depth=j.depth):
-            if _STOP and _STOP[0].value:
+            if stop_requested():
                 break  # the parent drops this result
             steering.observe(t)
     except InputError as err:
@@ -201,34 +194,10 @@ def _ranges(specs: list[SteerJob], parts: list[SteerPart]) -> InputResult | None
 
 @contextlib.contextmanager
 def _results(specs: list[SteerJob], workers: int, processes: bool) -> Iterator[Iterator[SteerPart]]:
-    """The jobs' parts, in job order: from worker processes, or run here one by one."""
+    """The jobs' parts, in job order: from worker processes (scale.pooled), or run here
+    one by one."""
     if not processes:
         yield map(run_job, specs)
         return
-    ctx = context(__name__)
-    stop = ctx.RawValue("b", 0)
-    with term_unwinds():
-        pool = ProcessPoolExecutor(
-            min(workers, len(specs)), mp_context=ctx, initializer=_worker_init, initargs=(stop,)
-        )
-        try:
-            futures = [pool.submit(run_packed, s) for s in specs]
-            yield (f.result() for f in futures)
-        except BrokenProcessPool as err:
-            raise FacilityError(
-                f"a worker process died ({err}); the machine may be out of memory: try --workers 1"
-            ) from err
-        finally:
-            # Every way out: the running jobs stop at their next batch, the others are
-            # dropped, and only then does the caller remove the runs' folder.
-            stop.value = 1
-            pool.shutdown(wait=True, cancel_futures=True)
-
-
-def _worker_init(stop: Any) -> None:
-    """Ctrl-C on a terminal reaches the whole process group: the parent reports it once
-    and stops the workers through `stop`; a worker that raised KeyboardInterrupt too would
-    print a traceback of its own."""
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    signal.signal(signal.SIGTERM, signal.SIG_DFL)  # a forked worker has the parent's
-    _STOP.append(stop)
+    with pooled(run_packed, specs, workers, preload=__name__) as results:
+        yield results
