@@ -413,33 +413,49 @@ def _shifted(issue: ReadIssue, frames: int) -> ReadIssue:
     return replace(issue, frame=frame, message=message)
 
 
+class SplitRecord:
+    """A split input's record, its ranges' records joined in file order (scan's and
+    steer's workers alike).
+
+    A range other than the last must end exactly where the next starts: otherwise its
+    start was no record boundary, or the file is corrupt in the middle (the one-process
+    reader stops there). Either way `ok` goes false and the caller reads the file in one
+    piece. The read issues are the last range's, numbered in the file."""
+
+    def __init__(self, path: str) -> None:
+        self.res = InputResult(path)
+        self.frames = 0  # records in the ranges joined so far
+        self.ok = True
+
+    def add(self, res: InputResult, job: RangeJob) -> bool:
+        """Join the next range's record; False (and from then on) when they do not join."""
+        if not self.ok or res.error or (not job.last and res.issues):
+            self.ok = False
+            return False
+        self.res.merge(res)
+        self.res.format, self.res.compressed = res.format, res.compressed
+        self.res.issues = [_shifted(i, self.frames) for i in res.issues]
+        self.frames += res.packets
+        return True
+
+
 class Assembler:
     """One split input: its ranges' parts, in order, into one result."""
 
     def __init__(self, path: str, depth: int) -> None:
-        self.res = InputResult(path)
+        self.record = SplitRecord(path)
         self.summary = Summary()
         self.checks: list[Mergeable] = stateless_checks()
         self.seq = Sequencer(depth)
-        self.frames = 0  # records in the parts so far
-        self.ok = True
-        self.issues: list[ReadIssue] = []
 
     def add(self, part: Part, job: RangeJob) -> None:
-        # A range other than the last must end exactly where the next starts: otherwise
-        # its start was no record boundary, or the file is corrupt in the middle (the
-        # one-process reader stops there). Either way, read the file in one piece.
-        if not self.ok or part.error or (not job.last and part.res.issues):
-            self.ok = False
+        first = self.record.frames  # the part's frame 1 is the file's first + 1
+        if not self.record.add(part.res, job):
             return
-        self.res.merge(part.res)
-        self.res.format, self.res.compressed = part.res.format, part.res.compressed
         self.summary.merge(part.summary)
         for mine, theirs in zip(self.checks, part.checks, strict=True):
-            mine.merge(theirs, self.frames)
-        self.seq.feed(part, self.frames)
-        self.issues = [_shifted(i, self.frames) for i in part.res.issues]
-        self.frames += part.res.packets
+            mine.merge(theirs, first)
+        self.seq.feed(part, first)
 
     def finish(self) -> tuple[list[Finding], Summary]:
         self.seq.finish()
@@ -451,8 +467,8 @@ class Assembler:
             self.seq.audit if c is FragmentAudit else next(stateless) for c in CHECKS
         ]
         checks.append(self.seq.reassembly)
-        self.res.issues = self.issues
-        return input_findings(self.res, checks, self.res.path), self.summary
+        res = self.record.res
+        return input_findings(res, checks, res.path), self.summary
 
 
 # ----- planning and running ------------------------------------------------------------------
@@ -644,9 +660,9 @@ def assemble(
             asm.add(_unspill(part), job)
             if progress is not None:
                 progress(job.path, job.end)
-        if asm.ok:
+        if asm.record.ok:
             got, part_summary = asm.finish()
-            inputs.append(asm.res)
+            inputs.append(asm.record.res)
             summary.merge(part_summary)
             findings.extend(got)
         else:  # read in one piece, here

@@ -42,8 +42,8 @@ from netsleuth.scale import (
     FileJob,
     Job,
     RangeJob,
+    SplitRecord,
     _range_reader,
-    _shifted,
     plan,
     pooled,
     stop_requested,
@@ -175,21 +175,15 @@ def _merge_input(specs: list[SteerJob], parts: list[SteerPart], total: Steering)
 
 def _ranges(specs: list[SteerJob], parts: list[SteerPart]) -> InputResult | None:
     """The input record of a whole input (one part) or of its ranges put together; None
-    when the ranges do not join up (see scale.Assembler.add)."""
+    when the ranges do not join up (scale.SplitRecord)."""
     if len(parts) == 1 and isinstance(specs[0].job, FileJob):
         return parts[0].res
-    res = InputResult(specs[0].job.path)
-    frames = 0
+    record = SplitRecord(specs[0].job.path)
     for spec, part in zip(specs, parts, strict=True):
-        job = spec.job
-        assert isinstance(job, RangeJob)
-        if part.res.error or (not job.last and part.res.issues):
+        assert isinstance(spec.job, RangeJob)
+        if not record.add(part.res, spec.job):
             return None
-        res.merge(part.res)
-        res.format, res.compressed = part.res.format, part.res.compressed
-        res.issues = [_shifted(i, frames) for i in part.res.issues]
-        frames += part.res.packets
-    return res
+    return record.res
 
 
 @contextlib.contextmanager
