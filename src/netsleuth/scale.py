@@ -1,7 +1,9 @@
 """`scan --workers N`: the pipeline over many processes, with the same result as one.
 
 Work is cut into jobs: a whole input per job, or, for a large uncompressed classic pcap
-file, one job per record-aligned byte range (capture/split.py). Jobs run in worker
+file, one job per record-aligned byte range (capture/split.py). A file is cut only where
+whole files would leave a worker idle (plan: four equal files on two workers stay whole,
+two each); jobs start heaviest first, a file's ranges in file order. Jobs run in worker
 processes (multiprocessing: forked when this process runs one thread, from a fork server
 otherwise, see context()); results come back in input order as compact picklable state,
 and the parent puts them together:
@@ -479,41 +481,79 @@ def plan(
     range_bytes: int | None = None,
     split_at: dict[str, list[int]] | None = None,
 ) -> list[list[Job]]:
-    """The jobs of each input, in order."""
+    """The jobs of each input, in order. Without `range_bytes` a file is cut into ranges
+    only where whole files would leave a worker idle (_to_split); with it, every file
+    larger than it is cut."""
     sizes = {p: os.path.getsize(p) if os.path.isfile(p) else 0 for p in paths}
     if range_bytes is None:
         share = math.ceil(sum(sizes.values()) / max(2 * workers, 1))
         range_bytes = min(max(share, MIN_RANGE), MAX_RANGE)
+        split = _to_split([sizes[p] for p in paths], workers)
+    else:
+        split = [True] * len(paths)
     out: list[list[Job]] = []
-    for path in paths:
-        lay = layout(path) if sizes[path] else None
+    for path, cut in zip(paths, split, strict=True):
         if split_at is not None and path in split_at:
             targets = split_at[path]
         else:
-            n = math.ceil(sizes[path] / range_bytes)
+            n = math.ceil(sizes[path] / range_bytes) if cut else 1
             targets = [sizes[path] * k // n for k in range(1, n)] if n > 1 else []
-        if lay is None and sizes[path]:
-            ng = split_ranges(path, targets)
-            if ng:
-                out.append(
-                    [
-                        RangeJob(path, depth, b"", r.start, r.end, r is ng[-1], section=r.section)
-                        for r in ng
-                    ]
-                )
-                continue
-        cuts = split_points(path, targets) if lay is not None and targets else []
-        if lay is None or not cuts:
-            out.append([FileJob(path, depth)])
-            continue
-        bounds = [HEADER, *cuts, sizes[path]]
-        out.append(
-            [
-                RangeJob(path, depth, lay.header, a, b, k == len(bounds) - 2)
-                for k, (a, b) in enumerate(itertools.pairwise(bounds))
-            ]
-        )
+        out.append(_file_jobs(path, depth, sizes[path], targets))
     return out
+
+
+def _to_split(sizes: list[int], workers: int) -> list[bool]:
+    """Which files to cut into ranges: the largest ones, until the whole files left,
+    dealt largest first to the least loaded worker (what pooled() does), keep every
+    worker within 10 % of an even share. A range costs the parent its fragments' replay
+    (Sequencer), so files that balance whole stay whole: four equal files on two workers
+    are two each."""
+    order = sorted(range(len(sizes)), key=lambda i: -sizes[i])
+    split = [False] * len(sizes)
+    even = sum(sizes) / max(workers, 1)
+    for k, i in enumerate(order):
+        loads = [0] * max(workers, 1)
+        for j in order[k:]:
+            loads[loads.index(min(loads))] += sizes[j]
+        if max(loads) <= 1.1 * even:
+            break
+        split[i] = True
+    return split
+
+
+def _file_jobs(path: str, depth: int, size: int, targets: list[int]) -> list[Job]:
+    """One input's jobs: ranges cut near `targets`, or the whole file."""
+    lay = layout(path) if size else None
+    if lay is None and size:
+        ng = split_ranges(path, targets)
+        if ng:
+            return [
+                RangeJob(path, depth, b"", r.start, r.end, r is ng[-1], section=r.section)
+                for r in ng
+            ]
+    cuts = split_points(path, targets) if lay is not None and targets else []
+    if lay is None or not cuts:
+        return [FileJob(path, depth)]
+    bounds = [HEADER, *cuts, size]
+    return [
+        RangeJob(path, depth, lay.header, a, b, k == len(bounds) - 2)
+        for k, (a, b) in enumerate(itertools.pairwise(bounds))
+    ]
+
+
+def job_bytes(job: Job) -> int:
+    """What a job reads."""
+    if isinstance(job, RangeJob):
+        return job.end - job.start
+    return os.path.getsize(job.path) if os.path.isfile(job.path) else 0
+
+
+def weights(jobs: list[list[Job]]) -> list[int]:
+    """Each job's weight for pooled(), flat in job order: what it reads, but a file's
+    ranges all weigh as its largest, so that they start in file order (the parent puts
+    their fragments in order as they come: a first range started last would hold up
+    every other)."""
+    return [w for js in jobs for w in [max(map(job_bytes, js))] * len(js)]
 
 
 def scan_parallel(
@@ -544,16 +584,23 @@ def scan_parallel(
         ]
         # On every way out the pool ends (the running jobs finish their range, at most
         # MAX_RANGE bytes) before the spill folder goes.
-        with pooled(run_job, spilled, workers) as results:
+        with pooled(run_job, spilled, workers, weights=weights(jobs)) as results:
             return assemble(jobs, results, progress)
 
 
 @contextlib.contextmanager
 def pooled(
-    run: Callable[[J], R], jobs: Sequence[J], workers: int, *, preload: str = __name__
+    run: Callable[[J], R],
+    jobs: Sequence[J],
+    workers: int,
+    *,
+    weights: Sequence[int] | None = None,
+    preload: str = __name__,
 ) -> Iterator[Iterator[R]]:
     """`run` over `jobs` in at most `workers` processes (context(preload)), the results in
-    job order, for scan's and steer's workers alike. On every way out (an error, Ctrl-C,
+    job order, for scan's and steer's workers alike. The jobs start heaviest first (by
+    `weights`; a free worker takes the next): a large job last would leave the other
+    workers idle while it runs. On every way out (an error, Ctrl-C,
     SIGTERM: term_unwinds) the stop flag is raised (stop_requested(): a worker may end its
     job early, its result dropped), the jobs not started are dropped and the pool is shut
     down before the caller's folders go. A worker that dies is one FacilityError."""
@@ -568,8 +615,11 @@ def pooled(
             # later garbage collection, here and in the forked workers: a collection would
             # otherwise walk them in each worker and copy every page it touched.
             gc.freeze()
-            futures = [pool.submit(run, j) for j in jobs]
-            yield (f.result() for f in futures)
+            order = list(range(len(jobs)))
+            if weights is not None:
+                order.sort(key=lambda k: -weights[k])  # stable: ties keep their order
+            futures = {k: pool.submit(run, jobs[k]) for k in order}
+            yield (futures[k].result() for k in range(len(jobs)))
         except BrokenProcessPool as err:
             raise FacilityError(
                 f"a worker process died ({err}); the machine may be out of memory: try --workers 1"

@@ -47,6 +47,7 @@ from netsleuth.scale import (
     plan,
     pooled,
     stop_requested,
+    weights,
 )
 from netsleuth.steering.model import NicModel, RpsModel
 from netsleuth.steering.run import Models, Steering, SteerResult, steer_many
@@ -147,7 +148,7 @@ def steer_parallel(
         bounds = limits()
         specs = [SteerJob(j, tuple(models), root, bounds) for j in flat]
         total = Steering(models, SpillDir(root), bounds)
-        with _results(specs, workers, processes) as results:
+        with _results(specs, weights(jobs), workers, processes) as results:
             inputs = []
             at = 0
             for input_jobs in jobs:
@@ -187,11 +188,13 @@ def _ranges(specs: list[SteerJob], parts: list[SteerPart]) -> InputResult | None
 
 
 @contextlib.contextmanager
-def _results(specs: list[SteerJob], workers: int, processes: bool) -> Iterator[Iterator[SteerPart]]:
+def _results(
+    specs: list[SteerJob], sizes: list[int], workers: int, processes: bool
+) -> Iterator[Iterator[SteerPart]]:
     """The jobs' parts, in job order: from worker processes (scale.pooled), or run here
     one by one."""
     if not processes:
         yield map(run_job, specs)
         return
-    with pooled(run_packed, specs, workers, preload=__name__) as results:
+    with pooled(run_packed, specs, workers, weights=sizes, preload=__name__) as results:
         yield results

@@ -1,0 +1,86 @@
+"""How scale.py deals work to workers: which files are cut into ranges, and the order the
+jobs start in (heaviest first) while results still come back in job order."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from netsleuth import scale
+from netsleuth.scale import FileJob, RangeJob, job_bytes, plan, pooled
+from tests.splitutil import write
+
+T0 = 1_700_000_000 * 10**9
+
+
+@pytest.mark.parametrize(
+    ("sizes", "workers", "split"),
+    [
+        ([100], 2, [True]),  # one file: only ranges keep both workers busy
+        ([100], 1, [False]),
+        ([10, 10, 10, 10], 2, [False] * 4),  # two each
+        ([131, 129, 131, 129], 2, [False] * 4),  # unequal, but dealt within 10 %
+        ([10, 10, 10], 2, [True, False, False]),  # whole, one worker would get two
+        ([100, 10, 10, 10], 2, [True, False, False, False]),
+        ([5] * 6, 4, [True, True, False, False, False, False]),
+        ([], 2, []),
+    ],
+)
+def test_files_are_cut_only_where_whole_files_leave_a_worker_idle(
+    sizes: list[int], workers: int, split: list[bool]
+) -> None:
+    assert scale._to_split(sizes, workers) == split
+
+
+def frames(n: int, size: int) -> list[tuple[int, bytes]]:
+    return [(T0 + i, bytes([i % 256]) * size) for i in range(n)]
+
+
+def test_plan_cuts_the_one_large_file_and_keeps_balanced_files_whole(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(scale, "MIN_RANGE", 4096)
+    files = [str(write(tmp_path / f"{k}.pcap", frames(64, 200))) for k in range(4)]
+    assert [[type(j) for j in js] for js in plan(files, 3, 2)] == [[FileJob]] * 4
+    big = str(write(tmp_path / "big.pcap", frames(400, 200)))
+    jobs = plan([big, files[0]], 3, 2)
+    assert [type(j) for j in jobs[1]] == [FileJob]
+    ranges = jobs[0]
+    assert len(ranges) > 1 and all(isinstance(j, RangeJob) for j in ranges)
+    assert sum(job_bytes(j) for j in ranges) == os.path.getsize(big) - 24  # all but the header
+
+
+def _record(job: str) -> str:
+    with open(os.environ["NETSLEUTH_TEST_ORDER"], "a") as fh:
+        fh.write(job + "\n")
+    return job.upper()
+
+
+def test_jobs_start_heaviest_first_and_come_back_in_job_order(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    log = tmp_path / "order"
+    monkeypatch.setenv("NETSLEUTH_TEST_ORDER", str(log))
+    jobs = ["a", "b", "c", "d", "e"]
+    # One worker runs the jobs one by one, in the order they were handed out.
+    with pooled(_record, jobs, 1, weights=[1, 30, 2, 30, 5]) as results:
+        assert list(results) == ["A", "B", "C", "D", "E"]
+    assert log.read_text().split() == ["b", "d", "e", "c", "a"]  # ties keep their order
+
+
+def test_a_files_ranges_start_in_file_order_whatever_their_sizes(tmp_path: Path) -> None:
+    big = tmp_path / "big.pcap"
+    big.write_bytes(bytes(1000))
+    small = tmp_path / "small.pcap"
+    small.write_bytes(bytes(300))
+    # The first range is the smallest (the file header is not in it): it must still go
+    # first, so the parent can put the file's fragments in order as the ranges come.
+    ranges: list[scale.Job] = [
+        RangeJob(str(big), 3, b"", 24, 300, False),
+        RangeJob(str(big), 3, b"", 300, 650, False),
+        RangeJob(str(big), 3, b"", 650, 1000, True),
+    ]
+    jobs: list[list[scale.Job]] = [[FileJob(str(small), 3)], ranges]
+    assert scale.weights(jobs) == [300, 350, 350, 350]
