@@ -6,15 +6,13 @@ from __future__ import annotations
 import ipaddress
 import json
 import re
-import resource
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from netsleuth.capture import open_capture
 from netsleuth.decode import PacketTable, decode
+from tests.childrun import run
 from tests.decodeutil import addr, ports
 
 
@@ -22,27 +20,21 @@ from tests.decodeutil import addr, ports
 def test_every_corpus_capture_scans_without_crash_hang_or_bloat(corpus: Path) -> None:
     files = sorted(str(p) for p in corpus.iterdir() if p.suffix in (".pcap", ".pcapng"))
     assert len(files) >= 800
-    before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
-    proc = subprocess.run(
-        [sys.executable, "-m", "netsleuth", "scan", "--format", "json", *files],
-        capture_output=True,
-        text=True,
-        timeout=600,
-        check=False,
-    )
-    peak_kb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
-    assert "Traceback" not in proc.stderr, proc.stderr[-2000:]
-    doc = json.loads(proc.stdout)
+    # Measured by childrun's launcher: RUSAGE_CHILDREN of this process would count any
+    # earlier child forked from pytest with pytest's own pages (a 600 MB fixture builder).
+    r = run("scan", "--format", "json", *files, timeout=600)
+    err = r.err.decode("utf-8", "replace")
+    assert "Traceback" not in err, err[-2000:]
+    doc = json.loads(r.out)
     assert doc["command"] == "scan" and len(doc["inputs"]) == len(files)
     failed = [i for i in doc["inputs"] if i["error"]]
     # Each unusable input is named on one stderr line, and the run exits 2 because of it.
-    assert proc.returncode == (2 if failed else 0)
-    assert len(proc.stderr.strip().splitlines()) == len(failed)
+    assert r.code == (2 if failed else 0)
+    assert len(err.strip().splitlines()) == len(failed)
     for i in failed:
         assert i["error"].startswith(i["path"] + ": ")
     assert doc["packets"] > 10_000  # the corpus holds 10 183 records
-    # Bounded memory whatever the input (ru_maxrss is in KiB on Linux).
-    assert max(peak_kb, before) < 300 * 1024
+    assert r.peak_mb < 300  # bounded memory whatever the input
 
 
 FRAME_START = re.compile(r"^\s*(\d+)\s+\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d+ ", re.M)

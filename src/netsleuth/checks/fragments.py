@@ -238,6 +238,11 @@ class FragmentAudit:
             self._group(t, name, Frags(keys, rows, off, end, mf, data, frames, v4).take(track))
 
     def _group(self, t: PacketTable, name: str, f: Frags) -> None:
+        if all_new(f.keys, self.open):
+            # All new, all lone (a flood of fragments that never complete looks like this):
+            # one fragment completes nothing; admitted in arrival order, no copy, no sort.
+            self._admit(t, name, f, lambda i: key_bytes(f.keys[i:]), t.batch.ts_ns[f.rows])
+            return
         uniq, inv = np.unique(f.keys, return_inverse=True)
         inv = inv.reshape(-1)
         raw, w = uniq.tobytes(), KEY.itemsize
@@ -247,13 +252,7 @@ class FragmentAudit:
 
         ts = t.batch.ts_ns[f.rows]
         held = open_among(uniq, self.open)
-        distinct = uniq.shape[0] == inv.shape[0]
-        if distinct and not held.any():
-            # All new, all lone (a flood of fragments that never complete looks like this):
-            # one fragment completes nothing; admitted in arrival order, no copy, no sort.
-            self._admit(t, name, f, lambda i: keys_of(inv[i:]), ts)
-            return
-        if distinct:  # every key once: nothing settles here
+        if uniq.shape[0] == inv.shape[0]:  # every key once: nothing settles here
             settled = np.zeros(inv.shape[0], dtype=np.bool_)
         else:
             inst, settled = self._instances(inv, f, ts, held)
@@ -506,6 +505,55 @@ class FragmentAudit:
         for fid, keys in other.flagged_keys.items():
             self._flag_keys(fid, sorted(keys))
         self.now = max(self.now, other.now)
+
+
+# One odd multiplier per 8-byte word of a key (odd multiples of the golden-ratio constant
+# 2^64 / phi). Any odd constants would do: the hash only ever says "maybe equal".
+_MIX = np.array([(0x9E3779B97F4A7C15 * (2 * j + 1)) % (1 << 64) for j in range(16)], np.uint64)
+
+
+def key_hashes(keys: NDArray[np.void]) -> NDArray[np.uint64]:
+    """A 64-bit hash of each key. Equal keys hash equal; unequal ones almost never do,
+    and a caller that sees two equal hashes compares the keys (all_new)."""
+    n, w = keys.shape[0], keys.dtype.itemsize
+    words = np.zeros((n, -(-w // 8) * 8), dtype=np.uint8)
+    words[:, :w] = keys.view(np.uint8).reshape(n, w)
+    cols = words.view(np.uint64)
+    h = np.zeros(n, dtype=np.uint64)
+    for j in range(cols.shape[1]):
+        h ^= cols[:, j] * _MIX[j]
+        h = (h ^ (h >> np.uint64(31))) * _MIX[0]  # each word's bits reach the high ones
+    return h
+
+
+def key_bytes(keys: NDArray[np.void]) -> list[bytes]:
+    """Each key as the bytes the open table is keyed by."""
+    raw, w = keys.tobytes(), keys.dtype.itemsize
+    return [raw[k : k + w] for k in range(0, len(raw), w)]
+
+
+def all_new(keys: NDArray[np.void], opened: Mapping[bytes, object]) -> bool:
+    """Whether a batch's keys are all distinct and none is open: the flood case, decided
+    without sorting the keys themselves (a sort of 108-byte keys was a third of a flood's
+    scan). Exact: distinct hashes mean distinct keys, and an open key whose hash matches
+    one of the batch's is compared byte for byte. Equal hashes among the batch's keys
+    (a key twice, or a collision an attacker may craft) only say "not sure": the caller
+    takes the sorting path, which decides."""
+    if keys.shape[0] == 0:
+        return False
+    h = np.sort(key_hashes(keys))
+    if (h[1:] == h[:-1]).any():
+        return False
+    if not opened:
+        return True
+    held = np.frombuffer(b"".join(opened), dtype=keys.dtype)
+    hh = key_hashes(held)
+    at = np.minimum(np.searchsorted(h, hh), h.shape[0] - 1)
+    maybe = np.flatnonzero(h[at] == hh)
+    if maybe.shape[0] == 0:
+        return True
+    batch = set(key_bytes(keys))
+    return not any(held[i].tobytes() in batch for i in maybe.tolist())
 
 
 def open_among(uniq: NDArray[np.void], opened: Mapping[bytes, object]) -> NDArray[np.bool_]:

@@ -1,0 +1,81 @@
+"""The flood path's key test (checks/fragments.py: all_new): whether a batch's fragment
+keys are all distinct and none is open, decided from 64-bit hashes. A hash only ever says
+"maybe equal": colliding hashes must change no verdict, only the path taken."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from netsleuth import craft
+from netsleuth.capture import RecordBatch
+from netsleuth.checks import fragments
+from netsleuth.checks.fragments import FragmentAudit, all_new, key_bytes
+from netsleuth.craft.l3 import MF
+from netsleuth.decode import decode
+
+D = "198.51.100.7"
+
+
+def frag(payload: bytes, off: int, more: bool, ident: int, src: str = "192.0.2.1") -> bytes:
+    ip = craft.ipv4(src, D, payload, 17, ident=ident, frag_off=off, flags=MF if more else 0)
+    return craft.ether(ip, 0x0800)
+
+
+def lone(n: int, base: int = 0) -> list[bytes]:
+    """n first fragments of n datagrams that never complete (a flood)."""
+    return [
+        frag(b"f" * 16, 0, True, ident=i, src=f"10.9.{(base + i) >> 8}.{i & 255}") for i in range(n)
+    ]
+
+
+def batches() -> list[list[bytes]]:
+    """Floods, trains that finish in the next batch, a key twice in one batch, and a flood
+    that meets an open key."""
+    return [
+        lone(300),
+        [frag(b"a" * 16, 0, True, ident=9000), *lone(50, 1000)],
+        [frag(b"b" * 16, 16, False, ident=9000), *lone(200, 2000)],
+        [frag(b"c" * 16, 0, True, ident=9001), frag(b"c" * 16, 0, True, ident=9001)],
+        [*lone(120, 3000), frag(b"d" * 16, 16, False, ident=9001)],
+    ]
+
+
+def audit_findings(max_open: int) -> list[tuple[str, str | None, int, tuple[int, ...]]]:
+    audit = FragmentAudit(max_open=max_open)
+    frame = 0
+    for packets in batches():
+        b = RecordBatch.from_packets(packets)
+        b.frame[:] = np.arange(frame + 1, frame + 1 + len(packets))
+        frame += len(packets)
+        audit.observe(decode(b))
+    return [(f.id, f.layer, f.count, f.packets) for f in audit.findings()]
+
+
+@pytest.mark.parametrize("max_open", [4096, 150])
+def test_colliding_hashes_change_no_verdict(max_open: int, monkeypatch: pytest.MonkeyPatch) -> None:
+    real = audit_findings(max_open)
+    assert ("fragment.evicted" in {f[0] for f in real}) == (max_open == 150)
+    # Every key hashes the same: every batch takes the sorting path.
+    monkeypatch.setattr(fragments, "key_hashes", lambda keys: np.zeros(keys.shape[0], np.uint64))
+    assert audit_findings(max_open) == real
+
+
+def keys_of(packets: list[bytes]) -> np.ndarray:
+    t = decode(RecordBatch.from_packets(packets))
+    rows = np.flatnonzero(t.outer.is_frag)
+    return fragments.fragment_keys(t, "outer", t.outer, rows)
+
+
+def test_all_new_says_no_for_a_repeated_or_an_open_key(monkeypatch: pytest.MonkeyPatch) -> None:
+    flood = keys_of(lone(40))
+    assert all_new(flood, {})
+    assert not all_new(keys_of([*lone(40), lone(1)[0]]), {})  # the first key twice
+    opened = {key_bytes(flood[7:8])[0]: object()}
+    assert not all_new(flood, opened)
+    assert all_new(keys_of(lone(40, 5000)), opened)  # other keys, one open elsewhere
+    assert not all_new(flood[:0], {})
+    monkeypatch.setattr(fragments, "key_hashes", lambda keys: np.zeros(keys.shape[0], np.uint64))
+    assert not all_new(flood, {})  # distinct keys, equal hashes: not sure, so no
+    other = {key_bytes(keys_of(lone(1, 5000)))[0]: object()}
+    assert all_new(flood[:1], other)  # an open key of the same hash is compared: not it
