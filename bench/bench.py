@@ -218,6 +218,13 @@ def scale_rows(cap: Path, packets: int, poison: bool, repeat: int) -> None:
     load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
     print(f"scale (scan --workers N, CPUs {cpus}, load average {load}; best of {repeat}):")
     print(f"  this machine, 2 processes of pure CPU work: {cpu_ceiling():.2f}x one")
+    # It varies more than anything else measured here: its median and its range.
+    both = sorted(scan_ceiling(four) for _ in range(max(2 * repeat + 1, 5)))
+    print(
+        "  this machine, 2 independent one-process scans of two of the four files at once, "
+        f"against one process scanning all four: median {both[len(both) // 2]:.2f}x "
+        f"({both[0]:.2f}x-{both[-1]:.2f}x over {len(both)} runs; the ceiling here, no merge)"
+    )
     rows = (
         (f"one file, {packets:,} packets", [cap]),
         ("four files, a quarter each", four),
@@ -261,6 +268,42 @@ def scan_seconds(files: list[Path], workers: int) -> float:
         "print(time.perf_counter() - t)\n"
     )
     return _child_float(code)
+
+
+def scan_ceiling(files: list[Path]) -> float:
+    """One process scanning `files` against two independent processes at once, each
+    scanning half of them (no pool, no merge): what two processes of this memory-bound
+    work get from this machine, the ceiling of any two-worker design here."""
+    code = (
+        "import sys, time\n"
+        "from netsleuth.scan import scan\n"
+        "print('ready', flush=True)\n"
+        "sys.stdin.readline()\n"
+        "t = time.perf_counter()\n"
+        "scan(sys.argv[1:], workers=1)\n"
+        "print(time.perf_counter() - t, flush=True)\n"
+    )
+    half = len(files) // 2
+    groups = [files, files[:half], files[half:]]
+    times = []
+    for batch in ([groups[0]], groups[1:]):
+        procs = [
+            subprocess.Popen(
+                [sys.executable, "-c", code, *map(str, g)],
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                text=True,
+            )
+            for g in batch
+        ]
+        for p in procs:  # every child has imported netsleuth before any starts
+            assert p.stdout is not None and p.stdout.readline().strip() == "ready"
+        for p in procs:
+            assert p.stdin is not None
+            p.stdin.write("go\n")
+            p.stdin.flush()
+        times.append(max(float(p.communicate()[0]) for p in procs))
+    return times[0] / times[1]
 
 
 def cpu_ceiling() -> float:
