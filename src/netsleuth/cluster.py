@@ -7,10 +7,11 @@ runs on a worker, which reads the capture itself: captures live on storage every
 sees under the same path (checked up front: each input readable there, with the size it
 has here). What comes back through Dask is each job's compact result (scale.Whole
 or scale.Part: counts, mergeable check state, each record's end offset and timestamp, and
-the bytes of the records that hold a fragment), never the packets; no /dev/shm spill, the
-workers being other machines. Results are fetched in input order, released on the cluster
-as soon as they are read, and put together by scale.assemble, so the JSON is byte for
-byte that of one process.
+where in the file the records that hold a fragment are), never the packets; no /dev/shm
+spill, the workers being other machines. This process maps the fragments' bytes from the
+files (scale.mapped_batch): it reads the captures too, as planning does. Results are
+fetched in input order, released on the cluster as soon as they are read, and put
+together by scale.assemble, so the JSON is byte for byte that of one process.
 
 Paths are sent absolute (a worker's working directory is not ours) and the results
 labelled back with the names as given. Inputs that are no regular file here (missing, a
@@ -43,10 +44,9 @@ from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from netsleuth import __version__
-from netsleuth.capture.split import HEADER
 from netsleuth.errors import FacilityError, InputError
 from netsleuth.pipeline import Progress
-from netsleuth.scale import FileJob, Job, Part, Whole, assemble, plan, run_job
+from netsleuth.scale import FileJob, Job, Part, Whole, assemble, job_bytes, plan, run_job
 from netsleuth.scan import ScanResult
 
 if TYPE_CHECKING:
@@ -233,7 +233,7 @@ def group(jobs: list[Job], threads: int) -> list[list[int]]:
     830 empty tasks took 6 s on two busy cores), so small inputs travel together: up to
     GROUP_JOBS jobs, up to 1/4 of a thread's share of the bytes (at most GROUP_BYTES). A job
     whose input is no regular file here is a group of its own, run here."""
-    total = sum(_job_bytes(j) for j in jobs)
+    total = sum(job_bytes(j) for j in jobs)
     target = max(1, min(GROUP_BYTES, total // (4 * max(threads, 1))))
     groups: list[list[int]] = []
     size = 0
@@ -245,7 +245,7 @@ def group(jobs: list[Job], threads: int) -> list[list[int]]:
             groups.append([])
             size = 0
         groups[-1].append(k)
-        size += _job_bytes(job)
+        size += job_bytes(job)
     return groups
 
 
@@ -313,7 +313,7 @@ class _Run:
         for fut in done:
             self.pending.discard(fut)
             for k in self.groups[self.index[fut.key]]:
-                self.done[self.input[k]] += _job_bytes(self.jobs[k])
+                self.done[self.input[k]] += job_bytes(self.jobs[k])
                 if self.progress is not None and fut.status == "finished":
                     self.progress(self.jobs[k].path, self.done[self.input[k]])
 
@@ -391,12 +391,6 @@ def fetch(fut: Future[Task], jobs: list[Job], address: str) -> Task:
             f"dask workers died running {what} ({err.allowed_failures + 1} of them, the last "
             f"{last}): give them more memory, or scan with --workers"
         ) from err
-
-
-def _job_bytes(job: Job) -> int:
-    if isinstance(job, FileJob):
-        return os.path.getsize(job.path) if os.path.isfile(job.path) else 0
-    return job.end - job.start + (HEADER if job.start == HEADER else 0)
 
 
 def _relabel(result: Whole | Part, given: str) -> Whole | Part:

@@ -557,9 +557,9 @@ def _file_jobs(path: str, depth: int, size: int, targets: list[int]) -> list[Job
 
 
 def job_bytes(job: Job) -> int:
-    """What a job reads."""
+    """What a job reads of its file (a pcap file's first range reads its header too)."""
     if isinstance(job, RangeJob):
-        return job.end - job.start
+        return job.end - job.start + (HEADER if job.start == HEADER and job.header else 0)
     return os.path.getsize(job.path) if os.path.isfile(job.path) else 0
 
 
