@@ -8,11 +8,42 @@ import struct
 from collections.abc import Iterable
 from pathlib import Path
 
+from netsleuth import craft
 from netsleuth.capture.split import HEADER, RECORD
 from netsleuth.capture.writer import PcapngWriter, write_pcap
 from netsleuth.report.jsonout import dumps, scan_document
 from netsleuth.scale import scan_parallel
 from netsleuth.scan import scan
+
+OS, OD, IS, ID_ = "203.0.113.1", "203.0.113.2", "10.1.0.1", "10.1.0.2"
+
+
+def open_trains(*, ipip: bool = True) -> list[bytes]:
+    """A flow, an inner fragment train, outer-fragmented tunnels (GRE, VXLAN and, unless
+    told not to, IP-in-IP) and incident 1's poison fragment split over outer fragments,
+    interleaved so that a cut between any two of them cuts something open (IPv4 packets,
+    without a link header)."""
+    seg = craft.tcp(IS, ID_, 40000, 443, bytes(1380), flags="A")
+    inner = craft.ether(craft.ipv4(IS, ID_, seg, 6, ident=99), 0x0800)
+    gre = craft.fragment_ipv4(OS, OD, craft.gre(inner, 0x6558), 47, sizes=[1000, 0], ident=1)
+    vx = craft.udp(OS, OD, 50000, 4789, craft.vxlan(inner, vni=10))
+    vxlan = craft.fragment_ipv4(OS, OD, vx, 17, sizes=[800, 0], ident=2)
+    four = craft.fragment_ipv4(OS, OD, craft.ipv4(IS, ID_, bytes(1400), 17), 4, sizes=[600, 0])
+    ip4 = four if ipip else [b"", b""]
+    train = craft.fragment_ipv4(IS, ID_, bytes(3000), 17, sizes=[1200, 1200, 0], ident=5)
+    first = craft.ipv4(IS, ID_, seg[:1400], 6, ident=7, flags=0x1)
+    empty = craft.pad(craft.ether(craft.ipv4(IS, ID_, b"", 6, ident=7, frag_off=1400), 0x0800))
+    poison_plain = craft.ipv4(OS, OD, craft.gre(craft.ether(first, 0x0800), 0x6558), 47)
+    poison = craft.fragment_ipv4(OS, OD, craft.gre(empty, 0x6558), 47, sizes=[24, 0], ident=8)
+    flow = [
+        craft.ipv4(IS, ID_, craft.tcp(IS, ID_, 40001, 80, bytes(100), flags=f), 6)
+        for f in ("S", "A", "A", "FA")
+    ]
+    order = [
+        flow[0], gre[0], train[0], vxlan[0], flow[1], train[1], gre[1], ip4[0],
+        poison_plain, vxlan[1], poison[0], flow[2], train[2], ip4[1], poison[1], flow[3],
+    ]  # fmt: skip
+    return [p for p in order if p]
 
 
 def write(path: Path, frames: list[tuple[int, bytes]]) -> Path:

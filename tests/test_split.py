@@ -28,37 +28,14 @@ from netsleuth.pipeline import InputResult, open_input, tables
 from netsleuth.report.jsonout import dumps, scan_document
 from netsleuth.scale import plan, scan_parallel, worth_processes
 from netsleuth.scan import scan
-from tests.splitutil import one, record_starts, split, write
+from tests.splitutil import ID_, IS, OD, OS, one, open_trains, record_starts, split, write
 
 CORPUS = Path(__file__).resolve().parents[2] / "shared" / "corpus" / "tcpdump"
 T0 = 1_700_000_000 * 10**9
-OS, OD, IS, ID_ = "203.0.113.1", "203.0.113.2", "10.1.0.1", "10.1.0.2"
 
 
 def boundary_frames() -> list[tuple[int, bytes]]:
-    """A flow, an inner fragment train, outer-fragmented tunnels (GRE, VXLAN, IP-in-IP)
-    and incident 1's poison fragment split over outer fragments, interleaved so that a
-    split between any two records cuts something open."""
-    seg = craft.tcp(IS, ID_, 40000, 443, bytes(1380), flags="A")
-    inner = craft.ether(craft.ipv4(IS, ID_, seg, 6, ident=99), 0x0800)
-    gre = craft.fragment_ipv4(OS, OD, craft.gre(inner, 0x6558), 47, sizes=[1000, 0], ident=1)
-    vx = craft.udp(OS, OD, 50000, 4789, craft.vxlan(inner, vni=10))
-    vxlan = craft.fragment_ipv4(OS, OD, vx, 17, sizes=[800, 0], ident=2)
-    ipip = craft.fragment_ipv4(OS, OD, craft.ipv4(IS, ID_, bytes(1400), 17), 4, sizes=[600, 0])
-    train = craft.fragment_ipv4(IS, ID_, bytes(3000), 17, sizes=[1200, 1200, 0], ident=5)
-    first = craft.ipv4(IS, ID_, seg[:1400], 6, ident=7, flags=0x1)
-    empty = craft.pad(craft.ether(craft.ipv4(IS, ID_, b"", 6, ident=7, frag_off=1400), 0x0800))
-    poison_plain = craft.ipv4(OS, OD, craft.gre(craft.ether(first, 0x0800), 0x6558), 47)
-    poison = craft.fragment_ipv4(OS, OD, craft.gre(empty, 0x6558), 47, sizes=[24, 0], ident=8)
-    flow = [
-        craft.ipv4(IS, ID_, craft.tcp(IS, ID_, 40001, 80, bytes(100), flags=f), 6)
-        for f in ("S", "A", "A", "FA")
-    ]
-    order = [
-        flow[0], gre[0], train[0], vxlan[0], flow[1], train[1], gre[1], ipip[0],
-        poison_plain, vxlan[1], poison[0], flow[2], train[2], ipip[1], poison[1], flow[3],
-    ]  # fmt: skip
-    return [(T0 + i * 1000, craft.ether(p, 0x0800)) for i, p in enumerate(order)]
+    return [(T0 + i * 1000, craft.ether(p, 0x0800)) for i, p in enumerate(open_trains())]
 
 
 def test_every_boundary_of_a_capture_of_open_trains(tmp_path: Path) -> None:

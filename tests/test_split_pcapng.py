@@ -32,11 +32,10 @@ from netsleuth.report.jsonout import dumps, scan_document
 from netsleuth.scale import FileJob, RangeJob, plan, run_job
 from netsleuth.scan import scan
 from tests.capfiles import block, epb, idb, option, shb, spb
-from tests.splitutil import one, split, write_pcapng
+from tests.splitutil import ID_, IS, one, open_trains, split, write_pcapng
 
 CORPUS = Path(__file__).resolve().parents[2] / "shared" / "corpus" / "tcpdump"
 T0 = 1_700_000_000
-OS, OD, IS, ID_ = "203.0.113.1", "203.0.113.2", "10.1.0.1", "10.1.0.2"
 
 Small = Callable[[int], None]
 
@@ -99,30 +98,6 @@ def idb_opts(order: str, linktype: int, opts: bytes) -> bytes:
     return block(order, 1, b"".join([struct.pack(order + "HHI", linktype, 0, 0), opts]))
 
 
-def open_trains() -> list[bytes]:
-    """A flow, an inner fragment train, outer-fragmented tunnels and incident 1's poison
-    fragment, interleaved so that a cut between any two of them cuts something open
-    (IPv4 packets, without a link header)."""
-    seg = craft.tcp(IS, ID_, 40000, 443, bytes(1380), flags="A")
-    inner = craft.ether(craft.ipv4(IS, ID_, seg, 6, ident=99), 0x0800)
-    gre = craft.fragment_ipv4(OS, OD, craft.gre(inner, 0x6558), 47, sizes=[1000, 0], ident=1)
-    vx = craft.udp(OS, OD, 50000, 4789, craft.vxlan(inner, vni=10))
-    vxlan = craft.fragment_ipv4(OS, OD, vx, 17, sizes=[800, 0], ident=2)
-    train = craft.fragment_ipv4(IS, ID_, bytes(3000), 17, sizes=[1200, 1200, 0], ident=5)
-    first = craft.ipv4(IS, ID_, seg[:1400], 6, ident=7, flags=0x1)
-    empty = craft.pad(craft.ether(craft.ipv4(IS, ID_, b"", 6, ident=7, frag_off=1400), 0x0800))
-    poison_plain = craft.ipv4(OS, OD, craft.gre(craft.ether(first, 0x0800), 0x6558), 47)
-    poison = craft.fragment_ipv4(OS, OD, craft.gre(empty, 0x6558), 47, sizes=[24, 0], ident=8)
-    flow = [
-        craft.ipv4(IS, ID_, craft.tcp(IS, ID_, 40001, 80, bytes(100), flags=f), 6)
-        for f in ("S", "A", "A", "FA")
-    ]
-    return [
-        flow[0], gre[0], train[0], vxlan[0], flow[1], train[1], gre[1],
-        poison_plain, vxlan[1], poison[0], flow[2], train[2], poison[1], flow[3],
-    ]  # fmt: skip
-
-
 def sections_capture(path: Path) -> Path:
     """Three sections: little-endian (Ethernet in microseconds; Linux cooked in
     nanoseconds described after packets; a name resolution block and a local-use block
@@ -130,7 +105,7 @@ def sections_capture(path: Path) -> Path:
     offset, then raw IPv4 in 2**-20 s units), little-endian again (Ethernet snapped at 64
     bytes, an interface statistics block, Simple Packet Blocks). The open trains run
     across all of them."""
-    pkts = open_trains()
+    pkts = open_trains(ipip=False)  # the sections below were laid out for these 14
     eth = [craft.ether(p, 0x0800) for p in pkts]
     cooked = [sll(p, 0x0800) for p in pkts]
     le, be = "<", ">"
