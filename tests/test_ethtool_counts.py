@@ -48,6 +48,18 @@ def test_a_count_that_shrinks_between_the_calls_is_named(monkeypatch: pytest.Mon
         read(FakeDevice(stats=4, grow_to=2), monkeypatch)
 
 
+def test_a_count_that_grows_between_the_calls_overruns_nothing(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # The kernel writes 900 entries into a request for 4 (net/ethtool/ioctl.c): the buffer
+    # has room for them, and the answer is refused, after one more try.
+    dev = FakeDevice(stats=4, grow_to=900)
+    with pytest.raises(ethtool.CountChangedError, match="changed from 4 to 900"):
+        read(dev, monkeypatch)
+    assert dev.overflows == []
+    assert dev.calls.count(ethtool.ETHTOOL_GSSET_INFO) == 2  # asked again once
+
+
 def test_the_bundle_says_why_a_device_has_no_statistics(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(ethtool, "_call", FakeDevice(stats=ethtool.MAX_STATS + 1))
     files, notes = ethtool.ethtool_texts(["eth9"])

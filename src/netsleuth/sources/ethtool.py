@@ -87,8 +87,9 @@ def decode_sset_info(raw: bytes) -> int | None:
     return count if mask else None
 
 
-def encode_gstrings(n: int, sset: int = ETH_SS_STATS) -> bytes:
-    return struct.pack("=III", ETHTOOL_GSTRINGS, sset, n) + bytes(n * ETH_GSTRING_LEN)
+def encode_gstrings(n: int, sset: int = ETH_SS_STATS, *, room: int = 0) -> bytes:
+    """A request for n strings, in a buffer with room for max(n, room) of them."""
+    return struct.pack("=III", ETHTOOL_GSTRINGS, sset, n) + bytes(max(n, room) * ETH_GSTRING_LEN)
 
 
 def decode_gstrings(raw: bytes) -> list[str]:
@@ -100,8 +101,9 @@ def decode_gstrings(raw: bytes) -> list[str]:
     return out
 
 
-def encode_gstats(n: int) -> bytes:
-    return struct.pack("=II", ETHTOOL_GSTATS, n) + bytes(n * 8)
+def encode_gstats(n: int, *, room: int = 0) -> bytes:
+    """A request for n values, in a buffer with room for max(n, room) of them."""
+    return struct.pack("=II", ETHTOOL_GSTATS, n) + bytes(max(n, room) * 8)
 
 
 def decode_gstats(raw: bytes) -> list[int]:
@@ -153,7 +155,16 @@ def _buffer(data: bytes) -> ctypes.Array[ctypes.c_char]:
 
 def read_stats(sock: socket.socket, ifname: str) -> tuple[list[str], list[int]]:
     """Names and values of the device's statistics. Refuses (TooManyStatsError) a count
-    above MAX_STATS rather than asking for fewer: the kernel writes its full count."""
+    above MAX_STATS rather than asking for fewer: the kernel writes its full count. A count
+    that changed between the calls (channels reconfigured meanwhile) is read once more,
+    then named (CountChangedError)."""
+    try:
+        return _read_stats(sock, ifname)
+    except CountChangedError:
+        return _read_stats(sock, ifname)
+
+
+def _read_stats(sock: socket.socket, ifname: str) -> tuple[list[str], list[int]]:
     buf = _buffer(encode_sset_info())
     _call(sock, ifname, buf)
     n = decode_sset_info(buf.raw)
@@ -161,10 +172,13 @@ def read_stats(sock: socket.socket, ifname: str) -> tuple[list[str], list[int]]:
         raise UnsupportedError(ifname)
     if n > MAX_STATS:
         raise TooManyStatsError(ifname, n)
-    sbuf = _buffer(encode_gstrings(n))
+    # Room for MAX_STATS entries, not n: the driver's count may grow between the calls,
+    # and the kernel then writes its new count whatever this buffer says (2.5 MiB, freed
+    # on return).
+    sbuf = _buffer(encode_gstrings(n, room=MAX_STATS))
     _call(sock, ifname, sbuf)
     _expect_count(ifname, n, struct.unpack_from("=III", sbuf.raw)[2])
-    vbuf = _buffer(encode_gstats(n))
+    vbuf = _buffer(encode_gstats(n, room=MAX_STATS))
     _call(sock, ifname, vbuf)
     _expect_count(ifname, n, struct.unpack_from("=II", vbuf.raw)[1])
     return decode_gstrings(sbuf.raw), decode_gstats(vbuf.raw)
