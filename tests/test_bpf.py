@@ -126,6 +126,14 @@ def test_tcpdump_syntax_goes_through_libpcap() -> None:
         compile_filter("inner.src 2001:db8::/32 and", "gre")
 
 
+def test_a_scoped_ipv6_address_is_refused_not_stripped() -> None:
+    # ipaddress accepts fe80::1%eth0; the zone is in no header, so matching fe80::1 alone
+    # would be a different filter from the one written.
+    with pytest.raises(InputError, match="no scope zone"):
+        compile_filter("inner.host fe80::1%eth0", "gre")
+    assert compile_filter("inner.host fe80::1", "gre").expression
+
+
 def test_bpf_command_prints_expression_and_program() -> None:
     r = subprocess.run(
         [NETSLEUTH, "bpf", "inner.src 27.18.0.0/16", "--encap", "vlan,gre-teb"],

@@ -175,11 +175,18 @@ ADDRESS_TERMS = ("inner.src", "inner.dst", "inner.host")
 
 def _network(term: str, arg: str) -> ipaddress.IPv4Network | ipaddress.IPv6Network:
     try:
-        return ipaddress.ip_network(arg, strict=False)
+        net = ipaddress.ip_network(arg, strict=False)
     except ValueError:
         raise InputError(
             "--filter", f"{term} needs an IPv4 or IPv6 address or CIDR, not {arg!r}"
         ) from None
+    if isinstance(net, ipaddress.IPv6Network) and net.network_address.scope_id is not None:
+        # ipaddress keeps "%eth0", but no header carries a zone (RFC 4007 section 11):
+        # matching the bare address would be a different filter than the one written.
+        raise InputError(
+            "--filter", f"{term} {arg!r}: a packet carries no scope zone, give the address alone"
+        )
+    return net
 
 
 def _prefix_tests(net: ipaddress.IPv4Network | ipaddress.IPv6Network, at: int) -> list[str]:

@@ -107,8 +107,8 @@ def live_options(fn: Callable[..., Any]) -> Callable[..., Any]:
             "bpf_filter",
             default=None,
             metavar="EXPR",
-            help="With --live: tcpdump filter, or inner.src/inner.dst IPv4 or IPv6 CIDR and "
-            "inner.proto NAME terms (with --encap), compiled to BPF in the kernel.",
+            help="With --live: tcpdump filter, or inner.src/inner.dst/inner.host IPv4 or IPv6 "
+            "CIDR and inner.proto NAME terms (with --encap), compiled to BPF in the kernel.",
         ),
         click.option(
             "--encap",
