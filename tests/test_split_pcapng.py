@@ -285,6 +285,34 @@ def test_a_range_that_does_not_end_cleanly_reads_the_file_in_one_piece(
     assert '"capture.corrupt_record"' in one(cap)
 
 
+def test_a_mended_block_in_a_middle_range_keeps_the_split(
+    tmp_path: Path, small_buffers: Small, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A packet block that claims more bytes than it holds is clipped and the reading goes
+    on: the range that holds it ends where the next starts, so the split stands (no
+    reading the file again in one piece) and the issue is numbered in the file."""
+    cap = sections_capture(tmp_path / "sections.pcapng")
+    small_buffers(fit(cap))
+    data = bytearray(cap.read_bytes())
+    cuts = starts(cap)
+    epb_at = data.index(b"\x06\x00\x00\x00", cuts[1])  # an EPB of the little-endian section
+    assert epb_at < cuts[-1]
+    data[epb_at + 20 : epb_at + 24] = struct.pack("<I", 0xFFFF)  # captured length
+    cap.write_bytes(bytes(data))
+    whole = one(cap)
+    assert "claim more bytes than they hold; clipped" in whole
+    jobs = plan([str(cap)], 3, 2, split_at={str(cap): cuts})
+    holder = [j for j in jobs[0] if isinstance(j, RangeJob) and j.start <= epb_at < j.end]
+    assert holder and not holder[0].last and run_job(holder[0]).res.issues
+
+    def no_second_read(job: FileJob) -> None:
+        raise AssertionError(f"{job.path} read again in one piece")
+
+    monkeypatch.setattr(scale, "run_file", no_second_read)
+    merged = scale.assemble(jobs, map(run_job, [j for js in jobs for j in js]), None)
+    assert dumps(scan_document(merged)) == whole
+
+
 def test_unsplittable_inputs_stay_whole(tmp_path: Path) -> None:
     cap = tmp_path / "x.pcapng"
     cap.write_bytes(b"".join([shb("<"), idb("<", 1), epb("<", 0, 0, bytes(60))]))

@@ -437,7 +437,9 @@ class SplitRecord:
     A range other than the last must end exactly where the next starts: otherwise its
     start was no record boundary, or the file is corrupt in the middle (the one-process
     reader stops there). Either way `ok` goes false and the caller reads the file in one
-    piece. The read issues are the last range's, numbered in the file."""
+    piece. A range's read issues that did not stop its reader (pcapng: a block clipped or
+    skipped, in the one-process reader's own buffers) are kept, each range's numbered in
+    the file, in file order."""
 
     def __init__(self, path: str) -> None:
         self.res = InputResult(path)
@@ -446,12 +448,13 @@ class SplitRecord:
 
     def add(self, res: InputResult, job: RangeJob) -> bool:
         """Join the next range's record; False (and from then on) when they do not join."""
-        if not self.ok or res.error or (not job.last and res.issues):
+        stopped = any(i.stops for i in res.issues)
+        if not self.ok or res.error or (stopped and not job.last):
             self.ok = False
             return False
         self.res.merge(res)
         self.res.format, self.res.compressed = res.format, res.compressed
-        self.res.issues = [_shifted(i, self.frames) for i in res.issues]
+        self.res.issues += [_shifted(i, self.frames) for i in res.issues]
         self.frames += res.packets
         return True
 

@@ -27,6 +27,10 @@ class ReadIssue:
     offset: int  # byte offset in the (decompressed) file
     frame: int  # the frame number the broken record would have had
     message: str
+    # Whether the reader stopped there (the rest of the file unread), or skipped or mended
+    # what was wrong and read on: a split file's range that stopped short is read again
+    # in one piece (scale.SplitRecord).
+    stops: bool = True
 
 
 class Chunker:

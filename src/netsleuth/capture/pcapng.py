@@ -114,6 +114,11 @@ class PcapngReader(StreamReader):
         self.max_block = chunk_bytes
 
     def _issue(self, id_: str, offset: int, frame: int, message: str) -> None:
+        """Something skipped or mended; the reading goes on."""
+        self.issues.append(ReadIssue(id_, offset, frame, message, stops=False))
+
+    def _stop(self, id_: str, offset: int, frame: int, message: str) -> None:
+        """Something the reading cannot go past: the rest of the file is not read."""
         self.issues.append(ReadIssue(id_, offset, frame, message))
 
     def _batches(self) -> Iterator[RecordBatch]:
@@ -152,7 +157,7 @@ class PcapngReader(StreamReader):
                     pos += done
                     continue
                 if done < 0:
-                    self._issue(
+                    self._stop(
                         "capture.corrupt_record",
                         ch.base + pos,
                         frame,
@@ -162,7 +167,7 @@ class PcapngReader(StreamReader):
                 # done == 0: the section header is not all in the buffer yet
             elif st in (ST_BAD_LENGTH, ST_TRAILER):
                 what = "an impossible length" if st == ST_BAD_LENGTH else "mismatched lengths"
-                self._issue(
+                self._stop(
                     "capture.corrupt_record",
                     ch.base + pos,
                     frame,
@@ -173,7 +178,7 @@ class PcapngReader(StreamReader):
                 continue
             if ch.eof:
                 if pos < ch.have:
-                    self._issue(
+                    self._stop(
                         "capture.truncated_file",
                         ch.base + pos,
                         frame,
