@@ -1,92 +1,100 @@
-"""What a range's worker hands over instead of its fragments' bytes: where each record is
-in the file (RecordBatch.base + offset), and the parent's batch of them mapped from the
-file (scale.mapped_batch), which must hold the file's bytes record for record."""
+"""What a range's worker hands over of its fragments (scale.FragBytes): their fields and
+their bytes one after the other, written to the spill folder (or kept, for a Dask task),
+and the parent's batches of them, which must hold each record's bytes and PAD zero bytes
+after the last."""
 
 from __future__ import annotations
 
-import gzip
+import os
 from pathlib import Path
 
 import numpy as np
 import pytest
 
+from netsleuth import craft
 from netsleuth.capture import open_capture
 from netsleuth.capture.batch import PAD
 from netsleuth.decode import decode
-from netsleuth.errors import InputError
-from netsleuth.scale import Frags, mapped_batch
-from tests.splitutil import write, write_pcapng
+from netsleuth.scale import FragBytes, Frags, Part, _spill, _unspill
+from tests.splitutil import ID_, IS, write
 
 T0 = 1_700_000_000 * 10**9
 
 
-def frames(n: int) -> list[tuple[int, bytes]]:
+def packets() -> list[bytes]:
+    """Fragments (some inside GRE) between whole packets of many sizes."""
     rng = np.random.default_rng(7)
-    return [
-        (T0 + i, rng.integers(0, 256, int(rng.integers(14, 1500)), np.uint8).tobytes())
-        for i in range(n)
-    ]
+    out = []
+    for i in range(1200):
+        size = int(rng.integers(20, 1400))
+        whole = craft.ipv4(IS, ID_, craft.udp(IS, ID_, 1, 2, bytes(size)), 17, ident=i)
+        out.append(craft.ether(whole, 0x0800))
+        if i % 3 == 0:
+            train = craft.fragment_ipv4(IS, ID_, rng.bytes(size + 100), 17, sizes=[64, 0], ident=i)
+            out += [craft.ether(p, 0x0800) for p in train]
+        if i % 7 == 0:
+            frag = craft.fragment_ipv4(IS, ID_, bytes(200), 17, sizes=[96, 0], ident=i)[0]
+            out.append(craft.ether(craft.ipv4(IS, ID_, craft.gre(frag, 0x0800), 47), 0x0800))
+    return out
 
 
-@pytest.mark.parametrize("kind", ["pcap", "pcapng"])
-def test_a_batch_says_where_its_records_are_in_the_file(tmp_path: Path, kind: str) -> None:
-    packets = frames(3000)
-    path = tmp_path / f"c.{kind}"
-    (write if kind == "pcap" else write_pcapng)(path, packets)
-    data = path.read_bytes()
-    batches = list(open_capture(str(path), chunk_bytes=1 << 16).batches())
-    assert len(batches) > 5  # records carried from one buffer into the next
-    got = [
-        data[b.base + o : b.base + o + c]
-        for b in batches
-        for o, c in zip(b.offset.tolist(), b.caplen.tolist(), strict=True)
-    ]
-    assert got == [p for _, p in packets]
+def handed_over(path: Path, spill: Path | None) -> tuple[Frags, list[bytes]]:
+    """The FragBytes of the file read in small batches, and the fragments' own bytes."""
+    out = FragBytes(None if spill is None else str(spill / "fragments"))
+    expected = []
+    for b in open_capture(str(path), chunk_bytes=1 << 16).batches():
+        t = decode(b)
+        out.add(t)
+        rows = np.flatnonzero(t.outer.is_frag | t.inner_raw.is_frag)
+        expected += [b.packet(int(i)) for i in rows]
+    return out.finish(), expected
 
 
-def test_a_decompressed_batch_has_no_file_offset(tmp_path: Path) -> None:
-    path = write(tmp_path / "c.pcap", frames(10))
-    gz = tmp_path / "c.pcap.gz"
-    gz.write_bytes(gzip.compress(path.read_bytes()))
-    (batch,) = open_capture(str(gz)).batches()
-    assert batch.base == -1
-    with pytest.raises(ValueError, match="file's own bytes"):
-        Frags.of(decode(batch))
+@pytest.mark.parametrize("spilled", [False, True])
+def test_fragments_handed_over_are_the_files_records(tmp_path: Path, spilled: bool) -> None:
+    path = write(tmp_path / "c.pcap", [(T0 + i, p) for i, p in enumerate(packets())])
+    folder = tmp_path / "spill"
+    folder.mkdir()
+    frags, expected = handed_over(path, folder if spilled else None)
+    assert len(expected) > 600  # first and last fragments, outer and inside GRE
+    assert path.stat().st_size > 3 << 18  # several reader batches (at least 256 KiB each)
+    if spilled:
+        empty = np.zeros(0, dtype=np.int64)
+        part = Part(None, None, [], 0, empty, empty, frags, None)  # type: ignore[arg-type]
+        part = _unspill(_spill(part, str(folder)))
+        frags = part.frags
+        assert not folder.exists()  # the files and their folder go once mapped
+    assert frags.data.shape[0] == sum(map(len, expected)) + PAD
+    whole = frags.record_batch()
+    assert [whole.packet(i) for i in range(len(whole))] == expected
+    assert not whole.buf[-PAD:].any()  # a decoder may read PAD bytes past the last record
+    some = frags.rows(10, 60).record_batch()  # a batch of the parent's: a span, no copy
+    assert [some.packet(i) for i in range(len(some))] == expected[10:60]
+    assert np.shares_memory(some.buf, frags.data)
 
 
-def test_mapped_batches_hold_the_files_bytes_to_its_last_record(tmp_path: Path) -> None:
-    packets = frames(400)
-    path = write(tmp_path / "c.pcap", packets)
-    whole = [b for b in open_capture(str(path)).batches()]
-    base = whole[0].base
-    offset = np.concatenate([b.offset + b.base - base for b in whole])
-    caplen = np.concatenate([b.caplen for b in whole])
-    for rows in ([3, 4, 90], [0], [150, 399], [399]):  # 399: the file's last record
-        sel = np.array(rows)
-        f = Frags(
-            sel + 1,
-            base + offset[sel],
-            caplen[sel],
-            caplen[sel],
-            np.full(sel.shape[0], T0),
-            np.ones(sel.shape[0], np.int32),
-        )
-        batch = mapped_batch(str(path), f)
-        assert [batch.packet(i) for i in range(len(rows))] == [packets[r][1] for r in rows]
-        assert batch.frame.tolist() == [r + 1 for r in rows]
-        last = int(batch.offset[-1] + batch.caplen[-1])
-        assert batch.buf.shape[0] == last + PAD  # a decoder may read PAD bytes past a record
-        if rows[-1] == 399:
-            assert not batch.buf[last:].any()  # past the file's end: zeros, as the reader has
-        assert not batch.buf.flags.writeable or rows[-1] == 399
+def test_a_batch_across_a_split_joins_two_ranges_bytes(tmp_path: Path) -> None:
+    path = write(tmp_path / "c.pcap", [(T0 + i, p) for i, p in enumerate(packets())])
+    frags, expected = handed_over(path, None)
+    n = len(expected)
+    joined = Frags.join([frags.rows(n - 5, n), frags.rows(0, 7)])
+    b = joined.record_batch()
+    assert [b.packet(i) for i in range(len(b))] == expected[n - 5 :] + expected[:7]
+    assert b.frame.tolist() == [*frags.frame[n - 5 :].tolist(), *frags.frame[:7].tolist()]
+    assert not b.buf[-PAD:].any()
 
 
-def test_a_file_that_shrank_is_an_input_error(tmp_path: Path) -> None:
-    path = write(tmp_path / "c.pcap", frames(20))
-    (batch,) = open_capture(str(path)).batches()
-    at = batch.base + batch.offset
-    whole = Frags(batch.frame, at, batch.caplen, batch.wirelen, batch.ts_ns, batch.linktype)
-    with open(path, "r+b") as fh:
-        fh.truncate(int(at[-1]) + 3)
-    with pytest.raises(InputError, match="shrank"):
-        mapped_batch(str(path), whole)
+def test_a_range_without_fragments(tmp_path: Path) -> None:
+    whole = [craft.ether(craft.ipv4(IS, ID_, bytes(40), 17), 0x0800)] * 20
+    path = write(tmp_path / "c.pcap", [(T0 + i, p) for i, p in enumerate(whole)])
+    frags, expected = handed_over(path, tmp_path)
+    assert expected == [] and frags.frame.shape[0] == 0
+    assert os.path.getsize(tmp_path / "fragments") == PAD
+    assert len(frags.record_batch()) == 0
+
+
+def test_nothing_is_written_after_the_file_is_closed(tmp_path: Path) -> None:
+    out = FragBytes(str(tmp_path / "fragments"))
+    out.close()
+    with pytest.raises(ValueError, match="was closed"):
+        out.finish()

@@ -7,11 +7,10 @@ runs on a worker, which reads the capture itself: captures live on storage every
 sees under the same path (checked up front: each input readable there, with the size it
 has here). What comes back through Dask is each job's compact result (scale.Whole
 or scale.Part: counts, mergeable check state, each record's end offset and timestamp, and
-where in the file the records that hold a fragment are), never the packets; no /dev/shm
-spill, the workers being other machines. This process maps the fragments' bytes from the
-files (scale.mapped_batch): it reads the captures too, as planning does. Results are
-fetched in input order, released on the cluster as soon as they are read, and put
-together by scale.assemble, so the JSON is byte for byte that of one process.
+the bytes of the records that hold a fragment), never the packets; no /dev/shm spill, the
+workers being other machines. Results are fetched in input order, released on the
+cluster as soon as they are read, and put together by scale.assemble, so the JSON is byte
+for byte that of one process.
 
 Paths are sent absolute (a worker's working directory is not ours) and the results
 labelled back with the names as given. Inputs that are no regular file here (missing, a

@@ -14,10 +14,10 @@ and the parent puts them together:
 - The fragment audit and the outer reassembly cannot be cut: a fragment train or an outer
   datagram can straddle a split, and a datagram's verdict depends on every earlier fragment
   of its key (and on when the reader's batches end: that is when both expire datagrams
-  older than 30 s). So a range's worker hands over its fragments instead: where in the
-  file each packet with a fragment in any IP layer is (not its bytes: the parent maps them
-  from the file, mapped_batch), plus where each record ends and its timestamp. The
-  parent replays the one-
+  older than 30 s). So a range's worker hands over its fragments instead: the records
+  of every packet with a fragment in any IP layer (their bytes one after the other,
+  FragBytes), plus where each record ends in the file and its timestamp. The parent
+  replays the one-
   process reader's batch boundaries from those record ends (4 MiB buffers, at most
   MAX_RECORDS records a batch: capture/chunks.py), decodes the fragments of each batch
   again and runs the two checks over them in file order, with each batch's latest
@@ -25,11 +25,11 @@ and the parent puts them together:
   are merged like the others. The verdicts, frame lists, evidence and flagged keys are
   those of one process, by construction.
 
-Cost: 16 bytes a record (end offset and timestamp) and 44 a fragment cross to the
-parent (through a file, _spill); fragments are decoded twice; the two stateful checks stay
-on one core (the parent), which bounds the speed-up by their share of the work. Memory:
-the parent holds at most the unfinished batch's fragments (one mapped span of the file)
-plus the results of ranges that arrived early (ranges are at most MAX_RANGE bytes).
+Cost: 16 bytes a record (end offset and timestamp) and the fragments' records cross to
+the parent, through files it maps (_spill); fragments are decoded twice; the two stateful
+checks stay on one core (the parent), which bounds the speed-up by their share of the
+work. Memory: the parent holds at most the unfinished batch's fragments plus the results
+of ranges that arrived early (ranges are at most MAX_RANGE bytes), mapped from the files.
 
 A large uncompressed pcapng file is split too (capture/split_pcapng.py): its ranges start
 where the one-process reader's buffers start, each with its section's byte order and
@@ -41,10 +41,10 @@ inputs are not split (one job each): a gzip stream cannot be entered in the midd
 from __future__ import annotations
 
 import contextlib
+import errno
 import gc
 import itertools
 import math
-import mmap
 import multiprocessing
 import os
 import signal
@@ -140,76 +140,117 @@ class Whole:
 
 @dataclass
 class Frags:
-    """The records of one range that hold a fragment in any IP layer: where their bytes
-    are in the file, not the bytes (the parent maps them from the file: FileBytes)."""
+    """The records of one range that hold a fragment in any IP layer: their fields, and
+    their bytes one after the other in `data` (then PAD zero bytes), record i's at
+    data[pos[i] : pos[i] + caplen[i]]. `data` is a mapped file of the spill folder when the
+    range ran in a worker process (FragBytes), an array otherwise."""
 
     frame: NDArray[np.int64]  # 1-based within the range
-    at: NDArray[np.int64]  # file offset of the record's bytes
+    pos: NDArray[np.int64]
     caplen: NDArray[np.int64]
     wirelen: NDArray[np.int64]
     ts_ns: NDArray[np.int64]
     linktype: NDArray[np.int32]
+    data: NDArray[np.uint8]
 
     @classmethod
-    def of(cls, t: PacketTable) -> Frags:
-        b = t.batch
-        if b.base < 0:
-            raise ValueError("a range's batches hold the file's own bytes")
-        rows = np.flatnonzero(t.outer.is_frag | t.inner_raw.is_frag)
-        return cls(
-            b.frame[rows],
-            b.base + b.offset[rows],
-            b.caplen[rows],
-            b.wirelen[rows],
-            b.ts_ns[rows],
-            b.linktype[rows],
-        )
+    def of(cls, fields: Sequence[NDArray[Any]], data: NDArray[np.uint8]) -> Frags:
+        """From the FRAG_FIELDS columns, in order, and the bytes."""
+        frame, pos, caplen, wirelen, ts_ns, linktype = fields
+        return cls(frame, pos, caplen, wirelen, ts_ns, linktype, data)
 
     def rows(self, lo: int, hi: int) -> Frags:
-        return Frags(*(getattr(self, f)[lo:hi] for f in FRAG_FIELDS))
+        """Rows lo..hi-1, over the same bytes (no copy)."""
+        return Frags.of([getattr(self, f)[lo:hi] for f in FRAG_FIELDS], self.data)
+
+    def record_batch(self) -> RecordBatch:
+        """The rows as a batch over their span of `data` (no copy): each record's bytes
+        followed by the next fragments', and PAD zero bytes after the range's last."""
+        if not self.frame.shape[0]:
+            return RecordBatch.from_packets([])
+        lo, hi = int(self.pos[0]), int(self.pos[-1] + self.caplen[-1])
+        return RecordBatch(
+            self.data[lo : hi + PAD],
+            self.pos - lo,
+            self.caplen,
+            self.wirelen,
+            self.ts_ns,
+            self.linktype,
+            self.frame,
+        )
 
     @classmethod
     def join(cls, parts: list[Frags]) -> Frags:
-        return cls(*(np.concatenate([getattr(p, f) for p in parts]) for f in FRAG_FIELDS))
+        """The rows of several ranges (a batch across a split), their bytes copied."""
+        batches = [p.record_batch() for p in parts]
+        data = np.concatenate([b.buf[: b.buf.shape[0] - PAD] for b in batches] + [PAD_BYTES])
+        starts = np.cumsum([0] + [b.buf.shape[0] - PAD for b in batches[:-1]])
+        pos = np.concatenate([b.offset + at for b, at in zip(batches, starts, strict=True)])
+        fields = [np.concatenate([getattr(p, f) for p in parts]) for f in FRAG_FIELDS]
+        fields[FRAG_FIELDS.index("pos")] = pos
+        return cls.of(fields, data)
 
 
-FRAG_FIELDS = tuple(Frags.__dataclass_fields__)
+FRAG_FIELDS = tuple(f for f in Frags.__dataclass_fields__ if f != "data")
+PAD_BYTES = np.zeros(PAD, dtype=np.uint8)
+IOV_MAX = 1024  # iovecs one writev takes (Linux UIO_MAXIOV)
 
 
-# Populated at once: faulting the pages in one by one as the decoder reaches them cost
-# the parent ~0.04 s per 1M packets, measured, on the one core that orders the fragments.
-MAP_FLAGS = mmap.MAP_SHARED | getattr(mmap, "MAP_POPULATE", 0)
+class FragBytes:
+    """A range's fragment records, as the worker meets them: their fields per batch, and
+    their bytes either written to `path` as they come (os.writev of the records' slices of
+    the reader's buffer: one copy, no joined buffer in between; the parent maps the file)
+    or kept in memory (path None: a Dask task's result, tests)."""
 
+    def __init__(self, path: str | None) -> None:
+        self.path = path
+        self.fd = None if path is None else os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL)
+        self.size = 0
+        self.fields: list[list[NDArray[Any]]] = [[] for _ in FRAG_FIELDS]
+        self.held: list[bytes] = []
 
-def mapped_batch(path: str, f: Frags) -> RecordBatch:
-    """The records of `f` as a batch whose bytes are mapped from the capture file.
+    def add(self, t: PacketTable) -> None:
+        b = t.batch
+        rows = np.flatnonzero(t.outer.is_frag | t.inner_raw.is_frag)
+        cap = b.caplen[rows]
+        pos = np.empty(rows.shape[0], dtype=np.int64)
+        np.cumsum(cap, out=pos)
+        pos -= cap - self.size  # where each record starts: the bytes before it, so far
+        for k, column in enumerate((b.frame[rows], pos, cap, b.wirelen[rows], b.ts_ns[rows])):
+            self.fields[k].append(column)
+        self.fields[-1].append(b.linktype[rows])
+        view = b.buf.data
+        pieces = [
+            view[o : o + c] for o, c in zip(b.offset[rows].tolist(), cap.tolist(), strict=True)
+        ]
+        self._write(pieces, int(cap.sum()))
 
-    A range's worker hands over where its fragments are, not their bytes: copying them out
-    and through a file cost the workers ~0.1 s per 1M packets, measured, a quarter of the
-    work they divide. Only the span of one batch's fragments (at most a reader buffer,
-    4 MiB) is mapped, and it goes with the batch, so the parent's memory does not grow with
-    the file; the pages are the page cache's, which the workers have just read. Each
-    record's bytes are followed by the file's, as in the reader's buffer, and at the end of
-    the file by PAD zero bytes."""
-    lo, hi = int(f.at.min()), int((f.at + f.caplen).max())
-    start = lo - lo % mmap.ALLOCATIONGRANULARITY
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        size = os.fstat(fd).st_size
-        if hi + PAD <= size:
-            view = mmap.mmap(
-                fd, hi + PAD - start, flags=MAP_FLAGS, prot=mmap.PROT_READ, offset=start
-            )
-            buf = np.frombuffer(view, dtype=np.uint8)  # unmapped with the last view of it
-        else:
-            got = os.pread(fd, max(hi - start, 0), start)
-            if len(got) < hi - start:
-                raise InputError(path, "the file shrank while it was being scanned")
-            buf = np.zeros(hi + PAD - start, dtype=np.uint8)
-            buf[: len(got)] = np.frombuffer(got, dtype=np.uint8)
-    finally:
-        os.close(fd)  # a mapping keeps its own reference to the file
-    return RecordBatch(buf, f.at - start, f.caplen, f.wirelen, f.ts_ns, f.linktype, f.frame)
+    def _write(self, pieces: Sequence[memoryview | bytes], total: int) -> None:
+        self.size += total
+        if self.path is None:
+            self.held += [bytes(p) for p in pieces]
+            return
+        if self.fd is None:
+            raise ValueError(f"{self.path} was closed")
+        for k in range(0, len(pieces), IOV_MAX):
+            chunk = pieces[k : k + IOV_MAX]
+            want = sum(len(p) for p in chunk)
+            if os.writev(self.fd, chunk) != want:  # a full /dev/shm: the disk-full error
+                raise OSError(errno.ENOSPC, "short write to the spill folder", self.path)
+
+    def finish(self) -> Frags:
+        """The range's Frags (written: its `data` empty until _unspill maps the file)."""
+        self._write([PAD_BYTES.tobytes()], 0)
+        cols = [np.concatenate(c) if c else np.zeros(0, np.int64) for c in self.fields]
+        cols[-1] = cols[-1].astype(np.int32)
+        data = np.frombuffer(b"".join(self.held), dtype=np.uint8)
+        self.close()
+        return Frags.of(cols, data)
+
+    def close(self) -> None:
+        if self.fd is not None:
+            os.close(self.fd)
+            self.fd = None
 
 
 @dataclass
@@ -248,42 +289,49 @@ def run_range(job: RangeJob) -> Part:
     res, summary, checks = InputResult(job.path), Summary(), stateless_checks()
     ends: list[NDArray[np.int64]] = []
     stamps: list[NDArray[np.int64]] = []
-    frags: list[Frags] = []
     batches: list[tuple[int, int]] = []
     pos, capacity = job.start, 0
+    folder = None if job.spill is None else os.path.join(job.spill, str(job.start))
+    if folder is not None:
+        os.mkdir(folder)
+    frags = FragBytes(None if folder is None else os.path.join(folder, DATA_FILE))
     try:
-        reader = _range_reader(job)
-        capacity = reader.chunk_bytes if isinstance(reader, PcapReader) else 0
-        for table in tables(reader, res, tunnel_depth=job.depth):
-            b = table.batch
-            if job.section is None:  # pcap: the parent replays the batches from record ends
-                e = pos + np.cumsum(b.caplen + RECORD)
-                pos = int(e[-1]) if e.shape[0] else pos
-                ends.append(e)
-                stamps.append(b.ts_ns)
-            else:
-                batches.append((res.packets, int(b.ts_ns.max())))
-            summary.observe(table)
-            hide_cut(table)
-            for check in checks:
-                check.observe(table)
-            frags.append(Frags.of(table))
-    except InputError as err:
-        res.error = str(err)
-    empty = np.zeros(0, dtype=np.int64)
+        try:
+            reader = _range_reader(job)
+            capacity = reader.chunk_bytes if isinstance(reader, PcapReader) else 0
+            for table in tables(reader, res, tunnel_depth=job.depth):
+                b = table.batch
+                if job.section is None:  # pcap: the parent replays batches from record ends
+                    e = pos + np.cumsum(b.caplen + RECORD)
+                    pos = int(e[-1]) if e.shape[0] else pos
+                    ends.append(e)
+                    stamps.append(b.ts_ns)
+                else:
+                    batches.append((res.packets, int(b.ts_ns.max())))
+                summary.observe(table)
+                hide_cut(table)
+                for check in checks:
+                    check.observe(table)
+                frags.add(table)
+        except InputError as err:
+            res.error = str(err)
+        handed = frags.finish()
+    finally:
+        frags.close()  # on the way out of any other error
     done = None if job.section is None else np.array(batches, np.int64).reshape(-1, 2).T
-    part = Part(res, summary, checks, capacity, empty, empty, _no_frags(), res.error, batches=done)
-    columns = [ends, stamps, *([getattr(f, n) for f in frags] for n in FRAG_FIELDS)]
-    if job.spill is not None:
-        return _spill(part, columns, os.path.join(job.spill, str(job.start)))
-    whole = [
-        np.concatenate([like[:0], *pieces])
-        for like, pieces in zip(_arrays(part), columns, strict=True)
-    ]
-    return replace(part, ends=whole[0], ts_ns=whole[1], frags=Frags(*whole[2:]))
+    part = Part(
+        res, summary, checks, capacity, _joined(ends), _joined(stamps), handed, res.error,
+        batches=done,
+    )  # fmt: skip
+    return part if folder is None else _spill(part, folder)
+
+
+def _joined(pieces: list[NDArray[np.int64]]) -> NDArray[np.int64]:
+    return np.concatenate(pieces) if pieces else np.zeros(0, dtype=np.int64)
 
 
 COLUMN_FILE = "column-{}.npy"  # in a spilled range's folder, one per array of _arrays()
+DATA_FILE = "fragments"  # and its fragments' bytes
 
 
 def _range_reader(job: RangeJob) -> PcapReader | PcapngReader:
@@ -292,7 +340,7 @@ def _range_reader(job: RangeJob) -> PcapReader | PcapngReader:
     return pcapng_range_reader(job.path, job.start, job.end, job.section)
 
 
-# A range's arrays (tens of MB) go through a file in a folder the parent owns, not through
+# A range's arrays (tens of MB) go through files in a folder the parent owns, not through
 # the pool's pipe: measured, the pipe's 64 KiB writes cost ~0.1 s a range on a busy machine.
 def _arrays(part: Part) -> list[NDArray[Any]]:
     f = part.frags
@@ -305,40 +353,36 @@ def _job_dir(root: str, k: int) -> str:
     return path
 
 
-def _spill(part: Part, columns: list[list[NDArray[Any]]], path: str) -> Part:
-    """Each column's per-batch pieces written straight into one mapped .npy file: one copy
-    (joining them first, then saving, made two and cost a range ~0.1 s more, measured)."""
-    os.mkdir(path)
-    for k, (like, pieces) in enumerate(zip(_arrays(part), columns, strict=True)):
-        total = sum(p.shape[0] for p in pieces)
-        name = os.path.join(path, COLUMN_FILE.format(k))
-        out = np.lib.format.open_memmap(name, mode="w+", dtype=like.dtype, shape=(total,))
-        at = 0
-        for p in pieces:
-            out[at : at + p.shape[0]] = p
-            at += p.shape[0]
-        del out  # unmapped: the file holds the column
-    return replace(part, spilled=path)
+def _spill(part: Part, folder: str) -> Part:
+    """The part's arrays saved beside its fragments' bytes (FragBytes wrote those)."""
+    for k, column in enumerate(_arrays(part)):
+        np.save(os.path.join(folder, COLUMN_FILE.format(k)), column, allow_pickle=False)
+    empty = np.zeros(0, dtype=np.int64)
+    return replace(part, ends=empty, ts_ns=empty, frags=_no_frags(), spilled=folder)
 
 
 def _unspill(part: Part) -> Part:
-    """The spilled arrays, mapped read-only rather than read: the parent touches only the
-    pages of the fragments it replays, once (measured: reading them all first cost the
-    parent ~0.1 s a range, all of it on the one core that orders the fragments)."""
+    """The spilled arrays and bytes, mapped read-only rather than read: the parent
+    touches only the pages of the batches it replays, once (measured: reading them all
+    first cost the parent ~0.1 s a range, all of it on the one core that orders the
+    fragments). The files go at once; the mappings keep their pages while in use."""
     if part.spilled is None:
         return part
     a = []
     for k in range(len(_arrays(part))):
         name = os.path.join(part.spilled, COLUMN_FILE.format(k))
         a.append(np.load(name, mmap_mode="r", allow_pickle=False))
-        os.unlink(name)  # the mapping keeps the pages until the array goes
+        os.unlink(name)
+    name = os.path.join(part.spilled, DATA_FILE)
+    data = np.memmap(name, dtype=np.uint8, mode="r")  # never empty: PAD bytes at least
+    os.unlink(name)
     os.rmdir(part.spilled)
-    return replace(part, ends=a[0], ts_ns=a[1], frags=Frags(*a[2:]), spilled=None)
+    return replace(part, ends=a[0], ts_ns=a[1], frags=Frags.of(a[2:], data), spilled=None)
 
 
 def _no_frags() -> Frags:
     z = np.zeros(0, dtype=np.int64)
-    return Frags(z, z, z, z, z, np.zeros(0, dtype=np.int32))
+    return Frags(z, z, z, z, z, np.zeros(0, dtype=np.int32), PAD_BYTES)
 
 
 # ----- the parent: fragments in file order ---------------------------------------------------
@@ -346,8 +390,7 @@ class Sequencer:
     """The fragment audit and the outer reassembly over the ranges' fragments, batch by
     batch as the one-process reader would have cut them."""
 
-    def __init__(self, path: str, depth: int) -> None:
-        self.path = path
+    def __init__(self, depth: int) -> None:
         self.depth = depth
         self.audit = FragmentAudit()
         self.reassembly = TunnelReassembly()
@@ -415,7 +458,7 @@ class Sequencer:
             self.reassembly.advance(now)
             return
         frags = pieces[0] if len(pieces) == 1 else Frags.join(pieces)
-        table = decode(mapped_batch(self.path, frags), tunnel_depth=self.depth)
+        table = decode(frags.record_batch(), tunnel_depth=self.depth)
         hide_cut(table)
         self.audit.observe(table, now=now)
         self.reassembly.observe(table, now=now)
@@ -466,7 +509,7 @@ class Assembler:
         self.record = SplitRecord(path)
         self.summary = Summary()
         self.checks: list[Mergeable] = stateless_checks()
-        self.seq = Sequencer(path, depth)
+        self.seq = Sequencer(depth)
 
     def add(self, part: Part, job: RangeJob) -> None:
         first = self.record.frames  # the part's frame 1 is the file's first + 1

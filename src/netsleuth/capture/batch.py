@@ -32,10 +32,6 @@ class RecordBatch:
     # pcapng epb_flags direction (section 4.3.1: 0 unknown, 1 inbound, 2 outbound); None
     # where the format does not say.
     direction: NDArray[np.uint8] | None = None
-    # Input offset of buf[0] where buf holds the input's own bytes (the byte source's
-    # offset: a file's for a file); -1 where it does not (a decompressed file, a live ring,
-    # packets built in memory). scale.py maps a range's fragments from the file by it.
-    base: int = -1
 
     def __len__(self) -> int:
         return int(self.offset.shape[0])

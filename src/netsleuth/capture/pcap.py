@@ -71,7 +71,6 @@ class PcapReader(StreamReader):
                     ts_ns=out[3, :n].copy(),
                     linktype=np.full(n, self.linktype, dtype=np.int32),
                     frame=np.arange(frame, frame + n, dtype=np.int64),
-                    base=-1 if self.compressed else ch.base,
                 )
                 frame += n
             pos = newpos

@@ -335,7 +335,6 @@ class PcapngReader(StreamReader):
             linktype=linktype,
             frame=np.arange(first_frame, first_frame + n, dtype=np.int64),
             direction=_direction(v, opts, pk + bl - 4, sw),
-            base=-1 if self.compressed else base,
         )
 
     def _structure(  # noqa: PLR0917 - the batch's columns, passed on from _blocks
@@ -444,7 +443,6 @@ def _merge(parts: list[RecordBatch]) -> RecordBatch:
         return parts[0]
     return RecordBatch(
         buf=parts[0].buf,
-        base=parts[0].base,
         **{
             name: np.concatenate([getattr(p, name) for p in parts])
             for name in ("offset", "caplen", "wirelen", "ts_ns", "linktype", "frame", "direction")
