@@ -15,7 +15,7 @@ from netsleuth import craft
 from netsleuth.capture import open_capture
 from netsleuth.capture.batch import PAD
 from netsleuth.decode import decode
-from netsleuth.scale import FragBytes, Frags, Part, _spill, _unspill
+from netsleuth.scale import FragBytes, Frags, Part, _no_frags, _spill, _unspill
 from tests.splitutil import ID_, IS, write
 
 T0 = 1_700_000_000 * 10**9
@@ -98,3 +98,41 @@ def test_nothing_is_written_after_the_file_is_closed(tmp_path: Path) -> None:
     out.close()
     with pytest.raises(ValueError, match="was closed"):
         out.finish()
+
+
+def resident_mb() -> float:
+    pages = int(Path("/proc/self/statm").read_text().split()[1])
+    return pages * os.sysconf("SC_PAGE_SIZE") / 2**20
+
+
+@pytest.mark.skipif(not Path("/proc/self/statm").exists(), reason="no /proc/self/statm")
+def test_replayed_rows_leave_the_parents_memory(tmp_path: Path) -> None:
+    """The parent maps a range's fragment bytes (up to MAX_RANGE); the rows of each batch
+    it has replayed are given back, so it holds one batch's, not the range's."""
+    n, size = 40_000, 1600  # 64 MB of fragment bytes
+    folder = tmp_path / "range"
+    folder.mkdir()
+    with open(folder / "fragments", "wb") as fh:
+        fh.write(bytes(n * size + PAD))
+    for k in range(8):  # the columns _unspill maps beside the bytes
+        np.save(folder / f"column-{k}.npy", np.zeros(n, np.int32 if k == 7 else np.int64))
+    empty = np.zeros(0, dtype=np.int64)
+    part = Part(None, None, [], 0, empty, empty, _no_frags(), None, spilled=str(folder))  # type: ignore[arg-type]
+    frags = _unspill(part).frags
+    frags = Frags.of(
+        [
+            np.arange(n),
+            np.arange(n) * size,
+            np.full(n, size),
+            np.full(n, size),
+            np.zeros(n, np.int64),
+            np.ones(n, np.int32),
+        ],
+        frags.data,
+    )
+    before = resident_mb()
+    for lo in range(0, n, 4000):
+        rows = frags.rows(lo, lo + 4000)
+        assert int(rows.record_batch().buf[::4096].sum()) == 0  # every page read
+        rows.release()
+    assert resident_mb() - before < 16  # without release(): the whole 64 MB

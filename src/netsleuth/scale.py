@@ -28,8 +28,9 @@ and the parent puts them together:
 Cost: 16 bytes a record (end offset and timestamp) and the fragments' records cross to
 the parent, through files it maps (_spill); fragments are decoded twice; the two stateful
 checks stay on one core (the parent), which bounds the speed-up by their share of the
-work. Memory: the parent holds at most the unfinished batch's fragments plus the results
-of ranges that arrived early (ranges are at most MAX_RANGE bytes), mapped from the files.
+work. Memory: the parent maps a range's files, gives back the pages of every batch it
+has replayed (Frags.release: 263 MB -> 74 MB peak on 400 MB of fragments), and holds the
+results of ranges that arrived early unmapped (ranges are at most MAX_RANGE bytes).
 
 A large uncompressed pcapng file is split too (capture/split_pcapng.py): its ranges start
 where the one-process reader's buffers start, each with its section's byte order and
@@ -45,6 +46,7 @@ import errno
 import gc
 import itertools
 import math
+import mmap
 import multiprocessing
 import os
 import signal
@@ -178,6 +180,22 @@ class Frags:
             self.linktype,
             self.frame,
         )
+
+    def release(self) -> None:
+        """These rows' bytes are done with: a mapped file's pages go (MADV_DONTNEED), so
+        the parent's memory holds one batch's fragments, not a range's (up to MAX_RANGE).
+        A view still in use would read them again from the file."""
+        base: object = self.data
+        while isinstance(base, np.ndarray):
+            base = base.base
+        if not (isinstance(base, memoryview) and isinstance(base.obj, mmap.mmap)):
+            return  # an array in memory
+        if self.frame.shape[0]:
+            lo = int(self.pos[0]) - int(self.pos[0]) % mmap.PAGESIZE
+            hi = int(self.pos[-1] + self.caplen[-1])
+            hi -= hi % mmap.PAGESIZE  # the last page may hold the next batch's first record
+            if hi > lo:
+                base.obj.madvise(mmap.MADV_DONTNEED, lo, hi - lo)
 
     @classmethod
     def join(cls, parts: list[Frags]) -> Frags:
@@ -374,7 +392,11 @@ def _unspill(part: Part) -> Part:
         a.append(np.load(name, mmap_mode="r", allow_pickle=False))
         os.unlink(name)
     name = os.path.join(part.spilled, DATA_FILE)
-    data = np.memmap(name, dtype=np.uint8, mode="r")  # never empty: PAD bytes at least
+    fd = os.open(name, os.O_RDONLY)
+    try:  # never empty: PAD bytes at least
+        data = np.frombuffer(mmap.mmap(fd, 0, access=mmap.ACCESS_READ), dtype=np.uint8)
+    finally:
+        os.close(fd)
     os.unlink(name)
     os.rmdir(part.spilled)
     return replace(part, ends=a[0], ts_ns=a[1], frags=Frags.of(a[2:], data), spilled=None)
@@ -463,6 +485,8 @@ class Sequencer:
         self.audit.observe(table, now=now)
         self.reassembly.observe(table, now=now)
         feed_rebuilt(self.reassembly, [*self.rebuilt, self.audit])
+        for p in pieces:
+            p.release()
 
 
 def _shifted(issue: ReadIssue, frames: int) -> ReadIssue:
