@@ -1,7 +1,7 @@
-"""What a range's worker hands over of its fragments (scale.FragBytes): their fields and
-their bytes one after the other, written to the spill folder (or kept, for a Dask task),
-and the parent's batches of them, which must hold each record's bytes and PAD zero bytes
-after the last."""
+"""What a range's worker hands over (scale.Handover): each record's end and timestamp,
+and its fragments' fields and bytes one after the other, written to the spill folder as
+they come (or kept, for a Dask task); and the parent's batches of those fragments, which
+must hold each record's bytes and PAD zero bytes after the last."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from netsleuth import craft
 from netsleuth.capture import open_capture
 from netsleuth.capture.batch import PAD
 from netsleuth.decode import decode
-from netsleuth.scale import FragBytes, Frags, Part, _no_frags, _spill, _unspill
+from netsleuth.scale import Frags, Handover, Part, _no_frags, _unspill
 from tests.splitutil import ID_, IS, write
 
 T0 = 1_700_000_000 * 10**9
@@ -38,16 +38,20 @@ def packets() -> list[bytes]:
     return out
 
 
-def handed_over(path: Path, spill: Path | None) -> tuple[Frags, list[bytes]]:
-    """The FragBytes of the file read in small batches, and the fragments' own bytes."""
-    out = FragBytes(None if spill is None else str(spill / "fragments"))
+def handed_over(path: Path, spill: Path | None) -> tuple[Part, list[bytes]]:
+    """What the file read in small batches hands over (mapped back when spilled), and the
+    fragments' own bytes."""
+    out = Handover(None if spill is None else str(spill))
     expected = []
     for b in open_capture(str(path), chunk_bytes=1 << 16).batches():
         t = decode(b)
-        out.add(t)
+        out.records(b.offset + 100, b.ts_ns)  # any int64 columns, as they come
+        out.fragments(t)
         rows = np.flatnonzero(t.outer.is_frag | t.inner_raw.is_frag)
         expected += [b.packet(int(i)) for i in rows]
-    return out.finish(), expected
+    ends, ts_ns, frags = out.finish()
+    part = Part(None, None, [], 0, ends, ts_ns, frags, None, None if spill is None else str(spill))  # type: ignore[arg-type]
+    return _unspill(part), expected
 
 
 @pytest.mark.parametrize("spilled", [False, True])
@@ -55,15 +59,14 @@ def test_fragments_handed_over_are_the_files_records(tmp_path: Path, spilled: bo
     path = write(tmp_path / "c.pcap", [(T0 + i, p) for i, p in enumerate(packets())])
     folder = tmp_path / "spill"
     folder.mkdir()
-    frags, expected = handed_over(path, folder if spilled else None)
+    part, expected = handed_over(path, folder if spilled else None)
+    frags = part.frags
     assert len(expected) > 600  # first and last fragments, outer and inside GRE
     assert path.stat().st_size > 3 << 18  # several reader batches (at least 256 KiB each)
-    if spilled:
-        empty = np.zeros(0, dtype=np.int64)
-        part = Part(None, None, [], 0, empty, empty, frags, None)  # type: ignore[arg-type]
-        part = _unspill(_spill(part, str(folder)))
-        frags = part.frags
-        assert not folder.exists()  # the files and their folder go once mapped
+    assert not folder.exists() if spilled else list(folder.iterdir()) == []  # mapped, gone
+    batches = list(open_capture(str(path), chunk_bytes=1 << 16).batches())
+    assert part.ends.tolist() == [o + 100 for b in batches for o in b.offset.tolist()]
+    assert part.ts_ns.tolist() == [t for b in batches for t in b.ts_ns.tolist()]
     assert frags.data.shape[0] == sum(map(len, expected)) + PAD
     whole = frags.record_batch()
     assert [whole.packet(i) for i in range(len(whole))] == expected
@@ -75,7 +78,8 @@ def test_fragments_handed_over_are_the_files_records(tmp_path: Path, spilled: bo
 
 def test_a_batch_across_a_split_joins_two_ranges_bytes(tmp_path: Path) -> None:
     path = write(tmp_path / "c.pcap", [(T0 + i, p) for i, p in enumerate(packets())])
-    frags, expected = handed_over(path, None)
+    part, expected = handed_over(path, None)
+    frags = part.frags
     n = len(expected)
     joined = Frags.join([frags.rows(n - 5, n), frags.rows(0, 7)])
     b = joined.record_batch()
@@ -87,14 +91,16 @@ def test_a_batch_across_a_split_joins_two_ranges_bytes(tmp_path: Path) -> None:
 def test_a_range_without_fragments(tmp_path: Path) -> None:
     whole = [craft.ether(craft.ipv4(IS, ID_, bytes(40), 17), 0x0800)] * 20
     path = write(tmp_path / "c.pcap", [(T0 + i, p) for i, p in enumerate(whole)])
-    frags, expected = handed_over(path, tmp_path)
-    assert expected == [] and frags.frame.shape[0] == 0
-    assert os.path.getsize(tmp_path / "fragments") == PAD
-    assert len(frags.record_batch()) == 0
+    folder = tmp_path / "spill"
+    folder.mkdir()
+    part, expected = handed_over(path, folder)
+    assert expected == [] and part.frags.frame.shape[0] == 0
+    assert part.frags.data.shape[0] == PAD and not part.frags.data.any()
+    assert len(part.frags.record_batch()) == 0
 
 
-def test_nothing_is_written_after_the_file_is_closed(tmp_path: Path) -> None:
-    out = FragBytes(str(tmp_path / "fragments"))
+def test_nothing_is_written_after_the_files_are_closed(tmp_path: Path) -> None:
+    out = Handover(str(tmp_path))
     out.close()
     with pytest.raises(ValueError, match="was closed"):
         out.finish()
@@ -107,32 +113,26 @@ def resident_mb() -> float:
 
 @pytest.mark.skipif(not Path("/proc/self/statm").exists(), reason="no /proc/self/statm")
 def test_replayed_rows_leave_the_parents_memory(tmp_path: Path) -> None:
-    """The parent maps a range's fragment bytes (up to MAX_RANGE); the rows of each batch
-    it has replayed are given back, so it holds one batch's, not the range's."""
-    n, size = 40_000, 1600  # 64 MB of fragment bytes
+    """The parent maps a range's fragments (fields and bytes, up to MAX_RANGE of them);
+    what each replayed batch used is given back, so it holds a batch's, not the range's."""
+    n, size = 1_000_000, 48  # 48 MB of bytes, 44 MB of fields
     folder = tmp_path / "range"
     folder.mkdir()
-    with open(folder / "fragments", "wb") as fh:
-        fh.write(bytes(n * size + PAD))
-    for k in range(8):  # the columns _unspill maps beside the bytes
-        np.save(folder / f"column-{k}.npy", np.zeros(n, np.int32 if k == 7 else np.int64))
+    (folder / "fragments").write_bytes(bytes(n * size + PAD))
+    at = np.arange(n, dtype=np.int64)
+    columns = [at, at, at * size, np.full(n, size), np.full(n, size), at, np.ones(n, np.int32)]
+    for k, column in enumerate([at, *columns]):  # ends, then ts_ns and the fields
+        (folder / f"column-{k}").write_bytes(column.tobytes())
     empty = np.zeros(0, dtype=np.int64)
     part = Part(None, None, [], 0, empty, empty, _no_frags(), None, spilled=str(folder))  # type: ignore[arg-type]
     frags = _unspill(part).frags
-    frags = Frags.of(
-        [
-            np.arange(n),
-            np.arange(n) * size,
-            np.full(n, size),
-            np.full(n, size),
-            np.zeros(n, np.int64),
-            np.ones(n, np.int32),
-        ],
-        frags.data,
-    )
+    assert frags.frame[-1] == n - 1 and frags.pos[-1] == (n - 1) * size
     before = resident_mb()
-    for lo in range(0, n, 4000):
-        rows = frags.rows(lo, lo + 4000)
-        assert int(rows.record_batch().buf[::4096].sum()) == 0  # every page read
-        rows.release()
-    assert resident_mb() - before < 16  # without release(): the whole 64 MB
+    step = 50_000
+    for lo in range(0, n, step):
+        rows = frags.rows(lo, lo + step)
+        b = rows.record_batch()
+        assert int(b.buf[::4096].sum()) == 0 and len(b) == step  # every page read
+        assert sum(int(getattr(rows, f).sum()) > 0 for f in ("frame", "wirelen", "ts_ns")) >= 2
+        frags.release(lo + step)
+    assert resident_mb() - before < 16  # without release(): ~90 MB

@@ -16,7 +16,7 @@ and the parent puts them together:
   of its key (and on when the reader's batches end: that is when both expire datagrams
   older than 30 s). So a range's worker hands over its fragments instead: the records
   of every packet with a fragment in any IP layer (their bytes one after the other,
-  FragBytes), plus where each record ends in the file and its timestamp. The parent
+  Handover), plus where each record ends in the file and its timestamp. The parent
   replays the one-
   process reader's batch boundaries from those record ends (4 MiB buffers, at most
   MAX_RECORDS records a batch: capture/chunks.py), decodes the fragments of each batch
@@ -26,11 +26,12 @@ and the parent puts them together:
   those of one process, by construction.
 
 Cost: 16 bytes a record (end offset and timestamp) and the fragments' records cross to
-the parent, through files it maps (_spill); fragments are decoded twice; the two stateful
-checks stay on one core (the parent), which bounds the speed-up by their share of the
-work. Memory: the parent maps a range's files, gives back the pages of every batch it
-has replayed (Frags.release: 263 MB -> 74 MB peak on 400 MB of fragments), and holds the
-results of ranges that arrived early unmapped (ranges are at most MAX_RANGE bytes).
+the parent, through files it maps (Handover, _unspill); fragments are decoded twice;
+the two stateful checks stay on one core (the parent), which bounds the speed-up by
+their share of the work. Memory: a worker writes as it reads (Handover); the parent maps
+a range's files, gives back the pages of every batch it has replayed (Frags.release:
+263 MB -> 74 MB peak on 400 MB of fragments), and holds the results of ranges that
+arrived early unmapped (ranges are at most MAX_RANGE bytes).
 
 A large uncompressed pcapng file is split too (capture/split_pcapng.py): its ranges start
 where the one-process reader's buffers start, each with its section's byte order and
@@ -145,7 +146,7 @@ class Frags:
     """The records of one range that hold a fragment in any IP layer: their fields, and
     their bytes one after the other in `data` (then PAD zero bytes), record i's at
     data[pos[i] : pos[i] + caplen[i]]. `data` is a mapped file of the spill folder when the
-    range ran in a worker process (FragBytes), an array otherwise."""
+    range ran in a worker process (Handover), an array otherwise."""
 
     frame: NDArray[np.int64]  # 1-based within the range
     pos: NDArray[np.int64]
@@ -181,21 +182,17 @@ class Frags:
             self.frame,
         )
 
-    def release(self) -> None:
-        """These rows' bytes are done with: a mapped file's pages go (MADV_DONTNEED), so
-        the parent's memory holds one batch's fragments, not a range's (up to MAX_RANGE).
-        A view still in use would read them again from the file."""
-        base: object = self.data
-        while isinstance(base, np.ndarray):
-            base = base.base
-        if not (isinstance(base, memoryview) and isinstance(base.obj, mmap.mmap)):
-            return  # an array in memory
-        if self.frame.shape[0]:
-            lo = int(self.pos[0]) - int(self.pos[0]) % mmap.PAGESIZE
-            hi = int(self.pos[-1] + self.caplen[-1])
-            hi -= hi % mmap.PAGESIZE  # the last page may hold the next batch's first record
-            if hi > lo:
-                base.obj.madvise(mmap.MADV_DONTNEED, lo, hi - lo)
+    def release(self, upto: int) -> None:
+        """Rows before `upto` are done with: where they are mapped from a file, their pages
+        go (MADV_DONTNEED), so the parent holds a batch's fragments, not a range's (a range
+        of small fragments held 82 MB of fields and more of bytes). A view still in use
+        reads them again from the file."""
+        if upto <= 0:
+            return
+        for name in FRAG_FIELDS:
+            column = getattr(self, name)
+            _give_back(column, upto * column.itemsize)
+        _give_back(self.data, int(self.pos[upto - 1] + self.caplen[upto - 1]))
 
     @classmethod
     def join(cls, parts: list[Frags]) -> Frags:
@@ -210,65 +207,99 @@ class Frags:
 
 
 FRAG_FIELDS = tuple(f for f in Frags.__dataclass_fields__ if f != "data")
+
+
+def _give_back(array: NDArray[Any], nbytes: int) -> None:
+    """The first `nbytes` of an array mapped from the start of a file (_mapped): their
+    whole pages leave this process's memory. Arrays in memory are left alone."""
+    base: object = array
+    while isinstance(base, np.ndarray):
+        base = base.base
+    whole = nbytes - nbytes % mmap.PAGESIZE
+    if isinstance(base, memoryview) and isinstance(base.obj, mmap.mmap) and whole > 0:
+        base.obj.madvise(mmap.MADV_DONTNEED, 0, whole)
+
+
 PAD_BYTES = np.zeros(PAD, dtype=np.uint8)
 IOV_MAX = 1024  # iovecs one writev takes (Linux UIO_MAXIOV)
 
 
-class FragBytes:
-    """A range's fragment records, as the worker meets them: their fields per batch, and
-    their bytes either written to `path` as they come (os.writev of the records' slices of
-    the reader's buffer: one copy, no joined buffer in between; the parent maps the file)
-    or kept in memory (path None: a Dask task's result, tests)."""
+class Handover:
+    """What a range's worker hands the parent, appended batch by batch as it reads: each
+    record's end offset and timestamp (pcap), and the records that hold a fragment (their
+    fields, and their bytes one after the other: record i's at data[pos[i]:]).
 
-    def __init__(self, path: str | None) -> None:
-        self.path = path
-        self.fd = None if path is None else os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL)
-        self.size = 0
-        self.fields: list[list[NDArray[Any]]] = [[] for _ in FRAG_FIELDS]
-        self.held: list[bytes] = []
+    With a folder, each array goes to a raw file of its own as it comes (the bytes by
+    os.writev of the records' slices of the reader's buffer: one copy, nothing joined in
+    between), so the worker's memory does not grow with its range (holding them cost 190
+    MB on a range of small fragments); the parent maps the files (_unspill). Without (a
+    Dask task's result, tests), they are kept and joined."""
 
-    def add(self, t: PacketTable) -> None:
+    def __init__(self, folder: str | None) -> None:
+        self.folder = folder
+        names = [*(COLUMN_FILE.format(k) for k in range(len(COLUMNS))), DATA_FILE]
+        flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL
+        self.fds = (
+            [] if folder is None else [os.open(os.path.join(folder, n), flags) for n in names]
+        )
+        self.held: list[list[NDArray[Any]]] = [[] for _ in names]
+        self.size = 0  # fragment bytes so far
+
+    def records(self, ends: NDArray[np.int64], ts_ns: NDArray[np.int64]) -> None:
+        self._put(0, [ends.data])
+        self._put(1, [np.ascontiguousarray(ts_ns).data])
+
+    def fragments(self, t: PacketTable) -> None:
         b = t.batch
         rows = np.flatnonzero(t.outer.is_frag | t.inner_raw.is_frag)
         cap = b.caplen[rows]
         pos = np.empty(rows.shape[0], dtype=np.int64)
         np.cumsum(cap, out=pos)
         pos -= cap - self.size  # where each record starts: the bytes before it, so far
-        for k, column in enumerate((b.frame[rows], pos, cap, b.wirelen[rows], b.ts_ns[rows])):
-            self.fields[k].append(column)
-        self.fields[-1].append(b.linktype[rows])
+        fields: list[NDArray[Any]] = [
+            b.frame[rows], pos, cap, b.wirelen[rows], b.ts_ns[rows], b.linktype[rows]
+        ]  # fmt: skip
+        for k, column in enumerate(fields, start=2):
+            self._put(k, [column.data])
         view = b.buf.data
-        pieces = [
-            view[o : o + c] for o, c in zip(b.offset[rows].tolist(), cap.tolist(), strict=True)
-        ]
-        self._write(pieces, int(cap.sum()))
+        offsets = b.offset[rows].tolist()
+        self._put(
+            len(COLUMNS), [view[o : o + c] for o, c in zip(offsets, cap.tolist(), strict=True)]
+        )
+        self.size += int(cap.sum())
 
-    def _write(self, pieces: Sequence[memoryview | bytes], total: int) -> None:
-        self.size += total
-        if self.path is None:
-            self.held += [bytes(p) for p in pieces]
+    def _put(self, k: int, pieces: Sequence[memoryview]) -> None:
+        if self.folder is None:  # copies: a view would keep the reader's whole buffer
+            self.held[k] += [np.frombuffer(p, HANDOVER_TYPES[k]).copy() for p in pieces]
             return
-        if self.fd is None:
-            raise ValueError(f"{self.path} was closed")
-        for k in range(0, len(pieces), IOV_MAX):
-            chunk = pieces[k : k + IOV_MAX]
-            want = sum(len(p) for p in chunk)
-            if os.writev(self.fd, chunk) != want:  # a full /dev/shm: the disk-full error
-                raise OSError(errno.ENOSPC, "short write to the spill folder", self.path)
+        if not self.fds:
+            raise ValueError(f"{self.folder}: the handover was closed")
+        for at in range(0, len(pieces), IOV_MAX):
+            chunk = pieces[at : at + IOV_MAX]
+            want = sum(p.nbytes for p in chunk)
+            if os.writev(self.fds[k], chunk) != want:  # a full /dev/shm: the disk-full error
+                raise OSError(errno.ENOSPC, "short write to the spill folder", self.folder)
 
-    def finish(self) -> Frags:
-        """The range's Frags (written: its `data` empty until _unspill maps the file)."""
-        self._write([PAD_BYTES.tobytes()], 0)
-        cols = [np.concatenate(c) if c else np.zeros(0, np.int64) for c in self.fields]
-        cols[-1] = cols[-1].astype(np.int32)
-        data = np.frombuffer(b"".join(self.held), dtype=np.uint8)
+    def finish(self) -> tuple[NDArray[np.int64], NDArray[np.int64], Frags]:
+        """(ends, timestamps, fragments): joined, or empty when they went to files."""
+        self._put(len(COLUMNS), [PAD_BYTES.data])
         self.close()
-        return Frags.of(cols, data)
+        cols = [
+            np.concatenate(h) if h else np.zeros(0, dtype)
+            for h, dtype in zip(self.held, HANDOVER_TYPES, strict=True)
+        ]
+        data = cols[-1] if self.folder is None else PAD_BYTES
+        return cols[0], cols[1], Frags.of(cols[2:-1], data)
 
     def close(self) -> None:
-        if self.fd is not None:
-            os.close(self.fd)
-            self.fd = None
+        for fd in self.fds:
+            os.close(fd)
+        self.fds = []
+
+
+COLUMNS = ("ends", "ts_ns", *FRAG_FIELDS)  # what a Handover writes, each to a file
+COLUMN_TYPES = [np.dtype(np.int64)] * (len(COLUMNS) - 1) + [np.dtype(np.int32)]
+HANDOVER_TYPES = [*COLUMN_TYPES, np.dtype(np.uint8)]  # and the fragments' bytes
 
 
 @dataclass
@@ -283,7 +314,7 @@ class Part:
     ts_ns: NDArray[np.int64]
     frags: Frags
     error: str | None = None
-    spilled: str | None = None  # the file holding the arrays, while they are there
+    spilled: str | None = None  # the folder of its arrays (Handover), until mapped
     # pcapng: the range's batches are the one-process reader's; (2, n): where each ends
     # (records in the range) and its latest timestamp. None: replay them from `ends`.
     batches: NDArray[np.int64] | None = None
@@ -305,14 +336,12 @@ def run_file(job: FileJob) -> Whole:
 
 def run_range(job: RangeJob) -> Part:
     res, summary, checks = InputResult(job.path), Summary(), stateless_checks()
-    ends: list[NDArray[np.int64]] = []
-    stamps: list[NDArray[np.int64]] = []
     batches: list[tuple[int, int]] = []
     pos, capacity = job.start, 0
     folder = None if job.spill is None else os.path.join(job.spill, str(job.start))
     if folder is not None:
         os.mkdir(folder)
-    frags = FragBytes(None if folder is None else os.path.join(folder, DATA_FILE))
+    out = Handover(folder)
     try:
         try:
             reader = _range_reader(job)
@@ -322,33 +351,26 @@ def run_range(job: RangeJob) -> Part:
                 if job.section is None:  # pcap: the parent replays batches from record ends
                     e = pos + np.cumsum(b.caplen + RECORD)
                     pos = int(e[-1]) if e.shape[0] else pos
-                    ends.append(e)
-                    stamps.append(b.ts_ns)
+                    out.records(e, b.ts_ns)
                 else:
                     batches.append((res.packets, int(b.ts_ns.max())))
                 summary.observe(table)
                 hide_cut(table)
                 for check in checks:
                     check.observe(table)
-                frags.add(table)
+                out.fragments(table)
         except InputError as err:
             res.error = str(err)
-        handed = frags.finish()
+        ends, stamps, frags = out.finish()
     finally:
-        frags.close()  # on the way out of any other error
+        out.close()  # on the way out of any other error
     done = None if job.section is None else np.array(batches, np.int64).reshape(-1, 2).T
-    part = Part(
-        res, summary, checks, capacity, _joined(ends), _joined(stamps), handed, res.error,
-        batches=done,
-    )  # fmt: skip
-    return part if folder is None else _spill(part, folder)
+    return Part(
+        res, summary, checks, capacity, ends, stamps, frags, res.error, folder, batches=done
+    )
 
 
-def _joined(pieces: list[NDArray[np.int64]]) -> NDArray[np.int64]:
-    return np.concatenate(pieces) if pieces else np.zeros(0, dtype=np.int64)
-
-
-COLUMN_FILE = "column-{}.npy"  # in a spilled range's folder, one per array of _arrays()
+COLUMN_FILE = "column-{}"  # in a spilled range's folder, one per array of COLUMNS
 DATA_FILE = "fragments"  # and its fragments' bytes
 
 
@@ -360,46 +382,46 @@ def _range_reader(job: RangeJob) -> PcapReader | PcapngReader:
 
 # A range's arrays (tens of MB) go through files in a folder the parent owns, not through
 # the pool's pipe: measured, the pipe's 64 KiB writes cost ~0.1 s a range on a busy machine.
-def _arrays(part: Part) -> list[NDArray[Any]]:
-    f = part.frags
-    return [part.ends, part.ts_ns, *(getattr(f, n) for n in FRAG_FIELDS)]
-
-
 def _job_dir(root: str, k: int) -> str:
     path = os.path.join(root, str(k))
     os.mkdir(path)
     return path
 
 
-def _spill(part: Part, folder: str) -> Part:
-    """The part's arrays saved beside its fragments' bytes (FragBytes wrote those)."""
-    for k, column in enumerate(_arrays(part)):
-        np.save(os.path.join(folder, COLUMN_FILE.format(k)), column, allow_pickle=False)
-    empty = np.zeros(0, dtype=np.int64)
-    return replace(part, ends=empty, ts_ns=empty, frags=_no_frags(), spilled=folder)
-
-
 def _unspill(part: Part) -> Part:
-    """The spilled arrays and bytes, mapped read-only rather than read: the parent
-    touches only the pages of the batches it replays, once (measured: reading them all
-    first cost the parent ~0.1 s a range, all of it on the one core that orders the
-    fragments). The files go at once; the mappings keep their pages while in use."""
+    """The arrays and bytes a Handover wrote, mapped read-only rather than read: the parent
+    touches each page once, as it replays (measured: reading them all first cost the
+    parent ~0.1 s a range, all of it on the one core that orders the fragments). The
+    files go at once; the mappings keep their pages while in use."""
     if part.spilled is None:
         return part
-    a = []
-    for k in range(len(_arrays(part))):
-        name = os.path.join(part.spilled, COLUMN_FILE.format(k))
-        a.append(np.load(name, mmap_mode="r", allow_pickle=False))
-        os.unlink(name)
-    name = os.path.join(part.spilled, DATA_FILE)
-    fd = os.open(name, os.O_RDONLY)
+    a = [
+        _mapped(os.path.join(part.spilled, COLUMN_FILE.format(k)), t, read=k < 2)
+        for k, t in enumerate(COLUMN_TYPES)
+    ]
+    fd = os.open(os.path.join(part.spilled, DATA_FILE), os.O_RDONLY)
     try:  # never empty: PAD bytes at least
         data = np.frombuffer(mmap.mmap(fd, 0, access=mmap.ACCESS_READ), dtype=np.uint8)
     finally:
         os.close(fd)
-    os.unlink(name)
+    os.unlink(os.path.join(part.spilled, DATA_FILE))
     os.rmdir(part.spilled)
     return replace(part, ends=a[0], ts_ns=a[1], frags=Frags.of(a[2:], data), spilled=None)
+
+
+def _mapped(path: str, dtype: np.dtype[Any], *, read: bool = False) -> NDArray[Any]:
+    """A raw column file, mapped from its start (or read: the record ends and timestamps,
+    which the parent joins at once), and unlinked."""
+    try:
+        if read or os.path.getsize(path) == 0:  # an empty file cannot be mapped
+            return np.fromfile(path, dtype=dtype)
+        fd = os.open(path, os.O_RDONLY)
+        try:
+            return np.frombuffer(mmap.mmap(fd, 0, access=mmap.ACCESS_READ), dtype=dtype)
+        finally:
+            os.close(fd)
+    finally:
+        os.unlink(path)
 
 
 def _no_frags() -> Frags:
@@ -424,7 +446,7 @@ class Sequencer:
         self.ts: list[NDArray[np.int64]] = []
         # The parts' fragments not yet replayed: a batch takes its rows from one or two of
         # them (a batch is at most 4 MiB, a range at least MIN_RANGE).
-        self.frags: list[Frags] = []
+        self.frags: list[tuple[Frags, int]] = []  # each with its first frame's offset
 
     def feed(self, part: Part, frame_offset: int) -> None:
         if part.batches is not None:
@@ -433,7 +455,7 @@ class Sequencer:
         self.capacity = part.capacity
         self.ends.append(part.ends)
         self.ts.append(part.ts_ns)
-        self.frags.append(replace(part.frags, frame=part.frags.frame + frame_offset))
+        self.frags.append((part.frags, frame_offset))
         self._drain(final=False)
 
     def finish(self) -> None:
@@ -443,7 +465,7 @@ class Sequencer:
     def _replay(self, part: Part, frame_offset: int) -> None:
         """A range whose batches are the one-process reader's (pcapng), batch by batch."""
         assert part.batches is not None
-        self.frags = [replace(part.frags, frame=part.frags.frame + frame_offset)]
+        self.frags = [(part.frags, frame_offset)]
         lo = frame_offset
         for hi, now in part.batches.T.tolist():
             self._batch(lo, frame_offset + hi, now)
@@ -466,27 +488,31 @@ class Sequencer:
             used = j
         self.done += used
         self.ends, self.ts = [ends[used:]], [ts[used:]]
-        self.frags = [f for f in self.frags if f.frame.shape[0] and f.frame[-1] > self.done]
+        self.frags = [
+            (f, k) for f, k in self.frags if f.frame.shape[0] and f.frame[-1] + k > self.done
+        ]
 
     def _batch(self, lo: int, hi: int, now: int) -> None:
         """Records lo..hi-1 (0-based, the file's) were one batch of the one-process run."""
         pieces = []
-        for f in self.frags:
-            a, b = np.searchsorted(f.frame, [lo, hi], side="right").tolist()
+        for f, shift in self.frags:
+            a, b = np.searchsorted(f.frame, [lo - shift, hi - shift], side="right").tolist()
             if a < b:
-                pieces.append(f.rows(a, b))
+                rows = f.rows(a, b)
+                pieces.append((f, b, replace(rows, frame=rows.frame + shift)))
         if not pieces:
             self.audit.advance(now)
             self.reassembly.advance(now)
             return
-        frags = pieces[0] if len(pieces) == 1 else Frags.join(pieces)
+        batch = [p for _, _, p in pieces]
+        frags = batch[0] if len(batch) == 1 else Frags.join(batch)
         table = decode(frags.record_batch(), tunnel_depth=self.depth)
         hide_cut(table)
         self.audit.observe(table, now=now)
         self.reassembly.observe(table, now=now)
         feed_rebuilt(self.reassembly, [*self.rebuilt, self.audit])
-        for p in pieces:
-            p.release()
+        for f, done, _ in pieces:
+            f.release(done)
 
 
 def _shifted(issue: ReadIssue, frames: int) -> ReadIssue:
