@@ -136,3 +136,20 @@ def test_replayed_rows_leave_the_parents_memory(tmp_path: Path) -> None:
         assert sum(int(getattr(rows, f).sum()) > 0 for f in ("frame", "wirelen", "ts_ns")) >= 2
         frags.release(lo + step)
     assert resident_mb() - before < 16  # without release(): ~90 MB
+
+
+def test_a_full_spill_folder_is_a_disk_full_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """tmpfs out of room writes less than asked: said as ENOSPC (one line and exit 2 from
+    the command line, cliutil), never a range handed over short."""
+    import errno
+
+    path = write(tmp_path / "c.pcap", [(T0 + i, p) for i, p in enumerate(packets()[:200])])
+    out = Handover(str(tmp_path))
+    monkeypatch.setattr(os, "writev", lambda fd, bufs: sum(len(b) for b in bufs) - 1)
+    (batch,) = open_capture(str(path)).batches()
+    with pytest.raises(OSError) as err:
+        out.fragments(decode(batch))
+    assert err.value.errno == errno.ENOSPC and err.value.filename == str(tmp_path)
+    out.close()
