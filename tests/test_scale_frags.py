@@ -15,7 +15,7 @@ from netsleuth import craft
 from netsleuth.capture import open_capture
 from netsleuth.capture.batch import PAD
 from netsleuth.decode import decode
-from netsleuth.scale import Frags, Handover, Part, _no_frags, _unspill
+from netsleuth.scale import Frags, Handover, Part, _unspill
 from tests.splitutil import ID_, IS, write
 
 T0 = 1_700_000_000 * 10**9
@@ -124,7 +124,8 @@ def test_replayed_rows_leave_the_parents_memory(tmp_path: Path) -> None:
     for k, column in enumerate([at, *columns]):  # ends, then ts_ns and the fields
         (folder / f"column-{k}").write_bytes(column.tobytes())
     empty = np.zeros(0, dtype=np.int64)
-    part = Part(None, None, [], 0, empty, empty, _no_frags(), None, spilled=str(folder))  # type: ignore[arg-type]
+    none = Frags(empty, empty, empty, empty, empty, np.zeros(0, np.int32), np.zeros(0, np.uint8))
+    part = Part(None, None, [], 0, empty, empty, none, None, spilled=str(folder))  # type: ignore[arg-type]
     frags = _unspill(part).frags
     assert frags.frame[-1] == n - 1 and frags.pos[-1] == (n - 1) * size
     before = resident_mb()

@@ -25,6 +25,7 @@ T0 = 1_700_000_000 * 10**9
         ([10, 10, 10], 2, [True, False, False]),  # whole, one worker would get two
         ([100, 10, 10, 10], 2, [True, False, False, False]),
         ([5] * 6, 4, [True, True, False, False, False, False]),
+        ([100] * 30 + [1] * 2000, 64, [True] * 30 + [False] * 2000),  # each above a share
         ([], 2, []),
     ],
 )

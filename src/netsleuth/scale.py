@@ -17,12 +17,11 @@ and the parent puts them together:
   older than 30 s). So a range's worker hands over its fragments instead: the records
   of every packet with a fragment in any IP layer (their bytes one after the other,
   Handover), plus where each record ends in the file and its timestamp. The parent
-  replays the one-
-  process reader's batch boundaries from those record ends (4 MiB buffers, at most
-  MAX_RECORDS records a batch: capture/chunks.py), decodes the fragments of each batch
-  again and runs the two checks over them in file order, with each batch's latest
-  timestamp; the packets the reassembly rebuilds go to parent-side per-packet checks that
-  are merged like the others. The verdicts, frame lists, evidence and flagged keys are
+  replays the one-process reader's batch boundaries from those record ends (4 MiB
+  buffers, at most MAX_RECORDS records a batch: capture/chunks.py), decodes the fragments
+  of each batch again and runs the two checks over them in file order, with each batch's
+  latest timestamp; the packets the reassembly rebuilds go to parent-side per-packet
+  checks that are merged like the others. The verdicts, frame lists, evidence and flagged keys are
   those of one process, by construction.
 
 Cost: 16 bytes a record (end offset and timestamp) and the fragments' records cross to
@@ -45,6 +44,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import gc
+import heapq
 import itertools
 import math
 import mmap
@@ -424,11 +424,6 @@ def _mapped(path: str, dtype: np.dtype[Any], *, read: bool = False) -> NDArray[A
         os.unlink(path)
 
 
-def _no_frags() -> Frags:
-    z = np.zeros(0, dtype=np.int64)
-    return Frags(z, z, z, z, z, np.zeros(0, dtype=np.int32), PAD_BYTES)
-
-
 # ----- the parent: fragments in file order ---------------------------------------------------
 class Sequencer:
     """The fragment audit and the outer reassembly over the ranges' fragments, batch by
@@ -621,15 +616,28 @@ def _to_split(sizes: list[int], workers: int) -> list[bool]:
     are two each."""
     order = sorted(range(len(sizes)), key=lambda i: -sizes[i])
     split = [False] * len(sizes)
-    even = sum(sizes) / max(workers, 1)
-    for k, i in enumerate(order):
-        loads = [0] * max(workers, 1)
-        for j in order[k:]:
-            loads[loads.index(min(loads))] += sizes[j]
-        if max(loads) <= 1.1 * even:
+    bound = 1.1 * sum(sizes) / max(workers, 1)
+    k = 0
+    while k < len(order) and sizes[order[k]] > bound:  # alone above a share: cut, no doubt
+        split[order[k]] = True
+        k += 1
+    for _ in range(SPLIT_TRIES):
+        if k == len(order) or _dealt_max([sizes[i] for i in order[k:]], workers) <= bound:
             break
-        split[i] = True
+        split[order[k]] = True
+        k += 1
     return split
+
+
+SPLIT_TRIES = 8  # further files cut, at most, when whole ones do not deal evenly
+
+
+def _dealt_max(sizes: list[int], workers: int) -> int:
+    """The most any worker gets when `sizes` (largest first) go each to the least loaded."""
+    loads = [0] * max(workers, 1)
+    for size in sizes:
+        heapq.heapreplace(loads, loads[0] + size)
+    return max(loads)
 
 
 def _file_jobs(path: str, depth: int, size: int, targets: list[int]) -> list[Job]:
