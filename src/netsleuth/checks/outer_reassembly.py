@@ -177,8 +177,8 @@ class TunnelReassembly:
         at = t.start + o.frag_data.astype(np.int64)
         room = (t.start + t.batch.caplen - at) >= 4
         rows = np.flatnonzero((o.proto == 17) & (o.frag_off == 0) & o.is_frag & room)
-        # Only first fragments: whole UDP packets were decoded already, and reading every
-        # row's ports was 5 % of a scan of ordinary traffic.
+        # First fragments only: observe() and _rows() look at fragment rows alone, and
+        # reading every row's ports was 5 % of a scan of ordinary traffic.
         sport = t.v.be16[at[rows]]
         dport = t.v.be16[at[rows] + 2]
         # The same port rule as the UDP decoder (the lower port when bound or a system
