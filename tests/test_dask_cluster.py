@@ -20,6 +20,7 @@ import time
 import types
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import distributed
 import pytest
@@ -258,6 +259,61 @@ def test_a_pcapng_file_cut_into_ranges(cluster: Cluster, tmp_path: Path) -> None
         [str(cap)], address=cluster.address, tunnel_depth=3, progress=None, range_bytes=size // 3
     )
     assert dumps(scan_document(got)) == one([str(cap)])
+
+
+STEER = ["steer", "--format", "json", "--rps-cpus", "0-3", "--compare"]
+
+
+def test_steer_through_the_cli(cluster: Cluster, corpus: Path, tmp_path: Path) -> None:
+    """steer --dask, every model and the what-if scenarios: the JSON of one process, the
+    inputs named as given, a missing one failing as it does there."""
+    inc = write(tmp_path / "inc3.pcap", incidents.incident3_pptp(flows=300))
+    gz = tmp_path / "inc3.pcap.gz"
+    gz.write_bytes(gzip.compress(inc.read_bytes()))
+    mix = write(tmp_path / "mix.pcap", list(mixed_capture(5_000)))
+    names = [os.path.relpath(p, tmp_path) for p in (inc, gz, mix)] + ["missing.pcap"]
+    code1, out1, err1 = cli(*STEER, "--workers", "1", *names, cwd=tmp_path)
+    code, out, err = cli(*STEER, "--dask", cluster.address, *names, cwd=tmp_path)
+    assert (code1, code) == (2, 2) and err == err1
+    assert out == out1
+    doc = json.loads(out)
+    assert [i["path"] for i in doc["inputs"]] == names
+    assert doc["inputs"][1]["compressed"] is True and doc["flows"]["distinct"] > 300
+
+
+def test_steer_ranges_and_spilled_tables(
+    cluster: Cluster, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Files cut into ranges mid flow, and tables of a few keys, so that every worker's
+    part spills on its own disk and comes back in memory, and the merge here spills
+    again: still the JSON of one process."""
+    from click.testing import CliRunner
+
+    from netsleuth import cluster as cluster_module
+    from netsleuth.cli import main
+    from netsleuth.steering import spill
+
+    cap = write(tmp_path / "mix.pcap", list(mixed_capture(6_000)))
+    png = write_pcapng(tmp_path / "mix.pcapng", mixed_capture(6_000, id_pool=16))
+    code1, out1, _ = cli(*STEER, "--workers", "1", str(cap), str(png))
+    real = cluster_module.steer_dask
+
+    def forced(paths: list[str], models: Any, **kw: Any) -> Any:
+        starts = record_starts(cap)
+        cuts = {str(cap): [starts[100], starts[2_000], starts[4_500]]}
+        size = png.stat().st_size
+        cuts[str(png)] = [size // 3, 2 * size // 3]
+        return real(paths, models, **kw, bounds=(7, 5), split_at=cuts)
+
+    monkeypatch.setattr(cluster_module, "steer_dask", forced)
+    monkeypatch.setattr(spill, "FLOW_LIMIT", 7)
+    monkeypatch.setattr(spill, "KEY_LIMIT", 5)
+    jobs = plan([str(cap)], 3, 2, split_at={str(cap): record_starts(cap)[1:4]})[0]
+    assert len(jobs) == 4
+    res = CliRunner().invoke(main, [*STEER, "--dask", cluster.address, str(cap), str(png)])
+    assert res.exception is None or isinstance(res.exception, SystemExit), res.exception
+    assert (res.exit_code, code1) == (0, 0)
+    assert res.stdout == out1
 
 
 def test_small_inputs_travel_together() -> None:

@@ -229,6 +229,14 @@ def rss_hash(**opts: Any) -> int:
     help="Processes to spread the captures over, a large pcap or pcapng split into "
     "ranges; the same result [default: the usable CPUs; small inputs stay in one process].",
 )
+@click.option(
+    "--dask",
+    "dask_address",
+    default=None,
+    metavar="tcp://HOST:PORT",
+    help="Run on this Dask scheduler's workers (captures on storage they all see; "
+    "pip install 'netsleuth[dask]').",
+)
 @HTML_REPORT
 @guarded
 def steer(**opts: Any) -> int:

@@ -1,4 +1,5 @@
-"""`scan --dask ADDRESS`: the jobs of `scan --workers` on a dask.distributed cluster.
+"""`scan --dask ADDRESS` and `steer --dask ADDRESS`: the jobs of `--workers` on a
+dask.distributed cluster.
 
 The plan is scale.py's: a whole input per job, or byte ranges of a large pcap or pcapng
 file (record- or buffer-aligned), the range size following the cluster's thread count
@@ -10,7 +11,9 @@ or scale.Part: counts, mergeable check state, each record's end offset and times
 the bytes of the records that hold a fragment), never the packets; no /dev/shm spill, the
 workers being other machines. Results are fetched in input order, released on the
 cluster as soon as they are read, and put together by scale.assemble, so the JSON is byte
-for byte that of one process.
+for byte that of one process. steer's jobs (steer_dask) come back as their sealed tables,
+read into memory on the worker (its spill folder is on its own disk: run_detached), and
+are merged here as `steer --workers` merges them, spilling here past the tables' limits.
 
 Paths are sent absolute (a worker's working directory is not ours) and the results
 labelled back with the names as given. Inputs that are no regular file here (missing, a
@@ -38,18 +41,22 @@ import queue
 import socket
 import threading
 import time
-from collections.abc import Hashable, Iterator, Sequence
-from dataclasses import replace
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable, Hashable, Iterator, Sequence
+from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from netsleuth import __version__
+from netsleuth.decode import DEFAULT_TUNNEL_DEPTH
 from netsleuth.errors import FacilityError, InputError
-from netsleuth.pipeline import Progress
+from netsleuth.pipeline import InputResult, Progress
 from netsleuth.scale import FileJob, Job, Part, Whole, assemble, job_bytes, plan, run_job
 from netsleuth.scan import ScanResult
+from netsleuth.steering.spill import limits
 
 if TYPE_CHECKING:
     from distributed import Client, Future
+
+    from netsleuth.steering.run import Models, SteerResult
 
 CONNECT_TIMEOUT = 5.0  # seconds to reach the scheduler, and to wait for a worker
 TICK = 0.25  # seconds between looks at the cluster while waiting (progress, workers)
@@ -83,9 +90,48 @@ def scan_dask(
         _check_workers(client, [p for p in paths if os.path.isfile(p)])
         threads = sum(client.nthreads().values())
         jobs = plan(paths, tunnel_depth, threads, range_bytes, split_at)
-        run = _Run(client, address, timeout, jobs, progress)
+        run = _Run(client, address, timeout, jobs, progress=progress, runner=SCAN)
         try:
             return assemble(jobs, run.results(), None)
+        finally:
+            run.cancel()
+
+
+def steer_dask(
+    paths: Sequence[str],
+    models: Models,
+    *,
+    address: str,
+    progress: Progress | None = None,
+    timeout: float = CONNECT_TIMEOUT,
+    bounds: tuple[int, int] | None = None,
+    range_bytes: int | None = None,
+    split_at: dict[str, list[int]] | None = None,
+) -> list[SteerResult]:
+    """steer_many() with the jobs run on the Dask cluster at `address`: each job's parts
+    come back with their tables in memory (a worker's spill folder is on its own disk),
+    and are merged here as steer --workers merges them (steering/parallel.py)."""
+    from netsleuth.steering import parallel
+
+    if "-" in paths:
+        raise InputError("-", "--dask workers read the captures themselves: give files, not stdin")
+    _require_distributed()
+    spill_bounds = limits() if bounds is None else bounds
+    with _quiet_dask(), _connect(address, timeout) as client:
+        _wait_for_workers(client, address, timeout)
+        _check_workers(client, [p for p in paths if os.path.isfile(p)])
+        threads = sum(client.nthreads().values())
+        jobs = plan(paths, DEFAULT_TUNNEL_DEPTH, threads, range_bytes, split_at)
+        specs = tuple(models), spill_bounds
+        runner: Runner[parallel.SteerPart] = Runner(
+            parallel.steer_jobs,
+            lambda job: parallel.run_detached(job, *specs),
+            lambda part, given: replace(part, res=_named(part.res, given)),
+            specs,
+        )
+        run = _Run(client, address, timeout, jobs, progress=progress, runner=runner)
+        try:
+            return parallel.merge_parts(jobs, run.results(), models, spill_bounds)
         finally:
             run.cancel()
 
@@ -248,11 +294,23 @@ def group(jobs: list[Job], threads: int) -> list[list[int]]:
     return groups
 
 
-Task = list[Whole | Part]
+R = TypeVar("R")
 
 
-class _Run:
-    """The jobs on the cluster; their results in order, progress as they complete."""
+@dataclass(frozen=True)
+class Runner(Generic[R]):
+    """What a command runs on the cluster (see _Run)."""
+
+    task: Callable[..., list[R]]
+    local: Callable[[Job], R]
+    relabel: Callable[[R, str], R]
+    extra: tuple[Any, ...] = ()
+
+
+class _Run(Generic[R]):
+    """The jobs on the cluster; their results in order, progress as they complete. A task
+    is `task(jobs, *extra)` on a worker; an input that is no regular file here runs here,
+    as `local(job)`; a result is named back as the user named its input (`relabel`)."""
 
     def __init__(
         self,
@@ -260,35 +318,40 @@ class _Run:
         address: str,
         timeout: float,
         planned: list[list[Job]],
+        *,
         progress: Progress | None,
+        runner: Runner[R],
     ) -> None:
         self.client, self.address, self.timeout = client, address, timeout
+        self.runner = runner
         self.jobs = jobs = [j for js in planned for j in js]
         self.input = [k for k, js in enumerate(planned) for _ in js]  # job -> its input
         self.progress = progress
         self.groups = group(jobs, sum(client.nthreads().values()))
         self.done = [0] * len(planned)  # bytes of each input whose jobs have completed
-        self.futures: dict[int, Future[Task]] = {}
-        self.pending: set[Future[Task]] = set()
+        self.futures: dict[int, Future[list[R]]] = {}
+        self.pending: set[Future[list[R]]] = set()
         self.index: dict[Hashable, int] = {}  # future key -> group
         self.workerless: float | None = None  # since when the cluster has had no worker
-        self.completed: queue.Queue[Future[Task]] = queue.Queue()
+        self.completed: queue.Queue[Future[list[R]]] = queue.Queue()
         for g, ks in enumerate(self.groups):
             if not os.path.isfile(jobs[ks[0]].path):
                 continue  # runs here, in order (results())
             sent = [replace(jobs[k], path=os.path.abspath(jobs[k].path)) for k in ks]
             # Earlier jobs first, so the results can be put together while later ones run.
-            fut = client.submit(run_jobs, sent, pure=False, priority=len(self.groups) - g)
+            fut = client.submit(
+                runner.task, sent, *runner.extra, pure=False, priority=len(self.groups) - g
+            )
             self.futures[g] = fut
             self.index[fut.key] = g
             self.pending.add(fut)
             fut.add_done_callback(self.completed.put)  # called on the client's own thread
 
-    def results(self) -> Iterator[Whole | Part]:
+    def results(self) -> Iterator[R]:
         for g, ks in enumerate(self.groups):
             fut = self.futures.get(g)
             if fut is None:
-                yield from (run_job(self.jobs[k]) for k in ks)
+                yield from (self.runner.local(self.jobs[k]) for k in ks)
                 continue
             while fut in self.pending:
                 self._wait()
@@ -296,7 +359,7 @@ class _Run:
             del self.futures[g]
             fut.release()  # the cluster forgets it
             for k, result in zip(ks, got, strict=True):
-                yield _relabel(result, self.jobs[k].path)
+                yield self.runner.relabel(result, self.jobs[k].path)
 
     def _wait(self) -> None:
         """Take the tasks completed since the last call (waiting up to TICK for one)."""
@@ -316,13 +379,13 @@ class _Run:
                 if self.progress is not None and fut.status == "finished":
                     self.progress(self.jobs[k].path, self.done[self.input[k]])
 
-    def _fetch(self, fut: Future[Task], jobs: list[Job]) -> Task:
+    def _fetch(self, fut: Future[list[R]], jobs: list[Job]) -> list[R]:
         """fetch() on a thread of its own while this one watches the workers: a finished
         task's result lives on its worker, and when that worker dies before we have it,
         the client waits for the task to run again (as long as that takes: forever with no
         worker left). A timeout on the fetch itself leaves dask's gather task failing
         behind, which asyncio reports on stderr."""
-        box: queue.Queue[tuple[Task | None, BaseException | None]] = queue.Queue()
+        box: queue.Queue[tuple[list[R] | None, BaseException | None]] = queue.Queue()
 
         def get() -> None:
             try:
@@ -364,7 +427,7 @@ class _Run:
             self.client.cancel(list(self.futures.values()), force=True)
 
 
-def fetch(fut: Future[Task], jobs: list[Job], address: str) -> Task:
+def fetch(fut: Future[list[R]], jobs: list[Job], address: str) -> list[R]:
     """A task's results; a task that killed every worker it ran on, or a scheduler lost
     mid-scan, said in one line."""
     from distributed import KilledWorker
@@ -398,9 +461,17 @@ def _relabel(result: Whole | Part, given: str) -> Whole | Part:
     sent = os.path.abspath(given)
     if sent == given or isinstance(result, Part):
         return result
-    res = result.res
+    findings = [replace(f, input=given) if f.input == sent else f for f in result.findings]
+    return Whole(_named(result.res, given), result.summary, findings)
+
+
+def _named(res: InputResult, given: str) -> InputResult:
+    """An input record made for the absolute path, named as given (its error too)."""
+    sent = os.path.abspath(given)
     error = res.error
     if error is not None and error.startswith(sent + ":"):
         error = given + error[len(sent) :]
-    findings = [replace(f, input=given) if f.input == sent else f for f in result.findings]
-    return Whole(replace(res, path=given, error=error), result.summary, findings)
+    return replace(res, path=given, error=error)
+
+
+SCAN: Runner[Whole | Part] = Runner(run_jobs, run_job, _relabel)

@@ -7,14 +7,21 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from netsleuth.cliutil import stdout_console
-from netsleuth.commands.common import cpu_list, kernel_version, print_json, say, write_html
+from netsleuth.commands.common import (
+    Progress,
+    cpu_list,
+    kernel_version,
+    print_json,
+    say,
+    write_html,
+)
 from netsleuth.errors import InputError
 from netsleuth.findings.select import fail_exit
 
 if TYPE_CHECKING:
     from netsleuth.steering.compare import Scenario
     from netsleuth.steering.model import NicModel, RpsModel
-    from netsleuth.steering.run import SteerResult
+    from netsleuth.steering.run import Models, SteerResult
 
 
 @dataclass(frozen=True)
@@ -34,6 +41,7 @@ class Options:
     compare: bool
     html_path: str | None
     workers: int | None  # None: the usable CPUs (steering/parallel.py)
+    dask_address: str | None  # --dask: the jobs run on a Dask cluster (netsleuth.cluster)
 
 
 @dataclass
@@ -162,7 +170,10 @@ def run(opts: Options) -> SteerReport:
     if opts.rps_cpus:  # --kernel is read only when a model uses it
         rps = RpsModel(kernel_version(opts.kernel), cpu_list(opts.rps_cpus), opts.seed)
     if not opts.compare:
-        result = run_steer(list(opts.captures), nic, rps, workers=opts.workers)
+        if opts.dask_address is None:
+            result = run_steer(list(opts.captures), nic, rps, workers=opts.workers)
+        else:
+            (result,) = _on_dask(opts, [(nic, rps)])
         report = SteerReport(opts, nic, rps, result)
     else:
         from netsleuth.steering.compare import scenarios, summarize
@@ -170,13 +181,27 @@ def run(opts: Options) -> SteerReport:
         # The configured model and the six what-if scenarios in one pass over the capture.
         what_cpus = rps.cpus if rps else tuple(range(nic.queues))
         models = [(nic, rps), *scenarios(nic, what_cpus, kernel_version(opts.kernel), opts.seed)]
-        result, *others = steer_many(list(opts.captures), models, workers=opts.workers)
+        if opts.dask_address is None:
+            result, *others = steer_many(list(opts.captures), models, workers=opts.workers)
+        else:
+            result, *others = _on_dask(opts, models)
         report = SteerReport(opts, nic, rps, result)
         if not any(i.error for i in result.inputs):
             report.whatif = summarize(others, what_cpus)
     for failed in (i for i in report.result.inputs if i.error):
         say(f"netsleuth: {failed.error}")
     return report
+
+
+def _on_dask(opts: Options, models: Models) -> list[SteerResult]:
+    from netsleuth.cluster import steer_dask
+
+    if opts.workers is not None:
+        raise InputError("--dask", "runs on the cluster's workers: not with --workers")
+    with Progress() as progress:
+        return steer_dask(
+            list(opts.captures), models, address=opts.dask_address or "", progress=progress
+        )
 
 
 def execute(opts: Options) -> int:

@@ -147,18 +147,49 @@ def steer_parallel(
     try:
         bounds = limits()
         specs = [SteerJob(j, tuple(models), root, bounds) for j in flat]
-        total = Steering(models, SpillDir(root), bounds)
         with _results(specs, weights(jobs), workers, processes) as results:
-            inputs = []
-            at = 0
-            for input_jobs in jobs:
-                mine = specs[at : at + len(input_jobs)]
-                at += len(input_jobs)
-                parts = [_unpack(next(results)) for _ in mine]
-                inputs.append(_merge_input(mine, parts, total))
-        return total.finish(inputs)
+            return merge_parts(jobs, map(_unpack, results), models, bounds, root)
     finally:
         shutil.rmtree(root, ignore_errors=True)
+
+
+def merge_parts(
+    jobs: list[list[Job]],
+    results: Iterator[SteerPart],
+    models: Models,
+    bounds: tuple[int, int],
+    root: str | None = None,
+) -> list[SteerResult]:
+    """The parts of every input's jobs (in job order) merged into one result per model;
+    the merged tables spill under `root` (None: a folder of their own, removed here)."""
+    with SpillDir(root) as spill:
+        total = Steering(models, spill, bounds)
+        inputs = []
+        for input_jobs in jobs:
+            specs = [SteerJob(j, tuple(models), root or "", bounds) for j in input_jobs]
+            parts = [next(results) for _ in input_jobs]
+            inputs.append(_merge_input(specs, parts, total))
+        return total.finish(inputs)
+
+
+def run_detached(job: Job, models: Models, bounds: tuple[int, int]) -> SteerPart:
+    """run_job() where the parent cannot read this machine's files (a Dask worker): the
+    part's tables come back in memory, and its spill folder goes here."""
+    root = tempfile.mkdtemp(prefix="netsleuth-steer-part-")
+    try:
+        part = run_job(SteerJob(job, tuple(models), root, bounds))
+        for runs in part.steering.tables():
+            runs.runs = [
+                np.fromfile(r, dtype=runs.dtype) if isinstance(r, str) else r for r in runs.runs
+            ]
+        return part  # its SpillDir names the folder removed below: nothing writes there
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+
+
+def steer_jobs(jobs: list[Job], models: Models, bounds: tuple[int, int]) -> list[SteerPart]:
+    """One Dask task of steer --dask: a few consecutive jobs (netsleuth/cluster.py)."""
+    return [run_detached(job, models, bounds) for job in jobs]
 
 
 def _merge_input(specs: list[SteerJob], parts: list[SteerPart], total: Steering) -> InputResult:
