@@ -26,7 +26,7 @@ import distributed
 import pytest
 
 from netsleuth import craft
-from netsleuth.cluster import NotSharedError, fetch, group, scan_dask
+from netsleuth.cluster import NotSharedError, fetch, group, scan_dask, steer_dask
 from netsleuth.craft import incidents
 from netsleuth.craft.mix import mixed_capture
 from netsleuth.errors import FacilityError
@@ -314,6 +314,58 @@ def test_steer_ranges_and_spilled_tables(
     assert res.exception is None or isinstance(res.exception, SystemExit), res.exception
     assert (res.exit_code, code1) == (0, 0)
     assert res.stdout == out1
+
+
+def test_steer_reads_a_file_whose_ranges_do_not_join_here(
+    cluster: Cluster, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A record claiming an absurd length in the middle: the range holding it stops short,
+    so this process reads the file in one piece, as one process would, and leaves no
+    spill folder behind."""
+    import tempfile
+
+    from netsleuth.steering.compare import scenarios
+    from netsleuth.steering.model import NicModel
+    from netsleuth.steering.run import steer_many
+
+    cap = write(tmp_path / "mix.pcap", list(mixed_capture(3_000)))
+    data = bytearray(cap.read_bytes())
+    starts = record_starts(cap)
+    data[starts[1500] + 8 : starts[1500] + 12] = (0x7FFFFFFF).to_bytes(4, "little")
+    cap.write_bytes(bytes(data))
+    spills = tmp_path / "tmp"
+    spills.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(spills))
+    nic = NicModel()
+    models = [(nic, None), *scenarios(nic, (0, 1, 2, 3), (6, 1), 0)]
+    from netsleuth.steering import parallel
+
+    here: list[Job] = []  # the jobs run in this process
+    real = parallel.run_job
+
+    def run_here(spec: parallel.SteerJob) -> parallel.SteerPart:
+        here.append(spec.job)
+        return real(spec)
+
+    monkeypatch.setattr(parallel, "run_job", run_here)
+    cwd = tmp_path / "cwd"
+    cwd.mkdir()
+    monkeypatch.chdir(cwd)
+    got = steer_dask(  # tables of 7 flows and 5 keys: everything spills, here too
+        [str(cap)],
+        models,
+        address=cluster.address,
+        split_at={str(cap): [starts[2000]]},
+        bounds=(7, 5),
+    )
+    assert here == [FileJob(str(cap), 3)]  # the ranges came from the workers, then this
+    want = steer_many([str(cap)], models)
+    assert [r.inputs[0].issues for r in got] == [r.inputs[0].issues for r in want]
+    assert got[0].inputs[0].issues[0].id == "capture.corrupt_record"
+    assert [(r.packets, r.distinct_flows) for r in got] == [
+        (r.packets, r.distinct_flows) for r in want
+    ]
+    assert list(spills.iterdir()) == [] and list(cwd.iterdir()) == []
 
 
 def test_small_inputs_travel_together() -> None:

@@ -38,7 +38,9 @@ import gc
 import logging
 import os
 import queue
+import shutil
 import socket
+import tempfile
 import threading
 import time
 from collections.abc import Callable, Hashable, Iterator, Sequence
@@ -130,10 +132,12 @@ def steer_dask(
             specs,
         )
         run = _Run(client, address, timeout, jobs, progress=progress, runner=runner)
+        root = tempfile.mkdtemp(prefix=f"netsleuth-steer-{os.getpid()}-")
         try:
-            return parallel.merge_parts(jobs, run.results(), models, spill_bounds)
+            return parallel.merge_parts(jobs, run.results(), models, spill_bounds, root)
         finally:
             run.cancel()
+            shutil.rmtree(root, ignore_errors=True)
 
 
 def _require_distributed() -> None:

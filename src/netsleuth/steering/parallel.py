@@ -158,18 +158,18 @@ def merge_parts(
     results: Iterator[SteerPart],
     models: Models,
     bounds: tuple[int, int],
-    root: str | None = None,
+    root: str,
 ) -> list[SteerResult]:
     """The parts of every input's jobs (in job order) merged into one result per model;
-    the merged tables spill under `root` (None: a folder of their own, removed here)."""
-    with SpillDir(root) as spill:
-        total = Steering(models, spill, bounds)
-        inputs = []
-        for input_jobs in jobs:
-            specs = [SteerJob(j, tuple(models), root or "", bounds) for j in input_jobs]
-            parts = [next(results) for _ in input_jobs]
-            inputs.append(_merge_input(specs, parts, total))
-        return total.finish(inputs)
+    the merged tables (and an input read again here in one piece) spill under `root`,
+    a folder the caller removes."""
+    total = Steering(models, SpillDir(root), bounds)
+    inputs = []
+    for input_jobs in jobs:
+        specs = [SteerJob(j, tuple(models), root, bounds) for j in input_jobs]
+        parts = [next(results) for _ in input_jobs]
+        inputs.append(_merge_input(specs, parts, total))
+    return total.finish(inputs)
 
 
 def run_detached(job: Job, models: Models, bounds: tuple[int, int]) -> SteerPart:
