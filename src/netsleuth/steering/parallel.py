@@ -18,6 +18,10 @@ issues are the input record's: a range other than the last that reports one, or 
 means the split went wrong (or the file is corrupt in the middle), and the input is read
 again in one piece here; the last range's issues are numbered in the file.
 
+On a Dask cluster (`steer --dask`, netsleuth/cluster.py) a job runs where the parent
+cannot read the worker's disk: its runs come back in memory (run_detached) and are merged
+by the same merge_parts.
+
 The parent's temporary folder holds every run: it is removed on every way out (an error,
 a worker that dies, Ctrl-C, SIGTERM), after the workers have stopped: they read the pool's
 stop flag between batches (scale.pooled, stop_requested), so a stop takes one batch, not a
