@@ -84,19 +84,12 @@ def scan_dask(
     split_at: dict[str, list[int]] | None = None,
 ) -> ScanResult:
     """scan() with the jobs run on the Dask cluster whose scheduler is at `address`."""
-    if "-" in paths:
-        raise InputError("-", "--dask workers read the captures themselves: give files, not stdin")
-    _require_distributed()
-    with _quiet_dask(), _connect(address, timeout) as client:
-        _wait_for_workers(client, address, timeout)
-        _check_workers(client, [p for p in paths if os.path.isfile(p)])
-        threads = sum(client.nthreads().values())
-        jobs = plan(paths, tunnel_depth, threads, range_bytes, split_at)
-        run = _Run(client, address, timeout, jobs, progress=progress, runner=SCAN)
-        try:
-            return assemble(jobs, run.results(), None)
-        finally:
-            run.cancel()
+
+    def planned(threads: int) -> list[list[Job]]:
+        return plan(paths, tunnel_depth, threads, range_bytes, split_at)
+
+    with _on_cluster(paths, address, timeout, planned, progress, SCAN) as (jobs, results):
+        return assemble(jobs, results, None)
 
 
 def steer_dask(
@@ -115,29 +108,50 @@ def steer_dask(
     and are merged here as steer --workers merges them (steering/parallel.py)."""
     from netsleuth.steering import parallel
 
+    specs = tuple(models), limits() if bounds is None else bounds
+    runner: Runner[parallel.SteerPart] = Runner(
+        parallel.steer_jobs,
+        lambda job: parallel.run_detached(job, *specs),
+        lambda part, given: replace(part, res=_named(part.res, given)),
+        specs,
+    )
+
+    def planned(threads: int) -> list[list[Job]]:
+        return plan(paths, DEFAULT_TUNNEL_DEPTH, threads, range_bytes, split_at)
+
+    root = tempfile.mkdtemp(prefix=f"netsleuth-steer-{os.getpid()}-")
+    try:
+        with _on_cluster(paths, address, timeout, planned, progress, runner) as (jobs, results):
+            return parallel.merge_parts(jobs, results, models, specs[1], root)
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def _on_cluster(  # noqa: PLR0917 - one call per command, every argument needed
+    paths: Sequence[str],
+    address: str,
+    timeout: float,
+    planned: Callable[[int], list[list[Job]]],
+    progress: Progress | None,
+    runner: Runner[R],
+) -> Iterator[tuple[list[list[Job]], Iterator[R]]]:
+    """The jobs of `paths`, planned for the cluster's threads (`planned`), and their
+    results in job order as `runner` makes them there; on every way out the tasks are
+    cancelled and the client closed. Refused first: stdin, no dask installed; then no
+    scheduler, no worker, a worker that does not see an input as it is here."""
     if "-" in paths:
         raise InputError("-", "--dask workers read the captures themselves: give files, not stdin")
     _require_distributed()
-    spill_bounds = limits() if bounds is None else bounds
     with _quiet_dask(), _connect(address, timeout) as client:
         _wait_for_workers(client, address, timeout)
         _check_workers(client, [p for p in paths if os.path.isfile(p)])
-        threads = sum(client.nthreads().values())
-        jobs = plan(paths, DEFAULT_TUNNEL_DEPTH, threads, range_bytes, split_at)
-        specs = tuple(models), spill_bounds
-        runner: Runner[parallel.SteerPart] = Runner(
-            parallel.steer_jobs,
-            lambda job: parallel.run_detached(job, *specs),
-            lambda part, given: replace(part, res=_named(part.res, given)),
-            specs,
-        )
+        jobs = planned(sum(client.nthreads().values()))
         run = _Run(client, address, timeout, jobs, progress=progress, runner=runner)
-        root = tempfile.mkdtemp(prefix=f"netsleuth-steer-{os.getpid()}-")
         try:
-            return parallel.merge_parts(jobs, run.results(), models, spill_bounds, root)
+            yield jobs, run.results()
         finally:
             run.cancel()
-            shutil.rmtree(root, ignore_errors=True)
 
 
 def _require_distributed() -> None:

@@ -173,7 +173,7 @@ def run(opts: Options) -> SteerReport:
         if opts.dask_address is None:
             result = run_steer(list(opts.captures), nic, rps, workers=opts.workers)
         else:
-            (result,) = _on_dask(opts, [(nic, rps)])
+            (result,) = _on_dask(opts, opts.dask_address, [(nic, rps)])
         report = SteerReport(opts, nic, rps, result)
     else:
         from netsleuth.steering.compare import scenarios, summarize
@@ -184,7 +184,7 @@ def run(opts: Options) -> SteerReport:
         if opts.dask_address is None:
             result, *others = steer_many(list(opts.captures), models, workers=opts.workers)
         else:
-            result, *others = _on_dask(opts, models)
+            result, *others = _on_dask(opts, opts.dask_address, models)
         report = SteerReport(opts, nic, rps, result)
         if not any(i.error for i in result.inputs):
             report.whatif = summarize(others, what_cpus)
@@ -193,15 +193,13 @@ def run(opts: Options) -> SteerReport:
     return report
 
 
-def _on_dask(opts: Options, models: Models) -> list[SteerResult]:
+def _on_dask(opts: Options, address: str, models: Models) -> list[SteerResult]:
     from netsleuth.cluster import steer_dask
 
     if opts.workers is not None:
         raise InputError("--dask", "runs on the cluster's workers: not with --workers")
     with Progress() as progress:
-        return steer_dask(
-            list(opts.captures), models, address=opts.dask_address or "", progress=progress
-        )
+        return steer_dask(list(opts.captures), models, address=address, progress=progress)
 
 
 def execute(opts: Options) -> int:
