@@ -7,6 +7,7 @@ capability the command exits 3 naming it. Needs root and two CPUs."""
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
 import os
@@ -164,6 +165,16 @@ def test_cli_json_and_folded_stacks(tmp_path: Path) -> None:
     assert sum(int(x.rsplit(" ", 1)[1]) for x in lines) == cpu["samples"]
 
 
+def open_files(pid: int) -> list[str]:
+    """What a running process has open. A descriptor it closes between the listing and
+    the readlink is skipped: the process is starting up, opening and closing files."""
+    out = []
+    for n in os.listdir(f"/proc/{pid}/fd"):
+        with contextlib.suppress(FileNotFoundError):
+            out.append(os.readlink(f"/proc/{pid}/fd/{n}"))
+    return out
+
+
 def test_sigterm_ends_an_open_ended_run_with_a_report() -> None:
     _need_perf()
     proc = subprocess.Popen(
@@ -175,10 +186,7 @@ def test_sigterm_ends_an_open_ended_run_with_a_report() -> None:
     try:
         # The rings exist once the run is sampling: wait for them, then stop it.
         for _ in range(100):
-            fds = [
-                os.readlink(f"/proc/{proc.pid}/fd/{n}") for n in os.listdir(f"/proc/{proc.pid}/fd")
-            ]
-            if "anon_inode:[perf_event]" in fds:
+            if "anon_inode:[perf_event]" in open_files(proc.pid):
                 break
             threading.Event().wait(0.1)
         else:
@@ -187,6 +195,7 @@ def test_sigterm_ends_an_open_ended_run_with_a_report() -> None:
         out, err = proc.communicate(timeout=30)
     finally:
         proc.kill()
+        proc.communicate()  # reaped, its pipes closed, whatever happened above
     assert proc.returncode == 0, err
     doc = json.loads(out)
     assert any("stopped by a signal" in n for n in doc["notes"])
