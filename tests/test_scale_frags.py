@@ -15,7 +15,7 @@ from netsleuth import craft
 from netsleuth.capture import open_capture
 from netsleuth.capture.batch import PAD
 from netsleuth.decode import decode
-from netsleuth.scale import Frags, Handover, Part, _unspill
+from netsleuth.scale import Frags, Handover, Part, unspill
 from tests.splitutil import ID_, IS, write
 
 T0 = 1_700_000_000 * 10**9
@@ -51,7 +51,7 @@ def handed_over(path: Path, spill: Path | None) -> tuple[Part, list[bytes]]:
         expected += [b.packet(int(i)) for i in rows]
     ends, ts_ns, frags = out.finish()
     part = Part(None, None, [], 0, ends, ts_ns, frags, None, None if spill is None else str(spill))  # type: ignore[arg-type]
-    return _unspill(part), expected
+    return unspill(part), expected
 
 
 @pytest.mark.parametrize("spilled", [False, True])
@@ -126,7 +126,7 @@ def test_replayed_rows_leave_the_parents_memory(tmp_path: Path) -> None:
     empty = np.zeros(0, dtype=np.int64)
     none = Frags(empty, empty, empty, empty, empty, np.zeros(0, np.int32), np.zeros(0, np.uint8))
     part = Part(None, None, [], 0, empty, empty, none, None, spilled=str(folder))  # type: ignore[arg-type]
-    frags = _unspill(part).frags
+    frags = unspill(part).frags
     assert frags.frame[-1] == n - 1 and frags.pos[-1] == (n - 1) * size
     before = resident_mb()
     step = 50_000

@@ -1,4 +1,4 @@
-"""How scale.py deals work to workers: which files are cut into ranges, and the order the
+"""How netsleuth.scale deals work to workers: which files are cut into ranges, and the order the
 jobs start in (heaviest first) while results still come back in job order."""
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from netsleuth import scale
-from netsleuth.scale import FileJob, RangeJob, job_bytes, plan, pooled
+from netsleuth.scale import FileJob, RangeJob, job_bytes, plan, planning, pooled
 from tests.splitutil import write
 
 T0 = 1_700_000_000 * 10**9
@@ -32,7 +32,7 @@ T0 = 1_700_000_000 * 10**9
 def test_files_are_cut_only_where_whole_files_leave_a_worker_idle(
     sizes: list[int], workers: int, split: list[bool]
 ) -> None:
-    assert scale._to_split(sizes, workers) == split
+    assert planning._to_split(sizes, workers) == split
 
 
 def frames(n: int, size: int) -> list[tuple[int, bytes]]:
@@ -42,7 +42,7 @@ def frames(n: int, size: int) -> list[tuple[int, bytes]]:
 def test_plan_cuts_the_one_large_file_and_keeps_balanced_files_whole(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(scale, "MIN_RANGE", 4096)
+    monkeypatch.setattr(planning, "MIN_RANGE", 4096)
     files = [str(write(tmp_path / f"{k}.pcap", frames(64, 200))) for k in range(4)]
     assert [[type(j) for j in js] for js in plan(files, 3, 2)] == [[FileJob]] * 4
     big = str(write(tmp_path / "big.pcap", frames(400, 200)))

@@ -222,7 +222,7 @@ def test_a_signal_during_a_parallel_scan(mixes: list[Path], group: bool) -> None
         )
     finally:
         signal.signal(signal.SIGINT, old)
-    # Once the parent and both workers run (forked from the parent: scale._context; 40
+    # Once the parent and both workers run (forked from the parent: scale.pool.context; 40
     # inputs take seconds more).
     deadline = time.monotonic() + 30
     while len(_session_members(proc.pid)) < 3 and time.monotonic() < deadline:
@@ -266,7 +266,7 @@ def test_a_worker_killed_mid_scan_is_said_not_hung(mixes: list[Path]) -> None:
     deadline = time.monotonic() + 30
     while len(_session_members(proc.pid)) < 3 and time.monotonic() < deadline:
         time.sleep(0.05)
-    # The workers are forks of the parent (scale._context).
+    # The workers are forks of the parent (scale.pool.context).
     members = {pid: _ppid(pid) for pid in _session_members(proc.pid)}
     workers = [p for p, pp in members.items() if pp == proc.pid]
     assert len(workers) == 2, members

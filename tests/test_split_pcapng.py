@@ -29,7 +29,7 @@ from netsleuth.craft import incidents
 from netsleuth.craft.link import sll
 from netsleuth.craft.mix import mixed_capture
 from netsleuth.report.jsonout import dumps, scan_document
-from netsleuth.scale import FileJob, RangeJob, plan, run_job
+from netsleuth.scale import FileJob, RangeJob, assembly, plan, run_job
 from netsleuth.scan import scan
 from tests.capfiles import block, epb, idb, option, shb, spb
 from tests.splitutil import ID_, IS, one, open_trains, split, write_pcapng
@@ -308,7 +308,7 @@ def test_a_mended_block_in_a_middle_range_keeps_the_split(
     def no_second_read(job: FileJob) -> None:
         raise AssertionError(f"{job.path} read again in one piece")
 
-    monkeypatch.setattr(scale, "run_file", no_second_read)
+    monkeypatch.setattr(assembly, "run_file", no_second_read)
     merged = scale.assemble(jobs, map(run_job, [j for js in jobs for j in js]), None)
     assert dumps(scan_document(merged)) == whole
 

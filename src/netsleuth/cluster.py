@@ -1,7 +1,7 @@
 """`scan --dask ADDRESS` and `steer --dask ADDRESS`: the jobs of `--workers` on a
 dask.distributed cluster.
 
-The plan is scale.py's: a whole input per job, or byte ranges of a large pcap or pcapng
+The plan is scale/planning.py's: a whole input per job, or byte ranges of a large pcap or pcapng
 file (record- or buffer-aligned), the range size following the cluster's thread count
 (client.nthreads()). Consecutive small jobs travel as one Dask task (group()). Each job
 runs on a worker, which reads the capture itself: captures live on storage every worker

@@ -14,7 +14,7 @@ in order, equal one run over all of them (the tallies keep the smallest frame nu
 sets and counters are unions and sums within their bounds). The fragment audit and the
 outer reassembly are not mergeable: a datagram's verdict depends on every earlier fragment
 of its key, so they run once, in file order, over the fragments the parts hand over
-(netsleuth/scale.py explains how and what it costs).
+(netsleuth/scale/ explains how and what it costs).
 """
 
 from __future__ import annotations

@@ -128,7 +128,7 @@ def scan(
     workers: int = 1,
 ) -> ScanResult:
     """Scan every input. With workers > 1 the inputs (and large pcap files, split into
-    byte ranges) are spread over that many processes: netsleuth/scale.py; the result is
+    byte ranges) are spread over that many processes: netsleuth/scale/; the result is
     the same."""
     if workers > 1 and "-" not in paths:
         from netsleuth.scale import scan_parallel, worth_processes

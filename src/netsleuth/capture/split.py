@@ -10,7 +10,7 @@ below one second and the seconds within a year of the first record's.
 
 A false boundary (record-like bytes inside a packet) cannot go unnoticed: the range
 before it is walked from a true boundary, and it must end exactly where the next range
-starts, without a partial record (netsleuth/scale.py checks; the file is then read in
+starts, without a partial record (netsleuth/scale/ checks; the file is then read in
 one piece).
 """
 

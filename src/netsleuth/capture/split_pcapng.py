@@ -13,7 +13,7 @@ A range starts where one of those buffers starts. A reader that starts there, wi
 section's byte order and interfaces as of that point, fills the same buffers as the one-
 process reader, walks the same blocks and cuts the same batches: a range's batches are
 the one-process reader's own, and so are their frames, issues and timestamps. The
-fragment audit, which depends on where batches end (netsleuth/scale.py), is replayed from
+fragment audit, which depends on where batches end (netsleuth/scale/), is replayed from
 them directly. Ranges are as fine as one buffer (4 MiB), far below the 32 MiB the planner
 asks for.
 

@@ -72,7 +72,7 @@ def new_checks() -> list[Check]:
 
 def stateless_checks() -> list[Mergeable]:
     """The per-packet checks whose state is a tally: each sees packets in any order and
-    any split, and `merge(other, frame_offset)` adds a part (netsleuth/scale.py). The
+    any split, and `merge(other, frame_offset)` adds a part (netsleuth/scale/). The
     fragment audit and the outer reassembly follow datagrams across packets instead."""
     out: list[Mergeable] = [cls() for cls in MERGEABLE]
     return out

@@ -177,7 +177,7 @@ class FragmentAudit:
     # ----- per batch ---------------------------------------------------------------------
     def observe(self, t: PacketTable, *, now: int | None = None) -> None:
         """One batch. `now` is the batch's latest timestamp when `t` holds only some of
-        its packets (the fragments a worker handed over: netsleuth/scale.py)."""
+        its packets (the fragments a worker handed over: netsleuth/scale/)."""
         if t.n:
             self.now = max(self.now, int(t.batch.ts_ns.max()))
         if now is not None:

@@ -68,7 +68,7 @@ class Progress:
         assert self._p is not None
         if not self._started:
             # Started on the first update, not on entry: its refresh thread would otherwise
-            # run while `scan --workers` forks its worker processes (scale.py: _context).
+            # run while `scan --workers` forks its worker processes (scale/pool.py: context).
             self._p.start()
             self._started = True
         if name not in self._tasks:

@@ -1,6 +1,6 @@
 """`steer --workers N`: the steer analysis over many processes, with the same result as one.
 
-The jobs are scan's (netsleuth/scale.py: plan): a whole input per job, or one job per
+The jobs are scan's (netsleuth/scale/: plan): a whole input per job, or one job per
 record-aligned byte range of a large uncompressed pcap or pcapng file. Each job runs the
 whole steer analysis (steering/run.py: Steering, every model and the flow table) in a
 worker process over its packets, then seals it: its flow table and hash-key sets go to
@@ -47,7 +47,7 @@ from netsleuth.scale import (
     Job,
     RangeJob,
     SplitRecord,
-    _range_reader,
+    open_range,
     plan,
     pooled,
     stop_requested,
@@ -90,7 +90,7 @@ def run_job(job: SteerJob) -> SteerPart:
         j = job.job
         # A range's reader is scan's: a pcapng range starts with its section's byte order
         # and interfaces, not a pcap header.
-        reader = _range_reader(j) if isinstance(j, RangeJob) else open_input(j.path)
+        reader = open_range(j) if isinstance(j, RangeJob) else open_input(j.path)
         for t in tables(reader, res, tunnel_depth=j.depth):
             if stop_requested():
                 break  # the parent drops this result

@@ -1,0 +1,137 @@
+"""`scan --workers N`: the pipeline over many processes, with the same result as one.
+
+Work is cut into jobs: a whole input per job, or, for a large uncompressed classic pcap
+file, one job per record-aligned byte range (capture/split.py). A file is cut only where
+whole files would leave a worker idle (plan: four equal files on two workers stay whole,
+two each); jobs start heaviest first, a file's ranges in file order. Jobs run in worker
+processes (multiprocessing: forked when this process runs one thread, from a fork server
+otherwise, see context()); results come back in input order as compact picklable state,
+and the parent puts them together:
+
+- Mergeable analyses (the summary counts and the per-packet checks: checks.stateless_checks)
+  run in the workers; the parent merges each range's state into the previous ones', with
+  the range's frame numbers shifted by the records before it (pipeline.py: merge).
+- The fragment audit and the outer reassembly cannot be cut: a fragment train or an outer
+  datagram can straddle a split, and a datagram's verdict depends on every earlier fragment
+  of its key (and on when the reader's batches end: that is when both expire datagrams
+  older than 30 s). So a range's worker hands over its fragments instead: the records
+  of every packet with a fragment in any IP layer (their bytes one after the other,
+  Handover), plus where each record ends in the file and its timestamp. The parent
+  replays the one-process reader's batch boundaries from those record ends (4 MiB
+  buffers, at most MAX_RECORDS records a batch: capture/chunks.py), decodes the fragments
+  of each batch again and runs the two checks over them in file order, with each batch's
+  latest timestamp; the packets the reassembly rebuilds go to parent-side per-packet
+  checks that are merged like the others. The verdicts, frame lists, evidence and flagged keys are
+  those of one process, by construction.
+
+Cost: 16 bytes a record (end offset and timestamp) and the fragments' records cross to
+the parent, through files it maps (Handover, unspill); fragments are decoded twice. With
+every core busy, what bounds the speed-up is this extra work, wherever it runs: on the
+1M-packet mix (64,036 fragment records) the workers' handover costs ~0.06 s of CPU and
+the parent's replay ~0.09 s beside the 0.40 s one process takes. Moving the audit into
+the workers and the reassembly alone into the parent was tried and measured: no gain, as
+the same work moves from one busy core to another. Memory: a worker writes as it reads
+(Handover); the parent maps a range's files, gives back the pages of every batch it has
+replayed (Frags.release: 263 MB -> 74 MB peak on 400 MB of fragments), and holds the
+results of ranges that arrived early unmapped (ranges are at most MAX_RANGE bytes).
+
+A large uncompressed pcapng file is split too (capture/split_pcapng.py): its ranges start
+where the one-process reader's buffers start, each with its section's byte order and
+interfaces, so a range's batches are the one-process reader's own; the range says where
+they end (Part.batches) and the parent replays them as they are. Snoop, gzip and stdin
+inputs are not split (one job each): a gzip stream cannot be entered in the middle.
+
+The modules, in the order work flows: planning.py (the jobs and the order they start in),
+pool.py (the worker processes), worker.py (what a worker runs; handover.py, what a range
+hands back), assembly.py (the parent: ranges into one input's result, inputs into the
+scan's). scan_parallel, here, ties them together.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import Sequence
+from dataclasses import replace
+
+from netsleuth.pipeline import Progress
+from netsleuth.scale.assembly import Assembler, Sequencer, SplitRecord, assemble
+from netsleuth.scale.handover import Frags, Handover, job_dir
+from netsleuth.scale.planning import (
+    MAX_RANGE,
+    MIN_RANGE,
+    FileJob,
+    Job,
+    RangeJob,
+    job_bytes,
+    plan,
+    usable_cores,
+    weights,
+    worth_processes,
+)
+from netsleuth.scale.pool import context, pooled, stop_requested, term_unwinds
+from netsleuth.scale.worker import Part, Whole, open_range, run_file, run_job, run_range, unspill
+from netsleuth.scan import ScanResult
+
+__all__ = [
+    "MAX_RANGE",
+    "MIN_RANGE",
+    "Assembler",
+    "FileJob",
+    "Frags",
+    "Handover",
+    "Job",
+    "Part",
+    "RangeJob",
+    "Sequencer",
+    "SplitRecord",
+    "Whole",
+    "assemble",
+    "context",
+    "job_bytes",
+    "open_range",
+    "plan",
+    "pooled",
+    "run_file",
+    "run_job",
+    "run_range",
+    "scan_parallel",
+    "stop_requested",
+    "term_unwinds",
+    "unspill",
+    "usable_cores",
+    "weights",
+    "worth_processes",
+]
+
+
+def scan_parallel(
+    paths: Sequence[str],
+    *,
+    tunnel_depth: int,
+    progress: Progress | None,
+    workers: int,
+    range_bytes: int | None = None,
+    split_at: dict[str, list[int]] | None = None,
+    processes: bool = True,
+) -> ScanResult:
+    """scan() over `workers` processes (processes=False: in this one, for tests)."""
+    jobs = plan(paths, tunnel_depth, workers, range_bytes, split_at)
+    flat = [j for js in jobs for j in js]
+    if not processes or len(flat) == 1:
+        return assemble(jobs, map(run_job, flat), progress)
+    shm = "/dev/shm" if os.path.isdir("/dev/shm") else None
+    with (
+        term_unwinds(),
+        tempfile.TemporaryDirectory(prefix=f"netsleuth-{os.getpid()}-", dir=shm) as spill,
+    ):
+        # One folder per job: the same file may be given twice, and its ranges would
+        # otherwise share spill names (named by their start offset).
+        spilled = [
+            replace(j, spill=job_dir(spill, k)) if isinstance(j, RangeJob) else j
+            for k, j in enumerate(flat)
+        ]
+        # On every way out the pool ends (the running jobs finish their range, at most
+        # MAX_RANGE bytes) before the spill folder goes.
+        with pooled(run_job, spilled, workers, weights=weights(jobs)) as results:
+            return assemble(jobs, results, progress)

@@ -1,0 +1,224 @@
+"""The parent: a split input's ranges, in order, into one result (the fragment audit and
+the outer reassembly replayed over the handed-over fragments), and every input's result
+into the scan's."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from dataclasses import replace
+
+import numpy as np
+from numpy.typing import NDArray
+
+from netsleuth.capture.chunks import MAX_RECORDS, ReadIssue
+from netsleuth.capture.split import HEADER
+from netsleuth.checks import (
+    CHECKS,
+    Check,
+    Mergeable,
+    feed_rebuilt,
+    hide_cut,
+    stateless_checks,
+)
+from netsleuth.checks.fragments import FragmentAudit
+from netsleuth.checks.outer_reassembly import TunnelReassembly
+from netsleuth.decode import decode
+from netsleuth.findings import Finding
+from netsleuth.pipeline import InputResult, Progress
+from netsleuth.scale.handover import Frags
+from netsleuth.scale.planning import FileJob, Job, RangeJob
+from netsleuth.scale.worker import Part, Whole, run_file, unspill
+from netsleuth.scan import ScanResult, Summary, input_findings, scan_result
+
+
+# ----- the parent: fragments in file order ---------------------------------------------------
+class Sequencer:
+    """The fragment audit and the outer reassembly over the ranges' fragments, batch by
+    batch as the one-process reader would have cut them."""
+
+    def __init__(self, depth: int) -> None:
+        self.depth = depth
+        self.audit = FragmentAudit()
+        self.reassembly = TunnelReassembly()
+        self.rebuilt = stateless_checks()  # what the rebuilt packets flag
+        self.base = HEADER  # file offset of the reader's buffer
+        self.done = 0  # records put in a batch so far
+        self.capacity = 0
+        self.ends: list[NDArray[np.int64]] = []
+        self.ts: list[NDArray[np.int64]] = []
+        # The parts' fragments not yet replayed: a batch takes its rows from one or two of
+        # them (a batch is at most 4 MiB, a range at least MIN_RANGE).
+        self.frags: list[tuple[Frags, int]] = []  # each with its first frame's offset
+
+    def feed(self, part: Part, frame_offset: int) -> None:
+        if part.batches is not None:
+            self._replay(part, frame_offset)
+            return
+        self.capacity = part.capacity
+        self.ends.append(part.ends)
+        self.ts.append(part.ts_ns)
+        self.frags.append((part.frags, frame_offset))
+        self._drain(final=False)
+
+    def finish(self) -> None:
+        if self.ends:  # none when every part said where its batches end
+            self._drain(final=True)
+
+    def _replay(self, part: Part, frame_offset: int) -> None:
+        """A range whose batches are the one-process reader's (pcapng), batch by batch."""
+        assert part.batches is not None
+        self.frags = [(part.frags, frame_offset)]
+        lo = frame_offset
+        for hi, now in part.batches.T.tolist():
+            self._batch(lo, frame_offset + hi, now)
+            lo = frame_offset + hi
+        self.frags = []
+
+    def _drain(self, *, final: bool) -> None:
+        ends, ts = np.concatenate(self.ends), np.concatenate(self.ts)
+        used = 0
+        while used < ends.shape[0]:
+            # The reader's buffer holds [base, base + capacity): every record ending inside.
+            j = int(np.searchsorted(ends, self.base + self.capacity, side="right"))
+            j = max(j, used + 1)  # a record never exceeds the buffer (pcap.py)
+            if j == ends.shape[0] and not final:
+                break  # the buffer may reach into the next range
+            for lo in range(used, j, MAX_RECORDS):
+                hi = min(lo + MAX_RECORDS, j)
+                self._batch(self.done + lo, self.done + hi, int(ts[lo:hi].max()))
+            self.base = int(ends[j - 1])
+            used = j
+        self.done += used
+        self.ends, self.ts = [ends[used:]], [ts[used:]]
+        self.frags = [
+            (f, k) for f, k in self.frags if f.frame.shape[0] and f.frame[-1] + k > self.done
+        ]
+
+    def _batch(self, lo: int, hi: int, now: int) -> None:
+        """Records lo..hi-1 (0-based, the file's) were one batch of the one-process run."""
+        pieces = []
+        for f, shift in self.frags:
+            a, b = np.searchsorted(f.frame, [lo - shift, hi - shift], side="right").tolist()
+            if a < b:
+                rows = f.rows(a, b)
+                pieces.append((f, b, replace(rows, frame=rows.frame + shift)))
+        if not pieces:
+            self.audit.advance(now)
+            self.reassembly.advance(now)
+            return
+        batch = [p for _, _, p in pieces]
+        frags = batch[0] if len(batch) == 1 else Frags.join(batch)
+        table = decode(frags.record_batch(), tunnel_depth=self.depth)
+        hide_cut(table)
+        self.audit.observe(table, now=now)
+        self.reassembly.observe(table, now=now)
+        feed_rebuilt(self.reassembly, [*self.rebuilt, self.audit])
+        for f, done, _ in pieces:
+            f.release(done)
+
+
+def _shifted(issue: ReadIssue, frames: int) -> ReadIssue:
+    """A range reader numbers its records from 1: its issue, numbered in the file. The
+    pcap reader's messages name the record once, as "record N" (capture/pcap.py)."""
+    frame = issue.frame + frames
+    message = issue.message.replace(f"record {issue.frame}", f"record {frame}", 1)
+    return replace(issue, frame=frame, message=message)
+
+
+class SplitRecord:
+    """A split input's record, its ranges' records joined in file order (scan's and
+    steer's workers alike).
+
+    A range other than the last must end exactly where the next starts: otherwise its
+    start was no record boundary, or the file is corrupt in the middle (the one-process
+    reader stops there). Either way `ok` goes false and the caller reads the file in one
+    piece. A range's read issues that did not stop its reader (pcapng: a block clipped or
+    skipped, in the one-process reader's own buffers) are kept, each range's numbered in
+    the file, in file order."""
+
+    def __init__(self, path: str) -> None:
+        self.res = InputResult(path)
+        self.frames = 0  # records in the ranges joined so far
+        self.ok = True
+
+    def add(self, res: InputResult, job: RangeJob) -> bool:
+        """Join the next range's record; False (and from then on) when they do not join."""
+        stopped = any(i.stops for i in res.issues)
+        if not self.ok or res.error or (stopped and not job.last):
+            self.ok = False
+            return False
+        self.res.merge(res)
+        self.res.format, self.res.compressed = res.format, res.compressed
+        self.res.issues += [_shifted(i, self.frames) for i in res.issues]
+        self.frames += res.packets
+        return True
+
+
+class Assembler:
+    """One split input: its ranges' parts, in order, into one result."""
+
+    def __init__(self, path: str, depth: int) -> None:
+        self.record = SplitRecord(path)
+        self.summary = Summary()
+        self.checks: list[Mergeable] = stateless_checks()
+        self.seq = Sequencer(depth)
+
+    def add(self, part: Part, job: RangeJob) -> None:
+        first = self.record.frames  # the part's frame 1 is the file's first + 1
+        if not self.record.add(part.res, job):
+            return
+        self.summary.merge(part.summary)
+        for mine, theirs in zip(self.checks, part.checks, strict=True):
+            mine.merge(theirs, first)
+        self.seq.feed(part, first)
+
+    def finish(self) -> tuple[list[Finding], Summary]:
+        self.seq.finish()
+        for mine, theirs in zip(self.checks, self.seq.rebuilt, strict=True):
+            mine.merge(theirs, 0)
+        stateless = iter(self.checks)
+        # The one-process order of checks (collect() reports them in it).
+        checks: list[Check] = [
+            self.seq.audit if c is FragmentAudit else next(stateless) for c in CHECKS
+        ]
+        checks.append(self.seq.reassembly)
+        res = self.record.res
+        return input_findings(res, checks, res.path), self.summary
+
+
+def assemble(
+    jobs: list[list[Job]], results: Iterator[Whole | Part], progress: Progress | None
+) -> ScanResult:
+    summary = Summary()
+    inputs: list[InputResult] = []
+    findings: list[Finding] = []
+    for input_jobs in jobs:
+        first = input_jobs[0]
+        if isinstance(first, FileJob):
+            whole = next(results)
+            assert isinstance(whole, Whole)
+            inputs.append(whole.res)
+            summary.merge(whole.summary)
+            findings.extend(whole.findings)
+            if progress is not None and whole.res.error is None:
+                progress(first.path, os.path.getsize(first.path))
+            continue
+        asm = Assembler(first.path, first.depth)
+        for job in input_jobs:
+            part = next(results)
+            assert isinstance(part, Part) and isinstance(job, RangeJob)
+            asm.add(unspill(part), job)
+            if progress is not None:
+                progress(job.path, job.end)
+        if asm.record.ok:
+            got, part_summary = asm.finish()
+            inputs.append(asm.record.res)
+            summary.merge(part_summary)
+            findings.extend(got)
+        else:  # read in one piece, here
+            whole = run_file(FileJob(first.path, first.depth))
+            inputs.append(whole.res)
+            summary.merge(whole.summary)
+            findings.extend(whole.findings)
+    return scan_result(inputs, summary, findings)

@@ -1,0 +1,150 @@
+"""Which jobs: a whole input per job, or record-aligned byte ranges of a large file, and
+the order the workers take them in."""
+
+from __future__ import annotations
+
+import heapq
+import itertools
+import math
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from netsleuth.capture.split import HEADER, layout, split_points
+from netsleuth.capture.split_pcapng import Section, split_ranges
+
+MIN_RANGE = 32 << 20  # smaller files are one job: splitting costs more than it gains
+MAX_RANGE = 256 << 20  # bounds what a range's result holds
+
+
+PROCESSES_MIN = 64 << 20  # below this much input, starting processes costs more (~0.3 s)
+
+
+def usable_cores() -> int:
+    """The CPUs this process may run on (its affinity mask, not the machine's count; the
+    count where there is no affinity call: macOS)."""
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0))
+    return os.cpu_count() or 1
+
+
+def worth_processes(paths: Sequence[str]) -> bool:
+    """Whether the inputs are large enough for worker processes to pay for themselves."""
+    return sum(os.path.getsize(p) for p in paths if os.path.isfile(p)) >= PROCESSES_MIN
+
+
+# ----- jobs --------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class FileJob:
+    path: str
+    depth: int
+
+
+@dataclass(frozen=True)
+class RangeJob:
+    path: str
+    depth: int
+    header: bytes
+    start: int
+    end: int
+    last: bool
+    spill: str | None = None  # a folder for the result's arrays (see _spill)
+    section: Section | None = None  # pcapng: its section at `start`; None: classic pcap
+
+
+Job = FileJob | RangeJob
+
+
+def plan(
+    paths: Sequence[str],
+    depth: int,
+    workers: int,
+    range_bytes: int | None = None,
+    split_at: dict[str, list[int]] | None = None,
+) -> list[list[Job]]:
+    """The jobs of each input, in order. Without `range_bytes` a file is cut into ranges
+    only where whole files would leave a worker idle (_to_split); with it, every file
+    larger than it is cut."""
+    sizes = {p: os.path.getsize(p) if os.path.isfile(p) else 0 for p in paths}
+    if range_bytes is None:
+        share = math.ceil(sum(sizes.values()) / max(2 * workers, 1))
+        range_bytes = min(max(share, MIN_RANGE), MAX_RANGE)
+        split = _to_split([sizes[p] for p in paths], workers)
+    else:
+        split = [True] * len(paths)
+    out: list[list[Job]] = []
+    for path, cut in zip(paths, split, strict=True):
+        if split_at is not None and path in split_at:
+            targets = split_at[path]
+        else:
+            n = math.ceil(sizes[path] / range_bytes) if cut else 1
+            targets = [sizes[path] * k // n for k in range(1, n)] if n > 1 else []
+        out.append(_file_jobs(path, depth, sizes[path], targets))
+    return out
+
+
+def _to_split(sizes: list[int], workers: int) -> list[bool]:
+    """Which files to cut into ranges: the largest ones, until the whole files left,
+    dealt largest first to the least loaded worker (what pooled() does), keep every
+    worker within 10 % of an even share. A range costs the parent its fragments' replay
+    (Sequencer), so files that balance whole stay whole: four equal files on two workers
+    are two each."""
+    order = sorted(range(len(sizes)), key=lambda i: -sizes[i])
+    split = [False] * len(sizes)
+    bound = 1.1 * sum(sizes) / max(workers, 1)
+    k = 0
+    while k < len(order) and sizes[order[k]] > bound:  # alone above a share: cut, no doubt
+        split[order[k]] = True
+        k += 1
+    for _ in range(SPLIT_TRIES):
+        if k == len(order) or _dealt_max([sizes[i] for i in order[k:]], workers) <= bound:
+            break
+        split[order[k]] = True
+        k += 1
+    return split
+
+
+SPLIT_TRIES = 8  # further files cut, at most, when whole ones do not deal evenly
+
+
+def _dealt_max(sizes: list[int], workers: int) -> int:
+    """The most any worker gets when `sizes` (largest first) go each to the least loaded."""
+    loads = [0] * max(workers, 1)
+    for size in sizes:
+        heapq.heapreplace(loads, loads[0] + size)
+    return max(loads)
+
+
+def _file_jobs(path: str, depth: int, size: int, targets: list[int]) -> list[Job]:
+    """One input's jobs: ranges cut near `targets`, or the whole file."""
+    lay = layout(path) if size else None
+    if lay is None and size:
+        ng = split_ranges(path, targets)
+        if ng:
+            return [
+                RangeJob(path, depth, b"", r.start, r.end, r is ng[-1], section=r.section)
+                for r in ng
+            ]
+    cuts = split_points(path, targets) if lay is not None and targets else []
+    if lay is None or not cuts:
+        return [FileJob(path, depth)]
+    bounds = [HEADER, *cuts, size]
+    return [
+        RangeJob(path, depth, lay.header, a, b, k == len(bounds) - 2)
+        for k, (a, b) in enumerate(itertools.pairwise(bounds))
+    ]
+
+
+def job_bytes(job: Job) -> int:
+    """What a job reads of its file (a pcap file's first range reads its header too)."""
+    if isinstance(job, RangeJob):
+        return job.end - job.start + (HEADER if job.start == HEADER and job.header else 0)
+    return os.path.getsize(job.path) if os.path.isfile(job.path) else 0
+
+
+def weights(jobs: list[list[Job]]) -> list[int]:
+    """Each job's weight for pooled(), flat in job order: what it reads, but a file's
+    ranges all weigh as its largest, so that they start in file order (the parent puts
+    their fragments in order as they come: a first range started last would hold up
+    every other)."""
+    return [w for js in jobs for w in [max(map(job_bytes, js))] * len(js)]

@@ -1,0 +1,118 @@
+"""Worker processes for scan's and steer's jobs: started by fork where that is safe, stopped
+together on every way out."""
+
+from __future__ import annotations
+
+import contextlib
+import gc
+import multiprocessing
+import signal
+import threading
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
+from types import FrameType
+from typing import Any, TypeVar
+
+from netsleuth.errors import FacilityError
+
+J = TypeVar("J")
+R = TypeVar("R")
+
+
+@contextlib.contextmanager
+def pooled(
+    run: Callable[[J], R],
+    jobs: Sequence[J],
+    workers: int,
+    *,
+    weights: Sequence[int] | None = None,
+    preload: str = __name__,
+) -> Iterator[Iterator[R]]:
+    """`run` over `jobs` in at most `workers` processes (context(preload)), the results in
+    job order, for scan's and steer's workers alike. The jobs start heaviest first (by
+    `weights`; a free worker takes the next): a large job last would leave the other
+    workers idle while it runs. On every way out (an error, Ctrl-C,
+    SIGTERM: term_unwinds) the stop flag is raised (stop_requested(): a worker may end its
+    job early, its result dropped), the jobs not started are dropped and the pool is shut
+    down before the caller's folders go. A worker that dies is one FacilityError."""
+    ctx = context(preload)
+    stop = ctx.RawValue("b", 0)
+    with term_unwinds():
+        pool = ProcessPoolExecutor(
+            min(workers, len(jobs)), mp_context=ctx, initializer=_worker_init, initargs=(stop,)
+        )
+        try:
+            # The objects alive now (modules, NumPy, the decoders) are left out of every
+            # later garbage collection, here and in the forked workers: a collection would
+            # otherwise walk them in each worker and copy every page it touched.
+            gc.freeze()
+            order = list(range(len(jobs)))
+            if weights is not None:
+                order.sort(key=lambda k: -weights[k])  # stable: ties keep their order
+            futures = {k: pool.submit(run, jobs[k]) for k in order}
+            yield (futures[k].result() for k in range(len(jobs)))
+        except BrokenProcessPool as err:
+            raise FacilityError(
+                f"a worker process died ({err}); the machine may be out of memory: try --workers 1"
+            ) from err
+        finally:
+            gc.unfreeze()
+            stop.value = 1
+            pool.shutdown(wait=True, cancel_futures=True)
+
+
+def context(preload: str = __name__) -> multiprocessing.context.BaseContext:
+    """Fork this process when it is safe: the workers then start with NumPy and the
+    decoders already imported, in milliseconds (a fork server, a fresh interpreter that
+    imports `preload` and then forks, took 0.3-0.6 s here: most of a 1M-packet file's
+    run). Safe means one thread: a lock another thread holds at the fork stays held for
+    good in the child. The pool's own thread starts after its processes, as fork requires
+    (concurrent.futures.process: _safe_to_dynamically_spawn_children), and the progress
+    bar's refresh thread on its first update, after the pool (commands/common.py)."""
+    if threading.active_count() == 1 and "fork" in multiprocessing.get_all_start_methods():
+        return multiprocessing.get_context("fork")
+    ctx = multiprocessing.get_context("forkserver")
+    ctx.set_forkserver_preload([preload])
+    return ctx
+
+
+@contextlib.contextmanager
+def term_unwinds() -> Iterator[None]:
+    """SIGTERM unwinds (as Ctrl-C) while workers run, when nobody has said what it should
+    do: the command line has (cliutil.install_signals: exit 143 after every `finally`), a
+    library caller may not, and its default action would leave the workers and the spill
+    folder behind."""
+    main = threading.current_thread() is threading.main_thread()
+    if not main or signal.getsignal(signal.SIGTERM) is not signal.SIG_DFL:
+        yield
+        return
+
+    def _raise(signum: int, frame: FrameType | None) -> None:
+        raise KeyboardInterrupt(signal.Signals(signum).name)
+
+    old = signal.signal(signal.SIGTERM, _raise)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, old)
+
+
+# In a worker: the parent's stop flag (a byte in shared memory, no lock: a worker killed
+# while holding a lock, as a multiprocessing.Event's, would block everyone after it).
+_STOP: list[Any] = []
+
+
+def stop_requested() -> bool:
+    """In a worker of pooled(): whether the parent has stopped the pool."""
+    return bool(_STOP and _STOP[0].value)
+
+
+def _worker_init(stop: Any) -> None:
+    """Ctrl-C on a terminal reaches the whole process group: the parent reports it once
+    and stops the workers through `stop`; a worker that also raised KeyboardInterrupt
+    would print a traceback of its own. A forked worker also inherits the parent's
+    SIGTERM handler (cliutil's or term_unwinds'): it ends as SIGTERM says instead."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    _STOP.append(stop)
