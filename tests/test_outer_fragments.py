@@ -5,6 +5,7 @@ Frames built here; tshark (which reassembles the outer datagram too) cross-check
 
 from __future__ import annotations
 
+import dataclasses
 import shutil
 import subprocess
 from pathlib import Path
@@ -12,8 +13,11 @@ from pathlib import Path
 import pytest
 
 from netsleuth import craft
+from netsleuth.capture import RecordBatch
 from netsleuth.capture.writer import write_pcap
+from netsleuth.checks import collect, new_checks, observe_all
 from netsleuth.craft.encap import pppoe_session
+from netsleuth.decode import decode
 from netsleuth.findings import Severity
 from tests.checkutil import findings
 
@@ -170,3 +174,21 @@ def test_a_fragmented_dns_reply_to_a_tunnel_port_is_no_tunnel() -> None:
     frames = outer_fragments(reply, 17, 512)
     assert findings(frames) == {}
     assert findings(frames[::-1]) == {}
+
+
+@pytest.mark.parametrize("batches", [1, 2])
+def test_an_outer_datagram_older_than_30_s_is_not_rebuilt(batches: int) -> None:
+    """Its second fragment 31 s after the first: the kernel's queue expired (ip_expire after
+    ipfrag_time, 30 s) and the fragment starts a new one, so no packet is rebuilt, whether
+    or not a batch ends between the two (the batch end before it saw only time 0)."""
+    frames = CASES["gre-teb"]()
+    stamps = [0, 31 * 10**9]
+    checks = new_checks()
+    cut = 1 if batches == 2 else len(frames)
+    for lo, hi in ((0, cut), (cut, len(frames))):
+        if lo < hi:
+            batch = RecordBatch.from_packets(frames[lo:hi], ts_ns=stamps[lo:hi])
+            observe_all(checks, decode(dataclasses.replace(batch, frame=batch.frame + lo)))
+    got = {f"{f.id}/{f.layer}": f.packets for f in collect(checks)}
+    # Two datagrams of one fragment each, both never completed; nothing rebuilt.
+    assert got == {"ipv4.fragment.incomplete/outer": (1, 2)}

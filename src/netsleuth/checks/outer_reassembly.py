@@ -195,10 +195,16 @@ class TunnelReassembly:
         data = start + int(o.frag_data[row])
         ip_end = start + int(o.off[row]) + int(o.tot_len[row])
         stop = min(ip_end, start + int(t.batch.caplen[row]))
-        held = self.open.get(key)
+        held, ts = self.open.get(key), int(t.batch.ts_ns[row])
+        if held is not None and ts > held.dg.first_ts + TIMEOUT_NS:
+            # Expired before this fragment came (Linux: ip_expire, ipfrag_time after the
+            # queue was made), whether or not a batch ended in between: the fragment starts
+            # a new datagram, as in the fragment audit (FragmentAudit._track).
+            self._drop(key)
+            held = None
         if held is None:
             udp = int(o.proto[row]) == 17
-            held = Held(Datagram(key, "outer", 4, int(t.batch.ts_ns[row])), udp=udp)
+            held = Held(Datagram(key, "outer", 4, ts), udp=udp)
             self.open[key] = held
         chunk = t.batch.buf[data : max(stop, data)].tobytes()
         held.cut |= stop < ip_end
