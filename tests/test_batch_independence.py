@@ -10,6 +10,7 @@ finding must be the same: ids, counts, frame lists and evidence."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -63,7 +64,7 @@ def late_outer_fragments(units: int = 60) -> list[tuple[int, bytes]]:
     return out
 
 
-CAPTURES = {
+CAPTURES: dict[str, Callable[[], list[tuple[int, bytes]]]] = {
     "outer fragments 32.5 s apart": late_outer_fragments,
     # Recurring fragment ids (16 of them): many datagram instances per key per batch.
     "mix": lambda: list(mixed_capture(20_000, seed=3, id_pool=16)),
