@@ -10,20 +10,23 @@ KB spans many buffers and a range can start between nearly any two blocks."""
 from __future__ import annotations
 
 import glob
+import os
 import shutil
 import struct
 import subprocess
+import tempfile
+import time
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
 from netsleuth import craft, scale
-from netsleuth.capture import open_capture
+from netsleuth.capture import open_capture, split_pcapng
 from netsleuth.capture.chunks import CHUNK_BYTES, Chunker
 from netsleuth.capture.pcapng import Interface, PcapngReader
 from netsleuth.capture.source import ByteSource
-from netsleuth.capture.split_pcapng import range_starts, split_ranges
+from netsleuth.capture.split_pcapng import Section, range_starts, split_ranges
 from netsleuth.capture.writer import PcapngWriter
 from netsleuth.craft import incidents
 from netsleuth.craft.link import sll
@@ -243,6 +246,39 @@ def test_a_slice_of_the_bench_mix_in_worker_processes(tmp_path: Path) -> None:
     assert len(jobs) == 3 and all(isinstance(j, RangeJob) for j in jobs)
     assert split(cap, [size // 3, 2 * size // 3], processes=True) == whole
     assert split(cap, [size // 2]) == whole
+
+
+def test_a_range_runs_while_the_walk_goes_on(
+    tmp_path: Path, small_buffers: Small, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The walk that finds the ranges is held once it knows where the first one ends,
+    until a worker process has started that range (a range's worker makes its spill
+    folder first thing, scale/worker.py: run_range): were the ranges started only after
+    the whole walk (as they were), it would wait in vain."""
+    small_buffers(1 << 16)
+    cap = write_pcapng(tmp_path / "mix.pcapng", mixed_capture(3_000, id_pool=16))
+    whole, size = one(cap), cap.stat().st_size
+    real_starts = split_pcapng.range_starts
+    shm = "/dev/shm" if os.path.isdir("/dev/shm") else tempfile.gettempdir()
+    pattern = f"{shm}/netsleuth-{os.getpid()}-*/walked-0/0"
+    held: list[bool] = []
+
+    def holding(
+        path: str, targets: list[int], on_start: Callable[[int, Section], None] | None = None
+    ) -> list[tuple[int, Section]]:
+        def tell(start: int, section: Section) -> None:
+            assert on_start is not None
+            on_start(start, section)  # the first range is known, and started, here
+            deadline = time.monotonic() + 30
+            while not held and not glob.glob(pattern) and time.monotonic() < deadline:
+                time.sleep(0.01)
+            held.append(bool(glob.glob(pattern)))
+
+        return real_starts(path, targets, tell)
+
+    monkeypatch.setattr(split_pcapng, "range_starts", holding)
+    assert split(cap, [size // 4, size // 2, 3 * size // 4], processes=True) == whole
+    assert len(held) == 3 and held[0]
 
 
 def test_a_corrupt_block_length_in_the_middle(tmp_path: Path, small_buffers: Small) -> None:

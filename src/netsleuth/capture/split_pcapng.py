@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import bisect
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -63,9 +64,15 @@ class _Walker(PcapngReader):
     """The one-process reader's walk (same buffers, same block checks), reading only the
     section and interface blocks: at each buffer's start, the section there."""
 
-    def __init__(self, source: ByteSource, targets: list[int]) -> None:
+    def __init__(
+        self,
+        source: ByteSource,
+        targets: list[int],
+        on_start: Callable[[int, Section], None] | None = None,
+    ) -> None:
         super().__init__(source)
         self.targets = sorted(t for t in targets if t > 0)
+        self.on_start = on_start
         self.next = 0  # targets before it have their range start
         self.found: list[tuple[int, Section]] = []
         self.base = -1
@@ -93,6 +100,8 @@ class _Walker(PcapngReader):
         passed = bisect.bisect_right(self.targets, base, lo=self.next)
         if passed > self.next and base > 0:
             self.found.append((base, Section(self.state[0], tuple(self.state[1]))))
+            if self.on_start is not None:
+                self.on_start(*self.found[-1])
         self.next = passed
         if self.next == len(self.targets):
             raise _Done
@@ -109,10 +118,13 @@ def is_pcapng(path: str) -> bool:
         return False
 
 
-def range_starts(path: str, targets: list[int]) -> list[tuple[int, Section]]:
+def range_starts(
+    path: str, targets: list[int], on_start: Callable[[int, Section], None] | None = None
+) -> list[tuple[int, Section]]:
     """The first reader buffer start at or after each target (distinct, after the file's
-    start), with the section there; targets past the last buffer start are left out."""
-    walker = _Walker(ByteSource(path, open(path, "rb")), targets)  # noqa: SIM115 - closed by batches()
+    start), with the section there; targets past the last buffer start are left out.
+    `on_start` is told each as soon as the walk finds it."""
+    walker = _Walker(ByteSource(path, open(path, "rb")), targets, on_start)  # noqa: SIM115 - closed by batches()
     if not walker.targets:
         walker.source.close()
         return []
@@ -124,21 +136,36 @@ def range_starts(path: str, targets: list[int]) -> list[tuple[int, Section]]:
     return walker.found
 
 
-def split_ranges(path: str, targets: list[int]) -> list[PcapngRange]:
+def split_ranges(
+    path: str, targets: list[int], on_range: Callable[[PcapngRange], None] | None = None
+) -> list[PcapngRange]:
     """The ranges of an uncompressed pcapng file cut at (or just after) the targets; []
-    when it is not one or no cut was found."""
+    when it is not one or no cut was found. `on_range` is told each range as soon as the
+    walk knows where it ends (the next one's start), so that it can run while the rest of
+    the file is walked; the last when the walk ends. Where [] comes back after all (an
+    error late in the walk), the ranges told are not to be used."""
     if not targets or not is_pcapng(path):
         return []
+    ranges: list[PcapngRange] = []
+    at: tuple[int, Section] = (0, Section())
+
+    def found(start: int, section: Section) -> None:
+        nonlocal at
+        ranges.append(PcapngRange(at[0], start, at[1]))
+        at = (start, section)
+        if on_range is not None:
+            on_range(ranges[-1])
+
     try:
-        starts = range_starts(path, targets)
+        range_starts(path, targets, found)
     except (OSError, InputError):
         return []  # read in one piece, which reports it
-    if not starts:
+    if not ranges:
         return []
-    size = os.path.getsize(path)
-    bounds = [(0, Section()), *starts]
-    ends = [at for at, _ in starts] + [size]
-    return [PcapngRange(at, end, sec) for (at, sec), end in zip(bounds, ends, strict=True)]
+    ranges.append(PcapngRange(at[0], os.path.getsize(path), at[1]))
+    if on_range is not None:
+        on_range(ranges[-1])
+    return ranges
 
 
 def range_reader(path: str, start: int, end: int, section: Section) -> PcapngReader:

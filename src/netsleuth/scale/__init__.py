@@ -52,8 +52,10 @@ from __future__ import annotations
 import os
 import tempfile
 from collections.abc import Sequence
+from concurrent.futures import Future
 from dataclasses import replace
 
+from netsleuth.capture.split_pcapng import is_pcapng
 from netsleuth.pipeline import Progress
 from netsleuth.scale.assembly import Assembler, Sequencer, SplitRecord, assemble
 from netsleuth.scale.handover import Frags, Handover, job_dir
@@ -69,7 +71,7 @@ from netsleuth.scale.planning import (
     weights,
     worth_processes,
 )
-from netsleuth.scale.pool import context, pooled, stop_requested, term_unwinds
+from netsleuth.scale.pool import context, pooled, stop_requested, submitter, term_unwinds
 from netsleuth.scale.worker import Part, Whole, open_range, run_file, run_job, run_range, unspill
 from netsleuth.scan import ScanResult
 
@@ -97,6 +99,7 @@ __all__ = [
     "run_range",
     "scan_parallel",
     "stop_requested",
+    "submitter",
     "term_unwinds",
     "unspill",
     "usable_cores",
@@ -116,15 +119,23 @@ def scan_parallel(
     processes: bool = True,
 ) -> ScanResult:
     """scan() over `workers` processes (processes=False: in this one, for tests)."""
+    if not processes:
+        jobs = plan(paths, tunnel_depth, workers, range_bytes, split_at)
+        return assemble(jobs, map(run_job, [j for js in jobs for j in js]), progress)
+    if any(map(is_pcapng, paths)):
+        return _walking(
+            paths,
+            depth=tunnel_depth,
+            progress=progress,
+            workers=workers,
+            range_bytes=range_bytes,
+            split_at=split_at,
+        )
     jobs = plan(paths, tunnel_depth, workers, range_bytes, split_at)
     flat = [j for js in jobs for j in js]
-    if not processes or len(flat) == 1:
+    if len(flat) == 1:
         return assemble(jobs, map(run_job, flat), progress)
-    shm = "/dev/shm" if os.path.isdir("/dev/shm") else None
-    with (
-        term_unwinds(),
-        tempfile.TemporaryDirectory(prefix=f"netsleuth-{os.getpid()}-", dir=shm) as spill,
-    ):
+    with term_unwinds(), _spill_root() as spill:
         # One folder per job: the same file may be given twice, and its ranges would
         # otherwise share spill names (named by their start offset).
         spilled = [
@@ -135,3 +146,42 @@ def scan_parallel(
         # MAX_RANGE bytes) before the spill folder goes.
         with pooled(run_job, spilled, workers, weights=weights(jobs)) as results:
             return assemble(jobs, results, progress)
+
+
+def _walking(
+    paths: Sequence[str],
+    *,
+    depth: int,
+    progress: Progress | None,
+    workers: int,
+    range_bytes: int | None,
+    split_at: dict[str, list[int]] | None,
+) -> ScanResult:
+    """scan_parallel with a pcapng input: its ranges are found by walking the file from
+    its start (capture/split_pcapng.py), a serial read of nearly all of it (0.06 s of a
+    0.45 s run on 515 MB here; on a cold cache, the disk's time), so the workers start
+    first and each range runs as soon as the walk has found where it ends (plan: early).
+    The other jobs start after the walk, heaviest first."""
+    with term_unwinds(), _spill_root() as spill, submitter(run_job, workers) as submit:
+        early: dict[Job, Future[Whole | Part]] = {}
+
+        def start(job: RangeJob) -> RangeJob:
+            job = replace(job, spill=job_dir(spill, f"walked-{len(early)}"))
+            early[job] = submit(job)
+            return job
+
+        jobs = plan(paths, depth, workers, range_bytes, split_at, early=start)
+        flat = [j for js in jobs for j in js]
+        weight = weights(jobs)
+        futures: dict[int, Future[Whole | Part]] = {}
+        for k in sorted(range(len(flat)), key=lambda k: -weight[k]):
+            job = flat[k]
+            if isinstance(job, RangeJob) and job.spill is None:
+                job = replace(job, spill=job_dir(spill, k))
+            futures[k] = early[job] if job in early else submit(job)
+        return assemble(jobs, (futures[k].result() for k in range(len(flat))), progress)
+
+
+def _spill_root() -> tempfile.TemporaryDirectory[str]:
+    shm = "/dev/shm" if os.path.isdir("/dev/shm") else None
+    return tempfile.TemporaryDirectory(prefix=f"netsleuth-{os.getpid()}-", dir=shm)

@@ -183,8 +183,8 @@ DATA_FILE = "fragments"  # and its fragments' bytes
 
 
 # the pool's pipe: measured, the pipe's 64 KiB writes cost ~0.1 s a range on a busy machine.
-def job_dir(root: str, k: int) -> str:
-    path = os.path.join(root, str(k))
+def job_dir(root: str, name: int | str) -> str:
+    path = os.path.join(root, str(name))
     os.mkdir(path)
     return path
 

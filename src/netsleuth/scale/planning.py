@@ -7,11 +7,11 @@ import heapq
 import itertools
 import math
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from netsleuth.capture.split import HEADER, layout, split_points
-from netsleuth.capture.split_pcapng import Section, split_ranges
+from netsleuth.capture.split_pcapng import PcapngRange, Section, split_ranges
 
 MIN_RANGE = 32 << 20  # smaller files are one job: splitting costs more than it gains
 MAX_RANGE = 256 << 20  # bounds what a range's result holds
@@ -61,10 +61,14 @@ def plan(
     workers: int,
     range_bytes: int | None = None,
     split_at: dict[str, list[int]] | None = None,
+    *,
+    early: Callable[[RangeJob], RangeJob] | None = None,
 ) -> list[list[Job]]:
     """The jobs of each input, in order. Without `range_bytes` a file is cut into ranges
     only where whole files would leave a worker idle (_to_split); with it, every file
-    larger than it is cut."""
+    larger than it is cut. A pcapng file's ranges are found by walking it: `early` gets
+    each as soon as it is found (to start it while the walk goes on) and gives back the
+    job to plan."""
     sizes = {p: os.path.getsize(p) if os.path.isfile(p) else 0 for p in paths}
     if range_bytes is None:
         share = math.ceil(sum(sizes.values()) / max(2 * workers, 1))
@@ -79,7 +83,7 @@ def plan(
         else:
             n = math.ceil(sizes[path] / range_bytes) if cut else 1
             targets = [sizes[path] * k // n for k in range(1, n)] if n > 1 else []
-        out.append(_file_jobs(path, depth, sizes[path], targets))
+        out.append(_file_jobs(path, depth, sizes[path], targets, early))
     return out
 
 
@@ -115,16 +119,25 @@ def _dealt_max(sizes: list[int], workers: int) -> int:
     return max(loads)
 
 
-def _file_jobs(path: str, depth: int, size: int, targets: list[int]) -> list[Job]:
+def _file_jobs(
+    path: str,
+    depth: int,
+    size: int,
+    targets: list[int],
+    early: Callable[[RangeJob], RangeJob] | None = None,
+) -> list[Job]:
     """One input's jobs: ranges cut near `targets`, or the whole file."""
     lay = layout(path) if size else None
     if lay is None and size:
-        ng = split_ranges(path, targets)
+
+        def job(r: PcapngRange) -> RangeJob:  # the last range alone ends at the file's end
+            return RangeJob(path, depth, b"", r.start, r.end, r.end == size, section=r.section)
+
+        told: list[Job] = []
+        tell = None if early is None else lambda r: told.append(early(job(r)))
+        ng = split_ranges(path, targets, tell)
         if ng:
-            return [
-                RangeJob(path, depth, b"", r.start, r.end, r is ng[-1], section=r.section)
-                for r in ng
-            ]
+            return told if early is not None else [job(r) for r in ng]
     cuts = split_points(path, targets) if lay is not None and targets else []
     if lay is None or not cuts:
         return [FileJob(path, depth)]

@@ -9,7 +9,7 @@ import multiprocessing
 import signal
 import threading
 from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from types import FrameType
 from typing import Any, TypeVar
@@ -32,26 +32,41 @@ def pooled(
     """`run` over `jobs` in at most `workers` processes (context(preload)), the results in
     job order, for scan's and steer's workers alike. The jobs start heaviest first (by
     `weights`; a free worker takes the next): a large job last would leave the other
-    workers idle while it runs. On every way out (an error, Ctrl-C,
+    workers idle while it runs."""
+    with submitter(run, min(workers, len(jobs)), preload=preload) as submit:
+        order = list(range(len(jobs)))
+        if weights is not None:
+            order.sort(key=lambda k: -weights[k])  # stable: ties keep their order
+        futures = {k: submit(jobs[k]) for k in order}
+        yield (futures[k].result() for k in range(len(jobs)))
+
+
+@contextlib.contextmanager
+def submitter(
+    run: Callable[[J], R], workers: int, *, preload: str = __name__
+) -> Iterator[Callable[[J], Future[R]]]:
+    """`workers` processes (context(preload)) and a function that starts `run` over a job
+    in the next free one, for a caller that finds its jobs as it goes (scan_parallel: a
+    pcapng file's ranges, as its walk finds them). On every way out (an error, Ctrl-C,
     SIGTERM: term_unwinds) the stop flag is raised (stop_requested(): a worker may end its
-    job early, its result dropped), the jobs not started are dropped and the pool is shut
-    down before the caller's folders go. A worker that dies is one FacilityError."""
+    job early, its result dropped), the jobs not started are dropped and the processes
+    are stopped before the caller's folders go. A worker that dies is one FacilityError."""
     ctx = context(preload)
     stop = ctx.RawValue("b", 0)
     with term_unwinds():
         pool = ProcessPoolExecutor(
-            min(workers, len(jobs)), mp_context=ctx, initializer=_worker_init, initargs=(stop,)
+            max(workers, 1), mp_context=ctx, initializer=_worker_init, initargs=(stop,)
         )
         try:
             # The objects alive now (modules, NumPy, the decoders) are left out of every
             # later garbage collection, here and in the forked workers: a collection would
             # otherwise walk them in each worker and copy every page it touched.
             gc.freeze()
-            order = list(range(len(jobs)))
-            if weights is not None:
-                order.sort(key=lambda k: -weights[k])  # stable: ties keep their order
-            futures = {k: pool.submit(run, jobs[k]) for k in order}
-            yield (futures[k].result() for k in range(len(jobs)))
+
+            def submit(job: J) -> Future[R]:
+                return pool.submit(run, job)
+
+            yield submit
         except BrokenProcessPool as err:
             raise FacilityError(
                 f"a worker process died ({err}); the machine may be out of memory: try --workers 1"
