@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from netsleuth.capture.writer import write_pcap
+from netsleuth.capture.writer import PcapngWriter, write_pcap
 from netsleuth.craft.l2 import ether
 from netsleuth.craft.l3 import MF, ipv4
 from netsleuth.craft.mix import mixed_capture
@@ -52,6 +52,20 @@ def ensure_capture(packets: int, poison: bool, id_pool: int = 1 << 16) -> Path:
             write_pcap(fh, mixed_capture(packets, poison=poison, id_pool=id_pool))
         tmp.rename(path)
         print(f"  done in {time.perf_counter() - t:.1f} s", flush=True)
+    return path
+
+
+def ensure_pcapng(packets: int, poison: bool) -> Path:
+    """The mix as pcapng (one section, one interface): what dumpcap and tshark write."""
+    path = ensure_capture(packets, poison).with_suffix(".pcapng")
+    if not path.exists():
+        print(f"generating {path.name}...", flush=True)
+        tmp = path.with_suffix(".tmp")
+        with open(tmp, "wb") as fh:
+            writer = PcapngWriter(fh)
+            for ts, frame in mixed_capture(packets, poison=poison):
+                writer.packet(ts, frame)
+        tmp.rename(path)
     return path
 
 
@@ -229,6 +243,7 @@ def scale_rows(cap: Path, packets: int, poison: bool, repeat: int) -> None:
         (f"one file, {packets:,} packets", [cap]),
         ("four files, a quarter each", four),
         (f"two files, {2 * packets:,} packets", two),
+        ("the one file as pcapng", [ensure_pcapng(packets, poison)]),
     )
     for label, files in rows:
         whole = {w: best_of(repeat, command_seconds, files, w) for w in (1, 2)}
