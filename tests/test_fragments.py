@@ -178,3 +178,22 @@ def test_timeout_and_bounded_state() -> None:
     assert counts["fragment.evicted"] == 2900
     assert counts["ipv4.fragment.incomplete"] == 100
     assert np.all(np.array([len(small.open)]) == 0)
+
+
+def test_overlap_evidence_names_the_first_datagrams_whatever_order_they_end_in() -> None:
+    """Evidence keeps the 20 datagrams that started first, in frame order: a datagram left
+    incomplete (it ends only with the input) comes before 25 that complete after it
+    started. It used to keep the first 20 to end, and lose the first to start."""
+
+    def conflicting(ident: int, *, last: bool) -> list[bytes]:
+        pair = [frag(b"a" * 16, 0, True, ident=ident), frag(b"b" * 16, 8, True, ident=ident)]
+        return pair + ([frag(b"c" * 8, 24, False, ident=ident)] if last else [])
+
+    frames = conflicting(1000, last=False)
+    for ident in range(25):
+        frames += conflicting(ident, last=True)
+    got = findings(frames)
+    conflict = got["ipv4.fragment.overlap_conflict/outer"]
+    assert conflict.count == 2 + 25 * 3
+    firsts = [dg["frames"][0] for dg in conflict.evidence["datagrams"]]
+    assert firsts == [1, *range(3, 3 + 19 * 3, 3)]

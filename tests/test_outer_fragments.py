@@ -16,6 +16,7 @@ from netsleuth import craft
 from netsleuth.capture import RecordBatch
 from netsleuth.capture.writer import write_pcap
 from netsleuth.checks import collect, new_checks, observe_all
+from netsleuth.checks.outer_reassembly import TunnelReassembly
 from netsleuth.craft.encap import pppoe_session
 from netsleuth.decode import decode
 from netsleuth.findings import Severity
@@ -192,3 +193,17 @@ def test_an_outer_datagram_older_than_30_s_is_not_rebuilt(batches: int) -> None:
     got = {f"{f.id}/{f.layer}": f.packets for f in collect(checks)}
     # Two datagrams of one fragment each, both never completed; nothing rebuilt.
     assert got == {"ipv4.fragment.incomplete/outer": (1, 2)}
+
+
+def test_merged_reassemblies_list_their_evidence_in_frame_order() -> None:
+    """Live fanout workers each rebuild some datagrams (live/run.py merges them): the
+    evidence is in frame order whichever part is merged into which."""
+    parts = []
+    for first in (11, 1):
+        r = TunnelReassembly()
+        batch = RecordBatch.from_packets(CASES["gre-teb"]())
+        r.observe(decode(dataclasses.replace(batch, frame=batch.frame + first - 1)))
+        r.finish()
+        parts.append(r)
+    parts[0].merge_disjoint(parts[1])
+    assert [e["frame"] for e in parts[0].evidence] == [2, 12]

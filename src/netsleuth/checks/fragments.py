@@ -467,18 +467,14 @@ class FragmentAudit:
         groups = [(names, data) for names, data in policy_groups(dg.frags) if data is not None]
         if len(groups) > 1:
             self._dg_flag("ipv4.fragment.overlap_conflict", dg, frames)
-            ev = self.evidence.setdefault("ipv4.fragment.overlap_conflict", [])
-            if len(ev) < MAX_EVIDENCE:
-                ev.append(
-                    {
-                        "frames": dg.frames[:MAX_FRAMES],
-                        "policies": [
-                            {"policies": names, "sha_prefix": _digest(data)}
-                            for names, data in groups
-                        ]
-                        + [{"policies": ["linux"], "result": "discarded"}],
-                    }
-                )
+            entry = {
+                "frames": dg.frames[:MAX_FRAMES],
+                "policies": [
+                    {"policies": names, "sha_prefix": _digest(data)} for names, data in groups
+                ]
+                + [{"policies": ["linux"], "result": "discarded"}],
+            }
+            _keep_first(self.evidence.setdefault("ipv4.fragment.overlap_conflict", []), entry)
 
     def finish(self) -> None:
         """The end of the input: every open datagram is never-completed."""
@@ -495,13 +491,13 @@ class FragmentAudit:
         workers, live/run.py), its frame numbers shifted by `frame_offset`. A datagram's
         verdict depends only on its own key's fragments, so the union is what one audit
         of all the packets gives, but for the bounds (each part held its own MAX_OPEN,
-        MAX_BYTES) and the order of the evidence (part by part)."""
+        MAX_BYTES)."""
         assert not self.open and not other.open, "merge finished audits"
         self.tally.merge(other.tally, frame_offset)
         for fid, ev in other.evidence.items():
             mine = self.evidence.setdefault(fid, [])
-            for e in ev[: max(MAX_EVIDENCE - len(mine), 0)]:
-                mine.append({**e, "frames": [f + frame_offset for f in e["frames"]]})
+            for e in ev:
+                _keep_first(mine, {**e, "frames": [f + frame_offset for f in e["frames"]]})
         for fid, keys in other.flagged_keys.items():
             self._flag_keys(fid, sorted(keys))
         self.now = max(self.now, other.now)
@@ -630,6 +626,20 @@ def _well_formed(
     np.maximum.at(reach, g, e)
     ok: NDArray[np.bool_] = ~bad & (last_end_max == last_end_min) & (reach == last_end_max)
     return ok
+
+
+def _keep_first(evidence: list[dict[str, Any]], entry: dict[str, Any]) -> None:
+    """Keep the MAX_EVIDENCE datagrams with the smallest first frames, in frame order: the
+    same list whatever order datagrams end in (a batch end expires some, a later fragment
+    completes others) and however partial audits are merged."""
+    bisect.insort(evidence, entry, key=_evidence_order)
+    del evidence[MAX_EVIDENCE:]
+
+
+def _evidence_order(entry: dict[str, Any]) -> tuple[list[int], str]:
+    """Frames first; two datagrams on the same frames (an outer and an inner train in
+    the same packets) by what the policies made of them."""
+    return entry["frames"], repr(entry["policies"])
 
 
 def _only_duplicates(frags: list[Fragment]) -> bool:

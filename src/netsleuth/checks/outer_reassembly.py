@@ -27,6 +27,7 @@ whether a tunnel is bound, arrives (first or last).
 
 from __future__ import annotations
 
+import bisect
 import dataclasses
 from collections import OrderedDict
 from typing import cast
@@ -271,8 +272,7 @@ class TunnelReassembly:
             dg = items[k][0].dg
             self.carried_count += len(dg.frames)
             self.carried.extend(dg.frames[: max(100 - len(self.carried), 0)])
-            if len(self.evidence) < MAX_EVIDENCE:
-                self.evidence.append({"frame": int(last[k]), "frames": sorted(dg.frames)})
+            self._keep_evidence({"frame": int(last[k]), "frames": sorted(dg.frames)})
 
     def finish(self) -> None:
         """The end of the input: datagrams still open were never completed (the fragment
@@ -288,10 +288,16 @@ class TunnelReassembly:
         self.carried = smallest(sorted(self.carried), [f + frame_offset for f in other.carried])
         self.bounded_count += other.bounded_count
         self.bounded = smallest(sorted(self.bounded), [f + frame_offset for f in other.bounded])
-        for e in other.evidence[: max(MAX_EVIDENCE - len(self.evidence), 0)]:
+        for e in other.evidence:
             frames = [f + frame_offset for f in cast(list[int], e["frames"])]
-            self.evidence.append({"frame": cast(int, e["frame"]) + frame_offset, "frames": frames})
+            self._keep_evidence({"frame": cast(int, e["frame"]) + frame_offset, "frames": frames})
         self.now = max(self.now, other.now)
+
+    def _keep_evidence(self, entry: dict[str, object]) -> None:
+        """The MAX_EVIDENCE datagrams that completed first, in frame order, however
+        partial reassemblies are merged (one datagram completes in one frame)."""
+        bisect.insort(self.evidence, entry, key=lambda e: cast(int, e["frame"]))
+        del self.evidence[MAX_EVIDENCE:]
 
     def take_rebuilt(self) -> list[PacketTable]:
         out, self.rebuilt = self.rebuilt, []
