@@ -259,6 +259,8 @@ def test_a_large_pcapng_file_split_into_ranges(tmp_path: Path) -> None:
     whole = one([cap])
     assert whole[0] == 0
     assert split([cap], {cap: cuts}) == whole
+    # In worker processes, each range started as the walk found it (scale.run_planned).
+    assert split([cap], {cap: cuts}, processes=True) == whole
 
 
 def test_cut_corrupt_missing_and_empty_inputs(tmp_path: Path) -> None:

@@ -49,9 +49,10 @@ scan's). scan_parallel, here, ties them together.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future
 from dataclasses import replace
 
@@ -71,7 +72,7 @@ from netsleuth.scale.planning import (
     weights,
     worth_processes,
 )
-from netsleuth.scale.pool import context, pooled, stop_requested, submitter, term_unwinds
+from netsleuth.scale.pool import J, R, context, pooled, stop_requested, submitter, term_unwinds
 from netsleuth.scale.worker import Part, Whole, open_range, run_file, run_job, run_range, unspill
 from netsleuth.scan import ScanResult
 
@@ -96,6 +97,7 @@ __all__ = [
     "pooled",
     "run_file",
     "run_job",
+    "run_planned",
     "run_range",
     "scan_parallel",
     "stop_requested",
@@ -157,29 +159,61 @@ def _walking(
     range_bytes: int | None,
     split_at: dict[str, list[int]] | None,
 ) -> ScanResult:
-    """scan_parallel with a pcapng input: its ranges are found by walking the file from
+    """scan_parallel with a pcapng input (run_planned: its ranges start as they are found)."""
+
+    def spilled(job: Job, name: str) -> Job:  # a folder of its own (see scan_parallel)
+        return replace(job, spill=job_dir(spill, name)) if isinstance(job, RangeJob) else job
+
+    with (
+        term_unwinds(),
+        _spill_root() as spill,
+        run_planned(
+            run_job,
+            paths,
+            depth=depth,
+            workers=workers,
+            range_bytes=range_bytes,
+            split_at=split_at,
+            wrap=spilled,
+        ) as (jobs, results),
+    ):
+        return assemble(jobs, results, progress)
+
+
+@contextlib.contextmanager
+def run_planned(
+    run: Callable[[J], R],
+    paths: Sequence[str],
+    *,
+    depth: int,
+    workers: int,
+    range_bytes: int | None,
+    split_at: dict[str, list[int]] | None,
+    wrap: Callable[[Job, str], J],
+    preload: str = __name__,
+) -> Iterator[tuple[list[list[Job]], Iterator[R]]]:
+    """plan() with `run` over its jobs in `workers` processes (each job as wrap(job, name)
+    gives it, `name` unique to the job), for scan's and steer's workers alike: (the plan,
+    the results in job order). A pcapng file's ranges are found by walking the file from
     its start (capture/split_pcapng.py), a serial read of nearly all of it (0.06 s of a
     0.45 s run on 515 MB here; on a cold cache, the disk's time), so the workers start
     first and each range runs as soon as the walk has found where it ends (plan: early).
     The other jobs start after the walk, heaviest first."""
-    with term_unwinds(), _spill_root() as spill, submitter(run_job, workers) as submit:
-        early: dict[Job, Future[Whole | Part]] = {}
+    with submitter(run, workers, preload=preload) as submit:
+        early: dict[int, Future[R]] = {}  # by id(): the planned jobs stay alive in `jobs`
 
         def start(job: RangeJob) -> RangeJob:
-            job = replace(job, spill=job_dir(spill, f"walked-{len(early)}"))
-            early[job] = submit(job)
+            early[id(job)] = submit(wrap(job, f"walked-{len(early)}"))
             return job
 
         jobs = plan(paths, depth, workers, range_bytes, split_at, early=start)
         flat = [j for js in jobs for j in js]
         weight = weights(jobs)
-        futures: dict[int, Future[Whole | Part]] = {}
+        futures: dict[int, Future[R]] = {}
         for k in sorted(range(len(flat)), key=lambda k: -weight[k]):
-            job = flat[k]
-            if isinstance(job, RangeJob) and job.spill is None:
-                job = replace(job, spill=job_dir(spill, k))
-            futures[k] = early[job] if job in early else submit(job)
-        return assemble(jobs, (futures[k].result() for k in range(len(flat))), progress)
+            told = early.get(id(flat[k]))
+            futures[k] = told if told is not None else submit(wrap(flat[k], str(k)))
+        yield jobs, (futures[k].result() for k in range(len(flat)))
 
 
 def _spill_root() -> tempfile.TemporaryDirectory[str]:

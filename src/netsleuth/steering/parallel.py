@@ -39,6 +39,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from netsleuth.capture.split_pcapng import is_pcapng
 from netsleuth.decode import DEFAULT_TUNNEL_DEPTH
 from netsleuth.errors import InputError
 from netsleuth.pipeline import InputResult, open_input, tables
@@ -50,6 +51,7 @@ from netsleuth.scale import (
     open_range,
     plan,
     pooled,
+    run_planned,
     stop_requested,
     weights,
 )
@@ -143,6 +145,8 @@ def steer_parallel(
     processes: bool = True,
 ) -> list[SteerResult]:
     """steer_many() over `workers` processes (processes=False: in this one, for tests)."""
+    if processes and any(map(is_pcapng, paths)):
+        return _walking(paths, models, workers, range_bytes, split_at)
     jobs = plan(paths, DEFAULT_TUNNEL_DEPTH, workers, range_bytes, split_at)
     flat = [j for js in jobs for j in js]
     if processes and len(flat) == 1:
@@ -152,6 +156,33 @@ def steer_parallel(
         bounds = limits()
         specs = [SteerJob(j, tuple(models), root, bounds) for j in flat]
         with _results(specs, weights(jobs), workers, processes) as results:
+            return merge_parts(jobs, map(_unpack, results), models, bounds, root)
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+
+
+def _walking(
+    paths: Sequence[str],
+    models: Models,
+    workers: int,
+    range_bytes: int | None,
+    split_at: dict[str, list[int]] | None,
+) -> list[SteerResult]:
+    """steer_parallel with a pcapng input: its ranges start as its walk finds them
+    (scale.run_planned)."""
+    root = tempfile.mkdtemp(prefix=f"netsleuth-steer-{os.getpid()}-")
+    try:
+        bounds = limits()
+        with run_planned(
+            run_packed,
+            paths,
+            depth=DEFAULT_TUNNEL_DEPTH,
+            workers=workers,
+            range_bytes=range_bytes,
+            split_at=split_at,
+            wrap=lambda job, _: SteerJob(job, tuple(models), root, bounds),
+            preload=__name__,
+        ) as (jobs, results):
             return merge_parts(jobs, map(_unpack, results), models, bounds, root)
     finally:
         shutil.rmtree(root, ignore_errors=True)
