@@ -54,6 +54,7 @@ class PcapngRange:
     start: int  # where a one-process reader buffer starts (0: the file's first SHB)
     end: int
     section: Section  # as of `start`
+    last: bool = False  # the file's last range: it ends where the file does
 
 
 class _Done(Exception):  # noqa: N818 - the end of a walk that found enough, not an error
@@ -162,7 +163,7 @@ def split_ranges(
         return []  # read in one piece, which reports it
     if not ranges:
         return []
-    ranges.append(PcapngRange(at[0], os.path.getsize(path), at[1]))
+    ranges.append(PcapngRange(at[0], os.path.getsize(path), at[1], last=True))
     if on_range is not None:
         on_range(ranges[-1])
     return ranges

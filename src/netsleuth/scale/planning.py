@@ -48,7 +48,7 @@ class RangeJob:
     start: int
     end: int
     last: bool
-    spill: str | None = None  # a folder for the result's arrays (see _spill)
+    spill: str | None = None  # a folder for the result's arrays (handover.job_dir)
     section: Section | None = None  # pcapng: its section at `start`; None: classic pcap
 
 
@@ -130,8 +130,8 @@ def _file_jobs(
     lay = layout(path) if size else None
     if lay is None and size:
 
-        def job(r: PcapngRange) -> RangeJob:  # the last range alone ends at the file's end
-            return RangeJob(path, depth, b"", r.start, r.end, r.end == size, section=r.section)
+        def job(r: PcapngRange) -> RangeJob:
+            return RangeJob(path, depth, b"", r.start, r.end, r.last, section=r.section)
 
         told: list[Job] = []
         tell = None if early is None else lambda r: told.append(early(job(r)))
