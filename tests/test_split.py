@@ -314,3 +314,33 @@ def test_the_1m_bench_mix_cut_inside_fragment_trains(tmp_path: Path) -> None:
     assert '"ipv4.fragment.zero_length"' in whole
     assert split(cap, mid_train) == whole
     assert split(cap, [*mid_train, size // 2, 3 * size // 4], processes=True) == whole
+
+
+def test_the_first_range_is_read_here_while_workers_read_the_rest(
+    mixes: list[Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """scan_parallel reads a pcap file's first range in this process (Assembler.add_head):
+    each batch of a reader buffer inside the range goes through the checks at once, and
+    the records from the buffer that reaches past the range's end are held and replayed
+    with the next range's. Cut inside the first 4 MiB buffer (everything held), and past
+    a dozen buffers (most read at once)."""
+    cap = mixes[1]
+    size, whole = cap.stat().st_size, one(cap)
+    heads: list[int] = []
+    at_once: list[int] = []
+    add_head, observe = scale.Assembler.add_head, scale.Sequencer.observe
+
+    def head(self: scale.Assembler, job: scale.RangeJob) -> None:
+        heads.append(job.start)
+        add_head(self, job)
+
+    def seen(self: scale.Sequencer, table: Any) -> None:
+        at_once.append(table.n)
+        observe(self, table)
+
+    monkeypatch.setattr(scale.Assembler, "add_head", head)
+    monkeypatch.setattr(scale.Sequencer, "observe", seen)
+    assert split(cap, [2 << 20, size // 2], processes=True) == whole
+    assert heads == [HEADER] and at_once == []
+    assert split(cap, [size // 2, 3 * size // 4], processes=True) == whole
+    assert heads == [HEADER, HEADER] and len(at_once) >= 10

@@ -5,14 +5,15 @@ into the scan's."""
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import replace
 
 import numpy as np
 from numpy.typing import NDArray
 
 from netsleuth.capture.chunks import MAX_RECORDS, ReadIssue
-from netsleuth.capture.split import HEADER
+from netsleuth.capture.pcap import PcapReader
+from netsleuth.capture.split import HEADER, RECORD
 from netsleuth.checks import (
     CHECKS,
     Check,
@@ -24,11 +25,13 @@ from netsleuth.checks import (
 from netsleuth.checks.fragments import FragmentAudit
 from netsleuth.checks.outer_reassembly import TunnelReassembly
 from netsleuth.decode import decode
+from netsleuth.decode.table import PacketTable
+from netsleuth.errors import InputError
 from netsleuth.findings import Finding
-from netsleuth.pipeline import InputResult, Progress
-from netsleuth.scale.handover import Frags
+from netsleuth.pipeline import InputResult, Progress, tables
+from netsleuth.scale.handover import Frags, Handover
 from netsleuth.scale.planning import FileJob, Job, RangeJob
-from netsleuth.scale.worker import Part, Whole, run_file, unspill
+from netsleuth.scale.worker import Part, Whole, open_range, run_file, unspill
 from netsleuth.scan import ScanResult, Summary, input_findings, scan_result
 
 
@@ -55,11 +58,29 @@ class Sequencer:
         if part.batches is not None:
             self._replay(part, frame_offset)
             return
-        self.capacity = part.capacity
-        self.ends.append(part.ends)
-        self.ts.append(part.ts_ns)
-        self.frags.append((part.frags, frame_offset))
+        self.hold(part.capacity, part.ends, part.ts_ns, part.frags, frame_offset)
+
+    def hold(
+        self,
+        capacity: int,
+        ends: NDArray[np.int64],
+        ts: NDArray[np.int64],
+        frags: Frags,
+        frame_offset: int,
+    ) -> None:
+        """Records that follow the ones fed so far: their ends and timestamps, and those
+        that hold a fragment (frame numbers `frame_offset` before the file's)."""
+        self.capacity = capacity
+        self.ends.append(ends)
+        self.ts.append(ts)
+        self.frags.append((frags, frame_offset))
         self._drain(final=False)
+
+    def observe(self, table: PacketTable) -> None:
+        """A batch of the one-process reader, whole: both checks at once (no replay)."""
+        self.audit.observe(table)
+        self.reassembly.observe(table)
+        feed_rebuilt(self.reassembly, [*self.rebuilt, self.audit])
 
     def finish(self) -> None:
         if self.ends:  # none when every part said where its batches end
@@ -173,6 +194,46 @@ class Assembler:
             mine.merge(theirs, first)
         self.seq.feed(part, first)
 
+    def add_head(self, job: RangeJob) -> None:
+        """A pcap file's first range, read here while the workers read the others. The
+        batches of every reader buffer inside the range are the one-process reader's own
+        (a buffer is the `capacity` bytes from its first record; the same bytes here as
+        in one process when they end inside the range), so they go through every check
+        at once: no handover, no replay. From the first buffer that reaches past the
+        range's end on, the records are held for the Sequencer, which puts them in a
+        batch with the next range's first records, as one process does."""
+        res, seq, held = InputResult(job.path), self.seq, Handover(None)
+        pos = base = job.start
+        capacity, tail = 0, False
+        try:
+            reader = open_range(job)
+            assert isinstance(reader, PcapReader), "a pcap range"
+            capacity = reader.chunk_bytes
+            for table in tables(reader, res, tunnel_depth=seq.depth):
+                b = table.batch
+                ends = pos + np.cumsum(b.caplen + RECORD)
+                if ends.shape[0] and int(ends[0]) > base + capacity:
+                    base = pos  # the first record past a buffer starts the next one
+                tail = tail or base + capacity > job.end
+                pos = int(ends[-1]) if ends.shape[0] else pos
+                self.summary.observe(table)
+                hide_cut(table)
+                for check in self.checks:
+                    check.observe(table)
+                if tail:
+                    held.records(ends, b.ts_ns)
+                    held.fragments(table)
+                else:
+                    seq.observe(table)
+                    seq.base, seq.done = pos, res.packets  # where the next buffer starts
+        except InputError as err:
+            res.error = str(err)
+        if not self.record.add(res, job):
+            return
+        seq.base = base if tail else seq.base
+        ends, ts, frags = held.finish()
+        seq.hold(capacity, ends, ts, frags, 0)  # its frames are the file's already
+
     def finish(self) -> tuple[list[Finding], Summary]:
         self.seq.finish()
         for mine, theirs in zip(self.checks, self.seq.rebuilt, strict=True):
@@ -188,8 +249,13 @@ class Assembler:
 
 
 def assemble(
-    jobs: list[list[Job]], results: Iterator[Whole | Part], progress: Progress | None
+    jobs: list[list[Job]],
+    results: Iterator[Whole | Part],
+    progress: Progress | None,
+    here: Callable[[Job], bool] = lambda job: False,
 ) -> ScanResult:
+    """Every input's result, from its jobs' results in job order; the jobs `here` says
+    are run here instead (Assembler.add_head), and have no result in `results`."""
     summary = Summary()
     inputs: list[InputResult] = []
     findings: list[Finding] = []
@@ -206,9 +272,13 @@ def assemble(
             continue
         asm = Assembler(first.path, first.depth)
         for job in input_jobs:
-            part = next(results)
-            assert isinstance(part, Part) and isinstance(job, RangeJob)
-            asm.add(unspill(part), job)
+            assert isinstance(job, RangeJob)
+            if here(job):
+                asm.add_head(job)
+            else:
+                part = next(results)
+                assert isinstance(part, Part)
+                asm.add(unspill(part), job)
             if progress is not None:
                 progress(job.path, job.end)
         if asm.record.ok:

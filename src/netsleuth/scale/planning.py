@@ -63,12 +63,15 @@ def plan(
     split_at: dict[str, list[int]] | None = None,
     *,
     early: Callable[[RangeJob], RangeJob] | None = None,
+    head: float | None = None,
 ) -> list[list[Job]]:
     """The jobs of each input, in order. Without `range_bytes` a file is cut into ranges
     only where whole files would leave a worker idle (_to_split); with it, every file
     larger than it is cut. A pcapng file's ranges are found by walking it: `early` gets
     each as soon as it is found (to start it while the walk goes on) and gives back the
-    job to plan."""
+    job to plan. `head`: the share of a classic pcap file its first range takes, when the
+    caller reads that range itself and replays the others' fragments too (scan_parallel);
+    the rest is cut as before."""
     sizes = {p: os.path.getsize(p) if os.path.isfile(p) else 0 for p in paths}
     if range_bytes is None:
         share = math.ceil(sum(sizes.values()) / max(2 * workers, 1))
@@ -78,12 +81,17 @@ def plan(
         split = [True] * len(paths)
     out: list[list[Job]] = []
     for path, cut in zip(paths, split, strict=True):
+        size = sizes[path]
         if split_at is not None and path in split_at:
             targets = split_at[path]
+        elif cut and head is not None and size and layout(path) is not None:
+            first = int(size * head)
+            n = max(1, round((size - first) / range_bytes))
+            targets = [first + (size - first) * k // n for k in range(n)]
         else:
-            n = math.ceil(sizes[path] / range_bytes) if cut else 1
-            targets = [sizes[path] * k // n for k in range(1, n)] if n > 1 else []
-        out.append(_file_jobs(path, depth, sizes[path], targets, early))
+            n = math.ceil(size / range_bytes) if cut else 1
+            targets = [size * k // n for k in range(1, n)] if n > 1 else []
+        out.append(_file_jobs(path, depth, size, targets, early))
     return out
 
 
