@@ -18,6 +18,7 @@ import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -251,16 +252,18 @@ def test_a_slice_of_the_bench_mix_in_worker_processes(tmp_path: Path) -> None:
 def test_a_range_runs_while_the_walk_goes_on(
     tmp_path: Path, small_buffers: Small, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """The walk that finds the ranges is held once it knows where the first one ends,
-    until a worker process has started that range (a range's worker makes its spill
-    folder first thing, scale/worker.py: run_range): were the ranges started only after
-    the whole walk (as they were), it would wait in vain."""
+    """The walk that finds the ranges is held once it knows where the second range ends
+    (the first is this process's own: Assembler.add_head), until a worker process has
+    started that range (a range's worker makes its spill folder first thing,
+    scale/worker.py: run_range): were the ranges started only after the whole walk (as
+    they were), it would wait in vain."""
     small_buffers(1 << 16)
     cap = write_pcapng(tmp_path / "mix.pcapng", mixed_capture(3_000, id_pool=16))
     whole, size = one(cap), cap.stat().st_size
     real_starts = split_pcapng.range_starts
     shm = "/dev/shm" if os.path.isdir("/dev/shm") else tempfile.gettempdir()
-    pattern = f"{shm}/netsleuth-{os.getpid()}-*/walked-0/0"
+    pattern = f"{shm}/netsleuth-{os.getpid()}-*/walked-0/*"
+    told: list[int] = []
     held: list[bool] = []
 
     def holding(
@@ -268,17 +271,19 @@ def test_a_range_runs_while_the_walk_goes_on(
     ) -> list[tuple[int, Section]]:
         def tell(start: int, section: Section) -> None:
             assert on_start is not None
-            on_start(start, section)  # the first range is known, and started, here
-            deadline = time.monotonic() + 30
-            while not held and not glob.glob(pattern) and time.monotonic() < deadline:
-                time.sleep(0.01)
-            held.append(bool(glob.glob(pattern)))
+            on_start(start, section)  # the range before this start is known here
+            told.append(start)
+            if len(told) == 2:  # the second range: started in a worker, or never
+                deadline = time.monotonic() + 30
+                while not glob.glob(pattern) and time.monotonic() < deadline:
+                    time.sleep(0.01)
+                held.append(bool(glob.glob(pattern)))
 
         return real_starts(path, targets, tell)
 
     monkeypatch.setattr(split_pcapng, "range_starts", holding)
     assert split(cap, [size // 4, size // 2, 3 * size // 4], processes=True) == whole
-    assert len(held) == 3 and held[0]
+    assert len(told) == 3 and held == [True]
 
 
 def test_a_corrupt_block_length_in_the_middle(tmp_path: Path, small_buffers: Small) -> None:
@@ -444,3 +449,30 @@ def test_range_starts_are_where_the_reader_refills(
         refills = [at for at in seen if at > 0]
         monkeypatch.setattr(Chunker, "refill", real)
         assert refills and starts(cap) == refills, size
+
+
+def test_the_first_range_is_read_here(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A pcapng file's first range ends where a reader buffer starts, so this process
+    reads all of it at once (Assembler.add_head): nothing held, nothing replayed."""
+    cap = write_pcapng(tmp_path / "mix.pcapng", mixed_capture(24_000, id_pool=16))
+    size, whole = cap.stat().st_size, one(cap)
+    heads: list[int] = []
+    at_once: list[int] = []
+    add_head, observe = scale.Assembler.add_head, scale.Sequencer.observe
+
+    def head(self: scale.Assembler, job: RangeJob) -> None:
+        heads.append(job.start)
+        add_head(self, job)
+
+    def seen(self: scale.Sequencer, table: Any) -> None:
+        at_once.append(table.n)
+        observe(self, table)
+
+    monkeypatch.setattr(scale.Assembler, "add_head", head)
+    monkeypatch.setattr(scale.Sequencer, "observe", seen)
+    assert split(cap, [size // 2, 3 * size // 4], processes=True) == whole
+    assert heads == [0] and len(at_once) >= 1
+    first = plan([str(cap)], 3, 2, split_at={str(cap): [size // 2, 3 * size // 4]})[0][0]
+    assert isinstance(first, RangeJob) and first.start == 0 and first.end > 0
+    # Every record of the first range went through the checks at once.
+    assert sum(at_once) == sum(len(b) for b in scale.open_range(first).batches())

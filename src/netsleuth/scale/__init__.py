@@ -35,11 +35,12 @@ the same work moves from one busy core to another. Memory: a worker writes as it
 replayed (Frags.release: 263 MB -> 74 MB peak on 400 MB of fragments), and holds the
 results of ranges that arrived early unmapped (ranges are at most MAX_RANGE bytes).
 
-A split pcap file's first range is read by this process itself, while one worker fewer
+A split file's first range is read by this process itself, while one worker fewer
 reads the rest (Assembler.add_head): its reader buffers are the one-process reader's
-own wherever they end inside the range, so their batches go through every check at
-once, with no handover and no replay; only the buffer that reaches past the range's end
-is held and replayed with the next range's records. That range is larger than the others
+own wherever they end inside the range (a pcapng range ends where one starts, so all of
+them), so their batches go through every check at once, with no handover and no replay;
+only a pcap head's buffer that reaches past the range's end is held and replayed with
+the next range's records. That range is larger than the others
 (head_share: 45% of the file beside one worker), as this process replays the others'
 fragments too.
 
@@ -77,6 +78,7 @@ from netsleuth.scale.planning import (
     RangeJob,
     job_bytes,
     plan,
+    to_cut,
     usable_cores,
     weights,
     worth_processes,
@@ -174,9 +176,9 @@ def _spilled(job: Job, root: str, name: int | str) -> Job:
 
 
 def _head(job: Job) -> bool:
-    """A pcap file's first range, which this process reads itself while the workers read
-    the rest (Assembler.add_head): its records need no handover and no replay."""
-    return isinstance(job, RangeJob) and job.section is None and job.start == HEADER
+    """A file's first range, which this process reads itself while the workers read the
+    rest (Assembler.add_head): its records need no handover and no replay."""
+    return isinstance(job, RangeJob) and job.start == (HEADER if job.section is None else 0)
 
 
 def _walking(
@@ -204,9 +206,10 @@ def _walking(
             range_bytes=range_bytes,
             split_at=split_at,
             wrap=spilled,
+            here=_head,
         ) as (jobs, results),
     ):
-        return assemble(jobs, results, progress)
+        return assemble(jobs, results, progress, here=_head)
 
 
 @contextlib.contextmanager
@@ -219,6 +222,7 @@ def run_planned(
     range_bytes: int | None,
     split_at: dict[str, list[int]] | None,
     wrap: Callable[[Job, str], J],
+    here: Callable[[Job], bool] | None = None,
     preload: str = __name__,
 ) -> Iterator[tuple[list[list[Job]], Iterator[R]]]:
     """plan() with `run` over its jobs in `workers` processes (each job as wrap(job, name)
@@ -227,22 +231,29 @@ def run_planned(
     its start (capture/split_pcapng.py), a serial read of nearly all of it (0.06 s of a
     0.45 s run on 515 MB here; on a cold cache, the disk's time), so the workers start
     first and each range runs as soon as the walk has found where it ends (plan: early).
-    The other jobs start after the walk, heaviest first."""
-    with submitter(run, workers, preload=preload) as submit:
+    The other jobs start after the walk, heaviest first. The jobs `here` names are the
+    caller's to run (a file's first range: Assembler.add_head): they are planned larger
+    (head_share), one worker fewer is started, and they have no result here."""
+    mine = here or (lambda job: False)
+    heads = here is not None and any(to_cut(paths, workers, range_bytes, split_at))
+    with submitter(run, max(workers - 1, 1) if heads else workers, preload=preload) as submit:
         early: dict[int, Future[R]] = {}  # by id(): the planned jobs stay alive in `jobs`
 
         def start(job: RangeJob) -> RangeJob:
-            early[id(job)] = submit(wrap(job, f"walked-{len(early)}"))
+            if not mine(job):
+                early[id(job)] = submit(wrap(job, f"walked-{len(early)}"))
             return job
 
-        jobs = plan(paths, depth, workers, range_bytes, split_at, early=start)
+        share = head_share(workers) if here is not None else None
+        jobs = plan(paths, depth, workers, range_bytes, split_at, early=start, head=share)
         flat = [j for js in jobs for j in js]
         weight = weights(jobs)
         futures: dict[int, Future[R]] = {}
         for k in sorted(range(len(flat)), key=lambda k: -weight[k]):
-            told = early.get(id(flat[k]))
-            futures[k] = told if told is not None else submit(wrap(flat[k], str(k)))
-        yield jobs, (futures[k].result() for k in range(len(flat)))
+            if not mine(flat[k]):
+                told = early.get(id(flat[k]))
+                futures[k] = told if told is not None else submit(wrap(flat[k], str(k)))
+        yield jobs, (futures[k].result() for k in range(len(flat)) if k in futures)
 
 
 def _spill_root() -> tempfile.TemporaryDirectory[str]:

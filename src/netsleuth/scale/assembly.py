@@ -13,6 +13,7 @@ from numpy.typing import NDArray
 
 from netsleuth.capture.chunks import MAX_RECORDS, ReadIssue
 from netsleuth.capture.pcap import PcapReader
+from netsleuth.capture.pcapng import PcapngReader
 from netsleuth.capture.split import HEADER, RECORD
 from netsleuth.checks import (
     CHECKS,
@@ -139,6 +140,47 @@ class Sequencer:
             f.release(done)
 
 
+class _Tail:
+    """The records of a pcap file's first range from the first reader buffer that reaches
+    past the range's end: that buffer holds more records in one process (the next
+    range's first), so its batch is the Sequencer's to replay. A buffer is `capacity`
+    bytes from its first record and holds every record that ends inside (pcap.py; the
+    Sequencer cuts batches by the same rule)."""
+
+    def __init__(self, job: RangeJob) -> None:
+        self.end = job.end
+        self.pos = self.base = job.start  # where the next record starts; its buffer's start
+        self.before = 0  # records before the held ones
+        self.held = Handover(None)
+        self.holding = False
+        self.capacity = 0
+
+    def take(self, table: PacketTable, reader: PcapReader | PcapngReader) -> bool:
+        """Whether this batch's records are held (else they are read at once)."""
+        assert isinstance(reader, PcapReader), "a pcap range"
+        self.capacity = reader.chunk_bytes
+        b = table.batch
+        ends = self.pos + np.cumsum(b.caplen + RECORD)
+        if ends.shape[0] and int(ends[0]) > self.base + self.capacity:
+            self.base = self.pos  # the first record past a buffer starts the next one
+        self.pos = int(ends[-1]) if ends.shape[0] else self.pos
+        self.holding = self.holding or self.base + self.capacity > self.end
+        if self.holding:
+            self.held.records(ends, b.ts_ns)
+            self.held.fragments(table)
+        else:
+            self.before += len(b)
+        return self.holding
+
+    def give(self, seq: Sequencer, records: int) -> None:
+        """The Sequencer takes over after the records read at once."""
+        seq.base = self.base if self.holding else self.pos
+        seq.done = self.before
+        ends, ts, frags = self.held.finish()
+        assert seq.done + ends.shape[0] == records
+        seq.hold(self.capacity, ends, ts, frags, 0)  # their frames are the file's already
+
+
 def _shifted(issue: ReadIssue, frames: int) -> ReadIssue:
     """A range reader numbers its records from 1: its issue, numbered in the file. The
     pcap reader's messages name the record once, as "record N" (capture/pcap.py)."""
@@ -195,44 +237,27 @@ class Assembler:
         self.seq.feed(part, first)
 
     def add_head(self, job: RangeJob) -> None:
-        """A pcap file's first range, read here while the workers read the others. The
-        batches of every reader buffer inside the range are the one-process reader's own
-        (a buffer is the `capacity` bytes from its first record; the same bytes here as
-        in one process when they end inside the range), so they go through every check
-        at once: no handover, no replay. From the first buffer that reaches past the
-        range's end on, the records are held for the Sequencer, which puts them in a
-        batch with the next range's first records, as one process does."""
-        res, seq, held = InputResult(job.path), self.seq, Handover(None)
-        pos = base = job.start
-        capacity, tail = 0, False
+        """A file's first range, read here while the workers read the others: every batch
+        that is the one-process reader's own goes through every check at once, with no
+        handover and no replay. A pcapng range ends where a reader buffer starts
+        (capture/split_pcapng.py), so all of its batches are; a pcap range's are up to
+        the buffer that reaches past its end (_Tail), whose records the Sequencer puts in
+        a batch with the next range's first records, as one process does."""
+        res, seq = InputResult(job.path), self.seq
+        tail = _Tail(job) if job.section is None else None
         try:
             reader = open_range(job)
-            assert isinstance(reader, PcapReader), "a pcap range"
-            capacity = reader.chunk_bytes
             for table in tables(reader, res, tunnel_depth=seq.depth):
-                b = table.batch
-                ends = pos + np.cumsum(b.caplen + RECORD)
-                if ends.shape[0] and int(ends[0]) > base + capacity:
-                    base = pos  # the first record past a buffer starts the next one
-                tail = tail or base + capacity > job.end
-                pos = int(ends[-1]) if ends.shape[0] else pos
                 self.summary.observe(table)
                 hide_cut(table)
                 for check in self.checks:
                     check.observe(table)
-                if tail:
-                    held.records(ends, b.ts_ns)
-                    held.fragments(table)
-                else:
+                if tail is None or not tail.take(table, reader):
                     seq.observe(table)
-                    seq.base, seq.done = pos, res.packets  # where the next buffer starts
         except InputError as err:
             res.error = str(err)
-        if not self.record.add(res, job):
-            return
-        seq.base = base if tail else seq.base
-        ends, ts, frags = held.finish()
-        seq.hold(capacity, ends, ts, frags, 0)  # its frames are the file's already
+        if self.record.add(res, job) and tail is not None:
+            tail.give(seq, res.packets)
 
     def finish(self) -> tuple[list[Finding], Summary]:
         self.seq.finish()

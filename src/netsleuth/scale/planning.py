@@ -11,7 +11,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from netsleuth.capture.split import HEADER, layout, split_points
-from netsleuth.capture.split_pcapng import PcapngRange, Section, split_ranges
+from netsleuth.capture.split_pcapng import PcapngRange, Section, is_pcapng, split_ranges
 
 MIN_RANGE = 32 << 20  # smaller files are one job: splitting costs more than it gains
 MAX_RANGE = 256 << 20  # bounds what a range's result holds
@@ -73,18 +73,16 @@ def plan(
     caller reads that range itself and replays the others' fragments too (scan_parallel);
     the rest is cut as before."""
     sizes = {p: os.path.getsize(p) if os.path.isfile(p) else 0 for p in paths}
+    split = to_cut(paths, workers, range_bytes, split_at)
     if range_bytes is None:
         share = math.ceil(sum(sizes.values()) / max(2 * workers, 1))
         range_bytes = min(max(share, MIN_RANGE), MAX_RANGE)
-        split = _to_split([sizes[p] for p in paths], workers)
-    else:
-        split = [True] * len(paths)
     out: list[list[Job]] = []
     for path, cut in zip(paths, split, strict=True):
         size = sizes[path]
         if split_at is not None and path in split_at:
             targets = split_at[path]
-        elif cut and head is not None and size and layout(path) is not None:
+        elif cut and head is not None and size and (layout(path) or is_pcapng(path)):
             first = int(size * head)
             n = max(1, round((size - first) / range_bytes))
             targets = [first + (size - first) * k // n for k in range(n)]
@@ -93,6 +91,22 @@ def plan(
             targets = [size * k // n for k in range(1, n)] if n > 1 else []
         out.append(_file_jobs(path, depth, size, targets, early))
     return out
+
+
+def to_cut(
+    paths: Sequence[str],
+    workers: int,
+    range_bytes: int | None = None,
+    split_at: dict[str, list[int]] | None = None,
+) -> list[bool]:
+    """Which inputs plan() may cut into ranges (it cuts those it can: an uncompressed
+    pcap or pcapng file of more than one range): every one with `range_bytes`, else those
+    _to_split picks; and those `split_at` names, where it says."""
+    if range_bytes is not None:
+        cut = [True] * len(paths)
+    else:
+        cut = _to_split([os.path.getsize(p) if os.path.isfile(p) else 0 for p in paths], workers)
+    return [c or (split_at is not None and p in split_at) for p, c in zip(paths, cut, strict=True)]
 
 
 def _to_split(sizes: list[int], workers: int) -> list[bool]:
