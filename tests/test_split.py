@@ -170,6 +170,7 @@ def test_a_file_cut_inside_its_last_record(tmp_path: Path) -> None:
     starts = record_starts(full)
     assert split(cut, starts[1:-1]) == whole
     assert split(cut, [starts[4]]) == whole
+    assert split(cut, [starts[4]], processes=True) == whole
 
 
 def test_a_corrupt_record_in_the_middle_reads_the_file_in_one_piece(tmp_path: Path) -> None:
@@ -186,6 +187,9 @@ def test_a_corrupt_record_in_the_middle_reads_the_file_in_one_piece(tmp_path: Pa
     assert split(bad, [starts[3], starts[9]]) == whole
     assert split(bad, [starts[9]]) == whole  # the corrupt record in the first range
     assert split(bad, [starts[3]]) == whole  # in the last range: its frame number shifted
+    # With worker processes, the first range is read in this one (Assembler.add_head).
+    assert split(bad, [starts[9]], processes=True) == whole
+    assert split(bad, [starts[3], starts[9]], processes=True) == whole
 
 
 def test_missing_and_unsplittable_inputs_beside_split_ones(tmp_path: Path) -> None:

@@ -303,6 +303,8 @@ def test_a_corrupt_block_length_in_the_middle(tmp_path: Path, small_buffers: Sma
     assert max(starts(bad)) < bad_at
     assert split(bad, cuts) == whole
     assert split(bad, [at]) == whole
+    # With worker processes, the first range read in this one (Assembler.add_head).
+    assert split(bad, [at], processes=True) == whole
 
 
 def test_a_range_that_does_not_end_cleanly_reads_the_file_in_one_piece(
