@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from netsleuth import scale
+from netsleuth import craft, scale
+from netsleuth.craft.l3 import MF
 from netsleuth.scale import FileJob, RangeJob, job_bytes, plan, planning, pooled
 from tests.splitutil import write
 
@@ -51,6 +52,29 @@ def test_plan_cuts_the_one_large_file_and_keeps_balanced_files_whole(
     ranges = jobs[0]
     assert len(ranges) > 1 and all(isinstance(j, RangeJob) for j in ranges)
     assert sum(job_bytes(j) for j in ranges) == os.path.getsize(big)  # the header in the first
+
+
+def test_a_file_made_of_fragments_is_not_cut(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Each range's fragments are replayed in the parent after the workers have read
+    them, so a file of fragments is read faster whole (planning.FRAGMENT_HEAVY): its first
+    buffer is sampled. The same file with the fragment bit cleared is cut."""
+    monkeypatch.setattr(planning, "MIN_RANGE", 4096)
+
+    def udp(ident: int, flags: int) -> bytes:
+        ip = craft.ipv4("192.0.2.1", "198.51.100.7", bytes(400), 17, ident=ident, flags=flags)
+        return craft.ether(ip, 0x0800)
+
+    frags = write(tmp_path / "frags.pcap", [(T0 + i, udp(i, MF)) for i in range(400)])
+    plain = write(tmp_path / "plain.pcap", [(T0 + i, udp(i, 0)) for i in range(400)])
+    assert planning.fragment_share(str(frags)) == 1.0
+    assert planning.fragment_share(str(plain)) == 0.0
+    assert [type(j) for j in plan([str(frags)], 3, 2)[0]] == [FileJob]
+    assert len(plan([str(plain)], 3, 2)[0]) > 1
+    # Asked for explicitly, it is cut all the same (the tests' and the bench's splits).
+    assert len(plan([str(frags)], 3, 2, split_at={str(frags): [10_000]})[0]) == 2
+    assert planning.fragment_share(str(tmp_path / "missing.pcap")) == 0.0
 
 
 def _record(job: str) -> str:

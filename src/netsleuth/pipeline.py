@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import builtins
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -87,7 +87,7 @@ def tables(
     *,
     tunnel_depth: int = DEFAULT_TUNNEL_DEPTH,
     progress: Progress | None = None,
-) -> Iterator[PacketTable]:
+) -> Generator[PacketTable, None, None]:
     """Decode every batch of `reader`, counting it in `res`; the source is closed however
     the iteration ends, and `res.issues` is set once it is done."""
     res.format = reader.kind

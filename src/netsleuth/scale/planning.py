@@ -12,6 +12,8 @@ from dataclasses import dataclass
 
 from netsleuth.capture.split import HEADER, layout, split_points
 from netsleuth.capture.split_pcapng import PcapngRange, Section, is_pcapng, split_ranges
+from netsleuth.errors import InputError
+from netsleuth.pipeline import InputResult, open_input, tables
 
 MIN_RANGE = 32 << 20  # smaller files are one job: splitting costs more than it gains
 MAX_RANGE = 256 << 20  # bounds what a range's result holds
@@ -105,8 +107,36 @@ def to_cut(
     if range_bytes is not None:
         cut = [True] * len(paths)
     else:
-        cut = _to_split([os.path.getsize(p) if os.path.isfile(p) else 0 for p in paths], workers)
+        sizes = [os.path.getsize(p) if os.path.isfile(p) else 0 for p in paths]
+        cut = [
+            c and fragment_share(p) < FRAGMENT_HEAVY
+            for p, c in zip(paths, _to_split(sizes, workers), strict=True)
+        ]
     return [c or (split_at is not None and p in split_at) for p, c in zip(paths, cut, strict=True)]
+
+
+# A range's records that hold a fragment are replayed in the parent after the workers
+# have read them (scale/assembly.py), so a file made mostly of fragments is read faster
+# whole. Measured on the mix with more fragment trains (600k packets, two workers): 6% of
+# records fragments, 0.27-0.29 s cut against 0.36 s whole; 22%, 0.22-0.23 s either way;
+# 36%, 0.29-0.30 s against 0.26-0.27 s; a flood of first fragments, 0.90 against 0.71 s.
+FRAGMENT_HEAVY = 0.2
+
+
+def fragment_share(path: str) -> float:
+    """The share of records holding an IP fragment in the file's first reader buffer (a
+    sample: a few MB, decoded); 0 for what cannot be read, which the scan reports."""
+    try:
+        batches = tables(open_input(path), InputResult(path))
+        try:
+            table = next(batches, None)
+        finally:
+            batches.close()
+    except (InputError, OSError):
+        return 0.0
+    if table is None or table.n == 0:
+        return 0.0
+    return float((table.outer.is_frag | table.inner_raw.is_frag).mean())
 
 
 def _to_split(sizes: list[int], workers: int) -> list[bool]:
