@@ -57,9 +57,10 @@ def test_plan_cuts_the_one_large_file_and_keeps_balanced_files_whole(
 def test_a_file_made_of_fragments_is_not_cut(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Each range's fragments are replayed in the parent after the workers have read
+    """scan replays each range's fragments in the parent after the workers have read
     them, so a file of fragments is read faster whole (planning.FRAGMENT_HEAVY): its first
-    buffer is sampled. The same file with the fragment bit cleared is cut."""
+    buffer is sampled. The same file with the fragment bit cleared is cut, and so is the
+    file of fragments for steer, which replays nothing."""
     monkeypatch.setattr(planning, "MIN_RANGE", 4096)
 
     def udp(ident: int, flags: int) -> bytes:
@@ -70,10 +71,12 @@ def test_a_file_made_of_fragments_is_not_cut(
     plain = write(tmp_path / "plain.pcap", [(T0 + i, udp(i, 0)) for i in range(400)])
     assert planning.fragment_share(str(frags)) == 1.0
     assert planning.fragment_share(str(plain)) == 0.0
-    assert [type(j) for j in plan([str(frags)], 3, 2)[0]] == [FileJob]
-    assert len(plan([str(plain)], 3, 2)[0]) > 1
+    assert [type(j) for j in plan([str(frags)], 3, 2, replays=True)[0]] == [FileJob]
+    assert len(plan([str(plain)], 3, 2, replays=True)[0]) > 1
+    assert len(plan([str(frags)], 3, 2)[0]) > 1  # steer's plan
     # Asked for explicitly, it is cut all the same (the tests' and the bench's splits).
-    assert len(plan([str(frags)], 3, 2, split_at={str(frags): [10_000]})[0]) == 2
+    cut = plan([str(frags)], 3, 2, split_at={str(frags): [10_000]}, replays=True)
+    assert len(cut[0]) == 2
     assert planning.fragment_share(str(tmp_path / "missing.pcap")) == 0.0
 
 

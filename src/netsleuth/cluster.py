@@ -86,7 +86,7 @@ def scan_dask(
     """scan() with the jobs run on the Dask cluster whose scheduler is at `address`."""
 
     def planned(threads: int) -> list[list[Job]]:
-        return plan(paths, tunnel_depth, threads, range_bytes, split_at)
+        return plan(paths, tunnel_depth, threads, range_bytes, split_at, replays=True)
 
     with _on_cluster(paths, address, timeout, planned, progress, SCAN) as (jobs, results):
         return assemble(jobs, results, None)

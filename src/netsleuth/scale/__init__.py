@@ -133,7 +133,7 @@ def scan_parallel(
 ) -> ScanResult:
     """scan() over `workers` processes (processes=False: in this one, for tests)."""
     if not processes:
-        jobs = plan(paths, tunnel_depth, workers, range_bytes, split_at)
+        jobs = plan(paths, tunnel_depth, workers, range_bytes, split_at, replays=True)
         return assemble(jobs, map(run_job, [j for js in jobs for j in js]), progress)
     if any(map(is_pcapng, paths)):
         return _walking(
@@ -144,7 +144,8 @@ def scan_parallel(
             range_bytes=range_bytes,
             split_at=split_at,
         )
-    jobs = plan(paths, tunnel_depth, workers, range_bytes, split_at, head=head_share(workers))
+    share = head_share(workers)
+    jobs = plan(paths, tunnel_depth, workers, range_bytes, split_at, head=share, replays=True)
     flat = [j for js in jobs for j in js]
     if len(flat) == 1:
         return assemble(jobs, map(run_job, flat), progress)
@@ -207,6 +208,7 @@ def _walking(
             split_at=split_at,
             wrap=spilled,
             here=_head,
+            replays=True,
         ) as (jobs, results),
     ):
         return assemble(jobs, results, progress, here=_head)
@@ -223,6 +225,7 @@ def run_planned(
     split_at: dict[str, list[int]] | None,
     wrap: Callable[[Job, str], J],
     here: Callable[[Job], bool] | None = None,
+    replays: bool = False,
     preload: str = __name__,
 ) -> Iterator[tuple[list[list[Job]], Iterator[R]]]:
     """plan() with `run` over its jobs in `workers` processes (each job as wrap(job, name)
@@ -233,9 +236,11 @@ def run_planned(
     first and each range runs as soon as the walk has found where it ends (plan: early).
     The other jobs start after the walk, heaviest first. The jobs `here` names are the
     caller's to run (a file's first range: Assembler.add_head): they are planned larger
-    (head_share), one worker fewer is started, and they have no result here."""
+    (head_share), one worker fewer is started, and they have no result here. `replays`:
+    the caller replays the ranges' fragments (plan)."""
     mine = here or (lambda job: False)
-    heads = here is not None and any(to_cut(paths, workers, range_bytes, split_at))
+    cuts = to_cut(paths, workers, range_bytes, split_at, replays=replays)
+    heads = here is not None and any(cuts)
     with submitter(run, max(workers - 1, 1) if heads else workers, preload=preload) as submit:
         early: dict[int, Future[R]] = {}  # by id(): the planned jobs stay alive in `jobs`
 
@@ -245,7 +250,9 @@ def run_planned(
             return job
 
         share = head_share(workers) if here is not None else None
-        jobs = plan(paths, depth, workers, range_bytes, split_at, early=start, head=share)
+        jobs = plan(
+            paths, depth, workers, range_bytes, split_at, early=start, head=share, replays=replays
+        )
         flat = [j for js in jobs for j in js]
         weight = weights(jobs)
         futures: dict[int, Future[R]] = {}

@@ -66,6 +66,7 @@ def plan(
     *,
     early: Callable[[RangeJob], RangeJob] | None = None,
     head: float | None = None,
+    replays: bool = False,
 ) -> list[list[Job]]:
     """The jobs of each input, in order. Without `range_bytes` a file is cut into ranges
     only where whole files would leave a worker idle (_to_split); with it, every file
@@ -73,9 +74,10 @@ def plan(
     each as soon as it is found (to start it while the walk goes on) and gives back the
     job to plan. `head`: the share of a classic pcap file its first range takes, when the
     caller reads that range itself and replays the others' fragments too (scan_parallel);
-    the rest is cut as before."""
+    the rest is cut as before. `replays`: the caller replays each range's fragments
+    (scan), so a file mostly of fragments stays whole (to_cut)."""
     sizes = {p: os.path.getsize(p) if os.path.isfile(p) else 0 for p in paths}
-    split = to_cut(paths, workers, range_bytes, split_at)
+    split = to_cut(paths, workers, range_bytes, split_at, replays=replays)
     if range_bytes is None:
         share = math.ceil(sum(sizes.values()) / max(2 * workers, 1))
         range_bytes = min(max(share, MIN_RANGE), MAX_RANGE)
@@ -100,16 +102,19 @@ def to_cut(
     workers: int,
     range_bytes: int | None = None,
     split_at: dict[str, list[int]] | None = None,
+    *,
+    replays: bool = False,
 ) -> list[bool]:
     """Which inputs plan() may cut into ranges (it cuts those it can: an uncompressed
     pcap or pcapng file of more than one range): every one with `range_bytes`, else those
-    _to_split picks; and those `split_at` names, where it says."""
+    _to_split picks, but for a caller that `replays` fragments, not those mostly of
+    fragments; and those `split_at` names, where it says."""
     if range_bytes is not None:
         cut = [True] * len(paths)
     else:
         sizes = [os.path.getsize(p) if os.path.isfile(p) else 0 for p in paths]
         cut = [
-            c and fragment_share(p) < FRAGMENT_HEAVY
+            c and not (replays and fragment_share(p) >= FRAGMENT_HEAVY)
             for p, c in zip(paths, _to_split(sizes, workers), strict=True)
         ]
     return [c or (split_at is not None and p in split_at) for p, c in zip(paths, cut, strict=True)]
