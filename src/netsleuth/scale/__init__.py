@@ -3,7 +3,9 @@
 Work is cut into jobs: a whole input per job, or, for a large uncompressed classic pcap
 file, one job per record-aligned byte range (capture/split.py). A file is cut only where
 whole files would leave a worker idle (plan: four equal files on two workers stay whole,
-two each); jobs start heaviest first, a file's ranges in file order. Jobs run in worker
+two each), and not when its first 4 MiB are mostly fragments (planning.FRAGMENT_HEAVY:
+their replay, below, would cost more than the workers save); jobs start heaviest first,
+a file's ranges in file order. Jobs run in worker
 processes (multiprocessing: forked when this process runs one thread, from a fork server
 otherwise, see context()); results come back in input order as compact picklable state,
 and the parent puts them together:
@@ -21,14 +23,15 @@ and the parent puts them together:
   buffers, at most MAX_RECORDS records a batch: capture/chunks.py), decodes the fragments
   of each batch again and runs the two checks over them in file order, with each batch's
   latest timestamp; the packets the reassembly rebuilds go to parent-side per-packet
-  checks that are merged like the others. The verdicts, frame lists, evidence and flagged keys are
-  those of one process, by construction.
+  checks that are merged like the others. The verdicts, frame lists, evidence and
+  flagged keys are those of one process, by construction.
 
 Cost: 16 bytes a record (end offset and timestamp) and the fragments' records cross to
 the parent, through files it maps (Handover, unspill); fragments are decoded twice. With
 every core busy, what bounds the speed-up is this extra work, wherever it runs: on the
 1M-packet mix (64,036 fragment records) the workers' handover costs ~0.06 s of CPU and
-the parent's replay ~0.09 s beside the 0.40 s one process takes. Moving the audit into
+the parent's replay ~0.09-0.12 s, beside 0.29-0.40 s for one process doing everything
+(this VM's speed varies by the hour). Moving the audit into
 the workers and the reassembly alone into the parent was tried and measured: no gain, as
 the same work moves from one busy core to another. Memory: a worker writes as it reads
 (Handover); the parent maps a range's files, gives back the pages of every batch it has
@@ -40,9 +43,8 @@ reads the rest (Assembler.add_head): its reader buffers are the one-process read
 own wherever they end inside the range (a pcapng range ends where one starts, so all of
 them), so their batches go through every check at once, with no handover and no replay;
 only a pcap head's buffer that reaches past the range's end is held and replayed with
-the next range's records. That range is larger than the others
-(head_share: 45% of the file beside one worker), as this process replays the others'
-fragments too.
+the next range's records. That range is larger than the others (head_share: 45% of the
+file beside one worker), as this process replays the others' fragments too.
 
 A large uncompressed pcapng file is split too (capture/split_pcapng.py): its ranges start
 where the one-process reader's buffers start, each with its section's byte order and
