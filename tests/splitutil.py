@@ -8,11 +8,14 @@ import struct
 from collections.abc import Iterable
 from pathlib import Path
 
+import pytest
+
 from netsleuth import craft
 from netsleuth.capture.split import HEADER, RECORD
 from netsleuth.capture.writer import PcapngWriter, write_pcap
+from netsleuth.decode.table import PacketTable
 from netsleuth.report.jsonout import dumps, scan_document
-from netsleuth.scale import scan_parallel
+from netsleuth.scale import Assembler, RangeJob, Sequencer, scan_parallel
 from netsleuth.scan import scan
 
 OS, OD, IS, ID_ = "203.0.113.1", "203.0.113.2", "10.1.0.1", "10.1.0.2"
@@ -85,3 +88,24 @@ def split(path: Path, targets: list[int], *, processes: bool = False) -> str:
         processes=processes,
     )
     return dumps(scan_document(result))
+
+
+def watch_heads(monkeypatch: pytest.MonkeyPatch) -> tuple[list[int], list[int]]:
+    """Lists filled as scans run in this process: the start of every range the parent
+    read itself (Assembler.add_head), and the packets of every batch it put through the
+    checks at once (Sequencer.observe)."""
+    heads: list[int] = []
+    at_once: list[int] = []
+    add_head, observe = Assembler.add_head, Sequencer.observe
+
+    def head(self: Assembler, job: RangeJob) -> None:
+        heads.append(job.start)
+        add_head(self, job)
+
+    def seen(self: Sequencer, table: PacketTable) -> None:
+        at_once.append(table.n)
+        observe(self, table)
+
+    monkeypatch.setattr(Assembler, "add_head", head)
+    monkeypatch.setattr(Sequencer, "observe", seen)
+    return heads, at_once

@@ -28,7 +28,18 @@ from netsleuth.pipeline import InputResult, open_input, tables
 from netsleuth.report.jsonout import dumps, scan_document
 from netsleuth.scale import plan, scan_parallel, worth_processes
 from netsleuth.scan import scan
-from tests.splitutil import ID_, IS, OD, OS, one, open_trains, record_starts, split, write
+from tests.splitutil import (
+    ID_,
+    IS,
+    OD,
+    OS,
+    one,
+    open_trains,
+    record_starts,
+    split,
+    watch_heads,
+    write,
+)
 
 CORPUS = Path(__file__).resolve().parents[2] / "shared" / "corpus" / "tcpdump"
 T0 = 1_700_000_000 * 10**9
@@ -330,20 +341,7 @@ def test_the_first_range_is_read_here_while_workers_read_the_rest(
     a dozen buffers (most read at once)."""
     cap = mixes[1]
     size, whole = cap.stat().st_size, one(cap)
-    heads: list[int] = []
-    at_once: list[int] = []
-    add_head, observe = scale.Assembler.add_head, scale.Sequencer.observe
-
-    def head(self: scale.Assembler, job: scale.RangeJob) -> None:
-        heads.append(job.start)
-        add_head(self, job)
-
-    def seen(self: scale.Sequencer, table: Any) -> None:
-        at_once.append(table.n)
-        observe(self, table)
-
-    monkeypatch.setattr(scale.Assembler, "add_head", head)
-    monkeypatch.setattr(scale.Sequencer, "observe", seen)
+    heads, at_once = watch_heads(monkeypatch)
     assert split(cap, [2 << 20, size // 2], processes=True) == whole
     assert heads == [HEADER] and at_once == []
     assert split(cap, [size // 2, 3 * size // 4], processes=True) == whole

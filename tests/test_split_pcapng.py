@@ -18,7 +18,6 @@ import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 import pytest
 
@@ -36,7 +35,7 @@ from netsleuth.report.jsonout import dumps, scan_document
 from netsleuth.scale import FileJob, RangeJob, assembly, plan, run_job
 from netsleuth.scan import scan
 from tests.capfiles import block, epb, idb, option, shb, spb
-from tests.splitutil import ID_, IS, one, open_trains, split, write_pcapng
+from tests.splitutil import ID_, IS, one, open_trains, split, watch_heads, write_pcapng
 
 CORPUS = Path(__file__).resolve().parents[2] / "shared" / "corpus" / "tcpdump"
 T0 = 1_700_000_000
@@ -458,20 +457,7 @@ def test_the_first_range_is_read_here(tmp_path: Path, monkeypatch: pytest.Monkey
     reads all of it at once (Assembler.add_head): nothing held, nothing replayed."""
     cap = write_pcapng(tmp_path / "mix.pcapng", mixed_capture(24_000, id_pool=16))
     size, whole = cap.stat().st_size, one(cap)
-    heads: list[int] = []
-    at_once: list[int] = []
-    add_head, observe = scale.Assembler.add_head, scale.Sequencer.observe
-
-    def head(self: scale.Assembler, job: RangeJob) -> None:
-        heads.append(job.start)
-        add_head(self, job)
-
-    def seen(self: scale.Sequencer, table: Any) -> None:
-        at_once.append(table.n)
-        observe(self, table)
-
-    monkeypatch.setattr(scale.Assembler, "add_head", head)
-    monkeypatch.setattr(scale.Sequencer, "observe", seen)
+    heads, at_once = watch_heads(monkeypatch)
     assert split(cap, [size // 2, 3 * size // 4], processes=True) == whole
     assert heads == [0] and len(at_once) >= 1
     first = plan([str(cap)], 3, 2, split_at={str(cap): [size // 2, 3 * size // 4]})[0][0]

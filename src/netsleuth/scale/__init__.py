@@ -253,7 +253,7 @@ def run_planned(
 
         share = head_share(workers) if here is not None else None
         jobs = plan(
-            paths, depth, workers, range_bytes, split_at, early=start, head=share, replays=replays
+            paths, depth, workers, range_bytes, split_at, early=start, head=share, cuts=cuts
         )
         flat = [j for js in jobs for j in js]
         weight = weights(jobs)

@@ -13,7 +13,6 @@ from numpy.typing import NDArray
 
 from netsleuth.capture.chunks import MAX_RECORDS, ReadIssue
 from netsleuth.capture.pcap import PcapReader
-from netsleuth.capture.pcapng import PcapngReader
 from netsleuth.capture.split import HEADER, RECORD
 from netsleuth.checks import (
     CHECKS,
@@ -147,18 +146,16 @@ class _Tail:
     bytes from its first record and holds every record that ends inside (pcap.py; the
     Sequencer cuts batches by the same rule)."""
 
-    def __init__(self, job: RangeJob) -> None:
+    def __init__(self, job: RangeJob, capacity: int) -> None:
         self.end = job.end
+        self.capacity = capacity  # the reader's buffer size, the one-process reader's
         self.pos = self.base = job.start  # where the next record starts; its buffer's start
         self.before = 0  # records before the held ones
         self.held = Handover(None)
         self.holding = False
-        self.capacity = 0
 
-    def take(self, table: PacketTable, reader: PcapReader | PcapngReader) -> bool:
+    def take(self, table: PacketTable) -> bool:
         """Whether this batch's records are held (else they are read at once)."""
-        assert isinstance(reader, PcapReader), "a pcap range"
-        self.capacity = reader.chunk_bytes
         b = table.batch
         ends = self.pos + np.cumsum(b.caplen + RECORD)
         if ends.shape[0] and int(ends[0]) > self.base + self.capacity:
@@ -243,16 +240,17 @@ class Assembler:
         (capture/split_pcapng.py), so all of its batches are; a pcap range's are up to
         the buffer that reaches past its end (_Tail), whose records the Sequencer puts in
         a batch with the next range's first records, as one process does."""
-        res, seq = InputResult(job.path), self.seq
-        tail = _Tail(job) if job.section is None else None
+        res, seq, tail = InputResult(job.path), self.seq, None
         try:
             reader = open_range(job)
+            if isinstance(reader, PcapReader):
+                tail = _Tail(job, reader.chunk_bytes)
             for table in tables(reader, res, tunnel_depth=seq.depth):
                 self.summary.observe(table)
                 hide_cut(table)
                 for check in self.checks:
                     check.observe(table)
-                if tail is None or not tail.take(table, reader):
+                if tail is None or not tail.take(table):
                     seq.observe(table)
         except InputError as err:
             res.error = str(err)

@@ -67,6 +67,7 @@ def plan(
     early: Callable[[RangeJob], RangeJob] | None = None,
     head: float | None = None,
     replays: bool = False,
+    cuts: list[bool] | None = None,
 ) -> list[list[Job]]:
     """The jobs of each input, in order. Without `range_bytes` a file is cut into ranges
     only where whole files would leave a worker idle (_to_split); with it, every file
@@ -75,9 +76,12 @@ def plan(
     job to plan. `head`: the share of a classic pcap file its first range takes, when the
     caller reads that range itself and replays the others' fragments too (scan_parallel);
     the rest is cut as before. `replays`: the caller replays each range's fragments
-    (scan), so a file mostly of fragments stays whole (to_cut)."""
+    (scan), so a file mostly of fragments stays whole (to_cut). `cuts`: what to_cut gave
+    a caller that needed it first (run_planned), not sampled again."""
     sizes = {p: os.path.getsize(p) if os.path.isfile(p) else 0 for p in paths}
-    split = to_cut(paths, workers, range_bytes, split_at, replays=replays)
+    split = (
+        cuts if cuts is not None else to_cut(paths, workers, range_bytes, split_at, replays=replays)
+    )
     if range_bytes is None:
         share = math.ceil(sum(sizes.values()) / max(2 * workers, 1))
         range_bytes = min(max(share, MIN_RANGE), MAX_RANGE)
