@@ -158,6 +158,50 @@ class Datagram:
         return len(self.starts) == 1 and self.starts[0] == 0 and self.ends[0] >= self.last_end
 
 
+class FlaggedKeys:
+    """The reassembly keys one finding id flagged, for evidence export: the
+    MAX_FLAGGED_KEYS keys flagged at the earliest frames (each key at the first frame it
+    was flagged at; ties by key), so the same keys whatever order datagrams end in (a batch
+    end expires some, a later fragment others; a split file's ranges or fanout workers
+    are merged in yet another). Kept first-come, the choice past the bound depended on
+    the reader's buffer size."""
+
+    def __init__(self) -> None:
+        self.first: dict[bytes, int] = {}  # key -> the earliest frame it was flagged at
+        # Once MAX_FLAGGED_KEYS are held, a key flagged after this frame cannot make it.
+        self.cut = np.iinfo(np.int64).max
+
+    def add(self, keys: NDArray[np.void] | list[bytes], frames: NDArray[np.int64]) -> None:
+        """Keys, each flagged at the frame beside it."""
+        pick = np.flatnonzero(frames <= self.cut)
+        if pick.shape[0] > MAX_FLAGGED_KEYS:  # a flood's batch: only its earliest can count
+            kth = np.partition(frames[pick], MAX_FLAGGED_KEYS - 1)[MAX_FLAGGED_KEYS - 1]
+            pick = pick[frames[pick] <= kth]
+        first = self.first
+        for i, frame in zip(pick.tolist(), frames[pick].tolist(), strict=True):
+            k = keys[i]
+            key = k if isinstance(k, bytes) else k.tobytes()
+            if frame < first.get(key, frame + 1):
+                first[key] = frame
+        if len(first) > 2 * MAX_FLAGGED_KEYS:
+            self._prune()
+
+    def merge(self, other: FlaggedKeys, frame_offset: int) -> None:
+        frames = np.fromiter(other.first.values(), np.int64, len(other.first))
+        self.add(list(other.first), frames + frame_offset)
+
+    def keys(self) -> set[bytes]:
+        self._prune()
+        return set(self.first)
+
+    def _prune(self) -> None:
+        if len(self.first) <= MAX_FLAGGED_KEYS:
+            return
+        kept = sorted(self.first.items(), key=lambda kv: (kv[1], kv[0]))[:MAX_FLAGGED_KEYS]
+        self.first = dict(kept)
+        self.cut = kept[-1][1]
+
+
 class FragmentAudit:
     def __init__(
         self, *, timeout_ns: int = TIMEOUT_NS, max_open: int = MAX_OPEN, max_bytes: int = MAX_BYTES
@@ -171,7 +215,7 @@ class FragmentAudit:
         self.evidence: dict[str, list[dict[str, Any]]] = {}
         # finding id -> reassembly keys of the datagrams it flagged (export pulls in their
         # whole fragment trains).
-        self.flagged_keys: dict[str, set[bytes]] = {}
+        self.flagged: dict[str, FlaggedKeys] = {}
         self.now = 0
 
     # ----- per batch ---------------------------------------------------------------------
@@ -212,7 +256,7 @@ class FragmentAudit:
             for fid, sel in ((v4_id, hit & v4), (v6_id, hit & ~v4)):
                 if fid is not None and sel.any():
                     self.tally.add(f"{fid}|{name}", frames[sel])
-                    self._flag_keys(fid, keys[sel])
+                    self._flag_keys(fid, keys[sel], frames[sel])
 
         per_frag("ipv4.fragment.zero_length", "ipv6.fragment.zero_length", plen <= 0)
         per_frag("ipv4.fragment.misaligned", None, mf & (plen > 0) & (plen % 8 != 0))
@@ -232,7 +276,7 @@ class FragmentAudit:
         atomic = ~v4 & (off == 0) & ~mf
         if atomic.any():
             self.tally.add(f"ipv6.fragment.atomic|{name}", frames[atomic])
-            self._flag_keys("ipv6.fragment.atomic", keys[atomic])
+            self._flag_keys("ipv6.fragment.atomic", keys[atomic], frames[atomic])
         track = np.flatnonzero(~atomic)
         if track.shape[0]:
             self._group(t, name, Frags(keys, rows, off, end, mf, data, frames, v4).take(track))
@@ -261,7 +305,10 @@ class FragmentAudit:
             many = settled & (count[inst] > DPDK_MAX_FRAGS) & f.v4
             if many.any():
                 self.tally.add(f"ipv4.fragment.too_many|{name}", f.frames[many])
-                self._flag_keys("ipv4.fragment.too_many", keys_of(np.unique(inv[many])))
+                groups, at = np.unique(inv[many], return_inverse=True)
+                earliest = np.full(groups.shape[0], np.iinfo(np.int64).max, np.int64)
+                np.minimum.at(earliest, at.reshape(-1), f.frames[many])
+                self._flag_keys("ipv4.fragment.too_many", keys_of(groups), earliest)
         rest = np.flatnonzero(~settled)
         if rest.shape[0] == 0:
             return
@@ -403,14 +450,19 @@ class FragmentAudit:
         self.open_bytes += added
         self._bound()
 
-    def _flag_keys(self, fid: str, keys: NDArray[np.void] | list[bytes]) -> None:
-        held = self.flagged_keys.setdefault(fid, set())
-        for k in keys[: max(MAX_FLAGGED_KEYS - len(held), 0)]:
-            held.add(k if isinstance(k, bytes) else k.tobytes())
+    @property
+    def flagged_keys(self) -> dict[str, set[bytes]]:
+        """Finding id -> the reassembly keys of the datagrams it flagged (FlaggedKeys)."""
+        return {fid: held.keys() for fid, held in self.flagged.items()}
+
+    def _flag_keys(
+        self, fid: str, keys: NDArray[np.void] | list[bytes], frames: NDArray[np.int64]
+    ) -> None:
+        self.flagged.setdefault(fid, FlaggedKeys()).add(keys, frames)
 
     def _dg_flag(self, fid: str, dg: Datagram, frames: NDArray[np.int64]) -> None:
         self.tally.add(f"{fid}|{dg.layer}", frames)
-        self._flag_keys(fid, [dg.key])
+        self._flag_keys(fid, [dg.key], np.array([frames.min()], np.int64))
 
     # ----- state bounds ------------------------------------------------------------------
     def _bound(self) -> None:
@@ -498,8 +550,8 @@ class FragmentAudit:
             mine = self.evidence.setdefault(fid, [])
             for e in ev:
                 _keep_first(mine, {**e, "frames": [f + frame_offset for f in e["frames"]]})
-        for fid, keys in other.flagged_keys.items():
-            self._flag_keys(fid, sorted(keys))
+        for fid, held in other.flagged.items():
+            self.flagged.setdefault(fid, FlaggedKeys()).merge(held, frame_offset)
         self.now = max(self.now, other.now)
 
 
