@@ -48,6 +48,8 @@ class Browser:
             stderr=subprocess.DEVNULL,
             # preexec_fn runs before the child closes what is not in pass_fds: 3 and 4 listed.
             pass_fds=(3, 4, to_browser_r, from_browser_w),
+            # (PLW1509: preexec_fn is unsafe beside threads; it is the one way to place the
+            # pipes at fds 3 and 4, and it only calls dup and dup2.)
             preexec_fn=fds,  # noqa: PLW1509
         )
         os.close(to_browser_r)

@@ -132,6 +132,7 @@ def run(
         for key, _ in sel.select(timeout=max(wait, 0.01)):
             chunk = os.read(key.fd, 65536)
             if chunk:
+                # The selector's file objects are the two pipes `pipes` is keyed by.
                 pipes[key.fileobj] += chunk  # type: ignore[index]
             else:
                 sel.unregister(key.fileobj)
@@ -145,6 +146,7 @@ def run(
         proc.stdin.close()
     return Run(
         proc.returncode,
+        # `pipes` is keyed by the two pipes, typed as the selector's file objects.
         pipes.get(proc.stdout, b""),  # type: ignore[arg-type]
         pipes[proc.stderr],  # type: ignore[index]
         time.monotonic() - t0,

@@ -17,8 +17,8 @@ def dec(
     )
 
 
-def one(frame: bytes, **kw: int) -> PacketTable:
-    return dec([frame], **kw)  # type: ignore[arg-type]
+def one(frame: bytes, *, linktype: int = 1, depth: int = 3) -> PacketTable:
+    return dec([frame], linktype=linktype, depth=depth)
 
 
 def addr(layer: Layer, i: int = 0) -> tuple[str, str]:

@@ -426,6 +426,7 @@ class Killer:
 def test_a_task_that_kills_its_workers_is_one_line() -> None:
     jobs: list[Job] = [FileJob("a.pcap", 3), FileJob("b.pcap", 3)]
     with pytest.raises(FacilityError) as caught:
+        # Killer stands in for a distributed.Client: submit() and the futures fetch() waits on.
         fetch(Killer(), jobs, "tcp://127.0.0.1:1")  # type: ignore[arg-type]
     assert str(caught.value) == (
         "dask workers died running a.pcap and 1 more job(s) (4 of them, the last "

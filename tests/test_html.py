@@ -147,6 +147,7 @@ def test_scan_and_steer_html(tmp_path: Path) -> None:
     summary = json.loads(res.stdout)["summary"]
     bars = elements(dom(tmp_path, scan_html), "bar")
     kinds = [k for key in ("link", "l3", "tunnels") for k in summary[key]]
+    # A bar without the attribute makes re.search None: the test fails there, as it should.
     assert [re.search(r'data-label="([^"]*)"', b).group(1) for b in bars] == kinds  # type: ignore[union-attr]
     screenshot(tmp_path, scan_html, "report-scan", 900)
     res = subprocess.run(
@@ -173,6 +174,7 @@ def test_scan_and_steer_html(tmp_path: Path) -> None:
     assert res.returncode == 0, res.stderr
     doc = json.loads(res.stdout)
     html = dom(tmp_path, steer_html)
+    # A bar without the attribute makes re.search None: the test fails there, as it should.
     values = [int(re.search(r'data-v="(\d+)"', b).group(1)) for b in elements(html, "bar")]  # type: ignore[union-attr]
     queues = [q["packets"] for q in doc["rss"]["queues"]]
     cpus = [c["packets"] for c in doc["rps"]["cpus"]]

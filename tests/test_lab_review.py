@@ -77,6 +77,7 @@ def test_consume_skb_before_6_3_has_no_location(tmp_path: Path) -> None:
     """Linux before 6.3 records only skbaddr in consume_skb: the lab decodes it with
     location 0 and says once what is missing, instead of a KeyError."""
     fs = FormatDir(tmp_path, {"consume_skb": "consume_skb-6.2.format"})
+    # FormatDir stands in for Tracefs: the event format files are all the Tracer reads here.
     tracer = Tracer(fs, 4242)  # type: ignore[arg-type]  # only event_dir is used
     tracer._learn("skb", "consume_skb")
     assert tracer.notes == [
@@ -123,6 +124,7 @@ def test_vxlan_devices_are_capped_with_a_note() -> None:
     for vni in range(MAX_VXLAN + 24):
         needs.vxlan[VxlanNeed(vni, 4789, "192.0.2.80")] = {}
     sb = FakeSandbox()
+    # FakeSandbox stands in for a Sandbox: it records what setup_receiver asks of it.
     replay.setup_receiver(sb, needs, Options())  # type: ignore[arg-type]
     assert [s for k, s in sb.tunnels if k == "vxlan"] == [f"x{i}" for i in range(MAX_VXLAN)]
     assert all(len(f"lab4194303{s}") <= 15 for _, s in sb.tunnels)

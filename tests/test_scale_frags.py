@@ -50,6 +50,7 @@ def handed_over(path: Path, spill: Path | None) -> tuple[Part, list[bytes]]:
         rows = np.flatnonzero(t.outer.is_frag | t.inner_raw.is_frag)
         expected += [b.packet(int(i)) for i in rows]
     ends, ts_ns, frags = out.finish()
+    # No InputResult or Summary: unspill() reads neither.
     part = Part(None, None, [], 0, ends, ts_ns, frags, None, None if spill is None else str(spill))  # type: ignore[arg-type]
     return unspill(part), expected
 
@@ -125,6 +126,7 @@ def test_replayed_rows_leave_the_parents_memory(tmp_path: Path) -> None:
         (folder / f"column-{k}").write_bytes(column.tobytes())
     empty = np.zeros(0, dtype=np.int64)
     none = Frags(empty, empty, empty, empty, empty, np.zeros(0, np.int32), np.zeros(0, np.uint8))
+    # No InputResult or Summary: unspill() reads neither.
     part = Part(None, None, [], 0, empty, empty, none, None, spilled=str(folder))  # type: ignore[arg-type]
     frags = unspill(part).frags
     assert frags.frame[-1] == n - 1 and frags.pos[-1] == (n - 1) * size

@@ -68,6 +68,7 @@ def test_resync_finds_the_next_record(tmp_path: Path) -> None:
         starts[4],
     ]
     ranges = plan([str(cap)], 3, 2, split_at={str(cap): [starts[5] + 7]})[0]
+    # plan() types its jobs as Job; a split file's are all RangeJobs.
     assert [(j.start, j.end) for j in ranges] == [  # type: ignore[union-attr]
         (HEADER, starts[6]),
         (starts[6], cap.stat().st_size),

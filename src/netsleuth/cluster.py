@@ -156,7 +156,7 @@ def _on_cluster(  # noqa: PLR0917 - one call per command, every argument needed
 
 def _require_distributed() -> None:
     try:
-        import distributed  # noqa: F401
+        import distributed  # noqa: F401  (imported only to learn whether it is installed)
     except ImportError as err:
         raise FacilityError(EXTRA) from err
 

@@ -23,7 +23,7 @@ import builtins
 from collections import Counter
 from collections.abc import Callable, Generator
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any
 
 import numpy as np
 
@@ -34,12 +34,6 @@ from netsleuth.findings import Finding
 from netsleuth.findings.catalogue import catalogue_finding
 
 Progress = Callable[[str, int], None]  # (input name, bytes consumed so far)
-
-
-class Analysis(Protocol):
-    def observe(self, table: PacketTable) -> None: ...
-
-    def findings(self) -> list[Finding]: ...
 
 
 @dataclass

@@ -215,6 +215,7 @@ class _Prefixed(io.RawIOBase):
     def readable(self) -> bool:
         return True
 
+    # io.RawIOBase types its argument as a writable buffer; the readers pass memoryviews.
     def readinto(self, b: memoryview) -> int:  # type: ignore[override]
         if self._prefix:
             n = min(len(b), len(self._prefix))

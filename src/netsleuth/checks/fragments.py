@@ -28,7 +28,7 @@ from numpy.typing import NDArray
 
 from netsleuth.checks.frames import FrameTally
 from netsleuth.checks.layers import ip_layers
-from netsleuth.decode.table import IPLayer, PacketTable
+from netsleuth.decode.table import FLAG_DF, IPLayer, PacketTable
 from netsleuth.findings import MAX_FRAMES, Finding
 from netsleuth.reassembly import Fragment, overlaps, policy_groups
 
@@ -262,7 +262,7 @@ class FragmentAudit:
         per_frag("ipv4.fragment.misaligned", None, mf & (plen > 0) & (plen % 8 != 0))
         # The reassembled datagram would exceed 65535 bytes (RFC 791; "ping of death").
         per_frag("ipv4.fragment.too_large", None, end + hlen > 65535)
-        per_frag("ipv4.fragment.df", None, (layer.flags[rows] & 2) != 0)
+        per_frag("ipv4.fragment.df", None, (layer.flags[rows] & FLAG_DF) != 0)
         l4min = np.zeros(256, dtype=np.int64)
         for p, n in L4_MIN.items():
             l4min[p] = n

@@ -6,6 +6,7 @@ set, so a protocol cannot drop out unnoticed (tests/test_registry.py pins the ta
 
 from __future__ import annotations
 
+from netsleuth.capture.batch import RecordBatch
 from netsleuth.decode import (  # noqa: F401 - imported for their registrations
     arista,
     arp,
@@ -65,6 +66,3 @@ def decode(
     batch: RecordBatch, *, tunnel_depth: int = DEFAULT_TUNNEL_DEPTH, prefix: bool = True
 ) -> PacketTable:
     return decode_batch(batch, REGISTRY, tunnel_depth=tunnel_depth, prefix=prefix)
-
-
-from netsleuth.capture.batch import RecordBatch  # noqa: E402

@@ -37,6 +37,8 @@ class Result:
     notes: list[str] = field(default_factory=list)
 
     def to_json(self) -> dict[str, Any]:
+        if self.verdict not in VERDICTS:  # the vocabulary the README documents for the JSON
+            raise ValueError(f"frame {self.frame}: unknown lab verdict {self.verdict!r}")
         out: dict[str, Any] = {"frame": self.frame, "verdict": self.verdict}
         if self.verdict == "dropped":
             out.update(

@@ -266,7 +266,9 @@ def merge_checks(into: list[Check], part: list[Check], frame_offset: int) -> Non
     as a union (merge_disjoint)."""
     for mine, theirs in zip(into, part, strict=True):
         assert type(mine) is type(theirs)
-        if isinstance(mine, FragmentAudit | TunnelReassembly):
-            mine.merge_disjoint(theirs, frame_offset)  # type: ignore[arg-type]
+        if isinstance(mine, FragmentAudit):
+            mine.merge_disjoint(cast(FragmentAudit, theirs), frame_offset)
+        elif isinstance(mine, TunnelReassembly):
+            mine.merge_disjoint(cast(TunnelReassembly, theirs), frame_offset)
         else:
             cast(Mergeable, mine).merge(theirs, frame_offset)

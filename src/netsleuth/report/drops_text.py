@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import time
 
-from rich.console import Console
+from rich.console import Console, JustifyMethod
 from rich.table import Table
 from rich.text import Text
 
@@ -17,14 +17,15 @@ from netsleuth.report.text import render_findings
 
 def drops_table(rows: list[DropGroup], top: int, title: str) -> Table:
     table = Table(title=title, title_justify="left", header_style="bold", box=None)
-    for col, just in (
+    columns: tuple[tuple[str, JustifyMethod], ...] = (
         ("count", "right"),
         ("per s", "right"),
         ("location", "left"),
         ("reason", "left"),
         ("protocol", "left"),
-    ):
-        table.add_column(col, justify=just)  # type: ignore[arg-type]
+    )
+    for col, just in columns:
+        table.add_column(col, justify=just)
     for r in rows[:top]:
         table.add_row(
             f"{r.count:,}",

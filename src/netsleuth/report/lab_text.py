@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections import Counter
 
-from rich.console import Console
+from rich.console import Console, JustifyMethod
 from rich.table import Table
 from rich.text import Text
 
@@ -46,14 +46,15 @@ def _detail(r: Result) -> str:
 
 def lab_table(results: list[Result], labels: list[str] | None = None) -> Table:
     table = Table(header_style="bold", box=None)
-    for col, just in (
+    columns: tuple[tuple[str, JustifyMethod], ...] = (
         ("frame", "right"),
         ("verdict", "left"),
         ("where / why", "left"),
         ("counters moved", "left"),
         ("replies", "right"),
-    ):
-        table.add_column(col, justify=just)  # type: ignore[arg-type]
+    )
+    for col, just in columns:
+        table.add_column(col, justify=just)
     for i, r in enumerate(results):
         detail = _detail(r)
         if labels is not None:

@@ -4,7 +4,7 @@ running kernel's kallsyms; the console parses no markup (cliutil.stdout_console)
 
 from __future__ import annotations
 
-from rich.console import Console
+from rich.console import Console, JustifyMethod
 from rich.table import Table
 from rich.text import Text
 
@@ -38,15 +38,16 @@ def net_rx_table(cpu: CpuProfile) -> Table:
         title_justify="left",
         box=None,
     )
-    for col, just in (
+    columns: tuple[tuple[str, JustifyMethod], ...] = (
         ("function", "left"),
         ("self", "right"),
         ("incl", "right"),
         ("incl %", "right"),
         ("cause", "left"),
         ("called from (nearest first)", "left"),
-    ):
-        t.add_column(col, justify=just)  # type: ignore[arg-type]
+    )
+    for col, just in columns:
+        t.add_column(col, justify=just)
     for r in cpu.net_rx_top[:TOP_SHOWN]:
         callers = " < ".join(r.callers[:CALLERS_SHOWN])
         if len(r.callers) > CALLERS_SHOWN:

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import time
 
-from rich.console import Console, Group
+from rich.console import Console, Group, RenderableType
 from rich.text import Text
 
 from netsleuth.findings import Finding
@@ -23,7 +23,7 @@ def _queues(r: Rates) -> Text:
 
 
 def frame(r: Rates, findings: list[Finding]) -> Group:
-    items: list[object] = [
+    items: list[RenderableType] = [
         Text(time.strftime("%H:%M:%S") + f"  (every {r.seconds:.1f} s)", style="bold"),
         cpu_table(r),
         device_table(r),
@@ -31,7 +31,7 @@ def frame(r: Rates, findings: list[Finding]) -> Group:
     ]
     for f in findings:
         items.append(Text(f"{f.id}: {f.summary}", style="bold red"))
-    return Group(*items)  # type: ignore[arg-type]
+    return Group(*items)
 
 
 def lines(r: Rates, findings: list[Finding]) -> list[str]:

@@ -236,7 +236,7 @@ ETHTOOL_GRXFHINDIR = 0x38
 ETHTOOL_GRSSH = 0x46
 RXNFC_SIZE = 256  # >= sizeof(struct ethtool_rxnfc) (192 on 64-bit)
 FLOW_TYPES = {"tcp4": 0x01, "udp4": 0x02, "tcp6": 0x05, "udp6": 0x06}
-RXH_IP_SRC, RXH_IP_DST, RXH_L4_B_0_1, RXH_L4_B_2_3 = 0x10, 0x20, 0x40, 0x80
+RXH_L4_B_0_1, RXH_L4_B_2_3 = 0x40, 0x80  # the port halves (include/uapi/linux/ethtool.h)
 ETH_RSS_HASH_TOP = 1  # Toeplitz; XOR = 2, CRC32 = 4
 MAX_INDIR = 1 << 16
 MAX_KEY = 1024

@@ -17,7 +17,7 @@ from __future__ import annotations
 import gzip
 import zlib
 from collections.abc import Iterator
-from typing import BinaryIO
+from typing import BinaryIO, cast
 
 BLOCK = 512
 MAX_HEADER = 65536  # a long name is at most PATH_MAX (4096); pax headers we write: none
@@ -103,7 +103,8 @@ def members(
     """(name, content) of each regular member of at most max_file bytes, in archive order.
     raw is the archive file; gzip is recognised by its magic."""
     head = raw.peek(2)[:2] if hasattr(raw, "peek") else b""
-    stream: BinaryIO = gzip.GzipFile(fileobj=raw) if head == b"\x1f\x8b" else raw  # type: ignore[assignment]
+    # A GzipFile reads like any binary file; typeshed does not call it a BinaryIO.
+    stream = cast(BinaryIO, gzip.GzipFile(fileobj=raw)) if head == b"\x1f\x8b" else raw
     src = _Counted(stream, max_stream)
     count = 0
     long_name: str | None = None
