@@ -212,3 +212,40 @@ def test_pcapng_many_blocks_small_buffers(tmp_path: Path) -> None:
     assert issues == []
     assert cat(batches, "caplen") == [40 + i % 50 for i in range(3000)]
     assert cat(batches, "ts_ns") == [i * 1000 for i in range(3000)]
+
+
+def clockless_capture(path: Path) -> tuple[Path, int]:
+    """400 Ethernet packets in microseconds, the 3rd and the 351st at a timestamp past
+    what 64 bits of nanoseconds hold (year 2262: the reader writes 0), in buffers of 64
+    KiB; and the byte offset of the 3rd packet's block."""
+    frame = bytes(range(256)) * 5 + bytes(120)  # 1400 bytes
+    never = (1 << 64) - 1  # microseconds: ~584,000 years
+    head = shb() + idb("<", 1)
+    packets = [
+        epb("<", 0, never if k in (2, 350) else 1_700_000_000_000_000 + k, frame)
+        for k in range(400)
+    ]
+    path.write_bytes(head + b"".join(packets))
+    return path, len(head) + 2 * len(packets[0])
+
+
+def test_pcapng_faults_alike_add_up_to_one_issue(tmp_path: Path) -> None:
+    """A fault the reader mends (here a timestamp no clock gives) in several buffers is one
+    issue: the count of packets, the first one's frame and offset. It was one per buffer,
+    each with the buffer's first frame."""
+    path, offset = clockless_capture(tmp_path / "c.pcapng")
+    reader = open_capture(str(path), chunk_bytes=64 << 10)
+    batches = list(reader.batches())
+    assert len(batches) > 5
+    assert sum(len(b) for b in batches) == 400
+    (issue,) = reader.issues
+    assert (issue.id, issue.count, issue.frame, issue.offset, issue.stops) == (
+        "capture.corrupt_record",
+        2,
+        3,
+        offset,
+        False,
+    )
+    assert issue.summary.startswith("2 packet(s) have a timestamp that no clock gives")
+    ts = np.concatenate([b.ts_ns for b in batches])
+    assert ts[2] == ts[350] == 0 and ts[3] == (1_700_000_000_000_000 + 3) * 1000

@@ -464,3 +464,28 @@ def test_the_first_range_is_read_here(tmp_path: Path, monkeypatch: pytest.Monkey
     assert isinstance(first, RangeJob) and first.start == 0 and first.end > 0
     # Every record of the first range went through the checks at once.
     assert sum(at_once) == sum(len(b) for b in scale.open_range(first).batches())
+
+
+def test_faults_a_reader_mends_are_one_finding_however_the_file_is_cut(
+    tmp_path: Path, small_buffers: Small
+) -> None:
+    """Packets whose timestamp no clock gives, in several ranges: one process adds them up
+    to one capture.corrupt_record (its first packet's frame, the count of packets); the
+    ranges' issues are added up the same way, not one finding a range."""
+    frame = bytes(range(256)) * 5 + bytes(120)
+    never = (1 << 64) - 1
+    bad = {2, 150, 350}
+    cap = tmp_path / "clockless.pcapng"
+    cap.write_bytes(
+        shb()
+        + idb("<", 1)
+        + b"".join(epb("<", 0, never if k in bad else T0 * 10**6 + k, frame) for k in range(400))
+    )
+    small_buffers(64 << 10)
+    whole = one(cap)
+    assert whole.count('"capture.corrupt_record"') == 1
+    assert '"count": 3' in whole and "3 packet(s) have a timestamp" in whole
+    cuts = starts(cap)
+    assert len(cuts) > 5
+    assert split(cap, cuts) == whole
+    assert split(cap, cuts[1::2]) == whole

@@ -110,9 +110,9 @@ def issue_finding(issue: ReadIssue) -> Finding:
     """A read issue (a cut or corrupt file) as the finding every command reports."""
     return catalogue_finding(
         issue.id,
-        1,
+        issue.count,
         (issue.frame,),
-        summary=issue.message,
+        summary=issue.summary,
         evidence={"byte_offset": issue.offset, "frame": issue.frame},
     )
 

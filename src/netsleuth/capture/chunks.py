@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 from numpy.typing import NDArray
@@ -24,13 +24,32 @@ class ReadIssue:
     """Something wrong with the file itself, reported as a finding (not an exception)."""
 
     id: str  # a finding id: capture.truncated_file or capture.corrupt_record
-    offset: int  # byte offset in the (decompressed) file
-    frame: int  # the frame number the broken record would have had
-    message: str
+    offset: int  # byte offset in the (decompressed) file of the first record concerned
+    frame: int  # the frame number that record has (or would have had)
+    message: str  # "{n}" in it stands for `count` (summary)
     # Whether the reader stopped there (the rest of the file unread), or skipped or mended
     # what was wrong and read on: a split file's range that stopped short is read again
     # in one piece (scale.SplitRecord).
     stops: bool = True
+    count: int = 1  # records (or blocks) concerned: add_issue adds up issues of one kind
+
+    @property
+    def summary(self) -> str:
+        return self.message.replace("{n}", f"{self.count:,}")
+
+
+def add_issue(issues: list[ReadIssue], issue: ReadIssue) -> None:
+    """Append `issue`, or add its count to the earlier one of the same id and message
+    that did not stop the reader either: one finding per kind of fault in an input, not
+    one per reader buffer it showed in (52 alike on a 210 MB pcapng file whose clock was
+    shifted), and the same however the file is split (the earlier keeps its offset and
+    frame: the first record concerned)."""
+    if not issue.stops:
+        for k, old in enumerate(issues):
+            if not old.stops and (old.id, old.message) == (issue.id, issue.message):
+                issues[k] = replace(old, count=old.count + issue.count)
+                return
+    issues.append(issue)
 
 
 class Chunker:

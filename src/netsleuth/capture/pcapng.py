@@ -18,6 +18,7 @@ from netsleuth.capture.chunks import (
     Chunker,
     ReadIssue,
     StreamReader,
+    add_issue,
 )
 from netsleuth.capture.source import ByteSource
 
@@ -113,9 +114,10 @@ class PcapngReader(StreamReader):
         # big, and honouring the field would mean reading an unbounded amount first.
         self.max_block = chunk_bytes
 
-    def _issue(self, id_: str, offset: int, frame: int, message: str) -> None:
-        """Something skipped or mended; the reading goes on."""
-        self.issues.append(ReadIssue(id_, offset, frame, message, stops=False))
+    def _issue(self, id_: str, offset: int, frame: int, message: str, count: int = 1) -> None:
+        """Something skipped or mended; the reading goes on. `message` says "{n}" for
+        `count`: issues alike from every buffer add up (add_issue)."""
+        add_issue(self.issues, ReadIssue(id_, offset, frame, message, stops=False, count=count))
 
     def _stop(self, id_: str, offset: int, frame: int, message: str) -> None:
         """Something the reading cannot go past: the rest of the file is not read."""
@@ -247,11 +249,13 @@ class PcapngReader(StreamReader):
         fixed = np.where(btype == BT_SPB, 16, 32)
         short = is_pkt & (blen < fixed)
         if short.any():
+            at = int(np.argmax(short))  # the packets before it keep their frame numbers
             self._issue(
                 "capture.corrupt_record",
-                base + int(blocks[short][0]),
-                first_frame,
-                f"{int(short.sum())} packet block(s) shorter than their fixed fields; skipped",
+                base + int(blocks[at]),
+                first_frame + int(np.count_nonzero(is_pkt[:at] & ~short[:at])),
+                "{n} packet block(s) shorter than their fixed fields; skipped",
+                int(short.sum()),
             )
             is_pkt &= ~short
         pk = blocks[is_pkt]
@@ -282,12 +286,13 @@ class PcapngReader(StreamReader):
         room = bl - (data - pk) - 4
         over = caplen > room
         if over.any():
+            at = int(np.argmax(over))
             self._issue(
                 "capture.corrupt_record",
-                base + int(pk[over][0]),
-                first_frame,
-                f"{int(over.sum())} packet block(s) claim more bytes than they hold; "
-                "clipped to the block",
+                base + int(pk[at]),
+                first_frame + at,
+                "{n} packet block(s) claim more bytes than they hold; clipped to the block",
+                int(over.sum()),
             )
             caplen = np.minimum(caplen, room)
         n = pk.shape[0]
@@ -295,12 +300,14 @@ class PcapngReader(StreamReader):
         ends = np.append(starts[1:], len(table.items))
         known = iface < (ends - starts)[section]
         if not known.all():
+            at = int(np.argmin(known))
             self._issue(
                 "capture.corrupt_record",
-                base + int(pk[~known][0]),
-                first_frame,
-                f"{int((~known).sum())} packet(s) name an interface that was never "
-                "described; their link type is unknown",
+                base + int(pk[at]),
+                first_frame + at,
+                "{n} packet(s) name an interface that was never described; their link type "
+                "is unknown",
+                int((~known).sum()),
             )
         linktype = np.full(n, -1, dtype=np.int32)
         ts_ns = np.zeros(n, dtype=np.int64)
@@ -316,12 +323,14 @@ class PcapngReader(StreamReader):
             ts, bad = _to_ns(ts_raw[known], cols["kind"][g], cols["scale"][g], cols["offset"][g])
             ts_ns[known] = ts
             if bad.any():
+                at = int(np.flatnonzero(known)[np.argmax(bad)])
                 self._issue(
                     "capture.corrupt_record",
-                    base + int(pk[known][bad][0]),
-                    first_frame,
-                    f"{int(bad.sum())} packet(s) have a timestamp that no clock gives (if_tsresol, "
+                    base + int(pk[at]),
+                    first_frame + at,
+                    "{n} packet(s) have a timestamp that no clock gives (if_tsresol, "
                     "if_tsoffset or the value out of range); written as 0",
+                    int(bad.sum()),
                 )
         # Options follow the padded packet data in an EPB and in the obsolete PB, whose
         # pack_flags has epb_flags' code and layout (draft appendix A); an SPB has none.
@@ -366,7 +375,7 @@ class PcapngReader(StreamReader):
                     "capture.corrupt_record",
                     base + b,
                     first_frame,
-                    "interface description block too short; interface ignored",
+                    "{n} interface description block(s) too short; interface ignored",
                 )
                 table.items.append(Interface(-1, 0))  # keeps the later ids in place
             elif table.section_size() >= MAX_INTERFACES:
@@ -378,7 +387,8 @@ class PcapngReader(StreamReader):
                 "capture.corrupt_record",
                 base + int(blocks[0]),
                 first_frame,
-                f"{dropped} interface block(s) beyond {MAX_INTERFACES} in one section ignored",
+                f"{{n}} interface block(s) beyond {MAX_INTERFACES} in one section ignored",
+                dropped,
             )
         self.interfaces = table.current()
         return table

@@ -48,9 +48,14 @@ CATALOGUE: dict[str, FindingInfo] = {
         _W,
         "a record header in the capture file is corrupt",
         "A record's length field is impossible (beyond the 262144-byte libpcap limit or "
-        "its own block), so nothing after it can be located. Records before it were "
-        "scanned. Causes: file corruption, concatenated files, a buggy writer.",
-        meaning="a record or block length is impossible; the rest of the file cannot be located",
+        "its own block): nothing after it can be located, so the rest of the file is not "
+        "read; records before it were scanned. Other faults in a pcapng block (shorter "
+        "than its fixed fields, a captured length past its end, an interface never "
+        "described, a timestamp no clock gives) are skipped or mended as the summary "
+        "says, and the reading goes on; the count is of the records concerned, the frame "
+        "the first. Causes: file corruption, concatenated files, a buggy writer.",
+        meaning="a record or block is impossible: the rest of the file unread, or the "
+        "record skipped or mended",
         prior_art=(
             'libpcap "bogus savefile header"; Wireshark "pcapng: block length ... too large"'
         ),

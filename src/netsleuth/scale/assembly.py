@@ -11,7 +11,7 @@ from dataclasses import replace
 import numpy as np
 from numpy.typing import NDArray
 
-from netsleuth.capture.chunks import MAX_RECORDS, ReadIssue
+from netsleuth.capture.chunks import MAX_RECORDS, ReadIssue, add_issue
 from netsleuth.capture.pcap import PcapReader
 from netsleuth.capture.split import HEADER, RECORD
 from netsleuth.checks import (
@@ -194,8 +194,8 @@ class SplitRecord:
     start was no record boundary, or the file is corrupt in the middle (the one-process
     reader stops there). Either way `ok` goes false and the caller reads the file in one
     piece. A range's read issues that did not stop its reader (pcapng: a block clipped or
-    skipped, in the one-process reader's own buffers) are kept, each range's numbered in
-    the file, in file order."""
+    skipped, in the one-process reader's own buffers) are numbered in the file and added
+    up by kind, as one reader does across its buffers (add_issue)."""
 
     def __init__(self, path: str) -> None:
         self.res = InputResult(path)
@@ -210,7 +210,8 @@ class SplitRecord:
             return False
         self.res.merge(res)
         self.res.format, self.res.compressed = res.format, res.compressed
-        self.res.issues += [_shifted(i, self.frames) for i in res.issues]
+        for issue in res.issues:
+            add_issue(self.res.issues, _shifted(issue, self.frames))
         self.frames += res.packets
         return True
 
