@@ -119,7 +119,7 @@ def test_c_walk_matches_reference(lens: list[int], swapped: bool, bad_at: int, t
     recs = b"".join([*parts, tail])
     buf = np.frombuffer(recs, dtype=np.uint8)
     out = np.empty((4, 1 << 10), dtype=np.int64)
-    n, pos, status = _framing.walk_pcap(buf.data, 0, len(recs), swapped, 262144, 1000, out.data)
+    n, pos, status = _framing.walk_pcap(buf.data, 0, len(recs), swapped, 262144, 1000, out.data, 16)
     want, want_pos, want_status = walk_reference(recs, swapped, 262144)
     assert (list(out[0, :n] - 16), pos, status) == (want, want_pos, want_status)
     assert list(out[1, :n]) == [lens[i] for i in range(n)]

@@ -42,20 +42,27 @@ static int get_buffers(PyObject *bufobj, PyObject *outobj, Py_buffer *in, Py_buf
     return 0;
 }
 
-/* walk_pcap(buf, start, end, swapped, max_caplen, out) -> (count, pos, status)
+/* walk_pcap(buf, start, end, swapped, max_caplen, frac_scale, out, hdr) -> (count, pos, status)
  * out is an int64 array of shape (4, cap): rows are data offset, caplen, wire length and
- * timestamp (seconds * 1e9 + fraction * frac_scale): the header fields are in cache now. */
+ * timestamp (seconds * 1e9 + fraction * frac_scale): the header fields are in cache now.
+ * hdr is the record header's size: 16, or more for the variants that append fields to it
+ * (seconds, fraction, caplen and wire length always come first: wiretap/libpcap.h). */
 static PyObject *walk_pcap(PyObject *self, PyObject *args) {
     PyObject *bufobj, *outobj;
     Py_ssize_t start, end;
     int swapped;
     unsigned long max_caplen;
     long long frac_scale;
+    Py_ssize_t hdr;
     Py_buffer in, out;
     (void)self;
-    if (!PyArg_ParseTuple(args, "OnnpkLO", &bufobj, &start, &end, &swapped, &max_caplen,
-                          &frac_scale, &outobj))
+    if (!PyArg_ParseTuple(args, "OnnpkLOn", &bufobj, &start, &end, &swapped, &max_caplen,
+                          &frac_scale, &outobj, &hdr))
         return NULL;
+    if (hdr < 16 || hdr > 64) {  /* the largest known variant's is 28 */
+        PyErr_SetString(PyExc_ValueError, "record header size must be 16..64 bytes");
+        return NULL;
+    }
     if (get_buffers(bufobj, outobj, &in, &out, start, end) < 0) return NULL;
     if (out.len % 32 != 0) {
         PyBuffer_Release(&in);
@@ -70,17 +77,17 @@ static PyObject *walk_pcap(PyObject *self, PyObject *args) {
     int status = ST_NEED_MORE;
     while (1) {
         if (n == cap) { status = ST_OUT_FULL; break; }
-        if (end - pos < 16) break;
+        if (end - pos < hdr) break;
         uint32_t caplen = rd32(b + pos + 8, swapped);
         if (caplen > max_caplen) { status = ST_BAD_LENGTH; break; }
-        if ((Py_ssize_t)caplen > end - pos - 16) break;
-        o_off[n] = pos + 16;
+        if ((Py_ssize_t)caplen > end - pos - hdr) break;
+        o_off[n] = pos + hdr;
         o_cap[n] = caplen;
         o_wire[n] = rd32(b + pos + 12, swapped);
         o_ts[n] = (int64_t)rd32(b + pos, swapped) * 1000000000LL +
                   (int64_t)rd32(b + pos + 4, swapped) * frac_scale;
         n++;
-        pos += 16 + (Py_ssize_t)caplen;
+        pos += hdr + (Py_ssize_t)caplen;
     }
     PyBuffer_Release(&in);
     PyBuffer_Release(&out);

@@ -8,6 +8,7 @@ def walk_pcap(
     max_caplen: int,
     frac_scale: int,
     out: WriteableBuffer,
+    hdr: int,
     /,
 ) -> tuple[int, int, int]: ...
 def walk_pcapng(

@@ -1,9 +1,11 @@
-"""libpcap savefiles (draft-ietf-opsawg-pcap): both byte orders, us and ns timestamps."""
+"""libpcap savefiles (draft-ietf-opsawg-pcap): both byte orders, us and ns timestamps, and the
+variants with longer record headers (record_size)."""
 
 from __future__ import annotations
 
 import struct
 from collections.abc import Iterator
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -16,7 +18,7 @@ from netsleuth.capture.chunks import (
     ReadIssue,
     StreamReader,
 )
-from netsleuth.capture.source import PCAP_MAGICS, ByteSource
+from netsleuth.capture.source import MODIFIED_PCAP_MAGICS, PCAP_MAGICS, ByteSource
 from netsleuth.errors import InputError
 
 # libpcap refuses records longer than MAXIMUM_SNAPLEN (262144, pcap-int.h) for ordinary
@@ -25,6 +27,61 @@ from netsleuth.errors import InputError
 MAXIMUM_SNAPLEN = 262144
 HARD_LIMIT = 16 << 20
 ST_OUT_FULL, ST_BAD_LENGTH = 1, 2
+
+# Record header sizes (wiretap/libpcap.h). With the standard magic: libpcap's own (16), the
+# ss990417 patch of Red Hat 6.1 (24: interface index, protocol, packet type, pad appended)
+# and Nokia's (20: four bytes of its own). With the modified magic: ss991029 (24) and
+# ss990915 of SuSE 6.3 (28: two CPU bytes and padding more). Only a look at the first
+# records tells the ones that share a magic apart, as Wireshark does (wiretap/libpcap.c:
+# libpcap_try_variants), though where no size reads them cleanly Wireshark takes the least
+# wrong and this the first. Their timestamps are microseconds; a nanosecond file is
+# libpcap's own.
+STANDARD = (16, 24, 20)
+MODIFIED = (24, 28)
+TRY_RECORDS = 3
+PEEK = 1 << 20  # enough for TRY_RECORDS of all but the largest records
+MAX_WIRE = 128 << 20  # an original length beyond is no packet (Wireshark's bound too)
+
+
+@dataclass(frozen=True)
+class RecordLayout:
+    order: str
+    frac_ns: int
+    snaplen: int
+    max_caplen: int
+
+
+def record_size(layout: RecordLayout, modified: bool, first: bytes) -> int:
+    """The record header size of a file whose records start with `first`."""
+    if layout.frac_ns != 1_000:
+        return 16
+    sizes = MODIFIED if modified else STANDARD
+    # The first size whose records look right; none does: the first (a corrupt file is
+    # read as what its magic says first, and its reader names the corrupt record).
+    right = (s for s in sizes if _merit(layout, s, first, len(first) < PEEK) == 0)
+    return next(right, sizes[0])
+
+
+def _merit(layout: RecordLayout, size: int, data: bytes, whole: bool) -> int:
+    """How wrong the first records look read with `size`-byte headers: 0 when none is
+    (wiretap/libpcap.c: libpcap_try_record's figure of merit). `whole`: `data` is the
+    whole rest of the file, so a record cut short is a wrong guess, not the peek's end."""
+    pos = 0
+    for _ in range(TRY_RECORDS):
+        if pos + size > len(data):
+            return 1 if whole and pos < len(data) else 0
+        _sec, frac, caplen, wirelen = struct.unpack_from(layout.order + "IIII", data, pos)
+        bad = (
+            (frac >= 1_000_000)
+            + (caplen > layout.max_caplen)
+            + (wirelen > MAX_WIRE)
+            + (caplen > layout.snaplen)
+            + (caplen > wirelen)
+        )
+        if bad:
+            return int(bad)
+        pos += size + caplen
+    return 1 if whole and pos > len(data) else 0
 
 
 class PcapReader(StreamReader):
@@ -42,7 +99,11 @@ class PcapReader(StreamReader):
         if len(head) < 24:
             source.close()
             raise InputError(self.name, f"truncated pcap file header ({len(head)} of 24 bytes)")
-        order, self.frac_ns = PCAP_MAGICS[head[:4]]
+        modified = head[:4] in MODIFIED_PCAP_MAGICS
+        if modified:
+            order, self.frac_ns = MODIFIED_PCAP_MAGICS[head[:4]], 1_000
+        else:
+            order, self.frac_ns = PCAP_MAGICS[head[:4]]
         self.swapped = order == ">"
         _vmaj, _vmin, _zone, _sigfigs, snaplen, network = struct.unpack(order + "HHiIII", head[4:])
         # The link type is the low 16 bits; the upper bits carry FCS information (draft
@@ -50,8 +111,10 @@ class PcapReader(StreamReader):
         self.linktype = network & 0xFFFF
         self.snaplen = snaplen
         self.max_caplen = max(MAXIMUM_SNAPLEN, min(snaplen, HARD_LIMIT))
+        layout = RecordLayout(order, self.frac_ns, snaplen, self.max_caplen)
+        self.record = record_size(layout, modified, source.peek(PEEK))
         # A buffer always holds the largest record we accept, so the walk always progresses.
-        self.chunk_bytes = max(chunk_bytes, self.max_caplen + 16)
+        self.chunk_bytes = max(chunk_bytes, self.max_caplen + self.record)
 
     def _batches(self) -> Iterator[RecordBatch]:
         ch = Chunker(self.source, self.chunk_bytes)
@@ -60,7 +123,14 @@ class PcapReader(StreamReader):
         pos, frame = 0, 1
         while True:
             n, newpos, st = _framing.walk_pcap(
-                ch.buf.data, pos, ch.have, self.swapped, self.max_caplen, self.frac_ns, out.data
+                ch.buf.data,
+                pos,
+                ch.have,
+                self.swapped,
+                self.max_caplen,
+                self.frac_ns,
+                out.data,
+                self.record,
             )
             if n:
                 yield RecordBatch(

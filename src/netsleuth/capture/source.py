@@ -22,6 +22,9 @@ PCAP_MAGICS = {
     b"\x4d\x3c\xb2\xa1": ("<", 1),
     b"\xa1\xb2\x3c\x4d": (">", 1),
 }
+# Alexey Kuznetsov's patched libpcap (ss990915, ss991029): the same file header, record
+# headers with fields appended (wiretap/libpcap.h); microsecond timestamps.
+MODIFIED_PCAP_MAGICS = {b"\x34\xcd\xb2\xa1": "<", b"\xa1\xb2\xcd\x34": ">"}
 PCAPNG_MAGIC = b"\x0a\x0d\x0d\x0a"
 SNOOP_MAGIC = b"snoo"  # the first 4 bytes of "snoop\0\0\0" (RFC 1761): capture/snoop.py
 
@@ -80,6 +83,13 @@ class ByteSource:
         got = self.read_into(buf, 0, n)
         return buf[:got].tobytes()
 
+    def peek(self, n: int) -> bytes:
+        """Up to `n` bytes, left to be read again (a pipe cannot seek back)."""
+        data = self.read(n)
+        self._prefix = data + self._prefix
+        self.consumed -= len(data)
+        return data
+
     def close(self) -> None:
         if self._stream is not sys.stdin.buffer:
             self._stream.close()
@@ -123,7 +133,7 @@ def open_source(path: str) -> Sniffed:
     if compressed:
         stream = GzipStream(_Prefixed(head, raw))
         head = _peek(name, stream, 4)
-    if head in PCAP_MAGICS:
+    if head in PCAP_MAGICS or head in MODIFIED_PCAP_MAGICS:
         kind = "pcap"
     elif head == PCAPNG_MAGIC:
         kind = "pcapng"

@@ -20,7 +20,14 @@ import os
 import struct
 from dataclasses import dataclass
 
-from netsleuth.capture.pcap import MAXIMUM_SNAPLEN, PcapReader
+from netsleuth.capture.pcap import (
+    HARD_LIMIT,
+    MAXIMUM_SNAPLEN,
+    PEEK,
+    PcapReader,
+    RecordLayout,
+    record_size,
+)
 from netsleuth.capture.source import PCAP_MAGICS, ByteSource
 
 HEADER = 24  # the file header
@@ -41,13 +48,17 @@ class PcapLayout:
 
 
 def layout(path: str) -> PcapLayout | None:
-    """The layout of an uncompressed classic pcap file; None for anything else."""
+    """The layout of an uncompressed classic pcap file with libpcap's own record headers;
+    None for anything else (a variant with longer record headers is read in one piece)."""
     with open(path, "rb") as fh:
-        head = fh.read(HEADER + RECORD)
+        head = fh.read(HEADER + PEEK)
     if len(head) < HEADER or head[:4] not in PCAP_MAGICS:
         return None
     order, frac_ns = PCAP_MAGICS[head[:4]]
     snaplen = struct.unpack(order + "I", head[16:20])[0]
+    limit = max(MAXIMUM_SNAPLEN, min(snaplen, HARD_LIMIT))
+    if record_size(RecordLayout(order, frac_ns, snaplen, limit), False, head[HEADER:]) != RECORD:
+        return None
     first = struct.unpack(order + "I", head[24:28])[0] if len(head) >= HEADER + 4 else None
     return PcapLayout(head[:HEADER], order, frac_ns, snaplen, first)
 
