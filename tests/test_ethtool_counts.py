@@ -68,3 +68,18 @@ def test_the_bundle_says_why_a_device_has_no_statistics(monkeypatch: pytest.Monk
         "ethtool -S eth9: eth9 reports 65537 statistics, more than the 65536 netsleuth "
         "accepts, skipped"
     ]
+
+
+def test_reads_reuse_their_buffers_and_see_only_what_was_written(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The MAX_STATS-sized buffers are made once per thread (watch reads them every
+    second); a shorter read after a longer one sees its own entries only."""
+    assert read(FakeDevice(stats=5), monkeypatch) == (
+        [f"stat_{i}" for i in range(5)],
+        [0, 1, 2, 3, 4],
+    )
+    strings, values = ethtool._ROOM.strings, ethtool._ROOM.values
+    assert len(strings) == 12 + ethtool.MAX_STATS * ethtool.ETH_GSTRING_LEN
+    assert read(FakeDevice(stats=2), monkeypatch) == (["stat_0", "stat_1"], [0, 1])
+    assert ethtool._ROOM.strings is strings and ethtool._ROOM.values is values
