@@ -62,3 +62,23 @@ def test_a_variant_reads_as_the_libpcap_original(fmt: str, tmp_path: Path) -> No
     assert document(out) == want
     assert layout(str(out)) is None  # no record resync in longer headers: read whole
     assert layout(str(src)) is not None
+
+
+def test_a_cut_variant_reads_up_to_the_cut_as_tshark_does(tmp_path: Path) -> None:
+    editcap = require("editcap", "tshark")
+    tshark = require("tshark", "tshark")
+    src, _ = original(tmp_path)
+    whole = tmp_path / "variant.rh6_1pcap"
+    subprocess.run([editcap, "-F", "rh6_1pcap", str(src), str(whole)], check=True)
+    cut = tmp_path / "cut.rh6_1pcap"
+    data = whole.read_bytes()
+    cut.write_bytes(data[: len(data) * 3 // 5])
+    frames = subprocess.run(
+        [tshark, "-r", str(cut), "-T", "fields", "-e", "frame.number"],
+        capture_output=True,
+        text=True,
+        check=False,  # tshark exits 2 on the cut record, after the frames before it
+    ).stdout.split()
+    doc = scan_document(scan([str(cut)]))
+    assert doc["inputs"][0]["packets"] == len(frames) > 100
+    assert "capture.truncated_file" in {f["id"] for f in doc["findings"]}

@@ -58,18 +58,17 @@ def record_size(layout: RecordLayout, modified: bool, first: bytes) -> int:
     sizes = MODIFIED if modified else STANDARD
     # The first size whose records look right; none does: the first (a corrupt file is
     # read as what its magic says first, and its reader names the corrupt record).
-    right = (s for s in sizes if _merit(layout, s, first, len(first) < PEEK) == 0)
-    return next(right, sizes[0])
+    return next((s for s in sizes if _merit(layout, s, first) == 0), sizes[0])
 
 
-def _merit(layout: RecordLayout, size: int, data: bytes, whole: bool) -> int:
-    """How wrong the first records look read with `size`-byte headers: 0 when none is
-    (wiretap/libpcap.c: libpcap_try_record's figure of merit). `whole`: `data` is the
-    whole rest of the file, so a record cut short is a wrong guess, not the peek's end."""
+def _merit(layout: RecordLayout, size: int, data: bytes) -> int:
+    """How wrong the first records' headers look read `size` bytes long: 0 when none does
+    (wiretap/libpcap.c: libpcap_try_record's figure of merit). A record the end of `data`
+    cuts counts for nothing: files are cut, and the reader says so."""
     pos = 0
     for _ in range(TRY_RECORDS):
         if pos + size > len(data):
-            return 1 if whole and pos < len(data) else 0
+            break
         _sec, frac, caplen, wirelen = struct.unpack_from(layout.order + "IIII", data, pos)
         bad = (
             (frac >= 1_000_000)
@@ -81,7 +80,7 @@ def _merit(layout: RecordLayout, size: int, data: bytes, whole: bool) -> int:
         if bad:
             return int(bad)
         pos += size + caplen
-    return 1 if whole and pos > len(data) else 0
+    return 0
 
 
 class PcapReader(StreamReader):
