@@ -179,6 +179,36 @@ def udp_tunnel_captures() -> dict[str, tuple[int, list[bytes]]]:
             ],
         ),
         "mpls-in-udp": (1, [over_udp(40003, 6635, craft.mpls(v4, [200]))]),
+        "mpls-in-ip": (
+            1,
+            [
+                craft.ether(craft.ipv4(A, B, craft.mpls(v4, [300]), 137), 0x0800),
+                craft.ether(
+                    craft.ipv6("2001:db8::a", "2001:db8::b", craft.mpls(v6, [301, 302]), 137),
+                    0x86DD,
+                ),
+            ],
+        ),
+        # L2TPv3 over IP (RFC 3931 section 4.1.1): a data session (id 0x1b1921cb, a 4-byte
+        # cookie) and a control message (session id 0, then the control header).
+        "l2tp-ip": (
+            1,
+            [
+                craft.ether(
+                    craft.ipv4(A, B, b"".join([bytes.fromhex("1b1921cb"), bytes(4), v4]), 115),
+                    0x0800,
+                ),
+                craft.ether(
+                    craft.ipv6(
+                        "2001:db8::a",
+                        "2001:db8::b",
+                        b"".join([bytes(4), bytes.fromhex("c8030014"), bytes(16)]),
+                        115,
+                    ),
+                    0x86DD,
+                ),
+            ],
+        ),
         "ethernet-in-ip": (
             1,
             [

@@ -246,6 +246,7 @@ def test_tags_and_shims_reach_the_ip_behind_them(
         ("vxlan-gpe", Tunnel.VXLAN_GPE, [4, 6], [77, 78]),
         ("mpls-in-udp", Tunnel.MPLS_UDP, [4], [-1]),
         ("ethernet-in-ip", Tunnel.ETHERIP, [4, 6], [-1, -1]),
+        ("mpls-in-ip", Tunnel.MPLS_IP, [4, 6], [-1, -1]),
         ("pim-register", Tunnel.PIM, [4], [-1]),
     ],
 )
@@ -261,6 +262,19 @@ def test_udp_tunnels_reach_the_inner_packet(
             assert (int(t.nip[i]), int(t.inner.ver[i]), int(t.inner.dport[i])) == (2, v, 2)
         else:
             assert int(t.nip[i]) == 1
+
+
+def test_l2tpv3_over_ip_is_named_and_not_entered() -> None:
+    """IP protocol 115 (RFC 3931 section 4.1.1): a data session's cookie and sublayer are
+    per-session configuration, so the walk ends after the session id, cleanly; a control
+    message (session id 0) likewise."""
+    linktype, frames = rf.captures()["l2tp-ip"]
+    t = dec(frames, linktype=linktype)
+    for i in range(len(frames)):
+        assert clean(t, i), anomalies(t, i)
+        assert (int(t.tunnels[i]), int(t.tunnel[i]), int(t.nip[i])) == (1, Tunnel.L2TP, 1)
+    short = craft.ether(craft.ipv4(rf.A, rf.B, bytes(3), 115), 0x0800)  # 3 of the id's 4 bytes
+    assert "tunnel.truncated" in anomalies(dec([short]), 0)["inner"]  # past the tunnel's entry
 
 
 def test_encapsulation_bytes_match_scapy() -> None:

@@ -40,6 +40,8 @@ EXPECTED = [
     ("IPPROTO", 58, "icmpv6", "none"),
     ("IPPROTO", 97, "etherip", "etherip"),
     ("IPPROTO", 103, "pim", "none"),
+    ("IPPROTO", 115, "l2tp-ip", "l2tp"),
+    ("IPPROTO", 137, "mpls-in-ip", "mpls_ip"),
     ("IPPROTO", 143, "ethernet-in-ip", "etherip"),
     ("LINKTYPE", 0, "null", "none"),
     ("LINKTYPE", 1, "ethernet", "none"),

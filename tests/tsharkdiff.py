@@ -101,6 +101,7 @@ TUNNEL_NAMES = {
     Tunnel.VXLAN_GPE: "vxlangpe",
     Tunnel.PIM: "pim",
     Tunnel.ETHERIP: "etherip",
+    Tunnel.MPLS_IP: "mplsip",
 }
 # tshark protocols that are a tunnel header netsleuth decodes (the one right after "gre"
 # refines it: ERSPAN and PPTP are GRE with a protocol type).
@@ -257,6 +258,8 @@ def walk(  # noqa: PLR0912, PLR0915 -- one case per tshark protocol token, read 
             w.mpls += 1
             if prev == "udp":  # MPLS in UDP (RFC 7510)
                 w.tunnels.append("mplsudp")
+            elif prev in ("ip", "ipv6"):  # MPLS in IP (RFC 4023), protocol 137
+                w.tunnels.append("mplsip")
         elif tok == "pim" and nxt in ("ip", "ipv6"):  # a Register's data packet
             w.tunnels.append("pim")
         elif tok == "llc":
@@ -325,8 +328,11 @@ def theirs(row: list[str]) -> Frame:
     ends = sorted({0, len(w.ips) - 1}) if w.ips else []
     frag, csum = [], []
     silent = False  # an IPv4 layer tshark names but gives no field of (its header is bad)
+    # An IPv4 layer tshark gives only some fields of (an id but no checksum status, its
+    # header cut: randpkt frames) counts as silent too.
+    given = min(len(ids), len(mfs), len(offs), len(stats))
     for k in ends:
-        if w.ips[k] == 4 and nth[k] < len(ids):
+        if w.ips[k] == 4 and nth[k] < given:
             n = nth[k]
             frag.append((int(ids[n], 16), int(mfs[n]), int(offs[n]) * 8))
             csum.append(stats[n] == "1")

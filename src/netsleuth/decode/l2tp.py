@@ -3,7 +3,9 @@ version, optional length, tunnel and session ids, optional Ns/Nr, optional offse
 PPP frame; control messages (T bit) carry nothing to decode. Version 3 (RFC 3931 section
 4.1.2.1): T bit and version, reserved, session id (0: control), then a cookie and an
 L2-specific sublayer whose sizes are per-session configuration, not on the wire: a data
-session is named but its payload not decoded."""
+session is named but its payload not decoded. L2TPv3 also runs directly over IP, protocol
+115 (RFC 3931 section 4.1.1): a 4-byte session id (0: a control message follows), then the
+same per-session cookie: named, not entered (Linux: net/l2tp/l2tp_ip.c, l2tp_ip6.c)."""
 
 from __future__ import annotations
 
@@ -45,6 +47,13 @@ def decode(t: PacketTable, idx: NDArray[np.int64]) -> None:
     ppp.decode(t, idx)
 
 
+def over_ip(t: PacketTable, idx: NDArray[np.int64]) -> None:
+    """L2TPv3 over IP: the session id, then nothing decodable without the session's
+    configuration."""
+    t.stop(t.short(idx, 4, Anomaly.TUNNEL_TRUNCATED))
+
+
 register(
     NS.UDPPORT, 1701, "l2tp", decode, tunnel=Tunnel.L2TP, accept=plausible
 )  # IANA, RFC 2661 / 3931
+register(NS.IPPROTO, 115, "l2tp-ip", over_ip, tunnel=Tunnel.L2TP)  # RFC 3931 section 4.1.1

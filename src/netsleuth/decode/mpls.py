@@ -93,3 +93,5 @@ register(NS.TUNNEL_PROTO, 0x8847, "mpls", decode)  # MPLS in GRE (RFC 4023)
 # RFC 7510
 register(NS.UDPPORT, 6635, "mpls-in-udp", decode, tunnel=Tunnel.MPLS_UDP, accept=plausible_stack)
 register(NS.TUNNEL_PROTO, 0x8848, "mpls-multicast", decode)
+# RFC 4023 section 3; Linux receives it through tunnel4.c/tunnel6.c (tunnelmpls4/6 handlers)
+register(NS.IPPROTO, 137, "mpls-in-ip", decode, tunnel=Tunnel.MPLS_IP)

@@ -80,12 +80,13 @@ class Tunnel(enum.IntEnum):
     ERSPAN = 7
     TEREDO = 8  # IPv6 in UDP (RFC 4380)
     GTPU = 9  # GTP-U (3GPP TS 29.281)
-    L2TP = 10  # L2TPv2 (RFC 2661) / L2TPv3 (RFC 3931) over UDP
+    L2TP = 10  # L2TPv2 (RFC 2661) / L2TPv3 (RFC 3931) over UDP; L2TPv3 over IP (protocol 115)
     GRE_UDP = 11  # GRE in UDP (RFC 8086): a GRE header, keyed by UDP on the way in
     MPLS_UDP = 12  # MPLS in UDP (RFC 7510)
     VXLAN_GPE = 13  # VXLAN Generic Protocol Extension (draft-ietf-nvo3-vxlan-gpe)
     PIM = 14  # a PIM Register's data packet (RFC 7761 section 4.9.3)
     ETHERIP = 15  # Ethernet in IP: EtherIP (97, RFC 3378) or protocol 143 (RFC 8986)
+    MPLS_IP = 16  # IP protocol 137: MPLS in IPv4 or IPv6 (RFC 4023 section 3)
 
 
 class Shim(enum.IntFlag):
