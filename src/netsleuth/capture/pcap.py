@@ -43,6 +43,11 @@ PEEK = 1 << 20  # enough for TRY_RECORDS of all but the largest records
 MAX_WIRE = 128 << 20  # an original length beyond is no packet (Wireshark's bound too)
 
 
+def max_caplen(snaplen: int) -> int:
+    """The largest captured length accepted in a file with this header snap length."""
+    return max(MAXIMUM_SNAPLEN, min(snaplen, HARD_LIMIT))
+
+
 @dataclass(frozen=True)
 class RecordLayout:
     order: str
@@ -109,7 +114,7 @@ class PcapReader(StreamReader):
         # section 4), which no common writer sets.
         self.linktype = network & 0xFFFF
         self.snaplen = snaplen
-        self.max_caplen = max(MAXIMUM_SNAPLEN, min(snaplen, HARD_LIMIT))
+        self.max_caplen = max_caplen(snaplen)
         layout = RecordLayout(order, self.frac_ns, snaplen, self.max_caplen)
         self.record = record_size(layout, modified, source.peek(PEEK))
         # A buffer always holds the largest record we accept, so the walk always progresses.

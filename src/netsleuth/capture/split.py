@@ -21,11 +21,11 @@ import struct
 from dataclasses import dataclass
 
 from netsleuth.capture.pcap import (
-    HARD_LIMIT,
     MAXIMUM_SNAPLEN,
     PEEK,
     PcapReader,
     RecordLayout,
+    max_caplen,
     record_size,
 )
 from netsleuth.capture.source import PCAP_MAGICS, ByteSource
@@ -56,8 +56,8 @@ def layout(path: str) -> PcapLayout | None:
         return None
     order, frac_ns = PCAP_MAGICS[head[:4]]
     snaplen = struct.unpack(order + "I", head[16:20])[0]
-    limit = max(MAXIMUM_SNAPLEN, min(snaplen, HARD_LIMIT))
-    if record_size(RecordLayout(order, frac_ns, snaplen, limit), False, head[HEADER:]) != RECORD:
+    lay = RecordLayout(order, frac_ns, snaplen, max_caplen(snaplen))
+    if record_size(lay, False, head[HEADER:]) != RECORD:
         return None
     first = struct.unpack(order + "I", head[24:28])[0] if len(head) >= HEADER + 4 else None
     return PcapLayout(head[:HEADER], order, frac_ns, snaplen, first)
