@@ -56,7 +56,7 @@ def test_unusable_input_is_reported_and_others_still_scanned(tmp_path: Path) -> 
     out, err = run("scan", "--format", "json", str(bad), str(good), code=2)
     assert (
         err.strip() == f"netsleuth: {bad}: not a capture file: it starts with text "
-        "'hello world\\\\n' (68 65 6c 6c 6f 20 77 6f), not pcap/pcapng magic"
+        "'hello world\\\\n' (68 65 6c 6c 6f 20 77 6f), not pcap/pcapng magic or ERF records"
     )
     doc = json.loads(out)
     assert [i["packets"] for i in doc["inputs"]] == [0, 11]

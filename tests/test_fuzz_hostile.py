@@ -249,3 +249,45 @@ def test_pcapng_writer_reads_back(packets: list[tuple[int, bytes, int, str]]) ->
         path.unlink()
     assert got == [(ts, data, lt) for ts, data, lt, _ in packets]
     assert reader.issues == []
+
+
+# --- ERF: records with any header fields after three good ones -----------------------------
+def _erf(kind: int, flags: int, rlen: int, wlen: int, body: bytes, *, ts: int = 0) -> bytes:
+    """One ERF record as its fields say (rlen need not match the body: that is the point)."""
+    return struct.pack("<Q", ts) + struct.pack(">BBHHH", kind, flags, rlen, 0, wlen) + body
+
+
+@FUZZ
+@given(
+    st.lists(
+        st.tuples(
+            st.integers(0, 255),
+            st.integers(0, 255),
+            st.integers(0, 0xFFFF),
+            st.integers(0, 0xFFFF),
+            st.binary(max_size=120),
+        ),
+        max_size=25,
+    ),
+    st.binary(max_size=64),
+)
+def test_erf_records_with_any_fields(
+    tmp_path: Path, records: list[tuple[int, int, int, int, bytes]], tail: bytes
+) -> None:
+    """Three good bare-IPv4 records (so the file is taken for ERF), then records with any
+    type, flags, lengths and extension bits: the reader hands out only bytes inside its
+    buffer, names what it cannot read, and the decoders take every record."""
+    from netsleuth.decode import decode
+
+    good = [_erf(22, 0, 40, 24, bytes(24), ts=k << 32) for k in range(3)]
+    rest = [_erf(*fields, ts=3 << 32) for fields in records]
+    path = tmp_path / "f.erf"
+    path.write_bytes(b"".join([*good, *rest, tail]))
+    reader = open_capture(str(path))
+    n = 0
+    for b in reader.batches():
+        assert (b.offset >= 0).all() and (b.offset + b.caplen <= b.buf.shape[0]).all()
+        decode(b)
+        n += len(b)
+    assert n >= 3
+    assert {i.id for i in reader.issues} <= READ_ISSUES

@@ -1,15 +1,17 @@
-"""Capture reading: files (pcap, pcapng, gzip) and stdin into streamed RecordBatches."""
+"""Capture reading: files (pcap, pcapng, snoop, ERF; gzip) and stdin into streamed
+RecordBatches."""
 
 from __future__ import annotations
 
 from netsleuth.capture.batch import RecordBatch
 from netsleuth.capture.chunks import CHUNK_BYTES, ReadIssue
+from netsleuth.capture.erf import ErfReader
 from netsleuth.capture.pcap import PcapReader
 from netsleuth.capture.pcapng import PcapngReader
 from netsleuth.capture.snoop import SnoopReader
 from netsleuth.capture.source import open_source
 
-CaptureReader = PcapReader | PcapngReader | SnoopReader
+CaptureReader = PcapReader | PcapngReader | SnoopReader | ErfReader
 
 __all__ = ["CaptureReader", "ReadIssue", "RecordBatch", "open_capture"]
 
@@ -21,4 +23,6 @@ def open_capture(path: str, *, chunk_bytes: int = CHUNK_BYTES) -> CaptureReader:
         return PcapReader(sniffed.source, compressed=sniffed.compressed, chunk_bytes=chunk_bytes)
     if sniffed.kind == "snoop":
         return SnoopReader(sniffed.source, compressed=sniffed.compressed)
+    if sniffed.kind == "erf":
+        return ErfReader(sniffed.source, compressed=sniffed.compressed, chunk_bytes=chunk_bytes)
     return PcapngReader(sniffed.source, compressed=sniffed.compressed, chunk_bytes=chunk_bytes)

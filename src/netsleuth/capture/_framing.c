@@ -12,6 +12,11 @@
  * ts_sec, ts_frac, caplen, origlen, each u32 in the file's byte order.
  * pcapng block (draft-ietf-opsawg-pcapng section 3.1): type u32, total length u32, body,
  * total length u32 again; total length is a multiple of 4 and at least 12.
+ * ERF record (Endace ERF types; Wireshark wiretap/erf.c, erf_record.h): timestamp u64
+ * little-endian (seconds << 32 | binary fraction), type u8 (0x80: an extension header
+ * follows), flags u8, record length u16, loss counter u16, wire length u16 (big-endian),
+ * then 8-byte extension headers while each one's first byte has 0x80, then a subheader
+ * for some types, then the captured bytes.
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
@@ -139,9 +144,83 @@ static PyObject *walk_pcapng(PyObject *self, PyObject *args) {
     return Py_BuildValue("nnii", n, pos, status, swapped);
 }
 
+/* ERF record types with a subheader before the captured bytes (wiretap/erf.c,
+ * erf_read_header): the Ethernet types' 2 bytes (offset, pad), the multichannel types' and
+ * AAL2's 4. */
+static int erf_subheader(unsigned type) {
+    switch (type) {
+    case 2: case 11: case 16: case 20: return 2;        /* ETH, COLOR_ETH, DSM_, HASH_ */
+    case 5: case 6: case 7: case 8: case 9: case 12: case 17: case 18: return 4;
+    default: return 0;
+    }
+}
+
+/* walk_erf(buf, start, end, out) -> (count, pos, status)
+ * out is an int64 array of shape (5, cap): rows are data offset, caplen, wire length,
+ * timestamp in ns, and type | flags << 8 | loss counter << 16 | bytes before the data << 32 |
+ * record length << 48 (read as unsigned). PAD records (type byte 48:
+ * Wireshark skips them the same way, unmasked) are stepped over and not listed. A record
+ * shorter than its header, empty (not PAD), or whose extension headers or subheader do
+ * not fit its length stops the walk with ST_BAD_LENGTH; the caller names it. */
+static PyObject *walk_erf(PyObject *self, PyObject *args) {
+    PyObject *bufobj, *outobj;
+    Py_ssize_t start, end;
+    Py_buffer in, out;
+    (void)self;
+    if (!PyArg_ParseTuple(args, "OnnO", &bufobj, &start, &end, &outobj)) return NULL;
+    if (get_buffers(bufobj, outobj, &in, &out, start, end) < 0) return NULL;
+    if (out.len % 40 != 0) {
+        PyBuffer_Release(&in);
+        PyBuffer_Release(&out);
+        PyErr_SetString(PyExc_ValueError, "output must be int64 of shape (5, n)");
+        return NULL;
+    }
+    const unsigned char *b = (const unsigned char *)in.buf;
+    Py_ssize_t cap = out.len / 40, n = 0, pos = start;
+    int64_t *o_off = (int64_t *)out.buf, *o_cap = o_off + cap, *o_wire = o_cap + cap;
+    int64_t *o_ts = o_wire + cap, *o_info = o_ts + cap;
+    int status = ST_NEED_MORE;
+    while (1) {
+        if (n == cap) { status = ST_OUT_FULL; break; }
+        if (end - pos < 16) break;
+        const unsigned char *r = b + pos;
+        Py_ssize_t rlen = (Py_ssize_t)(r[10] << 8 | r[11]);
+        if (rlen < 16 || (rlen == 16 && r[8] != 48)) { status = ST_BAD_LENGTH; break; }
+        if (rlen > end - pos) break;
+        if (r[8] == 48) { pos += rlen; continue; }
+        Py_ssize_t skip = 16;
+        unsigned more = r[8] & 0x80;
+        while (more && skip + 8 <= rlen) {
+            more = r[skip] & 0x80;
+            skip += 8;
+        }
+        skip += erf_subheader(r[8] & 0x7f);
+        if (more || skip > rlen) { status = ST_BAD_LENGTH; break; }
+        uint64_t ts = 0;
+        for (int k = 7; k >= 0; k--) ts = ts << 8 | r[k];  /* little-endian, any host */
+        /* The fraction in ns, rounded to nearest as Wireshark's erf_read_header does. */
+        uint64_t frac = (ts & 0xffffffffULL) * 1000000000ULL;
+        frac += (frac & 0x80000000ULL) << 1;
+        int64_t wlen = (int64_t)(r[14] << 8 | r[15]);
+        o_off[n] = pos + skip;
+        o_cap[n] = wlen < rlen - skip ? wlen : rlen - skip;
+        o_wire[n] = wlen;
+        o_ts[n] = (int64_t)(ts >> 32) * 1000000000LL + (int64_t)(frac >> 32);
+        o_info[n] = (int64_t)((uint64_t)r[8] | (uint64_t)r[9] << 8 |
+                              (uint64_t)(r[12] << 8 | r[13]) << 16 | (uint64_t)skip << 32 |
+                              (uint64_t)rlen << 48);
+        n++;
+        pos += rlen;
+    }
+    PyBuffer_Release(&in);
+    PyBuffer_Release(&out);
+    return Py_BuildValue("nni", n, pos, status);
+}
+
 static PyMethodDef methods[] = {
     {"walk_pcap", walk_pcap, METH_VARARGS, "Find pcap record header offsets."},
     {"walk_pcapng", walk_pcapng, METH_VARARGS, "Find pcapng block offsets up to the next SHB."},
+    {"walk_erf", walk_erf, METH_VARARGS, "Find ERF record data offsets and header fields."},
     {NULL, NULL, 0, NULL},
 };
 

@@ -20,3 +20,10 @@ def walk_pcapng(
     out: WriteableBuffer,
     /,
 ) -> tuple[int, int, int, bool]: ...
+def walk_erf(
+    buf: ReadableBuffer,
+    start: int,
+    end: int,
+    out: WriteableBuffer,
+    /,
+) -> tuple[int, int, int]: ...

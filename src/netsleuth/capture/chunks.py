@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
 
 import numpy as np
@@ -94,15 +94,62 @@ def note_stream_cut(source: ByteSource, issues: list[ReadIssue], next_frame: int
         )
 
 
-class StreamReader:
-    """What both capture formats share: streaming, closing, and noting a cut stream.
+ST_OUT_FULL, ST_BAD_LENGTH = 1, 2  # a walk's status (capture/_framing.c)
 
-    Subclasses set source, issues and records, and implement _batches().
+
+def walked(
+    ch: Chunker,
+    walk: Callable[[int], tuple[int, int, int]],
+    batch: Callable[[int, int], RecordBatch],
+    corrupt: Callable[[int, int], ReadIssue],
+    issues: list[ReadIssue],
+) -> Iterator[RecordBatch]:
+    """The loop of the formats whose records one C walk finds (pcap, ERF): walk(pos)
+    lists the records from `pos` in the current buffer (count, where it stopped, status);
+    batch(n, frame) makes the batch of the n listed, the first numbered `frame`;
+    corrupt(pos, frame) names a record the walk refused, which stops the read. A record
+    the data ends inside is a cut file."""
+    ch.refill(0)
+    pos, frame = 0, 1
+    while True:
+        n, pos, status = walk(pos)
+        if n:
+            yield batch(n, frame)
+            frame += n
+        if status == ST_BAD_LENGTH:
+            issues.append(corrupt(pos, frame))
+            return
+        if status == ST_OUT_FULL:
+            continue
+        if ch.eof:
+            if pos < ch.have:
+                issues.append(
+                    ReadIssue(
+                        "capture.truncated_file",
+                        ch.base + pos,
+                        frame,
+                        f"the file ends inside record {frame} "
+                        f"({ch.have - pos} bytes of it present)",
+                    )
+                )
+            return
+        ch.refill(pos)
+        pos = 0
+
+
+class StreamReader:
+    """What the capture formats share: streaming, closing, and noting a cut stream.
+
+    Subclasses read their file header in __init__ (after this one's) and implement
+    _batches().
     """
 
-    source: ByteSource
-    issues: list[ReadIssue]
-    records: int
+    def __init__(self, source: ByteSource, *, compressed: bool = False) -> None:
+        self.source = source
+        self.compressed = compressed
+        self.name = source.name
+        self.issues: list[ReadIssue] = []
+        self.records = 0
 
     def batches(self) -> Iterator[RecordBatch]:
         """Stream the records; the source is closed when the iteration ends, however."""

@@ -17,6 +17,7 @@ from netsleuth.capture.chunks import (
     Chunker,
     ReadIssue,
     StreamReader,
+    walked,
 )
 from netsleuth.capture.source import MODIFIED_PCAP_MAGICS, PCAP_MAGICS, ByteSource
 from netsleuth.errors import InputError
@@ -26,7 +27,6 @@ from netsleuth.errors import InputError
 # or skip absurd amounts. A header snaplen above that is honoured up to 16 MiB.
 MAXIMUM_SNAPLEN = 262144
 HARD_LIMIT = 16 << 20
-ST_OUT_FULL, ST_BAD_LENGTH = 1, 2
 
 # Record header sizes (wiretap/libpcap.h). With the standard magic: libpcap's own (16), the
 # ss990417 patch of Red Hat 6.1 (24: interface index, protocol, packet type, pad appended)
@@ -94,11 +94,7 @@ class PcapReader(StreamReader):
     def __init__(
         self, source: ByteSource, *, compressed: bool = False, chunk_bytes: int = CHUNK_BYTES
     ) -> None:
-        self.source = source
-        self.compressed = compressed
-        self.name = source.name
-        self.issues: list[ReadIssue] = []
-        self.records = 0
+        super().__init__(source, compressed=compressed)
         head = source.read(24)
         if len(head) < 24:
             source.close()
@@ -122,11 +118,10 @@ class PcapReader(StreamReader):
 
     def _batches(self) -> Iterator[RecordBatch]:
         ch = Chunker(self.source, self.chunk_bytes)
-        ch.refill(0)
         out = np.empty((4, MAX_RECORDS), dtype=np.int64)
-        pos, frame = 0, 1
-        while True:
-            n, newpos, st = _framing.walk_pcap(
+
+        def walk(pos: int) -> tuple[int, int, int]:
+            return _framing.walk_pcap(
                 ch.buf.data,
                 pos,
                 ch.have,
@@ -136,42 +131,25 @@ class PcapReader(StreamReader):
                 out.data,
                 self.record,
             )
-            if n:
-                yield RecordBatch(
-                    buf=ch.buf,
-                    offset=out[0, :n].copy(),
-                    caplen=out[1, :n].copy(),
-                    wirelen=out[2, :n].copy(),
-                    ts_ns=out[3, :n].copy(),
-                    linktype=np.full(n, self.linktype, dtype=np.int32),
-                    frame=np.arange(frame, frame + n, dtype=np.int64),
-                )
-                frame += n
-            pos = newpos
-            if st == ST_BAD_LENGTH:
-                self.issues.append(
-                    ReadIssue(
-                        "capture.corrupt_record",
-                        ch.base + pos,
-                        frame,
-                        f"record {frame} claims an absurd captured length "
-                        f"(> {self.max_caplen}); the rest of the file was not read",
-                    )
-                )
-                return
-            if st == ST_OUT_FULL:
-                continue
-            if ch.eof:
-                if pos < ch.have:
-                    self.issues.append(
-                        ReadIssue(
-                            "capture.truncated_file",
-                            ch.base + pos,
-                            frame,
-                            f"the file ends inside record {frame} "
-                            f"({ch.have - pos} bytes of it present)",
-                        )
-                    )
-                return
-            ch.refill(pos)
-            pos = 0
+
+        def batch(n: int, frame: int) -> RecordBatch:
+            return RecordBatch(
+                buf=ch.buf,
+                offset=out[0, :n].copy(),
+                caplen=out[1, :n].copy(),
+                wirelen=out[2, :n].copy(),
+                ts_ns=out[3, :n].copy(),
+                linktype=np.full(n, self.linktype, dtype=np.int32),
+                frame=np.arange(frame, frame + n, dtype=np.int64),
+            )
+
+        def corrupt(pos: int, frame: int) -> ReadIssue:
+            return ReadIssue(
+                "capture.corrupt_record",
+                ch.base + pos,
+                frame,
+                f"record {frame} claims an absurd captured length "
+                f"(> {self.max_caplen}); the rest of the file was not read",
+            )
+
+        yield from walked(ch, walk, batch, corrupt, self.issues)

@@ -15,6 +15,8 @@ from netsleuth.capture.batch import ByteViews, RecordBatch
 from netsleuth.capture.chunks import (
     CHUNK_BYTES,
     MAX_RECORDS,
+    ST_BAD_LENGTH,
+    ST_OUT_FULL,
     Chunker,
     ReadIssue,
     StreamReader,
@@ -22,7 +24,7 @@ from netsleuth.capture.chunks import (
 )
 from netsleuth.capture.source import ByteSource
 
-ST_OUT_FULL, ST_BAD_LENGTH, ST_SECTION, ST_TRAILER = 1, 2, 3, 4
+ST_SECTION, ST_TRAILER = 3, 4  # walk_pcapng's own statuses (capture/_framing.c)
 BT_IDB, BT_PB, BT_SPB, BT_EPB = 1, 2, 3, 6  # block types, draft section 11.1
 BT_SHB = 0x0A0D0D0A
 OFFSET_MASK = (1 << 62) - 1  # walk_pcapng's offsets carry the block's byte order in bit 62
@@ -103,11 +105,7 @@ class PcapngReader(StreamReader):
     def __init__(
         self, source: ByteSource, *, compressed: bool = False, chunk_bytes: int = CHUNK_BYTES
     ) -> None:
-        self.source = source
-        self.compressed = compressed
-        self.name = source.name
-        self.issues: list[ReadIssue] = []
-        self.records = 0
+        super().__init__(source, compressed=compressed)
         self.swapped = False
         self.interfaces: list[Interface] = []  # of the current section
         # A block larger than one read buffer is refused as corrupt: no real packet is that

@@ -33,11 +33,7 @@ class SnoopReader(StreamReader):
     kind = "snoop"
 
     def __init__(self, source: ByteSource, *, compressed: bool = False) -> None:
-        self.source = source
-        self.compressed = compressed
-        self.name = source.name
-        self.issues: list[ReadIssue] = []
-        self.records = 0
+        super().__init__(source, compressed=compressed)
         head = source.read(16)
         if len(head) < 16 or head[:8] != MAGIC:
             source.close()

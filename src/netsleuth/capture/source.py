@@ -1,4 +1,5 @@
-"""Opening a capture: a path, a gzip-compressed file or `-` for stdin, sniffed by magic."""
+"""Opening a capture: a path, a gzip-compressed file or `-` for stdin, sniffed by magic (or,
+for ERF, which has none, by its first records)."""
 
 from __future__ import annotations
 
@@ -98,7 +99,7 @@ class ByteSource:
 @dataclass(frozen=True, slots=True)
 class Sniffed:
     source: ByteSource
-    kind: str  # "pcap", "pcapng" or "snoop"
+    kind: str  # "pcap", "pcapng", "snoop" or "erf"
     compressed: bool
 
 
@@ -110,8 +111,8 @@ def describe_bytes(head: bytes) -> str:
     printable = sum(32 <= b < 127 or b in (9, 10, 13) for b in head[:64])
     if printable == len(head[:64]):
         text = head[:16].decode("ascii", "replace").replace("\n", "\\n").replace("\r", "\\r")
-        return f"it starts with text {text!r} ({hexpart}), not pcap/pcapng magic"
-    return f"it starts with bytes {hexpart}, not pcap/pcapng/gzip magic"
+        return f"it starts with text {text!r} ({hexpart}), not pcap/pcapng magic or ERF records"
+    return f"it starts with bytes {hexpart}, not pcap/pcapng/gzip magic or ERF records"
 
 
 def open_source(path: str) -> Sniffed:
@@ -140,8 +141,11 @@ def open_source(path: str) -> Sniffed:
     elif head == SNOOP_MAGIC:
         kind = "snoop"
     else:
-        more = head + _peek(name, stream, 60)
-        stream.close()
+        source = ByteSource(name, stream, head)
+        more = source.peek(ERF_PEEK)
+        if looks_like_erf(more, whole=len(more) < ERF_PEEK):
+            return Sniffed(source, "erf", compressed)
+        source.close()
         what = "after gzip decompression, " if compressed else ""
         raise NotACaptureError(name, f"not a capture file: {what}{describe_bytes(more)}")
     return Sniffed(ByteSource(name, stream, head), kind, compressed)
@@ -238,3 +242,67 @@ class _Prefixed(io.RawIOBase):
         if self._rest is not sys.stdin.buffer:
             self._rest.close()
         super().close()
+
+
+# ----- ERF: no magic, so its first records are looked at (capture/erf.py) -----------------
+ERF_HEADER = 16
+ERF_PAD = 48  # PAD records: skipped, their timestamps may not be set
+ERF_ETH_TYPES = (2, 11, 16, 20)  # ETH, COLOR_ETH, DSM_COLOR_ETH, COLOR_HASH_ETH
+# The public record types (Wireshark wiretap/erf_record.h): 1-25, 27 (META), 28-29
+# (Omni-Path). Another type (0 is the unsupported legacy one) is no ERF file to us.
+ERF_TYPES = frozenset([*range(1, 26), 27, 28, 29])
+# Subheader bytes before the captured ones (as _framing.c's walk_erf): Ethernet's offset
+# and pad; the multichannel types' and AAL2's 4.
+ERF_SUBHEADER = {
+    **dict.fromkeys(ERF_ETH_TYPES, 2),
+    **dict.fromkeys((5, 6, 7, 8, 9, 12, 17, 18), 4),
+}
+ERF_PEEK = 1 << 20  # 16 records at least: one is at most 65535 bytes
+ERF_CHECK = 20  # records looked at (Wireshark's RECORDS_FOR_ERF_CHECK)
+ERF_MIN = 3  # MIN_RECORDS_FOR_ERF_CHECK: fewer is ERF only when the file ends there
+_YEAR = 365 * 24 * 3600
+
+
+def looks_like_erf(data: bytes, *, whole: bool) -> bool:
+    """Whether `data` (a file's first bytes; `whole`: all of it) starts with ERF records,
+    by Wireshark's tests (wiretap/erf.c: erf_open): record lengths of at least the header,
+    timestamps that neither go back more than a second nor jump more than a year; and by
+    ours: a record type outside the public ones, or extension headers or a subheader that
+    do not fit the record, is no ERF record either. Unlike Wireshark, which then takes the
+    file for no ERF at all (tshark: "appears to be damaged or corrupt", naming another
+    format), a file whose first 3 records are good is ERF, and its reader names the
+    record that is not (capture.corrupt_record)."""
+    pos, checked, prev = 0, 0, -1
+    while checked < ERF_CHECK:
+        if len(data) - pos < ERF_HEADER:
+            if whole and pos == len(data):  # the file ends between records
+                return checked > 0
+            return checked >= ERF_MIN or not whole
+        rlen = int.from_bytes(data[pos + 10 : pos + 12], "big")
+        kind = data[pos + 8]
+        if rlen < ERF_HEADER:
+            return checked >= ERF_MIN
+        if kind == ERF_PAD:
+            pos += rlen
+            continue
+        ts = int.from_bytes(data[pos : pos + 8], "little") >> 32
+        bad_time = prev >= 0 and (ts < prev - 1 or ts - prev > _YEAR)
+        if bad_time or kind & 0x7F not in ERF_TYPES or not _erf_fits(data, pos, rlen):
+            return checked >= ERF_MIN
+        prev = ts
+        checked += 1
+        if pos + rlen > len(data):  # cut: by the file's end, or by what was read of it
+            return checked > ERF_MIN or not whole
+        pos += rlen
+    return True
+
+
+def _erf_fits(data: bytes, pos: int, rlen: int) -> bool:
+    """The record's extension headers and subheader end inside its length (and `data`)."""
+    skip, more = ERF_HEADER, data[pos + 8] & 0x80
+    while more:
+        if skip + 8 > rlen or pos + skip + 8 > len(data):
+            return False
+        more = data[pos + skip] & 0x80
+        skip += 8
+    return skip + ERF_SUBHEADER.get(data[pos + 8] & 0x7F, 0) <= rlen

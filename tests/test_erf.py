@@ -1,0 +1,269 @@
+"""Endace ERF files (wiretap/erf.c, erf_record.h; the Endace ERF types reference), read as
+tshark reads them: records built here field by field from the format's definition, and
+by scapy's ERF writer, then checked frame by frame against tshark (lengths, timestamps,
+what each record carries) and scan for scan against the same frames as a pcap file."""
+
+from __future__ import annotations
+
+import gzip
+import json
+import subprocess
+from pathlib import Path
+
+import pytest
+from scapy.utils import ERFEthernetWriter, rdpcap
+
+from netsleuth.capture import open_capture
+from netsleuth.capture.erf import ErfReader
+from netsleuth.capture.writer import write_pcap
+from netsleuth.craft import incidents
+from netsleuth.craft.l3 import ipv4
+from netsleuth.craft.l4 import udp
+from netsleuth.craft.mix import mixed_capture
+from netsleuth.report.jsonout import scan_document
+from netsleuth.scan import scan
+from tests.clirun import invoke
+from tests.systools import require
+
+ETH, HDLC_POS, COLOR_ETH, IPV4, IPV6, META, PAD = 2, 1, 11, 22, 23, 27, 48
+
+
+def erf_ts(ns: int) -> bytes:
+    """An ERF timestamp: seconds << 32 | the fraction of a second in 1/2^32 units."""
+    sec, rest = divmod(ns, 1_000_000_000)
+    frac = (rest * (1 << 32) + 500_000_000) // 1_000_000_000
+    return ((sec << 32) | frac).to_bytes(8, "little")
+
+
+def erf_record(
+    ts_ns: int,
+    data: bytes,
+    *,
+    kind: int = ETH,
+    flags: int = 0,
+    ext: tuple[int, ...] = (),
+    wlen: int | None = None,
+    lctr: int = 0,
+) -> bytes:
+    """One record: header, extension headers (each a type; the last one's 0x80 clear),
+    the Ethernet types' 2-byte subheader, the data, zero padding to 8 bytes."""
+    exts = b"".join(
+        bytes([t | (0x80 if k < len(ext) - 1 else 0)]) + bytes(7) for k, t in enumerate(ext)
+    )
+    sub = bytes(2) if kind in (ETH, COLOR_ETH) else b""
+    body = exts + sub + data
+    body += bytes(-(16 + len(body)) % 8)
+    return b"".join(
+        [
+            erf_ts(ts_ns),
+            bytes([kind | (0x80 if ext else 0), flags]),
+            (16 + len(body)).to_bytes(2, "big"),
+            lctr.to_bytes(2, "big"),
+            (len(data) if wlen is None else wlen).to_bytes(2, "big"),
+            body,
+        ]
+    )
+
+
+def frames() -> list[tuple[int, bytes]]:
+    """Incident 1's poison fragments among ordinary traffic, and a slice of the bench mix."""
+    return [*incidents.incident1_poison_fragment(normal=150), *mixed_capture(500, seed=4)]
+
+
+def as_erf(packets: list[tuple[int, bytes]]) -> bytes:
+    """The frames as ERF Ethernet records the way DAG cards vary them: every third on
+    interface 1, every fifth a COLOR_ETH record, every seventh with two extension headers
+    (Host ID, then Flow ID), a PAD record after every eleventh."""
+    out = []
+    for k, (ts, data) in enumerate(packets):
+        kind = COLOR_ETH if k % 5 == 4 else ETH
+        ext = (17, 16) if k % 7 == 6 else ()
+        out.append(erf_record(ts, data, kind=kind, flags=1 if k % 3 == 2 else 0, ext=ext))
+        if k % 11 == 10:
+            out.append(erf_record(0, bytes(24), kind=PAD))
+    return b"".join(out)
+
+
+def document(path: Path) -> str:
+    """scan's JSON of a file, without what names the file or its format."""
+    doc = scan_document(scan([str(path)]))
+    for part in doc["inputs"]:
+        part.pop("path")
+        part.pop("format")
+    for f in doc["findings"]:
+        f.pop("input")
+    return json.dumps(doc, sort_keys=True)
+
+
+def tshark_frames(tshark: str, path: Path, *fields: str) -> list[list[str]]:
+    cmd = [tshark, "-n", "-r", str(path), "-T", "fields", "-E", "separator=|", "-E", "occurrence=f"]
+    for f in fields:
+        cmd += ["-e", f]
+    out = subprocess.run(cmd, capture_output=True, text=True, check=False).stdout
+    return [line.split("|") for line in out.splitlines()]
+
+
+def test_erf_scans_as_the_same_frames_in_a_pcap_file(tmp_path: Path) -> None:
+    packets = frames()
+    pcap, erf = tmp_path / "frames.pcap", tmp_path / "frames.erf"
+    with open(pcap, "wb") as fh:
+        write_pcap(fh, packets, nanosecond=True)
+    erf.write_bytes(as_erf(packets))
+    reader = open_capture(str(erf))
+    reader.source.close()
+    assert isinstance(reader, ErfReader)
+    want = document(pcap)
+    assert f'"packets": {len(packets)},' in want and "ipv4.fragment.zero_length" in want
+    assert document(erf) == want
+
+
+def test_erf_frames_are_tsharks_frames(tmp_path: Path) -> None:
+    tshark = require("tshark", "tshark")
+    packets = frames()
+    erf = tmp_path / "frames.erf"
+    erf.write_bytes(as_erf(packets))
+    fields = ("frame.len", "frame.cap_len", "frame.time_epoch", "eth.src", "ip.id")
+    rows = tshark_frames(tshark, erf, *fields)
+    assert len(rows) == len(packets)
+    mine = []
+    reader = open_capture(str(erf))
+    for b in reader.batches():
+        for i in range(len(b)):
+            data = b.packet(i)
+            sec, ns = divmod(int(b.ts_ns[i]), 1_000_000_000)
+            mac = ":".join(f"{x:02x}" for x in data[6:12])
+            mine.append([str(int(b.wirelen[i])), str(int(b.caplen[i])), f"{sec}.{ns:09d}", mac])
+    assert [r[:4] for r in rows] == mine
+    # The timestamps round-trip to the nanosecond.
+    assert [m[2] for m in mine] == [f"{ts // 10**9}.{ts % 10**9:09d}" for ts, _ in packets]
+
+
+def udp4(src: str) -> bytes:
+    return ipv4(src, "192.0.2.99", udp(src, "192.0.2.99", 4000, 53, b"x" * 12), 17)
+
+
+def test_erf_record_types_carry_what_tshark_decodes(tmp_path: Path) -> None:
+    """Bare IPv4 and IPv6, PPP and Cisco HDLC on POS links (told apart by their address
+    byte), a provenance (META) record and a loss counter: frame for frame as tshark."""
+    tshark = require("tshark", "tshark")
+    v6 = b"".join(  # IPv6 ::2 -> ::1, a UDP header (4000 -> 53) and no payload
+        [
+            bytes.fromhex("60000000 0008 1140"),
+            bytes(15) + b"\x02",
+            bytes(15) + b"\x01",
+            bytes.fromhex("0fa0 0035 0008 0000"),
+        ]
+    )
+    t0 = incidents.T0
+    records = [
+        erf_record(t0, udp4("198.51.100.1"), kind=IPV4),
+        erf_record(t0 + 1, v6, kind=IPV6),
+        erf_record(t0 + 2, b"\xff\x03\x00\x21" + udp4("198.51.100.3"), kind=HDLC_POS),
+        erf_record(t0 + 3, b"\x0f\x00\x08\x00" + udp4("198.51.100.4"), kind=HDLC_POS),
+        erf_record(t0 + 4, bytes(24), kind=META),
+        erf_record(t0 + 5, udp4("198.51.100.6"), kind=IPV4, lctr=3),
+    ]
+    erf = tmp_path / "types.erf"
+    erf.write_bytes(b"".join(records))
+    rows = tshark_frames(tshark, erf, "frame.protocols", "ip.src", "ipv6.src")
+    carried = [":".join(r[0].split(":")[:2]) for r in rows]
+    assert carried == ["erf:ip", "erf:ipv6", "erf:ppp", "erf:chdlc", "erf", "erf:ip"]
+    doc = scan_document(scan([str(erf)]))
+    assert doc["inputs"][0]["linktypes"] == {"228": 2, "229": 1, "50": 1, "104": 1, "197": 1}
+    assert doc["summary"]["l3"] == {"ipv4": 4, "ipv6": 1, "other": 1}  # other: the META
+    srcs = [r[1] or r[2] for r in rows]
+    assert srcs == ["198.51.100.1", "::2", "198.51.100.3", "198.51.100.4", "", "198.51.100.6"]
+    unsupported = [f for f in doc["findings"] if f["id"] == "capture.unsupported_linktype"]
+    assert [f["packets"] for f in unsupported] == [[5]]
+
+
+def test_scapys_erf_writer_is_read_as_its_pcap(tmp_path: Path) -> None:
+    """scapy writes ERF independently of this file's writer."""
+    pcap = tmp_path / "frames.pcap"
+    with open(pcap, "wb") as fh:
+        write_pcap(fh, frames())  # microseconds: scapy's float time keeps them exactly
+    erf = tmp_path / "scapy.erf"
+    writer = ERFEthernetWriter(str(erf))
+    writer.write(rdpcap(str(pcap)))
+    writer.close()
+    assert document(erf) == document(pcap)
+
+
+def test_a_cut_erf_file_reads_up_to_the_cut_as_tshark_does(tmp_path: Path) -> None:
+    tshark = require("tshark", "tshark")
+    data = as_erf(frames())
+    cut = tmp_path / "cut.erf"
+    cut.write_bytes(data[: len(data) * 3 // 5])
+    rows = tshark_frames(tshark, cut, "frame.number")
+    doc = scan_document(scan([str(cut)]))
+    assert doc["inputs"][0]["packets"] == len(rows) > 100
+    assert "capture.truncated_file" in {f["id"] for f in doc["findings"]}
+
+
+def broken(rlen: int, *, ext_runs_on: bool = False) -> bytes:
+    """A bare IPv4 record whose length field says `rlen`, or (ext_runs_on) a 48-byte one
+    whose extension headers each say another follows, on past the record's end."""
+    if ext_runs_on:
+        head = [erf_ts(incidents.T0 + 9), bytes([IPV4 | 0x80, 0]), (48).to_bytes(2, "big")]
+        return b"".join([*head, bytes(2), (24).to_bytes(2, "big"), b"\x80" * 32])
+    bad = bytearray(erf_record(incidents.T0 + 9, udp4("198.51.100.9"), kind=IPV4))
+    bad[10:12] = rlen.to_bytes(2, "big")
+    return bytes(bad)
+
+
+@pytest.mark.parametrize(
+    ("record", "why"),
+    [
+        (broken(12), "has a record length of 12, below its 16-byte header"),
+        (broken(16), "has no bytes after its 16-byte header"),
+        (broken(0, ext_runs_on=True), "has extension headers or a subheader longer than its"),
+    ],
+    ids=["below-header", "empty", "extension-headers"],
+)
+def test_a_corrupt_record_stops_the_read_and_is_named(
+    record: bytes, why: str, tmp_path: Path
+) -> None:
+    good = [erf_record(incidents.T0 + k, udp4("198.51.100.1"), kind=IPV4) for k in range(4)]
+    path = tmp_path / "corrupt.erf"
+    path.write_bytes(b"".join([*good, record, *good]))
+    doc = scan_document(scan([str(path)]))
+    assert doc["inputs"][0]["packets"] == 4
+    [issue] = [f for f in doc["findings"] if f["id"] == "capture.corrupt_record"]
+    assert issue["packets"] == [5]
+    assert f"record 5 {why}" in issue["summary"]
+
+
+def test_gzip_erf_on_stdin(tmp_path: Path) -> None:
+    packets = frames()
+    done = invoke("scan", "--format", "json", "-", input=gzip.compress(as_erf(packets)))
+    [part] = done.json()["inputs"]
+    assert (part["format"], part["compressed"], part["packets"]) == ("erf", True, len(packets))
+
+
+def test_a_record_not_decoded_is_exported_whole_as_erf(tmp_path: Path) -> None:
+    """A provenance record, flagged as a link type not decoded, goes into the evidence
+    file as LINKTYPE_ERF with its header, and tshark reads it back as the same record."""
+    tshark = require("tshark", "tshark")
+    meta = erf_record(incidents.T0 + 5, bytes.fromhex("0001000461626364") + bytes(16), kind=META)
+    ip = [erf_record(incidents.T0 + k, udp4("198.51.100.1"), kind=IPV4) for k in range(3)]
+    src, out = tmp_path / "meta.erf", tmp_path / "evidence.pcapng"
+    src.write_bytes(b"".join([*ip, meta]))
+    invoke("scan", "--export", str(out), str(src))
+    fields = ("frame.protocols", "erf.types.type", "frame.len", "frame.time_epoch")
+    assert tshark_frames(tshark, out, *fields) == tshark_frames(tshark, src, *fields)[3:]
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        b"hello world\n" * 40,  # text
+        bytes(range(256)) * 8,  # the type byte (8) is 8, the length 0x0a0b: 3 records no
+        erf_record(incidents.T0, udp4("198.51.100.1"), kind=IPV4)[:20],  # one record, cut
+    ],
+    ids=["text", "counting", "one-cut-record"],
+)
+def test_what_is_no_erf_is_no_capture(data: bytes, tmp_path: Path) -> None:
+    path = tmp_path / "not.erf"
+    path.write_bytes(data)
+    done = invoke("scan", str(path), code=2)
+    assert "not a capture file" in done.err
