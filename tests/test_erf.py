@@ -267,3 +267,24 @@ def test_what_is_no_erf_is_no_capture(data: bytes, tmp_path: Path) -> None:
     path.write_bytes(data)
     done = invoke("scan", str(path), code=2)
     assert "not a capture file" in done.err
+
+
+def test_the_loss_counter_is_a_finding_and_a_colour_is_not(tmp_path: Path) -> None:
+    """ETH records count the records the card lost before them (erf.lctr, as tshark shows
+    it); in a COLOR_ETH record the same field is a colour, no loss."""
+    tshark = require("tshark", "tshark")
+    packets = frames()[:40]
+    records = [
+        erf_record(ts, data, kind=COLOR_ETH if k == 7 else ETH, lctr={7: 9, 12: 5, 30: 2}.get(k, 0))
+        for k, (ts, data) in enumerate(packets)
+    ]
+    path = tmp_path / "lossy.erf"
+    path.write_bytes(b"".join(records))
+    rows = tshark_frames(tshark, path, "erf.lctr", "erf.color")
+    assert [k + 1 for k, (lctr, _) in enumerate(rows) if int(lctr or 0)] == [13, 31]
+    assert [k + 1 for k, (_, colour) in enumerate(rows) if colour] == [8]
+    doc = scan_document(scan([str(path)]))
+    [loss] = [f for f in doc["findings"] if f["id"] == "capture.capture_loss"]
+    assert (loss["count"], loss["packets"]) == (5 + 2, [13])
+    assert loss["summary"] == "the capture card lost 7 record(s) before the frames it marked"
+    assert loss["evidence"]["byte_offset"] == sum(len(r) for r in records[:12])

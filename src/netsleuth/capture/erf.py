@@ -26,6 +26,7 @@ from netsleuth.capture.chunks import (
     Chunker,
     ReadIssue,
     StreamReader,
+    add_issue,
     walked,
 )
 from netsleuth.capture.source import ERF_ETH_TYPES, ERF_HEADER, ByteSource
@@ -40,6 +41,12 @@ _LINKTYPES[22] = 228  # ERF_TYPE_IPV4 -> LINKTYPE_IPV4
 _LINKTYPES[23] = 229  # ERF_TYPE_IPV6 -> LINKTYPE_IPV6
 _HDLC = np.zeros(128, dtype=np.bool_)
 _HDLC[list(HDLC_TYPES)] = True
+# The types whose header field after the record length is a loss counter: records the
+# card lost between this one and the one before on its interface. In the COLOR_ types
+# (10, 11, 15-17, 19, 20) it is a colour or hash instead, and the newer types are left
+# out, not being sure of them (Endace ERF types reference; Wireshark erf.lctr).
+_LOSS = np.zeros(128, dtype=np.bool_)
+_LOSS[[1, 2, 3, 4, 5, 6, 7, 8, 9, 12, 18]] = True
 
 
 class ErfReader(StreamReader):
@@ -57,15 +64,42 @@ class ErfReader(StreamReader):
         yield from walked(
             ch,
             lambda pos: _framing.walk_erf(ch.buf.data, pos, ch.have, out.data),
-            lambda n, frame: _batch(ch.buf, out[:, :n], frame),
+            lambda n, frame: self._batch(ch, out[:, :n], frame),
             lambda pos, frame: _corrupt(ch.buf, pos, ch.base + pos, frame),
             self.issues,
         )
 
+    def _batch(self, ch: Chunker, rows: NDArray[np.int64], first: int) -> RecordBatch:
+        info = rows[4].view(np.uint64)
+        self._losses(ch.base, rows[0], info, first)
+        return _records(ch.buf, rows, info, first)
 
-def _batch(buf: NDArray[np.uint8], rows: NDArray[np.int64], first: int) -> RecordBatch:
+    def _losses(
+        self, base: int, offset: NDArray[np.int64], info: NDArray[np.uint64], first: int
+    ) -> None:
+        """The loss counters of these records, as one issue however many buffers."""
+        kind = (info & 0x7F).astype(np.intp)
+        lost = np.where(_LOSS[kind], (info >> 16) & 0xFFFF, 0).astype(np.int64)
+        at = np.flatnonzero(lost)
+        if at.shape[0]:
+            k = int(at[0])
+            start = base + int(offset[k]) - int((info[k] >> 32) & 0xFFFF)
+            message = "the capture card lost {n} record(s) before the frames it marked"
+            issue = ReadIssue(
+                "capture.capture_loss",
+                start,
+                first + k,
+                message,
+                stops=False,
+                count=int(lost.sum()),
+            )
+            add_issue(self.issues, issue)
+
+
+def _records(
+    buf: NDArray[np.uint8], rows: NDArray[np.int64], info: NDArray[np.uint64], first: int
+) -> RecordBatch:
     offset, caplen, wirelen, ts_ns = (r.copy() for r in rows[:4])
-    info = rows[4].view(np.uint64)
     kind = (info & 0x7F).astype(np.intp)
     linktype = _LINKTYPES[kind]
     hdlc = np.flatnonzero(_HDLC[kind] & (caplen >= 2))

@@ -77,6 +77,16 @@ CATALOGUE: dict[str, FindingInfo] = {
         "the link types netsleuth decodes.",
         meaning="a record whose link type is not decoded",
     ),
+    "capture.capture_loss": FindingInfo(
+        _W,
+        "the capture says it lost records while it was written",
+        "The capturing device counted records it could not store (an Endace DAG card's "
+        "ERF loss counter: its buffer overflowed), just before the frames named here: "
+        "those packets are in no file, so a clean result does not cover them. Capture "
+        "with a filter or a slice length, or to faster storage.",
+        meaning="ERF loss counter > 0: records lost by the capture card before these frames",
+        prior_art='Wireshark ERF "loss counter" (erf.lctr)',
+    ),
     "capture.kernel_drops": FindingInfo(
         _W,
         "the kernel dropped frames before netsleuth read them (live capture)",
