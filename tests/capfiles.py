@@ -61,3 +61,14 @@ def spb(order: str, data: bytes, *, wirelen: int | None = None) -> bytes:
     return block(
         order, 3, struct.pack(order + "I", len(data) if wirelen is None else wirelen) + data
     )
+
+
+def isb(order: str, iface: int, *, ifdrop: int | None = None, osdrop: int | None = None) -> bytes:
+    """An interface statistics block (draft section 4.6) with isb_ifdrop (5) and
+    isb_osdrop (7) when given."""
+    opts = b"".join(
+        option(order, code, struct.pack(order + "Q", value))
+        for code, value in ((5, ifdrop), (7, osdrop))
+        if value is not None
+    )
+    return block(order, 5, struct.pack(order + "III", iface, 0, 0) + opts + option(order, 0, b""))

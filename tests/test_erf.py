@@ -285,6 +285,6 @@ def test_the_loss_counter_is_a_finding_and_a_colour_is_not(tmp_path: Path) -> No
     assert [k + 1 for k, (_, colour) in enumerate(rows) if colour] == [8]
     doc = scan_document(scan([str(path)]))
     [loss] = [f for f in doc["findings"] if f["id"] == "capture.capture_loss"]
-    assert (loss["count"], loss["packets"]) == (5 + 2, [13])
-    assert loss["summary"] == "the capture card lost 7 record(s) before the frames it marked"
+    assert (loss["count"], loss["evidence"]["lost"], loss["packets"]) == (2, 5 + 2, [13])
+    assert loss["summary"] == "the capture card lost 7 record(s) before 2 record(s) it marked"
     assert loss["evidence"]["byte_offset"] == sum(len(r) for r in records[:12])

@@ -34,7 +34,7 @@ from netsleuth.craft.mix import mixed_capture
 from netsleuth.report.jsonout import dumps, scan_document
 from netsleuth.scale import FileJob, RangeJob, assembly, plan, run_job
 from netsleuth.scan import scan
-from tests.capfiles import block, epb, idb, option, shb, spb
+from tests.capfiles import block, epb, idb, isb, option, shb, spb
 from tests.splitutil import ID_, IS, one, open_trains, split, watch_heads, write_pcapng
 
 CORPUS = Path(__file__).resolve().parents[2] / "shared" / "corpus" / "tcpdump"
@@ -107,7 +107,10 @@ def sections_capture(path: Path) -> Path:
     that fills a buffer without a packet), big-endian (Ethernet in milliseconds with a clock
     offset, then raw IPv4 in 2**-20 s units), little-endian again (Ethernet snapped at 64
     bytes, an interface statistics block, Simple Packet Blocks). The open trains run
-    across all of them."""
+    across all of them. Interface statistics blocks count drops from the capture's start,
+    so only each interface's latest counts: 2 then 5 + 1 on the first section's Ethernet,
+    1 on its cooked interface, 4 in the second section, 0 then 3 in the third (14 in all,
+    on 4 interfaces)."""
     pkts = open_trains(ipip=False)  # the sections below were laid out for these 14
     eth = [craft.ether(p, 0x0800) for p in pkts]
     cooked = [sll(p, 0x0800) for p in pkts]
@@ -116,6 +119,7 @@ def sections_capture(path: Path) -> Path:
     out = [shb(le), idb(le, 1)]
     for k in range(5):
         out.append(epb(le, 0, (T0 + s + k) * 10**6, eth[k]))
+    out.append(isb(le, 0, ifdrop=2))
     s += 5
     out.append(idb(le, 113, tsresol=9))  # mid-section: ranges after it need it
     out.append(block(le, 4, struct.pack("<HH", 0, 0)))  # NRB: nrb_record_end only
@@ -123,6 +127,7 @@ def sections_capture(path: Path) -> Path:
     for k in range(5, 8):
         out.append(epb(le, 1, (T0 + s + k) * 10**9, cooked[k]))
         out.append(epb(le, 0, (T0 + s + k) * 10**6, eth[k]))
+    out += [isb(le, 0, ifdrop=5, osdrop=1), isb(le, 1, ifdrop=1)]
     offset = option(be, 14, struct.pack(">q", T0)) + option(be, 9, b"\x03") + option(be, 0, b"")
     out += [shb(be), idb_opts(be, 1, offset)]
     for k in range(8, 11):
@@ -130,12 +135,14 @@ def sections_capture(path: Path) -> Path:
     out.append(idb(be, 101, tsresol=0x80 | 20))  # raw IP, 2**-20 s
     out.append(epb(be, 1, (T0 + s + 11) << 20, pkts[11]))
     out.append(epb(be, 0, (s + 11) * 10**3, eth[11]))
-    isb = block(le, 5, struct.pack("<III", 0, (T0 + s) * 10**6 >> 32, 0))
-    out += [shb(le), idb(le, 1, snaplen=64), isb]
+    out.append(isb(be, 0, osdrop=4))
+    bare = block(le, 5, struct.pack("<III", 0, (T0 + s) * 10**6 >> 32, 0))  # no options
+    out += [shb(le), idb(le, 1, snaplen=64), bare]
     small = craft.ether(craft.ipv4(IS, ID_, craft.udp(IS, ID_, 53, 53, bytes(150)), 17), 0x0800)
     for k in range(12, len(pkts)):
         out.append(epb(le, 0, (T0 + s + k) * 10**6, eth[k]))
         out.append(spb(le, small[:64], wirelen=len(small)))  # snapped (section 4.4)
+    out.append(isb(le, 0, ifdrop=3))
     path.write_bytes(b"".join(out))
     return path
 
@@ -146,6 +153,15 @@ def test_the_sections_capture_reads_as_tshark_reads_it(tmp_path: Path) -> None:
     assert n == 20
     if shutil.which("tshark") is not None:
         assert tshark_frames(cap) == n
+
+
+def test_capture_statistics_count_each_interfaces_latest_block(tmp_path: Path) -> None:
+    cap = sections_capture(tmp_path / "sections.pcapng")
+    doc = scan_document(scan([str(cap)]))
+    [loss] = [f for f in doc["findings"] if f["id"] == "capture.capture_loss"]
+    assert (loss["count"], loss["evidence"]["lost"]) == (4, 14)
+    assert loss["packets"] == [11]  # the first latest block with drops: after frame 11
+    assert "say 14 packet(s) were dropped" in loss["summary"]
 
 
 def test_a_range_knows_the_interfaces_of_its_section(tmp_path: Path, small_buffers: Small) -> None:

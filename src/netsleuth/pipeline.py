@@ -51,6 +51,32 @@ class InputResult:
     flagged_keys: dict[str, set[builtins.bytes]] = field(default_factory=dict)
     # what was wrong with the file itself (not JSON: reported as findings)
     issues: list[ReadIssue] = field(default_factory=list)
+    # the capture's own drop counters per (section, interface): StreamReader.drops
+    drops: dict[tuple[int, int], tuple[int, int, int]] = field(default_factory=dict)
+    drops_bounded: bool = False
+
+    def reported_issues(self) -> list[ReadIssue]:
+        """The read issues, and the packets the capture's statistics say it dropped."""
+        lost = sorted((o, f, n) for n, f, o in self.drops.values() if n > 0)
+        if not lost:
+            return self.issues
+        offset, frame, _ = lost[0]
+        some = "at least " if self.drops_bounded else ""
+        message = (
+            f"the capture's statistics say {some}{{lost}} packet(s) were dropped while it "
+            "was written ({n} interface(s); pcapng isb_ifdrop + isb_osdrop)"
+        )
+        total = sum(n for _, _, n in lost)
+        loss = ReadIssue(
+            "capture.capture_loss",
+            offset,
+            max(frame, 1),
+            message,
+            stops=False,
+            count=len(lost),
+            lost=total,
+        )
+        return [*self.issues, loss]
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -104,6 +130,7 @@ def tables(
     finally:
         reader.source.close()
     res.issues = read_issues(reader, res.packets)
+    res.drops, res.drops_bounded = reader.drops, reader.drops_bounded
 
 
 def issue_finding(issue: ReadIssue) -> Finding:
@@ -113,7 +140,11 @@ def issue_finding(issue: ReadIssue) -> Finding:
         issue.count,
         (issue.frame,),
         summary=issue.summary,
-        evidence={"byte_offset": issue.offset, "frame": issue.frame},
+        evidence={
+            "byte_offset": issue.offset,
+            "frame": issue.frame,
+            **({"lost": issue.lost} if issue.lost else {}),
+        },
     )
 
 

@@ -169,7 +169,7 @@ def scan_one(
 
 def input_findings(res: InputResult, checks: list[Check], label: str) -> list[Finding]:
     """The findings of one input: its read issues, then its checks', labelled with it."""
-    out = [issue_finding(i) for i in res.issues] + collect(checks)
+    out = [issue_finding(i) for i in res.reported_issues()] + collect(checks)
     for check in checks:
         if isinstance(check, FragmentAudit):
             res.flagged_keys = check.flagged_keys

@@ -26,16 +26,17 @@ class ReadIssue:
     id: str  # a finding id: capture.truncated_file or capture.corrupt_record
     offset: int  # byte offset in the (decompressed) file of the first record concerned
     frame: int  # the frame number that record has (or would have had)
-    message: str  # "{n}" in it stands for `count` (summary)
+    message: str  # "{n}" in it stands for `count`, "{lost}" for `lost` (summary)
     # Whether the reader stopped there (the rest of the file unread), or skipped or mended
     # what was wrong and read on: a split file's range that stopped short is read again
     # in one piece (scale.SplitRecord).
     stops: bool = True
     count: int = 1  # records (or blocks) concerned: add_issue adds up issues of one kind
+    lost: int = 0  # packets the capture says it lost (capture.capture_loss), added up too
 
     @property
     def summary(self) -> str:
-        return self.message.replace("{n}", f"{self.count:,}")
+        return self.message.replace("{n}", f"{self.count:,}").replace("{lost}", f"{self.lost:,}")
 
 
 def add_issue(issues: list[ReadIssue], issue: ReadIssue) -> None:
@@ -47,7 +48,7 @@ def add_issue(issues: list[ReadIssue], issue: ReadIssue) -> None:
     if not issue.stops:
         for k, old in enumerate(issues):
             if not old.stops and (old.id, old.message) == (issue.id, issue.message):
-                issues[k] = replace(old, count=old.count + issue.count)
+                issues[k] = replace(old, count=old.count + issue.count, lost=old.lost + issue.lost)
                 return
     issues.append(issue)
 
@@ -150,6 +151,11 @@ class StreamReader:
         self.name = source.name
         self.issues: list[ReadIssue] = []
         self.records = 0
+        # (section, interface) -> the packets its capture statistics say were dropped
+        # (totals since the capture started), the last frame before those statistics and
+        # their offset: pcapng's interface statistics blocks (PcapngReader._isb).
+        self.drops: dict[tuple[int, int], tuple[int, int, int]] = {}
+        self.drops_bounded = False  # statistics of more interfaces than were kept
 
     def batches(self) -> Iterator[RecordBatch]:
         """Stream the records; the source is closed when the iteration ends, however."""

@@ -84,14 +84,16 @@ class ErfReader(StreamReader):
         if at.shape[0]:
             k = int(at[0])
             start = base + int(offset[k]) - int((info[k] >> 32) & 0xFFFF)
-            message = "the capture card lost {n} record(s) before the frames it marked"
+            message = "the capture card lost {lost} record(s) before {n} record(s) it marked"
+            lost_n = int(lost.sum())
             issue = ReadIssue(
                 "capture.capture_loss",
                 start,
                 first + k,
                 message,
                 stops=False,
-                count=int(lost.sum()),
+                count=len(at),
+                lost=lost_n,
             )
             add_issue(self.issues, issue)
 

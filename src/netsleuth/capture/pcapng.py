@@ -25,11 +25,15 @@ from netsleuth.capture.chunks import (
 from netsleuth.capture.source import ByteSource
 
 ST_SECTION, ST_TRAILER = 3, 4  # walk_pcapng's own statuses (capture/_framing.c)
-BT_IDB, BT_PB, BT_SPB, BT_EPB = 1, 2, 3, 6  # block types, draft section 11.1
+BT_IDB, BT_PB, BT_SPB, BT_ISB, BT_EPB = 1, 2, 3, 5, 6  # block types, draft section 11.1
 BT_SHB = 0x0A0D0D0A
 OFFSET_MASK = (1 << 62) - 1  # walk_pcapng's offsets carry the block's byte order in bit 62
 BOM = 0x1A2B3C4D  # byte-order magic of the Section Header Block
 OPT_TSRESOL, OPT_TSOFFSET = 9, 14  # if_tsresol, if_tsoffset (draft section 4.2)
+# isb_ifdrop (packets the interface dropped for lack of resources) and isb_osdrop (dropped
+# by the operating system), both counted from the capture's start (draft section 4.6).
+OPT_IFDROP, OPT_OSDROP = 5, 7
+MAX_DROP_KEYS = 4096  # interfaces whose statistics are kept (memory stays bounded)
 
 
 # Interfaces per section at most: the interface id is 32 bits, but no capturing host has
@@ -108,6 +112,7 @@ class PcapngReader(StreamReader):
         super().__init__(source, compressed=compressed)
         self.swapped = False
         self.interfaces: list[Interface] = []  # of the current section
+        self.section = 0  # section header blocks read so far: the current section's number
         # A block larger than one read buffer is refused as corrupt: no real packet is that
         # big, and honouring the field would mean reading an unbounded amount first.
         self.max_block = chunk_bytes
@@ -210,6 +215,25 @@ class PcapngReader(StreamReader):
         # Interface ids are local to a section (draft section 4.1).
         self.interfaces = []
         return int(length)
+
+    def _isb(self, block: bytes, swapped: bool, frame: int, offset: int) -> None:
+        """An interface statistics block: its drop counters (isb_ifdrop + isb_osdrop),
+        kept per interface as the latest block gives them: they count from the capture's
+        start (draft section 4.6), and dumpcap writes one block per interface at the end."""
+        order = ">" if swapped else "<"
+        if len(block) < 24:
+            return  # no interface id: nothing to keep
+        (iface,) = struct.unpack_from(order + "I", block, 8)
+        drops, p, end = 0, 20, len(block) - 4
+        while p + 4 <= end:
+            code, olen = struct.unpack_from(order + "HH", block, p)
+            if code == 0 or p + 4 + olen > end:
+                break
+            if code in (OPT_IFDROP, OPT_OSDROP) and olen == 8:
+                drops += struct.unpack_from(order + "Q", block, p + 4)[0]
+            p += 4 + ((olen + 3) & ~3)
+        key = (self.section, iface)
+        self.drops_bounded |= not keep_drops(self.drops, key, (drops, frame, offset))
 
     def _idb(self, block: bytes, swapped: bool) -> Interface:
         order = ">" if swapped else "<"
@@ -357,16 +381,23 @@ class PcapngReader(StreamReader):
         """Section headers and interface blocks of this batch, in file order."""
         table = _Table(self.interfaces)
         dropped = 0
-        sel = (btype == BT_IDB) | (btype == BT_SHB)
-        for b, kind, bl, sw in zip(
+        sel = (btype == BT_IDB) | (btype == BT_SHB) | (btype == BT_ISB)
+        is_pkt = (btype == BT_EPB) | (btype == BT_SPB) | (btype == BT_PB)
+        before = (np.cumsum(is_pkt) - is_pkt)[sel]  # packet blocks before each
+        for b, kind, bl, sw, n in zip(
             blocks[sel].tolist(),
             btype[sel].tolist(),
             blen[sel].tolist(),
             swapped[sel].tolist(),
+            before.tolist(),
             strict=True,
         ):
             if kind == BT_SHB:
                 table.new_section()  # interface ids are local to a section (section 4.1)
+                self.section += 1
+                continue
+            if kind == BT_ISB:
+                self._isb(buf[b : b + bl].tobytes(), sw, first_frame + n - 1, base + b)
                 continue
             if bl < 20:
                 self._issue(
@@ -390,6 +421,19 @@ class PcapngReader(StreamReader):
             )
         self.interfaces = table.current()
         return table
+
+
+def keep_drops(
+    drops: dict[tuple[int, int], tuple[int, int, int]],
+    key: tuple[int, int],
+    value: tuple[int, int, int],
+) -> bool:
+    """Keep an interface's latest statistics; False when it is a new interface beyond
+    MAX_DROP_KEYS (refused: memory stays bounded whatever a file holds)."""
+    if key not in drops and len(drops) >= MAX_DROP_KEYS:
+        return False
+    drops[key] = value
+    return True
 
 
 def block_columns(

@@ -47,6 +47,7 @@ class Section:
 
     swapped: bool = False
     interfaces: tuple[Interface, ...] = ()
+    number: int = 0  # section header blocks before it and its own (PcapngReader.section)
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,7 +101,8 @@ class _Walker(PcapngReader):
     def _start_at(self, base: int) -> None:
         passed = bisect.bisect_right(self.targets, base, lo=self.next)
         if passed > self.next and base > 0:
-            self.found.append((base, Section(self.state[0], tuple(self.state[1]))))
+            section = Section(self.state[0], tuple(self.state[1]), self.section)
+            self.found.append((base, section))
             if self.on_start is not None:
                 self.on_start(*self.found[-1])
         self.next = passed
@@ -178,4 +180,5 @@ def range_reader(path: str, start: int, end: int, section: Section) -> PcapngRea
     reader = PcapngReader(source)
     reader.swapped = section.swapped
     reader.interfaces = list(section.interfaces)
+    reader.section = section.number
     return reader

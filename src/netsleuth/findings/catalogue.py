@@ -79,13 +79,19 @@ CATALOGUE: dict[str, FindingInfo] = {
     ),
     "capture.capture_loss": FindingInfo(
         _W,
-        "the capture says it lost records while it was written",
-        "The capturing device counted records it could not store (an Endace DAG card's "
-        "ERF loss counter: its buffer overflowed), just before the frames named here: "
-        "those packets are in no file, so a clean result does not cover them. Capture "
-        "with a filter or a slice length, or to faster storage.",
-        meaning="ERF loss counter > 0: records lost by the capture card before these frames",
-        prior_art='Wireshark ERF "loss counter" (erf.lctr)',
+        "the capture says it lost packets while it was written",
+        "The capture counted packets it could not store: an Endace DAG card's ERF loss "
+        "counter (its buffer overflowed just before the record named here), or a pcapng "
+        "file's interface statistics (isb_ifdrop, dropped by the interface for lack of "
+        "resources, plus isb_osdrop, dropped by the operating system: totals since the "
+        "capture started, the latest block of each interface counted). Those packets are "
+        "in no file, so a clean result does not cover them; the evidence says how many "
+        "(lost). Capture with a filter or a slice length, a bigger buffer, or to faster "
+        "storage.",
+        meaning=(
+            "the capture's own loss counters (ERF lctr, pcapng isb_ifdrop + isb_osdrop) are above 0"
+        ),
+        prior_art='Wireshark ERF "loss counter" (erf.lctr); capinfos/dumpcap "dropped"',
     ),
     "capture.kernel_drops": FindingInfo(
         _W,

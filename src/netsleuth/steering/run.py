@@ -413,7 +413,11 @@ class Steering:
     def finish(self, inputs: list[InputResult]) -> list[SteerResult]:
         traffic = self.traffic.finish()  # the same traffic for every model: merged once
         # A cut or corrupt file is said by steer as by scan (the pipeline's read issues).
-        issues = [replace(issue_finding(i), input=res.path) for res in inputs for i in res.issues]
+        issues = [
+            replace(issue_finding(i), input=res.path)
+            for res in inputs
+            for i in res.reported_issues()
+        ]
         results = [run.finish(inputs, traffic) for run in self.steers]
         for r in results:
             r.findings = issues + r.findings
