@@ -188,8 +188,10 @@ def _file_jobs(
     early: Callable[[RangeJob], RangeJob] | None = None,
 ) -> list[Job]:
     """One input's jobs: ranges cut near `targets`, or the whole file."""
-    lay = layout(path) if size else None
-    if lay is None and size:
+    if not targets or not size:  # whole: no need to look at its layout (a 1 MiB read)
+        return [FileJob(path, depth)]
+    lay = layout(path)
+    if lay is None:
 
         def job(r: PcapngRange) -> RangeJob:
             return RangeJob(path, depth, b"", r.start, r.end, r.last, section=r.section)
@@ -199,7 +201,7 @@ def _file_jobs(
         ng = split_ranges(path, targets, tell)
         if ng:
             return told if early is not None else [job(r) for r in ng]
-    cuts = split_points(path, targets) if lay is not None and targets else []
+    cuts = split_points(path, targets) if lay is not None else []
     if lay is None or not cuts:
         return [FileJob(path, depth)]
     bounds = [HEADER, *cuts, size]
