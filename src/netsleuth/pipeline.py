@@ -56,7 +56,8 @@ class InputResult:
     drops_bounded: bool = False
 
     def reported_issues(self) -> list[ReadIssue]:
-        """The read issues, and the packets the capture's statistics say it dropped."""
+        """The read issues, and the packets the capture's statistics say it dropped: one
+        issue at the first frame before a statistics block that counts drops."""
         lost = sorted((o, f, n) for n, f, o in self.drops.values() if n > 0)
         if not lost:
             return self.issues
@@ -64,17 +65,15 @@ class InputResult:
         some = "at least " if self.drops_bounded else ""
         message = (
             f"the capture's statistics say {some}{{lost}} packet(s) were dropped while it "
-            "was written ({n} interface(s); pcapng isb_ifdrop + isb_osdrop)"
+            f"was written ({len(lost)} interface(s); pcapng isb_ifdrop + isb_osdrop)"
         )
-        total = sum(n for _, _, n in lost)
         loss = ReadIssue(
             "capture.capture_loss",
             offset,
             max(frame, 1),
             message,
             stops=False,
-            count=len(lost),
-            lost=total,
+            lost=sum(n for _, _, n in lost),
         )
         return [*self.issues, loss]
 
