@@ -70,6 +70,7 @@ def link_captures() -> dict[str, tuple[int, list[bytes]]]:
             ],
         ),
         "ipnet": (226, [link.ipnet(v4, 2), link.ipnet(v6, 26)]),
+        "ipoib": (242, [link.ipoib(v4, 0x0800), link.ipoib(v6, 0x86DD)]),
     }
 
 

@@ -88,6 +88,7 @@ def test_cooked_capture_of_incident_2_is_flagged_8023_llc(tmp_path: Path) -> Non
         ("nflog", [L2.NFLOG] * 2, [4, 6]),
         ("frame-relay", [L2.FRELAY] * 3, [4, 6, 6]),
         ("ipnet", [L2.IPNET] * 2, [4, 6]),
+        ("ipoib", [L2.IPOIB] * 2, [4, 6]),
     ],
 )
 def test_link_types_reach_ip_and_transport(name: str, kinds: list[L2], versions: list[int]) -> None:

@@ -71,3 +71,13 @@ def ipnet(packet: bytes, family: int, *, ifindex: int = 2) -> bytes:
     """LINKTYPE_IPNET (226): version 1, family (2 or 26), hook 0, length, interface, group
     interface, zones."""
     return struct.pack("!BBHIIIII", 1, family, 0, len(packet), ifindex, 0, 0xFFFFFFFF, 0) + packet
+
+
+def ipoib(packet: bytes, ethertype: int, *, qpn: int = 0x550) -> bytes:
+    """LINKTYPE_IPOIB (242): 20 bytes the capture leaves zero here, the 20-byte destination
+    hardware address (flags and queue pair number, then a link-local GID), the protocol
+    type and 2 reserved bytes (tcpdump print-ipoib.c: 44 bytes, the type at 40)."""
+    gid = bytes.fromhex("fe800000000000000010e000664ab451")
+    return b"".join(
+        [bytes(20), struct.pack("!I", qpn), gid, struct.pack("!HH", ethertype, 0), packet]
+    )

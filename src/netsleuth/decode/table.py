@@ -67,6 +67,7 @@ class L2(enum.IntEnum):
     NFLOG = 10  # Linux netfilter log (239)
     FRELAY = 11  # Frame Relay (107)
     IPNET = 12  # Solaris ipnet (226)
+    IPOIB = 13  # IP over InfiniBand (242)
 
 
 class Tunnel(enum.IntEnum):
