@@ -92,8 +92,16 @@ class PcapReader(StreamReader):
     kind = "pcap"
 
     def __init__(
-        self, source: ByteSource, *, compressed: bool = False, chunk_bytes: int = CHUNK_BYTES
+        self,
+        source: ByteSource,
+        *,
+        compressed: bool = False,
+        chunk_bytes: int = CHUNK_BYTES,
+        record: int | None = None,
     ) -> None:
+        """`record`: the record header size when the caller knows it (a split file's range,
+        which exists only for libpcap's own 16 bytes: split.layout), else found from the
+        first records (record_size)."""
         super().__init__(source, compressed=compressed)
         head = source.read(24)
         if len(head) < 24:
@@ -112,7 +120,9 @@ class PcapReader(StreamReader):
         self.snaplen = snaplen
         self.max_caplen = max_caplen(snaplen)
         layout = RecordLayout(order, self.frac_ns, snaplen, self.max_caplen)
-        self.record = record_size(layout, modified, source.peek(PEEK))
+        if record is None:
+            record = record_size(layout, modified, source.peek(PEEK))
+        self.record = record
         # A buffer always holds the largest record we accept, so the walk always progresses.
         self.chunk_bytes = max(chunk_bytes, self.max_caplen + self.record)
 

@@ -148,7 +148,10 @@ class RangeStream:
 
 def range_reader(path: str, header: bytes, start: int, end: int) -> PcapReader:
     """A reader of the records in [start, end), which must start at a record boundary.
-    Its issues carry file offsets; its frame numbers start at 1 (the caller shifts them)."""
+    Its issues carry file offsets; its frame numbers start at 1 (the caller shifts them).
+    Its records have libpcap's 16-byte headers, as layout() found for the whole file: the
+    range's own first records are not asked again (a peek of 1 MiB, and a corrupt record
+    there could make them read as a variant's)."""
     source = ByteSource(path, RangeStream(path, start, end), header)
     source.consumed = start - len(header)  # so that offsets are the file's
-    return PcapReader(source)
+    return PcapReader(source, record=RECORD)
