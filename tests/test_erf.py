@@ -259,8 +259,9 @@ def test_a_record_not_decoded_is_exported_whole_as_erf(tmp_path: Path) -> None:
         b"hello world\n" * 40,  # text
         bytes(range(256)) * 8,  # the type byte (8) is 8, the length 0x0a0b: 3 records no
         erf_record(incidents.T0, udp4("198.51.100.1"), kind=IPV4)[:20],  # one record, cut
+        b"0" * (2 << 20),  # reads as PAD records (type 0x30, length 0x3030): no evidence
     ],
-    ids=["text", "counting", "one-cut-record"],
+    ids=["text", "counting", "one-cut-record", "zeros-as-pad"],
 )
 def test_what_is_no_erf_is_no_capture(data: bytes, tmp_path: Path) -> None:
     path = tmp_path / "not.erf"
@@ -288,3 +289,15 @@ def test_the_loss_counter_is_a_finding_and_a_colour_is_not(tmp_path: Path) -> No
     assert (loss["count"], loss["evidence"]["lost"], loss["packets"]) == (2, 5 + 2, [13])
     assert loss["summary"] == "the capture card lost 7 record(s) before 2 record(s) it marked"
     assert loss["evidence"]["byte_offset"] == sum(len(r) for r in records[:12])
+
+
+def test_timestamps_may_go_back_as_far_as_wireshark_allows(tmp_path: Path) -> None:
+    """Records of several interfaces are not in strict time order: wiretap/erf.c refuses a
+    file only when a timestamp goes back by more than 1 in its seconds field (the whole
+    64-bit difference shifted by 32), so 1.9 s back is ERF and 2.5 s back is not."""
+    t0 = incidents.T0
+    for back, erf in ((1_900_000_000, True), (2_500_000_000, False)):
+        stamps = [t0 + 5 * 10**9, t0 + 5 * 10**9 - back, t0 + 6 * 10**9, t0 + 7 * 10**9]
+        path = tmp_path / f"back-{back}.erf"
+        path.write_bytes(b"".join(erf_record(ts, udp4("198.51.100.1"), kind=IPV4) for ts in stamps))
+        invoke("scan", str(path), code=0 if erf else 2)

@@ -164,6 +164,19 @@ def test_capture_statistics_count_each_interfaces_latest_block(tmp_path: Path) -
     assert "say 14 packet(s) were dropped while it was written (4 interface(s);" in loss["summary"]
 
 
+def test_capture_statistics_cite_a_frame_not_a_skipped_block(tmp_path: Path) -> None:
+    """Packet blocks too short for their fixed fields are skipped, not frames: the last
+    frame before a statistics block is counted over the frames only."""
+    pkt = craft.ether(craft.ipv4(IS, ID_, craft.udp(IS, ID_, 53, 53, bytes(20)), 17), 0x0800)
+    short = block("<", 6, struct.pack("<III", 0, 0, 0))  # an EPB of 24 bytes (< 32)
+    blocks = [shb(), idb("<", 1), epb("<", 0, 10**6, pkt), short, short, epb("<", 0, 2, pkt)]
+    path = tmp_path / "short.pcapng"
+    path.write_bytes(b"".join([*blocks, isb("<", 0, ifdrop=7)]))
+    doc = scan_document(scan([str(path)]))
+    [loss] = [f for f in doc["findings"] if f["id"] == "capture.capture_loss"]
+    assert (doc["inputs"][0]["packets"], loss["packets"], loss["evidence"]["lost"]) == (2, [2], 7)
+
+
 def test_a_range_knows_the_interfaces_of_its_section(tmp_path: Path, small_buffers: Small) -> None:
     cap = sections_capture(tmp_path / "sections.pcapng")
     small_buffers(fit(cap))

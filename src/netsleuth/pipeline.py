@@ -28,7 +28,7 @@ from typing import Any
 import numpy as np
 
 from netsleuth.capture import CaptureReader, open_capture
-from netsleuth.capture.chunks import ReadIssue
+from netsleuth.capture.chunks import DropCounts, ReadIssue
 from netsleuth.decode import DEFAULT_TUNNEL_DEPTH, PacketTable, decode
 from netsleuth.findings import Finding
 from netsleuth.findings.catalogue import catalogue_finding
@@ -52,17 +52,17 @@ class InputResult:
     # what was wrong with the file itself (not JSON: reported as findings)
     issues: list[ReadIssue] = field(default_factory=list)
     # the capture's own drop counters per (section, interface): StreamReader.drops
-    drops: dict[tuple[int, int], tuple[int, int, int]] = field(default_factory=dict)
-    drops_bounded: bool = False
+    drops: DropCounts = field(default_factory=DropCounts)
 
     def reported_issues(self) -> list[ReadIssue]:
         """The read issues, and the packets the capture's statistics say it dropped: one
-        issue at the first frame before a statistics block that counts drops."""
-        lost = sorted((o, f, n) for n, f, o in self.drops.values() if n > 0)
+        issue, at the earliest of the interfaces' latest statistics blocks that count
+        drops (the last frame before it)."""
+        lost = sorted((o, f, n) for n, f, o in self.drops.items.values() if n > 0)
         if not lost:
             return self.issues
         offset, frame, _ = lost[0]
-        some = "at least " if self.drops_bounded else ""
+        some = "at least " if self.drops.bounded else ""
         message = (
             f"the capture's statistics say {some}{{lost}} packet(s) were dropped while it "
             f"was written ({len(lost)} interface(s); pcapng isb_ifdrop + isb_osdrop)"
@@ -129,7 +129,7 @@ def tables(
     finally:
         reader.source.close()
     res.issues = read_issues(reader, res.packets)
-    res.drops, res.drops_bounded = reader.drops, reader.drops_bounded
+    res.drops = reader.drops
 
 
 def issue_finding(issue: ReadIssue) -> Finding:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import heapq
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
 
@@ -138,6 +139,42 @@ def walked(
         pos = 0
 
 
+MAX_DROP_KEYS = 4096  # interfaces whose statistics are kept (memory stays bounded)
+
+
+class DropCounts:
+    """Per (section, interface): the packets its capture statistics say were dropped
+    (totals since the capture started: the latest block counts), the last frame before
+    those statistics and their byte offset.
+
+    At most MAX_DROP_KEYS interfaces, the smallest keys: that subset does not depend on
+    the order keys come in, so the ranges of a split file, joined in order (merge), keep
+    exactly what one reader of the whole file keeps. `bounded` says some were left out."""
+
+    def __init__(self) -> None:
+        self.items: dict[tuple[int, int], tuple[int, int, int]] = {}
+        self._largest: list[tuple[int, int]] = []  # a max-heap of the keys (negated)
+        self.bounded = False
+
+    def put(self, key: tuple[int, int], value: tuple[int, int, int]) -> None:
+        if key not in self.items:
+            if len(self.items) >= MAX_DROP_KEYS:
+                self.bounded = True
+                top = (-self._largest[0][0], -self._largest[0][1])
+                if key > top:
+                    return
+                heapq.heappop(self._largest)
+                del self.items[top]
+            heapq.heappush(self._largest, (-key[0], -key[1]))
+        self.items[key] = value
+
+    def merge(self, other: DropCounts, frames: int) -> None:
+        """Add a later part of the same input, its frames `frames` after this one's."""
+        for key, (n, frame, offset) in other.items.items():
+            self.put(key, (n, frame + frames, offset))
+        self.bounded |= other.bounded
+
+
 class StreamReader:
     """What the capture formats share: streaming, closing, and noting a cut stream.
 
@@ -151,11 +188,7 @@ class StreamReader:
         self.name = source.name
         self.issues: list[ReadIssue] = []
         self.records = 0
-        # (section, interface) -> the packets its capture statistics say were dropped
-        # (totals since the capture started), the last frame before those statistics and
-        # their offset: pcapng's interface statistics blocks (PcapngReader._isb).
-        self.drops: dict[tuple[int, int], tuple[int, int, int]] = {}
-        self.drops_bounded = False  # statistics of more interfaces than were kept
+        self.drops = DropCounts()  # pcapng's interface statistics (PcapngReader._isb)
 
     def batches(self) -> Iterator[RecordBatch]:
         """Stream the records; the source is closed when the iteration ends, however."""

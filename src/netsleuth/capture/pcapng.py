@@ -33,7 +33,6 @@ OPT_TSRESOL, OPT_TSOFFSET = 9, 14  # if_tsresol, if_tsoffset (draft section 4.2)
 # isb_ifdrop (packets the interface dropped for lack of resources) and isb_osdrop (dropped
 # by the operating system), both counted from the capture's start (draft section 4.6).
 OPT_IFDROP, OPT_OSDROP = 5, 7
-MAX_DROP_KEYS = 4096  # interfaces whose statistics are kept (memory stays bounded)
 
 
 # Interfaces per section at most: the interface id is 32 bits, but no capturing host has
@@ -233,7 +232,7 @@ class PcapngReader(StreamReader):
                 drops += struct.unpack_from(order + "Q", block, p + 4)[0]
             p += 4 + ((olen + 3) & ~3)
         key = (self.section, iface)
-        self.drops_bounded |= not keep_drops(self.drops, key, (drops, frame, offset))
+        self.drops.put(key, (drops, frame, offset))
 
     def _idb(self, block: bytes, swapped: bool) -> Interface:
         order = ">" if swapped else "<"
@@ -266,10 +265,7 @@ class PcapngReader(StreamReader):
         overrides it to read only the section structure, with this class's walk."""
         blocks, btype, blen, swapped = block_columns(v, walked)
         table = self._structure(buf, blocks, btype, blen, swapped, first_frame, base)
-        is_pkt = (btype == BT_EPB) | (btype == BT_SPB) | (btype == BT_PB)
-        # A packet block too short for its fixed fields is corrupt (draft sections 4.3-4.4).
-        fixed = np.where(btype == BT_SPB, 16, 32)
-        short = is_pkt & (blen < fixed)
+        is_pkt, short = packet_blocks(btype, blen)
         if short.any():
             at = int(np.argmax(short))  # the packets before it keep their frame numbers
             self._issue(
@@ -382,8 +378,9 @@ class PcapngReader(StreamReader):
         table = _Table(self.interfaces)
         dropped = 0
         sel = (btype == BT_IDB) | (btype == BT_SHB) | (btype == BT_ISB)
-        is_pkt = (btype == BT_EPB) | (btype == BT_SPB) | (btype == BT_PB)
-        before = (np.cumsum(is_pkt) - is_pkt)[sel]  # packet blocks before each
+        is_pkt, short = packet_blocks(btype, blen)
+        framed = is_pkt & ~short  # the blocks that become frames (_blocks skips the rest)
+        before = np.cumsum(framed, dtype=np.int64)[sel] - framed[sel]  # frames before each
         for b, kind, bl, sw, n in zip(
             blocks[sel].tolist(),
             btype[sel].tolist(),
@@ -423,17 +420,14 @@ class PcapngReader(StreamReader):
         return table
 
 
-def keep_drops(
-    drops: dict[tuple[int, int], tuple[int, int, int]],
-    key: tuple[int, int],
-    value: tuple[int, int, int],
-) -> bool:
-    """Keep an interface's latest statistics; False when it is a new interface beyond
-    MAX_DROP_KEYS (refused: memory stays bounded whatever a file holds)."""
-    if key not in drops and len(drops) >= MAX_DROP_KEYS:
-        return False
-    drops[key] = value
-    return True
+def packet_blocks(
+    btype: NDArray[np.uint32], blen: NDArray[np.int64]
+) -> tuple[NDArray[np.bool_], NDArray[np.bool_]]:
+    """Which blocks hold a packet, and which of those are too short for their fixed fields
+    (corrupt, skipped: draft sections 4.3-4.4)."""
+    is_pkt = (btype == BT_EPB) | (btype == BT_SPB) | (btype == BT_PB)
+    fixed = np.where(btype == BT_SPB, 16, 32)
+    return is_pkt, is_pkt & (blen < fixed)
 
 
 def block_columns(

@@ -142,7 +142,11 @@ def open_source(path: str) -> Sniffed:
         kind = "snoop"
     else:
         source = ByteSource(name, stream, head)
-        more = source.peek(ERF_PEEK)
+        try:
+            more = source.peek(ERF_PEEK)
+        except InputError:
+            source.close()
+            raise
         if looks_like_erf(more, whole=len(more) < ERF_PEEK):
             return Sniffed(source, "erf", compressed)
         source.close()
@@ -266,10 +270,12 @@ _YEAR = 365 * 24 * 3600
 def looks_like_erf(data: bytes, *, whole: bool) -> bool:
     """Whether `data` (a file's first bytes; `whole`: all of it) starts with ERF records,
     by Wireshark's tests (wiretap/erf.c: erf_open): record lengths of at least the header,
-    timestamps that neither go back more than a second nor jump more than a year; and by
-    ours: a record type outside the public ones, or extension headers or a subheader that
-    do not fit the record, is no ERF record either. Unlike Wireshark, which then takes the
-    file for no ERF at all (tshark: "appears to be damaged or corrupt", naming another
+    PAD records skipped, timestamps that go back no more than about a second (the whole
+    seconds of the difference at most 1) nor jump more than a year; and by ours: a record
+    type outside the public ones, or extension headers or a subheader that do not fit the
+    record, is no ERF record either, and only records that are no PAD count as evidence
+    (a text of "0" characters reads as PAD records). Unlike Wireshark, which then takes
+    the file for no ERF at all (tshark: "appears to be damaged or corrupt", naming another
     format), a file whose first 3 records are good is ERF, and its reader names the
     record that is not (capture.corrupt_record)."""
     pos, checked, prev = 0, 0, -1
@@ -277,22 +283,23 @@ def looks_like_erf(data: bytes, *, whole: bool) -> bool:
         if len(data) - pos < ERF_HEADER:
             if whole and pos == len(data):  # the file ends between records
                 return checked > 0
-            return checked >= ERF_MIN or not whole
+            return checked >= ERF_MIN
         rlen = int.from_bytes(data[pos + 10 : pos + 12], "big")
         kind = data[pos + 8]
         if rlen < ERF_HEADER:
             return checked >= ERF_MIN
-        if kind == ERF_PAD:
+        if kind & 0x7F == ERF_PAD:
             pos += rlen
             continue
-        ts = int.from_bytes(data[pos : pos + 8], "little") >> 32
-        bad_time = prev >= 0 and (ts < prev - 1 or ts - prev > _YEAR)
+        ts = int.from_bytes(data[pos : pos + 8], "little")
+        back = prev >= 0 and ts < prev and (prev - ts) >> 32 > 1
+        bad_time = back or (prev >= 0 and ts > prev and (ts - prev) >> 32 > _YEAR)
         if bad_time or kind & 0x7F not in ERF_TYPES or not _erf_fits(data, pos, rlen):
             return checked >= ERF_MIN
         prev = ts
         checked += 1
         if pos + rlen > len(data):  # cut: by the file's end, or by what was read of it
-            return checked > ERF_MIN or not whole
+            return checked > ERF_MIN or (checked == ERF_MIN and not whole)
         pos += rlen
     return True
 

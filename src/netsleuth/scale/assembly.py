@@ -13,7 +13,6 @@ from numpy.typing import NDArray
 
 from netsleuth.capture.chunks import MAX_RECORDS, ReadIssue, add_issue
 from netsleuth.capture.pcap import PcapReader
-from netsleuth.capture.pcapng import keep_drops
 from netsleuth.capture.split import HEADER, RECORD
 from netsleuth.checks import (
     CHECKS,
@@ -213,10 +212,7 @@ class SplitRecord:
         self.res.format, self.res.compressed = res.format, res.compressed
         for issue in res.issues:
             add_issue(self.res.issues, _shifted(issue, self.frames))
-        for key, (n, frame, offset) in res.drops.items():  # the later range's are later
-            shifted = (n, frame + self.frames, offset)
-            self.res.drops_bounded |= not keep_drops(self.res.drops, key, shifted)
-        self.res.drops_bounded |= res.drops_bounded
+        self.res.drops.merge(res.drops, self.frames)
         self.frames += res.packets
         return True
 
