@@ -295,6 +295,25 @@ def test_a_worker_killed_mid_scan_is_said_not_hung(mixes: list[Path]) -> None:
     assert glob.glob(f"/dev/shm/netsleuth-{proc.pid}-*") == []
 
 
+def test_a_worker_terminated_as_it_starts_dies_quietly(mixes: list[Path]) -> None:
+    """SIGTERM reaching a worker between its fork and its initializer (the pool stopping
+    a starting worker, as when another died): it must die of the signal, not run the
+    parent's inherited handler and print a traceback. Each forked child here sends
+    itself SIGTERM the moment it exists (os.register_at_fork)."""
+    code = (
+        "import os, signal, sys\n"
+        "os.register_at_fork(after_in_child=lambda: os.kill(os.getpid(), signal.SIGTERM))\n"
+        "from netsleuth.cliutil import entry\n"
+        "sys.argv = ['netsleuth', *sys.argv[1:]]\n"
+        "entry()\n"
+    )
+    argv = [sys.executable, "-c", code, "scan", "--workers", "2", *[str(mixes[0])] * 8]
+    proc = subprocess.run(argv, capture_output=True, timeout=120, check=False)
+    err = proc.stderr.decode()
+    assert proc.returncode == 3, err
+    assert err.startswith("netsleuth: a worker process died") and err.count("\n") == 1, err
+
+
 def _ppid(pid: int) -> int:
     try:
         return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])

@@ -62,9 +62,24 @@ def submitter(
             # later garbage collection, here and in the forked workers: a collection would
             # otherwise walk them in each worker and copy every page it touched.
             gc.freeze()
+            launched = False
 
             def submit(job: J) -> Future[R]:
-                return pool.submit(run, job)
+                nonlocal launched
+                if launched:
+                    return pool.submit(run, job)
+                # The first submit forks the workers (a fork context starts them all at
+                # once: concurrent.futures.process _launch_processes). They start with
+                # SIGINT and SIGTERM blocked, so that one arriving before _worker_init has
+                # set their handlers stays pending instead of running this process's
+                # inherited Python handler in the child, which printed a traceback
+                # ("Exception in initializer") when the pool killed a starting worker.
+                old = signal.pthread_sigmask(signal.SIG_BLOCK, _UNWINDING)
+                try:
+                    return pool.submit(run, job)
+                finally:
+                    signal.pthread_sigmask(signal.SIG_SETMASK, old)
+                    launched = True
 
             yield submit
         except BrokenProcessPool as err:
@@ -113,6 +128,8 @@ def term_unwinds() -> Iterator[None]:
         signal.signal(signal.SIGTERM, old)
 
 
+_UNWINDING = {signal.SIGINT, signal.SIGTERM}  # the signals whose handlers unwind the parent
+
 # In a worker: the parent's stop flag (a byte in shared memory, no lock: a worker killed
 # while holding a lock, as a multiprocessing.Event's, would block everyone after it).
 _STOP: list[Any] = []
@@ -131,3 +148,6 @@ def _worker_init(stop: Any) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
     _STOP.append(stop)
+    # Blocked by the parent across the fork (submitter): a SIGTERM that came meanwhile is
+    # delivered now, with its default action.
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, _UNWINDING)
