@@ -47,6 +47,19 @@ static int get_buffers(PyObject *bufobj, PyObject *outobj, Py_buffer *in, Py_buf
     return 0;
 }
 
+/* get_buffers, with `out` an int64 array of shape (rows, n): refused otherwise. */
+static int get_rows(PyObject *bufobj, PyObject *outobj, Py_buffer *in, Py_buffer *out,
+                    Py_ssize_t start, Py_ssize_t end, Py_ssize_t rows) {
+    if (get_buffers(bufobj, outobj, in, out, start, end) < 0) return -1;
+    if (out->len % (8 * rows) != 0) {
+        PyBuffer_Release(in);
+        PyBuffer_Release(out);
+        PyErr_Format(PyExc_ValueError, "output must be int64 of shape (%zd, n)", rows);
+        return -1;
+    }
+    return 0;
+}
+
 /* walk_pcap(buf, start, end, swapped, max_caplen, frac_scale, out, hdr) -> (count, pos, status)
  * out is an int64 array of shape (4, cap): rows are data offset, caplen, wire length and
  * timestamp (seconds * 1e9 + fraction * frac_scale): the header fields are in cache now.
@@ -68,13 +81,7 @@ static PyObject *walk_pcap(PyObject *self, PyObject *args) {
         PyErr_SetString(PyExc_ValueError, "record header size must be 16..64 bytes");
         return NULL;
     }
-    if (get_buffers(bufobj, outobj, &in, &out, start, end) < 0) return NULL;
-    if (out.len % 32 != 0) {
-        PyBuffer_Release(&in);
-        PyBuffer_Release(&out);
-        PyErr_SetString(PyExc_ValueError, "output must be int64 of shape (4, n)");
-        return NULL;
-    }
+    if (get_rows(bufobj, outobj, &in, &out, start, end, 4) < 0) return NULL;
     const unsigned char *b = (const unsigned char *)in.buf;
     Py_ssize_t cap = out.len / 32, n = 0, pos = start;
     int64_t *o_off = (int64_t *)out.buf, *o_cap = o_off + cap, *o_wire = o_cap + cap;
@@ -168,13 +175,7 @@ static PyObject *walk_erf(PyObject *self, PyObject *args) {
     Py_buffer in, out;
     (void)self;
     if (!PyArg_ParseTuple(args, "OnnO", &bufobj, &start, &end, &outobj)) return NULL;
-    if (get_buffers(bufobj, outobj, &in, &out, start, end) < 0) return NULL;
-    if (out.len % 40 != 0) {
-        PyBuffer_Release(&in);
-        PyBuffer_Release(&out);
-        PyErr_SetString(PyExc_ValueError, "output must be int64 of shape (5, n)");
-        return NULL;
-    }
+    if (get_rows(bufobj, outobj, &in, &out, start, end, 5) < 0) return NULL;
     const unsigned char *b = (const unsigned char *)in.buf;
     Py_ssize_t cap = out.len / 40, n = 0, pos = start;
     int64_t *o_off = (int64_t *)out.buf, *o_cap = o_off + cap, *o_wire = o_cap + cap;

@@ -71,14 +71,19 @@ class ErfReader(StreamReader):
 
     def _batch(self, ch: Chunker, rows: NDArray[np.int64], first: int) -> RecordBatch:
         info = rows[4].view(np.uint64)
-        self._losses(ch.base, rows[0], info, first)
-        return _records(ch.buf, rows, info, first)
+        kind = (info & 0x7F).astype(np.intp)
+        self._losses(ch.base, rows[0], info, kind, first)
+        return _records(ch.buf, rows, info, kind, first)
 
     def _losses(
-        self, base: int, offset: NDArray[np.int64], info: NDArray[np.uint64], first: int
+        self,
+        base: int,
+        offset: NDArray[np.int64],
+        info: NDArray[np.uint64],
+        kind: NDArray[np.intp],
+        first: int,
     ) -> None:
         """The loss counters of these records, as one issue however many buffers."""
-        kind = (info & 0x7F).astype(np.intp)
         lost = np.where(_LOSS[kind], (info >> 16) & 0xFFFF, 0).astype(np.int64)
         at = np.flatnonzero(lost)
         if at.shape[0]:
@@ -99,10 +104,14 @@ class ErfReader(StreamReader):
 
 
 def _records(
-    buf: NDArray[np.uint8], rows: NDArray[np.int64], info: NDArray[np.uint64], first: int
+    buf: NDArray[np.uint8],
+    rows: NDArray[np.int64],
+    info: NDArray[np.uint64],
+    kind: NDArray[np.intp],
+    first: int,
 ) -> RecordBatch:
+    """The batch of walk_erf's `rows`; `kind`: each record's type, extension bit cleared."""
     offset, caplen, wirelen, ts_ns = (r.copy() for r in rows[:4])
-    kind = (info & 0x7F).astype(np.intp)
     linktype = _LINKTYPES[kind]
     hdlc = np.flatnonzero(_HDLC[kind] & (caplen >= 2))
     if hdlc.shape[0]:

@@ -223,32 +223,22 @@ class PcapngReader(StreamReader):
         if len(block) < 24:
             return  # no interface id: nothing to keep
         (iface,) = struct.unpack_from(order + "I", block, 8)
-        drops, p, end = 0, 20, len(block) - 4
-        while p + 4 <= end:
-            code, olen = struct.unpack_from(order + "HH", block, p)
-            if code == 0 or p + 4 + olen > end:
-                break
+        drops = 0
+        for code, at, olen in _options(block, order, 20):
             if code in (OPT_IFDROP, OPT_OSDROP) and olen == 8:
-                drops += struct.unpack_from(order + "Q", block, p + 4)[0]
-            p += 4 + ((olen + 3) & ~3)
-        key = (self.section, iface)
-        self.drops.put(key, (drops, frame, offset))
+                drops += struct.unpack_from(order + "Q", block, at)[0]
+        self.drops.put((self.section, iface), (drops, frame, offset))
 
     def _idb(self, block: bytes, swapped: bool) -> Interface:
         order = ">" if swapped else "<"
         linktype, _reserved, snaplen = struct.unpack_from(order + "HHI", block, 8)
         res, pow2, offset_s = 6, False, 0
-        p, end = 16, len(block) - 4
-        while p + 4 <= end:
-            code, olen = struct.unpack_from(order + "HH", block, p)
-            if code == 0 or p + 4 + olen > end:
-                break
+        for code, at, olen in _options(block, order, 16):
             if code == OPT_TSRESOL and olen >= 1:
-                r = block[p + 4]
+                r = block[at]
                 res, pow2 = r & 0x7F, bool(r & 0x80)
             elif code == OPT_TSOFFSET and olen >= 8:
-                (offset_s,) = struct.unpack_from(order + "q", block, p + 4)
-            p += 4 + ((olen + 3) & ~3)
+                (offset_s,) = struct.unpack_from(order + "q", block, at)
         return Interface(linktype, snaplen, res, pow2, offset_s)
 
     # One vectorized pass over a batch's blocks, field by field in the draft's order; split,
@@ -377,10 +367,13 @@ class PcapngReader(StreamReader):
         """Section headers and interface blocks of this batch, in file order."""
         table = _Table(self.interfaces)
         dropped = 0
-        sel = (btype == BT_IDB) | (btype == BT_SHB) | (btype == BT_ISB)
-        is_pkt, short = packet_blocks(btype, blen)
-        framed = is_pkt & ~short  # the blocks that become frames (_blocks skips the rest)
-        before = np.cumsum(framed, dtype=np.int64)[sel] - framed[sel]  # frames before each
+        isb = btype == BT_ISB
+        sel = (btype == BT_IDB) | (btype == BT_SHB) | isb
+        before = np.zeros(int(np.count_nonzero(sel)), dtype=np.int64)
+        if isb.any():  # frames before each block, for the statistics blocks to cite
+            is_pkt, short = packet_blocks(btype, blen)
+            framed = is_pkt & ~short  # the blocks that become frames (_blocks skips the rest)
+            before = np.cumsum(framed, dtype=np.int64)[sel] - framed[sel]
         for b, kind, bl, sw, n in zip(
             blocks[sel].tolist(),
             btype[sel].tolist(),
@@ -418,6 +411,18 @@ class PcapngReader(StreamReader):
             )
         self.interfaces = table.current()
         return table
+
+
+def _options(block: bytes, order: str, start: int) -> Iterator[tuple[int, int, int]]:
+    """A block's options from `start` (draft section 3.5): (code, value offset, value
+    length) each, up to opt_endofopt or the first that runs past the block's trailer."""
+    p, end = start, len(block) - 4
+    while p + 4 <= end:
+        code, olen = struct.unpack_from(order + "HH", block, p)
+        if code == 0 or p + 4 + olen > end:
+            return
+        yield code, p + 4, olen
+        p += 4 + ((olen + 3) & ~3)
 
 
 def packet_blocks(
