@@ -4,6 +4,7 @@ tests/test_decode_real.py (exact fields) and tests/test_tshark_diff.py (tshark's
 from __future__ import annotations
 
 import struct
+import zlib
 
 from netsleuth import craft
 from netsleuth.craft import encap, link
@@ -37,6 +38,7 @@ def captures() -> dict[str, tuple[int, list[bytes]]]:
         **encap_captures(),
         **tag_captures(),
         **udp_tunnel_captures(),
+        **wifi_captures(),
         # Not 8472 and 4754: the harness names those by decode-as, which tshark applies
         # to either port (test_decode_fixes.py runs tshark on all of them without).
         "dns-to-tunnel-ports": (1, dns_replies(exclude=(8472, 4754))),
@@ -258,3 +260,69 @@ def dns_replies(exclude: tuple[int, ...] = ()) -> list[bytes]:
         for port in TUNNEL_PORTS
         if port not in exclude
     ]
+
+
+# IEEE 802.11 frames (IEEE 802.11-2020 section 9.3.2.1), field by field: frame control is
+# the type and subtype byte, then the flags byte.
+STA, AP, DST = bytes.fromhex("020000000001"), bytes.fromhex("020000000002"), b"\xff" * 6
+SNAP_IP = b"\xaa\xaa\x03\x00\x00\x00"  # LLC SNAP, OUI 0 (RFC 1042), the EtherType next
+
+
+def wlan_data(
+    body: bytes, *, flags: int = 0x01, qos: bytes | None = None, htc: bool = False
+) -> bytes:
+    """A data frame (type 2): subtype 0, or 8 (QoS Data) with a QoS Control field."""
+    subtype = 0x88 if qos is not None else 0x08
+    four = STA if flags & 0x03 == 0x03 else b""
+    return b"".join(
+        [
+            bytes([subtype, flags | (0x80 if htc else 0)]),
+            b"\x30\x00",  # duration
+            AP,
+            STA,
+            DST,
+            b"\x10\x00",  # sequence control: fragment 0, sequence 1
+            four,
+            qos or b"",
+            b"\x00\x00\x00\x00" if htc else b"",
+            body,
+        ]
+    )
+
+
+def radiotap(frame: bytes, *, flags: int | None = None, tsft: bool = False) -> bytes:
+    """A radiotap header (radiotap.org): present bit 0 TSFT (8 bytes, 8-aligned), bit 1
+    Flags; with F_FCS (0x10) the frame gets its CRC-32 (IEEE 802.3 polynomial) appended."""
+    present = (1 if tsft else 0) | (2 if flags is not None else 0)
+    fields = (b"\x00" * 8 if tsft else b"") + (bytes([flags]) if flags is not None else b"")
+    header = b"".join([b"\x00\x00", struct.pack("<HI", 8 + len(fields), present), fields])
+    fcs = struct.pack("<I", zlib.crc32(frame)) if flags is not None and flags & 0x10 else b""
+    return header + frame + fcs
+
+
+def wifi_captures() -> dict[str, tuple[int, list[bytes]]]:
+    v4 = SNAP_IP + b"\x08\x00" + inner_udp()
+    v6 = (
+        SNAP_IP
+        + b"\x86\xdd"
+        + craft.ipv6("fd00::1", "fd00::2", craft.udp("fd00::1", "fd00::2", 1, 2, b"y"), 17)
+    )
+    qos, amsdu = b"\x00\x00", b"\x80\x00"
+    subframe = b"".join([DST, STA, struct.pack(">H", len(v4)), v4])
+    return {
+        "radiotap": (
+            127,
+            [
+                radiotap(wlan_data(v4)),
+                radiotap(wlan_data(v6, qos=qos), flags=0x10, tsft=True),  # FCS at the end
+                radiotap(wlan_data(v4, qos=qos, htc=True), flags=0x00),
+                radiotap(wlan_data(v4, flags=0x03)),  # four addresses
+                radiotap(wlan_data(v4, flags=0x03, qos=qos), flags=0x10),
+                radiotap(wlan_data(b"\x00\x00" + v4, qos=qos), flags=0x20),  # 26 bytes padded to 28
+                radiotap(wlan_data(subframe + b"\x00\x00" + subframe, qos=amsdu)),
+                radiotap(wlan_data(b"\x00" * 20, flags=0x41)),  # protected
+                radiotap(bytes([0x48, 0x01]) + wlan_data(b"")[2:]),  # null data
+            ],
+        ),
+        "ieee80211": (105, [wlan_data(v4), wlan_data(v6, flags=0x02, qos=qos)]),
+    }

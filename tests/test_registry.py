@@ -55,6 +55,8 @@ EXPECTED = [
     ("LINKTYPE", 108, "loop", "none"),
     ("LINKTYPE", 113, "linux-sll", "none"),
     ("LINKTYPE", 226, "ipnet", "none"),
+    ("LINKTYPE", 105, "ieee80211", "none"),
+    ("LINKTYPE", 127, "radiotap", "none"),
     ("LINKTYPE", 242, "ipoib", "none"),
     ("LINKTYPE", 281, "dsa-brcm", "none"),
     ("LINKTYPE", 282, "dsa-brcm-prepend", "none"),

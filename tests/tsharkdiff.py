@@ -71,6 +71,8 @@ LINK_NAMES = {
     "fr": "framerelay",
     "ipnet": "ipnet",
     "ipoib": "ipoib",
+    "radiotap": "ieee80211",
+    "wlan": "ieee80211",
 }
 OUR_LINK = {
     L2.ETHERNET: "ethernet",
@@ -85,6 +87,7 @@ OUR_LINK = {
     L2.FRELAY: "framerelay",
     L2.IPNET: "ipnet",
     L2.IPOIB: "ipoib",
+    L2.IEEE80211: "ieee80211",
 }
 TUNNEL_NAMES = {
     Tunnel.NONE: "none",
@@ -118,6 +121,9 @@ GRE_KINDS = {0x88BE: "erspan", 0x22EB: "erspan", 0x880B: "pptp"}
 # Protocols netsleuth steps over without a layer of its own.
 PASS = {
     "ethertype",
+    "wlan_radio",  # tshark's summary of the radiotap fields
+    "wlan",
+    "wlan_aggregate",  # an A-MSDU's subframes
     "ppp",
     "pppoes",
     "pwethcw",

@@ -68,6 +68,7 @@ class L2(enum.IntEnum):
     FRELAY = 11  # Frame Relay (107)
     IPNET = 12  # Solaris ipnet (226)
     IPOIB = 13  # IP over InfiniBand (242)
+    IEEE80211 = 14  # Wi-Fi (105), and behind radiotap (127)
 
 
 class Tunnel(enum.IntEnum):

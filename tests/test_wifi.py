@@ -1,0 +1,212 @@
+"""Wi-Fi captures: radiotap (127) and bare 802.11 (105). Frames are built field by field
+(tests/realframes.py, which tests/test_tshark_diff.py also runs past tshark) and by scapy,
+an independent writer of both headers."""
+
+from __future__ import annotations
+
+import struct
+from pathlib import Path
+
+import pytest
+from scapy.layers.dot11 import Dot11, Dot11FCS, Dot11QoS, RadioTap
+from scapy.layers.inet import IP, UDP
+from scapy.layers.inet6 import IPv6
+from scapy.layers.l2 import LLC, SNAP
+from scapy.packet import Packet, Raw, raw
+
+from netsleuth.decode import L2
+from tests import clirun
+from tests import realframes as rf
+from tests.capfiles import pcap_bytes
+from tests.decodeutil import addr, anomalies, clean, dec, ports
+
+V4 = rf.SNAP_IP + b"\x08\x00" + rf.inner_udp()
+
+
+def test_radiotap_data_frames_reach_ip_and_transport() -> None:
+    linktype, frames = rf.wifi_captures()["radiotap"]
+    t = dec(frames, linktype=linktype)
+    assert [L2(int(k)) for k in t.l2] == [L2.IEEE80211] * len(frames)
+    # plain, FCS + TSFT, QoS + HT Control, four addresses, four addresses + QoS + FCS,
+    # padded header, A-MSDU (its first subframe), then protected and null: no packet
+    assert [int(v) for v in t.outer.ver] == [4, 6, 4, 4, 4, 4, 4, 0, 0]
+    for i in range(len(frames)):
+        assert clean(t, i), anomalies(t, i)
+    for i in (0, 1, 2, 3, 4, 5, 6):
+        assert ports(t.outer, i) == (1, 2) and int(t.outer.proto[i]) == 17
+        assert (int(t.llc_dsap[i]), int(t.snap_type[i])) in ((0xAA, 0x0800), (0xAA, 0x86DD))
+    assert addr(t.outer, 0) == (rf.C, rf.D)
+
+
+def test_the_fcs_is_not_payload() -> None:
+    """With radiotap's F_FCS the last 4 bytes are the frame check sequence, not packet
+    bytes: an IPv4 total length that counts them runs past the packet."""
+    ip = bytearray(rf.inner_udp())
+    good = rf.radiotap(rf.wlan_data(rf.SNAP_IP + b"\x08\x00" + bytes(ip)), flags=0x10)
+    ip[2:4] = struct.pack(">H", len(ip) + 4)
+    ip[10:12] = b"\x00\x00"
+    ip[10:12] = struct.pack(">H", _ip_checksum(bytes(ip[:20])))
+    long = rf.radiotap(rf.wlan_data(rf.SNAP_IP + b"\x08\x00" + bytes(ip)), flags=0x10)
+    t = dec([good, long], linktype=127)
+    assert clean(t, 0) and int(t.wend[0]) == len(good) - 4
+    assert anomalies(t, 1)["outer"] == {"ipv4.bad_total_length"}
+
+
+def _ip_checksum(header: bytes) -> int:
+    total: int = sum(struct.unpack(f">{len(header) // 2}H", header))
+    while total >> 16:
+        total = (total & 0xFFFF) + (total >> 16)
+    return ~total & 0xFFFF
+
+
+@pytest.mark.parametrize(
+    "packet",
+    [
+        RadioTap() / Dot11(type=2, subtype=0, FCfield=1) / LLC() / SNAP() / IP() / UDP(),
+        RadioTap(present="TSFT+Flags", Flags="FCS")
+        / Dot11FCS(type=2, subtype=8)
+        / Dot11QoS()
+        / LLC()
+        / SNAP()
+        / IPv6(src="2001:db8::1", dst="2001:db8::2")
+        / UDP(sport=5353, dport=53),
+        RadioTap(present="Flags+Rate+Channel+dBm_AntSignal", Flags=0)
+        / Dot11(type=2, subtype=8, FCfield=3, addr4="02:00:00:00:00:09")
+        / Dot11QoS(TID=5)
+        / LLC()
+        / SNAP()
+        / IP(src="192.0.2.7", dst="198.51.100.9")
+        / UDP(sport=4000, dport=4001)
+        / Raw(b"payload"),
+    ],
+    ids=["data", "qos-fcs-tsft-v6", "four-address-qos"],
+)
+def test_scapy_frames_decode_as_scapy_reads_them(packet: Packet) -> None:
+    wire = raw(packet)
+    theirs = RadioTap(wire)
+    ip = theirs[IP] if IP in theirs else theirs[IPv6]
+    t = dec([wire], linktype=127)
+    assert clean(t), anomalies(t)
+    assert addr(t.outer) == (ip.src, ip.dst)
+    assert ports(t.outer) == (theirs[UDP].sport, theirs[UDP].dport)
+    assert int(t.outer.l4_len[0]) == theirs[UDP].len
+
+
+def test_bare_80211_link_type() -> None:
+    linktype, frames = rf.wifi_captures()["ieee80211"]
+    t = dec(frames, linktype=linktype)
+    assert [L2(int(k)) for k in t.l2] == [L2.IEEE80211] * 2
+    assert [int(v) for v in t.outer.ver] == [4, 6]
+    assert clean(t, 0) and clean(t, 1)
+
+
+def _beacon() -> bytes:
+    return b"".join(
+        [b"\x80\x00\x00\x00", b"\xff" * 6, rf.AP, rf.AP, b"\x00\x00", b"\x00" * 12, b"\x00\x00"]
+    )
+
+
+@pytest.mark.parametrize(
+    "frame",
+    [
+        rf.radiotap(_beacon()),  # management: no packet
+        rf.radiotap(rf.wlan_data(V4, flags=0x05)),  # More Fragments: a piece of an MSDU
+        rf.radiotap(rf.wlan_data(V4)[:22] + b"\x11\x00" + V4),  # fragment number 1
+        rf.radiotap(rf.wlan_data(V4), flags=0x40),  # F_BADFCS: damaged in the air
+        rf.radiotap(rf.wlan_data(V4, flags=0x03, qos=b"\x00\x01")),  # mesh control: unknown
+        rf.radiotap(bytes([0xD4, 0x00]) + rf.AP + b"\x00\x00"),  # ACK, 10 bytes
+    ],
+    ids=["beacon", "more-fragments", "fragment-1", "bad-fcs", "mesh", "ack"],
+)
+def test_frames_without_a_decodable_packet_end_quietly(frame: bytes) -> None:
+    """No IP layer and no anomaly: a first 802.11 fragment's IP header would announce more
+    bytes than it holds, and a damaged frame's bytes are noise."""
+    t = dec([frame], linktype=127)
+    assert int(t.l2[0]) == L2.IEEE80211
+    assert int(t.outer.ver[0]) == 0
+    assert clean(t), anomalies(t)
+
+
+def _radiotap_raw(length: int, present: list[int], version: int = 0) -> bytes:
+    words = b"".join(struct.pack("<I", w) for w in present)
+    return b"".join([bytes([version, 0]), struct.pack("<H", length), words])
+
+
+@pytest.mark.parametrize(
+    ("frame", "anomaly"),
+    [
+        (_radiotap_raw(4, [0]) + rf.wlan_data(V4), "l2.bad_length"),  # shorter than itself
+        (_radiotap_raw(9000, [0]) + rf.wlan_data(V4), "l2.bad_length"),  # past the frame
+        (_radiotap_raw(8, [0], version=1) + rf.wlan_data(V4), "l2.bad_length"),
+        # a present word announcing another that the length leaves no room for
+        (_radiotap_raw(8, [1 << 31]) + rf.wlan_data(V4), "l2.bad_length"),
+        # Flags announced, the header ending before it
+        (_radiotap_raw(8, [2]) + rf.wlan_data(V4), "l2.bad_length"),
+        # 70 chained present words: more than any real header
+        (_radiotap_raw(8 + 4 * 69, [1 << 31] * 69 + [0]) + rf.wlan_data(V4), "l2.bad_length"),
+        # F_FCS on a frame with no room for one
+        (_radiotap_raw(9, [2]) + b"\x10", "l2.bad_length"),
+        (rf.radiotap(rf.wlan_data(V4)[:20]), "l2.truncated"),  # a data header cut short
+        (rf.radiotap(b"\x08\x01\x00"), "l2.truncated"),
+    ],
+)
+def test_bad_radiotap_and_80211_headers_are_named(frame: bytes, anomaly: str) -> None:
+    t = dec([frame], linktype=127)
+    assert anomalies(t)["outer"] == {anomaly}
+    assert int(t.outer.ver[0]) == 0
+
+
+def test_a_chain_of_present_words_within_the_bound_is_followed() -> None:
+    """Two present words (the radiotap namespace, then an extension): the fields start
+    after the last, at byte 12, so TSFT is aligned to byte 16 from the header's start;
+    Flags (with F_FCS) follows it at byte 24."""
+    words = _radiotap_raw(25, [(1 << 31) | 3, 0])
+    header = words + b"\x00" * 4 + b"\xff" * 8 + b"\x10"  # a TSFT byte read as Flags: F_BADFCS
+    frame = rf.wlan_data(V4)
+    t = dec([header + frame + b"\xde\xad\xbe\xef"], linktype=127)
+    assert clean(t), anomalies(t)
+    assert int(t.outer.ver[0]) == 4
+    assert int(t.wend[0]) == len(header) + len(frame)
+
+
+def test_an_amsdu_subframe_longer_than_the_frame_is_bad_length() -> None:
+    subframe = b"".join([rf.DST, rf.STA, struct.pack(">H", 4000), V4])
+    t = dec([rf.radiotap(rf.wlan_data(subframe, qos=b"\x80\x00"))], linktype=127)
+    assert anomalies(t)["outer"] == {"l2.bad_length"}
+
+
+def test_scan_of_a_radiotap_capture(tmp_path: Path) -> None:
+    """The command on a Wi-Fi capture: every frame counted under its link, the IP inside
+    checked, nothing flagged on ordinary frames."""
+    _, frames = rf.wifi_captures()["radiotap"]
+    path = tmp_path / "wifi.pcap"
+    path.write_bytes(pcap_bytes([(1, k, f) for k, f in enumerate(frames)], linktype=127))
+    out = clirun.invoke("scan", "--format", "json", str(path)).json()
+    assert out["inputs"][0]["linktypes"] == {"127": len(frames)}
+    assert out["summary"]["link"] == {"ieee80211": len(frames)}
+    assert out["summary"]["l3"] == {"ipv4": 6, "ipv6": 1, "other": 2}
+    assert out["findings"] == []
+
+
+def test_one_batch_of_every_kind_decodes_as_each_frame_alone() -> None:
+    """Every frame above in one batch: each row as that frame decoded alone (the decoders
+    filter index arrays step by step; a row kept in one array and dropped from another
+    would shift every later row)."""
+    frames = [
+        *rf.wifi_captures()["radiotap"][1],
+        rf.radiotap(rf.wlan_data(V4)[:20]),
+        rf.radiotap(rf.wlan_data(V4, flags=0x03, qos=b"\x00\x01")),
+        _radiotap_raw(8, [2]) + rf.wlan_data(V4),
+        rf.radiotap(rf.wlan_data(V4, flags=0x03)[:28]),
+        rf.radiotap(rf.wlan_data(V4, flags=0x05)),
+        rf.radiotap(rf.wlan_data(V4), flags=0x40),
+        rf.radiotap(_beacon()),
+    ]
+    together = dec(frames, linktype=127)
+    for i, frame in enumerate(frames):
+        alone = dec([frame], linktype=127)
+        assert (int(together.outer.ver[i]), ports(together.outer, i)) == (
+            int(alone.outer.ver[0]),
+            ports(alone.outer, 0),
+        )
+        assert anomalies(together, i) == anomalies(alone, 0)
