@@ -325,4 +325,36 @@ def wifi_captures() -> dict[str, tuple[int, list[bytes]]]:
             ],
         ),
         "ieee80211": (105, [wlan_data(v4), wlan_data(v6, flags=0x02, qos=qos)]),
+        "ppi": (
+            192,
+            [
+                ppi(wlan_data(v4), 105, [common(0x01)]),  # FCS at the end
+                ppi(wlan_data(v6, qos=qos), 105, [common(0x00)]),
+                # an even-sized field first; the 32-bit alignment flag changes nothing
+                ppi(wlan_data(v4), 105, [field(30000, b"\x01" * 8), common(0x01)], aligned=True),
+                ppi(craft.ether(inner_udp(), 0x0800), 1, []),  # Ethernet behind PPI
+            ],
+        ),
     }
+
+
+def field(kind: int, data: bytes) -> bytes:
+    """A PPI field: type, data length (both little-endian), data."""
+    return struct.pack("<HH", kind, len(data)) + data
+
+
+def common(flags: int) -> bytes:
+    """PPI's 802.11-Common field (type 2): TSFT, flags (bit 0: FCS present), rate, channel
+    frequency and flags, FHSS hop set and pattern, signal and noise."""
+    return field(2, struct.pack("<QHHHHBBbb", 0, flags, 2, 2437, 0x00A0, 0, 0, -40, -90))
+
+
+def ppi(frame: bytes, dlt: int, fields: list[bytes], *, aligned: bool = False) -> bytes:
+    """A PPI header (version 0, flags, length, DLT) with `fields`; an 802.11 frame gets its
+    CRC-32 when the 802.11-Common field says FCS present."""
+    if aligned:
+        fields = [f + b"\x00" * (-len(f) % 4) for f in fields]
+    body = b"".join(fields)
+    header = struct.pack("<BBHI", 0, 1 if aligned else 0, 8 + len(body), dlt) + body
+    has_fcs = any(f[:2] == b"\x02\x00" and f[12] & 1 for f in fields)
+    return header + frame + (struct.pack("<I", zlib.crc32(frame)) if has_fcs else b"")

@@ -57,6 +57,7 @@ EXPECTED = [
     ("LINKTYPE", 226, "ipnet", "none"),
     ("LINKTYPE", 105, "ieee80211", "none"),
     ("LINKTYPE", 127, "radiotap", "none"),
+    ("LINKTYPE", 192, "ppi", "none"),
     ("LINKTYPE", 242, "ipoib", "none"),
     ("LINKTYPE", 281, "dsa-brcm", "none"),
     ("LINKTYPE", 282, "dsa-brcm-prepend", "none"),

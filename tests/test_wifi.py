@@ -135,17 +135,20 @@ def _radiotap_raw(length: int, present: list[int], version: int = 0) -> bytes:
 @pytest.mark.parametrize(
     ("frame", "anomaly"),
     [
-        (_radiotap_raw(4, [0]) + rf.wlan_data(V4), "l2.bad_length"),  # shorter than itself
-        (_radiotap_raw(9000, [0]) + rf.wlan_data(V4), "l2.bad_length"),  # past the frame
-        (_radiotap_raw(8, [0], version=1) + rf.wlan_data(V4), "l2.bad_length"),
+        (_radiotap_raw(4, [0]) + rf.wlan_data(V4), "l2.bad_pseudo_header"),  # shorter than itself
+        (_radiotap_raw(9000, [0]) + rf.wlan_data(V4), "l2.bad_pseudo_header"),  # past the frame
+        (_radiotap_raw(8, [0], version=1) + rf.wlan_data(V4), "l2.bad_pseudo_header"),
         # a present word announcing another that the length leaves no room for
-        (_radiotap_raw(8, [1 << 31]) + rf.wlan_data(V4), "l2.bad_length"),
+        (_radiotap_raw(8, [1 << 31]) + rf.wlan_data(V4), "l2.bad_pseudo_header"),
         # Flags announced, the header ending before it
-        (_radiotap_raw(8, [2]) + rf.wlan_data(V4), "l2.bad_length"),
+        (_radiotap_raw(8, [2]) + rf.wlan_data(V4), "l2.bad_pseudo_header"),
         # 70 chained present words: more than any real header
-        (_radiotap_raw(8 + 4 * 69, [1 << 31] * 69 + [0]) + rf.wlan_data(V4), "l2.bad_length"),
+        (
+            _radiotap_raw(8 + 4 * 69, [1 << 31] * 69 + [0]) + rf.wlan_data(V4),
+            "l2.bad_pseudo_header",
+        ),
         # F_FCS on a frame with no room for one
-        (_radiotap_raw(9, [2]) + b"\x10", "l2.bad_length"),
+        (_radiotap_raw(9, [2]) + b"\x10", "l2.bad_pseudo_header"),
         (rf.radiotap(rf.wlan_data(V4)[:20]), "l2.truncated"),  # a data header cut short
         (rf.radiotap(b"\x08\x01\x00"), "l2.truncated"),
     ],
@@ -210,3 +213,87 @@ def test_one_batch_of_every_kind_decodes_as_each_frame_alone() -> None:
             ports(alone.outer, 0),
         )
         assert anomalies(together, i) == anomalies(alone, 0)
+
+
+# ----- PPI (192) -------------------------------------------------------------------------
+def test_ppi_frames_reach_ip_by_their_link_type() -> None:
+    linktype, frames = rf.wifi_captures()["ppi"]
+    t = dec(frames, linktype=linktype)
+    assert [L2(int(k)) for k in t.l2] == [L2.IEEE80211] * 3 + [L2.ETHERNET]
+    assert [int(v) for v in t.outer.ver] == [4, 6, 4, 4]
+    for i in range(len(frames)):
+        assert clean(t, i), anomalies(t, i)
+        assert ports(t.outer, i) == (1, 2)
+
+
+def test_ppi_fcs_flag_and_padded_fields() -> None:
+    """802.11-Common's FCS flag, found behind an odd-sized field padded to 32 bits (pph_flags
+    bit 0; PFH_DATA_LEN in Kismet's ppi header rounds each field's length up to 4). tshark
+    4.0 places the 802.11 frame of such a header elsewhere, so this case has no outside
+    oracle; the even-sized one is in the tshark differential."""
+    ip = bytearray(rf.inner_udp())
+    ip[2:4] = struct.pack(">H", len(ip) + 4)  # counts the 4 FCS bytes as its own
+    ip[10:12] = b"\x00\x00"
+    ip[10:12] = struct.pack(">H", _ip_checksum(bytes(ip[:20])))
+    frame = rf.wlan_data(rf.SNAP_IP + b"\x08\x00" + bytes(ip))
+    fields = [rf.field(30000, b"\x01" * 5), rf.common(0x01)]
+    t = dec([rf.ppi(frame, 105, fields, aligned=True)], linktype=192)
+    assert anomalies(t)["outer"] == {"ipv4.bad_total_length"}
+
+
+def test_scapy_ppi_frames_decode_as_scapy_reads_them() -> None:
+    from scapy.contrib.ppi_cace import PPI_Dot11Common
+    from scapy.layers.ppi import PPI, PPI_Hdr
+
+    packet = (
+        PPI(headers=[PPI_Hdr() / PPI_Dot11Common(Ch_Freq=5180)])
+        / Dot11(type=2, subtype=8, FCfield=2)
+        / Dot11QoS()
+        / LLC()
+        / SNAP()
+        / IP(src="192.0.2.1", dst="192.0.2.2")
+        / UDP(sport=68, dport=67)
+    )
+    theirs = PPI(raw(packet))
+    t = dec([raw(packet)], linktype=192)
+    assert clean(t), anomalies(t)
+    assert addr(t.outer) == (theirs[IP].src, theirs[IP].dst)
+    assert ports(t.outer) == (theirs[UDP].sport, theirs[UDP].dport)
+
+
+def test_ppi_invalid_fcs_ends_quietly() -> None:
+    t = dec([rf.ppi(rf.wlan_data(V4), 105, [rf.common(0x05)])], linktype=192)
+    assert (int(t.l2[0]), int(t.outer.ver[0])) == (L2.IEEE80211, 0)
+    assert clean(t), anomalies(t)
+
+
+def _ppi_raw(length: int, dlt: int = 105, version: int = 0) -> bytes:
+    return struct.pack("<BBHI", version, 0, length, dlt)
+
+
+@pytest.mark.parametrize(
+    "frame",
+    [
+        _ppi_raw(8, version=1) + rf.wlan_data(V4),
+        _ppi_raw(4) + rf.wlan_data(V4),  # shorter than itself
+        _ppi_raw(9000) + rf.wlan_data(V4),  # past the frame
+        _ppi_raw(8, dlt=1 << 16) + rf.wlan_data(V4),  # no such link type
+        _ppi_raw(12) + struct.pack("<HH", 2, 20) + rf.wlan_data(V4),  # field past the length
+        _ppi_raw(8 + 4 * 70) + b"\x00\x00\x00\x00" * 70 + rf.wlan_data(V4),  # 70 fields
+        _ppi_raw(8 + 24) + rf.common(0x01)[:24] + b"\x08\x01",  # FCS with no room for one
+    ],
+    ids=["version", "short", "long", "dlt", "field", "fields", "fcs"],
+)
+def test_bad_ppi_headers_are_named(frame: bytes) -> None:
+    t = dec([frame], linktype=192)
+    assert anomalies(t)["outer"] == {"l2.bad_pseudo_header"}
+
+
+def test_a_link_type_behind_ppi_that_is_not_decoded_is_the_one_named(tmp_path: Path) -> None:
+    path = tmp_path / "ppi.pcap"
+    frame = rf.ppi(b"\x00" * 30, 147, [])
+    path.write_bytes(pcap_bytes([(1, 0, frame)], linktype=192))
+    out = clirun.invoke("scan", "--format", "json", str(path)).json()
+    (f,) = out["findings"]
+    assert f["id"] == "capture.unsupported_linktype"
+    assert f["evidence"]["linktypes"] == {"147": {"name": "LINKTYPE_USER0 (147)", "packets": 1}}

@@ -73,6 +73,7 @@ LINK_NAMES = {
     "ipoib": "ipoib",
     "radiotap": "ieee80211",
     "wlan": "ieee80211",
+    "wlan_radio": "ieee80211",  # behind PPI: tshark's radio summary, then wlan
 }
 OUR_LINK = {
     L2.ETHERNET: "ethernet",
@@ -245,6 +246,10 @@ def walk(  # noqa: PLR0912, PLR0915 -- one case per tshark protocol token, read 
     """Follow tshark's protocol chain as far as netsleuth decodes: tags, IP layers, the
     tunnels netsleuth knows, one transport header (or a UDP tunnel after it)."""
     toks = protocols.split(":")
+    if toks[0] == "ppi" and len(toks) > 1:  # PPI names the link type behind it (pph_dlt)
+        toks = toks[1:]
+        if toks[0] == "pcap_pktdata" and len(toks) > 1:  # tshark's dispatch on that type
+            toks = toks[1:]
     w = Walk(link=LINK_NAMES.get(toks[0], "other:" + toks[0]) if toks[0] else "none")
     if toks[:2] == ["ppp", "chdlc"]:  # LINKTYPE_PPP_HDLC holding a Cisco HDLC frame
         w.link, toks = "chdlc", toks[1:]

@@ -1,6 +1,6 @@
 """capture.unsupported_linktype, naming each link type netsleuth does not decode (with its
-packet count) and listing the ones it does: a capture of Wi-Fi radiotap frames is said to be
-one, not shown as garbage."""
+packet count) and listing the ones it does: a capture of Bluetooth or USB frames is said to
+be one, not shown as garbage."""
 
 from __future__ import annotations
 
@@ -10,7 +10,8 @@ import numpy as np
 
 from netsleuth.checks.frames import FrameTally
 from netsleuth.decode.linktypes import decoded_linktypes, describe
-from netsleuth.decode.table import L2, PacketTable
+from netsleuth.decode.registry import REGISTRY
+from netsleuth.decode.table import L2, NS, PacketTable
 from netsleuth.findings import Finding
 from netsleuth.findings.catalogue import CATALOGUE
 
@@ -27,7 +28,13 @@ class UnsupportedLinkTypes:
         if not rows.any():
             return
         self.tally.add(f"{FID}|outer", t.frame[rows])
-        lts, counts = np.unique(t.batch.linktype[rows], return_counts=True)
+        lts = t.batch.linktype[rows].astype(np.int64)
+        # A record of a link type that is decoded but names another one inside (PPI's
+        # pph_dlt, decode/ppi.py): the inner link type is the one not decoded.
+        inside = (lts >= 0) & (lts < 1 << 16)
+        inside[inside] = REGISTRY.bound(NS.LINKTYPE, lts[inside])
+        lts[inside] = t.key[rows][inside]
+        lts, counts = np.unique(lts, return_counts=True)
         for lt, n in zip(lts, counts, strict=True):
             self.per_type[int(lt)] = self.per_type.get(int(lt), 0) + int(n)
 

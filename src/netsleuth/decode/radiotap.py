@@ -38,14 +38,14 @@ def from_linktype(t: PacketTable, idx: NDArray[np.int64]) -> None:
     p = t.pos[idx]
     length = t.v.le16[p + 2].astype(np.int64)
     bad = (t.v.u8[p] != 0) | (length < HDR) | (p + length > t.wend[idx])
-    t.flag(idx[bad], Anomaly.L2_BAD_LENGTH)
+    t.flag(idx[bad], Anomaly.BAD_PSEUDO_HEADER)
     idx = t.short(idx[~bad], length[~bad], Anomaly.L2_TRUNCATED)
     p = t.pos[idx]
     end = p + t.v.le16[p + 2].astype(np.int64)
     flags, fits = _flags(t, p, end)
     fcs = (flags & F_FCS) != 0
     fits &= ~fcs | (end + FCS <= t.wend[idx])  # room for the FCS after the header
-    t.flag(idx[~fits], Anomaly.L2_BAD_LENGTH)
+    t.flag(idx[~fits], Anomaly.BAD_PSEUDO_HEADER)
     idx, end, flags, fcs = idx[fits], end[fits], flags[fits], fcs[fits]
     t.trim(idx[fcs], t.wend[idx[fcs]] - FCS)
     damaged = (flags & F_BADFCS) != 0

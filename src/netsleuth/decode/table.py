@@ -136,6 +136,7 @@ class Anomaly(enum.IntEnum):
     TUNNEL_TOO_DEEP = 24
     DECODE_TOO_DEEP = 25
     LLC_TRUNCATED = 26
+    BAD_PSEUDO_HEADER = 27
 
 
 ANOMALY_IDS: dict[Anomaly, str] = {
@@ -165,6 +166,7 @@ ANOMALY_IDS: dict[Anomaly, str] = {
     Anomaly.TUNNEL_TOO_DEEP: "tunnel.too_deep",
     Anomaly.DECODE_TOO_DEEP: "decode.too_deep",
     Anomaly.LLC_TRUNCATED: "l2.llc_truncated",
+    Anomaly.BAD_PSEUDO_HEADER: "l2.bad_pseudo_header",
 }
 
 # Anomalies that only mean "the header did not fit in the captured bytes". On a packet cut

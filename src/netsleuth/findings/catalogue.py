@@ -116,11 +116,25 @@ CATALOGUE: dict[str, FindingInfo] = {
     ),
     "l2.bad_length": FindingInfo(
         _W,
-        "IEEE 802.3 length field inconsistent with the frame",
-        "The type/length field is a length (<= 1500) that runs past the end of the frame, "
-        "or lies in the undefined range 1501-1535 (IEEE 802.3 clause 3.2.6).",
-        meaning="802.3 length field beyond the frame, or in 1501-1535",
+        "link-layer length field inconsistent with the frame",
+        "An IEEE 802.3 type/length field is a length (<= 1500) that runs past the end of "
+        "the frame, or lies in the undefined range 1501-1535 (IEEE 802.3 clause 3.2.6); or "
+        "an 802.11 A-MSDU subframe's length runs past the frame (IEEE 802.11-2020 "
+        "9.3.2.2.2).",
+        meaning="802.3 length field beyond the frame or in 1501-1535; A-MSDU subframe length",
         prior_art=('Wireshark "Length field value goes past the end of the payload"'),
+    ),
+    "l2.bad_pseudo_header": FindingInfo(
+        _W,
+        "capture pseudo-header (radiotap, PPI) inconsistent with itself or the frame",
+        "The metadata the capturing host's driver or tool wrote before the frame is not a "
+        "valid radiotap (radiotap.org) or PPI (CACE Per-Packet Information) header: a "
+        "version other than 0, a length shorter than the fixed header or past the frame, "
+        "fields past that length, or an FCS announced with no room for it. The frame "
+        "behind it is not decoded. The capture tool or the file is at fault, not the "
+        "network.",
+        meaning="radiotap or PPI version, length, fields or FCS flag impossible",
+        prior_art='Wireshark "Malformed Packet" in radiotap or PPI',
     ),
     "l2.ieee8023_llc": FindingInfo(
         _W,
