@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import random
 import struct
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -35,6 +37,7 @@ from netsleuth.decode import (
 from netsleuth.decode.prefix import compiled_steps, decode_prefix
 from netsleuth.decode.table import IP_FIELDS, NS, Anomaly, Tunnel, loop_column
 from netsleuth.errors import InputError
+from tests import realframes as rf
 
 
 def differences(a: PacketTable, b: PacketTable) -> list[str]:
@@ -208,6 +211,52 @@ def test_header_bound_counts_the_headers_the_pass_decoded() -> None:
     t = decode(batch)
     deep = (t.anom_inner >> np.uint64(Anomaly.DECODE_TOO_DEEP)) & np.uint64(1)
     assert deep.tolist() == [0] * 4 + [1] * 2  # 12 + 2 * 13 + 1 = 39 rounds: the last
+
+
+def _sll(frame: bytes) -> bytes:
+    """An Ethernet frame as Linux cooked capture v1 has it (LINKTYPE_LINUX_SLL): packet
+    type, ARPHRD_ETHER, address length and address, then the protocol (ETH_P_802_2 for an
+    802.3 length) and the payload."""
+    typ = struct.unpack(">H", frame[12:14])[0]
+    proto = 4 if typ <= 1500 else typ
+    return b"".join(
+        [
+            struct.pack(">HHH", 0, 1, 6),
+            frame[6:12],
+            b"\x00\x00",
+            struct.pack(">H", proto),
+            frame[14:],
+        ]
+    )
+
+
+def _radiotap(frame: bytes) -> bytes:
+    """The same payload as an 802.11 QoS data frame behind radiotap, LLC/SNAP for an
+    EtherType, the 802.3 frame's own LLC header otherwise."""
+    typ = frame[12:14]
+    body = frame[14:] if struct.unpack(">H", typ)[0] <= 1500 else rf.SNAP_IP + typ + frame[14:]
+    return rf.radiotap(rf.wlan_data(body, qos=b"\x00\x00"), flags=0x10)
+
+
+@pytest.mark.parametrize(("linktype", "wrap"), [(113, _sll), (127, _radiotap)])
+def test_the_pass_resumes_behind_headers_it_has_no_twin_for(
+    linktype: int, wrap: Callable[[bytes], bytes], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Behind a link header only the NumPy decoders know, the pass takes each packet on
+    from where they leave it (a second call), writing what they would have: the mix, and
+    chains as deep as the header bound, decode identically both ways."""
+    frames = [wrap(f) for _, f in mixed_capture(3000, seed=5)]
+    frames += [wrap(_deep_chain(u)) for u in range(10, 16)]
+    batch = RecordBatch.from_packets(frames, linktype=linktype)
+    calls = []
+
+    def counted(*args: Any) -> int:
+        calls.append(1)
+        return decode_prefix(*args)
+
+    monkeypatch.setattr(engine, "decode_prefix", counted)
+    assert both_ways(batch) == []
+    assert len(calls) >= 2  # the link round, then the pass again
 
 
 def test_snapped_frames_decode_identically() -> None:

@@ -4,10 +4,11 @@ to its (namespace, key); decoders work on index subsets, never on one packet at 
 from __future__ import annotations
 
 import numpy as np
+from numpy.typing import NDArray
 
 from netsleuth.capture.batch import RecordBatch
 from netsleuth.decode.prefix import MAX_STEPS as PREFIX_STEPS
-from netsleuth.decode.prefix import decode_prefix
+from netsleuth.decode.prefix import decode_prefix, has_twin
 from netsleuth.decode.registry import REGISTRY, Binding, Registry
 from netsleuth.decode.table import NS, Anomaly, PacketTable, Tunnel
 
@@ -35,12 +36,14 @@ def decode_batch(
     t.key[bad_lt] = 0xFFFF
     # Headers the prefix pass decoded per packet: its rounds count against MAX_ROUNDS.
     depth = None
+    twins = None
     # Only for the global registry: udp.py's choice of payload port consults REGISTRY itself,
     # so under another registry the NumPy decoders and the pass (which follows the registry
     # it is given) would pick different ports.
     if prefix and registry is REGISTRY and t.n:
         depth = np.zeros(t.n, dtype=np.uint8)
         decode_prefix(t, registry, tunnel_depth, depth)
+        twins = has_twin(registry)
         active = np.flatnonzero(t.ns != NS.DONE)
     else:
         active = np.arange(t.n, dtype=np.int64)
@@ -51,10 +54,27 @@ def decode_batch(
             break
         _round(t, registry, active, tunnel_depth)
         active = active[t.ns[active] != NS.DONE]
+        if twins is not None and depth is not None and _resumes(t, registry, twins, active):
+            # A round peeled a header the pass has no twin for (SLL, radiotap and 802.11,
+            # LLC/SNAP, MPLS, PPPoE...) and left packets at one it has: the pass takes them
+            # on from there, as it would have from the link layer. Its steps count in
+            # `depth` as before, so the header bound holds.
+            decode_prefix(t, registry, tunnel_depth, depth)
+            active = active[t.ns[active] != NS.DONE]
     else:
         if active.shape[0]:
             t.flag(active, Anomaly.DECODE_TOO_DEEP)
     return t
+
+
+def _resumes(
+    t: PacketTable, registry: Registry, twins: NDArray[np.bool_], active: NDArray[np.int64]
+) -> bool:
+    """Whether any packet of `active` is at a (namespace, key) the pass decodes."""
+    if active.shape[0] == 0:
+        return False
+    bid = registry.flat_table()[(t.ns[active].astype(np.int64) << 16) | t.key[active]]
+    return bool(twins[bid].any())
 
 
 def _within_budget(t: PacketTable, active: np.ndarray, depth: np.ndarray, r: int) -> np.ndarray:

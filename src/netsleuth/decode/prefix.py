@@ -108,6 +108,13 @@ def compiled_steps(registry: Registry) -> bytes:
     return bytes([0] + [twins.get((b.decoder, b.tunnel, b.accept), 0) for b in registry.bindings])
 
 
+def has_twin(registry: Registry) -> NDArray[np.bool_]:
+    """By binding number of the registry's flat table (0: unbound): whether the pass
+    decodes that binding."""
+    twin: NDArray[np.bool_] = np.frombuffer(compiled_steps(registry), dtype=np.uint8) != 0
+    return twin
+
+
 def decode_prefix(
     t: PacketTable,
     registry: Registry,
