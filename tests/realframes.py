@@ -333,6 +333,7 @@ def wifi_captures() -> dict[str, tuple[int, list[bytes]]]:
                 # an even-sized field first; the 32-bit alignment flag changes nothing
                 ppi(wlan_data(v4), 105, [field(30000, b"\x01" * 8), common(0x01)], aligned=True),
                 ppi(craft.ether(inner_udp(), 0x0800), 1, []),  # Ethernet behind PPI
+                ppi(craft.ether(inner_udp(), 0x0800), 1, [ext_8023(0x01, 0)]),  # with its FCS
             ],
         ),
     }
@@ -349,12 +350,19 @@ def common(flags: int) -> bytes:
     return field(2, struct.pack("<QHHHHBBbb", 0, flags, 2, 2437, 0x00A0, 0, 0, -40, -90))
 
 
+def ext_8023(flags: int, errors: int) -> bytes:
+    """PPI's 802.3 Extension field (type 9): flags (bit 0: FCS present), errors."""
+    return field(9, struct.pack("<II", flags, errors))
+
+
 def ppi(frame: bytes, dlt: int, fields: list[bytes], *, aligned: bool = False) -> bytes:
-    """A PPI header (version 0, flags, length, DLT) with `fields`; an 802.11 frame gets its
-    CRC-32 when the 802.11-Common field says FCS present."""
+    """A PPI header (version 0, flags, length, DLT) with `fields`; the frame gets its CRC-32
+    when the 802.11-Common or 802.3 Extension field says FCS present."""
     if aligned:
         fields = [f + b"\x00" * (-len(f) % 4) for f in fields]
     body = b"".join(fields)
     header = struct.pack("<BBHI", 0, 1 if aligned else 0, 8 + len(body), dlt) + body
-    has_fcs = any(f[:2] == b"\x02\x00" and f[12] & 1 for f in fields)
+    has_fcs = any(
+        (f[:2] == b"\x02\x00" and f[12] & 1) or (f[:2] == b"\x09\x00" and f[4] & 1) for f in fields
+    )
     return header + frame + (struct.pack("<I", zlib.crc32(frame)) if has_fcs else b"")

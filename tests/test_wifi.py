@@ -14,6 +14,7 @@ from scapy.layers.inet6 import IPv6
 from scapy.layers.l2 import LLC, SNAP
 from scapy.packet import Packet, Raw, raw
 
+from netsleuth import craft
 from netsleuth.decode import L2
 from tests import clirun
 from tests import realframes as rf
@@ -21,6 +22,7 @@ from tests.capfiles import pcap_bytes
 from tests.decodeutil import addr, anomalies, clean, dec, ports
 
 V4 = rf.SNAP_IP + b"\x08\x00" + rf.inner_udp()
+ETH = craft.ether(rf.inner_udp(), 0x0800)
 
 
 def test_radiotap_data_frames_reach_ip_and_transport() -> None:
@@ -219,8 +221,8 @@ def test_one_batch_of_every_kind_decodes_as_each_frame_alone() -> None:
 def test_ppi_frames_reach_ip_by_their_link_type() -> None:
     linktype, frames = rf.wifi_captures()["ppi"]
     t = dec(frames, linktype=linktype)
-    assert [L2(int(k)) for k in t.l2] == [L2.IEEE80211] * 3 + [L2.ETHERNET]
-    assert [int(v) for v in t.outer.ver] == [4, 6, 4, 4]
+    assert [L2(int(k)) for k in t.l2] == [L2.IEEE80211] * 3 + [L2.ETHERNET] * 2
+    assert [int(v) for v in t.outer.ver] == [4, 6, 4, 4, 4]
     for i in range(len(frames)):
         assert clean(t, i), anomalies(t, i)
         assert ports(t.outer, i) == (1, 2)
@@ -228,9 +230,11 @@ def test_ppi_frames_reach_ip_by_their_link_type() -> None:
 
 def test_ppi_fcs_flag_and_padded_fields() -> None:
     """802.11-Common's FCS flag, found behind an odd-sized field padded to 32 bits (pph_flags
-    bit 0; PFH_DATA_LEN in Kismet's ppi header rounds each field's length up to 4). tshark
-    4.0 places the 802.11 frame of such a header elsewhere, so this case has no outside
-    oracle; the even-sized one is in the tshark differential."""
+    bit 0: Wireshark's dissect_ppi moves each field to a 4-byte boundary, PFH_DATA_LEN in
+    Kismet's ppi header rounds each length up to 4). The same dissect_ppi counts only the
+    unpadded lengths against pph_len, so with padding it reads on into the frame and tshark
+    places the frame elsewhere: this case has no outside oracle, the even-sized one is in
+    the tshark differential."""
     ip = bytearray(rf.inner_udp())
     ip[2:4] = struct.pack(">H", len(ip) + 4)  # counts the 4 FCS bytes as its own
     ip[10:12] = b"\x00\x00"
@@ -261,10 +265,33 @@ def test_scapy_ppi_frames_decode_as_scapy_reads_them() -> None:
     assert ports(t.outer) == (theirs[UDP].sport, theirs[UDP].dport)
 
 
-def test_ppi_invalid_fcs_ends_quietly() -> None:
-    t = dec([rf.ppi(rf.wlan_data(V4), 105, [rf.common(0x05)])], linktype=192)
-    assert (int(t.l2[0]), int(t.outer.ver[0])) == (L2.IEEE80211, 0)
+@pytest.mark.parametrize(
+    ("frame", "link"),
+    [
+        (rf.ppi(rf.wlan_data(V4), 105, [rf.common(0x05)]), L2.IEEE80211),  # FCS invalid
+        (rf.ppi(ETH, 1, [rf.ext_8023(0x01, 0x1)]), L2.ETHERNET),  # FCS error
+        (rf.ppi(ETH, 1, [rf.ext_8023(0x00, 0x4)]), L2.ETHERNET),  # symbol error
+    ],
+)
+def test_ppi_frames_marked_damaged_end_quietly(frame: bytes, link: L2) -> None:
+    t = dec([frame], linktype=192)
+    assert (int(t.l2[0]), int(t.outer.ver[0])) == (link, 0)
     assert clean(t), anomalies(t)
+
+
+def test_ppi_8023_extension_fcs_flag() -> None:
+    """The 802.3 Extension's FCS flag applies to an Ethernet frame behind PPI (and the
+    802.11-Common one does not: a field of another link type's is ignored)."""
+    ip = bytearray(rf.inner_udp())
+    ip[2:4] = struct.pack(">H", len(ip) + 4)
+    ip[10:12] = b"\x00\x00"
+    ip[10:12] = struct.pack(">H", _ip_checksum(bytes(ip[:20])))
+    frame = craft.ether(bytes(ip), 0x0800)  # ppi() appends the CRC for either flag
+    flagged = rf.ppi(frame, 1, [rf.ext_8023(0x01, 0)])
+    other = rf.ppi(frame, 1, [rf.common(0x01)])
+    t = dec([flagged, other], linktype=192)
+    assert anomalies(t, 0)["outer"] == {"ipv4.bad_total_length"}
+    assert clean(t, 1), anomalies(t, 1)
 
 
 def _ppi_raw(length: int, dlt: int = 105, version: int = 0) -> bytes:
