@@ -250,13 +250,46 @@ def test_the_pass_resumes_behind_headers_it_has_no_twin_for(
     batch = RecordBatch.from_packets(frames, linktype=linktype)
     calls = []
 
-    def counted(*args: Any) -> int:
+    def counted(*args: Any, **kwargs: Any) -> int:
         calls.append(1)
-        return decode_prefix(*args)
+        return decode_prefix(*args, **kwargs)
 
     monkeypatch.setattr(engine, "decode_prefix", counted)
     assert both_ways(batch) == []
     assert len(calls) >= 2  # the link round, then the pass again
+
+
+def _etag_chain(tags: int) -> bytes:
+    """Ethernet, `tags` 802.1BR E-Tags (EtherType 0x893F, a 6-byte tag, then the type: no
+    compiled twin), then IPv4 and TCP (twins): tags + 3 headers."""
+    a, b = "198.51.100.1", "198.51.100.2"
+    body, typ = ipv4(a, b, tcp(a, b, 1234, 80, b""), 6), 0x0800
+    for _ in range(tags):
+        body, typ = bytes(6) + struct.pack(">H", typ) + body, 0x893F
+    return bytes(12) + struct.pack(">H", typ) + body
+
+
+def test_the_resumed_pass_stops_at_the_header_bound(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The pass resuming after 34-41 NumPy rounds may only take a packet to the 40th
+    header (engine.MAX_ROUNDS): with 38 tags or more (41 headers) it is decode.too_deep,
+    as without the pass, where it once decoded on to TCP."""
+    calls = []
+
+    def counted(*args: Any, **kwargs: Any) -> int:
+        calls.append(1)
+        return decode_prefix(*args, **kwargs)
+
+    monkeypatch.setattr(engine, "decode_prefix", counted)
+    tags = range(34, 42)
+    batch = RecordBatch.from_packets([_etag_chain(n) for n in tags])
+    assert both_ways(batch) == []
+    t = decode(batch)
+    deep = (t.anom_outer >> np.uint64(Anomaly.DECODE_TOO_DEEP)) & np.uint64(1)
+    assert deep.tolist() == [int(n + 3 > engine.MAX_ROUNDS) for n in tags]
+    assert [int(p) for p in t.outer.dport] == [
+        80 if n + 3 <= engine.MAX_ROUNDS else 0 for n in tags
+    ]
+    assert len(calls) >= 2
 
 
 def test_snapped_frames_decode_identically() -> None:

@@ -40,6 +40,27 @@ def test_radiotap_data_frames_reach_ip_and_transport() -> None:
     assert addr(t.outer, 0) == (rf.C, rf.D)
 
 
+def test_datapad_on_headers_already_aligned_adds_nothing() -> None:
+    """F_DATAPAD pads the 802.11 header to a multiple of 4: 24 and 32 bytes stay as they
+    are (26 becomes 28: the "radiotap" capture's sixth frame)."""
+    frames = [
+        rf.radiotap(rf.wlan_data(V4), flags=0x20),  # 24 bytes
+        rf.radiotap(rf.wlan_data(V4, flags=0x03, qos=b"\x00\x00"), flags=0x20),  # 32 bytes
+    ]
+    t = dec(frames, linktype=127)
+    for i in range(2):
+        assert clean(t, i), anomalies(t, i)
+        assert ports(t.outer, i) == (1, 2)
+
+
+def test_a_radiotap_record_without_a_frame_is_counted_quietly() -> None:
+    """Bit 26, 0-length-PSDU (radiotap.org): the header alone, no frame behind it (mac80211
+    writes these for a driver's RX_FLAG_NO_PSDU); not a truncated frame."""
+    t = dec([_radiotap_raw(10, [2 | 1 << 26]) + b"\x00\x00"], linktype=127)
+    assert int(t.l2[0]) == L2.IEEE80211
+    assert clean(t), anomalies(t)
+
+
 def test_the_fcs_is_not_payload() -> None:
     """With radiotap's F_FCS the last 4 bytes are the frame check sequence, not packet
     bytes: an IPv4 total length that counts them runs past the packet."""
@@ -193,30 +214,6 @@ def test_scan_of_a_radiotap_capture(tmp_path: Path) -> None:
     assert out["findings"] == []
 
 
-def test_one_batch_of_every_kind_decodes_as_each_frame_alone() -> None:
-    """Every frame above in one batch: each row as that frame decoded alone (the decoders
-    filter index arrays step by step; a row kept in one array and dropped from another
-    would shift every later row)."""
-    frames = [
-        *rf.wifi_captures()["radiotap"][1],
-        rf.radiotap(rf.wlan_data(V4)[:20]),
-        rf.radiotap(rf.wlan_data(V4, flags=0x03, qos=b"\x00\x01")),
-        _radiotap_raw(8, [2]) + rf.wlan_data(V4),
-        rf.radiotap(rf.wlan_data(V4, flags=0x03)[:28]),
-        rf.radiotap(rf.wlan_data(V4, flags=0x05)),
-        rf.radiotap(rf.wlan_data(V4), flags=0x40),
-        rf.radiotap(_beacon()),
-    ]
-    together = dec(frames, linktype=127)
-    for i, frame in enumerate(frames):
-        alone = dec([frame], linktype=127)
-        assert (int(together.outer.ver[i]), ports(together.outer, i)) == (
-            int(alone.outer.ver[0]),
-            ports(alone.outer, 0),
-        )
-        assert anomalies(together, i) == anomalies(alone, 0)
-
-
 # ----- PPI (192) -------------------------------------------------------------------------
 def test_ppi_frames_reach_ip_by_their_link_type() -> None:
     linktype, frames = rf.wifi_captures()["ppi"]
@@ -324,3 +321,71 @@ def test_a_link_type_behind_ppi_that_is_not_decoded_is_the_one_named(tmp_path: P
     (f,) = out["findings"]
     assert f["id"] == "capture.unsupported_linktype"
     assert f["evidence"]["linktypes"] == {"147": {"name": "LINKTYPE_USER0 (147)", "packets": 1}}
+
+
+def test_ethernet_length_checks_skip_frames_behind_ppi(tmp_path: Path) -> None:
+    """l2.runt and l2.padding_nonzero judge a record's wire length as the Ethernet frame's:
+    behind PPI it is not (here 8 + 52 bytes: the 60 would pass for a minimum frame whose
+    last 10 bytes are padding)."""
+    frame = craft.ether(rf.inner_udp(), 0x0800) + b"\x01" * 10
+    assert len(frame) == 14 + 29 + 10
+    path = tmp_path / "ppi-eth.pcap"
+    record = rf.ppi(frame[:-1], 1, [])
+    assert len(record) == 60
+    path.write_bytes(pcap_bytes([(1, 0, record)], linktype=192))
+    out = clirun.invoke("scan", "--format", "json", str(path)).json()
+    assert out["findings"] == []
+    assert out["summary"]["l3"] == {"ipv4": 1}
+
+
+def _mixed_radiotap() -> list[bytes]:
+    return [
+        *rf.wifi_captures()["radiotap"][1],
+        rf.radiotap(rf.wlan_data(V4)[:20]),
+        rf.radiotap(rf.wlan_data(V4, flags=0x03, qos=b"\x00\x01")),
+        _radiotap_raw(8, [2]) + rf.wlan_data(V4),
+        rf.radiotap(rf.wlan_data(V4, flags=0x03)[:28]),
+        rf.radiotap(rf.wlan_data(V4, flags=0x05)),
+        rf.radiotap(rf.wlan_data(V4), flags=0x40),
+        rf.radiotap(_beacon()),
+    ]
+
+
+def _mixed_ppi() -> list[bytes]:
+    return [
+        *rf.wifi_captures()["ppi"][1],
+        rf.ppi(rf.wlan_data(V4), 105, [rf.common(0x05)]),
+        rf.ppi(ETH, 1, [rf.ext_8023(0x01, 0x1)]),
+        _ppi_raw(12) + struct.pack("<HH", 2, 20) + rf.wlan_data(V4),
+        rf.ppi(rf.wlan_data(V4)[:20], 105, []),
+        rf.ppi(b"\x00" * 30, 147, []),
+        rf.ppi(rf.radiotap(rf.wlan_data(V4)), 127, []),  # radiotap behind PPI
+        rf.ppi(rf.wlan_data(V4, flags=0x05), 105, [rf.common(0x01)]),
+    ]
+
+
+@pytest.mark.parametrize(
+    ("linktype", "frames"),
+    [
+        (127, _mixed_radiotap()),
+        (192, _mixed_ppi()),
+        (105, [*rf.wifi_captures()["ieee80211"][1], rf.wlan_data(V4)[:20], _beacon()]),
+    ],
+    ids=["radiotap", "ppi", "ieee80211"],
+)
+def test_one_batch_of_every_kind_decodes_as_each_frame_alone(
+    linktype: int, frames: list[bytes]
+) -> None:
+    """Every kind of frame above in one batch: each row as that frame decoded alone (the
+    decoders filter index arrays step by step; a row kept in one array and dropped from
+    another would shift every later row)."""
+    together = dec(frames, linktype=linktype)
+    for i, frame in enumerate(frames):
+        alone = dec([frame], linktype=linktype)
+        assert (int(together.l2[i]), int(together.outer.ver[i]), ports(together.outer, i)) == (
+            int(alone.l2[0]),
+            int(alone.outer.ver[0]),
+            ports(alone.outer, 0),
+        )
+        assert int(together.outer.l4_len[i]) == int(alone.outer.l4_len[0])
+        assert anomalies(together, i) == anomalies(alone, 0)

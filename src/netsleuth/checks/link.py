@@ -50,7 +50,9 @@ class LinkLayer:
             for c, n in zip(*np.unique(code, return_counts=True), strict=True):
                 name = _llc_kind(int(c) >> 8, (int(c) & 0xFF) - 1)
                 self.kinds[name] = self.kinds.get(name, 0) + int(n)
-        ether = (t.l2 == L2.ETHERNET) | (t.l2 == L2.IEEE8023)
+        # Only records that are the Ethernet frame (LINKTYPE_ETHERNET): their wire length
+        # is the frame's. Behind a DSA tag or a PPI header (and its FCS) it is not.
+        ether = ((t.l2 == L2.ETHERNET) | (t.l2 == L2.IEEE8023)) & (t.batch.linktype == 1)
         runt = ether & (t.batch.wirelen < ETH_MIN)
         self.tally.add("l2.runt", t.frame[runt])
         self._padding(t, ether)

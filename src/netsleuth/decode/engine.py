@@ -57,9 +57,12 @@ def decode_batch(
         if twins is not None and depth is not None and _resumes(t, registry, twins, active):
             # A round peeled a header the pass has no twin for (SLL, radiotap and 802.11,
             # LLC/SNAP, MPLS, PPPoE...) and left packets at one it has: the pass takes them
-            # on from there, as it would have from the link layer. Its steps count in
-            # `depth` as before, so the header bound holds.
-            decode_prefix(t, registry, tunnel_depth, depth)
+            # on from there, as it would have from the link layer. Every packet still
+            # active has had r + 1 rounds, so the pass may take it to MAX_ROUNDS - r - 1
+            # headers of its own (never past PREFIX_STEPS, which _within_budget assumes):
+            # the bound falls on the same header as without the pass.
+            cap = min(PREFIX_STEPS, MAX_ROUNDS - r - 1)
+            decode_prefix(t, registry, tunnel_depth, depth, max_steps=cap)
             active = active[t.ns[active] != NS.DONE]
     else:
         if active.shape[0]:

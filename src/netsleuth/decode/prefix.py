@@ -120,11 +120,13 @@ def decode_prefix(
     registry: Registry,
     tunnel_depth: int,
     depth: NDArray[np.uint8] | None = None,
+    max_steps: int = MAX_STEPS,
 ) -> int:
     """Run the pass over every packet of `t`; return how many it finished. `registry` is
     the dispatch table the pass follows (unbound keys end a descent, bound ones without a
     compiled twin are left to the engine), `tunnel_depth` the engine's limit on tunnels,
-    and `depth` (zeros, one per packet) receives the headers decoded."""
+    `depth` (zeros, one per packet) receives the headers decoded, and no packet's `depth`
+    grows past `max_steps`."""
     if depth is None:
         depth = np.zeros(t.n, dtype=np.uint8)
     cols = [loop_column(getattr(t, n), d, f"PacketTable.{n}", writable=True) for n, d in _TABLE]
@@ -134,4 +136,4 @@ def decode_prefix(
             loop_column(getattr(layer, n), d, f"IPLayer.{n}", writable=True) for n, d in _LAYER
         ]
     flat, steps = registry.flat_table(), compiled_steps(registry)
-    return int(_prefix.prefix(t.v.buf, tuple(cols), flat, steps, tunnel_depth, MAX_STEPS))
+    return int(_prefix.prefix(t.v.buf, tuple(cols), flat, steps, tunnel_depth, max_steps))

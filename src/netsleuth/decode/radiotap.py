@@ -11,6 +11,8 @@ TSFT (bit 0, 8 bytes) when that is present:
 - 0x20, F_DATAPAD: the 802.11 header is padded to a multiple of 4 bytes;
 - 0x40, F_BADFCS: the frame failed its FCS check. Its bytes were damaged in the air: it is
   counted, but not decoded past the radiotap header, so garbled headers raise no finding.
+A record with the 0-length-PSDU field (bit 26) holds no frame at all; it is counted too.
+Fields after Flags are not read, nor checked against the header's length.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ HDR = 8  # version, pad, length, the first present word
 FCS = 4
 EXT = 1 << 31  # another present word follows
 TSFT, FLAGS = 1 << 0, 1 << 1
+NO_PSDU = 1 << 26  # 0-length-PSDU (radiotap.org defined fields)
 F_FCS, F_DATAPAD, F_BADFCS = 0x10, 0x20, 0x40
 # Present words a header may chain: real ones use a handful (one per namespace and
 # extension); the bound keeps a hostile header from costing a loop step per 4 bytes.
@@ -48,7 +51,9 @@ def from_linktype(t: PacketTable, idx: NDArray[np.int64]) -> None:
     t.flag(idx[~fits], Anomaly.BAD_PSEUDO_HEADER)
     idx, end, flags, fcs = idx[fits], end[fits], flags[fits], fcs[fits]
     t.trim(idx[fcs], t.wend[idx[fcs]] - FCS)
-    damaged = (flags & F_BADFCS) != 0
+    # A record of the radiotap header alone (bit 26, 0-length-PSDU: the radio heard a
+    # frame, a sounding NDP say, and kept no byte of it) has nothing behind it to decode.
+    damaged = ((flags & F_BADFCS) != 0) | ((t.v.le32[t.pos[idx] + 4] & NO_PSDU) != 0)
     t.stop(idx[damaged])
     keep = ~damaged
     idx = idx[keep]

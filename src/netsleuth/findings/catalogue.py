@@ -109,8 +109,9 @@ CATALOGUE: dict[str, FindingInfo] = {
     "l2.truncated": FindingInfo(
         _W,
         "frame too short for its link-layer header",
-        "The frame ends inside its Ethernet, VLAN, SLL or loopback header although it was "
-        "captured whole. A NIC or switch would discard it as a runt.",
+        "The frame ends inside its link-layer header (Ethernet, VLAN, SLL, loopback, "
+        "802.11, radiotap, PPI...) although it was captured whole. A NIC or switch would "
+        "discard it as a runt.",
         meaning="frame ends inside its link-layer header",
         prior_art="Zeek `truncated_header`; Suricata `decoder.ethernet.pkt_too_small`",
     ),
@@ -130,7 +131,8 @@ CATALOGUE: dict[str, FindingInfo] = {
         "The metadata the capturing host's driver or tool wrote before the frame is not a "
         "valid radiotap (radiotap.org) or PPI (CACE Per-Packet Information) header: a "
         "version other than 0, a length shorter than the fixed header or past the frame, "
-        "fields past that length, or an FCS announced with no room for it. The frame "
+        "present words, Flags or PPI fields past that length, or an FCS announced with no "
+        "room for it. The frame "
         "behind it is not decoded. The capture tool or the file is at fault, not the "
         "network.",
         meaning="radiotap or PPI version, length, fields or FCS flag impossible",
