@@ -389,3 +389,23 @@ def test_one_batch_of_every_kind_decodes_as_each_frame_alone(
         )
         assert int(together.outer.l4_len[i]) == int(alone.outer.l4_len[0])
         assert anomalies(together, i) == anomalies(alone, 0)
+
+
+def test_steer_names_what_80211_frames_carry_when_it_is_not_ip(tmp_path: Path) -> None:
+    """steer's non-IP classes: an 802.11 body that is LLC without a SNAP EtherType, and
+    frames that carry no packet at all, each under its own name (not "0x0000")."""
+    stp = b"\x42\x42\x03" + bytes(35)  # LLC SAP 0x42 and a BPDU's room
+    frames = [
+        rf.radiotap(rf.wlan_data(V4)),
+        rf.radiotap(rf.wlan_data(stp)),
+        rf.radiotap(_beacon()),
+        rf.radiotap(rf.wlan_data(b"\x00" * 20, flags=0x41)),
+    ]
+    path = tmp_path / "wifi.pcap"
+    path.write_bytes(pcap_bytes([(1, k, f) for k, f in enumerate(frames)], linktype=127))
+    out = clirun.invoke("steer", "--format", "json", str(path)).json()
+    classes = {c["class"]: c["packets"] for c in out["flows"]["non_ip"]}
+    assert classes == {
+        "802.2 LLC (802.11, no SNAP EtherType)": 1,
+        "802.11 without a packet (management, control, null, protected, fragments)": 2,
+    }

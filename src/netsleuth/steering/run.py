@@ -48,7 +48,12 @@ IMBALANCE = 2.0
 MIN_PER_BUCKET = 50
 COLLAPSE = 10  # distinct flows per distinct hash key that signals a layer not parsed
 MIN_FLOWS = 100
-NON_IP_NAMES = {-1: "802.2 LLC (802.3 length field)", -2: "non-IP inside a tunnel"}
+NON_IP_NAMES = {
+    -1: "802.2 LLC (802.3 length field)",
+    -2: "non-IP inside a tunnel",
+    -3: "802.2 LLC (802.11, no SNAP EtherType)",
+    -4: "802.11 without a packet (management, control, null, protected, fragments)",
+}
 # The heaviest flows kept for the report (heaviest() shows up to 10; judge uses the first).
 TOP_FLOWS = 100
 FLOW = np.dtype(
@@ -276,6 +281,9 @@ class Traffic:
     def _non_ip(self, t: PacketTable, rows: NDArray[np.int64]) -> None:
         llc = t.l2[rows] == L2.IEEE8023
         code = np.where(llc, -1, t.ethertype[rows].astype(np.int64))
+        # An 802.11 frame names no EtherType unless its body is LLC/SNAP (ieee80211.py).
+        wifi = (t.l2[rows] == L2.IEEE80211) & (t.ethertype[rows] == 0)
+        code = np.where(wifi, np.where(t.llc_dsap[rows] >= 0, -3, -4), code)
         code = np.where(t.tunnels[rows] > 0, -2, code)
         wire = t.batch.wirelen[rows]
         for c in np.unique(code).tolist():
