@@ -28,7 +28,9 @@ from netsleuth.errors import FacilityError, InputError
 
 Insn = tuple[int, int, int, int]  # (code, jt, jf, k): struct sock_filter / struct bpf_insn
 
-DLT_EN10MB = 1
+# pcap_open_dead takes a DLT_ value, which is the LINKTYPE_ value except for a few: raw IP
+# is DLT_RAW, 12 on Linux (libpcap pcap/dlt.h; LINKTYPE_RAW is 101 in files).
+LINKTYPE_DLTS = {101: 12}
 PCAP_NETMASK_UNKNOWN = 0xFFFFFFFF
 # include/uapi/linux/filter.h: ancillary data offsets for BPF_LD ABS.
 SKF_AD_OFF = -0x1000
@@ -85,10 +87,11 @@ def _libpcap() -> ctypes.CDLL:
     return lib
 
 
-def pcap_compile(expr: str, *, snaplen: int = 262144) -> list[Insn]:
-    """The classic BPF program libpcap makes of a tcpdump expression (Ethernet frames)."""
+def pcap_compile(expr: str, *, snaplen: int = 262144, linktype: int = 1) -> list[Insn]:
+    """The classic BPF program libpcap makes of a tcpdump expression, for frames of
+    `linktype` (Ethernet unless said)."""
     lib = _libpcap()
-    handle = lib.pcap_open_dead(DLT_EN10MB, snaplen)
+    handle = lib.pcap_open_dead(LINKTYPE_DLTS.get(linktype, linktype), snaplen)
     if not handle:
         raise FacilityError("libpcap could not open a dead handle")
     prog = _Program()
@@ -266,14 +269,21 @@ class Compiled:
     program: list[Insn]  # what is attached to the live socket
 
 
-def compile_filter(expr: str, encap: str = "") -> Compiled:
-    """A tcpdump expression as it is; inner.* terms at the offsets of `encap`."""
+def compile_filter(expr: str, encap: str = "", *, linktype: int = 1) -> Compiled:
+    """A tcpdump expression as it is (for frames of `linktype`); inner.* terms at the
+    offsets of `encap` behind an Ethernet header."""
     layers = [e.strip() for e in encap.split(",") if e.strip()]
     if not expr.lstrip().startswith("inner."):
         if layers:
             raise InputError("--encap", "--encap goes with inner.* terms, not a tcpdump expression")
-        prog = pcap_compile(expr)
+        prog = pcap_compile(expr, linktype=linktype)
         return Compiled(expr, prog, prog)
+    if linktype != 1:
+        raise InputError(
+            "--filter",
+            f"inner.* terms are offsets behind an Ethernet header; this interface's frames "
+            f"are link type {linktype}: write the tcpdump expression for them instead",
+        )
     text = inner_expression(expr, layers)
     file_prog = pcap_compile(text)
     if "vlan" not in layers:

@@ -25,6 +25,7 @@ import socket
 import struct
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from types import TracebackType
 
 import numpy as np
@@ -47,8 +48,12 @@ TP_STATUS_USER = 1
 ETH_P_ALL = 3
 SO_ATTACH_FILTER = 26
 SIOCGIFHWADDR = 0x8927  # include/uapi/linux/sockios.h
-ARPHRD_ETHER, ARPHRD_LOOPBACK = 1, 772  # include/uapi/linux/if_arp.h
-LINKTYPE_ETHERNET = 1
+# The interface's hardware type (include/uapi/linux/if_arp.h) -> the pcap link type of what
+# an AF_PACKET SOCK_RAW socket reads there, as libpcap maps them (pcap-linux.c
+# map_arphrd_to_dlt): Ethernet (and the loopback device, which has Ethernet headers too);
+# ARPHRD_NONE, a device with no link header (tun, WireGuard): the IP packet itself; and
+# Wi-Fi in monitor mode, bare or behind radiotap.
+ARPHRD_LINKTYPES = {1: 1, 772: 1, 0xFFFE: 101, 801: 105, 803: 127}
 
 # struct tpacket_req3: block_size, block_nr, frame_size, frame_nr, retire_blk_tov,
 # sizeof_priv, feature_req_word (all u32).
@@ -273,14 +278,34 @@ def _check_config(cfg: RingConfig) -> None:
 
 
 def _linktype(sock: socket.socket, ifname: str) -> int:
-    """The pcap link type of the interface: Ethernet framing only (ARPHRD_ETHER, and the
-    loopback device, which has Ethernet headers too)."""
+    """The pcap link type of the interface's frames (ARPHRD_LINKTYPES)."""
     ifreq = struct.pack("16s16x", ifname.encode())
     res = fcntl.ioctl(sock.fileno(), SIOCGIFHWADDR, ifreq)
     (family,) = struct.unpack_from("=H", res, 16)
-    if family not in (ARPHRD_ETHER, ARPHRD_LOOPBACK):
-        raise InputError(ifname, f"not an Ethernet interface (ARPHRD {family}): not supported")
-    return LINKTYPE_ETHERNET
+    return linktype_of(ifname, family)
+
+
+def linktype_of(ifname: str, family: int) -> int:
+    """The link type for an interface of hardware type `family`; InputError for one whose
+    framing netsleuth does not read live."""
+    linktype = ARPHRD_LINKTYPES.get(family)
+    if linktype is None:
+        raise InputError(
+            ifname,
+            f"ARPHRD {family} framing is not read live (Ethernet, raw IP and Wi-Fi are): "
+            f"capture it with `tcpdump -i {ifname} -w FILE` and scan the file",
+        )
+    return linktype
+
+
+def interface_linktype(ifname: str) -> int:
+    """The link type of an interface, from sysfs (no socket, no privilege: for compiling
+    a capture filter before the ring opens). InputError when there is no such interface."""
+    try:
+        family = int(Path("/sys/class/net", ifname, "type").read_text())
+    except (OSError, ValueError):
+        raise InputError(ifname, "no such network interface (see `ip link`)") from None
+    return linktype_of(ifname, family)
 
 
 def attach_filter(sock: socket.socket, program: BpfProgram) -> None:

@@ -156,8 +156,10 @@ def scan_live(
     program = None
     if bpf_filter:
         from netsleuth.bpf import compile_filter
+        from netsleuth.capture.ring import interface_linktype
 
-        program = compile_filter(bpf_filter, encap).program
+        # For the frames this interface gives: the offsets differ behind another link.
+        program = compile_filter(bpf_filter, encap, linktype=interface_linktype(live)).program
     opts = LiveOptions(
         live,
         duration=duration,
