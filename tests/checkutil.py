@@ -8,8 +8,10 @@ from netsleuth.decode import decode
 from netsleuth.findings import Finding
 
 
-def findings(frames: list[bytes], *, wirelen: list[int] | None = None) -> dict[str, Finding]:
+def findings(
+    frames: list[bytes], *, wirelen: list[int] | None = None, linktype: int = 1
+) -> dict[str, Finding]:
     checks = new_checks()
-    t = decode(RecordBatch.from_packets(frames, wirelen=wirelen))
+    t = decode(RecordBatch.from_packets(frames, wirelen=wirelen, linktype=linktype))
     observe_all(checks, t)
     return {f"{f.id}/{f.layer}": f for f in collect(checks)}

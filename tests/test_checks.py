@@ -53,6 +53,14 @@ def test_runt_and_padding() -> None:
     assert got["l2.padding_nonzero/outer"].packets == (3,)
 
 
+def test_a_dsa_record_is_judged_as_the_conduit_frame() -> None:
+    """A DSA record's switch tag is inside the frame on the conduit link: a 50-byte record
+    is a runt there (tests/test_wifi.py: behind PPI the record is not the frame)."""
+    small = eth(craft.ipv4(S, D, craft.udp(S, D, 1, 2, b"abcd"), 17))  # 46 bytes
+    dsa = small[:12] + bytes(4) + small[12:]  # Marvell DSA: a 4-byte tag after the MACs
+    assert findings([dsa], linktype=284)["l2.runt/outer"].packets == (1,)
+
+
 def test_padding_of_a_tunnelled_frame_is_checked_inside_the_tunnel() -> None:
     frames = [f for _, f in incidents.incident1_poison_fragment(normal=2)]
     assert "l2.padding_nonzero/outer" not in findings(frames)  # incident 1 pads with zeros

@@ -10,6 +10,7 @@ from netsleuth.findings import Finding
 from netsleuth.findings.catalogue import CATALOGUE, catalogue_finding
 
 ETH_MIN = 60  # IEEE 802.3 minimum frame without FCS
+ETHERNET_RECORDS = (1, 281, 282, 284, 285)  # LINKTYPE_ETHERNET, LINKTYPE_DSA_TAG_*
 SAP_NAMES = {
     0x42: "STP BPDU (SAP 0x42)",
     0xAA: "SNAP (SAP 0xAA)",
@@ -50,9 +51,11 @@ class LinkLayer:
             for c, n in zip(*np.unique(code, return_counts=True), strict=True):
                 name = _llc_kind(int(c) >> 8, (int(c) & 0xFF) - 1)
                 self.kinds[name] = self.kinds.get(name, 0) + int(n)
-        # Only records that are the Ethernet frame (LINKTYPE_ETHERNET): their wire length
-        # is the frame's. Behind a DSA tag or a PPI header (and its FCS) it is not.
-        ether = ((t.l2 == L2.ETHERNET) | (t.l2 == L2.IEEE8023)) & (t.batch.linktype == 1)
+        # Only records that are the Ethernet frame, whose wire length is the frame's:
+        # LINKTYPE_ETHERNET, and the DSA types, whose switch tag is inside the frame on the
+        # conduit link (decode/dsa.py). Behind a PPI header (and its FCS) it is not.
+        framed = np.isin(t.batch.linktype, ETHERNET_RECORDS)
+        ether = ((t.l2 == L2.ETHERNET) | (t.l2 == L2.IEEE8023)) & framed
         runt = ether & (t.batch.wirelen < ETH_MIN)
         self.tally.add("l2.runt", t.frame[runt])
         self._padding(t, ether)

@@ -51,11 +51,11 @@ def from_linktype(t: PacketTable, idx: NDArray[np.int64]) -> None:
     t.flag(idx[~fits], Anomaly.BAD_PSEUDO_HEADER)
     idx, end, flags, fcs = idx[fits], end[fits], flags[fits], fcs[fits]
     t.trim(idx[fcs], t.wend[idx[fcs]] - FCS)
-    # A record of the radiotap header alone (bit 26, 0-length-PSDU: the radio heard a
-    # frame, a sounding NDP say, and kept no byte of it) has nothing behind it to decode.
-    damaged = ((flags & F_BADFCS) != 0) | ((t.v.le32[t.pos[idx] + 4] & NO_PSDU) != 0)
-    t.stop(idx[damaged])
-    keep = ~damaged
+    # Nothing to decode behind the header: a damaged frame (F_BADFCS), or none at all (bit
+    # 26, 0-length-PSDU: the radio heard a frame, a sounding NDP say, and kept no byte).
+    no_frame = ((flags & F_BADFCS) != 0) | ((t.v.le32[t.pos[idx] + 4] & NO_PSDU) != 0)
+    t.stop(idx[no_frame])
+    keep = ~no_frame
     idx = idx[keep]
     t.pos[idx] = end[keep]
     ieee80211.frame(t, idx, (flags[keep] & F_DATAPAD) != 0)
