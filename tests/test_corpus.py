@@ -115,6 +115,8 @@ LINK_CASES = [
         "brcm-tag",
         "brcm-tag-prepend",
         "ipoib",
+        "LINKTYPE_PKTAP",
+        "LINKTYPE_USER2_PKTAP",
     )
 ]
 

@@ -246,7 +246,9 @@ def walk(  # noqa: PLR0912, PLR0915 -- one case per tshark protocol token, read 
     """Follow tshark's protocol chain as far as netsleuth decodes: tags, IP layers, the
     tunnels netsleuth knows, one transport header (or a UDP tunnel after it)."""
     toks = protocols.split(":")
-    if toks[0] == "ppi" and len(toks) > 1:  # PPI names the link type behind it (pph_dlt)
+    if toks[0] == "user_dlt" and len(toks) > 1:  # LINKTYPE_USER2 read as PKTAP
+        toks = toks[1:]
+    if toks[0] in ("ppi", "pktap") and len(toks) > 1:  # headers naming the link type behind
         toks = toks[1:]
         if toks[0] == "pcap_pktdata" and len(toks) > 1:  # tshark's dispatch on that type
             toks = toks[1:]

@@ -36,6 +36,7 @@ from netsleuth.decode import (  # noqa: F401 - imported for their registrations
     null,
     pbb,
     pim,
+    pktap,
     ppi,
     ppp,
     pppoe,

@@ -1,0 +1,41 @@
+"""PKTAP (LINKTYPE_PKTAP, 258; and LINKTYPE_USER2, 149, which macOS's tcpdump wrote before
+258 was assigned): the per-packet header Apple's pktap pseudo-interface puts before each
+frame, as `tcpdump -i pktap` or `-k` on macOS captures it.
+
+The header (tcpdump print-pktap.c, pktap_header_t, little-endian) starts with its own
+length (32 bits), the record type (32 bits: 1, a packet follows; 0, no data) and the DLT
+of the packet that follows (32 bits); then the interface name, process and service fields,
+108 bytes in all. tcpdump and tshark both read link type 149 as PKTAP too. The packet is
+handed on by its DLT, as if it were a record of that link type (DLT_RAW is 12 here, which
+is bound: rawip.py).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numpy.typing import NDArray
+
+from netsleuth.decode.registry import register
+from netsleuth.decode.table import NS, Anomaly, PacketTable
+
+HDR = 108  # sizeof(pktap_header_t): a shorter length field is no PKTAP header
+REC_PACKET = 1
+
+
+def from_linktype(t: PacketTable, idx: NDArray[np.int64]) -> None:
+    idx = t.short(idx, HDR, Anomaly.L2_TRUNCATED)
+    p = t.pos[idx]
+    length = t.v.le32[p].astype(np.int64)
+    dlt = t.v.le32[p + 8].astype(np.int64)
+    bad = (length < HDR) | (p + length > t.wend[idx]) | (dlt >= 1 << 16)
+    t.flag(idx[bad], Anomaly.BAD_PSEUDO_HEADER)
+    idx = t.short(idx[~bad], length[~bad], Anomaly.L2_TRUNCATED)
+    p = t.pos[idx]
+    packet = t.v.le32[p + 4] == REC_PACKET
+    t.stop(idx[~packet])  # no data (0), or a record type tcpdump does not print either
+    idx, p = idx[packet], p[packet]
+    t.hand_on(idx, p + t.v.le32[p].astype(np.int64), NS.LINKTYPE, t.v.le32[p + 8].astype(np.int64))
+
+
+register(NS.LINKTYPE, 258, "pktap", from_linktype)  # LINKTYPE_PKTAP
+register(NS.LINKTYPE, 149, "pktap-user2", from_linktype)  # LINKTYPE_USER2, macOS's PKTAP
