@@ -118,6 +118,10 @@ LINK_CASES = [
         "LINKTYPE_PKTAP",
         "LINKTYPE_USER2_PKTAP",
     )
+] + [
+    # tcpdump's corpus has these only as printed with -e (link headers first)
+    (f"{k}.pcap", f"{k}-e.out")
+    for k in ("arcnet-rfc1051-arp-icmp-http", "arcnet-rfc1201-arp-icmp-http")
 ]
 
 

@@ -74,6 +74,9 @@ LINK_NAMES = {
     "radiotap": "ieee80211",
     "wlan": "ieee80211",
     "wlan_radio": "ieee80211",  # behind PPI: tshark's radio summary, then wlan
+    "arcnet": "arcnet",
+    "clip": "atm",
+    "llc": "atm",  # LINKTYPE_ATM_RFC1483: the LLC header is the first thing
 }
 OUR_LINK = {
     L2.ETHERNET: "ethernet",
@@ -89,6 +92,8 @@ OUR_LINK = {
     L2.IPNET: "ipnet",
     L2.IPOIB: "ipoib",
     L2.IEEE80211: "ieee80211",
+    L2.ARCNET: "arcnet",
+    L2.ATM: "atm",
 }
 TUNNEL_NAMES = {
     Tunnel.NONE: "none",

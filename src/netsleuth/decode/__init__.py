@@ -8,8 +8,10 @@ from __future__ import annotations
 
 from netsleuth.capture.batch import RecordBatch
 from netsleuth.decode import (  # noqa: F401 - imported for their registrations
+    arcnet,
     arista,
     arp,
+    atm,
     chdlc,
     cmd,
     dsa,

@@ -69,6 +69,8 @@ class L2(enum.IntEnum):
     IPNET = 12  # Solaris ipnet (226)
     IPOIB = 13  # IP over InfiniBand (242)
     IEEE80211 = 14  # Wi-Fi (105), and behind radiotap (127)
+    ARCNET = 15  # ARCnet as Linux captures it (129)
+    ATM = 16  # IP over ATM: RFC 1483 LLC (100), Classical IP (106)
 
 
 class Tunnel(enum.IntEnum):
