@@ -39,6 +39,7 @@ def captures() -> dict[str, tuple[int, list[bytes]]]:
         **tag_captures(),
         **udp_tunnel_captures(),
         **wifi_captures(),
+        **legacy_captures(),
         # Not 8472 and 4754: the harness names those by decode-as, which tshark applies
         # to either port (test_decode_fixes.py runs tshark on all of them without).
         "dns-to-tunnel-ports": (1, dns_replies(exclude=(8472, 4754))),
@@ -366,3 +367,29 @@ def ppi(frame: bytes, dlt: int, fields: list[bytes], *, aligned: bool = False) -
         (f[:2] == b"\x02\x00" and f[12] & 1) or (f[:2] == b"\x09\x00" and f[4] & 1) for f in fields
     )
     return header + frame + (struct.pack("<I", zlib.crc32(frame)) if has_fcs else b"")
+
+
+def legacy_captures() -> dict[str, tuple[int, list[bytes]]]:
+    """ARCnet as Linux captures it, IP over ATM (routed, bridged, Classical IP) and Apple's
+    PKTAP, field by field."""
+    v4, eth = inner_udp(), craft.ether(inner_udp(), 0x0800)
+    v6 = craft.ipv6("fd00::1", "fd00::2", craft.udp("fd00::1", "fd00::2", 1, 2, b"y"), 17)
+    snap, bridged = bytes.fromhex("aaaa03000000"), bytes.fromhex("aaaa030080c20007") + b"\0\0"
+
+    def arcnet(kind: int, packet: bytes, *, short: bool = False) -> bytes:
+        return bytes([0x50, 0xBE, 0, 0, kind]) + (b"" if short else b"\x00\x12\x34") + packet
+
+    def pktap(packet: bytes, dlt: int, length: int = 108) -> bytes:
+        return struct.pack("<III", length, 1, dlt) + bytes(length - 12) + packet
+
+    return {
+        "arcnet": (
+            129,
+            [arcnet(0xD4, v4), arcnet(0xF0, v4, short=True), arcnet(0xC4, v6)],
+        ),
+        "atm-rfc1483": (100, [snap + b"\x08\x00" + v4, bridged + eth]),
+        # tshark's clip dissector reads IPv4 whatever follows; tcpdump's print-cip.c also
+        # takes LLC/SNAP and IPv6 (tests/test_legacy_links.py holds those): IPv4 here.
+        "atm-clip": (106, [v4]),
+        "pktap": (258, [pktap(eth, 1), pktap(v4, 12), pktap(eth, 1, length=120)]),
+    }

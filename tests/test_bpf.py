@@ -126,6 +126,20 @@ def test_tcpdump_syntax_goes_through_libpcap() -> None:
         compile_filter("inner.src 2001:db8::/32 and", "gre")
 
 
+def test_a_filter_is_compiled_for_the_interfaces_link_type() -> None:
+    """Raw IP (a tun or WireGuard interface, LINKTYPE_RAW) has no Ethernet header: the
+    program libpcap compiles for DLT_RAW matches the packet itself (run here by libpcap's
+    own interpreter); the Ethernet one does not. inner.* terms are Ethernet offsets."""
+    udp, tcp = inner_ip("udp"), inner_ip("tcp")
+    raw = compile_filter("udp and dst port 53", linktype=101).program
+    assert matches(raw, udp) and not matches(raw, tcp)
+    assert not matches(compile_filter("udp and dst port 53").program, udp)
+    for linktype in (105, 127):  # Wi-Fi monitor interfaces compile too
+        assert compile_filter("udp", linktype=linktype).program
+    with pytest.raises(InputError, match="offsets behind an Ethernet header"):
+        compile_filter("inner.proto udp", linktype=101)
+
+
 def test_a_scoped_ipv6_address_is_refused_not_stripped() -> None:
     # ipaddress accepts fe80::1%eth0; the zone is in no header, so matching fe80::1 alone
     # would be a different filter from the one written.

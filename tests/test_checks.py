@@ -3,6 +3,10 @@ the same packet without it."""
 
 from __future__ import annotations
 
+import struct
+
+import pytest
+
 from netsleuth import craft
 from netsleuth.craft import incidents
 from netsleuth.craft.l2 import ieee8023
@@ -53,12 +57,24 @@ def test_runt_and_padding() -> None:
     assert got["l2.padding_nonzero/outer"].packets == (3,)
 
 
-def test_a_dsa_record_is_judged_as_the_conduit_frame() -> None:
-    """A DSA record's switch tag is inside the frame on the conduit link: a 50-byte record
-    is a runt there (tests/test_wifi.py: behind PPI the record is not the frame)."""
+@pytest.mark.parametrize("linktype", [281, 284, 285])
+def test_a_dsa_record_is_judged_as_the_conduit_frame(linktype: int) -> None:
+    """A DSA record's switch tag is inside the frame on the conduit link: a 50- or 54-byte
+    record is a runt there (tests/test_wifi.py: behind PPI the record is not the frame)."""
     small = eth(craft.ipv4(S, D, craft.udp(S, D, 1, 2, b"abcd"), 17))  # 46 bytes
-    dsa = small[:12] + bytes(4) + small[12:]  # Marvell DSA: a 4-byte tag after the MACs
-    assert findings([dsa], linktype=284)["l2.runt/outer"].packets == (1,)
+    tag = bytes(8) if linktype == 285 else bytes(4)  # EDSA: 8 bytes, the others 4
+    dsa = small[:12] + tag + small[12:]
+    assert findings([dsa], linktype=linktype)["l2.runt/outer"].packets == (1,)
+
+
+def test_padding_inside_a_tunnel_is_checked_behind_pktap() -> None:
+    """A tunnelled Ethernet frame's length is the tunnel's to say, whatever the record's
+    link type: its padding is judged behind a PKTAP header too."""
+    inner = craft.pad(eth(craft.ipv4(S, D, craft.udp(S, D, 1, 2, b"x"), 17)), fill=0xFF)
+    outer = eth(craft.ipv4("198.51.100.1", "198.51.100.2", craft.gre(inner, 0x6558), 47))
+    header = struct.pack("<III", 108, 1, 1) + bytes(96)
+    got = findings([header + outer], linktype=258)
+    assert got["l2.padding_nonzero/outer"].packets == (1,)
 
 
 def test_padding_of_a_tunnelled_frame_is_checked_inside_the_tunnel() -> None:

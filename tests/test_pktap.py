@@ -36,6 +36,21 @@ def test_the_packet_is_decoded_by_its_dlt(linktype: int) -> None:
         assert ports(t.outer, i) == (1, 53)
 
 
+def test_the_packet_starts_where_the_header_says() -> None:
+    """A header longer than today's 108 bytes (fields added later): the packet follows
+    its length field, not the structure tcpdump knows."""
+    t = dec([pktap(craft.ether(V4, 0x0800), 1, length=120)], linktype=258)
+    assert ports(t.outer) == (1, 53) and clean(t), anomalies(t)
+
+
+def test_a_short_length_is_a_bad_header_even_in_a_cut_record() -> None:
+    """pkt_len under 108 is impossible whatever the snap length kept (tcpdump: "pkt_len
+    too small"), not a truncation."""
+    frame = struct.pack("<III", 0, 1, 1) + bytes(76)
+    t = dec([frame], linktype=258, wirelen=[400])
+    assert anomalies(t)["outer"] == {"l2.bad_pseudo_header"}
+
+
 def test_a_record_with_no_data_ends_quietly() -> None:
     t = dec([pktap(b"", 1, rectype=0)], linktype=258)
     assert int(t.outer.ver[0]) == 0 and clean(t)

@@ -50,10 +50,13 @@ def block(
     return b
 
 
-def walk(b: bytearray, room: int = 8192) -> tuple[int, bytes, list[list[int]]]:
+def walk(
+    b: bytearray, room: int = 8192, *, ethernet: bool = True
+) -> tuple[int, bytes, list[list[int]]]:
     buf = np.zeros(room, np.uint8)
     cols = [np.zeros(8, np.int64) for _ in range(4)]
-    n, pos = _ring.walk_block(b, 0, BLOCK, buf, 0, 0, *cols)
+    offset, caplen, wirelen, ts_ns = cols
+    n, pos = _ring.walk_block(b, 0, BLOCK, buf, 0, 0, offset, caplen, wirelen, ts_ns, ethernet)
     return n, buf[:pos].tobytes(), [c[:n].tolist() for c in cols]
 
 
@@ -78,6 +81,14 @@ def test_frames_and_vlan_tags() -> None:
     )
     assert cap == [34, 28, 28] and wire == [44, 38, 38]  # tp_len + 10, plus the tag
     assert off == [0, 34, 62] and ts == [7_000_000_500, 7_000_000_501, 7_000_000_502]
+
+
+def test_a_tag_is_put_back_only_into_ethernet_frames() -> None:
+    """On a raw IP (or 802.11) interface bytes 12-15 are the IPv4 source address, not the
+    place of a tag: the frame is copied as it is (libpcap restores tags for Ethernet only)."""
+    packet = bytes(range(40))
+    _, data, (_, cap, wire, _) = walk(block([(packet, 1 | VLAN_VALID, 5, 0)]), ethernet=False)
+    assert data == packet and cap == [40] and wire == [50]
 
 
 @pytest.mark.parametrize(

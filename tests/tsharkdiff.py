@@ -76,7 +76,6 @@ LINK_NAMES = {
     "wlan_radio": "ieee80211",  # behind PPI: tshark's radio summary, then wlan
     "arcnet": "arcnet",
     "clip": "atm",
-    "llc": "atm",  # LINKTYPE_ATM_RFC1483: the LLC header is the first thing
 }
 OUR_LINK = {
     L2.ETHERNET: "ethernet",
@@ -262,6 +261,8 @@ def walk(  # noqa: PLR0912, PLR0915 -- one case per tshark protocol token, read 
         w.link, toks = "chdlc", toks[1:]
     if toks[0] in ("ip", "ipv6"):  # LINKTYPE_IPV4/IPV6 have no link header of their own
         w.link, toks = "raw", ["raw", *toks]
+    if toks[0] == "llc":  # LINKTYPE_ATM_RFC1483: the LLC header comes first
+        w.link, toks = "atm", ["atm", *toks]
     prev = ""
     gres = iter(gre_protos)
     for k, tok in enumerate(toks[1:], start=1):

@@ -89,12 +89,14 @@ static int get_col(PyObject *obj, col_t *c) {
 /* One frame's copy; returns bytes written or -1 when it does not fit. */
 static Py_ssize_t copy_frame(const struct tpacket3_hdr *h, const unsigned char *blk,
                              Py_ssize_t blk_len, Py_ssize_t hdr_off, unsigned char *dst,
-                             Py_ssize_t room) {
+                             Py_ssize_t room, int ethernet) {
     Py_ssize_t mac = hdr_off + h->tp_mac, snap = h->tp_snaplen;
     if (h->tp_mac < sizeof(struct tpacket3_hdr) || mac > blk_len || snap > blk_len - mac)
         return -1;
     const unsigned char *src = blk + mac;
-    int tag = (h->tp_status & TP_STATUS_VLAN_VALID) && snap >= ETH_ALEN2;
+    /* Only Ethernet frames have the MAC addresses the tag goes after (libpcap restores it
+     * for DLT_EN10MB alone): a raw IP or 802.11 frame is copied as it is. */
+    int tag = ethernet && (h->tp_status & TP_STATUS_VLAN_VALID) && snap >= ETH_ALEN2;
     Py_ssize_t out = snap + (tag ? VLAN_HLEN : 0);
     if (out > room) return -1;
     if (!tag) {
@@ -114,20 +116,21 @@ static Py_ssize_t copy_frame(const struct tpacket3_hdr *h, const unsigned char *
     return out;
 }
 
-/* walk_block(ring, off, block_size, buf, pos, index, offset, caplen, wirelen, ts_ns)
- *   -> (frames, new_pos)
+/* walk_block(ring, off, block_size, buf, pos, index, offset, caplen, wirelen, ts_ns,
+ *            ethernet) -> (frames, new_pos)
  * Copies the frames of the block at ring[off:off+block_size] into buf from byte `pos`,
- * filling the columns from row `index`. */
+ * filling the columns from row `index`; `ethernet`: the frames are Ethernet, so a VLAN
+ * tag the kernel stripped into tp_vlan_tci is put back. */
 static PyObject *walk_block(PyObject *self, PyObject *args) {
     PyObject *ringobj, *bufobj, *o[4];
     Py_ssize_t off, bsize, pos, index;
     Py_buffer ring, buf;
     col_t col[4];
-    int ncol = 0, ok = 0;
+    int ncol = 0, ok = 0, ethernet = 0;
     Py_ssize_t n = 0;
     (void)self;
-    if (!PyArg_ParseTuple(args, "OnnOnnOOOO", &ringobj, &off, &bsize, &bufobj, &pos, &index,
-                          &o[0], &o[1], &o[2], &o[3]))
+    if (!PyArg_ParseTuple(args, "OnnOnnOOOOp", &ringobj, &off, &bsize, &bufobj, &pos, &index,
+                          &o[0], &o[1], &o[2], &o[3], &ethernet))
         return NULL;
     if (get_ring(ringobj, &ring, off, bsize) < 0) return NULL;
     if (PyObject_GetBuffer(bufobj, &buf, PyBUF_WRITABLE | PyBUF_C_CONTIGUOUS) < 0) {
@@ -155,7 +158,7 @@ static PyObject *walk_block(PyObject *self, PyObject *args) {
             goto bad_block;
         const struct tpacket3_hdr *h = (const struct tpacket3_hdr *)(blk + hdr_off);
         Py_ssize_t w = copy_frame(h, blk, bsize, hdr_off, (unsigned char *)buf.buf + pos,
-                                  buf.len - pos);
+                                  buf.len - pos, ethernet);
         if (w < 0) goto bad_block;
         Py_ssize_t row = index + n;
         col[0].p[row] = pos;

@@ -53,7 +53,8 @@ SIOCGIFHWADDR = 0x8927  # include/uapi/linux/sockios.h
 # map_arphrd_to_dlt): Ethernet (and the loopback device, which has Ethernet headers too);
 # ARPHRD_NONE, a device with no link header (tun, WireGuard): the IP packet itself; and
 # Wi-Fi in monitor mode, bare or behind radiotap.
-ARPHRD_LINKTYPES = {1: 1, 772: 1, 0xFFFE: 101, 801: 105, 803: 127}
+# ARPHRD_RAWIP (rmnet, qmi_wwan), ARPHRD_TUNNEL (ipip) and ARPHRD_SIT are raw IP too.
+ARPHRD_LINKTYPES = {1: 1, 772: 1, 0xFFFE: 101, 519: 101, 768: 101, 776: 101, 801: 105, 803: 127}
 
 # struct tpacket_req3: block_size, block_nr, frame_size, frame_nr, retire_blk_tov,
 # sizeof_priv, feature_req_word (all u32).
@@ -206,12 +207,24 @@ class RingReader:
         # (a 4 MiB memset a block was 6% of a worker's time, perf): the frames fill it
         # from the start, and what follows them, the PAD bytes included, is zeroed below.
         buf = np.empty(sum(min(r[2], bs) for r in ready) + 4 * n + PAD, dtype=np.uint8)
+        ethernet = self.linktype == 1
         cols = [np.empty(n, dtype=np.int64) for _ in range(4)]
         pos = row = 0
         try:
             for off, _num, _blen in ready:
+                offset, caplen, wirelen, ts_ns = cols
                 got, pos = _ring.walk_block(
-                    ring, off, bs, buf[: buf.shape[0] - PAD], pos, row, *cols
+                    ring,
+                    off,
+                    bs,
+                    buf[: buf.shape[0] - PAD],
+                    pos,
+                    row,
+                    offset,
+                    caplen,
+                    wirelen,
+                    ts_ns,
+                    ethernet,
                 )
                 row += got
         except ValueError as err:  # the C helper refused a block: say so, do not guess

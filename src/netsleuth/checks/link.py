@@ -51,22 +51,23 @@ class LinkLayer:
             for c, n in zip(*np.unique(code, return_counts=True), strict=True):
                 name = _llc_kind(int(c) >> 8, (int(c) & 0xFF) - 1)
                 self.kinds[name] = self.kinds.get(name, 0) + int(n)
-        # Only records that are the Ethernet frame, whose wire length is the frame's:
-        # LINKTYPE_ETHERNET, and the DSA types, whose switch tag is inside the frame on the
-        # conduit link (decode/dsa.py). Behind a PPI header (and its FCS) it is not.
-        framed = np.isin(t.batch.linktype, ETHERNET_RECORDS)
-        ether = ((t.l2 == L2.ETHERNET) | (t.l2 == L2.IEEE8023)) & framed
-        runt = ether & (t.batch.wirelen < ETH_MIN)
+        ether = (t.l2 == L2.ETHERNET) | (t.l2 == L2.IEEE8023)
+        # The record's wire length is the Ethernet frame's only for LINKTYPE_ETHERNET and
+        # the DSA types, whose switch tag is inside the frame on the conduit link
+        # (decode/dsa.py); behind a PPI or PKTAP header it is not.
+        framed = ether & np.isin(t.batch.linktype, ETHERNET_RECORDS)
+        runt = framed & (t.batch.wirelen < ETH_MIN)
         self.tally.add("l2.runt", t.frame[runt])
-        self._padding(t, ether)
+        self._padding(t, ether, framed)
 
-    def _padding(self, t: PacketTable, ether: np.ndarray) -> None:
+    def _padding(self, t: PacketTable, ether: np.ndarray, framed: np.ndarray) -> None:
         # Padding follows the IP packet in a minimum-size frame: bytes between the end of
         # the innermost IP packet and the end of its frame (the captured frame, or the
-        # outer IP payload for a tunnelled Ethernet frame). Only 60-byte frames are
-        # looked at: a longer one ends in an FCS or trailer, not padding.
+        # outer IP payload for a tunnelled Ethernet frame, whose length the tunnel says
+        # whatever the record's link type). Only 60-byte frames are looked at: a longer
+        # one ends in an FCS or trailer, not padding.
         tunnelled = t.nip >= 2
-        rows = np.flatnonzero(ether & ((t.batch.wirelen == ETH_MIN) | tunnelled))
+        rows = np.flatnonzero((framed & (t.batch.wirelen == ETH_MIN)) | (ether & tunnelled))
         if rows.shape[0] == 0:
             return
         inner, start, tun = t.inner, t.start[rows], tunnelled[rows]

@@ -21,11 +21,15 @@ def rfc1483(t: PacketTable, idx: NDArray[np.int64]) -> None:
 
 
 def clip(t: PacketTable, idx: NDArray[np.int64]) -> None:
+    """LLC when the captured bytes, up to 6, are the LLC/SNAP header's (a record cut inside
+    it is a cut LLC header, as tcpdump compares min(6, caplen) bytes); raw IP otherwise."""
     t.l2[idx] = L2.ATM
     p = t.pos[idx]
-    snap = t.fits(idx, len(LLC_SNAP))
+    have = t.end[idx] - p
+    snap = np.ones(idx.shape[0], dtype=np.bool_)
     for k, byte in enumerate(LLC_SNAP):
-        snap &= t.v.u8[np.minimum(p + k, t.end[idx] - 1)] == byte
+        inside = have > k
+        snap[inside] &= t.v.u8[p[inside] + k] == byte
     t.hand_on(idx[snap], p[snap], NS.FRAME, FrameKey.LLC)
     t.hand_on(idx[~snap], p[~snap], NS.FRAME, FrameKey.RAWIP)
 

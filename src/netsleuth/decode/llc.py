@@ -15,6 +15,11 @@ from netsleuth.decode.table import NS, Anomaly, FrameKey, PacketTable
 SAP_SNAP = 0xAA
 SAP_STP = 0x42  # IEEE 802.1D bridge spanning tree protocol
 BPDU_MIN = 4  # protocol id (2), version (1), BPDU type (1): IEEE 802.1Q-2018 clause 14
+OUI_8021 = 0x0080C2  # IEEE 802.1: RFC 2684's bridged PDUs
+PID_ETH_FCS, PID_ETH = 0x0001, 0x0007  # 802.3 with its LAN FCS kept, and without
+BRIDGED_PAD = 2  # RFC 2684 section 5.2: 0x00-00 before the destination MAC
+FCS = 4
+Mask = NDArray[np.bool_]
 
 
 def decode(t: PacketTable, idx: NDArray[np.int64]) -> None:
@@ -42,12 +47,25 @@ def _snap(t: PacketTable, idx: NDArray[np.int64], at: NDArray[np.int64]) -> None
     oui = (t.v.be32[at] >> 8).astype(np.int64)
     typ = t.v.be16[at + 3]
     t.snap_type[idx] = typ
-    # OUI 00-00-00: the type is an EtherType (RFC 1042); other OUIs (Cisco CDP...) end here.
+    # OUI 00-00-00: the type is an EtherType (RFC 1042). OUI 00-80-C2 with PID 1 or 7: a
+    # bridged Ethernet frame (RFC 2684 section 5.2, PPPoE over ATM DSL), behind 2 bytes
+    # of pad and, for PID 1, ending in its FCS. Other OUIs (Cisco CDP...) end here.
     enc = oui == 0
-    t.stop(idx[~enc])
+    bridged = (oui == OUI_8021) & ((typ == PID_ETH_FCS) | (typ == PID_ETH))
+    t.stop(idx[~enc & ~bridged])
     e = idx[enc]
     t.ethertype[e] = typ[enc]
     t.hand_on(e, at[enc] + 5, NS.ETHERTYPE, typ[enc].astype(np.int64))
+    _bridged(t, idx[bridged], at[bridged] + 5 + BRIDGED_PAD, typ[bridged] == PID_ETH_FCS)
+
+
+def _bridged(t: PacketTable, idx: NDArray[np.int64], frame: NDArray[np.int64], fcs: Mask) -> None:
+    """RFC 2684 bridged Ethernet: the frame (and its FCS, which is not payload)."""
+    room = frame + np.where(fcs, FCS, 0) <= t.wend[idx]
+    t.flag(idx[~room], Anomaly.LLC_TRUNCATED)
+    idx, frame, fcs = idx[room], frame[room], fcs[room]
+    t.trim(idx[fcs], t.wend[idx[fcs]] - FCS)
+    t.hand_on(idx, frame, NS.FRAME, FrameKey.ETHERNET)
 
 
 def _bpdu(t: PacketTable, idx: NDArray[np.int64], at: NDArray[np.int64]) -> None:

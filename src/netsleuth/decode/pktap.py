@@ -23,11 +23,16 @@ REC_PACKET = 1
 
 
 def from_linktype(t: PacketTable, idx: NDArray[np.int64]) -> None:
-    idx = t.short(idx, HDR, Anomaly.L2_TRUNCATED)
+    # The length field first: one under the header's size is a bad header even in a
+    # record the snap length cut (tcpdump: "pkt_len too small").
+    idx = t.short(idx, 4, Anomaly.L2_TRUNCATED)
+    short = t.v.le32[t.pos[idx]] < HDR
+    t.flag(idx[short], Anomaly.BAD_PSEUDO_HEADER)
+    idx = t.short(idx[~short], HDR, Anomaly.L2_TRUNCATED)
     p = t.pos[idx]
     length = t.v.le32[p].astype(np.int64)
     dlt = t.v.le32[p + 8].astype(np.int64)
-    bad = (length < HDR) | (p + length > t.wend[idx]) | (dlt >= 1 << 16)
+    bad = (p + length > t.wend[idx]) | (dlt >= 1 << 16)
     t.flag(idx[bad], Anomaly.BAD_PSEUDO_HEADER)
     idx = t.short(idx[~bad], length[~bad], Anomaly.L2_TRUNCATED)
     p = t.pos[idx]

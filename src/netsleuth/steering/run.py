@@ -53,6 +53,7 @@ NON_IP_NAMES = {
     -2: "non-IP inside a tunnel",
     -3: "802.2 LLC (802.11, no SNAP EtherType)",
     -4: "802.11 without a packet (management, control, null, protected, fragments)",
+    -5: "no EtherType named (another protocol behind the link layer, or no packet)",
 }
 # The heaviest flows kept for the report (heaviest() shows up to 10; judge uses the first).
 TOP_FLOWS = 100
@@ -281,9 +282,12 @@ class Traffic:
     def _non_ip(self, t: PacketTable, rows: NDArray[np.int64]) -> None:
         llc = t.l2[rows] == L2.IEEE8023
         code = np.where(llc, -1, t.ethertype[rows].astype(np.int64))
-        # An 802.11 frame names no EtherType unless its body is LLC/SNAP (ieee80211.py).
-        wifi = (t.l2[rows] == L2.IEEE80211) & (t.ethertype[rows] == 0)
-        code = np.where(wifi, np.where(t.llc_dsap[rows] >= 0, -3, -4), code)
+        # An 802.11 frame names no EtherType unless its body is LLC/SNAP (ieee80211.py);
+        # nor does an ARCnet AppleTalk packet, a PKTAP record with no data, an LLC body
+        # that is not SNAP behind ATM...: said so, not shown as EtherType 0x0000.
+        none = (t.ethertype[rows] == 0) & ~llc
+        wifi = t.l2[rows] == L2.IEEE80211
+        code = np.where(none, np.where(wifi, np.where(t.llc_dsap[rows] >= 0, -3, -4), -5), code)
         code = np.where(t.tunnels[rows] > 0, -2, code)
         wire = t.batch.wirelen[rows]
         for c in np.unique(code).tolist():
