@@ -326,6 +326,11 @@ def wifi_captures() -> dict[str, tuple[int, list[bytes]]]:
             ],
         ),
         "ieee80211": (105, [wlan_data(v4), wlan_data(v6, flags=0x02, qos=qos)]),
+        "prism": (
+            119,
+            [prism(wlan_data(v4), "<"), prism(wlan_data(v6, qos=qos), ">"), avs(wlan_data(v4))],
+        ),
+        "avs": (163, [avs(wlan_data(v4)), avs(wlan_data(v6, qos=qos), version=2)]),
         "ppi": (
             192,
             [
@@ -338,6 +343,20 @@ def wifi_captures() -> dict[str, tuple[int, list[bytes]]]:
             ],
         ),
     }
+
+
+def prism(frame: bytes, order: str) -> bytes:
+    """A Prism header: message code 0x44, length 144, a 16-byte device name and ten DID
+    items (DID, status, length, data: 12 bytes each), in the byte order `order`."""
+    items = b"".join(struct.pack(order + "IHHI", 0x41 + k, 0, 4, k) for k in range(10))
+    return struct.pack(order + "II", 0x44, 144) + b"wlan0".ljust(16, b"\0") + items + frame
+
+
+def avs(frame: bytes, *, version: int = 1) -> bytes:
+    """An AVS (wlancap) header: magic 0x8021100N, length 64 (version 1) or 72, big-endian,
+    then the radio fields (zero here)."""
+    length = 64 if version == 1 else 72
+    return struct.pack(">II", 0x80211000 + version, length) + bytes(length - 8) + frame
 
 
 def field(kind: int, data: bytes) -> bytes:

@@ -119,8 +119,8 @@ def test_unknown_link_type_is_named(tmp_path: Path) -> None:
     """A capture netsleuth cannot decode says which link type it is, with its count."""
     from tests.capfiles import pcap_bytes
 
-    path = tmp_path / "prism.pcap"
-    path.write_bytes(pcap_bytes([(1, 0, bytes(40)), (2, 0, bytes(30))], linktype=119))
+    path = tmp_path / "wpan.pcap"
+    path.write_bytes(pcap_bytes([(1, 0, bytes(40)), (2, 0, bytes(30))], linktype=195))
     (f,) = clirun.run("scan", "--format", "json", str(path), code=0).json()["findings"]
     assert (f["id"], f["count"], f["packets"], f["severity"]) == (
         "capture.unsupported_linktype",
@@ -128,9 +128,9 @@ def test_unknown_link_type_is_named(tmp_path: Path) -> None:
         [1, 2],
         "info",
     )
-    assert f["summary"].endswith("(LINKTYPE_IEEE802_11_PRISM (119): 2)")
+    assert f["summary"].endswith("(LINKTYPE_IEEE802_15_4_WITHFCS (195): 2)")
     assert f["evidence"]["linktypes"] == {
-        "119": {"name": "LINKTYPE_IEEE802_11_PRISM (119)", "packets": 2}
+        "195": {"name": "LINKTYPE_IEEE802_15_4_WITHFCS (195)", "packets": 2}
     }
     assert "LINKTYPE_NFLOG (239)" in f["evidence"]["decoded"]
     assert "LINKTYPE_IEEE802_11_RADIOTAP (127)" in f["evidence"]["decoded"]

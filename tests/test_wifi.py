@@ -214,6 +214,30 @@ def test_scan_of_a_radiotap_capture(tmp_path: Path) -> None:
     assert out["findings"] == []
 
 
+# ----- Prism (119) and AVS (163) ------------------------------------------------------------
+@pytest.mark.parametrize(("name", "linktype"), [("prism", 119), ("avs", 163)])
+def test_prism_and_avs_headers_reach_ip(name: str, linktype: int) -> None:
+    _, frames = rf.wifi_captures()[name]
+    t = dec(frames, linktype=linktype)
+    assert [L2(int(k)) for k in t.l2] == [L2.IEEE80211] * len(frames)
+    for i in range(len(frames)):
+        assert clean(t, i), anomalies(t, i)
+        assert ports(t.outer, i) == (1, 2)
+
+
+@pytest.mark.parametrize(
+    ("frame", "linktype"),
+    [
+        (struct.pack("<II", 0x44, 4) + rf.wlan_data(V4), 119),  # shorter than itself
+        (struct.pack("<II", 0x44, 4000) + rf.wlan_data(V4), 119),  # past the frame
+        (struct.pack(">II", 0x80211001, 2) + rf.wlan_data(V4), 119),  # AVS inside, too short
+        (struct.pack(">II", 0x80211001, 900) + rf.wlan_data(V4), 163),
+    ],
+)
+def test_bad_prism_and_avs_lengths_are_named(frame: bytes, linktype: int) -> None:
+    assert anomalies(dec([frame], linktype=linktype))["outer"] == {"l2.bad_pseudo_header"}
+
+
 # ----- PPI (192) -------------------------------------------------------------------------
 def test_ppi_frames_reach_ip_by_their_link_type() -> None:
     linktype, frames = rf.wifi_captures()["ppi"]
@@ -370,8 +394,17 @@ def _mixed_ppi() -> list[bytes]:
         (127, _mixed_radiotap()),
         (192, _mixed_ppi()),
         (105, [*rf.wifi_captures()["ieee80211"][1], rf.wlan_data(V4)[:20], _beacon()]),
+        (
+            119,
+            [
+                *rf.wifi_captures()["prism"][1],
+                struct.pack("<II", 0x44, 4) + rf.wlan_data(V4),
+                rf.prism(rf.wlan_data(V4)[:20], "<"),
+                rf.prism(_beacon(), ">"),
+            ],
+        ),
     ],
-    ids=["radiotap", "ppi", "ieee80211"],
+    ids=["radiotap", "ppi", "ieee80211", "prism"],
 )
 def test_one_batch_of_every_kind_decodes_as_each_frame_alone(
     linktype: int, frames: list[bytes]

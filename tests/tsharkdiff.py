@@ -74,6 +74,8 @@ LINK_NAMES = {
     "radiotap": "ieee80211",
     "wlan": "ieee80211",
     "wlan_radio": "ieee80211",  # behind PPI: tshark's radio summary, then wlan
+    "prism": "ieee80211",
+    "wlancap": "ieee80211",  # AVS
     "arcnet": "arcnet",
     "clip": "atm",
 }
@@ -251,6 +253,8 @@ def walk(  # noqa: PLR0912, PLR0915 -- one case per tshark protocol token, read 
     tunnels netsleuth knows, one transport header (or a UDP tunnel after it)."""
     toks = protocols.split(":")
     if toks[0] == "user_dlt" and len(toks) > 1:  # LINKTYPE_USER2 read as PKTAP
+        toks = toks[1:]
+    if toks[:2] == ["prism", "wlancap"]:  # an AVS header in a Prism capture
         toks = toks[1:]
     if toks[0] in ("ppi", "pktap") and len(toks) > 1:  # headers naming the link type behind
         toks = toks[1:]

@@ -42,6 +42,7 @@ from netsleuth.decode import (  # noqa: F401 - imported for their registrations
     ppi,
     ppp,
     pppoe,
+    prism,
     radiotap,
     rawip,
     sll,
