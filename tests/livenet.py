@@ -7,8 +7,11 @@ from __future__ import annotations
 import contextlib
 import os
 import socket
-from collections.abc import Iterator
+import subprocess
+import sys
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 
 @dataclass
@@ -64,3 +67,21 @@ def quiet_pair(tag: str) -> Iterator[Quiet]:
             raw.close()
         netns.remove(a)
         netns.remove(b)
+
+
+NETSLEUTH = str(Path(sys.executable).with_name("netsleuth"))
+
+
+def start_live(iface: str, *args: str, prefix: Sequence[str] = ()) -> subprocess.Popen[str]:
+    """netsleuth scan --live IFACE ARGS (after `prefix`, e.g. `ip netns exec NS`), returned
+    once it says its socket is reading."""
+    p = subprocess.Popen(
+        [*prefix, NETSLEUTH, "scan", "--live", iface, *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    assert p.stderr is not None
+    line = p.stderr.readline()
+    assert "reading" in line, line + p.stderr.read()
+    return p

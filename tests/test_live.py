@@ -10,7 +10,6 @@ import json
 import os
 import signal
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -23,11 +22,9 @@ from netsleuth.capture.ring import RingConfig, RingReader
 from netsleuth.capture.writer import write_pcap
 from netsleuth.craft import ether, incidents
 from tests.bpfutil import frame, inner_ip, inner_ip6
-from tests.livenet import Quiet, quiet_pair
+from tests.livenet import NETSLEUTH, Quiet, quiet_pair, start_live
 
 pytestmark = pytest.mark.privileged
-
-NETSLEUTH = str(Path(sys.executable).with_name("netsleuth"))
 
 
 @pytest.fixture
@@ -40,16 +37,7 @@ def pair() -> Iterator[Quiet]:
 
 def start(q: Quiet, *args: str) -> subprocess.Popen[str]:
     """netsleuth scan --live in the receiving namespace, once its socket is ready."""
-    p = subprocess.Popen(
-        ["ip", "netns", "exec", q.b, NETSLEUTH, "scan", "--live", q.b_if, *args],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    assert p.stderr is not None
-    line = p.stderr.readline()
-    assert "reading" in line, line + p.stderr.read()
-    return p
+    return start_live(q.b_if, *args, prefix=["ip", "netns", "exec", q.b])
 
 
 def finish(p: subprocess.Popen[str]) -> tuple[int, list[dict[str, Any]], str]:

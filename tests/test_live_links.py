@@ -10,7 +10,6 @@ import json
 import os
 import struct
 import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -20,10 +19,10 @@ import pytest
 from netsleuth import craft
 from netsleuth.capture.writer import write_pcap
 from netsleuth.craft.l3 import fragment_ipv4
+from tests.livenet import NETSLEUTH, start_live
 
 pytestmark = pytest.mark.privileged
 
-NETSLEUTH = str(Path(sys.executable).with_name("netsleuth"))
 TUNSETIFF = 0x400454CA  # include/uapi/linux/if_tun.h: _IOW('T', 202, int)
 IFF_TUN, IFF_NO_PI = 0x0001, 0x1000
 
@@ -63,16 +62,7 @@ def _packets() -> list[bytes]:
 
 
 def _live(name: str, *args: str) -> subprocess.Popen[str]:
-    p = subprocess.Popen(
-        [NETSLEUTH, "scan", "--live", name, "--duration", "2", "--format", "json", *args],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    assert p.stderr is not None
-    line = p.stderr.readline()
-    assert "reading" in line, line + p.stderr.read()
-    return p
+    return start_live(name, "--duration", "2", "--format", "json", *args)
 
 
 def _report(p: subprocess.Popen[str]) -> dict[str, Any]:
