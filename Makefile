@@ -14,7 +14,8 @@ $(BIN)/python:
 $(STAMP): $(BIN)/python pyproject.toml setup.py src/netsleuth/capture/_framing.c src/netsleuth/sources/_ringbuf.c src/netsleuth/decode/_prefix.c \
 		src/netsleuth/steering/_fields.c src/netsleuth/steering/_mix64.c \
 		src/netsleuth/steering/_tally.c src/netsleuth/steering/_toeplitz.c \
-		src/netsleuth/profile/_perf.c src/netsleuth/capture/_ring.c
+		src/netsleuth/profile/_perf.c src/netsleuth/capture/_ring.c \
+		src/netsleuth/checks/_trains.c
 	$(BIN)/python -m pip install --quiet -e '.[test]'
 	touch $(STAMP)
 

@@ -1,7 +1,7 @@
 """Build the compiled helpers: the sequential walks over pcap/pcapng records and over ftrace
 ring-buffer pages, the one-pass decode of the common Ethernet/IP/TCP|UDP prefix, and steer's
 flow fields, RSS and row hashes and per-key tally; profile's perf_event_open and ring
-control-page atomics.
+control-page atomics; the fragment audit's walk over a batch's datagram trains.
 
 Everything else is NumPy; the comment at the top of each .c file says why its loop is in C.
 """
@@ -29,5 +29,6 @@ setup(
         _ext("netsleuth.sources._ringbuf"),
         _ext("netsleuth.profile._perf"),
         _ext("netsleuth.capture._ring"),
+        _ext("netsleuth.checks._trains"),
     ]
 )

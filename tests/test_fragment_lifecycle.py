@@ -122,9 +122,11 @@ class TrackerOnly(FragmentAudit):
         f: Frags,
         ts: NDArray[np.int64],
         held: NDArray[np.bool_],
-    ) -> tuple[NDArray[np.int64], NDArray[np.bool_]]:
+        buf: NDArray[np.uint8],
+    ) -> tuple[NDArray[np.int64], NDArray[np.uint8], NDArray[np.bool_]]:
         n = inv.shape[0]
-        return np.arange(n, dtype=np.int64), np.zeros(n, dtype=np.bool_)
+        flags = np.zeros(n, dtype=np.uint8)
+        return np.arange(n, dtype=np.int64), flags, np.zeros(n, dtype=np.bool_)
 
 
 def random_traffic(rng: random.Random, n_dgrams: int) -> list[bytes]:

@@ -26,6 +26,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
+from netsleuth.checks import _trains
 from netsleuth.checks.frames import FrameTally
 from netsleuth.checks.layers import ip_layers
 from netsleuth.decode.table import FLAG_DF, IPLayer, PacketTable
@@ -46,6 +47,8 @@ DPDK_MAX_FRAGS = 4
 # IPv6): TCP 20, UDP 8, ICMP/ICMPv6 8.
 L4_MIN = {6: 20, 17: 8, 1: 8, 58: 8}
 MAX_EVIDENCE = 20
+# A datagram instance's flags, as _trains.c sets them.
+COMPLETE, OVERLAP, DUP_ONLY, INCONSISTENT, CONFLICT, TOO_BIG, UNDECIDED = 1, 2, 4, 8, 16, 32, 64
 MAX_FLAGGED_KEYS = 1000  # datagram keys remembered per finding id, for evidence export
 
 KEY = np.dtype(
@@ -84,6 +87,7 @@ class Frags:
     data: NDArray[np.int64]  # absolute position of the fragment's data in the batch buffer
     frames: NDArray[np.int64]
     v4: NDArray[np.bool_]
+    size: NDArray[np.int64]  # the bytes of its data the capture holds (snap length)
 
     def take(self, sel: NDArray[np.int64]) -> Frags:
         return Frags(
@@ -95,6 +99,7 @@ class Frags:
             self.data[sel],
             self.frames[sel],
             self.v4[sel],
+            self.size[sel],
         )
 
 
@@ -279,7 +284,12 @@ class FragmentAudit:
             self._flag_keys("ipv6.fragment.atomic", keys[atomic], frames[atomic])
         track = np.flatnonzero(~atomic)
         if track.shape[0]:
-            self._group(t, name, Frags(keys, rows, off, end, mf, data, frames, v4).take(track))
+            # What the capture holds of each fragment's data: up to its header's end or the
+            # record's cut, whichever comes first.
+            stop = np.minimum(data + np.maximum(end - off, 0), start + t.batch.caplen[rows])
+            size = np.maximum(stop - data, 0)
+            f = Frags(keys, rows, off, end, mf, data, frames, v4, size)
+            self._group(t, name, f.take(track))
 
     def _group(self, t: PacketTable, name: str, f: Frags) -> None:
         if all_new(f.keys, self.open):
@@ -299,16 +309,10 @@ class FragmentAudit:
         if uniq.shape[0] == inv.shape[0]:  # every key once: nothing settles here
             settled = np.zeros(inv.shape[0], dtype=np.bool_)
         else:
-            inst, settled = self._instances(inv, f, ts, held)
-            # Settled here: complete, well-formed datagrams. Only too_many can still apply.
-            count = np.bincount(inst, minlength=int(inst.max()) + 1)
-            many = settled & (count[inst] > DPDK_MAX_FRAGS) & f.v4
-            if many.any():
-                self.tally.add(f"ipv4.fragment.too_many|{name}", f.frames[many])
-                groups, at = np.unique(inv[many], return_inverse=True)
-                earliest = np.full(groups.shape[0], np.iinfo(np.int64).max, np.int64)
-                np.minimum.at(earliest, at.reshape(-1), f.frames[many])
-                self._flag_keys("ipv4.fragment.too_many", keys_of(groups), earliest)
+            inst, flags, settled = self._instances(inv, f, ts, held, t.batch.buf)
+            self._settle(
+                name, f, inv, keys_of, inst=inst, flags=flags, settled=settled, buf=t.batch.buf
+            )
         rest = np.flatnonzero(~settled)
         if rest.shape[0] == 0:
             return
@@ -330,39 +334,37 @@ class FragmentAudit:
         f: Frags,
         ts: NDArray[np.int64],
         held: NDArray[np.bool_],
-    ) -> tuple[NDArray[np.int64], NDArray[np.bool_]]:
-        """Split each key's fragments (in arrival order) into datagram instances and say
-        which fragments belong to a complete, well-formed instance.
+        buf: NDArray[np.uint8],
+    ) -> tuple[NDArray[np.int64], NDArray[np.uint8], NDArray[np.bool_]]:
+        """Split each key's fragments (in arrival order) into datagram instances as the
+        tracker would, and say which fragments belong to one that this batch settles.
 
         A reassembler frees a datagram when its last hole is filled (Linux: ip_frag_reasm
         runs once INET_FRAG_FIRST_IN | INET_FRAG_LAST_IN are set and meat == len, and the
         queue is killed), so the next fragment with the same key (IP ids are 16 bits and
-        recur) starts a new datagram. For well-formed trains an instance ends exactly where
-        the payload bytes received since the previous end add up to the end of the last
-        fragments seen (MF=0) so far. Each candidate instance is then checked for holes,
-        overlaps and a single consistent end; a key's instances from the first one that
-        fails (or is still open at the batch's end) onwards go to the tracker, which follows
-        them fragment by fragment.
-        Returns (instance id per fragment, in input order; settled mask)."""
+        recur) starts a new datagram. _trains.c walks the batch's fragments by key and
+        gives each instance's verdict flags. A key's instances settle here up to the first
+        one that cannot: still open at the batch's end, spread over more than the timeout,
+        continuing a datagram the tracker holds, or one _trains.c left to the tracker
+        (TOO_BIG; UNDECIDED for IPv4, whose overlap policies it could not compare); from
+        there on the tracker follows the key fragment by fragment.
+        Returns (instance id per fragment and flags per instance, in input order; settled
+        mask)."""
         n = inv.shape[0]
         order = np.argsort(inv, kind="stable")  # by key, arrival order within a key
         g = inv[order]
-        # A total length shorter than the header gives end < offset: no payload.
-        o, e, last = f.off[order], np.maximum(f.end, f.off)[order], ~f.mf[order]
         first = np.ones(n, dtype=np.bool_)
         first[1:] = g[1:] != g[:-1]
-        plen = np.maximum(e - o, 0)
-        cp = _group_cumsum(plen, first)
-        cl = _group_cumsum(np.where(last, e, 0), first)
-        nl = _group_cumsum(last.astype(np.int64), first)
-        boundary = (nl > 0) & (cp == cl)
-        start = first.copy()
-        start[1:] |= boundary[:-1]
-        iid = np.cumsum(start) - 1  # instance id, in sorted order
-        ni = int(iid[-1]) + 1
-        terminated = np.zeros(ni, dtype=np.bool_)
-        terminated[iid[boundary]] = True
-        clean = terminated & _well_formed(iid, ni, o, e, last)
+        iid = np.empty(n, dtype=np.int64)
+        flags = np.empty(n, dtype=np.uint8)
+        last = ~f.mf[order]
+        cols = (f.off[order], f.end[order], f.data[order], f.size[order])
+        ni = _trains.trains(first.view(np.uint8), last.view(np.uint8), *cols, buf, iid, flags)
+        flags = flags[:ni]
+        v4 = np.zeros(ni, dtype=np.bool_)
+        v4[iid] = f.v4[order]
+        clean = ((flags & COMPLETE) != 0) & ((flags & TOO_BIG) == 0)
+        clean &= ~(((flags & UNDECIDED) != 0) & v4)
         t_min = np.full(ni, np.iinfo(np.int64).max, dtype=np.int64)
         t_max = np.full(ni, np.iinfo(np.int64).min, dtype=np.int64)
         tso = ts[order]
@@ -380,7 +382,75 @@ class FragmentAudit:
         settled[order] = settled_sorted
         inst = np.empty(n, dtype=np.int64)
         inst[order] = iid
-        return inst, settled
+        return inst, flags, settled
+
+    def _settle(
+        self,
+        name: str,
+        f: Frags,
+        inv: NDArray[np.int64],
+        keys_of: Callable[[NDArray[np.int64]], list[bytes]],
+        *,
+        inst: NDArray[np.int64],
+        flags: NDArray[np.uint8],
+        settled: NDArray[np.bool_],
+        buf: NDArray[np.uint8],
+    ) -> None:
+        """The verdicts of the datagrams this batch settled, each what _finish gives a
+        complete one: its fragments counted under every id that applies, its key flagged
+        at its earliest frame."""
+        has = flags[inst]
+        count = np.bincount(inst, minlength=flags.shape[0])
+        v4 = settled & f.v4
+        overlap = settled & ((has & OVERLAP) != 0) & ((has & DUP_ONLY) == 0)
+        for fid, sel in (
+            ("ipv4.fragment.too_many", v4 & (count[inst] > DPDK_MAX_FRAGS)),
+            ("ipv4.fragment.inconsistent", v4 & ((has & INCONSISTENT) != 0)),
+            ("ipv4.fragment.duplicate", v4 & ((has & DUP_ONLY) != 0)),
+            ("ipv4.fragment.overlap", overlap & f.v4),
+            ("ipv6.fragment.overlap", overlap & ~f.v4),
+            ("ipv4.fragment.overlap_conflict", v4 & ((has & CONFLICT) != 0)),
+        ):
+            if not sel.any():
+                continue
+            self.tally.add(f"{fid}|{name}", f.frames[sel])
+            groups, at = np.unique(inv[sel], return_inverse=True)
+            earliest = np.full(groups.shape[0], np.iinfo(np.int64).max, np.int64)
+            np.minimum.at(earliest, at.reshape(-1), f.frames[sel])
+            self._flag_keys(fid, keys_of(groups), earliest)
+            if fid == "ipv4.fragment.overlap_conflict":
+                self._conflict_evidence(f, inst, sel, buf)
+
+    def _conflict_evidence(
+        self, f: Frags, inst: NDArray[np.int64], sel: NDArray[np.bool_], buf: NDArray[np.uint8]
+    ) -> None:
+        """Evidence of the settled conflicting datagrams that can be among the first
+        MAX_EVIDENCE (by first frame): their policies' payloads, built here exactly as
+        _finish builds them (a batch of a flood holds thousands; at most MAX_EVIDENCE
+        are built)."""
+        held = self.evidence.setdefault("ipv4.fragment.overlap_conflict", [])
+        rows = np.flatnonzero(sel)
+        firsts, where = np.unique(inst[rows], return_index=True)  # first fragment's row
+        start = f.frames[rows[where]]
+        pick = np.argsort(start, kind="stable")[:MAX_EVIDENCE]
+        if len(held) >= MAX_EVIDENCE:
+            pick = pick[start[pick] <= held[-1]["frames"][0]]
+        for k in firsts[pick].tolist():
+            mine = rows[inst[rows] == k]  # arrival order
+            frags = [
+                Fragment(off, buf[d : d + n].tobytes(), mf, frame)
+                for off, d, n, mf, frame in zip(
+                    f.off[mine].tolist(),
+                    f.data[mine].tolist(),
+                    f.size[mine].tolist(),
+                    f.mf[mine].tolist(),
+                    f.frames[mine].tolist(),
+                    strict=True,
+                )
+            ]
+            entry = _conflict_entry(frags)
+            assert entry is not None, "_trains.c: two data fragments that differ conflict"
+            _keep_first(held, entry)
 
     def _track(
         self, t: PacketTable, name: str, f: Frags, keys: list[bytes], ts: NDArray[np.int64]
@@ -388,7 +458,6 @@ class FragmentAudit:
         """The rare path: follow these fragments one by one, keeping their bytes. They come
         in arrival order within each key (the order between keys changes no verdict)."""
         buf = t.batch.buf
-        cap_end = t.start + t.batch.caplen
         for i in range(len(keys)):
             key, now = keys[i], int(ts[i])
             dg = self.open.get(key)
@@ -398,9 +467,8 @@ class FragmentAudit:
             if dg is None:
                 dg = Datagram(key, name, 4 if f.v4[i] else 6, now)
                 self.open[key] = dg
-            off, end = int(f.off[i]), int(f.end[i])
-            stop = min(int(f.data[i]) + max(end - off, 0), int(cap_end[f.rows[i]]))
-            chunk = buf[int(f.data[i]) : max(stop, int(f.data[i]))].tobytes()
+            off, end, data = int(f.off[i]), int(f.end[i]), int(f.data[i])
+            chunk = buf[data : data + int(f.size[i])].tobytes()
             dg.add(Fragment(off, chunk, bool(f.mf[i]), int(f.frames[i])), end)
             self.open_bytes += len(chunk) + FRAG_COST
             if dg.complete():
@@ -425,9 +493,7 @@ class FragmentAudit:
         fragment never completes a datagram, so they all open. Eviction is oldest first,
         so what stays after all of them is the longest suffix of (open table, these) that
         fits the bounds: the rest is counted as evicted at once, without building it."""
-        cap_end = t.start + t.batch.caplen
-        stop = np.minimum(f.data + np.maximum(f.end - f.off, 0), cap_end[f.rows])
-        size = np.maximum(stop - f.data, 0)
+        size = f.size
         newest_first = np.cumsum((size + FRAG_COST)[::-1])
         keep = min(
             size.shape[0],
@@ -516,16 +582,9 @@ class FragmentAudit:
         self._dg_flag(f"{ip}.fragment.overlap", dg, frames)
         if dg.ver != 4:
             return
-        groups = [(names, data) for names, data in policy_groups(dg.frags) if data is not None]
-        if len(groups) > 1:
+        entry = _conflict_entry(dg.frags)
+        if entry is not None:
             self._dg_flag("ipv4.fragment.overlap_conflict", dg, frames)
-            entry = {
-                "frames": dg.frames[:MAX_FRAMES],
-                "policies": [
-                    {"policies": names, "sha_prefix": _digest(data)} for names, data in groups
-                ]
-                + [{"policies": ["linux"], "result": "discarded"}],
-            }
             _keep_first(self.evidence.setdefault("ipv4.fragment.overlap_conflict", []), entry)
 
     def finish(self) -> None:
@@ -638,46 +697,17 @@ def fragment_keys(
     return k.view(KEY_VOID).reshape(-1)
 
 
-def _group_cumsum(values: NDArray[np.int64], first: NDArray[np.bool_]) -> NDArray[np.int64]:
-    """Inclusive running sum that restarts wherever `first` is set."""
-    c = np.cumsum(values)
-    base = np.where(first, c - values, 0)
-    return c - np.maximum.accumulate(np.where(first, base, 0))
-
-
-def _well_formed(
-    iid: NDArray[np.int64],
-    ni: int,
-    off: NDArray[np.int64],
-    end: NDArray[np.int64],
-    last: NDArray[np.bool_],
-) -> NDArray[np.bool_]:
-    """Per instance: no hole from 0, no overlap, and every MF=0 fragment ends where the
-    datagram ends (the furthest byte). Fragments are given sorted by instance."""
-    order = np.lexsort((np.arange(iid.shape[0]), off, iid))
-    g, o, e, m = iid[order], off[order], end[order], last[order]
-    first = np.ones(g.shape[0], dtype=np.bool_)
-    first[1:] = g[1:] != g[:-1]
-    # Furthest end so far within each instance: shift each instance into its own range so
-    # one running maximum serves all of them. The range must exceed every offset and end
-    # (an IPv6 jumbogram fragment can be megabytes long), and the shifted values must fit.
-    span = int(max(int(o.max()), int(e.max()))) + 1
-    if span * ni >= 1 << 62:
-        return np.zeros(ni, dtype=np.bool_)  # cannot happen for a real batch; tracker decides
-    big = np.int64(span)
-    cummax = np.maximum.accumulate(np.maximum(e, o) + g * big) - g * big
-    prev = np.zeros_like(cummax)
-    prev[1:] = cummax[:-1]
-    prev[first] = 0
-    bad = np.bincount(g, weights=(o != prev), minlength=ni) > 0  # a hole or an overlap
-    last_end_max = np.full(ni, -1, dtype=np.int64)
-    last_end_min = np.full(ni, 1 << 62, dtype=np.int64)
-    np.maximum.at(last_end_max, g[m], e[m])
-    np.minimum.at(last_end_min, g[m], e[m])
-    reach = np.zeros(ni, dtype=np.int64)
-    np.maximum.at(reach, g, e)
-    ok: NDArray[np.bool_] = ~bad & (last_end_max == last_end_min) & (reach == last_end_max)
-    return ok
+def _conflict_entry(frags: list[Fragment]) -> dict[str, Any] | None:
+    """The overlap_conflict evidence of a datagram (its fragments in arrival order): the
+    policies grouped by the payload each builds, or None when they all build the same."""
+    groups = [(names, data) for names, data in policy_groups(frags) if data is not None]
+    if len(groups) < 2:
+        return None
+    return {
+        "frames": [f.frame for f in frags][:MAX_FRAMES],
+        "policies": [{"policies": names, "sha_prefix": _digest(data)} for names, data in groups]
+        + [{"policies": ["linux"], "result": "discarded"}],
+    }
 
 
 def _keep_first(evidence: list[dict[str, Any]], entry: dict[str, Any]) -> None:

@@ -1,0 +1,16 @@
+from typing import Any
+
+from numpy.typing import NDArray
+
+def trains(
+    first: NDArray[Any],
+    last: NDArray[Any],
+    off: NDArray[Any],
+    end: NDArray[Any],
+    data: NDArray[Any],
+    size: NDArray[Any],
+    buf: NDArray[Any],
+    iid: NDArray[Any],
+    flags: NDArray[Any],
+    /,
+) -> int: ...
