@@ -1,6 +1,7 @@
-"""The flood path's key test (checks/fragments.py: all_new): whether a batch's fragment
-keys are all distinct and none is open, decided from 64-bit hashes. A hash only ever says
-"maybe equal": colliding hashes must change no verdict, only the path taken."""
+"""The fragment audit's key tests (checks/fragments.py): all_new (the flood path: whether
+a batch's fragment keys are all distinct and none is open), group_keys and open_among,
+decided from 64-bit hashes. A hash only ever says "maybe equal": colliding hashes must
+change no verdict, only the path taken."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ import pytest
 from netsleuth import craft
 from netsleuth.capture import RecordBatch
 from netsleuth.checks import fragments
-from netsleuth.checks.fragments import FragmentAudit, all_new, key_bytes
+from netsleuth.checks.fragments import FragmentAudit, group_keys, key_bytes, open_among
 from netsleuth.craft.l3 import MF
 from netsleuth.decode import decode
 
@@ -67,6 +68,10 @@ def keys_of(packets: list[bytes]) -> np.ndarray:
     return fragments.fragment_keys(t, "outer", t.outer, rows)
 
 
+def all_new(keys: np.ndarray, opened: dict[bytes, object]) -> bool:
+    return fragments.all_new(keys, fragments.key_hashes(keys), opened)
+
+
 def test_all_new_says_no_for_a_repeated_or_an_open_key(monkeypatch: pytest.MonkeyPatch) -> None:
     flood = keys_of(lone(40))
     assert all_new(flood, {})
@@ -79,3 +84,22 @@ def test_all_new_says_no_for_a_repeated_or_an_open_key(monkeypatch: pytest.Monke
     assert not all_new(flood, {})  # distinct keys, equal hashes: not sure, so no
     other = {key_bytes(keys_of(lone(1, 5000)))[0]: object()}
     assert all_new(flood[:1], other)  # an open key of the same hash is compared: not it
+
+
+@pytest.mark.parametrize("collide", [False, True])
+def test_group_keys_groups_as_sorting_does(collide: bool, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The groups np.unique finds, whether the hashes tell the keys apart or all collide
+    (then the keys are sorted); open_among finds exactly the open keys either way."""
+    packets = [*lone(30), *lone(10), *lone(5, 700), lone(1)[0]]  # keys 0-9 twice, 0 thrice
+    keys = keys_of(packets)
+    if collide:
+        monkeypatch.setattr(fragments, "key_hashes", lambda k: np.zeros(k.shape[0], np.uint64))
+    uniq, inv, hashes = group_keys(keys, fragments.key_hashes(keys))
+    assert uniq.shape[0] == 35
+    assert (uniq[inv] == keys).all()  # each key's group holds that key
+    expected = np.unique(keys, return_inverse=True)[1].reshape(-1)
+    same = expected[:, None] == expected[None, :]
+    assert ((inv[:, None] == inv[None, :]) == same).all()  # the same partition
+    opened = {key_bytes(keys[3:4])[0]: 1, key_bytes(keys_of(lone(1, 9000)))[0]: 2}
+    held = open_among(uniq, hashes, opened)
+    assert held.sum() == 1 and (uniq[held] == keys[3]).all()

@@ -19,7 +19,7 @@ from numpy.typing import NDArray
 from netsleuth import craft
 from netsleuth.capture import RecordBatch
 from netsleuth.capture.writer import write_pcap
-from netsleuth.checks.fragments import FragmentAudit, Frags
+from netsleuth.checks.fragments import FragmentAudit, Frags, Instances
 from netsleuth.craft.l3 import MF
 from netsleuth.decode import decode
 
@@ -123,10 +123,17 @@ class TrackerOnly(FragmentAudit):
         ts: NDArray[np.int64],
         held: NDArray[np.bool_],
         buf: NDArray[np.uint8],
-    ) -> tuple[NDArray[np.int64], NDArray[np.uint8], NDArray[np.bool_]]:
+    ) -> Instances:
         n = inv.shape[0]
-        flags = np.zeros(n, dtype=np.uint8)
-        return np.arange(n, dtype=np.int64), flags, np.zeros(n, dtype=np.bool_)
+        return Instances(
+            inst=np.arange(n, dtype=np.int64),
+            flags=np.zeros(n, dtype=np.uint8),
+            settled=np.zeros(n, dtype=np.bool_),
+            key=inv,
+            frame=f.frames,
+            count=np.ones(n, dtype=np.int64),
+            v4=f.v4,
+        )
 
 
 def random_traffic(rng: random.Random, n_dgrams: int) -> list[bytes]:

@@ -17,12 +17,13 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
-from netsleuth import craft
+from netsleuth import craft, reassembly
 from netsleuth.capture import RecordBatch
 from netsleuth.checks import _trains
-from netsleuth.checks.fragments import FragmentAudit
+from netsleuth.checks.fragments import RULES, FragmentAudit
 from netsleuth.craft.l3 import MF
 from netsleuth.decode import decode
+from netsleuth.reassembly import rule_table
 
 S, D = "192.0.2.1", "198.51.100.7"
 Frame = tuple[bytes, int]  # (frame, wire length)
@@ -38,7 +39,10 @@ def v6(payload: bytes, off: int, more: bool, ident: int) -> bytes:
     return craft.ether(craft.ipv6("2001:db8::1", "2001:db8::2", body, 44), 0x86DD)
 
 
-def audit(frames: list[Frame], *, one_by_one: bool) -> tuple[object, ...]:
+Found = tuple[str, str | None, int, tuple[int, ...], str]
+
+
+def audit(frames: list[Frame], *, one_by_one: bool) -> tuple[list[Found], dict[str, set[bytes]]]:
     """(findings as comparable tuples, flagged keys) after the audit saw `frames` in one
     batch, or one fragment a batch (the tracker alone)."""
     a = FragmentAudit()
@@ -50,7 +54,7 @@ def audit(frames: list[Frame], *, one_by_one: bool) -> tuple[object, ...]:
     else:
         a.observe(decode(RecordBatch.from_packets(data, wirelen=wire)))
     got = sorted((f.id, f.layer, f.count, f.packets, repr(f.evidence)) for f in a.findings())
-    return tuple(got), a.flagged_keys
+    return got, a.flagged_keys
 
 
 def random_trains(rng: random.Random) -> list[Frame]:
@@ -165,8 +169,51 @@ def test_the_walk_refuses_bytes_outside_the_buffer() -> None:
     past = np.array([12], dtype=np.int64)
     size = np.array([8], dtype=np.int64)
     with pytest.raises(ValueError, match="outside the buffer"):
-        _trains.trains(one, one, i64, size, past, size, buf, iid, flags)
+        _trains.trains(one, one, i64, size, past, size, i64, 30, buf, RULES, iid, flags)
     with pytest.raises(ValueError, match="sizes do not match"):
-        _trains.trains(one, one, np.zeros(2, np.int64), size, i64, size, buf, iid, flags)
-    assert _trains.trains(one, one, i64, size, i64, size, buf, iid, flags) == 1
+        _trains.trains(
+            one, one, np.zeros(2, np.int64), size, i64, size, i64, 30, buf, RULES, iid, flags
+        )
+    assert _trains.trains(one, one, i64, size, i64, size, i64, 30, buf, RULES, iid, flags) == 1
     assert flags[0] == 1  # complete, nothing else
+
+
+def test_the_rule_table_reads_each_policy_from_its_rule(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Bit 3 * (new offset <, =, > old offset) + (new end <, =, > old end); the policies as
+    reassembly.py describes them: first never overwrites, last always, bsd when the new
+    fragment starts before, bsd-right when it ends after, linux-legacy unless it starts
+    after, windows when it starts before and ends after, solaris the same or ends with."""
+    starts_before, ends_after = 0b000_000_111, 0b100_100_100
+    assert rule_table() == [
+        0,
+        0b111_111_111,
+        starts_before,
+        ends_after,
+        0b000_111_111,
+        starts_before & ends_after,
+        starts_before & 0b110_110_110,
+    ]
+    odd = {**reassembly.POLICIES, "odd": lambda new, old: new.offset % 16 == 0}
+    monkeypatch.setattr(reassembly, "POLICIES", odd)
+    with pytest.raises(ValueError, match="more than offsets and ends"):
+        rule_table()
+
+
+def test_outputs_may_not_alias_inputs() -> None:
+    one = np.ones(1, dtype=np.uint8)
+    col = np.zeros(1, dtype=np.int64)
+    flags = np.empty(1, np.uint8)
+    buf = np.zeros(16, dtype=np.uint8)
+    with pytest.raises(ValueError, match="share memory"):
+        _trains.trains(one, one, col, col, col, col, col, 30, buf, RULES, col, flags)
+
+
+def test_a_fragment_shorter_than_its_header_is_not_reassembled() -> None:
+    """Total length 12 at offset 8: its end would be 0, as if it ended a datagram of its
+    own. IP drops it before reassembly (a header error): it is zero_length, and the train
+    around it is one clean datagram, in one batch or fragment by fragment."""
+    runt = craft.ether(craft.ipv4(S, D, b"", 17, ident=1, frag_off=8, total_length=12), 0x0800)
+    frames = [(f, len(f)) for f in (runt, v4(b"x" * 8, 0, True, 1), v4(b"y" * 8, 8, False, 1))]
+    got = audit(frames, one_by_one=False)
+    assert got == audit(frames, one_by_one=True)
+    assert [(f[0], f[3]) for f in got[0]] == [("ipv4.fragment.zero_length", (1,))]

@@ -52,6 +52,38 @@ POLICIES: dict[str, Rule | None] = {
 }
 
 
+def _sign(a: int, b: int) -> int:
+    return (a > b) - (a < b) + 1  # 0: less, 1: equal, 2: greater
+
+
+def rule_table() -> list[int]:
+    """Each policy that builds a payload (POLICIES' order, "linux" left out) as a 9-bit
+    mask: bit 3 * sign(new.offset - old.offset) + sign(new.end - old.end), each sign
+    0 (less), 1 (equal) or 2 (greater), is set where `new` overwrites `old`. Every rule
+    above decides from those two comparisons alone; the compiled walk of the fragment
+    audit (checks/_trains.c) applies them from this table, so the rules stay written
+    once, here. Checked on two scales of spans, so a rule that looked at anything else
+    fails here instead of deciding differently there."""
+    masks = []
+    for rule in POLICIES.values():
+        if rule is None:
+            continue
+        mask = 0
+        for scale in (1, 40):
+            old = Fragment(8 * scale, bytes(8 * scale), more=True)
+            got = 0
+            for d_off in (-1, 0, 1):
+                for d_end in (-1, 0, 1):
+                    off, end = old.offset + d_off * scale, old.end + d_end * scale
+                    bit = 3 * _sign(off, old.offset) + _sign(end, old.end)
+                    got |= rule(Fragment(off, bytes(end - off), more=True), old) << bit
+            if scale > 1 and got != mask:
+                raise ValueError("an overlap rule decides from more than offsets and ends")
+            mask = got
+        masks.append(mask)
+    return masks
+
+
 def overlaps(frags: list[Fragment]) -> bool:
     spans = sorted((f.offset, f.end) for f in frags if f.data)
     return any(b[0] < a[1] for a, b in itertools.pairwise(spans))

@@ -7,11 +7,9 @@
  * then, so the key's next fragment opens a new datagram). For each complete datagram the
  * verdicts Datagram's _finish would reach are computed here too: overlap (RFC 5722 for
  * IPv6), only exact duplicates, inconsistent ends, and whether the overlap policies of
- * real stacks disagree on the bytes (reassembly.py policy_groups): when every pair of
- * overlapping fragments carries the same bytes where they overlap, every policy builds the
- * same payload; when two data fragments disagree, "first" and "last" differ. Three or more
- * data fragments that disagree are left UNDECIDED, as are datagrams of more than MAX_FRAGS
- * fragments (TOO_BIG): the caller hands those to the tracker, which decides exactly.
+ * real stacks build different payloads (reassembly.py policy_groups, with its rules given
+ * as reassembly.rule_table's masks). Datagrams of more than MAX_FRAGS fragments are left
+ * to the tracker (TOO_BIG), which decides exactly.
  *
  * Why in C: overlapping and duplicated trains (a teardrop or FragmentSmack flood, a mirror
  * port that copies every fragment twice) went to the Python tracker fragment by fragment,
@@ -31,15 +29,73 @@ enum {
     INCONSISTENT = 8,
     CONFLICT = 16,
     TOO_BIG = 32,
-    UNDECIDED = 64,
+    STALE = 64,
 };
 enum { MAX_FRAGS = 16 }; /* at most 120 pairs of byte compares a datagram */
+enum { MAX_RULES = 16 };
 
 typedef struct {
     const uint8_t *first, *last, *buf;
-    const int64_t *off, *end, *data, *size;
+    const int64_t *off, *end, *data, *size, *ts;
+    int64_t timeout;
     Py_ssize_t buflen;
+    const uint16_t *rules; /* reassembly.rule_table() */
+    Py_ssize_t nrules;
 } Cols;
+
+static int sign(int64_t a, int64_t b) { return (a > b) - (a < b) + 1; }
+
+/* Whether the policies build different payloads from the data fragments idx[0..nd-1]
+ * (arrival order), as reassembly.reassemble does byte by byte: a byte no fragment held
+ * gets the first fragment covering it; a later one covering it takes it where the policy's
+ * rule says the new fragment overwrites the byte's owner. The bytes between two
+ * consecutive fragment edges are covered by the same fragments, so they share their owner
+ * under every policy: two policies build the same payload when, span by span, their
+ * owners are the same fragment or hold the same bytes there. */
+static int conflict(const Cols *c, const Py_ssize_t *idx, int nd) {
+    int64_t edge[2 * MAX_FRAGS];
+    int ne = 0;
+    for (int k = 0; k < nd; k++) {
+        int64_t lo = c->off[idx[k]], hi = lo + c->size[idx[k]];
+        for (int p = 0; p < 2; p++) {
+            int64_t v = p ? hi : lo;
+            int j = ne++;
+            for (; j > 0 && edge[j - 1] > v; j--) edge[j] = edge[j - 1]; /* insertion sort */
+            edge[j] = v;
+        }
+    }
+    int8_t owner[MAX_RULES][2 * MAX_FRAGS]; /* per policy, per span: fragment k or -1 */
+    for (int r = 0; r < c->nrules; r++) {
+        for (int x = 0; x + 1 < ne; x++) {
+            int8_t own = -1;
+            if (edge[x] < edge[x + 1]) {
+                for (int k = 0; k < nd; k++) {
+                    const Py_ssize_t i = idx[k];
+                    if (c->off[i] > edge[x] || c->off[i] + c->size[i] < edge[x + 1]) continue;
+                    if (own >= 0) {
+                        const Py_ssize_t o = idx[own];
+                        int bit = 3 * sign(c->off[i], c->off[o]) +
+                                  sign(c->off[i] + c->size[i], c->off[o] + c->size[o]);
+                        if (!((c->rules[r] >> bit) & 1)) continue;
+                    }
+                    own = (int8_t)k;
+                }
+            }
+            owner[r][x] = own;
+        }
+    }
+    for (int r = 1; r < c->nrules; r++) {
+        for (int x = 0; x + 1 < ne; x++) {
+            int a = owner[0][x], b = owner[r][x];
+            if (a == b) continue;
+            const Py_ssize_t ia = idx[a], ib = idx[b];
+            const uint8_t *pa = c->buf + c->data[ia] + (edge[x] - c->off[ia]);
+            const uint8_t *pb = c->buf + c->data[ib] + (edge[x] - c->off[ib]);
+            if (memcmp(pa, pb, (size_t)(edge[x + 1] - edge[x])) != 0) return 1;
+        }
+    }
+    return 0;
+}
 
 /* The verdicts of fragments s..e (inclusive), one complete datagram. A fragment's stored
  * bytes are data[i] .. data[i] + size[i] (fewer than its header claims when the capture
@@ -47,11 +103,12 @@ typedef struct {
 static int verdicts(const Cols *c, Py_ssize_t s, Py_ssize_t e) {
     int flags = COMPLETE, has_last = 0, overlap = 0, dup_only = 1, agree = 1, nd = 0;
     int64_t min_last = 0, max_last = 0, reach = INT64_MIN, reach_all = INT64_MIN;
+    Py_ssize_t idx[MAX_FRAGS]; /* the data fragments, in arrival order */
     for (Py_ssize_t i = s; i <= e; i++) {
         int64_t stored_end = c->off[i] + c->size[i];
         if (stored_end > reach_all) reach_all = stored_end;
         if (c->size[i] > 0) {
-            nd++;
+            idx[nd++] = i;
             if (stored_end > reach) reach = stored_end;
         }
         if (c->last[i]) {
@@ -81,7 +138,8 @@ static int verdicts(const Cols *c, Py_ssize_t s, Py_ssize_t e) {
     if (!overlap) return flags;
     flags |= OVERLAP;
     if (dup_only) return flags | DUP_ONLY;
-    if (!agree) flags |= nd == 2 ? CONFLICT : UNDECIDED;
+    /* Overlapping fragments that agree byte for byte leave every policy the same payload. */
+    if (!agree && conflict(c, idx, nd)) flags |= CONFLICT;
     return flags;
 }
 
@@ -110,11 +168,12 @@ static Py_ssize_t cover(int64_t *cs, int64_t *ce, Py_ssize_t n, int64_t lo, int6
 }
 
 /* Walk the fragments; iid[i] <- the instance of fragment i, flags[k] <- instance k's flags.
- * An instance still open at its key's end has flags 0; one cut short by TOO_BIG takes the
- * key's remaining fragments. Returns the number of instances. */
+ * An instance still open at its key's end lacks COMPLETE; one cut short by TOO_BIG takes
+ * the key's remaining fragments. STALE: its fragments' timestamps lie more than the timeout
+ * apart (to a reassembler, the earlier part expired first). Returns the instances. */
 static Py_ssize_t walk(const Cols *c, Py_ssize_t n, int64_t *iid, uint8_t *flags) {
     Py_ssize_t ni = 0, s = 0, ncov = 0;
-    int64_t cs[MAX_FRAGS], ce[MAX_FRAGS], last_end = -1;
+    int64_t cs[MAX_FRAGS], ce[MAX_FRAGS], last_end = -1, t_min = 0, t_max = 0;
     int open = 0, stuck = 0;
     for (Py_ssize_t i = 0; i < n; i++) {
         if (c->first[i]) stuck = 0;
@@ -124,6 +183,7 @@ static Py_ssize_t walk(const Cols *c, Py_ssize_t n, int64_t *iid, uint8_t *flags
                 s = i;
                 ncov = 0;
                 last_end = -1;
+                t_min = t_max = c->ts[i];
                 ni++;
                 open = 1;
             }
@@ -131,19 +191,32 @@ static Py_ssize_t walk(const Cols *c, Py_ssize_t n, int64_t *iid, uint8_t *flags
         iid[i] = ni - 1;
         if (stuck) continue;
         if (i - s + 1 > MAX_FRAGS) {
-            flags[ni - 1] = TOO_BIG;
+            flags[ni - 1] |= TOO_BIG;
             stuck = 1;
             continue;
         }
+        if (c->ts[i] < t_min) t_min = c->ts[i];
+        if (c->ts[i] > t_max) t_max = c->ts[i];
+        /* Unsigned: a capture's timestamps may lie anywhere in int64. */
+        if ((uint64_t)t_max - (uint64_t)t_min > (uint64_t)c->timeout) flags[ni - 1] |= STALE;
         if (c->last[i] && c->end[i] > last_end) last_end = c->end[i];
+        /* At most MAX_FRAGS - 1 ranges before this one (the TOO_BIG test above comes
+         * first): cover has room for one more. */
         if (c->end[i] > c->off[i]) ncov = cover(cs, ce, ncov, c->off[i], c->end[i]);
         int done = last_end <= 0 ? last_end == 0 : ncov == 1 && cs[0] == 0 && ce[0] >= last_end;
         if (done) {
-            flags[ni - 1] = (uint8_t)verdicts(c, s, i);
+            flags[ni - 1] |= (uint8_t)verdicts(c, s, i);
             open = 0;
         }
     }
     return ni;
+}
+
+/* Whether two buffers share a byte: an output that aliases an input would change the
+ * checked values under the walk. */
+static int overlap(const Py_buffer *a, const Py_buffer *b) {
+    const char *pa = a->buf, *pb = b->buf;
+    return a->len > 0 && b->len > 0 && pa < pb + b->len && pb < pa + a->len;
 }
 
 static int get(PyObject *o, Py_buffer *b, Py_ssize_t item, Py_ssize_t n, int writable) {
@@ -157,27 +230,45 @@ static int get(PyObject *o, Py_buffer *b, Py_ssize_t item, Py_ssize_t n, int wri
     return 0;
 }
 
-/* trains(first, last, off, end, data, size, buf, iid, flags) -> instances. first, last:
- * uint8 (a key's first fragment; MF=0); off, end, data, size: int64; iid: int64 out;
- * flags: uint8 out, n of them. Every fragment's stored bytes must lie inside buf: a
- * fragment that does not is refused (ValueError), not clamped. */
+/* Whether any of the buffers from `out` on shares memory with another buffer. */
+static int aliased(const Py_buffer *b, Py_ssize_t n, Py_ssize_t out) {
+    for (Py_ssize_t k = out; k < n; k++)
+        for (Py_ssize_t j = 0; j < n; j++)
+            if (j != k && overlap(&b[k], &b[j])) return 1;
+    return 0;
+}
+
+/* trains(first, last, off, end, data, size, ts, timeout, buf, rules, iid, flags) ->
+ * instances. first, last: uint8 (a key's first fragment; MF=0); off, end, data, size, ts:
+ * int64; timeout: ns; rules: uint16, 1 to MAX_RULES policy masks; iid: int64 out; flags:
+ * uint8 out, n of them. Every fragment's stored bytes must lie inside buf: a fragment that
+ * does not is refused (ValueError), not clamped. */
 static PyObject *trains(PyObject *self, PyObject *args) {
-    PyObject *o[9];
-    Py_buffer b[9];
-    static const Py_ssize_t item[9] = {1, 1, 8, 8, 8, 8, 1, 8, 1};
+    enum { NARGS = 11, BUF = 7, RULES = 8, OUT = 9 };
+    PyObject *o[NARGS];
+    Py_buffer b[NARGS];
+    static const Py_ssize_t item[NARGS] = {1, 1, 8, 8, 8, 8, 8, 1, 2, 8, 1};
+    long long timeout;
     (void)self;
-    if (!PyArg_ParseTuple(args, "OOOOOOOOO", &o[0], &o[1], &o[2], &o[3], &o[4], &o[5], &o[6],
-                          &o[7], &o[8]))
+    if (!PyArg_ParseTuple(args, "OOOOOOOLOOOO", &o[0], &o[1], &o[2], &o[3], &o[4], &o[5], &o[6],
+                          &timeout, &o[7], &o[8], &o[9], &o[10]))
         return NULL;
     Py_ssize_t n = -1, held = 0;
-    for (; held < 9; held++) {
-        Py_ssize_t want = held == 6 ? -1 : n;
-        if (get(o[held], &b[held], item[held], want, held >= 7) < 0) break;
+    for (; held < NARGS; held++) {
+        Py_ssize_t want = held == BUF || held == RULES ? -1 : n;
+        if (get(o[held], &b[held], item[held], want, held >= OUT) < 0) break;
         if (held == 0) n = b[0].len;
     }
     PyObject *result = NULL;
-    if (held == 9) {
-        Cols c = {b[0].buf, b[1].buf, b[6].buf, b[2].buf, b[3].buf, b[4].buf, b[5].buf, b[6].len};
+    if (held == NARGS && (b[RULES].len % 2 || b[RULES].len < 2 || b[RULES].len > 2 * MAX_RULES))
+        PyErr_SetString(PyExc_ValueError, "rules: 1 to 16 uint16 policy masks");
+    else if (held == NARGS && timeout < 0)
+        PyErr_SetString(PyExc_ValueError, "timeout: a duration, not negative");
+    else if (held == NARGS && aliased(b, NARGS, OUT))
+        PyErr_SetString(PyExc_ValueError, "the outputs must not share memory with the inputs");
+    else if (held == NARGS) {
+        Cols c = {b[0].buf, b[1].buf, b[BUF].buf, b[2].buf,     b[3].buf,     b[4].buf,
+                  b[5].buf, b[6].buf, timeout,    b[BUF].len, b[RULES].buf, b[RULES].len / 2};
         int ok = 1;
         for (Py_ssize_t i = 0; i < n && ok; i++)
             /* Offsets are below 2^32 (an IPv6 jumbogram's at most): no sum overflows. */
@@ -188,7 +279,7 @@ static PyObject *trains(PyObject *self, PyObject *args) {
         if (!ok)
             PyErr_SetString(PyExc_ValueError, "a fragment's bytes lie outside the buffer");
         else
-            result = PyLong_FromSsize_t(walk(&c, n, b[7].buf, b[8].buf));
+            result = PyLong_FromSsize_t(walk(&c, n, b[OUT].buf, b[OUT + 1].buf));
     }
     for (Py_ssize_t k = 0; k < held; k++) PyBuffer_Release(&b[k]);
     return result;

@@ -8,9 +8,11 @@ bytes), duplicate, inconsistent, too_many, incomplete.
 A datagram has a life, as in a reassembler (Linux net/ipv4/ip_fragment.c): it ends when
 its last hole is filled, and the next fragment with the same key (16-bit IP ids recur)
 starts a new one; one older than 30 s (ipfrag_time) expires as incomplete. Trains that
-complete cleanly inside one batch (nearly all of them) are settled with NumPy, each key's
-fragments split into datagram instances in arrival order (_instances); the rest go to a
-bounded Python tracker that keeps their bytes and their covered ranges. The tracker is
+complete inside one batch (nearly all of them, overlapping, duplicated or not) are settled
+there: _trains.c walks each key's fragments in arrival order, splits them into datagram
+instances and gives each one's verdicts, which NumPy counts (_instances, _settle); the
+rest go to a bounded Python tracker that keeps their bytes and their covered ranges, and
+is the reference the walk is tested against (tests/test_fragment_trains.py). The tracker is
 capped in datagrams and bytes (each fragment charged FRAG_COST beyond its bytes); what
 falls out is counted as fragment.evicted, never judged.
 """
@@ -31,7 +33,7 @@ from netsleuth.checks.frames import FrameTally
 from netsleuth.checks.layers import ip_layers
 from netsleuth.decode.table import FLAG_DF, IPLayer, PacketTable
 from netsleuth.findings import MAX_FRAMES, Finding
-from netsleuth.reassembly import Fragment, overlaps, policy_groups
+from netsleuth.reassembly import Fragment, overlaps, policy_groups, rule_table
 
 TIMEOUT_NS = 30 * 1_000_000_000  # net.ipv4.ipfrag_time default (Documentation/networking)
 MAX_OPEN = 4096  # datagrams held at once
@@ -48,7 +50,8 @@ DPDK_MAX_FRAGS = 4
 L4_MIN = {6: 20, 17: 8, 1: 8, 58: 8}
 MAX_EVIDENCE = 20
 # A datagram instance's flags, as _trains.c sets them.
-COMPLETE, OVERLAP, DUP_ONLY, INCONSISTENT, CONFLICT, TOO_BIG, UNDECIDED = 1, 2, 4, 8, 16, 32, 64
+COMPLETE, OVERLAP, DUP_ONLY, INCONSISTENT, CONFLICT, TOO_BIG, STALE = 1, 2, 4, 8, 16, 32, 64
+RULES = np.array(rule_table(), dtype=np.uint16)  # the overlap policies, for _trains.c
 MAX_FLAGGED_KEYS = 1000  # datagram keys remembered per finding id, for evidence export
 
 KEY = np.dtype(
@@ -101,6 +104,19 @@ class Frags:
             self.v4[sel],
             self.size[sel],
         )
+
+
+@dataclass(frozen=True)
+class Instances:
+    """The datagram instances of one batch's fragments (FragmentAudit._instances)."""
+
+    inst: NDArray[np.int64]  # per fragment (input order): its instance
+    flags: NDArray[np.uint8]  # per instance: _trains.c's flags
+    settled: NDArray[np.bool_]  # per instance: judged in this batch
+    key: NDArray[np.int64]  # per instance: its key's index among the batch's distinct keys
+    frame: NDArray[np.int64]  # per instance: its first (earliest) frame
+    count: NDArray[np.int64]  # per instance: its fragments
+    v4: NDArray[np.bool_]
 
 
 @dataclass(slots=True)
@@ -282,7 +298,11 @@ class FragmentAudit:
         if atomic.any():
             self.tally.add(f"ipv6.fragment.atomic|{name}", frames[atomic])
             self._flag_keys("ipv6.fragment.atomic", keys[atomic], frames[atomic])
-        track = np.flatnonzero(~atomic)
+        # A total length shorter than the header (zero_length above) never reaches a
+        # reassembler: Linux drops it as a header error first (ip_rcv_core: len <
+        # iph->ihl*4, inhdr_error). Tracked, its end (offset + a negative length) could be
+        # 0, which would "complete" a datagram of one fragment.
+        track = np.flatnonzero(~atomic & (plen >= 0))
         if track.shape[0]:
             # What the capture holds of each fragment's data: up to its header's end or the
             # record's cut, whichever comes first.
@@ -292,27 +312,26 @@ class FragmentAudit:
             self._group(t, name, f.take(track))
 
     def _group(self, t: PacketTable, name: str, f: Frags) -> None:
-        if all_new(f.keys, self.open):
+        h = key_hashes(f.keys)
+        ts = t.batch.ts_ns[f.rows]
+        if all_new(f.keys, h, self.open):
             # All new, all lone (a flood of fragments that never complete looks like this):
             # one fragment completes nothing; admitted in arrival order, no copy, no sort.
-            self._admit(t, name, f, lambda i: key_bytes(f.keys[i:]), t.batch.ts_ns[f.rows])
+            self._admit(t, name, f, lambda i: key_bytes(f.keys[i:]), ts)
             return
-        uniq, inv = np.unique(f.keys, return_inverse=True)
-        inv = inv.reshape(-1)
+        uniq, inv, hashes = group_keys(f.keys, h)
+        held = open_among(uniq, hashes, self.open)
         raw, w = uniq.tobytes(), KEY.itemsize
 
         def keys_of(groups: NDArray[np.int64]) -> list[bytes]:
             return [raw[g * w : g * w + w] for g in groups.tolist()]
 
-        ts = t.batch.ts_ns[f.rows]
-        held = open_among(uniq, self.open)
         if uniq.shape[0] == inv.shape[0]:  # every key once: nothing settles here
             settled = np.zeros(inv.shape[0], dtype=np.bool_)
         else:
-            inst, flags, settled = self._instances(inv, f, ts, held, t.batch.buf)
-            self._settle(
-                name, f, inv, keys_of, inst=inst, flags=flags, settled=settled, buf=t.batch.buf
-            )
+            found = self._instances(inv, f, ts, held, t.batch.buf)
+            self._settle(name, f, uniq, found, t.batch.buf)
+            settled = found.settled[found.inst]
         rest = np.flatnonzero(~settled)
         if rest.shape[0] == 0:
             return
@@ -335,21 +354,19 @@ class FragmentAudit:
         ts: NDArray[np.int64],
         held: NDArray[np.bool_],
         buf: NDArray[np.uint8],
-    ) -> tuple[NDArray[np.int64], NDArray[np.uint8], NDArray[np.bool_]]:
+    ) -> Instances:
         """Split each key's fragments (in arrival order) into datagram instances as the
-        tracker would, and say which fragments belong to one that this batch settles.
+        tracker would, and say which ones this batch settles.
 
         A reassembler frees a datagram when its last hole is filled (Linux: ip_frag_reasm
         runs once INET_FRAG_FIRST_IN | INET_FRAG_LAST_IN are set and meat == len, and the
         queue is killed), so the next fragment with the same key (IP ids are 16 bits and
         recur) starts a new datagram. _trains.c walks the batch's fragments by key and
         gives each instance's verdict flags. A key's instances settle here up to the first
-        one that cannot: still open at the batch's end, spread over more than the timeout,
-        continuing a datagram the tracker holds, or one _trains.c left to the tracker
-        (TOO_BIG; UNDECIDED for IPv4, whose overlap policies it could not compare); from
-        there on the tracker follows the key fragment by fragment.
-        Returns (instance id per fragment and flags per instance, in input order; settled
-        mask)."""
+        one that cannot: still open at the batch's end, spread over more than the timeout
+        (the tracker expires in order), continuing a datagram the tracker holds, or one of
+        more fragments than _trains.c takes (TOO_BIG); from there on the tracker follows
+        the key fragment by fragment."""
         n = inv.shape[0]
         order = np.argsort(inv, kind="stable")  # by key, arrival order within a key
         g = inv[order]
@@ -357,86 +374,67 @@ class FragmentAudit:
         first[1:] = g[1:] != g[:-1]
         iid = np.empty(n, dtype=np.int64)
         flags = np.empty(n, dtype=np.uint8)
-        last = ~f.mf[order]
-        cols = (f.off[order], f.end[order], f.data[order], f.size[order])
-        ni = _trains.trains(first.view(np.uint8), last.view(np.uint8), *cols, buf, iid, flags)
+        marks = (first.view(np.uint8), (~f.mf[order]).view(np.uint8))
+        cols = (f.off[order], f.end[order], f.data[order], f.size[order], ts[order])
+        ni = _trains.trains(*marks, *cols, self.timeout_ns, buf, RULES, iid, flags)
         flags = flags[:ni]
-        v4 = np.zeros(ni, dtype=np.bool_)
-        v4[iid] = f.v4[order]
-        clean = ((flags & COMPLETE) != 0) & ((flags & TOO_BIG) == 0)
-        clean &= ~(((flags & UNDECIDED) != 0) & v4)
-        t_min = np.full(ni, np.iinfo(np.int64).max, dtype=np.int64)
-        t_max = np.full(ni, np.iinfo(np.int64).min, dtype=np.int64)
-        tso = ts[order]
-        np.minimum.at(t_min, iid, tso)
-        np.maximum.at(t_max, iid, tso)
-        # A train spread over more than the timeout is not one datagram to a reassembler:
-        # the earlier part expired first. The tracker expires in order.
-        clean &= (t_max - t_min) <= self.timeout_ns
+        starts = np.flatnonzero(np.diff(iid, prepend=-1))  # each instance's first fragment
+        key = g[starts]
+        clean = (flags & (COMPLETE | TOO_BIG | STALE)) == COMPLETE
         # Per key, the instances before the first unclean one are settled.
         bad_at = np.full(int(g[-1]) + 1, ni, dtype=np.int64)
-        unclean = ~clean[iid]
-        np.minimum.at(bad_at, g[unclean], iid[unclean])
-        settled_sorted = (iid < bad_at[g]) & ~held[g]
-        settled = np.empty(n, dtype=np.bool_)
-        settled[order] = settled_sorted
+        unclean = np.flatnonzero(~clean)
+        np.minimum.at(bad_at, key[unclean], unclean)
         inst = np.empty(n, dtype=np.int64)
         inst[order] = iid
-        return inst, flags, settled
+        return Instances(
+            inst=inst,
+            flags=flags,
+            settled=(np.arange(ni) < bad_at[key]) & ~held[key],
+            key=key,
+            frame=f.frames[order[starts]],
+            count=np.diff(np.append(starts, n)),
+            v4=f.v4[order[starts]],
+        )
 
     def _settle(
-        self,
-        name: str,
-        f: Frags,
-        inv: NDArray[np.int64],
-        keys_of: Callable[[NDArray[np.int64]], list[bytes]],
-        *,
-        inst: NDArray[np.int64],
-        flags: NDArray[np.uint8],
-        settled: NDArray[np.bool_],
-        buf: NDArray[np.uint8],
+        self, name: str, f: Frags, uniq: NDArray[np.void], found: Instances, buf: NDArray[np.uint8]
     ) -> None:
         """The verdicts of the datagrams this batch settled, each what _finish gives a
         complete one: its fragments counted under every id that applies, its key flagged
-        at its earliest frame."""
-        has = flags[inst]
-        count = np.bincount(inst, minlength=flags.shape[0])
-        v4 = settled & f.v4
-        overlap = settled & ((has & OVERLAP) != 0) & ((has & DUP_ONLY) == 0)
+        at its first frame."""
+        flags, settled = found.flags, found.settled
+        v4 = settled & found.v4
+        overlap = settled & ((flags & (OVERLAP | DUP_ONLY)) == OVERLAP)
         for fid, sel in (
-            ("ipv4.fragment.too_many", v4 & (count[inst] > DPDK_MAX_FRAGS)),
-            ("ipv4.fragment.inconsistent", v4 & ((has & INCONSISTENT) != 0)),
-            ("ipv4.fragment.duplicate", v4 & ((has & DUP_ONLY) != 0)),
-            ("ipv4.fragment.overlap", overlap & f.v4),
-            ("ipv6.fragment.overlap", overlap & ~f.v4),
-            ("ipv4.fragment.overlap_conflict", v4 & ((has & CONFLICT) != 0)),
+            ("ipv4.fragment.too_many", v4 & (found.count > DPDK_MAX_FRAGS)),
+            ("ipv4.fragment.inconsistent", v4 & ((flags & INCONSISTENT) != 0)),
+            ("ipv4.fragment.duplicate", v4 & ((flags & DUP_ONLY) != 0)),
+            ("ipv4.fragment.overlap", overlap & found.v4),
+            ("ipv6.fragment.overlap", overlap & ~found.v4),
+            ("ipv4.fragment.overlap_conflict", v4 & ((flags & CONFLICT) != 0)),
         ):
             if not sel.any():
                 continue
-            self.tally.add(f"{fid}|{name}", f.frames[sel])
-            groups, at = np.unique(inv[sel], return_inverse=True)
-            earliest = np.full(groups.shape[0], np.iinfo(np.int64).max, np.int64)
-            np.minimum.at(earliest, at.reshape(-1), f.frames[sel])
-            self._flag_keys(fid, keys_of(groups), earliest)
+            self.tally.add(f"{fid}|{name}", f.frames[sel[found.inst]])
+            self._flag_keys(fid, uniq[found.key[sel]], found.frame[sel])
             if fid == "ipv4.fragment.overlap_conflict":
-                self._conflict_evidence(f, inst, sel, buf)
+                self._conflict_evidence(f, found, sel, buf)
 
     def _conflict_evidence(
-        self, f: Frags, inst: NDArray[np.int64], sel: NDArray[np.bool_], buf: NDArray[np.uint8]
+        self, f: Frags, found: Instances, sel: NDArray[np.bool_], buf: NDArray[np.uint8]
     ) -> None:
-        """Evidence of the settled conflicting datagrams that can be among the first
-        MAX_EVIDENCE (by first frame): their policies' payloads, built here exactly as
-        _finish builds them (a batch of a flood holds thousands; at most MAX_EVIDENCE
-        are built)."""
+        """Evidence of the settled conflicting datagrams (`sel`) that can be among the
+        first MAX_EVIDENCE (by first frame): their policies' payloads, built here exactly as
+        _finish builds them (a batch of a flood holds thousands; at most MAX_EVIDENCE are
+        built)."""
         held = self.evidence.setdefault("ipv4.fragment.overlap_conflict", [])
-        rows = np.flatnonzero(sel)
-        firsts, where = np.unique(inst[rows], return_index=True)  # first fragment's row
-        start = f.frames[rows[where]]
-        pick = np.argsort(start, kind="stable")[:MAX_EVIDENCE]
+        chosen = np.flatnonzero(sel)
         if len(held) >= MAX_EVIDENCE:
-            pick = pick[start[pick] <= held[-1]["frames"][0]]
-        for k in firsts[pick].tolist():
-            mine = rows[inst[rows] == k]  # arrival order
+            chosen = chosen[found.frame[chosen] <= held[-1]["frames"][0]]
+        chosen = chosen[np.argsort(found.frame[chosen], kind="stable")][:MAX_EVIDENCE]
+        for k in chosen.tolist():
+            mine = np.flatnonzero(found.inst == k)  # arrival order
             frags = [
                 Fragment(off, buf[d : d + n].tobytes(), mf, frame)
                 for off, d, n, mf, frame in zip(
@@ -449,8 +447,8 @@ class FragmentAudit:
                 )
             ]
             entry = _conflict_entry(frags)
-            assert entry is not None, "_trains.c: two data fragments that differ conflict"
-            _keep_first(held, entry)
+            if entry is not None:  # always: _trains.c flagged it by the same rules
+                _keep_first(held, entry)
 
     def _track(
         self, t: PacketTable, name: str, f: Frags, keys: list[bytes], ts: NDArray[np.int64]
@@ -621,7 +619,7 @@ _MIX = np.array([(0x9E3779B97F4A7C15 * (2 * j + 1)) % (1 << 64) for j in range(1
 
 def key_hashes(keys: NDArray[np.void]) -> NDArray[np.uint64]:
     """A 64-bit hash of each key. Equal keys hash equal; unequal ones almost never do,
-    and a caller that sees two equal hashes compares the keys (all_new)."""
+    and a caller that sees two equal hashes compares the keys (group_keys)."""
     n, w = keys.shape[0], keys.dtype.itemsize
     words = np.zeros((n, -(-w // 8) * 8), dtype=np.uint8)
     words[:, :w] = keys.view(np.uint8).reshape(n, w)
@@ -639,39 +637,75 @@ def key_bytes(keys: NDArray[np.void]) -> list[bytes]:
     return [raw[k : k + w] for k in range(0, len(raw), w)]
 
 
-def all_new(keys: NDArray[np.void], opened: Mapping[bytes, object]) -> bool:
-    """Whether a batch's keys are all distinct and none is open: the flood case, decided
-    without sorting the keys themselves (a sort of 108-byte keys was a third of a flood's
-    scan). Exact: distinct hashes mean distinct keys, and an open key whose hash matches
-    one of the batch's is compared byte for byte. Equal hashes among the batch's keys
-    (a key twice, or a collision an attacker may craft) only say "not sure": the caller
-    takes the sorting path, which decides."""
+def all_new(keys: NDArray[np.void], h: NDArray[np.uint64], opened: Mapping[bytes, object]) -> bool:
+    """Whether a batch's keys (`h`: their key_hashes) are all distinct and none is open:
+    the flood case, decided without grouping the keys. Exact: distinct hashes mean
+    distinct keys, and an open key whose hash matches one of the batch's is compared byte
+    for byte. Equal hashes among the batch's keys (a key twice, or a collision an attacker
+    may craft) only say "not sure": the caller groups the keys, which decides."""
     if keys.shape[0] == 0:
         return False
-    h = np.sort(key_hashes(keys))
-    if (h[1:] == h[:-1]).any():
+    hs = np.sort(h)
+    if (hs[1:] == hs[:-1]).any():
         return False
     if not opened:
         return True
     held = np.frombuffer(b"".join(opened), dtype=keys.dtype)
     hh = key_hashes(held)
-    at = np.minimum(np.searchsorted(h, hh), h.shape[0] - 1)
-    maybe = np.flatnonzero(h[at] == hh)
+    at = np.minimum(np.searchsorted(hs, hh), hs.shape[0] - 1)
+    maybe = np.flatnonzero(hs[at] == hh)
     if maybe.shape[0] == 0:
         return True
     batch = set(key_bytes(keys))
     return not any(held[i].tobytes() in batch for i in maybe.tolist())
 
 
-def open_among(uniq: NDArray[np.void], opened: Mapping[bytes, object]) -> NDArray[np.bool_]:
-    """Which of a batch's keys (sorted and distinct, as np.unique gives them) are in
-    `opened`: the open keys are looked up in the batch's, not the other way round, so the
-    cost follows the bounded table, not the batch."""
+def group_keys(
+    keys: NDArray[np.void], h: NDArray[np.uint64]
+) -> tuple[NDArray[np.void], NDArray[np.int64], NDArray[np.uint64]]:
+    """(the distinct keys, each key's index among them, the distinct keys' hashes), from
+    the keys and their key_hashes `h`: what
+    np.unique(keys, return_inverse=True) gives, the distinct keys in the order of their
+    hashes rather than of their bytes, without sorting the keys themselves (a sort of
+    108-byte keys cost more than the rest of the audit on a batch of fragment trains).
+    Exact: keys whose hashes are equal are compared byte for byte, and a collision (two
+    keys, one hash: chance, or an attacker's craft) falls back to sorting the keys."""
+    n = keys.shape[0]
+    order = np.argsort(h)  # the order among equal hashes does not matter
+    hs = h[order]
+    new = np.ones(n, dtype=np.bool_)
+    new[1:] = hs[1:] != hs[:-1]
+    again = np.flatnonzero(~new)  # a hash seen just before: the same key, or a collision
+    if again.shape[0] and (keys[order[again]] != keys[order[again - 1]]).any():
+        uniq, inv = np.unique(keys, return_inverse=True)
+        return uniq, inv.reshape(-1), key_hashes(uniq)
+    inv = np.empty(n, dtype=np.int64)
+    inv[order] = np.cumsum(new) - 1
+    return keys[order[new]], inv, hs[new]
+
+
+def open_among(
+    uniq: NDArray[np.void], hashes: NDArray[np.uint64], opened: Mapping[bytes, object]
+) -> NDArray[np.bool_]:
+    """Which of a batch's distinct keys (group_keys: with their hashes) are in `opened`:
+    the open keys are looked up in the batch's, not the other way round, so the cost
+    follows the bounded table, not the batch. An open key is compared byte for byte with
+    every batch key of its hash."""
     held = np.zeros(uniq.shape[0], dtype=np.bool_)
-    if opened and uniq.shape[0]:
-        keys = np.frombuffer(b"".join(opened), dtype=uniq.dtype)
-        at = np.minimum(np.searchsorted(uniq, keys), uniq.shape[0] - 1)
-        held[at[uniq[at] == keys]] = True
+    if not opened or uniq.shape[0] == 0:
+        return held
+    keys = np.frombuffer(b"".join(opened), dtype=uniq.dtype)
+    order = np.argsort(hashes)
+    hs = hashes[order]
+    hk = key_hashes(keys)
+    lo = np.searchsorted(hs, hk, side="left")
+    hi = np.searchsorted(hs, hk, side="right")
+    one = np.flatnonzero(hi - lo == 1)  # the usual case: compared all at once
+    at = order[lo[one]]
+    held[at[uniq[at] == keys[one]]] = True
+    for i in np.flatnonzero(hi - lo > 1).tolist():  # a hash several batch keys share
+        for j in order[lo[i] : hi[i]].tolist():
+            held[j] |= bool(uniq[j] == keys[i])
     return held
 
 

@@ -41,6 +41,8 @@ from netsleuth.checks.fragments import (
     TIMEOUT_NS,
     Datagram,
     fragment_keys,
+    group_keys,
+    key_hashes,
     open_among,
 )
 from netsleuth.checks.frames import smallest
@@ -167,12 +169,11 @@ class TunnelReassembly:
             cand[udp[tunnel]] = True
             return np.flatnonzero(cand)
         keys = fragment_keys(t, "outer", o, udp)
-        uniq, inv = np.unique(keys, return_inverse=True)
-        inv = inv.reshape(-1)
+        uniq, inv, hashes = group_keys(keys, key_hashes(keys))
         n = uniq.shape[0]
         has_first = np.bincount(inv[first], minlength=n) > 0
         to_tunnel = np.bincount(inv[first & tunnel], minlength=n) > 0
-        take = to_tunnel | open_among(uniq, self.open) | ~has_first
+        take = to_tunnel | open_among(uniq, hashes, self.open) | ~has_first
         cand[udp[take[inv]]] = True
         return np.flatnonzero(cand)
 
