@@ -10,7 +10,7 @@ import pytest
 
 from netsleuth import craft
 from netsleuth.capture import RecordBatch
-from netsleuth.checks import fragments
+from netsleuth.checks import fragments, outer_reassembly
 from netsleuth.checks.fragments import FragmentAudit, group_keys, key_bytes, open_among
 from netsleuth.craft.l3 import MF
 from netsleuth.decode import decode
@@ -103,3 +103,28 @@ def test_group_keys_groups_as_sorting_does(collide: bool, monkeypatch: pytest.Mo
     opened = {key_bytes(keys[3:4])[0]: 1, key_bytes(keys_of(lone(1, 9000)))[0]: 2}
     held = open_among(uniq, hashes, opened)
     assert held.sum() == 1 and (uniq[held] == keys[3]).all()
+
+
+@pytest.mark.parametrize("collide", [False, True])
+def test_outer_words_group_as_sorting_does(collide: bool, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The tunnel reassembly's two-word keys: one to one with fragment_keys for outer IPv4
+    fragments, and grouped as np.unique groups the full keys, whether hashes collide or
+    not."""
+    packets = [*lone(30), *lone(10), *lone(5, 700), lone(1)[0]]
+    t = decode(RecordBatch.from_packets(packets))
+    rows = np.flatnonzero(t.outer.is_frag)
+    cols = {"vlan1": t.vlan1[rows], "vlan2": t.vlan2[rows]}
+    cols |= {f: getattr(t.outer, f)[rows] for f in ("src4", "dst4", "ident", "proto")}
+    words = outer_reassembly.outer_words(cols)
+    keys = fragments.fragment_keys(t, "outer", t.outer, rows)
+    parsed = np.frombuffer(keys.tobytes(), dtype=fragments.KEY)
+    held = {f: parsed[f] for f in outer_reassembly.WORD_FIELDS}
+    assert (outer_reassembly.outer_words(held) == words).all()  # from the held keys too
+    if collide:
+        monkeypatch.setattr(
+            outer_reassembly, "word_hashes", lambda w: np.zeros(w.shape[0], np.uint64)
+        )
+    inv, n = outer_reassembly.group_words(words)
+    expected = np.unique(keys, return_inverse=True)[1].reshape(-1)
+    assert n == 35
+    assert ((inv[:, None] == inv[None, :]) == (expected[:, None] == expected[None, :])).all()

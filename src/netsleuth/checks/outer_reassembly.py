@@ -30,7 +30,8 @@ from __future__ import annotations
 import bisect
 import dataclasses
 from collections import OrderedDict
-from typing import cast
+from collections.abc import Mapping
+from typing import Any, cast
 
 import numpy as np
 from numpy.typing import NDArray
@@ -38,12 +39,10 @@ from numpy.typing import NDArray
 from netsleuth.capture import RecordBatch
 from netsleuth.checks.fragments import (
     FRAG_COST,
+    KEY,
     TIMEOUT_NS,
     Datagram,
     fragment_keys,
-    group_keys,
-    key_hashes,
-    open_among,
 )
 from netsleuth.checks.frames import smallest
 from netsleuth.craft.checksum import inet_checksum
@@ -99,6 +98,55 @@ class Held:
     def known(self) -> bool:
         """Known to carry a tunnel: not UDP, or UDP whose first fragment said so."""
         return not self.udp or (self.head is not None and bool(self.head.udp_tunnel))
+
+
+WORD_FIELDS = ("src4", "dst4", "ident", "proto", "vlan1", "vlan2")
+
+
+def outer_words(col: Mapping[str, NDArray[Any]]) -> NDArray[np.uint64]:
+    """Outer IPv4 fragments' reassembly keys (fragment_keys: everything else in one is
+    zero for the outer layer of IPv4), from their WORD_FIELDS columns, as two 64-bit
+    words each, one to one: the addresses; the 16-bit identification, the protocol and
+    both VLAN ids."""
+    w = np.empty((col["src4"].shape[0], 2), dtype=np.uint64)
+    w[:, 0] = (col["src4"].astype(np.uint64) << np.uint64(32)) | col["dst4"].astype(np.uint64)
+    w[:, 1] = (
+        ((col["ident"].astype(np.uint64) & np.uint64(0xFFFFFF)) << np.uint64(40))
+        | (col["proto"].astype(np.uint64) << np.uint64(32))
+        | (col["vlan1"].astype(np.uint64) << np.uint64(16))
+        | col["vlan2"].astype(np.uint64)
+    )
+    return w
+
+
+def word_hashes(words: NDArray[np.uint64]) -> NDArray[np.uint64]:
+    """A 64-bit hash of each row of two words (odd multipliers, shifts to mix)."""
+    h = words[:, 0] * np.uint64(0x9E3779B97F4A7C15)
+    h ^= h >> np.uint64(29)
+    h ^= words[:, 1] * np.uint64(0xC2B2AE3D27D4EB4F)
+    h ^= h >> np.uint64(32)
+    return h
+
+
+def group_words(words: NDArray[np.uint64]) -> tuple[NDArray[np.int64], int]:
+    """(each row's group, the number of groups): rows of equal words share a group.
+    Sorted by a hash of the two words, not by the rows themselves; exact, as rows whose
+    hashes are equal are compared, and a collision falls back to sorting the rows."""
+    n = words.shape[0]
+    h = word_hashes(words)
+    order = np.argsort(h)
+    hs = h[order]
+    new = np.ones(n, dtype=np.bool_)
+    new[1:] = hs[1:] != hs[:-1]
+    again = order[np.flatnonzero(~new)]
+    before = order[np.flatnonzero(~new) - 1]
+    if (words[again] != words[before]).any():
+        _, inv = np.unique(words, axis=0, return_inverse=True)
+        inv = inv.reshape(-1)
+        return inv, int(inv.max()) + 1 if n else 0
+    inv = np.empty(n, dtype=np.int64)
+    inv[order] = np.cumsum(new) - 1
+    return inv, int(new.sum())
 
 
 class TunnelReassembly:
@@ -168,13 +216,19 @@ class TunnelReassembly:
         if first.all() and not self.open:  # no key to follow: only tunnels' first fragments
             cand[udp[tunnel]] = True
             return np.flatnonzero(cand)
-        keys = fragment_keys(t, "outer", o, udp)
-        uniq, inv, hashes = group_keys(keys, key_hashes(keys))
-        n = uniq.shape[0]
-        has_first = np.bincount(inv[first], minlength=n) > 0
-        to_tunnel = np.bincount(inv[first & tunnel], minlength=n) > 0
-        take = to_tunnel | open_among(uniq, hashes, self.open) | ~has_first
-        cand[udp[take[inv]]] = True
+        mine: tuple[NDArray[Any], ...] = (o.src4, o.dst4, o.ident, o.proto, t.vlan1, t.vlan2)
+        words = outer_words({f: c[udp] for f, c in zip(WORD_FIELDS, mine, strict=True)})
+        if self.open:  # the held keys, among the batch's: which groups are open
+            k = np.frombuffer(b"".join(self.open), dtype=KEY)
+            words = np.concatenate([words, outer_words({f: k[f] for f in WORD_FIELDS})])
+        inv, n = group_words(words)
+        m = udp.shape[0]
+        has_first = np.bincount(inv[:m][first], minlength=n) > 0
+        to_tunnel = np.bincount(inv[:m][first & tunnel], minlength=n) > 0
+        is_open = np.zeros(n, dtype=np.bool_)
+        is_open[inv[m:]] = True
+        take = to_tunnel | is_open | ~has_first
+        cand[udp[take[inv[:m]]]] = True
         return np.flatnonzero(cand)
 
     def _tunnel_ports(self, t: PacketTable) -> NDArray[np.bool_]:
