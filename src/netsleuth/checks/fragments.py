@@ -455,23 +455,25 @@ class FragmentAudit:
     ) -> None:
         """The rare path: follow these fragments one by one, keeping their bytes. They come
         in arrival order within each key (the order between keys changes no verdict)."""
-        buf = t.batch.buf
-        for i in range(len(keys)):
-            key, now = keys[i], int(ts[i])
-            dg = self.open.get(key)
-            if dg is not None and now > dg.first_ts + self.timeout_ns:
+        mv = t.batch.buf.data
+        opened, timeout = self.open, self.timeout_ns
+        cols = (f.off, f.end, f.data, f.size, f.mf, f.frames, f.v4)
+        rows = zip(keys, ts.tolist(), *(c.tolist() for c in cols), strict=True)
+        for key, now, off, end, data, size, mf, frame, v4 in rows:
+            dg = opened.get(key)
+            if dg is not None and now > dg.first_ts + timeout:
                 self._close(dg, complete=False)  # expired before this fragment arrived
                 dg = None
             if dg is None:
-                dg = Datagram(key, name, 4 if f.v4[i] else 6, now)
-                self.open[key] = dg
-            off, end, data = int(f.off[i]), int(f.end[i]), int(f.data[i])
-            chunk = buf[data : data + int(f.size[i])].tobytes()
-            dg.add(Fragment(off, chunk, bool(f.mf[i]), int(f.frames[i])), end)
+                dg = Datagram(key, name, 4 if v4 else 6, now)
+                opened[key] = dg
+            chunk = bytes(mv[data : data + size])
+            dg.add(Fragment(off, chunk, mf, frame), end)
             self.open_bytes += len(chunk) + FRAG_COST
             if dg.complete():
                 self._close(dg, complete=True)
-            self._bound()
+            if len(opened) > self.max_open or self.open_bytes > self.max_bytes:
+                self._bound()
 
     def _close(self, dg: Datagram, *, complete: bool) -> None:
         del self.open[dg.key]

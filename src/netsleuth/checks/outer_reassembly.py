@@ -30,8 +30,8 @@ from __future__ import annotations
 import bisect
 import dataclasses
 from collections import OrderedDict
-from collections.abc import Mapping
-from typing import Any, cast
+from collections.abc import Iterator, Mapping
+from typing import Any, NamedTuple, cast
 
 import numpy as np
 from numpy.typing import NDArray
@@ -149,6 +149,47 @@ def group_words(words: NDArray[np.uint64]) -> tuple[NDArray[np.int64], int]:
     return inv, int(new.sum())
 
 
+class Row(NamedTuple):
+    """One outer fragment, as plain integers (positions in the batch buffer)."""
+
+    off: int  # fragment offset
+    ip: int  # where its IPv4 header starts
+    data: int  # where its data starts
+    ip_end: int  # where its total length ends
+    stop: int  # where the capture's bytes of it stop (snap length)
+    ts: int
+    frame: int
+    more: bool
+    udp: bool
+    to_tunnel: bool  # a UDP first fragment whose ports lead into a tunnel
+    vlans: tuple[int, int]
+
+
+def _rows_of(t: PacketTable, rows: NDArray[np.int64], ports: NDArray[np.bool_]) -> Iterator[Row]:
+    """The fragments at `rows`, each as a Row: converted once a batch, not read element by
+    element from NumPy (each such read costs a scalar object)."""
+    o, start = t.outer, t.start[rows]
+    ip = start + o.off[rows]
+    ip_end = ip + o.tot_len[rows].astype(np.int64)
+    cols = (
+        o.frag_off[rows].astype(np.int64),
+        ip,
+        start + o.frag_data[rows],
+        ip_end,
+        np.minimum(ip_end, start + t.batch.caplen[rows]),
+        t.batch.ts_ns[rows],
+        t.frame[rows],
+        (o.flags[rows] & 1) != 0,
+        o.proto[rows] == 17,
+        ports[rows],
+    )
+    vlans = zip(t.vlan1[rows].tolist(), t.vlan2[rows].tolist(), strict=True)
+    for off, at, data, end, stop, ts, frame, more, udp, tun, v in zip(
+        *(c.tolist() for c in cols), vlans, strict=True
+    ):
+        yield Row(off, at, data, end, stop, ts, frame, more, udp, tun, v)
+
+
 class TunnelReassembly:
     def __init__(self) -> None:
         self.protos, self.ports = tunnel_carriers()
@@ -176,15 +217,15 @@ class TunnelReassembly:
             keys = fragment_keys(t, "outer", t.outer, rows).tobytes()
             width = len(keys) // rows.shape[0]
             admitted = 0
-            for i, row in enumerate(rows.tolist()):
+            for i, frag in enumerate(_rows_of(t, rows, ports)):
                 key = keys[i * width : (i + 1) * width]
                 if key not in self.open:
                     if admitted >= MAX_OPEN:  # more new datagrams in one batch than held
-                        if int(t.outer.proto[row]) != 17 or ports[row]:
-                            self._count_bounded([int(t.frame[row])])
+                        if not frag.udp or frag.to_tunnel:
+                            self._count_bounded([frag.frame])
                         continue
                     admitted += 1
-                held = self._add(t, row, key, bool(ports[row]))
+                held = self._add(t, frag, key)
                 if held is not None:
                     done.append(held)
         self._expire()
@@ -247,36 +288,29 @@ class TunnelReassembly:
         ports[rows] = self.ports[payload_port(sport, dport)]
         return ports
 
-    def _add(self, t: PacketTable, row: int, key: bytes, to_tunnel: bool) -> Held | None:
-        """One outer fragment into its datagram; `to_tunnel`: a UDP first fragment whose
-        ports lead into a tunnel. The datagram when this fragment completed it."""
-        o = t.outer
-        off, start = int(o.frag_off[row]), int(t.start[row])
-        data = start + int(o.frag_data[row])
-        ip_end = start + int(o.off[row]) + int(o.tot_len[row])
-        stop = min(ip_end, start + int(t.batch.caplen[row]))
-        held, ts = self.open.get(key), int(t.batch.ts_ns[row])
-        if held is not None and ts > held.dg.first_ts + TIMEOUT_NS:
+    def _add(self, t: PacketTable, frag: Row, key: bytes) -> Held | None:
+        """One outer fragment into its datagram. The datagram when this fragment completed
+        it."""
+        held = self.open.get(key)
+        if held is not None and frag.ts > held.dg.first_ts + TIMEOUT_NS:
             # Expired before this fragment came (Linux: ip_expire, ipfrag_time after the
             # queue was made), whether or not a batch ended in between: the fragment starts
             # a new datagram, as in the fragment audit (FragmentAudit._track).
             self._drop(key)
             held = None
         if held is None:
-            udp = int(o.proto[row]) == 17
-            held = Held(Datagram(key, "outer", 4, ts), udp=udp)
+            held = Held(Datagram(key, "outer", 4, frag.ts), udp=frag.udp)
             self.open[key] = held
-        chunk = t.batch.buf[data : max(stop, data)].tobytes()
-        held.cut |= stop < ip_end
-        held.dg.add(
-            Fragment(off, chunk, bool(o.flags[row] & 1), int(t.frame[row])), ip_end - data + off
-        )
+        buf = t.batch.buf.data
+        chunk = bytes(buf[frag.data : max(frag.stop, frag.data)])
+        held.cut |= frag.stop < frag.ip_end
+        end = frag.ip_end - frag.data + frag.off
+        held.dg.add(Fragment(frag.off, chunk, frag.more, frag.frame), end)
         self.open_bytes += len(chunk) + FRAG_COST
-        if off == 0:
-            udp = int(o.proto[row]) == 17
-            tunnel = to_tunnel if udp else None
-            ip = t.batch.buf[start + int(o.off[row]) : data].tobytes()
-            held.head = Head(ip, (int(t.vlan1[row]), int(t.vlan2[row])), tunnel)
+        if frag.off == 0:
+            tunnel = frag.to_tunnel if frag.udp else None
+            ip = bytes(buf[frag.ip : frag.data])
+            held.head = Head(ip, frag.vlans, tunnel)
             if tunnel is False:  # a UDP datagram that is no tunnel's: not ours to keep
                 self._drop(key)
                 return None
