@@ -207,3 +207,32 @@ def test_merged_reassemblies_list_their_evidence_in_frame_order() -> None:
         parts.append(r)
     parts[0].merge_disjoint(parts[1])
     assert [e["frame"] for e in parts[0].evidence] == [2, 12]
+
+
+def vxlan_datagrams(n: int, *, complete: bool) -> list[bytes]:
+    """n VXLAN datagrams in two outer fragments each (ids 0..n-1), one after the other;
+    only their first fragments when not `complete`."""
+    frames = []
+    for ident in range(n):
+        payload = craft.udp(OS, OD, 50000, 4789, craft.vxlan(inner_frame(), vni=10))
+        parts = craft.fragment_ipv4(OS, OD, payload, 17, sizes=[1000, 0], ident=ident)
+        frames += [craft.ether(p, 0x0800) for p in parts[: 2 if complete else 1]]
+    return frames
+
+
+def test_many_datagrams_in_one_batch_are_all_rebuilt() -> None:
+    """More datagrams than the bound holds (1024) in one batch, each complete before the
+    next starts: none is dropped. A cap on one batch's new datagrams called the 1025th
+    and later bounded (and never checked their inner packets)."""
+    got = findings(vxlan_datagrams(1500, complete=True))
+    assert set(got) == {"tunnel.outer_fragmented/outer"}
+    assert got["tunnel.outer_fragmented/outer"].count == 3000
+
+
+def test_the_bound_drops_the_oldest_datagrams() -> None:
+    """1500 first fragments that never complete: the 476 oldest are dropped as the bound
+    (1024 open) is reached, and reported; the rest end with the input."""
+    got = findings(vxlan_datagrams(1500, complete=False))
+    bounded = got["tunnel.reassembly_bounded/outer"]
+    assert bounded.count == 476
+    assert bounded.packets[:3] == (1, 2, 3)

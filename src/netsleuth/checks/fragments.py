@@ -454,7 +454,9 @@ class FragmentAudit:
         self, t: PacketTable, name: str, f: Frags, keys: list[bytes], ts: NDArray[np.int64]
     ) -> None:
         """The rare path: follow these fragments one by one, keeping their bytes. They come
-        in arrival order within each key (the order between keys changes no verdict)."""
+        in arrival order within each key, the keys in their hashes' order (group_keys): the
+        order between keys changes no verdict, only, once a bound evicts, which datagrams
+        are evicted (counted as fragment.evicted, never judged)."""
         mv = t.batch.buf.data
         opened, timeout = self.open, self.timeout_ns
         cols = (f.off, f.end, f.data, f.size, f.mf, f.frames, f.v4)
