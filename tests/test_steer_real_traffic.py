@@ -96,3 +96,19 @@ def test_tshark_reads_the_builds_alike(tmp_path: Path) -> None:
     assert protos[1].endswith("arp")
     assert [p.count(":ip:") for p in protos[2:]] == [2, 2]  # outer and inner IPv4
     assert [line.split("\t")[1] for line in out[2:]] == ["1000", "1001"]  # two inner flows
+
+
+def test_many_ethertypes_are_each_counted(tmp_path: Path) -> None:
+    """300 EtherTypes without an IP decoder, up to 0xFFFF, twice each and 0xFFFF thrice
+    (counted in one pass per batch, not one pass per EtherType: random EtherTypes made
+    steer 30x slower), named as ethertypes.py names them (0x9000 is loopback, an
+    unnamed one by its number)."""
+    types = [0x9000 + i for i in range(299)] + [0xFFFF]
+    frames = [craft.ether(bytes(46), t) for t in types] * 2 + [craft.ether(bytes(100), 0xFFFF)]
+    doc = json.loads(run(tmp_path, frames, "--format", "json").out)
+    got = {c["class"]: (c["packets"], c["bytes"]) for c in doc["flows"]["non_ip"]}
+    assert len(got) == 300
+    assert sum(p for p, _ in got.values()) == len(frames)
+    assert sum(b for _, b in got.values()) == sum(len(f) for f in frames)
+    assert got["0xffff"] == (3, 2 * 60 + 114)
+    assert got["loopback"] == (2, 120)

@@ -48,6 +48,7 @@ IMBALANCE = 2.0
 MIN_PER_BUCKET = 50
 COLLAPSE = 10  # distinct flows per distinct hash key that signals a layer not parsed
 MIN_FLOWS = 100
+NON_IP_BASE = 5  # the codes below 0 in NON_IP_NAMES
 NON_IP_NAMES = {
     -1: "802.2 LLC (802.3 length field)",
     -2: "non-IP inside a tunnel",
@@ -237,7 +238,9 @@ class Traffic:
         # Packets by Tunnel kind. (A dict filled as kinds appeared was ordered by the batch
         # a kind first came in: not a thing a merge of parts can reproduce.)
         self.tunnel_counts = np.zeros(len(Tunnel), dtype=np.int64)
-        self.non_ip: dict[str, tuple[int, int]] = {}
+        # Packets (row 0) and bytes (row 1) without IP, by class code + NON_IP_BASE (the
+        # EtherType, or a NON_IP_NAMES code): counted in NumPy, named once at the end.
+        self.non_ip_counts = np.zeros((2, NON_IP_BASE + (1 << 16)), dtype=np.int64)
         self.inner_keys = DistinctKeys(spill, key_limit)
         self.outer_keys = DistinctKeys(spill, key_limit)
         self.limit = limits()[0] if limit is None else limit
@@ -289,20 +292,28 @@ class Traffic:
         wifi = t.l2[rows] == L2.IEEE80211
         code = np.where(none, np.where(wifi, np.where(t.llc_dsap[rows] >= 0, -3, -4), -5), code)
         code = np.where(t.tunnels[rows] > 0, -2, code)
-        wire = t.batch.wirelen[rows]
-        for c in np.unique(code).tolist():
-            sel = code == c
+        at, size = code + NON_IP_BASE, self.non_ip_counts.shape[1]
+        self.non_ip_counts[0] += np.bincount(at, minlength=size)
+        # Float weights are exact here: a batch's bytes stay far below 2^53.
+        wire = t.batch.wirelen[rows].astype(np.float64)
+        self.non_ip_counts[1] += np.bincount(at, weights=wire, minlength=size).astype(np.int64)
+
+    @property
+    def non_ip(self) -> dict[str, tuple[int, int]]:
+        """(packets, bytes) without IP by class name, in name order."""
+        out: dict[str, tuple[int, int]] = {}
+        for at in np.flatnonzero(self.non_ip_counts[0]).tolist():
+            c = at - NON_IP_BASE
             name = NON_IP_NAMES.get(c) or protocol_name(c)
-            p, b = self.non_ip.get(name, (0, 0))
-            self.non_ip[name] = (p + int(sel.sum()), b + int(wire[sel].sum()))
+            p, b = out.get(name, (0, 0))
+            out[name] = (p + int(self.non_ip_counts[0, at]), b + int(self.non_ip_counts[1, at]))
+        return dict(sorted(out.items()))
 
     def merge(self, other: Traffic) -> None:
         """Add the next part's traffic. Its flows' records come after this part's, so a
         flow seen in both keeps the fields of its first packet, as one run keeps them."""
         self.tunnel_counts += other.tunnel_counts
-        for name, (p, b) in other.non_ip.items():
-            mine = self.non_ip.get(name, (0, 0))
-            self.non_ip[name] = (mine[0] + p, mine[1] + b)
+        self.non_ip_counts += other.non_ip_counts
         self.inner_keys.merge(other.inner_keys)
         self.outer_keys.merge(other.outer_keys)
         if len(self.tally):
@@ -332,7 +343,7 @@ class Traffic:
             distinct,
             top,
             tunnels,
-            dict(sorted(self.non_ip.items())),
+            self.non_ip,
             (self.inner_keys.count(), self.outer_keys.count()),
         )
 
