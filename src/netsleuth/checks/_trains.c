@@ -285,8 +285,65 @@ static PyObject *trains(PyObject *self, PyObject *args) {
     return result;
 }
 
+/* gather(src, start, count, out) -> bytes written: out <- src[start[k] : start[k] +
+ * count[k]] for each k in turn (the outer reassembly's rebuilt datagrams: a header, then
+ * the data of each fragment in offset order). In NumPy this was an index per byte copied
+ * (np.repeat and arange over every byte). A range outside src, or more bytes than out
+ * holds, is refused (ValueError), not clamped. */
+static PyObject *gather(PyObject *self, PyObject *args) {
+    PyObject *o[4];
+    Py_buffer b[4];
+    static const Py_ssize_t item[4] = {1, 8, 8, 1};
+    (void)self;
+    if (!PyArg_ParseTuple(args, "OOOO", &o[0], &o[1], &o[2], &o[3])) return NULL;
+    Py_ssize_t held = 0, n = -1;
+    for (; held < 4; held++) {
+        Py_ssize_t want = held == 2 ? n : -1;
+        if (get(o[held], &b[held], item[held], want, held == 3) < 0) break;
+        if (held == 1) {
+            if (b[1].len % 8) {
+                PyErr_SetString(PyExc_ValueError, "start: int64");
+                held++;
+                break;
+            }
+            n = b[1].len / 8;
+        }
+    }
+    PyObject *result = NULL;
+    if (held == 4 && aliased(b, 4, 3))
+        PyErr_SetString(PyExc_ValueError, "the output must not share memory with the inputs");
+    else if (held == 4) {
+        const uint8_t *src = b[0].buf;
+        const int64_t *start = b[1].buf, *count = b[2].buf;
+        uint8_t *out = b[3].buf;
+        Py_ssize_t at = 0;
+        int ok = 1;
+        for (Py_ssize_t k = 0; k < n; k++) {
+            if (start[k] < 0 || count[k] < 0 || start[k] > b[0].len ||
+                count[k] > b[0].len - start[k] || count[k] > b[3].len - at) {
+                ok = 0;
+                break;
+            }
+            at += count[k];
+        }
+        if (!ok)
+            PyErr_SetString(PyExc_ValueError, "a range lies outside the source or the output");
+        else {
+            at = 0;
+            for (Py_ssize_t k = 0; k < n; k++) {
+                memcpy(out + at, src + start[k], (size_t)count[k]);
+                at += count[k];
+            }
+            result = PyLong_FromSsize_t(at);
+        }
+    }
+    for (Py_ssize_t k = 0; k < held && k < 4; k++) PyBuffer_Release(&b[k]);
+    return result;
+}
+
 static PyMethodDef methods[] = {
     {"trains", trains, METH_VARARGS, "Datagram instances and their verdicts, one pass."},
+    {"gather", gather, METH_VARARGS, "Byte ranges of one buffer, one after the other."},
     {NULL, NULL, 0, NULL},
 };
 

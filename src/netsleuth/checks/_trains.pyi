@@ -17,3 +17,6 @@ def trains(
     flags: NDArray[Any],
     /,
 ) -> int: ...
+def gather(
+    src: NDArray[Any], start: NDArray[Any], count: NDArray[Any], out: NDArray[Any], /
+) -> int: ...

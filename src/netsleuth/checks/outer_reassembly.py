@@ -22,7 +22,9 @@ judged. Overlapping datagrams are not rebuilt: stacks disagree on their bytes (t
 audit reports them) and modern Linux discards them; neither are datagrams whose bytes the
 capture's snap length cut (capture.truncated_packet names those frames). IPv4 outer
 datagrams only so far; a UDP datagram is held until its first fragment, whose ports say
-whether a tunnel is bound, arrives (first or last).
+whether a tunnel is bound, arrives (first or last). Datagrams that begin and complete
+within one batch, nearly all of them, are found and rebuilt at once (outer_rebuild.py);
+this module's tracker follows the rest fragment by fragment.
 """
 
 from __future__ import annotations
@@ -45,6 +47,7 @@ from netsleuth.checks.fragments import (
     fragment_keys,
 )
 from netsleuth.checks.frames import smallest
+from netsleuth.checks.outer_rebuild import Frags, Rebuilt, from_packets, join, settle
 from netsleuth.craft.checksum import inet_checksum
 from netsleuth.decode import decode
 from netsleuth.decode.registry import REGISTRY
@@ -213,6 +216,13 @@ class TunnelReassembly:
         if now is not None:
             self.now = max(self.now, now)
         done: list[Held] = []
+        parts: list[Rebuilt] = []
+        if rows.shape[0]:
+            # What begins and completes in this batch is settled at once (outer_rebuild.py);
+            # the tracker follows the rest, fragment by fragment.
+            settled, rebuilt = settle(self._frags(t, rows, ports), t.batch.buf)
+            parts.append(rebuilt)
+            rows = rows[~settled]
         if rows.shape[0]:
             keys = fragment_keys(t, "outer", t.outer, rows).tobytes()
             width = len(keys) // rows.shape[0]
@@ -227,7 +237,48 @@ class TunnelReassembly:
                     done.append(held)
         self._expire()
         if done:
-            self._judge(done)
+            parts.append(_rebuilt(done))
+        parts = [r for r in parts if len(r)]
+        if parts:
+            self._judge(join(parts) if len(parts) > 1 else parts[0])
+
+    def _groups(
+        self, t: PacketTable, rows: NDArray[np.int64]
+    ) -> tuple[NDArray[np.int64], NDArray[np.bool_]]:
+        """(each row's key group, per group: whether the tracker holds a datagram of it)."""
+        o = t.outer
+        mine: tuple[NDArray[Any], ...] = (o.src4, o.dst4, o.ident, o.proto, t.vlan1, t.vlan2)
+        words = outer_words({f: c[rows] for f, c in zip(WORD_FIELDS, mine, strict=True)})
+        if self.open:  # the held keys, among the batch's: which groups are open
+            k = np.frombuffer(b"".join(self.open), dtype=KEY)
+            words = np.concatenate([words, outer_words({f: k[f] for f in WORD_FIELDS})])
+        inv, n = group_words(words)
+        m = rows.shape[0]
+        held = np.zeros(n, dtype=np.bool_)
+        held[inv[m:]] = True
+        return inv[:m], held
+
+    def _frags(self, t: PacketTable, rows: NDArray[np.int64], ports: NDArray[np.bool_]) -> Frags:
+        o, start = t.outer, t.start[rows]
+        group, held = self._groups(t, rows)
+        ip = start + o.off[rows]
+        ip_end = ip + o.tot_len[rows].astype(np.int64)
+        off = o.frag_off[rows].astype(np.int64)
+        return Frags(
+            group=group,
+            held=held,
+            off=off,
+            ip=ip,
+            data=start + o.frag_data[rows],
+            ip_end=ip_end,
+            stop=np.minimum(ip_end, start + t.batch.caplen[rows]),
+            ts=t.batch.ts_ns[rows],
+            frame=t.frame[rows],
+            more=(o.flags[rows] & 1) != 0,
+            bad_head=(o.proto[rows] == 17) & (off == 0) & ~ports[rows],
+            vlan1=t.vlan1[rows].astype(np.int64),
+            vlan2=t.vlan2[rows].astype(np.int64),
+        )
 
     def advance(self, now: int) -> None:
         """A batch without fragments ended at `now`."""
@@ -254,19 +305,12 @@ class TunnelReassembly:
         if first.all() and not self.open:  # no key to follow: only tunnels' first fragments
             cand[udp[tunnel]] = True
             return np.flatnonzero(cand)
-        mine: tuple[NDArray[Any], ...] = (o.src4, o.dst4, o.ident, o.proto, t.vlan1, t.vlan2)
-        words = outer_words({f: c[udp] for f, c in zip(WORD_FIELDS, mine, strict=True)})
-        if self.open:  # the held keys, among the batch's: which groups are open
-            k = np.frombuffer(b"".join(self.open), dtype=KEY)
-            words = np.concatenate([words, outer_words({f: k[f] for f in WORD_FIELDS})])
-        inv, n = group_words(words)
-        m = udp.shape[0]
-        has_first = np.bincount(inv[:m][first], minlength=n) > 0
-        to_tunnel = np.bincount(inv[:m][first & tunnel], minlength=n) > 0
-        is_open = np.zeros(n, dtype=np.bool_)
-        is_open[inv[m:]] = True
+        inv, is_open = self._groups(t, udp)
+        n = is_open.shape[0]
+        has_first = np.bincount(inv[first], minlength=n) > 0
+        to_tunnel = np.bincount(inv[first & tunnel], minlength=n) > 0
         take = to_tunnel | is_open | ~has_first
-        cand[udp[take[inv[:m]]]] = True
+        cand[udp[take[inv]]] = True
         return np.flatnonzero(cand)
 
     def _tunnel_ports(self, t: PacketTable) -> NDArray[np.bool_]:
@@ -339,26 +383,34 @@ class TunnelReassembly:
             self._drop(key)
 
     # ----- the reassembled datagrams -----------------------------------------------------
-    def _judge(self, done: list[Held]) -> None:
-        items = [(h, f) for h in done if not h.cut and (f := _rebuild(h)) is not None]
-        if not items:
-            return
-        # Rebuilt as bare IPv4 (LINKTYPE_IPV4): a link header's own length field (PPPoE,
-        # 802.3, NFLOG) would cover the first fragment only. The VLAN ids, which key the
-        # inner fragment trains, are put back.
-        batch = RecordBatch.from_packets(
-            [f for _, f in items], linktype=LINKTYPE_IPV4, ts_ns=[h.dg.first_ts for h, _ in items]
+    def _judge(self, r: Rebuilt) -> None:
+        """The rebuilt datagrams, in the order they completed, decoded and handed to the
+        checks. Rebuilt as bare IPv4 (LINKTYPE_IPV4): a link header's own length field
+        (PPPoE, 802.3, NFLOG) would cover the first fragment only. The VLAN ids, which key
+        the inner fragment trains, are put back."""
+        n = len(r)
+        batch = RecordBatch(
+            buf=r.buf,
+            offset=r.offset,
+            caplen=r.length,
+            wirelen=r.length.copy(),
+            ts_ns=r.first_ts,
+            linktype=np.full(n, LINKTYPE_IPV4, dtype=np.int32),
+            frame=r.last_frame,
         )
-        last = np.array([max(h.dg.frames) for h, _ in items], dtype=np.int64)
-        table = decode(dataclasses.replace(batch, frame=last))
-        table.vlan1[:] = [h.head.vlans[0] for h, _ in items if h.head is not None]
-        table.vlan2[:] = [h.head.vlans[1] for h, _ in items if h.head is not None]
+        table = decode(batch)
+        table.vlan1[:] = r.vlan1
+        table.vlan2[:] = r.vlan2
         self.rebuilt.append(inner_only(table))
-        for k in np.flatnonzero(table.tunnels > 0).tolist():
-            dg = items[k][0].dg
-            self.carried_count += len(dg.frames)
-            self.carried.extend(dg.frames[: max(100 - len(self.carried), 0)])
-            self._keep_evidence({"frame": int(last[k]), "frames": sorted(dg.frames)})
+        carried = np.flatnonzero(table.tunnels > 0)
+        self.carried_count += int(np.diff(r.bounds)[carried].sum())
+        for k in carried.tolist():  # the first 100 frames, in completion order
+            if len(self.carried) >= 100:
+                break
+            self.carried.extend(r.frames_of(k)[: 100 - len(self.carried)])
+        for k in carried[:MAX_EVIDENCE].tolist():  # completion order is frame order
+            entry = {"frame": int(r.last_frame[k]), "frames": sorted(r.frames_of(k))}
+            self._keep_evidence(entry)
 
     def finish(self) -> None:
         """The end of the input: datagrams still open were never completed (the fragment
@@ -404,6 +456,18 @@ class TunnelReassembly:
         if self.bounded_count:
             out.append(catalogue_finding(BOUNDED, self.bounded_count, tuple(self.bounded), "outer"))
         return out
+
+
+def _rebuilt(done: list[Held]) -> Rebuilt:
+    """The tracker's completed datagrams, rebuilt where they can be (_rebuild): not cut
+    by the snap length, not overlapping, not too large."""
+    items = [(h, f) for h in done if not h.cut and (f := _rebuild(h)) is not None]
+    return from_packets(
+        [f for _, f in items],
+        [h.dg.first_ts for h, _ in items],
+        [h.dg.frames for h, _ in items],
+        [h.head.vlans if h.head is not None else (0, 0) for h, _ in items],
+    )
 
 
 def inner_only(t: PacketTable) -> PacketTable:
