@@ -506,12 +506,12 @@ class FragmentAudit:
         if drop:
             self._evict(len(self.open))
             self.tally.add(f"fragment.evicted|{name}", f.frames[:drop])
-        buf = t.batch.buf
+        mv = t.batch.buf.data  # bytes() of a memoryview slice: no NumPy object per fragment
         cols = (f.data, size, f.off, f.end, f.mf, f.frames, f.v4, ts)
         rows = zip(keys_from(drop), *(c[drop:].tolist() for c in cols), strict=True)
         lone, opened, added = Datagram.lone, self.open, 0
         for key, start, n, off, end, mf, frame, v4, now in rows:
-            frag = Fragment(off, buf[start : start + n].tobytes(), mf, frame)
+            frag = Fragment(off, bytes(mv[start : start + n]), mf, frame)
             dg = lone(key, name, 4 if v4 else 6, frag, end=end, ts=now)
             opened[key] = dg
             added += dg.nbytes

@@ -47,7 +47,14 @@ from netsleuth.checks.fragments import (
     fragment_keys,
 )
 from netsleuth.checks.frames import smallest
-from netsleuth.checks.outer_rebuild import Frags, Rebuilt, from_packets, join, settle
+from netsleuth.checks.outer_rebuild import (
+    Frags,
+    Rebuilt,
+    from_packets,
+    join,
+    lone_orphans,
+    settle,
+)
 from netsleuth.craft.checksum import inet_checksum
 from netsleuth.decode import decode
 from netsleuth.decode.registry import REGISTRY
@@ -220,9 +227,13 @@ class TunnelReassembly:
         if rows.shape[0]:
             # What begins and completes in this batch is settled at once (outer_rebuild.py);
             # the tracker follows the rest, fragment by fragment.
-            settled, rebuilt = settle(self._frags(t, rows, ports), t.batch.buf)
+            frags = self._frags(t, rows, ports)
+            settled, rebuilt = settle(frags, t.batch.buf)
             parts.append(rebuilt)
-            rows = rows[~settled]
+            lone = lone_orphans(frags, settled)
+            if lone.any():
+                self._admit(t, rows, frags, lone)
+            rows = rows[~settled & ~lone]
         if rows.shape[0]:
             keys = fragment_keys(t, "outer", t.outer, rows).tobytes()
             width = len(keys) // rows.shape[0]
@@ -275,6 +286,7 @@ class TunnelReassembly:
             ts=t.batch.ts_ns[rows],
             frame=t.frame[rows],
             more=(o.flags[rows] & 1) != 0,
+            udp=o.proto[rows] == 17,
             bad_head=(o.proto[rows] == 17) & (off == 0) & ~ports[rows],
             vlan1=t.vlan1[rows].astype(np.int64),
             vlan2=t.vlan2[rows].astype(np.int64),
@@ -361,6 +373,47 @@ class TunnelReassembly:
         self._bound()
         return None
 
+    def _admit(
+        self, t: PacketTable, rows: NDArray[np.int64], f: Frags, sel: NDArray[np.bool_]
+    ) -> None:
+        """UDP fragments of datagrams that show no first fragment yet, one a key and none
+        held (lone_orphans): each opens a datagram, held silently until its ports could
+        show (_add), admitted before this batch's other fragments as the fragment audit
+        admits its lone ones. The bounds keep what _bound keeps when they come one by one,
+        the longest suffix of (the open table, these) that fits, so only that is built: a
+        flood of such fragments is thousands a batch."""
+        data, ip_end = f.data[sel], f.ip_end[sel]
+        stop = np.minimum(ip_end, f.stop[sel])
+        size = np.maximum(stop - data, 0)
+        newest_first = np.cumsum((size + FRAG_COST)[::-1])
+        n = int(size.shape[0])
+        keep = min(n, MAX_OPEN, int(np.searchsorted(newest_first, MAX_BYTES, side="right")))
+        drop = n - keep
+        if drop:
+            self._evict(len(self.open))  # all of them go before any of these
+        which = np.flatnonzero(sel)[drop:]
+        raw = fragment_keys(t, "outer", t.outer, rows[which]).tobytes()
+        width, buf = KEY.itemsize, t.batch.buf.data
+        cols = (f.off[which], data[drop:], ip_end[drop:], stop[drop:], f.ts[which])
+        flags = zip(f.more[which].tolist(), f.frame[which].tolist(), strict=True)
+        fields = zip(*(c.tolist() for c in cols), flags, strict=True)
+        for i, (off, d, end, cut_at, ts, (more, frame)) in enumerate(fields):
+            frag = Fragment(off, bytes(buf[d : max(cut_at, d)]), more, frame)
+            key = raw[i * width : (i + 1) * width]
+            dg = Datagram.lone(key, "outer", 4, frag, end=end - d + off, ts=ts)
+            self.open[key] = Held(dg, udp=True, cut=cut_at < end)
+            self.open_bytes += dg.nbytes
+        self._bound()
+
+    def _evict(self, n: int) -> None:
+        """The n oldest open datagrams dropped by the bound; those known to carry a tunnel
+        are reported."""
+        for _ in range(n):
+            _, held = self.open.popitem(last=False)
+            self.open_bytes -= held.dg.nbytes
+            if held.known:  # not a UDP datagram still waiting to show its ports
+                self._count_bounded(held.dg.frames)
+
     def _drop(self, key: bytes) -> Held:
         held = self.open.pop(key)
         self.open_bytes -= held.dg.nbytes
@@ -372,10 +425,7 @@ class TunnelReassembly:
 
     def _bound(self) -> None:
         while self.open and (len(self.open) > MAX_OPEN or self.open_bytes > MAX_BYTES):
-            _, held = self.open.popitem(last=False)  # the oldest
-            self.open_bytes -= held.dg.nbytes
-            if held.known:  # not a UDP datagram still waiting to show its ports
-                self._count_bounded(held.dg.frames)
+            self._evict(1)  # the oldest
 
     def _expire(self) -> None:
         stale = [k for k, h in self.open.items() if h.dg.first_ts + TIMEOUT_NS < self.now]

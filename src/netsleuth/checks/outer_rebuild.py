@@ -114,9 +114,21 @@ class Frags:
     ts: NDArray[np.int64]
     frame: NDArray[np.int64]
     more: NDArray[np.bool_]
+    udp: NDArray[np.bool_]
     bad_head: NDArray[np.bool_]  # a UDP first fragment whose ports lead to no tunnel
     vlan1: NDArray[np.int64]
     vlan2: NDArray[np.int64]
+
+
+def lone_orphans(f: Frags, settled: NDArray[np.bool_]) -> NDArray[np.bool_]:
+    """The fragments left after settle() that are UDP and not first, alone of their key in
+    the batch, with no datagram of that key held: a datagram each, waiting for its first
+    fragment's ports (TunnelReassembly._admit)."""
+    left = ~settled
+    count = np.bincount(f.group[left], minlength=f.held.shape[0])
+    lone: NDArray[np.bool_] = left & (count[f.group] == 1) & ~f.held[f.group]
+    lone &= f.udp & (f.off != 0)
+    return lone
 
 
 def settle(f: Frags, buf: NDArray[np.uint8]) -> tuple[NDArray[np.bool_], Rebuilt]:
