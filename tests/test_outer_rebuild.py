@@ -3,8 +3,9 @@ IPv4 fragments that begin and complete within one batch are rebuilt with NumPy a
 compiled walk, with the result the fragment-by-fragment tracker gives. The tracker is the
 reference: fed one fragment a batch, no datagram ever completes within a batch, so every
 fragment goes through it. Every check's findings (the inner packets' too: they come from
-the rebuilt datagrams), frames and evidence must be the same. tshark cross-checks the
-rebuilt datagrams in test_outer_fragments.py."""
+the rebuilt datagrams), frames and evidence must be the same while no bound evicts (the
+one difference, on purpose, is its own test below). tshark cross-checks the rebuilt
+datagrams in test_outer_fragments.py."""
 
 from __future__ import annotations
 
@@ -139,3 +140,36 @@ def test_gather_refuses_ranges_outside_its_buffers() -> None:
         _trains.gather(src, np.array([0]), np.array([9]), out)  # more than out holds
     with pytest.raises(ValueError, match="share memory"):
         _trains.gather(src, np.array([0]), np.array([4]), src[8:])
+    with pytest.raises(ValueError, match="8-byte integers"):  # int32 pairs, not one int64
+        _trains.gather(src, np.array([2, 0], dtype=np.int32), np.array([3]), out)
+    with pytest.raises(ValueError, match="8-byte integers"):
+        _trains.gather(src, np.array([2.0]), np.array([3]), out)
+
+
+def gre_fragment(ident: int, off: int, data: bytes, more: bool) -> bytes:
+    ip = craft.ipv4(
+        "203.0.113.1", "203.0.113.2", data, 47, ident=ident, frag_off=off, flags=MF if more else 0
+    )
+    return craft.ether(ip, 0x0800)
+
+
+def test_a_datagram_settled_in_its_batch_takes_no_slot_of_the_bound() -> None:
+    """The one place the batch path and the tracker part, on purpose: a datagram that
+    begins and completes within one batch is rebuilt without being held, so the bound
+    (1024 datagrams held) cannot drop it, where the tracker, holding it while 1024 newer
+    datagrams open, drops and reports it (a helper's reproducer). The batch path judges
+    more; what the tracker's bound drops is still reported, never judged."""
+    inner_frame = craft.ether(
+        craft.ipv4("10.0.0.1", "10.0.0.2", craft.tcp("10.0.0.1", "10.0.0.2", 1, 2, bytes(300)), 6),
+        0x0800,
+    )
+    p = craft.gre(inner_frame, 0x6558)
+    frames = [gre_fragment(1, 0, p[:256], True)]
+    frames += [gre_fragment(1000 + i, 0, p[:256], True) for i in range(1024)]
+    frames += [gre_fragment(1, 256, p[256:], False)]
+    whole = {f[0]: f[3] for f in scan([(f, len(f)) for f in frames], one_by_one=False)}
+    alone = {f[0]: f[3] for f in scan([(f, len(f)) for f in frames], one_by_one=True)}
+    assert whole["tunnel.outer_fragmented"] == (1, 1026)
+    assert "tunnel.reassembly_bounded" not in whole
+    assert alone["tunnel.reassembly_bounded"] == (1, 2)
+    assert "tunnel.outer_fragmented" not in alone

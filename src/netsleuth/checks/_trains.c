@@ -219,9 +219,24 @@ static int overlap(const Py_buffer *a, const Py_buffer *b) {
     return a->len > 0 && b->len > 0 && pa < pb + b->len && pb < pa + a->len;
 }
 
+/* Whether a buffer's items are integers of `item` bytes (struct format codes, after any
+ * byte-order prefix): an int32 or float64 column of the right byte length is refused,
+ * not read as int64. */
+static int integers(const Py_buffer *b, Py_ssize_t item) {
+    const char *f = b->format ? b->format : "B";
+    if (*f == '<' || *f == '=' || *f == '@' || *f == '!' || *f == '>') f++;
+    if (b->itemsize != item || f[0] == '\0' || f[1] != '\0') return 0;
+    return strchr(item == 1 ? "Bb?" : item == 2 ? "Hh" : "qQlLnN", f[0]) != NULL;
+}
+
 static int get(PyObject *o, Py_buffer *b, Py_ssize_t item, Py_ssize_t n, int writable) {
-    if (PyObject_GetBuffer(o, b, PyBUF_C_CONTIGUOUS | (writable ? PyBUF_WRITABLE : 0)) < 0)
+    int want = PyBUF_C_CONTIGUOUS | PyBUF_FORMAT | (writable ? PyBUF_WRITABLE : 0);
+    if (PyObject_GetBuffer(o, b, want) < 0) return -1;
+    if (!integers(b, item)) {
+        PyBuffer_Release(b);
+        PyErr_Format(PyExc_ValueError, "expected a column of %zd-byte integers", item);
         return -1;
+    }
     if (n >= 0 && b->len != n * item) {
         PyBuffer_Release(b);
         PyErr_SetString(PyExc_ValueError, "column sizes do not match");

@@ -14,7 +14,9 @@ instances and gives each one's verdicts, which NumPy counts (_instances, _settle
 rest go to a bounded Python tracker that keeps their bytes and their covered ranges, and
 is the reference the walk is tested against (tests/test_fragment_trains.py). The tracker is
 capped in datagrams and bytes (each fragment charged FRAG_COST beyond its bytes); what
-falls out is counted as fragment.evicted, never judged.
+falls out is counted as fragment.evicted, never judged. A train settled in its batch is
+never held, so it takes no slot of those bounds: once they evict, the tracker alone (one
+fragment a batch) would have dropped some datagrams the batch path judges.
 """
 
 from __future__ import annotations

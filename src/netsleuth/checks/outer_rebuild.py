@@ -15,7 +15,14 @@ Settled datagrams that overlap, or whose bytes the snap length cut, or that woul
 65535 bytes, are dropped as the tracker drops them (_rebuild, _judge); the others are
 rebuilt as _rebuild builds them: the last first fragment's header, total length set, MF
 and offset cleared (DF kept), checksum recomputed (RFC 791 section 3.2), then the data in
-offset order."""
+offset order.
+
+Where the two part: a settled datagram is never held, so it takes no slot of the bound
+(MAX_OPEN datagrams, MAX_BYTES). When the tracker's bound evicts, a datagram it would have
+held and dropped (and reported as tunnel.reassembly_bounded) is rebuilt here and judged;
+lone UDP fragments waiting for their first (lone_orphans) are admitted ahead of the batch's
+other fragments, which can change which held datagram the bound evicts. Without eviction
+the results are the tracker's, fragment for fragment."""
 
 from __future__ import annotations
 
