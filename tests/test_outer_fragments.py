@@ -236,3 +236,15 @@ def test_the_bound_drops_the_oldest_datagrams() -> None:
     bounded = got["tunnel.reassembly_bounded/outer"]
     assert bounded.count == 476
     assert bounded.packets[:3] == (1, 2, 3)
+
+
+def test_ports_are_not_read_from_the_frame_padding() -> None:
+    """A UDP first fragment with 2 bytes of payload, padded to 60 bytes with bytes that
+    read as ports 4789 (VXLAN): it shows no ports, so it is no tunnel's first fragment. A
+    whole first fragment with the same ports is one."""
+    payload = craft.udp(OS, OD, 4789, 4789, craft.vxlan(inner_frame(), vni=10))
+    short = craft.ipv4(OS, OD, payload[:2], 17, ident=77, flags=0x1)
+    padded = craft.ether(short, 0x0800) + bytes.fromhex("12b512b5") + bytes(20)
+    whole = craft.ether(craft.ipv4(OS, OD, payload[:1000], 17, ident=78, flags=0x1), 0x0800)
+    t = decode(RecordBatch.from_packets([padded, whole]))
+    assert TunnelReassembly()._tunnel_ports(t).tolist() == [False, True]

@@ -329,7 +329,10 @@ class TunnelReassembly:
         """Per packet: a UDP first fragment whose payload port is bound to a tunnel."""
         o = t.outer
         at = t.start + o.frag_data.astype(np.int64)
-        room = (t.start + t.batch.caplen - at) >= 4
+        # The ports are in the IP payload: a first fragment shorter than 4 bytes has none,
+        # whatever padding its frame carries after it.
+        ip_end = t.start + o.off.astype(np.int64) + o.tot_len.astype(np.int64)
+        room = (np.minimum(t.start + t.batch.caplen, ip_end) - at) >= 4
         rows = np.flatnonzero((o.proto == 17) & (o.frag_off == 0) & o.is_frag & room)
         # First fragments only: observe() and _rows() look at fragment rows alone, and
         # reading every row's ports was 5 % of a scan of ordinary traffic.
