@@ -14,13 +14,16 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Callable
-from dataclasses import dataclass
+from typing import NamedTuple
 
 import numpy as np
 
 
-@dataclass(frozen=True, slots=True)
-class Fragment:
+class Fragment(NamedTuple):
+    """One fragment's place and bytes. A tuple, not a frozen dataclass: the trackers make
+    one per fragment they hold, and a flood's worth of frozen-dataclass __init__ calls (an
+    object.__setattr__ per field) cost twice as much."""
+
     offset: int  # bytes from the start of the fragmentable part
     data: bytes
     more: bool  # MF / M flag
