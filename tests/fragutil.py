@@ -1,5 +1,25 @@
-"""The Sturges/Novak overlap test pattern (Novak, "Target-Based Fragmentation Reassembly",
-2005), shared by the reassembly and fragment-audit tests."""
+"""Shared by the reassembly and fragment tests: the Sturges/Novak overlap test pattern
+(Novak, "Target-Based Fragmentation Reassembly", 2005), and random interleaving of
+fragment trains."""
+
+from __future__ import annotations
+
+import random
+from typing import TypeVar
+
+T = TypeVar("T")
+
+
+def interleave(trains: list[list[T]], rng: random.Random) -> list[T]:
+    """The trains' items interleaved at random, each train's own order kept (the lists
+    are emptied)."""
+    out: list[T] = []
+    while any(trains):
+        k = rng.randrange(len(trains))
+        if trains[k]:
+            out.append(trains[k].pop(0))
+    return out
+
 
 # (letter, length, offset) in arrival order; only Q has MF=0. Blocks are 8 bytes.
 PATTERN = [

@@ -24,6 +24,7 @@ from netsleuth.checks.fragments import RULES, FragmentAudit
 from netsleuth.craft.l3 import MF
 from netsleuth.decode import decode
 from netsleuth.reassembly import rule_table
+from tests.fragutil import interleave
 
 S, D = "192.0.2.1", "198.51.100.7"
 Frame = tuple[bytes, int]  # (frame, wire length)
@@ -83,12 +84,7 @@ def random_trains(rng: random.Random) -> list[Frame]:
             if rng.random() < 0.2:
                 frags.append(frags[-1])  # a mirror port's copy
         trains.append(frags)
-    out: list[Frame] = []
-    while any(trains):  # interleaved, each train's order kept
-        k = rng.randrange(len(trains))
-        if trains[k]:
-            out.append(trains[k].pop(0))
-    return out
+    return interleave(trains, rng)
 
 
 @pytest.mark.parametrize("seed", range(150))

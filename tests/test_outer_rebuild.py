@@ -22,6 +22,7 @@ from netsleuth.checks.outer_rebuild import _fix_headers
 from netsleuth.craft.checksum import inet_checksum
 from netsleuth.craft.l3 import DF, MF
 from netsleuth.decode import decode
+from tests.fragutil import interleave
 
 Frame = tuple[bytes, int]  # (frame, wire length)
 Found = tuple[str, str | None, int, tuple[int, ...], str]
@@ -102,12 +103,7 @@ def datagram(rng: random.Random, ident: int) -> list[Frame]:
 def traffic(rng: random.Random) -> list[Frame]:
     """Datagrams interleaved, their ids from a small pool so keys recur."""
     trains = [datagram(rng, rng.randrange(6)) for _ in range(rng.randint(1, 25))]
-    out: list[Frame] = []
-    while any(trains):
-        k = rng.randrange(len(trains))
-        if trains[k]:
-            out.append(trains[k].pop(0))
-    return out
+    return interleave(trains, rng)
 
 
 @pytest.mark.parametrize("seed", range(120))

@@ -121,6 +121,71 @@ class Instances:
     v4: NDArray[np.bool_]
 
 
+@dataclass(frozen=True)
+class Walk:
+    """A batch's fragments walked by key (walk_trains)."""
+
+    order: NDArray[np.int64]  # the fragments by key, arrival order within a key
+    iid: NDArray[np.int64]  # per fragment, in `order`: its instance
+    flags: NDArray[np.uint8]  # per instance: _trains.c's flags
+    starts: NDArray[np.int64]  # per instance: where its fragments begin in `order`
+    settled: NDArray[np.bool_]  # per instance: this batch settles it
+
+
+def walk_trains(
+    group: NDArray[np.int64],
+    held: NDArray[np.bool_],
+    buf: NDArray[np.uint8],
+    *,
+    more: NDArray[np.bool_],
+    off: NDArray[np.int64],
+    end: NDArray[np.int64],
+    data: NDArray[np.int64],
+    size: NDArray[np.int64],
+    ts: NDArray[np.int64],
+    timeout_ns: int = TIMEOUT_NS,
+    spoilt: NDArray[np.bool_] | None = None,
+) -> Walk:
+    """Split each key's fragments (`group`: the key's index; `held`: per key, a datagram of
+    it is held from an earlier batch) into datagram instances as the trackers would, in
+    arrival order, and say which instances this batch settles: for the fragment audit and
+    the outer reassembly alike.
+
+    A reassembler frees a datagram when its last hole is filled (Linux: ip_frag_reasm runs
+    once INET_FRAG_FIRST_IN | INET_FRAG_LAST_IN are set and meat == len, and the queue is
+    killed), so the next fragment with the same key (IP ids are 16 bits and recur) starts
+    a new datagram. _trains.c walks the fragments by key and gives each instance's verdict
+    flags. A key's instances settle up to the first one that cannot: still open at the
+    batch's end, spread over more than the timeout (a tracker expires in order),
+    continuing a datagram a tracker holds, of more fragments than _trains.c takes
+    (TOO_BIG), or holding a fragment the caller marks `spoilt`; from there on the tracker
+    follows the key fragment by fragment."""
+    n = group.shape[0]
+    order = np.argsort(group, kind="stable")
+    g = group[order]
+    first = np.ones(n, dtype=np.bool_)
+    first[1:] = g[1:] != g[:-1]
+    iid = np.empty(n, dtype=np.int64)
+    flags = np.empty(n, dtype=np.uint8)
+    marks = (first.view(np.uint8), (~more[order]).view(np.uint8))
+    cols = (off[order], end[order], data[order], size[order], ts[order])
+    ni = _trains.trains(*marks, *cols, timeout_ns, buf, RULES, iid, flags)
+    flags = flags[:ni]
+    starts = np.flatnonzero(np.diff(iid, prepend=-1))
+    key = g[starts]
+    clean = (flags & (COMPLETE | TOO_BIG | STALE)) == COMPLETE
+    if spoilt is not None:
+        bad = np.zeros(ni, dtype=np.bool_)
+        np.logical_or.at(bad, iid, spoilt[order])
+        clean &= ~bad
+    # Per key, the instances before the first unclean one are settled.
+    bad_at = np.full(int(g[-1]) + 1, ni, dtype=np.int64)
+    unclean = np.flatnonzero(~clean)
+    np.minimum.at(bad_at, key[unclean], unclean)
+    settled = (np.arange(ni) < bad_at[key]) & ~held[key]
+    return Walk(order, iid, flags, starts, settled)
+
+
 @dataclass(slots=True)
 class Datagram:
     """One datagram instance in the tracker: its fragments (bytes kept for the overlap
@@ -357,46 +422,30 @@ class FragmentAudit:
         held: NDArray[np.bool_],
         buf: NDArray[np.uint8],
     ) -> Instances:
-        """Split each key's fragments (in arrival order) into datagram instances as the
-        tracker would, and say which ones this batch settles.
-
-        A reassembler frees a datagram when its last hole is filled (Linux: ip_frag_reasm
-        runs once INET_FRAG_FIRST_IN | INET_FRAG_LAST_IN are set and meat == len, and the
-        queue is killed), so the next fragment with the same key (IP ids are 16 bits and
-        recur) starts a new datagram. _trains.c walks the batch's fragments by key and
-        gives each instance's verdict flags. A key's instances settle here up to the first
-        one that cannot: still open at the batch's end, spread over more than the timeout
-        (the tracker expires in order), continuing a datagram the tracker holds, or one of
-        more fragments than _trains.c takes (TOO_BIG); from there on the tracker follows
-        the key fragment by fragment."""
-        n = inv.shape[0]
-        order = np.argsort(inv, kind="stable")  # by key, arrival order within a key
-        g = inv[order]
-        first = np.ones(n, dtype=np.bool_)
-        first[1:] = g[1:] != g[:-1]
-        iid = np.empty(n, dtype=np.int64)
-        flags = np.empty(n, dtype=np.uint8)
-        marks = (first.view(np.uint8), (~f.mf[order]).view(np.uint8))
-        cols = (f.off[order], f.end[order], f.data[order], f.size[order], ts[order])
-        ni = _trains.trains(*marks, *cols, self.timeout_ns, buf, RULES, iid, flags)
-        flags = flags[:ni]
-        starts = np.flatnonzero(np.diff(iid, prepend=-1))  # each instance's first fragment
-        key = g[starts]
-        clean = (flags & (COMPLETE | TOO_BIG | STALE)) == COMPLETE
-        # Per key, the instances before the first unclean one are settled.
-        bad_at = np.full(int(g[-1]) + 1, ni, dtype=np.int64)
-        unclean = np.flatnonzero(~clean)
-        np.minimum.at(bad_at, key[unclean], unclean)
-        inst = np.empty(n, dtype=np.int64)
-        inst[order] = iid
+        """The batch's datagram instances (walk_trains), with what _settle needs of each."""
+        w = walk_trains(
+            inv,
+            held,
+            buf,
+            more=f.mf,
+            off=f.off,
+            end=f.end,
+            data=f.data,
+            size=f.size,
+            ts=ts,
+            timeout_ns=self.timeout_ns,
+        )
+        inst = np.empty(inv.shape[0], dtype=np.int64)
+        inst[w.order] = w.iid
+        first = w.order[w.starts]
         return Instances(
             inst=inst,
-            flags=flags,
-            settled=(np.arange(ni) < bad_at[key]) & ~held[key],
-            key=key,
-            frame=f.frames[order[starts]],
-            count=np.diff(np.append(starts, n)),
-            v4=f.v4[order[starts]],
+            flags=w.flags,
+            settled=w.settled,
+            key=inv[first],
+            frame=f.frames[first],
+            count=np.diff(np.append(w.starts, inv.shape[0])),
+            v4=f.v4[first],
         )
 
     def _settle(
@@ -498,13 +547,7 @@ class FragmentAudit:
         so what stays after all of them is the longest suffix of (open table, these) that
         fits the bounds: the rest is counted as evicted at once, without building it."""
         size = f.size
-        newest_first = np.cumsum((size + FRAG_COST)[::-1])
-        keep = min(
-            size.shape[0],
-            self.max_open,
-            int(np.searchsorted(newest_first, self.max_bytes, side="right")),
-        )
-        drop = size.shape[0] - keep
+        drop = size.shape[0] - newest_kept(size, self.max_open, self.max_bytes)
         if drop:
             self._evict(len(self.open))
             self.tally.add(f"fragment.evicted|{name}", f.frames[:drop])
@@ -621,6 +664,15 @@ class FragmentAudit:
 # One odd multiplier per 8-byte word of a key (odd multiples of the golden-ratio constant
 # 2^64 / phi). Any odd constants would do: the hash only ever says "maybe equal".
 _MIX = np.array([(0x9E3779B97F4A7C15 * (2 * j + 1)) % (1 << 64) for j in range(16)], np.uint64)
+
+
+def newest_kept(size: NDArray[np.int64], max_open: int, max_bytes: int) -> int:
+    """How many of these new one-fragment datagrams (each holding `size` bytes, in arrival
+    order) a table bounded to max_open datagrams and max_bytes (FRAG_COST charged on each)
+    keeps, evicting the oldest as each comes: the newest that fit, the longest suffix."""
+    newest_first = np.cumsum((size + FRAG_COST)[::-1])
+    fits = int(np.searchsorted(newest_first, max_bytes, side="right"))
+    return min(int(size.shape[0]), max_open, fits)
 
 
 def key_hashes(keys: NDArray[np.void]) -> NDArray[np.uint64]:

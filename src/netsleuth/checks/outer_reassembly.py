@@ -45,6 +45,8 @@ from netsleuth.checks.fragments import (
     TIMEOUT_NS,
     Datagram,
     fragment_keys,
+    group_keys,
+    newest_kept,
 )
 from netsleuth.checks.frames import smallest
 from netsleuth.checks.outer_rebuild import (
@@ -139,24 +141,12 @@ def word_hashes(words: NDArray[np.uint64]) -> NDArray[np.uint64]:
 
 
 def group_words(words: NDArray[np.uint64]) -> tuple[NDArray[np.int64], int]:
-    """(each row's group, the number of groups): rows of equal words share a group.
-    Sorted by a hash of the two words, not by the rows themselves; exact, as rows whose
-    hashes are equal are compared, and a collision falls back to sorting the rows."""
-    n = words.shape[0]
-    h = word_hashes(words)
-    order = np.argsort(h)
-    hs = h[order]
-    new = np.ones(n, dtype=np.bool_)
-    new[1:] = hs[1:] != hs[:-1]
-    again = order[np.flatnonzero(~new)]
-    before = order[np.flatnonzero(~new) - 1]
-    if (words[again] != words[before]).any():
-        _, inv = np.unique(words, axis=0, return_inverse=True)
-        inv = inv.reshape(-1)
-        return inv, int(inv.max()) + 1 if n else 0
-    inv = np.empty(n, dtype=np.int64)
-    inv[order] = np.cumsum(new) - 1
-    return inv, int(new.sum())
+    """(each row's group, the number of groups): rows of equal words share a group, found
+    as the fragment audit groups its keys (fragments.group_keys: by hash, equal hashes
+    compared, a collision sorting the rows), each row read as one 16-byte key."""
+    keys = np.ascontiguousarray(words).view(np.dtype((np.void, 16))).reshape(-1)
+    uniq, inv, _ = group_keys(keys, word_hashes(words))
+    return inv, int(uniq.shape[0])
 
 
 class Row(NamedTuple):
@@ -171,31 +161,17 @@ class Row(NamedTuple):
     frame: int
     more: bool
     udp: bool
-    to_tunnel: bool  # a UDP first fragment whose ports lead into a tunnel
+    to_tunnel: bool  # for a UDP first fragment: its ports lead into a tunnel
     vlans: tuple[int, int]
 
 
-def _rows_of(t: PacketTable, rows: NDArray[np.int64], ports: NDArray[np.bool_]) -> Iterator[Row]:
-    """The fragments at `rows`, each as a Row: converted once a batch, not read element by
-    element from NumPy (each such read costs a scalar object)."""
-    o, start = t.outer, t.start[rows]
-    ip = start + o.off[rows]
-    ip_end = ip + o.tot_len[rows].astype(np.int64)
-    cols = (
-        o.frag_off[rows].astype(np.int64),
-        ip,
-        start + o.frag_data[rows],
-        ip_end,
-        np.minimum(ip_end, start + t.batch.caplen[rows]),
-        t.batch.ts_ns[rows],
-        t.frame[rows],
-        (o.flags[rows] & 1) != 0,
-        o.proto[rows] == 17,
-        ports[rows],
-    )
-    vlans = zip(t.vlan1[rows].tolist(), t.vlan2[rows].tolist(), strict=True)
+def _rows_of(f: Frags, sel: NDArray[np.bool_]) -> Iterator[Row]:
+    """The fragments `sel` picks, each as a Row: converted once a batch, not read element
+    by element from NumPy (each such read costs a scalar object)."""
+    cols = (f.off, f.ip, f.data, f.ip_end, f.stop, f.ts, f.frame, f.more, f.udp, ~f.bad_head)
+    vlans = zip(f.vlan1[sel].tolist(), f.vlan2[sel].tolist(), strict=True)
     for off, at, data, end, stop, ts, frame, more, udp, tun, v in zip(
-        *(c.tolist() for c in cols), vlans, strict=True
+        *(c[sel].tolist() for c in cols), vlans, strict=True
     ):
         yield Row(off, at, data, end, stop, ts, frame, more, udp, tun, v)
 
@@ -233,25 +209,31 @@ class TunnelReassembly:
             lone = lone_orphans(frags, settled)
             if lone.any():
                 self._admit(t, rows, frags, lone)
-            rows = rows[~settled & ~lone]
-        if rows.shape[0]:
-            keys = fragment_keys(t, "outer", t.outer, rows).tobytes()
-            width = len(keys) // rows.shape[0]
-            # Every fragment goes in: a bound evicts the oldest datagrams as they come
-            # (_bound). A cap on the new datagrams of one batch used to skip those past
-            # 1024 and call them bounded, though most complete within the batch: on
-            # ordinary VXLAN traffic in outer fragments a third of it, never checked.
-            for i, frag in enumerate(_rows_of(t, rows, ports)):
-                key = keys[i * width : (i + 1) * width]
-                held = self._add(t, frag, key)
-                if held is not None:
-                    done.append(held)
+            left = ~settled & ~lone
+            if left.any():
+                done = self._follow(t, rows, frags, left)
         self._expire()
         if done:
             parts.append(_rebuilt(done))
         parts = [r for r in parts if len(r)]
         if parts:
             self._judge(join(parts) if len(parts) > 1 else parts[0])
+
+    def _follow(
+        self, t: PacketTable, rows: NDArray[np.int64], f: Frags, sel: NDArray[np.bool_]
+    ) -> list[Held]:
+        """The fragments `sel` picks, one by one into their datagrams (_add): those they
+        completed. Every fragment goes in: a bound evicts the oldest datagrams as they come
+        (_bound). A cap on the new datagrams of one batch used to skip those past 1024 and
+        call them bounded, though most complete within the batch: on ordinary VXLAN
+        traffic in outer fragments a third of it, never checked."""
+        keys = fragment_keys(t, "outer", t.outer, rows[sel]).tobytes()
+        width, done = KEY.itemsize, []
+        for i, frag in enumerate(_rows_of(f, sel)):
+            held = self._add(t, frag, keys[i * width : (i + 1) * width])
+            if held is not None:
+                done.append(held)
+        return done
 
     def _groups(
         self, t: PacketTable, rows: NDArray[np.int64]
@@ -385,13 +367,9 @@ class TunnelReassembly:
         admits its lone ones. The bounds keep what _bound keeps when they come one by one,
         the longest suffix of (the open table, these) that fits, so only that is built: a
         flood of such fragments is thousands a batch."""
-        data, ip_end = f.data[sel], f.ip_end[sel]
-        stop = np.minimum(ip_end, f.stop[sel])
+        data, ip_end, stop = f.data[sel], f.ip_end[sel], f.stop[sel]
         size = np.maximum(stop - data, 0)
-        newest_first = np.cumsum((size + FRAG_COST)[::-1])
-        n = int(size.shape[0])
-        keep = min(n, MAX_OPEN, int(np.searchsorted(newest_first, MAX_BYTES, side="right")))
-        drop = n - keep
+        drop = size.shape[0] - newest_kept(size, MAX_OPEN, MAX_BYTES)
         if drop:
             self._evict(len(self.open))  # all of them go before any of these
         which = np.flatnonzero(sel)[drop:]

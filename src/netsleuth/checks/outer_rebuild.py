@@ -33,7 +33,7 @@ from numpy.typing import NDArray
 
 from netsleuth.capture.batch import PAD
 from netsleuth.checks import _trains
-from netsleuth.checks.fragments import COMPLETE, OVERLAP, RULES, STALE, TIMEOUT_NS, TOO_BIG
+from netsleuth.checks.fragments import OVERLAP, walk_trains
 
 MAX_IPV4 = 0xFFFF
 
@@ -140,34 +140,26 @@ def lone_orphans(f: Frags, settled: NDArray[np.bool_]) -> NDArray[np.bool_]:
 
 def settle(f: Frags, buf: NDArray[np.uint8]) -> tuple[NDArray[np.bool_], Rebuilt]:
     """(which fragments settled, the settled datagrams that are rebuilt)."""
-    n = f.group.shape[0]
-    order = np.argsort(f.group, kind="stable")  # by key, arrival order within a key
-    g = f.group[order]
-    first = np.ones(n, dtype=np.bool_)
-    first[1:] = g[1:] != g[:-1]
     plen = f.ip_end - f.data
-    size = np.maximum(np.minimum(f.ip_end, f.stop) - f.data, 0)
-    iid = np.empty(n, dtype=np.int64)
-    flags = np.empty(n, dtype=np.uint8)
-    off, end, data, stored, ts = (c[order] for c in (f.off, f.off + plen, f.data, size, f.ts))
-    marks = (first.view(np.uint8), (~f.more[order]).view(np.uint8))
-    ni = _trains.trains(*marks, off, end, data, stored, ts, TIMEOUT_NS, buf, RULES, iid, flags)
-    flags = flags[:ni]
-    starts = np.flatnonzero(np.diff(iid, prepend=-1))
-    key = g[starts]
-    ok = (flags & (COMPLETE | TOO_BIG | STALE)) == COMPLETE
-    spoilt = np.zeros(ni, dtype=np.bool_)  # a fragment the walk cannot stand for
-    np.logical_or.at(spoilt, iid, (plen < 0)[order] | f.bad_head[order])
-    ok &= ~spoilt
-    bad_at = np.full(int(g[-1]) + 1, ni, dtype=np.int64)
-    unclean = np.flatnonzero(~ok)
-    np.minimum.at(bad_at, key[unclean], unclean)
-    settled = (np.arange(ni) < bad_at[key]) & ~f.held[key]
-    done = np.empty(n, dtype=np.bool_)
-    done[order] = settled[iid]
-    cut = np.zeros(ni, dtype=np.bool_)
+    size = np.maximum(f.stop - f.data, 0)
+    w = walk_trains(
+        f.group,
+        f.held,
+        buf,
+        more=f.more,
+        off=f.off,
+        end=f.off + plen,
+        data=f.data,
+        size=size,
+        ts=f.ts,
+        spoilt=(plen < 0) | f.bad_head,  # a fragment the walk cannot stand for
+    )
+    order, iid, flags = w.order, w.iid, w.flags
+    done = np.empty(f.group.shape[0], dtype=np.bool_)
+    done[order] = w.settled[iid]
+    cut = np.zeros(flags.shape[0], dtype=np.bool_)
     np.logical_or.at(cut, iid, (f.stop < f.ip_end)[order])
-    whole = settled & ~cut & ((flags & OVERLAP) == 0)
+    whole = w.settled & ~cut & ((flags & OVERLAP) == 0)
     return done, _rebuild(f, buf, order=order, iid=iid, whole=whole, size=size)
 
 
