@@ -8,6 +8,7 @@ from __future__ import annotations
 import contextlib
 import glob
 import os
+import pickle
 import signal
 import struct
 import subprocess
@@ -21,16 +22,18 @@ import pytest
 from click.testing import CliRunner
 
 from netsleuth import craft, scale
-from netsleuth.capture import pcap
+from netsleuth.capture import RecordBatch, pcap
 from netsleuth.capture.split import HEADER, split_points
 from netsleuth.cli import main
 from netsleuth.craft import incidents
 from netsleuth.craft.mix import mixed_capture
+from netsleuth.decode import decode
 from netsleuth.pipeline import InputResult, open_input, tables
 from netsleuth.steering import parallel, spill
 from netsleuth.steering.compare import scenarios
+from netsleuth.steering.fields import FieldCache
 from netsleuth.steering.model import NicModel
-from netsleuth.steering.run import Steering, SteerResult, heaviest
+from netsleuth.steering.run import Steering, SteerResult, Traffic, heaviest
 from netsleuth.steering.spill import SpillDir
 from tests.procutil import ppid, session_members
 from tests.spillutil import track_spills
@@ -423,3 +426,17 @@ def test_a_worker_killed_mid_steer_is_said_not_hung(
         assert text.startswith("netsleuth: a worker process died") and text.count("\n") == 1
         assert "try --workers 1" in text
         assert _left_behind(proc, spill_dir) == ([], [])
+
+
+def test_a_part_carries_its_non_ip_counts_sparse(tmp_path: Path) -> None:
+    """A worker's part goes through the pool's pipe pickled: its non-IP counts travel as
+    their non-zero entries (a dense array added 1 MB to every part, past what the pipe
+    carries safely: PIPE_BYTES), and come back the same."""
+    frames = [craft.ether(bytes(28), 0x0806)] * 3 + [craft.ether(bytes(46), 0x88CC)]
+    traffic = Traffic(SpillDir(str(tmp_path)))
+    table = decode(RecordBatch.from_packets(frames))
+    traffic.observe(table, FieldCache.of(table))
+    sent = pickle.dumps(traffic.__getstate__()["non_ip_counts"])
+    assert len(sent) < 1024
+    back = pickle.loads(pickle.dumps(traffic))
+    assert back.non_ip == traffic.non_ip == {"ARP": (3, 3 * 42), "LLDP": (1, 60)}

@@ -298,6 +298,22 @@ class Traffic:
         wire = t.batch.wirelen[rows].astype(np.float64)
         self.non_ip_counts[1] += np.bincount(at, weights=wire, minlength=size).astype(np.int64)
 
+    def __getstate__(self) -> dict[str, Any]:
+        """Pickled (a worker's part, through the pool's pipe): the non-IP counts as their
+        non-zero entries, not the dense 1 MB array, so that a part stays small
+        (parallel.PIPE_BYTES: multi-MB messages through that pipe hung a killed worker's
+        pool)."""
+        state = self.__dict__.copy()
+        nz = np.flatnonzero(self.non_ip_counts[0])
+        state["non_ip_counts"] = (nz, self.non_ip_counts[:, nz])
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        nz, counts = state["non_ip_counts"]
+        dense = np.zeros((2, NON_IP_BASE + (1 << 16)), dtype=np.int64)
+        dense[:, nz] = counts
+        self.__dict__.update(state, non_ip_counts=dense)
+
     @property
     def non_ip(self) -> dict[str, tuple[int, int]]:
         """(packets, bytes) without IP by class name, in name order."""
