@@ -1,10 +1,15 @@
-"""The command guard: a signal's exception that C code wrapped in a SystemError (a handler
-raising while os.fspath calls back into Python) still ends the run as that signal."""
+"""The command guard: a signal's exception that Python wrapped in another error (a SystemError
+from a handler raising while os.fspath calls back into Python; a RuntimeError from one raising
+inside a class body's __set_name__) still ends the run as that signal, in a command and
+during start-up."""
 
 from __future__ import annotations
 
+import sys
+
 import pytest
 
+from netsleuth import cli, cliutil
 from netsleuth.cliutil import Terminated, run_guarded
 
 
@@ -31,3 +36,61 @@ def test_a_signal_inside_c_code_ends_like_the_signal(
 def test_any_other_system_error_is_a_bug_and_raises() -> None:
     with pytest.raises(SystemError):
         run_guarded(wrapped, (ValueError("x"),), {})
+
+
+def in_set_name(signal_exc: BaseException) -> int:
+    """A class body whose descriptor's __set_name__ is where the signal's handler raised
+    (functools.cached_property in platform.uname_result, at start-up)."""
+
+    class Descriptor:
+        def __set_name__(self, owner: type, name: str) -> None:
+            raise signal_exc
+
+    type("Built", (), {"field": Descriptor()})
+    return 0
+
+
+@pytest.mark.skipif(sys.version_info >= (3, 12), reason="3.12 adds a note instead of wrapping")
+def test_python_wraps_what_set_name_raises() -> None:
+    with pytest.raises(RuntimeError) as caught:
+        in_set_name(Terminated())
+    assert isinstance(caught.value.__cause__, Terminated)
+
+
+@pytest.mark.parametrize(
+    ("exc", "code", "line"),
+    [(Terminated(), 143, "terminated"), (KeyboardInterrupt(), 130, "interrupted")],
+)
+def test_a_signal_inside_set_name_ends_like_the_signal(
+    exc: BaseException, code: int, line: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert run_guarded(in_set_name, (exc,), {}) == code
+    assert capsys.readouterr().err == f"netsleuth: {line}\n"
+
+
+@pytest.mark.parametrize(
+    ("exc", "code", "line"),
+    [(Terminated(), 143, "terminated"), (KeyboardInterrupt(), 130, "interrupted")],
+)
+def test_a_wrapped_signal_while_starting_ends_like_the_signal(
+    exc: BaseException,
+    code: int,
+    line: str,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # entry() imports the command line after installing its handlers; a signal during
+    # those imports (seen: SIGTERM at 0.0 s, in platform's class bodies) reaches it wrapped.
+    monkeypatch.setattr(cli, "main", lambda: in_set_name(exc))
+    monkeypatch.setattr(cliutil, "install_signals", lambda: None)
+    with pytest.raises(SystemExit) as done:
+        cliutil.entry()
+    assert done.value.code == code
+    assert capsys.readouterr().err == f"netsleuth: {line}\n"
+
+
+def test_any_other_runtime_error_while_starting_raises(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(cli, "main", lambda: in_set_name(ValueError("x")))
+    monkeypatch.setattr(cliutil, "install_signals", lambda: None)
+    with pytest.raises(RuntimeError):
+        cliutil.entry()

@@ -122,10 +122,7 @@ def _run_command(fn: Callable[..., int], args: Any, kwargs: Any) -> int:
             _quiet_stdout()
         _say(f"netsleuth: {io_message(err)}")
         return 2
-    except SystemError as err:
-        # A signal handler that raises while C code calls back into Python (os.fspath's
-        # __instancecheck__, seen under SIGTERM in a spilling steer) surfaces as
-        # "returned a result with an exception set", the signal's exception its cause.
+    except (SystemError, RuntimeError) as err:
         signalled = _raised_by_signal(err)
         if signalled is None:
             raise
@@ -137,7 +134,13 @@ def _run_command(fn: Callable[..., int], args: Any, kwargs: Any) -> int:
 
 
 def _raised_by_signal(err: BaseException) -> int | None:
-    """130 or 143 when a SIGINT or SIGTERM exception is in err's chain of causes."""
+    """130 or 143 when a SIGINT or SIGTERM exception is in err's chain of causes. A signal
+    handler that raises where Python wraps what it raises surfaces as another error: in C
+    code calling back into Python (os.fspath's __instancecheck__, seen under SIGTERM in a
+    spilling steer) as SystemError "returned a result with an exception set"; in a class
+    body's __set_name__ (Python 3.11: type_new_set_names, seen under SIGTERM at start-up
+    while platform.uname_result was being built) as RuntimeError "Error calling
+    __set_name__". The signal's exception is the cause of either."""
     cause = err.__cause__ or err.__context__
     for _ in range(8):  # a chain is short; a cycle must not loop
         if cause is None:
@@ -211,3 +214,9 @@ def entry() -> None:
     except Terminated:
         _say("netsleuth: terminated")
         sys.exit(143)
+    except (SystemError, RuntimeError) as err:
+        signalled = _raised_by_signal(err)
+        if signalled is None:
+            raise
+        _say(f"netsleuth: {'interrupted' if signalled == 130 else 'terminated'}")
+        sys.exit(signalled)
