@@ -68,21 +68,22 @@ def keys_of(packets: list[bytes]) -> np.ndarray:
     return fragments.fragment_keys(t, "outer", t.outer, rows)
 
 
-def all_new(keys: np.ndarray, opened: dict[bytes, object]) -> bool:
-    return fragments.all_new(keys, fragments.key_hashes(keys), opened)
+def all_new(keys: np.ndarray, opened: list[bytes]) -> bool:
+    held = np.frombuffer(b"".join(opened), dtype=keys.dtype)
+    return fragments.all_new(keys, fragments.key_hashes(keys), held)
 
 
 def test_all_new_says_no_for_a_repeated_or_an_open_key(monkeypatch: pytest.MonkeyPatch) -> None:
     flood = keys_of(lone(40))
-    assert all_new(flood, {})
-    assert not all_new(keys_of([*lone(40), lone(1)[0]]), {})  # the first key twice
-    opened = {key_bytes(flood[7:8])[0]: object()}
+    assert all_new(flood, [])
+    assert not all_new(keys_of([*lone(40), lone(1)[0]]), [])  # the first key twice
+    opened = key_bytes(flood[7:8])
     assert not all_new(flood, opened)
     assert all_new(keys_of(lone(40, 5000)), opened)  # other keys, one open elsewhere
-    assert not all_new(flood[:0], {})
+    assert not all_new(flood[:0], [])
     monkeypatch.setattr(fragments, "key_hashes", lambda keys: np.zeros(keys.shape[0], np.uint64))
-    assert not all_new(flood, {})  # distinct keys, equal hashes: not sure, so no
-    other = {key_bytes(keys_of(lone(1, 5000)))[0]: object()}
+    assert not all_new(flood, [])  # distinct keys, equal hashes: not sure, so no
+    other = key_bytes(keys_of(lone(1, 5000)))
     assert all_new(flood[:1], other)  # an open key of the same hash is compared: not it
 
 
@@ -100,7 +101,7 @@ def test_group_keys_groups_as_sorting_does(collide: bool, monkeypatch: pytest.Mo
     expected = np.unique(keys, return_inverse=True)[1].reshape(-1)
     same = expected[:, None] == expected[None, :]
     assert ((inv[:, None] == inv[None, :]) == same).all()  # the same partition
-    opened = {key_bytes(keys[3:4])[0]: 1, key_bytes(keys_of(lone(1, 9000)))[0]: 2}
+    opened = np.concatenate([keys[3:4], keys_of(lone(1, 9000))])
     held = open_among(uniq, hashes, opened)
     assert held.sum() == 1 and (uniq[held] == keys[3]).all()
 

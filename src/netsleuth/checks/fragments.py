@@ -12,9 +12,11 @@ complete inside one batch (nearly all of them, overlapping, duplicated or not) a
 there: _trains.c walks each key's fragments in arrival order, splits them into datagram
 instances and gives each one's verdicts, which NumPy counts (_instances, _settle); the
 rest go to a bounded Python tracker that keeps their bytes and their covered ranges, and
-is the reference the walk is tested against (tests/test_fragment_trains.py). The tracker is
-capped in datagrams and bytes (each fragment charged FRAG_COST beyond its bytes); what
-falls out is counted as fragment.evicted, never judged. A train settled in its batch is
+is the reference the walk is tested against (tests/test_fragment_trains.py). It holds
+them in a HeldTable (held.py): a datagram of one fragment, as a flood makes thousands a
+batch, is a row of columns; one that grows is a Datagram. The tracker is capped in
+datagrams and bytes (each fragment charged FRAG_COST beyond its bytes); what falls out is
+counted as fragment.evicted, never judged. A train settled in its batch is
 never held, so it takes no slot of those bounds: once they evict, the tracker alone (one
 fragment a batch) would have dropped some datagrams the batch path judges.
 """
@@ -22,8 +24,6 @@ fragment a batch) would have dropped some datagrams the batch path judges.
 from __future__ import annotations
 
 import bisect
-from collections import OrderedDict
-from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -32,6 +32,7 @@ from numpy.typing import NDArray
 
 from netsleuth.checks import _trains
 from netsleuth.checks.frames import FrameTally
+from netsleuth.checks.held import Gone, HeldTable
 from netsleuth.checks.layers import ip_layers
 from netsleuth.decode.table import FLAG_DF, IPLayer, PacketTable
 from netsleuth.findings import MAX_FRAMES, Finding
@@ -55,6 +56,9 @@ MAX_EVIDENCE = 20
 COMPLETE, OVERLAP, DUP_ONLY, INCONSISTENT, CONFLICT, TOO_BIG, STALE = 1, 2, 4, 8, 16, 32, 64
 RULES = np.array(rule_table(), dtype=np.uint16)  # the overlap policies, for _trains.c
 MAX_FLAGGED_KEYS = 1000  # datagram keys remembered per finding id, for evidence export
+# The ids of datagrams that leave the tracker uncompleted, (IPv4, IPv6).
+EVICTED = ("fragment.evicted", "fragment.evicted")
+INCOMPLETE = ("ipv4.fragment.incomplete", "ipv6.fragment.incomplete")
 
 KEY = np.dtype(
     [
@@ -78,6 +82,16 @@ KEY = np.dtype(
     ]
 )
 KEY_VOID = np.dtype((np.void, KEY.itemsize))
+
+
+def _at(field: str) -> int:
+    """Where a field of KEY starts in a key's bytes."""
+    fields = KEY.fields
+    assert fields is not None
+    return int(fields[field][1])
+
+
+_LAYER_AT, _VER_AT = _at("layer"), _at("ver")
 
 
 @dataclass(frozen=True)
@@ -298,8 +312,7 @@ class FragmentAudit:
         self.max_open = max_open
         self.max_bytes = max_bytes
         self.tally = FrameTally()
-        self.open: OrderedDict[bytes, Datagram] = OrderedDict()  # oldest first
-        self.open_bytes = 0
+        self.open: HeldTable[Datagram] = HeldTable(KEY_VOID, max_open, max_bytes)
         self.evidence: dict[str, list[dict[str, Any]]] = {}
         # finding id -> reassembly keys of the datagrams it flagged (export pulls in their
         # whole fragment trains).
@@ -381,13 +394,14 @@ class FragmentAudit:
     def _group(self, t: PacketTable, name: str, f: Frags) -> None:
         h = key_hashes(f.keys)
         ts = t.batch.ts_ns[f.rows]
-        if all_new(f.keys, h, self.open):
+        opened = self.open.held_keys()
+        if all_new(f.keys, h, opened):
             # All new, all lone (a flood of fragments that never complete looks like this):
-            # one fragment completes nothing; admitted in arrival order, no copy, no sort.
-            self._admit(t, name, f, lambda i: key_bytes(f.keys[i:]), ts)
+            # one fragment completes nothing; admitted in arrival order, no sort.
+            self._admit(t, f, ts)
             return
         uniq, inv, hashes = group_keys(f.keys, h)
-        held = open_among(uniq, hashes, self.open)
+        held = open_among(uniq, hashes, opened)
         raw, w = uniq.tobytes(), KEY.itemsize
 
         def keys_of(groups: NDArray[np.int64]) -> list[bytes]:
@@ -409,7 +423,7 @@ class FragmentAudit:
         # must not take datagrams this batch's later fragments opened or continued.
         single = np.sort(rest[alone])  # arrival order: the order of age for eviction
         if single.shape[0]:
-            self._admit(t, name, f.take(single), lambda i: keys_of(inv[single[i:]]), ts[single])
+            self._admit(t, f.take(single), ts[single])
         multi = rest[~alone]
         if multi.shape[0]:
             self._track(t, name, f.take(multi), keys_of(inv[multi]), ts[multi])
@@ -513,54 +527,64 @@ class FragmentAudit:
         cols = (f.off, f.end, f.data, f.size, f.mf, f.frames, f.v4)
         rows = zip(keys, ts.tolist(), *(c.tolist() for c in cols), strict=True)
         for key, now, off, end, data, size, mf, frame, v4 in rows:
-            dg = opened.get(key)
-            if dg is not None and now > dg.first_ts + timeout:
-                self._close(dg, complete=False)  # expired before this fragment arrived
-                dg = None
-            if dg is None:
+            row = opened.find(key)
+            if row is not None and now > opened.first_ts(row) + timeout:
+                self._close(row, key, complete=False)  # expired before this fragment arrived
+                row = None
+            if row is None:
                 dg = Datagram(key, name, 4 if v4 else 6, now)
-                opened[key] = dg
-            chunk = bytes(mv[data : data + size])
-            dg.add(Fragment(off, chunk, mf, frame), end)
-            self.open_bytes += len(chunk) + FRAG_COST
+                row = opened.add(key, now, dg, 0)
+            else:
+                dg = opened.obj(row) or self._grown(row, key)
+            dg.add(Fragment(off, bytes(mv[data : data + size]), mf, frame), end)
+            opened.charge(row, dg.nbytes)
             if dg.complete():
-                self._close(dg, complete=True)
-            if len(opened) > self.max_open or self.open_bytes > self.max_bytes:
+                self._close(row, key, complete=True)
+            if opened.over():
                 self._bound()
 
-    def _close(self, dg: Datagram, *, complete: bool) -> None:
-        del self.open[dg.key]
-        self.open_bytes -= dg.nbytes
+    def _grown(self, row: int, key: bytes) -> Datagram:
+        """The Datagram of a row that held one fragment alone (_admit), now that another
+        fragment of its key came (or it ends): attached to its row, its place in age kept."""
+        one = self.open.lone(row)
+        frag = Fragment(one.off, one.data, one.more, one.frame)
+        layer = "inner" if key[_LAYER_AT] else "outer"
+        dg = Datagram.lone(key, layer, key[_VER_AT], frag, end=one.end, ts=one.ts)
+        self.open.attach(row, dg, dg.nbytes)
+        return dg
+
+    def _close(self, row: int, key: bytes, *, complete: bool) -> None:
+        dg = self.open.obj(row) or self._grown(row, key)
+        self.open.remove(row)
         self._finish(dg, complete=complete)
 
-    def _admit(
-        self,
-        t: PacketTable,
-        name: str,
-        f: Frags,
-        keys_from: Callable[[int], list[bytes]],
-        ts: NDArray[np.int64],
-    ) -> None:
+    def _admit(self, t: PacketTable, f: Frags, ts: NDArray[np.int64]) -> None:
         """New datagrams of one fragment each (a flood of fragments that never complete
-        looks like this; so does the start of a train the next batch finishes). One
-        fragment never completes a datagram, so they all open. Eviction is oldest first,
+        looks like this; so does the start of a train the next batch finishes), none of
+        their keys open. One fragment never completes a datagram, so they all open, as
+        rows of the held table (held.py), with no object each. Eviction is oldest first,
         so what stays after all of them is the longest suffix of (open table, these) that
-        fits the bounds: the rest is counted as evicted at once, without building it."""
+        fits the bounds: the rest is counted as evicted at once, without holding it."""
         size = f.size
         drop = size.shape[0] - newest_kept(size, self.max_open, self.max_bytes)
         if drop:
-            self._evict(len(self.open))
-            self.tally.add(f"fragment.evicted|{name}", f.frames[:drop])
-        mv = t.batch.buf.data  # bytes() of a memoryview slice: no NumPy object per fragment
-        cols = (f.data, size, f.off, f.end, f.mf, f.frames, f.v4, ts)
-        rows = zip(keys_from(drop), *(c[drop:].tolist() for c in cols), strict=True)
-        lone, opened, added = Datagram.lone, self.open, 0
-        for key, start, n, off, end, mf, frame, v4, now in rows:
-            frag = Fragment(off, bytes(mv[start : start + n]), mf, frame)
-            dg = lone(key, name, 4 if v4 else 6, frag, end=end, ts=now)
-            opened[key] = dg
-            added += dg.nbytes
-        self.open_bytes += added
+            self._gone(self.open.drain(), evicted=True)
+            self._count_lone(EVICTED, f.keys[:drop], f.frames[:drop], flag=False)
+        keys = f.keys[drop:]
+        self.open.admit(
+            keys,
+            key_bytes(keys),
+            ts=ts[drop:],
+            frame=f.frames[drop:],
+            off=f.off[drop:],
+            end=f.end[drop:],
+            more=f.mf[drop:],
+            cut=np.zeros(keys.shape[0], dtype=np.bool_),
+            buf=t.batch.buf,
+            data=f.data[drop:],
+            size=size[drop:],
+            frag_cost=FRAG_COST,
+        )
         self._bound()
 
     @property
@@ -579,31 +603,43 @@ class FragmentAudit:
 
     # ----- state bounds ------------------------------------------------------------------
     def _bound(self) -> None:
-        n = 0
-        size, nbytes = len(self.open), self.open_bytes
-        for dg in self.open.values():  # oldest first
-            if size - n <= self.max_open and nbytes <= self.max_bytes:
-                break
-            n += 1
-            nbytes -= dg.nbytes
-        if n:
-            self._evict(n)
-
-    def _evict(self, n: int) -> None:
-        """Drop the `n` oldest open datagrams (a host's reassembler evicts under
-        ipfrag_high_thresh the same way), counting their frames as evicted."""
-        frames: dict[str, list[int]] = {}
-        for _ in range(n):
-            _, dg = self.open.popitem(last=False)  # the oldest; O(1), unlike next(iter(dict))
-            self.open_bytes -= dg.nbytes
-            frames.setdefault(dg.layer, []).extend(dg.frames)
-        for layer, kept in frames.items():
-            self.tally.add(f"fragment.evicted|{layer}", np.array(kept, dtype=np.int64))
+        """Drop the oldest open datagrams until the table fits its bounds (a host's
+        reassembler evicts under ipfrag_high_thresh the same way), counting their frames
+        as evicted."""
+        if self.open.over():
+            self._gone(self.open.evict(), evicted=True)
 
     def _expire(self) -> None:
-        stale = [k for k, dg in self.open.items() if dg.first_ts + self.timeout_ns < self.now]
-        for key in stale:
-            self._close(self.open[key], complete=False)
+        self._gone(self.open.expire(self.now - self.timeout_ns), evicted=False)
+
+    def _gone(self, gone: Gone[Datagram], *, evicted: bool) -> None:
+        """Datagrams that left the table uncompleted: evicted, or expired (incomplete)."""
+        if evicted:
+            self._count_lone(EVICTED, gone.keys, gone.frames, flag=False)
+            for dg in gone.objs:
+                self.tally.add(f"fragment.evicted|{dg.layer}", np.array(dg.frames, np.int64))
+            return
+        self._count_lone(INCOMPLETE, gone.keys, gone.frames, flag=True)
+        for dg in gone.objs:
+            self._finish(dg, complete=False)
+
+    def _count_lone(
+        self, ids: tuple[str, str], keys: NDArray[np.void], frames: NDArray[np.int64], *, flag: bool
+    ) -> None:
+        """Datagrams of one fragment each (their keys, their frames), counted per layer
+        under ids[0] (IPv4) or ids[1] (IPv6), and their keys flagged (`flag`). One fragment
+        is never complete, and nothing else of _finish's applies to it."""
+        if keys.shape[0] == 0:
+            return
+        k = keys.view(KEY)
+        for layer, name in ((0, "outer"), (1, "inner")):
+            for ver, fid in ((4, ids[0]), (6, ids[1])):
+                sel = (k["layer"] == layer) & (k["ver"] == ver)
+                if not sel.any():
+                    continue
+                self.tally.add(f"{fid}|{name}", frames[sel])
+                if flag:
+                    self._flag_keys(fid, keys[sel], frames[sel])
 
     # ----- datagram verdicts ---------------------------------------------------------------
     def _finish(self, dg: Datagram, *, complete: bool) -> None:
@@ -636,9 +672,7 @@ class FragmentAudit:
 
     def finish(self) -> None:
         """The end of the input: every open datagram is never-completed."""
-        for held in list(self.open):
-            self._finish(self.open.pop(held), complete=False)
-        self.open_bytes = 0
+        self._gone(self.open.drain(), evicted=False)
 
     def findings(self) -> list[Finding]:
         self.finish()
@@ -695,7 +729,7 @@ def key_bytes(keys: NDArray[np.void]) -> list[bytes]:
     return [raw[k : k + w] for k in range(0, len(raw), w)]
 
 
-def all_new(keys: NDArray[np.void], h: NDArray[np.uint64], opened: Mapping[bytes, object]) -> bool:
+def all_new(keys: NDArray[np.void], h: NDArray[np.uint64], held: NDArray[np.void]) -> bool:
     """Whether a batch's keys (`h`: their key_hashes) are all distinct and none is open:
     the flood case, decided without grouping the keys. Exact: distinct hashes mean
     distinct keys, and an open key whose hash matches one of the batch's is compared byte
@@ -706,9 +740,8 @@ def all_new(keys: NDArray[np.void], h: NDArray[np.uint64], opened: Mapping[bytes
     hs = np.sort(h)
     if (hs[1:] == hs[:-1]).any():
         return False
-    if not opened:
+    if held.shape[0] == 0:
         return True
-    held = np.frombuffer(b"".join(opened), dtype=keys.dtype)
     hh = key_hashes(held)
     at = np.minimum(np.searchsorted(hs, hh), hs.shape[0] - 1)
     maybe = np.flatnonzero(hs[at] == hh)
@@ -743,16 +776,16 @@ def group_keys(
 
 
 def open_among(
-    uniq: NDArray[np.void], hashes: NDArray[np.uint64], opened: Mapping[bytes, object]
+    uniq: NDArray[np.void], hashes: NDArray[np.uint64], keys: NDArray[np.void]
 ) -> NDArray[np.bool_]:
-    """Which of a batch's distinct keys (group_keys: with their hashes) are in `opened`:
+    """Which of a batch's distinct keys (group_keys: with their hashes) are among the open
+    `keys`:
     the open keys are looked up in the batch's, not the other way round, so the cost
     follows the bounded table, not the batch. An open key is compared byte for byte with
     every batch key of its hash."""
     held = np.zeros(uniq.shape[0], dtype=np.bool_)
-    if not opened or uniq.shape[0] == 0:
+    if keys.shape[0] == 0 or uniq.shape[0] == 0:
         return held
-    keys = np.frombuffer(b"".join(opened), dtype=uniq.dtype)
     order = np.argsort(hashes)
     hs = hashes[order]
     hk = key_hashes(keys)

@@ -31,7 +31,6 @@ from __future__ import annotations
 
 import bisect
 import dataclasses
-from collections import OrderedDict
 from collections.abc import Iterator, Mapping
 from typing import Any, NamedTuple, cast
 
@@ -42,13 +41,16 @@ from netsleuth.capture import RecordBatch
 from netsleuth.checks.fragments import (
     FRAG_COST,
     KEY,
+    KEY_VOID,
     TIMEOUT_NS,
     Datagram,
     fragment_keys,
     group_keys,
+    key_bytes,
     newest_kept,
 )
 from netsleuth.checks.frames import smallest
+from netsleuth.checks.held import Gone, HeldTable
 from netsleuth.checks.outer_rebuild import (
     Frags,
     Rebuilt,
@@ -179,8 +181,7 @@ def _rows_of(f: Frags, sel: NDArray[np.bool_]) -> Iterator[Row]:
 class TunnelReassembly:
     def __init__(self) -> None:
         self.protos, self.ports = tunnel_carriers()
-        self.open: OrderedDict[bytes, Held] = OrderedDict()
-        self.open_bytes = 0
+        self.open: HeldTable[Held] = HeldTable(KEY_VOID, MAX_OPEN, MAX_BYTES)
         self.now = 0
         self.rebuilt: list[PacketTable] = []  # taken by observe_all after each batch
         self.bounded: list[int] = []  # frames of datagrams a bound dropped
@@ -243,7 +244,7 @@ class TunnelReassembly:
         mine: tuple[NDArray[Any], ...] = (o.src4, o.dst4, o.ident, o.proto, t.vlan1, t.vlan2)
         words = outer_words({f: c[rows] for f, c in zip(WORD_FIELDS, mine, strict=True)})
         if self.open:  # the held keys, among the batch's: which groups are open
-            k = np.frombuffer(b"".join(self.open), dtype=KEY)
+            k = self.open.held_keys().view(KEY)
             words = np.concatenate([words, outer_words({f: k[f] for f in WORD_FIELDS})])
         inv, n = group_words(words)
         m = rows.shape[0]
@@ -329,34 +330,47 @@ class TunnelReassembly:
     def _add(self, t: PacketTable, frag: Row, key: bytes) -> Held | None:
         """One outer fragment into its datagram. The datagram when this fragment completed
         it."""
-        held = self.open.get(key)
-        if held is not None and frag.ts > held.dg.first_ts + TIMEOUT_NS:
+        opened = self.open
+        row = opened.find(key)
+        if row is not None and frag.ts > opened.first_ts(row) + TIMEOUT_NS:
             # Expired before this fragment came (Linux: ip_expire, ipfrag_time after the
             # queue was made), whether or not a batch ended in between: the fragment starts
             # a new datagram, as in the fragment audit (FragmentAudit._track).
-            self._drop(key)
-            held = None
-        if held is None:
+            opened.remove(row)
+            row = None
+        if row is None:
             held = Held(Datagram(key, "outer", 4, frag.ts), udp=frag.udp)
-            self.open[key] = held
+            row = opened.add(key, frag.ts, held, 0)
+        else:
+            held = opened.obj(row) or self._grown(row, key)
         buf = t.batch.buf.data
         chunk = bytes(buf[frag.data : max(frag.stop, frag.data)])
         held.cut |= frag.stop < frag.ip_end
         end = frag.ip_end - frag.data + frag.off
         held.dg.add(Fragment(frag.off, chunk, frag.more, frag.frame), end)
-        self.open_bytes += len(chunk) + FRAG_COST
+        opened.charge(row, held.dg.nbytes)
         if frag.off == 0:
             tunnel = frag.to_tunnel if frag.udp else None
             ip = bytes(buf[frag.ip : frag.data])
             held.head = Head(ip, frag.vlans, tunnel)
             if tunnel is False:  # a UDP datagram that is no tunnel's: not ours to keep
-                self._drop(key)
+                opened.remove(row)
                 return None
         if held.head is not None and held.dg.complete():
-            self._drop(key)
+            opened.remove(row)
             return held
         self._bound()
         return None
+
+    def _grown(self, row: int, key: bytes) -> Held:
+        """The Held of a UDP fragment admitted alone (_admit), now that another fragment of
+        its key came: attached to its row, its place in age kept."""
+        one = self.open.lone(row)
+        frag = Fragment(one.off, one.data, one.more, one.frame)
+        dg = Datagram.lone(key, "outer", 4, frag, end=one.end, ts=one.ts)
+        held = Held(dg, udp=True, cut=one.cut)
+        self.open.attach(row, held, dg.nbytes)
+        return held
 
     def _admit(
         self, t: PacketTable, rows: NDArray[np.int64], f: Frags, sel: NDArray[np.bool_]
@@ -364,54 +378,53 @@ class TunnelReassembly:
         """UDP fragments of datagrams that show no first fragment yet, one a key and none
         held (lone_orphans): each opens a datagram, held silently until its ports could
         show (_add), admitted before this batch's other fragments as the fragment audit
-        admits its lone ones. The bounds keep what _bound keeps when they come one by one,
-        the longest suffix of (the open table, these) that fits, so only that is built: a
-        flood of such fragments is thousands a batch."""
+        admits its lone ones, as rows of the held table (held.py). The bounds keep what
+        _bound keeps when they come one by one, the longest suffix of (the open table,
+        these) that fits, so only that is held: a flood of such fragments is thousands a
+        batch."""
         data, ip_end, stop = f.data[sel], f.ip_end[sel], f.stop[sel]
         size = np.maximum(stop - data, 0)
         drop = size.shape[0] - newest_kept(size, MAX_OPEN, MAX_BYTES)
         if drop:
-            self._evict(len(self.open))  # all of them go before any of these
+            self._evicted(self.open.drain())  # all of them go before any of these
         which = np.flatnonzero(sel)[drop:]
-        raw = fragment_keys(t, "outer", t.outer, rows[which]).tobytes()
-        width, buf = KEY.itemsize, t.batch.buf.data
-        cols = (f.off[which], data[drop:], ip_end[drop:], stop[drop:], f.ts[which])
-        flags = zip(f.more[which].tolist(), f.frame[which].tolist(), strict=True)
-        fields = zip(*(c.tolist() for c in cols), flags, strict=True)
-        for i, (off, d, end, cut_at, ts, (more, frame)) in enumerate(fields):
-            frag = Fragment(off, bytes(buf[d : max(cut_at, d)]), more, frame)
-            key = raw[i * width : (i + 1) * width]
-            dg = Datagram.lone(key, "outer", 4, frag, end=end - d + off, ts=ts)
-            self.open[key] = Held(dg, udp=True, cut=cut_at < end)
-            self.open_bytes += dg.nbytes
+        keys = fragment_keys(t, "outer", t.outer, rows[which])
+        data, ip_end, stop, size = data[drop:], ip_end[drop:], stop[drop:], size[drop:]
+        off = f.off[which]
+        self.open.admit(
+            keys,
+            key_bytes(keys),
+            ts=f.ts[which],
+            frame=f.frame[which],
+            off=off,
+            end=ip_end - data + off,
+            more=f.more[which],
+            cut=stop < ip_end,
+            buf=t.batch.buf,
+            data=data,
+            size=size,
+            frag_cost=FRAG_COST,
+        )
         self._bound()
 
-    def _evict(self, n: int) -> None:
-        """The n oldest open datagrams dropped by the bound; those known to carry a tunnel
-        are reported."""
-        for _ in range(n):
-            _, held = self.open.popitem(last=False)
-            self.open_bytes -= held.dg.nbytes
-            if held.known:  # not a UDP datagram still waiting to show its ports
+    def _evicted(self, gone: Gone[Held]) -> None:
+        """Datagrams a bound dropped; those known to carry a tunnel are reported. (Those
+        held alone, as rows, are UDP fragments still waiting to show their ports.)"""
+        for held in gone.objs:
+            if held.known:
                 self._count_bounded(held.dg.frames)
-
-    def _drop(self, key: bytes) -> Held:
-        held = self.open.pop(key)
-        self.open_bytes -= held.dg.nbytes
-        return held
 
     def _count_bounded(self, frames: list[int]) -> None:
         self.bounded_count += 1
         self.bounded.extend(frames[: max(100 - len(self.bounded), 0)])
 
     def _bound(self) -> None:
-        while self.open and (len(self.open) > MAX_OPEN or self.open_bytes > MAX_BYTES):
-            self._evict(1)  # the oldest
+        if self.open.over():
+            self._evicted(self.open.evict())  # the oldest
 
     def _expire(self) -> None:
-        stale = [k for k, h in self.open.items() if h.dg.first_ts + TIMEOUT_NS < self.now]
-        for key in stale:  # incomplete: the fragment audit reports it
-            self._drop(key)
+        # Incomplete: the fragment audit reports them.
+        self.open.expire(self.now - TIMEOUT_NS)
 
     # ----- the reassembled datagrams -----------------------------------------------------
     def _judge(self, r: Rebuilt) -> None:
@@ -446,8 +459,7 @@ class TunnelReassembly:
     def finish(self) -> None:
         """The end of the input: datagrams still open were never completed (the fragment
         audit reports them); their bytes are let go."""
-        self.open.clear()
-        self.open_bytes = 0
+        self.open.drain()
 
     def merge_disjoint(self, other: TunnelReassembly, frame_offset: int = 0) -> None:
         """Add a finished reassembly of other outer datagrams (no key in common: fanout
