@@ -528,18 +528,20 @@ class FragmentAudit:
         rows = zip(keys, ts.tolist(), *(c.tolist() for c in cols), strict=True)
         for key, now, off, end, data, size, mf, frame, v4 in rows:
             row = opened.find(key)
-            if row is not None and now > opened.first_ts(row) + timeout:
-                self._close(row, key, complete=False)  # expired before this fragment arrived
-                row = None
+            if row is not None:
+                dg = opened.obj(row) or self._grown(row, key)
+                if now > dg.first_ts + timeout:  # expired before this fragment arrived
+                    opened.remove(row)
+                    self._finish(dg, complete=False)
+                    row = None
             if row is None:
                 dg = Datagram(key, name, 4 if v4 else 6, now)
                 row = opened.add(key, now, dg, 0)
-            else:
-                dg = opened.obj(row) or self._grown(row, key)
             dg.add(Fragment(off, bytes(mv[data : data + size]), mf, frame), end)
             opened.charge(row, dg.nbytes)
             if dg.complete():
-                self._close(row, key, complete=True)
+                opened.remove(row)
+                self._finish(dg, complete=True)
             if opened.over():
                 self._bound()
 
@@ -552,11 +554,6 @@ class FragmentAudit:
         dg = Datagram.lone(key, layer, key[_VER_AT], frag, end=one.end, ts=one.ts)
         self.open.attach(row, dg, dg.nbytes)
         return dg
-
-    def _close(self, row: int, key: bytes, *, complete: bool) -> None:
-        dg = self.open.obj(row) or self._grown(row, key)
-        self.open.remove(row)
-        self._finish(dg, complete=complete)
 
     def _admit(self, t: PacketTable, f: Frags, ts: NDArray[np.int64]) -> None:
         """New datagrams of one fragment each (a flood of fragments that never complete

@@ -64,6 +64,9 @@ class HeldTable(Generic[T]):
         self.max_open, self.max_bytes = max_open, max_bytes
         self.index: dict[bytes, int] = {}  # key -> row
         self.objs: dict[int, T] = {}  # row -> its tracker's object
+        # row -> what its object costs: a Python int, as the slow path charges it at every
+        # fragment (a NumPy scalar read and write each cost more than the rest of it).
+        self.objcost: dict[int, int] = {}
         self.nbytes = 0  # what the alive rows cost
         self.head = 0  # rows before it are all gone
         self.n = 0  # rows used
@@ -94,9 +97,6 @@ class HeldTable(Generic[T]):
     def find(self, key: bytes) -> int | None:
         return self.index.get(key)
 
-    def first_ts(self, row: int) -> int:
-        return int(self.ts[row])
-
     def obj(self, row: int) -> T | None:
         return self.objs.get(row)
 
@@ -115,22 +115,24 @@ class HeldTable(Generic[T]):
     def attach(self, row: int, obj: T, cost: int) -> None:
         """The row's datagram is now `obj`, costing `cost` (its bytes left the pool)."""
         self.objs[row] = obj
-        self.charge(row, cost)
+        self.nbytes += cost - int(self.cost[row])
+        self.objcost[row] = cost
 
     def charge(self, row: int, cost: int) -> None:
-        """What the row's datagram costs now."""
-        self.nbytes += cost - int(self.cost[row])
-        self.cost[row] = cost
+        """What the row's object costs now."""
+        self.nbytes += cost - self.objcost[row]
+        self.objcost[row] = cost
 
     def add(self, key: bytes, ts: int, obj: T, cost: int) -> int:
         """A new datagram, the newest: its row."""
         self._room(1, 0)
         r = self.n
         self.keys[r] = np.frombuffer(key, dtype=self.keys.dtype)[0]
-        self.ts[r], self.cost[r], self.alive[r], self.size[r] = ts, cost, True, 0
+        self.ts[r], self.cost[r], self.alive[r], self.size[r] = ts, 0, True, 0
         self.n += 1
         self.index[key] = r
         self.objs[r] = obj
+        self.objcost[r] = cost
         self.nbytes += cost
         return r
 
@@ -173,7 +175,8 @@ class HeldTable(Generic[T]):
         """A datagram that completed or was dropped: its object, if it had one."""
         del self.index[self.keys[row].tobytes()]
         self.alive[row] = False
-        self.nbytes -= int(self.cost[row])
+        cost = self.objcost.pop(row, None)
+        self.nbytes -= int(self.cost[row]) if cost is None else cost
         if row == self.head:
             self._advance()
         return self.objs.pop(row, None)
@@ -188,7 +191,7 @@ class HeldTable(Generic[T]):
         if excess <= 0:
             return self._take(self._oldest(k) if k <= 8 else self._alive_rows()[:k])
         rows = self._alive_rows()
-        spent = np.cumsum(self.cost[rows])
+        spent = np.cumsum(self._costs(rows))
         k = max(k, int(np.searchsorted(spent, excess, side="left")) + 1)
         return self._take(rows[:k])
 
@@ -219,10 +222,23 @@ class HeldTable(Generic[T]):
         for at in range(0, len(raw), w):
             del index[raw[at : at + w]]
         self.alive[rows] = False
-        self.nbytes -= int(self.cost[rows].sum())
-        self._advance()
         lone = rows[bare]
+        self.nbytes -= int(self.cost[lone].sum())
+        for r in rows[~bare].tolist():
+            self.nbytes -= self.objcost.pop(r)
+        self._advance()
         return Gone(keys[bare], self.frame[lone], self.cut[lone], objs)
+
+    def _costs(self, rows: NDArray[np.int64]) -> NDArray[np.int64]:
+        """What each of these rows (increasing) costs."""
+        cost = self.cost[rows]
+        if self.objcost and rows.shape[0]:
+            r = np.fromiter(self.objcost, dtype=np.int64, count=len(self.objcost))
+            c = np.fromiter(self.objcost.values(), dtype=np.int64, count=len(self.objcost))
+            at = np.minimum(np.searchsorted(rows, r), rows.shape[0] - 1)
+            hit = rows[at] == r
+            cost[at[hit]] = c[hit]
+        return cost
 
     def _oldest(self, k: int) -> NDArray[np.int64]:
         """The k oldest rows, read one by one from the head: a tracker over its count by
@@ -276,6 +292,7 @@ class HeldTable(Generic[T]):
         self.alive[:m] = True
         moved = np.searchsorted(keep, objs).tolist()  # keep is sorted: each object's new row
         self.objs = dict(zip(moved, self.objs.values(), strict=True))
+        self.objcost = dict(zip(moved, (self.objcost[r] for r in objs.tolist()), strict=True))
         raw, w = self.keys[:m].tobytes(), self.keys.dtype.itemsize
         self.index = dict(
             zip([raw[at : at + w] for at in range(0, len(raw), w)], range(m), strict=True)

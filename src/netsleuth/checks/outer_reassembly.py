@@ -332,17 +332,17 @@ class TunnelReassembly:
         it."""
         opened = self.open
         row = opened.find(key)
-        if row is not None and frag.ts > opened.first_ts(row) + TIMEOUT_NS:
-            # Expired before this fragment came (Linux: ip_expire, ipfrag_time after the
-            # queue was made), whether or not a batch ended in between: the fragment starts
-            # a new datagram, as in the fragment audit (FragmentAudit._track).
-            opened.remove(row)
-            row = None
+        if row is not None:
+            held = opened.obj(row) or self._grown(row, key)
+            if frag.ts > held.dg.first_ts + TIMEOUT_NS:
+                # Expired before this fragment came (Linux: ip_expire, ipfrag_time after
+                # the queue was made), whether or not a batch ended in between: the fragment
+                # starts a new datagram, as in the fragment audit (FragmentAudit._track).
+                opened.remove(row)
+                row = None
         if row is None:
             held = Held(Datagram(key, "outer", 4, frag.ts), udp=frag.udp)
             row = opened.add(key, frag.ts, held, 0)
-        else:
-            held = opened.obj(row) or self._grown(row, key)
         buf = t.batch.buf.data
         chunk = bytes(buf[frag.data : max(frag.stop, frag.data)])
         held.cut |= frag.stop < frag.ip_end
