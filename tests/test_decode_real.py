@@ -128,12 +128,33 @@ def test_unknown_link_type_is_named(tmp_path: Path) -> None:
         [1, 2],
         "info",
     )
-    assert f["summary"].endswith("(LINKTYPE_IEEE802_15_4_WITHFCS (195): 2)")
+    assert f["summary"].endswith("(LINKTYPE_IEEE802_15_4_WITHFCS (195) x2)")
     assert f["evidence"]["linktypes"] == {
         "195": {"name": "LINKTYPE_IEEE802_15_4_WITHFCS (195)", "packets": 2}
     }
     assert "LINKTYPE_NFLOG (239)" in f["evidence"]["decoded"]
     assert "LINKTYPE_IEEE802_11_RADIOTAP (127)" in f["evidence"]["decoded"]
+
+
+def test_thousands_of_link_types_are_named_up_to_a_few_and_the_rest_counted() -> None:
+    """A pcapng file may declare an interface per record, each of another link type."""
+    from netsleuth.checks.linktype import UnsupportedLinkTypes
+    from netsleuth.decode.linktypes import decoded_linktypes
+
+    decoded = set(decoded_linktypes())
+    kinds = [lt for lt in range(300, 1000) if lt not in decoded][:70]
+    per = [lt for k, lt in enumerate(kinds) for _ in range(70 - k)]  # k-th seen 70 - k times
+    batch = RecordBatch.from_packets([bytes(20)] * len(per))
+    batch.linktype[:] = per
+    check = UnsupportedLinkTypes()
+    check.observe(decode(batch))
+    (f,) = check.findings()
+    assert f.count == len(per) == 70 * 71 // 2
+    rest = sum(70 - k for k in range(8, 70))
+    assert f.summary.endswith(f", and 62 other link types x{rest:,})")
+    assert f.summary.count(" x") == 9  # eight named, one count of the rest
+    assert sorted(map(int, f.evidence["linktypes"])) == sorted(kinds[:64])
+    assert f.evidence["other_linktypes"] == {"kinds": 6, "count": sum(range(1, 7))}
 
 
 def test_snoop_file_is_read(tmp_path: Path) -> None:

@@ -48,6 +48,20 @@ def test_unknown_ethertypes_are_named_with_counts() -> None:
     ]
 
 
+def test_thousands_of_ethertypes_are_named_up_to_a_few_and_the_rest_counted() -> None:
+    # 70 unregistered EtherTypes 0x3000-0x3045, the k-th seen 70 - k times: random bytes
+    # on a link look like this (60,000 kinds in 200k frames once made a 4.8 MB finding).
+    frames = [craft.ether(bytes(46), 0x3000 + k) for k in range(70) for _ in range(70 - k)]
+    f = findings(frames)["l2.unknown_ethertype/outer"]
+    assert f.count == 70 * 71 // 2
+    named = ", ".join(f"0x{0x3000 + k:04x} (unregistered here) x{70 - k}" for k in range(8))
+    rest = sum(70 - k for k in range(8, 70))
+    assert f.summary.endswith(f": {named}, and 62 other EtherTypes x{rest:,}")
+    listed = f.evidence["ethertypes"]
+    assert [e["ethertype"] for e in listed] == [0x3000 + k for k in range(64)]
+    assert f.evidence["other_ethertypes"] == {"kinds": 6, "count": sum(range(1, 7))}
+
+
 def bpdu(version: int) -> bytes:
     return craft.pad(ieee8023(craft.llc(craft.stp_bpdu(version=version), dsap=0x42, ssap=0x42)))
 

@@ -4,9 +4,11 @@ its count, so "LLDP x12, EAPOL x3" reads as harmless and an unknown value stands
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 
-from netsleuth.checks.frames import FrameTally
+from netsleuth.checks.frames import EVIDENCE_KINDS, FrameTally, kinds_line, most_seen, others
 from netsleuth.decode.table import Anomaly, PacketTable
 from netsleuth.ethertypes import ETH_P
 from netsleuth.findings import Finding
@@ -45,11 +47,14 @@ class UnknownEtherTypes:
     def findings(self) -> list[Finding]:
         if ID not in self.tally.count:
             return []
-        ranked = sorted(self.seen.items(), key=lambda kv: (-kv[1], kv[0]))
-        kinds = ", ".join(f"{ethertype_label(v)} x{n}" for v, n in ranked)
-        evidence = {
-            "ethertypes": [{"ethertype": v, "name": ETH_P.get(v), "count": n} for v, n in ranked]
+        ranked = most_seen(self.seen)
+        kinds = kinds_line(ranked, ethertype_label, "EtherTypes")
+        listed = ranked[:EVIDENCE_KINDS]
+        evidence: dict[str, Any] = {
+            "ethertypes": [{"ethertype": v, "name": ETH_P.get(v), "count": n} for v, n in listed]
         }
+        if len(ranked) > EVIDENCE_KINDS:
+            evidence["other_ethertypes"] = others(ranked)
         return [
             catalogue_finding(
                 ID,

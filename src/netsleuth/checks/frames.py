@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Callable, Mapping
+from typing import Any, TypeVar
 
 import numpy as np
 from numpy.typing import NDArray
 
 from netsleuth.findings import MAX_FRAMES, Finding
 from netsleuth.findings.catalogue import catalogue_finding
+
+K = TypeVar("K", int, str)
 
 
 def smallest(kept: list[int], frames: NDArray[np.int64] | list[int]) -> list[int]:
@@ -24,6 +27,33 @@ def smallest(kept: list[int], frames: NDArray[np.int64] | list[int]) -> list[int
     if new.shape[0] > MAX_FRAMES:
         new = np.partition(new, MAX_FRAMES - 1)[:MAX_FRAMES]
     return sorted([*kept, *new.tolist()])[:MAX_FRAMES]
+
+
+SUMMARY_KINDS = 8  # kinds a finding's summary names (most seen first); the rest are counted
+EVIDENCE_KINDS = 64  # kinds its evidence lists; the rest are counted
+
+
+def most_seen(counts: Mapping[K, int]) -> list[tuple[K, int]]:
+    """(kind, count), most seen first, ties by kind."""
+    return sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))
+
+
+def kinds_line(ranked: list[tuple[K, int]], label: Callable[[K], str], other: str) -> str:
+    """A summary's list of kinds (most_seen), each as label() names it ("LLDP (0x88cc)
+    x2, ..."): at most SUMMARY_KINDS named, the rest counted ("and 60,868 other
+    EtherTypes x193,480"). Random bytes on a link carry thousands of EtherTypes; a summary
+    that named them all was 4.8 MB of JSON and 1.9 MB of text for 200k such frames."""
+    line = ", ".join(f"{label(k)} x{n}" for k, n in ranked[:SUMMARY_KINDS])
+    rest = ranked[SUMMARY_KINDS:]
+    if rest:
+        line += f", and {len(rest):,} other {other} x{sum(n for _, n in rest):,}"
+    return line
+
+
+def others(ranked: list[tuple[Any, int]]) -> dict[str, int]:
+    """What evidence leaves out past EVIDENCE_KINDS: how many kinds, how many frames."""
+    rest = ranked[EVIDENCE_KINDS:]
+    return {"kinds": len(rest), "count": sum(n for _, n in rest)}
 
 
 class FrameTally:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from netsleuth.checks.frames import FrameTally
+from netsleuth.checks.frames import FrameTally, kinds_line, most_seen
 from netsleuth.decode.table import L2, PacketTable
 from netsleuth.findings import Finding
 from netsleuth.findings.catalogue import CATALOGUE, catalogue_finding
@@ -96,9 +96,9 @@ class LinkLayer:
         for fid, n in self.tally.count.items():
             summary, evidence = None, None
             if fid == "l2.ieee8023_llc":
-                kinds = ", ".join(f"{k} x{v}" for k, v in sorted(self.kinds.items()))
+                kinds = kinds_line(most_seen(self.kinds), str, "kinds")
                 summary = f"{CATALOGUE[fid].summary}: {kinds}"
-                evidence = {"kinds": dict(sorted(self.kinds.items()))}
+                evidence = {"kinds": dict(sorted(self.kinds.items()))}  # at most ~260
             out.append(
                 catalogue_finding(
                     fid,

@@ -5,10 +5,11 @@ be one, not shown as garbage."""
 from __future__ import annotations
 
 from dataclasses import replace
+from typing import Any
 
 import numpy as np
 
-from netsleuth.checks.frames import FrameTally
+from netsleuth.checks.frames import EVIDENCE_KINDS, FrameTally, kinds_line, most_seen, others
 from netsleuth.decode.linktypes import decoded_linktypes, describe
 from netsleuth.decode.registry import REGISTRY
 from netsleuth.decode.table import L2, NS, PacketTable
@@ -46,14 +47,17 @@ class UnsupportedLinkTypes:
     def findings(self) -> list[Finding]:
         if not self.per_type:
             return []
-        named = ", ".join(f"{describe(lt)}: {n}" for lt, n in sorted(self.per_type.items()))
-        evidence = {
-            "linktypes": {
-                str(lt): {"name": describe(lt), "packets": n}
-                for lt, n in sorted(self.per_type.items())
-            },
+        # A pcapng file may declare thousands of interfaces, each its own link type: the
+        # summary names the most seen, the evidence the EVIDENCE_KINDS most seen.
+        ranked = most_seen(self.per_type)
+        named = kinds_line(ranked, describe, "link types")
+        listed = sorted(ranked[:EVIDENCE_KINDS])
+        evidence: dict[str, Any] = {
+            "linktypes": {str(lt): {"name": describe(lt), "packets": n} for lt, n in listed},
             "decoded": [describe(lt) for lt in decoded_linktypes()],
         }
+        if len(ranked) > EVIDENCE_KINDS:
+            evidence["other_linktypes"] = others(ranked)
         return [
             replace(f, summary=f"{CATALOGUE[FID].summary} ({named})")
             for f in self.tally.findings({FID: evidence})

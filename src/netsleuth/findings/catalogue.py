@@ -195,7 +195,8 @@ CATALOGUE: dict[str, FindingInfo] = {
         "check that the senders are expected.",
         meaning=(
             "outermost EtherType not decoded; a Linux host without a handler drops these "
-            "(`rx_dropped` / `rx_nohandler`)"
+            "(`rx_dropped` / `rx_nohandler`); the summary names the 8 most seen, evidence "
+            "lists 64 (`ethertypes`) and counts the rest (`other_ethertypes`)"
         ),
         prior_art="Zeek `unknown_protocol`",
     ),
