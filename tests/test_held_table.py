@@ -190,3 +190,27 @@ def test_a_drained_table_holds_nothing_and_takes_rows_again() -> None:
     assert not table and table.nbytes == 0 and table.find(b"abcdef") is None
     row = table.add(b"abcdef", 9, "y", 3)
     assert int(table.ts[row]) == 9 and table.obj(row) == "y"
+
+
+def test_a_key_open_already_is_refused_not_shadowed() -> None:
+    table: HeldTable[str] = HeldTable(KEY, 4, 1000)
+    table.add(b"abcdef", 5, "x", 7)
+    with pytest.raises(KeyError):
+        table.add(b"abcdef", 6, "y", 7)
+    one = np.frombuffer(b"abcdef", dtype=KEY)
+    zero, no = np.zeros(1, np.int64), np.zeros(1, np.bool_)
+    with pytest.raises(KeyError):
+        table.admit(
+            one,
+            [b"abcdef"],
+            ts=zero,
+            frame=zero,
+            off=zero,
+            end=zero,
+            more=no,
+            cut=no,
+            buf=np.zeros(8, np.uint8),
+            data=zero,
+            size=zero,
+            frag_cost=1,
+        )

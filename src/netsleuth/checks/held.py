@@ -125,6 +125,8 @@ class HeldTable(Generic[T]):
 
     def add(self, key: bytes, ts: int, obj: T, cost: int) -> int:
         """A new datagram, the newest: its row."""
+        if key in self.index:
+            raise KeyError("a datagram of this key is open already")
         self._room(1, 0)
         r = self.n
         self.keys[r] = np.frombuffer(key, dtype=self.keys.dtype)[0]
@@ -168,7 +170,10 @@ class HeldTable(Generic[T]):
         _trains.gather(buf, np.ascontiguousarray(data, np.int64), size, self.pool[p : p + total])
         self.n += k
         self.pool_used += total
+        before = len(self.index)
         self.index.update(zip(key_list, range(r, r + k), strict=True))
+        if len(self.index) != before + k:  # a row would be alive but unreachable
+            raise KeyError("admitted keys must be distinct and none open already")
         self.nbytes += int(self.cost[rows].sum())
 
     def remove(self, row: int) -> T | None:
