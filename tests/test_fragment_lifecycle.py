@@ -120,7 +120,6 @@ class TrackerOnly(FragmentAudit):
         self,
         inv: NDArray[np.int64],
         f: Frags,
-        ts: NDArray[np.int64],
         held: NDArray[np.bool_],
         buf: NDArray[np.uint8],
     ) -> Instances:

@@ -33,7 +33,7 @@ __all__ = [
     "Check",
     "Mergeable",
     "collect",
-    "feed_rebuilt",
+    "follow",
     "hide_cut",
     "new_checks",
     "observe_all",
@@ -89,20 +89,34 @@ def hide_cut(table: PacketTable) -> None:
 
 
 def observe_all(checks: list[Check], table: PacketTable) -> None:
-    """Feed one decoded batch to every check (its cut inner layers hidden), then the
-    packets the outer reassembly rebuilt from it to every other check."""
+    """Feed one decoded batch to every check (its cut inner layers hidden), and the packets
+    the outer reassembly rebuilt from it too (follow)."""
     hide_cut(table)
-    for check in checks:
+    reassembly = next(c for c in checks if isinstance(c, TunnelReassembly))
+    audit = next(c for c in checks if isinstance(c, FragmentAudit))
+    others = [c for c in checks if c is not reassembly and c is not audit]
+    for check in others:
         check.observe(table)
-    for check in checks:
-        if isinstance(check, TunnelReassembly):
-            feed_rebuilt(check, [c for c in checks if c is not check])
+    follow(reassembly, audit, others, table)
 
 
-def feed_rebuilt(reassembly: TunnelReassembly, others: list[Check]) -> None:
-    for rebuilt in reassembly.take_rebuilt():
+def follow(
+    reassembly: TunnelReassembly,
+    audit: FragmentAudit,
+    others: list[Check],
+    table: PacketTable,
+    *,
+    now: int | None = None,
+) -> None:
+    """The outer reassembly over one batch (`now`: FragmentAudit.observe), then the fragment
+    audit over the batch and the packets rebuilt from it together (their inner fragments
+    in frame order), and those packets to the `others`."""
+    reassembly.observe(table, now=now)
+    rebuilt = reassembly.take_rebuilt()
+    audit.observe(table, now=now, rebuilt=rebuilt)
+    for packets in rebuilt:
         for other in others:
-            other.observe(rebuilt)
+            other.observe(packets)
 
 
 def collect(checks: list[Check]) -> list[Finding]:

@@ -24,7 +24,8 @@ fragment a batch) would have dropped some datagrams the batch path judges.
 from __future__ import annotations
 
 import bisect
-from dataclasses import dataclass, field
+from collections.abc import Sequence
+from dataclasses import dataclass, field, fields
 from typing import Any
 
 import numpy as np
@@ -99,11 +100,11 @@ class Frags:
     """The tracked fragments of one batch and layer, as parallel arrays."""
 
     keys: NDArray[np.void]
-    rows: NDArray[np.int64]
+    ts: NDArray[np.int64]
     off: NDArray[np.int64]
     end: NDArray[np.int64]
     mf: NDArray[np.bool_]
-    data: NDArray[np.int64]  # absolute position of the fragment's data in the batch buffer
+    data: NDArray[np.int64]  # where the fragment's data starts in its buffer
     frames: NDArray[np.int64]
     v4: NDArray[np.bool_]
     size: NDArray[np.int64]  # the bytes of its data the capture holds (snap length)
@@ -111,7 +112,7 @@ class Frags:
     def take(self, sel: NDArray[np.int64]) -> Frags:
         return Frags(
             self.keys[sel],
-            self.rows[sel],
+            self.ts[sel],
             self.off[sel],
             self.end[sel],
             self.mf[sel],
@@ -320,17 +321,36 @@ class FragmentAudit:
         self.now = 0
 
     # ----- per batch ---------------------------------------------------------------------
-    def observe(self, t: PacketTable, *, now: int | None = None) -> None:
-        """One batch. `now` is the batch's latest timestamp when `t` holds only some of
-        its packets (the fragments a worker handed over: netsleuth/scale/)."""
+    def observe(
+        self, t: PacketTable, *, now: int | None = None, rebuilt: Sequence[PacketTable] = ()
+    ) -> None:
+        """One batch, with the packets the outer reassembly rebuilt from it (`rebuilt`:
+        their inner layer, each at the frame that completed its outer datagram). `now` is
+        the batch's latest timestamp when `t` holds only some of its packets (the fragments
+        a worker handed over: netsleuth/scale/).
+
+        The inner fragments of both are followed together, in frame order: a reassembler
+        behind the tunnel sees a rebuilt packet when its outer datagram completes. Taken
+        one table after the other, every inner fragment carried whole came before any
+        carried in outer fragments: a datagram split between the two (ordinary VXLAN over
+        a small MTU) was seen last fragment first, and once a batch held more than the
+        table's 4096 such datagrams, its first fragments opened new ones, reported
+        evicted and incomplete; a capture with recurring IP ids got false duplicates."""
         if t.n:
             self.now = max(self.now, int(t.batch.ts_ns.max()))
         if now is not None:
             self.now = max(self.now, now)
-        for layer_name, layer, present in ip_layers(t):
-            rows = np.flatnonzero(present & layer.is_frag)
-            if rows.shape[0]:
-                self._layer(t, layer_name, layer, rows)
+        found: dict[str, list[tuple[NDArray[np.uint8], Frags]]] = {}
+        for table in (t, *rebuilt):
+            for layer_name, layer, present in ip_layers(table):
+                rows = np.flatnonzero(present & layer.is_frag)
+                if rows.shape[0] == 0:
+                    continue
+                f = self._layer(table, layer_name, layer, rows)
+                if f is not None:
+                    found.setdefault(layer_name, []).append((table.batch.buf, f))
+        for layer_name, parts in found.items():
+            self._group(*_in_frame_order(parts), layer_name)
         self._expire()
 
     def advance(self, now: int) -> None:
@@ -338,7 +358,10 @@ class FragmentAudit:
         self.now = max(self.now, now)
         self._expire()
 
-    def _layer(self, t: PacketTable, name: str, layer: IPLayer, rows: NDArray[np.int64]) -> None:
+    def _layer(
+        self, t: PacketTable, name: str, layer: IPLayer, rows: NDArray[np.int64]
+    ) -> Frags | None:
+        """The per-fragment findings of these rows; the fragments to follow."""
         v4 = layer.ver[rows] == 4
         off = layer.frag_off[rows].astype(np.int64)
         mf = (layer.flags[rows] & 1) != 0
@@ -383,22 +406,23 @@ class FragmentAudit:
         # iph->ihl*4, inhdr_error). Tracked, its end (offset + a negative length) could be
         # 0, which would "complete" a datagram of one fragment.
         track = np.flatnonzero(~atomic & (plen >= 0))
-        if track.shape[0]:
-            # What the capture holds of each fragment's data: up to its header's end or the
-            # record's cut, whichever comes first.
-            stop = np.minimum(data + np.maximum(end - off, 0), start + t.batch.caplen[rows])
-            size = np.maximum(stop - data, 0)
-            f = Frags(keys, rows, off, end, mf, data, frames, v4, size)
-            self._group(t, name, f.take(track))
+        if track.shape[0] == 0:
+            return None
+        # What the capture holds of each fragment's data: up to its header's end or the
+        # record's cut, whichever comes first.
+        stop = np.minimum(data + np.maximum(end - off, 0), start + t.batch.caplen[rows])
+        size = np.maximum(stop - data, 0)
+        ts = t.batch.ts_ns[rows]
+        return Frags(keys, ts, off, end, mf, data, frames, v4, size).take(track)
 
-    def _group(self, t: PacketTable, name: str, f: Frags) -> None:
+    def _group(self, buf: NDArray[np.uint8], f: Frags, name: str) -> None:
+        """One layer's fragments of a batch (in arrival order; their data in `buf`)."""
         h = key_hashes(f.keys)
-        ts = t.batch.ts_ns[f.rows]
         opened = self.open.held_keys()
         if all_new(f.keys, h, opened):
             # All new, all lone (a flood of fragments that never complete looks like this):
             # one fragment completes nothing; admitted in arrival order, no sort.
-            self._admit(t, f, ts)
+            self._admit(buf, f)
             return
         uniq, inv, hashes = group_keys(f.keys, h)
         held = open_among(uniq, hashes, opened)
@@ -410,8 +434,8 @@ class FragmentAudit:
         if uniq.shape[0] == inv.shape[0]:  # every key once: nothing settles here
             settled = np.zeros(inv.shape[0], dtype=np.bool_)
         else:
-            found = self._instances(inv, f, ts, held, t.batch.buf)
-            self._settle(name, f, uniq, found, t.batch.buf)
+            found = self._instances(inv, f, held, buf)
+            self._settle(name, f, uniq, found, buf)
             settled = found.settled[found.inst]
         rest = np.flatnonzero(~settled)
         if rest.shape[0] == 0:
@@ -423,16 +447,15 @@ class FragmentAudit:
         # must not take datagrams this batch's later fragments opened or continued.
         single = np.sort(rest[alone])  # arrival order: the order of age for eviction
         if single.shape[0]:
-            self._admit(t, f.take(single), ts[single])
+            self._admit(buf, f.take(single))
         multi = rest[~alone]
         if multi.shape[0]:
-            self._track(t, name, f.take(multi), keys_of(inv[multi]), ts[multi])
+            self._track(buf, name, f.take(multi), keys_of(inv[multi]))
 
     def _instances(
         self,
         inv: NDArray[np.int64],
         f: Frags,
-        ts: NDArray[np.int64],
         held: NDArray[np.bool_],
         buf: NDArray[np.uint8],
     ) -> Instances:
@@ -446,7 +469,7 @@ class FragmentAudit:
             end=f.end,
             data=f.data,
             size=f.size,
-            ts=ts,
+            ts=f.ts,
             timeout_ns=self.timeout_ns,
         )
         inst = np.empty(inv.shape[0], dtype=np.int64)
@@ -515,17 +538,15 @@ class FragmentAudit:
             if entry is not None:  # always: _trains.c flagged it by the same rules
                 _keep_first(held, entry)
 
-    def _track(
-        self, t: PacketTable, name: str, f: Frags, keys: list[bytes], ts: NDArray[np.int64]
-    ) -> None:
+    def _track(self, buf: NDArray[np.uint8], name: str, f: Frags, keys: list[bytes]) -> None:
         """The rare path: follow these fragments one by one, keeping their bytes. They come
         in arrival order within each key, the keys in their hashes' order (group_keys): the
         order between keys changes no verdict, only, once a bound evicts, which datagrams
         are evicted (counted as fragment.evicted, never judged)."""
-        mv = t.batch.buf.data
+        mv = buf.data
         opened, timeout = self.open, self.timeout_ns
-        cols = (f.off, f.end, f.data, f.size, f.mf, f.frames, f.v4)
-        rows = zip(keys, ts.tolist(), *(c.tolist() for c in cols), strict=True)
+        cols = (f.ts, f.off, f.end, f.data, f.size, f.mf, f.frames, f.v4)
+        rows = zip(keys, *(c.tolist() for c in cols), strict=True)
         for key, now, off, end, data, size, mf, frame, v4 in rows:
             row = opened.find(key)
             if row is not None:
@@ -555,7 +576,7 @@ class FragmentAudit:
         self.open.attach(row, dg, dg.nbytes)
         return dg
 
-    def _admit(self, t: PacketTable, f: Frags, ts: NDArray[np.int64]) -> None:
+    def _admit(self, buf: NDArray[np.uint8], f: Frags) -> None:
         """New datagrams of one fragment each (a flood of fragments that never complete
         looks like this; so does the start of a train the next batch finishes), none of
         their keys open. One fragment never completes a datagram, so they all open, as
@@ -571,13 +592,13 @@ class FragmentAudit:
         self.open.admit(
             keys,
             key_bytes(keys),
-            ts=ts[drop:],
+            ts=f.ts[drop:],
             frame=f.frames[drop:],
             off=f.off[drop:],
             end=f.end[drop:],
             more=f.mf[drop:],
             cut=np.zeros(keys.shape[0], dtype=np.bool_),
-            buf=t.batch.buf,
+            buf=buf,
             data=f.data[drop:],
             size=size[drop:],
             frag_cost=FRAG_COST,
@@ -695,6 +716,27 @@ class FragmentAudit:
 # One odd multiplier per 8-byte word of a key (odd multiples of the golden-ratio constant
 # 2^64 / phi). Any odd constants would do: the hash only ever says "maybe equal".
 _MIX = np.array([(0x9E3779B97F4A7C15 * (2 * j + 1)) % (1 << 64) for j in range(16)], np.uint64)
+
+
+def _in_frame_order(
+    parts: list[tuple[NDArray[np.uint8], Frags]],
+) -> tuple[NDArray[np.uint8], Frags]:
+    """One layer's fragments from several tables (a batch and the packets rebuilt from it)
+    as one arrival order, frame order (each part is in frame order already), their data
+    gathered into one buffer. One part, the usual case, is returned as it is."""
+    if len(parts) == 1:
+        return parts[0]
+    size = np.concatenate([f.size for _, f in parts])
+    joined = np.empty(int(size.sum()), dtype=np.uint8)
+    at = 0
+    for buf, f in parts:
+        n = int(f.size.sum())
+        _trains.gather(buf, f.data, f.size, joined[at : at + n])
+        at += n
+    cat = {k.name: np.concatenate([getattr(f, k.name) for _, f in parts]) for k in fields(Frags)}
+    cat["data"] = np.cumsum(size) - size
+    f = Frags(**cat)
+    return joined, f.take(np.argsort(f.frames, kind="stable"))
 
 
 def newest_kept(size: NDArray[np.int64], max_open: int, max_bytes: int) -> int:

@@ -18,7 +18,7 @@ from netsleuth.checks import (
     CHECKS,
     Check,
     Mergeable,
-    feed_rebuilt,
+    follow,
     hide_cut,
     stateless_checks,
 )
@@ -78,9 +78,7 @@ class Sequencer:
 
     def observe(self, table: PacketTable) -> None:
         """A batch of the one-process reader, whole: both checks at once (no replay)."""
-        self.audit.observe(table)
-        self.reassembly.observe(table)
-        feed_rebuilt(self.reassembly, [*self.rebuilt, self.audit])
+        follow(self.reassembly, self.audit, list(self.rebuilt), table)
 
     def finish(self) -> None:
         if self.ends:  # none when every part said where its batches end
@@ -132,9 +130,7 @@ class Sequencer:
         frags = batch[0] if len(batch) == 1 else Frags.join(batch)
         table = decode(frags.record_batch(), tunnel_depth=self.depth)
         hide_cut(table)
-        self.audit.observe(table, now=now)
-        self.reassembly.observe(table, now=now)
-        feed_rebuilt(self.reassembly, [*self.rebuilt, self.audit])
+        follow(self.reassembly, self.audit, list(self.rebuilt), table, now=now)
         for f, done, _ in pieces:
             f.release(done)
 
