@@ -129,3 +129,56 @@ def test_outer_words_group_as_sorting_does(collide: bool, monkeypatch: pytest.Mo
     expected = np.unique(keys, return_inverse=True)[1].reshape(-1)
     assert n == 35
     assert ((inv[:, None] == inv[None, :]) == (expected[:, None] == expected[None, :])).all()
+
+
+def numpy_hashes(rows: np.ndarray, mix: np.ndarray) -> np.ndarray:
+    """The hash _trains.hashes computes, written over NumPy words (as key_hashes was):
+    each 8-byte word of a zero-padded row multiplied in by its constant, then mixed."""
+    n, w = rows.shape
+    words = np.zeros((n, -(-w // 8) * 8), dtype=np.uint8)
+    words[:, :w] = rows
+    cols = words.view(np.uint64)
+    h = np.zeros(n, dtype=np.uint64)
+    for j in range(cols.shape[1]):
+        h ^= cols[:, j] * mix[j]
+        h = (h ^ (h >> np.uint64(31))) * mix[0]
+    return h
+
+
+@pytest.mark.parametrize("width", [1, 7, 8, 9, 16, 108, 127, 128])
+def test_compiled_key_hashes_equal_the_numpy_words(width: int) -> None:
+    rng = np.random.default_rng(width)
+    rows = rng.integers(0, 256, size=(500, width), dtype=np.uint8)
+    rows[:3] = 0  # zero keys and repeated keys hash alike
+    keys = rows.view(np.dtype((np.void, width))).reshape(-1)
+    got = fragments.key_hashes(keys)
+    assert (got == numpy_hashes(rows, fragments._MIX)).all()
+    assert got[0] == got[1] == got[2]
+    assert len(set(got[3:].tolist())) == len({r.tobytes() for r in rows[3:]})
+
+
+def test_compiled_key_hashes_refuse_what_does_not_fit() -> None:
+    from netsleuth.checks import _trains
+
+    mix, keys = fragments._MIX, np.zeros(12, dtype=np.uint8)
+    out = np.zeros(3, dtype=np.uint64)
+    assert _trains.hashes(keys, 4, mix, out) == 3
+    for width in (0, -4, 5, 8 * mix.shape[0] + 4):  # none, negative, not dividing, too wide
+        with pytest.raises(ValueError, match="width"):
+            _trains.hashes(keys, width, mix, out)
+    with pytest.raises(ValueError, match="one uint64 a key"):
+        _trains.hashes(keys, 6, mix, out)  # two keys, three outputs
+    with pytest.raises(ValueError, match="8-byte integers"):
+        _trains.hashes(keys, 4, mix, np.zeros(6, dtype=np.int32))
+    both = np.zeros(16, dtype=np.uint64)
+    with pytest.raises(ValueError, match="share memory"):
+        _trains.hashes(both.view(np.uint8), 64, mix, both[:2])
+
+
+@pytest.mark.parametrize("n", [0, 1, 7, 1000])
+def test_by_group_is_a_stable_sort(n: int) -> None:
+    rng = np.random.default_rng(n)
+    group = rng.integers(0, max(n // 3, 1), size=n)
+    assert (fragments.by_group(group) == np.argsort(group, kind="stable")).all()
+    huge = group + (1 << 61)  # past what (group, position) fits in: the plain stable sort
+    assert (fragments.by_group(huge) == np.argsort(huge, kind="stable")).all()

@@ -356,9 +356,57 @@ static PyObject *gather(PyObject *self, PyObject *args) {
     return result;
 }
 
+/* hashes(keys, width, mix, out) -> rows: out[k] <- a 64-bit hash of row k of keys (uint8,
+ * rows of `width` bytes, 1 to 8 * len(mix)): each 8-byte word of the row (native byte order,
+ * the last one zero-filled) multiplied into the hash by its odd constant of mix, then mixed
+ * down. fragments.key_hashes did this in NumPy, a pass over every key per word (a padded
+ * copy first): 7 % of a scan of overlapping fragment trains. */
+static PyObject *hashes(PyObject *self, PyObject *args) {
+    PyObject *o[3];
+    Py_buffer b[3];
+    Py_ssize_t width;
+    static const Py_ssize_t item[3] = {1, 8, 8};
+    (void)self;
+    if (!PyArg_ParseTuple(args, "OnOO", &o[0], &width, &o[1], &o[2])) return NULL;
+    Py_ssize_t held = 0;
+    for (; held < 3; held++)
+        if (get(o[held], &b[held], item[held], -1, held == 2) < 0) break;
+    PyObject *result = NULL;
+    if (held == 3) {
+        Py_ssize_t words = b[1].len / 8, n = width > 0 ? b[0].len / width : 0;
+        if (width <= 0 || width > 8 * words || b[0].len % width)
+            PyErr_SetString(PyExc_ValueError, "width: 1 to 8 bytes a multiplier, dividing the keys");
+        else if (b[2].len != n * 8)
+            PyErr_SetString(PyExc_ValueError, "out: one uint64 a key");
+        else if (aliased(b, 3, 2))
+            PyErr_SetString(PyExc_ValueError, "the output must not share memory with the inputs");
+        else {
+            const uint8_t *keys = b[0].buf;
+            const uint64_t *mix = b[1].buf;
+            uint64_t *out = b[2].buf;
+            for (Py_ssize_t k = 0; k < n; k++) {
+                const uint8_t *row = keys + k * width;
+                uint64_t h = 0;
+                for (Py_ssize_t j = 0; 8 * j < width; j++) {
+                    uint64_t w = 0;
+                    Py_ssize_t left = width - 8 * j;
+                    memcpy(&w, row + 8 * j, (size_t)(left < 8 ? left : 8));
+                    h ^= w * mix[j];
+                    h = (h ^ (h >> 31)) * mix[0];
+                }
+                out[k] = h;
+            }
+            result = PyLong_FromSsize_t(n);
+        }
+    }
+    for (Py_ssize_t k = 0; k < held; k++) PyBuffer_Release(&b[k]);
+    return result;
+}
+
 static PyMethodDef methods[] = {
     {"trains", trains, METH_VARARGS, "Datagram instances and their verdicts, one pass."},
     {"gather", gather, METH_VARARGS, "Byte ranges of one buffer, one after the other."},
+    {"hashes", hashes, METH_VARARGS, "A 64-bit hash of each fixed-width row of bytes."},
     {NULL, NULL, 0, NULL},
 };
 

@@ -147,6 +147,17 @@ class Walk:
     settled: NDArray[np.bool_]  # per instance: this batch settles it
 
 
+def by_group(group: NDArray[np.int64]) -> NDArray[np.int64]:
+    """Positions sorted by group (non-negative), in position order within a group: what
+    np.argsort(group, kind="stable") gives, as a quicksort of (group, position) made
+    unique. NumPy's quicksort of int64 is vectorized; its stable sort is several times
+    slower (300k fragments: 4 ms against 21)."""
+    n = group.shape[0]
+    if n == 0 or int(group.min()) < 0 or int(group.max()) >= (1 << 62) // n:
+        return np.argsort(group, kind="stable")
+    return np.argsort(group * n + np.arange(n, dtype=np.int64))
+
+
 def walk_trains(
     group: NDArray[np.int64],
     held: NDArray[np.bool_],
@@ -176,7 +187,7 @@ def walk_trains(
     (TOO_BIG), or holding a fragment the caller marks `spoilt`; from there on the tracker
     follows the key fragment by fragment."""
     n = group.shape[0]
-    order = np.argsort(group, kind="stable")
+    order = by_group(group)
     g = group[order]
     first = np.ones(n, dtype=np.bool_)
     first[1:] = g[1:] != g[:-1]
@@ -440,7 +451,7 @@ class FragmentAudit:
         rest = np.flatnonzero(~settled)
         if rest.shape[0] == 0:
             return
-        rest = rest[np.argsort(inv[rest], kind="stable")]  # by key, arrival order kept
+        rest = rest[by_group(inv[rest])]  # by key, arrival order kept
         per_key = np.bincount(inv[rest], minlength=uniq.shape[0])
         alone = (per_key[inv[rest]] == 1) & ~held[inv[rest]]
         # The new one-fragment datagrams first: _admit may evict the whole table, which
@@ -749,16 +760,12 @@ def newest_kept(size: NDArray[np.int64], max_open: int, max_bytes: int) -> int:
 
 
 def key_hashes(keys: NDArray[np.void]) -> NDArray[np.uint64]:
-    """A 64-bit hash of each key. Equal keys hash equal; unequal ones almost never do,
-    and a caller that sees two equal hashes compares the keys (group_keys)."""
-    n, w = keys.shape[0], keys.dtype.itemsize
-    words = np.zeros((n, -(-w // 8) * 8), dtype=np.uint8)
-    words[:, :w] = keys.view(np.uint8).reshape(n, w)
-    cols = words.view(np.uint64)
-    h = np.zeros(n, dtype=np.uint64)
-    for j in range(cols.shape[1]):
-        h ^= cols[:, j] * _MIX[j]
-        h = (h ^ (h >> np.uint64(31))) * _MIX[0]  # each word's bits reach the high ones
+    """A 64-bit hash of each key (_trains.hashes, with the _MIX multipliers). Equal keys
+    hash equal; unequal ones almost never do, and a caller that sees two equal hashes
+    compares the keys (group_keys)."""
+    h = np.empty(keys.shape[0], dtype=np.uint64)
+    rows = np.ascontiguousarray(keys).view(np.uint8).reshape(-1)
+    _trains.hashes(rows, keys.dtype.itemsize, _MIX, h)
     return h
 
 
