@@ -94,3 +94,13 @@ def test_any_other_runtime_error_while_starting_raises(monkeypatch: pytest.Monke
     monkeypatch.setattr(cliutil, "install_signals", lambda: None)
     with pytest.raises(RuntimeError):
         cliutil.entry()
+
+
+def too_deep() -> int:
+    raise RecursionError("maximum recursion depth exceeded")
+
+
+def test_a_recursion_error_is_still_the_nesting_line(capsys: pytest.CaptureFixture[str]) -> None:
+    # RecursionError is a RuntimeError: the wrapped-signal clause must not take it first.
+    assert run_guarded(too_deep, (), {}) == 2
+    assert capsys.readouterr().err == "netsleuth: the input is nested too deeply to read\n"

@@ -122,15 +122,15 @@ def _run_command(fn: Callable[..., int], args: Any, kwargs: Any) -> int:
             _quiet_stdout()
         _say(f"netsleuth: {io_message(err)}")
         return 2
+    except RecursionError:  # a RuntimeError: before the clause below
+        _say("netsleuth: the input is nested too deeply to read")
+        return 2
     except (SystemError, RuntimeError) as err:
         signalled = _raised_by_signal(err)
         if signalled is None:
             raise
         _say(f"netsleuth: {'interrupted' if signalled == 130 else 'terminated'}")
         return signalled
-    except RecursionError:
-        _say("netsleuth: the input is nested too deeply to read")
-        return 2
 
 
 def _raised_by_signal(err: BaseException) -> int | None:

@@ -14,7 +14,14 @@ from netsleuth.checks.fragments import FragmentAudit
 from netsleuth.decode import DEFAULT_TUNNEL_DEPTH, L2, PacketTable, Tunnel
 from netsleuth.errors import InputError
 from netsleuth.findings import Finding
-from netsleuth.pipeline import InputResult, Progress, issue_finding, open_input, tables
+from netsleuth.pipeline import (
+    InputResult,
+    Progress,
+    few_collections,
+    issue_finding,
+    open_input,
+    tables,
+)
 
 __all__ = ["InputResult", "Progress", "ScanResult", "Summary", "scan"]
 
@@ -161,10 +168,11 @@ def scan_one(
     """One input through the pipeline: the summary counts and every check."""
     reader = open_input(path)
     checks = new_checks()
-    for table in tables(reader, res, tunnel_depth=depth, progress=progress):
-        summary.observe(table)
-        observe_all(checks, table)
-    return input_findings(res, checks, reader.name)
+    with few_collections():
+        for table in tables(reader, res, tunnel_depth=depth, progress=progress):
+            summary.observe(table)
+            observe_all(checks, table)
+        return input_findings(res, checks, reader.name)
 
 
 def input_findings(res: InputResult, checks: list[Check], label: str) -> list[Finding]:

@@ -147,6 +147,38 @@ class Walk:
     settled: NDArray[np.bool_]  # per instance: this batch settles it
 
 
+def at_once(
+    group: NDArray[np.int64],
+    completes: NDArray[np.bool_],
+    ts: NDArray[np.int64],
+    cost: NDArray[np.int64],
+    *,
+    timeout_ns: int,
+    max_bytes: int,
+) -> list[tuple[int, int, bool]]:
+    """The runs of consecutive fragments of one key (`group`), each as (start, stop, whether
+    a tracker may take it in one go). One fragment at a time, a tracker checks after each
+    whether it completed its datagram, whether the datagram expired before it came, and
+    whether the bounds evict: a run of more than one fragment of which none can complete
+    the datagram (`completes`: none marked), none later than the timeout after the first,
+    and costing at most max_bytes in all (so the bounds never evict its own datagram, and
+    evict the same older ones at its end as along the way) leaves the same state taken
+    at once (Datagram.extend). A FragmentSmack-style train (many small fragments, MF=1)
+    went fragment by fragment through both trackers: 0.15 M packets/s."""
+    n = group.shape[0]
+    if n == 0:
+        return []
+    first = np.flatnonzero(np.diff(group, prepend=group[0] - 1))
+    last = np.append(first[1:], n)
+    bulk = (last - first > 1) & ~np.logical_or.reduceat(completes, first)
+    # Unsigned: a capture's timestamps may lie anywhere in int64 (the latest is at least
+    # the first, so the difference is exact).
+    spread = np.maximum.reduceat(ts, first).view(np.uint64) - ts[first].view(np.uint64)
+    bulk &= spread <= np.uint64(timeout_ns)
+    bulk &= np.add.reduceat(cost, first) <= max_bytes
+    return list(zip(first.tolist(), last.tolist(), bulk.tolist(), strict=True))
+
+
 def by_group(group: NDArray[np.int64]) -> NDArray[np.int64]:
     """Positions sorted by group (non-negative), in position order within a group: what
     np.argsort(group, kind="stable") gives, as a quicksort of (group, position) made
@@ -255,6 +287,28 @@ class Datagram:
             self.last_end = max(self.last_end, end)
         if end > frag.offset:
             self._cover(frag.offset, end)
+
+    def extend(self, frags: list[Fragment], ends: list[int]) -> None:
+        """Fragments added at once (each with its end): what add() gives one by one, for
+        a run of fragments that cannot complete the datagram (_bulk). The covered ranges
+        are merged in one sweep: ranges that touch merge, as _cover merges them."""
+        self.count += len(frags)
+        self.frames.extend(f.frame for f in frags)
+        self.frags.extend(frags)
+        self.nbytes += sum(len(f.data) for f in frags) + FRAG_COST * len(frags)
+        for f, end in zip(frags, ends, strict=True):
+            if not f.more and end > self.last_end:
+                self.last_end = end
+        new = ((f.offset, end) for f, end in zip(frags, ends, strict=True) if end > f.offset)
+        starts: list[int] = []
+        stops: list[int] = []
+        for lo, hi in sorted([*zip(self.starts, self.ends, strict=True), *new]):
+            if starts and lo <= stops[-1]:
+                stops[-1] = max(stops[-1], hi)
+            else:
+                starts.append(lo)
+                stops.append(hi)
+        self.starts, self.ends = starts, stops
 
     def _cover(self, lo: int, hi: int) -> None:
         i = bisect.bisect_left(self.ends, lo)  # first range ending at or after lo
@@ -461,7 +515,7 @@ class FragmentAudit:
             self._admit(buf, f.take(single))
         multi = rest[~alone]
         if multi.shape[0]:
-            self._track(buf, name, f.take(multi), keys_of(inv[multi]))
+            self._track(buf, name, f.take(multi), keys_of(inv[multi]), inv[multi])
 
     def _instances(
         self,
@@ -549,33 +603,59 @@ class FragmentAudit:
             if entry is not None:  # always: _trains.c flagged it by the same rules
                 _keep_first(held, entry)
 
-    def _track(self, buf: NDArray[np.uint8], name: str, f: Frags, keys: list[bytes]) -> None:
+    def _track(
+        self,
+        buf: NDArray[np.uint8],
+        name: str,
+        f: Frags,
+        keys: list[bytes],
+        group: NDArray[np.int64],
+    ) -> None:
         """The rare path: follow these fragments one by one, keeping their bytes. They come
-        in arrival order within each key, the keys in their hashes' order (group_keys): the
-        order between keys changes no verdict, only, once a bound evicts, which datagrams
-        are evicted (counted as fragment.evicted, never judged)."""
+        in arrival order within each key (`group`: the key's index), the keys in their
+        hashes' order (group_keys): the order between keys changes no verdict, only, once a
+        bound evicts, which datagrams are evicted (counted as fragment.evicted, never
+        judged). A key's run that opens a datagram none of its fragments can complete (no
+        MF=0 among them: a FragmentSmack-style train) goes in at once (at_once)."""
         mv = buf.data
         opened, timeout = self.open, self.timeout_ns
         cols = (f.ts, f.off, f.end, f.data, f.size, f.mf, f.frames, f.v4)
-        rows = zip(keys, *(c.tolist() for c in cols), strict=True)
-        for key, now, off, end, data, size, mf, frame, v4 in rows:
-            row = opened.find(key)
-            if row is not None:
-                dg = opened.obj(row) or self._grown(row, key)
-                if now > dg.first_ts + timeout:  # expired before this fragment arrived
+        ts, off, end, data, size, mf, frame, v4 = (c.tolist() for c in cols)
+        cost = f.size + FRAG_COST
+        runs = at_once(group, ~f.mf, f.ts, cost, timeout_ns=timeout, max_bytes=self.max_bytes)
+        for a, b, whole in runs:
+            key = keys[a]
+            if whole and opened.find(key) is None:
+                dg = Datagram(key, name, 4 if v4[a] else 6, ts[a])
+                got = [
+                    Fragment(off[i], bytes(mv[data[i] : data[i] + size[i]]), mf[i], frame[i])
+                    for i in range(a, b)
+                ]
+                dg.extend(got, end[a:b])
+                opened.add(key, ts[a], dg, dg.nbytes)
+                if opened.over():
+                    self._bound()
+                continue
+            for i in range(a, b):
+                now = ts[i]
+                row = opened.find(key)
+                if row is not None:
+                    dg = opened.obj(row) or self._grown(row, key)
+                    if now > dg.first_ts + timeout:  # expired before this fragment arrived
+                        opened.remove(row)
+                        self._finish(dg, complete=False)
+                        row = None
+                if row is None:
+                    dg = Datagram(key, name, 4 if v4[i] else 6, now)
+                    row = opened.add(key, now, dg, 0)
+                chunk = bytes(mv[data[i] : data[i] + size[i]])
+                dg.add(Fragment(off[i], chunk, mf[i], frame[i]), end[i])
+                opened.charge(row, dg.nbytes)
+                if dg.complete():
                     opened.remove(row)
-                    self._finish(dg, complete=False)
-                    row = None
-            if row is None:
-                dg = Datagram(key, name, 4 if v4 else 6, now)
-                row = opened.add(key, now, dg, 0)
-            dg.add(Fragment(off, bytes(mv[data : data + size]), mf, frame), end)
-            opened.charge(row, dg.nbytes)
-            if dg.complete():
-                opened.remove(row)
-                self._finish(dg, complete=True)
-            if opened.over():
-                self._bound()
+                    self._finish(dg, complete=True)
+                if opened.over():
+                    self._bound()
 
     def _grown(self, row: int, key: bytes) -> Datagram:
         """The Datagram of a row that held one fragment alone (_admit), now that another

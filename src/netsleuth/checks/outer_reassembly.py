@@ -44,6 +44,7 @@ from netsleuth.checks.fragments import (
     KEY_VOID,
     TIMEOUT_NS,
     Datagram,
+    at_once,
     fragment_keys,
     group_keys,
     key_bytes,
@@ -227,14 +228,59 @@ class TunnelReassembly:
         completed. Every fragment goes in: a bound evicts the oldest datagrams as they come
         (_bound). A cap on the new datagrams of one batch used to skip those past 1024 and
         call them bounded, though most complete within the batch: on ordinary VXLAN
-        traffic in outer fragments a third of it, never checked."""
+        traffic in outer fragments a third of it, never checked. A run of one key's
+        fragments in a row, none of them a first fragment (the only one that can complete
+        a datagram still waiting for its ports, or drop it), goes in at once (_extend)."""
         keys = fragment_keys(t, "outer", t.outer, rows[sel]).tobytes()
         width, done = KEY.itemsize, []
-        for i, frag in enumerate(_rows_of(f, sel)):
-            held = self._add(t, frag, keys[i * width : (i + 1) * width])
-            if held is not None:
-                done.append(held)
+        frags = list(_rows_of(f, sel))
+        cost = np.maximum(f.stop[sel] - f.data[sel], 0) + FRAG_COST
+        runs = at_once(
+            f.group[sel],
+            f.off[sel] == 0,
+            f.ts[sel],
+            cost,
+            timeout_ns=TIMEOUT_NS,
+            max_bytes=MAX_BYTES,
+        )
+        for a, b, whole in runs:
+            key = keys[a * width : (a + 1) * width]
+            if whole and self._extend(t, frags[a:b], key, int(cost[a:b].sum())):
+                continue
+            for frag in frags[a:b]:
+                held = self._add(t, frag, key)
+                if held is not None:
+                    done.append(held)
         return done
+
+    def _extend(self, t: PacketTable, frags: list[Row], key: bytes, cost: int) -> bool:
+        """Non-first fragments of one key (at_once), into its datagram at once when none can
+        change what _add decides but the bytes: a datagram that is new, or held without
+        its first fragment yet (so none completes it), not expired before the last of
+        them came, and within MAX_BYTES with them. Whether they went in."""
+        opened = self.open
+        row = opened.find(key)
+        if row is None:
+            held = Held(Datagram(key, "outer", 4, frags[0].ts), udp=frags[0].udp)
+        else:
+            held = opened.obj(row) or self._grown(row, key)
+            late = max(fr.ts for fr in frags) > held.dg.first_ts + TIMEOUT_NS
+            if held.head is not None or late or held.dg.nbytes + cost > MAX_BYTES:
+                return False
+        if row is None:
+            row = opened.add(key, frags[0].ts, held, 0)
+        buf = t.batch.buf.data
+        held.cut |= any(fr.stop < fr.ip_end for fr in frags)
+        held.dg.extend(
+            [
+                Fragment(fr.off, bytes(buf[fr.data : max(fr.stop, fr.data)]), fr.more, fr.frame)
+                for fr in frags
+            ],
+            [fr.ip_end - fr.data + fr.off for fr in frags],
+        )
+        opened.charge(row, held.dg.nbytes)
+        self._bound()
+        return True
 
     def _groups(
         self, t: PacketTable, rows: NDArray[np.int64]
