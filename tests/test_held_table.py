@@ -194,9 +194,12 @@ def test_a_drained_table_holds_nothing_and_takes_rows_again() -> None:
 
 def test_a_key_open_already_is_refused_not_shadowed() -> None:
     table: HeldTable[str] = HeldTable(KEY, 4, 1000)
-    table.add(b"abcdef", 5, "x", 7)
+    row = table.add(b"abcdef", 5, "x", 7)
     with pytest.raises(KeyError):
         table.add(b"abcdef", 6, "y", 7)
+    with pytest.raises(KeyError):  # its cost would be counted twice
+        table.attach(row, "y", 9)
+    assert table.nbytes == 7 and table.obj(row) == "x"
     one = np.frombuffer(b"abcdef", dtype=KEY)
     zero, no = np.zeros(1, np.int64), np.zeros(1, np.bool_)
     with pytest.raises(KeyError):

@@ -114,6 +114,8 @@ class HeldTable(Generic[T]):
 
     def attach(self, row: int, obj: T, cost: int) -> None:
         """The row's datagram is now `obj`, costing `cost` (its bytes left the pool)."""
+        if row in self.objs:
+            raise KeyError("the row has its object already")
         self.objs[row] = obj
         self.nbytes += cost - int(self.cost[row])
         self.objcost[row] = cost

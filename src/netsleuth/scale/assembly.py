@@ -28,7 +28,7 @@ from netsleuth.decode import decode
 from netsleuth.decode.table import PacketTable
 from netsleuth.errors import InputError
 from netsleuth.findings import Finding
-from netsleuth.pipeline import InputResult, Progress, tables
+from netsleuth.pipeline import InputResult, Progress, few_collections, tables
 from netsleuth.scale.handover import Frags, Handover
 from netsleuth.scale.planning import FileJob, Job, RangeJob
 from netsleuth.scale.worker import Part, Whole, open_range, run_file, unspill
@@ -277,6 +277,16 @@ def assemble(
 ) -> ScanResult:
     """Every input's result, from its jobs' results in job order; the jobs `here` says
     are run here instead (Assembler.add_head), and have no result in `results`."""
+    with few_collections():  # the replayed trackers hold datagrams as scan_one's do
+        return _assemble(jobs, results, progress, here)
+
+
+def _assemble(
+    jobs: list[list[Job]],
+    results: Iterator[Whole | Part],
+    progress: Progress | None,
+    here: Callable[[Job], bool],
+) -> ScanResult:
     summary = Summary()
     inputs: list[InputResult] = []
     findings: list[Finding] = []
