@@ -20,6 +20,7 @@ from tests import realframes
 from tests import tsharkdiff as td
 
 ALLOW = Path(__file__).with_name("tshark_allow.txt")
+KERNEL = Path(__file__).with_name("fixtures") / "kernel"
 MIN_AGREEMENT = 0.995
 
 
@@ -101,7 +102,9 @@ def test_netsleuth_and_tshark_agree_frame_by_frame(
 ) -> None:
     files = sorted(p for p in corpus.iterdir() if p.suffix in (".pcap", ".pcapng"))
     assert len(files) >= 800
-    captures = [td.read_capture(p) for p in files] + built_captures()
+    kernel = sorted(KERNEL.glob("*.pcap"))  # real kernel traffic (fixtures/kernel/README.md)
+    assert len(kernel) >= 4
+    captures = [td.read_capture(p) for p in files + kernel] + built_captures()
     cache = Path(pytestconfig.cache.mkdir("tshark-diff")) if pytestconfig.cache else None
     assert cache is not None
     rows = td.tshark_rows(tshark, td.merged_pcapng(captures), cache)
@@ -150,3 +153,9 @@ def test_walk_follows_tshark_chains_as_far_as_netsleuth_decodes() -> None:
     assert (w.link, w.llc, w.ips) == ("ieee8023", True, [])
     w = td.walk("sll:ethertype:ipv6:ip:udp:vxlan:eth:ethertype:ipv6:tcp")
     assert (w.tunnels, w.ips, w.l4) == (["ipip", "vxlan"], [6, 4, 6], "tcp")
+    # A first IPv6 fragment's transport follows its fragment header (fixtures/kernel).
+    w = td.walk("eth:ethertype:ipv6:ipv6.fraghdr:udp:data")
+    assert (w.ips, w.l4) == ([6], "udp")
+    # A later inner fragment has no transport: not the tunnel's UDP (helper-32's run).
+    w = td.walk("eth:ethertype:ip:udp:vxlan:eth:ethertype:ip:data")
+    assert (w.tunnels, w.ips, w.l4) == (["vxlan"], [4, 4], "none")

@@ -147,6 +147,7 @@ PASS = {
     "ipv6.hopopts",
     "ipv6.routing",
     "ipv6.dstopts",
+    "ipv6.fraghdr",  # the fragment header: the transport follows in a first fragment
     "ah",
 }
 L4 = {"tcp": "tcp", "udp": "udp", "icmp": "icmp", "icmpv6": "icmpv6"}
@@ -277,6 +278,7 @@ def walk(  # noqa: PLR0912, PLR0915 -- one case per tshark protocol token, read 
             if prev in ("ip", "ipv6"):
                 w.tunnels.append("ipip" if tok == "ip" else "ip6")
             w.ips.append(4 if tok == "ip" else 6)
+            w.l4 = "none"  # an inner layer's own transport, if any (not the tunnel's UDP)
         elif tok in ("vlan", "ieee8021ad"):
             w.vlan += 1
         elif tok == "mpls":
