@@ -255,9 +255,12 @@ class TunnelReassembly:
 
     def _extend(self, t: PacketTable, frags: list[Row], key: bytes, cost: int) -> bool:
         """Non-first fragments of one key (at_once), into its datagram at once when none can
-        change what _add decides but the bytes: a datagram that is new, or held without
-        its first fragment yet (so none completes it), not expired before the last of
-        them came, and within MAX_BYTES with them. Whether they went in."""
+        change what _add decides but the bytes: a datagram that is new (the newest row: the
+        bounds evict the same older ones at the run's end as along it), or one held
+        without its first fragment yet (so none completes it), not expired before the
+        last of them came, and with the whole table within MAX_BYTES after them (one by
+        one, the byte bound could evict it midway, being older than others, and the rest
+        of the run would open a new datagram: helper-33). Whether they went in."""
         opened = self.open
         row = opened.find(key)
         if row is None:
@@ -265,7 +268,7 @@ class TunnelReassembly:
         else:
             held = opened.obj(row) or self._grown(row, key)
             late = max(fr.ts for fr in frags) > held.dg.first_ts + TIMEOUT_NS
-            if held.head is not None or late or held.dg.nbytes + cost > MAX_BYTES:
+            if held.head is not None or late or opened.nbytes + cost > MAX_BYTES:
                 return False
         if row is None:
             row = opened.add(key, frags[0].ts, held, 0)
