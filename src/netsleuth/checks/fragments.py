@@ -161,10 +161,13 @@ def at_once(
     whether it completed its datagram, whether the datagram expired before it came, and
     whether the bounds evict: a run of more than one fragment of which none can complete
     the datagram (`completes`: none marked), none later than the timeout after the first,
-    and costing at most max_bytes in all (so the bounds never evict its own datagram, and
-    evict the same older ones at its end as along the way) leaves the same state taken
-    at once (Datagram.extend). A FragmentSmack-style train (many small fragments, MF=1)
-    went fragment by fragment through both trackers: 0.15 M packets/s."""
+    and costing at most max_bytes in all leaves the same state taken at once
+    (Datagram.extend) when it opens a new datagram: the newest row, which the bounds then
+    never evict, while they evict the same older ones at the run's end as along it. A
+    run that continues a held datagram needs more (outer_reassembly._extend: the whole
+    table within its bytes; FragmentAudit._track takes only new ones at once). A
+    FragmentSmack-style train (many small fragments, MF=1) went fragment by fragment
+    through both trackers: 0.15 M packets/s."""
     n = group.shape[0]
     if n == 0:
         return []
@@ -290,7 +293,7 @@ class Datagram:
 
     def extend(self, frags: list[Fragment], ends: list[int]) -> None:
         """Fragments added at once (each with its end): what add() gives one by one, for
-        a run of fragments that cannot complete the datagram (_bulk). The covered ranges
+        a run of fragments that cannot complete the datagram (at_once). The covered ranges
         are merged in one sweep: ranges that touch merge, as _cover merges them."""
         self.count += len(frags)
         self.frames.extend(f.frame for f in frags)
