@@ -11,7 +11,9 @@ import numpy as np
 
 from netsleuth.checks import Check, collect, new_checks, observe_all
 from netsleuth.checks.fragments import FragmentAudit
-from netsleuth.decode import DEFAULT_TUNNEL_DEPTH, L2, PacketTable, Tunnel
+from netsleuth.checks.outer_reassembly import TunnelReassembly
+from netsleuth.checks.tunnel_kinds import count_tunnels
+from netsleuth.decode import DEFAULT_TUNNEL_DEPTH, L2, PacketTable
 from netsleuth.errors import InputError
 from netsleuth.findings import Finding
 from netsleuth.pipeline import (
@@ -49,16 +51,7 @@ class Summary:
             self.l3["802.2-llc"] += int(np.count_nonzero(llc))
             self.l3["arp"] += int(np.count_nonzero(arp & ~llc))
             self.l3["other"] += int(np.count_nonzero(non_ip & ~llc & ~arp))
-        if t.tunnels.any():
-            counts = np.bincount(_tunnel_codes(t), minlength=len(TUNNEL_NAMES))
-            # Every nesting level counts: the innermost tunnel too (PPTP inside 4in6 is
-            # one 4in6 and one pptp). The table keeps the outermost and innermost kinds,
-            # so a middle level of three is not counted.
-            deep = t.tunnel_inner[t.tunnels >= 2].astype(np.int64)
-            counts[: len(Tunnel)] += np.bincount(deep, minlength=len(Tunnel))[: len(Tunnel)]
-            for code, n in enumerate(counts[1:], start=1):
-                if n:
-                    self.tunnels[TUNNEL_NAMES[code]] += int(n)
+        count_tunnels(t, self.tunnels)
         self.vlan_tagged += int(np.count_nonzero(t.vlan_n))
         self.mpls += int(np.count_nonzero(t.mpls_n))
         self.fragments += int(np.count_nonzero(t.outer.is_frag | t.inner.is_frag))
@@ -90,22 +83,6 @@ def _count(c: Counter[str], values: np.ndarray, names: dict[int, str]) -> None:
     for v, n in enumerate(np.bincount(values, minlength=1)):
         if n:
             c[names.get(v, str(v))] += int(n)
-
-
-# Summary names of the outermost tunnel: the Tunnel kinds, refined where the kind alone
-# does not say it (IP-in-IP by both versions, RFC 2003 / 4213 / 2473; GRE carrying Ethernet).
-TUNNEL_NAMES = [k.name.lower() for k in Tunnel] + ["4in6", "6in4", "6in6", "gre-teb"]
-_4IN6, _6IN4, _6IN6, _GRE_TEB = range(len(Tunnel), len(Tunnel) + 4)
-
-
-def _tunnel_codes(t: PacketTable) -> np.ndarray:
-    code = t.tunnel.astype(np.int64)
-    v6_outer = t.outer.ver == 6
-    code[(t.tunnel == Tunnel.IPIP) & v6_outer] = _4IN6
-    code[(t.tunnel == Tunnel.IP6) & ~v6_outer] = _6IN4
-    code[(t.tunnel == Tunnel.IP6) & v6_outer] = _6IN6
-    code[(t.tunnel == Tunnel.GRE) & (t.gre_proto == 0x6558)] = _GRE_TEB
-    return code
 
 
 @dataclass
@@ -172,6 +149,9 @@ def scan_one(
         for table in tables(reader, res, tunnel_depth=depth, progress=progress):
             summary.observe(table)
             observe_all(checks, table)
+        for check in checks:
+            if isinstance(check, TunnelReassembly):
+                summary.tunnels.update(check.tunnel_kinds)
         return input_findings(res, checks, reader.name)
 
 

@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import bisect
 import dataclasses
+from collections import Counter
 from collections.abc import Iterator, Mapping
 from typing import Any, NamedTuple, cast
 
@@ -60,6 +61,7 @@ from netsleuth.checks.outer_rebuild import (
     lone_orphans,
     settle,
 )
+from netsleuth.checks.tunnel_kinds import count_tunnels
 from netsleuth.craft.checksum import inet_checksum
 from netsleuth.decode import decode
 from netsleuth.decode.registry import REGISTRY
@@ -190,6 +192,10 @@ class TunnelReassembly:
         self.carried: list[int] = []  # frames of outer fragments that carried a tunnel
         self.carried_count = 0
         self.evidence: list[dict[str, object]] = []
+        # Tunnel packets by kind that only the rebuilt datagrams show: a UDP tunnel's first
+        # outer fragment stops at UDP (its length covers the whole datagram), while GRE's or
+        # IP-in-IP's shows the tunnel and is counted with its batch (scan.Summary).
+        self.tunnel_kinds: Counter[str] = Counter()
 
     def observe(self, t: PacketTable, *, now: int | None = None) -> None:
         """One batch; `now` as for FragmentAudit.observe."""
@@ -494,6 +500,7 @@ class TunnelReassembly:
         table = decode(batch)
         table.vlan1[:] = r.vlan1
         table.vlan2[:] = r.vlan2
+        count_tunnels(table, self.tunnel_kinds, rows=table.outer.proto == 17)
         self.rebuilt.append(inner_only(table))
         carried = np.flatnonzero(table.tunnels > 0)
         self.carried_count += int(np.diff(r.bounds)[carried].sum())
@@ -516,6 +523,7 @@ class TunnelReassembly:
         assert not self.open and not other.open, "merge finished reassemblies"
         self.carried_count += other.carried_count
         self.carried = smallest(sorted(self.carried), [f + frame_offset for f in other.carried])
+        self.tunnel_kinds.update(other.tunnel_kinds)
         self.bounded_count += other.bounded_count
         self.bounded = smallest(sorted(self.bounded), [f + frame_offset for f in other.bounded])
         for e in other.evidence:

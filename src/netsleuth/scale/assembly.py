@@ -265,6 +265,7 @@ class Assembler:
             self.seq.audit if c is FragmentAudit else next(stateless) for c in CHECKS
         ]
         checks.append(self.seq.reassembly)
+        self.summary.tunnels.update(self.seq.reassembly.tunnel_kinds)  # as scan_one adds them
         res = self.record.res
         return input_findings(res, checks, res.path), self.summary
 
