@@ -186,7 +186,7 @@ class TunnelReassembly:
         self.protos, self.ports = tunnel_carriers()
         self.open: HeldTable[Held] = HeldTable(KEY_VOID, MAX_OPEN, MAX_BYTES)
         self.now = 0
-        self.rebuilt: list[PacketTable] = []  # taken by observe_all after each batch
+        self.rebuilt: list[PacketTable] = []  # taken by checks.follow after each batch
         self.bounded: list[int] = []  # frames of datagrams a bound dropped
         self.bounded_count = 0
         self.carried: list[int] = []  # frames of outer fragments that carried a tunnel
