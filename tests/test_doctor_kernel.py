@@ -93,8 +93,11 @@ def test_doctor_sees_what_was_sent_across_a_veth(pair: Pair) -> None:
 
     def send() -> None:
         time.sleep(1.0)  # after the first sample
+        # 16 flows (destination ports 9-24): RPS sends one flow to one CPU, by its hash;
+        # a single flow whose CPU was the sender's own raised no RPS interrupt, and
+        # received_rps stayed 0 (a fresh-clone CI run, session 13).
         for i in range(n_udp):
-            pair.udp.sendto(b"%d" % i, (B_IP, 9))
+            pair.udp.sendto(b"%d" % i, (B_IP, 9 + i % 16))
         for f in stp:
             pair.raw.send(f)
         for _ in range(n_unknown):

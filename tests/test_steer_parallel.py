@@ -346,9 +346,10 @@ def test_workers_default_to_the_usable_cpus(
 # ----- every way out -------------------------------------------------------------------------
 @contextlib.contextmanager
 def _running(mix: Path, spill_dir: Path, delay: float = 0.3) -> Iterator[subprocess.Popen[bytes]]:
-    """A long steer over worker processes (40 inputs), `delay` s after both workers run;
-    whatever of its session is left at the end is killed (a failed test leaves nothing)."""
-    argv = [sys.executable, "-m", "netsleuth", "steer", "--workers", "2", *[str(mix)] * 40]
+    """A long steer over worker processes (120 inputs, ~3.5 s on two workers here: 40, ~1.2
+    s, once ended before the 1.0 s kill), `delay` s after both workers run; whatever of
+    its session is left at the end is killed (a failed test leaves nothing)."""
+    argv = [sys.executable, "-m", "netsleuth", "steer", "--workers", "2", *[str(mix)] * 120]
     proc = subprocess.Popen(
         argv,
         stdout=subprocess.DEVNULL,
