@@ -4,7 +4,7 @@ a skipped privileged test is turned into a failure, so CI cannot pass by skippin
 from __future__ import annotations
 
 import os
-from collections.abc import Generator
+from collections.abc import Generator, Iterator
 from pathlib import Path
 
 import pytest
@@ -50,3 +50,23 @@ def tshark() -> str:
             pytest.fail("tshark is missing: `make test` installs it (apt-get) when root")
         pytest.skip("tshark not installed (apt-get install tshark)")
     return path
+
+
+@pytest.fixture
+def tracefs_root() -> Iterator[Path]:
+    """A mounted tracefs for the test's length: the host's own, or one mounted through
+    netsleuth's shared-mount handle (as `drops` mounts it) and unmounted after, so these tests
+    run alike on hosts that mount tracefs at boot and hosts that do not."""
+    from netsleuth.errors import FacilityError
+    from netsleuth.sources.tracefs import Tracefs
+
+    if os.geteuid() != 0:
+        pytest.skip("needs root: tracefs")
+    try:
+        fs = Tracefs.open()
+    except FacilityError as err:
+        pytest.skip(str(err))
+    try:
+        yield fs.root
+    finally:
+        fs.close()

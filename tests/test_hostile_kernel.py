@@ -17,7 +17,6 @@ import pytest
 
 from netsleuth.capture.writer import write_pcap
 from netsleuth.craft import incidents
-from netsleuth.sources.tracefs import find_tracefs
 from tests.childrun import NETSLEUTH, run
 
 pytestmark = pytest.mark.privileged
@@ -122,11 +121,9 @@ def test_tracefs_mount_is_shared_counted_and_removed(tmp_path: Path) -> None:
     assert "tracebacks" not in out
 
 
-def test_a_stale_instance_whose_pid_was_reused_is_removed() -> None:
+def test_a_stale_instance_whose_pid_was_reused_is_removed(tracefs_root: Path) -> None:
     _need_root()
-    root = find_tracefs()
-    if root is None:
-        pytest.skip("tracefs is not mounted here")
+    root = tracefs_root
     other = subprocess.Popen(["sleep", "60"])  # alive, and not netsleuth
     stale = root / "instances" / f"netsleuth-{other.pid}"
     try:
@@ -143,3 +140,42 @@ def test_a_stale_instance_whose_pid_was_reused_is_removed() -> None:
         other.wait()
         if stale.exists():
             stale.rmdir()
+
+
+# Two handles in one process (a test holding tracefs while the run it starts opens its own,
+# or the lab's tracer beside a drops run), inside a private mount namespace as above.
+TWO_HANDLES = textwrap.dedent(
+    """
+    import subprocess
+    from netsleuth.sources.tracefs import Tracefs
+    for m in ("/sys/kernel/tracing", "/sys/kernel/debug"):
+        subprocess.run(["umount", m], stderr=subprocess.DEVNULL)
+    def mounts():
+        return open("/proc/mounts").read().count(" tracefs ")
+    first = Tracefs.open()
+    second = Tracefs.open()
+    second.close()
+    between = mounts()
+    first.close()
+    print(between, mounts(), second.outcome, "|", first.outcome)
+    """
+)
+
+
+def test_the_first_of_two_handles_in_one_process_leaves_tracefs_mounted() -> None:
+    _need_root("unshare", "umount")
+    if not Path("/sys/kernel/tracing").is_dir():
+        pytest.skip("no /sys/kernel/tracing mount point")
+    proc = subprocess.run(
+        ["unshare", "--mount", "--propagation", "private", sys.executable, "-c", TWO_HANDLES],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stderr
+    # Users were counted by pid: the second handle's close found none left and unmounted
+    # tracefs under the first (session 14 saw it on a host that does not mount it at boot).
+    assert proc.stdout.strip() == (
+        "1 0 None | unmounted tracefs at /sys/kernel/tracing (netsleuth had mounted it)"
+    )

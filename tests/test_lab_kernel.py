@@ -415,7 +415,8 @@ def _vxlan(dport: int, vni: int = 42) -> bytes:
     )
 
 
-def test_vxlan_frames_reach_the_inner_stack() -> None:
+def test_vxlan_frames_reach_the_inner_stack(tracefs_root: Path) -> None:
+    # tracefs_root: mounted before the run, which then adds no note of mounting it.
     _require()
     if _kernel_has("CONFIG_VXLAN") is False:
         pytest.skip("this kernel has no VXLAN (CONFIG_VXLAN)")

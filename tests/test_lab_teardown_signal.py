@@ -12,8 +12,6 @@ from pathlib import Path
 
 import pytest
 
-from netsleuth.sources.tracefs import find_tracefs
-
 pytestmark = pytest.mark.privileged
 
 CHILD = """
@@ -48,12 +46,10 @@ else:
 
 
 @pytest.mark.parametrize("lab", ["replay", "rps"])
-def test_a_second_sigint_during_teardown_leaves_nothing(lab: str) -> None:
+def test_a_second_sigint_during_teardown_leaves_nothing(lab: str, tracefs_root: Path) -> None:
     if os.geteuid() != 0:
         pytest.skip("the lab needs root (network namespaces, tracefs, AF_PACKET)")
-    fs = find_tracefs()
-    if fs is None:
-        pytest.skip("no tracefs on this kernel")
+    fs = tracefs_root
     child = subprocess.Popen(
         [sys.executable, "-c", CHILD, lab],
         stdout=subprocess.PIPE,

@@ -5,7 +5,6 @@ The counts are lower bounds: other processes on the host may drop IPv4 too."""
 
 from __future__ import annotations
 
-import os
 import signal
 import socket
 import subprocess
@@ -32,11 +31,9 @@ SENT = 30
 
 
 @pytest.fixture
-def pair() -> Iterator[Pair]:
-    if os.geteuid() != 0:
-        pytest.skip("needs root: network namespaces and tracefs")
-    if find_tracefs() is None and not Path("/sys/kernel/tracing").is_dir():
-        pytest.skip("no tracefs in this kernel")
+def pair(tracefs_root: Path) -> Iterator[Pair]:
+    """A veth pair, with tracefs mounted (the host's, or ours) until the test's checks end:
+    the run's instance is looked for there after the run has gone."""
     with veth_pair("rd", A_IP, B_IP) as p:
         yield p
 

@@ -26,6 +26,7 @@ import ctypes
 import ctypes.util
 import errno
 import fcntl
+import itertools
 import os
 import re
 import signal
@@ -76,7 +77,10 @@ class Tracefs:
     def __init__(self, root: Path, mounted_by_us: bool, state: Path | None = None) -> None:
         self.root = root
         self.mounted_by_us = mounted_by_us
-        self.state = state  # set while this run is registered as a user of our mount
+        # While this handle is registered as a user of our mount: the state directory, and
+        # the handle's own file under its users/.
+        self.state = state
+        self.user = _register(state) if state is not None else ""
         self.outcome: str | None = None  # what close() did to the mount, for the notes
 
     @classmethod
@@ -102,7 +106,6 @@ class Tracefs:
                 mounted = False  # another netsleuth run mounted it: share it
             else:
                 return cls(found, False)
-            _register(ns)
             return cls(found, mounted, ns)
 
     def close(self) -> None:
@@ -111,7 +114,7 @@ class Tracefs:
             return
         with _locked(state.parent):
             with contextlib.suppress(FileNotFoundError):
-                (state / "users" / str(os.getpid())).unlink()
+                (state / "users" / self.user).unlink()
             if _users(state):
                 if self.mounted_by_us:
                     self.outcome = (
@@ -212,18 +215,32 @@ def _locked(top: Path) -> Iterator[Path]:
         os.close(fd)
 
 
-def _register(state: Path) -> None:
+_HANDLES = itertools.count()
+
+
+def _register(state: Path) -> str:
+    """One file per open handle, '<pid>.<n>': a process may hold two (a test's own and the
+    run it starts, or the lab's tracer and a drops run) and the first to close must not
+    unmount tracefs under the other."""
+    name = f"{os.getpid()}.{next(_HANDLES)}"
     (state / "users").mkdir(parents=True, exist_ok=True, mode=0o700)
-    (state / "users" / str(os.getpid())).write_text("")
+    (state / "users" / name).write_text("")
+    return name
 
 
 def _users(state: Path) -> list[int]:
-    """Live users of our mount; the files of dead ones are removed."""
+    """Pids of the live users of our mount; the files of dead ones are removed. No users
+    folder (removed by a run of another version, or by hand) is no users."""
     live = []
-    for entry in (state / "users").iterdir():
-        if not entry.name.isdigit():
+    try:
+        entries = list((state / "users").iterdir())
+    except FileNotFoundError:
+        return []
+    for entry in entries:
+        pid_text = entry.name.partition(".")[0]
+        if not pid_text.isdigit():
             continue
-        pid = int(entry.name)
+        pid = int(pid_text)
         if owner_alive(pid, entry.stat().st_mtime):
             live.append(pid)
         else:
