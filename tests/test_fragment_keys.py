@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from numpy.typing import NDArray
 
 from netsleuth import craft
 from netsleuth.capture import RecordBatch
@@ -173,6 +174,30 @@ def test_compiled_key_hashes_refuse_what_does_not_fit() -> None:
     both = np.zeros(16, dtype=np.uint64)
     with pytest.raises(ValueError, match="share memory"):
         _trains.hashes(both.view(np.uint8), 64, mix, both[:2])
+
+
+def test_compiled_differ_compares_whole_rows_and_refuses_stray_indexes() -> None:
+    from netsleuth.checks import _trains
+
+    rows = np.zeros((4, 108), dtype=np.uint8)
+    rows[1, 107] = 1  # row 1 differs from row 0 in its last byte only
+    rows[3, 0] = 1  # row 3 in its first
+    flat = rows.reshape(-1)
+
+    def idx(*v: int) -> NDArray[np.int64]:
+        return np.array(v, dtype=np.int64)
+
+    assert _trains.differ(flat, 108, idx(0, 2), idx(2, 0)) == 0
+    assert _trains.differ(flat, 108, idx(0, 2), idx(2, 1)) == 1
+    assert _trains.differ(flat, 108, idx(3), idx(0)) == 1
+    assert _trains.differ(flat, 108, idx(), idx()) == 0
+    for a, b in ((idx(4), idx(0)), (idx(0), idx(-1))):
+        with pytest.raises(IndexError):
+            _trains.differ(flat, 108, a, b)
+    with pytest.raises(IndexError):
+        _trains.differ(flat, 100, idx(0), idx(1))  # a width that does not divide the rows
+    with pytest.raises(ValueError, match="sizes"):
+        _trains.differ(flat, 108, idx(0, 1), idx(1))
 
 
 @pytest.mark.parametrize("n", [0, 1, 7, 1000])

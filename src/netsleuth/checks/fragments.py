@@ -481,7 +481,8 @@ class FragmentAudit:
         stop = np.minimum(data + np.maximum(end - off, 0), start + t.batch.caplen[rows])
         size = np.maximum(stop - data, 0)
         ts = t.batch.ts_ns[rows]
-        return Frags(keys, ts, off, end, mf, data, frames, v4, size).take(track)
+        f = Frags(keys, ts, off, end, mf, data, frames, v4, size)
+        return f if track.shape[0] == rows.shape[0] else f.take(track)
 
     def _group(self, buf: NDArray[np.uint8], f: Frags, name: str) -> None:
         """One layer's fragments of a batch (in arrival order; their data in `buf`)."""
@@ -896,7 +897,8 @@ def group_keys(
     new = np.ones(n, dtype=np.bool_)
     new[1:] = hs[1:] != hs[:-1]
     again = np.flatnonzero(~new)  # a hash seen just before: the same key, or a collision
-    if again.shape[0] and (keys[order[again]] != keys[order[again - 1]]).any():
+    rows = np.ascontiguousarray(keys).view(np.uint8).reshape(-1)
+    if again.shape[0] and _trains.differ(rows, keys.dtype.itemsize, order[again], order[again - 1]):
         uniq, inv = np.unique(keys, return_inverse=True)
         return uniq, inv.reshape(-1), key_hashes(uniq)
     inv = np.empty(n, dtype=np.int64)
@@ -942,12 +944,16 @@ def fragment_keys(
     k["proto"] = np.where(layer.ver[rows] == 4, layer.proto[rows], 0)
     k["ident"] = layer.ident[rows]
     k["src4"], k["dst4"] = layer.src4[rows], layer.dst4[rows]
-    k["src6"], k["dst6"] = layer.src6[rows], layer.dst6[rows]
+    # The 16-byte address fields are the costly ones to fill (a strided write each): left
+    # zero, as they are already, where no row is IPv6.
+    if (layer.ver[rows] == 6).any():
+        k["src6"], k["dst6"] = layer.src6[rows], layer.dst6[rows]
     if name == "inner":
         # Inside a tunnel the same inner addresses can recur in other tunnels.
         k["tkind"], k["tkey"], k["vni"] = (t.tunnel_inner[rows], t.gre_key[rows], t.vni[rows])
         k["tsrc4"], k["tdst4"] = t.outer.src4[rows], t.outer.dst4[rows]
-        k["tsrc6"], k["tdst6"] = t.outer.src6[rows], t.outer.dst6[rows]
+        if (t.outer.ver[rows] == 6).any():
+            k["tsrc6"], k["tdst6"] = t.outer.src6[rows], t.outer.dst6[rows]
     return k.view(KEY_VOID).reshape(-1)
 
 
