@@ -5,6 +5,9 @@ change no verdict, only the path taken."""
 
 from __future__ import annotations
 
+import dataclasses
+from typing import Any
+
 import numpy as np
 import pytest
 from numpy.typing import NDArray
@@ -109,14 +112,22 @@ def test_group_keys_groups_as_sorting_does(collide: bool, monkeypatch: pytest.Mo
 
 @pytest.mark.parametrize("collide", [False, True])
 def test_outer_words_group_as_sorting_does(collide: bool, monkeypatch: pytest.MonkeyPatch) -> None:
-    """The tunnel reassembly's two-word keys: one to one with fragment_keys for outer IPv4
+    """The tunnel reassembly's three-word keys: one to one with fragment_keys for outer IPv4
     fragments, and grouped as np.unique groups the full keys, whether hashes collide or
-    not."""
+    not. The same packets seen on a second interface are other datagrams."""
     packets = [*lone(30), *lone(10), *lone(5, 700), lone(1)[0]]
-    t = decode(RecordBatch.from_packets(packets))
+    n = len(packets)
+    batch = dataclasses.replace(
+        RecordBatch.from_packets(packets * 2),
+        iface=np.repeat(np.array([0, 7], np.uint32), n),
+        direction=np.ones(2 * n, np.uint8),
+    )
+    t = decode(batch)
     rows = np.flatnonzero(t.outer.is_frag)
-    cols = {"vlan1": t.vlan1[rows], "vlan2": t.vlan2[rows]}
+    cols: dict[str, NDArray[Any]] = {"vlan1": t.vlan1[rows], "vlan2": t.vlan2[rows]}
     cols |= {f: getattr(t.outer, f)[rows] for f in ("src4", "dst4", "ident", "proto")}
+    cols["obs"], cols["side"] = fragments.observed(t, rows)
+    assert cols["obs"][-1] == 7 << 32 and cols["side"][-1] == 1 << 8
     words = outer_reassembly.outer_words(cols)
     keys = fragments.fragment_keys(t, "outer", t.outer, rows)
     parsed = np.frombuffer(keys.tobytes(), dtype=fragments.KEY)
@@ -126,9 +137,9 @@ def test_outer_words_group_as_sorting_does(collide: bool, monkeypatch: pytest.Mo
         monkeypatch.setattr(
             outer_reassembly, "word_hashes", lambda w: np.zeros(w.shape[0], np.uint64)
         )
-    inv, n = outer_reassembly.group_words(words)
+    inv, groups = outer_reassembly.group_words(words)
     expected = np.unique(keys, return_inverse=True)[1].reshape(-1)
-    assert n == 35
+    assert groups == 70
     assert ((inv[:, None] == inv[None, :]) == (expected[:, None] == expected[None, :])).all()
 
 

@@ -121,11 +121,17 @@ def test_replayed_rows_leave_the_parents_memory(tmp_path: Path) -> None:
     folder.mkdir()
     (folder / "fragments").write_bytes(bytes(n * size + PAD))
     at = np.arange(n, dtype=np.int64)
-    columns = [at, at, at * size, np.full(n, size), np.full(n, size), at, np.ones(n, np.int32)]
+    columns = [
+        *(at, at, at * size, np.full(n, size), np.full(n, size), at, np.ones(n, np.int32)),
+        *(np.zeros(n, np.uint8), np.zeros(n, np.uint32)),  # direction, iface
+    ]
     for k, column in enumerate([at, *columns]):  # ends, then ts_ns and the fields
         (folder / f"column-{k}").write_bytes(column.tobytes())
     empty = np.zeros(0, dtype=np.int64)
-    none = Frags(empty, empty, empty, empty, empty, np.zeros(0, np.int32), np.zeros(0, np.uint8))
+    none = Frags(
+        *(empty,) * 5, np.zeros(0, np.int32), np.zeros(0, np.uint8), np.zeros(0, np.uint32),
+        np.zeros(0, np.uint8),
+    )  # fmt: skip
     # No InputResult or Summary: unspill() reads neither.
     part = Part(None, None, [], 0, empty, empty, none, None, spilled=str(folder))  # type: ignore[arg-type]
     frags = unspill(part).frags

@@ -352,6 +352,7 @@ class PcapngReader(StreamReader):
             linktype=linktype,
             frame=np.arange(first_frame, first_frame + n, dtype=np.int64),
             direction=_direction(v, opts, pk + bl - 4, sw),
+            iface=iface.astype(np.uint32),
         )
 
     def _structure(  # noqa: PLR0917 - the batch's columns, passed on from _blocks
@@ -496,7 +497,16 @@ def _merge(parts: list[RecordBatch]) -> RecordBatch:
         buf=parts[0].buf,
         **{
             name: np.concatenate([getattr(p, name) for p in parts])
-            for name in ("offset", "caplen", "wirelen", "ts_ns", "linktype", "frame", "direction")
+            for name in (
+                "offset",
+                "caplen",
+                "wirelen",
+                "ts_ns",
+                "linktype",
+                "frame",
+                "direction",
+                "iface",
+            )
         },
     )
 

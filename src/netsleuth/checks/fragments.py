@@ -80,6 +80,11 @@ KEY = np.dtype(
         ("tdst4", "<u4"),
         ("tsrc6", "u1", (16,)),
         ("tdst6", "u1", (16,)),
+        # Where the fragment was seen (observed()): one datagram seen on two interfaces of
+        # a capture, or going in and out of one, is two observations of it, each a whole
+        # datagram, not one datagram whose every fragment came twice.
+        ("obs", "<u8"),
+        ("side", "<u2"),
     ]
 )
 KEY_VOID = np.dtype((np.void, KEY.itemsize))
@@ -931,6 +936,23 @@ def open_among(
     return held
 
 
+def observed(
+    t: PacketTable, rows: NDArray[np.int64]
+) -> tuple[NDArray[np.uint64], NDArray[np.uint16]]:
+    """Where each row was seen, exactly, as (obs, side): obs is the pcapng interface id
+    (high 32 bits) and the SLL2 interface index (low 32); side the SLL packet type (low
+    byte) and the pcapng epb_flags direction (high byte). All 0 in a capture of one
+    interface that says nothing of direction, the usual case."""
+    b = t.batch
+    obs = t.ifindex[rows].astype(np.uint64)
+    if b.iface is not None:
+        obs |= b.iface[rows].astype(np.uint64) << np.uint64(32)
+    side = t.pkttype[rows].astype(np.uint16)
+    if b.direction is not None:
+        side |= b.direction[rows].astype(np.uint16) << np.uint16(8)
+    return obs, side
+
+
 def fragment_keys(
     t: PacketTable, name: str, layer: IPLayer, rows: NDArray[np.int64]
 ) -> NDArray[np.void]:
@@ -940,6 +962,7 @@ def fragment_keys(
     k["ver"] = layer.ver[rows]
     k["vlan1"] = t.vlan1[rows]
     k["vlan2"] = t.vlan2[rows]
+    k["obs"], k["side"] = observed(t, rows)
     # IPv4 reassembly is keyed by protocol too (RFC 791 section 3.2); IPv6 is not.
     k["proto"] = np.where(layer.ver[rows] == 4, layer.proto[rows], 0)
     k["ident"] = layer.ident[rows]

@@ -50,6 +50,7 @@ from netsleuth.checks.fragments import (
     group_keys,
     key_bytes,
     newest_kept,
+    observed,
 )
 from netsleuth.checks.frames import smallest
 from netsleuth.checks.held import Gone, HeldTable
@@ -91,14 +92,20 @@ def tunnel_carriers() -> tuple[NDArray[np.bool_], NDArray[np.bool_]]:
     return protos, ports
 
 
+# (VLAN id, QinQ inner VLAN id, obs, side): what of a fragment's link layer and capture
+# point keys its datagram (fragments.KEY, observed) and so the inner trains of the rebuilt
+# packet.
+Link = tuple[int, int, int, int]
+
+
 @dataclasses.dataclass
 class Head:
-    """What the first fragment adds: its IPv4 header, the VLAN ids that key the inner
-    fragment trains (the rebuilt packet has no link layer), and whether its UDP ports lead
+    """What the first fragment adds: its IPv4 header, its Link (the rebuilt packet has no
+    link layer, and these key the inner fragment trains), and whether its UDP ports lead
     into a tunnel (None: not UDP)."""
 
     ip: bytes
-    vlans: tuple[int, int]
+    link: Link
     udp_tunnel: bool | None
 
 
@@ -117,39 +124,48 @@ class Held:
         return not self.udp or (self.head is not None and bool(self.head.udp_tunnel))
 
 
-WORD_FIELDS = ("src4", "dst4", "ident", "proto", "vlan1", "vlan2")
+WORD_FIELDS = ("src4", "dst4", "ident", "proto", "vlan1", "vlan2", "obs", "side")
+VID_MAX = 0x0FFF  # a VLAN id is 12 bits (IEEE 802.1Q 9.6); vlan.py and _prefix.c keep those
 
 
 def outer_words(col: Mapping[str, NDArray[Any]]) -> NDArray[np.uint64]:
     """Outer IPv4 fragments' reassembly keys (fragment_keys: everything else in one is
-    zero for the outer layer of IPv4), from their WORD_FIELDS columns, as two 64-bit
-    words each, one to one: the addresses; the 16-bit identification, the protocol and
-    both VLAN ids."""
-    w = np.empty((col["src4"].shape[0], 2), dtype=np.uint64)
+    zero for the outer layer of IPv4), from their WORD_FIELDS columns, as three 64-bit
+    words each, one to one: the addresses; the 16-bit identification, the protocol, the
+    side and both 12-bit VLAN ids; the obs (fragments.observed)."""
+    vlan1, vlan2 = col["vlan1"].astype(np.uint64), col["vlan2"].astype(np.uint64)
+    if (vlan1 > VID_MAX).any() or (vlan2 > VID_MAX).any():
+        raise ValueError("a VLAN id wider than 12 bits would not fit its key word")
+    w = np.empty((col["src4"].shape[0], 3), dtype=np.uint64)
     w[:, 0] = (col["src4"].astype(np.uint64) << np.uint64(32)) | col["dst4"].astype(np.uint64)
     w[:, 1] = (
-        ((col["ident"].astype(np.uint64) & np.uint64(0xFFFFFF)) << np.uint64(40))
-        | (col["proto"].astype(np.uint64) << np.uint64(32))
-        | (col["vlan1"].astype(np.uint64) << np.uint64(16))
-        | col["vlan2"].astype(np.uint64)
+        ((col["ident"].astype(np.uint64) & np.uint64(0xFFFF)) << np.uint64(48))
+        | (col["proto"].astype(np.uint64) << np.uint64(40))
+        | (col["side"].astype(np.uint64) << np.uint64(24))
+        | (vlan1 << np.uint64(12))
+        | vlan2
     )
+    w[:, 2] = col["obs"]
     return w
 
 
 def word_hashes(words: NDArray[np.uint64]) -> NDArray[np.uint64]:
-    """A 64-bit hash of each row of two words (odd multipliers, shifts to mix)."""
+    """A 64-bit hash of each row of words (odd multipliers, shifts to mix)."""
     h = words[:, 0] * np.uint64(0x9E3779B97F4A7C15)
     h ^= h >> np.uint64(29)
     h ^= words[:, 1] * np.uint64(0xC2B2AE3D27D4EB4F)
     h ^= h >> np.uint64(32)
+    h ^= words[:, 2] * np.uint64(0x165667B19E3779F9)
+    h ^= h >> np.uint64(29)
     return h
 
 
 def group_words(words: NDArray[np.uint64]) -> tuple[NDArray[np.int64], int]:
     """(each row's group, the number of groups): rows of equal words share a group, found
     as the fragment audit groups its keys (fragments.group_keys: by hash, equal hashes
-    compared, a collision sorting the rows), each row read as one 16-byte key."""
-    keys = np.ascontiguousarray(words).view(np.dtype((np.void, 16))).reshape(-1)
+    compared, a collision sorting the rows), each row read as one key of its bytes."""
+    width = 8 * words.shape[1]
+    keys = np.ascontiguousarray(words).view(np.dtype((np.void, width))).reshape(-1)
     uniq, inv, _ = group_keys(keys, word_hashes(words))
     return inv, int(uniq.shape[0])
 
@@ -167,16 +183,16 @@ class Row(NamedTuple):
     more: bool
     udp: bool
     to_tunnel: bool  # for a UDP first fragment: its ports lead into a tunnel
-    vlans: tuple[int, int]
+    link: Link
 
 
 def _rows_of(f: Frags, sel: NDArray[np.bool_]) -> Iterator[Row]:
     """The fragments `sel` picks, each as a Row: converted once a batch, not read element
     by element from NumPy (each such read costs a scalar object)."""
     cols = (f.off, f.ip, f.data, f.ip_end, f.stop, f.ts, f.frame, f.more, f.udp, ~f.bad_head)
-    vlans = zip(f.vlan1[sel].tolist(), f.vlan2[sel].tolist(), strict=True)
+    links = zip(*(c[sel].tolist() for c in (f.vlan1, f.vlan2, f.obs, f.side)), strict=True)
     for off, at, data, end, stop, ts, frame, more, udp, tun, v in zip(
-        *(c[sel].tolist() for c in cols), vlans, strict=True
+        *(c[sel].tolist() for c in cols), links, strict=True
     ):
         yield Row(off, at, data, end, stop, ts, frame, more, udp, tun, v)
 
@@ -297,7 +313,9 @@ class TunnelReassembly:
         """(each row's key group, per group: whether the tracker holds a datagram of it)."""
         o = t.outer
         mine: tuple[NDArray[Any], ...] = (o.src4, o.dst4, o.ident, o.proto, t.vlan1, t.vlan2)
-        words = outer_words({f: c[rows] for f, c in zip(WORD_FIELDS, mine, strict=True)})
+        cols = {f: c[rows] for f, c in zip(WORD_FIELDS, mine, strict=False)}
+        cols["obs"], cols["side"] = observed(t, rows)
+        words = outer_words(cols)
         if self.open:  # the held keys, among the batch's: which groups are open
             k = self.open.held_keys().view(KEY)
             words = np.concatenate([words, outer_words({f: k[f] for f in WORD_FIELDS})])
@@ -310,6 +328,7 @@ class TunnelReassembly:
     def _frags(self, t: PacketTable, rows: NDArray[np.int64], ports: NDArray[np.bool_]) -> Frags:
         o, start = t.outer, t.start[rows]
         group, held = self._groups(t, rows)
+        obs, side = observed(t, rows)
         ip = start + o.off[rows]
         ip_end = ip + o.tot_len[rows].astype(np.int64)
         off = o.frag_off[rows].astype(np.int64)
@@ -328,6 +347,8 @@ class TunnelReassembly:
             bad_head=(o.proto[rows] == 17) & (off == 0) & ~ports[rows],
             vlan1=t.vlan1[rows].astype(np.int64),
             vlan2=t.vlan2[rows].astype(np.int64),
+            obs=obs,
+            side=side,
         )
 
     def advance(self, now: int) -> None:
@@ -407,7 +428,7 @@ class TunnelReassembly:
         if frag.off == 0:
             tunnel = frag.to_tunnel if frag.udp else None
             ip = bytes(buf[frag.ip : frag.data])
-            held.head = Head(ip, frag.vlans, tunnel)
+            held.head = Head(ip, frag.link, tunnel)
             if tunnel is False:  # a UDP datagram that is no tunnel's: not ours to keep
                 opened.remove(row)
                 return None
@@ -485,8 +506,8 @@ class TunnelReassembly:
     def _judge(self, r: Rebuilt) -> None:
         """The rebuilt datagrams, in the order they completed, decoded and handed to the
         checks. Rebuilt as bare IPv4 (LINKTYPE_IPV4): a link header's own length field
-        (PPPoE, 802.3, NFLOG) would cover the first fragment only. The VLAN ids, which key
-        the inner fragment trains, are put back."""
+        (PPPoE, 802.3, NFLOG) would cover the first fragment only. The VLAN ids and where
+        the datagram was seen, which key the inner fragment trains, are put back."""
         n = len(r)
         batch = RecordBatch(
             buf=r.buf,
@@ -496,10 +517,14 @@ class TunnelReassembly:
             ts_ns=r.first_ts,
             linktype=np.full(n, LINKTYPE_IPV4, dtype=np.int32),
             frame=r.last_frame,
+            direction=(r.side >> 8).astype(np.uint8),
+            iface=(r.obs >> np.uint64(32)).astype(np.uint32),
         )
         table = decode(batch)
         table.vlan1[:] = r.vlan1
         table.vlan2[:] = r.vlan2
+        table.ifindex[:] = r.obs & np.uint64(0xFFFFFFFF)
+        table.pkttype[:] = r.side & 0xFF
         count_tunnels(table, self.tunnel_kinds, rows=table.outer.proto == 17)
         self.rebuilt.append(inner_only(table))
         carried = np.flatnonzero(table.tunnels > 0)
@@ -566,7 +591,7 @@ def _rebuilt(done: list[Held]) -> Rebuilt:
         [f for _, f in items],
         [h.dg.first_ts for h, _ in items],
         [h.dg.frames for h, _ in items],
-        [h.head.vlans if h.head is not None else (0, 0) for h, _ in items],
+        [h.head.link if h.head is not None else (0, 0, 0, 0) for h, _ in items],
     )
 
 

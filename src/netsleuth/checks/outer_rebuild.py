@@ -51,6 +51,8 @@ class Rebuilt:
     last_frame: NDArray[np.int64]
     vlan1: NDArray[np.int64]
     vlan2: NDArray[np.int64]
+    obs: NDArray[np.uint64]  # where it was seen (fragments.observed)
+    side: NDArray[np.uint16]
     frames: NDArray[np.int64]
     bounds: NDArray[np.int64]
 
@@ -80,6 +82,8 @@ def join(parts: list[Rebuilt]) -> Rebuilt:
         last[order],
         np.concatenate([p.vlan1 for p in parts])[order],
         np.concatenate([p.vlan2 for p in parts])[order],
+        np.concatenate([p.obs for p in parts])[order],
+        np.concatenate([p.side for p in parts])[order],
         every[frames],
         starts,
     )
@@ -89,9 +93,10 @@ def from_packets(
     packets: list[bytes],
     first_ts: list[int],
     frames: list[list[int]],
-    vlans: list[tuple[int, int]],
+    links: list[tuple[int, int, int, int]],
 ) -> Rebuilt:
-    """The tracker's rebuilt packets (outer_reassembly._rebuild) in the same form."""
+    """The tracker's rebuilt packets (outer_reassembly._rebuild) in the same form; `links`:
+    each one's VLAN ids and where it was seen (outer_reassembly.Link)."""
     length = np.array([len(p) for p in packets], dtype=np.int64)
     counts = np.array([len(f) for f in frames], dtype=np.int64)
     return Rebuilt(
@@ -100,8 +105,10 @@ def from_packets(
         length,
         np.array(first_ts, dtype=np.int64),
         np.array([max(f) for f in frames], dtype=np.int64),
-        np.array([v[0] for v in vlans], dtype=np.int64),
-        np.array([v[1] for v in vlans], dtype=np.int64),
+        np.array([v[0] for v in links], dtype=np.int64),
+        np.array([v[1] for v in links], dtype=np.int64),
+        np.array([v[2] for v in links], dtype=np.uint64),
+        np.array([v[3] for v in links], dtype=np.uint16),
         np.array([x for f in frames for x in f], dtype=np.int64),
         np.concatenate([[0], np.cumsum(counts)]).astype(np.int64),
     )
@@ -125,6 +132,8 @@ class Frags:
     bad_head: NDArray[np.bool_]  # a UDP first fragment whose ports lead to no tunnel
     vlan1: NDArray[np.int64]
     vlan2: NDArray[np.int64]
+    obs: NDArray[np.uint64]
+    side: NDArray[np.uint16]
 
 
 def lone_orphans(f: Frags, settled: NDArray[np.bool_]) -> NDArray[np.bool_]:
@@ -220,6 +229,8 @@ def _rebuild(
         last[fits],
         f.vlan1[h][fits],
         f.vlan2[h][fits],
+        f.obs[h][fits],
+        f.side[h][fits],
         f.frame[rows[rfit]],
         np.concatenate([[0], np.cumsum(counts)]).astype(np.int64),
     )
@@ -229,7 +240,12 @@ def _rebuild(
 def empty() -> Rebuilt:
     none = np.zeros(0, dtype=np.int64)
     return Rebuilt(
-        np.zeros(PAD, np.uint8), none, none, none, none, none, none, none, np.zeros(1, np.int64)
+        np.zeros(PAD, np.uint8),
+        *(none,) * 6,
+        np.zeros(0, np.uint64),
+        np.zeros(0, np.uint16),
+        none,
+        np.zeros(1, np.int64),
     )
 
 
@@ -244,6 +260,8 @@ def _ordered(r: Rebuilt, sel: NDArray[np.int64]) -> Rebuilt:
         r.last_frame[sel],
         r.vlan1[sel],
         r.vlan2[sel],
+        r.obs[sel],
+        r.side[sel],
         r.frames[frames],
         bounds,
     )

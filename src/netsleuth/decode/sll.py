@@ -19,6 +19,15 @@ def _decode(t: PacketTable, idx: NDArray[np.int64], hlen: int, proto_at: int, ki
     t.l2[idx] = kind
     idx = t.short(idx, hlen, Anomaly.L2_TRUNCATED)
     p = t.pos[idx]
+    # Where the kernel saw the packet. The packet type is sll_pkttype, an unsigned char in
+    # struct sockaddr_ll (include/uapi/linux/if_packet.h), which SLL v1 writes in 16 bits:
+    # its low byte is all of it. SLL2 adds the interface index (tcpdump.org linktypes,
+    # LINKTYPE_LINUX_SLL2: 4 at offset 4, the packet type 1 at offset 10).
+    if kind == L2.SLL2:
+        t.ifindex[idx] = t.v.be32[p + 4]
+        t.pkttype[idx] = t.v.u8[p + 10]
+    else:
+        t.pkttype[idx] = t.v.be16[p] & 0xFF
     proto = t.v.be16[p + proto_at]
     t.ethertype[idx] = proto
     ether = proto >= ethernet.MIN_ETHERTYPE

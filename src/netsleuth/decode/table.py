@@ -337,6 +337,10 @@ class PacketTable:
         self.vlan_n = z(n, np.uint8)
         self.vlan1 = z(n, np.uint16)  # outermost VLAN id
         self.vlan2 = z(n, np.uint16)  # second VLAN id (QinQ inner)
+        # Linux cooked captures (sll.py): the interface index (SLL2 only) and packet type
+        # (host, broadcast, multicast, otherhost, outgoing) the kernel gave the packet.
+        self.ifindex = z(n, np.uint32)
+        self.pkttype = z(n, np.uint8)
         self.mpls_n = z(n, np.uint8)
         self.mpls_label = z(n, np.uint32)  # top label
         self.llc_dsap = z(n, np.int16) - 1

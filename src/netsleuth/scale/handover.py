@@ -30,13 +30,17 @@ class Frags:
     wirelen: NDArray[np.int64]
     ts_ns: NDArray[np.int64]
     linktype: NDArray[np.int32]
+    # Where each was seen (RecordBatch.direction and iface; 0 where the format does not
+    # say): fragment keys hold it.
+    direction: NDArray[np.uint8]
+    iface: NDArray[np.uint32]
     data: NDArray[np.uint8]
 
     @classmethod
     def of(cls, fields: Sequence[NDArray[Any]], data: NDArray[np.uint8]) -> Frags:
         """From the FRAG_FIELDS columns, in order, and the bytes."""
-        frame, pos, caplen, wirelen, ts_ns, linktype = fields
-        return cls(frame, pos, caplen, wirelen, ts_ns, linktype, data)
+        frame, pos, caplen, wirelen, ts_ns, linktype, direction, iface = fields
+        return cls(frame, pos, caplen, wirelen, ts_ns, linktype, direction, iface, data)
 
     def rows(self, lo: int, hi: int) -> Frags:
         """Rows lo..hi-1, over the same bytes (no copy)."""
@@ -56,6 +60,8 @@ class Frags:
             self.ts_ns,
             self.linktype,
             self.frame,
+            direction=self.direction,
+            iface=self.iface,
         )
 
     def release(self, upto: int) -> None:
@@ -132,8 +138,12 @@ class Handover:
         pos = np.empty(rows.shape[0], dtype=np.int64)
         np.cumsum(cap, out=pos)
         pos -= cap - self.size  # where each record starts: the bytes before it, so far
+        n = rows.shape[0]
+        direction = np.zeros(n, np.uint8) if b.direction is None else b.direction[rows]
+        iface = np.zeros(n, np.uint32) if b.iface is None else b.iface[rows]
         fields: list[NDArray[Any]] = [
-            b.frame[rows], pos, cap, b.wirelen[rows], b.ts_ns[rows], b.linktype[rows]
+            b.frame[rows], pos, cap, b.wirelen[rows], b.ts_ns[rows], b.linktype[rows],
+            np.ascontiguousarray(direction), np.ascontiguousarray(iface),
         ]  # fmt: skip
         for k, column in enumerate(fields, start=2):
             self._put(k, [column.data])
@@ -174,7 +184,8 @@ class Handover:
 
 
 COLUMNS = ("ends", "ts_ns", *FRAG_FIELDS)  # what a Handover writes, each to a file
-COLUMN_TYPES = [np.dtype(np.int64)] * (len(COLUMNS) - 1) + [np.dtype(np.int32)]
+_NARROW = {"linktype": np.int32, "direction": np.uint8, "iface": np.uint32}
+COLUMN_TYPES = [np.dtype(_NARROW.get(c, np.int64)) for c in COLUMNS]
 HANDOVER_TYPES = [*COLUMN_TYPES, np.dtype(np.uint8)]  # and the fragments' bytes
 
 

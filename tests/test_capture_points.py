@@ -1,0 +1,164 @@
+"""One datagram seen at two points of one capture (two interfaces of a pcapng file, `tcpdump
+-i any` seeing it arrive and leave): two observations, each a whole datagram, never one
+datagram whose every fragment came twice. The same fragments twice at one point still are
+duplicates. tshark is the oracle for where the file says each packet was seen."""
+
+from __future__ import annotations
+
+import struct
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from netsleuth import craft
+from netsleuth.capture import open_capture
+from netsleuth.capture.pcapng import PcapngReader
+from netsleuth.capture.source import ByteSource
+from netsleuth.capture.split_pcapng import range_starts
+from netsleuth.report.jsonout import scan_document
+from netsleuth.scan import scan
+from tests.splitutil import one, split
+
+S, D = "192.0.2.10", "198.51.100.20"
+ETHERTYPE_IPV4 = 0x0800
+PACKET_OTHERHOST, PACKET_OUTGOING = 3, 4  # include/uapi/linux/if_packet.h
+
+
+def fragments(ident: int = 77) -> list[bytes]:
+    payload = craft.udp(S, D, 5000, 9, bytes(range(256)) * 8)
+    return craft.fragment_ipv4(S, D, payload, 17, sizes=[1024, 1024], ident=ident)
+
+
+def block(btype: int, body: bytes) -> bytes:
+    size = 12 + len(body)
+    return b"".join([struct.pack("<II", btype, size), body, struct.pack("<I", size)])
+
+
+def epb(iface: int, ts: int, frame: bytes) -> bytes:
+    head = struct.pack("<IIIII", iface, 0, ts, len(frame), len(frame))
+    return block(6, b"".join([head, frame, bytes(-len(frame) % 4)]))
+
+
+def two_interfaces(path: Path, ifaces: list[int]) -> Path:
+    """A pcapng file of two Ethernet interfaces: the datagram's two fragments, each seen on
+    ifaces[k] in turn (one microsecond apart)."""
+    shb = block(0x0A0D0D0A, struct.pack("<IHHq", 0x1A2B3C4D, 1, 0, -1))
+    idb = block(1, struct.pack("<HHI", 1, 0, 0))
+    frames = [craft.ether(f, ETHERTYPE_IPV4) for f in fragments()]
+    seen = [(frame, iface) for frame in frames for iface in ifaces]
+    blocks = [epb(iface, k, frame) for k, (frame, iface) in enumerate(seen)]
+    path.write_bytes(b"".join([shb, idb, idb, *blocks]))
+    return path
+
+
+def sll(ip: bytes, pkttype: int) -> bytes:
+    """LINKTYPE_LINUX_SLL: packet type, ARPHRD_ETHER, address length, address, protocol."""
+    head = struct.pack("!HHH8sH", pkttype, 1, 6, bytes.fromhex("02000000000a"), ETHERTYPE_IPV4)
+    return head + ip
+
+
+def sll2(ip: bytes, ifindex: int, pkttype: int) -> bytes:
+    """LINKTYPE_LINUX_SLL2: protocol, reserved, interface index, ARPHRD_ETHER, packet type,
+    address length, address."""
+    addr = bytes.fromhex("02000000000a")
+    return struct.pack("!HHIHBB8s", ETHERTYPE_IPV4, 0, ifindex, 1, pkttype, 6, addr) + ip
+
+
+def cooked(path: Path, linktype: int, frames: list[bytes]) -> Path:
+    with path.open("wb") as fh:
+        craft_header = struct.pack("<IHHiIII", 0xA1B2C3D4, 2, 4, 0, 0, 65535, linktype)
+        fh.write(craft_header)
+        for k, frame in enumerate(frames):
+            fh.write(struct.pack("<IIII", 0, k, len(frame), len(frame)) + frame)
+    return path
+
+
+def fragment_findings(path: Path, workers: int = 1) -> dict[str, int]:
+    doc = scan_document(scan([str(path)], workers=workers))
+    return {
+        f["id"]: f["count"] for f in doc["findings"] if f["id"].startswith(("ipv4.frag", "frag"))
+    }
+
+
+def test_one_datagram_on_two_pcapng_interfaces_is_two_whole_datagrams(tmp_path: Path) -> None:
+    path = two_interfaces(tmp_path / "two.pcapng", [0, 1])
+    [batch] = list(open_capture(str(path)).batches())
+    assert batch.iface is not None and batch.iface.tolist() == [0, 1, 0, 1]
+    assert fragment_findings(path) == {}
+
+
+def test_the_same_fragments_twice_on_one_interface_are_duplicates(tmp_path: Path) -> None:
+    # The control: without where each was seen, this is what both captures above look like
+    # (the first copy of the last fragment completes the datagram, as in Linux; its second
+    # opens another that never completes). Counts are frames.
+    path = two_interfaces(tmp_path / "one.pcapng", [1, 1])
+    assert fragment_findings(path) == {
+        "ipv4.fragment.duplicate": 3,
+        "ipv4.fragment.incomplete": 1,
+    }
+
+
+def test_tshark_reads_the_same_interface_ids(tmp_path: Path, tshark: str) -> None:
+    path = two_interfaces(tmp_path / "two.pcapng", [1, 0])
+    out = subprocess.run(
+        [tshark, "-r", str(path), "-T", "fields", "-e", "frame.interface_id"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.split()
+    [batch] = list(open_capture(str(path)).batches())
+    assert batch.iface is not None
+    assert [int(x) for x in out] == batch.iface.tolist() == [1, 0, 1, 0]
+
+
+@pytest.mark.parametrize(
+    ("kinds", "duplicate"),
+    [((PACKET_OTHERHOST, PACKET_OUTGOING), False), ((PACKET_OUTGOING, PACKET_OUTGOING), True)],
+)
+def test_tcpdump_any_sees_a_forwarded_datagram_arrive_and_leave(
+    tmp_path: Path, kinds: tuple[int, int], duplicate: bool
+) -> None:
+    """SLL v1 has no interface index: the packet type (in on one port, out of another)
+    tells the two sightings of a forwarded or bridged datagram apart."""
+    frames = [sll(f, kind) for f in fragments() for kind in kinds]
+    path = cooked(tmp_path / "any.pcap", 113, frames)
+    found = fragment_findings(path)
+    assert found == (
+        {"ipv4.fragment.duplicate": 3, "ipv4.fragment.incomplete": 1} if duplicate else {}
+    )
+
+
+def test_sll2_interface_index_keeps_two_interfaces_apart(tmp_path: Path, tshark: str) -> None:
+    frames = [sll2(f, ifindex, 0) for f in fragments() for ifindex in (2, 7)]
+    path = cooked(tmp_path / "any2.pcap", 276, frames)
+    assert fragment_findings(path) == {}
+    out = subprocess.run(
+        [tshark, "-r", str(path), "-T", "fields", "-e", "sll.ifindex", "-e", "sll.pkttype"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.split("\n")
+    assert [line.split("\t") for line in out if line] == [["2", "0"], ["7", "0"]] * 2
+
+
+def test_the_split_scan_keys_fragments_by_interface_too(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A range's fragments go to the parent with where they were seen (scale/handover.py):
+    with reader buffers of one packet block, the file is cut where each buffer starts, and
+    the JSON is the one-process JSON (which holds no fragment finding)."""
+    real = PcapngReader.__init__
+
+    def small(self: PcapngReader, source: ByteSource, **kw: Any) -> None:
+        real(self, source, **{**kw, "chunk_bytes": 2 * 1024})
+
+    monkeypatch.setattr(PcapngReader, "__init__", small)
+    path = two_interfaces(tmp_path / "two.pcapng", [0, 1])
+    whole = one(path)
+    assert '"ipv4.fragment' not in whole
+    cuts = [at for at, _ in range_starts(str(path), list(range(1, path.stat().st_size)))]
+    assert len(cuts) == 3  # a range starts at every packet block after the first
+    for at in cuts:
+        assert split(path, [at]) == whole
