@@ -40,6 +40,10 @@ def frames() -> list[tuple[int, bytes]]:
     inner = craft.ether(craft.ipv4("10.1.0.1", "10.1.0.2", bytes(1400), 17, ident=9), 0x0800)
     parts = craft.fragment_ipv4(OS, OD, craft.gre(inner, 0x6558), 47, sizes=[1000, 0], ident=77)
     extra = [craft.ether(p, 0x0800) for p in parts]
+    # VXLAN over outer fragments: only the rebuilt datagram shows the tunnel (summary).
+    vx = craft.udp(OS, OD, 40000, 4789, craft.vxlan(inner, vni=5))
+    parts = craft.fragment_ipv4(OS, OD, vx, 17, sizes=[800, 0], ident=78)
+    extra += [craft.ether(p, 0x0800) for p in parts]
     extra += [f for _, f in incidents.incident2_stp_llc(seconds=2)]
     extra += [f for _, f in incidents.incident3_pptp(flows=5)]
     extra += [craft.ether(bytes(40), 0x88B5), craft.ether(bytes(20), 0x0800)]
@@ -127,7 +131,9 @@ def test_two_workers_merged_are_scan_on_the_file(tmp_path: Path) -> None:
     dgs = [sorted(to_file[f - 1] for f in d["frames"]) for d in got[conflict].evidence["datagrams"]]
     assert sorted(dgs) == sorted(d["frames"] for d in want[conflict].evidence["datagrams"])
     assert result.scan.inputs[0].packets == len(cap)
-    assert result.scan.summary.l3 == scan([str(path)]).summary.l3
+    whole = scan([str(path)]).summary
+    assert result.scan.summary.l3 == whole.l3
+    assert result.scan.summary.tunnels == whole.tunnels and whole.tunnels["vxlan"] >= 1
 
 
 def test_one_worker_is_scan_numbering_itself(tmp_path: Path) -> None:

@@ -149,10 +149,16 @@ def scan_one(
         for table in tables(reader, res, tunnel_depth=depth, progress=progress):
             summary.observe(table)
             observe_all(checks, table)
-        for check in checks:
-            if isinstance(check, TunnelReassembly):
-                summary.tunnels.update(check.tunnel_kinds)
+        add_rebuilt_tunnels(summary, checks)
         return input_findings(res, checks, reader.name)
+
+
+def add_rebuilt_tunnels(summary: Summary, checks: list[Check]) -> None:
+    """The tunnel packets only rebuilt outer datagrams show (a UDP tunnel's first outer
+    fragment stops at UDP: TunnelReassembly.tunnel_kinds), into the summary's tunnels."""
+    for check in checks:
+        if isinstance(check, TunnelReassembly):
+            summary.tunnels.update(check.tunnel_kinds)
 
 
 def input_findings(res: InputResult, checks: list[Check], label: str) -> list[Finding]:

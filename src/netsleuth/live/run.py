@@ -53,7 +53,14 @@ from netsleuth.checks.outer_reassembly import TunnelReassembly
 from netsleuth.errors import FacilityError, InputError, NetsleuthError
 from netsleuth.findings import Finding
 from netsleuth.live.vigil import LiveOptions, OnEvent, Vigil, WorkerResult, kernel_drops_finding
-from netsleuth.scan import InputResult, ScanResult, Summary, input_findings, scan_result
+from netsleuth.scan import (
+    InputResult,
+    ScanResult,
+    Summary,
+    add_rebuilt_tunnels,
+    input_findings,
+    scan_result,
+)
 
 
 @dataclass
@@ -215,6 +222,7 @@ def merge(ifname: str, results: list[WorkerResult], workers: int, elapsed: float
         spans.append({"worker": w, "first_frame": offset + 1, "frames": r.inp.packets})
         offset += r.inp.packets
     inp.format = "live"
+    add_rebuilt_tunnels(summary, checks)  # as scan_one adds them
     findings = [_say_split(f, split) for f in input_findings(inp, checks, ifname)]
     if kernel.drops:
         findings.append(replace(kernel_drops_finding(kernel), input=ifname))
