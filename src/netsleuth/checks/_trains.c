@@ -356,21 +356,33 @@ static PyObject *gather(PyObject *self, PyObject *args) {
     return result;
 }
 
+/* The arguments of hashes and differ, (keys, width, x, y): keys a buffer of bytes, x and
+ * y columns of 8-byte integers, y written to when `out`, else as long as x. Returns -1 on a
+ * parse error, else how many buffers it took (3: all; fewer: an error is set); the caller
+ * releases those. */
+static Py_ssize_t rows_args(PyObject *args, Py_buffer b[3], Py_ssize_t *width, int out) {
+    PyObject *o[3];
+    static const Py_ssize_t item[3] = {1, 8, 8};
+    if (!PyArg_ParseTuple(args, "OnOO", &o[0], width, &o[1], &o[2])) return -1;
+    Py_ssize_t held = 0;
+    for (; held < 3; held++) {
+        Py_ssize_t want = held == 2 && !out ? b[1].len / 8 : -1;
+        if (get(o[held], &b[held], item[held], want, held == 2 && out) < 0) break;
+    }
+    return held;
+}
+
 /* hashes(keys, width, mix, out) -> rows: out[k] <- a 64-bit hash of row k of keys (uint8,
  * rows of `width` bytes, 1 to 8 * len(mix)): each 8-byte word of the row (native byte order,
  * the last one zero-filled) multiplied into the hash by its odd constant of mix, then mixed
  * down. fragments.key_hashes did this in NumPy, a pass over every key per word (a padded
  * copy first): 7 % of a scan of overlapping fragment trains. */
 static PyObject *hashes(PyObject *self, PyObject *args) {
-    PyObject *o[3];
     Py_buffer b[3];
     Py_ssize_t width;
-    static const Py_ssize_t item[3] = {1, 8, 8};
     (void)self;
-    if (!PyArg_ParseTuple(args, "OnOO", &o[0], &width, &o[1], &o[2])) return NULL;
-    Py_ssize_t held = 0;
-    for (; held < 3; held++)
-        if (get(o[held], &b[held], item[held], -1, held == 2) < 0) break;
+    Py_ssize_t held = rows_args(args, b, &width, 1);
+    if (held < 0) return NULL;
     PyObject *result = NULL;
     if (held == 3) {
         Py_ssize_t words = b[1].len / 8, n = width > 0 ? b[0].len / width : 0;
@@ -409,15 +421,11 @@ static PyObject *hashes(PyObject *self, PyObject *args) {
  * in NumPy was a tenth of a scan of overlapping fragment trains. An index outside the rows
  * is refused (IndexError), not clamped. */
 static PyObject *differ(PyObject *self, PyObject *args) {
-    PyObject *o[3];
     Py_buffer b[3];
     Py_ssize_t width;
-    static const Py_ssize_t item[3] = {1, 8, 8};
     (void)self;
-    if (!PyArg_ParseTuple(args, "OnOO", &o[0], &width, &o[1], &o[2])) return NULL;
-    Py_ssize_t held = 0;
-    for (; held < 3; held++)
-        if (get(o[held], &b[held], item[held], held == 2 ? b[1].len / 8 : -1, 0) < 0) break;
+    Py_ssize_t held = rows_args(args, b, &width, 0);
+    if (held < 0) return NULL;
     PyObject *result = NULL;
     if (held == 3) {
         Py_ssize_t rows = width > 0 ? b[0].len / width : 0, n = b[1].len / 8;
