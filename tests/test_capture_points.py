@@ -5,11 +5,13 @@ duplicates. tshark is the oracle for where the file says each packet was seen.""
 
 from __future__ import annotations
 
+import dataclasses
 import struct
 import subprocess
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 
 from netsleuth import craft
@@ -17,6 +19,7 @@ from netsleuth.capture import open_capture
 from netsleuth.capture.pcapng import PcapngReader
 from netsleuth.capture.source import ByteSource
 from netsleuth.capture.split_pcapng import range_starts
+from netsleuth.report.export import export_evidence
 from netsleuth.report.jsonout import scan_document
 from netsleuth.scan import scan
 from tests.splitutil import one, split
@@ -162,3 +165,52 @@ def test_the_split_scan_keys_fragments_by_interface_too(
     assert len(cuts) == 3  # a range starts at every packet block after the first
     for at in cuts:
         assert split(path, [at]) == whole
+
+
+def test_evidence_keeps_each_packets_interface_and_direction(tmp_path: Path, tshark: str) -> None:
+    """The first fragment of a datagram, seen inbound on one interface and outbound on the
+    other, its last fragment lost: two incomplete datagrams. The evidence file holds both
+    frames on two interfaces with their directions, so scanning it says the same (written on
+    one interface without flags, they read as one datagram's fragment twice: duplicate)."""
+    first = craft.ether(fragments()[0], ETHERTYPE_IPV4)
+    shb = block(0x0A0D0D0A, struct.pack("<IHHq", 0x1A2B3C4D, 1, 0, -1))
+    idb = block(1, struct.pack("<HHI", 1, 0, 0))
+    flags = [struct.pack("<HHI", 2, 4, d) + struct.pack("<HH", 0, 0) for d in (1, 2)]
+    blocks = [
+        block(6, b"".join([epb(k, k, first)[8:-4], flags[k]])) for k in (0, 1)
+    ]  # an EPB's body, then its epb_flags option
+    path = tmp_path / "lost.pcapng"
+    path.write_bytes(b"".join([shb, idb, idb, *blocks]))
+    result = scan([str(path)])
+    assert {f.id: f.count for f in result.findings} == {"ipv4.fragment.incomplete": 2}
+    out = tmp_path / "evidence.pcapng"
+    assert export_evidence(result.inputs, result.findings, str(out)).packets == 2
+    again = scan([str(out)])
+    assert {f.id: f.count for f in again.findings} == {"ipv4.fragment.incomplete": 2}
+    fields = subprocess.run(
+        [
+            *(tshark, "-r", str(out), "-T", "fields"),
+            *("-e", "frame.interface_id", "-e", "frame.packet_flags_direction"),
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.splitlines()
+    # Interfaces 0 and 1; inbound, outbound (tshark prints the flags' direction in hex).
+    assert [tuple(int(x, 0) for x in line.split("\t")) for line in fields] == [(0, 1), (1, 2)]
+
+
+def test_parts_of_a_batch_join_with_an_absent_column_as_zeros() -> None:
+    """pcapng._merge joins a batch's parts; a part whose format says nothing of interface
+    or direction (None) reads as 0 beside one that does, and None stays None alone."""
+    from netsleuth.capture import RecordBatch
+    from netsleuth.capture.pcapng import _merge
+
+    plain = RecordBatch.from_packets([b"ab", b"cd"])
+    told = dataclasses.replace(
+        plain, iface=np.array([3, 4], np.uint32), direction=np.array([1, 2], np.uint8)
+    )
+    both = _merge([plain, told])
+    assert both.iface is not None and both.iface.tolist() == [0, 0, 3, 4]
+    assert both.direction is not None and both.direction.tolist() == [0, 0, 1, 2]
+    assert _merge([plain, plain]).iface is None

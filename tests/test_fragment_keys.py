@@ -218,3 +218,36 @@ def test_by_group_is_a_stable_sort(n: int) -> None:
     assert (fragments.by_group(group) == np.argsort(group, kind="stable")).all()
     huge = group + (1 << 61)  # past what (group, position) fits in: the plain stable sort
     assert (fragments.by_group(huge) == np.argsort(huge, kind="stable")).all()
+
+
+def test_an_inner_ipv4_key_does_not_depend_on_the_batch_around_it() -> None:
+    """IPv4 in IPv6 in IPv4: the inner IPv4 layer's columns still hold the IPv6 header's
+    addresses (ipv4.py writes the IPv4 ones only). Its key holds none of them, whether or
+    not another fragment of its batch is IPv6; when it held them only in batches with an
+    IPv6 fragment (session 14, a fill skipped for speed), a datagram whose fragments fell
+    in two such batches was two keys: a false ipv4.fragment.incomplete."""
+
+    def six_in_four(payload: bytes, nh: int) -> bytes:
+        v6 = craft.ipv6("2001:db8::1", "2001:db8::2", payload, nh)
+        return craft.ether(craft.ipv4("203.0.113.1", "203.0.113.2", v6, 41), 0x0800)
+
+    first, last = craft.fragment_ipv4("10.1.0.1", D, bytes(200), 17, sizes=[96, 0], ident=77)
+    v6_frag = craft.ipv6_frag(bytes(64), 17, offset=0, more=True, ident=5)
+    other = six_in_four(v6_frag, 44)
+    alone = decode(RecordBatch.from_packets([six_in_four(first, 4)]))
+    beside = decode(RecordBatch.from_packets([six_in_four(last, 4), other]))
+    assert (
+        beside.inner_raw.ver.tolist() == [4, 6] and beside.inner_raw.src6[0].any()
+    )  # the stale bytes
+    one = fragments.fragment_keys(alone, "inner", alone.inner_raw, np.array([0]))
+    two = fragments.fragment_keys(beside, "inner", beside.inner_raw, np.array([0, 1]))
+    key = np.frombuffer(one.tobytes(), dtype=fragments.KEY)
+    assert not key["src6"].any() and not key["dst6"].any()
+    same = np.frombuffer(two.tobytes(), dtype=fragments.KEY)
+    assert same[0]["ident"] == key[0]["ident"] == 77
+    assert same[0].tobytes() == key[0].tobytes()
+    audit = FragmentAudit()
+    audit.observe(alone)
+    audit.observe(beside)
+    audit.finish()
+    assert {f.id for f in audit.findings()} == {"ipv6.fragment.incomplete"}

@@ -6,6 +6,7 @@ from __future__ import annotations
 import struct
 from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
@@ -493,21 +494,22 @@ def _direction(
 def _merge(parts: list[RecordBatch]) -> RecordBatch:
     if len(parts) == 1:
         return parts[0]
+
+    def joined(name: str, dtype: type[np.generic]) -> NDArray[Any] | None:
+        """An optional column (None where a part's format does not say: 0 then)."""
+        cols = [getattr(p, name) for p in parts]
+        if all(c is None for c in cols):
+            return None
+        return np.concatenate(
+            [np.zeros(len(p), dtype) if c is None else c for p, c in zip(parts, cols, strict=True)]
+        )
+
+    names = ("offset", "caplen", "wirelen", "ts_ns", "linktype", "frame")
     return RecordBatch(
         buf=parts[0].buf,
-        **{
-            name: np.concatenate([getattr(p, name) for p in parts])
-            for name in (
-                "offset",
-                "caplen",
-                "wirelen",
-                "ts_ns",
-                "linktype",
-                "frame",
-                "direction",
-                "iface",
-            )
-        },
+        **{name: np.concatenate([getattr(p, name) for p in parts]) for name in names},
+        direction=joined("direction", np.uint8),
+        iface=joined("iface", np.uint32),
     )
 
 

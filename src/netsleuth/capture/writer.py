@@ -4,7 +4,7 @@ per-packet comment option), for the demo, the benchmark and evidence export."""
 from __future__ import annotations
 
 import struct
-from collections.abc import Iterable
+from collections.abc import Hashable, Iterable
 from typing import BinaryIO
 
 LINKTYPE_ETHERNET = 1
@@ -47,11 +47,15 @@ def _block(btype: int, body: bytes) -> bytes:
 
 
 class PcapngWriter:
-    """Little-endian pcapng: SHB, then an IDB the first time each link type is seen."""
+    """Little-endian pcapng: SHB, then an IDB the first time each (interface, link type) is
+    seen. `interface` is where the packet was captured, as the caller names it (the input
+    and its own interface id): packets seen at two points of a capture stay at two points
+    of the evidence, so a scan of it keys their fragments apart as the scan of the original
+    did (fragments.observed)."""
 
     def __init__(self, fh: BinaryIO, *, application: str = "netsleuth") -> None:
         self.fh = fh
-        self.ifaces: dict[int, int] = {}
+        self.ifaces: dict[tuple[Hashable, int], int] = {}
         shb = (
             struct.pack("<IHHq", 0x1A2B3C4D, 1, 0, -1)
             + _opt(4, application.encode())
@@ -67,21 +71,31 @@ class PcapngWriter:
         linktype: int = LINKTYPE_ETHERNET,
         wirelen: int | None = None,
         comment: str | None = None,
+        interface: Hashable = None,
+        direction: int = 0,
     ) -> None:
-        if linktype not in self.ifaces:
-            self.ifaces[linktype] = len(self.ifaces)
+        if not 0 <= direction <= 3:
+            raise ValueError(f"direction {direction}: epb_flags holds 0 to 3 (pcapng 4.3.1)")
+        where = (interface, linktype)
+        if where not in self.ifaces:
+            self.ifaces[where] = len(self.ifaces)
             # if_tsresol = 9: nanosecond timestamps (pcapng section 4.2).
             idb = struct.pack("<HHI", linktype, 0, 0) + _opt(9, b"\x09") + _opt(0, b"")
             self.fh.write(_block(1, idb))
         body = struct.pack(
             "<IIIII",
-            self.ifaces[linktype],
+            self.ifaces[where],
             ts_ns >> 32,
             ts_ns & 0xFFFFFFFF,
             len(data),
             len(data) if wirelen is None else wirelen,
         )
         body += data + b"\0" * (-len(data) % 4)
+        opts = b""
         if comment:
-            body += _opt(1, comment.encode()) + _opt(0, b"")
+            opts += _opt(1, comment.encode())
+        if direction:  # epb_flags, its low two bits the direction (pcapng section 4.3.1)
+            opts += _opt(2, struct.pack("<I", direction))
+        if opts:
+            body += opts + _opt(0, b"")
         self.fh.write(_block(6, body))

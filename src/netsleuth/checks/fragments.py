@@ -967,10 +967,14 @@ def fragment_keys(
     k["proto"] = np.where(layer.ver[rows] == 4, layer.proto[rows], 0)
     k["ident"] = layer.ident[rows]
     k["src4"], k["dst4"] = layer.src4[rows], layer.dst4[rows]
-    # The 16-byte address fields are the costly ones to fill (a strided write each): left
-    # zero, as they are already, where no row is IPv6.
-    if (layer.ver[rows] == 6).any():
-        k["src6"], k["dst6"] = layer.src6[rows], layer.dst6[rows]
+    # The IPv6 addresses of IPv6 rows only: an inner IPv4 layer under an IPv6 one (IPv4 in
+    # IPv6 in IPv4) finds the IPv6 header's addresses in its columns, which ipv4.py does not
+    # clear, and a key must not hold them in one batch and not in another. (The 16-byte
+    # fields are also the costly ones to fill, a strided write each: none where no row is
+    # IPv6, the usual case.)
+    v6 = np.flatnonzero(layer.ver[rows] == 6)
+    if v6.shape[0]:
+        k["src6"][v6], k["dst6"][v6] = layer.src6[rows[v6]], layer.dst6[rows[v6]]
     if name == "inner":
         # Inside a tunnel the same inner addresses can recur in other tunnels.
         k["tkind"], k["tkey"], k["vni"] = (t.tunnel_inner[rows], t.gre_key[rows], t.vni[rows])

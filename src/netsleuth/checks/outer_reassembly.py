@@ -308,13 +308,21 @@ class TunnelReassembly:
         return True
 
     def _groups(
-        self, t: PacketTable, rows: NDArray[np.int64]
+        self, t: PacketTable, rows: NDArray[np.int64], point: tuple[NDArray[Any], NDArray[Any]]
     ) -> tuple[NDArray[np.int64], NDArray[np.bool_]]:
-        """(each row's key group, per group: whether the tracker holds a datagram of it)."""
+        """(each row's key group, per group: whether the tracker holds a datagram of it);
+        `point`: the rows' observed()."""
         o = t.outer
-        mine: tuple[NDArray[Any], ...] = (o.src4, o.dst4, o.ident, o.proto, t.vlan1, t.vlan2)
-        cols = {f: c[rows] for f, c in zip(WORD_FIELDS, mine, strict=False)}
-        cols["obs"], cols["side"] = observed(t, rows)
+        cols: dict[str, NDArray[Any]] = {
+            "src4": o.src4[rows],
+            "dst4": o.dst4[rows],
+            "ident": o.ident[rows],
+            "proto": o.proto[rows],
+            "vlan1": t.vlan1[rows],
+            "vlan2": t.vlan2[rows],
+            "obs": point[0],
+            "side": point[1],
+        }
         words = outer_words(cols)
         if self.open:  # the held keys, among the batch's: which groups are open
             k = self.open.held_keys().view(KEY)
@@ -327,8 +335,8 @@ class TunnelReassembly:
 
     def _frags(self, t: PacketTable, rows: NDArray[np.int64], ports: NDArray[np.bool_]) -> Frags:
         o, start = t.outer, t.start[rows]
-        group, held = self._groups(t, rows)
         obs, side = observed(t, rows)
+        group, held = self._groups(t, rows, (obs, side))
         ip = start + o.off[rows]
         ip_end = ip + o.tot_len[rows].astype(np.int64)
         off = o.frag_off[rows].astype(np.int64)
@@ -376,7 +384,7 @@ class TunnelReassembly:
         if first.all() and not self.open:  # no key to follow: only tunnels' first fragments
             cand[udp[tunnel]] = True
             return np.flatnonzero(cand)
-        inv, is_open = self._groups(t, udp)
+        inv, is_open = self._groups(t, udp, observed(t, udp))
         n = is_open.shape[0]
         has_first = np.bincount(inv[first], minlength=n) > 0
         to_tunnel = np.bincount(inv[first & tunnel], minlength=n) > 0

@@ -168,7 +168,8 @@ class EvidenceFile:
                     part = self.parts[-1]
                 frame = int(batch.frame[r])
                 what = named.get(r, "context")
-                write_row(self.writer, batch, r, f"{self.label} frame {frame}: {what}")
+                comment = f"{self.label} frame {frame}: {what}"
+                write_row(self.writer, batch, r, comment, source=self.label)
                 if not part.packets:
                     part.first_ts = t
                 part.packets += 1

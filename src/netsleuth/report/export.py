@@ -75,7 +75,8 @@ def _export_one(
         batch = table.batch
         keep = batch_labels(batch, table, labels, train_keys, near)
         for row in sorted(keep):
-            write_row(writer, batch, row, f"{name} frame {int(batch.frame[row])}: {keep[row]}")
+            comment = f"{name} frame {int(batch.frame[row])}: {keep[row]}"
+            write_row(writer, batch, row, comment, source=inp.path)
             written += 1
     return written
 
@@ -123,9 +124,12 @@ def batch_labels(
     return keep
 
 
-def write_row(writer: PcapngWriter, batch: RecordBatch, row: int, comment: str) -> None:
-    """One record of a batch, with its original timestamp and link type (what pcapng cannot
-    hold is said in the comment)."""
+def write_row(
+    writer: PcapngWriter, batch: RecordBatch, row: int, comment: str, *, source: str
+) -> None:
+    """One record of a batch, with its original timestamp, link type, interface (within
+    `source`, the input it came from) and direction (what pcapng cannot hold is said in the
+    comment)."""
     ts, linktype = int(batch.ts_ns[row]), int(batch.linktype[row])
     caveats = ""
     if ts < 0:  # pcapng timestamps are unsigned: a clock before 1970 is not written
@@ -140,4 +144,6 @@ def write_row(writer: PcapngWriter, batch: RecordBatch, row: int, comment: str) 
         linktype=linktype,
         wirelen=int(batch.wirelen[row]),
         comment=f"netsleuth: {comment}{caveats}",
+        interface=(source, 0 if batch.iface is None else int(batch.iface[row])),
+        direction=0 if batch.direction is None else int(batch.direction[row]) & 3,
     )

@@ -81,6 +81,7 @@ class Tracefs:
         # the handle's own file under its users/.
         self.state = state
         self.user = _register(state) if state is not None else ""
+        self.pid = os.getpid()  # a forked child's copy of the handle is not a user
         self.outcome: str | None = None  # what close() did to the mount, for the notes
 
     @classmethod
@@ -110,8 +111,8 @@ class Tracefs:
 
     def close(self) -> None:
         state, self.state = self.state, None
-        if state is None:
-            return
+        if state is None or os.getpid() != self.pid:
+            return  # a forked child leaves its parent's registration and mount alone
         with _locked(state.parent):
             with contextlib.suppress(FileNotFoundError):
                 (state / "users" / self.user).unlink()
@@ -128,10 +129,17 @@ class Tracefs:
                     f"umount {self.root} to remove it"
                 )
                 return
+            # Under the lock: nobody is between reading and using it. Whatever is left in
+            # users/ is no live user's (a stray file, a dead run's): each goes on its own.
+            for leftover in (
+                *_entries(state / "users"),
+                state / "users",
+                state / "tracefs.mounted",
+            ):
+                with contextlib.suppress(OSError):
+                    leftover.rmdir() if leftover.is_dir() else leftover.unlink()
             with contextlib.suppress(OSError):
-                (state / "tracefs.mounted").unlink()
-                (state / "users").rmdir()
-                state.rmdir()  # under the lock: nobody is between reading and using it
+                state.rmdir()
             self.outcome = f"unmounted tracefs at {self.root} (netsleuth had mounted it)"
 
     def event_dir(self, system: str, event: str) -> Path:
@@ -218,6 +226,15 @@ def _locked(top: Path) -> Iterator[Path]:
 _HANDLES = itertools.count()
 
 
+def _entries(folder: Path) -> list[Path]:
+    """What a folder holds; nothing when it is gone (removed by a run of another version,
+    or by hand)."""
+    try:
+        return list(folder.iterdir())
+    except OSError:
+        return []
+
+
 def _register(state: Path) -> str:
     """One file per open handle, '<pid>.<n>': a process may hold two (a test's own and the
     run it starts, or the lab's tracer and a drops run) and the first to close must not
@@ -232,11 +249,7 @@ def _users(state: Path) -> list[int]:
     """Pids of the live users of our mount; the files of dead ones are removed. No users
     folder (removed by a run of another version, or by hand) is no users."""
     live = []
-    try:
-        entries = list((state / "users").iterdir())
-    except FileNotFoundError:
-        return []
-    for entry in entries:
+    for entry in _entries(state / "users"):
         pid_text = entry.name.partition(".")[0]
         if not pid_text.isdigit():
             continue
