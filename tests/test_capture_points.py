@@ -214,3 +214,70 @@ def test_parts_of_a_batch_join_with_an_absent_column_as_zeros() -> None:
     assert both.iface is not None and both.iface.tolist() == [0, 0, 3, 4]
     assert both.direction is not None and both.direction.tolist() == [0, 0, 1, 2]
     assert _merge([plain, plain]).iface is None
+
+
+def pktap(packet: bytes, *, iftype: int, ifunit: int, flags: int) -> bytes:
+    """A PKTAP header (xnu's struct pktap_header, 108 bytes, little-endian) before an
+    Ethernet frame: length, record type 1, DLT_EN10MB, the interface name, flags, then the
+    process fields, and the interface type and unit at offsets 80 and 82."""
+    head = struct.pack("<III24sI", 108, 1, 1, b"if0", flags)
+    tail = struct.pack("<HH", iftype, ifunit) + bytes(24)
+    return b"".join([head, bytes(80 - len(head)), tail, packet])
+
+
+@pytest.mark.parametrize(
+    ("points", "duplicate"),
+    [(((6, 0, 1), (209, 100, 2)), False), (((6, 0, 1), (6, 0, 1)), True)],
+)
+def test_macos_any_sees_a_bridged_datagram_in_on_en0_and_out_on_bridge100(
+    tmp_path: Path, tshark: str, points: tuple[tuple[int, int, int], ...], duplicate: bool
+) -> None:
+    frames = [
+        pktap(craft.ether(f, ETHERTYPE_IPV4), iftype=a, ifunit=b, flags=c)
+        for f in fragments()
+        for a, b, c in points
+    ]
+    path = cooked(tmp_path / "pktap.pcap", 258, frames)
+    out = subprocess.run(
+        [
+            *(tshark, "-r", str(path), "-T", "fields"),
+            *("-e", "pktap.iftype", "-e", "pktap.ifunit", "-e", "pktap.flags"),
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.splitlines()
+    assert [tuple(int(x, 0) for x in line.split("\t")) for line in out] == list(points) * 2
+    found = fragment_findings(path)
+    assert found == (
+        {"ipv4.fragment.duplicate": 3, "ipv4.fragment.incomplete": 1} if duplicate else {}
+    )
+
+
+def erf_eth(ts: int, frame: bytes, port: int) -> bytes:
+    """An ERF Ethernet record (type 2) on a DAG port (the flags' low two bits): header,
+    the 2-byte Ethernet subheader, the frame, zero padding to 8 bytes."""
+    body = bytes(2) + frame
+    body += bytes(-(16 + len(body)) % 8)
+    head = struct.pack("<Q", ts << 32) + bytes([2, port])
+    return head + struct.pack(">HHH", 16 + len(body), 0, len(frame)) + body
+
+
+@pytest.mark.parametrize(("ports", "duplicate"), [((0, 1), False), ((1, 1), True)])
+def test_two_dag_ports_are_two_points(
+    tmp_path: Path, tshark: str, ports: tuple[int, int], duplicate: bool
+) -> None:
+    seen = [(craft.ether(f, ETHERTYPE_IPV4), p) for f in fragments() for p in ports]
+    path = tmp_path / "dag.erf"
+    path.write_bytes(b"".join(erf_eth(k + 1, f, p) for k, (f, p) in enumerate(seen)))
+    out = subprocess.run(
+        [tshark, "-r", str(path), "-T", "fields", "-e", "erf.flags.cap"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.split()
+    assert [int(x) for x in out] == [p for _, p in seen]
+    found = fragment_findings(path)
+    assert found == (
+        {"ipv4.fragment.duplicate": 3, "ipv4.fragment.incomplete": 1} if duplicate else {}
+    )

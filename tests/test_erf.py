@@ -8,6 +8,7 @@ from __future__ import annotations
 import gzip
 import json
 import subprocess
+import zlib
 from pathlib import Path
 
 import pytest
@@ -71,17 +72,29 @@ def frames() -> list[tuple[int, bytes]]:
 
 
 def as_erf(packets: list[tuple[int, bytes]]) -> bytes:
-    """The frames as ERF Ethernet records the way DAG cards vary them: every third on
-    interface 1, every fifth a COLOR_ETH record, every seventh with two extension headers
+    """The frames as ERF Ethernet records the way DAG cards vary them: on interface 0 or 1
+    (port_of), every fifth a COLOR_ETH record, every seventh with two extension headers
     (Host ID, then Flow ID), a PAD record after every eleventh."""
     out = []
     for k, (ts, data) in enumerate(packets):
         kind = COLOR_ETH if k % 5 == 4 else ETH
         ext = (17, 16) if k % 7 == 6 else ()
-        out.append(erf_record(ts, data, kind=kind, flags=1 if k % 3 == 2 else 0, ext=ext))
+        out.append(erf_record(ts, data, kind=kind, flags=port_of(data, k), ext=ext))
         if k % 11 == 10:
             out.append(erf_record(0, bytes(24), kind=PAD))
     return b"".join(out)
+
+
+def port_of(frame: bytes, k: int) -> int:
+    """The DAG port a frame is seen on: by its IPv4 address pair (802.1Q tags skipped), as a
+    tap gives each direction of a link a port, so every fragment of a datagram is on one;
+    anything else every third frame. (The fragment keys tell ports apart.)"""
+    at = 14
+    while frame[at - 2 : at] == b"\x81\x00":
+        at += 4
+    if frame[at - 2 : at] == b"\x08\x00":
+        return zlib.crc32(frame[at + 12 : at + 20]) & 1
+    return 1 if k % 3 == 2 else 0
 
 
 def document(path: Path) -> str:
@@ -110,8 +123,9 @@ def test_erf_scans_as_the_same_frames_in_a_pcap_file(tmp_path: Path) -> None:
         write_pcap(fh, packets, nanosecond=True)
     erf.write_bytes(as_erf(packets))
     reader = open_capture(str(erf))
+    ports = {int(i) for b in reader.batches() if b.iface is not None for i in b.iface}
     reader.source.close()
-    assert isinstance(reader, ErfReader)
+    assert isinstance(reader, ErfReader) and ports == {0, 1}  # both ports, read as such
     want = document(pcap)
     assert f'"packets": {len(packets)},' in want and "ipv4.fragment.zero_length" in want
     assert document(erf) == want

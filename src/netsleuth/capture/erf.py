@@ -103,6 +103,9 @@ class ErfReader(StreamReader):
             add_issue(self.issues, issue)
 
 
+ERF_CAP_MASK = 0x03
+
+
 def _records(
     buf: NDArray[np.uint8],
     rows: NDArray[np.int64],
@@ -139,6 +142,10 @@ def _records(
         ts_ns=ts_ns,
         linktype=linktype,
         frame=np.arange(first, first + n, dtype=np.int64),
+        # The capture interface, the flags' low two bits (Wireshark's ERF_HDR_CAP_MASK,
+        # epan/dissectors/packet-erf.c): a DAG card's ports, which the fragment keys tell
+        # apart (RecordBatch.iface).
+        iface=((info >> np.uint64(8)) & np.uint64(ERF_CAP_MASK)).astype(np.uint32),
     )
 
 

@@ -337,8 +337,10 @@ class PacketTable:
         self.vlan_n = z(n, np.uint8)
         self.vlan1 = z(n, np.uint16)  # outermost VLAN id
         self.vlan2 = z(n, np.uint16)  # second VLAN id (QinQ inner)
-        # Linux cooked captures (sll.py): the interface index (SLL2 only) and packet type
-        # (host, broadcast, multicast, otherhost, outgoing) the kernel gave the packet.
+        # Where a link header says the packet was seen, for the fragment keys: Linux cooked
+        # captures (sll.py) give the interface index (SLL2 only) and packet type (host,
+        # broadcast, multicast, otherhost, outgoing); PKTAP (pktap.py) the interface's type
+        # and unit, and the direction.
         self.ifindex = z(n, np.uint32)
         self.pkttype = z(n, np.uint8)
         self.mpls_n = z(n, np.uint8)
