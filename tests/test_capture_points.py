@@ -78,6 +78,15 @@ def cooked(path: Path, linktype: int, frames: list[bytes]) -> Path:
     return path
 
 
+def tshark_fields(tshark: str, path: Path, *fields: str) -> list[tuple[int, ...]]:
+    """Each frame's fields as tshark reads them, as integers (it prints some in hex)."""
+    cmd = [tshark, "-r", str(path), "-T", "fields"]
+    for f in fields:
+        cmd += ["-e", f]
+    out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
+    return [tuple(int(x, 0) for x in line.split("\t")) for line in out.splitlines()]
+
+
 def fragment_findings(path: Path, workers: int = 1) -> dict[str, int]:
     doc = scan_document(scan([str(path)], workers=workers))
     return {
@@ -105,15 +114,10 @@ def test_the_same_fragments_twice_on_one_interface_are_duplicates(tmp_path: Path
 
 def test_tshark_reads_the_same_interface_ids(tmp_path: Path, tshark: str) -> None:
     path = two_interfaces(tmp_path / "two.pcapng", [1, 0])
-    out = subprocess.run(
-        [tshark, "-r", str(path), "-T", "fields", "-e", "frame.interface_id"],
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout.split()
+    out = tshark_fields(tshark, path, "frame.interface_id")
     [batch] = list(open_capture(str(path)).batches())
     assert batch.iface is not None
-    assert [int(x) for x in out] == batch.iface.tolist() == [1, 0, 1, 0]
+    assert [x for (x,) in out] == batch.iface.tolist() == [1, 0, 1, 0]
 
 
 @pytest.mark.parametrize(
@@ -137,13 +141,7 @@ def test_sll2_interface_index_keeps_two_interfaces_apart(tmp_path: Path, tshark:
     frames = [sll2(f, ifindex, 0) for f in fragments() for ifindex in (2, 7)]
     path = cooked(tmp_path / "any2.pcap", 276, frames)
     assert fragment_findings(path) == {}
-    out = subprocess.run(
-        [tshark, "-r", str(path), "-T", "fields", "-e", "sll.ifindex", "-e", "sll.pkttype"],
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout.split("\n")
-    assert [line.split("\t") for line in out if line] == [["2", "0"], ["7", "0"]] * 2
+    assert tshark_fields(tshark, path, "sll.ifindex", "sll.pkttype") == [(2, 0), (7, 0)] * 2
 
 
 def test_the_split_scan_keys_fragments_by_interface_too(
@@ -187,17 +185,9 @@ def test_evidence_keeps_each_packets_interface_and_direction(tmp_path: Path, tsh
     assert export_evidence(result.inputs, result.findings, str(out)).packets == 2
     again = scan([str(out)])
     assert {f.id: f.count for f in again.findings} == {"ipv4.fragment.incomplete": 2}
-    fields = subprocess.run(
-        [
-            *(tshark, "-r", str(out), "-T", "fields"),
-            *("-e", "frame.interface_id", "-e", "frame.packet_flags_direction"),
-        ],
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout.splitlines()
-    # Interfaces 0 and 1; inbound, outbound (tshark prints the flags' direction in hex).
-    assert [tuple(int(x, 0) for x in line.split("\t")) for line in fields] == [(0, 1), (1, 2)]
+    fields = ("frame.interface_id", "frame.packet_flags_direction")
+    # Interfaces 0 and 1; inbound, outbound.
+    assert tshark_fields(tshark, out, *fields) == [(0, 1), (1, 2)]
 
 
 def test_parts_of_a_batch_join_with_an_absent_column_as_zeros() -> None:
@@ -238,16 +228,8 @@ def test_macos_any_sees_a_bridged_datagram_in_on_en0_and_out_on_bridge100(
         for a, b, c in points
     ]
     path = cooked(tmp_path / "pktap.pcap", 258, frames)
-    out = subprocess.run(
-        [
-            *(tshark, "-r", str(path), "-T", "fields"),
-            *("-e", "pktap.iftype", "-e", "pktap.ifunit", "-e", "pktap.flags"),
-        ],
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout.splitlines()
-    assert [tuple(int(x, 0) for x in line.split("\t")) for line in out] == list(points) * 2
+    out = tshark_fields(tshark, path, "pktap.iftype", "pktap.ifunit", "pktap.flags")
+    assert out == list(points) * 2
     found = fragment_findings(path)
     assert found == (
         {"ipv4.fragment.duplicate": 3, "ipv4.fragment.incomplete": 1} if duplicate else {}
@@ -270,13 +252,7 @@ def test_two_dag_ports_are_two_points(
     seen = [(craft.ether(f, ETHERTYPE_IPV4), p) for f in fragments() for p in ports]
     path = tmp_path / "dag.erf"
     path.write_bytes(b"".join(erf_eth(k + 1, f, p) for k, (f, p) in enumerate(seen)))
-    out = subprocess.run(
-        [tshark, "-r", str(path), "-T", "fields", "-e", "erf.flags.cap"],
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout.split()
-    assert [int(x) for x in out] == [p for _, p in seen]
+    assert tshark_fields(tshark, path, "erf.flags.cap") == [(p,) for _, p in seen]
     found = fragment_findings(path)
     assert found == (
         {"ipv4.fragment.duplicate": 3, "ipv4.fragment.incomplete": 1} if duplicate else {}
