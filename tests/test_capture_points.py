@@ -257,3 +257,24 @@ def test_two_dag_ports_are_two_points(
     assert found == (
         {"ipv4.fragment.duplicate": 3, "ipv4.fragment.incomplete": 1} if duplicate else {}
     )
+
+
+@pytest.mark.parametrize(
+    ("points", "duplicate"), [(((2, 0), (3, 1)), False), (((2, 0), (2, 0)), True)]
+)
+def test_solaris_ipnet_interface_and_hook_are_the_point(
+    tmp_path: Path, tshark: str, points: tuple[tuple[int, int], ...], duplicate: bool
+) -> None:
+    """An ipnet capture of a router: in on interface 2 (hook inbound, 0), out on 3
+    (outbound, 1); the same interface and hook twice is a duplicate."""
+    frames = [
+        struct.pack("!BBHIIIII", 1, 2, hook, len(f), ifindex, 0, 0, 0) + f
+        for f in fragments()
+        for ifindex, hook in points
+    ]
+    path = cooked(tmp_path / "ipnet.pcap", 226, frames)
+    assert tshark_fields(tshark, path, "ipnet.ifindex", "ipnet.htype") == list(points) * 2
+    found = fragment_findings(path)
+    assert found == (
+        {"ipv4.fragment.duplicate": 3, "ipv4.fragment.incomplete": 1} if duplicate else {}
+    )

@@ -940,11 +940,11 @@ def observed(
     t: PacketTable, rows: NDArray[np.int64]
 ) -> tuple[NDArray[np.uint64], NDArray[np.uint16]]:
     """Where each row was seen, exactly, as (obs, side): obs is the pcapng interface id
-    (high 32 bits) and what the link header names (low 32: the SLL2 interface index,
-    PKTAP's interface type and unit); side the link header's packet type or direction (low
-    byte: SLL's packet type, PKTAP's direction flags) and the pcapng epb_flags direction
-    (high byte). All 0 in a capture of one interface that says nothing of direction, the
-    usual case."""
+    (high 32 bits) and what the link header names (low 32: the SLL2 or ipnet interface
+    index, PKTAP's interface type and unit); side the link header's packet type or direction
+    (low byte: SLL's packet type, PKTAP's direction flags, ipnet's hook) and the pcapng
+    epb_flags direction (high byte). All 0 in a capture of one interface that says nothing
+    of direction, the usual case."""
     b = t.batch
     obs = t.ifindex[rows].astype(np.uint64)
     if b.iface is not None:

@@ -1,7 +1,12 @@
 """Solaris ipnet captures (LINKTYPE_IPNET, 226; snoop and tcpdump on Solaris ipnet
 devices): a 24-byte header (version, address family, hook type, packet length, interface
 and group interface index, source and destination zone), then the IP packet. Families are
-Solaris's: 2 AF_INET, 26 AF_INET6 (tcpdump print-ipnet.c)."""
+Solaris's: 2 AF_INET, 26 AF_INET6 (tcpdump print-ipnet.c).
+
+The interface index (offset 8) and hook type (offset 2: IPOBS_HOOK_INBOUND 0, OUTBOUND 1,
+LOCAL 2; illumos sys/hook_event.h) say where the packet was seen, for the fragment keys
+(fragments.observed): an ipnet capture of a router's interfaces sees a forwarded datagram
+arrive and leave. Only the hook type's low byte is kept; the defined ones are 0 to 2."""
 
 from __future__ import annotations
 
@@ -18,7 +23,10 @@ FAMILIES = {2: 0x0800, 26: 0x86DD}
 def from_linktype(t: PacketTable, idx: NDArray[np.int64]) -> None:
     t.l2[idx] = L2.IPNET
     idx = t.short(idx, HLEN, Anomaly.L2_TRUNCATED)
-    family = t.v.u8[t.pos[idx] + 1]
+    p = t.pos[idx]
+    t.ifindex[idx] = t.v.be32[p + 8]
+    t.pkttype[idx] = t.v.be16[p + 2] & 0xFF
+    family = t.v.u8[p + 1]
     known = np.zeros(idx.shape[0], dtype=np.bool_)
     for fam, et in FAMILIES.items():
         sel = family == fam

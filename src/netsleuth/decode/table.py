@@ -340,7 +340,8 @@ class PacketTable:
         # Where a link header says the packet was seen, for the fragment keys: Linux cooked
         # captures (sll.py) give the interface index (SLL2 only) and packet type (host,
         # broadcast, multicast, otherhost, outgoing); PKTAP (pktap.py) the interface's type
-        # and unit, and the direction.
+        # and unit, and the direction; Solaris ipnet (ipnet.py) the interface index and
+        # the hook (inbound, outbound, local).
         self.ifindex = z(n, np.uint32)
         self.pkttype = z(n, np.uint8)
         self.mpls_n = z(n, np.uint8)
