@@ -260,13 +260,16 @@ def test_two_dag_ports_are_two_points(
 
 
 @pytest.mark.parametrize(
-    ("points", "duplicate"), [(((2, 0), (3, 1)), False), (((2, 0), (2, 0)), True)]
+    ("points", "duplicate"),
+    [(((2, 0), (3, 1)), False), (((2, 0), (2, 256)), False), (((2, 0), (2, 0)), True)],
 )
 def test_solaris_ipnet_interface_and_hook_are_the_point(
     tmp_path: Path, tshark: str, points: tuple[tuple[int, int], ...], duplicate: bool
 ) -> None:
     """An ipnet capture of a router: in on interface 2 (hook inbound, 0), out on 3
-    (outbound, 1); the same interface and hook twice is a duplicate."""
+    (outbound, 1); or in and out of interface 2, the outbound hook in a little-endian host's
+    order (256, as tcpdump's e1000g.pcap holds it); the same interface and hook twice is a
+    duplicate."""
     frames = [
         struct.pack("!BBHIIIII", 1, 2, hook, len(f), ifindex, 0, 0, 0) + f
         for f in fragments()

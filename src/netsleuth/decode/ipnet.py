@@ -6,7 +6,9 @@ Solaris's: 2 AF_INET, 26 AF_INET6 (tcpdump print-ipnet.c).
 The interface index (offset 8) and hook type (offset 2: IPOBS_HOOK_INBOUND 0, OUTBOUND 1,
 LOCAL 2; illumos sys/hook_event.h) say where the packet was seen, for the fragment keys
 (fragments.observed): an ipnet capture of a router's interfaces sees a forwarded datagram
-arrive and leave. Only the hook type's low byte is kept; the defined ones are 0 to 2."""
+arrive and leave. The hook is written in the capturing host's byte order: tcpdump's e1000g.pcap,
+from x86, holds 0 (inbound) and 256 (outbound, 1) where tshark reads it big-endian; so both
+bytes count, folded into one (the defined hooks are 0 to 2)."""
 
 from __future__ import annotations
 
@@ -25,7 +27,8 @@ def from_linktype(t: PacketTable, idx: NDArray[np.int64]) -> None:
     idx = t.short(idx, HLEN, Anomaly.L2_TRUNCATED)
     p = t.pos[idx]
     t.ifindex[idx] = t.v.be32[p + 8]
-    t.pkttype[idx] = t.v.be16[p + 2] & 0xFF
+    hook = t.v.be16[p + 2]
+    t.pkttype[idx] = (hook | hook >> 8) & 0xFF
     family = t.v.u8[p + 1]
     known = np.zeros(idx.shape[0], dtype=np.bool_)
     for fam, et in FAMILIES.items():
