@@ -32,11 +32,12 @@ class RecordBatch:
     # pcapng epb_flags direction (section 4.3.1: 0 unknown, 1 inbound, 2 outbound); None
     # where the format does not say.
     direction: NDArray[np.uint8] | None = None
-    # pcapng interface id (the IDB's index in its section, section 4.3); None where the
-    # format has one interface. With the SLL2 interface index and the SLL packet type
-    # (decode/sll.py) and the direction, it says where a packet was seen: fragment keys hold
-    # it, so a capture of several interfaces (`dumpcap -i a -i b`, `tcpdump -i any`) that
-    # sees one datagram on two of them holds two datagrams, not one with duplicates.
+    # The capture interface: pcapng's interface id (the IDB's index in its section, section
+    # 4.3), ERF's capture interface (a DAG card's port); None where the format has one.
+    # With the direction and what a link header says (PacketTable.ifindex and pkttype), it
+    # says where a packet was seen (checks/fragments.observed): fragment keys hold it, so a
+    # capture of several interfaces (`dumpcap -i a -i b`, `tcpdump -i any`) that sees one
+    # datagram on two of them holds two datagrams, not one with duplicates.
     iface: NDArray[np.uint32] | None = None
 
     def __len__(self) -> int:
