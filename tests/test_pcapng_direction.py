@@ -79,3 +79,37 @@ def test_tshark_reads_the_same_directions(tmp_path: Path) -> None:
         check=True,
     ).stdout.split("\n")
     assert [int(x, 16) if x else 0 for x in out[:5]] == [2, 1, 2, 2, 0]
+
+
+def test_large_send_offload_leaves_length_and_checksum_to_the_nic(tmp_path: Path) -> None:
+    """A total length of 0 and a zero checksum: a frame the sender's NIC cuts into segments
+    and finishes (large send offload), whatever the capture says of direction; a total
+    length of 0 with a wrong nonzero checksum, or a zero checksum with a total length, is
+    still a bad checksum (Linux's BIG TCP writes length 0 with a right checksum)."""
+    from netsleuth.capture.writer import write_pcap
+
+    tcp = craft.tcp(S, D, 1, 80, b"x" * 1900, flags="PA")
+    frames = [
+        craft.ether(craft.ipv4(S, D, tcp, 6, total_length=0, checksum=0), 0x0800),  # 1 LSO
+        craft.ether(craft.ipv4(S, D, tcp, 6, total_length=0, checksum=0xBEEF), 0x0800),
+        craft.ether(craft.ipv4(S, D, tcp, 6, checksum=0), 0x0800),  # 3 no direction: bad
+        craft.ether(craft.ipv4(S, D, tcp, 6, total_length=0), 0x0800),  # 4 BIG TCP: right
+    ]
+    path = tmp_path / "lso.pcap"
+    with open(path, "wb") as fh:
+        write_pcap(fh, [(k, f) for k, f in enumerate(frames)])
+    got = {f.id: f for f in scan([str(path)]).findings}
+    assert got["ipv4.checksum_offload"].packets == (1,)
+    assert got["ipv4.checksum_offload"].severity == Severity.INFO
+    assert got["ipv4.bad_checksum"].packets == (2, 3)
+
+
+def test_tcpdumps_presumed_tso_frame_is_offload(corpus: Path) -> None:
+    """tcpdump's own capture of a Windows host's large send (its expected output: "length
+    2016 [was 0, presumed TSO], bad cksum 0"): the NIC's doing, not a bad header."""
+    path = corpus / "ipv4_tcp_http_xml_tso.pcap"
+    assert (
+        "[was 0, presumed TSO], bad cksum 0 " in (corpus / "ipv4_tcp_http_xml_tso.out").read_text()
+    )
+    got = {f.id: f.packets for f in scan([str(path)]).findings}
+    assert got.get("ipv4.checksum_offload") == (1,) and "ipv4.bad_checksum" not in got

@@ -3,20 +3,28 @@
 The IPv4 decoder verifies each header while it holds the bytes (IPLayer.csum_ok); this
 check turns the verdicts into a finding.
 
-One exception: a header checksum of exactly zero on a packet that a pcapng capture marks
-outbound (epb_flags direction 2) is the sending host's NIC filling it after the capture
-point (IPv4 header checksum offload, as Windows NDIS drivers do; Wireshark's "may be caused
-by IP checksum offload"): ipv4.checksum_offload, info. A Linux cooked capture's outgoing
-packets get no such exception: Linux fills the IPv4 header checksum in software before any
-capture point (net/ipv4/ip_output.c: __ip_local_out calls ip_send_check); its transmit
-offload leaves only the TCP/UDP checksums partial, which netsleuth does not judge.
+One exception: a header checksum of exactly zero on a packet the sending host's NIC
+finishes after the capture point (IPv4 header checksum offload, as Windows NDIS drivers do;
+Wireshark's "may be caused by IP checksum offload"): ipv4.checksum_offload, info. Such a
+packet is one a pcapng capture marks outbound (epb_flags direction 2), or one whose total
+length field is 0 as well: large send offload leaves both to the NIC, which cuts the
+frame into segments and writes each one's length and checksum (tcpdump prints "[was 0,
+presumed TSO]"; its corpus's ipv4_tcp_http_xml_tso.pcap is a Windows host's such frame).
+Linux's BIG TCP also writes a total length of 0, but with a checksum that is right, so it
+never reaches here. A Linux cooked capture's outgoing packets get no exception for a
+nonzero length: Linux fills the IPv4 header checksum in software before any capture point
+(net/ipv4/ip_output.c: __ip_local_out calls ip_send_check); its transmit offload leaves
+only the TCP/UDP checksums partial, which netsleuth does not judge.
 """
 
 from __future__ import annotations
 
+import numpy as np
+from numpy.typing import NDArray
+
 from netsleuth.checks.frames import FrameTally
 from netsleuth.checks.layers import ip_layers
-from netsleuth.decode.table import PacketTable
+from netsleuth.decode.table import IPLayer, PacketTable
 from netsleuth.findings import Finding
 
 ID = "ipv4.bad_checksum"
@@ -29,13 +37,12 @@ class IPv4Checksum:
         self.tally = FrameTally()
 
     def observe(self, t: PacketTable) -> None:
-        out = t.batch.direction
         for layer_name, layer, present in ip_layers(t):
             bad = present & (layer.ver == 4) & ~layer.csum_ok
             if not bad.any():
                 continue
-            if out is not None and layer_name == "outer":
-                offload = bad & (out == OUTBOUND) & (layer.checksum == 0)
+            if layer_name == "outer":
+                offload = _offloaded(t, layer, bad & (layer.checksum == 0))
                 self.tally.add(f"{OFFLOAD}|{layer_name}", t.frame[offload])
                 bad &= ~offload
             self.tally.add(f"{ID}|{layer_name}", t.frame[bad])
@@ -45,3 +52,16 @@ class IPv4Checksum:
 
     def findings(self) -> list[Finding]:
         return self.tally.findings()
+
+
+def _offloaded(t: PacketTable, layer: IPLayer, zero: NDArray[np.bool_]) -> NDArray[np.bool_]:
+    """Which of the `zero`-checksum headers the sender's NIC finishes: marked outbound, or
+    with a total length field of 0 (the decoder took the frame's length for it)."""
+    rows = np.flatnonzero(zero)
+    lso = t.v.be16[t.start[rows] + layer.off[rows].astype(np.int64) + 2] == 0
+    out = t.batch.direction
+    if out is not None:
+        lso |= out[rows] == OUTBOUND
+    done = np.zeros(zero.shape[0], dtype=np.bool_)
+    done[rows[lso]] = True
+    return done
