@@ -49,7 +49,7 @@ def capture(tmp_path: Path) -> Path:
         epb(zero, flags(1)),  # 2 inbound, zero: bad
         epb(wrong, flags(2)),  # 3 outbound, not zero: bad
         epb(zero, option(1, b"a comment") + flags(2)),  # 4 the flags second: offload
-        epb(zero, b""),  # 5 no options: bad
+        epb(zero, b""),  # 5 no options: direction unknown, offload
     ]
     path = tmp_path / "dir.pcapng"
     path.write_bytes(b"".join([shb, idb, *packets]))
@@ -62,11 +62,13 @@ def test_direction_is_read_from_the_options(tmp_path: Path) -> None:
     assert batch.direction.tolist() == [2, 1, 2, 2, 0]
 
 
-def test_zero_checksum_outbound_is_offload_the_rest_is_bad(tmp_path: Path) -> None:
+def test_zero_checksum_not_inbound_is_offload_the_rest_is_bad(tmp_path: Path) -> None:
+    """Zero and outbound, or zero with no direction: the sender's NIC may fill it; zero and
+    inbound, or wrong and not zero, is bad."""
     got = {f.id: f for f in scan([str(capture(tmp_path))]).findings}
-    assert got["ipv4.checksum_offload"].packets == (1, 4)
+    assert got["ipv4.checksum_offload"].packets == (1, 4, 5)
     assert got["ipv4.checksum_offload"].severity == Severity.INFO
-    assert got["ipv4.bad_checksum"].packets == (2, 3, 5)
+    assert got["ipv4.bad_checksum"].packets == (2, 3)
 
 
 @pytest.mark.skipif(shutil.which("tshark") is None, reason="tshark is not installed")
@@ -83,21 +85,24 @@ def test_tshark_reads_the_same_directions(tmp_path: Path) -> None:
 
 def test_large_send_offload_leaves_length_and_checksum_to_the_nic(tmp_path: Path) -> None:
     """A total length of 0 and a zero checksum: a frame the sender's NIC cuts into segments
-    and finishes (large send offload), whatever the capture says of direction; a total
-    length of 0 with a wrong nonzero checksum, or a zero checksum with a total length, is
-    still a bad checksum (Linux's BIG TCP writes length 0 with a right checksum)."""
+    and finishes (large send offload), even in a Linux cooked capture that says it came
+    in; a total length of 0 with a wrong nonzero checksum is bad (Linux's BIG TCP writes
+    length 0 with a right checksum). In a cooked capture, whose packet type says the
+    direction and whose host, Linux, fills the checksum in software, a zero with a length
+    is bad."""
     from netsleuth.capture.writer import write_pcap
+    from netsleuth.craft.link import sll
 
     tcp = craft.tcp(S, D, 1, 80, b"x" * 1900, flags="PA")
-    frames = [
-        craft.ether(craft.ipv4(S, D, tcp, 6, total_length=0, checksum=0), 0x0800),  # 1 LSO
-        craft.ether(craft.ipv4(S, D, tcp, 6, total_length=0, checksum=0xBEEF), 0x0800),
-        craft.ether(craft.ipv4(S, D, tcp, 6, checksum=0), 0x0800),  # 3 no direction: bad
-        craft.ether(craft.ipv4(S, D, tcp, 6, total_length=0), 0x0800),  # 4 BIG TCP: right
+    packets = [
+        craft.ipv4(S, D, tcp, 6, total_length=0, checksum=0),  # 1 LSO
+        craft.ipv4(S, D, tcp, 6, total_length=0, checksum=0xBEEF),  # 2 bad
+        craft.ipv4(S, D, tcp, 6, checksum=0),  # 3 Linux never leaves it zero: bad
+        craft.ipv4(S, D, tcp, 6, total_length=0),  # 4 BIG TCP: right, no finding
     ]
     path = tmp_path / "lso.pcap"
     with open(path, "wb") as fh:
-        write_pcap(fh, [(k, f) for k, f in enumerate(frames)])
+        write_pcap(fh, [(k, sll(p, 0x0800)) for k, p in enumerate(packets)], linktype=113)
     got = {f.id: f for f in scan([str(path)]).findings}
     assert got["ipv4.checksum_offload"].packets == (1,)
     assert got["ipv4.checksum_offload"].severity == Severity.INFO
@@ -113,3 +118,19 @@ def test_tcpdumps_presumed_tso_frame_is_offload(corpus: Path) -> None:
     )
     got = {f.id: f.packets for f in scan([str(path)]).findings}
     assert got.get("ipv4.checksum_offload") == (1,) and "ipv4.bad_checksum" not in got
+
+
+def test_a_pcap_says_no_direction_so_a_zero_is_offload(tmp_path: Path) -> None:
+    """What Wireshark on Windows writes of a host's own traffic with IPv4 checksum offload
+    on (Npcap gives no direction): zeros, offload; a wrong nonzero checksum stays bad."""
+    from netsleuth.capture.writer import write_pcap
+
+    udp = craft.udp(S, D, 1, 53, b"q")
+    frames = [
+        craft.pad(craft.ether(craft.ipv4(S, D, udp, 17, checksum=c), 0x0800)) for c in (0, 1, 0)
+    ]
+    path = tmp_path / "windows.pcap"
+    with open(path, "wb") as fh:
+        write_pcap(fh, [(k, f) for k, f in enumerate(frames)])
+    got = {f.id: f.packets for f in scan([str(path)]).findings}
+    assert got == {"ipv4.checksum_offload": (1, 3), "ipv4.bad_checksum": (2,)}

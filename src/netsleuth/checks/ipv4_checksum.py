@@ -3,18 +3,23 @@
 The IPv4 decoder verifies each header while it holds the bytes (IPLayer.csum_ok); this
 check turns the verdicts into a finding.
 
-One exception: a header checksum of exactly zero on a packet the sending host's NIC
-finishes after the capture point (IPv4 header checksum offload, as Windows NDIS drivers do;
-Wireshark's "may be caused by IP checksum offload"): ipv4.checksum_offload, info. Such a
-packet is one a pcapng capture marks outbound (epb_flags direction 2), or one whose total
-length field is 0 as well: large send offload leaves both to the NIC, which cuts the
-frame into segments and writes each one's length and checksum (tcpdump prints "[was 0,
-presumed TSO]"; its corpus's ipv4_tcp_http_xml_tso.pcap is a Windows host's such frame).
-Linux's BIG TCP also writes a total length of 0, but with a checksum that is right, so it
-never reaches here. A Linux cooked capture's outgoing packets get no exception for a
-nonzero length: Linux fills the IPv4 header checksum in software before any capture point
-(net/ipv4/ip_output.c: __ip_local_out calls ip_send_check); its transmit offload leaves
-only the TCP/UDP checksums partial, which netsleuth does not judge.
+One exception: a header checksum of exactly zero where the sending host's NIC may finish
+it after the capture point (IPv4 header checksum offload, as Windows NDIS drivers do by
+default; Wireshark's "may be caused by IP checksum offload", and it checks no IPv4
+checksum unless asked): ipv4.checksum_offload, info, naming the frames. That is:
+- a packet a pcapng capture marks outbound (epb_flags direction 2);
+- one whose total length field is 0 as well: large send offload leaves both to the NIC,
+  which cuts the frame into segments and writes each one's length and checksum (tcpdump
+  prints "[was 0, presumed TSO]"; its corpus's ipv4_tcp_http_xml_tso.pcap is a Windows
+  host's such frame). Linux's BIG TCP also writes a length of 0, with a right checksum;
+- one whose direction the capture does not say (a pcap file, a pcapng packet without
+  epb_flags): a Windows capture of its own traffic (Npcap gives no direction) holds a zero
+  in every packet it sent, and a corrupt header is zero once in 65,536. A capture taken on
+  the wire or at the receiver would make these real: the finding says so.
+A zero marked inbound is bad, and so is one in a Linux cooked capture, whose packet type
+says the direction: Linux fills the IPv4 header checksum in software before any capture
+point (net/ipv4/ip_output.c: __ip_local_out calls ip_send_check); its transmit offload
+leaves only the TCP/UDP checksums partial, which netsleuth does not judge.
 """
 
 from __future__ import annotations
@@ -24,12 +29,12 @@ from numpy.typing import NDArray
 
 from netsleuth.checks.frames import FrameTally
 from netsleuth.checks.layers import ip_layers
-from netsleuth.decode.table import IPLayer, PacketTable
+from netsleuth.decode.table import L2, IPLayer, PacketTable
 from netsleuth.findings import Finding
 
 ID = "ipv4.bad_checksum"
 OFFLOAD = "ipv4.checksum_offload"
-OUTBOUND = 2
+UNKNOWN, OUTBOUND = 0, 2  # epb_flags direction (pcapng section 4.3.1)
 
 
 class IPv4Checksum:
@@ -55,13 +60,15 @@ class IPv4Checksum:
 
 
 def _offloaded(t: PacketTable, layer: IPLayer, zero: NDArray[np.bool_]) -> NDArray[np.bool_]:
-    """Which of the `zero`-checksum headers the sender's NIC finishes: marked outbound, or
-    with a total length field of 0 (the decoder took the frame's length for it)."""
+    """Which of the `zero`-checksum headers the sender's NIC may finish (module docstring):
+    a total length field of 0 (the decoder took the frame's length for it), or marked
+    outbound, or of no known direction outside a Linux cooked capture."""
     rows = np.flatnonzero(zero)
     lso = t.v.be16[t.start[rows] + layer.off[rows].astype(np.int64) + 2] == 0
     out = t.batch.direction
-    if out is not None:
-        lso |= out[rows] == OUTBOUND
+    way = np.zeros(rows.shape[0], np.uint8) if out is None else out[rows]
+    cooked = (t.l2[rows] == L2.SLL) | (t.l2[rows] == L2.SLL2)
+    maybe = lso | (way == OUTBOUND) | ((way == UNKNOWN) & ~cooked)
     done = np.zeros(zero.shape[0], dtype=np.bool_)
-    done[rows[lso]] = True
+    done[rows[maybe]] = True
     return done

@@ -244,18 +244,20 @@ CATALOGUE: dict[str, FindingInfo] = {
     ),
     "ipv4.checksum_offload": FindingInfo(
         _I,
-        "zero IPv4 header checksum on packets the sending host's NIC finishes (checksum offload)",
-        "The capture was taken on the sending host, before its NIC: with IPv4 header "
-        "checksum offload (Windows NDIS drivers, some others) the NIC writes the checksum "
-        "after the capture point, so the captured copy holds zero. So it is with large send "
-        "offload, where the total length is left 0 too and the NIC cuts the frame into "
-        "segments. On the wire it is right; nothing to fix. Linux fills this checksum in "
-        "software, so its captures never show this. Capture on the receiver or a mirror port "
-        "to check the wire.",
+        "zero IPv4 header checksum, as the sending host's NIC leaves it (checksum offload)",
+        "A capture taken on the sending host, before its NIC, holds a zero where the NIC "
+        "writes the checksum after the capture point: IPv4 header checksum offload (Windows "
+        "NDIS drivers by default, some others), and large send offload, where the total "
+        "length is left 0 too and the NIC cuts the frame into segments. On the wire it is "
+        "right; nothing to fix. Linux fills this checksum in software, so its captures never "
+        "show this. If this capture was taken on the wire (a mirror port, a tap) or at the "
+        "receiver, these headers really are zero and a receiver drops them: capture there to "
+        "tell.",
         meaning=(
-            "a zero IPv4 header checksum on a packet a pcapng capture marks outbound (epb_flags), "
-            "or whose total length is 0 too (large send offload): the sending host's NIC fills "
-            "it after the capture point (not Linux, which fills it in software)"
+            "a zero IPv4 header checksum on a packet not known to be inbound (a pcapng capture "
+            "marks it outbound, or says nothing of direction; not a Linux cooked capture), or "
+            "whose total length is 0 too (large send offload): what the sending host's NIC "
+            "fills after the capture point"
         ),
         prior_art=('Wireshark "[may be caused by \\"IP checksum offload\\"]"'),
     ),
