@@ -20,6 +20,7 @@ from netsleuth.capture import RecordBatch, open_capture
 from netsleuth.craft import encap, link
 from netsleuth.decode import L2, Tunnel, decode
 from netsleuth.decode.table import IP_FIELDS, Shim
+from netsleuth.scan import scan
 from tests import clirun
 from tests import realframes as rf
 from tests.decodeutil import anomalies, clean, dec
@@ -340,6 +341,24 @@ def test_pim_messages_other_than_register_are_not_tunnels() -> None:
     hello = craft.ipv4(rf.A, "224.0.0.13", b"\x20\x00\x00\x00" + bytes(8), 103)
     t = dec([craft.ether(hello, 0x0800)])
     assert clean(t) and (int(t.tunnels[0]), int(t.nip[0])) == (0, 1)
+
+
+def test_a_null_registers_dummy_header_is_no_truncated_tunnel(corpus: Path) -> None:
+    """A Null-Register (RFC 7761 4.4.1) carries a dummy IP header alone, protocol PIM and
+    total length 20, as in tcpdump's pim-packet-assortment.pcap, whose expected output
+    reads them as whole Registers: no anomaly. A PIM header inside a Register that the
+    inner IP header does give bytes to, but too few, is still cut short."""
+    dummy = craft.ipv4("10.0.0.1", "225.0.0.1", b"", 103)
+    register = craft.ipv4(rf.A, rf.B, encap.pim_register(dummy), 103)
+    cut = craft.ipv4(
+        rf.A, rf.B, encap.pim_register(craft.ipv4("10.0.0.1", "225.0.0.1", b"\x20\x00", 103)), 103
+    )
+    t = dec([craft.ether(register, 0x0800), craft.ether(cut, 0x0800)])
+    assert clean(t, 0) and int(t.tunnels[0]) == 1 and int(t.nip[0]) == 2
+    assert anomalies(t, 1)["inner"] == {"tunnel.truncated"}
+    assert "PIMv2, Register, length 28" in (corpus / "pim-packet-assortment.out").read_text()
+    result = scan([str(corpus / "pim-packet-assortment.pcap")])
+    assert "tunnel.truncated" not in {f.id for f in result.findings}
 
 
 def test_a_header_cut_by_a_length_field_is_malformed_even_in_a_snapped_capture() -> None:
