@@ -206,30 +206,37 @@ def test_parts_of_a_batch_join_with_an_absent_column_as_zeros() -> None:
     assert _merge([plain, plain]).iface is None
 
 
-def pktap(packet: bytes, *, iftype: int, ifunit: int, flags: int) -> bytes:
+def pktap(packet: bytes, *, name: bytes, flags: int) -> bytes:
     """A PKTAP header (xnu's struct pktap_header, 108 bytes, little-endian) before an
     Ethernet frame: length, record type 1, DLT_EN10MB, the interface name, flags, then the
-    process fields, and the interface type and unit at offsets 80 and 82."""
-    head = struct.pack("<III24sI", 108, 1, 1, b"if0", flags)
-    tail = struct.pack("<HH", iftype, ifunit) + bytes(24)
-    return b"".join([head, bytes(80 - len(head)), tail, packet])
+    process fields and the interface type and unit, left 0 as macOS leaves them (tcpdump's
+    LINKTYPE_PKTAP.pcap)."""
+    head = struct.pack("<III24sI", 108, 1, 1, name, flags)
+    return b"".join([head, bytes(108 - len(head)), packet])
 
 
 @pytest.mark.parametrize(
     ("points", "duplicate"),
-    [(((6, 0, 1), (209, 100, 2)), False), (((6, 0, 1), (6, 0, 1)), True)],
+    [
+        (((b"en0", 1), (b"bridge100", 2)), False),
+        (((b"en0", 1), (b"awdl0", 1)), False),
+        (((b"en0", 1), (b"en0", 1)), True),
+    ],
 )
 def test_macos_any_sees_a_bridged_datagram_in_on_en0_and_out_on_bridge100(
-    tmp_path: Path, tshark: str, points: tuple[tuple[int, int, int], ...], duplicate: bool
+    tmp_path: Path, tshark: str, points: tuple[tuple[bytes, int], ...], duplicate: bool
 ) -> None:
     frames = [
-        pktap(craft.ether(f, ETHERTYPE_IPV4), iftype=a, ifunit=b, flags=c)
+        pktap(craft.ether(f, ETHERTYPE_IPV4), name=name, flags=flags)
         for f in fragments()
-        for a, b, c in points
+        for name, flags in points
     ]
     path = cooked(tmp_path / "pktap.pcap", 258, frames)
-    out = tshark_fields(tshark, path, "pktap.iftype", "pktap.ifunit", "pktap.flags")
-    assert out == list(points) * 2
+    cmd = [tshark, "-r", str(path), "-T", "fields", "-e", "pktap.ifname", "-e", "pktap.flags"]
+    out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout.splitlines()
+    assert [tuple(line.split("\t")) for line in out] == [
+        (name.decode(), f"0x{flags:08x}") for name, flags in points
+    ] * 2
     found = fragment_findings(path)
     assert found == (
         {"ipv4.fragment.duplicate": 3, "ipv4.fragment.incomplete": 1} if duplicate else {}

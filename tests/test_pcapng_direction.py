@@ -8,11 +8,13 @@ import shutil
 import struct
 import subprocess
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from netsleuth import craft
 from netsleuth.capture import open_capture
+from netsleuth.craft import link
 from netsleuth.findings import Severity
 from netsleuth.scan import scan
 
@@ -134,3 +136,38 @@ def test_a_pcap_says_no_direction_so_a_zero_is_offload(tmp_path: Path) -> None:
         write_pcap(fh, [(k, f) for k, f in enumerate(frames)])
     got = {f.id: f.packets for f in scan([str(path)]).findings}
     assert got == {"ipv4.checksum_offload": (1, 3), "ipv4.bad_checksum": (2,)}
+
+
+@pytest.mark.parametrize(
+    ("linktype", "wrap", "kind"),
+    [
+        # PKTAP (108-byte header; pth_flags at 36): in is bad, out is offload.
+        (258, lambda p, d: struct.pack("<III24sI", 108, 1, 1, b"en0", d) + bytes(68) + p, "pktap"),
+        # Solaris ipnet: hook 0 inbound (bad), 1 outbound (offload).
+        (226, lambda p, d: struct.pack("!BBHIIIII", 1, 2, d - 1, 0, 2, 0, 0, 0) + p, "ipnet"),
+        # NFLOG: a Linux host's log, whatever the direction: bad.
+        (239, lambda p, d: link.nflog(p, 2), "nflog"),
+    ],
+)
+def test_a_zero_the_link_header_says_came_in_is_bad(
+    tmp_path: Path, linktype: int, wrap: Any, kind: str
+) -> None:
+    from netsleuth.capture.writer import write_pcap
+
+    udp = craft.udp(S, D, 1, 53, b"q")
+    ip = craft.ipv4(S, D, udp, 17, checksum=0)
+    ether = kind == "pktap"
+    frames = [wrap(craft.pad(craft.ether(ip, 0x0800)) if ether else ip, d) for d in (1, 2)]
+    path = tmp_path / f"{kind}.pcap"
+    with open(path, "wb") as fh:
+        write_pcap(fh, [(k, f) for k, f in enumerate(frames)], linktype=linktype)
+    got = {f.id: f.packets for f in scan([str(path)]).findings if "checksum" in f.id}
+    want = (
+        {"ipv4.bad_checksum": (1, 2)}
+        if kind == "nflog"
+        else {
+            "ipv4.bad_checksum": (1,),
+            "ipv4.checksum_offload": (2,),
+        }
+    )
+    assert got == want

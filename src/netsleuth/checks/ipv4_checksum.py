@@ -16,10 +16,13 @@ checksum unless asked): ipv4.checksum_offload, info, naming the frames. That is:
   epb_flags): a Windows capture of its own traffic (Npcap gives no direction) holds a zero
   in every packet it sent, and a corrupt header is zero once in 65,536. A capture taken on
   the wire or at the receiver would make these real: the finding says so.
-A zero marked inbound is bad, and so is one in a Linux cooked capture, whose packet type
-says the direction: Linux fills the IPv4 header checksum in software before any capture
-point (net/ipv4/ip_output.c: __ip_local_out calls ip_send_check); its transmit offload
-leaves only the TCP/UDP checksums partial, which netsleuth does not judge.
+A zero the capture marks inbound is bad: pcapng's epb_flags, PKTAP's direction flags, a
+Solaris ipnet inbound hook. So is one a Linux host captured (a Linux cooked capture, NFLOG):
+Linux fills the IPv4 header checksum in software before any capture point
+(net/ipv4/ip_output.c: __ip_local_out calls ip_send_check); its transmit offload leaves
+only the TCP/UDP checksums partial, which netsleuth does not judge. Known limit: an ERF
+file is a DAG card's capture of the wire, where a zero is real, but its records reach the
+checks as the link type they hold, so a zero there reads as offload too.
 """
 
 from __future__ import annotations
@@ -34,7 +37,11 @@ from netsleuth.findings import Finding
 
 ID = "ipv4.bad_checksum"
 OFFLOAD = "ipv4.checksum_offload"
-UNKNOWN, OUTBOUND = 0, 2  # epb_flags direction (pcapng section 4.3.1)
+INBOUND = 1  # epb_flags direction (pcapng section 4.3.1)
+# What decode/pktap.py and decode/ipnet.py leave in PacketTable.pkttype for an inbound packet.
+PKTAP_LINKTYPES = (258, 149)
+PTH_FLAG_DIR_IN = 1  # xnu bsd/net/pktap.h
+IPOBS_HOOK_INBOUND = 0  # illumos sys/hook_event.h
 
 
 class IPv4Checksum:
@@ -61,14 +68,21 @@ class IPv4Checksum:
 
 def _offloaded(t: PacketTable, layer: IPLayer, zero: NDArray[np.bool_]) -> NDArray[np.bool_]:
     """Which of the `zero`-checksum headers the sender's NIC may finish (module docstring):
-    a total length field of 0 (the decoder took the frame's length for it), or marked
-    outbound, or of no known direction outside a Linux cooked capture."""
+    a total length field of 0 (the decoder took the frame's length for it), or any other
+    not marked inbound and not captured by a Linux host."""
     rows = np.flatnonzero(zero)
     lso = t.v.be16[t.start[rows] + layer.off[rows].astype(np.int64) + 2] == 0
     out = t.batch.direction
     way = np.zeros(rows.shape[0], np.uint8) if out is None else out[rows]
-    cooked = (t.l2[rows] == L2.SLL) | (t.l2[rows] == L2.SLL2)
-    maybe = lso | (way == OUTBOUND) | ((way == UNKNOWN) & ~cooked)
+    l2, said = t.l2[rows], t.pkttype[rows]
+    linux = (l2 == L2.SLL) | (l2 == L2.SLL2) | (l2 == L2.NFLOG)
+    pktap = np.isin(t.batch.linktype[rows], PKTAP_LINKTYPES)
+    inbound = (
+        (way == INBOUND)
+        | (pktap & (said == PTH_FLAG_DIR_IN))
+        | ((l2 == L2.IPNET) & (said == IPOBS_HOOK_INBOUND))
+    )
+    maybe = lso | (~linux & ~inbound)
     done = np.zeros(zero.shape[0], dtype=np.bool_)
     done[rows[maybe]] = True
     return done

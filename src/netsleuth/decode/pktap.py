@@ -11,11 +11,12 @@ is bound: rawip.py).
 
 Where the packet was seen goes to the fragment keys (fragments.observed), as for Linux's
 cooked captures: macOS's `tcpdump -i any` is a PKTAP capture of every interface, which sees
-a forwarded or bridged datagram arrive and leave. The interface is its type and unit
-(pth_iftype, pth_ifunit at offsets 80 and 82: en0 is 6/0, bridge100 209/100), the direction
-pth_flags' low bits (PTH_FLAG_DIR_IN 1, PTH_FLAG_DIR_OUT 2: xnu bsd/net/pktap.h). Known
-limit: two interfaces of one type and unit (en0 and awdl0, both Ethernet unit 0) are one;
-their names (pth_ifname) are not kept.
+a forwarded or bridged datagram arrive and leave. The interface is its name (pth_ifname, 24
+bytes at offset 12), folded into 32 bits (the type and unit at offsets 80 and 82 would be
+shorter, but tcpdump's own macOS capture, LINKTYPE_PKTAP.pcap, holds 0 and 0 for en0); the
+direction is pth_flags' low bits (PTH_FLAG_DIR_IN 1, PTH_FLAG_DIR_OUT 2: xnu
+bsd/net/pktap.h). Two names of one capture that fold alike (one chance in 2^32 a pair)
+would be one point.
 """
 
 from __future__ import annotations
@@ -28,8 +29,10 @@ from netsleuth.decode.table import NS, Anomaly, PacketTable
 
 HDR = 108  # sizeof(pktap_header_t): a shorter length field is no PKTAP header
 REC_PACKET = 1
-FLAGS_AT, IFTYPE_AT, IFUNIT_AT = 36, 80, 82
+FLAGS_AT, NAME_AT, NAME_LEN = 36, 12, 24
 DIRECTION = 0x3  # PTH_FLAG_DIR_IN | PTH_FLAG_DIR_OUT
+# Odd 64-bit multipliers, one per 8-byte word of the name (any odd constants would do).
+_FOLD = np.array([0x9E3779B97F4A7C15, 0xC2B2AE3D27D4EB4F, 0x165667B19E3779F9], np.uint64)
 
 
 def from_linktype(t: PacketTable, idx: NDArray[np.int64]) -> None:
@@ -49,9 +52,20 @@ def from_linktype(t: PacketTable, idx: NDArray[np.int64]) -> None:
     packet = t.v.le32[p + 4] == REC_PACKET
     t.stop(idx[~packet])  # no data (0), or a record type tcpdump does not print either
     idx, p = idx[packet], p[packet]
-    t.ifindex[idx] = (t.v.le16[p + IFTYPE_AT].astype(np.uint32) << 16) | t.v.le16[p + IFUNIT_AT]
+    t.ifindex[idx] = _fold_name(t.v.u8[(p + NAME_AT)[:, None] + np.arange(NAME_LEN)])
     t.pkttype[idx] = t.v.le32[p + FLAGS_AT] & DIRECTION
     t.hand_on(idx, p + t.v.le32[p].astype(np.int64), NS.LINKTYPE, t.v.le32[p + 8].astype(np.int64))
+
+
+def _fold_name(names: NDArray[np.uint8]) -> NDArray[np.uint32]:
+    """Each 24-byte interface name as 32 bits: its three little-endian words multiplied in
+    and mixed down, the same on any host."""
+    words = np.ascontiguousarray(names).view("<u8").astype(np.uint64)
+    h = (words * _FOLD).sum(axis=1, dtype=np.uint64)
+    h ^= h >> np.uint64(29)
+    h *= _FOLD[0]
+    folded: NDArray[np.uint32] = (h >> np.uint64(32)).astype(np.uint32)
+    return folded
 
 
 register(NS.LINKTYPE, 258, "pktap", from_linktype)  # LINKTYPE_PKTAP
