@@ -251,3 +251,23 @@ def test_an_inner_ipv4_key_does_not_depend_on_the_batch_around_it() -> None:
     audit.observe(beside)
     audit.finish()
     assert {f.id for f in audit.findings()} == {"ipv6.fragment.incomplete"}
+
+
+def test_seen_at_takes_observed_apart() -> None:
+    """Rebuilt packets get their datagram's capture point back through seen_at: the exact
+    columns observed() packed, at their widest values."""
+    packets = lone(4)
+    batch = dataclasses.replace(
+        RecordBatch.from_packets(packets),
+        iface=np.array([0, 1, 0xFFFFFFFF, 7], np.uint32),
+        direction=np.array([0, 1, 2, 3], np.uint8),
+    )
+    t = decode(batch)
+    t.ifindex[:] = [0, 0xFFFFFFFF, 5, 1]
+    t.pkttype[:] = [0, 4, 0xFF, 1]
+    rows = np.arange(4)
+    seen = fragments.seen_at(*fragments.observed(t, rows))
+    assert seen.iface.tolist() == [0, 1, 0xFFFFFFFF, 7]
+    assert seen.direction.tolist() == [0, 1, 2, 3]
+    assert seen.ifindex.tolist() == [0, 0xFFFFFFFF, 5, 1]
+    assert seen.pkttype.tolist() == [0, 4, 0xFF, 1]

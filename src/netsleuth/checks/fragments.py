@@ -26,7 +26,7 @@ from __future__ import annotations
 import bisect
 from collections.abc import Sequence
 from dataclasses import dataclass, field, fields
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 from numpy.typing import NDArray
@@ -953,6 +953,26 @@ def observed(
     if b.direction is not None:
         side |= b.direction[rows].astype(np.uint16) << np.uint16(8)
     return obs, side
+
+
+class Seen(NamedTuple):
+    """observed()'s two words taken apart again: the columns they came from."""
+
+    iface: NDArray[np.uint32]  # RecordBatch.iface
+    direction: NDArray[np.uint8]  # RecordBatch.direction
+    ifindex: NDArray[np.uint32]  # PacketTable.ifindex
+    pkttype: NDArray[np.uint8]  # PacketTable.pkttype
+
+
+def seen_at(obs: NDArray[np.uint64], side: NDArray[np.uint16]) -> Seen:
+    """The inverse of observed(): for packets rebuilt from fragments, which carry their
+    datagram's (obs, side) but no link layer of their own."""
+    return Seen(
+        (obs >> np.uint64(32)).astype(np.uint32),
+        (side >> np.uint16(8)).astype(np.uint8),
+        (obs & np.uint64(0xFFFFFFFF)).astype(np.uint32),
+        (side & np.uint16(0xFF)).astype(np.uint8),
+    )
 
 
 def fragment_keys(

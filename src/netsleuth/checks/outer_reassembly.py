@@ -51,6 +51,7 @@ from netsleuth.checks.fragments import (
     key_bytes,
     newest_kept,
     observed,
+    seen_at,
 )
 from netsleuth.checks.frames import smallest
 from netsleuth.checks.held import Gone, HeldTable
@@ -517,6 +518,7 @@ class TunnelReassembly:
         (PPPoE, 802.3, NFLOG) would cover the first fragment only. The VLAN ids and where
         the datagram was seen, which key the inner fragment trains, are put back."""
         n = len(r)
+        seen = seen_at(r.obs, r.side)
         batch = RecordBatch(
             buf=r.buf,
             offset=r.offset,
@@ -525,14 +527,14 @@ class TunnelReassembly:
             ts_ns=r.first_ts,
             linktype=np.full(n, LINKTYPE_IPV4, dtype=np.int32),
             frame=r.last_frame,
-            direction=(r.side >> 8).astype(np.uint8),
-            iface=(r.obs >> np.uint64(32)).astype(np.uint32),
+            direction=seen.direction,
+            iface=seen.iface,
         )
         table = decode(batch)
         table.vlan1[:] = r.vlan1
         table.vlan2[:] = r.vlan2
-        table.ifindex[:] = r.obs & np.uint64(0xFFFFFFFF)
-        table.pkttype[:] = r.side & 0xFF
+        table.ifindex[:] = seen.ifindex
+        table.pkttype[:] = seen.pkttype
         count_tunnels(table, self.tunnel_kinds, rows=table.outer.proto == 17)
         self.rebuilt.append(inner_only(table))
         carried = np.flatnonzero(table.tunnels > 0)
