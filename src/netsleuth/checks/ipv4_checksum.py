@@ -32,16 +32,11 @@ from numpy.typing import NDArray
 
 from netsleuth.checks.frames import FrameTally
 from netsleuth.checks.layers import ip_layers
-from netsleuth.decode.table import L2, IPLayer, PacketTable
+from netsleuth.decode.table import L2, WAY_IN, IPLayer, PacketTable
 from netsleuth.findings import Finding
 
 ID = "ipv4.bad_checksum"
 OFFLOAD = "ipv4.checksum_offload"
-INBOUND = 1  # epb_flags direction (pcapng section 4.3.1)
-# What decode/pktap.py and decode/ipnet.py leave in PacketTable.pkttype for an inbound packet.
-PKTAP_LINKTYPES = (258, 149)
-PTH_FLAG_DIR_IN = 1  # xnu bsd/net/pktap.h
-IPOBS_HOOK_INBOUND = 0  # illumos sys/hook_event.h
 
 
 class IPv4Checksum:
@@ -74,14 +69,9 @@ def _offloaded(t: PacketTable, layer: IPLayer, zero: NDArray[np.bool_]) -> NDArr
     lso = t.v.be16[t.start[rows] + layer.off[rows].astype(np.int64) + 2] == 0
     out = t.batch.direction
     way = np.zeros(rows.shape[0], np.uint8) if out is None else out[rows]
-    l2, said = t.l2[rows], t.pkttype[rows]
+    l2 = t.l2[rows]
     linux = (l2 == L2.SLL) | (l2 == L2.SLL2) | (l2 == L2.NFLOG)
-    pktap = np.isin(t.batch.linktype[rows], PKTAP_LINKTYPES)
-    inbound = (
-        (way == INBOUND)
-        | (pktap & (said == PTH_FLAG_DIR_IN))
-        | ((l2 == L2.IPNET) & (said == IPOBS_HOOK_INBOUND))
-    )
+    inbound = (way == WAY_IN) | (t.way[rows] == WAY_IN)  # the capture's word, or the link's
     maybe = lso | (~linux & ~inbound)
     done = np.zeros(zero.shape[0], dtype=np.bool_)
     done[rows[maybe]] = True

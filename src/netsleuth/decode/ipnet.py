@@ -16,7 +16,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from netsleuth.decode.registry import register
-from netsleuth.decode.table import L2, NS, Anomaly, PacketTable
+from netsleuth.decode.table import L2, NS, WAY_IN, WAY_OUT, Anomaly, PacketTable
 
 HLEN = 24
 FAMILIES = {2: 0x0800, 26: 0x86DD}
@@ -29,6 +29,8 @@ def from_linktype(t: PacketTable, idx: NDArray[np.int64]) -> None:
     t.ifindex[idx] = t.v.be32[p + 8]
     hook = t.v.be16[p + 2]
     t.pkttype[idx] = (hook | hook >> 8) & 0xFF
+    # IPOBS_HOOK_INBOUND 0, IPOBS_HOOK_OUTBOUND 1; LOCAL (2) is neither.
+    t.way[idx] = np.select([t.pkttype[idx] == 0, t.pkttype[idx] == 1], [WAY_IN, WAY_OUT], 0)
     family = t.v.u8[p + 1]
     known = np.zeros(idx.shape[0], dtype=np.bool_)
     for fam, et in FAMILIES.items():

@@ -54,6 +54,9 @@ def from_linktype(t: PacketTable, idx: NDArray[np.int64]) -> None:
     idx, p = idx[packet], p[packet]
     t.ifindex[idx] = _fold_name(t.v.u8[(p + NAME_AT)[:, None] + np.arange(NAME_LEN)])
     t.pkttype[idx] = t.v.le32[p + FLAGS_AT] & DIRECTION
+    # PTH_FLAG_DIR_IN 1, PTH_FLAG_DIR_OUT 2: pcapng's values; both bits set say nothing.
+    said = t.pkttype[idx]
+    t.way[idx] = np.where(said == DIRECTION, 0, said)
     t.hand_on(idx, p + t.v.le32[p].astype(np.int64), NS.LINKTYPE, t.v.le32[p + 8].astype(np.int64))
 
 

@@ -8,11 +8,12 @@ from numpy.typing import NDArray
 
 from netsleuth.decode import ethernet
 from netsleuth.decode.registry import register
-from netsleuth.decode.table import L2, NS, Anomaly, FrameKey, PacketTable
+from netsleuth.decode.table import L2, NS, WAY_IN, WAY_OUT, Anomaly, FrameKey, PacketTable
 
 # Protocol values below 1536 are Linux ETH_P_* pseudo-types (include/uapi/linux/if_ether.h):
 # ETH_P_802_2 (4) means the frame starts with an LLC header: incident 2's skb->protocol.
 ETH_P_802_2 = 0x0004
+PACKET_OUTGOING = 4  # sll_pkttype of a packet this host sent (include/uapi/linux/if_packet.h)
 
 
 def _decode(t: PacketTable, idx: NDArray[np.int64], hlen: int, proto_at: int, kind: L2) -> None:
@@ -28,6 +29,7 @@ def _decode(t: PacketTable, idx: NDArray[np.int64], hlen: int, proto_at: int, ki
         t.pkttype[idx] = t.v.u8[p + 10]
     else:
         t.pkttype[idx] = t.v.be16[p] & 0xFF
+    t.way[idx] = np.where(t.pkttype[idx] == PACKET_OUTGOING, WAY_OUT, WAY_IN)
     proto = t.v.be16[p + proto_at]
     t.ethertype[idx] = proto
     ether = proto >= ethernet.MIN_ETHERTYPE

@@ -307,6 +307,10 @@ Targets = list[tuple[IPLayer, I64, Mask | None]]
 Layer = IPLayer | InnerLayer  # what readers of a PacketTable's outer/inner layer get
 
 
+# Directions as pcapng's epb_flags gives them (section 4.3.1), for PacketTable.way.
+WAY_IN, WAY_OUT = 1, 2
+
+
 class PacketTable:
     """Decoded fields of one RecordBatch, plus the decoder engine's cursor state."""
 
@@ -344,6 +348,9 @@ class PacketTable:
         # the hook (inbound, outbound, local).
         self.ifindex = z(n, np.uint32)
         self.pkttype = z(n, np.uint8)
+        # The direction the link header gives, in pcapng's epb_flags terms (WAY_IN, WAY_OUT;
+        # 0 where it says none), whatever its own encoding.
+        self.way = z(n, np.uint8)
         self.mpls_n = z(n, np.uint8)
         self.mpls_label = z(n, np.uint32)  # top label
         self.llc_dsap = z(n, np.int16) - 1
