@@ -57,6 +57,7 @@ class SteerReport:
 
     def to_json(self) -> dict[str, Any]:
         from netsleuth.report.jsonout import document
+        from netsleuth.steering.run import sent_note
 
         o, nic, rps, result = self.opts, self.nic, self.rps, self.result
         extra: dict[str, Any] = {
@@ -91,9 +92,12 @@ class SteerReport:
                 "distinct_hashes": result.rss_keys,
             },
             "flows": result.flows_json(),
+            # Left out of every count above: RSS and RPS steer received packets only.
+            "sent": {"packets": result.sent[0], "bytes": result.sent[1]},
             "notes": [
                 "RFS is not modelled",
                 "the kernel's RPS hash secret is random per boot: modelled with --seed",
+                *([sent_note(result.sent[0])] if result.sent[0] else []),
             ],
         }
         if rps is not None and result.cpus is not None:

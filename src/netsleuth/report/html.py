@@ -265,7 +265,10 @@ def add_scan(page: Page, result: Any, heading: str) -> None:
 
 def add_steer(page: Page, result: Any, heading: str) -> None:
     """Findings, packet kinds and per-queue / per-CPU bars of a steering.run.SteerResult."""
-    page.heading(f"{heading}: findings", f"{result.packets:,} packets")
+    received = f"{result.packets:,} packets"
+    if result.sent[0]:
+        received += f"; {result.sent[0]:,} sent by the capturing host, left out"
+    page.heading(f"{heading}: findings", received)
     page.findings(_finding_rows(result.findings))
     q = result.queues.packets
     charts = [

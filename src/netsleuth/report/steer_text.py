@@ -8,7 +8,7 @@ from rich.text import Text
 
 from netsleuth.report.text import render_findings
 from netsleuth.steering.compare import Scenario
-from netsleuth.steering.run import Bucket, SteerResult, heaviest
+from netsleuth.steering.run import Bucket, SteerResult, heaviest, sent_note
 
 
 def _bars(
@@ -44,6 +44,8 @@ def render_steer(console: Console, r: SteerResult) -> None:
         f"{', '.join(sorted(nic.l4)) or 'nothing'}; {r.rss_keys:,} distinct RSS hashes",
         highlight=False,
     )
+    if r.sent[0]:
+        console.print(sent_note(r.sent[0]), highlight=False)
     _bars(console, "RSS queues", r.queues, "queue")
     if r.rps is not None and r.cpus is not None:
         k = r.rps.kernel

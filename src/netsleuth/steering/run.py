@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from netsleuth.decode.table import L2, PacketTable, Tunnel
+from netsleuth.decode.table import L2, WAY_OUT, PacketTable, Tunnel
 from netsleuth.errors import InputError
 from netsleuth.ethertypes import protocol_name
 from netsleuth.findings import Finding
@@ -119,6 +119,8 @@ class SteerResult:
     non_ip: dict[str, tuple[int, int]] = field(default_factory=dict)
     # Distinct innermost flows and distinct outer flows among tunnelled packets.
     tunnelled: tuple[int, int] = (0, 0)
+    # Packets and bytes the capture marks as sent by its host: left out (received()).
+    sent: tuple[int, int] = (0, 0)
     findings: list[Finding] = field(default_factory=list)
 
     @property
@@ -175,13 +177,20 @@ class Steer:
         self.rss_keys = DistinctKeys(spill, key_limit)
         self.rps_keys = DistinctKeys(spill, key_limit)
 
-    def observe(self, t: PacketTable, cache: FieldCache) -> None:
+    def observe(
+        self, t: PacketTable, cache: FieldCache, rx: NDArray[np.int64] | None = None
+    ) -> None:
+        """The batch's packets through the models; only rows `rx` where it is not None
+        (the batch's received packets: received())."""
         size = t.batch.wirelen
         h, l4, _ = nic_hash(t, self.nic, toeplitz_for(self.nic.key), cache)
+        cpu, rh = (None, None) if self.rps is None else rps_cpu(t, self.rps, h, l4, cache)
+        if rx is not None:
+            size, h = size[rx], h[rx]
+            cpu, rh = (None, None) if cpu is None or rh is None else (cpu[rx], rh[rx])
         self.queues.add(rss_queue(h, self.nic), size)
         self.rss_keys.add(h.astype(np.uint64))
-        if self.rps is not None and self.cpus is not None:
-            cpu, rh = rps_cpu(t, self.rps, h, l4, cache)
+        if cpu is not None and rh is not None and self.cpus is not None:
             self.cpus.add(cpu, size)
             self.rps_keys.add(rh.astype(np.uint64))
 
@@ -213,6 +222,7 @@ class Steer:
             dict(traffic.tunnels),
             dict(traffic.non_ip),
             traffic.tunnelled,
+            traffic.sent,
         )
         res.findings = judge(res)
         return res
@@ -225,6 +235,7 @@ class TrafficResult:
     tunnels: dict[str, int]  # packets by tunnel kind, in Tunnel order
     non_ip: dict[str, tuple[int, int]]  # by class name, in name order
     tunnelled: tuple[int, int]  # distinct inner and outer flows of tunnelled packets
+    sent: tuple[int, int]  # packets and bytes left out as sent by the capturing host
 
 
 class Traffic:
@@ -241,24 +252,37 @@ class Traffic:
         # Packets (row 0) and bytes (row 1) without IP, by class code + NON_IP_BASE (the
         # EtherType, or a NON_IP_NAMES code): counted in NumPy, named once at the end.
         self.non_ip_counts = np.zeros((2, NON_IP_BASE + (1 << 16)), dtype=np.int64)
+        self.sent = np.zeros(2, dtype=np.int64)  # packets and bytes left out (received())
         self.inner_keys = DistinctKeys(spill, key_limit)
         self.outer_keys = DistinctKeys(spill, key_limit)
         self.limit = limits()[0] if limit is None else limit
         self.runs = Runs(spill, FLOW, self.limit)
 
-    def observe(self, t: PacketTable, cache: FieldCache) -> None:
-        self.tunnel_counts += np.bincount(t.tunnel, minlength=len(Tunnel))[: len(Tunnel)]
+    def observe(
+        self, t: PacketTable, cache: FieldCache, rx: NDArray[np.int64] | None = None
+    ) -> None:
+        """The batch's traffic; only rows `rx` where it is not None (received())."""
+        kinds = t.tunnel if rx is None else t.tunnel[rx]
+        self.tunnel_counts += np.bincount(kinds, minlength=len(Tunnel))[: len(Tunnel)]
+        if rx is not None:
+            self.sent += (t.n - rx.shape[0], int(t.batch.wirelen.sum() - t.batch.wirelen[rx].sum()))
         if t.n:
-            self._flows(t, cache)
+            self._flows(t, cache, rx)
 
-    def _flows(self, t: PacketTable, cache: FieldCache) -> None:
+    def _flows(self, t: PacketTable, cache: FieldCache, rx: NDArray[np.int64] | None) -> None:
         """The real flows: innermost addresses, ports and protocol. Frames without IP are
         a class of their own (by link-layer protocol), not a 0.0.0.0 flow."""
         f = layer_fields(t, np.ones(t.n, dtype=np.bool_), cache)
         fid = flow_id(f)
         ip = f.ver != 0
+        if rx is not None:
+            keep = np.zeros(t.n, dtype=np.bool_)
+            keep[rx] = True
+            self._non_ip(t, np.flatnonzero(~ip & keep))
+            ip &= keep
         if not ip.all():
-            self._non_ip(t, np.flatnonzero(~ip))
+            if rx is None:
+                self._non_ip(t, np.flatnonzero(~ip))
             f, fid = f.take(np.flatnonzero(ip)), fid[ip]
             wire = t.batch.wirelen[ip]
         else:
@@ -330,6 +354,7 @@ class Traffic:
         flow seen in both keeps the fields of its first packet, as one run keeps them."""
         self.tunnel_counts += other.tunnel_counts
         self.non_ip_counts += other.non_ip_counts
+        self.sent += other.sent
         self.inner_keys.merge(other.inner_keys)
         self.outer_keys.merge(other.outer_keys)
         if len(self.tally):
@@ -361,6 +386,7 @@ class Traffic:
             tunnels,
             self.non_ip,
             (self.inner_keys.count(), self.outer_keys.count()),
+            (int(self.sent[0]), int(self.sent[1])),
         )
 
     def _table(self) -> NDArray[np.void]:
@@ -425,9 +451,10 @@ class Steering:
 
     def observe(self, t: PacketTable) -> None:
         cache = FieldCache.of(t)  # the batch's flow fields, shared by every model
-        self.traffic.observe(t, cache)
+        rx = received(t)
+        self.traffic.observe(t, cache, rx)
         for run in self.steers:
-            run.observe(t, cache)
+            run.observe(t, cache, rx)
 
     def merge(self, other: Steering, frame_offset: int = 0) -> None:
         """Add the next part's state. Nothing here holds a frame number (the read issues,
@@ -461,6 +488,29 @@ class Steering:
         for r in results:
             r.findings = issues + r.findings
         return results
+
+
+def sent_note(packets: int) -> str:
+    """What steer says of the packets received() left out."""
+    return (
+        f"{packets:,} packets the capture marks as sent by its host are left out: "
+        "RSS and RPS steer received packets only"
+    )
+
+
+def received(t: PacketTable) -> NDArray[np.int64] | None:
+    """The rows of the packets this batch's host received, or None for all of them: NIC
+    RSS and kernel RPS steer received packets only (RPS: get_rps_cpu() from
+    netif_receive_skb's path, net/core/dev.c), so what the capture marks as sent by the
+    host capturing it (pcapng epb_flags outbound; a Linux cooked capture's
+    PACKET_OUTGOING, as `tcpdump -i any` writes both ways; PKTAP's and ipnet's outbound)
+    is left out, and counted (SteerResult.sent). A capture that says no direction (pcap
+    on a port, a tap or a mirror) is taken as all received: which way it faced is the
+    user's to know."""
+    out = t.way == WAY_OUT
+    if t.batch.direction is not None:
+        out |= t.batch.direction == WAY_OUT
+    return np.flatnonzero(~out) if out.any() else None
 
 
 def steer(
