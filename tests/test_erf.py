@@ -18,6 +18,7 @@ from netsleuth.capture import open_capture
 from netsleuth.capture.erf import ErfReader
 from netsleuth.capture.writer import write_pcap
 from netsleuth.craft import incidents
+from netsleuth.craft.l2 import ether
 from netsleuth.craft.l3 import ipv4
 from netsleuth.craft.l4 import udp
 from netsleuth.craft.mix import mixed_capture
@@ -315,3 +316,41 @@ def test_timestamps_may_go_back_as_far_as_wireshark_allows(tmp_path: Path) -> No
         path = tmp_path / f"back-{back}.erf"
         path.write_bytes(b"".join(erf_record(ts, udp4("198.51.100.1"), kind=IPV4) for ts in stamps))
         invoke("scan", str(path), code=0 if erf else 2)
+
+
+def ether_ipv4(packet: bytes) -> bytes:
+    return ether(packet, 0x0800)
+
+
+def test_a_zero_ipv4_checksum_on_the_wire_is_bad_not_offload(tmp_path: Path) -> None:
+    """A DAG card captures the wire, past the sender's NIC: a zero IPv4 header checksum
+    there is what was sent, and so is a total length of 0 (the segmentation offload a
+    host's own capture shows). The same frames in a pcap file, whose capture point nobody
+    says, are the offload finding (checks/ipv4_checksum.py)."""
+    tshark = require("tshark", "tshark")
+    body = udp("198.51.100.7", "192.0.2.99", 4000, 53, b"x" * 12)
+    frames = [
+        ether_ipv4(ipv4("198.51.100.7", "192.0.2.99", body, 17, checksum=0)),
+        ether_ipv4(ipv4("198.51.100.8", "192.0.2.99", body, 17, checksum=0, total_length=0)),
+        ether_ipv4(ipv4("198.51.100.9", "192.0.2.99", body, 17)),
+    ]
+    t0 = incidents.T0
+    erf = tmp_path / "zero.erf"
+    erf.write_bytes(b"".join(erf_record(t0 + k, f) for k, f in enumerate(frames)))
+    pcap = tmp_path / "zero.pcap"
+    with open(pcap, "wb") as fh:
+        write_pcap(fh, [(t0 + k, f) for k, f in enumerate(frames)])
+    # tshark reads the two zero checksums where they were written, in both files.
+    for path in (erf, pcap):
+        assert [r[0] for r in tshark_frames(tshark, path, "ip.checksum")] == [
+            "0x0000",
+            "0x0000",
+            f"0x{int.from_bytes(frames[2][24:26], 'big'):04x}",
+        ]
+
+    def verdicts(path: Path) -> dict[str, list[int]]:
+        doc = scan_document(scan([str(path)]))
+        return {f["id"]: f["packets"] for f in doc["findings"] if "checksum" in f["id"]}
+
+    assert verdicts(erf) == {"ipv4.bad_checksum": [1, 2]}
+    assert verdicts(pcap) == {"ipv4.checksum_offload": [1, 2]}

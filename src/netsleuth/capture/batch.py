@@ -39,6 +39,9 @@ class RecordBatch:
     # capture of several interfaces (`dumpcap -i a -i b`, `tcpdump -i any`) that sees one
     # datagram on two of them holds two datagrams, not one with duplicates.
     iface: NDArray[np.uint32] | None = None
+    # Captured on the wire by a passive card (ERF: a DAG card's ports), past every sender's
+    # NIC: no checksum or segmentation offload can be pending on what it holds.
+    wire: bool = False
 
     def __len__(self) -> int:
         return int(self.offset.shape[0])

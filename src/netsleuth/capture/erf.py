@@ -146,6 +146,7 @@ def _records(
         # epan/dissectors/packet-erf.c): a DAG card's ports, which the fragment keys tell
         # apart (RecordBatch.iface).
         iface=((info >> np.uint64(8)) & np.uint64(ERF_CAP_MASK)).astype(np.uint32),
+        wire=True,
     )
 
 

@@ -505,9 +505,10 @@ def _merge(parts: list[RecordBatch]) -> RecordBatch:
         )
 
     names = ("offset", "caplen", "wirelen", "ts_ns", "linktype", "frame")
+    cols: dict[str, Any] = {n: np.concatenate([getattr(p, n) for p in parts]) for n in names}
     return RecordBatch(
         buf=parts[0].buf,
-        **{name: np.concatenate([getattr(p, name) for p in parts]) for name in names},
+        **cols,
         direction=joined("direction", np.uint8),
         iface=joined("iface", np.uint32),
     )

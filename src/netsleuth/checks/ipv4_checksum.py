@@ -20,9 +20,9 @@ A zero the capture marks inbound is bad: pcapng's epb_flags, PKTAP's direction f
 Solaris ipnet inbound hook. So is one a Linux host captured (a Linux cooked capture, NFLOG):
 Linux fills the IPv4 header checksum in software before any capture point
 (net/ipv4/ip_output.c: __ip_local_out calls ip_send_check); its transmit offload leaves
-only the TCP/UDP checksums partial, which netsleuth does not judge. Known limit: an ERF
-file is a DAG card's capture of the wire, where a zero is real, but its records reach the
-checks as the link type they hold, so a zero there reads as offload too.
+only the TCP/UDP checksums partial, which netsleuth does not judge. And so is any zero in
+an ERF file (RecordBatch.wire): a DAG card captures the wire, past the sender's NIC, where
+no offload is pending and a frame whose length field is 0 was sent so.
 """
 
 from __future__ import annotations
@@ -64,7 +64,9 @@ class IPv4Checksum:
 def _offloaded(t: PacketTable, layer: IPLayer, zero: NDArray[np.bool_]) -> NDArray[np.bool_]:
     """Which of the `zero`-checksum headers the sender's NIC may finish (module docstring):
     a total length field of 0 (the decoder took the frame's length for it), or any other
-    not marked inbound and not captured by a Linux host."""
+    not marked inbound and not captured by a Linux host; none captured on the wire."""
+    if t.batch.wire:
+        return np.zeros(zero.shape[0], dtype=np.bool_)
     rows = np.flatnonzero(zero)
     lso = t.v.be16[t.start[rows] + layer.off[rows].astype(np.int64) + 2] == 0
     out = t.batch.direction
