@@ -325,14 +325,17 @@ def ether_ipv4(packet: bytes) -> bytes:
 def test_a_zero_ipv4_checksum_on_the_wire_is_bad_not_offload(tmp_path: Path) -> None:
     """A DAG card captures the wire, past the sender's NIC: a zero IPv4 header checksum
     there is what was sent, and so is a total length of 0 (the segmentation offload a
-    host's own capture shows). The same frames in a pcap file, whose capture point nobody
-    says, are the offload finding (checks/ipv4_checksum.py)."""
+    host's own capture shows; Linux BIG TCP's length, with a right checksum, is inside a
+    host too). The same frames in a pcap file, whose capture point nobody says, are the
+    offload finding and BIG TCP (checks/ipv4_checksum.py, decode/ipv4.py). Exported as
+    evidence, the ERF frames keep their verdict."""
     tshark = require("tshark", "tshark")
     body = udp("198.51.100.7", "192.0.2.99", 4000, 53, b"x" * 12)
     frames = [
         ether_ipv4(ipv4("198.51.100.7", "192.0.2.99", body, 17, checksum=0)),
         ether_ipv4(ipv4("198.51.100.8", "192.0.2.99", body, 17, checksum=0, total_length=0)),
         ether_ipv4(ipv4("198.51.100.9", "192.0.2.99", body, 17)),
+        ether_ipv4(ipv4("198.51.100.10", "192.0.2.99", body, 17, total_length=0)),
     ]
     t0 = incidents.T0
     erf = tmp_path / "zero.erf"
@@ -342,15 +345,24 @@ def test_a_zero_ipv4_checksum_on_the_wire_is_bad_not_offload(tmp_path: Path) -> 
         write_pcap(fh, [(t0 + k, f) for k, f in enumerate(frames)])
     # tshark reads the two zero checksums where they were written, in both files.
     for path in (erf, pcap):
-        assert [r[0] for r in tshark_frames(tshark, path, "ip.checksum")] == [
-            "0x0000",
-            "0x0000",
-            f"0x{int.from_bytes(frames[2][24:26], 'big'):04x}",
-        ]
+        rows = tshark_frames(tshark, path, "ip.checksum")
+        assert [r[0] for r in rows[:2]] == ["0x0000", "0x0000"]
+        assert [r[0] != "0x0000" for r in rows[2:]] == [True, True]
+    # (tshark shows a total length of 0 as the frame's, presuming TSO: read here.)
+    assert [f[16:18] for f in frames] == [b"\x00\x28", b"\x00\x00", b"\x00\x28", b"\x00\x00"]
 
     def verdicts(path: Path) -> dict[str, list[int]]:
         doc = scan_document(scan([str(path)]))
-        return {f["id"]: f["packets"] for f in doc["findings"] if "checksum" in f["id"]}
+        return {f["id"]: f["packets"] for f in doc["findings"] if f["id"].startswith("ipv4.")}
 
-    assert verdicts(erf) == {"ipv4.bad_checksum": [1, 2]}
+    assert verdicts(erf) == {"ipv4.bad_checksum": [1, 2], "ipv4.bad_total_length": [2, 4]}
     assert verdicts(pcap) == {"ipv4.checksum_offload": [1, 2]}
+    # Exported, each frame says it was captured on the wire and is marked inbound (what the
+    # card did): pcapng holds no more of a capture point, so a rescan judges frame 1 bad
+    # again, but cannot know that the lengths of 0 never left a host.
+    evidence = tmp_path / "evidence.pcapng"
+    invoke("scan", "--export", str(evidence), str(erf), code=0)
+    rows = tshark_frames(tshark, evidence, "frame.comment", "frame.packet_flags_direction")
+    assert len(rows) == 4  # every frame: each is also a runt (l2.runt)
+    assert all("captured on the wire: ERF" in r[0] and int(r[1], 0) == 1 for r in rows), rows
+    assert verdicts(evidence)["ipv4.bad_checksum"] == [1]

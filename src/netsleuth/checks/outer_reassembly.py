@@ -529,6 +529,8 @@ class TunnelReassembly:
             frame=r.last_frame,
             direction=seen.direction,
             iface=seen.iface,
+            # wire: left False. Only the rebuilt inner layers are checked (inner_only),
+            # and nothing of theirs reads it.
         )
         table = decode(batch)
         table.vlan1[:] = r.vlan1

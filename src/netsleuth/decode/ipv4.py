@@ -33,7 +33,10 @@ def decode(t: PacketTable, idx: NDArray[np.int64]) -> None:
     wend = t.wend[idx]
     # Total length 0 is what Linux BIG TCP writes for IPv4 packets over 64 KiB (Linux 6.3,
     # "net: add support for BIG TCP IPv4"): such a packet is as long as the frame says.
-    tso = tot == 0
+    # Not on the wire (an ERF capture, RecordBatch.wire): BIG TCP is a packet inside one
+    # host, cut by its NIC before it leaves, and a receiver drops a length of 0
+    # (ip_rcv_core, net/ipv4/ip_input.c).
+    tso = (tot == 0) & (not t.batch.wire)
     if tso.any():
         tot = np.where(tso, wend - p, tot)
     ff = h["flags_fragment"]

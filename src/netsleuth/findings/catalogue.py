@@ -257,7 +257,7 @@ CATALOGUE: dict[str, FindingInfo] = {
             "a zero IPv4 header checksum on a packet not known to be inbound (a pcapng capture "
             "marks it outbound, or says nothing of direction; not a Linux cooked capture), or "
             "whose total length is 0 too (large send offload): what the sending host's NIC "
-            "fills after the capture point"
+            "fills after the capture point. Never in an ERF file, a capture of the wire"
         ),
         prior_art=('Wireshark "[may be caused by \\"IP checksum offload\\"]"'),
     ),

@@ -21,6 +21,7 @@ from netsleuth.capture.writer import PcapngWriter
 from netsleuth.checks.fragments import fragment_keys
 from netsleuth.checks.layers import ip_layers
 from netsleuth.decode import PacketTable
+from netsleuth.decode.table import WAY_IN
 from netsleuth.errors import InputError
 from netsleuth.findings import Finding
 from netsleuth.outpaths import atomic_output
@@ -138,6 +139,10 @@ def write_row(
     if not 0 <= linktype <= 0xFFFF:
         caveats += " (the input names no link type for it)"
         linktype = LINKTYPE_USER0
+    direction = 0 if batch.direction is None else int(batch.direction[row]) & 3
+    if batch.wire:  # received by a capture card on the wire: inbound, so offload is ruled out
+        caveats += " (captured on the wire: ERF)"
+        direction = WAY_IN
     writer.packet(
         ts,
         batch.packet(row),
@@ -145,5 +150,5 @@ def write_row(
         wirelen=int(batch.wirelen[row]),
         comment=f"netsleuth: {comment}{caveats}",
         interface=(source, 0 if batch.iface is None else int(batch.iface[row])),
-        direction=0 if batch.direction is None else int(batch.direction[row]) & 3,
+        direction=direction,
     )

@@ -62,6 +62,8 @@ class Frags:
             self.frame,
             direction=self.direction,
             iface=self.iface,
+            # wire: left False. Only pcap and pcapng files are cut into ranges (worker.py:
+            # open_range), never an ERF file.
         )
 
     def release(self, upto: int) -> None:

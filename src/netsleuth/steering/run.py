@@ -278,7 +278,9 @@ class Traffic:
         if rx is not None:
             keep = np.zeros(t.n, dtype=np.bool_)
             keep[rx] = True
-            self._non_ip(t, np.flatnonzero(~ip & keep))
+            other = np.flatnonzero(~ip & keep)
+            if other.shape[0]:
+                self._non_ip(t, other)
             ip &= keep
         if not ip.all():
             if rx is None:
