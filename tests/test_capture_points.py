@@ -19,9 +19,11 @@ from netsleuth.capture import open_capture
 from netsleuth.capture.pcapng import PcapngReader
 from netsleuth.capture.source import ByteSource
 from netsleuth.capture.split_pcapng import range_starts
+from netsleuth.craft.link import nflog_tlv
 from netsleuth.report.export import export_evidence
 from netsleuth.report.jsonout import scan_document
 from netsleuth.scan import scan
+from tests.clirun import invoke
 from tests.splitutil import one, split
 
 S, D = "192.0.2.10", "198.51.100.20"
@@ -288,3 +290,29 @@ def test_solaris_ipnet_interface_and_hook_are_the_point(
     assert found == (
         {"ipv4.fragment.duplicate": 3, "ipv4.fragment.incomplete": 1} if duplicate else {}
     )
+
+
+def nflog(packet: bytes, hook: int) -> bytes:
+    """LINKTYPE_NFLOG: AF_INET, version 0, resource id, then (little-endian TLVs, as an x86
+    host writes them) NFULA_PACKET_HDR (hardware protocol, hook, pad) and NFULA_PAYLOAD."""
+    hdr = nflog_tlv(1, struct.pack("!HBB", ETHERTYPE_IPV4, hook, 0))
+    return struct.pack("!BBH", 2, 0, 1) + hdr + nflog_tlv(9, packet)
+
+
+@pytest.mark.parametrize(("hooks", "duplicate"), [((0, 4), False), ((2, 4), False), ((4, 4), True)])
+def test_nflog_hooks_are_the_point(
+    tmp_path: Path, tshark: str, hooks: tuple[int, int], duplicate: bool
+) -> None:
+    """An NFLOG rule in PREROUTING (or FORWARD) and one in POSTROUTING log a forwarded
+    datagram as it arrives and as it leaves: two sightings, told apart by the hook; the
+    same hook twice is a duplicate."""
+    frames = [nflog(f, hook) for f in fragments() for hook in hooks]
+    path = cooked(tmp_path / "nflog.pcap", 239, frames)
+    assert tshark_fields(tshark, path, "nflog.hook") == [(h,) for h in hooks] * 2
+    found = fragment_findings(path)
+    assert found == (
+        {"ipv4.fragment.duplicate": 3, "ipv4.fragment.incomplete": 1} if duplicate else {}
+    )
+    # The output hooks' copies are sent by this host: steer leaves them out.
+    doc = invoke("steer", "--format", "json", "--queues", "4", str(path)).json()
+    assert doc["sent"]["packets"] == sum(h == 4 for h in hooks) * 2
