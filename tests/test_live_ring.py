@@ -88,6 +88,31 @@ def test_frames_come_back_with_vlan_tags_and_timestamps(pair: Pair) -> None:
             assert b.buf.shape[0] - end >= PAD and not b.buf[end:].any()
         st = r.read_stats()
         assert st.drops == 0 and st.packets >= len(frames)
+        assert directions(batches) == [1] * len(frames)  # received: inbound
+
+
+def directions(batches: list[RecordBatch]) -> list[int]:
+    """The direction of each of our frames (ours()), as RecordBatch.direction gives it."""
+    out = []
+    for b in batches:
+        assert b.direction is not None
+        for i in range(len(b)):
+            f = b.packet(i)
+            if f[12:14] == LOCAL_EXP.to_bytes(2) or f[16:18] == LOCAL_EXP.to_bytes(2):
+                out.append(int(b.direction[i]))
+    return out
+
+
+def test_what_the_host_sends_is_outbound(pair: Pair) -> None:
+    """A ring on the sending end sees the frames leave (sll_pkttype PACKET_OUTGOING): the
+    batch says outbound, as pcapng's epb_flags would."""
+    frames = [ether(bytes([i]) * 64, LOCAL_EXP) for i in range(4)]
+    with reader_in(pair.a, pair.a_if, SMALL) as r:
+        for f in frames:
+            pair.raw.send(f)
+        batches = drain(r, len(frames))
+        assert ours(batches) == frames
+        assert directions(batches) == [2] * len(frames)
 
 
 def test_overflow_is_counted_as_kernel_drops(pair: Pair) -> None:

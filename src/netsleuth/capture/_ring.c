@@ -7,7 +7,8 @@
  * rates a mirror port carries (incident 1: 830k packets/s) a per-frame Python loop would
  * cost more than the decode, so this copies every frame of one block into the caller's
  * batch buffer in one call and fills the caller's int64 columns (offset, caplen, wirelen,
- * timestamp). With receive VLAN offload the kernel strips the 802.1Q tag into
+ * timestamp, and the packet type of the struct sockaddr_ll that follows each frame's
+ * header: PACKET_OUTGOING for what the host sent). With receive VLAN offload the kernel strips the 802.1Q tag into
  * tp_vlan_tci; it is put back between the MAC addresses and the EtherType, as libpcap
  * does for its rings.
  *
@@ -22,11 +23,19 @@
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
 #include <linux/if_packet.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <string.h>
 
 #define VLAN_HLEN 4
 #define ETH_ALEN2 12 /* destination + source MAC */
+#define NCOL 5
+/* Where a frame's struct sockaddr_ll starts, from its header (packet_mmap.rst: "TPACKET_ALIGN
+ * (sizeof(struct tpacket3_hdr))"); the kernel puts the frame data after it (af_packet.c
+ * tpacket_rcv: tp_hdrlen = TPACKET3_HDRLEN), so a tp_mac before its end is not a frame the
+ * kernel wrote. */
+#define SLL_AT TPACKET_ALIGN(sizeof(struct tpacket3_hdr))
+#define SLL_END (SLL_AT + sizeof(struct sockaddr_ll))
 
 static int get_ring(PyObject *obj, Py_buffer *view, Py_ssize_t off, Py_ssize_t need) {
     if (PyObject_GetBuffer(obj, view, PyBUF_WRITABLE) < 0) return -1;
@@ -91,8 +100,7 @@ static Py_ssize_t copy_frame(const struct tpacket3_hdr *h, const unsigned char *
                              Py_ssize_t blk_len, Py_ssize_t hdr_off, unsigned char *dst,
                              Py_ssize_t room, int ethernet) {
     Py_ssize_t mac = hdr_off + h->tp_mac, snap = h->tp_snaplen;
-    if (h->tp_mac < sizeof(struct tpacket3_hdr) || mac > blk_len || snap > blk_len - mac)
-        return -1;
+    if (h->tp_mac < SLL_END || mac > blk_len || snap > blk_len - mac) return -1;
     const unsigned char *src = blk + mac;
     /* Only Ethernet frames have the MAC addresses the tag goes after (libpcap restores it
      * for DLT_EN10MB alone): a raw IP or 802.11 frame is copied as it is. */
@@ -117,33 +125,33 @@ static Py_ssize_t copy_frame(const struct tpacket3_hdr *h, const unsigned char *
 }
 
 /* walk_block(ring, off, block_size, buf, pos, index, offset, caplen, wirelen, ts_ns,
- *            ethernet) -> (frames, new_pos)
+ *            pkttype, ethernet) -> (frames, new_pos)
  * Copies the frames of the block at ring[off:off+block_size] into buf from byte `pos`,
  * filling the columns from row `index`; `ethernet`: the frames are Ethernet, so a VLAN
  * tag the kernel stripped into tp_vlan_tci is put back. */
 static PyObject *walk_block(PyObject *self, PyObject *args) {
-    PyObject *ringobj, *bufobj, *o[4];
+    PyObject *ringobj, *bufobj, *o[NCOL];
     Py_ssize_t off, bsize, pos, index;
     Py_buffer ring, buf;
-    col_t col[4];
+    col_t col[NCOL];
     int ncol = 0, ok = 0, ethernet = 0;
     Py_ssize_t n = 0;
     (void)self;
-    if (!PyArg_ParseTuple(args, "OnnOnnOOOOp", &ringobj, &off, &bsize, &bufobj, &pos, &index,
-                          &o[0], &o[1], &o[2], &o[3], &ethernet))
+    if (!PyArg_ParseTuple(args, "OnnOnnOOOOOp", &ringobj, &off, &bsize, &bufobj, &pos, &index,
+                          &o[0], &o[1], &o[2], &o[3], &o[4], &ethernet))
         return NULL;
     if (get_ring(ringobj, &ring, off, bsize) < 0) return NULL;
     if (PyObject_GetBuffer(bufobj, &buf, PyBUF_WRITABLE | PyBUF_C_CONTIGUOUS) < 0) {
         PyBuffer_Release(&ring);
         return NULL;
     }
-    for (; ncol < 4; ncol++)
+    for (; ncol < NCOL; ncol++)
         if (get_col(o[ncol], &col[ncol]) < 0) goto done;
     const unsigned char *blk = (const unsigned char *)ring.buf + off;
     const struct tpacket_block_desc *bd = (const struct tpacket_block_desc *)blk;
     if (bsize < (Py_ssize_t)sizeof(*bd)) goto bad_block;
     Py_ssize_t num = bd->hdr.bh1.num_pkts, hdr_off = bd->hdr.bh1.offset_to_first_pkt;
-    for (int c = 0; c < 4; c++)
+    for (int c = 0; c < NCOL; c++)
         if (index < 0 || num > col[c].n - index) {
             PyErr_SetString(PyExc_ValueError, "batch columns too short for the block");
             goto done;
@@ -165,6 +173,9 @@ static PyObject *walk_block(PyObject *self, PyObject *args) {
         col[1].p[row] = w;
         col[2].p[row] = (int64_t)h->tp_len + (w - (Py_ssize_t)h->tp_snaplen);
         col[3].p[row] = (int64_t)h->tp_sec * 1000000000 + h->tp_nsec;
+        /* Inside the frame's slot: copy_frame checked tp_mac >= SLL_END and mac <= bsize. */
+        const struct sockaddr_ll *sll = (const struct sockaddr_ll *)((const unsigned char *)h + SLL_AT);
+        col[4].p[row] = sll->sll_pkttype;
         pos += w;
         if (n + 1 < num) {
             if (h->tp_next_offset == 0) goto bad_block;

@@ -15,6 +15,7 @@ def walk_block(
     caplen: NDArray[np.int64],
     wirelen: NDArray[np.int64],
     ts_ns: NDArray[np.int64],
+    pkttype: NDArray[np.int64],
     ethernet: bool,
     /,
 ) -> tuple[int, int]: ...

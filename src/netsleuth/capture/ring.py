@@ -34,6 +34,9 @@ from netsleuth.capture import _ring
 from netsleuth.capture.batch import PAD, RecordBatch
 from netsleuth.errors import FacilityError, InputError
 
+PACKET_OUTGOING = 4  # sll_pkttype (include/uapi/linux/if_packet.h)
+INBOUND, OUTBOUND = 1, 2  # RecordBatch.direction: pcapng's epb_flags (section 4.3.1)
+
 # include/uapi/linux/if_packet.h, include/uapi/linux/if_ether.h, asm-generic/socket.h
 SOL_PACKET = 263
 PACKET_ADD_MEMBERSHIP, PACKET_DROP_MEMBERSHIP = 1, 2
@@ -208,11 +211,11 @@ class RingReader:
         # from the start, and what follows them, the PAD bytes included, is zeroed below.
         buf = np.empty(sum(min(r[2], bs) for r in ready) + 4 * n + PAD, dtype=np.uint8)
         ethernet = self.linktype == 1
-        cols = [np.empty(n, dtype=np.int64) for _ in range(4)]
+        cols = [np.empty(n, dtype=np.int64) for _ in range(5)]
         pos = row = 0
         try:
             for off, _num, _blen in ready:
-                offset, caplen, wirelen, ts_ns = cols
+                offset, caplen, wirelen, ts_ns, pkttype = cols
                 got, pos = _ring.walk_block(
                     ring,
                     off,
@@ -224,6 +227,7 @@ class RingReader:
                     caplen,
                     wirelen,
                     ts_ns,
+                    pkttype,
                     ethernet,
                 )
                 row += got
@@ -243,6 +247,11 @@ class RingReader:
             ts_ns=cols[3][:row],
             linktype=np.full(row, self.linktype, dtype=np.int32),
             frame=np.arange(first, first + row, dtype=np.int64),
+            # The socket sees what the host sends too (sll_pkttype PACKET_OUTGOING): in
+            # pcapng's terms, as a file's epb_flags would say it (RecordBatch.direction).
+            direction=np.where(cols[4][:row] == PACKET_OUTGOING, OUTBOUND, INBOUND).astype(
+                np.uint8
+            ),
         )
 
     def read_stats(self) -> KernelStats:
