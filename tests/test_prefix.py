@@ -192,6 +192,92 @@ def test_mutated_frames_decode_identically() -> None:
     assert both_ways(RecordBatch.from_packets(frames)) == []
 
 
+def _wifi_frames() -> list[bytes]:
+    """802.11 frames as monitor mode writes them, each shape the pass takes or hands back:
+    data with and without QoS, HT Control, four addresses (with and without mesh control),
+    an A-MSDU, a fragment, protected, null and management frames; LLC with SNAP for IPv4,
+    IPv6 and ARP, a CDP-style OUI, a bridged (RFC 2684) PDU, spanning tree and plain LLC."""
+    seg = tcp(S, D, 1234, 80, b"x" * 30, flags="PA")
+    v4 = rf.SNAP_IP + b"\x08\x00" + ipv4(S, D, seg, 6)
+    v6 = rf.SNAP_IP + b"\x86\xdd" + ipv6(S6, D6, udp(S6, D6, 3, 4, b"six"), 17)
+    bodies = [
+        v4,
+        v6,
+        rf.SNAP_IP + b"\x08\x06" + bytes(28),
+        b"\xaa\xaa\x03\x00\x00\x0c\x20\x00" + bytes(20),  # Cisco OUI: ends there
+        b"\xaa\xaa\x03\x00\x80\xc2\x00\x07\x00\x00" + ether(ipv4(S, D, seg, 6), 0x0800),
+        b"\x42\x42\x03" + bytes(35),  # a BPDU
+        b"\xe0\xe0\x03" + bytes(20),  # IPX: LLC alone
+        b"\xaa\xaa\x00\x01" + b"\x00\x00\x00\x08\x00" + ipv4(S, D, seg, 6),  # I format
+    ]
+    qos, amsdu = b"\x00\x00", b"\x80\x00"
+    sub = b"".join([bytes(12), struct.pack(">H", len(v4)), v4])
+    frames = [rf.wlan_data(b) for b in bodies]
+    frames += [rf.wlan_data(b, qos=qos) for b in bodies[:2]]
+    frames += [
+        rf.wlan_data(v4, qos=qos, htc=True),
+        rf.wlan_data(v4, flags=0x03),  # four addresses
+        rf.wlan_data(v4, flags=0x03, qos=b"\x00\x01"),  # four, mesh control present
+        rf.wlan_data(v4, flags=0x02, qos=b"\x00\x01"),  # three: the bit is ignored
+        rf.wlan_data(sub, qos=amsdu),
+        rf.wlan_data(v4, flags=0x05),  # more fragments
+        rf.wlan_data(v4, flags=0x41),  # protected
+        bytes([0x48, 0x01]) + bytes(22),  # null data
+        bytes([0x80, 0x00]) + bytes(34),  # a beacon
+        bytes([0xD4, 0x00]) + bytes(8),  # an ACK
+    ]
+    return frames
+
+
+def _radiotapped(frames: list[bytes]) -> list[bytes]:
+    """Each frame behind radiotap headers: no Flags, FCS, TSFT and FCS, data padding,
+    an extended present bitmap, a bad FCS, a 0-length PSDU."""
+    out = []
+    for f in frames:
+        out += [
+            rf.radiotap(f),
+            rf.radiotap(f, flags=0x10),
+            rf.radiotap(f, flags=0x10, tsft=True),
+            rf.radiotap(f, flags=0x20),
+            rf.radiotap(f, flags=0x40),
+            b"".join([b"\x00\x00", struct.pack("<HII", 13, 0x80000002, 0), b"\x00", f]),
+            b"".join([b"\x00\x00", struct.pack("<HI", 8, 1 << 26), f]),
+        ]
+    return out
+
+
+@pytest.mark.parametrize("linktype", [105, 127])
+def test_mutated_wifi_frames_decode_identically(linktype: int) -> None:
+    frames = _wifi_frames()
+    if linktype == 127:
+        frames = _radiotapped(frames)
+    mutated = _mutations(frames, random.Random(13), reach=70)
+    # _mutations leaves the first 12 bytes alone (Ethernet's addresses): here they are
+    # radiotap's header and 802.11 frame control, so those are mutated too.
+    rng = random.Random(14)
+    for f in frames:
+        for at in range(min(12, len(f))):
+            for value in (0, 1, 0x02, 0x08, 0x10, 0x20, 0x40, 0x80, 0x88, 0xFF):
+                g = bytearray(f)
+                g[at] = value
+                mutated.append(bytes(g))
+        mutated.append(f[: rng.randrange(len(f) + 1)])
+    assert len(mutated) > 5_000
+    batch = RecordBatch.from_packets(frames + mutated, linktype=linktype)
+    assert both_ways(batch) == []
+    # Most of them the pass takes (the link and 802.11 header, LLC, IP, TCP or UDP).
+    _, depth = _pass_only(RecordBatch.from_packets(frames, linktype=linktype))
+    assert int((depth >= 3).sum()) >= len(frames) // 4
+
+
+def test_mutated_llc_frames_decode_identically() -> None:
+    """802.3 length frames (incident 2's spanning tree among them) behind Ethernet, where
+    ethernet.py hands LLC to the pass."""
+    bodies = [f[24:] for f in _wifi_frames()[:8]]
+    frames = [ether(b, len(b)) for b in bodies]
+    assert both_ways(RecordBatch.from_packets(_mutations(frames, random.Random(15)))) == []
+
+
 def test_mutated_tunnel_frames_decode_identically() -> None:
     frames = _mutations(_tunnel_frames(), random.Random(12), reach=150)
     assert len(frames) > 15_000
@@ -376,7 +462,8 @@ def _change_registry(
 
 def test_the_compiled_dispatch_is_generated_from_the_registry() -> None:
     """The bindings the pass takes are the ones the hand-written switch of _prefix.c held
-    before it was generated (commit 9c3fe33), each with the twin it called there."""
+    before it was generated (commit 9c3fe33), each with the twin it called there, and the
+    Wi-Fi link types and LLC added since."""
     steps = compiled_steps(REGISTRY)
     assert len(steps) == len(REGISTRY.bindings) + 1 and steps[0] == 0
     taken = {(b.ns.name, b.key): steps[i] for i, b in enumerate(REGISTRY.bindings, 1) if steps[i]}
@@ -402,6 +489,9 @@ def test_the_compiled_dispatch_is_generated_from_the_registry() -> None:
         ("TUNNEL_PROTO", 0x880B): c.STEP_PPP,
         ("UDPPORT", 4789): c.STEP_VXLAN,
         ("UDPPORT", 8472): c.STEP_VXLAN,
+        ("LINKTYPE", 127): c.STEP_LINK_RADIOTAP,
+        ("LINKTYPE", 105): c.STEP_LINK_IEEE80211,
+        ("FRAME", 2): c.STEP_LLC,
     }
 
 

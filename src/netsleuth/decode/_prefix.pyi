@@ -14,6 +14,9 @@ STEP_UDP: int
 STEP_GRE: int
 STEP_PPP: int
 STEP_VXLAN: int
+STEP_LINK_RADIOTAP: int
+STEP_LINK_IEEE80211: int
+STEP_LLC: int
 
 def prefix(
     buf: NDArray[Any],

@@ -1,5 +1,6 @@
-"""The compiled prefix pass (`_prefix.c`): Ethernet, VLAN, IPv4/IPv6, TCP/UDP and the common
-tunnels (GRE v0, PPTP, IPIP, IPv6 in IP, VXLAN) in one loop.
+"""The compiled prefix pass (`_prefix.c`): Ethernet, VLAN, IPv4/IPv6, TCP/UDP, the common
+tunnels (GRE v0, PPTP, IPIP, IPv6 in IP, VXLAN), and radiotap, 802.11 data frames and
+LLC/SNAP in one loop.
 
 It writes the same columns and leaves the same cursor as the NumPy decoders would, header by
 header, and stops at the first thing it does not handle; the engine carries on from there.
@@ -47,6 +48,10 @@ _TABLE: tuple[tuple[str, type[np.generic]], ...] = (
     ("gre_key", np.int64),
     ("vni", np.int64),
     ("ppp_proto", np.uint16),
+    ("llc_dsap", np.int16),
+    ("llc_ssap", np.int16),
+    ("llc_ctrl", np.int16),
+    ("snap_type", np.int32),
 )
 _LAYER: tuple[tuple[str, type[np.generic]], ...] = (
     ("ver", np.uint8),
@@ -81,7 +86,20 @@ def _twins() -> dict[tuple[Decoder, Tunnel, Accept | None], int]:
     """Each NumPy decoder (with the tunnel it enters and the plausibility check it applies)
     that _prefix.c has a compiled twin for, and that twin's code. Which keys reach a decoder
     is the registry's alone: this says how a binding is decoded, never which keys bind."""
-    from netsleuth.decode import ethernet, gre, ipv4, ipv6, ppp, tcp, udp, vlan, vxlan
+    from netsleuth.decode import (
+        ethernet,
+        gre,
+        ieee80211,
+        ipv4,
+        ipv6,
+        llc,
+        ppp,
+        radiotap,
+        tcp,
+        udp,
+        vlan,
+        vxlan,
+    )
 
     none = Tunnel.NONE
     return {
@@ -97,6 +115,9 @@ def _twins() -> dict[tuple[Decoder, Tunnel, Accept | None], int]:
         (gre.decode, Tunnel.GRE, None): _prefix.STEP_GRE,
         (ppp.decode, none, None): _prefix.STEP_PPP,
         (vxlan.decode, Tunnel.VXLAN, vxlan.plausible): _prefix.STEP_VXLAN,
+        (radiotap.from_linktype, none, None): _prefix.STEP_LINK_RADIOTAP,
+        (ieee80211.from_linktype, none, None): _prefix.STEP_LINK_IEEE80211,
+        (llc.decode, none, None): _prefix.STEP_LLC,
     }
 
 
