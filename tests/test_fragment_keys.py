@@ -6,6 +6,7 @@ change no verdict, only the path taken."""
 from __future__ import annotations
 
 import dataclasses
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -13,11 +14,14 @@ import pytest
 from numpy.typing import NDArray
 
 from netsleuth import craft
-from netsleuth.capture import RecordBatch
+from netsleuth.capture import RecordBatch, open_capture
 from netsleuth.checks import fragments, outer_reassembly
 from netsleuth.checks.fragments import FragmentAudit, group_keys, key_bytes, open_among
+from netsleuth.checks.layers import ip_layers
 from netsleuth.craft.l3 import MF
 from netsleuth.decode import decode
+from netsleuth.decode.table import PacketTable
+from netsleuth.errors import InputError
 
 D = "198.51.100.7"
 
@@ -63,6 +67,13 @@ def test_colliding_hashes_change_no_verdict(max_open: int, monkeypatch: pytest.M
     assert ("fragment.evicted" in {f[0] for f in real}) == (max_open == 150)
     # Every key hashes the same: every batch takes the sorting path.
     monkeypatch.setattr(fragments, "key_hashes", lambda keys: np.zeros(keys.shape[0], np.uint64))
+    real_keyed = fragments.keyed
+
+    def keyed(*args: Any) -> tuple[np.ndarray, np.ndarray]:
+        keys = real_keyed(*args)[0]
+        return keys, np.zeros(keys.shape[0], np.uint64)
+
+    monkeypatch.setattr(fragments, "keyed", keyed)
     assert audit_findings(max_open) == real
 
 
@@ -144,17 +155,18 @@ def test_outer_words_group_as_sorting_does(collide: bool, monkeypatch: pytest.Mo
 
 
 def numpy_hashes(rows: np.ndarray, mix: np.ndarray) -> np.ndarray:
-    """The hash _trains.hashes computes, written over NumPy words (as key_hashes was):
-    each 8-byte word of a zero-padded row multiplied in by its constant, then mixed."""
+    """The hash _trains.hashes computes (row_hash), written over NumPy words: each 8-byte
+    word of a zero-padded row times its constant, summed, then mixed."""
     n, w = rows.shape
     words = np.zeros((n, -(-w // 8) * 8), dtype=np.uint8)
     words[:, :w] = rows
     cols = words.view(np.uint64)
     h = np.zeros(n, dtype=np.uint64)
     for j in range(cols.shape[1]):
-        h ^= cols[:, j] * mix[j]
-        h = (h ^ (h >> np.uint64(31))) * mix[0]
-    return h
+        h += cols[:, j] * mix[j]
+    h ^= h >> np.uint64(31)
+    h *= mix[0]
+    return h ^ (h >> np.uint64(29))
 
 
 @pytest.mark.parametrize("width", [1, 7, 8, 9, 16, 108, 127, 128])
@@ -271,3 +283,86 @@ def test_seen_at_takes_observed_apart() -> None:
     assert seen.direction.tolist() == [0, 1, 2, 3]
     assert seen.ifindex.tolist() == [0, 0xFFFFFFFF, 5, 1]
     assert seen.pkttype.tolist() == [0, 4, 0xFF, 1]
+
+
+def compare_keys(t: PacketTable, rng: np.random.Generator) -> int:
+    """keyed() against fragment_keys_numpy (the definition) on every IP row of both layers,
+    and on a shuffled subset with repeats (rows in any order); and its hashes against
+    key_hashes of the definition's keys. Returns the rows compared."""
+    n = 0
+    for name, layer, present in ip_layers(t):
+        for rows in (np.flatnonzero(present), rng.choice(t.n, size=min(t.n, 64))):
+            keys, h = fragments.keyed(t, name, layer, rows)
+            want = fragments.fragment_keys_numpy(t, name, layer, rows)
+            assert keys.tobytes() == want.tobytes(), name
+            assert np.array_equal(h, fragments.key_hashes(want))
+            n += rows.shape[0]
+    return n
+
+
+def test_compiled_keys_are_the_definition_s_on_the_corpus(corpus: Path) -> None:
+    rng = np.random.default_rng(3)
+    compared = 0
+    for path in sorted(p for p in corpus.iterdir() if p.suffix in (".pcap", ".pcapng")):
+        try:
+            batches = list(open_capture(str(path)).batches())
+        except InputError:  # unreadable files are test_corpus.py's business
+            continue
+        for batch in batches:
+            compared += compare_keys(decode(batch), rng)
+    assert compared > 10_000
+
+
+def test_compiled_keys_through_tunnels_interfaces_and_directions() -> None:
+    """Inner layers under IPv4 and IPv6 tunnels (GRE keys, VXLAN VNIs, IPv4 in IPv6 in
+    IPv4), VLAN tags, and a capture point from every source: pcapng interfaces and
+    directions, a cooked header's interface index and packet type."""
+    s6, d6 = "2001:db8::1", "2001:db8::2"
+    inner = craft.fragment_ipv4(
+        "10.0.0.1",
+        "10.0.0.2",
+        craft.udp("10.0.0.1", "10.0.0.2", 1, 2, bytes(64)),
+        17,
+        sizes=[32, 40],
+        ident=5,
+    )
+    v6in = craft.ipv6(s6, d6, craft.ipv6_frag(bytes(40), 17, offset=0, more=True, ident=7), 44)
+    frames = []
+    for f in [*inner, v6in]:
+        ethertype = 0x86DD if f[0] >> 4 == 6 else 0x0800
+        gre4 = craft.ipv4("192.0.2.1", "192.0.2.2", craft.gre(f, ethertype, key=9), 47)
+        gre6 = craft.ipv6(s6, d6, craft.gre(f, ethertype, key=10), 47)
+        vx = craft.vxlan(craft.ether(f, ethertype), vni=77)
+        udp = craft.ipv4(
+            "192.0.2.1", "192.0.2.2", craft.udp("192.0.2.1", "192.0.2.2", 4000, 4789, vx), 17
+        )
+        nested = craft.ipv4(
+            "192.0.2.3", "192.0.2.4", craft.ipv6(s6, d6, f, 4 if ethertype == 0x0800 else 41), 41
+        )
+        frames += [craft.ether(gre4, 0x0800), craft.ether(gre6, 0x86DD), craft.ether(udp, 0x0800)]
+        frames += [craft.ether(craft.dot1q(nested, 0x0800, vid=12), 0x8100)]
+    batch = RecordBatch.from_packets(frames)
+    rng = np.random.default_rng(4)
+    assert compare_keys(decode(batch), rng) > len(frames)
+    n = len(frames)
+    pointed = dataclasses.replace(
+        batch,
+        iface=np.arange(n, dtype=np.uint32) % 3,
+        direction=(np.arange(n) % 3).astype(np.uint8),
+    )
+    t = decode(pointed)
+    t.ifindex[:] = np.arange(n, dtype=np.uint32) * 7
+    t.pkttype[:] = np.arange(n, dtype=np.uint8) % 5
+    assert compare_keys(t, rng) > len(frames)
+
+
+def test_compiled_keys_refuse_what_does_not_fit() -> None:
+    t = decode(RecordBatch.from_packets(lone(4)))
+    rows = np.flatnonzero(t.outer.is_frag)
+    with pytest.raises(IndexError):
+        fragments.keyed(t, "outer", t.outer, np.array([0, t.n], dtype=np.int64))
+    with pytest.raises(IndexError):
+        fragments.keyed(t, "outer", t.outer, np.array([-1], dtype=np.int64))
+    t.vlan1 = t.vlan1.astype(np.int32)  # a column of the wrong type
+    with pytest.raises(ValueError, match="2-byte integers"):
+        fragments.keyed(t, "outer", t.outer, rows)

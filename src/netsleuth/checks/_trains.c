@@ -226,7 +226,8 @@ static int integers(const Py_buffer *b, Py_ssize_t item) {
     const char *f = b->format ? b->format : "B";
     if (*f == '<' || *f == '=' || *f == '@' || *f == '!' || *f == '>') f++;
     if (b->itemsize != item || f[0] == '\0' || f[1] != '\0') return 0;
-    return strchr(item == 1 ? "Bb?" : item == 2 ? "Hh" : "qQlLnN", f[0]) != NULL;
+    const char *codes = item == 1 ? "Bb?" : item == 2 ? "Hh" : item == 4 ? "Ii" : "qQlLnN";
+    return strchr(codes, f[0]) != NULL;
 }
 
 static int get(PyObject *o, Py_buffer *b, Py_ssize_t item, Py_ssize_t n, int writable) {
@@ -372,11 +373,33 @@ static Py_ssize_t rows_args(PyObject *args, Py_buffer b[3], Py_ssize_t *width, i
     return held;
 }
 
-/* hashes(keys, width, mix, out) -> rows: out[k] <- a 64-bit hash of row k of keys (uint8,
- * rows of `width` bytes, 1 to 8 * len(mix)): each 8-byte word of the row (native byte order,
- * the last one zero-filled) multiplied into the hash by its odd constant of mix, then mixed
- * down. fragments.key_hashes did this in NumPy, a pass over every key per word (a padded
- * copy first): 7 % of a scan of overlapping fragment trains. */
+/* The hash of one row of `width` bytes: each 8-byte word (native byte order, the last one
+ * zero-filled) times its odd constant of mix, summed, then mixed down. The products are
+ * independent, so they pipeline: a chain that mixed after every word (two dependent
+ * multiplies a word) cost 36 ns a 118-byte key, most of the key building. Any two keys
+ * that differ in one word hash apart (an odd multiplier is a bijection); the hash only
+ * ever says "maybe equal" (fragments.group_keys compares the keys it pairs). */
+static uint64_t row_hash(const uint8_t *row, Py_ssize_t width, const uint64_t *mix) {
+    uint64_t h = 0, w;
+    Py_ssize_t j = 0, whole = width / 8;
+    for (; j < whole; j++) { /* a fixed-size copy: one load, where a sized one is a call */
+        memcpy(&w, row + 8 * j, 8);
+        h += w * mix[j];
+    }
+    if (width % 8) {
+        w = 0;
+        memcpy(&w, row + 8 * j, (size_t)(width % 8));
+        h += w * mix[j];
+    }
+    h ^= h >> 31;
+    h *= mix[0];
+    return h ^ (h >> 29);
+}
+
+/* hashes(keys, width, mix, out) -> rows: out[k] <- row_hash of row k of keys (uint8,
+ * rows of `width` bytes, 1 to 8 * len(mix)). fragments.key_hashes did this in NumPy, a pass
+ * over every key per word (a padded copy first): 7 % of a scan of overlapping fragment
+ * trains. */
 static PyObject *hashes(PyObject *self, PyObject *args) {
     Py_buffer b[3];
     Py_ssize_t width;
@@ -396,18 +419,7 @@ static PyObject *hashes(PyObject *self, PyObject *args) {
             const uint8_t *keys = b[0].buf;
             const uint64_t *mix = b[1].buf;
             uint64_t *out = b[2].buf;
-            for (Py_ssize_t k = 0; k < n; k++) {
-                const uint8_t *row = keys + k * width;
-                uint64_t h = 0;
-                for (Py_ssize_t j = 0; 8 * j < width; j++) {
-                    uint64_t w = 0;
-                    Py_ssize_t left = width - 8 * j;
-                    memcpy(&w, row + 8 * j, (size_t)(left < 8 ? left : 8));
-                    h ^= w * mix[j];
-                    h = (h ^ (h >> 31)) * mix[0];
-                }
-                out[k] = h;
-            }
+            for (Py_ssize_t k = 0; k < n; k++) out[k] = row_hash(keys + k * width, width, mix);
             result = PyLong_FromSsize_t(n);
         }
     }
@@ -446,7 +458,173 @@ static PyObject *differ(PyObject *self, PyObject *args) {
     return result;
 }
 
+/* The reassembly key's fields, in the order of `at` (fragments.KEY_ORDER), with their
+ * sizes; and pack()'s columns, in the order of fragments.pack_keys's tuple. */
+enum {
+    K_LAYER, K_VER, K_VLAN1, K_VLAN2, K_PROTO, K_IDENT, K_SRC4, K_DST4, K_SRC6, K_DST6, K_TKIND,
+    K_TKEY, K_VNI, K_TSRC4, K_TDST4, K_TSRC6, K_TDST6, K_OBS, K_SIDE, NKEY
+};
+static const Py_ssize_t KEY_SIZE[NKEY] = {1, 1, 2, 2, 1, 4, 4, 4, 16, 16, 1, 8, 8, 4, 4, 16, 16, 8, 2};
+enum {
+    C_VER, C_VLAN1, C_VLAN2, C_IFINDEX, C_IFACE, C_PKTTYPE, C_DIRECTION, C_PROTO, C_IDENT,
+    C_SRC4, C_DST4, C_SRC6, C_DST6, C_TKIND, C_TKEY, C_VNI, C_TSRC4, C_TDST4, C_TSRC6, C_TDST6,
+    C_OUTER_VER, NCOLS
+};
+/* Each column's item size, and whether it may be empty (a batch without pcapng interfaces
+ * or directions: RecordBatch.iface, .direction None, read as 0). */
+static const Py_ssize_t COL_ITEM[NCOLS] = {1, 2, 2, 4, 4, 1, 1, 1, 4, 4, 4, 1, 1, 1, 8, 8, 4, 4,
+                                           1, 1, 1};
+static const Py_ssize_t COL_WIDTH[NCOLS] = {1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 16, 16, 1, 1, 1, 1,
+                                            1, 16, 16, 1};
+
+static inline void put_le(uint8_t *dst, uint64_t v, Py_ssize_t size) {
+    for (Py_ssize_t k = 0; k < size; k++) dst[k] = (uint8_t)(v >> (8 * k));
+}
+
+static inline uint64_t col_at(const Py_buffer *b, Py_ssize_t item, Py_ssize_t r) {
+    if (b->len == 0) return 0; /* an absent optional column */
+    const uint8_t *p = (const uint8_t *)b->buf + r * item;
+    switch (item) {
+    case 1: return p[0];
+    case 2: return *(const uint16_t *)p;
+    case 4: return *(const uint32_t *)p;
+    default: return *(const uint64_t *)p;
+    }
+}
+
+/* pack(rows, columns, inner, at, width, mix, keys, out) -> rows: the reassembly key of each
+ * fragment row (fragments.fragment_keys: what it writes, field for field) into `keys`
+ * (uint8, `width` bytes a row), and its hash (hashes()) into `out`, in one pass over the
+ * rows. The NumPy version wrote the 118-byte keys one field at a time, a strided pass over
+ * every key per field: with the hashes, a sixth of a scan of overlapping fragment trains.
+ * `at`: each field's offset in a key (int64, NKEY of them). A row outside the columns, a
+ * field outside the width, a column of the wrong type or length are refused. */
+static PyObject *pack(PyObject *self, PyObject *args) {
+    PyObject *rows_o, *cols_o, *at_o, *mix_o, *keys_o, *out_o;
+    Py_ssize_t width;
+    int inner;
+    Py_buffer rb, ab, mb, kb, ob, cb[NCOLS];
+    (void)self;
+    if (!PyArg_ParseTuple(args, "OOpOnOOO", &rows_o, &cols_o, &inner, &at_o, &width, &mix_o,
+                          &keys_o, &out_o))
+        return NULL;
+    if (!PyTuple_Check(cols_o) || PyTuple_GET_SIZE(cols_o) != NCOLS) {
+        PyErr_SetString(PyExc_ValueError, "columns: a tuple in _trains.c's order");
+        return NULL;
+    }
+    if (width <= 0) {
+        PyErr_SetString(PyExc_ValueError, "width: a positive number of bytes");
+        return NULL;
+    }
+    PyObject *result = NULL;
+    int got = 0, held = 0;
+    if (get(rows_o, &rb, 8, -1, 0) < 0) return NULL;
+    held++;
+    Py_ssize_t n = rb.len / 8;
+    if (get(at_o, &ab, 8, NKEY, 0) < 0) goto done;
+    held++;
+    if (get(mix_o, &mb, 8, -1, 0) < 0) goto done;
+    held++;
+    if (get(keys_o, &kb, 1, n * width, 1) < 0) goto done;
+    held++;
+    if (get(out_o, &ob, 8, n, 1) < 0) goto done;
+    held++;
+    Py_ssize_t table = -1;
+    while (got < NCOLS) {
+        int c = got;
+        if (get(PyTuple_GET_ITEM(cols_o, c), &cb[c], COL_ITEM[c], -1, 0) < 0) goto done;
+        got++;
+        Py_ssize_t row_bytes = COL_ITEM[c] * COL_WIDTH[c], len = cb[c].len / row_bytes;
+        if (cb[c].len % row_bytes) {
+            PyErr_SetString(PyExc_ValueError, "a column of 16-byte rows is not whole");
+            goto done;
+        }
+        if ((c == C_IFACE || c == C_DIRECTION) && len == 0) continue; /* absent: 0 */
+        if (table < 0) table = len;
+        if (len != table) {
+            PyErr_SetString(PyExc_ValueError, "columns of different lengths");
+            goto done;
+        }
+    }
+    for (int c = 0; c < NCOLS; c++)
+        if (overlap(&kb, &cb[c]) || overlap(&ob, &cb[c])) {
+            PyErr_SetString(PyExc_ValueError, "the outputs must not share memory with the inputs");
+            goto done;
+        }
+    const int64_t *at = ab.buf, *rows = rb.buf;
+    if (width > 8 * (mb.len / 8)) {
+        PyErr_SetString(PyExc_ValueError, "width: 1 to 8 bytes a multiplier");
+        goto done;
+    }
+    for (int f = 0; f < NKEY; f++)
+        if (at[f] < 0 || at[f] > width - KEY_SIZE[f]) {
+            PyErr_SetString(PyExc_ValueError, "a key field outside the key's width");
+            goto done;
+        }
+    for (Py_ssize_t k = 0; k < n; k++)
+        if (rows[k] < 0 || rows[k] >= table) {
+            PyErr_SetString(PyExc_IndexError, "a row outside the columns");
+            goto done;
+        }
+    if (aliased((Py_buffer[]){rb, ab, mb, kb, ob}, 5, 3)) {
+        PyErr_SetString(PyExc_ValueError, "the outputs must not share memory with the inputs");
+        goto done;
+    }
+    /* fragment_keys copies the tunnel's IPv6 addresses for every row when any row's outer
+     * layer is IPv6 (zeros where it is IPv4). */
+    int outer6 = 0;
+    for (Py_ssize_t k = 0; inner && k < n && !outer6; k++)
+        outer6 = col_at(&cb[C_OUTER_VER], 1, rows[k]) == 6;
+    uint8_t *keys = kb.buf;
+    uint64_t *out = ob.buf;
+    const uint64_t *mix = mb.buf;
+    for (Py_ssize_t k = 0; k < n; k++) {
+        Py_ssize_t r = rows[k];
+        uint8_t *row = keys + k * width;
+        memset(row, 0, (size_t)width);
+#define PUT(F, C) put_le(row + at[F], col_at(&cb[C], COL_ITEM[C], r), KEY_SIZE[F])
+        unsigned ver = (unsigned)col_at(&cb[C_VER], 1, r);
+        row[at[K_LAYER]] = (uint8_t)(inner ? 1 : 0);
+        row[at[K_VER]] = (uint8_t)ver;
+        PUT(K_VLAN1, C_VLAN1);
+        PUT(K_VLAN2, C_VLAN2);
+        put_le(row + at[K_OBS],
+               col_at(&cb[C_IFINDEX], 4, r) | (col_at(&cb[C_IFACE], 4, r) << 32), 8);
+        put_le(row + at[K_SIDE],
+               col_at(&cb[C_PKTTYPE], 1, r) | (col_at(&cb[C_DIRECTION], 1, r) << 8), 2);
+        /* IPv4 reassembly is keyed by protocol too (RFC 791 section 3.2); IPv6 is not. */
+        if (ver == 4) PUT(K_PROTO, C_PROTO);
+        PUT(K_IDENT, C_IDENT);
+        PUT(K_SRC4, C_SRC4);
+        PUT(K_DST4, C_DST4);
+        if (ver == 6) {
+            memcpy(row + at[K_SRC6], (const uint8_t *)cb[C_SRC6].buf + 16 * r, 16);
+            memcpy(row + at[K_DST6], (const uint8_t *)cb[C_DST6].buf + 16 * r, 16);
+        }
+        if (inner) {
+            PUT(K_TKIND, C_TKIND);
+            PUT(K_TKEY, C_TKEY);
+            PUT(K_VNI, C_VNI);
+            PUT(K_TSRC4, C_TSRC4);
+            PUT(K_TDST4, C_TDST4);
+            if (outer6) {
+                memcpy(row + at[K_TSRC6], (const uint8_t *)cb[C_TSRC6].buf + 16 * r, 16);
+                memcpy(row + at[K_TDST6], (const uint8_t *)cb[C_TDST6].buf + 16 * r, 16);
+            }
+        }
+#undef PUT
+        out[k] = row_hash(row, width, mix);
+    }
+    result = PyLong_FromSsize_t(n);
+done:
+    for (int c = 0; c < got; c++) PyBuffer_Release(&cb[c]);
+    Py_buffer *bs[] = {&rb, &ab, &mb, &kb, &ob};
+    for (int k = 0; k < held; k++) PyBuffer_Release(bs[k]);
+    return result;
+}
+
 static PyMethodDef methods[] = {
+    {"pack", pack, METH_VARARGS, "Fragment reassembly keys and their hashes, one pass."},
     {"differ", differ, METH_VARARGS, "Whether any of the paired fixed-width rows differ."},
     {"trains", trains, METH_VARARGS, "Datagram instances and their verdicts, one pass."},
     {"gather", gather, METH_VARARGS, "Byte ranges of one buffer, one after the other."},

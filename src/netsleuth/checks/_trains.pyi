@@ -22,3 +22,14 @@ def gather(
 ) -> int: ...
 def hashes(keys: NDArray[Any], width: int, mix: NDArray[Any], out: NDArray[Any], /) -> int: ...
 def differ(keys: NDArray[Any], width: int, a: NDArray[Any], b: NDArray[Any], /) -> int: ...
+def pack(
+    rows: NDArray[Any],
+    columns: tuple[NDArray[Any], ...],
+    inner: bool,
+    at: NDArray[Any],
+    width: int,
+    mix: NDArray[Any],
+    keys: NDArray[Any],
+    out: NDArray[Any],
+    /,
+) -> int: ...

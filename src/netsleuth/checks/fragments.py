@@ -105,6 +105,7 @@ class Frags:
     """The tracked fragments of one batch and layer, as parallel arrays."""
 
     keys: NDArray[np.void]
+    h: NDArray[np.uint64]  # key_hashes(keys), computed as the keys were built (keyed())
     ts: NDArray[np.int64]
     off: NDArray[np.int64]
     end: NDArray[np.int64]
@@ -117,6 +118,7 @@ class Frags:
     def take(self, sel: NDArray[np.int64]) -> Frags:
         return Frags(
             self.keys[sel],
+            self.h[sel],
             self.ts[sel],
             self.off[sel],
             self.end[sel],
@@ -447,7 +449,7 @@ class FragmentAudit:
         proto = layer.proto[rows]
         hlen = layer.hlen[rows].astype(np.int64)
 
-        keys = fragment_keys(t, name, layer, rows)
+        keys, h = keyed(t, name, layer, rows)
 
         def per_frag(v4_id: str, v6_id: str | None, hit: NDArray[np.bool_]) -> None:
             for fid, sel in ((v4_id, hit & v4), (v6_id, hit & ~v4)):
@@ -486,12 +488,12 @@ class FragmentAudit:
         stop = np.minimum(data + np.maximum(end - off, 0), start + t.batch.caplen[rows])
         size = np.maximum(stop - data, 0)
         ts = t.batch.ts_ns[rows]
-        f = Frags(keys, ts, off, end, mf, data, frames, v4, size)
+        f = Frags(keys, h, ts, off, end, mf, data, frames, v4, size)
         return f if track.shape[0] == rows.shape[0] else f.take(track)
 
     def _group(self, buf: NDArray[np.uint8], f: Frags, name: str) -> None:
         """One layer's fragments of a batch (in arrival order; their data in `buf`)."""
-        h = key_hashes(f.keys)
+        h = f.h
         opened = self.open.held_keys()
         if all_new(f.keys, h, opened):
             # All new, all lone (a flood of fragments that never complete looks like this):
@@ -979,6 +981,42 @@ def fragment_keys(
     t: PacketTable, name: str, layer: IPLayer, rows: NDArray[np.int64]
 ) -> NDArray[np.void]:
     """The reassembly key of each fragment row, as one comparable byte string each."""
+    return keyed(t, name, layer, rows)[0]
+
+
+# KEY's fields in the order of _trains.c's `at` (K_*), and its columns (C_*).
+KEY_ORDER = (
+    "layer", "ver", "vlan1", "vlan2", "proto", "ident", "src4", "dst4", "src6", "dst6",
+    "tkind", "tkey", "vni", "tsrc4", "tdst4", "tsrc6", "tdst6", "obs", "side",
+)  # fmt: skip
+_KEY_AT = np.array([_at(f) for f in KEY_ORDER], dtype=np.int64)
+
+
+def keyed(
+    t: PacketTable, name: str, layer: IPLayer, rows: NDArray[np.int64]
+) -> tuple[NDArray[np.void], NDArray[np.uint64]]:
+    """fragment_keys_numpy's keys, and their key_hashes, built in one pass (_trains.pack)."""
+    b, o = t.batch, t.outer
+    none8, none32 = np.zeros(0, np.uint8), np.zeros(0, np.uint32)
+    cols = (
+        layer.ver, t.vlan1, t.vlan2, t.ifindex, none32 if b.iface is None else b.iface,
+        t.pkttype, none8 if b.direction is None else b.direction, layer.proto, layer.ident,
+        layer.src4, layer.dst4, layer.src6, layer.dst6, t.tunnel_inner, t.gre_key, t.vni,
+        o.src4, o.dst4, o.src6, o.dst6, o.ver,
+    )  # fmt: skip
+    rows = np.ascontiguousarray(rows, dtype=np.int64)
+    keys = np.empty(rows.shape[0], dtype=KEY)
+    h = np.empty(rows.shape[0], dtype=np.uint64)
+    raw = keys.view(np.uint8).reshape(-1)
+    _trains.pack(rows, cols, name == "inner", _KEY_AT, KEY.itemsize, _MIX, raw, h)
+    return keys.view(KEY_VOID).reshape(-1), h
+
+
+def fragment_keys_numpy(
+    t: PacketTable, name: str, layer: IPLayer, rows: NDArray[np.int64]
+) -> NDArray[np.void]:
+    """The definition of the keys keyed() builds: tests/test_fragment_keys.py compares
+    the two on every capture they decode."""
     k = np.zeros(rows.shape[0], dtype=KEY)
     k["layer"] = 1 if name == "inner" else 0
     k["ver"] = layer.ver[rows]
