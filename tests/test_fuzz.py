@@ -14,9 +14,10 @@ from netsleuth.capture import RecordBatch, _framing, open_capture
 from netsleuth.craft import incidents
 from netsleuth.craft.mix import mixed_capture
 from netsleuth.decode import REGISTRY, decode
-from netsleuth.decode.table import NS
+from netsleuth.decode.table import IP_FIELDS, NS, PacketTable
 from netsleuth.findings.catalogue import CATALOGUE
 from tests.capfiles import epb, idb, pcap_bytes, shb
+from tests.realframes import wifi_captures
 
 FUZZ = settings(
     max_examples=150,
@@ -34,6 +35,16 @@ def _seed_frames() -> list[bytes]:
 
 
 SEEDS = _seed_frames()
+# Monitor-mode frames (radiotap, bare 802.11) with their link types, for the compiled pass's
+# Wi-Fi twins.
+WIFI = [(lt, f) for lt, fs in wifi_captures().values() if lt in (105, 127) for f in fs]
+
+
+def _columns(t: PacketTable) -> dict[str, np.ndarray]:
+    cols = {k: v for k, v in vars(t).items() if isinstance(v, np.ndarray)}
+    for layer in ("outer", "inner_raw"):
+        cols |= {f"{layer}.{f}": getattr(getattr(t, layer), f) for f in IP_FIELDS}
+    return cols
 
 
 @FUZZ
@@ -58,6 +69,24 @@ def test_mutated_real_frames_decode_without_raising(data: st.DataObject) -> None
     t = decode(RecordBatch.from_packets(frames), tunnel_depth=data.draw(st.integers(0, 4)))
     assert (t.ns == NS.DONE).all()
     assert (t.pos <= t.end).all()
+
+
+@FUZZ
+@given(st.data())
+def test_mutated_wifi_frames_decode_alike_both_ways(data: st.DataObject) -> None:
+    """The compiled pass's radiotap, 802.11 and LLC steps write what the NumPy decoders
+    write, on mutated and cut monitor-mode frames."""
+    linktype = data.draw(st.sampled_from([105, 127]))
+    seeds = [f for lt, f in WIFI if lt == linktype]
+    frames = []
+    for _ in range(data.draw(st.integers(1, 20))):
+        f = bytearray(data.draw(st.sampled_from(seeds)))
+        for _ in range(data.draw(st.integers(0, 6))):
+            f[data.draw(st.integers(0, len(f) - 1))] = data.draw(st.integers(0, 255))
+        frames.append(bytes(f[: data.draw(st.integers(0, len(f)))]))
+    batch = RecordBatch.from_packets(frames, linktype=linktype)
+    a, b = _columns(decode(batch)), _columns(decode(batch, prefix=False))
+    assert [k for k in a if not np.array_equal(a[k], b[k])] == []
 
 
 @FUZZ
