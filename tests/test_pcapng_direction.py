@@ -171,3 +171,10 @@ def test_a_zero_the_link_header_says_came_in_is_bad(
         }
     )
     assert got == want
+
+
+def test_a_short_frame_marked_sent_is_no_runt(tmp_path: Path) -> None:
+    """Every frame here is 43 bytes: those marked outbound have not met their NIC's padding
+    yet; inbound or unmarked ones are runts."""
+    got = {f.id: f for f in scan([str(capture(tmp_path))]).findings}
+    assert got["l2.runt"].packets == (2, 5)

@@ -56,7 +56,9 @@ class LinkLayer:
         # the DSA types, whose switch tag is inside the frame on the conduit link
         # (decode/dsa.py); behind a PPI or PKTAP header it is not.
         framed = ether & np.isin(t.batch.linktype, ETHERNET_RECORDS)
-        runt = framed & (t.batch.wirelen < ETH_MIN)
+        # Not a frame the capture marks as sent by its host: its NIC pads it after the
+        # capture point (every ACK a host sends is 54 bytes there).
+        runt = framed & (t.batch.wirelen < ETH_MIN) & ~t.sent()
         self.tally.add("l2.runt", t.frame[runt])
         self._padding(t, ether, framed)
 

@@ -381,6 +381,15 @@ class PacketTable:
         ok: Mask = self.pos[idx] + nbytes <= self.end[idx]
         return ok
 
+    def sent(self) -> Mask:
+        """Which packets the capture marks as sent by its host: by the link header (way:
+        a cooked capture's PACKET_OUTGOING, PKTAP's, ipnet's, NFLOG's output hooks) or by
+        pcapng's epb_flags (or the live ring's packet type, RecordBatch.direction)."""
+        out: Mask = self.way == WAY_OUT
+        if self.batch.direction is not None:
+            out |= self.batch.direction == WAY_OUT
+        return out
+
     def stop(self, idx: I64) -> None:
         self.ns[idx] = NS.DONE
 

@@ -161,12 +161,13 @@ CATALOGUE: dict[str, FindingInfo] = {
         _I,
         "Ethernet frames shorter than 60 bytes",
         "Below the 802.3 minimum (64 bytes with FCS). Normal in a capture taken on the "
-        "sending host, where the NIC pads later, and on virtual links (veth, bridges, "
-        "tap, VXLAN's inner frames), which carry frames unpadded to either end; on a "
-        "physical wire a receiver drops runts.",
+        "sending host, where the NIC pads later (frames the capture marks as sent are not "
+        "counted), and on virtual links (veth, bridges, tap, VXLAN's inner frames), which "
+        "carry frames unpadded to either end; on a physical wire a receiver drops runts.",
         meaning=(
-            "Ethernet frame under 60 bytes: normal on the sending host (the NIC pads) and on "
-            "virtual links (veth, bridges); a drop on a physical wire"
+            "Ethernet frame under 60 bytes, not marked as sent by the capturing host: normal "
+            "on the sending host (the NIC pads) and on virtual links (veth, bridges); a drop "
+            "on a physical wire"
         ),
         prior_art=(
             'Wireshark expert "Ethernet frame shorter than 60 bytes"; Suricata '

@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from netsleuth.decode.table import L2, WAY_OUT, PacketTable, Tunnel
+from netsleuth.decode.table import L2, PacketTable, Tunnel
 from netsleuth.errors import InputError
 from netsleuth.ethertypes import protocol_name
 from netsleuth.findings import Finding
@@ -509,9 +509,7 @@ def received(t: PacketTable) -> NDArray[np.int64] | None:
     is left out, and counted (SteerResult.sent). A capture that says no direction (pcap
     on a port, a tap or a mirror) is taken as all received: which way it faced is the
     user's to know."""
-    out = t.way == WAY_OUT
-    if t.batch.direction is not None:
-        out |= t.batch.direction == WAY_OUT
+    out = t.sent()
     return np.flatnonzero(~out) if out.any() else None
 
 
