@@ -318,11 +318,12 @@ class Traffic:
         wifi = t.l2[rows] == L2.IEEE80211
         code = np.where(none, np.where(wifi, np.where(t.llc_dsap[rows] >= 0, -3, -4), -5), code)
         code = np.where(t.tunnels[rows] > 0, -2, code)
-        at, size = code + NON_IP_BASE, self.non_ip_counts.shape[1]
-        self.non_ip_counts[0] += np.bincount(at, minlength=size)
+        # The classes a batch holds, few: counted by class, not into 65,541 bins a batch.
+        classes, which = np.unique(code + NON_IP_BASE, return_inverse=True)
+        self.non_ip_counts[0, classes] += np.bincount(which)
         # Float weights are exact here: a batch's bytes stay far below 2^53.
         wire = t.batch.wirelen[rows].astype(np.float64)
-        self.non_ip_counts[1] += np.bincount(at, weights=wire, minlength=size).astype(np.int64)
+        self.non_ip_counts[1, classes] += np.bincount(which, weights=wire).astype(np.int64)
 
     def __getstate__(self) -> dict[str, Any]:
         """Pickled (a worker's part, through the pool's pipe): the non-IP counts as their
