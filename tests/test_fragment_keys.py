@@ -6,6 +6,7 @@ change no verdict, only the path taken."""
 from __future__ import annotations
 
 import dataclasses
+import struct
 from pathlib import Path
 from typing import Any
 
@@ -366,3 +367,38 @@ def test_compiled_keys_refuse_what_does_not_fit() -> None:
     t.vlan1 = t.vlan1.astype(np.int32)  # a column of the wrong type
     with pytest.raises(ValueError, match="2-byte integers"):
         fragments.keyed(t, "outer", t.outer, rows)
+
+
+def colliding_fragments(n: int, base: int = 0) -> list[bytes]:
+    """IPv6 first fragments whose keys all share one hash: the hash is a sum of each key
+    word times its constant (row_hash), so moving one address word up by another word's
+    constant and that word down by this one's leaves it (helper-38)."""
+    mix = [int(x) for x in fragments._MIX]
+    src, dst = bytearray(16), bytearray(16)
+    src[:2], dst[:2] = b"\x20\x01", b"\x20\x01"
+    # Key words 3 and 5 are src6[5:13] and dst6[5:13] (KEY's layout: checked below).
+    assert (fragments._at("src6") + 5, fragments._at("dst6") + 5) == (24, 40)
+    out = []
+    for a in range(base, base + n):
+        s, d = bytearray(src), bytearray(dst)
+        s[5:13] = (a * mix[5] % (1 << 64)).to_bytes(8, "little")
+        d[5:13] = (-a * mix[3] % (1 << 64)).to_bytes(8, "little")
+        frag = craft.ipv6_frag(bytes(64), 17, offset=0, more=True, ident=7)
+        hdr = b"".join([bytes.fromhex("60000000"), struct.pack("!HBB", len(frag), 44, 64)])
+        out.append(craft.ether(hdr + bytes(s) + bytes(d) + frag, 0x86DD))
+    return out
+
+
+def test_open_keys_are_found_among_colliding_batch_keys() -> None:
+    """Thousands of batch keys of one hash, and open keys of that hash (some among them,
+    some not): each batch key is open exactly when its bytes are an open key's."""
+    t = decode(RecordBatch.from_packets(colliding_fragments(3000)))
+    rows = np.flatnonzero(t.outer.is_frag)
+    keys, h = fragments.keyed(t, "outer", t.outer, rows)
+    assert len(set(h.tolist())) == 1 and len(set(key_bytes(keys))) == 3000
+    other = decode(RecordBatch.from_packets(colliding_fragments(500, base=2800)))
+    opened = fragments.keyed(other, "outer", other.outer, np.flatnonzero(other.outer.is_frag))[0]
+    got = open_among(keys, h, opened)
+    want = set(key_bytes(opened))
+    assert got.tolist() == [k in want for k in key_bytes(keys)]
+    assert int(got.sum()) == 200

@@ -196,3 +196,28 @@ def test_promisc_membership_and_ring_are_released(pair: Pair) -> None:
     with pytest.raises(InputError, match="refused the BPF program"):
         reader_in(pair.b, pair.b_if, bad)
     assert _open_fds_and_socket_maps() == before
+
+
+def test_a_zero_checksum_a_linux_host_sent_is_bad_not_offload(pair: Pair) -> None:
+    """Linux fills the IPv4 header checksum in software before its packet sockets see a
+    packet (ip_send_check): a zero the ring shows leaving was sent so, whatever the
+    direction says. The same frame in a pcap file, whose capture point nobody says, is
+    the offload finding."""
+    from netsleuth.checks.ipv4_checksum import IPv4Checksum
+    from netsleuth.decode import decode
+
+    udp = b"\x13\x88\x00\x09\x00\x0c\x00\x00abcd"
+    zero = ether(ipv4(A_IP, B_IP, udp, 17, checksum=0), 0x0800)
+    with reader_in(pair.a, pair.a_if, SMALL) as r:
+        pair.raw.send(zero)
+        batches = [b for b in drain(r, 1) if len(b)]
+    mine = [b for b in batches if any(b.packet(i) == zero for i in range(len(b)))]
+    assert mine and all(b.linux for b in mine)
+    check = IPv4Checksum()
+    for b in mine:
+        check.observe(decode(b))
+    assert {f.id for f in check.findings()} == {"ipv4.bad_checksum"}
+    alone = RecordBatch.from_packets([zero])
+    check = IPv4Checksum()
+    check.observe(decode(alone))
+    assert {f.id for f in check.findings()} == {"ipv4.checksum_offload"}

@@ -270,6 +270,19 @@ def test_mutated_wifi_frames_decode_identically(linktype: int) -> None:
     assert int((depth >= 3).sum()) >= len(frames) // 4
 
 
+@pytest.mark.parametrize("linktype", [105, 127])
+def test_snapped_wifi_frames_decode_identically(linktype: int) -> None:
+    """Each Wi-Fi frame cut at every length with its wire length kept: the pass must read
+    only the captured bytes (`end`) and judge lengths against the wire's (`wend`), as the
+    NumPy decoders do (helper-38: with captures never snapped, either mix-up passed)."""
+    frames = _wifi_frames()
+    if linktype == 127:
+        frames = _radiotapped(frames)
+    cuts = [f[:k] for f in frames for k in range(len(f) + 1)]
+    wire = [len(f) for f in frames for _ in range(len(f) + 1)]
+    assert both_ways(RecordBatch.from_packets(cuts, linktype=linktype, wirelen=wire)) == []
+
+
 def test_mutated_llc_frames_decode_identically() -> None:
     """802.3 length frames (incident 2's spanning tree among them) behind Ethernet, where
     ethernet.py hands LLC to the pass."""

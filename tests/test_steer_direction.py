@@ -156,6 +156,9 @@ def test_a_cooked_capture_s_sent_packets_are_left_out(tmp_path: Path) -> None:
     text = invoke("steer", "--queues", "4", str(path)).out
     assert f"{sent:,} packets the capture marks as sent by its host are left out" in text
     assert f"netsleuth steer: {len(both) - sent:,} packets" in text
+    page = tmp_path / "steer.html"
+    invoke("steer", "--queues", "4", "--html", str(page), str(path))
+    assert f"{sent:,} sent by the capturing host, left out" in page.read_text()
 
 
 def test_pcapng_outbound_packets_are_left_out_unknown_ones_kept(tmp_path: Path) -> None:

@@ -42,6 +42,9 @@ class RecordBatch:
     # Captured on the wire by a passive card (ERF: a DAG card's ports), past every sender's
     # NIC: no checksum or segmentation offload can be pending on what it holds.
     wire: bool = False
+    # Captured by this Linux host's packet socket (the live ring): Linux fills the IPv4
+    # header checksum in software before any capture point (checks/ipv4_checksum.py).
+    linux: bool = False
 
     def __len__(self) -> int:
         return int(self.offset.shape[0])

@@ -252,6 +252,7 @@ class RingReader:
             direction=np.where(cols[4][:row] == PACKET_OUTGOING, OUTBOUND, INBOUND).astype(
                 np.uint8
             ),
+            linux=True,
         )
 
     def read_stats(self) -> KernelStats:

@@ -376,9 +376,11 @@ static Py_ssize_t rows_args(PyObject *args, Py_buffer b[3], Py_ssize_t *width, i
 /* The hash of one row of `width` bytes: each 8-byte word (native byte order, the last one
  * zero-filled) times its odd constant of mix, summed, then mixed down. The products are
  * independent, so they pipeline: a chain that mixed after every word (two dependent
- * multiplies a word) cost 36 ns a 118-byte key, most of the key building. Any two keys
- * that differ in one word hash apart (an odd multiplier is a bijection); the hash only
- * ever says "maybe equal" (fragments.group_keys compares the keys it pairs). */
+ * multiplies a word) cost 36 ns a 118-byte key, most of the key building. Two keys that
+ * differ in one word only hash apart (an odd multiplier is a bijection); keys that differ
+ * in two can be made to collide (the hash is no secret, nor was the chained one), so it
+ * only ever says "maybe equal": fragments.group_keys and open_among compare the keys it
+ * pairs, by their bytes, in time linear in the keys whatever the collisions. */
 static uint64_t row_hash(const uint8_t *row, Py_ssize_t width, const uint64_t *mix) {
     uint64_t h = 0, w;
     Py_ssize_t j = 0, whole = width / 8;
@@ -484,11 +486,16 @@ static inline void put_le(uint8_t *dst, uint64_t v, Py_ssize_t size) {
 static inline uint64_t col_at(const Py_buffer *b, Py_ssize_t item, Py_ssize_t r) {
     if (b->len == 0) return 0; /* an absent optional column */
     const uint8_t *p = (const uint8_t *)b->buf + r * item;
+    /* Copied, not cast: a buffer need not be aligned to its item size. */
+    uint8_t v8;
+    uint16_t v16;
+    uint32_t v32;
+    uint64_t v64;
     switch (item) {
-    case 1: return p[0];
-    case 2: return *(const uint16_t *)p;
-    case 4: return *(const uint32_t *)p;
-    default: return *(const uint64_t *)p;
+    case 1: memcpy(&v8, p, 1); return v8;
+    case 2: memcpy(&v16, p, 2); return v16;
+    case 4: memcpy(&v32, p, 4); return v32;
+    default: memcpy(&v64, p, 8); return v64;
     }
 }
 
@@ -512,8 +519,9 @@ static PyObject *pack(PyObject *self, PyObject *args) {
         PyErr_SetString(PyExc_ValueError, "columns: a tuple in _trains.c's order");
         return NULL;
     }
-    if (width <= 0) {
-        PyErr_SetString(PyExc_ValueError, "width: a positive number of bytes");
+    /* Refused before any size is computed from it (n * width below). */
+    if (width <= 0 || width > 8 * 64) {
+        PyErr_SetString(PyExc_ValueError, "width: 1 to 512 bytes");
         return NULL;
     }
     PyObject *result = NULL;

@@ -932,9 +932,22 @@ def open_among(
     one = np.flatnonzero(hi - lo == 1)  # the usual case: compared all at once
     at = order[lo[one]]
     held[at[uniq[at] == keys[one]]] = True
-    for i in np.flatnonzero(hi - lo > 1).tolist():  # a hash several batch keys share
-        for j in order[lo[i] : hi[i]].tolist():
-            held[j] |= bool(uniq[j] == keys[i])
+    shared = np.flatnonzero(hi - lo > 1)  # a hash several batch keys share
+    if shared.shape[0]:
+        # Looked up by their bytes, not compared pair by pair: the hash is no secret, and
+        # keys crafted to share one (two words moved by each other's multiplier) made
+        # that loop open keys x batch keys, seconds a batch (helper-38).
+        # The batch keys in those hashes' runs of `order`, each once (the runs of several
+        # open keys may be one run): marked where a run starts and ends, summed.
+        edge = np.zeros(hs.shape[0] + 1, dtype=np.int64)
+        np.add.at(edge, lo[shared], 1)
+        np.add.at(edge, hi[shared], -1)
+        mine = order[np.cumsum(edge[:-1]) > 0]
+        where = dict(zip(key_bytes(uniq[mine]), mine.tolist(), strict=True))
+        for k in key_bytes(keys[shared]):
+            j = where.get(k)
+            if j is not None:
+                held[j] = True
     return held
 
 

@@ -143,6 +143,8 @@ def write_row(
     if batch.wire:  # received by a capture card on the wire: inbound, so offload is ruled out
         caveats += " (captured on the wire: ERF)"
         direction = WAY_IN
+    if batch.linux:  # pcapng holds no word for it: its IPv4 checksums are Linux's own
+        caveats += " (captured by a Linux host's packet socket)"
     writer.packet(
         ts,
         batch.packet(row),
