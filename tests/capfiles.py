@@ -34,8 +34,10 @@ def option(order: str, code: int, value: bytes) -> bytes:
     return struct.pack(order + "HH", code, len(value)) + value + b"\0" * (-len(value) % 4)
 
 
-def shb(order: str = "<") -> bytes:
-    return block(order, 0x0A0D0D0A, struct.pack(order + "IHHq", 0x1A2B3C4D, 1, 0, -1))
+def shb(order: str = "<", os: str | None = None) -> bytes:
+    """A section header; `os`: its shb_os option (code 3), as dumpcap writes it."""
+    opts = b"" if os is None else option(order, 3, os.encode()) + option(order, 0, b"")
+    return block(order, 0x0A0D0D0A, struct.pack(order + "IHHq", 0x1A2B3C4D, 1, 0, -1) + opts)
 
 
 def idb(order: str, linktype: int, *, snaplen: int = 0, tsresol: int | None = None) -> bytes:

@@ -518,3 +518,53 @@ def test_faults_a_reader_mends_are_one_finding_however_the_file_is_cut(
     assert len(cuts) > 5
     assert split(cap, cuts) == whole
     assert split(cap, cuts[1::2]) == whole
+
+
+LINUX_OS, WINDOWS_OS = "Linux 6.16.8-arch2-1", "64-bit Windows 10 (22H2), build 19045"
+
+
+def os_sections_capture(path: Path) -> tuple[Path, list[str]]:
+    """Three sections, each of an IPv4 header checksum of zero on every packet: Linux
+    (little-endian), Windows, Linux (big-endian): where each packet is, by section OS."""
+    zero = [
+        craft.ether(craft.ipv4("192.0.2.1", f"198.51.100.{k}", bytes(30), 17, checksum=0), 0x0800)
+        for k in range(1, 13)
+    ]
+    out, where, ts = [], [], T0 * 10**6
+    for os_, order in ((LINUX_OS, "<"), (WINDOWS_OS, "<"), (LINUX_OS, ">")):
+        out += [shb(order, os_), idb(order, 1)]
+        for frame in zero:
+            ts += 1
+            out.append(epb(order, 0, ts, frame))
+            where.append(os_)
+    path.write_bytes(b"".join(out))
+    return path, where
+
+
+def test_a_linux_section_s_zero_checksums_are_bad_split_or_not(
+    tmp_path: Path, small_buffers: Small
+) -> None:
+    """dumpcap on Linux names its OS in the section header (shb_os); Linux fills IPv4 header
+    checksums in software, so a zero there is no offload, wherever the file is cut. tshark
+    says which section each packet is in, capinfos the first section's OS."""
+    cap, where = os_sections_capture(tmp_path / "os.pcapng")
+    shown = subprocess.run(["capinfos", str(cap)], capture_output=True, text=True, check=True)
+    assert f"Capture oper-sys:    {LINUX_OS}" in shown.stdout
+    sections = subprocess.run(
+        ["tshark", "-r", str(cap), "-T", "fields", "-e", "frame.section_number"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.split()
+    assert sections == [str(1 + k // 12) for k in range(36)]
+    small_buffers(fit(cap) * 3)
+    whole = one(cap)
+    doc = scan_document(scan([str(cap)]))
+    got = {f["id"]: f["packets"] for f in doc["findings"] if "checksum" in f["id"]}
+    frames = range(1, len(where) + 1)
+    assert got == {
+        "ipv4.bad_checksum": [k for k in frames if where[k - 1] == LINUX_OS],
+        "ipv4.checksum_offload": [k for k in frames if where[k - 1] == WINDOWS_OS],
+    }
+    for at in starts(cap):
+        assert split(cap, [at]) == whole

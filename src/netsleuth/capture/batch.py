@@ -42,9 +42,10 @@ class RecordBatch:
     # Captured on the wire by a passive card (ERF: a DAG card's ports), past every sender's
     # NIC: no checksum or segmentation offload can be pending on what it holds.
     wire: bool = False
-    # Captured by this Linux host's packet socket (the live ring): Linux fills the IPv4
-    # header checksum in software before any capture point (checks/ipv4_checksum.py).
-    linux: bool = False
+    # Per packet, captured by a Linux host (the live ring's packet socket; a pcapng section
+    # whose shb_os names Linux): Linux fills the IPv4 header checksum in software before
+    # any capture point (checks/ipv4_checksum.py). None: none is known to be.
+    linux: NDArray[np.bool_] | None = None
 
     def __len__(self) -> int:
         return int(self.offset.shape[0])

@@ -31,6 +31,7 @@ BT_SHB = 0x0A0D0D0A
 OFFSET_MASK = (1 << 62) - 1  # walk_pcapng's offsets carry the block's byte order in bit 62
 BOM = 0x1A2B3C4D  # byte-order magic of the Section Header Block
 OPT_TSRESOL, OPT_TSOFFSET = 9, 14  # if_tsresol, if_tsoffset (draft section 4.2)
+OPT_SHB_OS = 3  # shb_os (draft section 4.1): dumpcap on Linux writes "Linux <release>"
 # isb_ifdrop (packets the interface dropped for lack of resources) and isb_osdrop (dropped
 # by the operating system), both counted from the capture's start (draft section 4.6).
 OPT_IFDROP, OPT_OSDROP = 5, 7
@@ -113,6 +114,10 @@ class PcapngReader(StreamReader):
         self.swapped = False
         self.interfaces: list[Interface] = []  # of the current section
         self.section = 0  # section header blocks read so far: the current section's number
+        # Whether the current section's header says a Linux host wrote it (shb_os); and of
+        # the sections a batch's blocks are in, in order, the same (RecordBatch.linux).
+        self.linux = False
+        self._linux_of: list[bool] = []
         # A block larger than one read buffer is refused as corrupt: no real packet is that
         # big, and honouring the field would mean reading an unbounded amount first.
         self.max_block = chunk_bytes
@@ -212,8 +217,9 @@ class PcapngReader(StreamReader):
             return -1
         if have - pos < length:
             return 0
-        # Interface ids are local to a section (draft section 4.1).
+        # Interface ids are local to a section (draft section 4.1); its options unread.
         self.interfaces = []
+        self.linux = False
         return int(length)
 
     def _isb(self, block: bytes, swapped: bool, frame: int, offset: int) -> None:
@@ -354,6 +360,7 @@ class PcapngReader(StreamReader):
             frame=np.arange(first_frame, first_frame + n, dtype=np.int64),
             direction=_direction(v, opts, pk + bl - 4, sw),
             iface=iface.astype(np.uint32),
+            linux=np.array(self._linux_of)[section] if any(self._linux_of) else None,
         )
 
     def _structure(  # noqa: PLR0917 - the batch's columns, passed on from _blocks
@@ -368,6 +375,7 @@ class PcapngReader(StreamReader):
     ) -> _Table:
         """Section headers and interface blocks of this batch, in file order."""
         table = _Table(self.interfaces)
+        self._linux_of = [self.linux]
         dropped = 0
         isb = btype == BT_ISB
         sel = (btype == BT_IDB) | (btype == BT_SHB) | isb
@@ -387,6 +395,8 @@ class PcapngReader(StreamReader):
             if kind == BT_SHB:
                 table.new_section()  # interface ids are local to a section (section 4.1)
                 self.section += 1
+                self.linux = _linux_os(buf[b : b + bl].tobytes(), ">" if sw else "<")
+                self._linux_of.append(self.linux)
                 continue
             if kind == BT_ISB:
                 self._isb(buf[b : b + bl].tobytes(), sw, first_frame + n - 1, base + b)
@@ -413,6 +423,17 @@ class PcapngReader(StreamReader):
             )
         self.interfaces = table.current()
         return table
+
+
+def _linux_os(shb: bytes, order: str) -> bool:
+    """Whether a section header's shb_os names Linux (its options follow the byte-order
+    magic, the version and the section length: 24 bytes in). A Linux host fills every
+    IPv4 header checksum in software, so its captures show no checksum offload
+    (checks/ipv4_checksum.py); a file that does not say is not taken for one."""
+    for code, at, olen in _options(shb, order, 24):
+        if code == OPT_SHB_OS:
+            return shb[at : at + olen].startswith(b"Linux")
+    return False
 
 
 def _options(block: bytes, order: str, start: int) -> Iterator[tuple[int, int, int]]:
@@ -511,6 +532,7 @@ def _merge(parts: list[RecordBatch]) -> RecordBatch:
         **cols,
         direction=joined("direction", np.uint8),
         iface=joined("iface", np.uint32),
+        linux=joined("linux", np.bool_),
     )
 
 

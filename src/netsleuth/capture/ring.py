@@ -252,7 +252,7 @@ class RingReader:
             direction=np.where(cols[4][:row] == PACKET_OUTGOING, OUTBOUND, INBOUND).astype(
                 np.uint8
             ),
-            linux=True,
+            linux=np.ones(row, dtype=np.bool_),
         )
 
     def read_stats(self) -> KernelStats:

@@ -48,6 +48,7 @@ class Section:
     swapped: bool = False
     interfaces: tuple[Interface, ...] = ()
     number: int = 0  # section header blocks before it and its own (PcapngReader.section)
+    linux: bool = False  # its header's shb_os names Linux (PcapngReader.linux)
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,7 +102,7 @@ class _Walker(PcapngReader):
     def _start_at(self, base: int) -> None:
         passed = bisect.bisect_right(self.targets, base, lo=self.next)
         if passed > self.next and base > 0:
-            section = Section(self.state[0], tuple(self.state[1]), self.section)
+            section = Section(self.state[0], tuple(self.state[1]), self.section, self.linux)
             self.found.append((base, section))
             if self.on_start is not None:
                 self.on_start(*self.found[-1])
@@ -181,4 +182,5 @@ def range_reader(path: str, start: int, end: int, section: Section) -> PcapngRea
     reader.swapped = section.swapped
     reader.interfaces = list(section.interfaces)
     reader.section = section.number
+    reader.linux = section.linux
     return reader

@@ -18,7 +18,8 @@ checksum unless asked): ipv4.checksum_offload, info, naming the frames. That is:
   the wire or at the receiver would make these real: the finding says so.
 A zero the capture marks inbound is bad: pcapng's epb_flags, PKTAP's direction flags, a
 Solaris ipnet inbound hook. So is one a Linux host captured (a Linux cooked capture, NFLOG,
-`scan --live`'s packet socket: RecordBatch.linux):
+`scan --live`'s packet socket, a pcapng section whose shb_os names Linux, as dumpcap writes
+it there: RecordBatch.linux):
 Linux fills the IPv4 header checksum in software before any capture point
 (net/ipv4/ip_output.c: __ip_local_out calls ip_send_check); its transmit offload leaves
 only the TCP/UDP checksums partial, which netsleuth does not judge. And so is any zero in
@@ -73,7 +74,9 @@ def _offloaded(t: PacketTable, layer: IPLayer, zero: NDArray[np.bool_]) -> NDArr
     out = t.batch.direction
     way = np.zeros(rows.shape[0], np.uint8) if out is None else out[rows]
     l2 = t.l2[rows]
-    linux = (l2 == L2.SLL) | (l2 == L2.SLL2) | (l2 == L2.NFLOG) | t.batch.linux
+    linux = (l2 == L2.SLL) | (l2 == L2.SLL2) | (l2 == L2.NFLOG)
+    if t.batch.linux is not None:
+        linux |= t.batch.linux[rows]
     inbound = (way == WAY_IN) | (t.way[rows] == WAY_IN)  # the capture's word, or the link's
     maybe = lso | (~linux & ~inbound)
     done = np.zeros(zero.shape[0], dtype=np.bool_)

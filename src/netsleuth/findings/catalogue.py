@@ -256,7 +256,8 @@ CATALOGUE: dict[str, FindingInfo] = {
         "tell.",
         meaning=(
             "a zero IPv4 header checksum on a packet not known to be inbound (a pcapng capture "
-            "marks it outbound, or says nothing of direction; not a Linux cooked capture), or "
+            "marks it outbound, or says nothing of direction; not a capture a Linux host made: "
+            "cooked, NFLOG, scan --live, pcapng whose shb_os names Linux), or "
             "whose total length is 0 too (large send offload): what the sending host's NIC "
             "fills after the capture point. Never in an ERF file, a capture of the wire"
         ),

@@ -143,8 +143,8 @@ def write_row(
     if batch.wire:  # received by a capture card on the wire: inbound, so offload is ruled out
         caveats += " (captured on the wire: ERF)"
         direction = WAY_IN
-    if batch.linux:  # pcapng holds no word for it: its IPv4 checksums are Linux's own
-        caveats += " (captured by a Linux host's packet socket)"
+    if batch.linux is not None and batch.linux[row]:  # no packet option says it
+        caveats += " (captured by a Linux host)"
     writer.packet(
         ts,
         batch.packet(row),
