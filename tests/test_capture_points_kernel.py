@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import signal
 import socket
 import subprocess
 import time
@@ -23,6 +22,7 @@ import pytest
 
 from netsleuth.report.jsonout import scan_document
 from netsleuth.scan import scan
+from tests.systools import dumpcap_in, stop_dumpcap
 
 pytestmark = pytest.mark.privileged
 
@@ -77,28 +77,6 @@ def send(ns: str) -> None:
         time.sleep(0.5)
 
 
-def capture(ns: str, args: list[str], out: Path) -> subprocess.Popen[str]:
-    proc = subprocess.Popen(
-        ["nsenter", f"--net=/run/netns/{ns}", "dumpcap", "-q", *args, "-w", str(out)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    deadline = time.monotonic() + 20
-    while not out.exists() or out.stat().st_size == 0:  # the header: it is capturing
-        assert proc.poll() is None, proc.stderr.read() if proc.stderr else ""
-        assert time.monotonic() < deadline, "dumpcap did not start"
-        time.sleep(0.05)
-    time.sleep(0.5)
-    return proc
-
-
-def stop(proc: subprocess.Popen[str]) -> None:
-    proc.send_signal(signal.SIGINT)
-    _, err = proc.communicate(timeout=20)
-    assert proc.returncode == 0, err
-
-
 def sightings(tshark: str, path: Path, point: str) -> list[tuple[str, str]]:
     """(where, fragment offset) of every fragment of the datagram, as tshark reads them."""
     out = subprocess.run(
@@ -135,11 +113,11 @@ def test_a_bridged_datagram_seen_twice_is_no_duplicate(
         pytest.skip("needs root: network namespaces, a bridge and dumpcap")
     path = tmp_path / "bridge.pcapng"
     with bridged() as (a, r):
-        proc = capture(r, args, path)
+        proc = dumpcap_in(r, args, path)
         try:
             send(a)
         finally:
-            stop(proc)
+            stop_dumpcap(proc)
     # Both fragments (offsets 0 and 1480 bytes: tshark 4 gives the field in 8-byte units),
     # once per point: on each port, or otherhost as it arrives on one port and outgoing as
     # it leaves by the other.

@@ -6,7 +6,6 @@ tshark says which frames the kernel marked as sent."""
 from __future__ import annotations
 
 import os
-import signal
 import socket
 import subprocess
 import threading
@@ -17,6 +16,7 @@ import pytest
 
 from tests.clirun import invoke
 from tests.netns import veth_pair
+from tests.systools import dumpcap_in, stop_dumpcap
 
 pytestmark = pytest.mark.privileged
 
@@ -50,23 +50,6 @@ def echo(ns: str, stop: threading.Event) -> tuple[socket.socket, threading.Threa
     return s, t
 
 
-def dumpcap_any(ns: str, out: Path) -> subprocess.Popen[str]:
-    enter = ["nsenter", f"--net=/run/netns/{ns}"]
-    proc = subprocess.Popen(
-        [*enter, "dumpcap", "-q", "-i", "any", "-y", "LINUX_SLL", "-P", "-w", str(out)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    deadline = time.monotonic() + 20
-    while not out.exists() or out.stat().st_size == 0:  # the header: it is capturing
-        assert proc.poll() is None, proc.stderr.read() if proc.stderr else ""
-        assert time.monotonic() < deadline, "dumpcap did not start"
-        time.sleep(0.05)
-    time.sleep(0.5)
-    return proc
-
-
 def tshark_count(tshark: str, path: Path, where: str) -> tuple[int, int]:
     out = subprocess.run(
         [tshark, "-n", "-r", str(path), "-Y", where, "-T", "fields", "-e", "frame.len"],
@@ -85,16 +68,14 @@ def test_an_any_capture_s_replies_are_left_out(tmp_path: Path, tshark: str) -> N
     with veth_pair("sd", A_IP, B_IP) as pair:
         sock, server = echo(pair.b, stop)
         try:
-            proc = dumpcap_any(pair.b, path)
+            proc = dumpcap_in(pair.b, ["-i", "any", "-y", "LINUX_SLL", "-P"], path)
             try:
                 for k in range(REQUESTS):
                     pair.udp.sendto(bytes(100 + k), (B_IP, PORT))
                     pair.udp.recv(2048)  # the echo: both ways are on the wire
             finally:
                 time.sleep(1)  # dumpcap reads the ring's blocks as they time out
-                proc.send_signal(signal.SIGINT)
-                _, err = proc.communicate(timeout=20)
-                assert proc.returncode == 0, err
+                stop_dumpcap(proc)
         finally:
             stop.set()
             server.join(5)

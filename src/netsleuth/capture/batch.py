@@ -13,6 +13,10 @@ from numpy.typing import NDArray
 PAD = 256
 
 
+# RecordBatch.direction's values: pcapng's epb_flags direction bits (section 4.3.1).
+INBOUND, OUTBOUND = 1, 2
+
+
 @dataclass(frozen=True, slots=True)
 class RecordBatch:
     """Records of one capture chunk.
@@ -29,7 +33,7 @@ class RecordBatch:
     ts_ns: NDArray[np.int64]
     linktype: NDArray[np.int32]
     frame: NDArray[np.int64]
-    # pcapng epb_flags direction (section 4.3.1: 0 unknown, 1 inbound, 2 outbound); None
+    # pcapng epb_flags direction (section 4.3.1: 0 unknown, INBOUND, OUTBOUND); None
     # where the format does not say.
     direction: NDArray[np.uint8] | None = None
     # The capture interface: pcapng's interface id (the IDB's index in its section, section

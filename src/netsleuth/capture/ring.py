@@ -31,11 +31,10 @@ from types import TracebackType
 import numpy as np
 
 from netsleuth.capture import _ring
-from netsleuth.capture.batch import PAD, RecordBatch
+from netsleuth.capture.batch import INBOUND, OUTBOUND, PAD, RecordBatch
 from netsleuth.errors import FacilityError, InputError
 
 PACKET_OUTGOING = 4  # sll_pkttype (include/uapi/linux/if_packet.h)
-INBOUND, OUTBOUND = 1, 2  # RecordBatch.direction: pcapng's epb_flags (section 4.3.1)
 
 # include/uapi/linux/if_packet.h, include/uapi/linux/if_ether.h, asm-generic/socket.h
 SOL_PACKET = 263

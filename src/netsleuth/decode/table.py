@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from netsleuth.capture.batch import ByteViews, RecordBatch
+from netsleuth.capture.batch import INBOUND, OUTBOUND, ByteViews, RecordBatch
 
 I64 = NDArray[np.int64]
 Mask = NDArray[np.bool_]
@@ -308,7 +308,7 @@ Layer = IPLayer | InnerLayer  # what readers of a PacketTable's outer/inner laye
 
 
 # Directions as pcapng's epb_flags gives them (section 4.3.1), for PacketTable.way.
-WAY_IN, WAY_OUT = 1, 2
+WAY_IN, WAY_OUT = INBOUND, OUTBOUND
 
 
 class PacketTable:

@@ -17,11 +17,11 @@ import numpy as np
 from numpy.typing import NDArray
 
 from netsleuth.capture import RecordBatch
+from netsleuth.capture.batch import INBOUND
 from netsleuth.capture.writer import PcapngWriter
 from netsleuth.checks.fragments import fragment_keys
 from netsleuth.checks.layers import ip_layers
 from netsleuth.decode import PacketTable
-from netsleuth.decode.table import WAY_IN
 from netsleuth.errors import InputError
 from netsleuth.findings import Finding
 from netsleuth.outpaths import atomic_output
@@ -142,7 +142,7 @@ def write_row(
     direction = 0 if batch.direction is None else int(batch.direction[row]) & 3
     if batch.wire:  # received by a capture card on the wire: inbound, so offload is ruled out
         caveats += " (captured on the wire: ERF)"
-        direction = WAY_IN
+        direction = INBOUND
     if batch.linux is not None and batch.linux[row]:  # no packet option says it
         caveats += " (captured by a Linux host)"
     writer.packet(

@@ -275,16 +275,16 @@ class Traffic:
         f = layer_fields(t, np.ones(t.n, dtype=np.bool_), cache)
         fid = flow_id(f)
         ip = f.ver != 0
-        if rx is not None:
-            keep = np.zeros(t.n, dtype=np.bool_)
-            keep[rx] = True
-            other = np.flatnonzero(~ip & keep)
-            if other.shape[0]:
-                self._non_ip(t, other)
-            ip &= keep
+        if rx is not None:  # the sent packets are neither flows nor non-IP frames
+            counted = np.zeros(t.n, dtype=np.bool_)
+            counted[rx] = True
+            other = np.flatnonzero(~ip & counted)
+            ip &= counted
+        else:
+            other = np.flatnonzero(~ip)
+        if other.shape[0]:
+            self._non_ip(t, other)
         if not ip.all():
-            if rx is None:
-                self._non_ip(t, np.flatnonzero(~ip))
             f, fid = f.take(np.flatnonzero(ip)), fid[ip]
             wire = t.batch.wirelen[ip]
         else:
