@@ -266,8 +266,8 @@ def test_the_tcpdump_corpus_as_one_file_of_45_sections(
 
 
 def test_a_slice_of_the_bench_mix_in_worker_processes(tmp_path: Path) -> None:
-    """Default 4 MiB buffers, in worker processes."""
-    cap = write_pcapng(tmp_path / "mix.pcapng", mixed_capture(24_000, id_pool=16))
+    """Default reader buffers (CHUNK_BYTES), in worker processes."""
+    cap = write_pcapng(tmp_path / "mix.pcapng", mixed_capture(50_000, id_pool=16))
     size = cap.stat().st_size
     assert size > 2 * CHUNK_BYTES
     whole = one(cap)

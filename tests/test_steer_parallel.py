@@ -23,6 +23,7 @@ from click.testing import CliRunner
 
 from netsleuth import craft, scale
 from netsleuth.capture import RecordBatch, pcap
+from netsleuth.capture.chunks import CHUNK_BYTES
 from netsleuth.capture.split import HEADER, split_points
 from netsleuth.cli import main
 from netsleuth.craft import incidents
@@ -242,12 +243,13 @@ def test_the_tcpdump_corpus_split_in_three() -> None:
 
 
 def test_a_large_pcapng_file_split_into_ranges(tmp_path: Path) -> None:
-    """scale.plan cuts a pcapng file over two 4 MiB buffers into ranges that start with a
-    section's state, not a pcap header: every range is read as such (no part fails and
-    sends the input back to one piece, no KeyError on the pcapng magic), and the merge is
-    one run's JSON."""
-    cap = write_pcapng(tmp_path / "mix.pcapng", mixed_capture(24_000, id_pool=16))
+    """scale.plan cuts a pcapng file over two reader buffers (CHUNK_BYTES) into ranges
+    that start with a section's state, not a pcap header: every range is read as such (no
+    part fails and sends the input back to one piece, no KeyError on the pcapng magic),
+    and the merge is one run's JSON."""
+    cap = write_pcapng(tmp_path / "mix.pcapng", mixed_capture(50_000, id_pool=16))
     size = cap.stat().st_size
+    assert size > 2 * CHUNK_BYTES
     cuts = [size // 3, 2 * size // 3]
     jobs = scale.plan([str(cap)], 3, 2, split_at={str(cap): cuts})[0]
     assert len(jobs) == 3 and all(isinstance(j, scale.RangeJob) and j.section for j in jobs)
@@ -258,7 +260,7 @@ def test_a_large_pcapng_file_split_into_ranges(tmp_path: Path) -> None:
         parallel.run_job(parallel.SteerJob(j, models, str(runs), spill.limits())) for j in jobs
     ]
     assert [p.res.error for p in parts] == [None, None, None]
-    assert sum(p.res.packets for p in parts) == 24_000
+    assert sum(p.res.packets for p in parts) == 50_000
     whole = one([cap])
     assert whole[0] == 0
     assert split([cap], {cap: cuts}) == whole

@@ -12,12 +12,20 @@ from numpy.typing import NDArray
 from netsleuth.capture.batch import PAD, RecordBatch
 from netsleuth.capture.source import ByteSource
 
-# 4 MiB of records per buffer: measured fastest on the 1M-packet benchmark (16 MiB: 1.15 s,
-# 4 MiB: 0.75 s, 1 MiB: 1.8 s): the decoders' gathers then hit a cache-resident buffer, while
-# per-batch overhead stays small. Two live buffers are far below the 300 MB peak-RSS bar.
-CHUNK_BYTES = 4 << 20
+# A batch is what one buffer holds, at most MAX_RECORDS records: the decoders and checks
+# cost a fixed ~0.5 ms a batch (small NumPy calls, allocations) beside their per-record
+# work, and a batch's decoded columns (~100 bytes a record) must stay near the cache. So
+# a batch is bounded in both bytes and records. Measured in one process, best of 4 (session
+# 16, `scan()`, 1M packets): the mix of ~515-byte records 0.46 s at 4 MiB (8,000 records a
+# batch), 0.39-0.40 s at 8 MiB, 0.43 s at 16 MiB; a flood of 114-byte fragments 0.28 s at
+# 4 MiB (36,800 records), 0.28 s at 8 MiB and 40,000 records, 0.31-0.32 s at 8 MiB and
+# 32,768 or 65,536 records, 0.43 s at 4 MiB and 16,384; overlapping trains of 94-byte
+# records 0.47 s at 4 MiB, 0.45 s at 8 MiB and 40,000. Earlier decoders were fastest at
+# 4 MiB (16 MiB: 1.15 s, 4 MiB: 0.75 s, 1 MiB: 1.8 s). Two live buffers are far below the
+# 300 MB peak-RSS bar.
+CHUNK_BYTES = 8 << 20
 # Records per batch at most (the walk stops and resumes when the offsets array is full).
-MAX_RECORDS = 1 << 16
+MAX_RECORDS = 40_000
 
 
 @dataclass(frozen=True, slots=True)

@@ -6,7 +6,7 @@ interface by a number local to its section (draft-ietf-opsawg-pcapng section 4.1
 the Interface Description Blocks that give that number a link type, snap length and
 clock may lie anywhere earlier in the section (dumpcap writes one when an interface first
 appears). So the blocks are walked exactly, from the file's start: by the reader itself
-(PcapngReader, with the same 4 MiB buffers, the same C walk over block lengths and the
+(PcapngReader, with the same buffers (CHUNK_BYTES), the same C walk over block lengths and the
 same checks), reading only section and interface blocks, never decoding a packet.
 
 A range starts where one of those buffers starts. A reader that starts there, with the
@@ -14,11 +14,11 @@ section's byte order and interfaces as of that point, fills the same buffers as 
 process reader, walks the same blocks and cuts the same batches: a range's batches are
 the one-process reader's own, and so are their frames, issues and timestamps. The
 fragment audit, which depends on where batches end (netsleuth/scale/), is replayed from
-them directly. Ranges are as fine as one buffer (4 MiB), far below the 32 MiB the planner
+them directly. Ranges are as fine as one buffer (8 MiB), far below the 32 MiB the planner
 asks for.
 
 Cost: the walk reads the file up to the last split once more (one sequential read in
-4 MiB pieces, a C walk over block headers, one NumPy gather of block types a buffer):
+buffer-sized pieces, a C walk over block headers, one NumPy gather of block types a buffer):
 measured in the issue's note. A corrupt block stops the walk as it stops the reader: no
 range starts after it, and the one range holding it reports it as one process does.
 """

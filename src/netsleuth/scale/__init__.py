@@ -3,7 +3,7 @@
 Work is cut into jobs: a whole input per job, or, for a large uncompressed classic pcap
 file, one job per record-aligned byte range (capture/split.py). A file is cut only where
 whole files would leave a worker idle (plan: four equal files on two workers stay whole,
-two each), and not when its first 4 MiB are mostly fragments (planning.FRAGMENT_HEAVY:
+two each), and not when its first 8 MiB are mostly fragments (planning.FRAGMENT_HEAVY:
 their replay, below, would cost more than the workers save); jobs start heaviest first,
 a file's ranges in file order. Jobs run in worker
 processes (multiprocessing: forked when this process runs one thread, from a fork server
@@ -19,7 +19,7 @@ and the parent puts them together:
   older than 30 s). So a range's worker hands over its fragments instead: the records
   of every packet with a fragment in any IP layer (their bytes one after the other,
   Handover), plus where each record ends in the file and its timestamp. The parent
-  replays the one-process reader's batch boundaries from those record ends (4 MiB
+  replays the one-process reader's batch boundaries from those record ends (8 MiB
   buffers, at most MAX_RECORDS records a batch: capture/chunks.py), decodes the fragments
   of each batch again and runs the two checks over them in file order, with each batch's
   latest timestamp; the packets the reassembly rebuilds go to parent-side per-packet

@@ -51,7 +51,7 @@ class Sequencer:
         self.ends: list[NDArray[np.int64]] = []
         self.ts: list[NDArray[np.int64]] = []
         # The parts' fragments not yet replayed: a batch takes its rows from one or two of
-        # them (a batch is at most 4 MiB, a range at least MIN_RANGE).
+        # them (a batch is at most CHUNK_BYTES, a range at least MIN_RANGE).
         self.frags: list[tuple[Frags, int]] = []  # each with its first frame's offset
 
     def feed(self, part: Part, frame_offset: int) -> None:
