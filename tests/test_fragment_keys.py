@@ -16,7 +16,7 @@ from numpy.typing import NDArray
 
 from netsleuth import craft
 from netsleuth.capture import RecordBatch, open_capture
-from netsleuth.checks import fragments, outer_reassembly
+from netsleuth.checks import fragments
 from netsleuth.checks.fragments import FragmentAudit, group_keys, key_bytes, open_among
 from netsleuth.checks.layers import ip_layers
 from netsleuth.craft.l3 import MF
@@ -123,36 +123,42 @@ def test_group_keys_groups_as_sorting_does(collide: bool, monkeypatch: pytest.Mo
 
 
 @pytest.mark.parametrize("collide", [False, True])
-def test_outer_words_group_as_sorting_does(collide: bool, monkeypatch: pytest.MonkeyPatch) -> None:
-    """The tunnel reassembly's three-word keys: one to one with fragment_keys for outer IPv4
-    fragments, and grouped as np.unique groups the full keys, whether hashes collide or
-    not. The same packets seen on a second interface are other datagrams."""
+def test_outer_keys_grouped_for_a_subset_as_sorting_does(
+    collide: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The outer fragments' keys, grouped once (OuterKeys, shared by the tunnel reassembly
+    and the audit) and restricted to some of the rows: the partition np.unique finds among
+    those rows' keys, numbered 0.. without gaps, whether hashes collide or not. The same
+    packets seen on a second interface are other datagrams; a row holding no outer
+    fragment is refused."""
     packets = [*lone(30), *lone(10), *lone(5, 700), lone(1)[0]]
-    n = len(packets)
+    whole = craft.ether(craft.ipv4("192.0.2.1", D, b"x" * 16, 17), 0x0800)
+    n = len(packets) + 1
     batch = dataclasses.replace(
-        RecordBatch.from_packets(packets * 2),
+        RecordBatch.from_packets([*packets, whole] * 2),
         iface=np.repeat(np.array([0, 7], np.uint32), n),
         direction=np.ones(2 * n, np.uint8),
     )
     t = decode(batch)
-    rows = np.flatnonzero(t.outer.is_frag)
-    cols: dict[str, NDArray[Any]] = {"vlan1": t.vlan1[rows], "vlan2": t.vlan2[rows]}
-    cols |= {f: getattr(t.outer, f)[rows] for f in ("src4", "dst4", "ident", "proto")}
-    cols["obs"], cols["side"] = fragments.observed(t, rows)
-    assert cols["obs"][-1] == 7 << 32 and cols["side"][-1] == 1 << 8
-    words = outer_reassembly.outer_words(cols)
-    keys = fragments.fragment_keys(t, "outer", t.outer, rows)
-    parsed = np.frombuffer(keys.tobytes(), dtype=fragments.KEY)
-    held = {f: parsed[f] for f in outer_reassembly.WORD_FIELDS}
-    assert (outer_reassembly.outer_words(held) == words).all()  # from the held keys too
     if collide:
+        made = fragments.keyed
         monkeypatch.setattr(
-            outer_reassembly, "word_hashes", lambda w: np.zeros(w.shape[0], np.uint64)
+            fragments, "keyed", lambda *a: (made(*a)[0], np.zeros(a[3].shape[0], np.uint64))
         )
-    inv, groups = outer_reassembly.group_words(words)
-    expected = np.unique(keys, return_inverse=True)[1].reshape(-1)
-    assert groups == 70
-    assert ((inv[:, None] == inv[None, :]) == (expected[:, None] == expected[None, :])).all()
+    outer = fragments.OuterKeys(t)
+    assert outer.rows.tolist() == [r for r in range(2 * n) if r % n != n - 1]
+    assert not outer.keyed[1].any() if collide else outer.keyed[1].all()
+    everything = outer.grouped()
+    assert everything[0].shape[0] == 70  # 35 keys a side
+    for rows in (outer.rows, outer.rows[::3], outer.rows[outer.rows >= n], outer.rows[:1]):
+        uniq, inv, hashes = outer.grouped(outer.at(rows))
+        mine = fragments.fragment_keys(t, "outer", t.outer, rows)
+        expected = np.unique(mine, return_inverse=True)[1].reshape(-1)
+        assert ((inv[:, None] == inv[None, :]) == (expected[:, None] == expected[None, :])).all()
+        assert sorted(set(inv.tolist())) == list(range(uniq.shape[0]))
+        assert (uniq[inv] == mine).all() and hashes.shape == (uniq.shape[0],)
+    with pytest.raises(ValueError, match="no outer fragment"):
+        outer.at(np.array([n - 1]))
 
 
 def numpy_hashes(rows: np.ndarray, mix: np.ndarray) -> np.ndarray:

@@ -17,7 +17,7 @@ from netsleuth.checks.anomalies import DecodeAnomalies
 from netsleuth.checks.base import Check, Mergeable
 from netsleuth.checks.capture import TruncatedPackets
 from netsleuth.checks.ethertypes import UnknownEtherTypes
-from netsleuth.checks.fragments import FragmentAudit
+from netsleuth.checks.fragments import FragmentAudit, OuterKeys
 from netsleuth.checks.ipv4_checksum import IPv4Checksum
 from netsleuth.checks.layers import cut_by_outer_fragment
 from netsleuth.checks.link import LinkLayer
@@ -111,9 +111,10 @@ def follow(
     """The outer reassembly over one batch (`now`: FragmentAudit.observe), then the fragment
     audit over the batch and the packets rebuilt from it together (their inner fragments
     in frame order), and those packets to the `others`."""
-    reassembly.observe(table, now=now)
+    outer = OuterKeys(table)  # keyed and grouped once for both (OuterKeys)
+    reassembly.observe(table, now=now, outer=outer)
     rebuilt = reassembly.take_rebuilt()
-    audit.observe(table, now=now, rebuilt=rebuilt)
+    audit.observe(table, now=now, rebuilt=rebuilt, outer=outer)
     for packets in rebuilt:
         for other in others:
             other.observe(packets)

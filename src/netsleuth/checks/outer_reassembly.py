@@ -32,8 +32,8 @@ from __future__ import annotations
 import bisect
 import dataclasses
 from collections import Counter
-from collections.abc import Iterator, Mapping
-from typing import Any, NamedTuple, cast
+from collections.abc import Iterator
+from typing import NamedTuple, cast
 
 import numpy as np
 from numpy.typing import NDArray
@@ -45,12 +45,13 @@ from netsleuth.checks.fragments import (
     KEY_VOID,
     TIMEOUT_NS,
     Datagram,
+    OuterKeys,
     at_once,
     fragment_keys,
-    group_keys,
     key_bytes,
     newest_kept,
     observed,
+    open_among,
     seen_at,
 )
 from netsleuth.checks.frames import smallest
@@ -125,52 +126,6 @@ class Held:
         return not self.udp or (self.head is not None and bool(self.head.udp_tunnel))
 
 
-WORD_FIELDS = ("src4", "dst4", "ident", "proto", "vlan1", "vlan2", "obs", "side")
-VID_MAX = 0x0FFF  # a VLAN id is 12 bits (IEEE 802.1Q 9.6); vlan.py and _prefix.c keep those
-
-
-def outer_words(col: Mapping[str, NDArray[Any]]) -> NDArray[np.uint64]:
-    """Outer IPv4 fragments' reassembly keys (fragment_keys: everything else in one is
-    zero for the outer layer of IPv4), from their WORD_FIELDS columns, as three 64-bit
-    words each, one to one: the addresses; the 16-bit identification, the protocol, the
-    side and both 12-bit VLAN ids; the obs (fragments.observed)."""
-    vlan1, vlan2 = col["vlan1"].astype(np.uint64), col["vlan2"].astype(np.uint64)
-    if (vlan1 > VID_MAX).any() or (vlan2 > VID_MAX).any():
-        raise ValueError("a VLAN id wider than 12 bits would not fit its key word")
-    w = np.empty((col["src4"].shape[0], 3), dtype=np.uint64)
-    w[:, 0] = (col["src4"].astype(np.uint64) << np.uint64(32)) | col["dst4"].astype(np.uint64)
-    w[:, 1] = (
-        ((col["ident"].astype(np.uint64) & np.uint64(0xFFFF)) << np.uint64(48))
-        | (col["proto"].astype(np.uint64) << np.uint64(40))
-        | (col["side"].astype(np.uint64) << np.uint64(24))
-        | (vlan1 << np.uint64(12))
-        | vlan2
-    )
-    w[:, 2] = col["obs"]
-    return w
-
-
-def word_hashes(words: NDArray[np.uint64]) -> NDArray[np.uint64]:
-    """A 64-bit hash of each row of words (odd multipliers, shifts to mix)."""
-    h = words[:, 0] * np.uint64(0x9E3779B97F4A7C15)
-    h ^= h >> np.uint64(29)
-    h ^= words[:, 1] * np.uint64(0xC2B2AE3D27D4EB4F)
-    h ^= h >> np.uint64(32)
-    h ^= words[:, 2] * np.uint64(0x165667B19E3779F9)
-    h ^= h >> np.uint64(29)
-    return h
-
-
-def group_words(words: NDArray[np.uint64]) -> tuple[NDArray[np.int64], int]:
-    """(each row's group, the number of groups): rows of equal words share a group, found
-    as the fragment audit groups its keys (fragments.group_keys: by hash, equal hashes
-    compared, a collision sorting the rows), each row read as one key of its bytes."""
-    width = 8 * words.shape[1]
-    keys = np.ascontiguousarray(words).view(np.dtype((np.void, width))).reshape(-1)
-    uniq, inv, _ = group_keys(keys, word_hashes(words))
-    return inv, int(uniq.shape[0])
-
-
 class Row(NamedTuple):
     """One outer fragment, as plain integers (positions in the batch buffer)."""
 
@@ -214,11 +169,15 @@ class TunnelReassembly:
         # IP-in-IP's shows the tunnel and is counted with its batch (scan.Summary).
         self.tunnel_kinds: Counter[str] = Counter()
 
-    def observe(self, t: PacketTable, *, now: int | None = None) -> None:
-        """One batch; `now` as for FragmentAudit.observe."""
+    def observe(
+        self, t: PacketTable, *, now: int | None = None, outer: OuterKeys | None = None
+    ) -> None:
+        """One batch; `now` as for FragmentAudit.observe; `outer`: the batch's outer
+        fragment keys, when the caller shares them with the audit (checks.follow)."""
+        outer = outer if outer is not None else OuterKeys(t)
         udp = bool((t.outer.proto == 17).any())
         ports = self._tunnel_ports(t) if udp else np.zeros(t.n, dtype=np.bool_)
-        rows = self._rows(t, ports)
+        rows = self._rows(t, ports, outer)
         if t.n:
             self.now = max(self.now, int(t.batch.ts_ns.max()))
         if now is not None:
@@ -228,7 +187,7 @@ class TunnelReassembly:
         if rows.shape[0]:
             # What begins and completes in this batch is settled at once (outer_rebuild.py);
             # the tracker follows the rest, fragment by fragment.
-            frags = self._frags(t, rows, ports)
+            frags = self._frags(t, rows, ports, outer)
             settled, rebuilt = settle(frags, t.batch.buf)
             parts.append(rebuilt)
             lone = lone_orphans(frags, settled)
@@ -309,35 +268,19 @@ class TunnelReassembly:
         return True
 
     def _groups(
-        self, t: PacketTable, rows: NDArray[np.int64], point: tuple[NDArray[Any], NDArray[Any]]
+        self, outer: OuterKeys, rows: NDArray[np.int64]
     ) -> tuple[NDArray[np.int64], NDArray[np.bool_]]:
-        """(each row's key group, per group: whether the tracker holds a datagram of it);
-        `point`: the rows' observed()."""
-        o = t.outer
-        cols: dict[str, NDArray[Any]] = {
-            "src4": o.src4[rows],
-            "dst4": o.dst4[rows],
-            "ident": o.ident[rows],
-            "proto": o.proto[rows],
-            "vlan1": t.vlan1[rows],
-            "vlan2": t.vlan2[rows],
-            "obs": point[0],
-            "side": point[1],
-        }
-        words = outer_words(cols)
-        if self.open:  # the held keys, among the batch's: which groups are open
-            k = self.open.held_keys().view(KEY)
-            words = np.concatenate([words, outer_words({f: k[f] for f in WORD_FIELDS})])
-        inv, n = group_words(words)
-        m = rows.shape[0]
-        held = np.zeros(n, dtype=np.bool_)
-        held[inv[m:]] = True
-        return inv[:m], held
+        """(each row's key group, per group: whether the tracker holds a datagram of it),
+        from the batch's outer fragment keys, grouped once for this and the audit."""
+        uniq, inv, hashes = outer.grouped(outer.at(rows))
+        return inv, open_among(uniq, hashes, self.open.held_keys())
 
-    def _frags(self, t: PacketTable, rows: NDArray[np.int64], ports: NDArray[np.bool_]) -> Frags:
+    def _frags(
+        self, t: PacketTable, rows: NDArray[np.int64], ports: NDArray[np.bool_], outer: OuterKeys
+    ) -> Frags:
         o, start = t.outer, t.start[rows]
         obs, side = observed(t, rows)
-        group, held = self._groups(t, rows, (obs, side))
+        group, held = self._groups(outer, rows)
         ip = start + o.off[rows]
         ip_end = ip + o.tot_len[rows].astype(np.int64)
         off = o.frag_off[rows].astype(np.int64)
@@ -365,7 +308,9 @@ class TunnelReassembly:
         self.now = max(self.now, now)
         self._expire()
 
-    def _rows(self, t: PacketTable, ports: NDArray[np.bool_]) -> NDArray[np.int64]:
+    def _rows(
+        self, t: PacketTable, ports: NDArray[np.bool_], outer: OuterKeys
+    ) -> NDArray[np.int64]:
         """Outer IPv4 fragments of a tunnel protocol. UDP, whose ports are in the first
         fragment only: a key's fragments are taken when its first fragment in this batch
         leads into a tunnel, when it is held already, or when its first fragment is not in
@@ -385,7 +330,7 @@ class TunnelReassembly:
         if first.all() and not self.open:  # no key to follow: only tunnels' first fragments
             cand[udp[tunnel]] = True
             return np.flatnonzero(cand)
-        inv, is_open = self._groups(t, udp, observed(t, udp))
+        inv, is_open = self._groups(outer, udp)
         n = is_open.shape[0]
         has_first = np.bincount(inv[first], minlength=n) > 0
         to_tunnel = np.bincount(inv[first & tunnel], minlength=n) > 0
