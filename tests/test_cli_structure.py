@@ -8,7 +8,10 @@ import ast
 import json
 import subprocess
 import sys
+from pathlib import Path
 
+from netsleuth import craft
+from netsleuth.capture.writer import write_pcap
 from netsleuth.cli import main
 from tests.conftest import ROOT
 
@@ -76,3 +79,42 @@ def test_each_command_callback_only_hands_its_options_to_its_module() -> None:
         imp, ret = body
         assert isinstance(imp, ast.ImportFrom) and imp.module == "netsleuth.commands", f.name
         assert isinstance(ret, ast.Return), f.name
+
+
+def test_a_run_that_starts_no_worker_imports_no_pool(tmp_path: Path) -> None:
+    """scan and steer on inputs too small for workers (cores.worth_processes), with the
+    default --workers, import neither netsleuth.scale nor multiprocessing (18 ms of
+    start-up here: the pool, the planner); both do once the inputs are worth workers."""
+    small = tmp_path / "small.pcap"
+    with open(small, "wb") as fh:
+        write_pcap(
+            fh,
+            [
+                (i, craft.ether(craft.ipv4("192.0.2.1", "192.0.2.2", b"", 6), 0x0800))
+                for i in range(3)
+            ],
+        )
+    code = (
+        "import json, sys\n"
+        "from netsleuth import cores\n"
+        "from netsleuth.cli import main\n"
+        "cores.usable_cores = lambda: 2\n"
+        "cores.worth_processes = lambda paths: sys.argv[1] == 'worth'\n"
+        "for cmd in ('scan', 'steer'):\n"
+        "    try:\n"
+        "        main([cmd, '--format', 'json', sys.argv[2]], standalone_mode=False)\n"
+        "    except SystemExit:\n"
+        "        pass\n"
+        "print(json.dumps(sorted(sys.modules)))\n"
+    )
+    for worth in ("small", "worth"):
+        res = subprocess.run(
+            [sys.executable, "-c", code, worth, str(small)],
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        loaded = json.loads(res.stdout.splitlines()[-1])
+        assert "netsleuth.scan" in loaded and "netsleuth.steering.run" in loaded
+        pooled = [m for m in loaded if m.startswith(("netsleuth.scale", "multiprocessing"))]
+        assert (pooled != []) == (worth == "worth"), worth

@@ -157,6 +157,7 @@ def test_outer_keys_grouped_for_a_subset_as_sorting_does(
         assert ((inv[:, None] == inv[None, :]) == (expected[:, None] == expected[None, :])).all()
         assert sorted(set(inv.tolist())) == list(range(uniq.shape[0]))
         assert (uniq[inv] == mine).all() and hashes.shape == (uniq.shape[0],)
+    assert outer.at(outer.rows) is None  # all of them: the grouping as it is
     with pytest.raises(ValueError, match="no outer fragment"):
         outer.at(np.array([n - 1]))
 

@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from netsleuth import craft
+from netsleuth import cores, craft
 from netsleuth.steering.model import NicModel
 from netsleuth.steering.run import steer
 from tests.clirun import invoke
@@ -183,7 +183,6 @@ def test_the_sent_count_merges_across_parts(
 ) -> None:
     """A file cut in three, its parts steered in worker processes (their state pickled
     back) and merged: the same JSON as one process, the sent count included."""
-    from netsleuth import scale
     from netsleuth.steering import parallel
 
     path = cooked(tmp_path / "any.pcap", traffic(300))
@@ -196,7 +195,7 @@ def test_the_sent_count_merges_across_parts(
 
     whole = invoke(*STEER, "--workers", "1", str(path)).json()
     monkeypatch.setattr(parallel, "steer_parallel", forced)
-    monkeypatch.setattr(scale, "worth_processes", lambda paths: True)
+    monkeypatch.setattr(cores, "worth_processes", lambda paths: True)
     parts = invoke(*STEER, "--workers", "2", str(path)).json()
     assert parts == whole
     assert parts["sent"]["packets"] == sum(s for _, _, s in traffic(300))

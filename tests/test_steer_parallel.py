@@ -21,7 +21,7 @@ from typing import Any
 import pytest
 from click.testing import CliRunner
 
-from netsleuth import craft, scale
+from netsleuth import cores, craft, scale
 from netsleuth.capture import RecordBatch, pcap
 from netsleuth.capture.chunks import CHUNK_BYTES
 from netsleuth.capture.split import HEADER, split_points
@@ -71,7 +71,7 @@ def split(
 
     with pytest.MonkeyPatch.context() as mp:
         mp.setattr(parallel, "steer_parallel", forced)
-        mp.setattr(scale, "worth_processes", lambda paths: True)  # however small
+        mp.setattr(cores, "worth_processes", lambda paths: True)  # however small
         return invoke([*STEER, *extra, "--workers", "2", *map(str, paths)])
 
 
@@ -331,7 +331,7 @@ def test_workers_default_to_the_usable_cpus(
 
     monkeypatch.setattr(parallel, "steer_parallel", spy)
     small = write(tmp_path / "small.pcap", riding_frames(10))
-    cores = len(os.sched_getaffinity(0))
+    cpus = len(os.sched_getaffinity(0))
     runs = [
         ([str(mix)], []),  # the default: every usable CPU
         ([str(mix)], ["--workers", "1"]),
@@ -342,7 +342,7 @@ def test_workers_default_to_the_usable_cpus(
         res = CliRunner().invoke(main, ["steer", "--format", "json", *extra, *paths], input=b"")
         assert res.exception is None or isinstance(res.exception, SystemExit), res.exception
         assert res.exit_code == (2 if paths == ["-"] else 0), res.output
-    assert seen == ([cores] if cores > 1 else [])
+    assert seen == ([cpus] if cpus > 1 else [])
 
 
 # ----- every way out -------------------------------------------------------------------------

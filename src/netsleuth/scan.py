@@ -9,6 +9,7 @@ from typing import Any
 
 import numpy as np
 
+from netsleuth import cores
 from netsleuth.checks import Check, collect, new_checks, observe_all
 from netsleuth.checks.fragments import FragmentAudit
 from netsleuth.checks.outer_reassembly import TunnelReassembly
@@ -114,13 +115,10 @@ def scan(
     """Scan every input. With workers > 1 the inputs (and large pcap files, split into
     byte ranges) are spread over that many processes: netsleuth/scale/; the result is
     the same."""
-    if workers > 1 and "-" not in paths:
-        from netsleuth.scale import scan_parallel, worth_processes
+    if workers > 1 and "-" not in paths and cores.worth_processes(paths):
+        from netsleuth.scale import scan_parallel
 
-        if worth_processes(paths):
-            return scan_parallel(
-                paths, tunnel_depth=tunnel_depth, progress=progress, workers=workers
-            )
+        return scan_parallel(paths, tunnel_depth=tunnel_depth, progress=progress, workers=workers)
     summary = Summary()
     inputs: list[InputResult] = []
     findings: list[Finding] = []

@@ -179,8 +179,11 @@ class OuterKeys:
             self._keyed = keyed(self.t, "outer", self.t.outer, self.rows)
         return self._keyed
 
-    def at(self, rows: NDArray[np.int64]) -> NDArray[np.int64]:
-        """Where these rows (increasing, each an outer fragment's) are in `rows`."""
+    def at(self, rows: NDArray[np.int64]) -> NDArray[np.int64] | None:
+        """Where these rows (increasing, each an outer fragment's) are in `rows` (None:
+        they are all of them, as in a batch whose outer fragments are all UDP)."""
+        if rows.shape == self.rows.shape and np.array_equal(rows, self.rows):
+            return None
         at = np.searchsorted(self.rows, rows)
         if at.shape[0] and (at[-1] >= self.rows.shape[0] or (self.rows[at] != rows).any()):
             raise ValueError("a row that holds no outer fragment")
@@ -194,7 +197,7 @@ class OuterKeys:
         if self._grouped is None:
             self._grouped = group_keys(*self.keyed)
         uniq, inv, hashes = self._grouped
-        if at is None or at.shape[0] == inv.shape[0]:
+        if at is None:
             return uniq, inv, hashes
         mine = inv[at]
         used = np.zeros(uniq.shape[0], dtype=np.bool_)

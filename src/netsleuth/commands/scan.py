@@ -81,7 +81,7 @@ def check(opts: Options) -> None:
 
 
 def run(opts: Options) -> ScanReport:
-    from netsleuth.scale import usable_cores
+    from netsleuth.cores import usable_cores
     from netsleuth.scan import scan as run_scan
 
     check(opts)

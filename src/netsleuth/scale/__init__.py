@@ -69,6 +69,7 @@ from dataclasses import replace
 
 from netsleuth.capture.split import HEADER
 from netsleuth.capture.split_pcapng import is_pcapng
+from netsleuth.cores import usable_cores, worth_processes
 from netsleuth.pipeline import Progress
 from netsleuth.scale.assembly import Assembler, Sequencer, SplitRecord, assemble
 from netsleuth.scale.handover import Frags, Handover, job_dir
@@ -81,9 +82,7 @@ from netsleuth.scale.planning import (
     job_bytes,
     plan,
     to_cut,
-    usable_cores,
     weights,
-    worth_processes,
 )
 from netsleuth.scale.pool import J, R, context, pooled, stop_requested, submitter, term_unwinds
 from netsleuth.scale.worker import Part, Whole, open_range, run_file, run_job, run_range, unspill

@@ -19,22 +19,6 @@ MIN_RANGE = 32 << 20  # smaller files are one job: splitting costs more than it 
 MAX_RANGE = 256 << 20  # bounds what a range's result holds
 
 
-PROCESSES_MIN = 64 << 20  # below this much input, starting processes costs more (~0.3 s)
-
-
-def usable_cores() -> int:
-    """The CPUs this process may run on (its affinity mask, not the machine's count; the
-    count where there is no affinity call: macOS)."""
-    if hasattr(os, "sched_getaffinity"):
-        return len(os.sched_getaffinity(0))
-    return os.cpu_count() or 1
-
-
-def worth_processes(paths: Sequence[str]) -> bool:
-    """Whether the inputs are large enough for worker processes to pay for themselves."""
-    return sum(os.path.getsize(p) for p in paths if os.path.isfile(p)) >= PROCESSES_MIN
-
-
 # ----- jobs --------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class FileJob:

@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
+from netsleuth import cores
 from netsleuth.decode.table import L2, PacketTable, Tunnel
 from netsleuth.errors import InputError
 from netsleuth.ethertypes import protocol_name
@@ -527,11 +528,10 @@ def steer_many(
     workers > 1 (None: the usable cores) large inputs are spread over that many processes
     (steering/parallel.py); the result is the same."""
     if workers != 1 and "-" not in paths:
-        from netsleuth.scale import usable_cores, worth_processes
-        from netsleuth.steering.parallel import steer_parallel
+        n = workers or cores.usable_cores()
+        if n > 1 and cores.worth_processes(paths):
+            from netsleuth.steering.parallel import steer_parallel
 
-        n = workers or usable_cores()
-        if n > 1 and worth_processes(paths):
             return steer_parallel(paths, models, workers=n)
     with SpillDir() as spill:
         steering = Steering(models, spill)
