@@ -28,8 +28,10 @@ class Pair:
 
 
 @contextlib.contextmanager
-def veth_pair(tag: str, a_ip: str, b_ip: str) -> Iterator[Pair]:
-    """Namespaces nsl-<tag>-a/b-<pid>, interfaces <tag>a and <tag>b (/24 addresses)."""
+def veth_pair(tag: str, a_ip: str, b_ip: str, *, bridge: bool = False) -> Iterator[Pair]:
+    """Namespaces nsl-<tag>-a/b-<pid>, interfaces <tag>a and <tag>b (/24 addresses).
+    `bridge`: <tag>b is a port of a bridge <tag>br in namespace b, which has b's address
+    (a container or VM host's receive path: b_if's MAC is then the bridge's)."""
     from pyroute2 import NetNS, netns
 
     a, b = f"nsl-{tag}-a-{os.getpid()}", f"nsl-{tag}-b-{os.getpid()}"
@@ -46,8 +48,14 @@ def veth_pair(tag: str, a_ip: str, b_ip: str) -> Iterator[Pair]:
             nsa.link("set", index=nsa.link_lookup(ifname="lo")[0], state="up")
         with NetNS(b) as nsb:
             idx = nsb.link_lookup(ifname=b_if)[0]
-            nsb.addr("add", index=idx, address=b_ip, prefixlen=24)
             nsb.link("set", index=idx, state="up")
+            if bridge:
+                nsb.link("add", ifname=f"{tag}br", kind="bridge")
+                br = nsb.link_lookup(ifname=f"{tag}br")[0]
+                nsb.link("set", index=idx, master=br)
+                nsb.link("set", index=br, state="up")
+                idx = br
+            nsb.addr("add", index=idx, address=b_ip, prefixlen=24)
             mac = nsb.get_links(idx)[0].get_attr("IFLA_ADDRESS")
         netns.pushns(a)
         try:

@@ -111,7 +111,9 @@ def follow(
     """The outer reassembly over one batch (`now`: FragmentAudit.observe), then the fragment
     audit over the batch and the packets rebuilt from it together (their inner fragments
     in frame order), and those packets to the `others`."""
-    outer = OuterKeys(table)  # keyed and grouped once for both (OuterKeys)
+    # A cooked capture's copies of one received fragment (checks/copies.py) are left out of
+    # both; the batch's outer fragments are keyed and grouped once for both (OuterKeys).
+    outer = OuterKeys(table, audit.copies.observe(table))
     reassembly.observe(table, now=now, outer=outer)
     rebuilt = reassembly.take_rebuilt()
     audit.observe(table, now=now, rebuilt=rebuilt, outer=outer)

@@ -33,6 +33,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from netsleuth.checks import _trains
+from netsleuth.checks.copies import DeviceCopies
 from netsleuth.checks.frames import FrameTally
 from netsleuth.checks.held import Gone, HeldTable
 from netsleuth.checks.layers import ip_layers
@@ -61,6 +62,7 @@ MAX_FLAGGED_KEYS = 1000  # datagram keys remembered per finding id, for evidence
 # The ids of datagrams that leave the tracker uncompleted, (IPv4, IPv6).
 EVICTED = ("fragment.evicted", "fragment.evicted")
 INCOMPLETE = ("ipv4.fragment.incomplete", "ipv6.fragment.incomplete")
+COPIES = "capture.device_copies"  # received fragments a cooked capture holds twice
 
 KEY = np.dtype(
     [
@@ -165,9 +167,12 @@ class OuterKeys:
     grouped them on its own, a second sort of the same keys: 11% of a scan of
     overlapping trains. Both key an outer fragment alike (fragment_keys)."""
 
-    def __init__(self, t: PacketTable) -> None:
+    def __init__(self, t: PacketTable, copies: NDArray[np.bool_] | None = None) -> None:
         self.t = t
-        self.rows = np.flatnonzero((t.outer.ver != 0) & t.outer.is_frag)
+        # The rows both checks leave out: copies of a received packet (checks/copies.py).
+        self.copies = copies
+        frag = (t.outer.ver != 0) & t.outer.is_frag
+        self.rows = np.flatnonzero(frag if copies is None else frag & ~copies)
         self._keyed: tuple[NDArray[np.void], NDArray[np.uint64]] | None = None
         self._grouped: tuple[NDArray[np.void], NDArray[np.int64], NDArray[np.uint64]] | None
         self._grouped = None
@@ -446,6 +451,8 @@ class FragmentAudit:
         # whole fragment trains).
         self.flagged: dict[str, FlaggedKeys] = {}
         self.now = 0
+        # A cooked capture's copies of one received fragment (checks.follow runs it first).
+        self.copies = DeviceCopies()
 
     # ----- per batch ---------------------------------------------------------------------
     def observe(
@@ -474,12 +481,17 @@ class FragmentAudit:
         if now is not None:
             self.now = max(self.now, now)
         mine = outer if outer is not None else OuterKeys(t)
+        if mine.copies is not None:
+            self.tally.add(COPIES, t.frame[mine.copies])
         found: dict[str, list[tuple[NDArray[np.uint8], Frags]]] = {}
         grouping: Grouping | None = None  # t's outer fragments': the one part of its layer
         for table in (t, *rebuilt):
             for layer_name, layer, present in ip_layers(table):
                 shared = table is t and layer_name == "outer"
-                rows = mine.rows if shared else np.flatnonzero(present & layer.is_frag)
+                taken = present & layer.is_frag
+                if table is t and mine.copies is not None:
+                    taken &= ~mine.copies
+                rows = mine.rows if shared else np.flatnonzero(taken)
                 if rows.shape[0] == 0:
                     continue
                 made = mine.keyed if shared else keyed(table, layer_name, layer, rows)

@@ -321,6 +321,8 @@ class TunnelReassembly:
         key (addresses and IP id) within 30 s would meet it and not be rebuilt."""
         o = t.outer
         cand = o.is_frag & (o.ver == 4) & self.protos[o.proto]
+        if outer.copies is not None:  # copies of a received packet (checks/copies.py)
+            cand &= ~outer.copies
         udp = np.flatnonzero(cand & (o.proto == 17))
         if udp.shape[0] == 0:
             return np.flatnonzero(cand)

@@ -60,6 +60,20 @@ CATALOGUE: dict[str, FindingInfo] = {
             'libpcap "bogus savefile header"; Wireshark "pcapng: block length ... too large"'
         ),
     ),
+    "capture.device_copies": FindingInfo(
+        _I,
+        "received fragments the cooked capture holds twice, from a second device",
+        "A Linux cooked capture (tcpdump -i any, dumpcap -i any) takes a received packet on "
+        "every device it passes: the NIC, then a bridge, bond or VLAN device above it, each "
+        "copy with the packet's one arrival timestamp. These fragments repeat an earlier "
+        "one's timestamp and bytes within 32 frames: the fragment audit and the tunnel "
+        "reassembly took each once, as the one reassembler behind those devices does, and "
+        "report nothing about the copies. Capture on one device (tcpdump -i eth0) to see "
+        "each packet once.",
+        meaning="a received fragment a cooked (-i any) capture holds again from another device: "
+        "left out of the fragment audit",
+        prior_art="editcap -D (drops frames whose MD5 repeats within a window)",
+    ),
     "capture.truncated_packet": FindingInfo(
         _I,
         "packets captured shorter than they were on the wire (snap length)",

@@ -1,0 +1,174 @@
+"""A Linux cooked capture's copies of one received fragment (checks/copies.py): the same
+timestamp and bytes from the IP header on, within WINDOW frames, received. The fragment
+audit takes each datagram once and counts the copies as capture.device_copies; anything
+else that repeats (a duplicate on the wire, a copy the host sent, a repeat further away,
+an Ethernet capture's) is judged as before. A file split at every record gives the same
+JSON: the copies a range's first fragments repeat are in the range before."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from netsleuth import craft
+from netsleuth.capture import open_capture, pcap
+from netsleuth.capture.writer import write_pcap
+from netsleuth.checks.copies import WINDOW
+from netsleuth.craft.link import PACKET_OUTGOING, sll, sll2
+from netsleuth.report.jsonout import dumps, scan_document
+from netsleuth.scale import assembly, scan_parallel
+from netsleuth.scan import scan
+
+S, D = "192.0.2.10", "192.0.2.20"
+T0 = 1_700_000_000 * 10**9
+LINKTYPE_LINUX_SLL, LINKTYPE_LINUX_SLL2 = 113, 276
+
+
+def train(ident: int) -> list[bytes]:
+    """A UDP datagram in three fragments."""
+    return craft.fragment_ipv4(S, D, bytes(range(256)) * 12, 17, sizes=[1200, 1200, 0], ident=ident)
+
+
+def other(k: int) -> bytes:
+    return craft.ipv4(S, D, craft.udp(S, D, 4000 + k, 53, bytes(40)), 17, ident=50_000 + k)
+
+
+def capture(
+    path: Path, frames: list[tuple[int, bytes]], linktype: int = LINKTYPE_LINUX_SLL
+) -> Path:
+    with open(path, "wb") as fh:
+        write_pcap(fh, frames, linktype=linktype, nanosecond=True)
+    return path
+
+
+def doc(path: Path) -> dict[str, Any]:
+    out: dict[str, Any] = json.loads(dumps(scan_document(scan([str(path)]))))
+    return out
+
+
+def counts(d: dict[str, Any]) -> dict[str, int]:
+    return {f["id"]: f["count"] for f in d["findings"]}
+
+
+def frames_of(d: dict[str, Any], fid: str) -> list[int]:
+    return next(f["packets"] for f in d["findings"] if f["id"] == fid)
+
+
+def bridged(trains: int, between: int = 0) -> list[tuple[int, bytes]]:
+    """Each fragment as a host with a bridge captures it with -i any: once from the port,
+    then again from the bridge, with the same timestamp; `between` other packets (another
+    CPU's) between the two."""
+    out: list[tuple[int, bytes]] = []
+    for d in range(trains):
+        for k, frag in enumerate(train(d + 1)):
+            ts = T0 + (3 * d + k) * 1000
+            out.append((ts, sll(frag, 0x0800)))
+            out += [(ts + 1 + j, sll(other(j), 0x0800)) for j in range(between)]
+            out.append((ts, sll(frag, 0x0800, addr=b"\x02" * 6)))  # the bridge's copy
+    return out
+
+
+def test_copies_from_a_second_device_are_taken_once(tmp_path: Path) -> None:
+    frames = bridged(4, between=3)
+    d = doc(capture(tmp_path / "any.pcap", frames))
+    # Each datagram whole and once: nothing about its fragments but the copies.
+    assert counts(d) == {"capture.device_copies": 12}
+    assert frames_of(d, "capture.device_copies") == [5 + 5 * k for k in range(12)]
+    # The same frames, each once: the audit had nothing to say either.
+    once = [f for k, f in enumerate(frames) if k % 5 != 4]
+    assert counts(doc(capture(tmp_path / "once.pcap", once))) == {}
+
+
+@pytest.mark.parametrize("case", ["wire", "sent", "far", "bytes", "ethernet"])
+def test_what_is_no_device_copy(tmp_path: Path, case: str) -> None:
+    """A repeat that is no copy of a received packet from another device is judged as
+    before: a duplicate fragment with another timestamp (a SPAN fed twice), more than
+    WINDOW frames later, or on an Ethernet capture; a conflicting overlap when only the
+    data differs (the compared bytes are all of them); and a copy the host sent is the
+    same datagram seen going out, another observation."""
+    frag = train(7)
+
+    def link(ip: bytes, pkttype: int = 0) -> bytes:
+        return craft.ether(ip, 0x0800) if case == "ethernet" else sll(ip, 0x0800, pkttype=pkttype)
+
+    again = {
+        "wire": (T0 + 5, link(frag[0])),
+        "sent": (T0, link(frag[0], PACKET_OUTGOING)),
+        "far": (T0, link(frag[0])),
+        "bytes": (T0, link(frag[0][:-1] + bytes([frag[0][-1] ^ 0xFF]))),
+        "ethernet": (T0, link(frag[0])),
+    }[case]
+    fill = [(T0 + 10 + j, link(other(j))) for j in range(WINDOW if case == "far" else 0)]
+    rest = [(T0 + 100 + k, link(f)) for k, f in enumerate(frag[1:])]
+    frames = [(T0, link(frag[0])), *fill, again, *rest]
+    linktype = 1 if case == "ethernet" else LINKTYPE_LINUX_SLL
+    found = counts(doc(capture(tmp_path / "c.pcap", frames, linktype)))
+    assert "capture.device_copies" not in found
+    if case == "sent":
+        assert "ipv4.fragment.duplicate" not in found
+        assert found["ipv4.fragment.incomplete"] == 1  # the copy that went out, alone
+    elif case == "bytes":
+        assert found["ipv4.fragment.overlap_conflict"] == 4
+    else:
+        assert found["ipv4.fragment.duplicate"] == 4
+
+
+def test_copies_in_sll2_and_a_copy_just_within_the_window(tmp_path: Path) -> None:
+    """SLL2 names each copy's device (its ifindex): the same rule finds them. A copy
+    WINDOW frames after its original is one; the audit judges the datagram once."""
+    frag = train(3)
+    frames = [(T0, sll2(frag[0], 0x0800, ifindex=2))]
+    frames += [(T0 + 1 + j, sll2(other(j), 0x0800, ifindex=2)) for j in range(WINDOW - 1)]
+    frames.append((T0, sll2(frag[0], 0x0800, ifindex=5)))
+    frames += [(T0 + 100 + k, sll2(f, 0x0800, ifindex=2)) for k, f in enumerate(frag[1:])]
+    d = doc(capture(tmp_path / "sll2.pcap", frames, LINKTYPE_LINUX_SLL2))
+    assert counts(d) == {"capture.device_copies": 1}
+    assert frames_of(d, "capture.device_copies") == [WINDOW + 1]
+
+
+def test_a_split_at_every_record_finds_the_same_copies(tmp_path: Path) -> None:
+    cap = capture(tmp_path / "any.pcap", bridged(5, between=2))
+    whole = dumps(scan_document(scan([str(cap)])))
+    data = cap.read_bytes()
+    starts, pos = [], 24
+    while pos + 16 <= len(data):
+        starts.append(pos)
+        pos += 16 + int.from_bytes(data[pos + 8 : pos + 12], "little")
+    result = scan_parallel(
+        [str(cap)],
+        tunnel_depth=3,
+        progress=None,
+        workers=2,
+        split_at={str(cap): starts[1:]},
+        processes=False,
+    )
+    assert dumps(scan_document(result)) == whole
+    assert '"capture.device_copies"' in whole
+
+
+def test_copies_across_reader_batches(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Batches of three records: nearly every copy's original is in the batch before
+    (DeviceCopies remembers the last WINDOW frames), in one process and split."""
+    path = capture(tmp_path / "any.pcap", bridged(5, between=2))
+    large = doc(path)
+    # The reader's walk, and the split replay of its batches, stop at MAX_RECORDS.
+    monkeypatch.setattr(pcap, "MAX_RECORDS", 3)
+    monkeypatch.setattr(assembly, "MAX_RECORDS", 3)
+    assert len(list(open_capture(str(path)).batches())) == -(-60 // 3)
+    d = doc(path)
+    assert counts(d) == counts(large) == {"capture.device_copies": 15}
+    assert frames_of(d, "capture.device_copies") == frames_of(large, "capture.device_copies")
+    whole = dumps(scan_document(scan([str(path)])))
+    size = path.stat().st_size
+    result = scan_parallel(
+        [str(path)],
+        tunnel_depth=3,
+        progress=None,
+        workers=2,
+        split_at={str(path): [size // 3, 2 * size // 3]},
+        processes=False,
+    )
+    assert dumps(scan_document(result)) == whole
