@@ -8,16 +8,18 @@ JSON: the copies a range's first fragments repeat are in the range before."""
 from __future__ import annotations
 
 import json
+import struct
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from netsleuth import craft
-from netsleuth.capture import open_capture, pcap
+from netsleuth.capture import RecordBatch, open_capture, pcap
 from netsleuth.capture.writer import write_pcap
-from netsleuth.checks.copies import WINDOW
+from netsleuth.checks.copies import WINDOW, DeviceCopies, _candidates
 from netsleuth.craft.link import PACKET_OUTGOING, sll, sll2
+from netsleuth.decode import decode
 from netsleuth.report.jsonout import dumps, scan_document
 from netsleuth.scale import assembly, scan_parallel
 from netsleuth.scan import scan
@@ -172,3 +174,54 @@ def test_copies_across_reader_batches(tmp_path: Path, monkeypatch: pytest.Monkey
         processes=False,
     )
     assert dumps(scan_document(result)) == whole
+
+
+def test_copies_of_two_packets_of_one_tick_interleaved(tmp_path: Path) -> None:
+    """Two fragments of the same timestamp and length, each copied, the copies after
+    both (P Q P' Q'): each copy is matched with its own original, not the one just
+    before it (helper-39)."""
+    frames: list[tuple[int, bytes]] = []
+    for n in range(3):
+        p, q = train(2 * n + 1), train(2 * n + 2)  # same lengths, other ids
+        for k in range(3):
+            ts = T0 + (3 * n + k) * 1000
+            frames += [(ts, sll(p[k], 0x0800)), (ts, sll(q[k], 0x0800))]
+            frames += [(ts, sll(p[k], 0x0800, addr=b"\x02" * 6))]
+            frames += [(ts, sll(q[k], 0x0800, addr=b"\x02" * 6))]
+    d = doc(capture(tmp_path / "ticks.pcap", frames))
+    assert counts(d) == {"capture.device_copies": 18}
+    assert frames_of(d, "capture.device_copies") == [k for k in range(1, 37) if k % 4 in (3, 0)]
+
+
+def test_a_fragment_the_snap_length_cut_is_no_copy(tmp_path: Path) -> None:
+    """Same header, same timestamp, data that differs past the snap length: the bytes
+    that would tell them apart were not captured, so it is no copy (an overlap an
+    attacker sends within one timestamp tick), and the audit says what it can."""
+    frag = train(9)
+    other_data = frag[0][:-1] + bytes([frag[0][-1] ^ 0xFF])
+    frames = [(T0, sll(frag[0], 0x0800)), (T0, sll(other_data, 0x0800))]
+    frames += [(T0 + 100 + k, sll(f, 0x0800)) for k, f in enumerate(frag[1:])]
+    snap = 216
+    head = struct.pack("<IHHiIII", 0xA1B23C4D, 2, 4, 0, 0, snap, LINKTYPE_LINUX_SLL)
+    records = [
+        b"".join([struct.pack("<IIII", *divmod(ts, 10**9), min(len(f), snap), len(f)), f[:snap]])
+        for ts, f in frames
+    ]
+    path = tmp_path / "snapped.pcap"
+    path.write_bytes(b"".join([head, *records]))
+    found = counts(doc(path))
+    assert "capture.device_copies" not in found
+    assert found["ipv4.fragment.duplicate"] == 4  # as on Ethernet: the cut bytes unseen
+    whole, cut = sll(frag[0], 0x0800), sll(frag[0], 0x0800)[:snap]
+    t = decode(RecordBatch.from_packets([whole, cut], linktype=113, wirelen=[len(whole)] * 2))
+    assert _candidates(t).tolist() == [0]  # the cut one is never compared
+
+
+def test_what_is_remembered_is_the_datagram_not_the_record() -> None:
+    """A record padded far past its IP datagram: the fragments remembered for the next
+    batch hold the datagram's bytes alone (16 MiB records, 32 of them, were 512 MB)."""
+    frag = train(4)[0]
+    t = decode(RecordBatch.from_packets([sll(frag + bytes(1 << 20), 0x0800)], linktype=113))
+    copies = DeviceCopies()
+    assert copies.observe(t) is None
+    assert [len(h) for h in copies.held] == [len(frag)]

@@ -2,7 +2,7 @@
 
 import os
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 
 # netsleuth does no linear algebra, but NumPy's OpenBLAS starts a thread per core at import
 # and those threads poll: measured, ~2% of a scan's CPU time went to blas_thread_server

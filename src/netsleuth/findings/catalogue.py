@@ -68,8 +68,9 @@ CATALOGUE: dict[str, FindingInfo] = {
         "copy with the packet's one arrival timestamp. These fragments repeat an earlier "
         "one's timestamp and bytes within 32 frames: the fragment audit and the tunnel "
         "reassembly took each once, as the one reassembler behind those devices does, and "
-        "report nothing about the copies. Capture on one device (tcpdump -i eth0) to see "
-        "each packet once.",
+        "report nothing about the copies. In a capture of microsecond timestamps a fragment "
+        "that reached the host twice within one microsecond (a SPAN port fed twice) is "
+        "counted here too. Capture on one device (tcpdump -i eth0) to see each packet once.",
         meaning="a received fragment a cooked (-i any) capture holds again from another device: "
         "left out of the fragment audit",
         prior_art="editcap -D (drops frames whose MD5 repeats within a window)",
