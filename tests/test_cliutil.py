@@ -1,7 +1,7 @@
 """The command guard: a signal's exception that Python wrapped in another error (a SystemError
 from a handler raising while os.fspath calls back into Python; a RuntimeError from one raising
-inside a class body's __set_name__) still ends the run as that signal, in a command and
-during start-up."""
+inside a class body's __set_name__; an ImportError from NumPy's import cut short) still ends
+the run as that signal, in a command and during start-up."""
 
 from __future__ import annotations
 
@@ -104,3 +104,38 @@ def test_a_recursion_error_is_still_the_nesting_line(capsys: pytest.CaptureFixtu
     # RecursionError is a RuntimeError: the wrapped-signal clause must not take it first.
     assert run_guarded(too_deep, (), {}) == 2
     assert capsys.readouterr().err == "netsleuth: the input is nested too deeply to read\n"
+
+
+def import_cut(signal_exc: BaseException) -> int:
+    """An import the signal's handler raised in, which the imported package turned into
+    ImportError (NumPy: "numpy._core.multiarray failed to import")."""
+    try:
+        raise signal_exc
+    except BaseException:
+        raise ImportError("numpy._core.multiarray failed to import")  # noqa: B904 (as NumPy)
+
+
+@pytest.mark.parametrize(
+    ("exc", "code", "line"),
+    [(Terminated(), 143, "terminated"), (KeyboardInterrupt(), 130, "interrupted")],
+)
+def test_a_signal_inside_an_import_ends_like_the_signal(
+    exc: BaseException,
+    code: int,
+    line: str,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    assert run_guarded(import_cut, (exc,), {}) == code
+    assert capsys.readouterr().err == f"netsleuth: {line}\n"
+    monkeypatch.setattr(cli, "main", lambda: import_cut(exc))
+    monkeypatch.setattr(cliutil, "install_signals", lambda: None)
+    with pytest.raises(SystemExit) as done:
+        cliutil.entry()
+    assert done.value.code == code
+    assert capsys.readouterr().err == f"netsleuth: {line}\n"
+
+
+def test_any_other_import_error_raises() -> None:
+    with pytest.raises(ImportError):
+        run_guarded(import_cut, (ValueError("x"),), {})

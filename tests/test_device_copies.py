@@ -14,15 +14,17 @@ from typing import Any
 
 import pytest
 
-from netsleuth import craft
+from netsleuth import cores, craft
 from netsleuth.capture import RecordBatch, open_capture, pcap
 from netsleuth.capture.writer import write_pcap
-from netsleuth.checks.copies import WINDOW, DeviceCopies, _candidates
+from netsleuth.checks.copies import MAX_GAP_NS, WINDOW, DeviceCopies, candidates
 from netsleuth.craft.link import PACKET_OUTGOING, sll, sll2
 from netsleuth.decode import decode
 from netsleuth.report.jsonout import dumps, scan_document
 from netsleuth.scale import assembly, scan_parallel
 from netsleuth.scan import scan
+from netsleuth.steering import parallel
+from tests.clirun import invoke
 
 S, D = "192.0.2.10", "192.0.2.20"
 T0 = 1_700_000_000 * 10**9
@@ -84,20 +86,26 @@ def test_copies_from_a_second_device_are_taken_once(tmp_path: Path) -> None:
     assert counts(doc(capture(tmp_path / "once.pcap", once))) == {}
 
 
-@pytest.mark.parametrize("case", ["wire", "sent", "far", "bytes", "ethernet"])
+@pytest.mark.parametrize("case", ["later", "device", "sent", "far", "bytes", "ethernet"])
 def test_what_is_no_device_copy(tmp_path: Path, case: str) -> None:
     """A repeat that is no copy of a received packet from another device is judged as
-    before: a duplicate fragment with another timestamp (a SPAN fed twice), more than
-    WINDOW frames later, or on an Ethernet capture; a conflicting overlap when only the
-    data differs (the compared bytes are all of them); and a copy the host sent is the
-    same datagram seen going out, another observation."""
+    before: a duplicate fragment more than MAX_GAP_NS later, or more than WINDOW frames
+    later, or seen on the same device where the capture names it (SLL2: a SPAN port fed
+    twice), or on an Ethernet capture; a conflicting overlap when only the data differs
+    (a fragment's bytes are compared whole); and a copy the host sent is the same
+    datagram seen going out, another observation."""
     frag = train(7)
 
     def link(ip: bytes, pkttype: int = 0) -> bytes:
-        return craft.ether(ip, 0x0800) if case == "ethernet" else sll(ip, 0x0800, pkttype=pkttype)
+        if case == "ethernet":
+            return craft.ether(ip, 0x0800)
+        if case == "device":
+            return sll2(ip, 0x0800, pkttype=pkttype, ifindex=3)
+        return sll(ip, 0x0800, pkttype=pkttype)
 
     again = {
-        "wire": (T0 + 5, link(frag[0])),
+        "later": (T0 + MAX_GAP_NS + 1, link(frag[0])),
+        "device": (T0, link(frag[0])),
         "sent": (T0, link(frag[0], PACKET_OUTGOING)),
         "far": (T0, link(frag[0])),
         "bytes": (T0, link(frag[0][:-1] + bytes([frag[0][-1] ^ 0xFF]))),
@@ -106,7 +114,7 @@ def test_what_is_no_device_copy(tmp_path: Path, case: str) -> None:
     fill = [(T0 + 10 + j, link(other(j))) for j in range(WINDOW if case == "far" else 0)]
     rest = [(T0 + 100 + k, link(f)) for k, f in enumerate(frag[1:])]
     frames = [(T0, link(frag[0])), *fill, again, *rest]
-    linktype = 1 if case == "ethernet" else LINKTYPE_LINUX_SLL
+    linktype = {"ethernet": 1, "device": LINKTYPE_LINUX_SLL2}.get(case, LINKTYPE_LINUX_SLL)
     found = counts(doc(capture(tmp_path / "c.pcap", frames, linktype)))
     assert "capture.device_copies" not in found
     if case == "sent":
@@ -214,7 +222,7 @@ def test_a_fragment_the_snap_length_cut_is_no_copy(tmp_path: Path) -> None:
     assert found["ipv4.fragment.duplicate"] == 4  # as on Ethernet: the cut bytes unseen
     whole, cut = sll(frag[0], 0x0800), sll(frag[0], 0x0800)[:snap]
     t = decode(RecordBatch.from_packets([whole, cut], linktype=113, wirelen=[len(whole)] * 2))
-    assert _candidates(t).tolist() == [0]  # the cut one is never compared
+    assert candidates(t).tolist() == [0]  # the cut one is never compared
 
 
 def test_what_is_remembered_is_the_datagram_not_the_record() -> None:
@@ -225,3 +233,74 @@ def test_what_is_remembered_is_the_datagram_not_the_record() -> None:
     copies = DeviceCopies()
     assert copies.observe(t) is None
     assert [len(h) for h in copies.held] == [len(frag)]
+
+
+STEER = ["steer", "--format", "json", "--queues", "4", "--rps-cpus", "0-3"]
+
+
+def steer_json(paths: list[Path], cuts: dict[str, list[int]] | None = None) -> dict[str, Any]:
+    """steer's JSON of these files, in one process, or cut where `cuts` says (the parts
+    one after the other here, through the parallel merge)."""
+    if cuts is None:
+        out: dict[str, Any] = invoke(*STEER, "--workers", "1", *map(str, paths)).json()
+        return out
+    real = parallel.steer_parallel
+
+    def forced(p: list[str], models: Any, *, workers: int) -> Any:
+        return real(p, models, workers=workers, split_at=cuts, processes=False)
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(parallel, "steer_parallel", forced)
+        mp.setattr(cores, "worth_processes", lambda paths: True)
+        got: dict[str, Any] = invoke(*STEER, "--workers", "2", *map(str, paths)).json()
+        return got
+
+
+def flows_and_copies(n: int) -> list[tuple[int, bytes]]:
+    """TCP and UDP packets, IPv4 and IPv6, and fragments, each received through a bridge
+    (its copy 0-2 packets later, the same or a later timestamp), between packets the
+    host sent."""
+    out: list[tuple[int, bytes]] = []
+    for k in range(n):
+        ts = T0 + k * 10_000
+        v4 = craft.ipv4(S, D, craft.tcp(S, D, 40000 + k % 7, 443, bytes(k), flags="A"), 6, ident=k)
+        v6 = craft.ipv6(
+            "2001:db8::1",
+            "2001:db8::2",
+            craft.udp("2001:db8::1", "2001:db8::2", 5000 + k, 53, bytes(k % 5)),
+            17,
+        )
+        pkts = [
+            (v4, 0x0800),
+            (v6, 0x86DD),
+            *[(f, 0x0800) for f in (train(k) if k % 9 == 0 else [])],
+        ]
+        for j, (ip, proto) in enumerate(pkts):
+            out.append((ts + j, sll(ip, proto)))
+            if k % 4 == 1:
+                out.append((ts + j, sll(other(k), 0x0800, pkttype=PACKET_OUTGOING)))
+            out.append((ts + j + (k % 3) * 500, sll(ip, proto, addr=b"\x02" * 6)))
+    return out
+
+
+def test_steer_models_each_received_packet_once(tmp_path: Path) -> None:
+    """Loads, flows and hash keys are those of the capture without its copies; the copies
+    are counted beside the sent packets; a split at every record gives the same JSON (a
+    range's first packets are judged by the parent, with the range before's last)."""
+    frames = flows_and_copies(40)
+    cap = capture(tmp_path / "any.pcap", frames)
+    copies = [k for k, (_, f) in enumerate(frames) if f[6:14] == b"\x02" * 6 + bytes(2)]
+    alone = capture(tmp_path / "alone.pcap", [f for k, f in enumerate(frames) if k not in copies])
+    with_copies, without = steer_json([cap]), steer_json([alone])
+    copy_bytes = sum(len(frames[k][1]) for k in copies)
+    assert with_copies["copies"] == {"packets": len(copies), "bytes": copy_bytes}
+    assert without["copies"] == {"packets": 0, "bytes": 0}
+    for key in ("rss", "rps", "flows", "sent"):
+        assert with_copies[key] == without[key], key
+    starts, pos = [], 24
+    data = cap.read_bytes()
+    while pos + 16 <= len(data):
+        starts.append(pos)
+        pos += 16 + int.from_bytes(data[pos + 8 : pos + 12], "little")
+    assert steer_json([cap], {str(cap): starts[1:]}) == with_copies
+    assert steer_json([cap], {str(cap): starts[1::7]}) == with_copies

@@ -1,21 +1,23 @@
 """`dumpcap -i any` on a host whose address is on a bridge (a container or VM host): the real
-kernel hands each received fragment to the capture twice, from the bridge port and from
-the bridge, with one timestamp. scan takes each datagram once: no duplicate, too many or
-incomplete fragments, and the copies counted as capture.device_copies. tshark says which
-frames repeat an earlier one (timestamp, IP id, offset, checksum and length)."""
+kernel hands each received packet to the capture twice, from the bridge port and from the
+bridge (fragments with one timestamp, TCP segments with two, microseconds apart). scan
+takes each datagram once (no duplicate, too many or incomplete fragments; the copies
+counted as capture.device_copies) and steer models each packet once (the copies counted).
+tshark, reassembly off, says which frames repeat one shortly before (every IP and
+transport field the same)."""
 
 from __future__ import annotations
 
 import os
+import socket
 import subprocess
 import time
-from collections import Counter
 from pathlib import Path
 
 import pytest
 
 from tests.clirun import invoke
-from tests.netns import veth_pair
+from tests.netns import Pair, veth_pair
 from tests.systools import dumpcap_in, stop_dumpcap
 
 pytestmark = pytest.mark.privileged
@@ -25,19 +27,57 @@ DATAGRAMS = 12
 SIZE = 3000  # three fragments at the veth's 1500-byte MTU
 
 
-def repeats(tshark: str, path: Path) -> tuple[int, int]:
-    """(received fragments, how many repeat an earlier one's timestamp and header)."""
-    where = "sll.pkttype != 4 and (ip.flags.mf == 1 or ip.frag_offset > 0)"
-    fields = ["frame.time_epoch", "ip.id", "ip.frag_offset", "ip.checksum", "ip.len"]
-    argv = [tshark, "-n", "-r", str(path), "-Y", where, "-T", "fields"]
-    argv += [a for f in fields for a in ("-e", f)]
+def repeats(tshark: str, path: Path, where: str) -> tuple[int, int]:
+    """(received frames `where` picks, how many repeat one of the 32 frames before within
+    a millisecond: every IP and transport field tshark shows the same)."""
+    fields = [
+        "frame.number", "frame.time_epoch", "ip.src", "ip.dst", "ip.id", "ip.checksum",
+        "ip.len", "ip.frag_offset", "ipv6.src", "ipv6.dst", "ipv6.plen", "tcp.seq_raw",
+        "tcp.checksum", "udp.checksum", "icmpv6.checksum", "icmp.checksum",
+    ]  # fmt: skip
+    argv = [tshark, "-n", "-o", "ip.defragment:FALSE", "-r", str(path)]
+    argv += ["-Y", f"sll.pkttype != 4 and ({where})"]
+    argv += ["-T", "fields", *[a for f in fields for a in ("-e", f)]]
     rows = subprocess.run(argv, capture_output=True, text=True, check=True).stdout.splitlines()
-    seen = Counter(rows)
-    return len(rows), sum(n - 1 for n in seen.values())
+    last: dict[str, tuple[int, float]] = {}
+    copies = 0
+    for row in rows:
+        frame, when, *rest = row.split("\t")
+        key, now = "\t".join(rest), (int(frame), float(when))
+        seen = last.get(key)
+        copies += seen is not None and now[0] - seen[0] <= 32 and now[1] - seen[1] <= 1e-3
+        last[key] = now
+    return len(rows), copies
+
+
+def tcp_exchange(pair: Pair) -> None:
+    """A TCP connection from namespace a to b: its packets' copies are delivered with
+    timestamps of their own, microseconds apart."""
+    from pyroute2 import netns
+
+    netns.pushns(pair.b)
+    try:
+        server = socket.create_server((B_IP, 8080))
+    finally:
+        netns.popns()
+    netns.pushns(pair.a)
+    try:
+        client = socket.create_connection((B_IP, 8080), timeout=5)
+    finally:
+        netns.popns()
+    with server, client:
+        conn, _ = server.accept()
+        with conn:
+            client.sendall(bytes(20_000))
+            got = 0
+            while got < 20_000:
+                got += len(conn.recv(65536))
+            conn.sendall(b"done")
+            assert client.recv(16) == b"done"
 
 
 @pytest.mark.parametrize("linktype", ["LINUX_SLL", "LINUX_SLL2"])
-def test_fragments_received_through_a_bridge(tmp_path: Path, tshark: str, linktype: str) -> None:
+def test_packets_received_through_a_bridge(tmp_path: Path, tshark: str, linktype: str) -> None:
     if os.geteuid() != 0:
         pytest.skip("needs root: network namespaces, a bridge and dumpcap")
     path = tmp_path / "any.pcapng"
@@ -46,13 +86,22 @@ def test_fragments_received_through_a_bridge(tmp_path: Path, tshark: str, linkty
         try:
             for k in range(DATAGRAMS):
                 pair.udp.sendto(bytes([k]) * SIZE, (B_IP, 9999))
+            tcp_exchange(pair)
         finally:
             time.sleep(1)  # dumpcap reads the ring's blocks as they time out
             stop_dumpcap(proc)
-    fragments, copies = repeats(tshark, path)
-    assert fragments == 2 * 3 * DATAGRAMS and copies == 3 * DATAGRAMS  # port, then bridge
+    fragments, copied = repeats(tshark, path, "ip.flags.mf == 1 or ip.frag_offset > 0")
+    assert fragments == 2 * 3 * DATAGRAMS and copied == 3 * DATAGRAMS  # port, then bridge
+    _, copies = repeats(tshark, path, "ip or ipv6")
+    tcp, tcp_copies = repeats(tshark, path, "tcp")
+    assert 2 * tcp_copies == tcp >= 16  # every TCP packet too, its copy timestamped anew
 
     doc = invoke("scan", "--format", "json", str(path)).json()  # exit 0: info findings only
     found = {f["id"]: f["count"] for f in doc["findings"]}
-    assert found.get("capture.device_copies") == copies
+    assert found.get("capture.device_copies") == copied
     assert [fid for fid in found if fid.startswith("ipv4.fragment.")] == []
+
+    received, _ = repeats(tshark, path, "frame")  # non-IP frames too (ARP): modelled
+    doc = invoke("steer", "--format", "json", "--queues", "4", str(path)).json()
+    assert doc["copies"]["packets"] == copies
+    assert sum(q["packets"] for q in doc["rss"]["queues"]) == received - copies

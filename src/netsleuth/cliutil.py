@@ -125,7 +125,7 @@ def _run_command(fn: Callable[..., int], args: Any, kwargs: Any) -> int:
     except RecursionError:  # a RuntimeError: before the clause below
         _say("netsleuth: the input is nested too deeply to read")
         return 2
-    except (SystemError, RuntimeError) as err:
+    except (SystemError, RuntimeError, ImportError) as err:
         signalled = _raised_by_signal(err)
         if signalled is None:
             raise
@@ -140,7 +140,10 @@ def _raised_by_signal(err: BaseException) -> int | None:
     spilling steer) as SystemError "returned a result with an exception set"; in a class
     body's __set_name__ (Python 3.11: type_new_set_names, seen under SIGTERM at start-up
     while platform.uname_result was being built) as RuntimeError "Error calling
-    __set_name__". The signal's exception is the cause of either."""
+    __set_name__"; in an import the signal cut short as ImportError (NumPy's
+    "numpy._core.multiarray failed to import", seen under SIGINT 50 ms into a scan, once
+    scan stopped importing the worker pool first). The signal's exception is the cause of
+    each."""
     cause = err.__cause__ or err.__context__
     for _ in range(8):  # a chain is short; a cycle must not loop
         if cause is None:
@@ -214,7 +217,7 @@ def entry() -> None:
     except Terminated:
         _say("netsleuth: terminated")
         sys.exit(143)
-    except (SystemError, RuntimeError) as err:
+    except (SystemError, RuntimeError, ImportError) as err:
         signalled = _raised_by_signal(err)
         if signalled is None:
             raise

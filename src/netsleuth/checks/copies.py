@@ -4,24 +4,29 @@ than once: once for each device they passed.
 The receive path hands a packet to the packet sockets of every device it passes
 (net/core/dev.c, __netif_receive_skb_core: the ptype_all taps, then a bridge port's, a bond
 slave's or a VLAN's handler moves the skb to the device above and goes round again,
-another_round), each time with the one timestamp it was given on arrival (skb->tstamp) and
-the same bytes from the network header on. A cooked capture of LINKTYPE_LINUX_SLL, what
-both tools write by default, names no device, so the copies of a fragment looked like one
-datagram's fragment received twice: on a host with a bridge (any container or VM host)
-every fragmented datagram was reported duplicated, split into too many fragments, and
-incomplete. One reassembler behind those devices sees the datagram once (ip_rcv runs on
-the device at the top).
+another_round), each time with the same bytes from the network header on, and a timestamp
+that is the same (skb->tstamp, when set on arrival) or microseconds later (taken at each
+delivery: seen on this kernel for TCP through a bridge). A cooked capture of
+LINKTYPE_LINUX_SLL, what both tools write by default, names no device, so the copies of a
+fragment looked like one datagram's fragment received twice: on a host with a bridge (any
+container or VM host) every fragmented datagram was reported duplicated, split into too
+many fragments, and incomplete; and `steer` counted each packet once per device.
 
-A copy, here: a received fragment of a cooked capture (SLL or SLL2), its whole IP datagram
-captured, whose timestamp and IP datagram (length and every byte) are those of an earlier
-such fragment at most WINDOW frames before it (another CPU's packets may come in
-between, copies of them too). The fragment audit and the outer reassembly leave copies
-out and count them as capture.device_copies. Frames are the file's, so the fragments the
-workers hand over (netsleuth/scale/) find the same copies as the whole batches of one
-process: a copy's original is a fragment too. A fragment the snap length cut is never a
-copy (its uncaptured bytes may differ: an overlap an attacker sends within one
-timestamp tick). In a capture of microsecond timestamps a duplicate that arrived within
-the same microsecond on the wire (a SPAN port fed twice) is taken for a copy too.
+A copy, here: a received IP packet of a cooked capture (SLL or SLL2), its whole IP
+datagram captured, whose datagram (length and bytes) is that of an earlier such packet at
+most WINDOW frames (another CPU's packets come in between) and MAX_GAP_NS before it,
+seen on another device where the capture names devices (SLL2's interface index). Its
+length and first HEAD bytes are compared, which hold the IP header (IPv4's identification
+and checksum) and the transport header (ports, TCP sequence numbers, the checksum of the
+data); for a fragment (the fragment audit) every byte is, since a fragment with the same
+header and other data is an overlap an attacker may send. A packet the snap length cut is
+never a copy. In LINKTYPE_LINUX_SLL a duplicate that reached the host twice within a
+millisecond on one device (a SPAN port fed twice) cannot be told from a copy.
+
+The fragment audit and the outer reassembly leave copies out and count them as
+capture.device_copies; `steer` leaves them out of its models and counts them. Frames are
+the file's, so the fragments the workers hand over (netsleuth/scale/) find the same copies
+as the whole batches of one process: a copy's original is a fragment too.
 """
 
 from __future__ import annotations
@@ -32,97 +37,225 @@ from numpy.typing import NDArray
 from netsleuth.decode.table import L2, PacketTable
 
 WINDOW = 32  # frames between a copy and the packet before it
-HEAD = 24  # bytes of each datagram that decide which are compared whole
+MAX_GAP_NS = 1_000_000  # between their timestamps: one receive path, microseconds apart
+HEAD = 64  # bytes compared from the IP header on (all of them, for a fragment)
+TAIL = 16  # and from the datagram's end
+WORDS = 1 + (HEAD + TAIL) // 8  # the length, then those bytes
 
 
 class DeviceCopies:
-    """Finds the copies among each batch's rows, in file order, remembering the fragments
-    of the last WINDOW frames of the batch before (their IP datagrams: at most 64 KiB
-    each). Only fragments that share their timestamp and length with another have their
-    first HEAD bytes read, and only those that share these too are compared whole: in a
-    capture without copies, next to none; in a flood of one timestamp, few."""
+    """Finds the copies among each batch's rows, in file order, remembering the packets
+    of the last WINDOW frames of the batch before. Each packet is looked for among the
+    WINDOW candidates before it by one word (its decoded IP header fields folded, no byte
+    read); the bytes of the few that match are compared."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, fragments: bool = True) -> None:
+        # Fragments only (the fragment audit), or every received IP packet (steer: RSS and
+        # RPS see a packet once, at the NIC).
+        self.fragments = fragments
         self.frame = np.zeros(0, dtype=np.int64)
-        self.key = np.zeros((0, 2), dtype=np.int64)  # timestamp, IP datagram length
-        self.head = np.zeros((0, HEAD // 8), dtype=np.int64)  # _head()
-        self.held: list[bytes] = []  # each one's IP datagram
+        self.ts = np.zeros(0, dtype=np.int64)
+        self.ifindex = np.zeros(0, dtype=np.int64)
+        self.word = np.zeros(0, dtype=np.uint64)  # _quick()
+        self.head = np.zeros((0, WORDS), dtype=np.int64)  # _head()
+        self.held: list[bytes] = []  # fragments: each one's IP datagram
 
     def observe(self, t: PacketTable) -> NDArray[np.bool_] | None:
         """Which of t's rows are copies (None: none)."""
-        rows = _candidates(t)
-        m = self.frame.shape[0]
+        rows = candidates(t, fragments=self.fragments)
         if rows.shape[0] == 0:
-            return None  # and the fragments remembered stay: no frame is newer
-        buf = t.batch.buf
-        l3 = t.start[rows] + t.outer.off[rows].astype(np.int64)
-        mine = np.stack([t.batch.ts_ns[rows], t.outer.tot_len[rows].astype(np.int64)], axis=1)
-        frame = np.concatenate([self.frame, t.frame[rows]])
-        key = np.concatenate([self.key, mine])
-
-        def heads(at: NDArray[np.int64]) -> NDArray[np.int64]:
-            """_head() of these positions (remembered ones first, then this batch's)."""
-            old = at[at < m]
-            new = at[at >= m] - m
-            return np.concatenate([self.head[old], _head(buf, l3[new], mine[new, 1])])
-
-        def data(i: int) -> bytes:
-            if i < m:
-                return self.held[i]
-            at = int(l3[i - m])
-            return bytes(buf.data[at : at + int(key[i, 1])])
-
-        maybe = _sharing(key)
-        maybe = maybe[_sharing(np.concatenate([key[maybe], heads(maybe)], axis=1))]
-        copy = np.zeros(frame.shape[0], dtype=np.bool_)
-        last: dict[tuple[int, bytes], int] = {}  # (timestamp, datagram) -> its latest frame
-        for i in maybe.tolist():  # in frame order
-            seen = (int(key[i, 0]), data(i))
-            before = last.get(seen)
-            copy[i] = before is not None and int(frame[i]) - before <= WINDOW
-            last[seen] = int(frame[i])
-        keep = np.flatnonzero(frame > int(frame[-1]) - WINDOW)  # remembered for the next
-        self.frame, self.key, self.head = frame[keep], key[keep], heads(keep)
-        self.held = [data(i) for i in keep.tolist()]
-        copy = copy[m:]
+            return None  # and the packets remembered stay: no frame is newer
+        b = _Rows(self, t, rows)
+        copy = b.copies()
+        keep = np.flatnonzero(b.frame > int(b.frame[-1]) - WINDOW)  # remembered for the next
+        b.read(keep)
+        self.frame, self.ts, self.ifindex = b.frame[keep], b.ts[keep], b.ifindex[keep]
+        self.word, self.head = b.word[keep], b.head[keep]
+        self.held = [b.data(i) for i in keep.tolist()] if self.fragments else []
+        copy = copy[b.m :]
         if not copy.any():
             return None
         out = np.zeros(t.n, dtype=np.bool_)
         out[rows[copy]] = True
         return out
 
+    def shifted(self, frames: int) -> DeviceCopies:
+        """What is remembered, its frames `frames` later (a range's, numbered in its file)."""
+        out = DeviceCopies(fragments=self.fragments)
+        out.frame, out.ts, out.ifindex = self.frame + frames, self.ts, self.ifindex
+        out.word, out.head, out.held = self.word, self.head, list(self.held)
+        return out
+
+    def absorb(self, later: DeviceCopies) -> None:
+        """Remember what `later` remembers too: the packets of a part of the file that
+        ends after what this one has seen (steering/parallel.py), as if this one had read
+        it. Each frame once; the last WINDOW frames kept."""
+        frame = np.concatenate([self.frame, later.frame])
+        if frame.shape[0] == 0:
+            return
+        first = np.unique(frame, return_index=True)[1]  # in frame order, each once
+        first = first[frame[first] > int(frame.max()) - WINDOW]
+        m = self.frame.shape[0]
+        self.ts = np.concatenate([self.ts, later.ts])[first]
+        self.ifindex = np.concatenate([self.ifindex, later.ifindex])[first]
+        self.word = np.concatenate([self.word, later.word])[first]
+        self.head = np.concatenate([self.head, later.head])[first]
+        if self.fragments:
+            self.held = [self.held[i] if i < m else later.held[i - m] for i in first.tolist()]
+        self.frame = frame[first]
+
+
+class _Rows:
+    """The packets remembered, then a batch's candidates (DeviceCopies.observe). Bytes are
+    read only for rows in a pair (and those remembered): the first HEAD and last TAIL,
+    then (fragments) the whole datagram, hashed (bytes hashes are keyed per process: no
+    crafted collision) and compared where the hashes agree."""
+
+    def __init__(self, known: DeviceCopies, t: PacketTable, rows: NDArray[np.int64]) -> None:
+        self.known, self.t, self.m = known, t, known.frame.shape[0]
+        self.l3 = t.start[rows] + t.outer.off[rows].astype(np.int64)
+        self.length = t.outer.tot_len[rows].astype(np.int64)
+        self.frame = np.concatenate([known.frame, t.frame[rows]])
+        self.ts = np.concatenate([known.ts, t.batch.ts_ns[rows]])
+        self.ifindex = np.concatenate([known.ifindex, t.ifindex[rows].astype(np.int64)])
+        self.word = np.concatenate([known.word, _quick(t, rows)])
+        n = self.frame.shape[0]
+        self.head = np.zeros((n, WORDS), dtype=np.int64)
+        self.have = np.zeros(n, dtype=np.bool_)
+        self.head[: self.m], self.have[: self.m] = known.head, True
+        self.digest = np.zeros(n, dtype=np.int64)
+        self.hashed = np.zeros(n, dtype=np.bool_)
+
+    def copies(self) -> NDArray[np.bool_]:
+        """Each row past those remembered: whether it copies one up to WINDOW rows before
+        it (candidates are a subset of frames), found by equal _quick() words, at most
+        WINDOW frames and MAX_GAP_NS apart, from another device where the capture names
+        them, and the same bytes. Each row's nearest match is compared first, all at
+        once; the few rows whose nearest is no copy look further, one distance at a
+        time."""
+        n = self.frame.shape[0]
+        copy = np.zeros(n, dtype=np.bool_)
+        todo = np.ones(n, dtype=np.bool_)
+        todo[: self.m] = False  # the rows remembered were judged with their batch
+        at, was = self._nearest(todo)
+        ok = self.same(at, was)
+        copy[at[ok]] = True
+        todo[:] = False
+        todo[at[~ok]] = True
+        while todo.any():  # rows whose nearest match was no copy: the next one
+            at, was = self._nearest(todo, after=was[~ok])
+            if at.shape[0] == 0:
+                break
+            ok = self.same(at, was)
+            copy[at[ok]] = True
+            todo[:] = False
+            todo[at[~ok]] = True
+        return copy
+
+    def _nearest(
+        self, todo: NDArray[np.bool_], after: NDArray[np.int64] | None = None
+    ) -> tuple[NDArray[np.int64], NDArray[np.int64]]:
+        """(each row `todo` marks that has a match, its nearest match; before the row
+        `after` gives for it, in todo's row order)."""
+        frame, ts, ifindex, word = self.frame, self.ts, self.ifindex, self.word
+        n = frame.shape[0]
+        limit = np.full(n, n, dtype=np.int64)  # a match must come before this row
+        if after is not None:
+            limit[np.flatnonzero(todo)] = after
+        open_ = todo.copy()
+        ats, wases = [np.zeros(0, np.int64)], [np.zeros(0, np.int64)]
+        for lag in range(1, min(WINDOW, n - 1) + 1):
+            at = np.flatnonzero(open_[lag:] & (word[lag:] == word[:-lag])) + lag
+            if at.shape[0] == 0:
+                continue
+            was = at - lag
+            near = (frame[at] - frame[was] <= WINDOW) & (np.abs(ts[at] - ts[was]) <= MAX_GAP_NS)
+            near &= (ifindex[at] == 0) | (ifindex[at] != ifindex[was])  # SLL2: another device
+            near &= was < limit[at]
+            ats.append(at[near])
+            wases.append(was[near])
+            open_[at[near]] = False
+        at, was = np.concatenate(ats), np.concatenate(wases)
+        order = np.argsort(at, kind="stable")
+        return at[order], was[order]
+
+    def data(self, i: int) -> bytes:
+        if i < self.m:
+            return self.known.held[i]
+        start = int(self.l3[i - self.m])
+        return bytes(self.t.batch.buf.data[start : start + int(self.length[i - self.m])])
+
+    def read(self, idx: NDArray[np.int64]) -> None:
+        new = np.unique(idx[~self.have[idx]])
+        self.head[new] = _head(self.t.batch.buf, self.l3[new - self.m], self.length[new - self.m])
+        self.have[new] = True
+
+    def same(self, at: NDArray[np.int64], was: NDArray[np.int64]) -> NDArray[np.bool_]:
+        self.read(at)
+        self.read(was)
+        ok: NDArray[np.bool_] = (self.head[at] == self.head[was]).all(axis=1)
+        if not self.known.fragments:
+            return ok
+        todo = np.unique(np.concatenate([at[ok], was[ok]]))
+        todo = todo[~self.hashed[todo]]
+        self.digest[todo] = [hash(self.data(i)) for i in todo.tolist()]
+        self.hashed[todo] = True
+        ok &= self.digest[at] == self.digest[was]
+        for k in np.flatnonzero(ok).tolist():
+            ok[k] = self.data(int(at[k])) == self.data(int(was[k]))
+        return ok
+
 
 def _head(
     buf: NDArray[np.uint8], l3: NDArray[np.int64], length: NDArray[np.int64]
 ) -> NDArray[np.int64]:
-    """Each datagram's first HEAD bytes (zeros past its length) as HEAD // 8 words: its
-    header, with the fields that tell fragments apart (identification, offset, checksum)."""
-    cols = np.arange(HEAD, dtype=np.int64)
-    inside = cols[None, :] < length[:, None]
-    at = np.where(inside, l3[:, None] + cols[None, :], 0)
-    head = np.where(inside, buf[at], 0).astype(np.uint8)
-    return np.ascontiguousarray(head).view(np.int64).reshape(-1, HEAD // 8)
+    """Each datagram's length, then its first HEAD and last TAIL bytes (zeros where it is
+    shorter), as words."""
+    cols = np.arange(HEAD + TAIL, dtype=np.int64)
+    first = cols[None, :HEAD] < length[:, None]
+    # The last TAIL bytes that are past the first HEAD.
+    end = np.maximum(length - HEAD, 0)
+    last = cols[None, :TAIL] < np.minimum(end, TAIL)[:, None]
+    tail = l3 + np.maximum(length - TAIL, HEAD)
+    inside = np.concatenate([first, last], axis=1)
+    at = np.concatenate(
+        [l3[:, None] + cols[None, :HEAD], tail[:, None] + cols[None, :TAIL]], axis=1
+    )
+    got = np.where(inside, buf[np.where(inside, at, 0)], 0).astype(np.uint8)
+    words = np.ascontiguousarray(got).view(np.int64).reshape(-1, (HEAD + TAIL) // 8)
+    return np.concatenate([length[:, None], words], axis=1)
 
 
-def _sharing(key: NDArray[np.int64]) -> NDArray[np.int64]:
-    """The rows whose key another row has, in row order."""
-    order = np.lexsort(key.T[::-1])
-    k = key[order]
-    same = (k[1:] == k[:-1]).all(axis=1)
-    hit = np.zeros(key.shape[0], dtype=np.bool_)
-    hit[order[1:][same]] = True
-    hit[order[:-1][same]] = True
-    return np.flatnonzero(hit)
+def _quick(t: PacketTable, rows: NDArray[np.int64]) -> NDArray[np.uint64]:
+    """One word of each row, from its decoded outer IP header and two 4-byte reads: its
+    length, fragment offset and identification, the 4 bytes after the transport's first
+    4 (TCP's sequence number, UDP's length and checksum) and its last 4 bytes. Equal
+    packets give equal words, and few others within WINDOW rows do (IPv6 has no
+    identification: two packets of one flow and one length would, but for those)."""
+    o = t.outer
+    length = o.tot_len[rows].astype(np.int64)
+    l3 = t.start[rows] + o.off[rows].astype(np.int64)
+    # Both reads inside the datagram (at least 20 bytes: candidates()).
+    mid = l3 + np.minimum(o.hlen[rows].astype(np.int64) + 4, length - 4)
+    end = l3 + length - 4
+    word = length.astype(np.uint64)  # at most 17 bits (IPv6: 40 + 65535)
+    word |= o.frag_off[rows].astype(np.uint64) << np.uint64(17)  # 13 bits
+    word |= o.ident[rows].astype(np.uint64) << np.uint64(32)  # 16 bits, IPv6's 32
+    with np.errstate(over="ignore"):
+        word ^= t.v.le32[mid].astype(np.uint64) * np.uint64(0x9E3779B97F4A7C15)
+        word ^= t.v.le32[end].astype(np.uint64) * np.uint64(0xC2B2AE3D27D4EB4F)
+    return word
 
 
-def _candidates(t: PacketTable) -> NDArray[np.int64]:
-    """Received fragments of a cooked capture, each with its whole IP datagram captured
-    (the outer one: the fragment may be an inner one)."""
+def candidates(t: PacketTable, *, fragments: bool = True) -> NDArray[np.int64]:
+    """Received IP packets of a cooked capture (fragments only: in any IP layer), each
+    with its whole outer IP datagram captured."""
     o = t.outer
     cooked = (t.l2 == L2.SLL) | (t.l2 == L2.SLL2)
     if not cooked.any():
         return np.zeros(0, dtype=np.int64)
-    frag = o.is_frag | t.inner_raw.is_frag
+    if fragments:
+        cooked &= o.is_frag | t.inner_raw.is_frag
     length = o.tot_len.astype(np.int64)
     whole = (length >= 20) & (t.batch.caplen - o.off.astype(np.int64) >= length)
-    return np.flatnonzero(cooked & frag & (o.ver != 0) & ~t.sent() & whole)
+    return np.flatnonzero(cooked & (o.ver != 0) & ~t.sent() & whole)

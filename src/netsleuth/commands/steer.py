@@ -57,7 +57,7 @@ class SteerReport:
 
     def to_json(self) -> dict[str, Any]:
         from netsleuth.report.jsonout import document
-        from netsleuth.steering.run import sent_note
+        from netsleuth.steering.run import copies_note, sent_note
 
         o, nic, rps, result = self.opts, self.nic, self.rps, self.result
         extra: dict[str, Any] = {
@@ -94,10 +94,13 @@ class SteerReport:
             "flows": result.flows_json(),
             # Left out of every count above: RSS and RPS steer received packets only.
             "sent": {"packets": result.sent[0], "bytes": result.sent[1]},
+            # And a cooked capture's copies of a received packet from a second device.
+            "copies": {"packets": result.copies[0], "bytes": result.copies[1]},
             "notes": [
                 "RFS is not modelled",
                 "the kernel's RPS hash secret is random per boot: modelled with --seed",
                 *([sent_note(result.sent[0])] if result.sent[0] else []),
+                *([copies_note(result.copies[0])] if result.copies[0] else []),
             ],
         }
         if rps is not None and result.cpus is not None:

@@ -268,6 +268,8 @@ def add_steer(page: Page, result: Any, heading: str) -> None:
     received = f"{result.packets:,} packets"
     if result.sent[0]:
         received += f"; {result.sent[0]:,} sent by the capturing host, left out"
+    if result.copies[0]:
+        received += f"; {result.copies[0]:,} copies from a second device, left out"
     page.heading(f"{heading}: findings", received)
     page.findings(_finding_rows(result.findings))
     q = result.queues.packets

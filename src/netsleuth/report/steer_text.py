@@ -8,7 +8,7 @@ from rich.text import Text
 
 from netsleuth.report.text import render_findings
 from netsleuth.steering.compare import Scenario
-from netsleuth.steering.run import Bucket, SteerResult, heaviest, sent_note
+from netsleuth.steering.run import Bucket, SteerResult, copies_note, heaviest, sent_note
 
 
 def _bars(
@@ -46,6 +46,8 @@ def render_steer(console: Console, r: SteerResult) -> None:
     )
     if r.sent[0]:
         console.print(sent_note(r.sent[0]), highlight=False)
+    if r.copies[0]:
+        console.print(copies_note(r.copies[0]), highlight=False)
     _bars(console, "RSS queues", r.queues, "queue")
     if r.rps is not None and r.cpus is not None:
         k = r.rps.kernel

@@ -67,7 +67,6 @@ from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future
 from dataclasses import replace
 
-from netsleuth.capture.split import HEADER
 from netsleuth.capture.split_pcapng import is_pcapng
 from netsleuth.cores import usable_cores, worth_processes
 from netsleuth.pipeline import Progress
@@ -79,6 +78,7 @@ from netsleuth.scale.planning import (
     FileJob,
     Job,
     RangeJob,
+    first_range,
     job_bytes,
     plan,
     to_cut,
@@ -103,6 +103,7 @@ __all__ = [
     "Whole",
     "assemble",
     "context",
+    "first_range",
     "job_bytes",
     "open_range",
     "plan",
@@ -180,7 +181,7 @@ def _spilled(job: Job, root: str, name: int | str) -> Job:
 def _head(job: Job) -> bool:
     """A file's first range, which this process reads itself while the workers read the
     rest (Assembler.add_head): its records need no handover and no replay."""
-    return isinstance(job, RangeJob) and job.start == (HEADER if job.section is None else 0)
+    return isinstance(job, RangeJob) and first_range(job)
 
 
 def _walking(

@@ -41,6 +41,12 @@ class RangeJob:
 Job = FileJob | RangeJob
 
 
+def first_range(job: RangeJob) -> bool:
+    """Whether the range starts its file: at the pcap header's end, or at a pcapng
+    file's first block."""
+    return job.start == (HEADER if job.section is None else 0)
+
+
 def plan(
     paths: Sequence[str],
     depth: int,

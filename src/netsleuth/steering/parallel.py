@@ -35,12 +35,13 @@ import os
 import shutil
 import tempfile
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
 from netsleuth.capture.split_pcapng import is_pcapng
-from netsleuth.decode import DEFAULT_TUNNEL_DEPTH
+from netsleuth.checks.copies import WINDOW, DeviceCopies
+from netsleuth.decode import DEFAULT_TUNNEL_DEPTH, decode
 from netsleuth.errors import InputError
 from netsleuth.pipeline import InputResult, open_input, tables
 from netsleuth.scale import (
@@ -48,6 +49,7 @@ from netsleuth.scale import (
     Job,
     RangeJob,
     SplitRecord,
+    first_range,
     open_range,
     plan,
     pooled,
@@ -88,6 +90,8 @@ def run_job(job: SteerJob) -> SteerPart:
     """What a worker runs (module level: it is pickled by name)."""
     res = InputResult(job.job.path)
     steering = Steering(job.models, SpillDir(job.root), job.bounds)
+    if isinstance(job.job, RangeJob) and not first_range(job.job):
+        steering.defer = WINDOW  # copies of the range before's packets: the parent's
     try:
         j = job.job
         # A range's reader is scan's: a pcapng range starts with its section's byte order
@@ -228,15 +232,26 @@ def steer_jobs(jobs: list[Job], models: Models, bounds: tuple[int, int]) -> list
 
 
 def _merge_input(specs: list[SteerJob], parts: list[SteerPart], total: Steering) -> InputResult:
-    """One input's parts into `total`; its input record."""
+    """One input's parts into `total`; its input record. A range's first packets that
+    may be copies of the range before's (Steering.defer) come back as records: they go
+    through `total` here, after the parts before, with what those parts remember of
+    their last packets (a cooked capture's copies are at most WINDOW frames from their
+    original: checks/copies.py)."""
     res = _ranges(specs, parts)
     if res is None:  # read in one piece, here
         first = specs[0]
         job = FileJob(first.job.path, first.job.depth)
         part = run_job(SteerJob(job, first.models, first.root, first.bounds))
         parts, res = [part], part.res
-    for part in parts:
+    total.copies = DeviceCopies(fragments=False)  # no copy spans two inputs
+    frames = 0  # the file's records before the part
+    for spec, part in zip(specs, parts, strict=False):
+        for batch in part.steering.deferred:
+            moved = replace(batch, frame=batch.frame + frames)
+            total.observe(decode(moved, tunnel_depth=spec.job.depth))
+        total.copies.absorb(part.steering.copies.shifted(frames))
         total.merge(part.steering)
+        frames += part.res.packets
     return res
 
 

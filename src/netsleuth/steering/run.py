@@ -23,6 +23,8 @@ import numpy as np
 from numpy.typing import NDArray
 
 from netsleuth import cores
+from netsleuth.capture.batch import PAD, RecordBatch
+from netsleuth.checks.copies import DeviceCopies, candidates
 from netsleuth.decode.table import L2, PacketTable, Tunnel
 from netsleuth.errors import InputError
 from netsleuth.ethertypes import protocol_name
@@ -120,8 +122,10 @@ class SteerResult:
     non_ip: dict[str, tuple[int, int]] = field(default_factory=dict)
     # Distinct innermost flows and distinct outer flows among tunnelled packets.
     tunnelled: tuple[int, int] = (0, 0)
-    # Packets and bytes the capture marks as sent by its host: left out (received()).
+    # Packets and bytes the capture marks as sent by its host: left out (_modelled).
     sent: tuple[int, int] = (0, 0)
+    # Copies of received packets a cooked capture took on a second device: left out.
+    copies: tuple[int, int] = (0, 0)
     findings: list[Finding] = field(default_factory=list)
 
     @property
@@ -182,7 +186,7 @@ class Steer:
         self, t: PacketTable, cache: FieldCache, rx: NDArray[np.int64] | None = None
     ) -> None:
         """The batch's packets through the models; only rows `rx` where it is not None
-        (the batch's received packets: received())."""
+        (the batch's received packets: Steering._modelled)."""
         size = t.batch.wirelen
         h, l4, _ = nic_hash(t, self.nic, toeplitz_for(self.nic.key), cache)
         cpu, rh = (None, None) if self.rps is None else rps_cpu(t, self.rps, h, l4, cache)
@@ -224,6 +228,7 @@ class Steer:
             dict(traffic.non_ip),
             traffic.tunnelled,
             traffic.sent,
+            traffic.copies,
         )
         res.findings = judge(res)
         return res
@@ -237,6 +242,7 @@ class TrafficResult:
     non_ip: dict[str, tuple[int, int]]  # by class name, in name order
     tunnelled: tuple[int, int]  # distinct inner and outer flows of tunnelled packets
     sent: tuple[int, int]  # packets and bytes left out as sent by the capturing host
+    copies: tuple[int, int]  # and as copies of received ones from a second device
 
 
 class Traffic:
@@ -253,7 +259,8 @@ class Traffic:
         # Packets (row 0) and bytes (row 1) without IP, by class code + NON_IP_BASE (the
         # EtherType, or a NON_IP_NAMES code): counted in NumPy, named once at the end.
         self.non_ip_counts = np.zeros((2, NON_IP_BASE + (1 << 16)), dtype=np.int64)
-        self.sent = np.zeros(2, dtype=np.int64)  # packets and bytes left out (received())
+        self.sent = np.zeros(2, dtype=np.int64)  # packets and bytes left out (_modelled)
+        self.copies = np.zeros(2, dtype=np.int64)  # and as device copies (checks/copies.py)
         self.inner_keys = DistinctKeys(spill, key_limit)
         self.outer_keys = DistinctKeys(spill, key_limit)
         self.limit = limits()[0] if limit is None else limit
@@ -262,11 +269,9 @@ class Traffic:
     def observe(
         self, t: PacketTable, cache: FieldCache, rx: NDArray[np.int64] | None = None
     ) -> None:
-        """The batch's traffic; only rows `rx` where it is not None (received())."""
+        """The batch's traffic; only rows `rx` where it is not None (Steering._modelled)."""
         kinds = t.tunnel if rx is None else t.tunnel[rx]
         self.tunnel_counts += np.bincount(kinds, minlength=len(Tunnel))[: len(Tunnel)]
-        if rx is not None:
-            self.sent += (t.n - rx.shape[0], int(t.batch.wirelen.sum() - t.batch.wirelen[rx].sum()))
         if t.n:
             self._flows(t, cache, rx)
 
@@ -359,6 +364,7 @@ class Traffic:
         self.tunnel_counts += other.tunnel_counts
         self.non_ip_counts += other.non_ip_counts
         self.sent += other.sent
+        self.copies += other.copies
         self.inner_keys.merge(other.inner_keys)
         self.outer_keys.merge(other.outer_keys)
         if len(self.tally):
@@ -391,6 +397,7 @@ class Traffic:
             self.non_ip,
             (self.inner_keys.count(), self.outer_keys.count()),
             (int(self.sent[0]), int(self.sent[1])),
+            (int(self.copies[0]), int(self.copies[1])),
         )
 
     def _table(self) -> NDArray[np.void]:
@@ -452,13 +459,47 @@ class Steering:
         flow_limit, key_limit = limits() if bounds is None else bounds
         self.steers = [Steer(nic, rps, spill, key_limit) for nic, rps in models]
         self.traffic = Traffic(spill, flow_limit, key_limit)
+        # A cooked capture's copies of a received packet from a second device: the NIC's
+        # RSS and the kernel's RPS see it once (checks/copies.py).
+        self.copies = DeviceCopies(fragments=False)
+        # A range's first frames, whose copies may repeat the range before's packets: up
+        # to this frame they are left to the parent, as records (steering/parallel.py).
+        self.defer = 0
+        self.deferred: list[RecordBatch] = []
 
     def observe(self, t: PacketTable) -> None:
         cache = FieldCache.of(t)  # the batch's flow fields, shared by every model
-        rx = received(t)
+        rx = self._modelled(t)
         self.traffic.observe(t, cache, rx)
         for run in self.steers:
             run.observe(t, cache, rx)
+
+    def _modelled(self, t: PacketTable) -> NDArray[np.int64] | None:
+        """The rows the models take (None: all), leaving out and counting two kinds.
+        NIC RSS and kernel RPS steer received packets only (RPS: get_rps_cpu() from
+        netif_receive_skb's path, net/core/dev.c), so what the capture marks as sent by
+        the host capturing it (pcapng epb_flags outbound; a Linux cooked capture's
+        PACKET_OUTGOING, as `tcpdump -i any` writes both ways; PKTAP's and ipnet's
+        outbound) is left out (SteerResult.sent); a capture that says no direction (pcap
+        on a port, a tap or a mirror) is taken as all received: which way it faced is
+        the user's to know. And a cooked capture's copies of a received packet from a
+        second device (SteerResult.copies). A range's deferred rows are left to the
+        parent, uncounted."""
+        sent, copy = t.sent(), self.copies.observe(t)
+        left = sent if copy is None else sent | copy
+        if self.defer and t.n and int(t.frame[0]) <= self.defer:
+            later = np.zeros(t.n, dtype=np.bool_)
+            later[candidates(t, fragments=False)] = True  # what may be a copy
+            later &= t.frame <= self.defer
+            self.deferred.append(take(t.batch, np.flatnonzero(later)))
+            left = left | later
+            sent = sent & ~later
+            copy = None if copy is None else copy & ~later
+        wire = t.batch.wirelen
+        self.traffic.sent += (int(sent.sum()), int(wire[sent].sum()))
+        if copy is not None:
+            self.traffic.copies += (int(copy.sum()), int(wire[copy].sum()))
+        return np.flatnonzero(~left) if left.any() else None
 
     def merge(self, other: Steering, frame_offset: int = 0) -> None:
         """Add the next part's state. Nothing here holds a frame number (the read issues,
@@ -495,24 +536,43 @@ class Steering:
 
 
 def sent_note(packets: int) -> str:
-    """What steer says of the packets received() left out."""
+    """What steer says of the sent packets it left out (Steering._modelled)."""
     return (
         f"{packets:,} packets the capture marks as sent by its host are left out: "
         "RSS and RPS steer received packets only"
     )
 
 
-def received(t: PacketTable) -> NDArray[np.int64] | None:
-    """The rows of the packets this batch's host received, or None for all of them: NIC
-    RSS and kernel RPS steer received packets only (RPS: get_rps_cpu() from
-    netif_receive_skb's path, net/core/dev.c), so what the capture marks as sent by the
-    host capturing it (pcapng epb_flags outbound; a Linux cooked capture's
-    PACKET_OUTGOING, as `tcpdump -i any` writes both ways; PKTAP's and ipnet's outbound)
-    is left out, and counted (SteerResult.sent). A capture that says no direction (pcap
-    on a port, a tap or a mirror) is taken as all received: which way it faced is the
-    user's to know."""
-    out = t.sent()
-    return np.flatnonzero(~out) if out.any() else None
+def copies_note(packets: int) -> str:
+    """What steer says of the copies it left out."""
+    return (
+        f"{packets:,} packets are copies the cooked capture took of a received packet on a "
+        "second device (a bridge, bond or VLAN above the NIC, `-i any`): each is modelled "
+        "once, as the NIC's RSS and the kernel's RPS see it"
+    )
+
+
+def take(b: RecordBatch, rows: NDArray[np.int64]) -> RecordBatch:
+    """These records of a batch, their bytes copied (a range's deferred ones: the
+    parent decodes them, steering/parallel.py)."""
+    caplen = b.caplen[rows]
+    offset = np.cumsum(caplen) - caplen
+    buf = np.zeros(int(caplen.sum()) + PAD, dtype=np.uint8)
+    for at, start, n in zip(offset.tolist(), b.offset[rows].tolist(), caplen.tolist(), strict=True):
+        buf[at : at + n] = b.buf[start : start + n]
+    return RecordBatch(
+        buf,
+        offset,
+        caplen,
+        b.wirelen[rows],
+        b.ts_ns[rows],
+        b.linktype[rows],
+        b.frame[rows],
+        direction=None if b.direction is None else b.direction[rows],
+        iface=None if b.iface is None else b.iface[rows],
+        wire=b.wire,
+        linux=None if b.linux is None else b.linux[rows],
+    )
 
 
 def steer(
@@ -539,6 +599,7 @@ def steer_many(
         for path in paths:
             res = InputResult(path)
             inputs.append(res)
+            steering.copies = DeviceCopies(fragments=False)  # no copy spans two inputs
             try:
                 for t in tables(open_input(path), res):
                     steering.observe(t)
