@@ -6,6 +6,8 @@ the run as that signal, in a command and during start-up."""
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable
+from typing import Any
 
 import pytest
 
@@ -81,12 +83,17 @@ def test_a_wrapped_signal_while_starting_ends_like_the_signal(
 ) -> None:
     # entry() imports the command line after installing its handlers; a signal during
     # those imports (seen: SIGTERM at 0.0 s, in platform's class bodies) reaches it wrapped.
-    monkeypatch.setattr(cli, "main", lambda: in_set_name(exc))
-    monkeypatch.setattr(cliutil, "install_signals", lambda: None)
+    assert starting(in_set_name, exc, monkeypatch) == code
+    assert capsys.readouterr().err == f"netsleuth: {line}\n"
+
+
+def starting(fn: Callable[[BaseException], int], exc: BaseException, mp: pytest.MonkeyPatch) -> Any:
+    """entry()'s exit code when the command line's import runs fn(exc)."""
+    mp.setattr(cli, "main", lambda: fn(exc))
+    mp.setattr(cliutil, "install_signals", lambda: None)
     with pytest.raises(SystemExit) as done:
         cliutil.entry()
-    assert done.value.code == code
-    assert capsys.readouterr().err == f"netsleuth: {line}\n"
+    return done.value.code
 
 
 def test_any_other_runtime_error_while_starting_raises(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -128,11 +135,7 @@ def test_a_signal_inside_an_import_ends_like_the_signal(
 ) -> None:
     assert run_guarded(import_cut, (exc,), {}) == code
     assert capsys.readouterr().err == f"netsleuth: {line}\n"
-    monkeypatch.setattr(cli, "main", lambda: import_cut(exc))
-    monkeypatch.setattr(cliutil, "install_signals", lambda: None)
-    with pytest.raises(SystemExit) as done:
-        cliutil.entry()
-    assert done.value.code == code
+    assert starting(import_cut, exc, monkeypatch) == code
     assert capsys.readouterr().err == f"netsleuth: {line}\n"
 
 
