@@ -304,3 +304,22 @@ def test_steer_models_each_received_packet_once(tmp_path: Path) -> None:
         pos += 16 + int.from_bytes(data[pos + 8 : pos + 12], "little")
     assert steer_json([cap], {str(cap): starts[1:]}) == with_copies
     assert steer_json([cap], {str(cap): starts[1::7]}) == with_copies
+
+
+def test_packets_alike_where_first_looked_are_no_copies(tmp_path: Path) -> None:
+    """UDP datagrams of one identification and length, checksum 0, the same data: the
+    first places DeviceCopies looks at are the same in all, the ports differ. None is a
+    copy, each row's match is refused at every distance in turn, and the search ends
+    (a round that found only refused matches had started again from the nearest)."""
+    frames = [
+        (
+            T0 + k * 1000,
+            sll(
+                craft.ipv4(S, D, craft.udp(S, D, 1000 + k, 53, bytes(64), checksum=0), 17, ident=7),
+                0x0800,
+            ),
+        )
+        for k in range(100)
+    ]
+    cap = capture(tmp_path / "alike.pcap", frames)
+    assert steer_json([cap])["copies"] == {"packets": 0, "bytes": 0}

@@ -14,14 +14,16 @@ many fragments, and incomplete; and `steer` counted each packet once per device.
 
 A copy, here: a received IP packet of a cooked capture (SLL or SLL2), its whole IP
 datagram captured, whose datagram (length and bytes) is that of an earlier such packet at
-most WINDOW frames (another CPU's packets come in between) and MAX_GAP_NS before it,
+most WINDOW frames (another CPU's packets come in between) and MAX_GAP_NS (50 us) before it,
 seen on another device where the capture names devices (SLL2's interface index). Its
 length and first HEAD bytes are compared, which hold the IP header (IPv4's identification
 and checksum) and the transport header (ports, TCP sequence numbers, the checksum of the
 data); for a fragment (the fragment audit) every byte is, since a fragment with the same
 header and other data is an overlap an attacker may send. A packet the snap length cut is
-never a copy. In LINKTYPE_LINUX_SLL a duplicate that reached the host twice within a
-millisecond on one device (a SPAN port fed twice) cannot be told from a copy.
+never a copy. In LINKTYPE_LINUX_SLL, which names no device, identical datagrams that
+reached the host within 50 us of each other are taken for copies too: a SPAN port fed
+twice, a flood of one packet, or a sender repeating one datagram that fast (IPv4 gives a
+DF datagram of an unconnected UDP socket identification 0, and IPv6 has none).
 
 The fragment audit and the outer reassembly leave copies out and count them as
 capture.device_copies; `steer` leaves them out of its models and counts them. Frames are
@@ -37,7 +39,9 @@ from numpy.typing import NDArray
 from netsleuth.decode.table import L2, PacketTable
 
 WINDOW = 32  # frames between a copy and the packet before it
-MAX_GAP_NS = 1_000_000  # between their timestamps: one receive path, microseconds apart
+# Between their timestamps: the copies of one packet are delivered in one pass of the
+# receive path (another_round), microseconds apart (0-4 us seen here).
+MAX_GAP_NS = 50_000
 HEAD = 64  # bytes compared from the IP header on (all of them, for a fragment)
 TAIL = 16  # and from the datagram's end
 WORDS = 1 + (HEAD + TAIL) // 8  # the length, then those bytes
@@ -131,39 +135,46 @@ class _Rows:
         it (candidates are a subset of frames), found by equal _quick() words, at most
         WINDOW frames and MAX_GAP_NS apart, from another device where the capture names
         them, and the same bytes. Each row's nearest match is compared first, all at
-        once; the few rows whose nearest is no copy look further, one distance at a
-        time."""
-        n = self.frame.shape[0]
-        copy = np.zeros(n, dtype=np.bool_)
-        todo = np.ones(n, dtype=np.bool_)
-        todo[: self.m] = False  # the rows remembered were judged with their batch
-        at, was = self._nearest(todo)
-        ok = self.same(at, was)
-        copy[at[ok]] = True
-        todo[:] = False
-        todo[at[~ok]] = True
-        while todo.any():  # rows whose nearest match was no copy: the next one
-            at, was = self._nearest(todo, after=was[~ok])
-            if at.shape[0] == 0:
-                break
+        once; the rows whose nearest is no copy look further back, each round over those
+        rows alone."""
+        copy = np.zeros(self.frame.shape[0], dtype=np.bool_)
+        at, was = self._nearest_all()
+        while at.shape[0]:
             ok = self.same(at, was)
             copy[at[ok]] = True
-            todo[:] = False
-            todo[at[~ok]] = True
+            # No copy of that one: look further back, before it (so each round ends).
+            at, was = self._nearest(at[~ok], was[~ok])
         return copy
 
     def _nearest(
-        self, todo: NDArray[np.bool_], after: NDArray[np.int64] | None = None
+        self, todo: NDArray[np.int64], limit: NDArray[np.int64]
     ) -> tuple[NDArray[np.int64], NDArray[np.int64]]:
-        """(each row `todo` marks that has a match, its nearest match; before the row
-        `after` gives for it, in todo's row order)."""
+        """(the rows of `todo` (increasing) that match one before their `limit` row,
+        each one's nearest such match)."""
+        frame, ts, ifindex, word = self.frame, self.ts, self.ifindex, self.word
+        found = np.full(todo.shape[0], -1, dtype=np.int64)
+        for lag in range(1, WINDOW + 1):
+            k = np.flatnonzero((found < 0) & (todo - lag >= 0) & (todo - lag < limit))
+            if k.shape[0] == 0:
+                if not ((found < 0) & (todo - lag >= 0)).any():
+                    break
+                continue
+            at, was = todo[k], todo[k] - lag
+            hit = word[at] == word[was]
+            hit &= (frame[at] - frame[was] <= WINDOW) & (np.abs(ts[at] - ts[was]) <= MAX_GAP_NS)
+            hit &= (ifindex[at] == 0) | (ifindex[at] != ifindex[was])  # SLL2: another device
+            found[k[hit]] = was[hit]
+        keep = found >= 0
+        return todo[keep], found[keep]
+
+    def _nearest_all(self) -> tuple[NDArray[np.int64], NDArray[np.int64]]:
+        """_nearest() of every row past those remembered: each distance compared over
+        the whole batch at once (in a batch without copies, next to no match)."""
         frame, ts, ifindex, word = self.frame, self.ts, self.ifindex, self.word
         n = frame.shape[0]
-        limit = np.full(n, n, dtype=np.int64)  # a match must come before this row
-        if after is not None:
-            limit[np.flatnonzero(todo)] = after
-        open_ = todo.copy()
-        ats, wases = [np.zeros(0, np.int64)], [np.zeros(0, np.int64)]
+        found = np.full(n, -1, dtype=np.int64)
+        open_ = np.ones(n, dtype=np.bool_)
+        open_[: self.m] = False
         for lag in range(1, min(WINDOW, n - 1) + 1):
             at = np.flatnonzero(open_[lag:] & (word[lag:] == word[:-lag])) + lag
             if at.shape[0] == 0:
@@ -171,13 +182,10 @@ class _Rows:
             was = at - lag
             near = (frame[at] - frame[was] <= WINDOW) & (np.abs(ts[at] - ts[was]) <= MAX_GAP_NS)
             near &= (ifindex[at] == 0) | (ifindex[at] != ifindex[was])  # SLL2: another device
-            near &= was < limit[at]
-            ats.append(at[near])
-            wases.append(was[near])
+            found[at[near]] = was[near]
             open_[at[near]] = False
-        at, was = np.concatenate(ats), np.concatenate(wases)
-        order = np.argsort(at, kind="stable")
-        return at[order], was[order]
+        at = np.flatnonzero(found >= 0)
+        return at, found[at]
 
     def data(self, i: int) -> bytes:
         if i < self.m:
@@ -227,22 +235,27 @@ def _head(
 
 
 def _quick(t: PacketTable, rows: NDArray[np.int64]) -> NDArray[np.uint64]:
-    """One word of each row, from its decoded outer IP header and two 4-byte reads: its
+    """One word of each row, from its decoded outer IP header and three 4-byte reads: its
     length, fragment offset and identification, the 4 bytes after the transport's first
-    4 (TCP's sequence number, UDP's length and checksum) and its last 4 bytes. Equal
+    4 (TCP's sequence number, UDP's length and checksum), 12 bytes further (TCP's
+    checksum: pure ACKs over IPv6, of one length and one timestamp option, differ in
+    their acknowledgment number only; helper-40) and its last 4 bytes. Equal
     packets give equal words, and few others within WINDOW rows do (IPv6 has no
     identification: two packets of one flow and one length would, but for those)."""
     o = t.outer
     length = o.tot_len[rows].astype(np.int64)
     l3 = t.start[rows] + o.off[rows].astype(np.int64)
     # Both reads inside the datagram (at least 20 bytes: candidates()).
-    mid = l3 + np.minimum(o.hlen[rows].astype(np.int64) + 4, length - 4)
+    hlen = o.hlen[rows].astype(np.int64)
+    mid = l3 + np.minimum(hlen + 4, length - 4)
+    csum = l3 + np.minimum(hlen + 16, length - 4)  # TCP's checksum: a pure ACK's changes
     end = l3 + length - 4
     word = length.astype(np.uint64)  # at most 17 bits (IPv6: 40 + 65535)
     word |= o.frag_off[rows].astype(np.uint64) << np.uint64(17)  # 13 bits
     word |= o.ident[rows].astype(np.uint64) << np.uint64(32)  # 16 bits, IPv6's 32
     with np.errstate(over="ignore"):
         word ^= t.v.le32[mid].astype(np.uint64) * np.uint64(0x9E3779B97F4A7C15)
+        word ^= t.v.le32[csum].astype(np.uint64) * np.uint64(0x165667B19E3779F9)
         word ^= t.v.le32[end].astype(np.uint64) * np.uint64(0xC2B2AE3D27D4EB4F)
     return word
 

@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import pickle
 import shutil
 import tempfile
 from collections.abc import Iterator, Sequence
@@ -76,6 +77,9 @@ class SteerPart:
     steering: Steering  # sealed: its tables are runs, in memory or in the job's folder
     packed: str | None = None  # the file holding its in-memory runs, while they are there
     slots: list[tuple[int, int]] = field(default_factory=list)  # (table, run) of each
+    # The file holding its deferred records (Steering.deferred), while they are there:
+    # up to 32 records of up to 256 KiB each, which the pipe must not carry (PIPE_BYTES).
+    deferred: str | None = None
 
 
 # A part's message through the pool's pipe stays below this: the rest of its arrays go
@@ -110,6 +114,11 @@ def run_job(job: SteerJob) -> SteerPart:
 def run_packed(job: SteerJob) -> SteerPart:
     """run_job() in a worker: a big part's arrays into one file (see PIPE_BYTES)."""
     part = run_job(job)
+    if part.steering.deferred:
+        fd, path = tempfile.mkstemp(prefix="deferred-", dir=job.root)
+        with os.fdopen(fd, "wb") as fh:
+            pickle.dump(part.steering.deferred, fh, protocol=pickle.HIGHEST_PROTOCOL)
+        part.steering.deferred, part.deferred = [], path
     tables = part.steering.tables()
     held = [
         (k, i, run)
@@ -129,6 +138,11 @@ def run_packed(job: SteerJob) -> SteerPart:
 
 
 def _unpack(part: SteerPart) -> SteerPart:
+    if part.deferred is not None:
+        with open(part.deferred, "rb") as fh:
+            part.steering.deferred = pickle.load(fh)  # written by our own worker, above
+        os.unlink(part.deferred)
+        part.deferred = None
     if part.packed is not None:
         tables = part.steering.tables()
         with open(part.packed, "rb") as fh:
