@@ -16,14 +16,15 @@ A copy, here: a received IP packet of a cooked capture (SLL or SLL2), its whole 
 datagram captured, whose datagram (length and bytes) is that of an earlier such packet at
 most WINDOW frames (another CPU's packets come in between) and MAX_GAP_NS (50 us) before it,
 seen on another device where the capture names devices (SLL2's interface index). Its
-length and first HEAD bytes are compared, which hold the IP header (IPv4's identification
-and checksum) and the transport header (ports, TCP sequence numbers, the checksum of the
-data); for a fragment (the fragment audit) every byte is, since a fragment with the same
-header and other data is an overlap an attacker may send. A packet the snap length cut is
-never a copy. In LINKTYPE_LINUX_SLL, which names no device, identical datagrams that
-reached the host within 50 us of each other are taken for copies too: a SPAN port fed
-twice, a flood of one packet, or a sender repeating one datagram that fast (IPv4 gives a
-DF datagram of an unconnected UDP socket identification 0, and IPv6 has none).
+length, first HEAD and last TAIL bytes are compared, which hold the IP header (IPv4's
+identification and checksum) and the transport header (ports, TCP sequence numbers, the
+checksum of the data); for a fragment (the fragment audit) every byte is, since a
+fragment with the same header and other data is an overlap an attacker may send. A
+packet the snap length cut is never a copy. In LINKTYPE_LINUX_SLL, which names no
+device, identical datagrams that reached the host within 50 us of each other are taken
+for copies too: a SPAN port fed twice, a flood of one packet, or a sender repeating one
+datagram that fast (IPv4 gives a DF datagram of an unconnected UDP socket
+identification 0, and IPv6 has none).
 
 The fragment audit and the outer reassembly leave copies out and count them as
 capture.device_copies; `steer` leaves them out of its models and counts them. Frames are
@@ -50,8 +51,8 @@ WORDS = 1 + (HEAD + TAIL) // 8  # the length, then those bytes
 class DeviceCopies:
     """Finds the copies among each batch's rows, in file order, remembering the packets
     of the last WINDOW frames of the batch before. Each packet is looked for among the
-    WINDOW candidates before it by one word (its decoded IP header fields folded, no byte
-    read); the bytes of the few that match are compared."""
+    WINDOW candidates before it by one word (_quick: decoded IP header fields and three
+    4-byte reads); the bytes of the few that match are compared (_Rows)."""
 
     def __init__(self, *, fragments: bool = True) -> None:
         # Fragments only (the fragment audit), or every received IP packet (steer: RSS and
