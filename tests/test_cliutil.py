@@ -14,6 +14,12 @@ import pytest
 from netsleuth import cli, cliutil
 from netsleuth.cliutil import Terminated, run_guarded
 
+# Each signal's exception, the exit code and the line it must end a run with.
+SIGNALS = pytest.mark.parametrize(
+    ("exc", "code", "line"),
+    [(Terminated(), 143, "terminated"), (KeyboardInterrupt(), 130, "interrupted")],
+)
+
 
 def wrapped(signal_exc: BaseException) -> int:
     try:
@@ -24,10 +30,7 @@ def wrapped(signal_exc: BaseException) -> int:
         ) from err
 
 
-@pytest.mark.parametrize(
-    ("exc", "code", "line"),
-    [(Terminated(), 143, "terminated"), (KeyboardInterrupt(), 130, "interrupted")],
-)
+@SIGNALS
 def test_a_signal_inside_c_code_ends_like_the_signal(
     exc: BaseException, code: int, line: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -59,10 +62,7 @@ def test_python_wraps_what_set_name_raises() -> None:
     assert isinstance(caught.value.__cause__, Terminated)
 
 
-@pytest.mark.parametrize(
-    ("exc", "code", "line"),
-    [(Terminated(), 143, "terminated"), (KeyboardInterrupt(), 130, "interrupted")],
-)
+@SIGNALS
 def test_a_signal_inside_set_name_ends_like_the_signal(
     exc: BaseException, code: int, line: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -70,10 +70,7 @@ def test_a_signal_inside_set_name_ends_like_the_signal(
     assert capsys.readouterr().err == f"netsleuth: {line}\n"
 
 
-@pytest.mark.parametrize(
-    ("exc", "code", "line"),
-    [(Terminated(), 143, "terminated"), (KeyboardInterrupt(), 130, "interrupted")],
-)
+@SIGNALS
 def test_a_wrapped_signal_while_starting_ends_like_the_signal(
     exc: BaseException,
     code: int,
@@ -122,10 +119,7 @@ def import_cut(signal_exc: BaseException) -> int:
         raise ImportError("numpy._core.multiarray failed to import")  # noqa: B904 (as NumPy)
 
 
-@pytest.mark.parametrize(
-    ("exc", "code", "line"),
-    [(Terminated(), 143, "terminated"), (KeyboardInterrupt(), 130, "interrupted")],
-)
+@SIGNALS
 def test_a_signal_inside_an_import_ends_like_the_signal(
     exc: BaseException,
     code: int,

@@ -25,6 +25,7 @@ from netsleuth.scale import assembly, scan_parallel
 from netsleuth.scan import scan
 from netsleuth.steering import parallel
 from tests.clirun import invoke
+from tests.splitutil import record_starts
 
 S, D = "192.0.2.10", "192.0.2.20"
 T0 = 1_700_000_000 * 10**9
@@ -142,11 +143,7 @@ def test_copies_in_sll2_and_a_copy_just_within_the_window(tmp_path: Path) -> Non
 def test_a_split_at_every_record_finds_the_same_copies(tmp_path: Path) -> None:
     cap = capture(tmp_path / "any.pcap", bridged(5, between=2))
     whole = dumps(scan_document(scan([str(cap)])))
-    data = cap.read_bytes()
-    starts, pos = [], 24
-    while pos + 16 <= len(data):
-        starts.append(pos)
-        pos += 16 + int.from_bytes(data[pos + 8 : pos + 12], "little")
+    starts = record_starts(cap)
     result = scan_parallel(
         [str(cap)],
         tunnel_depth=3,
@@ -297,11 +294,7 @@ def test_steer_models_each_received_packet_once(tmp_path: Path) -> None:
     assert without["copies"] == {"packets": 0, "bytes": 0}
     for key in ("rss", "rps", "flows", "sent"):
         assert with_copies[key] == without[key], key
-    starts, pos = [], 24
-    data = cap.read_bytes()
-    while pos + 16 <= len(data):
-        starts.append(pos)
-        pos += 16 + int.from_bytes(data[pos + 8 : pos + 12], "little")
+    starts = record_starts(cap)
     assert steer_json([cap], {str(cap): starts[1:]}) == with_copies
     assert steer_json([cap], {str(cap): starts[1::7]}) == with_copies
 

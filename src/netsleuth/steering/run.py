@@ -24,6 +24,7 @@ from numpy.typing import NDArray
 
 from netsleuth import cores
 from netsleuth.capture.batch import PAD, RecordBatch
+from netsleuth.checks import _trains
 from netsleuth.checks.copies import DeviceCopies, candidates
 from netsleuth.decode.table import L2, PacketTable, Tunnel
 from netsleuth.errors import InputError
@@ -559,8 +560,7 @@ def take(b: RecordBatch, rows: NDArray[np.int64]) -> RecordBatch:
     caplen = b.caplen[rows]
     offset = np.cumsum(caplen) - caplen
     buf = np.zeros(int(caplen.sum()) + PAD, dtype=np.uint8)
-    for at, start, n in zip(offset.tolist(), b.offset[rows].tolist(), caplen.tolist(), strict=True):
-        buf[at : at + n] = b.buf[start : start + n]
+    _trains.gather(b.buf, b.offset[rows], caplen, buf[: buf.shape[0] - PAD])
     return RecordBatch(
         buf,
         offset,
