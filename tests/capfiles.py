@@ -47,7 +47,10 @@ def idb(order: str, linktype: int, *, snaplen: int = 0, tsresol: int | None = No
     return block(order, 1, struct.pack(order + "HHI", linktype, 0, snaplen) + opts)
 
 
-def epb(order: str, iface: int, ts: int, data: bytes, *, wirelen: int | None = None) -> bytes:
+def epb(
+    order: str, iface: int, ts: int, data: bytes, *, wirelen: int | None = None, opts: bytes = b""
+) -> bytes:
+    """An enhanced packet block; `opts`: its options (option()), after the padded data."""
     body = struct.pack(
         order + "IIIII",
         iface,
@@ -56,7 +59,7 @@ def epb(order: str, iface: int, ts: int, data: bytes, *, wirelen: int | None = N
         len(data),
         len(data) if wirelen is None else wirelen,
     )
-    return block(order, 6, body + data)
+    return block(order, 6, body + data + b"\0" * (-len(data) % 4) + opts)
 
 
 def spb(order: str, data: bytes, *, wirelen: int | None = None) -> bytes:

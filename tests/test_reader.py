@@ -11,7 +11,7 @@ import pytest
 
 from netsleuth.capture import RecordBatch, open_capture
 from netsleuth.errors import InputError, NotACaptureError
-from tests.capfiles import epb, idb, pcap_bytes, shb, spb
+from tests.capfiles import epb, idb, option, pcap_bytes, shb, spb
 
 
 def read_all(path: Path, **kw: int) -> tuple[list[RecordBatch], list[str]]:
@@ -200,18 +200,47 @@ def test_many_records_cross_buffers_and_batches(tmp_path: Path) -> None:
     assert all(b.packet(0)[0] == (int(b.frame[0]) - 1) & 0xFF for b in batches)
 
 
-def test_pcapng_many_blocks_small_buffers(tmp_path: Path) -> None:
+@pytest.mark.parametrize("order", ["<", ">"])
+def test_pcapng_many_blocks_small_buffers(tmp_path: Path, order: str) -> None:
+    """Every packet's fields through 3000 blocks in buffers of 4 KiB (several walks a
+    batch): the lengths, times, interfaces and directions the blocks were written with.
+    The walk's output array is reused from walk to walk; a batch holding a view of it had
+    the next buffer's wire lengths."""
+
+    def flags(i: int) -> bytes:  # epb_flags (code 2): inbound 1, outbound 2, none
+        return b"" if i % 3 == 0 else option(order, 2, struct.pack(order + "I", i % 3))
+
+    def caplen(i: int) -> int:
+        return 40 + i % 50
+
     body = (
-        shb()
-        + idb("<", 1)
-        + b"".join(epb("<", 0, i, bytes([i & 0xFF]) * (40 + i % 50)) for i in range(3000))
+        shb(order)
+        + idb(order, 1)
+        + idb(order, 101, tsresol=9)
+        + b"".join(
+            epb(
+                order,
+                i % 2,
+                i,
+                bytes([i & 0xFF]) * caplen(i),
+                wirelen=caplen(i) + i % 7,
+                opts=flags(i) + option(order, 0, b""),
+            )
+            for i in range(3000)
+        )
     )
     path = tmp_path / "many.pcapng"
     path.write_bytes(body)
     batches, issues = read_all(path, chunk_bytes=4096)
     assert issues == []
-    assert cat(batches, "caplen") == [40 + i % 50 for i in range(3000)]
-    assert cat(batches, "ts_ns") == [i * 1000 for i in range(3000)]
+    assert cat(batches, "caplen") == [caplen(i) for i in range(3000)]
+    assert cat(batches, "wirelen") == [caplen(i) + i % 7 for i in range(3000)]
+    # Interface 0 counts microseconds, interface 1 nanoseconds.
+    assert cat(batches, "ts_ns") == [i if i % 2 else i * 1000 for i in range(3000)]
+    assert cat(batches, "iface") == [i % 2 for i in range(3000)]
+    assert cat(batches, "linktype") == [101 if i % 2 else 1 for i in range(3000)]
+    assert cat(batches, "direction") == [i % 3 for i in range(3000)]
+    assert packets(batches) == [bytes([i & 0xFF]) * caplen(i) for i in range(3000)]
 
 
 def clockless_capture(path: Path) -> tuple[Path, int]:

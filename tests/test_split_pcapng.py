@@ -395,16 +395,17 @@ def test_unsplittable_inputs_stay_whole(tmp_path: Path) -> None:
     assert split_ranges(str(tmp_path / "missing.pcapng"), [10]) == []
 
 
-def packet_block(frame: bytes, *, wirelen: int, drops: int, flags: int) -> bytes:
+def packet_block(frame: bytes, *, wirelen: int, drops: int, flags: int, order: str = "<") -> bytes:
     """The obsolete Packet Block (draft appendix A): a 16-bit interface id and a drops
     count where the EPB has its 32-bit id, then the same fields, data and options; its
     pack_flags option has epb_flags' code (2) and layout."""
-    head = struct.pack("<HHIIII", 0, drops, 0, T0, len(frame), wirelen)
-    opts = option("<", 2, struct.pack("<I", flags)) + option("<", 0, b"")
-    return block("<", 2, b"".join([head, frame, bytes(-len(frame) % 4), opts]))
+    head = struct.pack(order + "HHIIII", 0, drops, 0, T0, len(frame), wirelen)
+    opts = option(order, 2, struct.pack(order + "I", flags)) + option(order, 0, b"")
+    return block(order, 2, b"".join([head, frame, bytes(-len(frame) % 4), opts]))
 
 
-def test_the_obsolete_packet_block(tmp_path: Path) -> None:
+@pytest.mark.parametrize("order", ["<", ">"])
+def test_the_obsolete_packet_block(tmp_path: Path, order: str) -> None:
     """Issue 14's mend: the reader once read a PB's original length through a where() whose
     two branches were equal. They were equal rightly (same offset as in an EPB); what
     differed and was missed are the PB's options: its pack_flags direction was ignored,
@@ -415,10 +416,11 @@ def test_the_obsolete_packet_block(tmp_path: Path) -> None:
     cap.write_bytes(
         b"".join(
             [
-                shb("<"),
-                idb("<", 1),
-                packet_block(zero, wirelen=len(zero) + 40, drops=7, flags=2),  # outbound
-                packet_block(zero, wirelen=len(zero), drops=0xFFFF, flags=1),  # inbound
+                shb(order),
+                idb(order, 1),
+                # Both byte orders: the 16-bit id is the block's first two bytes in either.
+                packet_block(zero, wirelen=len(zero) + 40, drops=7, flags=2, order=order),
+                packet_block(zero, wirelen=len(zero), drops=0xFFFF, flags=1, order=order),
             ]
         )
     )

@@ -106,12 +106,43 @@ static PyObject *walk_pcap(PyObject *self, PyObject *args) {
     return Py_BuildValue("nni", n, pos, status);
 }
 
+/* The low two bits of an EPB's epb_flags option (code 2, 4 bytes: draft section 4.3.1), the
+ * obsolete PB's pack_flags alike (appendix A): the options from `p` to the block's trailer
+ * at `end`, each code, length and value padded to 32 bits, opt_endofopt (0) ending them, at
+ * most PCAPNG_MAX_OPTIONS looked at (writers put the flags first or second). */
+enum { PCAPNG_MAX_OPTIONS = 8 };
+
+static int64_t epb_direction(const unsigned char *b, int64_t p, int64_t end, int sw) {
+    for (int k = 0; k < PCAPNG_MAX_OPTIONS && p + 4 <= end; k++) {
+        uint32_t head = rd32(b + p, 0);
+        unsigned code, size;
+        if (sw) {
+            code = (unsigned)(__builtin_bswap32(head) >> 16);
+            size = (unsigned)(__builtin_bswap32(head) & 0xffffu);
+        } else {
+            code = (unsigned)(head & 0xffffu);
+            size = (unsigned)(head >> 16);
+        }
+        if (code == 0 || p + 4 + (int64_t)size > end) return 0;
+        if (code == 2 && size == 4) return (int64_t)(rd32(b + p + 4, sw) & 3u);
+        p += 4 + (((int64_t)size + 3) & ~(int64_t)3);
+    }
+    return 0;
+}
+
 /* walk_pcapng(buf, start, end, swapped, max_block, out) -> (count, pos, status, swapped)
- * Each listed block is out[i] = offset | swapped << 62: its section's byte order. A Section
- * Header Block is listed like any block and sets the byte order from its magic (draft
- * section 4.1), so a batch spans sections, also sections that flip byte order (1M
- * one-packet sections cost 1M batches before). The walk stops before an SHB whose magic is
- * neither order or whose length is below the 28-byte minimum: the caller reports it. */
+ * out is an int64 array of shape (8, cap), a column per block walked: its offset | swapped
+ * << 62 (its section's byte order), type, total length, and for a packet block long enough
+ * for its fixed fields (EPB and PB 32 bytes, SPB 16: draft sections 4.3, 4.4, appendix A)
+ * the interface id (PB: 16 bits), raw timestamp (high << 32 | low, as the bits of a u64),
+ * captured length as written, original length and epb_flags direction; 0 where a block has
+ * none. The fields are read here because the walk has the block's first and last bytes in
+ * cache already (the header, the trailer and the options before it): gathered in NumPy
+ * afterwards they cost more than the walk itself. A Section Header Block is listed like
+ * any block and sets the byte order from its magic (draft section 4.1), so a batch spans
+ * sections, also sections that flip byte order (1M one-packet sections cost 1M batches
+ * before). The walk stops before an SHB whose magic is neither order or whose length is
+ * below the 28-byte minimum: the caller reports it. */
 static PyObject *walk_pcapng(PyObject *self, PyObject *args) {
     PyObject *bufobj, *outobj;
     Py_ssize_t start, end;
@@ -121,10 +152,12 @@ static PyObject *walk_pcapng(PyObject *self, PyObject *args) {
     (void)self;
     if (!PyArg_ParseTuple(args, "OnnpkO", &bufobj, &start, &end, &swapped, &max_block, &outobj))
         return NULL;
-    if (get_buffers(bufobj, outobj, &in, &out, start, end) < 0) return NULL;
+    if (get_rows(bufobj, outobj, &in, &out, start, end, 8) < 0) return NULL;
     const unsigned char *b = (const unsigned char *)in.buf;
+    Py_ssize_t cap = out.len / 64, n = 0, pos = start;
     int64_t *o = (int64_t *)out.buf;
-    Py_ssize_t cap = out.len / 8, n = 0, pos = start;
+    int64_t *o_type = o + cap, *o_len = o_type + cap, *o_if = o_len + cap, *o_ts = o_if + cap;
+    int64_t *o_cap = o_ts + cap, *o_wire = o_cap + cap, *o_dir = o_wire + cap;
     int status = ST_NEED_MORE;
     while (1) {
         if (n == cap) { status = ST_OUT_FULL; break; }
@@ -143,7 +176,30 @@ static PyObject *walk_pcapng(PyObject *self, PyObject *args) {
         if ((Py_ssize_t)len > end - pos) break;
         if (rd32(b + pos + len - 4, sw) != len) { status = ST_TRAILER; break; }
         swapped = sw;
-        o[n++] = (int64_t)pos | ((int64_t)sw << 62);
+        const unsigned char *p = b + pos;
+        int64_t iface = 0, ts = 0, caplen = 0, wire = 0, dir = 0;
+        if ((type == 6 || type == 2) && len >= 32) {  /* EPB, PB */
+            uint32_t word = rd32(p + 8, sw);
+            /* PB: a 16-bit interface id, then a 16-bit drops count, in the block's order. */
+            iface = type == 6 ? (int64_t)word : (int64_t)(sw ? word >> 16 : word & 0xffffu);
+            ts = (int64_t)((uint64_t)rd32(p + 12, sw) << 32 | (uint64_t)rd32(p + 16, sw));
+            caplen = (int64_t)rd32(p + 20, sw);
+            wire = (int64_t)rd32(p + 24, sw);
+            /* Options follow the packet data padded to 32 bits. */
+            int64_t opts = (int64_t)pos + 28 + ((caplen + 3) & ~(int64_t)3);
+            dir = epb_direction(b, opts, (int64_t)pos + len - 4, sw);
+        } else if (type == 3 && len >= 16) {  /* SPB: the original length only */
+            wire = (int64_t)rd32(p + 8, sw);
+        }
+        o[n] = (int64_t)pos | ((int64_t)sw << 62);
+        o_type[n] = (int64_t)type;
+        o_len[n] = (int64_t)len;
+        o_if[n] = iface;
+        o_ts[n] = ts;
+        o_cap[n] = caplen;
+        o_wire[n] = wire;
+        o_dir[n] = dir;
+        n++;
         pos += (Py_ssize_t)len;
     }
     PyBuffer_Release(&in);

@@ -12,7 +12,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from netsleuth.capture import _framing
-from netsleuth.capture.batch import ByteViews, RecordBatch
+from netsleuth.capture.batch import RecordBatch
 from netsleuth.capture.chunks import (
     CHUNK_BYTES,
     MAX_RECORDS,
@@ -29,6 +29,9 @@ ST_SECTION, ST_TRAILER = 3, 4  # walk_pcapng's own statuses (capture/_framing.c)
 BT_IDB, BT_PB, BT_SPB, BT_ISB, BT_EPB = 1, 2, 3, 5, 6  # block types, draft section 11.1
 BT_SHB = 0x0A0D0D0A
 OFFSET_MASK = (1 << 62) - 1  # walk_pcapng's offsets carry the block's byte order in bit 62
+# The rows of walk_pcapng's output (capture/_framing.c), a column per block.
+W_OFFSET, W_TYPE, W_LEN, W_IFACE, W_TS, W_CAPLEN, W_WIRE, W_DIR = range(8)
+WALK_ROWS = 8
 BOM = 0x1A2B3C4D  # byte-order magic of the Section Header Block
 OPT_TSRESOL, OPT_TSOFFSET = 9, 14  # if_tsresol, if_tsoffset (draft section 4.2)
 OPT_SHB_OS = 3  # shb_os (draft section 4.1): dumpcap on Linux writes "Linux <release>"
@@ -148,15 +151,14 @@ class PcapngReader(StreamReader):
     def _segments(self) -> Iterator[RecordBatch]:
         ch = Chunker(self.source, self.max_block)
         ch.refill(0)
-        out = np.empty(MAX_RECORDS, dtype=np.int64)
+        out = np.empty((WALK_ROWS, MAX_RECORDS), dtype=np.int64)
         pos, frame = 0, 1
-        views = ByteViews(ch.buf)
         while True:
             n, newpos, st, self.swapped = _framing.walk_pcapng(
                 ch.buf.data, pos, ch.have, self.swapped, self.max_block, out.data
             )
             if n:
-                batch = self._blocks(ch.buf, views, out[:n], frame, ch.base)
+                batch = self._blocks(ch.buf, out[:, :n], frame, ch.base)
                 if batch is not None:
                     yield batch
                     frame += len(batch)
@@ -196,7 +198,6 @@ class PcapngReader(StreamReader):
                     )
                 return
             ch.refill(pos)
-            views = ByteViews(ch.buf)
             pos = 0
 
     def _section(self, buf: NDArray[np.uint8], pos: int, have: int) -> int:
@@ -248,19 +249,17 @@ class PcapngReader(StreamReader):
                 (offset_s,) = struct.unpack_from(order + "q", block, at)
         return Interface(linktype, snaplen, res, pow2, offset_s)
 
-    # One vectorized pass over a batch's blocks, field by field in the draft's order; split,
-    # its dozen per-packet arrays would be handed from helper to helper.
-    def _blocks(  # noqa: PLR0915 -- one pass over the block fields, see above
+    def _blocks(
         self,
         buf: NDArray[np.uint8],
-        v: ByteViews,
         walked: NDArray[np.int64],
         first_frame: int,
         base: int,
     ) -> RecordBatch | None:
-        """The packets of one walk over `buf` (file offset `base`). capture/split_pcapng.py
-        overrides it to read only the section structure, with this class's walk."""
-        blocks, btype, blen, swapped = block_columns(v, walked)
+        """The packets of one walk over `buf` (file offset `base`): `walked` is the walk's
+        columns (_framing.walk_pcapng). capture/split_pcapng.py overrides it to read only
+        the section structure, with this class's walk."""
+        blocks, btype, blen, swapped = block_columns(walked)
         table = self._structure(buf, blocks, btype, blen, swapped, first_frame, base)
         is_pkt, short = packet_blocks(btype, blen)
         if short.any():
@@ -273,95 +272,81 @@ class PcapngReader(StreamReader):
                 int(short.sum()),
             )
             is_pkt &= ~short
-        pk = blocks[is_pkt]
-        if pk.shape[0] == 0:
+        if not is_pkt.any():
             return None
-        # The section of each packet: SHBs before it in this batch (0: the carried one).
-        section = np.cumsum(btype == BT_SHB)[is_pkt]
-        t = btype[is_pkt]
-        bl = blen[is_pkt]
-        sw = swapped[is_pkt]
-        spb = t == BT_SPB
-        iface = np.where(t == BT_PB, _u16(v, pk + 8, sw), _u32(v, pk + 8, sw)).astype(np.int64)
-        iface[spb] = 0
-        ts_raw = (_u32(v, pk + 12, sw).astype(np.uint64) << np.uint64(32)) | _u32(
-            v, pk + 16, sw
-        ).astype(np.uint64)
-        ts_raw[spb] = 0  # a Simple Packet Block has no timestamp
-        caplen = _u32(v, pk + 20, sw).astype(np.int64)
-        caplen_field = caplen.copy()  # as written: the options start after its padding
-        # EPB and PB share this layout but for the PB's 16-bit interface id and drops
-        # count (draft appendix A): one read, not a where() with two equal branches.
-        wirelen = _u32(v, pk + 24, sw).astype(np.int64)
-        data = pk + 28
-        # Simple Packet Block: only the original length is stored (draft section 4.4).
-        wirelen[spb] = _u32(v, pk[spb] + 8, sw[spb])
-        data[spb] = pk[spb] + 12
-        caplen[spb] = np.minimum(wirelen[spb], bl[spb] - 16)
-        room = bl - (data - pk) - 4
-        over = caplen > room
-        if over.any():
-            at = int(np.argmax(over))
+        every = bool(is_pkt.all())  # most batches: one block, one packet (no copy then)
+        cols = walked if every else walked[:, is_pkt]
+        fields = _Fields(cols, blen if every else blen[is_pkt], first_frame, base)
+        if fields.over.any():
+            at = int(np.argmax(fields.over))
             self._issue(
                 "capture.corrupt_record",
-                base + int(pk[at]),
+                base + int(fields.pk[at]),
                 first_frame + at,
                 "{n} packet block(s) claim more bytes than they hold; clipped to the block",
-                int(over.sum()),
+                int(fields.over.sum()),
             )
-            caplen = np.minimum(caplen, room)
-        n = pk.shape[0]
+        # The section of each packet: SHBs before it in this batch (0: the carried one).
+        shb = btype == BT_SHB
+        section = np.cumsum(shb)[is_pkt] if shb.any() else np.zeros(fields.n, np.int64)
+        linktype, ts_ns = self._per_interface(table, fields, section)
+        return RecordBatch(
+            buf=buf,
+            offset=fields.data,
+            caplen=fields.caplen,
+            wirelen=fields.wirelen,
+            ts_ns=ts_ns,
+            linktype=linktype,
+            frame=np.arange(first_frame, first_frame + fields.n, dtype=np.int64),
+            direction=cols[W_DIR].astype(np.uint8),
+            iface=fields.iface,
+            linux=np.array(self._linux_of)[section] if any(self._linux_of) else None,
+        )
+
+    def _per_interface(
+        self, table: _Table, f: _Fields, section: NDArray[np.int64]
+    ) -> tuple[NDArray[np.int32], NDArray[np.int64]]:
+        """Each packet's link type and time from its interface's description (whose snap
+        length clips an SPB's data, which has no captured length: draft section 4.4)."""
         starts = np.array(table.starts, dtype=np.int64)
         ends = np.append(starts[1:], len(table.items))
-        known = iface < (ends - starts)[section]
+        known = f.iface < (ends - starts)[section]
         if not known.all():
             at = int(np.argmin(known))
             self._issue(
                 "capture.corrupt_record",
-                base + int(pk[at]),
-                first_frame + at,
+                f.base + int(f.pk[at]),
+                f.first_frame + at,
                 "{n} packet(s) name an interface that was never described; their link type "
                 "is unknown",
                 int((~known).sum()),
             )
-        linktype = np.full(n, -1, dtype=np.int32)
-        ts_ns = np.zeros(n, dtype=np.int64)
-        if len(table.items):
-            cols = table.columns()
-            g = (starts[section] + iface)[known]
-            linktype[known] = cols["linktype"][g]
+        linktype = np.full(f.n, -1, dtype=np.int32)
+        ts_ns = np.zeros(f.n, dtype=np.int64)
+        if not table.items:
+            return linktype, ts_ns
+        cols = table.columns()
+        g = (starts[section] + f.iface)[known]
+        linktype[known] = cols["linktype"][g]
+        if f.spb is not None:
             snap = cols["snaplen"][g]
-            clip = spb[known] & (snap > 0)
-            kc = caplen[known]
+            clip = f.spb[known] & (snap > 0)
+            kc = f.caplen[known]
             kc[clip] = np.minimum(kc[clip], snap[clip])
-            caplen[known] = kc
-            ts, bad = _to_ns(ts_raw[known], cols["kind"][g], cols["scale"][g], cols["offset"][g])
-            ts_ns[known] = ts
-            if bad.any():
-                at = int(np.flatnonzero(known)[np.argmax(bad)])
-                self._issue(
-                    "capture.corrupt_record",
-                    base + int(pk[at]),
-                    first_frame + at,
-                    "{n} packet(s) have a timestamp that no clock gives (if_tsresol, "
-                    "if_tsoffset or the value out of range); written as 0",
-                    int(bad.sum()),
-                )
-        # Options follow the padded packet data in an EPB and in the obsolete PB, whose
-        # pack_flags has epb_flags' code and layout (draft appendix A); an SPB has none.
-        opts = np.where(t == BT_SPB, pk + bl - 4, data + ((caplen_field + 3) & ~3))
-        return RecordBatch(
-            buf=buf,
-            offset=data,
-            caplen=caplen,
-            wirelen=wirelen,
-            ts_ns=ts_ns,
-            linktype=linktype,
-            frame=np.arange(first_frame, first_frame + n, dtype=np.int64),
-            direction=_direction(v, opts, pk + bl - 4, sw),
-            iface=iface.astype(np.uint32),
-            linux=np.array(self._linux_of)[section] if any(self._linux_of) else None,
-        )
+            f.caplen[known] = kc
+        ts, bad = _to_ns(f.ts_raw[known], cols["kind"][g], cols["scale"][g], cols["offset"][g])
+        ts_ns[known] = ts
+        if bad.any():
+            at = int(np.flatnonzero(known)[np.argmax(bad)])
+            self._issue(
+                "capture.corrupt_record",
+                f.base + int(f.pk[at]),
+                f.first_frame + at,
+                "{n} packet(s) have a timestamp that no clock gives (if_tsresol, "
+                "if_tsoffset or the value out of range); written as 0",
+                int(bad.sum()),
+            )
+        return linktype, ts_ns
 
     def _structure(  # noqa: PLR0917 - the batch's columns, passed on from _blocks
         self,
@@ -459,57 +444,43 @@ def packet_blocks(
 
 
 def block_columns(
-    v: ByteViews, walked: NDArray[np.int64]
+    walked: NDArray[np.int64],
 ) -> tuple[NDArray[np.int64], NDArray[np.uint32], NDArray[np.int64], NDArray[np.bool_]]:
     """Each walked block's offset, type, total length and byte order: the walk marks each
     block's order (its section's) in bit 62 of its offset."""
-    swapped = (walked >> 62) != 0
-    blocks = walked & OFFSET_MASK
-    btype = _u32(v, blocks, swapped)
-    return blocks, btype, _u32(v, blocks + 4, swapped).astype(np.int64), swapped
+    swapped = (walked[W_OFFSET] >> 62) != 0
+    blocks = walked[W_OFFSET] & OFFSET_MASK
+    return blocks, walked[W_TYPE].astype(np.uint32), walked[W_LEN], swapped
 
 
-def _u32(v: ByteViews, pos: NDArray[np.int64], sw: NDArray[np.bool_]) -> NDArray[np.uint32]:
-    """u32 fields at pos, each in its block's byte order (one gather when all agree)."""
-    if not sw.any():
-        return v.le32[pos]
-    if sw.all():
-        return v.be32[pos]
-    return np.where(sw, v.be32[pos], v.le32[pos])
+class _Fields:
+    """The packet blocks' fields, from the walk's columns of them (_framing.walk_pcapng):
+    where each packet's data starts and how many bytes of it the block holds. The walk's
+    output array is the reader's, written again by its next walk while the batch made of
+    these is still held (_batches): every column kept is a new array."""
 
-
-def _u16(v: ByteViews, pos: NDArray[np.int64], sw: NDArray[np.bool_]) -> NDArray[np.uint16]:
-    if not sw.any():
-        return v.le16[pos]
-    if sw.all():
-        return v.be16[pos]
-    return np.where(sw, v.be16[pos], v.le16[pos])
-
-
-EPB_FLAGS = 2  # option code (section 4.3.1); its low two bits are the direction
-MAX_OPTIONS = 8  # options looked at per packet for it (writers put it first or second)
-
-
-def _direction(
-    v: ByteViews, pos: NDArray[np.int64], end: NDArray[np.int64], sw: NDArray[np.bool_]
-) -> NDArray[np.uint8]:
-    """Each packet's epb_flags direction, 0 where it has none: the option list walked in
-    step for all packets (code, length, value padded to 32 bits; opt_endofopt ends it),
-    bounded by the block and MAX_OPTIONS."""
-    out = np.zeros(pos.shape[0], dtype=np.uint8)
-    pos, live = pos.copy(), pos + 4 <= end
-    for _ in range(MAX_OPTIONS):
-        if not live.any():
-            break
-        at = np.where(live, pos, 0)
-        code = _u16(v, at, sw).astype(np.int64)
-        size = _u16(v, at + 2, sw).astype(np.int64)
-        live &= (code != 0) & (pos + 4 + size <= end)
-        hit = live & (code == EPB_FLAGS) & (size == 4)
-        out[hit] = (_u32(v, at + 4, sw)[hit] & 3).astype(np.uint8)
-        live &= ~hit
-        pos = pos + 4 + ((size + 3) & ~3)
-    return out
+    def __init__(
+        self, cols: NDArray[np.int64], blen: NDArray[np.int64], first_frame: int, base: int
+    ) -> None:
+        self.first_frame, self.base = first_frame, base
+        self.pk = cols[W_OFFSET] & OFFSET_MASK
+        self.n = int(self.pk.shape[0])
+        self.iface = cols[W_IFACE].astype(np.uint32)
+        self.ts_raw = cols[W_TS].view(np.uint64)  # read at once (_per_interface)
+        self.wirelen = cols[W_WIRE].copy()
+        self.data = self.pk + 28  # EPB and PB share this layout (draft appendix A)
+        caplen = cols[W_CAPLEN].copy()
+        spb = cols[W_TYPE] == BT_SPB
+        self.spb: NDArray[np.bool_] | None = None
+        if spb.any():
+            # Simple Packet Block: only the original length is stored (draft section 4.4);
+            # its data is what the block holds of the packet, from byte 12.
+            self.spb = spb
+            self.data[spb] = self.pk[spb] + 12
+            caplen[spb] = np.minimum(self.wirelen[spb], blen[spb] - 16)
+        room = blen - (self.data - self.pk) - 4
+        self.over = caplen > room
+        self.caplen = np.minimum(caplen, room) if self.over.any() else caplen
 
 
 def _merge(parts: list[RecordBatch]) -> RecordBatch:
@@ -542,31 +513,43 @@ def _to_ns(
     scale: NDArray[np.int64],
     offset: NDArray[np.int64],
 ) -> tuple[NDArray[np.int64], NDArray[np.bool_]]:
-    """Nanoseconds since 1970 per packet and which could not be had (left 0): every step is
-    checked against int64 overflow first, so no input makes NumPy wrap or raise."""
+    """Nanoseconds since 1970 per packet and which could not be had (left 0), each by its
+    interface's clock (the arrays: per packet); one pass when every packet has the same."""
+    if not kind.shape[0]:
+        return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.bool_)
+    first = (kind == kind[0]) & (scale == scale[0]) & (offset == offset[0])
+    if first.all():
+        return _clock_ns(raw, int(kind[0]), scale[:1], offset[:1])
     out = np.zeros(raw.shape[0], dtype=np.int64)
-    bad = kind == TS_BAD
+    bad = np.ones(raw.shape[0], dtype=np.bool_)
+    for k in (TS_MUL, TS_DIV, TS_POW2):
+        m = kind == k
+        if m.any():
+            out[m], bad[m] = _clock_ns(raw[m], k, scale[m], offset[m])
+    return out, bad
+
+
+def _clock_ns(
+    raw: NDArray[np.uint64], kind: int, scale: NDArray[np.int64], offset: NDArray[np.int64]
+) -> tuple[NDArray[np.int64], NDArray[np.bool_]]:
+    """_to_ns for packets of one kind of clock (`scale` and `offset`: theirs, or one for
+    all): every step is checked against int64 overflow first, so no input makes NumPy wrap
+    or raise."""
     room = (INT64_MAX - np.abs(offset)).astype(np.uint64)  # |ns| before the offset
-    mul = kind == TS_MUL
-    if mul.any():
-        sc = scale[mul].astype(np.uint64)
-        ok = raw[mul] <= room[mul] // sc
-        vals = np.where(ok, raw[mul], 0).astype(np.int64) * scale[mul]
-        out[mul] = vals
-        bad[mul] |= ~ok
-    div = kind == TS_DIV
-    if div.any():
-        q = raw[div] // scale[div].astype(np.uint64)
-        ok = q <= room[div]
-        out[div] = np.where(ok, q, 0).astype(np.int64)
-        bad[div] |= ~ok
-    p2 = kind == TS_POW2
-    if p2.any():
+    if kind == TS_MUL:
+        ok = raw <= room // scale.astype(np.uint64)
+        ns = np.where(ok, raw, 0).astype(np.int64) * scale
+    elif kind == TS_DIV:
+        q = raw // scale.astype(np.uint64)
+        ok = q <= room
+        ns = np.where(ok, q, 0).astype(np.int64)
+    elif kind == TS_POW2:
         # 2**-res second units: rare (some hardware); float keeps it simple and is exact to
         # well under a nanosecond for any plausible date.
-        f = raw[p2].astype(np.float64) * (1e9 / np.exp2(scale[p2].astype(np.float64)))
-        ok = f < room[p2].astype(np.float64)
-        out[p2] = np.where(ok, f, 0).astype(np.int64)
-        bad[p2] |= ~ok
-    out = np.where(bad, 0, out + offset)
-    return out, bad
+        f = raw.astype(np.float64) * (1e9 / np.exp2(scale.astype(np.float64)))
+        ok = f < room.astype(np.float64)
+        ns = np.where(ok, f, 0).astype(np.int64)
+    else:
+        ok = np.zeros(raw.shape[0], dtype=np.bool_)
+        ns = np.zeros(raw.shape[0], dtype=np.int64)
+    return np.where(ok, ns + offset, 0), ~ok

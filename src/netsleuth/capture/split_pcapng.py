@@ -18,7 +18,7 @@ them directly. Ranges are as fine as one buffer (8 MiB), far below the 32 MiB th
 asks for.
 
 Cost: the walk reads the file up to the last split once more (one sequential read in
-buffer-sized pieces, a C walk over block headers, one NumPy gather of block types a buffer):
+buffer-sized pieces, the C walk over block headers, which reads their fields too):
 measured in the issue's note. A corrupt block stops the walk as it stops the reader: no
 range starts after it, and the one range holding it reports it as one process does.
 """
@@ -33,7 +33,7 @@ from dataclasses import dataclass
 import numpy as np
 from numpy.typing import NDArray
 
-from netsleuth.capture.batch import ByteViews, RecordBatch
+from netsleuth.capture.batch import RecordBatch
 from netsleuth.capture.pcapng import Interface, PcapngReader, block_columns
 from netsleuth.capture.source import PCAPNG_MAGIC, ByteSource
 from netsleuth.capture.split import RangeStream
@@ -84,7 +84,6 @@ class _Walker(PcapngReader):
     def _blocks(
         self,
         buf: NDArray[np.uint8],
-        v: ByteViews,
         walked: NDArray[np.int64],
         first_frame: int,
         base: int,
@@ -92,7 +91,7 @@ class _Walker(PcapngReader):
         if base != self.base:  # a new buffer: a range may start here
             self.base = base
             self._start_at(base)
-        blocks, btype, blen, swapped = block_columns(v, walked)
+        blocks, btype, blen, swapped = block_columns(walked)
         self._structure(buf, blocks, btype, blen, swapped, first_frame, base)
         self.issues.clear()  # the ranges' readers report them; memory stays flat
         # The reader's byte order entering the next walk is its last block's.
