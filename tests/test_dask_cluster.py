@@ -254,7 +254,7 @@ def test_a_pcapng_file_cut_into_ranges(cluster: Cluster, tmp_path: Path) -> None
     cap = write_pcapng(tmp_path / "mix.pcapng", mixed_capture(24_000, id_pool=16))
     size = cap.stat().st_size
     jobs = plan([str(cap)], 3, 2, range_bytes=size // 3)[0]
-    assert len(jobs) >= 2 and all(isinstance(j, RangeJob) and j.section for j in jobs)
+    assert len(jobs) >= 2 and all(isinstance(j, RangeJob) and j.pcapng for j in jobs)
     got = scan_dask(
         [str(cap)], address=cluster.address, tunnel_depth=3, progress=None, range_bytes=size // 3
     )

@@ -14,6 +14,7 @@ import pytest
 from netsleuth import craft
 from netsleuth.capture import open_capture
 from netsleuth.capture.batch import PAD
+from netsleuth.capture.split import Span
 from netsleuth.decode import decode
 from netsleuth.scale import Frags, Handover, Part, unspill
 from tests.splitutil import ID_, IS, write
@@ -51,7 +52,9 @@ def handed_over(path: Path, spill: Path | None) -> tuple[Part, list[bytes]]:
         expected += [b.packet(int(i)) for i in rows]
     ends, ts_ns, frags = out.finish()
     # No InputResult or Summary: unspill() reads neither.
-    part = Part(None, None, [], 0, ends, ts_ns, frags, None, None if spill is None else str(spill))  # type: ignore[arg-type]
+    spilled = None if spill is None else str(spill)
+    span = Span(None, 0, final=True)
+    part = Part(None, None, [], 0, ends, ts_ns, frags, span, spilled=spilled)  # type: ignore[arg-type]
     return unspill(part), expected
 
 

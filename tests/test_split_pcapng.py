@@ -10,12 +10,11 @@ KB spans many buffers and a range can start between nearly any two blocks."""
 from __future__ import annotations
 
 import glob
+import itertools
 import os
 import shutil
 import struct
 import subprocess
-import tempfile
-import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -26,13 +25,13 @@ from netsleuth.capture import open_capture, split_pcapng
 from netsleuth.capture.chunks import CHUNK_BYTES, Chunker
 from netsleuth.capture.pcapng import Interface, PcapngReader
 from netsleuth.capture.source import ByteSource
-from netsleuth.capture.split_pcapng import Section, range_starts, split_ranges
+from netsleuth.capture.split_pcapng import Section, find_start, range_starts
 from netsleuth.capture.writer import PcapngWriter
 from netsleuth.craft import incidents
 from netsleuth.craft.link import sll
 from netsleuth.craft.mix import mixed_capture
 from netsleuth.report.jsonout import dumps, scan_document
-from netsleuth.scale import FileJob, RangeJob, assembly, plan, run_job
+from netsleuth.scale import FileJob, Part, RangeJob, assembly, plan, run_job
 from netsleuth.scan import scan
 from tests.capfiles import block, epb, idb, isb, option, shb, spb
 from tests.splitutil import ID_, IS, one, open_trains, split, watch_heads, write_pcapng
@@ -220,9 +219,9 @@ def test_a_cut_at_a_section_header_and_inside_a_byte_order_flip(
     else:
         pytest.fail("no buffer size starts a buffer at the second section")
     whole = one(cap)
-    ranges = split_ranges(str(cap), [second])
-    assert [r.start for r in ranges] == [0, second]
-    assert ranges[1].section.swapped is False  # the section before it, not its own
+    [(at, section)] = range_starts(str(cap), [second])
+    assert at == second
+    assert section.swapped is False  # the section before it, not its own
     assert split(cap, [second]) == whole
 
 
@@ -277,46 +276,59 @@ def test_a_slice_of_the_bench_mix_in_worker_processes(tmp_path: Path) -> None:
     assert split(cap, [size // 2]) == whole
 
 
-def test_a_range_runs_while_the_walk_goes_on(
+def test_only_the_workers_walk_and_each_walks_once(
     tmp_path: Path, small_buffers: Small, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """The walk that finds the ranges is held once it knows where the second range ends
-    (the first is this process's own: Assembler.add_head), until a worker process has
-    started that range (a range's worker makes its spill folder first thing,
-    scale/worker.py: run_range): were the ranges started only after the whole walk (as
-    they were), it would wait in vain."""
+    """This process reads the first range at once: the walks to the other ranges' starts
+    are the workers' (split_pcapng.find_start). A worker reading consecutive ranges walks
+    once, to the first one's start: each range's reader stops where the next starts, and
+    the worker remembers it, and tells the other workers (planning.sharing). Run here one
+    job after the other: one walk for six ranges, which join up."""
     small_buffers(1 << 16)
     cap = write_pcapng(tmp_path / "mix.pcapng", mixed_capture(3_000, id_pool=16))
     whole, size = one(cap), cap.stat().st_size
-    real_starts = split_pcapng.range_starts
-    shm = "/dev/shm" if os.path.isdir("/dev/shm") else tempfile.gettempdir()
-    pattern = f"{shm}/netsleuth-{os.getpid()}-*/walked-0/*"
-    told: list[int] = []
-    held: list[bool] = []
+    parent = os.getpid()
+    real = split_pcapng.range_starts
+    walks: list[int] = []
+    pooled = True  # the scan with worker processes, then jobs run here
 
-    def holding(
-        path: str, targets: list[int], on_start: Callable[[int, Section], None] | None = None
+    def counted(
+        path: str,
+        targets: list[int],
+        on_start: Callable[[int, Section], None] | None = None,
+        *,
+        since: tuple[int, Section] = (0, Section()),
     ) -> list[tuple[int, Section]]:
-        def tell(start: int, section: Section) -> None:
-            assert on_start is not None
-            on_start(start, section)  # the range before this start is known here
-            told.append(start)
-            if len(told) == 2:  # the second range: started in a worker, or never
-                deadline = time.monotonic() + 30
-                while not glob.glob(pattern) and time.monotonic() < deadline:
-                    time.sleep(0.01)
-                held.append(bool(glob.glob(pattern)))
+        assert not pooled or os.getpid() != parent, "the parent walked to a range"
+        walks.append(since[0])
+        return real(path, targets, on_start, since=since)
 
-        return real_starts(path, targets, tell)
-
-    monkeypatch.setattr(split_pcapng, "range_starts", holding)
-    assert split(cap, [size // 4, size // 2, 3 * size // 4], processes=True) == whole
-    assert len(told) == 3 and held == [True]
+    monkeypatch.setattr(split_pcapng, "range_starts", counted)
+    targets = [size * k // 7 for k in range(1, 7)]
+    assert split(cap, targets[:3], processes=True) == whole
+    pooled = False
+    split_pcapng._KNOWN.clear()
+    jobs = plan([str(cap)], 3, 2, split_at={str(cap): targets})[0]
+    parts = [run_job(job) for job in jobs[1:]]  # what one worker beside this process reads
+    assert walks == [0]
+    spans = [p.span for p in parts if isinstance(p, Part)]
+    assert len(spans) == 6 and all(s.start is not None for s in spans) and spans[-1].final
+    assert all(a.end == b.start for a, b in itertools.pairwise(spans))
+    # Each job in a process of its own: alone, each walks from the file's start; sharing
+    # a folder, they find where the ranges before theirs ended.
+    for root, expected in ((None, [0] * 6), (str(tmp_path / "shared"), [0])):
+        walks.clear()
+        for job in jobs[1:]:
+            split_pcapng._KNOWN.clear()
+            part = run_job(job if root is None else scale.sharing(job, root))
+            assert isinstance(part, Part) and part.span.start is not None
+        assert walks == expected
 
 
 def test_a_corrupt_block_length_in_the_middle(tmp_path: Path, small_buffers: Small) -> None:
     """The walk stops where the reader stops: no range starts after the corrupt block,
-    and the last range reports it, its frame numbers shifted, as one process does."""
+    and the range holding it reports it, its frame numbers shifted, as one process does;
+    the ranges after it read nothing."""
     cap = sections_capture(tmp_path / "sections.pcapng")
     small_buffers(fit(cap))
     data = bytearray(cap.read_bytes())
@@ -339,7 +351,8 @@ def test_a_range_that_does_not_end_cleanly_reads_the_file_in_one_piece(
     tmp_path: Path, small_buffers: Small
 ) -> None:
     """The file corrupted after it was planned: the range holding the damage stops short
-    of the next range's start, and the whole file is read in one piece."""
+    of the next range's start, which no walk reaches then: the ranges after it read
+    nothing, and the result is one process's."""
     cap = sections_capture(tmp_path / "sections.pcapng")
     small_buffers(fit(cap))
     cuts = starts(cap)
@@ -389,10 +402,13 @@ def test_unsplittable_inputs_stay_whole(tmp_path: Path) -> None:
     cap.write_bytes(b"".join([shb("<"), idb("<", 1), epb("<", 0, 0, bytes(60))]))
     gz = tmp_path / "x.pcapng.gz"
     subprocess.run(["gzip", "-k", str(cap)], check=True)
-    for path in (cap, gz):
-        jobs = plan([str(path)], 3, 2, split_at={str(path): [8, 40]})[0]
-        assert jobs == [FileJob(str(path), 3)]
-    assert split_ranges(str(tmp_path / "missing.pcapng"), [10]) == []
+    jobs = plan([str(gz)], 3, 2, split_at={str(gz): [8, 40]})[0]
+    assert jobs == [FileJob(str(gz), 3)]
+    # One reader buffer holds the whole file: the ranges after the first find no start
+    # and read nothing.
+    assert find_start(str(cap), 8) is None and find_start(str(cap), 40) is None
+    assert split(cap, [8, 40]) == one(cap)
+    assert find_start(str(tmp_path / "missing.pcapng"), 10) is None
 
 
 def packet_block(frame: bytes, *, wirelen: int, drops: int, flags: int, order: str = "<") -> bytes:
@@ -494,7 +510,8 @@ def test_the_first_range_is_read_here(tmp_path: Path, monkeypatch: pytest.Monkey
     first = plan([str(cap)], 3, 2, split_at={str(cap): [size // 2, 3 * size // 4]})[0][0]
     assert isinstance(first, RangeJob) and first.start == 0 and first.end > 0
     # Every record of the first range went through the checks at once.
-    assert sum(at_once) == sum(len(b) for b in scale.open_range(first).batches())
+    reader = scale.open_range(first)
+    assert reader is not None and sum(at_once) == sum(len(b) for b in reader.batches())
 
 
 def test_faults_a_reader_mends_are_one_finding_however_the_file_is_cut(

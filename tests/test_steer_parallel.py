@@ -252,7 +252,7 @@ def test_a_large_pcapng_file_split_into_ranges(tmp_path: Path) -> None:
     assert size > 2 * CHUNK_BYTES
     cuts = [size // 3, 2 * size // 3]
     jobs = scale.plan([str(cap)], 3, 2, split_at={str(cap): cuts})[0]
-    assert len(jobs) == 3 and all(isinstance(j, scale.RangeJob) and j.section for j in jobs)
+    assert len(jobs) == 3 and all(isinstance(j, scale.RangeJob) and j.pcapng for j in jobs)
     runs = tmp_path / "runs"
     runs.mkdir()
     models = ((NicModel(), None),)
@@ -264,7 +264,7 @@ def test_a_large_pcapng_file_split_into_ranges(tmp_path: Path) -> None:
     whole = one([cap])
     assert whole[0] == 0
     assert split([cap], {cap: cuts}) == whole
-    # In worker processes, each range started as the walk found it (scale.run_planned).
+    # In worker processes, each range walked to its start (split_pcapng.find_start).
     assert split([cap], {cap: cuts}, processes=True) == whole
 
 

@@ -204,7 +204,7 @@ static PyObject *walk_pcapng(PyObject *self, PyObject *args) {
     }
     PyBuffer_Release(&in);
     PyBuffer_Release(&out);
-    return Py_BuildValue("nnii", n, pos, status, swapped);
+    return Py_BuildValue("nniN", n, pos, status, PyBool_FromLong(swapped));
 }
 
 /* ERF record types with a subheader before the captured bytes (wiretap/erf.c,

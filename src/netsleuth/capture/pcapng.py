@@ -73,6 +73,18 @@ class Interface:
         return (TS_DIV, 10 ** (self.res - 9)) if self.res <= 19 else (TS_BAD, 0)
 
 
+@dataclass(frozen=True, slots=True)
+class Section:
+    """Where a reader is in a file, all that a reader entering the file there needs: the
+    byte order of the blocks, the interfaces of the section described so far (ids are
+    positions in this tuple), the section's number and whether its header names Linux."""
+
+    swapped: bool = False
+    interfaces: tuple[Interface, ...] = ()
+    number: int = 0  # section header blocks before it and its own (PcapngReader.section)
+    linux: bool = False  # its header's shb_os names Linux (PcapngReader.linux)
+
+
 class _Table:
     """The interfaces of the sections a batch covers, as columns indexed by (section start +
     interface id): looked up per packet in one gather, never scanned per interface."""
@@ -124,6 +136,30 @@ class PcapngReader(StreamReader):
         # A block larger than one read buffer is refused as corrupt: no real packet is that
         # big, and honouring the field would mean reading an unbounded amount first.
         self.max_block = chunk_bytes
+        # Stop before the first buffer that starts at or after this file offset (a range
+        # of a split file: capture/split_pcapng.py); where it stopped, and in what state.
+        self.stop_at: int | None = None
+        self.stopped: tuple[int, Section] | None = None
+        self.start = source.consumed  # the file offset it reads from
+
+    def state(self) -> Section:
+        """What a reader entering the file where this one is needs (between walks)."""
+        return Section(self.swapped, tuple(self.interfaces), self.section, self.linux)
+
+    def enter(self, section: Section) -> None:
+        """Go on from a place where another reader was in `section` (state())."""
+        self.swapped = section.swapped
+        self.interfaces = list(section.interfaces)
+        self.section = section.number
+        self.linux = section.linux
+
+    def _entering(self, base: int) -> bool:
+        """A buffer starting at file offset `base` is about to be read (its walk has found
+        a block): whether to stop before it (stop_at)."""
+        if self.stop_at is None or base < self.stop_at:
+            return False
+        self.stopped = (base, self.state())
+        return True
 
     def _issue(self, id_: str, offset: int, frame: int, message: str, count: int = 1) -> None:
         """Something skipped or mended; the reading goes on. `message` says "{n}" for
@@ -152,11 +188,16 @@ class PcapngReader(StreamReader):
         ch = Chunker(self.source, self.max_block)
         ch.refill(0)
         out = np.empty((WALK_ROWS, MAX_RECORDS), dtype=np.int64)
-        pos, frame = 0, 1
+        pos, frame, seen = 0, 1, -1
         while True:
-            n, newpos, st, self.swapped = _framing.walk_pcapng(
+            n, newpos, st, swapped = _framing.walk_pcapng(
                 ch.buf.data, pos, ch.have, self.swapped, self.max_block, out.data
             )
+            if n and ch.base != seen:  # the first blocks of a new buffer
+                seen = ch.base
+                if self._entering(ch.base):
+                    return
+            self.swapped = swapped  # its last block's: where the next walk goes on
             if n:
                 batch = self._blocks(ch.buf, out[:, :n], frame, ch.base)
                 if batch is not None:

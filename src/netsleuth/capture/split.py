@@ -122,6 +122,18 @@ def split_points(path: str, targets: list[int]) -> list[int]:
     return sorted(found)
 
 
+@dataclass(frozen=True, slots=True)
+class Span:
+    """Where a range's reader read in its file: from `start` to `end`, and whether the
+    file's reading ends there (`final`: its end, or an issue that stops the reader). No
+    `start`: the range starts past where the file's reading ends (a pcapng range whose
+    walk found no start: capture/split_pcapng.py); it read nothing."""
+
+    start: int | None
+    end: int
+    final: bool
+
+
 class RangeStream:
     """The bytes [start, end) of a file, as a ByteSource stream."""
 

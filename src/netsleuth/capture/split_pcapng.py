@@ -1,15 +1,17 @@
 """Splitting one pcapng file into ranges that start where the one-process reader's buffers
-start, each knowing its section: byte order and the interfaces described so far.
+start, each entered in its section: byte order and the interfaces described so far.
 
 A pcapng range cannot be found by resynchronising alone: a packet block names its
 interface by a number local to its section (draft-ietf-opsawg-pcapng section 4.1), and
 the Interface Description Blocks that give that number a link type, snap length and
 clock may lie anywhere earlier in the section (dumpcap writes one when an interface first
-appears). So the blocks are walked exactly, from the file's start: by the reader itself
-(PcapngReader, with the same buffers (CHUNK_BYTES), the same C walk over block lengths and the
-same checks), reading only section and interface blocks, never decoding a packet.
+appears). So the blocks are walked exactly: by the reader itself (PcapngReader, with the
+same buffers (CHUNK_BYTES), the same C walk over block lengths and the same checks),
+reading only section and interface blocks, never decoding a packet.
 
-A range starts where one of those buffers starts. A reader that starts there, with the
+A range is asked for by two offsets, targets: it starts at the first of those buffers that
+starts at or after the first target, and ends where the first one at or after the second
+starts (PcapngReader.stop_at), or at the file's end. A reader that starts there, with the
 section's byte order and interfaces as of that point, fills the same buffers as the one-
 process reader, walks the same blocks and cuts the same batches: a range's batches are
 the one-process reader's own, and so are their frames, issues and timestamps. The
@@ -17,50 +19,36 @@ fragment audit, which depends on where batches end (netsleuth/scale/), is replay
 them directly. Ranges are as fine as one buffer (8 MiB), far below the 32 MiB the planner
 asks for.
 
-Cost: the walk reads the file up to the last split once more (one sequential read in
-buffer-sized pieces, the C walk over block headers, which reads their fields too):
-measured in the issue's note. A corrupt block stops the walk as it stops the reader: no
-range starts after it, and the one range holding it reports it as one process does.
+Where a range starts is found where it is read (find_start, in the worker), not before
+any range starts: the parent reads the file's first range at once while a worker walks
+to the next one's start. A worker remembers where the ranges it read ended (each the
+next range's start) and the starts it walked to, and walks from the nearest of them. So
+the walk costs one sequential read of the file up to a worker's first range (one read in
+buffer-sized pieces and the C walk over block headers: ~0.09 s for 400 MB here), in
+parallel with the other workers' reading. A corrupt block stops the walk as it stops the
+reader: no range starts after it, and the range holding it reports it as one process
+does (scale.SplitRecord: the ranges after it are empty).
 """
 
 from __future__ import annotations
 
 import bisect
 import os
+import pickle
+import sys
+from collections import OrderedDict
 from collections.abc import Callable
-from dataclasses import dataclass
 
 import numpy as np
 from numpy.typing import NDArray
 
 from netsleuth.capture.batch import RecordBatch
-from netsleuth.capture.pcapng import Interface, PcapngReader, block_columns
+from netsleuth.capture.pcapng import PcapngReader, Section, block_columns
 from netsleuth.capture.source import PCAPNG_MAGIC, ByteSource
 from netsleuth.capture.split import RangeStream
 from netsleuth.errors import InputError
 
-
-@dataclass(frozen=True, slots=True)
-class Section:
-    """What a reader entering a section in the middle needs: the byte order of its blocks
-    and the interfaces described in it so far (ids are positions in this tuple)."""
-
-    swapped: bool = False
-    interfaces: tuple[Interface, ...] = ()
-    number: int = 0  # section header blocks before it and its own (PcapngReader.section)
-    linux: bool = False  # its header's shb_os names Linux (PcapngReader.linux)
-
-
-@dataclass(frozen=True, slots=True)
-class PcapngRange:
-    start: int  # where a one-process reader buffer starts (0: the file's first SHB)
-    end: int
-    section: Section  # as of `start`
-    last: bool = False  # the file's last range: it ends where the file does
-
-
-class _Done(Exception):  # noqa: N818 - the end of a walk that found enough, not an error
-    """Every target has its range start: the rest of the file need not be walked."""
+__all__ = ["Section", "find_start", "is_pcapng", "range_reader", "range_starts"]
 
 
 class _Walker(PcapngReader):
@@ -78,8 +66,6 @@ class _Walker(PcapngReader):
         self.on_start = on_start
         self.next = 0  # targets before it have their range start
         self.found: list[tuple[int, Section]] = []
-        self.base = -1
-        self.state: tuple[bool, list[Interface]] = (False, [])  # after the blocks walked
 
     def _blocks(
         self,
@@ -88,26 +74,19 @@ class _Walker(PcapngReader):
         first_frame: int,
         base: int,
     ) -> RecordBatch | None:
-        if base != self.base:  # a new buffer: a range may start here
-            self.base = base
-            self._start_at(base)
         blocks, btype, blen, swapped = block_columns(walked)
         self._structure(buf, blocks, btype, blen, swapped, first_frame, base)
         self.issues.clear()  # the ranges' readers report them; memory stays flat
-        # The reader's byte order entering the next walk is its last block's.
-        self.state = (bool(swapped[-1]), self.interfaces)
         return None
 
-    def _start_at(self, base: int) -> None:
+    def _entering(self, base: int) -> bool:
         passed = bisect.bisect_right(self.targets, base, lo=self.next)
         if passed > self.next and base > 0:
-            section = Section(self.state[0], tuple(self.state[1]), self.section, self.linux)
-            self.found.append((base, section))
+            self.found.append((base, self.state()))
             if self.on_start is not None:
                 self.on_start(*self.found[-1])
         self.next = passed
-        if self.next == len(self.targets):
-            raise _Done
+        return self.next == len(self.targets)  # every target has its start: stop
 
 
 def is_pcapng(path: str) -> bool:
@@ -122,64 +101,134 @@ def is_pcapng(path: str) -> bool:
 
 
 def range_starts(
-    path: str, targets: list[int], on_start: Callable[[int, Section], None] | None = None
+    path: str,
+    targets: list[int],
+    on_start: Callable[[int, Section], None] | None = None,
+    *,
+    since: tuple[int, Section] = (0, Section()),
 ) -> list[tuple[int, Section]]:
     """The first reader buffer start at or after each target (distinct, after the file's
     start), with the section there; targets past the last buffer start are left out.
-    `on_start` is told each as soon as the walk finds it."""
-    walker = _Walker(ByteSource(path, open(path, "rb")), targets, on_start)  # noqa: SIM115 - closed by batches()
+    `on_start` is told each as soon as the walk finds it. The walk begins at `since`, a
+    buffer start known with its section (the file's start by default)."""
+    walker = _Walker(_source(path, since[0]), targets, on_start)
+    walker.enter(since[1])
     if not walker.targets:
         walker.source.close()
         return []
-    try:
-        for _ in walker.batches():
-            pass  # _blocks yields nothing: the walk is the point
-    except _Done:
-        pass
+    for _ in walker.batches():
+        pass  # _blocks yields nothing: the walk is the point
     return walker.found
 
 
-def split_ranges(
-    path: str, targets: list[int], on_range: Callable[[PcapngRange], None] | None = None
-) -> list[PcapngRange]:
-    """The ranges of an uncompressed pcapng file cut at (or just after) the targets; []
-    when it is not one or no cut was found. `on_range` is told each range as soon as the
-    walk knows where it ends (the next one's start), so that it can run while the rest of
-    the file is walked; the last when the walk ends. Where [] comes back after all (an
-    error late in the walk), the ranges told are not to be used."""
-    if not targets or not is_pcapng(path):
-        return []
-    ranges: list[PcapngRange] = []
-    at: tuple[int, Section] = (0, Section())
-
-    def found(start: int, section: Section) -> None:
-        nonlocal at
-        ranges.append(PcapngRange(at[0], start, at[1]))
-        at = (start, section)
-        if on_range is not None:
-            on_range(ranges[-1])
-
-    try:
-        range_starts(path, targets, found)
-    except (OSError, InputError):
-        return []  # read in one piece, which reports it
-    if not ranges:
-        return []
-    ranges.append(PcapngRange(at[0], os.path.getsize(path), at[1], last=True))
-    if on_range is not None:
-        on_range(ranges[-1])
-    return ranges
-
-
-def range_reader(path: str, start: int, end: int, section: Section) -> PcapngReader:
-    """A reader of the blocks in [start, end), which must start where a one-process reader
-    buffer starts, in `section`. Its issues carry file offsets; its frame numbers start at
-    1 (the caller shifts them)."""
-    source = ByteSource(path, RangeStream(path, start, end))
-    source.consumed = start  # so that offsets (and the buffers' bases) are the file's
-    reader = PcapngReader(source)
-    reader.swapped = section.swapped
-    reader.interfaces = list(section.interfaces)
-    reader.section = section.number
-    reader.linux = section.linux
+def range_reader(
+    path: str, start: int, section: Section, stop_at: int | None = None
+) -> PcapngReader:
+    """A reader from `start`, which must be where a one-process reader buffer starts, in
+    `section`, up to the first such start at or after `stop_at` (None: to the file's end;
+    reader.stopped says where it stopped). Its issues carry file offsets; its frame
+    numbers start at 1 (the caller shifts them)."""
+    reader = PcapngReader(_source(path, start))
+    reader.enter(section)
+    reader.stop_at = stop_at
     return reader
+
+
+def _source(path: str, start: int) -> ByteSource:
+    """The file's bytes from `start` to its end, with offsets (and the buffers' bases)
+    the file's."""
+    source = ByteSource(path, RangeStream(path, start, sys.maxsize))
+    source.consumed = start
+    return source
+
+
+# ----- where ranges start, found in the processes that read them ---------------------------
+def find_start(path: str, target: int, shared: str | None = None) -> tuple[int, Section] | None:
+    """The first one-process reader buffer start at or after `target` (> 0) and the
+    section there; None where the file's reading ends before one (its end, or a corrupt
+    block). Walked from the nearest start known in the file: to this process (remember),
+    or to the others that share the folder `shared` (each walks the stretch before its
+    own range once, not the whole file before it again)."""
+    try:
+        known = _known(path)
+        if shared is not None:
+            known.load(shared)
+        for t, found in known.resolved.items():
+            if t <= target <= found[0]:  # no buffer starts in [t, found)
+                return found
+        since = max((p for p in known.points if p[0] <= target), key=lambda p: p[0])
+        got = range_starts(path, [target], since=since)
+    except (OSError, InputError):
+        return None  # the range before reports what stops the reading
+    if not got:
+        return None
+    remember(path, target, *got[0], shared=shared)
+    return got[0]
+
+
+def remember(
+    path: str, target: int, start: int, section: Section, *, shared: str | None = None
+) -> None:
+    """`start` (with `section` there) is the first buffer start at or after `target`:
+    where a range's reader stopped (PcapngReader.stopped), or a walk found; told to the
+    processes sharing the folder `shared` too."""
+    try:
+        known = _known(path)
+        known.add(target, start, section)
+        if shared is not None:
+            _publish(shared, target, start, section)
+    except OSError:
+        return  # gone, or the folder is: the ranges walk further
+
+
+class _Known:
+    """Where ranges start in one file, as far as this process knows."""
+
+    def __init__(self) -> None:
+        self.resolved: dict[int, tuple[int, Section]] = {}  # target -> its range start
+        self.points: list[tuple[int, Section]] = [(0, Section())]  # where a walk may begin
+
+    def add(self, target: int, start: int, section: Section) -> None:
+        if target in self.resolved:
+            return
+        self.resolved[target] = (start, section)
+        self.points.append((start, section))
+        while len(self.resolved) > KNOWN_STARTS:
+            self.resolved.pop(next(iter(self.resolved)))
+            del self.points[1]  # the file's start stays
+
+    def load(self, shared: str) -> None:
+        """What the other processes have told in `shared` (one file a target, written
+        whole by _publish: os.replace)."""
+        for name in os.listdir(shared) if os.path.isdir(shared) else ():
+            if name.isdigit() and int(name) not in self.resolved:
+                with open(os.path.join(shared, name), "rb") as fh:
+                    start, section = pickle.load(fh)  # our own workers' (_publish)
+                self.add(int(name), start, section)
+
+
+def _publish(shared: str, target: int, start: int, section: Section) -> None:
+    os.makedirs(shared, exist_ok=True)
+    name = os.path.join(shared, str(target))
+    tmp = f"{name}.{os.getpid()}"
+    with open(tmp, "wb") as fh:
+        pickle.dump((start, section), fh, protocol=pickle.HIGHEST_PROTOCOL)
+    os.replace(tmp, name)
+
+
+# Starts kept a file, and files: a Section holds its interfaces (up to MAX_INTERFACES).
+KNOWN_STARTS = 64
+KNOWN_FILES = 8
+_KNOWN: OrderedDict[tuple[str, int, int, int, int], _Known] = OrderedDict()
+
+
+def _known(path: str) -> _Known:
+    """What this process knows of the file's starts; nothing once the file has changed."""
+    st = os.stat(path)
+    key = (os.path.realpath(path), st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
+    if key not in _KNOWN:
+        _KNOWN[key] = _Known()
+        while len(_KNOWN) > KNOWN_FILES:
+            _KNOWN.popitem(last=False)
+    _KNOWN.move_to_end(key)
+    return _KNOWN[key]

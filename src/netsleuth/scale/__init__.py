@@ -49,7 +49,9 @@ file beside one worker), as this process replays the others' fragments too.
 A large uncompressed pcapng file is split too (capture/split_pcapng.py): its ranges start
 where the one-process reader's buffers start, each with its section's byte order and
 interfaces, so a range's batches are the one-process reader's own; the range says where
-they end (Part.batches) and the parent replays them as they are. Snoop, gzip and stdin
+they end (Part.batches) and the parent replays them as they are. Where each range starts
+is found in the worker that reads it (a walk over the blocks before it, from the nearest
+start that worker knows), so this process reads its first range at once. Snoop, gzip and stdin
 inputs are not split (one job each): a gzip stream cannot be entered in the middle.
 
 The modules, in the order work flows: planning.py (the jobs and the order they start in),
@@ -60,14 +62,11 @@ scan's). scan_parallel, here, ties them together.
 
 from __future__ import annotations
 
-import contextlib
 import os
 import tempfile
-from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import Future
+from collections.abc import Sequence
 from dataclasses import replace
 
-from netsleuth.capture.split_pcapng import is_pcapng
 from netsleuth.cores import usable_cores, worth_processes
 from netsleuth.pipeline import Progress
 from netsleuth.scale.assembly import Assembler, Sequencer, SplitRecord, assemble
@@ -81,10 +80,10 @@ from netsleuth.scale.planning import (
     first_range,
     job_bytes,
     plan,
-    to_cut,
+    sharing,
     weights,
 )
-from netsleuth.scale.pool import J, R, context, pooled, stop_requested, submitter, term_unwinds
+from netsleuth.scale.pool import context, pooled, stop_requested, term_unwinds
 from netsleuth.scale.worker import Part, Whole, open_range, run_file, run_job, run_range, unspill
 from netsleuth.scan import ScanResult
 
@@ -110,11 +109,10 @@ __all__ = [
     "pooled",
     "run_file",
     "run_job",
-    "run_planned",
     "run_range",
     "scan_parallel",
+    "sharing",
     "stop_requested",
-    "submitter",
     "term_unwinds",
     "unspill",
     "usable_cores",
@@ -137,15 +135,6 @@ def scan_parallel(
     if not processes:
         jobs = plan(paths, tunnel_depth, workers, range_bytes, split_at, replays=True)
         return assemble(jobs, map(run_job, [j for js in jobs for j in js]), progress)
-    if any(map(is_pcapng, paths)):
-        return _walking(
-            paths,
-            depth=tunnel_depth,
-            progress=progress,
-            workers=workers,
-            range_bytes=range_bytes,
-            split_at=split_at,
-        )
     share = head_share(workers)
     jobs = plan(paths, tunnel_depth, workers, range_bytes, split_at, head=share, replays=True)
     flat = [j for js in jobs for j in js]
@@ -175,6 +164,9 @@ def head_share(workers: int) -> float:
 
 
 def _spilled(job: Job, root: str, name: int | str) -> Job:
+    """A range job with a folder of its own for its result (and the shared folder its
+    pcapng range tells its start in: planning.sharing)."""
+    job = sharing(job, root)
     return replace(job, spill=job_dir(root, name)) if isinstance(job, RangeJob) else job
 
 
@@ -182,87 +174,6 @@ def _head(job: Job) -> bool:
     """A file's first range, which this process reads itself while the workers read the
     rest (Assembler.add_head): its records need no handover and no replay."""
     return isinstance(job, RangeJob) and first_range(job)
-
-
-def _walking(
-    paths: Sequence[str],
-    *,
-    depth: int,
-    progress: Progress | None,
-    workers: int,
-    range_bytes: int | None,
-    split_at: dict[str, list[int]] | None,
-) -> ScanResult:
-    """scan_parallel with a pcapng input (run_planned: its ranges start as they are found)."""
-
-    def spilled(job: Job, name: str) -> Job:  # a folder of its own (see scan_parallel)
-        return _spilled(job, spill, name)
-
-    with (
-        term_unwinds(),
-        _spill_root() as spill,
-        run_planned(
-            run_job,
-            paths,
-            depth=depth,
-            workers=workers,
-            range_bytes=range_bytes,
-            split_at=split_at,
-            wrap=spilled,
-            here=_head,
-            replays=True,
-        ) as (jobs, results),
-    ):
-        return assemble(jobs, results, progress, here=_head)
-
-
-@contextlib.contextmanager
-def run_planned(
-    run: Callable[[J], R],
-    paths: Sequence[str],
-    *,
-    depth: int,
-    workers: int,
-    range_bytes: int | None,
-    split_at: dict[str, list[int]] | None,
-    wrap: Callable[[Job, str], J],
-    here: Callable[[Job], bool] | None = None,
-    replays: bool = False,
-    preload: str = __name__,
-) -> Iterator[tuple[list[list[Job]], Iterator[R]]]:
-    """plan() with `run` over its jobs in `workers` processes (each job as wrap(job, name)
-    gives it, `name` unique to the job), for scan's and steer's workers alike: (the plan,
-    the results in job order). A pcapng file's ranges are found by walking the file from
-    its start (capture/split_pcapng.py), a serial read of nearly all of it (0.06 s of a
-    0.45 s run on 515 MB here; on a cold cache, the disk's time), so the workers start
-    first and each range runs as soon as the walk has found where it ends (plan: early).
-    The other jobs start after the walk, heaviest first. The jobs `here` names are the
-    caller's to run (a file's first range: Assembler.add_head): they are planned larger
-    (head_share), one worker fewer is started, and they have no result here. `replays`:
-    the caller replays the ranges' fragments (plan)."""
-    mine = here or (lambda job: False)
-    cuts = to_cut(paths, workers, range_bytes, split_at, replays=replays)
-    heads = here is not None and any(cuts)
-    with submitter(run, max(workers - 1, 1) if heads else workers, preload=preload) as submit:
-        early: dict[int, Future[R]] = {}  # by id(): the planned jobs stay alive in `jobs`
-
-        def start(job: RangeJob) -> RangeJob:
-            if not mine(job):
-                early[id(job)] = submit(wrap(job, f"walked-{len(early)}"))
-            return job
-
-        share = head_share(workers) if here is not None else None
-        jobs = plan(
-            paths, depth, workers, range_bytes, split_at, early=start, head=share, cuts=cuts
-        )
-        flat = [j for js in jobs for j in js]
-        weight = weights(jobs)
-        futures: dict[int, Future[R]] = {}
-        for k in sorted(range(len(flat)), key=lambda k: -weight[k]):
-            if not mine(flat[k]):
-                told = early.get(id(flat[k]))
-                futures[k] = told if told is not None else submit(wrap(flat[k], str(k)))
-        yield jobs, (futures[k].result() for k in range(len(flat)) if k in futures)
 
 
 def _spill_root() -> tempfile.TemporaryDirectory[str]:

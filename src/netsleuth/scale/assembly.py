@@ -13,7 +13,7 @@ from numpy.typing import NDArray
 
 from netsleuth.capture.chunks import MAX_RECORDS, ReadIssue, add_issue
 from netsleuth.capture.pcap import PcapReader
-from netsleuth.capture.split import HEADER, RECORD
+from netsleuth.capture.split import HEADER, RECORD, Span
 from netsleuth.checks import (
     CHECKS,
     Check,
@@ -31,7 +31,7 @@ from netsleuth.findings import Finding
 from netsleuth.pipeline import InputResult, Progress, few_collections, tables
 from netsleuth.scale.handover import Frags, Handover
 from netsleuth.scale.planning import FileJob, Job, RangeJob
-from netsleuth.scale.worker import Part, Whole, open_range, run_file, unspill
+from netsleuth.scale.worker import Part, Whole, open_range, run_file, span_of, unspill
 from netsleuth.scan import ScanResult, Summary, input_findings, scan_result
 
 
@@ -186,24 +186,33 @@ class SplitRecord:
     """A split input's record, its ranges' records joined in file order (scan's and
     steer's workers alike).
 
-    A range other than the last must end exactly where the next starts: otherwise its
+    Each range must start where the one before ended (Span): otherwise a pcap range's
     start was no record boundary, or the file is corrupt in the middle (the one-process
-    reader stops there). Either way `ok` goes false and the caller reads the file in one
-    piece. A range's read issues that did not stop its reader (pcapng: a block clipped or
-    skipped, in the one-process reader's own buffers) are numbered in the file and added
-    up by kind, as one reader does across its buffers (add_issue)."""
+    reader stops there), or it changed while it was read. Only ranges that read nothing
+    may follow one whose reading ended the file's (its end, or an issue that stops the
+    reader: a pcapng range after it finds no start). Where they do not join, `ok` goes
+    false and the caller reads the file in one piece. A range's read issues that did not
+    stop its reader (pcapng: a block clipped or skipped, in the one-process reader's own
+    buffers) are numbered in the file and added up by kind, as one reader does across its
+    buffers (add_issue)."""
 
     def __init__(self, path: str) -> None:
         self.res = InputResult(path)
         self.frames = 0  # records in the ranges joined so far
         self.ok = True
+        self.end: int | None = None  # where the ranges joined so far end
+        self.final = False  # and whether the file's reading ends there
 
-    def add(self, res: InputResult, job: RangeJob) -> bool:
+    def add(self, res: InputResult, span: Span) -> bool:
         """Join the next range's record; False (and from then on) when they do not join."""
-        stopped = any(i.stops for i in res.issues)
-        if not self.ok or res.error or (stopped and not job.last):
+        if span.start is None:  # found no start: the reading must have ended before
+            self.ok = self.ok and self.final and res.packets == 0 and not res.issues
+            return self.ok
+        joins = self.end is None or (span.start == self.end and not self.final)
+        if not self.ok or res.error or not joins:
             self.ok = False
             return False
+        self.end, self.final = span.end, span.final
         self.res.merge(res)
         self.res.format, self.res.compressed = res.format, res.compressed
         for issue in res.issues:
@@ -222,9 +231,9 @@ class Assembler:
         self.checks: list[Mergeable] = stateless_checks()
         self.seq = Sequencer(depth)
 
-    def add(self, part: Part, job: RangeJob) -> None:
+    def add(self, part: Part) -> None:
         first = self.record.frames  # the part's frame 1 is the file's first + 1
-        if not self.record.add(part.res, job):
+        if not self.record.add(part.res, part.span):
             return
         self.summary.merge(part.summary)
         for mine, theirs in zip(self.checks, part.checks, strict=True):
@@ -239,8 +248,10 @@ class Assembler:
         the buffer that reaches past its end (_Tail), whose records the Sequencer puts in
         a batch with the next range's first records, as one process does."""
         res, seq, tail = InputResult(job.path), self.seq, None
+        reader = None
         try:
             reader = open_range(job)
+            assert reader is not None  # a first range starts at the file's start
             if isinstance(reader, PcapReader):
                 tail = _Tail(job, reader.chunk_bytes)
             for table in tables(reader, res, tunnel_depth=seq.depth):
@@ -252,7 +263,7 @@ class Assembler:
                     seq.observe(table)
         except InputError as err:
             res.error = str(err)
-        if self.record.add(res, job) and tail is not None:
+        if self.record.add(res, span_of(job, reader, res)) and tail is not None:
             tail.give(seq, res.packets)
 
     def finish(self) -> tuple[list[Finding], Summary]:
@@ -310,7 +321,7 @@ def _assemble(
             else:
                 part = next(results)
                 assert isinstance(part, Part)
-                asm.add(unspill(part), job)
+                asm.add(unspill(part))
             if progress is not None:
                 progress(job.path, job.end)
         if asm.record.ok:

@@ -3,15 +3,16 @@ the order the workers take them in."""
 
 from __future__ import annotations
 
+import hashlib
 import heapq
 import itertools
 import math
 import os
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
 
 from netsleuth.capture.split import HEADER, layout, split_points
-from netsleuth.capture.split_pcapng import PcapngRange, Section, is_pcapng, split_ranges
+from netsleuth.capture.split_pcapng import is_pcapng
 from netsleuth.errors import InputError
 from netsleuth.pipeline import InputResult, open_input, tables
 
@@ -35,7 +36,20 @@ class RangeJob:
     end: int
     last: bool
     spill: str | None = None  # a folder for the result's arrays (handover.job_dir)
-    section: Section | None = None  # pcapng: its section at `start`; None: classic pcap
+    # A pcapng range: `start` and `end` are targets, where the range is asked to start
+    # and end; it reads from the first reader buffer that starts at or after `start` to
+    # the first at or after `end` (capture/split_pcapng.py). A pcap range's are exact.
+    pcapng: bool = False
+    starts: str | None = None  # pcapng: a folder where the file's ranges tell their starts
+
+
+def sharing(job: Job, root: str) -> Job:
+    """The job; a pcapng range telling and finding its file's range starts in a folder
+    under `root` (the caller's, which every worker can read), one file a start."""
+    if not isinstance(job, RangeJob) or not job.pcapng:
+        return job
+    name = hashlib.sha256(job.path.encode(errors="surrogateescape")).hexdigest()[:16]
+    return replace(job, starts=os.path.join(root, "starts", name))
 
 
 Job = FileJob | RangeJob
@@ -44,7 +58,7 @@ Job = FileJob | RangeJob
 def first_range(job: RangeJob) -> bool:
     """Whether the range starts its file: at the pcap header's end, or at a pcapng
     file's first block."""
-    return job.start == (HEADER if job.section is None else 0)
+    return job.start == (0 if job.pcapng else HEADER)
 
 
 def plan(
@@ -54,24 +68,17 @@ def plan(
     range_bytes: int | None = None,
     split_at: dict[str, list[int]] | None = None,
     *,
-    early: Callable[[RangeJob], RangeJob] | None = None,
     head: float | None = None,
     replays: bool = False,
-    cuts: list[bool] | None = None,
 ) -> list[list[Job]]:
     """The jobs of each input, in order. Without `range_bytes` a file is cut into ranges
     only where whole files would leave a worker idle (_to_split); with it, every file
-    larger than it is cut. A pcapng file's ranges are found by walking it: `early` gets
-    each as soon as it is found (to start it while the walk goes on) and gives back the
-    job to plan. `head`: the share of a classic pcap file its first range takes, when the
+    larger than it is cut. `head`: the share of a file its first range takes, when the
     caller reads that range itself and replays the others' fragments too (scan_parallel);
     the rest is cut as before. `replays`: the caller replays each range's fragments
-    (scan), so a file mostly of fragments stays whole (to_cut). `cuts`: what to_cut gave
-    a caller that needed it first (run_planned), not sampled again."""
+    (scan), so a file mostly of fragments stays whole (to_cut)."""
     sizes = {p: os.path.getsize(p) if os.path.isfile(p) else 0 for p in paths}
-    split = (
-        cuts if cuts is not None else to_cut(paths, workers, range_bytes, split_at, replays=replays)
-    )
+    split = to_cut(paths, workers, range_bytes, split_at, replays=replays)
     if range_bytes is None:
         share = math.ceil(sum(sizes.values()) / max(2 * workers, 1))
         range_bytes = min(max(share, MIN_RANGE), MAX_RANGE)
@@ -87,7 +94,7 @@ def plan(
         else:
             n = math.ceil(size / range_bytes) if cut else 1
             targets = [size * k // n for k in range(1, n)] if n > 1 else []
-        out.append(_file_jobs(path, depth, size, targets, early))
+        out.append(_file_jobs(path, depth, size, targets))
     return out
 
 
@@ -170,29 +177,22 @@ def _dealt_max(sizes: list[int], workers: int) -> int:
     return max(loads)
 
 
-def _file_jobs(
-    path: str,
-    depth: int,
-    size: int,
-    targets: list[int],
-    early: Callable[[RangeJob], RangeJob] | None = None,
-) -> list[Job]:
+def _file_jobs(path: str, depth: int, size: int, targets: list[int]) -> list[Job]:
     """One input's jobs: ranges cut near `targets`, or the whole file."""
     if not targets or not size:  # whole: no need to look at its layout (a 1 MiB read)
         return [FileJob(path, depth)]
     lay = layout(path)
     if lay is None:
-
-        def job(r: PcapngRange) -> RangeJob:
-            return RangeJob(path, depth, b"", r.start, r.end, r.last, section=r.section)
-
-        told: list[Job] = []
-        tell = None if early is None else lambda r: told.append(early(job(r)))
-        ng = split_ranges(path, targets, tell)
-        if ng:
-            return told if early is not None else [job(r) for r in ng]
-    cuts = split_points(path, targets) if lay is not None else []
-    if lay is None or not cuts:
+        if not is_pcapng(path):
+            return [FileJob(path, depth)]
+        # Targets only: each range finds its start where it is read (split_pcapng.py).
+        bounds = [0, *sorted({t for t in targets if 0 < t < size}), size]
+        return [
+            RangeJob(path, depth, b"", a, b, k == len(bounds) - 2, pcapng=True)
+            for k, (a, b) in enumerate(itertools.pairwise(bounds))
+        ]
+    cuts = split_points(path, targets)
+    if not cuts:
         return [FileJob(path, depth)]
     bounds = [HEADER, *cuts, size]
     return [

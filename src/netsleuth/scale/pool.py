@@ -46,8 +46,7 @@ def submitter(
     run: Callable[[J], R], workers: int, *, preload: str = __name__
 ) -> Iterator[Callable[[J], Future[R]]]:
     """`workers` processes (context(preload)) and a function that starts `run` over a job
-    in the next free one, for a caller that finds its jobs as it goes (scan_parallel: a
-    pcapng file's ranges, as its walk finds them). On every way out (an error, Ctrl-C,
+    in the next free one (pooled). On every way out (an error, Ctrl-C,
     SIGTERM: term_unwinds) the stop flag is raised (stop_requested(): a worker may end its
     job early, its result dropped), the jobs not started are dropped and the processes
     are stopped before the caller's folders go. A worker that dies is one FacilityError."""

@@ -10,9 +10,11 @@ from dataclasses import dataclass, replace
 import numpy as np
 from numpy.typing import NDArray
 
+from netsleuth.capture.chunks import StreamReader
 from netsleuth.capture.pcap import PcapReader
 from netsleuth.capture.pcapng import PcapngReader
-from netsleuth.capture.split import RECORD, range_reader
+from netsleuth.capture.split import RECORD, Span, range_reader
+from netsleuth.capture.split_pcapng import Section, find_start, remember
 from netsleuth.capture.split_pcapng import range_reader as pcapng_range_reader
 from netsleuth.checks import (
     Mergeable,
@@ -23,7 +25,7 @@ from netsleuth.errors import InputError
 from netsleuth.findings import Finding
 from netsleuth.pipeline import InputResult, tables
 from netsleuth.scale.handover import COLUMN_FILE, COLUMN_TYPES, DATA_FILE, Frags, Handover, mapped
-from netsleuth.scale.planning import FileJob, Job, RangeJob
+from netsleuth.scale.planning import FileJob, Job, RangeJob, first_range
 from netsleuth.scan import Summary, scan_one
 
 
@@ -47,6 +49,7 @@ class Part:
     ends: NDArray[np.int64]
     ts_ns: NDArray[np.int64]
     frags: Frags
+    span: Span  # where its reader read (SplitRecord joins the ranges by it)
     error: str | None = None
     spilled: str | None = None  # the folder of its arrays (Handover), until mapped
     # pcapng: the range's batches are the one-process reader's; (2, n): where each ends
@@ -76,13 +79,14 @@ def run_range(job: RangeJob) -> Part:
     if folder is not None:
         os.mkdir(folder)
     out = Handover(folder)
+    reader = None
     try:
         try:
             reader = open_range(job)
             capacity = reader.chunk_bytes if isinstance(reader, PcapReader) else 0
-            for table in tables(reader, res, tunnel_depth=job.depth):
+            for table in () if reader is None else tables(reader, res, tunnel_depth=job.depth):
                 b = table.batch
-                if job.section is None:  # pcap: the parent replays batches from record ends
+                if not job.pcapng:  # pcap: the parent replays batches from record ends
                     e = pos + np.cumsum(b.caplen + RECORD)
                     pos = int(e[-1]) if e.shape[0] else pos
                     out.records(e, b.ts_ns)
@@ -98,16 +102,36 @@ def run_range(job: RangeJob) -> Part:
         ends, stamps, frags = out.finish()
     finally:
         out.close()  # on the way out of any other error
-    done = None if job.section is None else np.array(batches, np.int64).reshape(-1, 2).T
+    done = np.array(batches, np.int64).reshape(-1, 2).T if job.pcapng else None
+    span = span_of(job, reader, res)
     return Part(
-        res, summary, checks, capacity, ends, stamps, frags, res.error, folder, batches=done
+        res, summary, checks, capacity, ends, stamps, frags, span, res.error, folder, batches=done
     )
 
 
-def open_range(job: RangeJob) -> PcapReader | PcapngReader:
-    if job.section is None:
+def open_range(job: RangeJob) -> PcapReader | PcapngReader | None:
+    """The range's reader; None for a pcapng range that starts past where the file's
+    reading ends (split_pcapng.find_start)."""
+    if not job.pcapng:
         return range_reader(job.path, job.header, job.start, job.end)
-    return pcapng_range_reader(job.path, job.start, job.end, job.section)
+    at = (0, Section()) if first_range(job) else find_start(job.path, job.start, job.starts)
+    if at is None:
+        return None
+    return pcapng_range_reader(job.path, *at, stop_at=None if job.last else job.end)
+
+
+def span_of(job: RangeJob, reader: StreamReader | None, res: InputResult) -> Span:
+    """Where the range's reader read, once it has. A pcapng reader's stop is the next
+    range's start: remembered, so that this process need not walk to it again."""
+    stopped = res.error is not None or any(i.stops for i in res.issues)
+    if reader is None:
+        return Span(None, 0, final=True)
+    if not isinstance(reader, PcapngReader):
+        return Span(job.start, job.end, final=job.last or stopped)
+    if reader.stopped is None:  # at the file's end, or an issue that stops it
+        return Span(reader.start, reader.source.consumed, final=True)
+    remember(job.path, job.end, *reader.stopped, shared=job.starts)
+    return Span(reader.start, reader.stopped[0], final=stopped)
 
 
 def unspill(part: Part) -> Part:

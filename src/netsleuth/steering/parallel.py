@@ -14,9 +14,9 @@ steering/model.py), and the state is sums, exact key sets and exact per-flow cou
 of which depends on where batches or ranges end. The heaviest flows are exact because
 every flow's counts are kept (in runs), not a per-part top-k; a flow in several parts keeps
 the fields of its first packet, as one run does (Runs.extend keeps part order). Read
-issues are the input record's: a range other than the last that reports one, or fails,
-means the split went wrong (or the file is corrupt in the middle), and the input is read
-again in one piece here; the last range's issues are numbered in the file.
+issues are the input record's: ranges that do not join (scale.SplitRecord: one stopped
+short, or failed) mean the split went wrong (or the file is corrupt in the middle), and
+the input is read again in one piece here; the ranges' issues are numbered in the file.
 
 On a Dask cluster (`steer --dask`, netsleuth/cluster.py) a job runs where the parent
 cannot read the worker's disk: its runs come back in memory (run_detached) and are merged
@@ -40,7 +40,7 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 
-from netsleuth.capture.split_pcapng import is_pcapng
+from netsleuth.capture.split import Span
 from netsleuth.checks.copies import WINDOW, DeviceCopies
 from netsleuth.decode import DEFAULT_TUNNEL_DEPTH, decode
 from netsleuth.errors import InputError
@@ -54,10 +54,11 @@ from netsleuth.scale import (
     open_range,
     plan,
     pooled,
-    run_planned,
+    sharing,
     stop_requested,
     weights,
 )
+from netsleuth.scale.worker import span_of
 from netsleuth.steering.model import NicModel, RpsModel
 from netsleuth.steering.run import Models, Steering, SteerResult, steer_many
 from netsleuth.steering.spill import SpillDir, limits
@@ -80,6 +81,7 @@ class SteerPart:
     # The file holding its deferred records (Steering.deferred), while they are there:
     # up to 32 records of up to 256 KiB each, which the pipe must not carry (PIPE_BYTES).
     deferred: str | None = None
+    span: Span | None = None  # a range's: where its reader read (SplitRecord)
 
 
 # A part's message through the pool's pipe stays below this: the rest of its arrays go
@@ -96,19 +98,20 @@ def run_job(job: SteerJob) -> SteerPart:
     steering = Steering(job.models, SpillDir(job.root), job.bounds)
     if isinstance(job.job, RangeJob) and not first_range(job.job):
         steering.defer = WINDOW  # copies of the range before's packets: the parent's
+    j, reader = job.job, None
     try:
-        j = job.job
         # A range's reader is scan's: a pcapng range starts with its section's byte order
-        # and interfaces, not a pcap header.
+        # and interfaces, not a pcap header (None: it starts past the file's last).
         reader = open_range(j) if isinstance(j, RangeJob) else open_input(j.path)
-        for t in tables(reader, res, tunnel_depth=j.depth):
+        for t in () if reader is None else tables(reader, res, tunnel_depth=j.depth):
             if stop_requested():
                 break  # the parent drops this result
             steering.observe(t)
     except InputError as err:
         res.error = str(err)
     steering.seal()
-    return SteerPart(res, steering)
+    span = span_of(j, reader, res) if isinstance(j, RangeJob) else None
+    return SteerPart(res, steering, span=span)
 
 
 def run_packed(job: SteerJob) -> SteerPart:
@@ -163,8 +166,6 @@ def steer_parallel(
     processes: bool = True,
 ) -> list[SteerResult]:
     """steer_many() over `workers` processes (processes=False: in this one, for tests)."""
-    if processes and any(map(is_pcapng, paths)):
-        return _walking(paths, models, workers, range_bytes, split_at)
     jobs = plan(paths, DEFAULT_TUNNEL_DEPTH, workers, range_bytes, split_at)
     flat = [j for js in jobs for j in js]
     if processes and len(flat) == 1:
@@ -172,35 +173,8 @@ def steer_parallel(
     root = tempfile.mkdtemp(prefix=f"netsleuth-steer-{os.getpid()}-")
     try:
         bounds = limits()
-        specs = [SteerJob(j, tuple(models), root, bounds) for j in flat]
+        specs = [SteerJob(sharing(j, root), tuple(models), root, bounds) for j in flat]
         with _results(specs, weights(jobs), workers, processes) as results:
-            return merge_parts(jobs, map(_unpack, results), models, bounds, root)
-    finally:
-        shutil.rmtree(root, ignore_errors=True)
-
-
-def _walking(
-    paths: Sequence[str],
-    models: Models,
-    workers: int,
-    range_bytes: int | None,
-    split_at: dict[str, list[int]] | None,
-) -> list[SteerResult]:
-    """steer_parallel with a pcapng input: its ranges start as its walk finds them
-    (scale.run_planned)."""
-    root = tempfile.mkdtemp(prefix=f"netsleuth-steer-{os.getpid()}-")
-    try:
-        bounds = limits()
-        with run_planned(
-            run_packed,
-            paths,
-            depth=DEFAULT_TUNNEL_DEPTH,
-            workers=workers,
-            range_bytes=range_bytes,
-            split_at=split_at,
-            wrap=lambda job, _: SteerJob(job, tuple(models), root, bounds),
-            preload=__name__,
-        ) as (jobs, results):
             return merge_parts(jobs, map(_unpack, results), models, bounds, root)
     finally:
         shutil.rmtree(root, ignore_errors=True)
@@ -276,8 +250,8 @@ def _ranges(specs: list[SteerJob], parts: list[SteerPart]) -> InputResult | None
         return parts[0].res
     record = SplitRecord(specs[0].job.path)
     for spec, part in zip(specs, parts, strict=True):
-        assert isinstance(spec.job, RangeJob)
-        if not record.add(part.res, spec.job):
+        assert isinstance(spec.job, RangeJob) and part.span is not None
+        if not record.add(part.res, part.span):
             return None
     return record.res
 
