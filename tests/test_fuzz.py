@@ -140,8 +140,11 @@ def walk_reference(buf: bytes, swapped: bool, max_caplen: int) -> tuple[list[int
     st.booleans(),
     st.integers(0, 40),
     st.binary(max_size=20),
+    st.floats(0, 1),
 )
-def test_c_walk_matches_reference(lens: list[int], swapped: bool, bad_at: int, tail: bytes) -> None:
+def test_c_walk_matches_reference(
+    lens: list[int], swapped: bool, bad_at: int, tail: bytes, cut: float
+) -> None:
     order = ">" if swapped else "<"
     parts: list[bytes] = []
     for i, n in enumerate(lens):
@@ -150,8 +153,22 @@ def test_c_walk_matches_reference(lens: list[int], swapped: bool, bad_at: int, t
     recs = b"".join([*parts, tail])
     buf = np.frombuffer(recs, dtype=np.uint8)
     out = np.empty((4, 1 << 10), dtype=np.int64)
-    n, pos, status = _framing.walk_pcap(buf.data, 0, len(recs), swapped, 262144, 1000, out.data, 16)
+    n, pos, status = _framing.walk_pcap(
+        buf.data, 0, len(recs), swapped, 262144, 1000, out.data, 16, 0
+    )
     want, want_pos, want_status = walk_reference(recs, swapped, 262144)
     assert (list(out[0, :n] - 16), pos, status) == (want, want_pos, want_status)
     assert list(out[1, :n]) == [lens[i] for i in range(n)]
     assert list(out[3, :n]) == [i * 1_000_000_000 for i in range(n)]
+    # In two steps, as a buffer's pieces arrive (chunks.Walk): the bytes up to the cut,
+    # then on from where the walk stopped, listing from where it left off.
+    again = np.zeros_like(out)
+    end = int(cut * len(recs))
+    k, at, first = _framing.walk_pcap(buf.data, 0, end, swapped, 262144, 1000, again.data, 16, 0)
+    if first == 0:
+        m, at, first = _framing.walk_pcap(
+            buf.data, at, len(recs), swapped, 262144, 1000, again.data, 16, k
+        )
+        k += m
+    assert (k, at, first) == (n, pos, status)
+    assert (again[:, :n] == out[:, :n]).all()

@@ -484,8 +484,8 @@ def test_range_starts_are_where_the_reader_refills(
     seen: list[int] = []
     real = Chunker.refill
 
-    def refill(self: Chunker, keep_from: int) -> None:
-        real(self, keep_from)
+    def refill(self: Chunker, keep_from: int, step: Callable[[], None] | None = None) -> None:
+        real(self, keep_from, step)
         if self.have:
             seen.append(self.base)
 

@@ -5,8 +5,11 @@
  * cannot be vectorized; in pure Python it costs ~0.42 us a record, more than half of the
  * scan budget (1.5 M packets/s). Everything after the walk (field extraction, decoding,
  * checks) is NumPy over the offsets this returns. The functions only read the caller's
- * buffer between [start, end) and write offsets into the caller's int64 array; they never
- * allocate and never read past `end`.
+ * buffer between [start, end) and write offsets into the caller's int64 array from column
+ * `at` on; they never allocate and never read past `end`. A walk stopped because the next
+ * record is not all in [start, end) yet (ST_NEED_MORE) goes on from where it stopped, with
+ * `at` past what it wrote, once more bytes are there: the reader walks each piece of a
+ * buffer as it arrives, while the piece is in the CPU's cache (capture/chunks.py).
  *
  * Formats: pcap record header (libpcap savefile, draft-ietf-opsawg-pcap section 5):
  * ts_sec, ts_frac, caplen, origlen, each u32 in the file's byte order.
@@ -47,20 +50,21 @@ static int get_buffers(PyObject *bufobj, PyObject *outobj, Py_buffer *in, Py_buf
     return 0;
 }
 
-/* get_buffers, with `out` an int64 array of shape (rows, n): refused otherwise. */
+/* get_buffers, with `out` an int64 array of shape (rows, n) and 0 <= at <= n: refused
+ * otherwise. */
 static int get_rows(PyObject *bufobj, PyObject *outobj, Py_buffer *in, Py_buffer *out,
-                    Py_ssize_t start, Py_ssize_t end, Py_ssize_t rows) {
+                    Py_ssize_t start, Py_ssize_t end, Py_ssize_t rows, Py_ssize_t at) {
     if (get_buffers(bufobj, outobj, in, out, start, end) < 0) return -1;
-    if (out->len % (8 * rows) != 0) {
+    if (out->len % (8 * rows) != 0 || at < 0 || at > out->len / (8 * rows)) {
         PyBuffer_Release(in);
         PyBuffer_Release(out);
-        PyErr_Format(PyExc_ValueError, "output must be int64 of shape (%zd, n)", rows);
+        PyErr_Format(PyExc_ValueError, "output must be int64 of shape (%zd, n), at in 0..n", rows);
         return -1;
     }
     return 0;
 }
 
-/* walk_pcap(buf, start, end, swapped, max_caplen, frac_scale, out, hdr) -> (count, pos, status)
+/* walk_pcap(buf, start, end, swapped, max_caplen, frac_scale, out, hdr, at) -> (count, pos, status)
  * out is an int64 array of shape (4, cap): rows are data offset, caplen, wire length and
  * timestamp (seconds * 1e9 + fraction * frac_scale): the header fields are in cache now.
  * hdr is the record header's size: 16, or more for the variants that append fields to it
@@ -71,19 +75,19 @@ static PyObject *walk_pcap(PyObject *self, PyObject *args) {
     int swapped;
     unsigned long max_caplen;
     long long frac_scale;
-    Py_ssize_t hdr;
+    Py_ssize_t hdr, at;
     Py_buffer in, out;
     (void)self;
-    if (!PyArg_ParseTuple(args, "OnnpkLOn", &bufobj, &start, &end, &swapped, &max_caplen,
-                          &frac_scale, &outobj, &hdr))
+    if (!PyArg_ParseTuple(args, "OnnpkLOnn", &bufobj, &start, &end, &swapped, &max_caplen,
+                          &frac_scale, &outobj, &hdr, &at))
         return NULL;
     if (hdr < 16 || hdr > 64) {  /* the largest known variant's is 28 */
         PyErr_SetString(PyExc_ValueError, "record header size must be 16..64 bytes");
         return NULL;
     }
-    if (get_rows(bufobj, outobj, &in, &out, start, end, 4) < 0) return NULL;
+    if (get_rows(bufobj, outobj, &in, &out, start, end, 4, at) < 0) return NULL;
     const unsigned char *b = (const unsigned char *)in.buf;
-    Py_ssize_t cap = out.len / 32, n = 0, pos = start;
+    Py_ssize_t cap = out.len / 32, n = at, pos = start;
     int64_t *o_off = (int64_t *)out.buf, *o_cap = o_off + cap, *o_wire = o_cap + cap;
     int64_t *o_ts = o_wire + cap;
     int status = ST_NEED_MORE;
@@ -103,7 +107,7 @@ static PyObject *walk_pcap(PyObject *self, PyObject *args) {
     }
     PyBuffer_Release(&in);
     PyBuffer_Release(&out);
-    return Py_BuildValue("nni", n, pos, status);
+    return Py_BuildValue("nni", n - at, pos, status);
 }
 
 /* The low two bits of an EPB's epb_flags option (code 2, 4 bytes: draft section 4.3.1), the
@@ -130,7 +134,7 @@ static int64_t epb_direction(const unsigned char *b, int64_t p, int64_t end, int
     return 0;
 }
 
-/* walk_pcapng(buf, start, end, swapped, max_block, out) -> (count, pos, status, swapped)
+/* walk_pcapng(buf, start, end, swapped, max_block, out, at) -> (count, pos, status, swapped)
  * out is an int64 array of shape (8, cap), a column per block walked: its offset | swapped
  * << 62 (its section's byte order), type, total length, and for a packet block long enough
  * for its fixed fields (EPB and PB 32 bytes, SPB 16: draft sections 4.3, 4.4, appendix A)
@@ -148,13 +152,15 @@ static PyObject *walk_pcapng(PyObject *self, PyObject *args) {
     Py_ssize_t start, end;
     int swapped;
     unsigned long max_block;
+    Py_ssize_t at;
     Py_buffer in, out;
     (void)self;
-    if (!PyArg_ParseTuple(args, "OnnpkO", &bufobj, &start, &end, &swapped, &max_block, &outobj))
+    if (!PyArg_ParseTuple(args, "OnnpkOn", &bufobj, &start, &end, &swapped, &max_block, &outobj,
+                          &at))
         return NULL;
-    if (get_rows(bufobj, outobj, &in, &out, start, end, 8) < 0) return NULL;
+    if (get_rows(bufobj, outobj, &in, &out, start, end, 8, at) < 0) return NULL;
     const unsigned char *b = (const unsigned char *)in.buf;
-    Py_ssize_t cap = out.len / 64, n = 0, pos = start;
+    Py_ssize_t cap = out.len / 64, n = at, pos = start;
     int64_t *o = (int64_t *)out.buf;
     int64_t *o_type = o + cap, *o_len = o_type + cap, *o_if = o_len + cap, *o_ts = o_if + cap;
     int64_t *o_cap = o_ts + cap, *o_wire = o_cap + cap, *o_dir = o_wire + cap;
@@ -204,7 +210,7 @@ static PyObject *walk_pcapng(PyObject *self, PyObject *args) {
     }
     PyBuffer_Release(&in);
     PyBuffer_Release(&out);
-    return Py_BuildValue("nniN", n, pos, status, PyBool_FromLong(swapped));
+    return Py_BuildValue("nniN", n - at, pos, status, PyBool_FromLong(swapped));
 }
 
 /* ERF record types with a subheader before the captured bytes (wiretap/erf.c,
@@ -218,7 +224,7 @@ static int erf_subheader(unsigned type) {
     }
 }
 
-/* walk_erf(buf, start, end, out) -> (count, pos, status)
+/* walk_erf(buf, start, end, out, at) -> (count, pos, status)
  * out is an int64 array of shape (5, cap): rows are data offset, caplen, wire length,
  * timestamp in ns, and type | flags << 8 | loss counter << 16 | bytes before the data << 32 |
  * record length << 48 (read as unsigned). PAD records (type byte 48:
@@ -227,13 +233,13 @@ static int erf_subheader(unsigned type) {
  * not fit its length stops the walk with ST_BAD_LENGTH; the caller names it. */
 static PyObject *walk_erf(PyObject *self, PyObject *args) {
     PyObject *bufobj, *outobj;
-    Py_ssize_t start, end;
+    Py_ssize_t start, end, at;
     Py_buffer in, out;
     (void)self;
-    if (!PyArg_ParseTuple(args, "OnnO", &bufobj, &start, &end, &outobj)) return NULL;
-    if (get_rows(bufobj, outobj, &in, &out, start, end, 5) < 0) return NULL;
+    if (!PyArg_ParseTuple(args, "OnnOn", &bufobj, &start, &end, &outobj, &at)) return NULL;
+    if (get_rows(bufobj, outobj, &in, &out, start, end, 5, at) < 0) return NULL;
     const unsigned char *b = (const unsigned char *)in.buf;
-    Py_ssize_t cap = out.len / 40, n = 0, pos = start;
+    Py_ssize_t cap = out.len / 40, n = at, pos = start;
     int64_t *o_off = (int64_t *)out.buf, *o_cap = o_off + cap, *o_wire = o_cap + cap;
     int64_t *o_ts = o_wire + cap, *o_info = o_ts + cap;
     int status = ST_NEED_MORE;
@@ -271,7 +277,7 @@ static PyObject *walk_erf(PyObject *self, PyObject *args) {
     }
     PyBuffer_Release(&in);
     PyBuffer_Release(&out);
-    return Py_BuildValue("nni", n, pos, status);
+    return Py_BuildValue("nni", n - at, pos, status);
 }
 
 static PyMethodDef methods[] = {

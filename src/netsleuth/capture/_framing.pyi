@@ -9,6 +9,7 @@ def walk_pcap(
     frac_scale: int,
     out: WriteableBuffer,
     hdr: int,
+    at: int,
     /,
 ) -> tuple[int, int, int]: ...
 def walk_pcapng(
@@ -18,6 +19,7 @@ def walk_pcapng(
     swapped: bool,
     max_block: int,
     out: WriteableBuffer,
+    at: int,
     /,
 ) -> tuple[int, int, int, bool]: ...
 def walk_erf(
@@ -25,5 +27,6 @@ def walk_erf(
     start: int,
     end: int,
     out: WriteableBuffer,
+    at: int,
     /,
 ) -> tuple[int, int, int]: ...

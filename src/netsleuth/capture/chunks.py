@@ -73,8 +73,11 @@ class Chunker:
         self.have = 0
         self.eof = False
 
-    def refill(self, keep_from: int) -> None:
-        """Start a new buffer holding buf[keep_from:have] and as much more as fits.
+    def refill(self, keep_from: int, step: Callable[[], None] | None = None) -> None:
+        """Start a new buffer holding buf[keep_from:have] and as much more as fits, read in
+        pieces of STEP bytes: step() after each piece, to walk the records in it while they
+        are in the CPU's cache (a walk of the whole 8 MiB after the read found its headers
+        in memory: 0.08 s a million records, against 0.01 s piece by piece).
 
         A fresh array each time: batches handed out earlier keep pointing at their own bytes.
         """
@@ -82,12 +85,23 @@ class Chunker:
         new = np.empty(self.capacity + PAD, dtype=np.uint8)
         if carry:
             new[:carry] = self.buf[keep_from : self.have]
-        got = self.source.read_into(new, carry, self.capacity - carry)
         self.base += keep_from
-        self.have = carry + got
+        self.buf, self.have = new, carry
+        self.eof = carry >= self.capacity  # no room: a read of nothing, as at the end
+        while self.have < self.capacity and not self.eof:
+            want = self.capacity - self.have
+            if step is not None:
+                want = min(want, STEP)
+            got = self.source.read_into(new, self.have, want)
+            self.have += got
+            self.eof = got < want  # read_into stops short only at the stream's end
+            if got and step is not None:
+                step()
         new[self.have :] = 0
-        self.buf = new
-        self.eof = got == 0 or self.have < self.capacity
+
+
+# The piece a buffer is read in (Chunker.refill): well inside the CPU's L2 cache.
+STEP = 256 << 10
 
 
 def note_stream_cut(source: ByteSource, issues: list[ReadIssue], next_frame: int) -> None:
@@ -104,47 +118,73 @@ def note_stream_cut(source: ByteSource, issues: list[ReadIssue], next_frame: int
         )
 
 
-ST_OUT_FULL, ST_BAD_LENGTH = 1, 2  # a walk's status (capture/_framing.c)
+ST_NEED_MORE, ST_OUT_FULL, ST_BAD_LENGTH = 0, 1, 2  # a walk's status (capture/_framing.c)
+
+
+class Walk:
+    """A walk over the current buffer, picked up where it stopped as more of the buffer
+    arrives (Chunker.refill's step): walk(pos, at) lists the records from `pos`, writing
+    them from column `at` of its output (count, where it stopped, status)."""
+
+    def __init__(self, walk: Callable[[int, int], tuple[int, int, int]]) -> None:
+        self.walk = walk
+        self.pos = self.n = 0  # where the next record starts; records listed in the output
+        self.status = ST_NEED_MORE
+
+    def step(self) -> None:
+        """Walk on while the walk only waited for more bytes: another status (a full
+        output, a refused record) stands until the caller has dealt with it."""
+        if self.status == ST_NEED_MORE:
+            self.go()
+
+    def go(self) -> None:
+        n, self.pos, self.status = self.walk(self.pos, self.n)
+        self.n += n
 
 
 def walked(
     ch: Chunker,
-    walk: Callable[[int], tuple[int, int, int]],
+    walk: Callable[[int, int], tuple[int, int, int]],
     batch: Callable[[int, int], RecordBatch],
     corrupt: Callable[[int, int], ReadIssue],
     issues: list[ReadIssue],
 ) -> Iterator[RecordBatch]:
-    """The loop of the formats whose records one C walk finds (pcap, ERF): walk(pos)
-    lists the records from `pos` in the current buffer (count, where it stopped, status);
-    batch(n, frame) makes the batch of the n listed, the first numbered `frame`;
-    corrupt(pos, frame) names a record the walk refused, which stops the read. A record
-    the data ends inside is a cut file."""
-    ch.refill(0)
-    pos, frame = 0, 1
+    """The loop of the formats whose records one C walk finds (pcap, ERF): walk(pos, at)
+    lists the records from `pos` in the current buffer (count, where it stopped, status),
+    from column `at` of its output; batch(n, frame) makes the batch of the n listed, the
+    first numbered `frame`; corrupt(pos, frame) names a record the walk refused, which
+    stops the read. A record the data ends inside is a cut file. Each buffer is walked as
+    its pieces arrive (_Walk); the records listed, and so the batches, are those of one
+    walk over the whole buffer."""
+    w = Walk(walk)
+    ch.refill(0, w.step)
+    frame = 1
     while True:
-        n, pos, status = walk(pos)
-        if n:
-            yield batch(n, frame)
-            frame += n
-        if status == ST_BAD_LENGTH:
-            issues.append(corrupt(pos, frame))
+        w.go()  # the rest of the buffer, or at once where the walk stopped
+        if w.n:
+            yield batch(w.n, frame)
+            frame += w.n
+        w.n = 0
+        if w.status == ST_BAD_LENGTH:
+            issues.append(corrupt(w.pos, frame))
             return
-        if status == ST_OUT_FULL:
+        if w.status == ST_OUT_FULL:
+            w.status = ST_NEED_MORE
             continue
         if ch.eof:
-            if pos < ch.have:
+            if w.pos < ch.have:
                 issues.append(
                     ReadIssue(
                         "capture.truncated_file",
-                        ch.base + pos,
+                        ch.base + w.pos,
                         frame,
                         f"the file ends inside record {frame} "
-                        f"({ch.have - pos} bytes of it present)",
+                        f"({ch.have - w.pos} bytes of it present)",
                     )
                 )
             return
-        ch.refill(pos)
-        pos = 0
+        keep, w.pos = w.pos, 0
+        ch.refill(keep, w.step)
 
 
 MAX_DROP_KEYS = 4096  # interfaces whose statistics are kept (memory stays bounded)

@@ -63,7 +63,7 @@ class ErfReader(StreamReader):
         out = np.empty((5, MAX_RECORDS), dtype=np.int64)
         yield from walked(
             ch,
-            lambda pos: _framing.walk_erf(ch.buf.data, pos, ch.have, out.data),
+            lambda pos, at: _framing.walk_erf(ch.buf.data, pos, ch.have, out.data, at),
             lambda n, frame: self._batch(ch, out[:, :n], frame),
             lambda pos, frame: _corrupt(ch.buf, pos, ch.base + pos, frame),
             self.issues,

@@ -130,7 +130,7 @@ class PcapReader(StreamReader):
         ch = Chunker(self.source, self.chunk_bytes)
         out = np.empty((4, MAX_RECORDS), dtype=np.int64)
 
-        def walk(pos: int) -> tuple[int, int, int]:
+        def walk(pos: int, at: int) -> tuple[int, int, int]:
             return _framing.walk_pcap(
                 ch.buf.data,
                 pos,
@@ -140,6 +140,7 @@ class PcapReader(StreamReader):
                 self.frac_ns,
                 out.data,
                 self.record,
+                at,
             )
 
         def batch(n: int, frame: int) -> RecordBatch:

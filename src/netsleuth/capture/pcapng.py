@@ -17,10 +17,12 @@ from netsleuth.capture.chunks import (
     CHUNK_BYTES,
     MAX_RECORDS,
     ST_BAD_LENGTH,
+    ST_NEED_MORE,
     ST_OUT_FULL,
     Chunker,
     ReadIssue,
     StreamReader,
+    Walk,
     add_issue,
 )
 from netsleuth.capture.source import ByteSource
@@ -186,60 +188,78 @@ class PcapngReader(StreamReader):
 
     def _segments(self) -> Iterator[RecordBatch]:
         ch = Chunker(self.source, self.max_block)
-        ch.refill(0)
         out = np.empty((WALK_ROWS, MAX_RECORDS), dtype=np.int64)
-        pos, frame, seen = 0, 1, -1
-        while True:
-            n, newpos, st, swapped = _framing.walk_pcapng(
-                ch.buf.data, pos, ch.have, self.swapped, self.max_block, out.data
+        order = [self.swapped]  # the byte order the walk goes on in
+
+        def walk(pos: int, at: int) -> tuple[int, int, int]:
+            n, pos, st, order[0] = _framing.walk_pcapng(
+                ch.buf.data, pos, ch.have, order[0], self.max_block, out.data, at
             )
+            return n, pos, st
+
+        w = Walk(walk)
+        ch.refill(0, w.step)  # each piece of the buffer walked as it arrives
+        frame, seen = 1, -1
+        while True:
+            w.go()  # the rest of the buffer, or at once where the walk stopped
+            n, w.n = w.n, 0
             if n and ch.base != seen:  # the first blocks of a new buffer
                 seen = ch.base
                 if self._entering(ch.base):
                     return
-            self.swapped = swapped  # its last block's: where the next walk goes on
+            self.swapped = order[0]  # its last block's: where the next walk goes on
             if n:
                 batch = self._blocks(ch.buf, out[:, :n], frame, ch.base)
                 if batch is not None:
                     yield batch
                     frame += len(batch)
-            pos = newpos
-            if st == ST_SECTION:
-                done = self._section(ch.buf, pos, ch.have)
-                if done > 0:
-                    pos += done
-                    continue
-                if done < 0:
+            again = self._stopped_at(ch, w, frame)
+            if again is None:
+                return
+            if again:
+                order[0] = self.swapped
+                continue
+            if ch.eof:
+                if w.pos < ch.have:
                     self._stop(
-                        "capture.corrupt_record",
-                        ch.base + pos,
+                        "capture.truncated_file",
+                        ch.base + w.pos,
                         frame,
-                        "corrupt section header block; the rest of the file was not read",
+                        f"the file ends inside a block ({ch.have - w.pos} bytes of it present)",
                     )
-                    return
-                # done == 0: the section header is not all in the buffer yet
-            elif st in (ST_BAD_LENGTH, ST_TRAILER):
-                what = "an impossible length" if st == ST_BAD_LENGTH else "mismatched lengths"
+                return
+            keep, w.pos = w.pos, 0
+            ch.refill(keep, w.step)
+
+    def _stopped_at(self, ch: Chunker, w: Walk, frame: int) -> bool | None:
+        """What the walk stopped at: None for what stops the reading (reported), True to
+        walk on in this buffer, False for more bytes."""
+        st, pos = w.status, w.pos
+        w.status = ST_NEED_MORE
+        if st == ST_SECTION:
+            done = self._section(ch.buf, pos, ch.have)
+            if done > 0:
+                w.pos += done
+                return True
+            if done < 0:
                 self._stop(
                     "capture.corrupt_record",
                     ch.base + pos,
                     frame,
-                    f"block at byte {ch.base + pos} has {what}; the rest of the file was not read",
+                    "corrupt section header block; the rest of the file was not read",
                 )
-                return
-            elif st == ST_OUT_FULL:
-                continue
-            if ch.eof:
-                if pos < ch.have:
-                    self._stop(
-                        "capture.truncated_file",
-                        ch.base + pos,
-                        frame,
-                        f"the file ends inside a block ({ch.have - pos} bytes of it present)",
-                    )
-                return
-            ch.refill(pos)
-            pos = 0
+                return None
+            return False  # the section header is not all in the buffer yet
+        if st in (ST_BAD_LENGTH, ST_TRAILER):
+            what = "an impossible length" if st == ST_BAD_LENGTH else "mismatched lengths"
+            self._stop(
+                "capture.corrupt_record",
+                ch.base + pos,
+                frame,
+                f"block at byte {ch.base + pos} has {what}; the rest of the file was not read",
+            )
+            return None
+        return st == ST_OUT_FULL
 
     def _section(self, buf: NDArray[np.uint8], pos: int, have: int) -> int:
         """Parse the SHB at pos: >0 its length, 0 need more bytes, -1 corrupt."""
