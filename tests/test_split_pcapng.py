@@ -31,7 +31,8 @@ from netsleuth.craft import incidents
 from netsleuth.craft.link import sll
 from netsleuth.craft.mix import mixed_capture
 from netsleuth.report.jsonout import dumps, scan_document
-from netsleuth.scale import FileJob, Part, RangeJob, assembly, plan, run_job
+from netsleuth.scale import FileJob, Part, RangeJob, assembly, plan, run_job, worker
+from netsleuth.scale.planning import located
 from netsleuth.scan import scan
 from tests.capfiles import block, epb, idb, isb, option, shb, spb
 from tests.splitutil import ID_, IS, one, open_trains, split, watch_heads, write_pcapng
@@ -323,6 +324,29 @@ def test_only_the_workers_walk_and_each_walks_once(
             part = run_job(job if root is None else scale.sharing(job, root))
             assert isinstance(part, Part) and part.span.start is not None
         assert walks == expected
+
+
+def test_ranges_located_before_they_are_sent(
+    tmp_path: Path, small_buffers: Small, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """For workers that share no folder (--dask), the client walks the file once and
+    sends each range with its start (planning.located): no worker walks, the ranges past
+    the file's last buffer start are left out, and the JSON is one process's."""
+    small_buffers(1 << 16)
+    cap = write_pcapng(tmp_path / "mix.pcapng", mixed_capture(3_000, id_pool=16))
+    whole, size = one(cap), cap.stat().st_size
+    targets = [size // 3, 2 * size // 3, size - 10]  # no buffer starts past the last
+    jobs = located(plan([str(cap)], 3, 2, split_at={str(cap): targets}))
+    ranges = [j for j in jobs[0] if isinstance(j, RangeJob)]
+    assert len(ranges) == 3 and ranges[-1].last and ranges[-1].end == size
+    assert [j.begins for j in ranges[1:]] == range_starts(str(cap), targets[:2])
+
+    def no_walk(path: str, target: int, shared: str | None = None) -> None:
+        raise AssertionError("a worker walked")
+
+    monkeypatch.setattr(worker, "find_start", no_walk)
+    merged = scale.assemble(jobs, map(run_job, [j for js in jobs for j in js]), None)
+    assert dumps(scan_document(merged)) == whole
 
 
 def test_a_corrupt_block_length_in_the_middle(tmp_path: Path, small_buffers: Small) -> None:

@@ -3,7 +3,9 @@ dask.distributed cluster.
 
 The plan is scale/planning.py's: a whole input per job, or byte ranges of a large pcap or pcapng
 file (record- or buffer-aligned), the range size following the cluster's thread count
-(client.nthreads()). Consecutive small jobs travel as one Dask task (group()). Each job
+(client.nthreads()); a pcapng range travels with its start, found by one walk of the file
+here (planning.located: a worker would walk the file before its range again, over the
+network). Consecutive small jobs travel as one Dask task (group()). Each job
 runs on a worker, which reads the capture itself: captures live on storage every worker
 sees under the same path (checked up front: each input readable there, with the size it
 has here). What comes back through Dask is each job's compact result (scale.Whole
@@ -52,6 +54,7 @@ from netsleuth.decode import DEFAULT_TUNNEL_DEPTH
 from netsleuth.errors import FacilityError, InputError
 from netsleuth.pipeline import InputResult, Progress
 from netsleuth.scale import FileJob, Job, Part, Whole, assemble, job_bytes, plan, run_job
+from netsleuth.scale.planning import located
 from netsleuth.scan import ScanResult
 from netsleuth.steering.spill import limits
 
@@ -86,7 +89,7 @@ def scan_dask(
     """scan() with the jobs run on the Dask cluster whose scheduler is at `address`."""
 
     def planned(threads: int) -> list[list[Job]]:
-        return plan(paths, tunnel_depth, threads, range_bytes, split_at, replays=True)
+        return located(plan(paths, tunnel_depth, threads, range_bytes, split_at, replays=True))
 
     with _on_cluster(paths, address, timeout, planned, progress, SCAN) as (jobs, results):
         return assemble(jobs, results, None)
@@ -117,7 +120,7 @@ def steer_dask(
     )
 
     def planned(threads: int) -> list[list[Job]]:
-        return plan(paths, DEFAULT_TUNNEL_DEPTH, threads, range_bytes, split_at)
+        return located(plan(paths, DEFAULT_TUNNEL_DEPTH, threads, range_bytes, split_at))
 
     root = tempfile.mkdtemp(prefix=f"netsleuth-steer-{os.getpid()}-")
     try:

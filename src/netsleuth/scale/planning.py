@@ -3,6 +3,7 @@ the order the workers take them in."""
 
 from __future__ import annotations
 
+import bisect
 import hashlib
 import heapq
 import itertools
@@ -12,7 +13,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
 from netsleuth.capture.split import HEADER, layout, split_points
-from netsleuth.capture.split_pcapng import is_pcapng
+from netsleuth.capture.split_pcapng import Section, is_pcapng, range_starts
 from netsleuth.errors import InputError
 from netsleuth.pipeline import InputResult, open_input, tables
 
@@ -47,6 +48,7 @@ class RangeJob:
     # the first at or after `end` (capture/split_pcapng.py). A pcap range's are exact.
     pcapng: bool = False
     starts: str | None = None  # pcapng: a folder where the file's ranges tell their starts
+    begins: tuple[int, Section] | None = None  # pcapng: its start, found already (located)
 
 
 def sharing(job: Job, root: str) -> Job:
@@ -101,6 +103,37 @@ def plan(
             n = math.ceil(size / range_bytes) if cut else 1
             targets = [size * k // n for k in range(1, n)] if n > 1 else []
         out.append(_file_jobs(path, depth, size, targets))
+    return out
+
+
+def located(jobs: list[list[Job]]) -> list[list[Job]]:
+    """The jobs, each pcapng range's start found by one walk of its file here, for workers
+    that share no folder and may read the file over the network (scan and steer --dask):
+    each would otherwise walk the file before its range again (capture/split_pcapng.py).
+    The ranges past the file's last buffer start, which would read nothing, are left out
+    (the one before reads to the file's end). A file that cannot be walked is left as it
+    is: its workers walk it, and the reading reports what stops them."""
+    return [_located(js) for js in jobs]
+
+
+def _located(jobs: list[Job]) -> list[Job]:
+    rest = [j for j in jobs if isinstance(j, RangeJob) and j.pcapng and not first_range(j)]
+    if not rest:
+        return jobs
+    try:
+        found = range_starts(rest[0].path, [j.start for j in rest])
+    except (OSError, InputError):
+        return jobs
+    at = [start for start, _ in found]
+    out: list[Job] = [jobs[0]]
+    for job in rest:
+        k = bisect.bisect_left(at, job.start)  # the first start at or after its target
+        if k == len(at):
+            break
+        out.append(replace(job, begins=found[k]))
+    last = out[-1]
+    if len(out) < len(jobs) and isinstance(last, RangeJob):  # it reads to the file's end
+        out[-1] = replace(last, end=rest[-1].end, last=True)
     return out
 
 

@@ -114,7 +114,12 @@ def open_range(job: RangeJob) -> PcapReader | PcapngReader | None:
     reading ends (split_pcapng.find_start)."""
     if not job.pcapng:
         return range_reader(job.path, job.header, job.start, job.end)
-    at = (0, Section()) if first_range(job) else find_start(job.path, job.start, job.starts)
+    if job.begins is not None:  # found before the job was sent (planning.located)
+        at: tuple[int, Section] | None = job.begins
+    elif first_range(job):
+        at = (0, Section())
+    else:
+        at = find_start(job.path, job.start, job.starts)
     if at is None:
         return None
     return pcapng_range_reader(job.path, *at, stop_at=None if job.last else job.end)
