@@ -3,7 +3,7 @@
 Work is cut into jobs: a whole input per job, or, for a large uncompressed classic pcap
 file, one job per record-aligned byte range (capture/split.py). A file is cut only where
 whole files would leave a worker idle (plan: four equal files on two workers stay whole,
-two each), and not when its first 8 MiB are mostly fragments (planning.FRAGMENT_HEAVY:
+two each), and not when its first MiB is mostly fragments (planning.FRAGMENT_HEAVY:
 their replay, below, would cost more than the workers save); jobs start heaviest first,
 a file's ranges in file order. Jobs run in worker
 processes (multiprocessing: forked when this process runs one thread, from a fork server
