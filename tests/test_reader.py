@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from netsleuth.capture import RecordBatch, open_capture
+from netsleuth.capture import RecordBatch, chunks, open_capture
 from netsleuth.errors import InputError, NotACaptureError
 from tests.capfiles import epb, idb, option, pcap_bytes, shb, spb
 
@@ -278,3 +278,61 @@ def test_pcapng_faults_alike_add_up_to_one_issue(tmp_path: Path) -> None:
     assert issue.summary.startswith("2 packet(s) have a timestamp that no clock gives")
     ts = np.concatenate([b.ts_ns for b in batches])
     assert ts[2] == ts[350] == 0 and ts[3] == (1_700_000_000_000_000 + 3) * 1000
+
+
+def _erf(k: int, data: bytes) -> bytes:
+    """An ERF Ethernet record (type 2; Endace ERF types reference): timestamp, type,
+    flags, record length, loss counter, wire length (big-endian), 2 pad bytes, data,
+    zero padding to 8 bytes."""
+    body = bytes(2) + data
+    body += bytes(-(16 + len(body)) % 8)
+    head = struct.pack("<Q", (1_700_000_000 + k) << 32) + bytes([2, 4])
+    return head + struct.pack(">HHH", 16 + len(body), 0, len(data)) + body
+
+
+def _pieces_capture(path: Path, kind: str) -> Path:
+    """~3,000 records of 40 to 1,500 bytes, then one the file ends inside (pcapng: a
+    second section of the other byte order, then a block whose trailer disagrees)."""
+    frames = [bytes([k & 0xFF]) * (40 + k * 37 % 1460) for k in range(3000)]
+    if kind == "pcap":
+        recs = [(1_700_000_000 + k, k, f) for k, f in enumerate(frames)]
+        body = pcap_bytes(recs) + struct.pack("<IIII", 0, 0, 100, 100) + bytes(10)
+    elif kind == "erf":
+        body = b"".join(_erf(k, f) for k, f in enumerate(frames)) + _erf(0, bytes(200))[:-50]
+    else:
+        flags = [option("<", 2, struct.pack("<I", k % 3)) if k % 3 else b"" for k in range(3000)]
+        first = [epb("<", k % 2, k, f, opts=flags[k]) for k, f in enumerate(frames[:2000])]
+        second = [epb(">", 0, k, f) for k, f in enumerate(frames[2000:])]
+        bad = bytearray(epb("<", 0, 0, bytes(64)))
+        bad[-4:] = struct.pack("<I", 8)
+        head = [shb("<"), idb("<", 1), idb("<", 101, tsresol=9)]
+        other = [spb("<", frames[0]), shb(">"), idb(">", 1)]
+        body = b"".join([*head, *first, *other, *second, shb("<"), idb("<", 1), bytes(bad)])
+    path.write_bytes(body)
+    return path
+
+
+@pytest.mark.parametrize("kind", ["pcap", "pcapng", "erf"])
+def test_buffers_walked_piece_by_piece_give_the_same_batches(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, kind: str
+) -> None:
+    """A buffer's records are walked as each piece of it is read (chunks.Walk, while the
+    piece is in the CPU's cache): pieces of odd sizes, which cut records and block headers
+    anywhere, give the batches and issues of one walk over each whole buffer."""
+    path = _pieces_capture(tmp_path / f"c.{kind}", kind)
+
+    def read(step: int) -> tuple[list[list[list[int]]], list[tuple[str, int, int]]]:
+        monkeypatch.setattr(chunks, "STEP", step)
+        reader = open_capture(str(path), chunk_bytes=64 << 10)
+        fields = ("offset", "caplen", "wirelen", "ts_ns", "frame", "iface", "direction")
+        got = [
+            [[int(x) for x in getattr(b, f)] for f in fields if getattr(b, f) is not None]
+            for b in reader.batches()
+        ]
+        return got, [(i.id, i.offset, i.frame) for i in reader.issues]
+
+    whole = read(1 << 30)
+    assert sum(len(b[0]) for b in whole[0]) >= 3000 and len(whole[0]) > 5
+    assert whole[1] and whole[1][-1][0] in ("capture.truncated_file", "capture.corrupt_record")
+    for step in (97, 1000, 4093):
+        assert read(step) == whole, step

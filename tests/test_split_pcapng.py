@@ -294,21 +294,17 @@ def test_only_the_workers_walk_and_each_walks_once(
     pooled = True  # the scan with worker processes, then jobs run here
 
     def counted(
-        path: str,
-        targets: list[int],
-        on_start: Callable[[int, Section], None] | None = None,
-        *,
-        since: tuple[int, Section] = (0, Section()),
+        path: str, targets: list[int], *, since: tuple[int, Section] = (0, Section())
     ) -> list[tuple[int, Section]]:
         assert not pooled or os.getpid() != parent, "the parent walked to a range"
         walks.append(since[0])
-        return real(path, targets, on_start, since=since)
+        return real(path, targets, since=since)
 
     monkeypatch.setattr(split_pcapng, "range_starts", counted)
     targets = [size * k // 7 for k in range(1, 7)]
     assert split(cap, targets[:3], processes=True) == whole
     pooled = False
-    split_pcapng._KNOWN.clear()
+    split_pcapng.forget()
     jobs = plan([str(cap)], 3, 2, split_at={str(cap): targets})[0]
     parts = [run_job(job) for job in jobs[1:]]  # what one worker beside this process reads
     assert walks == [0]
@@ -320,10 +316,47 @@ def test_only_the_workers_walk_and_each_walks_once(
     for root, expected in ((None, [0] * 6), (str(tmp_path / "shared"), [0])):
         walks.clear()
         for job in jobs[1:]:
-            split_pcapng._KNOWN.clear()
+            split_pcapng.forget()
             part = run_job(job if root is None else scale.sharing(job, root))
             assert isinstance(part, Part) and part.span.start is not None
         assert walks == expected
+
+
+@pytest.mark.parametrize("processes", [False, True])
+def test_a_file_rewritten_in_place_is_walked_anew(
+    tmp_path: Path, small_buffers: Small, processes: bool
+) -> None:
+    """helper-41's find: a capture rewritten with the same size and modification time
+    (cp -p, rsync -t, tar x) kept the starts a split scan had found, with their sections:
+    the next split scan entered its ranges with the old file's interfaces (Ethernet for
+    raw IP here), and the ranges still joined. Each scan now forgets the starts first,
+    and a start is known for a file as it is (its change time)."""
+
+    def capture(linktype: int) -> bytes:
+        ip = craft.ipv4(IS, ID_, craft.udp(IS, ID_, 5000, 53, bytes(114)), 17)
+        body = craft.ether(ip[:-14], 0x0800) if linktype == 1 else ip  # the same length
+        packets = [epb("<", 0, 10**15 + k, body) for k in range(200)]
+        return b"".join([shb("<"), idb("<", linktype), *packets])
+
+    small_buffers(4096)
+    cap = tmp_path / "rewritten.pcapng"
+    cap.write_bytes(capture(1))
+    before = os.stat(cap)
+    targets = [before.st_size // 2]
+    assert split(cap, targets, processes=processes) == one(cap)
+    cap.write_bytes(capture(101))
+    os.utime(cap, ns=(before.st_atime_ns, before.st_mtime_ns))
+    assert (os.stat(cap).st_size, os.stat(cap).st_mtime_ns) == (before.st_size, before.st_mtime_ns)
+    whole = one(cap)
+    assert '"101": 200' in whole
+    assert split(cap, targets, processes=processes) == whole
+    # And a start this process knows is not used for the file once it has changed.
+    bogus = (targets[0] + 4, Section(swapped=True))
+    split_pcapng.forget()
+    split_pcapng.remember(str(cap), targets[0], *bogus)
+    assert split_pcapng.find_start(str(cap), targets[0]) == bogus
+    os.utime(cap, ns=(before.st_atime_ns, before.st_mtime_ns))
+    assert split_pcapng.find_start(str(cap), targets[0]) not in (bogus, None)
 
 
 def test_ranges_located_before_they_are_sent(
@@ -508,7 +541,7 @@ def test_range_starts_are_where_the_reader_refills(
     seen: list[int] = []
     real = Chunker.refill
 
-    def refill(self: Chunker, keep_from: int, step: Callable[[], None] | None = None) -> None:
+    def refill(self: Chunker, keep_from: int, step: Callable[[], None]) -> None:
         real(self, keep_from, step)
         if self.have:
             seen.append(self.base)

@@ -73,7 +73,7 @@ class Chunker:
         self.have = 0
         self.eof = False
 
-    def refill(self, keep_from: int, step: Callable[[], None] | None = None) -> None:
+    def refill(self, keep_from: int, step: Callable[[], None]) -> None:
         """Start a new buffer holding buf[keep_from:have] and as much more as fits, read in
         pieces of STEP bytes: step() after each piece, to walk the records in it while they
         are in the CPU's cache (a walk of the whole 8 MiB after the read found its headers
@@ -89,13 +89,11 @@ class Chunker:
         self.buf, self.have = new, carry
         self.eof = carry >= self.capacity  # no room: a read of nothing, as at the end
         while self.have < self.capacity and not self.eof:
-            want = self.capacity - self.have
-            if step is not None:
-                want = min(want, STEP)
+            want = min(self.capacity - self.have, STEP)
             got = self.source.read_into(new, self.have, want)
             self.have += got
             self.eof = got < want  # read_into stops short only at the stream's end
-            if got and step is not None:
+            if got:
                 step()
         new[self.have :] = 0
 
@@ -154,7 +152,7 @@ def walked(
     from column `at` of its output; batch(n, frame) makes the batch of the n listed, the
     first numbered `frame`; corrupt(pos, frame) names a record the walk refused, which
     stops the read. A record the data ends inside is a cut file. Each buffer is walked as
-    its pieces arrive (_Walk); the records listed, and so the batches, are those of one
+    its pieces arrive (Walk); the records listed, and so the batches, are those of one
     walk over the whole buffer."""
     w = Walk(walk)
     ch.refill(0, w.step)

@@ -34,7 +34,6 @@ OFFSET_MASK = (1 << 62) - 1  # walk_pcapng's offsets carry the block's byte orde
 # The rows of walk_pcapng's output (capture/_framing.c), a column per block.
 W_OFFSET, W_TYPE, W_LEN, W_IFACE, W_TS, W_CAPLEN, W_WIRE, W_DIR = range(8)
 WALK_ROWS = 8
-BOM = 0x1A2B3C4D  # byte-order magic of the Section Header Block
 OPT_TSRESOL, OPT_TSOFFSET = 9, 14  # if_tsresol, if_tsoffset (draft section 4.2)
 OPT_SHB_OS = 3  # shb_os (draft section 4.1): dumpcap on Linux writes "Linux <release>"
 # isb_ifdrop (packets the interface dropped for lack of resources) and isb_osdrop (dropped
@@ -156,8 +155,10 @@ class PcapngReader(StreamReader):
         self.linux = section.linux
 
     def _entering(self, base: int) -> bool:
-        """A buffer starting at file offset `base` is about to be read (its walk has found
-        a block): whether to stop before it (stop_at)."""
+        """A buffer starting at file offset `base` has been read and walked (a block was
+        found in it) but none of its blocks taken yet: whether to stop before them
+        (stop_at). So a range's reader reads one buffer past its range, the next range's
+        first."""
         if self.stop_at is None or base < self.stop_at:
             return False
         self.stopped = (base, self.state())
@@ -217,7 +218,6 @@ class PcapngReader(StreamReader):
             if again is None:
                 return
             if again:
-                order[0] = self.swapped
                 continue
             if ch.eof:
                 if w.pos < ch.have:
@@ -232,57 +232,19 @@ class PcapngReader(StreamReader):
             ch.refill(keep, w.step)
 
     def _stopped_at(self, ch: Chunker, w: Walk, frame: int) -> bool | None:
-        """What the walk stopped at: None for what stops the reading (reported), True to
-        walk on in this buffer, False for more bytes."""
+        """What the walk stopped at: True to walk on in this buffer (its output was full),
+        False for more bytes, None for what stops the reading (reported)."""
         st, pos = w.status, w.pos
         w.status = ST_NEED_MORE
-        if st == ST_SECTION:
-            done = self._section(ch.buf, pos, ch.have)
-            if done > 0:
-                w.pos += done
-                return True
-            if done < 0:
-                self._stop(
-                    "capture.corrupt_record",
-                    ch.base + pos,
-                    frame,
-                    "corrupt section header block; the rest of the file was not read",
-                )
-                return None
-            return False  # the section header is not all in the buffer yet
-        if st in (ST_BAD_LENGTH, ST_TRAILER):
-            what = "an impossible length" if st == ST_BAD_LENGTH else "mismatched lengths"
-            self._stop(
-                "capture.corrupt_record",
-                ch.base + pos,
-                frame,
-                f"block at byte {ch.base + pos} has {what}; the rest of the file was not read",
-            )
-            return None
-        return st == ST_OUT_FULL
-
-    def _section(self, buf: NDArray[np.uint8], pos: int, have: int) -> int:
-        """Parse the SHB at pos: >0 its length, 0 need more bytes, -1 corrupt."""
-        if have - pos < 12:
-            return 0
-        raw = buf[pos : pos + 12].tobytes()
-        (bom_le,) = struct.unpack_from("<I", raw, 8)
-        if bom_le == BOM:
-            self.swapped = False
-        elif bom_le == 0x4D3C2B1A:
-            self.swapped = True
+        if st == ST_SECTION:  # a section header with neither byte-order magic, or too short
+            what = "corrupt section header block; the rest of the file was not read"
+        elif st in (ST_BAD_LENGTH, ST_TRAILER):
+            how = "an impossible length" if st == ST_BAD_LENGTH else "mismatched lengths"
+            what = f"block at byte {ch.base + pos} has {how}; the rest of the file was not read"
         else:
-            return -1
-        order = ">" if self.swapped else "<"
-        (length,) = struct.unpack_from(order + "I", raw, 4)
-        if length < 28 or length % 4 or length > self.max_block:
-            return -1
-        if have - pos < length:
-            return 0
-        # Interface ids are local to a section (draft section 4.1); its options unread.
-        self.interfaces = []
-        self.linux = False
-        return int(length)
+            return st == ST_OUT_FULL
+        self._stop("capture.corrupt_record", ch.base + pos, frame, what)
+        return None
 
     def _isb(self, block: bytes, swapped: bool, frame: int, offset: int) -> None:
         """An interface statistics block: its drop counters (isb_ifdrop + isb_osdrop),

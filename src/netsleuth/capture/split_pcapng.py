@@ -37,7 +37,6 @@ import os
 import pickle
 import sys
 from collections import OrderedDict
-from collections.abc import Callable
 
 import numpy as np
 from numpy.typing import NDArray
@@ -48,22 +47,24 @@ from netsleuth.capture.source import PCAPNG_MAGIC, ByteSource
 from netsleuth.capture.split import RangeStream
 from netsleuth.errors import InputError
 
-__all__ = ["Section", "find_start", "is_pcapng", "range_reader", "range_starts"]
+__all__ = [
+    "Section",
+    "find_start",
+    "forget",
+    "is_pcapng",
+    "range_reader",
+    "range_starts",
+    "remember",
+]
 
 
 class _Walker(PcapngReader):
     """The one-process reader's walk (same buffers, same block checks), reading only the
     section and interface blocks: at each buffer's start, the section there."""
 
-    def __init__(
-        self,
-        source: ByteSource,
-        targets: list[int],
-        on_start: Callable[[int, Section], None] | None = None,
-    ) -> None:
+    def __init__(self, source: ByteSource, targets: list[int]) -> None:
         super().__init__(source)
         self.targets = sorted(t for t in targets if t > 0)
-        self.on_start = on_start
         self.next = 0  # targets before it have their range start
         self.found: list[tuple[int, Section]] = []
 
@@ -83,8 +84,6 @@ class _Walker(PcapngReader):
         passed = bisect.bisect_right(self.targets, base, lo=self.next)
         if passed > self.next and base > 0:
             self.found.append((base, self.state()))
-            if self.on_start is not None:
-                self.on_start(*self.found[-1])
         self.next = passed
         return self.next == len(self.targets)  # every target has its start: stop
 
@@ -101,17 +100,13 @@ def is_pcapng(path: str) -> bool:
 
 
 def range_starts(
-    path: str,
-    targets: list[int],
-    on_start: Callable[[int, Section], None] | None = None,
-    *,
-    since: tuple[int, Section] = (0, Section()),
+    path: str, targets: list[int], *, since: tuple[int, Section] = (0, Section())
 ) -> list[tuple[int, Section]]:
     """The first reader buffer start at or after each target (distinct, after the file's
     start), with the section there; targets past the last buffer start are left out.
-    `on_start` is told each as soon as the walk finds it. The walk begins at `since`, a
-    buffer start known with its section (the file's start by default)."""
-    walker = _Walker(_source(path, since[0]), targets, on_start)
+    The walk begins at `since`, a buffer start known with its section (the file's start
+    by default)."""
+    walker = _Walker(_source(path, since[0]), targets)
     walker.enter(since[1])
     if not walker.targets:
         walker.source.close()
@@ -145,10 +140,11 @@ def _source(path: str, start: int) -> ByteSource:
 # ----- where ranges start, found in the processes that read them ---------------------------
 def find_start(path: str, target: int, shared: str | None = None) -> tuple[int, Section] | None:
     """The first one-process reader buffer start at or after `target` (> 0) and the
-    section there; None where the file's reading ends before one (its end, or a corrupt
-    block). Walked from the nearest start known in the file: to this process (remember),
-    or to the others that share the folder `shared` (each walks the stretch before its
-    own range once, not the whole file before it again)."""
+    section there; None where the file's reading ends before one (its end, a corrupt
+    block, or the file gone or unreadable: the range before reports it). Walked from the
+    nearest start known in the file: to this process (remember), or to the others that
+    share the folder `shared` (each walks the stretch before its own range once, not the
+    whole file before it again)."""
     try:
         known = _known(path)
         if shared is not None:
@@ -187,6 +183,7 @@ class _Known:
     def __init__(self) -> None:
         self.resolved: dict[int, tuple[int, Section]] = {}  # target -> its range start
         self.points: list[tuple[int, Section]] = [(0, Section())]  # where a walk may begin
+        self.loaded: set[str] = set()  # the shared folder's files read already
 
     def add(self, target: int, start: int, section: Section) -> None:
         if target in self.resolved:
@@ -201,7 +198,8 @@ class _Known:
         """What the other processes have told in `shared` (one file a target, written
         whole by _publish: os.replace)."""
         for name in os.listdir(shared) if os.path.isdir(shared) else ():
-            if name.isdigit() and int(name) not in self.resolved:
+            if name.isdigit() and name not in self.loaded:
+                self.loaded.add(name)
                 with open(os.path.join(shared, name), "rb") as fh:
                     start, section = pickle.load(fh)  # our own workers' (_publish)
                 self.add(int(name), start, section)
@@ -219,13 +217,22 @@ def _publish(shared: str, target: int, start: int, section: Section) -> None:
 # Starts kept a file, and files: a Section holds its interfaces (up to MAX_INTERFACES).
 KNOWN_STARTS = 64
 KNOWN_FILES = 8
-_KNOWN: OrderedDict[tuple[str, int, int, int, int], _Known] = OrderedDict()
+_KNOWN: OrderedDict[tuple[str, int, int, int, int, int], _Known] = OrderedDict()
+
+
+def forget() -> None:
+    """Forget every start known: a scan's first thing (scale.scan_parallel,
+    steer_parallel), so that what it finds is its files' as they are now. Within a scan
+    its workers tell each other through the shared folder."""
+    _KNOWN.clear()
 
 
 def _known(path: str) -> _Known:
-    """What this process knows of the file's starts; nothing once the file has changed."""
+    """What this process knows of the file's starts; nothing once the file has changed
+    (its inode's change time moves with any write, and with a modification time set back,
+    as cp -p, rsync -t and tar x set it)."""
     st = os.stat(path)
-    key = (os.path.realpath(path), st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
+    key = (os.path.realpath(path), st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
     if key not in _KNOWN:
         _KNOWN[key] = _Known()
         while len(_KNOWN) > KNOWN_FILES:

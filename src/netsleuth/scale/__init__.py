@@ -44,7 +44,8 @@ own wherever they end inside the range (a pcapng range ends where one starts, so
 them), so their batches go through every check at once, with no handover and no replay;
 only a pcap head's buffer that reaches past the range's end is held and replayed with
 the next range's records. That range is larger than the others (head_share: 45% of the
-file beside one worker), as this process replays the others' fragments too.
+file beside one worker, 55% of a pcapng file: planning.PCAPNG_HEAD), as this process
+replays the others' fragments too.
 
 A large uncompressed pcapng file is split too (capture/split_pcapng.py): its ranges start
 where the one-process reader's buffers start, each with its section's byte order and
@@ -67,6 +68,7 @@ import tempfile
 from collections.abc import Sequence
 from dataclasses import replace
 
+from netsleuth.capture.split_pcapng import forget
 from netsleuth.cores import usable_cores, worth_processes
 from netsleuth.pipeline import Progress
 from netsleuth.scale.assembly import Assembler, Sequencer, SplitRecord, assemble
@@ -132,6 +134,7 @@ def scan_parallel(
     processes: bool = True,
 ) -> ScanResult:
     """scan() over `workers` processes (processes=False: in this one, for tests)."""
+    forget()  # starts this process found in an earlier scan (capture/split_pcapng.py)
     if not processes:
         jobs = plan(paths, tunnel_depth, workers, range_bytes, split_at, replays=True)
         return assemble(jobs, map(run_job, [j for js in jobs for j in js]), progress)

@@ -41,6 +41,7 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 
 from netsleuth.capture.split import Span
+from netsleuth.capture.split_pcapng import forget
 from netsleuth.checks.copies import WINDOW, DeviceCopies
 from netsleuth.decode import DEFAULT_TUNNEL_DEPTH, decode
 from netsleuth.errors import InputError
@@ -166,6 +167,7 @@ def steer_parallel(
     processes: bool = True,
 ) -> list[SteerResult]:
     """steer_many() over `workers` processes (processes=False: in this one, for tests)."""
+    forget()  # starts this process found in an earlier run (capture/split_pcapng.py)
     jobs = plan(paths, DEFAULT_TUNNEL_DEPTH, workers, range_bytes, split_at)
     flat = [j for js in jobs for j in js]
     if processes and len(flat) == 1:
