@@ -253,10 +253,17 @@ def steer_json(paths: list[Path], cuts: dict[str, list[int]] | None = None) -> d
         return got
 
 
+def arp_request(k: int) -> bytes:
+    """Who has 192.0.2.<k>? (RFC 826; Ethernet, IPv4), with the 18 bytes of padding an
+    Ethernet frame of it carries to 60 bytes."""
+    sha, spa, tpa = bytes.fromhex("020000000001"), bytes([192, 0, 2, 1]), bytes([192, 0, 2, k])
+    return b"".join([struct.pack("!HHBBH", 1, 0x0800, 6, 4, 1), sha, spa, bytes(6), tpa, bytes(18)])
+
+
 def flows_and_copies(n: int) -> list[tuple[int, bytes]]:
-    """TCP and UDP packets, IPv4 and IPv6, and fragments, each received through a bridge
-    (its copy 0-2 packets later, the same or a later timestamp), between packets the
-    host sent."""
+    """TCP and UDP packets, IPv4 and IPv6, fragments and ARP requests, each received
+    through a bridge (its copy 0-2 packets later, the same or a later timestamp), between
+    packets the host sent."""
     out: list[tuple[int, bytes]] = []
     for k in range(n):
         ts = T0 + k * 10_000
@@ -271,6 +278,7 @@ def flows_and_copies(n: int) -> list[tuple[int, bytes]]:
             (v4, 0x0800),
             (v6, 0x86DD),
             *[(f, 0x0800) for f in (train(k) if k % 9 == 0 else [])],
+            *([(arp_request(k), 0x0806)] if k % 5 == 0 else []),
         ]
         for j, (ip, proto) in enumerate(pkts):
             out.append((ts + j, sll(ip, proto)))

@@ -13,9 +13,11 @@ container or VM host) every fragmented datagram was reported duplicated, split i
 many fragments, and incomplete; and `steer` counted each packet once per device.
 
 A copy, here: a received IP packet of a cooked capture (SLL or SLL2), its whole IP
-datagram captured, whose datagram (length and bytes) is that of an earlier such packet at
-most WINDOW frames (another CPU's packets come in between) and MAX_GAP_NS (50 us) before it,
-seen on another device where the capture names devices (SLL2's interface index). Its
+datagram captured (for `steer`, a packet of any other network protocol too, ARP say,
+from its network header on), whose datagram (length and bytes) is that of an earlier
+such packet at most WINDOW frames (another CPU's packets come in between) and
+MAX_GAP_NS (50 us) before it, seen on another device where the capture names devices
+(SLL2's interface index). Its
 length, first HEAD and last TAIL bytes are compared, which hold the IP header (IPv4's
 identification and checksum) and the transport header (ports, TCP sequence numbers, the
 checksum of the data); for a fragment (the fragment audit) every byte is, since a
@@ -118,8 +120,7 @@ class _Rows:
 
     def __init__(self, known: DeviceCopies, t: PacketTable, rows: NDArray[np.int64]) -> None:
         self.known, self.t, self.m = known, t, known.frame.shape[0]
-        self.l3 = t.start[rows] + t.outer.off[rows].astype(np.int64)
-        self.length = t.outer.tot_len[rows].astype(np.int64)
+        self.l3, self.length = _span(t, rows)
         self.frame = np.concatenate([known.frame, t.frame[rows]])
         self.ts = np.concatenate([known.ts, t.batch.ts_ns[rows]])
         self.ifindex = np.concatenate([known.ifindex, t.ifindex[rows].astype(np.int64)])
@@ -244,8 +245,7 @@ def _quick(t: PacketTable, rows: NDArray[np.int64]) -> NDArray[np.uint64]:
     packets give equal words, and few others within WINDOW rows do (IPv6 has no
     identification: two packets of one flow and one length would, but for those)."""
     o = t.outer
-    length = o.tot_len[rows].astype(np.int64)
-    l3 = t.start[rows] + o.off[rows].astype(np.int64)
+    l3, length = _span(t, rows)
     # Both reads inside the datagram (at least 20 bytes: candidates()).
     hlen = o.hlen[rows].astype(np.int64)
     mid = l3 + np.minimum(hlen + 4, length - 4)
@@ -255,6 +255,7 @@ def _quick(t: PacketTable, rows: NDArray[np.int64]) -> NDArray[np.uint64]:
     word |= o.frag_off[rows].astype(np.uint64) << np.uint64(17)  # 13 bits
     word |= o.ident[rows].astype(np.uint64) << np.uint64(32)  # 16 bits, IPv6's 32
     with np.errstate(over="ignore"):
+        word ^= t.ethertype[rows].astype(np.uint64) * np.uint64(0x27D4EB2F165667C5)
         word ^= t.v.le32[mid].astype(np.uint64) * np.uint64(0x9E3779B97F4A7C15)
         word ^= t.v.le32[csum].astype(np.uint64) * np.uint64(0x165667B19E3779F9)
         word ^= t.v.le32[end].astype(np.uint64) * np.uint64(0xC2B2AE3D27D4EB4F)
@@ -262,8 +263,10 @@ def _quick(t: PacketTable, rows: NDArray[np.int64]) -> NDArray[np.uint64]:
 
 
 def candidates(t: PacketTable, *, fragments: bool = True) -> NDArray[np.int64]:
-    """Received IP packets of a cooked capture (fragments only: in any IP layer), each
-    with its whole outer IP datagram captured."""
+    """Received packets of a cooked capture, each with its whole datagram captured (at
+    least 20 bytes): IP fragments in any IP layer (fragments), or every IP packet and
+    every other packet from its network header on (ARP: steer's models count every
+    received frame, so a copy of one is counted twice otherwise)."""
     o = t.outer
     cooked = (t.l2 == L2.SLL) | (t.l2 == L2.SLL2)
     if not cooked.any():
@@ -271,5 +274,28 @@ def candidates(t: PacketTable, *, fragments: bool = True) -> NDArray[np.int64]:
     if fragments:
         cooked &= o.is_frag | t.inner_raw.is_frag
     length = o.tot_len.astype(np.int64)
-    whole = (length >= 20) & (t.batch.caplen - o.off.astype(np.int64) >= length)
-    return np.flatnonzero(cooked & (o.ver != 0) & ~t.sent() & whole)
+    take = (o.ver != 0) & (length >= 20) & (t.batch.caplen - o.off.astype(np.int64) >= length)
+    if not fragments:  # the others: whole where the capture has every byte the wire had
+        net = np.where(t.l2 == L2.SLL2, SLL2_BYTES, SLL_BYTES)
+        caplen = t.batch.caplen
+        take |= (o.ver == 0) & (caplen == t.batch.wirelen) & (caplen - net >= 20)
+    return np.flatnonzero(cooked & take & ~t.sent())
+
+
+# Where a cooked capture's network header starts: after the 16 bytes of LINKTYPE_LINUX_SLL,
+# the 20 of LINKTYPE_LINUX_SLL2 (tcpdump.org linktypes, LINUX_SLL and LINUX_SLL2).
+SLL_BYTES, SLL2_BYTES = 16, 20
+
+
+def _span(t: PacketTable, rows: NDArray[np.int64]) -> tuple[NDArray[np.int64], NDArray[np.int64]]:
+    """Where each row's datagram starts and its length: its outer IP datagram, or a
+    packet of another network protocol from its network header to its end."""
+    o = t.outer
+    ip = o.ver[rows] != 0
+    l3 = t.start[rows] + o.off[rows].astype(np.int64)
+    length = o.tot_len[rows].astype(np.int64)
+    if not ip.all():
+        net = np.where(t.l2[rows] == L2.SLL2, SLL2_BYTES, SLL_BYTES)
+        l3 = np.where(ip, l3, t.start[rows] + net)
+        length = np.where(ip, length, t.batch.caplen[rows] - net)
+    return l3, length
