@@ -148,7 +148,7 @@ def find_start(path: str, target: int, shared: str | None = None) -> tuple[int, 
     try:
         known = _known(path)
         if shared is not None:
-            known.load(shared)
+            known.load(shared, target)
         for t, found in known.resolved.items():
             if t <= target <= found[0]:  # no buffer starts in [t, found)
                 return found
@@ -183,7 +183,6 @@ class _Known:
     def __init__(self) -> None:
         self.resolved: dict[int, tuple[int, Section]] = {}  # target -> its range start
         self.points: list[tuple[int, Section]] = [(0, Section())]  # where a walk may begin
-        self.loaded: set[str] = set()  # the shared folder's files read already
 
     def add(self, target: int, start: int, section: Section) -> None:
         if target in self.resolved:
@@ -194,15 +193,18 @@ class _Known:
             self.resolved.pop(next(iter(self.resolved)))
             del self.points[1]  # the file's start stays
 
-    def load(self, shared: str) -> None:
-        """What the other processes have told in `shared` (one file a target, written
-        whole by _publish: os.replace)."""
-        for name in os.listdir(shared) if os.path.isdir(shared) else ():
-            if name.isdigit() and name not in self.loaded:
-                self.loaded.add(name)
-                with open(os.path.join(shared, name), "rb") as fh:
-                    start, section = pickle.load(fh)  # our own workers' (_publish)
-                self.add(int(name), start, section)
+    def load(self, shared: str, target: int) -> None:
+        """Of what the other processes have told in `shared` (a file a target, written
+        whole by _publish: os.replace), the start of the greatest target up to `target`:
+        the nearest place to walk from, or `target`'s own start. One file, not all: a
+        section holds up to MAX_INTERFACES interfaces."""
+        told = [int(n) for n in os.listdir(shared) if n.isdigit()] if os.path.isdir(shared) else []
+        best = max((t for t in told if t <= target), default=None)
+        if best is None or best in self.resolved:
+            return
+        with open(os.path.join(shared, str(best)), "rb") as fh:
+            start, section = pickle.load(fh)  # our own workers' (_publish)
+        self.add(best, start, section)
 
 
 def _publish(shared: str, target: int, start: int, section: Section) -> None:
@@ -215,7 +217,7 @@ def _publish(shared: str, target: int, start: int, section: Section) -> None:
 
 
 # Starts kept a file, and files: a Section holds its interfaces (up to MAX_INTERFACES).
-KNOWN_STARTS = 64
+KNOWN_STARTS = 8
 KNOWN_FILES = 8
 _KNOWN: OrderedDict[tuple[str, int, int, int, int, int], _Known] = OrderedDict()
 
