@@ -357,7 +357,7 @@ class PcapngReader(StreamReader):
             kc = f.caplen[known]
             kc[clip] = np.minimum(kc[clip], snap[clip])
             f.caplen[known] = kc
-        ts, bad = _to_ns(f.ts_raw[known], cols["kind"][g], cols["scale"][g], cols["offset"][g])
+        ts, bad = _to_ns(f.ts_raw[known], g, cols["kind"], cols["scale"], cols["offset"])
         ts_ns[known] = ts
         if bad.any():
             at = int(np.flatnonzero(known)[np.argmax(bad)])
@@ -532,17 +532,17 @@ def _merge(parts: list[RecordBatch]) -> RecordBatch:
 
 def _to_ns(
     raw: NDArray[np.uint64],
+    g: NDArray[np.int64],
     kind: NDArray[np.int64],
     scale: NDArray[np.int64],
     offset: NDArray[np.int64],
 ) -> tuple[NDArray[np.int64], NDArray[np.bool_]]:
-    """Nanoseconds since 1970 per packet and which could not be had (left 0), each by its
-    interface's clock (the arrays: per packet); one pass when every packet has the same."""
-    if not kind.shape[0]:
-        return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.bool_)
-    first = (kind == kind[0]) & (scale == scale[0]) & (offset == offset[0])
-    if first.all():
+    """Nanoseconds since 1970 per packet and which could not be had (left 0), each by the
+    clock of its interface `g` (kind, scale, offset: per interface); one pass when the
+    interfaces all have the same clock, decided over them, not over the packets."""
+    if (kind == kind[0]).all() and (scale == scale[0]).all() and (offset == offset[0]).all():
         return _clock_ns(raw, int(kind[0]), scale[:1], offset[:1])
+    kind, scale, offset = kind[g], scale[g], offset[g]
     out = np.zeros(raw.shape[0], dtype=np.int64)
     bad = np.ones(raw.shape[0], dtype=np.bool_)
     for k in (TS_MUL, TS_DIV, TS_POW2):

@@ -39,6 +39,7 @@ from __future__ import annotations
 import numpy as np
 from numpy.typing import NDArray
 
+from netsleuth.decode.sll import SLL2_BYTES, SLL_BYTES
 from netsleuth.decode.table import L2, PacketTable
 
 WINDOW = 32  # frames between a copy and the packet before it
@@ -280,11 +281,6 @@ def candidates(t: PacketTable, *, fragments: bool = True) -> NDArray[np.int64]:
         caplen = t.batch.caplen
         take |= (o.ver == 0) & (caplen == t.batch.wirelen) & (caplen - net >= 20)
     return np.flatnonzero(cooked & take & ~t.sent())
-
-
-# Where a cooked capture's network header starts: after the 16 bytes of LINKTYPE_LINUX_SLL,
-# the 20 of LINKTYPE_LINUX_SLL2 (tcpdump.org linktypes, LINUX_SLL and LINUX_SLL2).
-SLL_BYTES, SLL2_BYTES = 16, 20
 
 
 def _span(t: PacketTable, rows: NDArray[np.int64]) -> tuple[NDArray[np.int64], NDArray[np.int64]]:

@@ -14,6 +14,7 @@ from netsleuth.decode.table import L2, NS, WAY_IN, WAY_OUT, Anomaly, FrameKey, P
 # ETH_P_802_2 (4) means the frame starts with an LLC header: incident 2's skb->protocol.
 ETH_P_802_2 = 0x0004
 PACKET_OUTGOING = 4  # sll_pkttype of a packet this host sent (include/uapi/linux/if_packet.h)
+SLL_BYTES, SLL2_BYTES = 16, 20  # the headers' lengths: where the network header starts
 
 
 def _decode(t: PacketTable, idx: NDArray[np.int64], hlen: int, proto_at: int, kind: L2) -> None:
@@ -40,11 +41,11 @@ def _decode(t: PacketTable, idx: NDArray[np.int64], hlen: int, proto_at: int, ki
 
 
 def decode_sll(t: PacketTable, idx: NDArray[np.int64]) -> None:
-    _decode(t, idx, 16, 14, L2.SLL)
+    _decode(t, idx, SLL_BYTES, 14, L2.SLL)
 
 
 def decode_sll2(t: PacketTable, idx: NDArray[np.int64]) -> None:
-    _decode(t, idx, 20, 0, L2.SLL2)
+    _decode(t, idx, SLL2_BYTES, 0, L2.SLL2)
 
 
 register(NS.LINKTYPE, 113, "linux-sll", decode_sll)
