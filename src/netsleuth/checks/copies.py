@@ -16,14 +16,14 @@ A copy, here: a received IP packet of a cooked capture (SLL or SLL2), its whole 
 datagram captured (for `steer`, a packet of any other network protocol too, ARP say,
 from its network header on), whose datagram (length and bytes) is that of an earlier
 such packet at most WINDOW frames (another CPU's packets come in between) and
-MAX_GAP_NS (50 us) before it, seen on another device where the capture names devices
+MAX_GAP_NS (1 ms) before it, seen on another device where the capture names devices
 (SLL2's interface index). Its
 length, first HEAD and last TAIL bytes are compared, which hold the IP header (IPv4's
 identification and checksum) and the transport header (ports, TCP sequence numbers, the
 checksum of the data); for a fragment (the fragment audit) every byte is, since a
 fragment with the same header and other data is an overlap an attacker may send. A
 packet the snap length cut is never a copy. In LINKTYPE_LINUX_SLL, which names no
-device, identical datagrams that reached the host within 50 us of each other are taken
+device, identical datagrams that reached the host within 1 ms of each other are taken
 for copies too: a SPAN port fed twice, a flood of one packet, or a sender repeating one
 datagram that fast (IPv4 gives a DF datagram of an unconnected UDP socket
 identification 0, and IPv6 has none).
@@ -44,8 +44,11 @@ from netsleuth.decode.table import L2, PacketTable
 
 WINDOW = 32  # frames between a copy and the packet before it
 # Between their timestamps: the copies of one packet are delivered in one pass of the
-# receive path (another_round), microseconds apart (0-4 us seen here).
-MAX_GAP_NS = 50_000
+# receive path (another_round), microseconds apart: 0-4 us seen here, but 135 us for a
+# TCP SYN through a bridge while this VM was busy (the first packet of its flow, given its
+# second timestamp after the bridge's netfilter hooks). 50 us missed that copy, and steer
+# modelled the SYN twice; a device copy within 1 ms is what tshark's test oracle counts.
+MAX_GAP_NS = 1_000_000
 HEAD = 64  # bytes compared from the IP header on (all of them, for a fragment)
 TAIL = 16  # and from the datagram's end
 WORDS = 1 + (HEAD + TAIL) // 8  # the length, then those bytes

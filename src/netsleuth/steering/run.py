@@ -550,7 +550,7 @@ def copies_note(packets: int) -> str:
         f"{packets:,} packets are copies the cooked capture took of a received packet on a "
         "second device (a bridge, bond or VLAN above the NIC, `-i any`): each is modelled "
         "once, as the NIC's RSS and the kernel's RPS see it (without device names, "
-        "identical packets within 50 us count as copies too)"
+        "identical packets within 1 ms count as copies too)"
     )
 
 
