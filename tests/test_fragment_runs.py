@@ -8,7 +8,7 @@ several batches, with the trackers' bounds made small."""
 from __future__ import annotations
 
 import random
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import pytest
@@ -29,9 +29,38 @@ def smack(rng: random.Random, trains: int) -> tuple[list[bytes], list[int]]:
     never complete); whole VXLAN datagrams cut into 8-byte fragments, first fragment first
     and the rest shuffled (so a run that holds the last one completes a datagram the outer
     reassembly holds with its ports); and either, with 40 s gaps inside."""
-    frames: list[bytes] = []
-    stamps: list[int] = []
-    clock = 0
+    return clocked([step for train in smack_trains(rng, trains) for step in train])
+
+
+def interleaved(rng: random.Random, trains: int) -> tuple[list[bytes], list[int]]:
+    """smack's trains, a few at a time interleaved at random (each in its own order), as
+    FragmentSmack sends them."""
+    pending = smack_trains(rng, trains)
+    live: list[list[tuple[bytes, int]]] = []
+    out: list[tuple[bytes, int]] = []
+    while pending or live:
+        while pending and len(live) < 4:
+            live.append(pending.pop())
+        k = rng.randrange(len(live))
+        out.append(live[k].pop(0))
+        if not live[k]:
+            live.pop(k)
+    return clocked(out)
+
+
+def clocked(steps: list[tuple[bytes, int]]) -> tuple[list[bytes], list[int]]:
+    """Frames and their timestamps from each frame's step after the one before."""
+    frames, stamps, clock = [], [], 0
+    for frame, step in steps:
+        clock += step
+        frames.append(frame)
+        stamps.append(clock)
+    return frames, stamps
+
+
+def smack_trains(rng: random.Random, trains: int) -> list[list[tuple[bytes, int]]]:
+    """smack's trains, each a list of (frame, step from the frame before in ns)."""
+    out = []
     for k in range(trains):
         src = f"192.0.2.{1 + k % 200}"
         ident = rng.randrange(1 << 16)
@@ -54,27 +83,71 @@ def smack(rng: random.Random, trains: int) -> tuple[list[bytes], list[int]]:
                 body = bytes([rng.randrange(256)]) * rng.choice([0, 8, 8, 16])
                 flags = 0 if last else MF
                 train.append(craft.ipv4(src, D, body, 17, ident=ident, frag_off=off, flags=flags))
+        steps = []
         for i, ip in enumerate(train):
-            frames.append(craft.ether(ip, 0x0800))
             # Captures' clocks step back too: a run's spread is from its first to its latest.
             step = rng.choice([0, 1000, 1000, 40 * SECOND, -40 * SECOND]) if i else 1000
-            clock += step
-            stamps.append(clock)
+            steps.append((craft.ether(ip, 0x0800), step))
             if rng.random() < 0.1:  # a mirror port's copy
-                frames.append(frames[-1])
-                stamps.append(clock)
-    return frames, stamps
+                steps.append((steps[-1][0], 0))
+        out.append(steps)
+    return out
 
 
-def findings(frames: list[bytes], stamps: list[int], cuts: list[int]) -> list[tuple[object, ...]]:
+def findings(
+    frames: list[bytes],
+    stamps: list[int],
+    cuts: list[int],
+    states: list[object] | None = None,
+) -> list[tuple[object, ...]]:
+    """The findings of the frames read in batches cut at `cuts`; `states` gets the
+    trackers' open datagrams after each batch (held)."""
     checks = new_checks()
     for a, b in zip([0, *cuts], [*cuts, len(frames)], strict=True):
         batch = RecordBatch.from_packets(frames[a:b], ts_ns=stamps[a:b])
         batch.frame[:] = np.arange(a + 1, b + 1)
         observe_all(checks, decode(batch))
+        if states is not None:
+            states.append([held(c.open) for c in checks if hasattr(c, "open")])
     out = [(f.id, f.layer, f.count, f.packets, repr(f.evidence)) for f in collect(checks)]
     audit = next(c for c in checks if isinstance(c, fragments.FragmentAudit))
     return [*sorted(out), ("flagged", repr(sorted(audit.flagged_keys.items())))]
+
+
+def held(table: Any) -> list[tuple[bytes, int, list[int]]]:
+    """A tracker's open datagrams, oldest first (the order its bounds evict in): each
+    one's key, first timestamp and frames."""
+    out = []
+    for key in table.held_keys():
+        row = table.find(key.tobytes())
+        obj = table.obj(row)
+        dg = None if obj is None else getattr(obj, "dg", obj)
+        frames = [table.lone(row).frame] if dg is None else list(dg.frames)
+        out.append((key.tobytes(), int(table.ts[row]), frames))
+    return out
+
+
+AT_ONCE = fragments.at_once
+
+
+def one_by_one(*args: Any, **kwargs: Any) -> list[tuple[int, int, bool]]:
+    """at_once's runs, none taken at once: every fragment goes in one by one."""
+    return [(a, b, False) for a, b, _ in AT_ONCE(*args, **kwargs)]
+
+
+def held_then_run(proto: int) -> tuple[list[bytes], list[int], int]:
+    """helper-33's case: a datagram of `proto` held without its first or last fragment,
+    the oldest, then five others of 64 bytes; in the next batch, five more of its middle
+    fragments (frames, timestamps, the cut)."""
+
+    def frag(ident: int, off: int, size: int = 8) -> bytes:
+        ip = craft.ipv4("192.0.2.1", D, bytes(size), proto, ident=ident, frag_off=off, flags=MF)
+        return craft.ether(ip, 0x0800)
+
+    frames = [frag(1, 8), *(frag(100 + k, 8, 64) for k in range(5))]
+    cut = len(frames)
+    frames += [frag(1, 16 + 8 * j) for j in range(5)]
+    return frames, [0] + [1] * 5 + [2] * 5, cut
 
 
 @pytest.mark.parametrize("seed", range(36))
@@ -92,16 +165,15 @@ def test_runs_taken_at_once_change_nothing(seed: int, monkeypatch: pytest.Monkey
         monkeypatch.setattr(outer_reassembly, "MAX_BYTES", 10 * kb)
     taken = findings(frames, stamps, cuts)
     calls: list[int] = []
-    at_once = fragments.at_once
 
-    def one_by_one(*args: Any, **kwargs: Any) -> list[tuple[int, int, bool]]:
-        runs = at_once(*args, **kwargs)
-        calls.append(sum(whole for _, _, whole in runs))
-        return [(a, b, False) for a, b, _ in runs]
+    def counted(*args: Any, **kwargs: Any) -> list[tuple[int, int, bool]]:
+        calls.append(sum(whole for _, _, whole in AT_ONCE(*args, **kwargs)))
+        return one_by_one(*args, **kwargs)
 
     with monkeypatch.context() as m:
-        m.setattr(fragments, "at_once", one_by_one)
-        m.setattr(outer_reassembly, "at_once", one_by_one)
+        m.setattr(fragments, "at_once", counted)
+        m.setattr(outer_reassembly, "at_once", counted)
+        m.setattr(outer_reassembly.TunnelReassembly, "_gathered", lambda *a, **k: None)
         alone = findings(frames, stamps, cuts)
     assert sum(calls) > 0  # runs the first pass took at once
     assert taken == alone
@@ -109,23 +181,142 @@ def test_runs_taken_at_once_change_nothing(seed: int, monkeypatch: pytest.Monkey
         assert any(t[0] == "fragment.evicted" for t in taken)
 
 
+@pytest.mark.parametrize("seed", range(24))
+def test_interleaved_trains_taken_by_key_change_nothing(
+    seed: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """FragmentSmack interleaves a few datagrams' fragments. The outer reassembly takes a
+    key's fragments of a batch together where that changes nothing (_gathered), and both
+    trackers take a run into a held datagram at once (_extend, FragmentAudit._continues):
+    the findings are those of every fragment one by one in arrival order. Odd seeds make
+    the outer reassembly's byte bound small, so that batches near it stay in arrival
+    order and evict."""
+    rng = random.Random(seed)
+    frames, stamps = interleaved(rng, 60)
+    cuts = sorted(rng.sample(range(1, len(frames)), 40))
+    if seed % 2:
+        monkeypatch.setattr(outer_reassembly, "MAX_BYTES", 6000)
+    gathered: list[bool] = []
+    continued: list[bool] = []
+    gather = outer_reassembly.TunnelReassembly._gathered
+    cont = fragments.FragmentAudit._continues
+
+    def spy_gather(self: Any, *args: Any, **kwargs: Any) -> Any:
+        order = gather(self, *args, **kwargs)
+        gathered.append(order is not None and bool((np.diff(order) != 1).any()))
+        return order
+
+    def spy_continues(self: Any, *args: Any) -> bool:
+        continued.append(cont(self, *args))
+        return continued[-1]
+
+    with monkeypatch.context() as m:
+        m.setattr(outer_reassembly.TunnelReassembly, "_gathered", spy_gather)
+        m.setattr(fragments.FragmentAudit, "_continues", spy_continues)
+        states: list[object] = []
+        taken = findings(frames, stamps, cuts, states)
+    with monkeypatch.context() as m:
+        m.setattr(fragments, "at_once", one_by_one)
+        m.setattr(outer_reassembly, "at_once", one_by_one)
+        m.setattr(outer_reassembly.TunnelReassembly, "_gathered", lambda *a, **k: None)
+        one_by_one_states: list[object] = []
+        alone = findings(frames, stamps, cuts, one_by_one_states)
+    assert taken == alone
+    assert states == one_by_one_states  # the same datagrams, in the same age
+    # Both shortcuts were taken (the one-by-one run took neither).
+    assert any(continued) or seed in {16, 23}  # these seeds' runs into held ones complete
+    if seed % 2 == 0:
+        assert any(gathered)  # some batch took a key's fragments out of arrival order
+    else:
+        assert not all(gathered)  # near the small bound, batches stay in arrival order
+
+
+def ipip(ident: int, off: int, *, last: bool = False) -> bytes:
+    """An 8-byte fragment of an IP-in-IP datagram (a tunnel's: the outer reassembly
+    holds it), of key (192.0.2.1, D, 4, ident)."""
+    ip = craft.ipv4("192.0.2.1", D, bytes(8), 4, ident=ident, frag_off=off, flags=0 if last else MF)
+    return craft.ether(ip, 0x0800)
+
+
+def udp(ident: int, offsets: list[int]) -> list[bytes]:
+    """8-byte fragments of a UDP datagram between ports 1234 and 5678 (no tunnel's), of
+    key (192.0.2.1, D, 17, ident), at `offsets`."""
+    dgram = craft.udp("192.0.2.1", D, 1234, 5678, bytes(24))
+    parts = craft.fragment_ipv4("192.0.2.1", D, dgram, 17, sizes=[8] * 4, ident=ident)
+    return [craft.ether(parts[off // 8], 0x0800) for off in offsets]
+
+
+A, B, C = 1, 2, 3  # datagram ids
+# Where taking a key's fragments together would change the outer reassembly's datagrams
+# or their age: (frames, their timestamps in seconds, cuts).
+ORDER_MATTERS = {
+    # A, held without its first fragment, gets it here, completes and opens again
+    # after B and C opened.
+    "first here": (
+        [ipip(A, 8), ipip(A, 0), ipip(B, 8), ipip(A, 16, last=True), ipip(C, 8), ipip(A, 8)],
+        [0] * 6,
+        [1],
+    ),
+    # A, held with its first fragment, completes here and opens again after B and C.
+    "held head": (
+        [ipip(A, 0), ipip(A, 8), ipip(B, 8), ipip(A, 16, last=True), ipip(C, 8), ipip(A, 8)],
+        [0] * 6,
+        [1],
+    ),
+    # A, held, expires 30 s after it began, at its last fragment here, after C opened.
+    "late": ([ipip(A, 8), ipip(A, 16), ipip(C, 8), ipip(A, 24)], [0, 20, 25, 35], [1]),
+    # A UDP datagram's first fragment shows no tunnel's port: it is not the outer
+    # reassembly's to hold, its later fragment either (taken with it, that one would
+    # open it again before B).
+    "dropped": ([*udp(A, [8, 0]), ipip(B, 8), ipip(C, 8), *udp(A, [16])], [0] * 5, []),
+    # A third datagram evicts A (MAX_OPEN 2), which then opens again and evicts B.
+    "count": ([ipip(A, 8), ipip(B, 8), ipip(C, 8), ipip(A, 16)], [0] * 4, []),
+}
+
+
+@pytest.mark.parametrize("case", sorted(ORDER_MATTERS))
+def test_a_key_whose_order_matters_stays_in_arrival_order(
+    case: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    frames, seconds, cuts = ORDER_MATTERS[case]
+    stamps = [SECOND * s for s in seconds]
+    if case == "count":
+        monkeypatch.setattr(outer_reassembly, "MAX_OPEN", 2)
+    states: list[object] = []
+    taken = findings(frames, stamps, cuts, states)
+    monkeypatch.setattr(outer_reassembly.TunnelReassembly, "_gathered", lambda *a, **k: None)
+    arrival: list[object] = []
+    alone = findings(frames, stamps, cuts, arrival)
+    assert taken == alone
+    assert states == arrival
+    outer = [cast(list[Any], state)[-1] for state in arrival]  # the outer reassembly's
+    ids = [int(np.frombuffer(k, dtype=fragments.KEY)["ident"][0]) for k, _, _ in outer[-1]]
+    assert ids == {"first here": [B, C, A], "held head": [B, C, A], "dropped": [B, C]}.get(
+        case, [C, A]
+    )
+
+
 @pytest.mark.parametrize("seed", range(300))
 def test_extend_leaves_what_add_leaves(seed: int) -> None:
     r = random.Random(seed)
 
-    def some(n: int) -> list[tuple[Fragment, int]]:
+    def some(n: int, slots: int = 40) -> list[tuple[Fragment, int]]:
         out = []
         for _ in range(n):
-            off, size = 8 * r.randrange(40), r.choice([0, 8, 16, 24, 40])
+            off, size = 8 * r.randrange(slots), r.choice([0, 8, 16, 24, 40])
             end = off + r.choice([size, size, 0])
             out.append((Fragment(off, bytes(size), r.random() < 0.8, r.randrange(99)), end))
         return out
 
     one, bulk = (fragments.Datagram(b"k", "outer", 4, 0) for _ in range(2))
-    for frag, end in some(r.randrange(4)):  # what the datagram held already
+    # What the datagram held already, and the run: a few into many are inserted one by
+    # one (SWEEP_FEWER), the others swept together.
+    held, run = (some(r.randrange(4)), some(r.randrange(30)))
+    if seed % 2:
+        held, run = some(r.randrange(40, 120), 2000), some(r.randrange(1, 4), 2000)
+    for frag, end in held:
         one.add(frag, end)
         bulk.add(frag, end)
-    run = some(r.randrange(30))
     for frag, end in run:
         one.add(frag, end)
     bulk.extend([f for f, _ in run], [e for _, e in run])
@@ -164,24 +355,33 @@ def test_a_run_into_a_held_datagram_older_than_others_is_evicted_as_one_by_one(
     batch, five more of its middle fragments. One by one, the byte bound evicts it
     midway and the rest of the run opens a new datagram, which is evicted in turn
     (helper-33's case: taken at once, it was evicted once, with the whole run)."""
-
-    def frag(ident: int, off: int, size: int = 8) -> bytes:
-        ip = craft.ipv4("192.0.2.1", D, bytes(size), 4, ident=ident, frag_off=off, flags=MF)
-        return craft.ether(ip, 0x0800)
-
-    frames = [frag(1, 8), *(frag(100 + k, 8, 64) for k in range(5))]
-    cut = len(frames)
-    frames += [frag(1, 16 + 8 * j) for j in range(5)]
-    stamps = [0] + [1] * 5 + [2] * 5
+    frames, stamps, cut = held_then_run(4)
     monkeypatch.setattr(outer_reassembly, "MAX_BYTES", 1400)
     taken = findings(frames, stamps, [cut])
-    at_once = fragments.at_once
-
-    def one_by_one(*args: Any, **kwargs: Any) -> list[tuple[int, int, bool]]:
-        return [(a, b, False) for a, b, _ in at_once(*args, **kwargs)]
-
     monkeypatch.setattr(outer_reassembly, "at_once", one_by_one)
     alone = findings(frames, stamps, [cut])
     assert taken == alone
     (bounded,) = [f for f in alone if f[0] == "tunnel.reassembly_bounded"]
     assert bounded[2] == 3  # the held one, then two more as the run's new datagram grew
+
+
+def test_a_run_into_a_held_datagram_the_audit_must_evict_goes_one_by_one(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The fragment audit's side of helper-33's case: a datagram held without its last
+    fragment, the oldest, then five others; in the next batch, five more of its middle
+    fragments, whose bytes take the table over its bound. One by one, the bound evicts
+    the held one midway and the rest of the run opens it again; taken at once
+    (FragmentAudit._continues), it would have stayed whole and nothing been evicted."""
+    frames, stamps, cut = held_then_run(6)
+    bounds = dict(fragments.FragmentAudit.__init__.__kwdefaults__ or {})
+    bounds.update(max_bytes=1400)
+    monkeypatch.setattr(fragments.FragmentAudit.__init__, "__kwdefaults__", bounds)
+    taken = findings(frames, stamps, [cut])
+    monkeypatch.setattr(fragments, "at_once", one_by_one)
+    alone = findings(frames, stamps, [cut])
+    assert taken == alone
+    (evicted,) = [f for f in alone if f[0] == "fragment.evicted"]
+    # The held one with the run's first fragment, then the two oldest others as the rest
+    # of the run opened it again and grew.
+    assert evicted[3] == (1, 2, 3, 7)

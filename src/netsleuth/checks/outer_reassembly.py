@@ -213,18 +213,18 @@ class TunnelReassembly:
         traffic in outer fragments a third of it, never checked. A run of one key's
         fragments in a row, none of them a first fragment (the only one that can complete
         a datagram still waiting for its ports, or drop it), goes in at once (_extend)."""
-        keys = fragment_keys(t, "outer", t.outer, rows[sel]).tobytes()
+        keyed = fragment_keys(t, "outer", t.outer, rows[sel])
         width, done = KEY.itemsize, []
         frags = list(_rows_of(f, sel))
         cost = np.maximum(f.stop[sel] - f.data[sel], 0) + FRAG_COST
-        runs = at_once(
-            f.group[sel],
-            f.off[sel] == 0,
-            f.ts[sel],
-            cost,
-            timeout_ns=TIMEOUT_NS,
-            max_bytes=MAX_BYTES,
-        )
+        group, first, ts = f.group[sel], f.off[sel] == 0, f.ts[sel]
+        order = self._gathered(group, first, ts, cost=cost, keyed=keyed, held=f.held)
+        if order is not None:
+            keyed, group, first, ts = keyed[order], group[order], first[order], ts[order]
+            cost = cost[order]
+            frags = [frags[i] for i in order.tolist()]
+        keys = keyed.tobytes()
+        runs = at_once(group, first, ts, cost, timeout_ns=TIMEOUT_NS, max_bytes=MAX_BYTES)
         for a, b, whole in runs:
             key = keys[a * width : (a + 1) * width]
             if whole and self._extend(t, frags[a:b], key, int(cost[a:b].sum())):
@@ -234,6 +234,61 @@ class TunnelReassembly:
                 if held is not None:
                     done.append(held)
         return done
+
+    def _gathered(
+        self,
+        group: NDArray[np.int64],
+        first: NDArray[np.bool_],
+        ts: NDArray[np.int64],
+        *,
+        cost: NDArray[np.int64],
+        keyed: NDArray[np.void],
+        held: NDArray[np.bool_],
+    ) -> NDArray[np.int64] | None:
+        """The order to take these fragments in: arrival order, but each key whose
+        fragments here can neither complete nor expire its datagram has all of them at
+        its first one, so that at_once makes them one run. FragmentSmack interleaves a
+        few datagrams' fragments: one by one, 300k of them took 3 s of a 4.6 s profile.
+
+        Taking them earlier leaves what arrival order leaves. They change no other key's
+        datagram; the first of them stays in place, so new datagrams open in the same
+        order (the bounds' age); and no bound can evict in this batch, whatever the order,
+        as checked first: each key holds one datagram at most, and these fragments add
+        their cost at most. A key qualifies with no first fragment here (the only one that
+        can complete a datagram waiting for its ports, or drop it), a datagram held without
+        one, and none of its fragments later than the timeout after its datagram began.
+        None: arrival order."""
+        opened, n = self.open, group.shape[0]
+        ngroups = held.shape[0]
+        fresh = int(np.count_nonzero((np.bincount(group, minlength=ngroups) > 0) & ~held))
+        if n < 2 or len(opened) + fresh > MAX_OPEN or opened.nbytes + int(cost.sum()) > MAX_BYTES:
+            return None
+        at = np.full(ngroups, n, dtype=np.int64)
+        np.minimum.at(at, group, np.arange(n, dtype=np.int64))
+        heads = np.zeros(ngroups, dtype=np.bool_)
+        np.logical_or.at(heads, group, first)
+        latest = np.full(ngroups, np.iinfo(np.int64).min, dtype=np.int64)
+        np.maximum.at(latest, group, ts)
+        seen = at < n
+        # Unsigned: a capture's timestamps may lie anywhere in int64 (latest >= its first).
+        spread = latest[seen].view(np.uint64) - ts[at[seen]].view(np.uint64)
+        ok = np.zeros(ngroups, dtype=np.bool_)
+        ok[seen] = ~heads[seen] & (spread <= np.uint64(TIMEOUT_NS))
+        for g in np.flatnonzero(ok & held).tolist():
+            ok[g] = self._open_headless(keyed[at[g]].tobytes(), int(latest[g]))
+        if not ok.any():
+            return None
+        pos = np.arange(n, dtype=np.int64)
+        return np.argsort(np.where(ok[group], at[group], pos), kind="stable")
+
+    def _open_headless(self, key: bytes, latest: int) -> bool:
+        """Whether the datagram held for `key` has no first fragment yet and has not
+        expired by `latest`."""
+        row = self.open.find(key)
+        if row is None:
+            return False
+        held = self.open.obj(row)
+        return (held is None or held.head is None) and latest <= int(self.open.ts[row]) + TIMEOUT_NS
 
     def _extend(self, t: PacketTable, frags: list[Row], key: bytes, cost: int) -> bool:
         """Non-first fragments of one key (at_once), into its datagram at once when none can
