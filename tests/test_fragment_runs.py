@@ -188,27 +188,53 @@ def test_interleaved_trains_taken_by_key_change_nothing(
     """FragmentSmack interleaves a few datagrams' fragments. The outer reassembly takes a
     key's fragments of a batch together where that changes nothing (_gathered), and both
     trackers take a run into a held datagram at once (_extend, FragmentAudit._continues):
-    the findings are those of every fragment one by one in arrival order. Odd seeds make
-    the outer reassembly's byte bound small, so that batches near it stay in arrival
-    order and evict."""
+    the findings, and the datagrams held after each batch, are those of every fragment
+    one by one in arrival order. Odd seeds make the outer reassembly's byte bound small,
+    so that some batches stay in arrival order and evict."""
     rng = random.Random(seed)
     frames, stamps = interleaved(rng, 60)
     cuts = sorted(rng.sample(range(1, len(frames)), 40))
     if seed % 2:
         monkeypatch.setattr(outer_reassembly, "MAX_BYTES", 6000)
-    gathered: list[bool] = []
-    continued: list[bool] = []
+    shortcuts_change_nothing(frames, stamps, cuts, monkeypatch)
+
+
+def test_a_smack_train_over_batches_goes_in_by_runs(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Two FragmentSmack datagrams of UDP fragments (their first never comes), interleaved
+    over three batches: in the second and third each key's fragments are gathered into one
+    run (_gathered) and go into its held datagram at once in both trackers."""
+    frames = [
+        craft.ether(
+            craft.ipv4(
+                "192.0.2.1", D, bytes(8), 17, ident=A + k % 2, frag_off=8 * (1 + k), flags=MF
+            ),
+            0x0800,
+        )
+        for k in range(60)
+    ]
+    taken = shortcuts_change_nothing(frames, [1000 * k for k in range(60)], [20, 40], monkeypatch)
+    assert taken == {"gathered": [True, True, True], "continued": [True] * 4}
+
+
+def shortcuts_change_nothing(
+    frames: list[bytes], stamps: list[int], cuts: list[int], monkeypatch: pytest.MonkeyPatch
+) -> dict[str, list[bool]]:
+    """Whether the shortcuts leave the findings and the trackers' datagrams after each batch
+    as every fragment one by one in arrival order leaves them (an assertion fails where
+    not); what they did: each batch's _gathered (whether it moved a fragment) and each
+    _continues."""
+    did: dict[str, list[bool]] = {"gathered": [], "continued": []}
     gather = outer_reassembly.TunnelReassembly._gathered
     cont = fragments.FragmentAudit._continues
 
     def spy_gather(self: Any, *args: Any, **kwargs: Any) -> Any:
         order = gather(self, *args, **kwargs)
-        gathered.append(order is not None and bool((np.diff(order) != 1).any()))
+        did["gathered"].append(order is not None and bool((np.diff(order) != 1).any()))
         return order
 
     def spy_continues(self: Any, *args: Any) -> bool:
-        continued.append(cont(self, *args))
-        return continued[-1]
+        did["continued"].append(cont(self, *args))
+        return did["continued"][-1]
 
     with monkeypatch.context() as m:
         m.setattr(outer_reassembly.TunnelReassembly, "_gathered", spy_gather)
@@ -219,16 +245,11 @@ def test_interleaved_trains_taken_by_key_change_nothing(
         m.setattr(fragments, "at_once", one_by_one)
         m.setattr(outer_reassembly, "at_once", one_by_one)
         m.setattr(outer_reassembly.TunnelReassembly, "_gathered", lambda *a, **k: None)
-        one_by_one_states: list[object] = []
-        alone = findings(frames, stamps, cuts, one_by_one_states)
+        arrival: list[object] = []
+        alone = findings(frames, stamps, cuts, arrival)
     assert taken == alone
-    assert states == one_by_one_states  # the same datagrams, in the same age
-    # Both shortcuts were taken (the one-by-one run took neither).
-    assert any(continued) or seed in {16, 23}  # these seeds' runs into held ones complete
-    if seed % 2 == 0:
-        assert any(gathered)  # some batch took a key's fragments out of arrival order
-    else:
-        assert not all(gathered)  # near the small bound, batches stay in arrival order
+    assert states == arrival  # the same datagrams, in the same age
+    return did
 
 
 def ipip(ident: int, off: int, *, last: bool = False) -> bytes:
@@ -244,6 +265,13 @@ def udp(ident: int, offsets: list[int]) -> list[bytes]:
     dgram = craft.udp("192.0.2.1", D, 1234, 5678, bytes(24))
     parts = craft.fragment_ipv4("192.0.2.1", D, dgram, 17, sizes=[8] * 4, ident=ident)
     return [craft.ether(parts[off // 8], 0x0800) for off in offsets]
+
+
+def lone_udp(ident: int) -> bytes:
+    """A middle fragment of a UDP datagram, alone: the outer reassembly admits it before
+    the batch's other fragments, waiting for its ports (_admit)."""
+    ip = craft.ipv4("192.0.2.1", D, bytes(8), 17, ident=ident, frag_off=8, flags=MF)
+    return craft.ether(ip, 0x0800)
 
 
 A, B, C = 1, 2, 3  # datagram ids
@@ -271,6 +299,13 @@ ORDER_MATTERS = {
     "dropped": ([*udp(A, [8, 0]), ipip(B, 8), ipip(C, 8), *udp(A, [16])], [0] * 5, []),
     # A third datagram evicts A (MAX_OPEN 2), which then opens again and evicts B.
     "count": ([ipip(A, 8), ipip(B, 8), ipip(C, 8), ipip(A, 16)], [0] * 4, []),
+    # A lone UDP fragment is admitted first and evicts A, held (MAX_OPEN 2): A opens again
+    # here, a datagram more than those held before the batch (helper-42).
+    "evicted first": (
+        [ipip(A, 8), ipip(B, 8), lone_udp(C), ipip(B, 16), ipip(A, 16), ipip(B, 24)],
+        [0] * 6,
+        [2],
+    ),
 }
 
 
@@ -280,7 +315,7 @@ def test_a_key_whose_order_matters_stays_in_arrival_order(
 ) -> None:
     frames, seconds, cuts = ORDER_MATTERS[case]
     stamps = [SECOND * s for s in seconds]
-    if case == "count":
+    if case in {"count", "evicted first"}:
         monkeypatch.setattr(outer_reassembly, "MAX_OPEN", 2)
     states: list[object] = []
     taken = findings(frames, stamps, cuts, states)
@@ -291,8 +326,16 @@ def test_a_key_whose_order_matters_stays_in_arrival_order(
     assert states == arrival
     outer = [cast(list[Any], state)[-1] for state in arrival]  # the outer reassembly's
     ids = [int(np.frombuffer(k, dtype=fragments.KEY)["ident"][0]) for k, _, _ in outer[-1]]
-    assert ids == {"first here": [B, C, A], "held head": [B, C, A], "dropped": [B, C]}.get(
-        case, [C, A]
+    assert (
+        ids
+        == {
+            "first here": [B, C, A],
+            "held head": [B, C, A],
+            "late": [C, A],
+            "dropped": [B, C],
+            "count": [C, A],
+            "evicted first": [A, B],
+        }[case]
     )
 
 

@@ -5,8 +5,9 @@ The receive path hands a packet to the packet sockets of every device it passes
 (net/core/dev.c, __netif_receive_skb_core: the ptype_all taps, then a bridge port's, a bond
 slave's or a VLAN's handler moves the skb to the device above and goes round again,
 another_round), each time with the same bytes from the network header on, and a timestamp
-that is the same (skb->tstamp, when set on arrival) or microseconds later (taken at each
-delivery: seen on this kernel for TCP through a bridge). A cooked capture of
+that is the same (skb->tstamp, when set on arrival) or later (taken at each delivery:
+seen on this kernel for TCP through a bridge, microseconds later, or 135 us on a busy
+host). A cooked capture of
 LINKTYPE_LINUX_SLL, what both tools write by default, names no device, so the copies of a
 fragment looked like one datagram's fragment received twice: on a host with a bridge (any
 container or VM host) every fragmented datagram was reported duplicated, split into too
@@ -26,7 +27,11 @@ packet the snap length cut is never a copy. In LINKTYPE_LINUX_SLL, which names n
 device, identical datagrams that reached the host within 1 ms of each other are taken
 for copies too: a SPAN port fed twice, a flood of one packet, or a sender repeating one
 datagram that fast (IPv4 gives a DF datagram of an unconnected UDP socket
-identification 0, and IPv6 has none).
+identification 0, and IPv6 has none: a TCP segment retransmitted within a millisecond
+over IPv6 has the same bytes, its TCP timestamp counting milliseconds). The trade: a
+fragment repeated that fast is counted as a copy (capture.device_copies, whose text says
+so), not as a duplicate; with 50 us, the copies of a busy host's bridge were duplicates,
+fragment trains of too many fragments and packets steer modelled twice.
 
 The fragment audit and the outer reassembly leave copies out and count them as
 capture.device_copies; `steer` leaves them out of its models and counts them. Frames are

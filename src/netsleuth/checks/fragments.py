@@ -361,7 +361,8 @@ class Datagram:
     def extend(self, frags: list[Fragment], ends: list[int]) -> None:
         """Fragments added at once (each with its end): what add() gives one by one, for
         a run of fragments that cannot complete the datagram (at_once). The covered ranges
-        are merged in one sweep: ranges that touch merge, as _cover merges them."""
+        are merged in one sweep (ranges that touch merge, as _cover merges them), or, a
+        few into many, inserted one by one as add() does."""
         self.count += len(frags)
         self.frames.extend(f.frame for f in frags)
         self.frags.extend(frags)
@@ -403,8 +404,7 @@ class Datagram:
         return len(self.starts) == 1 and self.starts[0] == 0 and self.ends[0] >= self.last_end
 
 
-@dataclass(frozen=True, slots=True)
-class _Columns:
+class _Columns(NamedTuple):
     """The columns of the fragments FragmentAudit._track follows, as lists (one NumPy
     element read costs more than the rest of the slow path's work a fragment)."""
 
@@ -425,14 +425,8 @@ class _Columns:
 
     def fragments(self, a: int, b: int) -> list[Fragment]:
         """Fragments a..b-1, their bytes copied."""
-        mv, off, data, size, mf, frame = (
-            self.mv,
-            self.off,
-            self.data,
-            self.size,
-            self.mf,
-            self.frame,
-        )
+        mv, off, data, size = self.mv, self.off, self.data, self.size
+        mf, frame = self.mf, self.frame
         return [
             Fragment(off[i], bytes(mv[data[i] : data[i] + size[i]]), mf[i], frame[i])
             for i in range(a, b)
@@ -761,20 +755,12 @@ class FragmentAudit:
         hashes' order (group_keys): the order between keys changes no verdict, only, once a
         bound evicts, which datagrams are evicted (counted as fragment.evicted, never
         judged). A key's run none of whose fragments can complete its datagram (no MF=0
-        among them: a FragmentSmack-style train) goes in at once (at_once, _at_once)."""
+        among them: a FragmentSmack-style train) goes in at once (at_once) when it opens
+        a datagram, or continues a held one where _continues says nothing changes."""
         mv = buf.data
         opened, timeout = self.open, self.timeout_ns
         cols = _Columns.of(mv, f)
-        ts, off, end, data, size, mf, frame, v4 = (
-            cols.ts,
-            cols.off,
-            cols.end,
-            cols.data,
-            cols.size,
-            cols.mf,
-            cols.frame,
-            cols.v4,
-        )
+        _, ts, off, end, data, size, mf, frame, v4 = cols
         cost = f.size + FRAG_COST
         runs = at_once(group, ~f.mf, f.ts, cost, timeout_ns=timeout, max_bytes=self.max_bytes)
         for a, b, whole in runs:

@@ -212,7 +212,9 @@ class TunnelReassembly:
         call them bounded, though most complete within the batch: on ordinary VXLAN
         traffic in outer fragments a third of it, never checked. A run of one key's
         fragments in a row, none of them a first fragment (the only one that can complete
-        a datagram still waiting for its ports, or drop it), goes in at once (_extend)."""
+        a datagram still waiting for its ports, or drop it), goes in at once (_extend); a
+        key's fragments are brought together first where the order cannot matter
+        (_gathered)."""
         keyed = fragment_keys(t, "outer", t.outer, rows[sel])
         width, done = KEY.itemsize, []
         frags = list(_rows_of(f, sel))
@@ -224,7 +226,7 @@ class TunnelReassembly:
             cost = cost[order]
             frags = [frags[i] for i in order.tolist()]
         keys = keyed.tobytes()
-        runs = at_once(group, first, ts, cost, timeout_ns=TIMEOUT_NS, max_bytes=MAX_BYTES)
+        runs = at_once(group, first, ts, cost, timeout_ns=TIMEOUT_NS, max_bytes=self.open.max_bytes)
         for a, b, whole in runs:
             key = keys[a * width : (a + 1) * width]
             if whole and self._extend(t, frags[a:b], key, int(cost[a:b].sum())):
@@ -253,42 +255,47 @@ class TunnelReassembly:
         Taking them earlier leaves what arrival order leaves. They change no other key's
         datagram; the first of them stays in place, so new datagrams open in the same
         order (the bounds' age); and no bound can evict in this batch, whatever the order,
-        as checked first: each key holds one datagram at most, and these fragments add
-        their cost at most. A key qualifies with no first fragment here (the only one that
-        can complete a datagram waiting for its ports, or drop it), a datagram held without
-        one, and none of its fragments later than the timeout after its datagram began.
-        None: arrival order."""
+        as checked first: each key holds one datagram at most (those open now, and one for
+        each key that is not), and these fragments add their cost at most. A key qualifies
+        with no first fragment here (the only one that can complete a datagram waiting for
+        its ports, or drop it), a datagram held without one, and none of its fragments
+        later than the timeout after its datagram began. `held`: per key, whether it was
+        open before _admit, which may have evicted it since (helper-42). None: arrival
+        order."""
         opened, n = self.open, group.shape[0]
-        ngroups = held.shape[0]
-        fresh = int(np.count_nonzero((np.bincount(group, minlength=ngroups) > 0) & ~held))
-        if n < 2 or len(opened) + fresh > MAX_OPEN or opened.nbytes + int(cost.sum()) > MAX_BYTES:
-            return None
-        at = np.full(ngroups, n, dtype=np.int64)
+        at = np.full(held.shape[0], n, dtype=np.int64)  # each key's first fragment here
         np.minimum.at(at, group, np.arange(n, dtype=np.int64))
-        heads = np.zeros(ngroups, dtype=np.bool_)
-        np.logical_or.at(heads, group, first)
-        latest = np.full(ngroups, np.iinfo(np.int64).min, dtype=np.int64)
-        np.maximum.at(latest, group, ts)
         seen = at < n
+        was = np.flatnonzero(seen & held).tolist()
+        rows = [opened.find(keyed[at[g]].tobytes()) for g in was]
+        still = [g for g, row in zip(was, rows, strict=True) if row is not None]
+        fresh = int(np.count_nonzero(seen)) - len(still)
+        if n < 2 or len(opened) + fresh > opened.max_open:
+            return None
+        if opened.nbytes + int(cost.sum()) > opened.max_bytes:
+            return None
+        heads = np.zeros(held.shape[0], dtype=np.bool_)
+        np.logical_or.at(heads, group, first)
+        latest = np.full(held.shape[0], np.iinfo(np.int64).min, dtype=np.int64)
+        np.maximum.at(latest, group, ts)
         # Unsigned: a capture's timestamps may lie anywhere in int64 (latest >= its first).
         spread = latest[seen].view(np.uint64) - ts[at[seen]].view(np.uint64)
-        ok = np.zeros(ngroups, dtype=np.bool_)
+        ok = np.zeros(held.shape[0], dtype=np.bool_)
         ok[seen] = ~heads[seen] & (spread <= np.uint64(TIMEOUT_NS))
-        for g in np.flatnonzero(ok & held).tolist():
-            ok[g] = self._open_headless(keyed[at[g]].tobytes(), int(latest[g]))
+        for g, row in zip(was, rows, strict=True):
+            if ok[g] and row is not None:
+                ok[g] = self._headless(row, int(latest[g]))
         if not ok.any():
             return None
         pos = np.arange(n, dtype=np.int64)
         return np.argsort(np.where(ok[group], at[group], pos), kind="stable")
 
-    def _open_headless(self, key: bytes, latest: int) -> bool:
-        """Whether the datagram held for `key` has no first fragment yet and has not
+    def _headless(self, row: int, latest: int) -> bool:
+        """Whether the datagram held in `row` has no first fragment yet and has not
         expired by `latest`."""
-        row = self.open.find(key)
-        if row is None:
-            return False
         held = self.open.obj(row)
-        return (held is None or held.head is None) and latest <= int(self.open.ts[row]) + TIMEOUT_NS
+        expires = int(self.open.ts[row]) + TIMEOUT_NS
+        return (held is None or held.head is None) and latest <= expires
 
     def _extend(self, t: PacketTable, frags: list[Row], key: bytes, cost: int) -> bool:
         """Non-first fragments of one key (at_once), into its datagram at once when none can
@@ -305,7 +312,7 @@ class TunnelReassembly:
         else:
             held = opened.obj(row) or self._grown(row, key)
             late = max(fr.ts for fr in frags) > held.dg.first_ts + TIMEOUT_NS
-            if held.head is not None or late or opened.nbytes + cost > MAX_BYTES:
+            if held.head is not None or late or opened.nbytes + cost > opened.max_bytes:
                 return False
         if row is None:
             row = opened.add(key, frags[0].ts, held, 0)

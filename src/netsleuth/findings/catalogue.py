@@ -63,15 +63,15 @@ CATALOGUE: dict[str, FindingInfo] = {
     "capture.device_copies": FindingInfo(
         _I,
         "received fragments the cooked capture holds twice, from a second device",
-        "A Linux cooked capture (tcpdump -i any, dumpcap -i any) takes a received packet on "
-        "every device it passes: the NIC, then a bridge, bond or VLAN device above it, the "
-        "copies microseconds apart. These fragments repeat, byte for byte, one at most 32 "
-        "frames and 1 ms before them (from another device, where the capture names "
-        "devices): the fragment audit and the tunnel reassembly took each once, as the one "
-        "reassembler behind those devices does, and report nothing about the copies. Where "
-        "the capture names no device (LINKTYPE_LINUX_SLL), a fragment that reached the host "
-        "twice within 1 ms (a SPAN port fed twice) is counted here too. Capture on one "
-        "device (tcpdump -i eth0) to see each packet once.",
+        "A Linux cooked capture (tcpdump -i any, dumpcap -i any) takes a received packet on every "
+        "device it passes: the NIC, then a bridge, bond or VLAN device above it, the copies "
+        "microseconds apart (a tenth of a millisecond on a busy host). These fragments repeat, byte"
+        " for byte, one at most 32 frames and 1 ms before them (from another device, where the "
+        "capture names devices): the fragment audit and the tunnel reassembly took each once, as "
+        "the one reassembler behind those devices does, and report nothing about the copies. Where "
+        "the capture names no device (LINKTYPE_LINUX_SLL), a fragment that reached the host twice "
+        "within 1 ms (a SPAN port fed twice, or a sender repeating it that fast) is counted here "
+        "too. Capture on one device (tcpdump -i eth0) to see each packet once.",
         meaning="a received fragment a cooked (-i any) capture holds again from another device: "
         "left out of the fragment audit",
         prior_art="editcap -D (drops frames whose MD5 repeats within a window)",
