@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import random
 import resource
 import shutil
 import subprocess
@@ -173,6 +174,40 @@ def ensure_overlaps(packets: int) -> Path:
     return path
 
 
+def ensure_smack(packets: int) -> Path:
+    """FragmentSmack's shape (CVE-2018-5391, as its proof of concept sends it): 8-byte UDP
+    fragments with MF set at random offsets of 64 KiB datagrams, 100-3,000 a datagram,
+    eight datagrams interleaved at random, never complete. Both fragment trackers hold
+    them fragment by fragment, the outer reassembly at its byte bound (a bench row of its
+    own, since session 18: it was quadratic, and is still far under the bar)."""
+    path = ROOT / ".bench" / f"smack-{packets}-v{GEN_VERSION}.pcap"
+    if not path.exists():
+        print(f"generating {path.name} ({packets:,} packets)...", flush=True)
+
+        def frames() -> Iterator[tuple[int, bytes]]:
+            rng = random.Random(1)
+            live: list[list[int]] = []  # [source number, id, fragments left]
+            made = 0
+            for i in range(packets):
+                if len(live) < 8:
+                    live.append([made, rng.randrange(1 << 16), rng.randrange(100, 3000)])
+                    made += 1
+                d = live[rng.randrange(len(live))]
+                src = f"192.0.{(d[0] >> 8) & 255}.{d[0] & 255}"
+                off = 8 * rng.randrange(8192)
+                ip = ipv4(src, "198.51.100.7", bytes(8), 17, ident=d[1], frag_off=off, flags=MF)
+                yield i * 2000, ether(ip, 0x0800)
+                d[2] -= 1
+                if not d[2]:
+                    live.remove(d)
+
+        tmp = path.with_suffix(".tmp")
+        with open(tmp, "wb") as fh:
+            write_pcap(fh, frames())
+        tmp.rename(path)
+    return path
+
+
 def measure(tool: str, argv: list[str], cpu: int, stdout_json: bool = False) -> Run:
     """Run one tool pinned to `cpu`. Called in a wrapper process of its own (see one()),
     so RUSAGE_CHILDREN's peak RSS is this tool's alone."""
@@ -279,6 +314,7 @@ def tools(args: argparse.Namespace, cap: Path, py: str) -> list[tuple[str, list[
     recurring = ensure_capture(args.packets, not args.clean, id_pool=16)
     flood = ensure_flood(args.packets)
     overlaps = ensure_overlaps(args.packets)
+    smack = ensure_smack(args.packets)
     sll_cap = ensure_relinked(args.packets, not args.clean, 113)
     wifi_cap = ensure_relinked(args.packets, not args.clean, 127)
     pcapng = ensure_pcapng(args.packets, not args.clean)
@@ -290,6 +326,7 @@ def tools(args: argparse.Namespace, cap: Path, py: str) -> list[tuple[str, list[
         ("netsleuth scan, ids recur", [*scan[:-1], str(recurring)], True),
         ("netsleuth scan, frag flood", [*scan[:-1], str(flood)], True),
         ("netsleuth scan, overlaps", [*scan[:-1], str(overlaps)], True),
+        ("netsleuth scan, smack", [*scan[:-1], str(smack)], True),
         ("netsleuth scan, as SLL", [*scan[:-1], str(sll_cap)], True),
         ("netsleuth scan, as 802.11", [*scan[:-1], str(wifi_cap)], True),
         ("netsleuth scan, as pcapng", [*scan[:-1], str(pcapng)], True),
@@ -498,6 +535,7 @@ def report(runs: list[Run], packets: int) -> None:
         ("ids recur", "with recurring fragment ids", 1.5e6),
         ("frag flood", "of never-completed fragments", 1e6),
         ("overlaps", "of overlapping and duplicated fragment trains", 1.5e6),
+        ("smack", "of FragmentSmack's interleaved trains of small fragments", 1.5e6),
     )
     for name, what, bar in fragment_rows:
         for r in (r for r in runs if r.tool == f"netsleuth scan, {name}"):
