@@ -238,10 +238,11 @@ def _entries(folder: Path) -> list[Path]:
 def _register(state: Path) -> str:
     """One file per open handle, '<pid>.<n>': a process may hold two (a test's own and the
     run it starts, or the lab's tracer and a drops run) and the first to close must not
-    unmount tracefs under the other."""
+    unmount tracefs under the other. It holds the process's start time, which tells it
+    from a later process given the same pid."""
     name = f"{os.getpid()}.{next(_HANDLES)}"
     (state / "users").mkdir(parents=True, exist_ok=True, mode=0o700)
-    (state / "users" / name).write_text("")
+    (state / "users" / name).write_text(str(start_ticks(os.getpid())))
     return name
 
 
@@ -254,12 +255,36 @@ def _users(state: Path) -> list[int]:
         if not pid_text.isdigit():
             continue
         pid = int(pid_text)
-        if owner_alive(pid, entry.stat().st_mtime):
+        if _user_alive(entry, pid):
             live.append(pid)
         else:
             with contextlib.suppress(OSError):
                 entry.unlink()
     return live
+
+
+def _user_alive(entry: Path, pid: int) -> bool:
+    """Whether the process that registered `entry` still runs: the same pid with the start
+    time the file holds. A library caller that loaded none of netsleuth's compiled helpers
+    is one too (owner_alive would not know it: a test's own handle, run on its own, lost
+    the mount under it when the run it started ended). A file an earlier version wrote
+    holds nothing: owner_alive judges it."""
+    try:
+        text = entry.read_text().strip()
+    except OSError:
+        return False
+    if not text.isdigit():
+        return owner_alive(pid, entry.stat().st_mtime)
+    return start_ticks(pid) == int(text)
+
+
+def start_ticks(pid: int, proc: Path = Path("/proc")) -> int | None:
+    """When pid started, in clock ticks after boot (field 22 of /proc/PID/stat, proc(5);
+    the fields after comm's ")" start at field 3); None when it does not run."""
+    try:
+        return int((proc / str(pid) / "stat").read_text().rsplit(")", 1)[1].split()[19])
+    except (OSError, IndexError, ValueError):
+        return None
 
 
 def owner_alive(pid: int, since: float, proc: Path = Path("/proc")) -> bool:
@@ -271,7 +296,7 @@ def owner_alive(pid: int, since: float, proc: Path = Path("/proc")) -> bool:
         cmdline = (proc / str(pid) / "cmdline").read_bytes()
         if b"netsleuth" not in cmdline:
             cmdline = (proc / str(pid) / "maps").read_bytes()
-        fields = (proc / str(pid) / "stat").read_text().rsplit(")", 1)[1].split()
+        ticks = start_ticks(pid, proc)
         btime = next(
             int(ln.split()[1])
             for ln in (proc / "stat").read_text().splitlines()
@@ -279,11 +304,9 @@ def owner_alive(pid: int, since: float, proc: Path = Path("/proc")) -> bool:
         )
     except (OSError, IndexError, ValueError, StopIteration):
         return False
-    if b"netsleuth" not in cmdline:
-        return False  # the pid now belongs to another program
-    # starttime is field 22 of /proc/PID/stat, in clock ticks after boot (proc(5)); the
-    # fields after comm's ")" start at field 3.
-    started = btime + int(fields[19]) / os.sysconf("SC_CLK_TCK")
+    if b"netsleuth" not in cmdline or ticks is None:
+        return False  # the pid now belongs to another program, or to none
+    started = btime + ticks / os.sysconf("SC_CLK_TCK")
     return started <= since + 2.0  # tick and btime rounding
 
 
