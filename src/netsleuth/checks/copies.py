@@ -50,9 +50,9 @@ from netsleuth.decode.table import L2, PacketTable
 WINDOW = 32  # frames between a copy and the packet before it
 # Between their timestamps: the copies of one packet are delivered in one pass of the
 # receive path (another_round), microseconds apart: 0-4 us seen here, but 135 us for a
-# TCP SYN through a bridge while this VM was busy (the first packet of its flow, given its
-# second timestamp after the bridge's netfilter hooks). 50 us missed that copy, and steer
-# modelled the SYN twice; a device copy within 1 ms is what tshark's test oracle counts.
+# TCP SYN through a bridge while this VM was busy (the first packet of its flow; why that
+# one was late is not known). 50 us missed that copy, and steer modelled the SYN twice; a
+# device copy within 1 ms is what tshark's test oracle counts.
 MAX_GAP_NS = 1_000_000
 HEAD = 64  # bytes compared from the IP header on (all of them, for a fragment)
 TAIL = 16  # and from the datagram's end
