@@ -23,6 +23,7 @@ from netsleuth.drops.run import NO_FILTERS, Filters, Report, trace
 from netsleuth.sources.tracefs import find_tracefs
 from tests.netns import WARM_UP_PORT as CLOSED_PORT
 from tests.netns import Pair, bpdus, veth_pair
+from tests.tracefsutil import wait_for_drops_event
 
 pytestmark = pytest.mark.privileged
 
@@ -131,24 +132,13 @@ def run_cli(*args: str) -> subprocess.Popen[str]:
     )
 
 
-def wait_for_instance(pid: int, timeout: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        root = find_tracefs()
-        if root is not None and (root / "instances" / f"netsleuth-{pid}").is_dir():
-            return
-        time.sleep(0.05)
-    raise AssertionError("the drops instance never appeared")
-
-
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
 def test_a_signal_ends_the_run_with_a_report_and_leaves_nothing(
     pair: Pair, sig: signal.Signals
 ) -> None:
     before = tracing_state()
     proc = run_cli("--duration", "0", "--format", "json")
-    wait_for_instance(proc.pid)
-    time.sleep(0.3)
+    wait_for_drops_event(proc.pid)
     for i in range(40):
         pair.udp.sendto(b"%d" % i, (B_IP, CLOSED_PORT))
     time.sleep(0.3)

@@ -19,9 +19,9 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from netsleuth.record.schema import open_db
 from netsleuth.record.store import read
-from netsleuth.sources.tracefs import find_tracefs
 from tests.netns import WARM_UP_PORT as CLOSED_PORT
 from tests.netns import Pair, veth_pair
+from tests.tracefsutil import instance_of, wait_for_drops_event
 
 pytestmark = pytest.mark.privileged
 
@@ -38,19 +38,6 @@ def pair(tracefs_root: Path) -> Iterator[Pair]:
         yield p
 
 
-def instance_of(pid: int) -> Path | None:
-    root = find_tracefs()
-    return None if root is None else root / "instances" / f"netsleuth-{pid}"
-
-
-def wait_for_instance(pid: int) -> None:
-    deadline = time.monotonic() + 15
-    while not ((inst := instance_of(pid)) and inst.is_dir()):
-        assert time.monotonic() < deadline, "the drops instance never appeared"
-        time.sleep(0.05)
-    time.sleep(0.3)  # the event is enabled just after the instance appears
-
-
 def send(pair: Pair) -> None:
     for i in range(SENT):
         pair.udp.sendto(b"%d" % i, (B_IP, CLOSED_PORT))
@@ -64,7 +51,7 @@ def test_record_stores_drop_groups(pair: Pair, tmp_path: Path) -> None:
         stderr=subprocess.PIPE,
         text=True,
     )
-    wait_for_instance(proc.pid)
+    wait_for_drops_event(proc.pid)
     send(pair)
     time.sleep(1.6)  # the drops land in a tick that ends before the signal
     proc.send_signal(signal.SIGTERM)
@@ -90,7 +77,7 @@ def test_exporter_counts_kernel_drops(pair: Pair) -> None:
         text=True,
     )
     try:
-        wait_for_instance(proc.pid)
+        wait_for_drops_event(proc.pid)
         send(pair)
         time.sleep(1.6)  # the tracer's 1 s tick adds them to the totals
         with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as r:
