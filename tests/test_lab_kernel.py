@@ -21,6 +21,7 @@ from netsleuth.craft.l2 import ieee8023
 from netsleuth.lab.replay import Options, Record, run
 from netsleuth.lab.sandbox import Sandbox
 from netsleuth.sources.tracefs import find_tracefs
+from tests.tracefsutil import instance_of
 
 pytestmark = pytest.mark.privileged
 
@@ -207,8 +208,7 @@ def test_signal_leaves_nothing_behind(tmp_path: Path, sig: signal.Signals) -> No
         # Into the replay: the tracefs instance is made after the sandbox and sockets.
         inst = None
         while time.monotonic() < deadline and proc.poll() is None:
-            fs = find_tracefs()
-            inst = fs / "instances" / f"netsleuth-{proc.pid}" if fs else None
+            inst = instance_of(proc.pid)
             if inst is not None and inst.exists():
                 break
             time.sleep(0.02)
@@ -459,8 +459,7 @@ def test_a_killed_run_is_cleaned_by_the_next(tmp_path: Path) -> None:
     deadline = time.monotonic() + 30
     inst = None
     while time.monotonic() < deadline and proc.poll() is None:
-        fs = find_tracefs()
-        inst = fs / "instances" / f"netsleuth-{proc.pid}" if fs else None
+        inst = instance_of(proc.pid)
         if inst is not None and inst.exists():
             break
         time.sleep(0.02)

@@ -6,9 +6,7 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from netsleuth.sources.tracefs import find_tracefs
-
-PREFIX = "netsleuth-"
+from netsleuth.sources.tracefs import PREFIX, find_tracefs
 
 
 def instance_of(pid: int) -> Path | None:
