@@ -130,6 +130,12 @@ def held(table: Any) -> list[tuple[bytes, int, list[int]]]:
 AT_ONCE = fragments.at_once
 
 
+def in_arrival(self: Any, a: int, pending: outer_reassembly.Pending) -> tuple[int, None]:
+    """TunnelReassembly._stretch that gathers nothing: the rest of the batch in arrival
+    order."""
+    return int(pending.group.shape[0]) - a, None
+
+
 def one_by_one(*args: Any, **kwargs: Any) -> list[tuple[int, int, bool]]:
     """at_once's runs, none taken at once: every fragment goes in one by one."""
     return [(a, b, False) for a, b, _ in AT_ONCE(*args, **kwargs)]
@@ -173,7 +179,7 @@ def test_runs_taken_at_once_change_nothing(seed: int, monkeypatch: pytest.Monkey
     with monkeypatch.context() as m:
         m.setattr(fragments, "at_once", counted)
         m.setattr(outer_reassembly, "at_once", counted)
-        m.setattr(outer_reassembly.TunnelReassembly, "_gathered", lambda *a, **k: None)
+        m.setattr(outer_reassembly.TunnelReassembly, "_stretch", in_arrival)
         alone = findings(frames, stamps, cuts)
     assert sum(calls) > 0  # runs the first pass took at once
     assert taken == alone
@@ -186,7 +192,7 @@ def test_interleaved_trains_taken_by_key_change_nothing(
     seed: int, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """FragmentSmack interleaves a few datagrams' fragments. The outer reassembly takes a
-    key's fragments of a batch together where that changes nothing (_gathered), and both
+    key's fragments of a batch together where that changes nothing (_stretch), and both
     trackers take a run into a held datagram at once (_extend, FragmentAudit._continues):
     the findings, and the datagrams held after each batch, are those of every fragment
     one by one in arrival order. Odd seeds make the outer reassembly's byte bound small,
@@ -202,7 +208,7 @@ def test_interleaved_trains_taken_by_key_change_nothing(
 def test_a_smack_train_over_batches_goes_in_by_runs(monkeypatch: pytest.MonkeyPatch) -> None:
     """Two FragmentSmack datagrams of UDP fragments (their first never comes), interleaved
     over three batches: in the second and third each key's fragments are gathered into one
-    run (_gathered) and go into its held datagram at once in both trackers."""
+    run (_stretch) and go into its held datagram at once in both trackers."""
     frames = [
         craft.ether(
             craft.ipv4(
@@ -216,35 +222,61 @@ def test_a_smack_train_over_batches_goes_in_by_runs(monkeypatch: pytest.MonkeyPa
     assert taken == {"gathered": [True, True, True], "continued": [True] * 4}
 
 
+@pytest.mark.parametrize("bound", ["bytes", "count"])
+def test_a_batch_past_a_bound_goes_in_by_stretches(
+    bound: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """One batch of interleaved IP-in-IP trains (a tunnel's: what a bound evicts is
+    reported) that overflows the outer reassembly's bound: taken in stretches between the
+    evictions (_stretch), each gathering its keys' fragments, with the evictions, findings
+    and datagrams held of arrival order. Bytes: two trains of 200 8-byte fragments (168
+    bytes each with FRAG_COST) under a 20 kB bound: 119 fragments fit, so the 120th
+    evicts the oldest (A of 60, at fragment 120; B of 90 at 180; A of 75 at 270; B of 75
+    at 345; 55 more fit): 4. Count: A and B, then C and D, then E and F, 100 fragments a
+    pair, under a bound of 3 open: D evicts A, E B, and F C: 3."""
+    if bound == "bytes":
+        monkeypatch.setattr(outer_reassembly, "MAX_BYTES", 20_000)
+        idents = [A + k % 2 for k in range(400)]
+    else:
+        monkeypatch.setattr(outer_reassembly, "MAX_OPEN", 3)
+        idents = [A + 2 * (k // 100) + k % 2 for k in range(300)]
+    frames = [ipip(ident, 8 * (1 + k)) for k, ident in enumerate(idents)]
+    stamps = [1000 * k for k in range(len(frames))]
+    did = shortcuts_change_nothing(frames, stamps, [], monkeypatch)
+    assert did["gathered"].count(True) >= 3
+    (evicted,) = [f for f in findings(frames, stamps, []) if f[0] == "tunnel.reassembly_bounded"]
+    assert evicted[2] == {"bytes": 4, "count": 3}[bound]
+
+
 def shortcuts_change_nothing(
     frames: list[bytes], stamps: list[int], cuts: list[int], monkeypatch: pytest.MonkeyPatch
 ) -> dict[str, list[bool]]:
     """Whether the shortcuts leave the findings and the trackers' datagrams after each batch
     as every fragment one by one in arrival order leaves them (an assertion fails where
-    not); what they did: each batch's _gathered (whether it moved a fragment) and each
+    not); what they did: each _stretch (whether it moved a fragment) and each
     _continues."""
     did: dict[str, list[bool]] = {"gathered": [], "continued": []}
-    gather = outer_reassembly.TunnelReassembly._gathered
+    stretch = outer_reassembly.TunnelReassembly._stretch
     cont = fragments.FragmentAudit._continues
 
     def spy_gather(self: Any, *args: Any, **kwargs: Any) -> Any:
-        order = gather(self, *args, **kwargs)
+        m, order = stretch(self, *args, **kwargs)
         did["gathered"].append(order is not None and bool((np.diff(order) != 1).any()))
-        return order
+        return m, order
 
     def spy_continues(self: Any, *args: Any) -> bool:
         did["continued"].append(cont(self, *args))
         return did["continued"][-1]
 
     with monkeypatch.context() as m:
-        m.setattr(outer_reassembly.TunnelReassembly, "_gathered", spy_gather)
+        m.setattr(outer_reassembly.TunnelReassembly, "_stretch", spy_gather)
         m.setattr(fragments.FragmentAudit, "_continues", spy_continues)
         states: list[object] = []
         taken = findings(frames, stamps, cuts, states)
     with monkeypatch.context() as m:
         m.setattr(fragments, "at_once", one_by_one)
         m.setattr(outer_reassembly, "at_once", one_by_one)
-        m.setattr(outer_reassembly.TunnelReassembly, "_gathered", lambda *a, **k: None)
+        m.setattr(outer_reassembly.TunnelReassembly, "_stretch", in_arrival)
         arrival: list[object] = []
         alone = findings(frames, stamps, cuts, arrival)
     assert taken == alone
@@ -319,7 +351,7 @@ def test_a_key_whose_order_matters_stays_in_arrival_order(
         monkeypatch.setattr(outer_reassembly, "MAX_OPEN", 2)
     states: list[object] = []
     taken = findings(frames, stamps, cuts, states)
-    monkeypatch.setattr(outer_reassembly.TunnelReassembly, "_gathered", lambda *a, **k: None)
+    monkeypatch.setattr(outer_reassembly.TunnelReassembly, "_stretch", in_arrival)
     arrival: list[object] = []
     alone = findings(frames, stamps, cuts, arrival)
     assert taken == alone

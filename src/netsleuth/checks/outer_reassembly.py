@@ -78,6 +78,12 @@ LINKTYPE_IPV4 = 228
 MAX_OPEN = 1024
 MAX_BYTES = 16 << 20
 MAX_EVIDENCE = 20
+# _follow looks this many fragments ahead for a stretch no bound can reach (_stretch), and
+# near a bound takes up to MAX_STEP one by one before it looks again: one look costs about
+# what a few dozen fragments one by one do.
+WINDOW = 4096
+MIN_STRETCH = 32
+MAX_STEP = 256
 BOUNDED = "tunnel.reassembly_bounded"
 OUTER_FRAGMENTED = "tunnel.outer_fragmented"
 
@@ -124,6 +130,19 @@ class Held:
     def known(self) -> bool:
         """Known to carry a tunnel: not UDP, or UDP whose first fragment said so."""
         return not self.udp or (self.head is not None and bool(self.head.udp_tunnel))
+
+
+class Pending(NamedTuple):
+    """The fragments the tracker follows in a batch (_follow), as columns."""
+
+    keyed: NDArray[np.void]  # reassembly keys
+    group: NDArray[np.int64]  # the batch's key groups
+    first: NDArray[np.bool_]  # offset 0
+    ts: NDArray[np.int64]
+    cost: NDArray[np.int64]  # what each adds to its datagram (HeldTable's bytes)
+
+    def pick(self, at: NDArray[np.int64]) -> Pending:
+        return Pending(self.keyed[at], self.group[at], self.first[at], self.ts[at], self.cost[at])
 
 
 class Row(NamedTuple):
@@ -213,23 +232,36 @@ class TunnelReassembly:
         traffic in outer fragments a third of it, never checked. A run of one key's
         fragments in a row, none of them a first fragment (the only one that can complete
         a datagram still waiting for its ports, or drop it), goes in at once (_extend); a
-        key's fragments are brought together first where the order cannot matter
-        (_gathered)."""
+        key's fragments are brought together first where the order cannot matter: the
+        batch is taken in stretches that no bound can reach (_stretch), and near a bound
+        one by one, more at a time while it stays near."""
         keyed = fragment_keys(t, "outer", t.outer, rows[sel])
-        width, done = KEY.itemsize, []
-        frags = list(_rows_of(f, sel))
         cost = np.maximum(f.stop[sel] - f.data[sel], 0) + FRAG_COST
-        group, first, ts = f.group[sel], f.off[sel] == 0, f.ts[sel]
-        order = self._gathered(group, first, ts, cost=cost, keyed=keyed, held=f.held)
-        if order is not None:
-            keyed, group, first, ts = keyed[order], group[order], first[order], ts[order]
-            cost = cost[order]
-            frags = [frags[i] for i in order.tolist()]
-        keys = keyed.tobytes()
-        runs = at_once(group, first, ts, cost, timeout_ns=TIMEOUT_NS, max_bytes=self.open.max_bytes)
+        rest = Pending(keyed, f.group[sel], f.off[sel] == 0, f.ts[sel], cost)
+        frags = list(_rows_of(f, sel))
+        done: list[Held] = []
+        a, n, step = 0, len(frags), 1
+        while a < n:
+            m, order = self._stretch(a, rest)
+            if m < min(MIN_STRETCH, n - a):
+                m, order, step = min(step, n - a), None, min(2 * step, MAX_STEP)
+            else:
+                step = 1
+            at = np.arange(a, a + m) if order is None else a + order
+            done += self._runs(t, [frags[i] for i in at.tolist()], rest.pick(at))
+            a += m
+        return done
+
+    def _runs(self, t: PacketTable, frags: list[Row], p: Pending) -> list[Held]:
+        """Fragments in the order given, a run of one key's at once where _extend may:
+        the datagrams they completed."""
+        width, keys, done = KEY.itemsize, p.keyed.tobytes(), []
+        runs = at_once(
+            p.group, p.first, p.ts, p.cost, timeout_ns=TIMEOUT_NS, max_bytes=self.open.max_bytes
+        )
         for a, b, whole in runs:
             key = keys[a * width : (a + 1) * width]
-            if whole and self._extend(t, frags[a:b], key, int(cost[a:b].sum())):
+            if whole and self._extend(t, frags[a:b], key, int(p.cost[a:b].sum())):
                 continue
             for frag in frags[a:b]:
                 held = self._add(t, frag, key)
@@ -237,58 +269,58 @@ class TunnelReassembly:
                     done.append(held)
         return done
 
-    def _gathered(
-        self,
-        group: NDArray[np.int64],
-        first: NDArray[np.bool_],
-        ts: NDArray[np.int64],
-        *,
-        cost: NDArray[np.int64],
-        keyed: NDArray[np.void],
-        held: NDArray[np.bool_],
-    ) -> NDArray[np.int64] | None:
-        """The order to take these fragments in: arrival order, but each key whose
-        fragments here can neither complete nor expire its datagram has all of them at
-        its first one, so that at_once makes them one run. FragmentSmack interleaves a
-        few datagrams' fragments: one by one, 300k of them took 3 s of a 4.6 s profile.
+    def _stretch(self, a: int, p: Pending) -> tuple[int, NDArray[np.int64] | None]:
+        """The fragments from `a` on that no bound can reach, whatever their order: how
+        many (at most WINDOW), and the order to take them in (None: arrival order). Each
+        key whose fragments there can neither complete nor expire its datagram has all of
+        them at its first one, so that at_once makes them one run. FragmentSmack
+        interleaves a few datagrams' fragments: one by one, 300k of them took 3 s of a
+        4.6 s profile; and once its datagrams fill the byte bound, a batch whole never fits
+        (1M of them: 11 s of 15), while the bytes an eviction frees take a thousand more.
 
         Taking them earlier leaves what arrival order leaves. They change no other key's
         datagram; the first of them stays in place, so new datagrams open in the same
-        order (the bounds' age); and no bound can evict in this batch, whatever the order,
-        as checked first: each key holds one datagram at most (those open now, and one for
-        each key that is not), and these fragments add their cost at most. A key qualifies
-        with no first fragment here (the only one that can complete a datagram waiting for
-        its ports, or drop it), a datagram held without one, and none of its fragments
-        later than the timeout after its datagram began. `held`: per key, whether it was
-        open before _admit, which may have evicted it since (helper-42). None: arrival
-        order."""
-        opened, n = self.open, group.shape[0]
-        at = np.full(held.shape[0], n, dtype=np.int64)  # each key's first fragment here
-        np.minimum.at(at, group, np.arange(n, dtype=np.int64))
-        seen = at < n
-        was = np.flatnonzero(seen & held).tolist()
-        rows = [opened.find(keyed[at[g]].tobytes()) for g in was]
-        still = [g for g, row in zip(was, rows, strict=True) if row is not None]
-        fresh = int(np.count_nonzero(seen)) - len(still)
-        if n < 2 or len(opened) + fresh > opened.max_open:
-            return None
-        if opened.nbytes + int(cost.sum()) > opened.max_bytes:
-            return None
-        heads = np.zeros(held.shape[0], dtype=np.bool_)
-        np.logical_or.at(heads, group, first)
-        latest = np.full(held.shape[0], np.iinfo(np.int64).min, dtype=np.int64)
-        np.maximum.at(latest, group, ts)
+        order (the bounds' age); and no bound can evict here, whatever the order: each key
+        holds one datagram at most (those open now, and one for each key that is not, up
+        to MAX_OPEN), and these fragments add their cost at most (up to MAX_BYTES). A key
+        qualifies with no first fragment here (the only one that can complete a datagram
+        waiting for its ports, or drop it), a datagram held without one, and none of its
+        fragments later than the timeout after its datagram began. The table is asked for
+        each key as it is now: _admit, or an earlier stretch, may have evicted or opened
+        its datagram (helper-42)."""
+        opened = self.open
+        spent = np.cumsum(p.cost[a : a + WINDOW])
+        m = int(np.searchsorted(spent, opened.max_bytes - opened.nbytes, side="right"))
+        _, at, inv = np.unique(p.group[a : a + m], return_index=True, return_inverse=True)
+        # Each key as the table holds it now, in the order they first come here, up to the
+        # first that would open a datagram past MAX_OPEN (the stretch ends before it).
+        rows: list[int | None] = [None] * at.shape[0]
+        room = opened.max_open - len(opened)
+        for j in np.argsort(at).tolist():
+            rows[j] = opened.find(p.keyed[a + at[j]].tobytes())
+            if rows[j] is None:
+                room -= 1
+            if room < 0:
+                m = int(at[j])
+                break
+        if m < 2:
+            return m, None
+        inv, seen = inv[:m], at < m
+        heads = np.zeros(at.shape[0], dtype=np.bool_)
+        np.logical_or.at(heads, inv, p.first[a : a + m])
+        latest = np.full(at.shape[0], np.iinfo(np.int64).min, dtype=np.int64)
+        np.maximum.at(latest, inv, p.ts[a : a + m])
         # Unsigned: a capture's timestamps may lie anywhere in int64 (latest >= its first).
-        spread = latest[seen].view(np.uint64) - ts[at[seen]].view(np.uint64)
-        ok = np.zeros(held.shape[0], dtype=np.bool_)
+        spread = latest[seen].view(np.uint64) - p.ts[a + at[seen]].view(np.uint64)
+        ok = np.zeros(at.shape[0], dtype=np.bool_)
         ok[seen] = ~heads[seen] & (spread <= np.uint64(TIMEOUT_NS))
-        for g, row in zip(was, rows, strict=True):
-            if ok[g] and row is not None:
-                ok[g] = self._headless(row, int(latest[g]))
+        for j, row in enumerate(rows):
+            if ok[j] and row is not None:
+                ok[j] = self._headless(row, int(latest[j]))
         if not ok.any():
-            return None
-        pos = np.arange(n, dtype=np.int64)
-        return np.argsort(np.where(ok[group], at[group], pos), kind="stable")
+            return m, None
+        pos = np.arange(m, dtype=np.int64)
+        return m, np.argsort(np.where(ok[inv], at[inv], pos), kind="stable")
 
     def _headless(self, row: int, latest: int) -> bool:
         """Whether the datagram held in `row` has no first fragment yet and has not
