@@ -1,9 +1,12 @@
 """The processes of a run started in its own session (start_new_session=True): a parent,
-its forkserver and the workers, read from /proc (proc(5): stat fields 4 ppid, 6 session)."""
+its forkserver and the workers, read from /proc (proc(5): stat fields 4 ppid, 6 session);
+and a process's wait for its next sample (wchan)."""
 
 from __future__ import annotations
 
 import os
+import subprocess
+import time
 from pathlib import Path
 
 
@@ -30,3 +33,22 @@ def ppid(pid: int) -> int:
         return int(_stat_fields(pid)[1])  # field 4
     except OSError:
         return -1
+
+
+def wait_until_sleeping(proc: subprocess.Popen[str], timeout: float = 60.0) -> None:
+    """Until `proc` sleeps in clock_nanosleep (Python's time.sleep; /proc/PID/wchan names
+    the kernel function it waits in, proc(5)). doctor and collect sleep only between two
+    samples (netsleuth.doctor.take_samples), so this is "the first sample is taken": a
+    start-up on a busy host can take longer than any fixed pause."""
+    deadline = time.monotonic() + timeout
+    wchan = ""
+    while "nanosleep" not in wchan:
+        if proc.poll() is not None:
+            err = proc.stderr.read() if proc.stderr is not None else ""
+            raise AssertionError(f"{proc.args!r} ended ({proc.returncode}) before sleeping: {err}")
+        assert time.monotonic() < deadline, f"{proc.args!r} never slept (wchan {wchan!r})"
+        time.sleep(0.01)
+        try:
+            wchan = Path(f"/proc/{proc.pid}/wchan").read_text()
+        except OSError:
+            wchan = ""

@@ -10,8 +10,6 @@ import os
 import shutil
 import subprocess
 import sys
-import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -20,6 +18,7 @@ import pytest
 
 from netsleuth import craft
 from tests.netns import Pair, bpdus, veth_pair
+from tests.procutil import wait_until_sleeping
 
 pytestmark = pytest.mark.privileged
 
@@ -91,23 +90,18 @@ def test_doctor_sees_what_was_sent_across_a_veth(pair: Pair) -> None:
     unknown = craft.ether(b"\x00" * 46, 0x88B5, dst=pair.b_mac.hex(":"))  # no handler
     n_unknown = 40
 
-    def send() -> None:
-        time.sleep(1.0)  # after the first sample
-        # 16 flows (destination ports 9-24): RPS sends one flow to one CPU, by its hash;
-        # a single flow whose CPU was the sender's own raised no RPS interrupt, and
-        # received_rps stayed 0 (a fresh-clone CI run, session 13).
-        for i in range(n_udp):
-            pair.udp.sendto(b"%d" % i, (B_IP, 9 + i % 16))
-        for f in stp:
-            pair.raw.send(f)
-        for _ in range(n_unknown):
-            pair.raw.send(unknown)
-
     proc = doctor_in(pair.b, "--samples", "2", "--interval", "3")
-    worker = threading.Thread(target=send)
-    worker.start()
+    wait_until_sleeping(proc)  # between the two samples: the rates count what comes now
+    # 16 flows (destination ports 9-24): RPS sends one flow to one CPU, by its hash;
+    # a single flow whose CPU was the sender's own raised no RPS interrupt, and
+    # received_rps stayed 0 (a fresh-clone CI run, session 13).
+    for i in range(n_udp):
+        pair.udp.sendto(b"%d" % i, (B_IP, 9 + i % 16))
+    for f in stp:
+        pair.raw.send(f)
+    for _ in range(n_unknown):
+        pair.raw.send(unknown)
     out, err = proc.communicate(timeout=60)
-    worker.join()
     assert proc.returncode == 0, err
     doc = json.loads(out)
     r = doc["rates"]
@@ -132,16 +126,11 @@ def test_collect_then_doctor_bundle_gives_the_live_diagnosis(pair: Pair, tmp_pat
     unknown = craft.ether(b"\x00" * 46, 0x88B5, dst=pair.b_mac.hex(":"))
     bundle = tmp_path / "host.tar.gz"
 
-    def send() -> None:
-        time.sleep(1.0)
-        for _ in range(25):
-            pair.raw.send(unknown)
-
-    worker = threading.Thread(target=send)
-    worker.start()
     proc = collect_in(pair.b, bundle)
+    wait_until_sleeping(proc)  # its first sample is in the bundle: these come after it
+    for _ in range(25):
+        pair.raw.send(unknown)
     _, err = proc.communicate(timeout=60)
-    worker.join()
     assert proc.returncode == 0, err
     assert ("host.stack_drop", 25, pair.b_if) in bundle_diagnosis(bundle)
 
@@ -180,18 +169,15 @@ def test_live_and_bundle_diagnoses_of_one_window_agree(pair: Pair, tmp_path: Pat
     unknown = craft.ether(b"\x00" * 46, 0x88B5, dst=pair.b_mac.hex(":"))
     bundle = tmp_path / "same.tar.gz"
 
-    def send() -> None:
-        time.sleep(1.2)
-        for _ in range(30):
-            pair.raw.send(unknown)
-
     live = doctor_in(pair.b, "--samples", "2", "--interval", "3")
     coll = collect_in(pair.b, bundle)
-    worker = threading.Thread(target=send)
-    worker.start()
+    # Both between their two samples (the second of each is 3 s after its first).
+    wait_until_sleeping(live)
+    wait_until_sleeping(coll)
+    for _ in range(30):
+        pair.raw.send(unknown)
     live_out, live_err = live.communicate(timeout=60)
     coll.communicate(timeout=60)
-    worker.join()
     assert live.returncode == 0 and coll.returncode == 0, live_err
     live_d = diagnosis(json.loads(live_out))
     assert ("host.stack_drop", 30, pair.b_if) in live_d
