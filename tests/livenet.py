@@ -9,9 +9,12 @@ import os
 import socket
 import subprocess
 import sys
-from collections.abc import Iterator, Sequence
+import threading
+import time
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import IO
 
 
 @dataclass
@@ -85,3 +88,46 @@ def start_live(iface: str, *args: str, prefix: Sequence[str] = ()) -> subprocess
     line = p.stderr.readline()
     assert "reading" in line, line + p.stderr.read()
     return p
+
+
+class Lines:
+    """What a running netsleuth writes to a pipe, read line by line by a thread as it comes,
+    so a test can wait for the line that says the run got somewhere (a file closed, frames
+    read) instead of sleeping for a time a busy host may overrun, and still has every line
+    at the end."""
+
+    def __init__(self, stream: IO[str]) -> None:
+        self.lines: list[str] = []
+        self._ended = False
+        self._cond = threading.Condition()
+        self._thread = threading.Thread(target=self._read, args=(stream,), daemon=True)
+        self._thread.start()
+
+    def _read(self, stream: IO[str]) -> None:
+        with stream:  # closed at its end: the test holds no pipe open after
+            for line in stream:
+                with self._cond:
+                    self.lines.append(line)
+                    self._cond.notify_all()
+        with self._cond:
+            self._ended = True
+            self._cond.notify_all()
+
+    def wait_for(self, wanted: Callable[[str], bool], timeout: float = 60.0) -> str:
+        """The first line `wanted` accepts, once it has come."""
+        deadline = time.monotonic() + timeout
+        with self._cond:
+            while True:
+                for line in self.lines:
+                    if wanted(line):
+                        return line
+                assert not self._ended, "the run ended without it: " + "".join(self.lines)
+                left = deadline - time.monotonic()
+                assert left > 0, f"not within {timeout} s: " + "".join(self.lines)
+                self._cond.wait(left)
+
+    def all(self, timeout: float = 60.0) -> list[str]:
+        """Every line, once the stream has ended."""
+        self._thread.join(timeout)
+        assert not self._thread.is_alive(), "the stream never ended"
+        return self.lines

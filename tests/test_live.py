@@ -11,7 +11,7 @@ import os
 import signal
 import subprocess
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +22,7 @@ from netsleuth.capture.ring import RingConfig, RingReader
 from netsleuth.capture.writer import write_pcap
 from netsleuth.craft import ether, incidents
 from tests.bpfutil import frame, inner_ip, inner_ip6
-from tests.livenet import NETSLEUTH, Quiet, quiet_pair, start_live
+from tests.livenet import NETSLEUTH, Lines, Quiet, quiet_pair, start_live
 
 pytestmark = pytest.mark.privileged
 
@@ -169,14 +169,18 @@ def test_ring_overflow_is_a_kernel_drops_finding(pair: Quiet) -> None:
 
 def test_sigterm_ends_with_the_report_and_plain_lines_in_a_pipe(pair: Quiet) -> None:
     p = start(pair, "--interval", "0.2")
+    assert p.stdout is not None and p.stderr is not None
+    out = Lines(p.stdout)
     for _, f in incidents.incident1_poison_fragment():
         pair.raw.send(f)
-    time.sleep(0.6)
+    # A summary line that counts all 22: the signal must not come before they are read.
+    out.wait_for(lambda line: " 22 packets, " in line)
     p.send_signal(signal.SIGTERM)
-    out, err = p.communicate(timeout=30)
-    assert p.returncode == 0, err
-    assert "critical ipv4.fragment.zero_length [inner]: IPv4 fragment with no payload" in out
-    assert "22 packets" in out and "kernel: 22 frames reached the socket, 0 dropped" in out
+    assert p.wait(timeout=30) == 0, p.stderr.read()
+    text = "".join(out.all())
+    p.stderr.close()
+    assert "critical ipv4.fragment.zero_length [inner]: IPv4 fragment with no payload" in text
+    assert "kernel: 22 frames reached the socket, 0 dropped" in text  # the final report
 
 
 @pytest.mark.parametrize("how", ["down", "deleted"])
@@ -294,23 +298,39 @@ def test_window_keeps_before_seconds_and_rotate_writes_one_file_per_trigger(
 ) -> None:
     cap = [f for _, f in incidents.incident1_poison_fragment()]
     ev = tmp_path / "ev.pcapng"
+    paths = [str(tmp_path / "ev-1.pcapng"), str(tmp_path / "ev-2.pcapng")]
+    # No --duration: SIGTERM ends it once both files are closed, however slow the host.
     p = start(
-        pair, "--duration", "3", "--format", "json", "--export", str(ev), "--rotate", "1MB",
+        pair, "--format", "json", "--export", str(ev), "--rotate", "1MB",
         "--before", "0.4", "--after", "0.2", "--interval", "0.1",
     )  # fmt: skip
+    assert p.stdout is not None and p.stderr is not None
+    out = Lines(p.stdout)
+
+    def closed(path: str) -> Callable[[str], bool]:
+        return lambda line: json.loads(line).get("event") == "evidence" and path in line
+
     old = frame("", inner_ip("udp"))
     for _ in range(5):
         pair.raw.send(old)  # older than --before when the trigger comes: not written
+    # Packet time must pass (a sleep only ever lasts longer): 1 s is 2.5 x --before.
     time.sleep(1.0)
     for f in cap:
         pair.raw.send(f)
-    time.sleep(0.8)  # past --after: the first file closes on the quiet link
+    sent = time.monotonic()
+    # --after has passed with no frame: the first file closes on the quiet link, and says so
+    # before any frame that could have closed it comes.
+    out.wait_for(closed(paths[0]))
+    # The first trigger's frames are then 2 x --before old, out of the second file's window.
+    time.sleep(max(0.0, sent + 0.8 - time.monotonic()))
     for f in cap:
         pair.raw.send(f)  # the zero-length fragment again: a second trigger
-    code, lines, err = finish(p)
-    assert code == 0, err
+    out.wait_for(closed(paths[1]))
+    p.send_signal(signal.SIGTERM)
+    assert p.wait(timeout=30) == 0, p.stderr.read()
+    lines = [json.loads(x) for x in out.all()]
+    p.stderr.close()
     files = lines[-1]["live"]["evidence"]
-    paths = [str(tmp_path / "ev-1.pcapng"), str(tmp_path / "ev-2.pcapng")]
     assert [(e["path"], e["packets"]) for e in files] == [(paths[0], 22), (paths[1], 22)]
     for path in paths:
         comments = subprocess.run(
