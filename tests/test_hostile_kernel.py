@@ -51,21 +51,30 @@ def test_an_export_that_fills_the_disk_leaves_the_old_file(tmp_path: Path) -> No
 # Run inside `unshare --mount --propagation private`: tracefs is unmounted there only.
 NS_SCRIPT = textwrap.dedent(
     """
-    import json, subprocess, sys, time
+    import json, os, subprocess, sys, time
     cli = sys.argv[1:]
     for m in ("/sys/kernel/tracing", "/sys/kernel/debug"):
         subprocess.run(["umount", m], stderr=subprocess.DEVNULL)
     def mounts():
         return open("/proc/mounts").read().count(" tracefs ")
     out = {"before": mounts()}
-    a = subprocess.Popen(cli + ["drops", "--duration", "2", "--format", "json"],
+    # A runs until B has ended (SIGTERM: a clean end with its report), so B is always the
+    # first to leave; B starts once A's instance exists, so A has mounted tracefs and
+    # registered as its user by then. Waited for, not slept for: a busy host's start-up
+    # can take longer than any fixed pause.
+    a = subprocess.Popen(cli + ["drops", "--duration", "120", "--format", "json"],
                          stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    time.sleep(0.8)
+    mine = f"/sys/kernel/tracing/instances/netsleuth-{a.pid}"
+    deadline = time.monotonic() + 60
+    while not os.path.isdir(mine) and a.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.02)
     b = subprocess.Popen(cli + ["drops", "--duration", "0.3", "--format", "json"],
                          stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    for name, p in (("a", a), ("b", b)):
-        o, e = p.communicate(timeout=30)
-        out[name] = {"code": p.returncode, "err": e.decode(), "doc": json.loads(o or b"{}")}
+    o, e = b.communicate(timeout=60)
+    out["b"] = {"code": b.returncode, "err": e.decode(), "doc": json.loads(o or b"{}")}
+    a.terminate()
+    o, e = a.communicate(timeout=60)
+    out["a"] = {"code": a.returncode, "err": e.decode(), "doc": json.loads(o or b"{}")}
     out["after_pair"] = mounts()
     left = 0
     for i in range(12):
@@ -115,7 +124,9 @@ def test_tracefs_mount_is_shared_counted_and_removed(tmp_path: Path) -> None:
     assert (
         "unmounted tracefs at /sys/kernel/tracing (netsleuth had mounted it)" in a["doc"]["notes"]
     )
+    assert "mounted tracefs at /sys/kernel/tracing for this run" not in b["doc"]["notes"]
     assert not any("unmounted" in n for n in b["doc"]["notes"])
+    assert any(n.startswith("stopped by a signal") for n in a["doc"]["notes"])  # outlived B
     assert out["after_pair"] == 0
     assert out["left_after_sigterm"] == 0  # 5 of 20 timed SIGTERMs left it before
     assert "tracebacks" not in out
