@@ -9,14 +9,13 @@ import os
 import socket
 import subprocess
 import threading
-import time
 from pathlib import Path
 
 import pytest
 
 from tests.clirun import invoke
 from tests.netns import veth_pair
-from tests.systools import dumpcap_in, stop_dumpcap
+from tests.systools import dumpcap_in, stop_dumpcap, wait_for_frames
 
 pytestmark = pytest.mark.privileged
 
@@ -73,8 +72,10 @@ def test_an_any_capture_s_replies_are_left_out(tmp_path: Path, tshark: str) -> N
                 for k in range(REQUESTS):
                     pair.udp.sendto(bytes(100 + k), (B_IP, PORT))
                     pair.udp.recv(2048)  # the echo: both ways are on the wire
+                # Every echo in the file, the last one sent last, before dumpcap stops.
+                echoes = f"sll.pkttype == 4 and udp.srcport == {PORT}"
+                wait_for_frames(tshark, path, echoes, REQUESTS)
             finally:
-                time.sleep(1)  # dumpcap reads the ring's blocks as they time out
                 stop_dumpcap(proc)
         finally:
             stop.set()
