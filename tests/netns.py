@@ -67,13 +67,30 @@ def veth_pair(tag: str, a_ip: str, b_ip: str, *, bridge: bool = False) -> Iterat
             netns.popns()
         # Resolve ARP before the test, so its first datagrams are not queued.
         udp.sendto(b"warm-up", (b_ip, WARM_UP_PORT))
-        time.sleep(0.3)
+        wait_for_neighbour(a, b_ip)
         yield Pair(a, b, a_if, b_if, bytes.fromhex(mac.replace(":", "")), udp, raw)
     finally:
         for s in socks:
             s.close()
         netns.remove(a)
         netns.remove(b)
+
+
+# Neighbour states with a link-layer address (NUD_VALID in include/net/neighbour.h):
+# REACHABLE, PROBE, STALE, DELAY, NOARP, PERMANENT.
+NUD_VALID = 0x02 | 0x10 | 0x04 | 0x08 | 0x40 | 0x80
+
+
+def wait_for_neighbour(ns: str, ip: str, timeout: float = 30.0) -> None:
+    """Until namespace `ns` has resolved `ip`'s link-layer address (its ARP reply came),
+    polled rather than slept for: a busy host can take longer than any fixed pause."""
+    from pyroute2 import NetNS
+
+    deadline = time.monotonic() + timeout
+    with NetNS(ns) as nsx:
+        while not any(n["state"] & NUD_VALID for n in nsx.get_neighbours(dst=ip)):
+            assert time.monotonic() < deadline, f"{ns} never resolved {ip}"
+            time.sleep(0.02)
 
 
 def bpdus(seconds: int) -> list[bytes]:
