@@ -14,7 +14,6 @@ import contextlib
 import os
 import socket
 import subprocess
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -22,7 +21,8 @@ import pytest
 
 from netsleuth.report.jsonout import scan_document
 from netsleuth.scan import scan
-from tests.systools import dumpcap_in, stop_dumpcap
+from tests.netns import wait_for_neighbour
+from tests.systools import dumpcap_in, stop_dumpcap, wait_for_frames
 
 pytestmark = pytest.mark.privileged
 
@@ -72,17 +72,18 @@ def send(ns: str) -> None:
         netns.popns()
     with s:
         s.sendto(b"warm-up", (B_IP, PORT))  # ARP resolved before the datagram that counts
-        time.sleep(0.5)
+        wait_for_neighbour(ns, B_IP)
         s.sendto(bytes(PAYLOAD), (B_IP, PORT))
-        time.sleep(0.5)
+
+
+FRAGMENTS = f"ip.id and ip.dst == {B_IP} and (ip.flags.mf == 1 or ip.frag_offset > 0)"
 
 
 def sightings(tshark: str, path: Path, point: str) -> list[tuple[str, str]]:
     """(where, fragment offset) of every fragment of the datagram, as tshark reads them."""
     out = subprocess.run(
         [
-            *(tshark, "-r", str(path), "-o", "ip.defragment:FALSE", "-Y"),
-            f"ip.id and ip.dst == {B_IP} and (ip.flags.mf == 1 or ip.frag_offset > 0)",
+            *(tshark, "-r", str(path), "-o", "ip.defragment:FALSE", "-Y", FRAGMENTS),
             *("-T", "fields", "-e", point, "-e", "ip.frag_offset"),
         ],
         capture_output=True,
@@ -116,6 +117,8 @@ def test_a_bridged_datagram_seen_twice_is_no_duplicate(
         proc = dumpcap_in(r, args, path)
         try:
             send(a)
+            # Both fragments at both points in the file before dumpcap stops.
+            wait_for_frames(tshark, path, FRAGMENTS, 2 * len(where))
         finally:
             stop_dumpcap(proc)
     # Both fragments (offsets 0 and 1480 bytes: tshark 4 gives the field in 8-byte units),
