@@ -136,9 +136,9 @@ def test_cli_records_a_root_for_a_duration(tmp_path: Path) -> None:
             "--root",
             str(HOST128 / "t1"),
             "--interval",
-            "0.1",
+            "0.5",
             "--duration",
-            "0.3",
+            "1.5",
         ],
         capture_output=True,
         text=True,
@@ -146,13 +146,58 @@ def test_cli_records_a_root_for_a_duration(tmp_path: Path) -> None:
         timeout=30,
     )
     assert out.returncode == 0, out.stderr
+    # Three points of the grid (a point passed in a stall of over 0.5 s would be skipped).
     assert out.stdout.count("\n") == 3
     got = read(open_db(db, create=False))
-    assert len(got.times) == 3 and got.meta["interval"] == "0.1"
+    assert len(got.times) == 3 and got.meta["interval"] == "0.5"
     assert (got.cpu["processed"] == 0).all()  # one reading, read again: nothing moved
-    # Samples are due on a 0.1 s grid from the start: the third never early (a late first
+    # Samples are due on a 0.5 s grid from the start: the third never early (a late first
     # sample on a busy machine made a check of times[2] - times[0] fail).
-    assert got.times[2] >= before + 0.29
+    assert got.times[2] >= before + 1.49
+
+
+class FakeClock:
+    """time.monotonic and time.sleep for record's loop: sleeping moves the clock."""
+
+    def __init__(self) -> None:
+        self.now = 100.0
+
+    def monotonic(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.now += seconds
+
+
+@pytest.mark.parametrize(
+    ("stall_after", "want"),
+    [
+        # A 3.5 s stall during the second sample: one sample at 105.5 covers 102-105.5
+        # (catching up sampled 103, 104 and 105 at 105.5, intervals of no time at all).
+        (2, [101, 102, 105.5, 106, 107, 108, 109, 110]),
+        # Past the end: one last sample covers the rest of the duration.
+        (8, [*range(101, 109), 113.5]),
+    ],
+)
+def test_record_skips_grid_points_a_stall_passed(
+    stall_after: int, want: list[float], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from types import SimpleNamespace
+
+    from netsleuth.record import run
+
+    clock = FakeClock()
+    taken: list[float] = []
+
+    def step(drops: list[DropRow], findings: list[object]) -> None:
+        taken.append(clock.now)
+        if len(taken) == stall_after:
+            clock.now += 3.5 if stall_after == 2 else 5.5
+
+    monkeypatch.setattr(run, "time", clock)
+    rec = SimpleNamespace(prev=SimpleNamespace(time=100.0), step=step)
+    run._plain(rec, 1.0, 10.0)  # type: ignore[arg-type]  # duck-typed Recorder
+    assert taken == pytest.approx(want)
 
 
 @pytest.mark.parametrize("after_lines", [0, 1, 4])

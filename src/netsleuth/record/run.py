@@ -3,8 +3,10 @@
 
 from __future__ import annotations
 
+import math
 import re
 import socket
+import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -109,11 +111,20 @@ def record(
 
 def _plain(rec: Recorder, interval: float, duration: float | None) -> None:
     start = rec.prev.time  # monotonic: a wall-clock step neither stalls nor hurries us
+    last = sys.maxsize if duration is None else math.floor(duration / interval + 1e-6)
+    slot = 0
     with stop_on_signals() as stop:
         while not stop.requested:
-            due = start + (rec.n + 1) * interval  # on a grid: no drift from sampling time
-            if duration is not None and due > start + duration + 1e-6:
+            # The next point of a grid from the start (no drift from sampling time). Points
+            # that passed while the process was stopped or starved (SIGSTOP, a suspend, a
+            # busy host) are skipped: one sample covers the gap, where catching up gave a
+            # burst of samples milliseconds apart whose rates are noise (helper-44).
+            late = int((time.monotonic() - start) / interval)
+            nxt = min(max(slot + 1, late), last)
+            if nxt <= slot:
                 break
+            slot = nxt
+            due = start + slot * interval
             while not stop.requested and time.monotonic() < due:
                 time.sleep(min(0.05, max(0.0, due - time.monotonic())))
             if not stop.requested:
