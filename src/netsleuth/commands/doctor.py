@@ -52,7 +52,7 @@ class DoctorReport:
             "doctor",
             d.findings,
             source=d.source,
-            samples=len(d.samples),
+            samples=d.count,
             kernel=last.kernel,
             cpus=last.cpus,
             rates=rates_json(d.rates),

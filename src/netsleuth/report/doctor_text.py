@@ -79,7 +79,7 @@ def render_doctor(console: Console, d: Diagnosis) -> None:
     span = f" over {d.rates.seconds:.1f} s" if d.rates else ""
     console.print(
         Text(
-            f"netsleuth doctor: {d.source}, {len(d.samples)} sample(s){span}, Linux "
+            f"netsleuth doctor: {d.source}, {d.count} sample(s){span}, Linux "
             f"{last.kernel or '?'}, {len(last.cpus)} CPUs",
             style="bold",
         )

@@ -9,7 +9,9 @@ Format 1 (documented in README.md, "Bundle format"): a directory, or a .tar.gz o
 
 Reading never extracts: members are read into memory, only regular files under the sample
 directories named in meta.json, each capped, so a hostile archive cannot write anywhere or
-exhaust memory."""
+exhaust memory. What stays in memory is counted as held (a decoded text: 1, 2 or 4 bytes a
+character), not as the bytes read, and doctor keeps the files of its two samples only (the
+first and the last), so memory does not grow with the number of samples either."""
 
 from __future__ import annotations
 
@@ -18,6 +20,7 @@ import json
 import math
 import os
 import stat
+import sys
 import tarfile
 import time
 from collections.abc import Iterator
@@ -34,7 +37,14 @@ FORMAT = 1
 # The bounds of a bundle, each above what `collect` writes on a big host (a 512-CPU host's
 # /proc/interrupts is ~2 MB; one sample of a host with 200 devices is ~3,000 files) and far
 # below what would hurt: memory stays under a few hundred MB, time under seconds.
-MAX_TOTAL = 256 << 20  # file bytes kept, all samples
+# MAX_TOTAL counts the texts held, as CPython holds them (4 bytes a character in a text with
+# one emoji), with their names: doctor holds two samples' files and every sample's notes. A
+# sample of `collect` measures 11 KB on a 2-CPU VM, ~150 KB on a 128-CPU host (tests/
+# fixtures/host128), ~2.5 MB on a 512-CPU host and under 5 MB on 1024 CPUs (its interrupts
+# near MAX_FILE); notes are ~300 bytes a sample, 1 MB for an hour of samples. 32 MiB is 3x
+# two 1024-CPU samples, and at most 32 MiB whatever the characters (it was 256 MiB of bytes
+# read, held as texts of up to 1 GiB, plus the bytes: 1.3 GB peak).
+MAX_TOTAL = 32 << 20
 MAX_STREAM = 512 << 20  # archive bytes decompressed (a gzip bomb stops here)
 MAX_MEMBERS = 200_000  # files
 MAX_SAMPLES = 10000
@@ -111,43 +121,76 @@ def _meta(raw: bytes, source: str) -> list[tuple[str, float]]:
     return out
 
 
-def _notes(snap: Snapshot) -> None:
-    text = snap.files.pop("notes.txt", None)
-    if text:
-        snap.notes += [ln for ln in text.splitlines() if ln][:MAX_NOTES]
+def _held(text: str) -> int:
+    """What CPython holds for a str: 1, 2 or 4 bytes a character after its widest one (one
+    emoji makes a 4 MiB text 16 MiB; an undecodable byte becomes U+FFFD, 2 bytes)."""
+    return sys.getsizeof(text)
 
 
 class _Budget:
-    """The bounds of one bundle: members and bytes in all."""
+    """The bounds of one bundle: the members listed, and the texts held in memory."""
 
     def __init__(self, source: str) -> None:
         self.source = source
         self.files = 0
-        self.bytes = 0
+        self.held = 0
 
-    def take(self, size: int, *, count: bool = True) -> None:
-        self.files += count
-        self.bytes += size
+    def count(self) -> None:
+        self.files += 1
         if self.files > MAX_MEMBERS:
             raise InputError(self.source, f"bundle holds more than {MAX_MEMBERS} files")
-        if self.bytes > MAX_TOTAL:
-            raise InputError(self.source, f"bundle holds more than {MAX_TOTAL >> 20} MiB")
+
+    def keep(self, snap: Snapshot, rel: str, data: bytes) -> None:
+        """rel's text into snap, counted as held (its name too) before the next is read."""
+        text = data.decode("utf-8", "replace")
+        self.add(_held(text) + _held(rel))
+        snap.files[rel] = text
+
+    def add(self, held: int) -> None:
+        self.held += held
+        if self.held > MAX_TOTAL:
+            raise InputError(
+                self.source,
+                f"bundle samples hold more than {MAX_TOTAL >> 20} MiB of text (MAX_TOTAL)",
+            )
+
+    def notes(self, snap: Snapshot) -> None:
+        """notes.txt out of snap's files into its notes, the lines counted as held too:
+        9000 samples of 1000 two-character notes (3 KB of text each) held 660 MB as lines."""
+        text = snap.files.pop("notes.txt", None)
+        if text:
+            lines = [ln for ln in text.splitlines() if ln][:MAX_NOTES]
+            self.add(sum(_held(ln) + 8 for ln in lines))  # 8: its place in the list
+            snap.notes += lines
 
 
-def read_bundle(path: Path) -> list[tuple[float, Snapshot]]:
+def _kept(dirs: list[tuple[str, float]], ends_only: bool) -> set[str]:
+    """The sample directories whose files are read: all, or the earliest and the latest
+    sample's (in the order doctor.diagnose sorts them: by time, stable)."""
+    if not ends_only:
+        return {d for d, _ in dirs}
+    ordered = sorted(dirs, key=lambda x: x[1])
+    return {ordered[0][0], ordered[-1][0]}
+
+
+def read_bundle(path: Path, *, ends_only: bool = False) -> list[tuple[float, Snapshot]]:
+    """Every sample of the bundle at path, in meta.json's order. With ends_only, only the
+    earliest and the latest sample hold their files (the others: their notes only), so
+    memory does not grow with the number of samples: that is all doctor's rules read
+    (host.doctor_rules.judge compares the first sample with the last)."""
     source = str(path)
     try:
         st = os.stat(path)
     except OSError as err:
         raise InputError(source, err.strerror or str(err)) from None
     if stat.S_ISDIR(st.st_mode):
-        return _read_dir(path, source)
+        return _read_dir(path, source, ends_only)
     if not stat.S_ISREG(st.st_mode):
         raise InputError(source, "not a bundle: neither a directory nor a regular file")
-    return _read_tar(path, source)
+    return _read_tar(path, source, ends_only)
 
 
-def _read_dir(path: Path, source: str) -> list[tuple[float, Snapshot]]:
+def _read_dir(path: Path, source: str, ends_only: bool) -> list[tuple[float, Snapshot]]:
     root = os.path.realpath(path)
     try:
         raw = read_capped(os.path.join(root, "meta.json"), MAX_META, strict=True)
@@ -156,8 +199,10 @@ def _read_dir(path: Path, source: str) -> list[tuple[float, Snapshot]]:
     except OSError as err:
         raise InputError(source, f"meta.json: {err.strerror or err}") from None
     budget = _Budget(source)
+    dirs = _meta(raw, source)
+    kept = _kept(dirs, ends_only)
     out = []
-    for d, t in _meta(raw, source):
+    for d, t in dirs:
         base = os.path.join(root, d)
         # The sample directory itself must be a real directory inside the bundle: a symlink
         # there led out of it (579 files under /etc opened as root).
@@ -165,6 +210,9 @@ def _read_dir(path: Path, source: str) -> list[tuple[float, Snapshot]]:
             raise InputError(source, f"sample directory {d} is missing or a symbolic link")
         snap = Snapshot()
         for full in _files(base, budget):  # each entry counted as listed
+            rel = os.path.relpath(full, base).replace(os.sep, "/")
+            if d not in kept and rel != "notes.txt":
+                continue  # a sample doctor does not read: listed and counted, not opened
             try:
                 data = read_capped(full, MAX_FILE)
             except NotRegularError:
@@ -173,10 +221,8 @@ def _read_dir(path: Path, source: str) -> list[tuple[float, Snapshot]]:
                 raise InputError(
                     source, f"{os.path.relpath(full, root)}: {err.strerror or err}"
                 ) from None
-            budget.take(len(data), count=False)
-            rel = os.path.relpath(full, base).replace(os.sep, "/")
-            snap.files[rel] = data.decode("utf-8", "replace")
-        _notes(snap)
+            budget.keep(snap, rel, data)
+        budget.notes(snap)
         out.append((t, snap))
     return out
 
@@ -193,7 +239,7 @@ def _files(base: str, budget: _Budget) -> Iterator[str]:
         try:
             with os.scandir(folder) as it:
                 for entry in it:
-                    budget.take(0)
+                    budget.count()
                     (dirs if entry.is_dir(follow_symlinks=False) else files).append(entry.name)
         except OSError as err:
             raise InputError(budget.source, f"{folder}: {err.strerror or err}") from None
@@ -201,55 +247,73 @@ def _files(base: str, budget: _Budget) -> Iterator[str]:
         stack += [os.path.join(folder, d) for d in sorted(dirs, reverse=True)]
 
 
-def _tar_members(path: Path, source: str) -> dict[str, bytes]:
-    """The archive's members under safe relative names, within the bundle's bounds."""
-    blobs: dict[str, bytes] = {}
-    budget = _Budget(source)
+def _tar_members(path: Path, source: str) -> Iterator[tuple[str, bytes]]:
+    """The archive's members under safe relative names, in archive order, within the
+    archive's bounds (members, file size, bytes decompressed); each is the caller's to
+    keep or drop before the next is read."""
     try:
         with open(path, "rb", buffering=65536) as fh:
             for name, data in members(
                 fh, max_members=MAX_MEMBERS, max_file=MAX_FILE, max_stream=MAX_STREAM
             ):
                 p = _safe(name)
-                if p is None:
-                    continue
-                budget.take(len(data))
-                blobs[p.as_posix().removeprefix("./")] = data
+                if p is not None:
+                    yield p.as_posix().removeprefix("./"), data
     except TarError as err:
         raise InputError(source, f"not a bundle directory or readable archive: {err}") from None
     except OSError as err:
         raise InputError(source, err.strerror or str(err)) from None
-    return blobs
 
 
-def _read_tar(path: Path, source: str) -> list[tuple[float, Snapshot]]:
-    blobs = _tar_members(path, source)
-    # A tar of the directory itself may put everything under one top folder.
-    prefix = ""
-    if "meta.json" not in blobs:
-        tops = [n for n in blobs if n.endswith("/meta.json") and n.count("/") == 1]
-        if len(tops) != 1:
-            raise InputError(source, "no meta.json: not a netsleuth bundle")
-        prefix = tops[0].removesuffix("meta.json")
-    if len(blobs[prefix + "meta.json"]) > MAX_META:
+def _tar_meta(path: Path, source: str) -> tuple[str, bytes]:
+    """The first pass over an archive: its meta.json and the folder it is in ("" or
+    "name/": a tar of the directory itself may put everything under one top folder).
+    Nothing else is kept, so the second pass knows which samples to keep wherever
+    meta.json lies in the archive."""
+    root: bytes | None = None
+    tops: dict[str, bytes] = {}
+    for name, data in _tar_members(path, source):
+        if name == "meta.json":
+            root = data
+        elif (
+            name.endswith("/meta.json") and name.count("/") == 1 and (len(tops) < 2 or name in tops)
+        ):
+            tops[name] = data  # two names already make it ambiguous: no more are kept
+    if root is not None:
+        prefix, raw = "", root
+    elif len(tops) == 1:
+        ((top, raw),) = tops.items()
+        prefix = top.removesuffix("meta.json")
+    else:
+        raise InputError(source, "no meta.json: not a netsleuth bundle")
+    if len(raw) > MAX_META:
         raise InputError(source, f"meta.json is larger than {MAX_META >> 10} KiB")
-    dirs = _meta(blobs[prefix + "meta.json"], source)
-    by_dir: dict[str, Snapshot] = {}
-    for d, _ in dirs:
-        by_dir[f"{prefix}{d}/"] = Snapshot()
-    for name, data in blobs.items():
+    return prefix, raw
+
+
+def _read_tar(path: Path, source: str, ends_only: bool) -> list[tuple[float, Snapshot]]:
+    prefix, raw = _tar_meta(path, source)
+    dirs = _meta(raw, source)
+    by_dir = {f"{prefix}{d}/": Snapshot() for d, _ in dirs}
+    kept = {f"{prefix}{d}/" for d in _kept(dirs, ends_only)}
+    filled: set[str] = set()
+    budget = _Budget(source)
+    for name, data in _tar_members(path, source):
         # The sample directory a member is under: one dict look-up per directory level.
         for cut in _dir_prefixes(name, prefix):
             snap = by_dir.get(cut)
             if snap is not None:
-                snap.files[name[len(cut) :]] = data.decode("utf-8", "replace")
+                filled.add(cut)
+                rel = name[len(cut) :]
+                if cut in kept or rel == "notes.txt":
+                    budget.keep(snap, rel, data)
                 break
     out = []
     for d, t in dirs:
         snap = by_dir[f"{prefix}{d}/"]
-        if not snap.files:
+        if f"{prefix}{d}/" not in filled:
             raise InputError(source, f"sample directory {d} is empty or missing")
-        _notes(snap)
+        budget.notes(snap)
         out.append((t, snap))
     return out
 
