@@ -39,11 +39,12 @@ FORMAT = 1
 # below what would hurt: memory stays under a few hundred MB, time under seconds.
 # MAX_TOTAL counts the texts held, as CPython holds them (4 bytes a character in a text with
 # one emoji), with their names: doctor holds two samples' files and every sample's notes. A
-# sample of `collect` measures 11 KB on a 2-CPU VM, ~150 KB on a 128-CPU host (tests/
+# sample of `collect` measures 11 KB on a 2-CPU VM, 90 KB on the 128-CPU fixture (tests/
 # fixtures/host128), ~2.5 MB on a 512-CPU host and under 5 MB on 1024 CPUs (its interrupts
-# near MAX_FILE); notes are ~300 bytes a sample, 1 MB for an hour of samples. 32 MiB is 3x
-# two 1024-CPU samples, and at most 32 MiB whatever the characters (it was 256 MiB of bytes
-# read, held as texts of up to 1 GiB, plus the bytes: 1.3 GB peak).
+# near MAX_FILE); notes.txt: none in the bundles collected here (a few short lines where a
+# file is absent, under 1 KB a sample held). 32 MiB is 3x two 1024-CPU samples, and at
+# most 32 MiB whatever the characters (it was 256 MiB of bytes read, held as texts of up to
+# 1 GiB, plus the bytes: 1.3 GB peak).
 MAX_TOTAL = 32 << 20
 MAX_STREAM = 512 << 20  # archive bytes decompressed (a gzip bomb stops here)
 MAX_MEMBERS = 200_000  # files
