@@ -385,10 +385,12 @@ def test_extend_leaves_what_add_leaves(seed: int) -> None:
 
     one, bulk = (fragments.Datagram(b"k", "outer", 4, 0) for _ in range(2))
     # What the datagram held already, and the run: a few into many are inserted one by
-    # one (SWEEP_FEWER), the others swept together.
+    # one (SWEEP_FEWER), the others swept together (many of both, as a smack run).
     held, run = (some(r.randrange(4)), some(r.randrange(30)))
-    if seed % 2:
+    if seed % 3 == 1:
         held, run = some(r.randrange(40, 120), 2000), some(r.randrange(1, 4), 2000)
+    elif seed % 3 == 2:
+        held, run = some(r.randrange(0, 150), 400), some(r.randrange(130, 300), 400)
     for frag, end in held:
         one.add(frag, end)
         bulk.add(frag, end)
