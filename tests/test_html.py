@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pytest
 
 from netsleuth.capture.writer import write_pcap
 from netsleuth.craft import incidents
@@ -27,6 +28,7 @@ from netsleuth.record.schema import CPU_COLUMNS, open_db
 from netsleuth.record.store import DropRow, Recording, Writer
 from netsleuth.report.html import MAX_COLUMNS, Page, record_page
 from netsleuth.sources.hostfs import read_snapshot
+from tests import clirun
 from tests.cdp import FLAGS
 from tests.pngread import read_png
 from tests.systools import require
@@ -332,3 +334,32 @@ def test_hover_and_drag_to_zoom_in_a_real_browser(tmp_path: Path) -> None:
         assert browser.js("document.querySelectorAll('rect.cell').length") == 2 * 128 * SECONDS
     finally:
         browser.close()
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ("scan", "--html", "{out}.html"),
+        ("scan", "--export", "{out}.pcapng"),
+        ("steer", "--html", "{out}.html"),
+    ],
+)
+def test_no_report_is_written_when_no_input_could_be_read(
+    args: tuple[str, ...], tmp_path: Path
+) -> None:
+    """An unusable input alone: its error is the one stderr line (exit 2), and no report
+    file, which would show nothing (helper-45's fuzzing: 'wrote x.html' followed it)."""
+    text = tmp_path / "notes.txt"
+    text.write_bytes(b"hello world, not a capture\n")
+    out = str(tmp_path / "report")
+    argv = [a.format(out=out) for a in args]
+    ran = clirun.invoke(*argv, str(text), code=2)
+    assert len(ran.err_lines()) == 1 and "not a capture file" in ran.err
+    assert not Path(argv[-1]).exists()
+    # Beside a capture that reads, the report is written, and the error still says why 2.
+    good = tmp_path / "good.pcap"
+    with open(good, "wb") as fh:
+        write_pcap(fh, incidents.incident2_stp_llc(4))
+    ran = clirun.invoke(*argv, str(good), str(text), code=2)
+    assert Path(argv[-1]).stat().st_size > 0
+    assert "not a capture file" in ran.err_lines()[0]

@@ -113,7 +113,7 @@ def run(opts: Options) -> ScanReport:
         for note in annotate(result):
             say(f"netsleuth lab: {note}")
     report = ScanReport(result)
-    if opts.export_path:
+    if opts.export_path and _usable(result):
         from netsleuth.report.export import export_evidence
 
         report.exported = export_evidence(
@@ -131,7 +131,7 @@ def execute(opts: Options) -> int:
     _refuse_live_only(live)
     report = run(opts)
     result = report.result
-    if opts.html_path:
+    if opts.html_path and _usable(result):
         write_html(
             opts.html_path, "netsleuth scan", lambda page, h: h.add_scan(page, result, "scan")
         )
@@ -146,6 +146,12 @@ def execute(opts: Options) -> int:
     if result.failed_inputs:
         return 2
     return fail_exit(result.findings, opts.fail_on)
+
+
+def _usable(result: ScanResult) -> bool:
+    """Whether an input was read: with none, there is no report to write (--html, --export)
+    and the run ends with each input's error alone (exit 2)."""
+    return len(result.failed_inputs) < len(result.inputs)
 
 
 def _refuse_live_only(live: dict[str, Any]) -> None:

@@ -212,7 +212,8 @@ def _on_dask(opts: Options, address: str, models: Models) -> list[SteerResult]:
 def execute(opts: Options) -> int:
     report = run(opts)
     result = report.result
-    if opts.html_path:
+    # With no input read there is no report to write: each input's error alone (exit 2).
+    if opts.html_path and not all(i.error for i in result.inputs):
         write_html(
             opts.html_path, "netsleuth steer", lambda page, h: h.add_steer(page, result, "steer")
         )
