@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 from netsleuth.drops.events import Drops, Layout, decode
 from netsleuth.drops.format import FormatError, PageLayout, parse_format, parse_header_page
 from netsleuth.drops.rules import judge
-from netsleuth.drops.run import Filters, kernel_filter, parse_filters
+from netsleuth.drops.run import Filters, kernel_filter, parse_filters, tick_after
 from netsleuth.drops.symbols import Kallsyms, Location
 from netsleuth.drops.tally import DropGroup, group
 from netsleuth.findings import Severity
@@ -289,3 +289,16 @@ def test_grouping_counts_each_location_reason_protocol() -> None:
         (0xFFFFFFFF81000010, -1, 4): 1,
         (0xFFFFFFFF81000010, 3, 0x86DD): 1,
     }
+
+
+@pytest.mark.parametrize(
+    ("now", "want"),
+    [
+        (10.0, 11.0),  # on time: the next point
+        (10.4, 11.0),  # a little late: still the next point, no drift
+        (23.7, 24.0),  # a stall past 11-23: one tick covered them, the next is after now
+        (24.0, 25.0),  # exactly on a point: the one after it
+    ],
+)
+def test_ticks_skip_the_points_a_stall_passed(now: float, want: float) -> None:
+    assert tick_after(0.0, 1.0, now) == pytest.approx(want)

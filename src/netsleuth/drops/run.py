@@ -4,6 +4,7 @@ host; parsing, grouping and rules are pure."""
 
 from __future__ import annotations
 
+import math
 import time
 from collections import Counter
 from collections.abc import Callable
@@ -220,6 +221,14 @@ class _Reader:
         return sum(v - self.base_lost.get(cpu, 0) for cpu, v in now.items())
 
 
+def tick_after(t0: float, interval: float, now: float) -> float:
+    """The first point of the tick grid (t0 + k * interval) after `now`. Points that passed
+    while the process was stopped or starved are skipped: the tick just given covers them.
+    Adding one interval a tick fired the missed ones one per POLL (a 10 s stall at
+    --interval 1: ten ticks 0.1 s apart, each a sample for record --drops)."""
+    return t0 + (math.floor((now - t0) / interval) + 1) * interval
+
+
 def trace(
     *,
     duration: float | None,
@@ -264,7 +273,7 @@ def trace(
                     on_tick(Tick(now - t0, now - last_tick, rows, total, reader.lost()))
                     reader.tick.clear()
                     last_tick = now
-                    next_tick += interval or 1.0
+                    next_tick = tick_after(t0, interval or 1.0, now)
                 time.sleep(POLL)
             seconds = time.monotonic() - t0
             # Stop the event, then take what is still in the ring.
