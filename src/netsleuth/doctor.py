@@ -37,10 +37,14 @@ def take_samples(
     root: Path = Path("/"),
 ) -> list[tuple[float, Snapshot]]:
     out = []
+    # Wall-clock stamps (a bundle's sample times) that advance with the monotonic clock: a
+    # step of the wall clock between two samples (NTP, an operator) neither makes their
+    # times go back (exit 2 in diagnose) nor stretches the interval the rates divide by.
+    wall = time.time() - time.monotonic()
     for i in range(count):
         if i:
             time.sleep(interval)
-        out.append((time.time(), read_live(root)))
+        out.append((wall + time.monotonic(), read_live(root)))
         if on_sample is not None:
             on_sample(i)
     return out

@@ -37,7 +37,10 @@ def run(opts: Options) -> Generator[Tick, None, None]:
     from netsleuth.host.sample import parse_sample
     from netsleuth.sources.hostfs import read_live
 
-    return _ticks(opts, parse_sample(read_live(), time.time()))
+    # Monotonic sample times: rates divide by a true interval, and the pause to the next
+    # reading is not stretched, whatever NTP or an operator does to the wall clock (with
+    # time.time() a step back raised out of rates() or paused watch for the step).
+    return _ticks(opts, parse_sample(read_live(), time.monotonic()))
 
 
 def _ticks(opts: Options, prev: Sample) -> Generator[Tick, None, None]:
@@ -48,8 +51,8 @@ def _ticks(opts: Options, prev: Sample) -> Generator[Tick, None, None]:
 
     n = 0
     while opts.count is None or n < opts.count:
-        time.sleep(max(0.0, prev.time + opts.interval - time.time()))
-        cur = parse_sample(read_live(), time.time())
+        time.sleep(max(0.0, prev.time + opts.interval - time.monotonic()))
+        cur = parse_sample(read_live(), time.monotonic())
         r = rates(prev, cur)
         yield Tick(r, rate_findings(r, cur))
         prev = cur
