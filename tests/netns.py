@@ -10,6 +10,7 @@ import socket
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 
 from netsleuth.craft import incidents
 
@@ -91,6 +92,32 @@ def wait_for_neighbour(ns: str, ip: str, timeout: float = 30.0) -> None:
         while not any(n["state"] & NUD_VALID for n in nsx.get_neighbours(dst=ip)):
             assert time.monotonic() < deadline, f"{ns} never resolved {ip}"
             time.sleep(0.02)
+
+
+def udp_no_ports(ns: str) -> int:
+    """Namespace `ns`'s UDP NoPorts counter (its /proc/net/snmp): the datagrams its stack
+    received for a port nobody listens on. __udp4_lib_rcv counts each one just before it
+    frees it as the NO_SOCKET drop, in the same softirq."""
+    from pyroute2 import netns
+
+    netns.pushns(ns)
+    try:  # thread-self: this thread's namespace, the one pushns entered
+        rows = Path("/proc/thread-self/net/snmp").read_text().splitlines()
+    finally:
+        netns.popns()
+    names, values = (r.split() for r in rows if r.startswith("Udp:"))
+    return int(values[names.index("NoPorts")])
+
+
+def wait_for_no_ports(ns: str, count: int, timeout: float = 30.0) -> None:
+    """Until namespace `ns`'s UDP NoPorts counter reaches `count`: the datagrams sent to a
+    closed port there have been received and dropped. A veth hands them to the receiving
+    stack after sendto() returns (its backlog, a softirq that a busy host may run late),
+    so this is polled rather than slept for."""
+    deadline = time.monotonic() + timeout
+    while (n := udp_no_ports(ns)) < count:
+        assert time.monotonic() < deadline, f"{ns} counted {n} of {count} NoPorts datagrams"
+        time.sleep(0.02)
 
 
 def bpdus(seconds: int) -> list[bytes]:

@@ -12,7 +12,6 @@ import signal
 import subprocess
 import sys
 import threading
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -22,7 +21,7 @@ from netsleuth import craft
 from netsleuth.drops.run import NO_FILTERS, Filters, Report, trace
 from netsleuth.sources.tracefs import find_tracefs
 from tests.netns import WARM_UP_PORT as CLOSED_PORT
-from tests.netns import Pair, bpdus, veth_pair
+from tests.netns import Pair, bpdus, udp_no_ports, veth_pair, wait_for_no_ports
 from tests.tracefsutil import wait_for_drops_event
 
 pytestmark = pytest.mark.privileged
@@ -139,9 +138,13 @@ def test_a_signal_ends_the_run_with_a_report_and_leaves_nothing(
     before = tracing_state()
     proc = run_cli("--duration", "0", "--format", "json")
     wait_for_drops_event(proc.pid)
+    no_ports = udp_no_ports(pair.b)  # the fixture's warm-up datagram is counted there too
     for i in range(40):
         pair.udp.sendto(b"%d" % i, (B_IP, CLOSED_PORT))
-    time.sleep(0.3)
+    # b's stack has dropped all 40 (it counts each just before its kfree_skb event), so
+    # they are in the run's ring before the signal ends it; not a pause a busy host's late
+    # softirq may outlast.
+    wait_for_no_ports(pair.b, no_ports + 40)
     proc.send_signal(sig)
     out, err = proc.communicate(timeout=20)
     assert proc.returncode == 0, err
