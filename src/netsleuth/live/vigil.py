@@ -21,7 +21,13 @@ from typing import Any
 import numpy as np
 
 from netsleuth.capture.batch import RecordBatch
-from netsleuth.capture.ring import InterfaceDownError, KernelStats, RingConfig, RingReader
+from netsleuth.capture.ring import (
+    MAX_BLOCKS_PER_BATCH,
+    InterfaceDownError,
+    KernelStats,
+    RingConfig,
+    RingReader,
+)
 from netsleuth.checks import Check, new_checks, observe_all
 from netsleuth.checks.fragments import FragmentAudit
 from netsleuth.checks.outer_reassembly import TunnelReassembly
@@ -136,6 +142,7 @@ class Vigil:
                     span = now - tick_at + opts.interval
                     self.tick(reader, now - start, self.inp.packets - tick_packets, span)
                     tick_at, tick_packets = now + opts.interval, self.inp.packets
+            self._drain(reader)
         except InterfaceDownError as err:
             self.inp.error = str(err)  # the report covers what was read before
         finally:
@@ -152,6 +159,19 @@ class Vigil:
             self.files,
             time.process_time() - cpu0,
         )
+
+    def _drain(self, reader: RingReader) -> None:
+        """What the ring held when the run ended (--duration, a signal), read before the
+        report, so that the frames the socket counted are the frames checked: the partly
+        filled block once its retire timer has handed it over, and at most one pass over
+        the ring's blocks, so a busy link cannot keep the run going. Without it a run
+        stopped past its --duration (SIGSTOP, a starved host) read nothing of what came."""
+        time.sleep(reader.config.retire_ms / 1000)
+        for _ in range(reader.config.blocks // MAX_BLOCKS_PER_BATCH + 1):
+            batch = reader.read_ready()
+            if batch is None:
+                return
+            self.batch(batch)
 
     def batch(self, batch: RecordBatch) -> None:
         if len(batch) == 0:
