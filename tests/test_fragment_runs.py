@@ -130,7 +130,7 @@ def held(table: Any) -> list[tuple[bytes, int, list[int]]]:
 AT_ONCE = fragments.at_once
 
 
-def in_arrival(self: Any, a: int, pending: outer_reassembly.Pending) -> tuple[int, None]:
+def in_arrival(self: Any, a: int, pending: outer_reassembly.Pending, look: int) -> tuple[int, None]:
     """TunnelReassembly._stretch that gathers nothing: the rest of the batch in arrival
     order."""
     return int(pending.group.shape[0]) - a, None
@@ -248,13 +248,45 @@ def test_a_batch_past_a_bound_goes_in_by_stretches(
     assert evicted[2] == {"bytes": 4, "count": 3}[bound]
 
 
+def test_keys_that_do_not_recur_are_not_gathered(monkeypatch: pytest.MonkeyPatch) -> None:
+    """helper-47's flood: the outer reassembly's table full (MAX_OPEN 64 here) of IP-in-IP
+    datagrams that never complete, 32 fragments of distinct held keys, then a new key that
+    evicts the oldest, over and over. Gathering saves no run there, so no stretch is
+    taken gathered (each look costs about ten fragments' work: looking at every new key
+    made this 2.7 times slower than arrival order), and what is held is arrival order's."""
+    monkeypatch.setattr(outer_reassembly, "MAX_OPEN", 64)
+    idents, held, turn = [], list(range(64)), 0
+    for k in range(1200):
+        if k % 33 == 32:
+            held = [*held[1:], 1000 + k]
+            idents.append(held[-1])
+        else:
+            turn = (turn + 1) % len(held)
+            idents.append(held[turn])
+    frames = [ipip(ident, 8 * (1 + k)) for k, ident in enumerate(idents)]
+    first = [ipip(ident, 8) for ident in range(64)]  # fill the table in a batch before
+    did = shortcuts_change_nothing(
+        first + frames, [1000 * k for k in range(64 + len(frames))], [64], monkeypatch, 16
+    )
+    assert did["gathered"] and not any(did["gathered"])
+    # Looks get rarer while none pays (up to MAX_STEP fragments between them): 13 here, where
+    # one after every eviction is 74.
+    assert len(did["gathered"]) <= 20
+
+
 def shortcuts_change_nothing(
-    frames: list[bytes], stamps: list[int], cuts: list[int], monkeypatch: pytest.MonkeyPatch
+    frames: list[bytes],
+    stamps: list[int],
+    cuts: list[int],
+    monkeypatch: pytest.MonkeyPatch,
+    min_gain: int = 1,
 ) -> dict[str, list[bool]]:
     """Whether the shortcuts leave the findings and the trackers' datagrams after each batch
     as every fragment one by one in arrival order leaves them (an assertion fails where
     not); what they did: each _stretch (whether it moved a fragment) and each
-    _continues."""
+    _continues. `min_gain` 1: a stretch is gathered wherever that saves a run, so that
+    small cases test its conditions."""
+    monkeypatch.setattr(outer_reassembly, "MIN_GAIN", min_gain)
     did: dict[str, list[bool]] = {"gathered": [], "continued": []}
     stretch = outer_reassembly.TunnelReassembly._stretch
     cont = fragments.FragmentAudit._continues
@@ -347,6 +379,7 @@ def test_a_key_whose_order_matters_stays_in_arrival_order(
 ) -> None:
     frames, seconds, cuts = ORDER_MATTERS[case]
     stamps = [SECOND * s for s in seconds]
+    monkeypatch.setattr(outer_reassembly, "MIN_GAIN", 1)  # these few would gather otherwise
     if case in {"count", "evicted first"}:
         monkeypatch.setattr(outer_reassembly, "MAX_OPEN", 2)
     states: list[object] = []
