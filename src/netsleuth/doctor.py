@@ -6,7 +6,7 @@ from __future__ import annotations
 import itertools
 import socket
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -35,8 +35,9 @@ def take_samples(
     interval: float,
     on_sample: Callable[[int], None] | None = None,
     root: Path = Path("/"),
-) -> list[tuple[float, Snapshot]]:
-    out = []
+) -> Iterator[tuple[float, Snapshot]]:
+    """`count` samples `interval` apart, each given as it is taken (collect writes it and
+    lets it go; doctor keeps its first and last)."""
     # Wall-clock stamps (a bundle's sample times) that advance with the monotonic clock: a
     # step of the wall clock between two samples (NTP, an operator) neither makes their
     # times go back (exit 2 in diagnose) nor stretches the interval the rates divide by.
@@ -44,10 +45,9 @@ def take_samples(
     for i in range(count):
         if i:
             time.sleep(interval)
-        out.append((wall + time.monotonic(), read_live(root)))
+        yield wall + time.monotonic(), read_live(root)
         if on_sample is not None:
             on_sample(i)
-    return out
 
 
 # Two samples closer than this give no rate worth the name (and 0 s apart, none at all).
@@ -77,7 +77,15 @@ def diagnose(source: str, snaps: list[tuple[float, Snapshot]]) -> Diagnosis:
 def doctor_live(
     count: int, interval: float, on_sample: Callable[[int], None] | None = None
 ) -> Diagnosis:
-    return diagnose("live", take_samples(count, interval, on_sample))
+    """The samples between the first and the last keep their notes only: the rules compare
+    those two (diagnose), and memory does not grow with --samples."""
+    kept: list[tuple[float, Snapshot]] = []
+    for t, snap in take_samples(count, interval, on_sample):
+        if len(kept) > 1:
+            mid_t, mid = kept[-1]
+            kept[-1] = (mid_t, Snapshot(notes=mid.notes))
+        kept.append((t, snap))
+    return diagnose("live", kept)
 
 
 def doctor_bundle(path: Path) -> Diagnosis:
@@ -91,7 +99,5 @@ def doctor_root(root: Path) -> Diagnosis:
 def collect(
     out: Path, count: int, interval: float, on_sample: Callable[[int], None] | None = None
 ) -> int:
-    snaps = take_samples(count, interval, on_sample)
     meta = {"host": socket.gethostname(), "created_by": f"netsleuth {__version__}"}
-    write_bundle(out, snaps, meta)
-    return len(snaps)
+    return write_bundle(out, take_samples(count, interval, on_sample), meta)
