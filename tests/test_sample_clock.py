@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import time
 import tracemalloc
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -90,3 +91,34 @@ def test_memory_does_not_grow_with_the_samples(
         assert [snap.files["proc/bulk"].split("\n", 1)[0] for _, snap in got] == [
             str(k) for k in range(1, 61)
         ]
+
+
+@pytest.mark.parametrize("name", ["b.tar.gz", "b"])
+def test_a_collect_stopped_midway_leaves_nothing(name: str, tmp_path: Path) -> None:
+    """A signal (KeyboardInterrupt here) after two samples: neither the bundle nor the
+    folder it was being built in is left, as a .tar.gz or as a directory."""
+    from netsleuth.sources.bundle import write_bundle
+    from netsleuth.sources.hostfs import Snapshot
+
+    def samples() -> Iterator[tuple[float, Snapshot]]:
+        for k in range(2):
+            yield 100.0 + k, Snapshot(files={"proc/stat": f"cpu {k}\n"})
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        write_bundle(tmp_path / name, samples(), {"host": "t"})
+    assert list(tmp_path.iterdir()) == []
+    # Completed, into a folder already there: its files replaced, meta.json listing both.
+    (tmp_path / "b").mkdir()
+    (tmp_path / "b" / "meta.json").write_text("old")
+    two = [(100.0 + k, Snapshot(files={"proc/stat": f"cpu {k}\n"})) for k in range(2)]
+    assert write_bundle(tmp_path / name, two, {"host": "t"}) == 2
+    got = read_bundle_times(tmp_path / name)
+    assert got == [100.0, 101.0]
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted({name, "b"})
+
+
+def read_bundle_times(path: Path) -> list[float]:
+    from netsleuth.sources.bundle import read_bundle
+
+    return [t for t, _ in read_bundle(path)]

@@ -19,9 +19,11 @@ import io
 import json
 import math
 import os
+import shutil
 import stat
 import sys
 import tarfile
+import tempfile
 import time
 from collections.abc import Iterable, Iterator
 from pathlib import Path, PurePosixPath
@@ -77,12 +79,36 @@ def write_bundle(
             info.size, info.mtime = len(data), now
             tar.addfile(info, io.BytesIO(data))
         return len(listed)
-    for t, snap in samples:
-        for name, data in _sample_files(len(listed), snap):
-            _write_in(path, name, data)
-        listed.append({"dir": f"samples/{len(listed)}", "time": t})
-    _write_in(path, "meta.json", _meta_json(listed, meta))
+    # Built in a private folder beside the target and moved in when complete: a run that
+    # stops midway (a signal, a full disk) leaves nothing behind.
+    parent = path.parent
+    try:
+        work = Path(tempfile.mkdtemp(dir=parent, prefix=".netsleuth-", suffix=".part"))
+    except OSError as err:
+        raise InputError(str(path), f"cannot write in {parent}: {err.strerror}") from None
+    try:
+        for t, snap in samples:
+            for name, data in _sample_files(len(listed), snap):
+                _write_in(work, name, data)
+            listed.append({"dir": f"samples/{len(listed)}", "time": t})
+        _write_in(work, "meta.json", _meta_json(listed, meta))
+        _move_into(work, path)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
     return len(listed)
+
+
+def _move_into(work: Path, path: Path) -> None:
+    """The bundle built in `work` to `path`: renamed when nothing is there, else each file
+    replaced in the folder there (meta.json last, as it was written)."""
+    try:
+        os.rename(work, path)
+        return
+    except OSError:
+        pass  # a folder already there: file by file
+    names = sorted(p.relative_to(work).as_posix() for p in work.rglob("*") if p.is_file())
+    for name in sorted(names, key=lambda n: n == "meta.json"):
+        _write_in(path, name, (work / name).read_bytes())
 
 
 def _sample_files(i: int, snap: Snapshot) -> Iterator[tuple[str, bytes]]:
