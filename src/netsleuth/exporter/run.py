@@ -12,6 +12,7 @@ from prometheus_client import CollectorRegistry, start_http_server
 
 from netsleuth.errors import InputError
 from netsleuth.exporter.collector import DropTotals, HostCollector
+from netsleuth.host.sample import parse_sample
 from netsleuth.sources.hostfs import Snapshot, read_live, read_snapshot
 
 
@@ -43,6 +44,9 @@ def serve(
         return read_snapshot(root) if root is not None else read_live()
 
     totals = DropTotals() if drops else None
+    # Read and parsed once before serving: a root or host that cannot be (SampleTooLargeError:
+    # MAX_VALUES) is one line and exit 2, not a traceback at every scrape (helper-49).
+    parse_sample(read(), 0.0)
     registry = CollectorRegistry(auto_describe=False)
     registry.register(HostCollector(read, totals, root or Path("/")))
     try:
