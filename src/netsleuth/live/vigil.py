@@ -166,7 +166,9 @@ class Vigil:
         filled block once its retire timer has handed it over, and at most one pass over
         the ring's blocks, so a busy link cannot keep the run going. Without it a run
         stopped past its --duration (SIGSTOP, a starved host) read nothing of what came."""
-        time.sleep(reader.config.retire_ms / 1000)
+        # Twice the retire timeout and a margin: the timer runs in a softirq that a loaded
+        # host may run late (helper-49).
+        time.sleep((2 * reader.config.retire_ms + 10) / 1000)
         for _ in range(reader.config.blocks // MAX_BLOCKS_PER_BATCH + 1):
             batch = reader.read_ready()
             if batch is None:
