@@ -254,7 +254,8 @@ class TunnelReassembly:
             else:
                 # A stretch that took all it looked at looks further next time; one a bound
                 # cut, about as far again.
-                skip, look = 1, min(2 * look, WINDOW) if m == look else max(MIN_LOOK, 2 * m)
+                grown = 2 * look if m == look else 2 * m
+                skip, look = 1, min(max(MIN_LOOK, grown), WINDOW)
             at = np.arange(a, a + m) if order is None else a + order
             done += self._runs(t, [frags[i] for i in at.tolist()], rest.pick(at))
             a += m
