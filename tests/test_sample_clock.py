@@ -122,3 +122,19 @@ def read_bundle_times(path: Path) -> list[float]:
     from netsleuth.sources.bundle import read_bundle
 
     return [t for t, _ in read_bundle(path)]
+
+
+def test_collect_refuses_more_samples_than_a_bundle_holds(tmp_path: Path) -> None:
+    """--duration 2000 at --interval 0.1 is 20,001 samples; doctor --bundle reads 10,000 at
+    most: refused before sampling, one line, exit 2, no file."""
+    from tests import clirun
+
+    out = tmp_path / "b.tar.gz"
+    ran = clirun.invoke(
+        "collect", "-o", str(out), "--duration", "2000", "--interval", "0.1", code=2
+    )
+    assert ran.err_lines() == [
+        "netsleuth: --duration: 20001 samples at --interval 0.1: a bundle holds at most 10000 "
+        "(use a longer --interval, or `netsleuth record` for long series)"
+    ]
+    assert not out.exists()

@@ -19,8 +19,18 @@ def run(opts: Options) -> int:
     from pathlib import Path
 
     from netsleuth import doctor as doc
+    from netsleuth.errors import InputError
+    from netsleuth.sources.bundle import MAX_SAMPLES
 
     count = max(2, int(opts.duration / opts.interval) + 1)
+    if count > MAX_SAMPLES:
+        # doctor --bundle refuses a bundle of more (helper-49): refused before an hour of
+        # sampling, not after. `record` keeps long series.
+        raise InputError(
+            "--duration",
+            f"{count} samples at --interval {opts.interval:g}: a bundle holds at most "
+            f"{MAX_SAMPLES} (use a longer --interval, or `netsleuth record` for long series)",
+        )
     return doc.collect(Path(opts.output), count, opts.interval)
 
 
