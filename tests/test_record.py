@@ -157,42 +157,51 @@ def test_cli_records_a_root_for_a_duration(tmp_path: Path) -> None:
 
 
 class FakeClock:
-    """time.monotonic and time.sleep for record's loop: sleeping moves the clock."""
+    """time.monotonic and time.sleep for record's loop: sleeping moves the clock, and the
+    first sleep from `stall_at` on lasts `stall` seconds longer (the process stopped)."""
 
-    def __init__(self) -> None:
+    def __init__(self, stall_at: float = 1e9, stall: float = 0.0) -> None:
         self.now = 100.0
+        self.stall_at, self.stall = stall_at, stall
 
     def monotonic(self) -> float:
         return self.now
 
     def sleep(self, seconds: float) -> None:
         self.now += seconds
+        if self.now >= self.stall_at and self.stall:
+            self.now += self.stall
+            self.stall = 0.0
 
 
 @pytest.mark.parametrize(
-    ("stall_after", "want"),
+    ("where", "want"),
     [
-        # A 3.5 s stall during the second sample: one sample at 105.5 covers 102-105.5
-        # (catching up sampled 103, 104 and 105 at 105.5, intervals of no time at all).
-        (2, [101, 102, 105.5, 106, 107, 108, 109, 110]),
+        # A 3.5 s stall during the second sample: the next is at the first point after it,
+        # 106, covering 102-106 (catching up sampled 103, 104 and 105 at 105.5, intervals
+        # of no time at all).
+        ("step 2", [101, 102, 106, 107, 108, 109, 110]),
         # Past the end: one last sample covers the rest of the duration.
-        (8, [*range(101, 109), 113.5]),
+        ("step 8", [*range(101, 109), 113.5]),
+        # A 1.7 s stall while waiting for 103: woken at 104.2, a whole interval late, the
+        # loop waits for 105 (helper-49: it sampled then and again at once).
+        ("sleep", [101, 102, 105, 106, 107, 108, 109, 110]),
     ],
 )
 def test_record_skips_grid_points_a_stall_passed(
-    stall_after: int, want: list[float], monkeypatch: pytest.MonkeyPatch
+    where: str, want: list[float], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from types import SimpleNamespace
 
     from netsleuth.record import run
 
-    clock = FakeClock()
+    clock = FakeClock(102.5, 1.7) if where == "sleep" else FakeClock()
     taken: list[float] = []
 
     def step(drops: list[DropRow], findings: list[object]) -> None:
         taken.append(clock.now)
-        if len(taken) == stall_after:
-            clock.now += 3.5 if stall_after == 2 else 5.5
+        if where == f"step {len(taken)}":
+            clock.now += 3.5 if len(taken) == 2 else 5.5
 
     monkeypatch.setattr(run, "time", clock)
     rec = SimpleNamespace(prev=SimpleNamespace(time=100.0), step=step)

@@ -110,25 +110,30 @@ def record(
 
 
 def _plain(rec: Recorder, interval: float, duration: float | None) -> None:
+    """Samples on a grid from the start (no drift from sampling time). Points that passed
+    while the process was stopped or starved (SIGSTOP, a suspend, a busy host) are skipped,
+    one sample covering the gap, where catching up gave a burst of samples milliseconds
+    apart whose rates are noise (helper-44): woken a whole interval or more after its point,
+    the loop waits for the next one; after a sample that took past the next point, it
+    waits for the first point after it. Past --duration, one last sample covers the rest."""
     start = rec.prev.time  # monotonic: a wall-clock step neither stalls nor hurries us
     last = sys.maxsize if duration is None else math.floor(duration / interval + 1e-6)
-    slot = 0
+    slot = 1
     with stop_on_signals() as stop:
-        while not stop.requested:
-            # The next point of a grid from the start (no drift from sampling time). Points
-            # that passed while the process was stopped or starved (SIGSTOP, a suspend, a
-            # busy host) are skipped: one sample covers the gap, where catching up gave a
-            # burst of samples milliseconds apart whose rates are noise (helper-44).
-            late = int((time.monotonic() - start) / interval)
-            nxt = min(max(slot + 1, late), last)
-            if nxt <= slot:
-                break
-            slot = nxt
+        while not stop.requested and slot <= last:
             due = start + slot * interval
             while not stop.requested and time.monotonic() < due:
                 time.sleep(min(0.05, max(0.0, due - time.monotonic())))
-            if not stop.requested:
-                rec.step([], [])
+            if stop.requested:
+                break
+            after = int((time.monotonic() - start) / interval) + 1  # the first point ahead
+            if time.monotonic() - due >= interval and after <= last:
+                slot = after
+                continue
+            rec.step([], [])
+            if slot == last:
+                break
+            slot = min(max(slot + 1, int((time.monotonic() - start) / interval) + 1), last)
 
 
 def _with_drops(rec: Recorder, interval: float, duration: float | None) -> None:
