@@ -27,7 +27,7 @@ import tempfile
 import time
 from collections.abc import Iterable, Iterator
 from pathlib import Path, PurePosixPath
-from typing import Any
+from typing import Any, BinaryIO
 
 from netsleuth.errors import InputError
 from netsleuth.outpaths import atomic_output
@@ -293,32 +293,32 @@ def _files(base: str, budget: _Budget) -> Iterator[str]:
         stack += [os.path.join(folder, d) for d in sorted(dirs, reverse=True)]
 
 
-def _tar_members(path: Path, source: str) -> Iterator[tuple[str, bytes]]:
+def _tar_members(fh: BinaryIO, source: str) -> Iterator[tuple[str, bytes]]:
     """The archive's members under safe relative names, in archive order, within the
-    archive's bounds (members, file size, bytes decompressed); each is the caller's to
-    keep or drop before the next is read."""
+    archive's bounds (members, file size, bytes decompressed), read from its start; each
+    is the caller's to keep or drop before the next is read."""
     try:
-        with open(path, "rb", buffering=65536) as fh:
-            for name, data in members(
-                fh, max_members=MAX_MEMBERS, max_file=MAX_FILE, max_stream=MAX_STREAM
-            ):
-                p = _safe(name)
-                if p is not None:
-                    yield p.as_posix().removeprefix("./"), data
+        fh.seek(0)
+        for name, data in members(
+            fh, max_members=MAX_MEMBERS, max_file=MAX_FILE, max_stream=MAX_STREAM
+        ):
+            p = _safe(name)
+            if p is not None:
+                yield p.as_posix().removeprefix("./"), data
     except TarError as err:
         raise InputError(source, f"not a bundle directory or readable archive: {err}") from None
     except OSError as err:
         raise InputError(source, err.strerror or str(err)) from None
 
 
-def _tar_meta(path: Path, source: str) -> tuple[str, bytes]:
+def _tar_meta(fh: BinaryIO, source: str) -> tuple[str, bytes]:
     """The first pass over an archive: its meta.json and the folder it is in ("" or
     "name/": a tar of the directory itself may put everything under one top folder).
     Nothing else is kept, so the second pass knows which samples to keep wherever
     meta.json lies in the archive."""
     root: bytes | None = None
     tops: dict[str, bytes] = {}
-    for name, data in _tar_members(path, source):
+    for name, data in _tar_members(fh, source):
         if name == "meta.json":
             root = data
         elif (
@@ -338,13 +338,28 @@ def _tar_meta(path: Path, source: str) -> tuple[str, bytes]:
 
 
 def _read_tar(path: Path, source: str, ends_only: bool) -> list[tuple[float, Snapshot]]:
-    prefix, raw = _tar_meta(path, source)
+    """Two passes over one open file (meta.json, then the samples it lists): a bundle
+    replaced between them by a new `collect` cannot mix two bundles (helper-49)."""
+    try:
+        # Non-blocking: a FIFO put in its place since the caller's stat does not hang the
+        # open (fstat below refuses it); no effect on a regular file's reads.
+        fh = os.fdopen(os.open(path, os.O_RDONLY | os.O_NONBLOCK), "rb", buffering=65536)
+    except OSError as err:
+        raise InputError(source, err.strerror or str(err)) from None
+    with fh:
+        if not stat.S_ISREG(os.fstat(fh.fileno()).st_mode):
+            raise InputError(source, "not a bundle: neither a directory nor a regular file")
+        return _read_open_tar(fh, source, ends_only)
+
+
+def _read_open_tar(fh: BinaryIO, source: str, ends_only: bool) -> list[tuple[float, Snapshot]]:
+    prefix, raw = _tar_meta(fh, source)
     dirs = _meta(raw, source)
     by_dir = {f"{prefix}{d}/": Snapshot() for d, _ in dirs}
     kept = {f"{prefix}{d}/" for d in _kept(dirs, ends_only)}
     filled: set[str] = set()
     budget = _Budget(source)
-    for name, data in _tar_members(path, source):
+    for name, data in _tar_members(fh, source):
         # The sample directory a member is under: one dict look-up per directory level.
         for cut in _dir_prefixes(name, prefix):
             snap = by_dir.get(cut)
