@@ -41,7 +41,7 @@ def wait_until_sleeping(proc: subprocess.Popen[str], timeout: float = 60.0) -> N
     samples (netsleuth.doctor.take_samples), so this is "the first sample is taken": a
     start-up on a busy host can take longer than any fixed pause."""
     deadline = time.monotonic() + timeout
-    wchan = ""
+    wchan, unnamed = "", 0
     while "nanosleep" not in wchan:
         if proc.poll() is not None:
             err = proc.stderr.read() if proc.stderr is not None else ""
@@ -52,9 +52,12 @@ def wait_until_sleeping(proc: subprocess.Popen[str], timeout: float = 60.0) -> N
             wchan = Path(f"/proc/{proc.pid}/wchan").read_text()
         except OSError:
             wchan = ""
-        if wchan == "0" and _state(proc.pid) == "S":
-            # A kernel that names no wait channel (it reads 0 for every sleeping task):
-            # the fixed pause these tests used before, the best left to go by.
+        # 0 while running; 0 asleep too on a kernel that names no wait channel. Taken for
+        # the latter after 20 polls in a row (a sample takes ~10 ms), then the fixed pause
+        # these tests used before, the best left to go by (helper-49: a task seen running,
+        # then asleep, is not enough).
+        unnamed = unnamed + 1 if wchan == "0" and _state(proc.pid) == "S" else 0
+        if unnamed >= 20:
             time.sleep(1.2)
             return
 
