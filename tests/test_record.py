@@ -174,6 +174,13 @@ class FakeClock:
             self.stall = 0.0
 
 
+class StarvedClock(FakeClock):
+    """Every sleep after the first sample's wait ends 2.1 s late."""
+
+    def sleep(self, seconds: float) -> None:
+        self.now += seconds + (2.1 if self.now >= 101 else 0.0)
+
+
 @pytest.mark.parametrize(
     ("where", "want"),
     [
@@ -186,6 +193,11 @@ class FakeClock:
         # A 1.7 s stall while waiting for 103: woken at 104.2, a whole interval late, the
         # loop waits for 105 (helper-49: it sampled then and again at once).
         ("sleep", [101, 102, 105, 106, 107, 108, 109, 110]),
+        # Every sleep 2.1 s too long (a starved host): a point skipped once between two
+        # samples, not at every wake (103.15 skipped for 104, sampled at 105.3; 107.45
+        # for 108, 109.6; then the end, 111.75). Skipping at every wake sampled only at
+        # the end: [101, 111.75].
+        ("starved", [101, 105.3, 109.6, 111.75]),
     ],
 )
 def test_record_skips_grid_points_a_stall_passed(
@@ -196,6 +208,8 @@ def test_record_skips_grid_points_a_stall_passed(
     from netsleuth.record import run
 
     clock = FakeClock(102.5, 1.7) if where == "sleep" else FakeClock()
+    if where == "starved":
+        clock = StarvedClock()
     taken: list[float] = []
 
     def step(drops: list[DropRow], findings: list[object]) -> None:

@@ -118,7 +118,7 @@ def _plain(rec: Recorder, interval: float, duration: float | None) -> None:
     waits for the first point after it. Past --duration, one last sample covers the rest."""
     start = rec.prev.time  # monotonic: a wall-clock step neither stalls nor hurries us
     last = sys.maxsize if duration is None else math.floor(duration / interval + 1e-6)
-    slot = 1
+    slot, skipped = 1, False
     with stop_on_signals() as stop:
         while not stop.requested and slot <= last:
             due = start + slot * interval
@@ -127,13 +127,18 @@ def _plain(rec: Recorder, interval: float, duration: float | None) -> None:
             if stop.requested:
                 break
             after = int((time.monotonic() - start) / interval) + 1  # the first point ahead
-            if time.monotonic() - due >= interval and after <= last:
-                slot = after
+            # Once between two samples: a host so starved that every wake is an interval
+            # late still gets a sample each time, not none.
+            if not skipped and time.monotonic() - due >= interval and after <= last:
+                slot, skipped = after, True
                 continue
+            skipped, taken = False, time.monotonic()
             rec.step([], [])
-            if slot == last:
-                break
-            slot = min(max(slot + 1, int((time.monotonic() - start) / interval) + 1), last)
+            slot = max(slot + 1, int((time.monotonic() - start) / interval) + 1)
+            if slot > last:
+                if taken >= start + last * interval:
+                    break  # this sample covered the end
+                slot = last  # one more, at the end or at once, covers the rest
 
 
 def _with_drops(rec: Recorder, interval: float, duration: float | None) -> None:
