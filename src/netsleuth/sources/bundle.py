@@ -25,7 +25,7 @@ import sys
 import tarfile
 import tempfile
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path, PurePosixPath
 from typing import Any, BinaryIO
 
@@ -63,22 +63,17 @@ def write_bundle(
     samples. Each sample is written as it comes and let go (`collect` passes them as it
     takes them: a sample of a 512-CPU host is ~2.5 MB, and an hour at 1 s held whole was
     ~9 GB); meta.json, which lists them, comes last."""
-    listed: list[dict[str, Any]] = []
     if path.name.endswith((".tar.gz", ".tgz")):
         # Renamed into place when complete: a full disk leaves no partial bundle.
         with atomic_output(str(path)) as fh, tarfile.open(fileobj=fh, mode="w:gz") as tar:
             now = int(time.time())
-            for t, snap in samples:
-                for name, data in _sample_files(len(listed), snap):
-                    info = tarfile.TarInfo(name)
-                    info.size, info.mtime = len(data), now
-                    tar.addfile(info, io.BytesIO(data))
-                listed.append({"dir": f"samples/{len(listed)}", "time": t})
-            data = _meta_json(listed, meta)
-            info = tarfile.TarInfo("meta.json")
-            info.size, info.mtime = len(data), now
-            tar.addfile(info, io.BytesIO(data))
-        return len(listed)
+
+            def add(name: str, data: bytes) -> None:
+                info = tarfile.TarInfo(name)
+                info.size, info.mtime = len(data), now
+                tar.addfile(info, io.BytesIO(data))
+
+            return _write_samples(samples, meta, add)
     # Built in a private folder beside the target and moved in when complete: a run that
     # stops midway (a signal, a full disk) leaves nothing behind.
     parent = path.parent
@@ -87,14 +82,25 @@ def write_bundle(
     except OSError as err:
         raise InputError(str(path), f"cannot write in {parent}: {err.strerror}") from None
     try:
-        for t, snap in samples:
-            for name, data in _sample_files(len(listed), snap):
-                _write_in(work, name, data)
-            listed.append({"dir": f"samples/{len(listed)}", "time": t})
-        _write_in(work, "meta.json", _meta_json(listed, meta))
+        n = _write_samples(samples, meta, lambda name, data: _write_in(work, name, data))
         _move_into(work, path)
     finally:
         shutil.rmtree(work, ignore_errors=True)
+    return n
+
+
+def _write_samples(
+    samples: Iterable[tuple[float, Snapshot]],
+    meta: dict[str, Any],
+    put: Callable[[str, bytes], None],
+) -> int:
+    """Each sample's files as it comes, then meta.json listing them; how many samples."""
+    listed: list[dict[str, Any]] = []
+    for t, snap in samples:
+        for name, data in _sample_files(len(listed), snap):
+            put(name, data)
+        listed.append({"dir": f"samples/{len(listed)}", "time": t})
+    put("meta.json", json.dumps({"format": FORMAT, "samples": listed, **meta}, indent=2).encode())
     return len(listed)
 
 
@@ -116,10 +122,6 @@ def _sample_files(i: int, snap: Snapshot) -> Iterator[tuple[str, bytes]]:
         yield f"samples/{i}/{rel}", text.encode()
     if snap.notes:
         yield f"samples/{i}/notes.txt", "\n".join(snap.notes).encode() + b"\n"
-
-
-def _meta_json(listed: list[dict[str, Any]], meta: dict[str, Any]) -> bytes:
-    return json.dumps({"format": FORMAT, "samples": listed, **meta}, indent=2).encode()
 
 
 def _write_in(folder: Path, name: str, data: bytes) -> None:
