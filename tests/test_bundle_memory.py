@@ -38,6 +38,13 @@ def _tar(path: Path, members: list[tuple[str, bytes]]) -> Path:
 STAT = b"cpu0 1 2 3 4 5 6 7 8 9 10\n"
 
 
+def _interrupts(cpus: int, rows: int, cell: str) -> bytes:
+    """A /proc/interrupts of `cpus` columns and `rows` IRQ lines, each cell `cell`."""
+    hdr = "".join(f"CPU{c:<6}" for c in range(cpus))
+    row = " ".join([cell] * cpus)
+    return "\n".join([hdr, *(f"{k}: {row} PCI-MSI eth0-rx-{k}" for k in range(rows))]).encode()
+
+
 def test_texts_are_bounded_as_held_not_as_bytes(tmp_path: Path) -> None:
     # 12 members of 4 MiB ASCII and one emoji: 48 MiB of bytes (the old bound was 256 MiB
     # of them), held as 192 MiB of 4-byte characters next to the bytes: 266 MB peak.
@@ -55,9 +62,7 @@ def test_many_samples_cost_two(tmp_path: Path) -> None:
     # 40 samples of a 2048-CPU /proc/interrupts (1 MiB, 200k cells each, within every
     # bound): the old reader held and parsed them all at once (410 MB); the rules read
     # the first and the last only. The notes of a sample in between are still reported.
-    hdr = "".join(f"CPU{c:<6}" for c in range(2048))
-    row = " ".join(["1000"] * 2048)
-    irq = "\n".join([hdr, *(f"{k}: {row} PCI-MSI eth0-rx-{k}" for k in range(100))]).encode()
+    irq = _interrupts(2048, 100, "1000")
     members = [("meta.json", _meta(40))]
     for i in range(40):
         members += [(f"samples/{i}/proc/interrupts", irq), (f"samples/{i}/proc/stat", STAT)]
@@ -87,9 +92,7 @@ def test_per_cpu_tables_past_the_value_bound_are_refused(tmp_path: Path) -> None
     # The fuzz reproducer's shape: /proc/interrupts of 8192 CPU columns ("1 " each: no real
     # file within MAX_FILE has a third of its 1.06 M cells), in a bundle of two samples
     # (the old reader: exit 0, 129 MB; 60 such samples took it 30 s and 1.4 GB).
-    hdr = "".join(f"CPU{c:<6}" for c in range(8192))
-    row = " ".join(["1"] * 8192)
-    irq = "\n".join([hdr, *(f"{k}: {row} PCI-MSI eth0-rx-0" for k in range(130))]).encode()
+    irq = _interrupts(8192, 130, "1")
     members = [("meta.json", _meta(2))]
     members += [(f"samples/{i}/proc/interrupts", irq) for i in range(2)]
     r = run("doctor", "--bundle", str(_tar(tmp_path / "b.tar.gz", members)))

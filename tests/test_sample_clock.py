@@ -97,7 +97,7 @@ def test_memory_does_not_grow_with_the_samples(
 def test_a_collect_stopped_midway_leaves_nothing(name: str, tmp_path: Path) -> None:
     """A signal (KeyboardInterrupt here) after two samples: neither the bundle nor the
     folder it was being built in is left, as a .tar.gz or as a directory."""
-    from netsleuth.sources.bundle import write_bundle
+    from netsleuth.sources.bundle import read_bundle, write_bundle
     from netsleuth.sources.hostfs import Snapshot
 
     def samples() -> Iterator[tuple[float, Snapshot]]:
@@ -113,15 +113,8 @@ def test_a_collect_stopped_midway_leaves_nothing(name: str, tmp_path: Path) -> N
     (tmp_path / "b" / "meta.json").write_text("old")
     two = [(100.0 + k, Snapshot(files={"proc/stat": f"cpu {k}\n"})) for k in range(2)]
     assert write_bundle(tmp_path / name, two, {"host": "t"}) == 2
-    got = read_bundle_times(tmp_path / name)
-    assert got == [100.0, 101.0]
+    assert [t for t, _ in read_bundle(tmp_path / name)] == [100.0, 101.0]
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted({name, "b"})
-
-
-def read_bundle_times(path: Path) -> list[float]:
-    from netsleuth.sources.bundle import read_bundle
-
-    return [t for t, _ in read_bundle(path)]
 
 
 def test_collect_refuses_more_samples_than_a_bundle_holds(tmp_path: Path) -> None:

@@ -332,7 +332,7 @@ class TunnelReassembly:
         pos = np.arange(m, dtype=np.int64)
         order = np.argsort(np.where(ok[inv], at[inv], pos), kind="stable")
         here = p.group[a : a + m]
-        gain = np.count_nonzero(here[1:] != here[:-1]) - np.count_nonzero(np.diff(here[order]))
+        gain = np.count_nonzero(np.diff(here)) - np.count_nonzero(np.diff(here[order]))
         return m, order if gain >= MIN_GAIN else None
 
     def _headless(self, row: int, latest: int) -> bool:
