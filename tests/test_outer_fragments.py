@@ -134,6 +134,28 @@ def test_udp_tunnel_whose_first_fragment_arrives_last() -> None:
     assert findings(dns[::-1]) == {}
 
 
+def test_a_udp_tunnel_run_held_before_its_first_fragment_is_rebuilt_whole() -> None:
+    """Three fragments of one VXLAN datagram in a row in one batch, its first fragment in
+    the next: the run goes into the held datagram at once (_extend), its bytes placed
+    only when the first fragment comes, and every byte of it is in the rebuilt packet."""
+    first, empty = poison_pair()
+    plain = craft.ether(
+        craft.ipv4(OS, OD, craft.udp(OS, OD, 50000, 4789, craft.vxlan(first, vni=10)), 17), 0x0800
+    )
+    vxlan = craft.udp(OS, OD, 50000, 4789, craft.vxlan(empty, vni=10))
+    parts = craft.fragment_ipv4(OS, OD, vxlan, 17, sizes=[24, 16, 16, 0], ident=4242)
+    split = [craft.ether(p, 0x0800) for p in parts]
+    checks = new_checks()
+    for lo, frames in ((0, [plain, *split[1:]]), (4, split[:1])):
+        batch = RecordBatch.from_packets(frames, ts_ns=[lo + i for i in range(len(frames))])
+        observe_all(checks, decode(dataclasses.replace(batch, frame=batch.frame + lo)))
+    got = {f"{f.id}/{f.layer}": f for f in collect(checks)}
+    zero = got["ipv4.fragment.zero_length/inner"]
+    assert zero.packets == (5,)
+    assert zero.evidence["reassembled"] == [{"frame": 5, "frames": [2, 3, 4, 5]}]
+    assert not any(k.startswith("ipv4.fragment.incomplete") for k in got)
+
+
 def test_link_header_with_a_length_field_does_not_hide_the_inner_packet() -> None:
     first, empty = poison_pair()
 

@@ -363,10 +363,20 @@ class Datagram:
         a run of fragments that cannot complete the datagram (at_once). The covered ranges
         are merged in one sweep (ranges that touch merge, as _cover merges them), or, a
         few into many, inserted one by one as add() does."""
-        self.count += len(frags)
-        self.frames.extend(f.frame for f in frags)
+        self.tally([f.frame for f in frags], sum(len(f.data) for f in frags))
+        self.place(frags, ends)
+
+    def tally(self, frames: list[int], nbytes: int) -> None:
+        """Fragments counted in (their frames, their data's bytes), as extend() counts
+        them, ahead of their bytes and ranges (place): outer_reassembly defers those while
+        its datagram cannot complete (Held.later)."""
+        self.count += len(frames)
+        self.frames.extend(frames)
+        self.nbytes += nbytes + FRAG_COST * len(frames)
+
+    def place(self, frags: list[Fragment], ends: list[int]) -> None:
+        """The fragments' bytes and covered ranges, after tally() counted them."""
         self.frags.extend(frags)
-        self.nbytes += sum(len(f.data) for f in frags) + FRAG_COST * len(frags)
         for f, end in zip(frags, ends, strict=True):
             if not f.more and end > self.last_end:
                 self.last_end = end
