@@ -4,6 +4,7 @@ a skipped privileged test is turned into a failure, so CI cannot pass by skippin
 from __future__ import annotations
 
 import os
+import signal
 from collections.abc import Generator, Iterator
 from pathlib import Path
 
@@ -12,6 +13,15 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("NETSLEUTH_SHARED", ROOT.parent / "shared"))
 CORPUS = SHARED / "corpus" / "tcpdump"
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """A suite run under nohup has SIGHUP ignored, and every netsleuth it starts would
+    inherit that and keep it (nohup's wish is honoured: netsleuth.signals.ending_signals),
+    so the hangup tests would hang. A handler that does nothing keeps this process immune
+    just the same, and exec resets it to the default in the children."""
+    if signal.getsignal(signal.SIGHUP) is signal.SIG_IGN:
+        signal.signal(signal.SIGHUP, lambda signum, frame: None)
 
 
 @pytest.fixture(scope="session")

@@ -5,6 +5,8 @@ the run as that signal, in a command and during start-up."""
 
 from __future__ import annotations
 
+import errno
+import signal
 import sys
 from collections.abc import Callable
 from typing import Any
@@ -17,7 +19,11 @@ from netsleuth.cliutil import Terminated, run_guarded
 # Each signal's exception, the exit code and the line it must end a run with.
 SIGNALS = pytest.mark.parametrize(
     ("exc", "code", "line"),
-    [(Terminated(), 143, "terminated"), (KeyboardInterrupt(), 130, "interrupted")],
+    [
+        (Terminated(), 143, "terminated"),
+        (Terminated(signal.SIGHUP), 129, "hung up"),
+        (KeyboardInterrupt(), 130, "interrupted"),
+    ],
 )
 
 
@@ -136,3 +142,20 @@ def test_a_signal_inside_an_import_ends_like_the_signal(
 def test_any_other_import_error_raises() -> None:
     with pytest.raises(ImportError):
         run_guarded(import_cut, (ValueError("x"),), {})
+
+
+def hung_up_terminal_in_cleanup(signal_exc: BaseException) -> int:
+    """A cleanup that writes to the terminal (rich's Live putting the cursor back) while the
+    signal unwinds; after a hangup the tty answers EIO."""
+    try:
+        raise signal_exc
+    finally:
+        raise OSError(errno.EIO, "Input/output error")
+
+
+@SIGNALS
+def test_a_cleanup_failing_to_write_while_a_signal_unwinds_ends_like_the_signal(
+    exc: BaseException, code: int, line: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert run_guarded(hung_up_terminal_in_cleanup, (exc,), {}) == code
+    assert capsys.readouterr().err == f"netsleuth: {line}\n"

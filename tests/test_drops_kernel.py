@@ -1,6 +1,6 @@
 """drops on the real kernel: two network namespaces joined by a veth pair, packets the
 receiving stack must drop sent across, and the counts, reasons, protocols and locations
-checked against what was sent. After every run (normal end, SIGINT, SIGTERM, a stale
+checked against what was sent. After every run (normal end, SIGINT, SIGTERM, SIGHUP, a stale
 instance left by a killed run) the tracing state is exactly as before. Needs root."""
 
 from __future__ import annotations
@@ -131,7 +131,7 @@ def run_cli(*args: str) -> subprocess.Popen[str]:
     )
 
 
-@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM, signal.SIGHUP])
 def test_a_signal_ends_the_run_with_a_report_and_leaves_nothing(
     pair: Pair, sig: signal.Signals
 ) -> None:

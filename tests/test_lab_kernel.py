@@ -1,6 +1,6 @@
 """The lab on the real kernel (root): verdicts and counters of the issue's mixed capture,
 checked against the namespace's counters read independently (`ip netns exec ... cat`);
-nothing left behind after SIGINT/SIGTERM; stale namespaces of dead owners removed."""
+nothing left behind after SIGINT/SIGTERM/SIGHUP; stale namespaces of dead owners removed."""
 
 from __future__ import annotations
 
@@ -174,8 +174,17 @@ def _tracefs_instances() -> list[str]:
         d.rmdir()
 
 
-@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
-def test_signal_leaves_nothing_behind(tmp_path: Path, sig: signal.Signals) -> None:
+@pytest.mark.parametrize(
+    ("sig", "code", "said"),
+    [
+        (signal.SIGINT, 130, "interrupted"),
+        (signal.SIGTERM, 143, "terminated"),
+        (signal.SIGHUP, 129, "hung up"),
+    ],
+)
+def test_signal_leaves_nothing_behind(
+    tmp_path: Path, sig: signal.Signals, code: int, said: str
+) -> None:
     _require()
     cap = tmp_path / "many.pcap"
     # ARP who-has for an address nobody owns: the kernel consumes it quietly, so this flood
@@ -221,8 +230,8 @@ def test_signal_leaves_nothing_behind(tmp_path: Path, sig: signal.Signals) -> No
         if proc.poll() is None:
             proc.kill()
             proc.wait()
-    assert proc.returncode == 130, err
-    assert "interrupted" in err
+    assert proc.returncode == code, err
+    assert err == f"netsleuth: {said}\n"
     left = [p.name for p in Path("/run/netns").iterdir() if f"-{proc.pid}-" in p.name]
     assert left == []
     assert f"netsleuth-{proc.pid}" not in _tracefs_instances()

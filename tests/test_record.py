@@ -270,7 +270,8 @@ def _has_schema(path: Path) -> bool:
         conn.close()
 
 
-def test_sigterm_ends_a_record_cleanly(tmp_path: Path) -> None:
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGHUP])
+def test_sigterm_or_sighup_ends_a_record_cleanly(tmp_path: Path, sig: signal.Signals) -> None:
     db = tmp_path / "r.sqlite"
     proc = subprocess.Popen(
         [NETSLEUTH, "record", "--db", str(db), "--interval", "0.1"],
@@ -281,7 +282,7 @@ def test_sigterm_ends_a_record_cleanly(tmp_path: Path) -> None:
     assert proc.stdout is not None
     for _ in range(2):
         assert proc.stdout.readline().startswith("sample ")
-    proc.send_signal(signal.SIGTERM)
+    proc.send_signal(sig)
     out, err = proc.communicate(timeout=10)
     assert proc.returncode == 0, err
     n = 2 + out.count("sample ")

@@ -223,11 +223,21 @@ def test_missing_and_unsplittable_inputs_beside_split_ones(tmp_path: Path) -> No
     assert result.inputs[1].error is not None
 
 
-@pytest.mark.parametrize("group", [True, False], ids=["sigint-to-group", "sigterm-to-parent"])
-def test_a_signal_during_a_parallel_scan(mixes: list[Path], group: bool) -> None:
-    """SIGINT to the process group, as a terminal sends it, or SIGTERM to the parent: one
-    line, exit 130 or 143, no traceback from any worker, no process of the run and no spill
-    folder left behind."""
+@pytest.mark.parametrize(
+    ("sig", "group", "code", "said"),
+    [
+        (signal.SIGINT, True, 130, "interrupted"),
+        (signal.SIGTERM, False, 143, "terminated"),
+        (signal.SIGHUP, True, 129, "hung up"),
+    ],
+    ids=["sigint-to-group", "sigterm-to-parent", "sighup-to-group"],
+)
+def test_a_signal_during_a_parallel_scan(
+    mixes: list[Path], sig: signal.Signals, group: bool, code: int, said: str
+) -> None:
+    """SIGINT or SIGHUP to the process group, as a terminal sends them (a hangup reaches the
+    workers too), or SIGTERM to the parent: one line, exit 130, 129 or 143, no traceback
+    from any worker, no process of the run and no spill folder left behind."""
     argv = [sys.executable, "-m", "netsleuth", "scan", "--workers", "2", *[str(mixes[0])] * 40]
     # A suite run as a background job of a non-interactive shell has SIGINT ignored, which
     # a child inherits (and Python then keeps it ignored): handled here, it is reset to the
@@ -246,11 +256,10 @@ def test_a_signal_during_a_parallel_scan(mixes: list[Path], group: bool) -> None
         time.sleep(0.05)
     time.sleep(0.2)
     if group:
-        os.killpg(proc.pid, signal.SIGINT)
+        os.killpg(proc.pid, sig)
     else:
-        os.kill(proc.pid, signal.SIGTERM)
+        os.kill(proc.pid, sig)
     _, err = proc.communicate(timeout=60)
-    code, said = (130, "interrupted") if group else (143, "terminated")
     assert proc.returncode == code, err
     assert err.decode() == f"netsleuth: {said}\n"
     deadline = time.monotonic() + 10

@@ -1,5 +1,5 @@
 """A signal while click parses the command line (before the guarded command runs) ends the
-run like one during the command: one stderr line and 130/143, never click's "Aborted!" and
+run like one during the command: one stderr line and 130/143/129, never click's "Aborted!" and
 exit 1. Deterministic: a launcher wraps click's parse_args to send the signal to its own
 process there, so it lands inside click's main() every time."""
 
@@ -49,6 +49,7 @@ def _netsleuth(*args: str) -> subprocess.CompletedProcess[bytes]:
     [
         (signal.SIGINT, 130, b"netsleuth: interrupted\n"),
         (signal.SIGTERM, 143, b"netsleuth: terminated\n"),
+        (signal.SIGHUP, 129, b"netsleuth: hung up\n"),
     ],
 )
 @pytest.mark.parametrize(

@@ -271,7 +271,7 @@ def listen(**opts: Any) -> int:
     type=click.FloatRange(0),
     default=10.0,
     show_default=True,
-    help="Seconds to trace; 0 traces until Ctrl-C (SIGINT) or SIGTERM.",
+    help="Seconds to trace; 0 traces until Ctrl-C (SIGINT), SIGTERM or SIGHUP.",
 )
 @click.option(
     "--interval",
@@ -363,7 +363,7 @@ def watch(**opts: Any) -> int:
     type=click.FloatRange(0),
     default=10.0,
     show_default=True,
-    help="Seconds to sample; 0 samples until Ctrl-C (SIGINT) or SIGTERM.",
+    help="Seconds to sample; 0 samples until Ctrl-C (SIGINT), SIGTERM or SIGHUP.",
 )
 @click.option(
     "--frequency",

@@ -2,7 +2,8 @@
 never clobber an input, and a console that never reads input-derived text as markup.
 
 Exit codes as in cli.py: 0 ok, 1 findings at --fail-on, 2 unusable input or output, 3 a
-missing privilege or facility; 130/143 when stopped by SIGINT/SIGTERM.
+missing privilege or facility; 128 + the signal's number when stopped by one of the signals
+that end a run (netsleuth.signals.SIGNALS): 130 SIGINT, 143 SIGTERM, 129 SIGHUP.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from types import FrameType
 from typing import TYPE_CHECKING, Any
 
 from netsleuth.errors import InputError, NetsleuthError
+from netsleuth.signals import ending_signals
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -26,8 +28,19 @@ IFNAMSIZ = 16
 
 
 class Terminated(BaseException):
-    """SIGTERM, raised where the process is, so every `finally` and `with` runs (temp
-    directories, tracefs instances, the terminal's cursor) before the process exits 143."""
+    """SIGTERM or SIGHUP (`signum`), raised where the process is, so every `finally` and
+    `with` runs (temp directories, tracefs instances, the terminal's cursor) before the
+    process exits 128 + signum: 143, 129."""
+
+    def __init__(self, signum: int = signal.SIGTERM) -> None:
+        super().__init__(signal.Signals(signum).name)
+        self.signum = signum
+
+
+# What the one stderr line says for each signal that ends a run. A hangup's line most
+# likely goes nowhere (the terminal is gone: _say drops the error), but not when stderr
+# is a file or the signal came from `kill -HUP`.
+_SAID = {signal.SIGINT: "interrupted", signal.SIGTERM: "terminated", signal.SIGHUP: "hung up"}
 
 
 class SigintOutsideCommand(BaseException):
@@ -37,8 +50,12 @@ class SigintOutsideCommand(BaseException):
     through click untouched, and entry() ends the run with one line and 130."""
 
 
+# The exceptions the signals that end a run raise (install_signals, run_guarded).
+_SIGNALLED = (KeyboardInterrupt, SigintOutsideCommand, Terminated)
+
+
 def _on_term(signum: int, frame: FrameType | None) -> None:
-    raise Terminated
+    raise Terminated(signum)
 
 
 def _on_int(signum: int, frame: FrameType | None) -> None:
@@ -46,12 +63,13 @@ def _on_int(signum: int, frame: FrameType | None) -> None:
 
 
 def install_signals() -> None:
-    """Called first thing by the entry point, before anything is created: SIGTERM unwinds
-    like SIGINT does instead of killing the process mid-way. SIGINT raises SigintOutsideCommand
-    until run_guarded starts the command, which sees KeyboardInterrupt as Python code
-    expects (rich's Live, multiprocessing's workers, the commands' own cleanup)."""
-    signal.signal(signal.SIGTERM, _on_term)
-    signal.signal(signal.SIGINT, _on_int)
+    """Called first thing by the entry point, before anything is created: SIGTERM and SIGHUP
+    unwind like SIGINT does instead of killing the process mid-way (SIGHUP stays ignored
+    under nohup: signals.ending_signals). SIGINT raises SigintOutsideCommand until
+    run_guarded starts the command, which sees KeyboardInterrupt as Python code expects
+    (rich's Live, multiprocessing's workers, the commands' own cleanup)."""
+    for s in ending_signals():
+        signal.signal(s, _on_int if s == signal.SIGINT else _on_term)
 
 
 def _quiet_stdout() -> None:
@@ -65,6 +83,15 @@ def _quiet_stdout() -> None:
 def _flush_stdout() -> None:
     if sys.stdout is not None:
         sys.stdout.flush()
+
+
+def _settle_stdout() -> None:
+    """Flush what stdout holds now, or drop it if it cannot be written: the interpreter's
+    own flush at exit would fail again and turn the exit code into 120."""
+    try:
+        _flush_stdout()
+    except (OSError, ValueError):
+        _quiet_stdout()
 
 
 def io_message(err: OSError) -> str:
@@ -102,24 +129,23 @@ def _run_command(fn: Callable[..., int], args: Any, kwargs: Any) -> int:
     except NetsleuthError as err:
         _say(f"netsleuth: {err}")
         return err.exit_code
-    except (KeyboardInterrupt, SigintOutsideCommand):
-        _say("netsleuth: interrupted")
-        return 130
-    except Terminated:
-        _say("netsleuth: terminated")
-        return 143
+    except _SIGNALLED as err:
+        return _stopped(_signal_of(err))
     except BrokenPipeError:
         # The reader of our output went away (| head): what it wanted, it got. Not an
         # error, and not exit 1 (which means findings at --fail-on).
         _quiet_stdout()
         return 0
     except OSError as err:
+        signalled = _raised_by_signal(err)
+        if signalled is not None:
+            # Raised by a cleanup while a signal unwound: after a hangup, the terminal's
+            # reset (rich's Live, a progress bar) is written to a tty that answers EIO.
+            _settle_stdout()
+            return _stopped(signalled)
         # stdout on a full disk, an --export or -o in a missing or read-only directory,
         # a closed stdin: one line, exit 2.
-        try:
-            _flush_stdout()
-        except (OSError, ValueError):
-            _quiet_stdout()
+        _settle_stdout()
         _say(f"netsleuth: {io_message(err)}")
         return 2
     except RecursionError:  # a RuntimeError: before the clause below
@@ -129,12 +155,24 @@ def _run_command(fn: Callable[..., int], args: Any, kwargs: Any) -> int:
         signalled = _raised_by_signal(err)
         if signalled is None:
             raise
-        _say(f"netsleuth: {'interrupted' if signalled == 130 else 'terminated'}")
-        return signalled
+        return _stopped(signalled)
+
+
+def _signal_of(err: BaseException) -> int:
+    """The signal behind one of _SIGNALLED: a KeyboardInterrupt is SIGINT's."""
+    return err.signum if isinstance(err, Terminated) else signal.SIGINT
+
+
+def _stopped(signum: int) -> int:
+    """The one line and the exit code of a run a signal ended: 128 + its number."""
+    if signum == signal.SIGHUP:
+        _settle_stdout()  # most likely a terminal that hung up: writing it answers EIO
+    _say(f"netsleuth: {_SAID.get(signal.Signals(signum), 'stopped by a signal')}")
+    return 128 + signum
 
 
 def _raised_by_signal(err: BaseException) -> int | None:
-    """130 or 143 when a SIGINT or SIGTERM exception is in err's chain of causes. A signal
+    """The signal when a signal's exception (_signal_of) is in err's chain of causes. A signal
     handler that raises where Python wraps what it raises surfaces as another error: in C
     code calling back into Python (os.fspath's __instancecheck__, seen under SIGTERM in a
     spilling steer) as SystemError "returned a result with an exception set"; in a class
@@ -148,10 +186,8 @@ def _raised_by_signal(err: BaseException) -> int | None:
     for _ in range(8):  # a chain is short; a cycle must not loop
         if cause is None:
             return None
-        if isinstance(cause, (KeyboardInterrupt, SigintOutsideCommand)):
-            return 130
-        if isinstance(cause, Terminated):
-            return 143
+        if isinstance(cause, _SIGNALLED):
+            return _signal_of(cause)
         cause = cause.__cause__ or cause.__context__
     return None
 
@@ -211,15 +247,10 @@ def entry() -> None:
         from netsleuth.cli import main
 
         main()
-    except (KeyboardInterrupt, SigintOutsideCommand):
-        _say("netsleuth: interrupted")
-        sys.exit(130)
-    except Terminated:
-        _say("netsleuth: terminated")
-        sys.exit(143)
+    except _SIGNALLED as err:
+        sys.exit(_stopped(_signal_of(err)))
     except (SystemError, RuntimeError, ImportError) as err:
         signalled = _raised_by_signal(err)
         if signalled is None:
             raise
-        _say(f"netsleuth: {'interrupted' if signalled == 130 else 'terminated'}")
-        sys.exit(signalled)
+        sys.exit(_stopped(signalled))

@@ -26,8 +26,8 @@ without workers for that long, before or during the scan (exit 3); a job that ki
 workers until the scheduler gave up on it (KilledWorker: exit 3); a scheduler lost
 mid-scan (exit 3). A worker lost once is
 not a failure: the scheduler runs its jobs again elsewhere, and a job's result depends only
-on the file. On every way out (an error, Ctrl-C, SIGTERM) the futures are cancelled and
-the client closed: jobs not started are dropped; a job already running finishes its range
+on the file. On every way out (an error, Ctrl-C, SIGTERM, SIGHUP) the futures are cancelled
+and the client closed: jobs not started are dropped; a job already running finishes its range
 (at most scale.MAX_RANGE bytes) and its result is discarded (Dask cannot stop a running
 task).
 """

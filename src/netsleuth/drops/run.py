@@ -1,5 +1,5 @@
 """One `drops` run: a private tracefs instance with skb:kfree_skb, read until the duration
-ends or SIGINT/SIGTERM, then everything removed. The only module here that touches the
+ends or SIGINT/SIGTERM/SIGHUP, then everything removed. The only module here that touches the
 host; parsing, grouping and rules are pure."""
 
 from __future__ import annotations
@@ -238,7 +238,7 @@ def trace(
     on_start: Callable[[], None] | None = None,
     buffer_kb: int = BUFFER_KB,
 ) -> Report:
-    """Trace drops until `duration` seconds pass (None: until SIGINT/SIGTERM)."""
+    """Trace drops until `duration` seconds pass (None: until SIGINT/SIGTERM/SIGHUP)."""
     notes: list[str] = []
     with tracefs_session() as fs:
         if fs.mounted_by_us:

@@ -1,4 +1,4 @@
-"""Serve the collector over HTTP until SIGINT/SIGTERM (with --drops the drop tracer runs in
+"""Serve the collector over HTTP until SIGINT/SIGTERM/SIGHUP (with --drops the drop tracer runs in
 the main thread, feeding DropTotals; prometheus-client serves from its own thread)."""
 
 from __future__ import annotations

@@ -27,7 +27,9 @@ from pathlib import Path
 from types import FrameType, TracebackType
 from typing import Any
 
+from netsleuth.cliutil import Terminated
 from netsleuth.errors import FacilityError
+from netsleuth.signals import SIGNALS, ending_signals
 
 NETNS_DIR = Path("/run/netns")
 NS_PREFIX = "netsleuth-"
@@ -53,11 +55,8 @@ def rps_mask(cpus: list[int]) -> str:
     return ",".join(f"{(bits >> (32 * g)) & 0xFFFFFFFF:08x}" for g in reversed(range(groups)))
 
 
-SIGNALS = (signal.SIGINT, signal.SIGTERM)
-
-
 class Interrupted(KeyboardInterrupt):
-    """SIGINT or SIGTERM arrived: unwinds through every `finally`, so all is removed."""
+    """SIGINT arrived: unwinds through every `finally`, so all is removed."""
 
     def __init__(self, signum: int) -> None:
         super().__init__(signal.Signals(signum).name)
@@ -66,8 +65,9 @@ class Interrupted(KeyboardInterrupt):
 
 @contextlib.contextmanager
 def signals_unwind() -> Iterator[None]:
-    """SIGINT and SIGTERM raise Interrupted for the whole block; installed before anything
-    is created so that no signal can arrive between a creation and its `try`.
+    """For the whole block SIGINT raises Interrupted, SIGTERM and SIGHUP Terminated (as
+    cliutil's handlers do: the exit code names the signal); installed before anything is
+    created so that no signal can arrive between a creation and its `try`.
 
     pyroute2 forks helper children (to open sockets in a namespace) that inherit the
     handler: in them the signal keeps its default action, so a child never unwinds this
@@ -79,9 +79,11 @@ def signals_unwind() -> Iterator[None]:
             signal.signal(signum, signal.SIG_DFL)
             os.kill(os.getpid(), signum)
             return
-        raise Interrupted(signum)
+        if signum == signal.SIGINT:
+            raise Interrupted(signum)
+        raise Terminated(signum)
 
-    old = {s: signal.signal(s, _raise) for s in SIGNALS}
+    old = {s: signal.signal(s, _raise) for s in ending_signals()}
     try:
         yield
     finally:
@@ -100,8 +102,8 @@ def signals_blocked() -> Iterator[None]:
 
 
 class TornDownWhole(contextlib.AbstractContextManager[Any]):
-    """Enter `cm` as usual; its exit (a teardown: unmount, remove) runs with SIGINT and
-    SIGTERM blocked, as Sandbox.close does, so a second signal cannot cut it short."""
+    """Enter `cm` as usual; its exit (a teardown: unmount, remove) runs with SIGINT, SIGTERM
+    and SIGHUP blocked, as Sandbox.close does, so a second signal cannot cut it short."""
 
     def __init__(self, cm: contextlib.AbstractContextManager[Any]) -> None:
         self.cm = cm

@@ -30,7 +30,7 @@ def live_options(fn: Callable[..., Any]) -> Callable[..., Any]:
             "--duration",
             type=click.FloatRange(0, min_open=True),
             default=None,
-            help="With --live: stop after S seconds (default: at Ctrl-C or SIGTERM).",
+            help="With --live: stop after S seconds (default: at Ctrl-C, SIGTERM or SIGHUP).",
         ),
         click.option(
             "--interval",

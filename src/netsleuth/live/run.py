@@ -61,6 +61,7 @@ from netsleuth.scan import (
     input_findings,
     scan_result,
 )
+from netsleuth.signals import SIGNALS, ending_signals
 
 
 @dataclass
@@ -88,14 +89,15 @@ class LiveResult:
 
 @contextlib.contextmanager
 def stop_on_signals() -> Iterator[Callable[[], bool]]:
-    """SIGINT and SIGTERM end the run cleanly (final report, evidence closed, ring and
-    socket released) instead of killing it; the previous handlers come back after."""
+    """The signals that end a run (SIGINT, SIGTERM, SIGHUP) end it cleanly (final report,
+    evidence closed, ring and socket released) instead of killing it; the previous
+    handlers come back after."""
     flag = {"stop": False}
 
     def handler(_sig: int, _frame: object) -> None:
         flag["stop"] = True
 
-    old = {s: signal.signal(s, handler) for s in (signal.SIGINT, signal.SIGTERM)}
+    old = {s: signal.signal(s, handler) for s in ending_signals()}
     try:
         yield lambda: flag["stop"]
     finally:
@@ -178,9 +180,10 @@ def _run_workers(  # noqa: PLR0912 -- one loop over the workers' queue: a branch
 
 
 def _worker(opts: LiveOptions, w: int, n: int, q: Any, halt: Any) -> None:
-    # Ctrl-C reaches the whole process group: the parent decides when workers stop.
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    # Ctrl-C and a hangup reach the whole process group: the parent decides when workers
+    # stop (halt).
+    for s in SIGNALS:
+        signal.signal(s, signal.SIG_IGN)
     try:
         with RingReader(opts.ifname, opts.ring) as reader:
             q.put(("ready", w, None))

@@ -45,7 +45,7 @@ OnEvent = Callable[[Event], None]
 @dataclass(frozen=True, slots=True)
 class LiveOptions:
     ifname: str
-    duration: float | None = None  # None: until stopped (SIGINT, SIGTERM)
+    duration: float | None = None  # None: until stopped (SIGINT, SIGTERM, SIGHUP)
     interval: float = 1.0
     trigger: Severity = Severity.CRITICAL
     only: tuple[str, ...] = ()  # --only: the findings that may trigger, as shown

@@ -1,5 +1,5 @@
 """One `profile` run: a cpu-clock perf event and its mmap'ed ring on each chosen CPU, read
-until the duration ends or SIGINT/SIGTERM, then every mapping and descriptor closed (an
+until the duration ends or SIGINT/SIGTERM/SIGHUP, then every mapping and descriptor closed (an
 ExitStack holds them from the moment each exists, so errors and signals close them too).
 The only module of the package that touches the host; decoding, contexts, stacks and
 causes are pure."""
@@ -33,7 +33,7 @@ from netsleuth.profile.causes import judge
 from netsleuth.profile.stacks import CpuProfile, Key, Stack, count, folded, per_cpu, symbolise
 from netsleuth.signals import stop_on_signals
 
-POLL = 0.5  # seconds: the longest a SIGINT/SIGTERM waits to be noticed
+POLL = 0.5  # seconds: the longest a signal that ends the run waits to be noticed
 PAGES = 16  # data pages per CPU: 64 KiB, ~3 s of samples at 99 Hz with 30-frame stacks
 PROC = Path("/proc")
 SYS = Path("/sys")

@@ -20,7 +20,7 @@ from netsleuth.host.sample import Sample, parse_sample
 from netsleuth.record.schema import open_db
 from netsleuth.record.store import DropRow, Writer
 
-# One signal handling for every long-running command: the first SIGINT/SIGTERM ends the run
+# One signal handling for every long-running command: the first SIGINT/SIGTERM/SIGHUP ends the run
 # at the next poll, a second one interrupts.
 from netsleuth.signals import stop_on_signals
 from netsleuth.sources.hostfs import Snapshot, read_live, read_snapshot
@@ -84,7 +84,7 @@ def record(
     root: Path | None = None,
     on_commit: Callable[[Committed], None] | None = None,
 ) -> int:
-    """Record until `duration` passes or SIGINT/SIGTERM; returns the samples stored."""
+    """Record until `duration` passes or SIGINT/SIGTERM/SIGHUP; returns the samples stored."""
     db = open_db(db_path, create=True)
     try:
         writer = Writer(db)

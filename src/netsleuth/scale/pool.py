@@ -15,6 +15,7 @@ from types import FrameType
 from typing import Any, TypeVar
 
 from netsleuth.errors import FacilityError
+from netsleuth.signals import SIGNALS
 
 J = TypeVar("J")
 R = TypeVar("R")
@@ -46,10 +47,10 @@ def submitter(
     run: Callable[[J], R], workers: int, *, preload: str = __name__
 ) -> Iterator[Callable[[J], Future[R]]]:
     """`workers` processes (context(preload)) and a function that starts `run` over a job
-    in the next free one (pooled). On every way out (an error, Ctrl-C,
-    SIGTERM: term_unwinds) the stop flag is raised (stop_requested(): a worker may end its
-    job early, its result dropped), the jobs not started are dropped and the processes
-    are stopped before the caller's folders go. A worker that dies is one FacilityError."""
+    in the next free one (pooled). On every way out (an error, Ctrl-C, SIGTERM or SIGHUP:
+    term_unwinds) the stop flag is raised (stop_requested(): a worker may end its job
+    early, its result dropped), the jobs not started are dropped and the processes are
+    stopped before the caller's folders go. A worker that dies is one FacilityError."""
     ctx = context(preload)
     stop = ctx.RawValue("b", 0)
     with term_unwinds():
@@ -69,11 +70,11 @@ def submitter(
                     return pool.submit(run, job)
                 # The first submit forks the workers (a fork context starts them all at
                 # once: concurrent.futures.process _launch_processes). They start with
-                # SIGINT and SIGTERM blocked, so that one arriving before _worker_init has
-                # set their handlers stays pending instead of running this process's
-                # inherited Python handler in the child, which printed a traceback
+                # the signals that end a run blocked, so that one arriving before
+                # _worker_init has set their handlers stays pending instead of running this
+                # process's inherited Python handler in the child, which printed a traceback
                 # ("Exception in initializer") when the pool killed a starting worker.
-                old = signal.pthread_sigmask(signal.SIG_BLOCK, _UNWINDING)
+                old = signal.pthread_sigmask(signal.SIG_BLOCK, SIGNALS)
                 try:
                     return pool.submit(run, job)
                 finally:
@@ -108,26 +109,24 @@ def context(preload: str = __name__) -> multiprocessing.context.BaseContext:
 
 @contextlib.contextmanager
 def term_unwinds() -> Iterator[None]:
-    """SIGTERM unwinds (as Ctrl-C) while workers run, when nobody has said what it should
-    do: the command line has (cliutil.install_signals: exit 143 after every `finally`), a
-    library caller may not, and its default action would leave the workers and the spill
-    folder behind."""
+    """SIGTERM and SIGHUP unwind (as Ctrl-C) while workers run, when nobody has said what
+    they should do: the command line has (cliutil.install_signals: exit 143 or 129 after
+    every `finally`), a library caller may not, and their default action would leave the
+    workers and the spill folder behind. One ignored (nohup) stays ignored."""
     main = threading.current_thread() is threading.main_thread()
-    if not main or signal.getsignal(signal.SIGTERM) is not signal.SIG_DFL:
-        yield
-        return
+    # SIGINT aside: Python raises KeyboardInterrupt for it already.
+    unset = [s for s in SIGNALS if s != signal.SIGINT and signal.getsignal(s) is signal.SIG_DFL]
 
     def _raise(signum: int, frame: FrameType | None) -> None:
         raise KeyboardInterrupt(signal.Signals(signum).name)
 
-    old = signal.signal(signal.SIGTERM, _raise)
+    old = {s: signal.signal(s, _raise) for s in (unset if main else [])}
     try:
         yield
     finally:
-        signal.signal(signal.SIGTERM, old)
+        for s, h in old.items():
+            signal.signal(s, h)
 
-
-_UNWINDING = {signal.SIGINT, signal.SIGTERM}  # the signals whose handlers unwind the parent
 
 # In a worker: the parent's stop flag (a byte in shared memory, no lock: a worker killed
 # while holding a lock, as a multiprocessing.Event's, would block everyone after it).
@@ -140,13 +139,17 @@ def stop_requested() -> bool:
 
 
 def _worker_init(stop: Any) -> None:
-    """Ctrl-C on a terminal reaches the whole process group: the parent reports it once
-    and stops the workers through `stop`; a worker that also raised KeyboardInterrupt
-    would print a traceback of its own. A forked worker also inherits the parent's
-    SIGTERM handler (cliutil's or term_unwinds'): it ends as SIGTERM says instead."""
+    """Ctrl-C and a terminal's hangup reach the whole process group: the parent reports
+    them once and stops the workers through `stop` (a worker that also unwound would print
+    a traceback of its own; one killed by SIGHUP's default action would break the pool
+    under the parent, whose exit would then say "a worker process died", not "hung up").
+    A forked worker also inherits the parent's SIGTERM handler (cliutil's or
+    term_unwinds'): it ends as SIGTERM says instead, which is how the pool itself stops a
+    worker (Process.terminate)."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGHUP, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
     _STOP.append(stop)
     # Blocked by the parent across the fork (submitter): a SIGTERM that came meanwhile is
-    # delivered now, with its default action.
-    signal.pthread_sigmask(signal.SIG_UNBLOCK, _UNWINDING)
+    # delivered now, with its default action (a SIGINT or SIGHUP is dropped, ignored).
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, SIGNALS)

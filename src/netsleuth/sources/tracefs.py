@@ -35,6 +35,7 @@ from pathlib import Path
 from types import TracebackType
 
 from netsleuth.errors import FacilityError
+from netsleuth.signals import SIGNALS
 
 DEFAULT_MOUNT = Path("/sys/kernel/tracing")
 # Who uses a tracefs mount that netsleuth made: on tmpfs, so a reboot (which also unmounts)
@@ -440,11 +441,11 @@ class Instance:
 
 @contextlib.contextmanager
 def tracefs_session(*, mount: bool = True) -> Iterator[Tracefs]:
-    """SIGINT/SIGTERM are held from before the mount until the session's `finally` guards
-    it: a signal in between left the mount behind (5 of 20 timed tries). A signal that
-    came meanwhile is delivered as the session starts, and unwinds through close()."""
-    held = {signal.SIGINT, signal.SIGTERM}
-    old = signal.pthread_sigmask(signal.SIG_BLOCK, held)
+    """The signals that end a run (SIGINT, SIGTERM, SIGHUP) are held from before the mount
+    until the session's `finally` guards it: a signal in between left the mount behind (5
+    of 20 timed tries). A signal that came meanwhile is delivered as the session starts,
+    and unwinds through close()."""
+    old = signal.pthread_sigmask(signal.SIG_BLOCK, SIGNALS)
     try:
         fs = Tracefs.open(mount=mount)
         try:

@@ -23,7 +23,7 @@ cannot read the worker's disk: its runs come back in memory (run_detached) and a
 by the same merge_parts.
 
 The parent's temporary folder holds every run: it is removed on every way out (an error,
-a worker that dies, Ctrl-C, SIGTERM), after the workers have stopped: they read the pool's
+a worker that dies, Ctrl-C, SIGTERM, SIGHUP), after the workers have stopped: they read the pool's
 stop flag between batches (scale.pooled, stop_requested), so a stop takes one batch, not a
 whole input.
 """

@@ -13,7 +13,7 @@ heaviest flows are the exact top by packets.
 Memory: the live tables (limit keys each) plus one key range at a time (RANGE_RECORDS
 records). Disk: about what the tables would have held in memory, in the temporary directory,
 which is removed when the run ends however it ends (SpillDir is a context manager; SIGTERM
-unwinds through it: cliutil.install_signals).
+and SIGHUP unwind through it: cliutil.install_signals).
 """
 
 from __future__ import annotations

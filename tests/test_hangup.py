@@ -1,0 +1,138 @@
+"""SIGHUP, as a terminal that hangs up sends it (an ssh session that drops): the run unwinds as
+under SIGTERM, removes what it made, and exits 129 (128 + SIGHUP, the shell's convention)
+with one line on stderr when stderr is still there. `collect` is the case in point: its
+bundle is built as a `.netsleuth-*.part` file or folder beside the target, renamed into
+place only when complete."""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import os
+import select
+import shutil
+import signal
+import subprocess
+import sys
+import termios
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.procutil import wait_until_sleeping
+
+NETSLEUTH = [sys.executable, "-m", "netsleuth"]
+
+
+LONG = ["--duration", "30", "--interval", "0.5"]  # collect: 61 samples, a hangup comes first
+
+
+def _mid_run(proc: subprocess.Popen[Any], folder: Path) -> None:
+    """Once the first sample is in the bundle being built, which is there to be left."""
+    wait_until_sleeping(proc)
+    assert [p.name for p in folder.iterdir() if p.name.endswith(".part")], "no bundle begun"
+
+
+@pytest.mark.parametrize("name", ["host.tar.gz", "host"], ids=["tar", "folder"])
+def test_sighup_mid_collect_exits_129_and_leaves_nothing(tmp_path: Path, name: str) -> None:
+    out = tmp_path / "out"
+    out.mkdir()
+    argv = [*NETSLEUTH, "collect", "-o", str(out / name), *LONG]
+    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        _mid_run(proc, out)
+        proc.send_signal(signal.SIGHUP)
+        _, err = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 129, err
+    assert err == "netsleuth: hung up\n"
+    assert list(out.iterdir()) == []  # no .part, and no partial bundle under the name
+
+
+def _controlling_terminal() -> None:
+    """In the child, after setsid (start_new_session): stdin, the pty, becomes the session's
+    controlling terminal, so that its hangup signals this process (tty_ioctl(4))."""
+    fcntl.ioctl(0, termios.TIOCSCTTY, 0)
+
+
+@contextlib.contextmanager
+def _on_a_terminal(argv: list[str]) -> Iterator[tuple[subprocess.Popen[bytes], int]]:
+    """netsleuth on a pseudo-terminal, as an ssh session's command runs, and the terminal's
+    other side (closing it hangs the terminal up: the kernel sends SIGHUP to the session's
+    leader, this netsleuth). Killed after the test if it is still running."""
+    master, slave = os.openpty()
+    try:
+        proc = subprocess.Popen(
+            argv,
+            stdin=slave,
+            stdout=slave,
+            stderr=slave,
+            start_new_session=True,
+            # One ioctl, no lock taken: safe with other threads (subprocess has no option
+            # for a controlling terminal).
+            preexec_fn=_controlling_terminal,  # noqa: PLW1509
+        )
+    finally:
+        os.close(slave)
+    try:
+        yield proc, master
+    finally:
+        with contextlib.suppress(OSError):
+            os.close(master)
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
+
+def test_a_terminal_that_hangs_up_ends_collect_with_nothing_left(tmp_path: Path) -> None:
+    """The terminal's hangup itself, not a `kill -HUP`: stderr goes with the terminal, and
+    the exit code is still 129, not 120 (the interpreter's own flush failing at exit)."""
+    out = tmp_path / "out"
+    out.mkdir()
+    argv = [*NETSLEUTH, "collect", "-o", str(out / "host.tar.gz"), *LONG]
+    with _on_a_terminal(argv) as (proc, master):
+        _mid_run(proc, out)
+        os.close(master)
+        assert proc.wait(timeout=30) == 129
+    assert list(out.iterdir()) == []
+
+
+def test_a_terminal_that_hangs_up_under_watch_exits_129() -> None:
+    """watch draws on the terminal with rich's Live, which puts the cursor back as it
+    unwinds: after a hangup the tty answers that write with EIO, an OSError raised while
+    the hangup unwinds. The run still ends as the hangup (129), not as an I/O error (2)."""
+    with _on_a_terminal([*NETSLEUTH, "watch", "--interval", "0.2"]) as (proc, master):
+        drawn = b""
+        while b"per second" not in drawn:  # its first table is on the terminal
+            assert proc.poll() is None, drawn
+            ready, _, _ = select.select([master], [], [], 30)
+            assert ready, f"watch drew nothing in 30 s: {drawn!r}"
+            drawn += os.read(master, 65536)
+        os.close(master)
+        assert proc.wait(timeout=30) == 129
+
+
+def test_under_nohup_a_hangup_is_ignored_and_collect_completes(tmp_path: Path) -> None:
+    """nohup starts a command with SIGHUP ignored to outlive the terminal: netsleuth keeps it
+    ignored (netsleuth.signals.ending_signals) instead of ending on it."""
+    nohup = shutil.which("nohup")
+    if nohup is None:
+        pytest.skip("no nohup (coreutils)")
+    bundle = tmp_path / "host.tar.gz"
+    argv = [nohup, *NETSLEUTH, "collect", "-o", str(bundle), "--duration", "1", "--interval", "0.5"]
+    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        _mid_run(proc, tmp_path)
+        proc.send_signal(signal.SIGHUP)
+        _, err = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 0, err
+    assert [p.name for p in tmp_path.iterdir()] == ["host.tar.gz"]
