@@ -18,16 +18,17 @@ from netsleuth.capture import open_capture
 from netsleuth.capture.erf import ErfReader
 from netsleuth.capture.writer import write_pcap
 from netsleuth.craft import incidents
-from netsleuth.craft.l2 import ether
+from netsleuth.craft.l2 import dot1q, ether, ieee8023, llc, pad, stp_bpdu
 from netsleuth.craft.l3 import ipv4
-from netsleuth.craft.l4 import udp
+from netsleuth.craft.l4 import tcp, udp
 from netsleuth.craft.mix import mixed_capture
 from netsleuth.report.jsonout import scan_document
 from netsleuth.scan import scan
+from tests.capfiles import pcap_bytes
 from tests.clirun import invoke
 from tests.systools import require
 
-ETH, HDLC_POS, COLOR_ETH, IPV4, IPV6, META, PAD = 2, 1, 11, 22, 23, 27, 48
+ETH, HDLC_POS, ATM, COLOR_ETH, IPV4, IPV6, META, PAD = 2, 1, 3, 11, 22, 23, 27, 48
 
 
 def erf_ts(ns: int) -> bytes:
@@ -153,8 +154,8 @@ def test_erf_frames_are_tsharks_frames(tmp_path: Path) -> None:
     assert [m[2] for m in mine] == [f"{ts // 10**9}.{ts % 10**9:09d}" for ts, _ in packets]
 
 
-def udp4(src: str) -> bytes:
-    return ipv4(src, "192.0.2.99", udp(src, "192.0.2.99", 4000, 53, b"x" * 12), 17)
+def udp4(src: str, payload: bytes = b"x" * 12) -> bytes:
+    return ipv4(src, "192.0.2.99", udp(src, "192.0.2.99", 4000, 53, payload), 17)
 
 
 def test_erf_record_types_carry_what_tshark_decodes(tmp_path: Path) -> None:
@@ -188,8 +189,9 @@ def test_erf_record_types_carry_what_tshark_decodes(tmp_path: Path) -> None:
     assert doc["summary"]["l3"] == {"ipv4": 4, "ipv6": 1, "other": 1}  # other: the META
     srcs = [r[1] or r[2] for r in rows]
     assert srcs == ["198.51.100.1", "::2", "198.51.100.3", "198.51.100.4", "", "198.51.100.6"]
-    unsupported = [f for f in doc["findings"] if f["id"] == "capture.unsupported_linktype"]
-    assert [f["packets"] for f in unsupported] == [[5]]
+    # The provenance record is capture metadata, counted, not a link type not decoded.
+    assert doc["summary"]["link"]["erf_meta"] == 1
+    assert "capture.unsupported_linktype" not in {f["id"] for f in doc["findings"]}
 
 
 def test_scapys_erf_writer_is_read_as_its_pcap(tmp_path: Path) -> None:
@@ -256,13 +258,13 @@ def test_gzip_erf_on_stdin(tmp_path: Path) -> None:
 
 
 def test_a_record_not_decoded_is_exported_whole_as_erf(tmp_path: Path) -> None:
-    """A provenance record, flagged as a link type not decoded, goes into the evidence
+    """An ATM cell record, flagged as a link type not decoded, goes into the evidence
     file as LINKTYPE_ERF with its header, and tshark reads it back as the same record."""
     tshark = require("tshark", "tshark")
-    meta = erf_record(incidents.T0 + 5, bytes.fromhex("0001000461626364") + bytes(16), kind=META)
+    cell = erf_record(incidents.T0 + 5, bytes.fromhex("00100020") + bytes(48), kind=ATM)
     ip = [erf_record(incidents.T0 + k, udp4("198.51.100.1"), kind=IPV4) for k in range(3)]
-    src, out = tmp_path / "meta.erf", tmp_path / "evidence.pcapng"
-    src.write_bytes(b"".join([*ip, meta]))
+    src, out = tmp_path / "atm.erf", tmp_path / "evidence.pcapng"
+    src.write_bytes(b"".join([*ip, cell]))
     invoke("scan", "--export", str(out), str(src))
     fields = ("frame.protocols", "erf.types.type", "frame.len", "frame.time_epoch")
     assert tshark_frames(tshark, out, *fields) == tshark_frames(tshark, src, *fields)[3:]
@@ -366,3 +368,143 @@ def test_a_zero_ipv4_checksum_on_the_wire_is_bad_not_offload(tmp_path: Path) -> 
     assert len(rows) == 4  # every frame: each is also a runt (l2.runt)
     assert all("captured on the wire: ERF" in r[0] and int(r[1], 0) == 1 for r in rows), rows
     assert verdicts(evidence)["ipv4.bad_checksum"] == [1]
+
+
+# ----- the FCS a DAG card keeps at the end of each Ethernet record ---------------------------
+
+
+def with_fcs(frame: bytes) -> bytes:
+    """The frame and its FCS as it crossed the wire: the IEEE 802.3 CRC-32 (zlib's), sent
+    least significant byte first (tshark -o eth.check_fcs:TRUE calls each of these Good)."""
+    return frame + zlib.crc32(frame).to_bytes(4, "little")
+
+
+def udp_frame(src: str, payload: bytes = b"x" * 12, *, fill: int = 0) -> bytes:
+    return pad(ether(udp4(src, payload), 0x0800), fill=fill)
+
+
+def wire_frames() -> list[bytes]:
+    """What a DAG card on a switch port sees: minimum-size frames (60 bytes and the FCS:
+    64 on the wire) of UDP and of incident 2's 802.3/LLC spanning tree, one padded with
+    non-zero bytes (Etherleak), a VLAN-tagged one, a full-size TCP segment and ARP."""
+    bridge = b"\x80\x00" + bytes.fromhex("00259ec0ffee")
+    bpdu = stp_bpdu(version=2, bpdu_type=0x02, root=bridge, bridge=bridge)
+    data = bytes(range(256)) * 5 + b"z" * 180
+    seg = tcp("198.51.100.5", "192.0.2.99", 22, 50000, data, flags="PA")
+    return [
+        udp_frame("198.51.100.1"),
+        pad(ieee8023(llc(bpdu, dsap=0x42, ssap=0x42), src="00:25:9e:c0:ff:ee")),
+        udp_frame("198.51.100.3", fill=0xAB),
+        pad(ether(dot1q(udp4("198.51.100.4"), 0x0800, vid=7), 0x8100)),
+        ether(ipv4("198.51.100.5", "192.0.2.99", seg, 6), 0x0800),
+        pad(ether(bytes.fromhex("0001080006040001") + bytes(20), 0x0806)),
+    ]
+
+
+def test_the_fcs_ending_an_erf_ethernet_record_is_not_frame_bytes(tmp_path: Path) -> None:
+    """tshark reads the last 4 bytes of these records as the FCS (eth.fcs, frame.len 64
+    for a 60-byte frame), and netsleuth scans them as the same frames in a pcap file
+    without FCSs: no runt, the zero padding of the minimum-size frames is padding, the
+    Etherleak frame's non-zero padding is found (frame 3: its FCS is not read as padding
+    past a 64-byte frame), the frames' bytes are counted without the FCS."""
+    tshark = require("tshark", "tshark")
+    frames = wire_frames()
+    t0 = incidents.T0
+    erf, pcap = tmp_path / "wire.erf", tmp_path / "wire.pcap"
+    erf.write_bytes(b"".join(erf_record(t0 + k, with_fcs(f)) for k, f in enumerate(frames)))
+    with open(pcap, "wb") as fh:
+        write_pcap(fh, [(t0 + k, f) for k, f in enumerate(frames)])
+    rows = tshark_frames(tshark, erf, "frame.len", "eth.fcs", "eth.padding", "llc.dsap")
+    assert [int(r[0]) for r in rows] == [len(f) + 4 for f in frames]
+    # The untagged frames' FCS where tshark's Ethernet dissector looks (a tagged frame's
+    # is its 802.1Q dissector's "Trailer" in tshark 4.0): each the frame's CRC.
+    fcs = [f"0x{int.from_bytes(with_fcs(f)[-4:], 'big'):08x}" for f in frames]
+    assert [r[1] for k, r in enumerate(rows) if k != 3] == [c for k, c in enumerate(fcs) if k != 3]
+    assert [r[2] for r in rows[:2]] == ["00" * 6, "00" * 7] and rows[1][3] == "0x42"
+    doc = document(erf)
+    assert doc == document(pcap)
+    ids = {f["id"]: f["packets"] for f in json.loads(doc)["findings"]}
+    assert ids == {"l2.ieee8023_llc": [2], "l2.padding_nonzero": [3]}
+
+
+def test_a_record_snapped_before_or_inside_its_fcs(tmp_path: Path) -> None:
+    """ERF records cut by the card's snap length (wire length past the record's bytes):
+    one cut inside its frame is a truncated packet; one cut right after its frame, or 2
+    bytes into its FCS, holds the whole frame and is not. The same frames in a pcap file,
+    the first cut at the same byte, scan the same."""
+    tshark = require("tshark", "tshark")
+    big = ether(udp4("198.51.100.2", b"y" * 60), 0x0800)  # 102 bytes: 18 + 102 fills 8s
+    small = udp_frame("198.51.100.3")
+    cut = [(big, 38), (big, 102), (small, 62)]  # each record's bytes: whole 8-byte units
+    t0 = incidents.T0
+    erf, pcap = tmp_path / "snapped.erf", tmp_path / "snapped.pcap"
+    records = [erf_record(t0 + k, with_fcs(f)[:n], wlen=len(f) + 4) for k, (f, n) in enumerate(cut)]
+    erf.write_bytes(b"".join(records))
+    sec, ns = divmod(t0, 10**9)
+    snapped = [
+        (sec, ns, big[:38], len(big)),
+        (sec, ns + 1, big, len(big)),
+        (sec, ns + 2, small, 60),
+    ]
+    pcap.write_bytes(pcap_bytes(snapped, nano=True))
+    rows = tshark_frames(tshark, erf, "frame.len", "frame.cap_len")
+    assert rows == [["106", "38"], ["106", "102"], ["64", "62"]]
+    doc = document(erf)
+    assert doc == document(pcap)
+    ids = {f["id"]: f["packets"] for f in json.loads(doc)["findings"]}
+    assert ids == {"capture.truncated_packet": [1]}
+
+
+def test_an_exported_erf_frame_leaves_its_fcs_out(tmp_path: Path) -> None:
+    """The evidence holds each frame as it was judged, without its FCS (so its interface
+    needs no if_fcslen): tshark reads the Etherleak frame back as 60 bytes whose last 6
+    are its padding (a trailer to tshark: not zeros), and a scan of the evidence finds it again."""
+    tshark = require("tshark", "tshark")
+    frames = wire_frames()
+    erf, out = tmp_path / "wire.erf", tmp_path / "evidence.pcapng"
+    t0 = incidents.T0
+    erf.write_bytes(b"".join(erf_record(t0 + k, with_fcs(f)) for k, f in enumerate(frames)))
+    invoke("scan", "--only", "l2.padding_nonzero", "--export", str(out), str(erf))
+    fields = ("frame.len", "frame.cap_len", "eth.fcs", "eth.trailer", "frame.comment")
+    rows = tshark_frames(tshark, out, *fields)
+    assert [r[:4] for r in rows] == [["60", "60", "", "ab" * 6]], rows
+    assert "frame 3: l2.padding_nonzero [outer]" in rows[0][4] and "FCS left out" in rows[0][4]
+    doc = scan_document(scan([str(out)]))
+    assert [f["packets"] for f in doc["findings"] if f["id"] == "l2.padding_nonzero"] == [[1]]
+
+
+def test_steer_counts_erf_frames_without_their_fcs(tmp_path: Path) -> None:
+    """Queue and flow byte loads are the frames' a NIC hands on (it strips the FCS): the
+    same from the ERF records as from a pcap file of the frames."""
+    frames = wire_frames()
+    t0 = incidents.T0
+    erf, pcap = tmp_path / "wire.erf", tmp_path / "wire.pcap"
+    erf.write_bytes(b"".join(erf_record(t0 + k, with_fcs(f)) for k, f in enumerate(frames)))
+    with open(pcap, "wb") as fh:
+        write_pcap(fh, [(t0 + k, f) for k, f in enumerate(frames)])
+
+    def loads(path: Path) -> tuple[object, ...]:
+        doc = invoke("steer", "--format", "json", str(path)).json()
+        return (doc["inputs"][0]["bytes"], doc["rss"], doc["flows"])
+
+    assert loads(erf) == loads(pcap)
+    assert loads(pcap)[0] == sum(len(f) for f in frames)
+
+
+def test_a_dag_capture_starting_with_a_provenance_record_has_no_finding(tmp_path: Path) -> None:
+    """DAG software 5.x and later starts every capture file with a provenance (META, type
+    27) record: tshark shows it as a frame whose only protocol is erf. It is counted
+    (link erf_meta), not named a link type netsleuth does not decode."""
+    tshark = require("tshark", "tshark")
+    # One section of tags (type, length, value): a comment (tag 1), "dag".
+    meta = erf_record(incidents.T0, bytes.fromhex("ff0000080001000364616700"), kind=META)
+    frames = [udp_frame(f"198.51.100.{k}") for k in range(1, 4)]
+    path = tmp_path / "dag.erf"
+    body = [erf_record(incidents.T0 + k, with_fcs(f)) for k, f in enumerate(frames, 1)]
+    path.write_bytes(b"".join([meta, *body]))
+    rows = tshark_frames(tshark, path, "frame.protocols")
+    assert [r[0].split(":")[:2] for r in rows] == [["erf"], *[["erf", "eth"]] * 3]
+    doc = scan_document(scan([str(path)]))
+    assert doc["findings"] == []
+    assert doc["summary"]["link"] == {"erf_meta": 1, "ethernet": 3}
+    assert doc["inputs"][0]["packets"] == 4

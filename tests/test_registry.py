@@ -64,6 +64,7 @@ EXPECTED = [
     ("LINKTYPE", 149, "pktap-user2", "none"),
     ("LINKTYPE", 163, "avs", "none"),
     ("LINKTYPE", 192, "ppi", "none"),
+    ("LINKTYPE", 197, "erf", "none"),
     ("LINKTYPE", 258, "pktap", "none"),
     ("LINKTYPE", 242, "ipoib", "none"),
     ("LINKTYPE", 281, "dsa-brcm", "none"),

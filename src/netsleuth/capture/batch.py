@@ -46,6 +46,11 @@ class RecordBatch:
     # Captured on the wire by a passive card (ERF: a DAG card's ports), past every sender's
     # NIC: no checksum or segmentation offload can be pending on what it holds.
     wire: bool = False
+    # Its LINKTYPE_ETHERNET records may end in the frame's 4-byte FCS, which the format does
+    # not mark (ERF's Ethernet records: a DAG card keeps the FCS and counts it in the wire
+    # length). The decoder decides per frame, as tshark does (PacketTable.fcs); caplen and
+    # wirelen stay the record's, FCS included.
+    eth_fcs: bool = False
     # Per packet, captured by a Linux host (the live ring's packet socket; a pcapng section
     # whose shb_os names Linux): Linux fills the IPv4 header checksum in software before
     # any capture point (checks/ipv4_checksum.py). None: none is known to be.

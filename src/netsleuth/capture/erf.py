@@ -8,7 +8,10 @@ type; flags; record length, loss counter and wire length u16 big-endian), 8-byte
 extension headers while each says another follows, a subheader for some types (the
 Ethernet types' 2 pad bytes), then the captured bytes (capture/_framing.c: walk_erf).
 Frames are numbered as Wireshark numbers them: every record but PAD records is a frame,
-the provenance (META) records too, which are named capture.unsupported_linktype as ERF.
+the provenance (META) records too, kept whole as LINKTYPE_ERF and counted as capture
+metadata by the decoder (decode/erfmeta.py). An Ethernet record ends in the frame's FCS
+where the card kept it; nothing in the record says so, and the decoder finds it as tshark
+does (RecordBatch.eth_fcs, PacketTable.settle_fcs).
 """
 
 from __future__ import annotations
@@ -147,6 +150,9 @@ def _records(
         # apart (RecordBatch.iface).
         iface=((info >> np.uint64(8)) & np.uint64(ERF_CAP_MASK)).astype(np.uint32),
         wire=True,
+        # A DAG card keeps each Ethernet frame's FCS (its wire length counts it); tshark
+        # finds it where packet-eth.c's add_ethernet_trailer does (PacketTable.fcs).
+        eth_fcs=True,
     )
 
 

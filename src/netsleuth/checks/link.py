@@ -57,8 +57,9 @@ class LinkLayer:
         # (decode/dsa.py); behind a PPI or PKTAP header it is not.
         framed = ether & np.isin(t.batch.linktype, ETHERNET_RECORDS)
         # Not a frame the capture marks as sent by its host: its NIC pads it after the
-        # capture point (every ACK a host sends is 54 bytes there).
-        runt = framed & (t.batch.wirelen < ETH_MIN) & ~t.sent()
+        # capture point (every ACK a host sends is 54 bytes there). The frame's length
+        # without an FCS the record ends in (ERF: PacketTable.fcs), as a pcap file has it.
+        runt = framed & (t.frame_len < ETH_MIN) & ~t.sent()
         self.tally.add("l2.runt", t.frame[runt])
         self._padding(t, ether, framed)
 
@@ -67,17 +68,19 @@ class LinkLayer:
         # the innermost IP packet and the end of its frame (the captured frame, or the
         # outer IP payload for a tunnelled Ethernet frame, whose length the tunnel says
         # whatever the record's link type). Only 60-byte frames are looked at: a longer
-        # one ends in an FCS or trailer, not padding.
+        # one ends in a trailer, not padding. Lengths are the frame's without the FCS a
+        # record may end in (ERF, PacketTable.fcs): a 64-byte frame on a DAG card's wire
+        # is 60 bytes of frame, padding included, and its FCS, which is not padding.
         tunnelled = t.nip >= 2
-        rows = np.flatnonzero((framed & (t.batch.wirelen == ETH_MIN)) | (ether & tunnelled))
+        rows = np.flatnonzero((framed & (t.frame_len == ETH_MIN)) | (ether & tunnelled))
         if rows.shape[0] == 0:
             return
         inner, start, tun = t.inner, t.start[rows], tunnelled[rows]
         ip_end = start + inner.off[rows].astype(np.int64) + inner.tot_len[rows]
         outer_end = start + t.outer.off[rows].astype(np.int64) + t.outer.tot_len[rows]
-        frame_end = np.where(tun, outer_end, start + t.batch.caplen[rows])
+        frame_end = np.where(tun, outer_end, start + t.frame_caplen[rows])
         # A tunnelled frame's length: from its Ethernet header (14 bytes before its IP).
-        frame_len = np.where(tun, frame_end - (start + inner.off[rows] - 14), t.batch.wirelen[rows])
+        frame_len = np.where(tun, frame_end - (start + inner.off[rows] - 14), t.frame_len[rows])
         pad = frame_end - ip_end
         keep = (inner.ver[rows] != 0) & (frame_len == ETH_MIN) & (pad > 0) & (pad <= 46)
         rows, ip_end, pad = rows[keep], ip_end[keep], pad[keep]

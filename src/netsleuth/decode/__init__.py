@@ -15,6 +15,7 @@ from netsleuth.decode import (  # noqa: F401 - imported for their registrations
     chdlc,
     cmd,
     dsa,
+    erfmeta,
     erspan,
     etag,
     etherip,

@@ -1,4 +1,8 @@
-"""ARP (RFC 826): recognised so it is not reported as an unknown EtherType; not decoded."""
+"""ARP (RFC 826): recognised so it is not reported as an unknown EtherType; not decoded
+past its length. Its hardware and protocol address lengths (bytes 4 and 5) give its size,
+8 bytes and two of each address: what follows is padding (and, in an ERF record, the
+frame's FCS, which PacketTable.settle_fcs finds past that length, as tshark's ARP
+dissector lets packet-eth.c find it)."""
 
 from __future__ import annotations
 
@@ -8,8 +12,15 @@ from numpy.typing import NDArray
 from netsleuth.decode.registry import register
 from netsleuth.decode.table import NS, PacketTable
 
+FIXED = 8  # hardware type, protocol type, their address lengths, operation
+
 
 def decode(t: PacketTable, idx: NDArray[np.int64]) -> None:
+    idx = idx[t.fits(idx, FIXED)]
+    p = t.pos[idx]
+    end = p + FIXED + 2 * (t.v.u8[p + 4].astype(np.int64) + t.v.u8[p + 5])
+    inside = end <= t.wend[idx]
+    t.trim(idx[inside], end[inside])
     t.stop(idx)
 
 

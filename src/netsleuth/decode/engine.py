@@ -67,6 +67,7 @@ def decode_batch(
     else:
         if active.shape[0]:
             t.flag(active, Anomaly.DECODE_TOO_DEEP)
+    t.settle_fcs()
     return t
 
 

@@ -100,4 +100,6 @@ def describe(linktype: int) -> str:
 
 
 def decoded_linktypes() -> list[int]:
-    return sorted(b.key for b in REGISTRY.bindings if b.ns == NS.LINKTYPE)
+    # LINKTYPE_ERF is bound only to tell an ERF record's provenance (META) records from the
+    # ERF types that are not decoded (decode/erfmeta.py): it is not a link decoded.
+    return sorted(b.key for b in REGISTRY.bindings if b.ns == NS.LINKTYPE and b.key != 197)

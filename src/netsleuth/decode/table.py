@@ -71,6 +71,7 @@ class L2(enum.IntEnum):
     IEEE80211 = 14  # Wi-Fi (105), and behind radiotap (127)
     ARCNET = 15  # ARCnet as Linux captures it (129)
     ATM = 16  # IP over ATM: RFC 1483 LLC (100), Classical IP (106)
+    ERF_META = 17  # an ERF provenance record (decode/erfmeta.py): metadata, no frame
 
 
 class Tunnel(enum.IntEnum):
@@ -189,6 +190,9 @@ TRUNCATION = frozenset(
     }
 )
 
+# The smallest Ethernet frame, FCS included (IEEE 802.3 clause 4.4.2): a frame shorter on
+# the wire cannot end in both padding and an FCS, so tshark takes none (settle_fcs).
+ETH_FCS_MIN = 64
 FLAG_DF = 0x2  # IPv4 "don't fragment" (RFC 791 section 3.1)
 FLAG_MF = 0x1  # more fragments (IPv4 flags, or the IPv6 fragment header's M bit)
 
@@ -327,6 +331,12 @@ class PacketTable:
         # fields are checked against this, so a snap length never looks like corruption.
         self.wend = batch.offset + batch.wirelen
         self.snapped = batch.caplen < batch.wirelen
+        # The frame ends in its 4-byte FCS (RecordBatch.eth_fcs; decided after decoding,
+        # settle_fcs), and the frame's lengths without it: what the checks and steering
+        # call a frame's size, as a capture without the FCS gives it.
+        self.fcs = z(n, np.bool_)
+        self.frame_len = batch.wirelen
+        self.frame_caplen = batch.caplen
         # Cursor: where the next header starts and what it is.
         self.pos = batch.offset.copy()
         self.ns = np.full(n, NS.LINKTYPE, dtype=np.uint8)
@@ -374,6 +384,34 @@ class PacketTable:
         # Decoders write a packet's second and deeper IP layers here; readers use `inner`.
         self.inner_raw = IPLayer(n)
         self._inner: IPLayer | InnerLayer | None = None
+
+    def settle_fcs(self) -> None:
+        """Which frames of a batch whose Ethernet records may end in an FCS (ERF,
+        RecordBatch.eth_fcs) do, decided as tshark 4.0 decides it: packet-eth.c hands the
+        ERF Ethernet types to eth_maybefcs, which follows the eth.fcs preference ("According
+        to heuristic" by default; packet-erf.c's own ethfcs preference is obsolete), and
+        add_ethernet_trailer's heuristic takes the last 4 bytes for the FCS when the frame
+        is 64 bytes or more on the wire and 4 or more bytes follow its payload. The payload
+        ends where its outermost length says: the first IP layer's total length, else (an
+        802.3 frame's LLC, whose length field trimmed wend; anything no length bounds) wend.
+        A frame under the 64-byte minimum, or whose payload runs to its end, has no FCS, so
+        an ERF file written without FCSs (scapy's ERFEthernetWriter) reads as its frames.
+        Judged on wire lengths, so a record the card's snap length cut before or inside its
+        FCS is judged as the whole frame would be."""
+        b = self.batch
+        if not b.eth_fcs or self.n == 0:
+            return
+        o = self.outer
+        ip_end = self.start + o.off.astype(np.int64) + o.tot_len.astype(np.int64)
+        payload_end = np.where(o.ver != 0, ip_end, self.wend)
+        after = b.offset + b.wirelen - payload_end
+        self.fcs = (b.linktype == 1) & (b.wirelen >= ETH_FCS_MIN) & (after >= 4)
+        if not self.fcs.any():
+            return
+        self.frame_len = b.wirelen - np.where(self.fcs, 4, 0)
+        self.frame_caplen = np.minimum(b.caplen, self.frame_len)
+        # A record cut only inside its FCS holds the whole frame.
+        self.snapped = self.frame_caplen < self.frame_len
 
     # ----- helpers the decoders share -------------------------------------------------
     def fits(self, idx: I64, nbytes: int | I64) -> Mask:

@@ -77,7 +77,7 @@ def _export_one(
         keep = batch_labels(batch, table, labels, train_keys, near)
         for row in sorted(keep):
             comment = f"{name} frame {int(batch.frame[row])}: {keep[row]}"
-            write_row(writer, batch, row, comment, source=inp.path)
+            write_row(writer, batch, row, comment, source=inp.path, fcs=bool(table.fcs[row]))
             written += 1
     return written
 
@@ -126,11 +126,19 @@ def batch_labels(
 
 
 def write_row(
-    writer: PcapngWriter, batch: RecordBatch, row: int, comment: str, *, source: str
+    writer: PcapngWriter,
+    batch: RecordBatch,
+    row: int,
+    comment: str,
+    *,
+    source: str,
+    fcs: bool = False,
 ) -> None:
     """One record of a batch, with its original timestamp, link type, interface (within
     `source`, the input it came from) and direction (what pcapng cannot hold is said in the
-    comment)."""
+    comment). `fcs`: the record ends in its frame's FCS (PacketTable.fcs), which is left
+    out: the frame is written as it was judged, as a capture without FCSs holds it, so no
+    interface needs if_fcslen and tshark and a rescan read the frame the scan did."""
     ts, linktype = int(batch.ts_ns[row]), int(batch.linktype[row])
     caveats = ""
     if ts < 0:  # pcapng timestamps are unsigned: a clock before 1970 is not written
@@ -145,11 +153,16 @@ def write_row(
         direction = INBOUND
     if batch.linux is not None and batch.linux[row]:  # no packet option says it
         caveats += " (captured by a Linux host)"
+    data, wirelen = batch.packet(row), int(batch.wirelen[row])
+    if fcs:
+        wirelen -= 4
+        data = data[:wirelen]
+        caveats += " (its 4-byte FCS left out)"
     writer.packet(
         ts,
-        batch.packet(row),
+        data,
         linktype=linktype,
-        wirelen=int(batch.wirelen[row]),
+        wirelen=wirelen,
         comment=f"netsleuth: {comment}{caveats}",
         interface=(source, 0 if batch.iface is None else int(batch.iface[row])),
         direction=direction,

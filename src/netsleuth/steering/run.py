@@ -188,7 +188,9 @@ class Steer:
     ) -> None:
         """The batch's packets through the models; only rows `rx` where it is not None
         (the batch's received packets: Steering._modelled)."""
-        size = t.batch.wirelen
+        # A frame's size as a NIC counts it: without the FCS an ERF record ends in (the
+        # NIC strips it before RSS and the stack see the frame; PacketTable.fcs).
+        size = t.frame_len
         h, l4, _ = nic_hash(t, self.nic, toeplitz_for(self.nic.key), cache)
         cpu, rh = (None, None) if self.rps is None else rps_cpu(t, self.rps, h, l4, cache)
         if rx is not None:
@@ -293,9 +295,9 @@ class Traffic:
             self._non_ip(t, other)
         if not ip.all():
             f, fid = f.take(np.flatnonzero(ip)), fid[ip]
-            wire = t.batch.wirelen[ip]
+            wire = t.frame_len[ip]
         else:
-            wire = t.batch.wirelen
+            wire = t.frame_len
         tun = np.flatnonzero(t.tunnels[ip] > 0) if t.tunnels.any() else np.zeros(0, np.int64)
         if tun.shape[0]:
             outer = flow_id(layer_fields(t, np.zeros(t.n, dtype=np.bool_), cache))[ip]
@@ -329,7 +331,7 @@ class Traffic:
         classes, which = np.unique(code + NON_IP_BASE, return_inverse=True)
         self.non_ip_counts[0, classes] += np.bincount(which)
         # Float weights are exact here: a batch's bytes stay far below 2^53.
-        wire = t.batch.wirelen[rows].astype(np.float64)
+        wire = t.frame_len[rows].astype(np.float64)
         self.non_ip_counts[1, classes] += np.bincount(which, weights=wire).astype(np.int64)
 
     def __getstate__(self) -> dict[str, Any]:
@@ -496,7 +498,7 @@ class Steering:
             left = left | later
             sent = sent & ~later
             copy = None if copy is None else copy & ~later
-        wire = t.batch.wirelen
+        wire = t.frame_len
         self.traffic.sent += (int(sent.sum()), int(wire[sent].sum()))
         if copy is not None:
             self.traffic.copies += (int(copy.sum()), int(wire[copy].sum()))
@@ -572,6 +574,7 @@ def take(b: RecordBatch, rows: NDArray[np.int64]) -> RecordBatch:
         direction=None if b.direction is None else b.direction[rows],
         iface=None if b.iface is None else b.iface[rows],
         wire=b.wire,
+        eth_fcs=b.eth_fcs,
         linux=None if b.linux is None else b.linux[rows],
     )
 
