@@ -131,3 +131,49 @@ def test_collect_refuses_more_samples_than_a_bundle_holds(tmp_path: Path) -> Non
         "(use a longer --interval, or `netsleuth record` for long series)"
     ]
     assert not out.exists()
+
+
+def test_collect_refuses_at_the_first_sample_a_bundle_doctor_could_not_read(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A host whose sample is 3,000 files (about 200 devices): doctor --bundle reads 200,000
+    members, meta.json one of them, so 66 samples fit (3,000 x 66 + 1 = 198,001) and 67 do
+    not. Refused after the first, nothing written; 66 are written whole."""
+    from netsleuth import doctor
+    from netsleuth.errors import InputError
+    from netsleuth.sources.bundle import read_bundle
+    from netsleuth.sources.hostfs import Snapshot
+
+    taken: list[int] = []
+
+    def read_live(root: Path = Path("/")) -> Snapshot:
+        taken.append(1)
+        return Snapshot(files={f"sys/d{k}": "1" for k in range(3000)})
+
+    monkeypatch.setattr(doctor, "read_live", read_live)
+    monkeypatch.setattr(doctor, "time", SteppedClock())
+    with pytest.raises(InputError, match=r"3000 files, .*: 67 of them .* at most 66 fit"):
+        doctor.collect(tmp_path / "b.tar.gz", 67, 1.0)
+    assert taken == [1]
+    assert list(tmp_path.iterdir()) == []
+    assert doctor.collect(tmp_path / "b.tar.gz", 66, 1.0) == 66
+    assert len(read_bundle(tmp_path / "b.tar.gz")) == 66
+
+
+@pytest.mark.parametrize("name", ["b.tar.gz", "b"])
+def test_a_host_that_grows_past_the_room_midway_keeps_the_samples_that_fit(
+    name: str, tmp_path: Path
+) -> None:
+    """Two samples of one file, then one of 199,999 files (2 + 199,999 + meta.json passes
+    200,000 members): the bundle is the first two, and doctor --bundle reads it."""
+    from netsleuth.sources.bundle import read_bundle, write_bundle
+    from netsleuth.sources.hostfs import Snapshot
+
+    def samples() -> Iterator[tuple[float, Snapshot]]:
+        for k in range(2):
+            yield 100.0 + k, Snapshot(files={"proc/stat": f"cpu {k}\n"})
+        yield 102.0, Snapshot(files={f"sys/d{k}": "1" for k in range(199_999)})
+        yield 103.0, Snapshot(files={"proc/stat": "cpu 3\n"})
+
+    assert write_bundle(tmp_path / name, samples(), {"host": "t"}, planned=4) == 2
+    assert [t for t, _ in read_bundle(tmp_path / name)] == [100.0, 101.0]

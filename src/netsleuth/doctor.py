@@ -100,4 +100,4 @@ def collect(
     out: Path, count: int, interval: float, on_sample: Callable[[int], None] | None = None
 ) -> int:
     meta = {"host": socket.gethostname(), "created_by": f"netsleuth {__version__}"}
-    return write_bundle(out, take_samples(count, interval, on_sample), meta)
+    return write_bundle(out, take_samples(count, interval, on_sample), meta, planned=count)

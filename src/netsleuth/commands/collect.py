@@ -14,6 +14,11 @@ class Options:
     interval: float
 
 
+def planned(opts: Options) -> int:
+    """The samples --duration and --interval ask for: both ends, at least."""
+    return max(2, int(opts.duration / opts.interval) + 1)
+
+
 def run(opts: Options) -> int:
     """The number of samples written."""
     from pathlib import Path
@@ -22,7 +27,7 @@ def run(opts: Options) -> int:
     from netsleuth.errors import InputError
     from netsleuth.sources.bundle import MAX_SAMPLES
 
-    count = max(2, int(opts.duration / opts.interval) + 1)
+    count = planned(opts)
     if count > MAX_SAMPLES:
         # doctor --bundle refuses a bundle of more (helper-49): refused before an hour of
         # sampling, not after. `record` keeps long series.
@@ -37,4 +42,10 @@ def run(opts: Options) -> int:
 def execute(opts: Options) -> int:
     n = run(opts)
     say(f"wrote {opts.output}: {n} samples, {opts.interval:g} s apart")
+    if n < planned(opts):
+        # The host's samples grew past what doctor --bundle reads (sources/bundle.py _Room).
+        say(
+            f"netsleuth: collect stopped after {n} of {planned(opts)} samples: the bundle holds "
+            "what doctor --bundle reads (use a longer --interval, or `netsleuth record`)",
+        )
     return 0

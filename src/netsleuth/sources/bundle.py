@@ -33,7 +33,7 @@ from netsleuth.errors import InputError
 from netsleuth.outpaths import atomic_output
 from netsleuth.sources.hostfs import MAX_FILE, Snapshot
 from netsleuth.sources.safefile import NotRegularError, read_capped
-from netsleuth.sources.tarread import TarError, members
+from netsleuth.sources.tarread import BLOCK, TarError, members
 
 FORMAT = 1
 # The bounds of a bundle, each above what `collect` writes on a big host (a 512-CPU host's
@@ -57,12 +57,17 @@ MAX_TIME = 1 << 40  # sample times: unix seconds, year ~36,800 at most
 
 
 def write_bundle(
-    path: Path, samples: Iterable[tuple[float, Snapshot]], meta: dict[str, Any]
+    path: Path,
+    samples: Iterable[tuple[float, Snapshot]],
+    meta: dict[str, Any],
+    planned: int | None = None,
 ) -> int:
     """A .tar.gz when the name ends in .tar.gz or .tgz, else a directory; the number of
     samples. Each sample is written as it comes and let go (`collect` passes them as it
     takes them: a sample of a 512-CPU host is ~2.5 MB, and an hour at 1 s held whole was
-    ~9 GB); meta.json, which lists them, comes last."""
+    ~9 GB); meta.json, which lists them, comes last. Never more than doctor --bundle reads
+    (_Room): `planned` samples that would not fit are refused at the first (InputError,
+    nothing written); a host that grows past the room midway gets the samples that fit."""
     if path.name.endswith((".tar.gz", ".tgz")):
         # Renamed into place when complete: a full disk leaves no partial bundle.
         with atomic_output(str(path)) as fh, tarfile.open(fileobj=fh, mode="w:gz") as tar:
@@ -73,7 +78,7 @@ def write_bundle(
                 info.size, info.mtime = len(data), now
                 tar.addfile(info, io.BytesIO(data))
 
-            return _write_samples(samples, meta, add)
+            return _write_samples(samples, meta, add, planned)
     # Built in a private folder beside the target and moved in when complete: a run that
     # stops midway (a signal, a full disk) leaves nothing behind.
     parent = path.parent
@@ -82,26 +87,83 @@ def write_bundle(
     except OSError as err:
         raise InputError(str(path), f"cannot write in {parent}: {err.strerror}") from None
     try:
-        n = _write_samples(samples, meta, lambda name, data: _write_in(work, name, data))
+        n = _write_samples(samples, meta, lambda name, data: _write_in(work, name, data), planned)
         _move_into(work, path)
     finally:
         shutil.rmtree(work, ignore_errors=True)
     return n
 
 
+class _Room:
+    """What a bundle may hold so that the reader takes it whole: MAX_MEMBERS files and
+    MAX_STREAM bytes of tar stream, counted as tarfile may write them at most (a 512-byte
+    header, one more header and block for a PAX long name, the data in 512-byte blocks),
+    with room kept for meta.json. A 128-CPU host's sample is ~90 KB, so an hour at 1 s
+    passes MAX_STREAM; a host with 200 devices, ~3,000 files a sample, MAX_MEMBERS after
+    67 samples: doctor --bundle then refused what collect wrote."""
+
+    def __init__(self) -> None:
+        self.files = 0
+        self.nbytes = 2 * BLOCK  # the archive's end
+
+    @staticmethod
+    def cost(files: list[tuple[str, bytes]]) -> tuple[int, int]:
+        return len(files), sum(3 * BLOCK + -(-len(d) // BLOCK) * BLOCK for _, d in files)
+
+    def fits(self, cost: tuple[int, int], more: int, listed: int = 0) -> bool:
+        """Whether `more` samples of this cost fit after `listed`, with meta.json listing
+        them all (under 100 bytes a sample as json.dumps indents it)."""
+        files, nbytes = cost
+        meta = 3 * BLOCK + 100 * (listed + more)
+        return (
+            self.files + files * more + 1 <= MAX_MEMBERS
+            and self.nbytes + nbytes * more + meta <= MAX_STREAM
+        )
+
+    def take(self, cost: tuple[int, int]) -> None:
+        self.files += cost[0]
+        self.nbytes += cost[1]
+
+
 def _write_samples(
     samples: Iterable[tuple[float, Snapshot]],
     meta: dict[str, Any],
     put: Callable[[str, bytes], None],
+    planned: int | None = None,
 ) -> int:
-    """Each sample's files as it comes, then meta.json listing them; how many samples."""
+    """Each sample's files as it comes, then meta.json listing them; how many samples.
+    The first sample's size says whether `planned` of them fit (_Room): if not, the run is
+    refused then, not after an hour of sampling; a later one that does not fit ends it."""
     listed: list[dict[str, Any]] = []
+    room = _Room()
     for t, snap in samples:
-        for name, data in _sample_files(len(listed), snap):
+        files = list(_sample_files(len(listed), snap))
+        cost = room.cost(files)
+        if not listed and planned is not None and not room.fits(cost, planned):
+            raise InputError(
+                "--duration",
+                f"a sample of this host is {cost[0]} files, {cost[1] >> 10} KiB: {planned} "
+                f"of them pass what doctor --bundle reads ({MAX_MEMBERS} files, "
+                f"{MAX_STREAM >> 20} MiB); at most {_most(room, cost)} fit (use a longer "
+                "--interval, or `netsleuth record` for long series)",
+            )
+        if not room.fits(cost, 1, len(listed)):
+            break  # the host grew past the room: the samples so far are the bundle
+        room.take(cost)
+        for name, data in files:
             put(name, data)
         listed.append({"dir": f"samples/{len(listed)}", "time": t})
     put("meta.json", json.dumps({"format": FORMAT, "samples": listed, **meta}, indent=2).encode())
     return len(listed)
+
+
+def _most(room: _Room, cost: tuple[int, int]) -> int:
+    """How many samples of `cost` fit in an empty room (at least 0)."""
+    lo, hi = 0, MAX_SAMPLES
+    while lo < hi:  # the largest count that fits
+        mid = (lo + hi + 1) // 2
+        lo, hi = (mid, hi) if room.fits(cost, mid) else (lo, mid - 1)
+    return lo
 
 
 def _move_into(work: Path, path: Path) -> None:
