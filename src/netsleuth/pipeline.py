@@ -138,7 +138,9 @@ def tables(
         for batch in reader.batches():
             table = decode(batch, tunnel_depth=tunnel_depth)
             res.packets += len(batch)
-            res.bytes += int(table.frame_len.sum())  # frames without an FCS (PacketTable.fcs)
+            # As the capture records them (capinfos, the sum of tshark's frame.len), an FCS a
+            # record ends in (ERF, PacketTable.fcs) included.
+            res.bytes += int(batch.wirelen.sum())
             lt = batch.linktype
             if lt.shape[0] and lt[0] == lt.min() == lt.max():  # one link type: no sort
                 res.linktypes[int(lt[0])] += int(lt.shape[0])
