@@ -8,11 +8,13 @@ from __future__ import annotations
 import json
 import re
 import runpy
+import shutil
 import signal
 import socket
 import subprocess
 import sys
 import time
+import urllib.error
 import urllib.parse
 import urllib.request
 from collections.abc import Iterator
@@ -25,7 +27,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from netsleuth.exporter.collector import MAX_DROP_SERIES, DropTotals, HostCollector
 from netsleuth.exporter.run import parse_listen
-from netsleuth.host.sample import parse_sample
+from netsleuth.host.sample import MAX_VALUES, parse_sample
 from netsleuth.sources.hostfs import Snapshot, read_snapshot
 from tests import clirun
 from tests.hostutil import Host
@@ -313,3 +315,58 @@ def test_a_real_prometheus_scrapes_the_exporter(tmp_path: Path, exporters: tuple
 def test_the_dashboard_is_what_its_generator_writes() -> None:
     generate = runpy.run_path(str(DASHBOARD.with_name("generate.py")))
     assert json.loads(DASHBOARD.read_text()) == generate["dashboard"]()
+
+
+def _interrupts(cpus: int, rows: int) -> str:
+    """A /proc/interrupts of `cpus` columns and `rows` queue IRQs: past MAX_VALUES once
+    parsed for 8192 x 130 (tests/test_bundle_memory.py builds the same shape in a bundle)."""
+    hdr = "".join(f"CPU{c:<6}" for c in range(cpus))
+    row = " ".join(["1"] * cpus)
+    return "\n".join([hdr, *(f"{k}: {row} PCI-MSI eth0-rx-{k}" for k in range(rows))])
+
+
+def _get(url: str) -> tuple[int, bytes]:
+    try:
+        with urllib.request.urlopen(url, timeout=10) as r:
+            return int(r.status), bytes(r.read())
+    except urllib.error.HTTPError as err:
+        return int(err.code), bytes(err.read())
+
+
+def test_a_host_that_grows_past_the_value_bound_mid_run_fails_scrapes_with_503(
+    tmp_path: Path,
+) -> None:
+    # Parsed once before serving, the root is fine; then its /proc/interrupts grows past
+    # MAX_VALUES. The old exporter answered each scrape 500 "A server error occurred" and
+    # wrote a traceback per scrape to stderr; now each answers 503 with the reason on one
+    # line (Prometheus: up 0), stderr says so once, and once more when the host is back.
+    root = tmp_path / "root"
+    shutil.copytree(HOST128 / "t1", root)
+    interrupts = root / "proc" / "interrupts"
+    port = free_port()
+    url = f"http://127.0.0.1:{port}/metrics"
+    proc = start(NETSLEUTH, "exporter", "--listen", f"127.0.0.1:{port}", "--root", str(root))
+    try:
+        wait_http(url)
+        kept = interrupts.read_text()
+        interrupts.write_text(_interrupts(8192, 130))
+        reason = (
+            f"netsleuth: sample: a sample holds more than {MAX_VALUES} counters and per-CPU "
+            "values (MAX_VALUES): not a host's reading"
+        )
+        for _ in range(3):
+            assert _get(url) == (503, f"{reason}\n".encode())
+        interrupts.write_text(kept)
+        code, body = _get(url)
+        assert code == 200 and b"netsleuth_softnet_processed_total" in body
+    finally:
+        code = stop(proc)
+        assert proc.stderr is not None
+        err = proc.stderr.read().decode()
+        proc.stderr.close()
+    assert code == 0, err
+    assert err.splitlines() == [
+        f"serving {url}",
+        f"netsleuth: scrapes answer 503 until the host can be read: {reason[11:]}",
+        "netsleuth: the host can be read again: scrapes answer 200",
+    ]

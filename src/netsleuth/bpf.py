@@ -25,6 +25,7 @@ import ipaddress
 from dataclasses import dataclass
 
 from netsleuth.errors import FacilityError, InputError
+from netsleuth.sources.cpulist import uint
 
 Insn = tuple[int, int, int, int]  # (code, jt, jf, k): struct sock_filter / struct bpf_insn
 
@@ -215,9 +216,12 @@ def _inner_tests(term: str, arg: str, at: int, version: int) -> str:
         dst = " and ".join(_prefix_tests(net, at + DST_AT[version])) or "1 = 1"
         return {"inner.src": f"({src})", "inner.dst": f"({dst})"}.get(term, f"(({src}) or ({dst}))")
     if term == "inner.proto":
-        num = PROTOCOLS.get(arg.lower()) if not arg.isdigit() else int(arg)
+        # uint: int() raised on '²' (a digit to str.isdigit) and on 4,300 digits or more.
+        num = uint(arg, 256) if arg.isdigit() else PROTOCOLS.get(arg.lower())
         if num is None or not 0 <= num <= 255:
-            raise InputError("--filter", f"inner.proto {arg!r}: give tcp, udp, icmp, ... or 0-255")
+            raise InputError(
+                "--filter", f"inner.proto {arg[:40]!r}: give tcp, udp, icmp, ... or 0-255"
+            )
         return _eq(at + PROTO_AT[version], 1, num)
     raise InputError(
         "--filter", f"unknown term {term!r}: inner.src, inner.dst, inner.host, inner.proto"

@@ -12,6 +12,7 @@ from typing import Any
 import click
 
 from netsleuth import __version__
+from netsleuth.clitypes import Seconds
 from netsleuth.cliutil import run_guarded
 from netsleuth.findings.select import SEVERITIES
 
@@ -268,14 +269,14 @@ def listen(**opts: Any) -> int:
 @main.command()
 @click.option(
     "--duration",
-    type=click.FloatRange(0),
+    type=Seconds(0),
     default=10.0,
     show_default=True,
     help="Seconds to trace; 0 traces until Ctrl-C (SIGINT), SIGTERM or SIGHUP.",
 )
 @click.option(
     "--interval",
-    type=click.FloatRange(0.2),
+    type=Seconds(0.2),
     default=None,
     help="Also show the drops of every INTERVAL seconds while tracing.",
 )
@@ -306,7 +307,7 @@ def drops(**opts: Any) -> int:
     help="One sample from files under this directory (static checks only).",
 )
 @click.option("--samples", type=click.IntRange(1, 3600), default=3, show_default=True)
-@click.option("--interval", type=click.FloatRange(0.1, 3600), default=1.0, show_default=True)
+@click.option("--interval", type=Seconds(0.1, 3600), default=1.0, show_default=True)
 @click.option(
     "--profile",
     "with_profile",
@@ -314,9 +315,7 @@ def drops(**opts: Any) -> int:
     help="Live only: when a CPU is a softirq hotspot, sample its kernel stacks too "
     "(as `netsleuth profile`; root or CAP_PERFMON).",
 )
-@click.option(
-    "--profile-duration", type=click.FloatRange(0.5, 3600), default=5.0, show_default=True
-)
+@click.option("--profile-duration", type=Seconds(0.5, 3600), default=5.0, show_default=True)
 @FORMAT
 @FAIL_ON
 @guarded
@@ -329,8 +328,8 @@ def doctor(**opts: Any) -> int:
 
 @main.command()
 @click.option("-o", "--output", required=True, help="Bundle to write: FILE.tar.gz or a directory.")
-@click.option("--duration", type=click.FloatRange(0), default=2.0, show_default=True)
-@click.option("--interval", type=click.FloatRange(0.1, 3600), default=1.0, show_default=True)
+@click.option("--duration", type=Seconds(0), default=2.0, show_default=True)
+@click.option("--interval", type=Seconds(0.1, 3600), default=1.0, show_default=True)
 @guarded
 def collect(**opts: Any) -> int:
     """Write a bundle of receive-path readings for `doctor --bundle` elsewhere."""
@@ -340,7 +339,7 @@ def collect(**opts: Any) -> int:
 
 
 @main.command()
-@click.option("--interval", type=click.FloatRange(0.2, 3600), default=1.0, show_default=True)
+@click.option("--interval", type=Seconds(0.2, 3600), default=1.0, show_default=True)
 @click.option("--count", type=click.IntRange(1), default=None, help="Stop after COUNT intervals.")
 @guarded
 def watch(**opts: Any) -> int:
@@ -360,7 +359,7 @@ def watch(**opts: Any) -> int:
 )
 @click.option(
     "--duration",
-    type=click.FloatRange(0),
+    type=Seconds(0),
     default=10.0,
     show_default=True,
     help="Seconds to sample; 0 samples until Ctrl-C (SIGINT), SIGTERM or SIGHUP.",
@@ -399,10 +398,8 @@ def profile(**opts: Any) -> int:
     metavar="FILE",
     help="SQLite database to create or append to.",
 )
-@click.option("--interval", type=click.FloatRange(0.1, 3600), default=1.0, show_default=True)
-@click.option(
-    "--duration", type=click.FloatRange(0), default=None, help="Seconds (default: until Ctrl-C)."
-)
+@click.option("--interval", type=Seconds(0.1, 3600), default=1.0, show_default=True)
+@click.option("--duration", type=Seconds(0), default=None, help="Seconds (default: until Ctrl-C).")
 @click.option("--drops", is_flag=True, help="Also trace kernel drops (root) and store groups.")
 @click.option(
     "--retain", default=None, metavar="AGE", help="Expire samples older than AGE (7d, 12h, 90s)."

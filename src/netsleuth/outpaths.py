@@ -40,6 +40,31 @@ def refuse_output_over_input(output: str, inputs: Sequence[str], option: str) ->
             )
 
 
+def _written_file(path: str) -> tuple[int, int] | str | None:
+    """What writing `path` replaces: a regular file's inode, or for a path that does not
+    exist yet its resolved name; None for a device or FIFO, written in place."""
+    try:
+        st = os.stat(path)
+    except OSError:
+        return os.path.realpath(path)
+    return (st.st_dev, st.st_ino) if stat.S_ISREG(st.st_mode) else None
+
+
+def refuse_one_file_twice(outputs: Sequence[tuple[str, str]]) -> None:
+    """Two outputs, (option, path) each, that name one file are refused before anything is
+    written: `scan --export F --html F` wrote the export, then the report over it."""
+    seen: dict[tuple[int, int] | str, str] = {}
+    for option, path in outputs:
+        key = _written_file(path)
+        if key is None:
+            continue
+        if key in seen:
+            raise InputError(
+                path, f"{seen[key]} and {option} name the same file: give each its own path"
+            )
+        seen[key] = option
+
+
 def require_regular_inputs(inputs: Sequence[str], why: str) -> None:
     """For a second pass over the inputs: a pipe, FIFO or device cannot be read twice."""
     for inp in inputs:

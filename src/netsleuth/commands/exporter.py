@@ -28,16 +28,18 @@ def run(opts: Options) -> None:
         raise InputError("--listen", str(err)) from None
     if opts.drops and os.geteuid() != 0:
         raise FacilityError("exporter --drops needs root (a tracefs instance): run it with sudo")
-    if not is_loopback(address[0]):
-        say(
-            f"netsleuth: serving on {address[0]}, not loopback: anyone who reaches it can read "
-            "this host's counters"
-        )
 
     def ready(url: str) -> None:
+        # Said once listening: an address it cannot listen on is one line, exit 2.
+        if not is_loopback(address[0]):
+            say(
+                f"netsleuth: serving on {address[0]}, not loopback: anyone who reaches it can "
+                "read this host's counters"
+            )
         say(f"serving {url}")
 
-    serve(address, drops=opts.drops, root=Path(opts.root) if opts.root else None, on_ready=ready)
+    root = Path(opts.root) if opts.root else None
+    serve(address, drops=opts.drops, root=root, on_ready=ready, on_note=say)
 
 
 def execute(opts: Options) -> int:

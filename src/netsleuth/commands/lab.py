@@ -15,6 +15,7 @@ from netsleuth.commands.common import print_json
 from netsleuth.errors import InputError
 from netsleuth.findings import Finding
 from netsleuth.findings.select import fail_exit
+from netsleuth.sources.cpulist import uint
 
 if TYPE_CHECKING:
     from netsleuth.lab.incidents import IncidentReport
@@ -50,9 +51,10 @@ def listen_specs(specs: tuple[str, ...]) -> tuple[tuple[str, int], ...]:
     out = []
     for spec in specs:
         proto, sep, port = spec.lower().partition("/")
-        if not sep or proto not in ("tcp", "udp") or not port.isdigit() or int(port) > 65535:
-            raise InputError("--listen", f"{spec!r}: use tcp/PORT or udp/PORT")
-        out.append((proto, int(port)))
+        number = uint(port, 65536)  # int() raised on 'tcp/²' and on 4,300 digits or more
+        if not sep or proto not in ("tcp", "udp") or number is None:
+            raise InputError("--listen", f"{spec[:40]!r}: use tcp/PORT or udp/PORT")
+        out.append((proto, number))
     return tuple(out)
 
 

@@ -47,10 +47,10 @@ def run(opts: Options) -> ListenReport:
     from netsleuth.sources.procnet import read_listeners
 
     listeners, notes = read_listeners(Path(opts.root))
+    if not listeners and len(notes) == 2:  # the one line: not the two notes before it
+        raise InputError(opts.root, "no proc/net/tcp or tcp6 here: is --root a Linux root?")
     for note in notes:
         say(f"netsleuth: {note}")
-    if not listeners and len(notes) == 2:
-        raise InputError(opts.root, "no proc/net/tcp or tcp6 here: is --root a Linux root?")
     m = model(listeners, kernel_version(opts.kernel))
     return ListenReport(opts.root, m, judge(m), notes)
 

@@ -22,10 +22,12 @@ def run(opts: Options) -> tuple[Page, int]:
     """The rendered page and the number of samples in it."""
     from pathlib import Path
 
+    from netsleuth.outpaths import refuse_output_over_input
     from netsleuth.record.schema import open_db
     from netsleuth.record.store import CORRUPT, read
     from netsleuth.report.html import MAX_COLUMNS, record_page
 
+    refuse_output_over_input(opts.output, [opts.db_path], "-o")
     db = open_db(Path(opts.db_path), create=False)
     try:
         rec = read(db, MAX_COLUMNS)

@@ -78,6 +78,12 @@ def check(opts: Options) -> None:
             "--export reads its inputs twice: give capture files, not stdin or a pipe",
         )
         refuse_output_over_input(opts.export_path, opts.captures, "--export")
+    if opts.html_path:
+        from netsleuth.outpaths import refuse_one_file_twice, refuse_output_over_input
+
+        refuse_output_over_input(opts.html_path, opts.captures, "--html")
+        if opts.export_path:
+            refuse_one_file_twice([("--export", opts.export_path), ("--html", opts.html_path)])
 
 
 def run(opts: Options) -> ScanReport:

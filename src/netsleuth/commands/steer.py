@@ -172,6 +172,10 @@ def run(opts: Options) -> SteerReport:
     from netsleuth.steering.run import steer as run_steer
     from netsleuth.steering.run import steer_many
 
+    if opts.html_path:
+        from netsleuth.outpaths import refuse_output_over_input
+
+        refuse_output_over_input(opts.html_path, opts.captures, "--html")
     nic = nic_model(opts)
     rps = None
     if opts.rps_cpus:  # --kernel is read only when a model uses it

@@ -11,6 +11,8 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
+from netsleuth.clitypes import Seconds
+
 if TYPE_CHECKING:
     from netsleuth.live.window import Rotation
 
@@ -28,13 +30,13 @@ def live_options(fn: Callable[..., Any]) -> Callable[..., Any]:
         ),
         click.option(
             "--duration",
-            type=click.FloatRange(0, min_open=True),
+            type=Seconds(0, min_open=True),
             default=None,
             help="With --live: stop after S seconds (default: at Ctrl-C, SIGTERM or SIGHUP).",
         ),
         click.option(
             "--interval",
-            type=click.FloatRange(0.1, 3600),
+            type=Seconds(0.1, 3600),
             default=1.0,
             show_default=True,
             help="With --live: seconds between summaries (rate, kernel drops).",
@@ -48,14 +50,14 @@ def live_options(fn: Callable[..., Any]) -> Callable[..., Any]:
         ),
         click.option(
             "--before",
-            type=click.FloatRange(0, 3600),
+            type=Seconds(0, 3600),
             default=5.0,
             show_default=True,
             help="With --live --export: seconds of frames kept before the trigger.",
         ),
         click.option(
             "--after",
-            type=click.FloatRange(0, 3600),
+            type=Seconds(0, 3600),
             default=2.0,
             show_default=True,
             help="With --live --export: seconds of frames written after the trigger.",

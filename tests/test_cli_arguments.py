@@ -1,0 +1,193 @@
+"""Absurd arguments (the CLI fuzz campaign): each is refused before anything runs, exit 2
+and one line (click's usage text ends with its "Error:" line), never a traceback, a run
+that never ends or a file written over another."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+import pytest
+
+from netsleuth.cli import main
+from netsleuth.clitypes import Seconds
+from tests import clirun
+
+# Every option that takes seconds, with what its command needs besides.
+SECONDS = [
+    (["drops"], "--duration"),
+    (["drops"], "--interval"),
+    (["doctor"], "--interval"),
+    (["doctor"], "--profile-duration"),
+    (["collect", "-o", "b.tar.gz"], "--duration"),
+    (["collect", "-o", "b.tar.gz"], "--interval"),
+    (["watch", "--count", "1"], "--interval"),
+    (["profile"], "--duration"),
+    (["record", "--db", "r.db"], "--duration"),
+    (["record", "--db", "r.db"], "--interval"),
+    (["scan", "--live", "lo"], "--duration"),
+    (["scan", "--live", "lo"], "--interval"),
+    (["scan", "--live", "lo"], "--before"),
+    (["scan", "--live", "lo"], "--after"),
+]
+# Those with no upper bound before: inf and 1e308 were taken (collect --duration 1e308
+# --interval 0.1: OverflowError, and inf samples).
+UNBOUNDED = [
+    (["drops"], "--duration"),
+    (["drops"], "--interval"),
+    (["collect", "-o", "b.tar.gz", "--interval", "0.1"], "--duration"),
+    (["profile"], "--duration"),
+    (["record", "--db", "r.db"], "--duration"),
+    (["scan", "--live", "lo"], "--duration"),
+]
+
+
+def _last_line(ran: clirun.Ran) -> str:
+    assert ran.err.startswith("Usage: "), ran.err  # click's usage text, then its one error
+    return ran.err_lines()[-1]
+
+
+@pytest.mark.parametrize(("args", "option"), SECONDS)
+def test_nan_seconds_are_refused(tmp_path: Path, args: list[str], option: str) -> None:
+    # click's FloatRange let NaN through every bound: `watch --interval nan` sampled as fast
+    # as it could, record/collect/profile --duration nan raised ValueError (a traceback),
+    # `drops --duration nan` traced until killed.
+    args = [str(tmp_path / a) if a.endswith((".gz", ".db")) else a for a in args]
+    ran = clirun.run(*args, option, "nan", code=2, timeout=20)
+    assert (
+        _last_line(ran) == f"Error: Invalid value for '{option}': 'nan' is not a number of seconds."
+    )
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("value", ["inf", "1e308"])
+@pytest.mark.parametrize(("args", "option"), UNBOUNDED)
+def test_seconds_past_the_bound_are_refused(
+    tmp_path: Path, args: list[str], option: str, value: str
+) -> None:
+    args = [str(tmp_path / a) if a.endswith((".gz", ".db")) else a for a in args]
+    ran = clirun.run(*args, option, value, code=2, timeout=20)
+    low = "0.2" if (args[0], option) == ("drops", "--interval") else "0"
+    low_op = "<" if args[0] == "scan" else "<="
+    assert _last_line(ran) == (
+        f"Error: Invalid value for '{option}': {float(value):g} is not in the range "
+        f"{low}{low_op}x<=1e+09."
+    )
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_every_float_option_is_seconds() -> None:
+    """A new float option is a Seconds too, or it takes NaN as above."""
+    seen = 0
+    todo: list[click.Command] = [main]
+    while todo:
+        cmd = todo.pop()
+        todo += list(getattr(cmd, "commands", {}).values())
+        for p in cmd.params:
+            if isinstance(p.type, click.FloatRange | type(click.FLOAT)):
+                assert isinstance(p.type, Seconds), f"{cmd.name} {p.opts}"
+                seen += 1
+    assert seen == len(SECONDS)
+
+
+FIXTURES = Path(__file__).parent / "fixtures"
+CAPTURE = FIXTURES / "kernel" / "icmp-errors.pcap"
+
+
+def _copy(tmp_path: Path) -> Path:
+    cap = tmp_path / "in.pcap"
+    cap.write_bytes(CAPTURE.read_bytes())
+    return cap
+
+
+@pytest.mark.parametrize("command", ["scan", "steer"])
+def test_html_never_overwrites_an_input(tmp_path: Path, command: str) -> None:
+    # `scan CAP --html CAP` and `steer CAP --html CAP` wrote the report over the capture
+    # and exited 0 (--export was refused; --html was not checked).
+    cap = _copy(tmp_path)
+    ran = clirun.invoke(command, str(cap), "--html", str(cap), code=2)
+    assert ran.err_lines() == [
+        f"netsleuth: {cap}: --html would overwrite the input {cap}: choose another path"
+    ]
+    assert cap.read_bytes() == CAPTURE.read_bytes()
+
+
+def test_export_and_html_may_not_name_one_file(tmp_path: Path) -> None:
+    # The report was written over the export just written: the evidence was lost.
+    cap = _copy(tmp_path)
+    out = tmp_path / "evidence.pcapng"
+    same = tmp_path / "." / "evidence.pcapng"
+    ran = clirun.invoke("scan", str(cap), "--export", str(out), "--html", str(same), code=2)
+    assert ran.err_lines() == [
+        f"netsleuth: {same}: --export and --html name the same file: give each its own path"
+    ]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in.pcap"]
+    # A device takes both, as asked.
+    clirun.invoke("scan", str(cap), "--export", "/dev/null", "--html", "/dev/null", code=0)
+
+
+def test_report_never_overwrites_its_database(tmp_path: Path) -> None:
+    # `report --db R -o R` wrote the HTML over the record database, exit 0.
+    db = tmp_path / "r.db"
+    root = FIXTURES / "host128" / "t0"
+    clirun.invoke(
+        "record",
+        "--db",
+        str(db),
+        "--root",
+        str(root),
+        "--duration",
+        "0.25",
+        "--interval",
+        "0.1",
+        code=0,
+    )
+    kept = db.read_bytes()
+    ran = clirun.invoke("report", "--db", str(db), "-o", str(db), code=2)
+    assert ran.err_lines() == [
+        f"netsleuth: {db}: -o would overwrite the input {db}: choose another path"
+    ]
+    assert db.read_bytes() == kept
+
+
+def test_listen_on_a_root_without_tables_is_one_line(tmp_path: Path) -> None:
+    # Two notes ("proc/net/tcp is absent: skipped", tcp6 the same) came before the error.
+    ran = clirun.invoke("listen", "--root", str(tmp_path), code=2)
+    assert ran.err_lines() == [
+        f"netsleuth: {tmp_path}: no proc/net/tcp or tcp6 here: is --root a Linux root?"
+    ]
+
+
+# '²' is a digit to str.isdigit() and not to int(); int() refuses 4,300 digits or more.
+ODD_NUMBERS = ["\u00b2", "9" * 5000]
+
+
+@pytest.mark.parametrize("number", ODD_NUMBERS)
+def test_bpf_inner_proto_takes_ascii_numbers_only(number: str) -> None:
+    ran = clirun.invoke("bpf", f"inner.proto {number}", code=2)
+    assert ran.err_lines() == [
+        f"netsleuth: --filter: inner.proto {number[:40]!r}: give tcp, udp, icmp, ... or 0-255"
+    ]
+
+
+@pytest.mark.parametrize("number", ODD_NUMBERS)
+def test_lab_listen_takes_ascii_ports_only(tmp_path: Path, number: str) -> None:
+    spec = f"tcp/{number}"
+    ran = clirun.invoke("lab", "replay", str(CAPTURE), "--listen", spec, code=2)
+    assert ran.err_lines() == [f"netsleuth: --listen: {spec[:40]!r}: use tcp/PORT or udp/PORT"]
+
+
+def test_exporter_that_cannot_listen_says_one_line() -> None:
+    # The "not loopback" warning came first, then the error: two lines for one exit 2.
+    ran = clirun.run("exporter", "--listen", "192.0.2.1:9797", code=2, timeout=30)
+    assert ran.err_lines() == [
+        "netsleuth: 192.0.2.1:9797: cannot listen: Cannot assign requested address"
+    ]
+
+
+def test_exporter_ports_are_ascii_numbers() -> None:
+    # Exit 2 before too, but saying "invalid literal for int() with base 10: '²'".
+    ran = clirun.invoke("exporter", "--listen", "127.0.0.1:\u00b2", code=2)
+    assert ran.err_lines() == [
+        "netsleuth: --listen: '127.0.0.1:\u00b2' is not HOST:PORT (e.g. 127.0.0.1:9797)"
+    ]
