@@ -159,3 +159,16 @@ def test_payload_that_is_no_tunnel_header_is_not_flagged() -> None:
     assert _anomalies(t)[n:] == [[]] * len(real)
     kinds = [Tunnel(k).name for k in t.tunnel[n:]]
     assert kinds == ["TEREDO"] * 4 + ["GTPU"] * 3 + ["L2TP"] * 2 + ["VXLAN_GPE"] * 2
+
+
+def test_an_arp_frame_too_short_for_its_lengths_ends_decoding_quietly() -> None:
+    """ARP bounds its frame by its own lengths (a1c8cf7), which a frame cut within its first
+    8 bytes does not give: it still ends there, with no finding, where it was sent back to
+    the ARP decoder every round until decode.too_deep (helper-53). A whole one is bounded
+    by its lengths: 8 + 2 x (6 + 4) = 28 bytes, the rest padding."""
+    arp = bytes.fromhex("0001080006040001") + bytes(20)
+    cut = craft.ether(arp[:6], 0x0806)
+    whole = craft.pad(craft.ether(arp, 0x0806))
+    t = decode(RecordBatch.from_packets([cut, whole], wirelen=[60, 60]))
+    assert [int(a) for a in t.anom_outer] == [0, 0]
+    assert int(t.wend[1] - t.start[1]) == 14 + 28

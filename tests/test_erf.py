@@ -22,6 +22,7 @@ from netsleuth.craft.l2 import dot1q, ether, ieee8023, llc, pad, stp_bpdu
 from netsleuth.craft.l3 import ipv4
 from netsleuth.craft.l4 import tcp, udp
 from netsleuth.craft.mix import mixed_capture
+from netsleuth.decode import decode
 from netsleuth.report.jsonout import scan_document
 from netsleuth.scan import scan
 from tests.capfiles import pcap_bytes
@@ -524,3 +525,26 @@ def test_a_dag_capture_starting_with_a_provenance_record_has_no_finding(tmp_path
     assert doc["findings"] == []
     assert doc["summary"]["link"] == {"erf_meta": 1, "ethernet": 3}
     assert doc["inputs"][0]["packets"] == 4
+
+
+def test_an_ip_length_shorter_than_its_header_gives_no_fcs(tmp_path: Path) -> None:
+    """An IPv4 total length of 0 (a wire capture: bad, not TSO) or below its header's says
+    nothing of where the payload ends: tshark then takes no FCS (helper-53), and neither
+    does netsleuth. The same frame with its real length 40 has one."""
+    tshark = require("tshark", "tshark")
+    body = udp("198.51.100.9", "192.0.2.99", 5, 53, b"q" * 12)
+    frames = [
+        ether(ipv4("198.51.100.9", "192.0.2.99", body, 17, total_length=n), 0x0800)
+        for n in (0, 12, 40)
+    ]
+    path = tmp_path / "lengths.erf"
+    path.write_bytes(
+        b"".join(erf_record(incidents.T0 + k, with_fcs(pad(f))) for k, f in enumerate(frames))
+    )
+    rows = tshark_frames(tshark, path, "eth.fcs")
+    assert [bool(r[0]) for r in rows] == [False, False, True]
+    reader = open_capture(str(path))
+    t = decode(next(iter(reader.batches())))
+    reader.source.close()
+    assert t.fcs.tolist() == [False, False, True]
+    assert t.frame_len.tolist() == [64, 64, 60]

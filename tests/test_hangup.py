@@ -12,10 +12,12 @@ import os
 import select
 import shutil
 import signal
+import sqlite3
 import subprocess
 import sys
 import termios
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -136,3 +138,34 @@ def test_under_nohup_a_hangup_is_ignored_and_collect_completes(tmp_path: Path) -
             proc.wait()
     assert proc.returncode == 0, err
     assert [p.name for p in tmp_path.iterdir()] == ["host.tar.gz"]
+
+
+def test_a_terminal_that_hangs_up_under_record_exits_129_with_its_database(
+    tmp_path: Path,
+) -> None:
+    """record ends with its report on the first signal (signals.Stop): after a hangup that
+    report goes to the terminal that hung up, which answers EIO. The run ends as the hangup
+    (129), not as a write error (2, helper-53), and the samples it stored stay."""
+    db = tmp_path / "r.db"
+
+    def stored() -> int:
+        with contextlib.closing(sqlite3.connect(db)) as con:
+            return int(con.execute("SELECT count(*) FROM sample").fetchone()[0])
+
+    argv = [*NETSLEUTH, "record", "--db", str(db), "--interval", "0.5"]
+    with _on_a_terminal(argv) as (proc, master):
+        deadline = time.monotonic() + 60
+        while not (db.exists() and _readable(stored)):  # its first interval's rates stored
+            assert proc.poll() is None and time.monotonic() < deadline, "record stored nothing"
+            time.sleep(0.1)
+        os.close(master)
+        assert proc.wait(timeout=30) == 129
+    assert stored() >= 1
+
+
+def _readable(count: Callable[[], int]) -> bool:
+    """Whether `count` reads a row or more (the database may be mid-creation)."""
+    try:
+        return count() > 0
+    except sqlite3.Error:
+        return False

@@ -136,28 +136,60 @@ def test_collect_refuses_more_samples_than_a_bundle_holds(tmp_path: Path) -> Non
 def test_collect_refuses_at_the_first_sample_a_bundle_doctor_could_not_read(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """A host whose sample is 3,000 files (about 200 devices): doctor --bundle reads 200,000
-    members, meta.json one of them, so 66 samples fit (3,000 x 66 + 1 = 198,001) and 67 do
-    not. Refused after the first, nothing written; 66 are written whole."""
+    """A host whose sample is 3,000 files in one folder (about 200 devices): doctor --bundle
+    reads 200,000 members, meta.json one of them, and collect counts each sample's folders
+    too (the folder reader counts them; the sample's own two, spare): 3,003 entries, so 66
+    samples fit (3,003 x 66 + 1 = 198,199) and 67 do not (201,202): refused after the
+    first, nothing written. At the edge, with the bound at 2,000 to keep this quick,
+    samples of 30 files (33 entries) fit 60 times (1,981), written whole and read back as a
+    tar and as a folder, and 61 are refused."""
     from netsleuth import doctor
     from netsleuth.errors import InputError
-    from netsleuth.sources.bundle import read_bundle
+    from netsleuth.sources import bundle
     from netsleuth.sources.hostfs import Snapshot
 
     taken: list[int] = []
+    files = [3000]
 
     def read_live(root: Path = Path("/")) -> Snapshot:
         taken.append(1)
-        return Snapshot(files={f"sys/d{k}": "1" for k in range(3000)})
+        return Snapshot(files={f"sys/d{k}": "1" for k in range(files[0])})
 
     monkeypatch.setattr(doctor, "read_live", read_live)
     monkeypatch.setattr(doctor, "time", SteppedClock())
-    with pytest.raises(InputError, match=r"3000 files, .*: 67 of them .* at most 66 fit"):
+    with pytest.raises(InputError, match=r"3003 entries, .*: 67 of them .* at most 66 fit"):
         doctor.collect(tmp_path / "b.tar.gz", 67, 1.0)
     assert taken == [1]
     assert list(tmp_path.iterdir()) == []
-    assert doctor.collect(tmp_path / "b.tar.gz", 66, 1.0) == 66
-    assert len(read_bundle(tmp_path / "b.tar.gz")) == 66
+    files[0] = 30
+    monkeypatch.setattr(bundle, "MAX_MEMBERS", 2000)
+    with pytest.raises(InputError, match=r"33 entries, .*: 61 of them .* at most 60 fit"):
+        doctor.collect(tmp_path / "b", 61, 1.0)
+    for name in ("b.tar.gz", "b"):
+        assert doctor.collect(tmp_path / name, 60, 1.0) == 60
+        assert len(bundle.read_bundle(tmp_path / name)) == 60
+
+
+@pytest.mark.parametrize("name", ["b.tar.gz", "b"])
+def test_folders_and_names_tarfile_writes_twice_are_counted_as_the_reader_counts(
+    name: str, tmp_path: Path
+) -> None:
+    """A sample of 55,000 files, each in a folder of its own (/proc/irq/N/...): two of them
+    are 110,000 files, which collect let through, but the folder reader counts the folders
+    too, 110,004 entries a sample (with proc/, irq/ and the sample's own two, spare), so
+    doctor --bundle refused the two: now refused at the first sample. And each of 20 files
+    under a device named with a non-ASCII letter costs two members, as tarfile writes a
+    PAX header before it and the tar reader counts both (helper-53)."""
+    from netsleuth.errors import InputError
+    from netsleuth.sources import bundle
+    from netsleuth.sources.hostfs import Snapshot
+
+    irqs = Snapshot(files={f"proc/irq/{k}/smp_affinity_list": "0" for k in range(55_000)})
+    with pytest.raises(InputError, match=r"110004 entries, .*: 2 of them .* at most 1 fit"):
+        bundle.write_bundle(tmp_path / name, [(1.0, irqs), (2.0, irqs)], {}, planned=2)
+    assert list(tmp_path.iterdir()) == []
+    wlan = Snapshot(files={f"sys/class/net/wl\u00e4n0/f{k}": "1" for k in range(20)})
+    assert bundle._Room.cost(list(bundle._sample_files(0, wlan)))[0] == 20 + 20 + 6
 
 
 @pytest.mark.parametrize("name", ["b.tar.gz", "b"])

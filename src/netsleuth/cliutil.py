@@ -16,6 +16,7 @@ from collections.abc import Callable
 from types import FrameType
 from typing import TYPE_CHECKING, Any
 
+from netsleuth import signals
 from netsleuth.errors import InputError, NetsleuthError
 from netsleuth.signals import ending_signals
 
@@ -138,6 +139,10 @@ def _run_command(fn: Callable[..., int], args: Any, kwargs: Any) -> int:
         return 0
     except OSError as err:
         signalled = _raised_by_signal(err)
+        if signalled is None and signals.HUNG_UP:
+            # A run that ended with its report after a hangup (signals.Stop), the report
+            # then written to the terminal that hung up.
+            signalled = signal.SIGHUP
         if signalled is not None:
             # Raised by a cleanup while a signal unwound: after a hangup, the terminal's
             # reset (rich's Live, a progress bar) is written to a tty that answers EIO.

@@ -24,6 +24,12 @@ def ending_signals() -> tuple[signal.Signals, ...]:
     return tuple(s for s in SIGNALS if not (nohup and s == signal.SIGHUP))
 
 
+# The terminal hung up during a run that ends with its report (Stop): the report, written
+# to that terminal, then fails (EIO), and the exit says the hangup, not a write error
+# (cliutil._run_command). Set once a process: nothing undoes a hangup.
+HUNG_UP: list[bool] = []
+
+
 class Stop:
     """Installed as the handler: `requested` is set by the first signal; a second one
     raises KeyboardInterrupt, which unwinds through every cleanup."""
@@ -32,6 +38,8 @@ class Stop:
         self.requested = False
 
     def __call__(self, signum: int, frame: FrameType | None) -> None:
+        if signum == signal.SIGHUP and not HUNG_UP:
+            HUNG_UP.append(True)
         if self.requested:
             raise KeyboardInterrupt
         self.requested = True

@@ -123,12 +123,13 @@ class Head:
 class Later(NamedTuple):
     """A run of fragments taken at once (_extend) into a datagram that cannot complete
     yet, counted into it (Datagram.tally) but not yet placed: their bytes one after the
-    other, and per fragment its offset, end, MF flag and frame (`cols`) and where its
-    bytes start in `data` (`at`, one more: the end)."""
+    other, and per fragment its offset, end, MF flag, frame and where its bytes start in
+    `data`, as int64 rows (`cols`). Two bytes objects in a tuple: a run of two fragments
+    costs ~200 bytes besides theirs, within the 2 x FRAG_COST the table charges (with
+    NumPy arrays kept, ~430: a flood of such pairs held 1.6 times MAX_BYTES, helper-53)."""
 
     data: bytes
-    cols: NDArray[np.int64]
-    at: NDArray[np.int64]
+    cols: bytes
 
 
 @dataclasses.dataclass
@@ -153,11 +154,11 @@ class Held:
     def place_later(self) -> None:
         """The runs deferred placed into the datagram, in the order they came."""
         for run in self.later:
-            off, end, more, frame = run.cols.tolist()
-            at = run.at.tolist()
+            off, end, more, frame, at = np.frombuffer(run.cols, np.int64).reshape(5, -1).tolist()
+            stop = [*at[1:], len(run.data)]
             frags = [
-                Fragment(o, run.data[at[i] : at[i + 1]], bool(m), fr)
-                for i, (o, m, fr) in enumerate(zip(off, more, frame, strict=True))
+                Fragment(o, run.data[a:b], bool(m), fr)
+                for o, a, b, m, fr in zip(off, at, stop, more, frame, strict=True)
             ]
             self.dg.place(frags, end)
         self.later.clear()
@@ -412,9 +413,10 @@ class TunnelReassembly:
         at = np.zeros(size.shape[0] + 1, dtype=np.int64)
         np.cumsum(size, out=at[1:])
         spans = np.repeat(data - at[:-1], size) + np.arange(at[-1])
-        cols = np.stack((off, ip_end - data + off, f.more[idx], f.frame[idx]))
-        held.later.append(Later(t.batch.buf[spans].tobytes(), cols, at))
-        held.dg.tally(cols[3].tolist(), int(at[-1]))
+        frame = f.frame[idx]
+        cols = np.stack((off, ip_end - data + off, f.more[idx], frame, at[:-1]))
+        held.later.append(Later(t.batch.buf[spans].tobytes(), cols.tobytes()))
+        held.dg.tally(frame.tolist(), int(at[-1]))
         opened.charge(row, held.dg.nbytes)
         self._bound()
         return True

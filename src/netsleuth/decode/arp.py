@@ -16,12 +16,14 @@ FIXED = 8  # hardware type, protocol type, their address lengths, operation
 
 
 def decode(t: PacketTable, idx: NDArray[np.int64]) -> None:
-    idx = idx[t.fits(idx, FIXED)]
-    p = t.pos[idx]
-    end = p + FIXED + 2 * (t.v.u8[p + 4].astype(np.int64) + t.v.u8[p + 5])
-    inside = end <= t.wend[idx]
-    t.trim(idx[inside], end[inside])
+    # Every ARP frame ends decoding here, one too short to give its lengths too (one not
+    # stopped came back every round until decode.too_deep: helper-53).
     t.stop(idx)
+    whole = idx[t.fits(idx, FIXED)]
+    p = t.pos[whole]
+    end = p + FIXED + 2 * (t.v.u8[p + 4].astype(np.int64) + t.v.u8[p + 5])
+    inside = end <= t.wend[whole]
+    t.trim(whole[inside], end[inside])
 
 
 register(NS.ETHERTYPE, 0x0806, "arp", decode)

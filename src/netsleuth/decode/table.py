@@ -396,14 +396,20 @@ class PacketTable:
         802.3 frame's LLC, whose length field trimmed wend; anything no length bounds) wend.
         A frame under the 64-byte minimum, or whose payload runs to its end, has no FCS, so
         an ERF file written without FCSs (scapy's ERFEthernetWriter) reads as its frames.
-        Judged on wire lengths, so a record the card's snap length cut before or inside its
-        FCS is judged as the whole frame would be."""
+        An IP length shorter than its own header (a bogus one, or 0 as TSO leaves it) says
+        nothing of where the payload ends, and tshark then takes the frame whole: no FCS.
+        Judged on wire lengths, so a record the card's snap length cut after its IP header
+        is judged as the whole frame would be; one cut inside it has no length to go by,
+        and no FCS is taken, as in tshark. VLAN-tagged frames differ from tshark 4.0, whose
+        802.1Q dissector passes no FCS on (it shows the 4 bytes as its trailer): here they
+        are the FCS they are, which changes the frame's size only."""
         b = self.batch
         if not b.eth_fcs or self.n == 0:
             return
         o = self.outer
-        ip_end = self.start + o.off.astype(np.int64) + o.tot_len.astype(np.int64)
-        payload_end = np.where(o.ver != 0, ip_end, self.wend)
+        tot = o.tot_len.astype(np.int64)
+        ip_end = self.start + o.off.astype(np.int64) + tot
+        payload_end = np.where((o.ver != 0) & (tot >= o.hlen), ip_end, self.wend)
         after = b.offset + b.wirelen - payload_end
         self.fcs = (b.linktype == 1) & (b.wirelen >= ETH_FCS_MIN) & (after >= 4)
         if not self.fcs.any():

@@ -95,12 +95,16 @@ def write_bundle(
 
 
 class _Room:
-    """What a bundle may hold so that the reader takes it whole: MAX_MEMBERS files and
-    MAX_STREAM bytes of tar stream, counted as tarfile may write them at most (a 512-byte
-    header, one more header and block for a PAX long name, the data in 512-byte blocks),
-    with room kept for meta.json. A 128-CPU host's sample is ~90 KB, so an hour at 1 s
-    passes MAX_STREAM; a host with 200 devices, ~3,000 files a sample, MAX_MEMBERS after
-    67 samples: doctor --bundle then refused what collect wrote."""
+    """What a bundle may hold so that the reader takes it whole: MAX_MEMBERS members and
+    MAX_STREAM bytes of tar stream, with room kept for meta.json. A 128-CPU host's sample
+    is ~90 KB, so an hour at 1 s passes MAX_STREAM; a host with 200 devices, ~3,000 files a
+    sample, MAX_MEMBERS after 67 samples: doctor --bundle then refused what collect wrote.
+
+    Counted as the readers count, at most: the tar reader counts every header, and Python's
+    tarfile (PAX format) writes a second one before a name that is not ASCII (a device may
+    be named so) or longer than 100 bytes; the folder reader counts every entry under a
+    sample, its directories too (helper-53). Bytes: a header, one more header and block for
+    such a name, the data in 512-byte blocks."""
 
     def __init__(self) -> None:
         self.files = 0
@@ -108,7 +112,11 @@ class _Room:
 
     @staticmethod
     def cost(files: list[tuple[str, bytes]]) -> tuple[int, int]:
-        return len(files), sum(3 * BLOCK + -(-len(d) // BLOCK) * BLOCK for _, d in files)
+        names = [name for name, _ in files]
+        pax = sum(not n.isascii() or len(n.encode()) > 100 for n in names)
+        dirs = {n[: i + 1] for n in names for i, c in enumerate(n) if c == "/"}
+        members = len(files) + pax + len(dirs)  # a sample's own folders: 2 of them, spare
+        return members, sum(3 * BLOCK + -(-len(d) // BLOCK) * BLOCK for _, d in files)
 
     def fits(self, cost: tuple[int, int], more: int, listed: int = 0) -> bool:
         """Whether `more` samples of this cost fit after `listed`, with meta.json listing
@@ -142,8 +150,8 @@ def _write_samples(
         if not listed and planned is not None and not room.fits(cost, planned):
             raise InputError(
                 "--duration",
-                f"a sample of this host is {cost[0]} files, {cost[1] >> 10} KiB: {planned} "
-                f"of them pass what doctor --bundle reads ({MAX_MEMBERS} files, "
+                f"a sample of this host is {cost[0]} entries, {cost[1] >> 10} KiB: {planned} "
+                f"of them pass what doctor --bundle reads ({MAX_MEMBERS} entries, "
                 f"{MAX_STREAM >> 20} MiB); at most {_most(room, cost)} fit (use a longer "
                 "--interval, or `netsleuth record` for long series)",
             )
