@@ -191,3 +191,23 @@ def test_exporter_ports_are_ascii_numbers() -> None:
     assert ran.err_lines() == [
         "netsleuth: --listen: '127.0.0.1:\u00b2' is not HOST:PORT (e.g. 127.0.0.1:9797)"
     ]
+
+
+def test_live_takes_a_device_name_not_an_alias() -> None:
+    # "eth0:1" read eth0: the kernel drops an alias's part after the colon (helper-52).
+    ran = clirun.invoke("scan", "--live", "lo:1", "--duration", "1", code=2)
+    assert ran.err_lines() == [
+        "netsleuth: --live: 'lo:1' is not a network device name (1-15 bytes, no / : or spaces)"
+    ]
+
+
+def test_live_evidence_in_a_folder_that_is_not_there_is_refused_at_the_start(
+    tmp_path: Path,
+) -> None:
+    # Accepted before, and the evidence lost at the first trigger (helper-52).
+    out = tmp_path / "missing" / "x.pcapng"
+    ran = clirun.invoke("scan", "--live", "lo", "--duration", "1", "--export", str(out), code=2)
+    assert ran.err_lines() == [
+        f"netsleuth: {out}: cannot write in {out.parent}: No such file or directory"
+    ]
+    assert list(tmp_path.iterdir()) == []

@@ -78,6 +78,19 @@ def require_regular_inputs(inputs: Sequence[str], why: str) -> None:
             raise InputError(inp, why)
 
 
+def require_writable_folder(path: str) -> None:
+    """For an output written only later (scan --live's evidence, at its first trigger): its
+    folder is tried now, with a file made and removed there, so a wrong path is one line at
+    the start rather than the evidence lost when it comes (helper-52)."""
+    folder = os.path.dirname(path) or "."
+    try:
+        fd, tmp = tempfile.mkstemp(dir=folder, prefix=".netsleuth-", suffix=".part")
+    except OSError as err:
+        raise InputError(path, f"cannot write in {folder}: {err.strerror}") from None
+    os.close(fd)
+    os.unlink(tmp)
+
+
 @contextlib.contextmanager
 def atomic_output(path: str, *, special_in_place: bool = True) -> Iterator[BinaryIO]:
     """A temporary file in the target's directory, renamed over the target only when the

@@ -148,13 +148,16 @@ def scan_live(
     encap: str,
 ) -> int:
     from netsleuth.capture.ring import RingConfig
-    from netsleuth.cliutil import stdout_console
+    from netsleuth.cliutil import check_ifname, stdout_console
     from netsleuth.findings import Severity
     from netsleuth.findings.select import fail_exit, select
     from netsleuth.live.run import run_live, stop_on_signals
     from netsleuth.live.vigil import LiveOptions
+    from netsleuth.outpaths import require_writable_folder
     from netsleuth.report.jsonout import scan_document
 
+    # "eth0:1" reads eth0: the kernel drops an alias's part after the colon.
+    check_ifname(live, "--live")
     program = None
     if bpf_filter:
         from netsleuth.bpf import compile_filter
@@ -178,6 +181,8 @@ def scan_live(
             block_size=BLOCK, blocks=max(2, (ring_mb << 20) // BLOCK), promisc=promisc, bpf=program
         ),
     )
+    if export_path is not None:  # after the arguments are checked (--rotate)
+        require_writable_folder(export_path)
     sink = _sink(fmt, live)
     floor = Severity.parse(min_severity)
 
