@@ -363,3 +363,35 @@ def test_no_report_is_written_when_no_input_could_be_read(
     ran = clirun.invoke(*argv, str(good), str(text), code=2)
     assert Path(argv[-1]).stat().st_size > 0
     assert "not a capture file" in ran.err_lines()[0]
+
+
+def test_a_report_cut_short_leaves_the_earlier_one_whole(tmp_path: Path) -> None:
+    """The file size limit (RLIMIT_FSIZE, SIGXFSZ ignored: EFBIG) stops the report's write
+    midway, as a full disk would: the earlier report at that path is left whole and no
+    temporary file stays, where the report was truncated and then cut (helper-52)."""
+    import resource
+    import signal
+
+    cap = tmp_path / "i.pcap"
+    with open(cap, "wb") as fh:
+        write_pcap(fh, incidents.incident1_poison_fragment())
+    out = tmp_path / "r.html"
+    out.write_text("the earlier report\n")
+
+    def small_files() -> None:
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+        resource.setrlimit(resource.RLIMIT_FSIZE, (4 << 10, 4 << 10))  # the report: ~10 KB
+
+    done = subprocess.run(
+        [sys.executable, "-m", "netsleuth", "scan", "--html", str(out), str(cap)],
+        capture_output=True,
+        text=True,
+        preexec_fn=small_files,
+        check=False,
+        timeout=120,
+    )
+    assert done.returncode == 2, done.stderr
+    said = f"netsleuth: {out}: cannot write the report: File too large"
+    assert done.stderr.splitlines() == [said]
+    assert out.read_text() == "the earlier report\n"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["i.pcap", "r.html"]

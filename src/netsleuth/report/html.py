@@ -24,6 +24,7 @@ import numpy.typing as npt
 
 from netsleuth import __version__
 from netsleuth.findings import Finding
+from netsleuth.outpaths import atomic_output
 from netsleuth.record.store import Recording
 
 MAX_COLUMNS = 900  # time columns a chart draws; longer recordings take the max per bucket
@@ -126,9 +127,12 @@ class Page:
         )
 
     def write(self, path: Path) -> int:
-        text = self.render()
-        path.write_text(text, encoding="utf-8")
-        return len(text.encode())
+        """Written whole or not at all (outpaths.atomic_output): a full disk or a signal
+        midway left a cut report where an earlier one was (helper-52)."""
+        data = self.render().encode()
+        with atomic_output(str(path)) as fh:
+            fh.write(data)
+        return len(data)
 
 
 def _finding_rows(findings: list[Finding]) -> list[dict[str, Any]]:
