@@ -211,3 +211,14 @@ def test_live_evidence_in_a_folder_that_is_not_there_is_refused_at_the_start(
         f"netsleuth: {out}: cannot write in {out.parent}: No such file or directory"
     ]
     assert list(tmp_path.iterdir()) == []
+
+
+def test_profile_folded_in_a_folder_that_is_not_there_is_refused_before_sampling(
+    tmp_path: Path,
+) -> None:
+    # Refused only once the run's samples were taken, and they were lost.
+    out = tmp_path / "missing" / "x.folded"
+    ran = clirun.invoke("profile", "--duration", "30", "--folded", str(out), code=2)
+    assert ran.err_lines() == [
+        f"netsleuth: {out}: cannot write in {out.parent}: No such file or directory"
+    ]

@@ -39,21 +39,25 @@ class ProfileResult:
 def run(opts: Options) -> ProfileResult:
     """Probe perf on the first CPU (exit 3 before sampling when it is not permitted), then
     sample the chosen CPUs (auto: the softirq hotspots) and write --folded."""
+    from netsleuth.outpaths import atomic_output, require_writable_folder
     from netsleuth.profile.run import auto_cpus, check_cpus, online_cpus, probe
     from netsleuth.profile.run import profile as run_profile
 
     chosen = None if opts.cpus == "auto" else cpu_list(opts.cpus, "--cpus")
     if chosen:
         check_cpus(chosen)
+    if opts.folded_path:  # tried now, not after the whole run's samples are taken
+        require_writable_folder(opts.folded_path)
     probe(chosen[0] if chosen else online_cpus()[0])
     notes: list[str] = []
     if chosen is None:
         chosen = auto_cpus(notes)
     prof = run_profile(chosen, opts.duration or None, opts.frequency, notes=notes)
     if opts.folded_path:
+        text = "".join(line + "\n" for line in prof.folded()).encode()
         try:
-            with open(opts.folded_path, "w") as fh:
-                fh.writelines(line + "\n" for line in prof.folded())
+            with atomic_output(opts.folded_path) as fh:  # whole or not at all
+                fh.write(text)
         except OSError as err:
             raise InputError(
                 opts.folded_path, f"cannot write folded stacks: {err.strerror}"
