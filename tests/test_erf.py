@@ -414,6 +414,17 @@ def wire_frames() -> list[bytes]:
     ]
 
 
+def wire_files(folder: Path) -> tuple[list[bytes], Path, Path]:
+    """wire_frames(), as ERF records ending in their FCS and as a pcap file without FCSs."""
+    frames = wire_frames()
+    t0 = incidents.T0
+    erf, pcap = folder / "wire.erf", folder / "wire.pcap"
+    erf.write_bytes(b"".join(erf_record(t0 + k, with_fcs(f)) for k, f in enumerate(frames)))
+    with open(pcap, "wb") as fh:
+        write_pcap(fh, [(t0 + k, f) for k, f in enumerate(frames)])
+    return frames, erf, pcap
+
+
 def test_the_fcs_ending_an_erf_ethernet_record_is_not_frame_bytes(tmp_path: Path) -> None:
     """tshark reads the last 4 bytes of these records as the FCS (eth.fcs, frame.len 64
     for a 60-byte frame), and netsleuth scans them as the same frames in a pcap file
@@ -422,12 +433,7 @@ def test_the_fcs_ending_an_erf_ethernet_record_is_not_frame_bytes(tmp_path: Path
     past a 64-byte frame). Its byte counts are the records' wire lengths, FCSs included,
     as capinfos and the sum of tshark's frame.len give them."""
     tshark = require("tshark", "tshark")
-    frames = wire_frames()
-    t0 = incidents.T0
-    erf, pcap = tmp_path / "wire.erf", tmp_path / "wire.pcap"
-    erf.write_bytes(b"".join(erf_record(t0 + k, with_fcs(f)) for k, f in enumerate(frames)))
-    with open(pcap, "wb") as fh:
-        write_pcap(fh, [(t0 + k, f) for k, f in enumerate(frames)])
+    frames, erf, pcap = wire_files(tmp_path)
     rows = tshark_frames(tshark, erf, "frame.len", "eth.fcs", "eth.padding", "llc.dsap")
     assert [int(r[0]) for r in rows] == [len(f) + 4 for f in frames]
     # The untagged frames' FCS where tshark's Ethernet dissector looks (a tagged frame's
@@ -474,10 +480,8 @@ def test_an_exported_erf_frame_leaves_its_fcs_out(tmp_path: Path) -> None:
     needs no if_fcslen): tshark reads the Etherleak frame back as 60 bytes whose last 6
     are its padding (a trailer to tshark: not zeros), and a scan of the evidence finds it again."""
     tshark = require("tshark", "tshark")
-    frames = wire_frames()
-    erf, out = tmp_path / "wire.erf", tmp_path / "evidence.pcapng"
-    t0 = incidents.T0
-    erf.write_bytes(b"".join(erf_record(t0 + k, with_fcs(f)) for k, f in enumerate(frames)))
+    _, erf, _ = wire_files(tmp_path)
+    out = tmp_path / "evidence.pcapng"
     invoke("scan", "--only", "l2.padding_nonzero", "--export", str(out), str(erf))
     fields = ("frame.len", "frame.cap_len", "eth.fcs", "eth.trailer", "frame.comment")
     rows = tshark_frames(tshark, out, *fields)
@@ -491,12 +495,7 @@ def test_steer_counts_erf_frames_without_their_fcs(tmp_path: Path) -> None:
     """Queue and flow byte loads are the frames' a NIC hands on (it strips the FCS): the
     same from the ERF records as from a pcap file of the frames. The input's bytes are
     what each file records, the ERF records' FCSs included."""
-    frames = wire_frames()
-    t0 = incidents.T0
-    erf, pcap = tmp_path / "wire.erf", tmp_path / "wire.pcap"
-    erf.write_bytes(b"".join(erf_record(t0 + k, with_fcs(f)) for k, f in enumerate(frames)))
-    with open(pcap, "wb") as fh:
-        write_pcap(fh, [(t0 + k, f) for k, f in enumerate(frames)])
+    frames, erf, pcap = wire_files(tmp_path)
 
     def loads(path: Path) -> tuple[object, ...]:
         doc = invoke("steer", "--format", "json", str(path)).json()

@@ -37,21 +37,26 @@ def _mid_run(proc: subprocess.Popen[Any], folder: Path) -> None:
     assert [p.name for p in folder.iterdir() if p.name.endswith(".part")], "no bundle begun"
 
 
-@pytest.mark.parametrize("name", ["host.tar.gz", "host"], ids=["tar", "folder"])
-def test_sighup_mid_collect_exits_129_and_leaves_nothing(tmp_path: Path, name: str) -> None:
-    out = tmp_path / "out"
-    out.mkdir()
-    argv = [*NETSLEUTH, "collect", "-o", str(out / name), *LONG]
+def _hung_up_mid_run(argv: list[str], folder: Path) -> tuple[int, str]:
+    """`kill -HUP` once the run has begun its bundle in `folder`: (exit code, stderr)."""
     proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
-        _mid_run(proc, out)
+        _mid_run(proc, folder)
         proc.send_signal(signal.SIGHUP)
         _, err = proc.communicate(timeout=30)
     finally:
         if proc.poll() is None:
             proc.kill()
             proc.wait()
-    assert proc.returncode == 129, err
+    return proc.returncode, err
+
+
+@pytest.mark.parametrize("name", ["host.tar.gz", "host"], ids=["tar", "folder"])
+def test_sighup_mid_collect_exits_129_and_leaves_nothing(tmp_path: Path, name: str) -> None:
+    out = tmp_path / "out"
+    out.mkdir()
+    code, err = _hung_up_mid_run([*NETSLEUTH, "collect", "-o", str(out / name), *LONG], out)
+    assert code == 129, err
     assert err == "netsleuth: hung up\n"
     assert list(out.iterdir()) == []  # no .part, and no partial bundle under the name
 
@@ -127,16 +132,8 @@ def test_under_nohup_a_hangup_is_ignored_and_collect_completes(tmp_path: Path) -
         pytest.skip("no nohup (coreutils)")
     bundle = tmp_path / "host.tar.gz"
     argv = [nohup, *NETSLEUTH, "collect", "-o", str(bundle), "--duration", "1", "--interval", "0.5"]
-    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    try:
-        _mid_run(proc, tmp_path)
-        proc.send_signal(signal.SIGHUP)
-        _, err = proc.communicate(timeout=30)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-    assert proc.returncode == 0, err
+    code, err = _hung_up_mid_run(argv, tmp_path)
+    assert code == 0, err
     assert [p.name for p in tmp_path.iterdir()] == ["host.tar.gz"]
 
 

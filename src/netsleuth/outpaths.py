@@ -78,15 +78,21 @@ def require_regular_inputs(inputs: Sequence[str], why: str) -> None:
             raise InputError(inp, why)
 
 
-def require_writable_folder(path: str) -> None:
-    """For an output written only later (scan --live's evidence, at its first trigger): its
-    folder is tried now, with a file made and removed there, so a wrong path is one line at
-    the start rather than the evidence lost when it comes (helper-52)."""
+def _temp_beside(path: str) -> tuple[int, str]:
+    """A new temporary file in the folder `path` is written in: (descriptor, name)."""
     folder = os.path.dirname(path) or "."
     try:
-        fd, tmp = tempfile.mkstemp(dir=folder, prefix=".netsleuth-", suffix=".part")
+        return tempfile.mkstemp(dir=folder, prefix=".netsleuth-", suffix=".part")
     except OSError as err:
         raise InputError(path, f"cannot write in {folder}: {err.strerror}") from None
+
+
+def require_writable_folder(path: str) -> None:
+    """For an output written only later (scan --live's evidence, at its first trigger): its
+    folder is tried now, with the temporary file atomic_output would make made and removed
+    there, so a wrong path is one line at the start rather than the evidence lost when it
+    comes (helper-52)."""
+    fd, tmp = _temp_beside(path)
     os.close(fd)
     os.unlink(tmp)
 
@@ -113,11 +119,7 @@ def atomic_output(path: str, *, special_in_place: bool = True) -> Iterator[Binar
         with fh:
             yield fh
         return
-    folder = os.path.dirname(path) or "."
-    try:
-        fd, tmp = tempfile.mkstemp(dir=folder, prefix=".netsleuth-", suffix=".part")
-    except OSError as err:
-        raise InputError(path, f"cannot write in {folder}: {err.strerror}") from None
+    fd, tmp = _temp_beside(path)
     try:
         with os.fdopen(fd, "wb") as fh:
             yield fh

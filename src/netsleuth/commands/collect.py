@@ -40,12 +40,12 @@ def run(opts: Options) -> int:
 
 
 def execute(opts: Options) -> int:
-    n = run(opts)
+    n, asked = run(opts), planned(opts)
     say(f"wrote {opts.output}: {n} samples, {opts.interval:g} s apart")
-    if n < planned(opts):
+    if n < asked:
         # The host's samples grew past what doctor --bundle reads (sources/bundle.py _Room).
         say(
-            f"netsleuth: collect stopped after {n} of {planned(opts)} samples: the bundle holds "
+            f"netsleuth: collect stopped after {n} of {asked} samples: the bundle holds "
             "what doctor --bundle reads (use a longer --interval, or `netsleuth record`)",
         )
     return 0

@@ -107,7 +107,7 @@ class _Room:
     such a name, the data in 512-byte blocks."""
 
     def __init__(self) -> None:
-        self.files = 0
+        self.members = 0
         self.nbytes = 2 * BLOCK  # the archive's end
 
     @staticmethod
@@ -121,15 +121,15 @@ class _Room:
     def fits(self, cost: tuple[int, int], more: int, listed: int = 0) -> bool:
         """Whether `more` samples of this cost fit after `listed`, with meta.json listing
         them all (under 100 bytes a sample as json.dumps indents it)."""
-        files, nbytes = cost
+        members, nbytes = cost
         meta = 3 * BLOCK + 100 * (listed + more)
         return (
-            self.files + files * more + 1 <= MAX_MEMBERS
+            self.members + members * more + 1 <= MAX_MEMBERS
             and self.nbytes + nbytes * more + meta <= MAX_STREAM
         )
 
     def take(self, cost: tuple[int, int]) -> None:
-        self.files += cost[0]
+        self.members += cost[0]
         self.nbytes += cost[1]
 
 
