@@ -10,7 +10,7 @@ import click
 import pytest
 
 from netsleuth.cli import main
-from netsleuth.clitypes import Seconds
+from netsleuth.clitypes import NonEmptyPath, Seconds
 from tests import clirun
 
 # Every option that takes seconds, with what its command needs besides.
@@ -43,8 +43,11 @@ UNBOUNDED = [
 
 
 def _last_line(ran: clirun.Ran) -> str:
-    assert ran.err.startswith("Usage: "), ran.err  # click's usage text, then its one error
-    return ran.err_lines()[-1]
+    """click's usage text (the usage, the hint to --help and a blank line), then its one
+    error line."""
+    *usage, last = ran.err_lines()
+    assert len(usage) == 3 and usage[0].startswith("Usage: ") and usage[2] == "", ran.err
+    return last
 
 
 @pytest.mark.parametrize(("args", "option"), SECONDS)
@@ -88,6 +91,54 @@ def test_every_float_option_is_seconds() -> None:
                 assert isinstance(p.type, Seconds), f"{cmd.name} {p.opts}"
                 seen += 1
     assert seen == len(SECONDS)
+
+
+# Every option that takes a path, with what its command needs besides.
+PATHS = [
+    (["scan", "x.pcap"], "--export"),
+    (["scan", "x.pcap"], "--html"),
+    (["steer", "x.pcap"], "--html"),
+    (["demo"], "--keep"),
+    (["demo"], "--html"),
+    (["listen"], "--root"),
+    (["doctor"], "--bundle"),
+    (["doctor"], "--root"),
+    (["collect", "--duration", "0.2"], "-o"),
+    (["profile", "--duration", "30"], "--folded"),
+    (["record", "--duration", "0.2"], "--db"),
+    (["record", "--db", "r.db", "--duration", "0.2"], "--root"),
+    (["exporter"], "--root"),
+    (["report", "-o", "r.html"], "--db"),
+    (["report", "--db", "r.db"], "-o"),
+]
+
+
+@pytest.mark.parametrize(("args", "option"), PATHS)
+def test_empty_paths_are_refused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, args: list[str], option: str
+) -> None:
+    # click.Path takes '' and the commands read it as the option left out: `scan --html ''`
+    # and `scan --export ''` wrote nothing and exited 0; `collect -o ''` wrote its bundle
+    # into the working directory.
+    monkeypatch.chdir(tmp_path)
+    ran = clirun.invoke(*args, option, "", code=2)
+    hint = "'-o' / '--output'" if option == "-o" else f"'{option}'"
+    assert _last_line(ran) == f"Error: Invalid value for {hint}: an empty path"
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_every_path_option_refuses_the_empty_path() -> None:
+    """A new path option is a NonEmptyPath too, and in PATHS above."""
+    seen = []
+    todo: list[click.Command] = [main]
+    while todo:
+        cmd = todo.pop()
+        todo += list(getattr(cmd, "commands", {}).values())
+        for p in cmd.params:
+            if isinstance(p.type, click.Path):
+                assert isinstance(p.type, NonEmptyPath), f"{cmd.name} {p.opts}"
+                seen.append((cmd.name, p.opts[0]))
+    assert sorted(seen) == sorted((args[0], option) for args, option in PATHS)
 
 
 FIXTURES = Path(__file__).parent / "fixtures"
