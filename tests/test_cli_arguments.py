@@ -273,3 +273,33 @@ def test_profile_folded_in_a_folder_that_is_not_there_is_refused_before_sampling
     assert ran.err_lines() == [
         f"netsleuth: {out}: cannot write in {out.parent}: No such file or directory"
     ]
+
+
+# skb:kfree_skb's protocol is ntohs(skb->protocol), an unsigned short: 0x1ffff was taken
+# (int(text, 0)), the kernel filter never matched and the run showed no drops, exit 0.
+# -1 was refused by the kernel only once tracefs was set up, 1_0 and '١٢' taken as 10 and 12.
+@pytest.mark.parametrize(
+    ("expr", "problem"),
+    [
+        ("protocol=0x1ffff", "protocol 0x1ffff is beyond 0xffff (16 bits)"),
+        ("protocol=65536", "protocol 65536 is beyond 0xffff (16 bits)"),
+        ("proto=0x000010000", "protocol 0x000010000 is beyond 0xffff (16 bits)"),
+        ("protocol=" + "9" * 5000, f"protocol {'9' * 40} is beyond 0xffff (16 bits)"),
+        ("protocol=-1", "unknown protocol '-1': give a name or a number 0-0xffff"),
+        ("protocol=1_0", "unknown protocol '1_0': give a name or a number 0-0xffff"),
+        (
+            "protocol=\u0661\u0662",
+            "unknown protocol '\u0661\u0662': give a name or a number 0-0xffff",
+        ),
+        ("protocol=0x", "unknown protocol '0x': give a name or a number 0-0xffff"),
+        ("reason=SKB_DROP_REASON_", "give the reason after SKB_DROP_REASON_"),
+    ],
+)
+def test_drops_filters_out_of_range_are_refused(expr: str, problem: str) -> None:
+    ran = clirun.invoke("drops", "--duration", "30", "--filter", expr, code=2)
+    assert ran.err_lines() == [f"netsleuth: --filter: filter {expr[:40]!r}: {problem}"]
+
+
+@pytest.mark.parametrize("expr", ["protocol=0xffff", "protocol=65535", "protocol=0004"])
+def test_drops_filters_take_every_16_bit_protocol(expr: str) -> None:
+    clirun.invoke("drops", "--duration", "0.2", "--filter", expr, "--format", "json", code=0)
