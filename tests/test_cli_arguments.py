@@ -11,6 +11,7 @@ import pytest
 
 from netsleuth.cli import main
 from netsleuth.clitypes import NonEmptyPath, Seconds
+from netsleuth.sources.cpulist import parse_cpu_list
 from tests import clirun
 
 # Every option that takes seconds, with what its command needs besides.
@@ -303,3 +304,51 @@ def test_drops_filters_out_of_range_are_refused(expr: str, problem: str) -> None
 @pytest.mark.parametrize("expr", ["protocol=0xffff", "protocol=65535", "protocol=0004"])
 def test_drops_filters_take_every_16_bit_protocol(expr: str) -> None:
     clirun.invoke("drops", "--duration", "0.2", "--filter", expr, "--format", "json", code=0)
+
+
+def _online_cpus() -> list[int]:
+    return parse_cpu_list(Path("/sys/devices/system/cpu/online").read_text())
+
+
+# As the kernel's bitmap_parselist (lib/bitmap.c) reads a cpulist: a descending range and a
+# negative CPU are EINVAL there too. A list of no CPU at all: `profile --cpus ''` sampled
+# nothing and exited 0.
+NO_CPU_LISTS = [
+    ("", "'' names no CPU: give a list like 0-3,8"),
+    (",", "',' names no CPU: give a list like 0-3,8"),
+    (" , ", "' , ' names no CPU: give a list like 0-3,8"),
+    ("3-1", "'3-1' is not a CPU list like 0-3,8 below 8192 ('3-1' is a descending range)"),
+    (
+        "-1",
+        "'-1' is not a CPU list like 0-3,8 below 8192 ('-1' is not a CPU or range of CPUs "
+        "below 8192)",
+    ),
+]
+
+
+@pytest.mark.parametrize(("cpus", "problem"), NO_CPU_LISTS)
+def test_profile_cpus_that_name_no_cpu_are_refused(cpus: str, problem: str) -> None:
+    ran = clirun.invoke("profile", "--duration", "30", "--cpus", cpus, code=2)
+    assert ran.err_lines() == [f"netsleuth: --cpus: {problem}"]
+
+
+def test_profile_cpus_that_are_not_online_are_refused() -> None:
+    online = _online_cpus()
+    beyond = max(online) + 1
+    ran = clirun.invoke("profile", "--duration", "30", "--cpus", f"0,{beyond}", code=2)
+    listed = ", ".join(map(str, online))
+    assert ran.err_lines() == [f"netsleuth: --cpus: CPU {beyond} not online ({listed})"]
+
+
+def test_profile_cpus_skip_empty_items_as_the_kernel_does() -> None:
+    ran = clirun.invoke("profile", "--duration", "0.3", "--cpus", "0,,0", "--format", "json")
+    assert [c["cpu"] for c in ran.json()["cpus"]] == [0]
+
+
+@pytest.mark.parametrize("cpus", ["", ","])
+def test_steer_rps_cpus_that_name_no_cpu_are_refused(cpus: str) -> None:
+    # '' modelled no RPS, exit 0; ',' raised ValueError (max() of no CPUs): a traceback.
+    ran = clirun.invoke("steer", str(CAPTURE), "--rps-cpus", cpus, code=2)
+    assert ran.err_lines() == [
+        f"netsleuth: --rps-cpus: {cpus!r} names no CPU: give a list like 0-3,8"
+    ]

@@ -178,7 +178,7 @@ def run(opts: Options) -> SteerReport:
         refuse_output_over_input(opts.html_path, opts.captures, "--html")
     nic = nic_model(opts)
     rps = None
-    if opts.rps_cpus:  # --kernel is read only when a model uses it
+    if opts.rps_cpus is not None:  # --kernel is read only when a model uses it
         rps = RpsModel(kernel_version(opts.kernel), cpu_list(opts.rps_cpus), opts.seed)
     if not opts.compare:
         if opts.dask_address is None:
