@@ -352,3 +352,56 @@ def test_steer_rps_cpus_that_name_no_cpu_are_refused(cpus: str) -> None:
     assert ran.err_lines() == [
         f"netsleuth: --rps-cpus: {cpus!r} names no CPU: give a list like 0-3,8"
     ]
+
+
+# Each was taken before and read as the option left out, or as nothing at all.
+EMPTY_OR_UNKNOWN = [
+    # No finding id is blank: no finding kept, so --fail-on passed.
+    (
+        ["scan", str(CAPTURE), "--only", ""],
+        "--only: '' matches no finding id (e.g. 'ipv4.fragment.*')",
+    ),
+    (
+        ["scan", "--live", "lo", "--duration", "30", "--only", " "],
+        "--only: ' ' matches no finding id (e.g. 'ipv4.fragment.*')",
+    ),
+    # Every frame read, with no filter.
+    (
+        ["scan", "--live", "lo", "--duration", "30", "--filter", ""],
+        "--filter: an empty filter: leave --filter out to read every frame",
+    ),
+    # The model's --queues and --key used, not a device's.
+    (
+        ["steer", str(CAPTURE), "--from-host", ""],
+        "--from-host: '' is not a network device name (1-15 bytes, no / : or spaces)",
+    ),
+    # The running kernel's version modelled.
+    (
+        ["steer", str(CAPTURE), "--rps-cpus", "0-1", "--kernel", ""],
+        "--kernel: '' is not a version like 4.9",
+    ),
+    (["listen", "--kernel", ""], "--kernel: '' is not a version like 4.9"),
+    # No flow type hashed with ports.
+    (
+        ["steer", str(CAPTURE), "--l4", "tcp"],
+        "--l4: 'tcp': the flow types are tcp4, tcp6, udp4, udp6",
+    ),
+    (
+        ["steer", str(CAPTURE), "--l4", "TCP4"],
+        "--l4: 'TCP4': the flow types are tcp4, tcp6, udp4, udp6",
+    ),
+]
+
+
+@pytest.mark.parametrize(("args", "problem"), EMPTY_OR_UNKNOWN)
+def test_empty_or_unknown_values_are_refused(args: list[str], problem: str) -> None:
+    ran = clirun.invoke(*args, code=2)
+    assert ran.err_lines() == [f"netsleuth: {problem}"]
+
+
+@pytest.mark.parametrize(("l4", "flows"), [("tcp4, udp4", ["tcp4", "udp4"]), ("", [])])
+def test_steer_l4_lists(l4: str, flows: list[str]) -> None:
+    # ' udp4' was ignored: UDP over IPv4 was hashed on addresses only. '' is no flow type
+    # hashed with ports, which a NIC can be set to.
+    ran = clirun.invoke("steer", str(CAPTURE), "--l4", l4, "--format", "json")
+    assert ran.json()["config"]["nic"]["l4"] == flows

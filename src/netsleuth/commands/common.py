@@ -46,7 +46,7 @@ def kernel_version(text: str | None) -> tuple[int, int]:
     """--kernel 4.9 (or the running kernel's release) as (major, minor)."""
     import platform
 
-    raw = text or platform.release()
+    raw = platform.release() if text is None else text  # '' is refused, not the running one
     parts = raw.split(".")
     try:
         return int(parts[0]), int("".join(c for c in parts[1] if c.isdigit()) or 0)
