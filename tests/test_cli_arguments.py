@@ -10,7 +10,8 @@ import click
 import pytest
 
 from netsleuth.cli import main
-from netsleuth.clitypes import Seconds
+from netsleuth.clitypes import NonEmptyPath, Seconds
+from netsleuth.sources.cpulist import parse_cpu_list
 from tests import clirun
 
 # Every option that takes seconds, with what its command needs besides.
@@ -43,8 +44,11 @@ UNBOUNDED = [
 
 
 def _last_line(ran: clirun.Ran) -> str:
-    assert ran.err.startswith("Usage: "), ran.err  # click's usage text, then its one error
-    return ran.err_lines()[-1]
+    """click's usage text (the usage, the hint to --help and a blank line), then its one
+    error line."""
+    *usage, last = ran.err_lines()
+    assert len(usage) == 3 and usage[0].startswith("Usage: ") and usage[2] == "", ran.err
+    return last
 
 
 @pytest.mark.parametrize(("args", "option"), SECONDS)
@@ -88,6 +92,54 @@ def test_every_float_option_is_seconds() -> None:
                 assert isinstance(p.type, Seconds), f"{cmd.name} {p.opts}"
                 seen += 1
     assert seen == len(SECONDS)
+
+
+# Every option that takes a path, with what its command needs besides.
+PATHS = [
+    (["scan", "x.pcap"], "--export"),
+    (["scan", "x.pcap"], "--html"),
+    (["steer", "x.pcap"], "--html"),
+    (["demo"], "--keep"),
+    (["demo"], "--html"),
+    (["listen"], "--root"),
+    (["doctor"], "--bundle"),
+    (["doctor"], "--root"),
+    (["collect", "--duration", "0.2"], "-o"),
+    (["profile", "--duration", "30"], "--folded"),
+    (["record", "--duration", "0.2"], "--db"),
+    (["record", "--db", "r.db", "--duration", "0.2"], "--root"),
+    (["exporter"], "--root"),
+    (["report", "-o", "r.html"], "--db"),
+    (["report", "--db", "r.db"], "-o"),
+]
+
+
+@pytest.mark.parametrize(("args", "option"), PATHS)
+def test_empty_paths_are_refused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, args: list[str], option: str
+) -> None:
+    # click.Path takes '' and the commands read it as the option left out: `scan --html ''`
+    # and `scan --export ''` wrote nothing and exited 0; `collect -o ''` wrote its bundle
+    # into the working directory.
+    monkeypatch.chdir(tmp_path)
+    ran = clirun.invoke(*args, option, "", code=2)
+    hint = "'-o' / '--output'" if option == "-o" else f"'{option}'"
+    assert _last_line(ran) == f"Error: Invalid value for {hint}: an empty path"
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_every_path_option_refuses_the_empty_path() -> None:
+    """A new path option is a NonEmptyPath too, and in PATHS above."""
+    seen = []
+    todo: list[click.Command] = [main]
+    while todo:
+        cmd = todo.pop()
+        todo += list(getattr(cmd, "commands", {}).values())
+        for p in cmd.params:
+            if isinstance(p.type, click.Path):
+                assert isinstance(p.type, NonEmptyPath), f"{cmd.name} {p.opts}"
+                seen.append((cmd.name, p.opts[0]))
+    assert sorted(seen) == sorted((args[0], option) for args, option in PATHS)
 
 
 FIXTURES = Path(__file__).parent / "fixtures"
@@ -222,3 +274,134 @@ def test_profile_folded_in_a_folder_that_is_not_there_is_refused_before_sampling
     assert ran.err_lines() == [
         f"netsleuth: {out}: cannot write in {out.parent}: No such file or directory"
     ]
+
+
+# skb:kfree_skb's protocol is ntohs(skb->protocol), an unsigned short: 0x1ffff was taken
+# (int(text, 0)), the kernel filter never matched and the run showed no drops, exit 0.
+# -1 was refused by the kernel only once tracefs was set up, 1_0 and '١٢' taken as 10 and 12.
+@pytest.mark.parametrize(
+    ("expr", "problem"),
+    [
+        ("protocol=0x1ffff", "protocol 0x1ffff is beyond 0xffff (16 bits)"),
+        ("protocol=65536", "protocol 65536 is beyond 0xffff (16 bits)"),
+        ("proto=0x000010000", "protocol 0x000010000 is beyond 0xffff (16 bits)"),
+        ("protocol=" + "9" * 5000, f"protocol {'9' * 40} is beyond 0xffff (16 bits)"),
+        ("protocol=-1", "unknown protocol '-1': give a name or a number 0-0xffff"),
+        ("protocol=1_0", "unknown protocol '1_0': give a name or a number 0-0xffff"),
+        (
+            "protocol=\u0661\u0662",
+            "unknown protocol '\u0661\u0662': give a name or a number 0-0xffff",
+        ),
+        ("protocol=0x", "unknown protocol '0x': give a name or a number 0-0xffff"),
+        ("reason=SKB_DROP_REASON_", "give the reason after SKB_DROP_REASON_"),
+    ],
+)
+def test_drops_filters_out_of_range_are_refused(expr: str, problem: str) -> None:
+    ran = clirun.invoke("drops", "--duration", "30", "--filter", expr, code=2)
+    assert ran.err_lines() == [f"netsleuth: --filter: filter {expr[:40]!r}: {problem}"]
+
+
+@pytest.mark.parametrize("expr", ["protocol=0xffff", "protocol=65535", "protocol=0004"])
+def test_drops_filters_take_every_16_bit_protocol(expr: str) -> None:
+    clirun.invoke("drops", "--duration", "0.2", "--filter", expr, "--format", "json", code=0)
+
+
+def _online_cpus() -> list[int]:
+    return parse_cpu_list(Path("/sys/devices/system/cpu/online").read_text())
+
+
+# As the kernel's bitmap_parselist (lib/bitmap.c) reads a cpulist: a descending range and a
+# negative CPU are EINVAL there too. A list of no CPU at all: `profile --cpus ''` sampled
+# nothing and exited 0.
+NO_CPU_LISTS = [
+    ("", "'' names no CPU: give a list like 0-3,8"),
+    (",", "',' names no CPU: give a list like 0-3,8"),
+    (" , ", "' , ' names no CPU: give a list like 0-3,8"),
+    ("3-1", "'3-1' is not a CPU list like 0-3,8 below 8192 ('3-1' is a descending range)"),
+    (
+        "-1",
+        "'-1' is not a CPU list like 0-3,8 below 8192 ('-1' is not a CPU or range of CPUs "
+        "below 8192)",
+    ),
+]
+
+
+@pytest.mark.parametrize(("cpus", "problem"), NO_CPU_LISTS)
+def test_profile_cpus_that_name_no_cpu_are_refused(cpus: str, problem: str) -> None:
+    ran = clirun.invoke("profile", "--duration", "30", "--cpus", cpus, code=2)
+    assert ran.err_lines() == [f"netsleuth: --cpus: {problem}"]
+
+
+def test_profile_cpus_that_are_not_online_are_refused() -> None:
+    online = _online_cpus()
+    beyond = max(online) + 1
+    ran = clirun.invoke("profile", "--duration", "30", "--cpus", f"0,{beyond}", code=2)
+    listed = ", ".join(map(str, online))
+    assert ran.err_lines() == [f"netsleuth: --cpus: CPU {beyond} not online ({listed})"]
+
+
+def test_profile_cpus_skip_empty_items_as_the_kernel_does() -> None:
+    ran = clirun.invoke("profile", "--duration", "0.3", "--cpus", "0,,0", "--format", "json")
+    assert [c["cpu"] for c in ran.json()["cpus"]] == [0]
+
+
+@pytest.mark.parametrize("cpus", ["", ","])
+def test_steer_rps_cpus_that_name_no_cpu_are_refused(cpus: str) -> None:
+    # '' modelled no RPS, exit 0; ',' raised ValueError (max() of no CPUs): a traceback.
+    ran = clirun.invoke("steer", str(CAPTURE), "--rps-cpus", cpus, code=2)
+    assert ran.err_lines() == [
+        f"netsleuth: --rps-cpus: {cpus!r} names no CPU: give a list like 0-3,8"
+    ]
+
+
+# Each was taken before and read as the option left out, or as nothing at all.
+EMPTY_OR_UNKNOWN = [
+    # No finding id is blank: no finding kept, so --fail-on passed.
+    (
+        ["scan", str(CAPTURE), "--only", ""],
+        "--only: '' matches no finding id (e.g. 'ipv4.fragment.*')",
+    ),
+    (
+        ["scan", "--live", "lo", "--duration", "30", "--only", " "],
+        "--only: ' ' matches no finding id (e.g. 'ipv4.fragment.*')",
+    ),
+    # Every frame read, with no filter.
+    (
+        ["scan", "--live", "lo", "--duration", "30", "--filter", ""],
+        "--filter: an empty filter: leave --filter out to read every frame",
+    ),
+    # The model's --queues and --key used, not a device's.
+    (
+        ["steer", str(CAPTURE), "--from-host", ""],
+        "--from-host: '' is not a network device name (1-15 bytes, no / : or spaces)",
+    ),
+    # The running kernel's version modelled.
+    (
+        ["steer", str(CAPTURE), "--rps-cpus", "0-1", "--kernel", ""],
+        "--kernel: '' is not a version like 4.9",
+    ),
+    (["listen", "--kernel", ""], "--kernel: '' is not a version like 4.9"),
+    # No flow type hashed with ports.
+    (
+        ["steer", str(CAPTURE), "--l4", "tcp"],
+        "--l4: 'tcp': the flow types are tcp4, tcp6, udp4, udp6",
+    ),
+    (
+        ["steer", str(CAPTURE), "--l4", "TCP4"],
+        "--l4: 'TCP4': the flow types are tcp4, tcp6, udp4, udp6",
+    ),
+]
+
+
+@pytest.mark.parametrize(("args", "problem"), EMPTY_OR_UNKNOWN)
+def test_empty_or_unknown_values_are_refused(args: list[str], problem: str) -> None:
+    ran = clirun.invoke(*args, code=2)
+    assert ran.err_lines() == [f"netsleuth: {problem}"]
+
+
+@pytest.mark.parametrize(("l4", "flows"), [("tcp4, udp4", ["tcp4", "udp4"]), ("", [])])
+def test_steer_l4_lists(l4: str, flows: list[str]) -> None:
+    # ' udp4' was ignored: UDP over IPv4 was hashed on addresses only. '' is no flow type
+    # hashed with ports, which a NIC can be set to.
+    ran = clirun.invoke("steer", str(CAPTURE), "--l4", l4, "--format", "json")
+    assert ran.json()["config"]["nic"]["l4"] == flows

@@ -12,7 +12,7 @@ from typing import Any
 import click
 
 from netsleuth import __version__
-from netsleuth.clitypes import Seconds
+from netsleuth.clitypes import NonEmptyPath, Seconds
 from netsleuth.cliutil import run_guarded
 from netsleuth.findings.select import SEVERITIES
 
@@ -33,7 +33,7 @@ FAIL_ON = click.option(
 HTML_REPORT = click.option(
     "--html",
     "html_path",
-    type=click.Path(dir_okay=False),
+    type=NonEmptyPath(dir_okay=False),
     default=None,
     metavar="FILE.html",
     help="Also write a self-contained HTML report (opens offline).",
@@ -93,7 +93,7 @@ def LIVE_OPTIONS(fn: Callable[..., Any]) -> Callable[..., Any]:
 @click.option(
     "--export",
     "export_path",
-    type=click.Path(dir_okay=False),
+    type=NonEmptyPath(dir_okay=False),
     default=None,
     metavar="FILE.pcapng",
     help="Write the kept findings' packets (and whole fragment trains) to pcapng.",
@@ -137,14 +137,14 @@ def scan(**opts: Any) -> int:
 @FORMAT
 @click.option(
     "--keep",
-    type=click.Path(file_okay=False),
+    type=NonEmptyPath(file_okay=False),
     default=None,
     help="Write the incident captures to this folder and keep them.",
 )
 @click.option(
     "--html",
     "html_path",
-    type=click.Path(dir_okay=False),
+    type=NonEmptyPath(dir_okay=False),
     default=None,
     metavar="FILE.html",
     help="Where to write the demo's report [default: netsleuth-demo.html in --keep or here].",
@@ -250,7 +250,7 @@ def steer(**opts: Any) -> int:
 @main.command()
 @click.option(
     "--root",
-    type=click.Path(file_okay=False),
+    type=NonEmptyPath(file_okay=False),
     default="/",
     show_default=True,
     help="Read proc/net/tcp and tcp6 under this directory (a bundle, a chroot).",
@@ -299,10 +299,10 @@ def drops(**opts: Any) -> int:
 
 
 @main.command()
-@click.option("--bundle", type=click.Path(exists=True), default=None, help="Diagnose a bundle.")
+@click.option("--bundle", type=NonEmptyPath(exists=True), default=None, help="Diagnose a bundle.")
 @click.option(
     "--root",
-    type=click.Path(file_okay=False, exists=True),
+    type=NonEmptyPath(file_okay=False, exists=True),
     default=None,
     help="One sample from files under this directory (static checks only).",
 )
@@ -327,7 +327,13 @@ def doctor(**opts: Any) -> int:
 
 
 @main.command()
-@click.option("-o", "--output", required=True, help="Bundle to write: FILE.tar.gz or a directory.")
+@click.option(
+    "-o",
+    "--output",
+    required=True,
+    type=NonEmptyPath(),
+    help="Bundle to write: FILE.tar.gz or a directory.",
+)
 @click.option("--duration", type=Seconds(0), default=2.0, show_default=True)
 @click.option("--interval", type=Seconds(0.1, 3600), default=1.0, show_default=True)
 @guarded
@@ -374,7 +380,7 @@ def watch(**opts: Any) -> int:
 @click.option(
     "--folded",
     "folded_path",
-    type=click.Path(dir_okay=False),
+    type=NonEmptyPath(dir_okay=False),
     default=None,
     metavar="FILE",
     help="Also write the stacks in folded form (flamegraph.pl, speedscope).",
@@ -394,7 +400,7 @@ def profile(**opts: Any) -> int:
     "--db",
     "db_path",
     required=True,
-    type=click.Path(dir_okay=False),
+    type=NonEmptyPath(dir_okay=False),
     metavar="FILE",
     help="SQLite database to create or append to.",
 )
@@ -406,7 +412,7 @@ def profile(**opts: Any) -> int:
 )
 @click.option(
     "--root",
-    type=click.Path(file_okay=False, exists=True),
+    type=NonEmptyPath(file_okay=False, exists=True),
     default=None,
     help="Read the counters under this directory instead of the live host.",
 )
@@ -429,7 +435,7 @@ def record(**opts: Any) -> int:
 @click.option("--drops", is_flag=True, help="Also count kernel drops (root; kfree_skb).")
 @click.option(
     "--root",
-    type=click.Path(file_okay=False, exists=True),
+    type=NonEmptyPath(file_okay=False, exists=True),
     default=None,
     help="Read the counters under this directory instead of the live host.",
 )
@@ -446,11 +452,13 @@ def exporter(**opts: Any) -> int:
     "--db",
     "db_path",
     required=True,
-    type=click.Path(dir_okay=False),
+    type=NonEmptyPath(dir_okay=False),
     metavar="FILE",
     help="A database written by `netsleuth record`.",
 )
-@click.option("-o", "--output", required=True, type=click.Path(dir_okay=False), metavar="FILE.html")
+@click.option(
+    "-o", "--output", required=True, type=NonEmptyPath(dir_okay=False), metavar="FILE.html"
+)
 @guarded
 def report(**opts: Any) -> int:
     """Write a self-contained HTML report of a `record` database."""

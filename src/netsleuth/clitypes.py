@@ -36,3 +36,15 @@ class Seconds(click.FloatRange):
     def _describe_range(self) -> str:
         # 1e9, not 1000000000.0, in --help and in the usage error.
         return super()._describe_range().replace(repr(float(MAX_SECONDS)), f"{MAX_SECONDS:g}")
+
+
+class NonEmptyPath(click.Path):
+    """A path option's type: click.Path, which takes '' (exists=False returns it as given),
+    where each command reads an empty path as the option left out: `scan --html ''` wrote no
+    report and exited 0, and `collect -o ''` wrote its bundle into the working directory
+    (Path('') is '.')."""
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        if value in ("", b""):
+            self.fail("an empty path", param, ctx)
+        return super().convert(value, param, ctx)

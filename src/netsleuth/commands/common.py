@@ -25,22 +25,28 @@ def print_json(doc: dict[str, Any]) -> None:
 
 
 def cpu_list(text: str, option: str = "--rps-cpus") -> tuple[int, ...]:
-    """'0-3,8' -> (0, 1, 2, 3, 8), as /sys rps_cpus and taskset lists are written."""
+    """'0-3,8' -> (0, 1, 2, 3, 8), as /sys rps_cpus and taskset lists are written. Empty
+    items are skipped ('0,,1' is 0 and 1), as the kernel's bitmap_parselist (lib/bitmap.c)
+    does; a list with no CPU at all is refused: `profile --cpus ''` sampled no CPU and
+    reported nothing, exit 0, and `steer --rps-cpus ,` raised ValueError (max() of no CPUs)."""
     from netsleuth.sources.cpulist import MAX_CPUS, parse_cpu_list
 
     try:
-        return tuple(parse_cpu_list(text))
+        cpus = tuple(parse_cpu_list(text))
     except ValueError as err:
         raise InputError(
             option, f"{text[:40]!r} is not a CPU list like 0-3,8 below {MAX_CPUS} ({err})"
         ) from None
+    if not cpus:
+        raise InputError(option, f"{text[:40]!r} names no CPU: give a list like 0-3,8")
+    return cpus
 
 
 def kernel_version(text: str | None) -> tuple[int, int]:
     """--kernel 4.9 (or the running kernel's release) as (major, minor)."""
     import platform
 
-    raw = text or platform.release()
+    raw = platform.release() if text is None else text  # '' is refused, not the running one
     parts = raw.split(".")
     try:
         return int(parts[0]), int("".join(c for c in parts[1] if c.isdigit()) or 0)

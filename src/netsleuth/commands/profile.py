@@ -44,7 +44,7 @@ def run(opts: Options) -> ProfileResult:
     from netsleuth.profile.run import profile as run_profile
 
     chosen = None if opts.cpus == "auto" else cpu_list(opts.cpus, "--cpus")
-    if chosen:
+    if chosen is not None:
         check_cpus(chosen)
     if opts.folded_path:  # tried now, not after the whole run's samples are taken
         require_writable_folder(opts.folded_path)

@@ -130,6 +130,10 @@ def run(opts: Options) -> ScanReport:
 
 def execute(opts: Options) -> int:
     live = opts.live_options
+    for glob in opts.only:
+        # No finding id is blank: `--only ''` kept no finding, so `--fail-on` passed.
+        if not glob.strip():
+            raise InputError("--only", f"{glob!r} matches no finding id (e.g. 'ipv4.fragment.*')")
     if opts.dask_address is not None and (live["live"] is not None or live["workers"]):
         raise InputError("--dask", "runs on the cluster's workers: not with --live or --workers")
     if live["live"] is not None:

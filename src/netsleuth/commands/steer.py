@@ -124,20 +124,27 @@ class SteerReport:
 
 def nic_model(opts: Options) -> NicModel:
     """The modelled NIC: the options', or with --from-host the device's own."""
-    from netsleuth.steering.model import NicModel
+    from netsleuth.steering.model import L4_FLOWS, NicModel
     from netsleuth.steering.toeplitz import parse_key
 
+    # '' is no flow type hashed with ports, as `ethtool -N DEV rx-flow-hash tcp4 sd` for each.
+    l4 = frozenset(x.strip() for x in opts.l4.split(",") if x.strip())
+    unknown = sorted(l4 - L4_FLOWS.keys())
+    if unknown:  # 'tcp' or 'TCP4' was ignored: no flow type hashed its ports
+        raise InputError(
+            "--l4", f"{','.join(unknown)[:40]!r}: the flow types are {', '.join(sorted(L4_FLOWS))}"
+        )
     try:
         nic = NicModel(
             queues=opts.queues,
             parse=opts.parse,
             pptp=opts.nic_pptp,
             key=parse_key(opts.key),
-            l4=frozenset(x for x in opts.l4.split(",") if x),
+            l4=l4,
         )
     except ValueError as err:
         raise InputError("--key", str(err)) from err
-    if opts.from_host:
+    if opts.from_host is not None:  # '' is refused as a device name, not read as left out
         from netsleuth.cliutil import check_ifname
 
         check_ifname(opts.from_host, "--from-host")
@@ -178,7 +185,7 @@ def run(opts: Options) -> SteerReport:
         refuse_output_over_input(opts.html_path, opts.captures, "--html")
     nic = nic_model(opts)
     rps = None
-    if opts.rps_cpus:  # --kernel is read only when a model uses it
+    if opts.rps_cpus is not None:  # --kernel is read only when a model uses it
         rps = RpsModel(kernel_version(opts.kernel), cpu_list(opts.rps_cpus), opts.seed)
     if not opts.compare:
         if opts.dask_address is None:

@@ -5,6 +5,7 @@ host; parsing, grouping and rules are pure."""
 from __future__ import annotations
 
 import math
+import re
 import time
 from collections import Counter
 from collections.abc import Callable
@@ -52,20 +53,40 @@ def parse_filters(exprs: tuple[str, ...]) -> Filters:
         key, sep, value = expr.partition("=")
         key, value = key.strip().lower(), value.strip()
         if not sep or not value:
-            raise ValueError(f"filter {expr!r}: use protocol=NAME|NUMBER or reason=NAME")
+            raise ValueError(f"filter {expr[:40]!r}: use protocol=NAME|NUMBER or reason=NAME")
+        shown = repr(expr[:40])
         if key in ("protocol", "proto"):
             if value.lower() in by_name:
                 protos.add(by_name[value.lower()])
-            else:
-                try:
-                    protos.add(int(value, 0))
-                except ValueError:
-                    raise ValueError(f"filter {expr!r}: unknown protocol {value!r}") from None
+                continue
+            protos.add(_ethertype(value, shown))
         elif key == "reason":
-            reasons.add(value.upper().removeprefix("SKB_DROP_REASON_"))
+            reason = value.upper().removeprefix("SKB_DROP_REASON_")
+            if not reason:
+                raise ValueError(f"filter {shown}: give the reason after SKB_DROP_REASON_")
+            reasons.add(reason)
         else:
-            raise ValueError(f"filter {expr!r}: the keys are protocol and reason")
+            raise ValueError(f"filter {shown}: the keys are protocol and reason")
     return Filters(frozenset(protos), frozenset(reasons))
+
+
+def _ethertype(text: str, shown: str) -> int:
+    """0x86dd or 34525 as a number, ValueError for anything else. int(text, 0) took -1, 1_0,
+    digits of other scripts and 0x1ffff, which the tracepoint's protocol cannot hold: it is
+    ntohs(skb->protocol), an unsigned short (include/trace/events/skb.h), so the kernel
+    filter never matched and the run showed no drops, exit 0."""
+    m = re.fullmatch(r"0[xX]([0-9a-fA-F]+)|([0-9]+)", text)
+    if m is None:
+        raise ValueError(
+            f"filter {shown}: unknown protocol {text[:40]!r}: give a name or a number 0-0xffff"
+        )
+    hexa, decimal = m.groups()
+    base = 16 if hexa else 10
+    digits = (hexa or decimal).lstrip("0") or "0"
+    # Five digits hold any u16 in either base; int() would refuse 4,300 digits or more.
+    if len(digits) > 5 or int(digits, base) > 0xFFFF:
+        raise ValueError(f"filter {shown}: protocol {text[:40]} is beyond 0xffff (16 bits)")
+    return int(digits, base)
 
 
 def kernel_filter(f: Filters, layout: Layout) -> str | None:

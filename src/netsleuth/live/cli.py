@@ -14,6 +14,7 @@ import click
 from netsleuth.clitypes import Seconds
 
 if TYPE_CHECKING:
+    from netsleuth.bpf import Insn
     from netsleuth.live.window import Rotation
 
 BLOCK = 4 << 20  # ring block: one decode per few thousand frames at high rates
@@ -158,13 +159,7 @@ def scan_live(
 
     # "eth0:1" reads eth0: the kernel drops an alias's part after the colon.
     check_ifname(live, "--live")
-    program = None
-    if bpf_filter:
-        from netsleuth.bpf import compile_filter
-        from netsleuth.capture.ring import interface_linktype
-
-        # For the frames this interface gives: the offsets differ behind another link.
-        program = compile_filter(bpf_filter, encap, linktype=interface_linktype(live)).program
+    program = _program(bpf_filter, encap, live)
     opts = LiveOptions(
         live,
         duration=duration,
@@ -248,6 +243,22 @@ def scan_live(
     if scan.failed_inputs:
         return 2
     return fail_exit(scan.findings, fail_on)
+
+
+def _program(expr: str | None, encap: str, ifname: str) -> list[Insn] | None:
+    """--filter as the classic BPF program the ring takes, or None without --filter."""
+    if expr is None:
+        return None
+    if not expr.strip():
+        from netsleuth.errors import InputError
+
+        # Read as no filter before: every frame, when the user asked for a filter.
+        raise InputError("--filter", "an empty filter: leave --filter out to read every frame")
+    from netsleuth.bpf import compile_filter
+    from netsleuth.capture.ring import interface_linktype
+
+    # For the frames this interface gives: the offsets differ behind another link.
+    return compile_filter(expr, encap, linktype=interface_linktype(ifname)).program
 
 
 SIZE_UNITS = {"b": 1, "kb": 10**3, "mb": 10**6, "gb": 10**9, "tb": 10**12}

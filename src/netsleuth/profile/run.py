@@ -32,6 +32,7 @@ from netsleuth.profile._perf import perf_event_open, read_head, write_tail
 from netsleuth.profile.causes import judge
 from netsleuth.profile.stacks import CpuProfile, Key, Stack, count, folded, per_cpu, symbolise
 from netsleuth.signals import stop_on_signals
+from netsleuth.sources.cpulist import parse_cpu_list
 
 POLL = 0.5  # seconds: the longest a signal that ends the run waits to be noticed
 PAGES = 16  # data pages per CPU: 64 KiB, ~3 s of samples at 99 Hz with 30-frame stacks
@@ -69,12 +70,7 @@ class Profile:
 
 
 def online_cpus(sys_root: Path = SYS) -> tuple[int, ...]:
-    text = (sys_root / "devices/system/cpu/online").read_text().strip()
-    out: list[int] = []
-    for part in text.split(","):
-        lo, _, hi = part.partition("-")
-        out.extend(range(int(lo), int(hi or lo) + 1))
-    return tuple(out)
+    return tuple(parse_cpu_list((sys_root / "devices/system/cpu/online").read_text()))
 
 
 def _sysctl(name: str, proc: Path = PROC) -> str:

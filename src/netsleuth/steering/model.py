@@ -74,10 +74,14 @@ def _kinds(kinds: list[Tunnel]) -> NDArray[np.bool_]:
     return lut
 
 
+# The ethtool flow types whose ports the model can hash: name -> (is IPv6, IP protocol).
+L4_FLOWS = {"tcp4": (0, 6), "udp4": (0, 17), "tcp6": (1, 6), "udp6": (1, 17)}
+
+
 def l4_table(flow_types: frozenset[str]) -> NDArray[np.bool_]:
     """[is IPv6, IP protocol] -> hashed with ports, from ethtool flow-type names."""
     lut = np.zeros((2, 256), dtype=np.bool_)
-    for name, v6, proto in (("tcp4", 0, 6), ("udp4", 0, 17), ("tcp6", 1, 6), ("udp6", 1, 17)):
+    for name, (v6, proto) in L4_FLOWS.items():
         lut[v6, proto] = name in flow_types
     return lut
 
