@@ -129,7 +129,7 @@ def test_empty_paths_are_refused(
 
 
 def test_every_path_option_refuses_the_empty_path() -> None:
-    """A new path option is a NonEmptyPath too, and in PATHS above."""
+    """A new path option or argument is a NonEmptyPath too, and listed here."""
     seen = []
     todo: list[click.Command] = [main]
     while todo:
@@ -139,7 +139,9 @@ def test_every_path_option_refuses_the_empty_path() -> None:
             if isinstance(p.type, click.Path):
                 assert isinstance(p.type, NonEmptyPath), f"{cmd.name} {p.opts}"
                 seen.append((cmd.name, p.opts[0]))
-    assert sorted(seen) == sorted((args[0], option) for args, option in PATHS)
+    # The capture arguments too (test_an_empty_capture_name_is_refused).
+    arguments = [("scan", "captures"), ("steer", "captures"), ("replay", "capture")]
+    assert sorted(seen) == sorted([*((args[0], option) for args, option in PATHS), *arguments])
 
 
 FIXTURES = Path(__file__).parent / "fixtures"
@@ -405,3 +407,48 @@ def test_steer_l4_lists(l4: str, flows: list[str]) -> None:
     # hashed with ports, which a NIC can be set to.
     ran = clirun.invoke("steer", str(CAPTURE), "--l4", l4, "--format", "json")
     assert ran.json()["config"]["nic"]["l4"] == flows
+
+
+# A capture named '' was read as a file of that name: a summary table, then
+# "netsleuth: : No such file or directory".
+@pytest.mark.parametrize(
+    ("args", "name"),
+    [
+        (["scan", ""], "'[CAPTURES]...'"),
+        (["scan", str(CAPTURE), ""], "'[CAPTURES]...'"),
+        (["steer", ""], "'CAPTURES...'"),
+        (["lab", "replay", ""], "'CAPTURE'"),
+    ],
+)
+def test_an_empty_capture_name_is_refused(args: list[str], name: str) -> None:
+    ran = clirun.invoke(*args, code=2)
+    assert _last_line(ran) == f"Error: Invalid value for {name}: an empty path"
+    assert ran.out == ""
+
+
+# '' was read as the option left out: every frame replayed, every sample kept for good.
+# And the option was named twice in --frames' errors ("--frames: --frames: ...").
+@pytest.mark.parametrize(
+    ("args", "line"),
+    [
+        (
+            ["lab", "replay", str(CAPTURE), "--frames", ""],
+            "netsleuth: --frames: no frame numbers given: e.g. 1,4-6",
+        ),
+        (
+            ["lab", "replay", str(CAPTURE), "--frames", "abc"],
+            "netsleuth: --frames: 'abc' is not a frame number or range",
+        ),
+        (
+            ["record", "--db", "r.db", "--duration", "0.2", "--retain", ""],
+            "netsleuth: --retain: '' is not a duration like 7d, 12h, 30m or 90s",
+        ),
+    ],
+)
+def test_empty_lists_are_refused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, args: list[str], line: str
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    ran = clirun.invoke(*args, code=2)
+    assert ran.err_lines() == [line]
+    assert list(tmp_path.iterdir()) == []

@@ -66,7 +66,7 @@ def LIVE_OPTIONS(fn: Callable[..., Any]) -> Callable[..., Any]:
 
 
 @main.command()
-@click.argument("captures", nargs=-1, required=False)
+@click.argument("captures", nargs=-1, required=False, type=NonEmptyPath())
 @FORMAT
 @FAIL_ON
 @click.option(
@@ -178,7 +178,7 @@ def rss_hash(**opts: Any) -> int:
 
 
 @main.command()
-@click.argument("captures", nargs=-1, required=True)
+@click.argument("captures", nargs=-1, required=True, type=NonEmptyPath())
 @FORMAT
 @FAIL_ON
 @click.option("--queues", type=click.IntRange(1, 4096), default=8, show_default=True)
@@ -475,7 +475,7 @@ def lab() -> None:
 
 
 @lab.command("replay")
-@click.argument("capture")
+@click.argument("capture", type=NonEmptyPath())
 @click.option("--limit", type=click.IntRange(1), default=10_000, show_default=True)
 @click.option("--frames", "frame_list", default=None, help="Frames to replay, e.g. 1,4-6.")
 @click.option(

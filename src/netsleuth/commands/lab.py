@@ -63,7 +63,8 @@ def replay(opts: ReplayOptions) -> Replayed:
     from netsleuth.lab.sandbox import require_netns
 
     try:
-        wanted = parse_frame_list(opts.frame_list) if opts.frame_list else None
+        # '' names no frame: refused, not read as --frames left out (every frame replayed).
+        wanted = None if opts.frame_list is None else parse_frame_list(opts.frame_list)
     except ValueError as err:
         raise InputError("--frames", str(err)) from None
     lab_opts = Options(opts.limit, wanted, opts.keep_addresses, listen_specs(opts.listen), opts.mtu)

@@ -41,7 +41,8 @@ def run(opts: Options) -> int:
     from netsleuth.record.run import record as run_record
 
     try:
-        keep = parse_retain(opts.retain) if opts.retain else None
+        # '' is refused, not read as --retain left out (every sample kept for good).
+        keep = None if opts.retain is None else parse_retain(opts.retain)
     except ValueError as err:
         raise InputError("--retain", str(err)) from None
     if opts.drops and os.geteuid() != 0:

@@ -91,7 +91,8 @@ class LabReport:
 
 
 def parse_frame_list(text: str) -> frozenset[int]:
-    """ "1,4-6" -> {1, 4, 5, 6}; frame numbers start at 1 (as Wireshark's)."""
+    """ "1,4-6" -> {1, 4, 5, 6}; frame numbers start at 1 (as Wireshark's). The caller
+    names the option in its error (commands/lab.py)."""
     out: set[int] = set()
     for raw in text.split(","):
         part = raw.strip()
@@ -101,14 +102,14 @@ def parse_frame_list(text: str) -> frozenset[int]:
         try:
             lo, hi = int(a), int(b or a)
         except ValueError:
-            raise ValueError(f"--frames: {part!r} is not a frame number or range") from None
+            raise ValueError(f"{part[:40]!r} is not a frame number or range") from None
         if lo < 1 or hi < lo:
-            raise ValueError(f"--frames: {part!r} is not a range of frame numbers from 1")
+            raise ValueError(f"{part[:40]!r} is not a range of frame numbers from 1")
         if len(out) + hi - lo >= MAX_FRAME_LIST:
-            raise ValueError(f"--frames: more than {MAX_FRAME_LIST:,} frames (use --limit)")
+            raise ValueError(f"more than {MAX_FRAME_LIST:,} frames (use --limit)")
         out.update(range(lo, hi + 1))
     if not out:
-        raise ValueError("--frames: no frame numbers given")
+        raise ValueError("no frame numbers given: e.g. 1,4-6")
     return frozenset(out)
 
 
