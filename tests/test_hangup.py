@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import glob
 import os
 import select
 import shutil
@@ -18,12 +19,15 @@ import sys
 import termios
 import time
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.procutil import wait_until_sleeping
+from netsleuth.capture.writer import write_pcap
+from netsleuth.craft.mix import mixed_capture
+from tests.procutil import ppid, session_members, wait_until_sleeping
 
 NETSLEUTH = [sys.executable, "-m", "netsleuth"]
 
@@ -166,3 +170,132 @@ def _readable(count: Callable[[], int]) -> bool:
         return count() > 0
     except sqlite3.Error:
         return False
+
+
+# ----- workers from a fork server ------------------------------------------------------------
+# netsleuth with a second thread running: scale.pool.context() then starts the workers from
+# a fork server, as for a library caller with threads of its own, with multiprocessing's
+# resource tracker beside it (both in the run's process group).
+THREADED = (
+    "import sys, threading, time\n"
+    "threading.Thread(target=time.sleep, args=(3600,), daemon=True).start()\n"
+    "{before}"
+    "from netsleuth.cliutil import entry\n"
+    "sys.argv = ['netsleuth', *sys.argv[1:]]\n"
+    "entry()\n"
+)
+
+# The signal the moment the pool's second worker has started (Process.start has returned),
+# before the pool records it (concurrent.futures.process ProcessPoolExecutor._spawn_process).
+ON_SECOND_START = (
+    "import os, signal\n"
+    "from multiprocessing.process import BaseProcess\n"
+    "start, started = BaseProcess.start, []\n"
+    "def signalled(self):\n"
+    "    start(self)\n"
+    "    started.append(self._start_method)\n"
+    "    if started == ['forkserver', 'forkserver']:\n"
+    "        os.kill({whom}, {signum})\n"
+    "BaseProcess.start = signalled\n"
+)
+
+
+@pytest.fixture(scope="module")
+def capture(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """200,000 packets of the bench mix (~105 MB, past cores.PROCESSES_MIN): four of them
+    on two workers stay whole files, one job each (scale.planning.plan)."""
+    path = tmp_path_factory.mktemp("mix") / "mix.pcap"
+    with open(path, "wb") as fh:
+        write_pcap(fh, mixed_capture(200_000))
+    return path
+
+
+@dataclass(frozen=True)
+class Ended:
+    """How a run ended: its exit code, its stderr, and what it left behind: the processes of
+    its session still there 10 s later, its spill folders (scale._spill_root)."""
+
+    code: int
+    err: str
+    processes: list[int]
+    spill: list[str]
+
+
+def _signalled(argv: list[str], send: Callable[[subprocess.Popen[bytes]], None]) -> Ended:
+    """Run `argv` in a session of its own and `send` it a signal: how it ended (the
+    processes it left are then killed, so that a failed test leaves none)."""
+    # A suite run as a background job of a non-interactive shell has SIGINT ignored, which
+    # a child inherits: handled here, it is reset to the default in the child by exec.
+    old = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        proc = subprocess.Popen(
+            argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True
+        )
+    finally:
+        signal.signal(signal.SIGINT, old)
+    try:
+        send(proc)
+        _, err = proc.communicate(timeout=60)
+        deadline = time.monotonic() + 10
+        while session_members(proc.pid) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        spill = glob.glob(f"/dev/shm/netsleuth-{proc.pid}-*")
+        return Ended(proc.returncode, err.decode(), session_members(proc.pid), spill)
+    finally:
+        for pid in session_members(proc.pid):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
+
+def _server_workers(parent: int) -> list[int]:
+    """The fork server's children: the parent's grandchildren (its children are the fork
+    server and the resource tracker)."""
+    members = {pid: ppid(pid) for pid in session_members(parent)}
+    children = [p for p, pp in members.items() if pp == parent]
+    return [p for p, pp in members.items() if pp in children]
+
+
+def test_a_hangup_to_the_group_ends_a_scan_on_fork_server_workers(capture: Path) -> None:
+    """SIGHUP to the whole process group mid-run, as a terminal's hangup sends it, with the
+    workers from a fork server: exit 129, the one line, nothing left. The resource tracker
+    died of it (it ignores SIGINT and SIGTERM alone), and as the run ended the parent
+    printed "resource_tracker: process died unexpectedly, relaunching" and the new tracker
+    a KeyError traceback for each of the pool's semaphores (scale.pool._start_helpers)."""
+    argv = [sys.executable, "-c", THREADED.format(before=""), "scan", "--workers", "2"]
+
+    def mid_run(proc: subprocess.Popen[bytes]) -> None:
+        deadline = time.monotonic() + 30
+        while len(_server_workers(proc.pid)) < 2:  # both workers run: 20 inputs go on
+            assert proc.poll() is None and time.monotonic() < deadline, "no workers"
+            time.sleep(0.05)
+        time.sleep(0.2)
+        os.killpg(proc.pid, signal.SIGHUP)
+
+    ended = _signalled([*argv, *[str(capture)] * 20], mid_run)
+    assert ended == Ended(129, "netsleuth: hung up\n", [], [])
+
+
+@pytest.mark.parametrize(
+    ("sig", "group", "code", "said"),
+    [
+        (signal.SIGINT, True, 130, "interrupted"),
+        (signal.SIGHUP, True, 129, "hung up"),
+        (signal.SIGTERM, False, 143, "terminated"),
+    ],
+    ids=["sigint-to-group", "sighup-to-group", "sigterm-to-parent"],
+)
+def test_a_signal_as_a_fork_server_worker_starts(
+    capture: Path, sig: signal.Signals, group: bool, code: int, said: str
+) -> None:
+    """The signal comes between a fork server worker's start and the pool recording it
+    (ON_SECOND_START): the old code raised KeyboardInterrupt there, and the worker the pool
+    never knew of took the stop sentinel meant for the other (the parent then waited for
+    good: no exit at all) or stayed after the run, blocked on the pool's queue. Now it is
+    taken once the submit has returned (scale.pool._held): one line, nothing left."""
+    before = ON_SECOND_START.format(whom=0 if group else "os.getpid()", signum=int(sig))
+    argv = [sys.executable, "-c", THREADED.format(before=before), "scan", "--workers", "2"]
+    ended = _signalled([*argv, *[str(capture)] * 4], lambda proc: None)
+    assert ended == Ended(code, f"netsleuth: {said}\n", [], [])

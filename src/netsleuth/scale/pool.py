@@ -54,6 +54,7 @@ def submitter(
     ctx = context(preload)
     stop = ctx.RawValue("b", 0)
     with term_unwinds():
+        _start_helpers(ctx)
         pool = ProcessPoolExecutor(
             max(workers, 1), mp_context=ctx, initializer=_worker_init, initargs=(stop,)
         )
@@ -62,24 +63,20 @@ def submitter(
             # later garbage collection, here and in the forked workers: a collection would
             # otherwise walk them in each worker and copy every page it touched.
             gc.freeze()
-            launched = False
 
             def submit(job: J) -> Future[R]:
-                nonlocal launched
-                if launched:
-                    return pool.submit(run, job)
                 # The first submit forks the workers (a fork context starts them all at
-                # once: concurrent.futures.process _launch_processes). They start with
-                # the signals that end a run blocked, so that one arriving before
-                # _worker_init has set their handlers stays pending instead of running this
-                # process's inherited Python handler in the child, which printed a traceback
-                # ("Exception in initializer") when the pool killed a starting worker.
-                old = signal.pthread_sigmask(signal.SIG_BLOCK, SIGNALS)
-                try:
+                # once: concurrent.futures.process _launch_processes); with a fork server,
+                # each may start one (ProcessPoolExecutor.submit: _adjust_process_count),
+                # which the pool records only once Process.start has returned
+                # (_spawn_process). Held (_held): a KeyboardInterrupt raised in between
+                # left a worker the pool did not know of, which took the stop sentinel
+                # meant for a known one (the parent then waited for that one for good:
+                # Ctrl-C or a hangup hung the run), or was left blocked on the call queue
+                # after the run, or printed a traceback if the queue's semaphores were gone
+                # before it had opened them.
+                with _held():
                     return pool.submit(run, job)
-                finally:
-                    signal.pthread_sigmask(signal.SIG_SETMASK, old)
-                    launched = True
 
             yield submit
         except BrokenProcessPool as err:
@@ -105,6 +102,65 @@ def context(preload: str = __name__) -> multiprocessing.context.BaseContext:
     ctx = multiprocessing.get_context("forkserver")
     ctx.set_forkserver_preload([preload])
     return ctx
+
+
+def _start_helpers(ctx: multiprocessing.context.BaseContext) -> None:
+    """Start a fork server context's two helper processes, multiprocessing's resource
+    tracker and the fork server, with the signals that end a run blocked: a hangup sent
+    to the process group (a terminal's, or kill -HUP -PGID) must not reach them.
+
+    Each is this interpreter run anew (util.spawnv_passfds: fork, then exec), and the
+    signal mask of the thread that starts it survives both (sigprocmask(2)). In CPython
+    3.11 the tracker ignores SIGINT and SIGTERM and unblocks those two alone
+    (resource_tracker.py: main, _IGNORED_SIGNALS); the fork server ignores SIGINT alone
+    (forkserver.py: main, `handlers`). The tracker started unblocked (the pool makes its
+    queues' semaphores, registered with it: synchronize.py SemLock), so SIGHUP's default
+    action killed it: the parent, unlinking the semaphores as the run ended, printed
+    "resource_tracker: process died unexpectedly, relaunching.  Some resources might
+    leak." and the tracker it relaunched a KeyError traceback for each (it had never seen
+    them). Blocked, SIGHUP stays pending for good in both, and in the workers until
+    _worker_init (the server's children keep its mask: forkserver.py _serve_one resets
+    handlers, not the mask). Helpers already running (an earlier pool's) are kept."""
+    if ctx.get_start_method() != "forkserver":
+        return
+    from multiprocessing import forkserver, resource_tracker
+
+    with _held():
+        resource_tracker.ensure_running()
+        # It unblocks SIGINT and SIGTERM in this thread after starting the tracker
+        # (ResourceTracker.ensure_running, bpo-33613: SIG_UNBLOCK, not the mask it found).
+        signal.pthread_sigmask(signal.SIG_BLOCK, SIGNALS)
+        forkserver.ensure_running()
+
+
+@contextlib.contextmanager
+def _held() -> Iterator[None]:
+    """The signals that end a run held off this thread's code while the block runs, then
+    taken as if they came at its end. Blocked: a process forked or started meanwhile begins
+    with them blocked. And, in the main thread, their Python handlers swapped for one that
+    notes them: with another thread about (when context() uses a fork server), the kernel
+    gives a signal sent to the process to a thread that has it unblocked (signal(7)), and
+    Python runs the handler in the main thread anyway ("Python signal handlers are always
+    executed in the main Python thread", the signal module's documentation), mask or not.
+    One ignored (nohup) stays ignored; one noted is raised again once the handlers are
+    back."""
+    main = threading.current_thread() is threading.main_thread()
+    noted: list[int] = []
+
+    def note(signum: int, frame: FrameType | None) -> None:
+        noted.append(signum)
+
+    mask = signal.pthread_sigmask(signal.SIG_BLOCK, SIGNALS)
+    swap = [s for s in SIGNALS if main and signal.getsignal(s) not in (signal.SIG_IGN, None)]
+    old = {s: signal.signal(s, note) for s in swap}
+    try:
+        yield
+    finally:
+        for s, h in old.items():
+            signal.signal(s, h)
+        signal.pthread_sigmask(signal.SIG_SETMASK, mask)  # one blocked here comes now
+        for signum in dict.fromkeys(noted):
+            signal.raise_signal(signum)
 
 
 @contextlib.contextmanager
