@@ -5,9 +5,21 @@ and a process's wait for its next sample (wchan)."""
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import time
 from pathlib import Path
+
+import pytest
+
+# How a run ends on each signal that ends it, as a terminal or a supervisor sends it: Ctrl-C
+# and a hangup to the whole process group, SIGTERM to the parent alone. (signal, to the
+# group, exit code, the one stderr line's words), for pytest.mark.parametrize.
+ENDINGS = [
+    pytest.param(signal.SIGINT, True, 130, "interrupted", id="sigint-to-group"),
+    pytest.param(signal.SIGHUP, True, 129, "hung up", id="sighup-to-group"),
+    pytest.param(signal.SIGTERM, False, 143, "terminated", id="sigterm-to-parent"),
+]
 
 
 def _stat_fields(pid: int | str) -> list[str]:

@@ -27,7 +27,7 @@ import pytest
 
 from netsleuth.capture.writer import write_pcap
 from netsleuth.craft.mix import mixed_capture
-from tests.procutil import ppid, session_members, wait_until_sleeping
+from tests.procutil import ENDINGS, ppid, session_members, wait_until_sleeping
 
 NETSLEUTH = [sys.executable, "-m", "netsleuth"]
 
@@ -278,15 +278,7 @@ def test_a_hangup_to_the_group_ends_a_scan_on_fork_server_workers(capture: Path)
     assert ended == Ended(129, "netsleuth: hung up\n", [], [])
 
 
-@pytest.mark.parametrize(
-    ("sig", "group", "code", "said"),
-    [
-        (signal.SIGINT, True, 130, "interrupted"),
-        (signal.SIGHUP, True, 129, "hung up"),
-        (signal.SIGTERM, False, 143, "terminated"),
-    ],
-    ids=["sigint-to-group", "sighup-to-group", "sigterm-to-parent"],
-)
+@pytest.mark.parametrize(("sig", "group", "code", "said"), ENDINGS)
 def test_a_signal_as_a_fork_server_worker_starts(
     capture: Path, sig: signal.Signals, group: bool, code: int, said: str
 ) -> None:

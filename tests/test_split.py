@@ -29,6 +29,7 @@ from netsleuth.pipeline import InputResult, open_input, tables
 from netsleuth.report.jsonout import dumps, scan_document
 from netsleuth.scale import plan, scan_parallel, worth_processes
 from netsleuth.scan import scan
+from tests.procutil import ENDINGS
 from tests.splitutil import (
     ID_,
     IS,
@@ -223,15 +224,7 @@ def test_missing_and_unsplittable_inputs_beside_split_ones(tmp_path: Path) -> No
     assert result.inputs[1].error is not None
 
 
-@pytest.mark.parametrize(
-    ("sig", "group", "code", "said"),
-    [
-        (signal.SIGINT, True, 130, "interrupted"),
-        (signal.SIGTERM, False, 143, "terminated"),
-        (signal.SIGHUP, True, 129, "hung up"),
-    ],
-    ids=["sigint-to-group", "sigterm-to-parent", "sighup-to-group"],
-)
+@pytest.mark.parametrize(("sig", "group", "code", "said"), ENDINGS)
 def test_a_signal_during_a_parallel_scan(
     mixes: list[Path], sig: signal.Signals, group: bool, code: int, said: str
 ) -> None:
