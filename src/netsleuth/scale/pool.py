@@ -142,25 +142,69 @@ def _held() -> Iterator[None]:
     gives a signal sent to the process to a thread that has it unblocked (signal(7)), and
     Python runs the handler in the main thread anyway ("Python signal handlers are always
     executed in the main Python thread", the signal module's documentation), mask or not.
-    One ignored (nohup) stays ignored; one noted is raised again once the handlers are
-    back."""
+    One ignored (nohup) stays ignored.
+
+    Python may run a handler between any two steps here, so no step may depend on the ones
+    after it: once the block is left, the swapped-in handler hands a signal to the one it
+    replaced (_forward), and a handler that raises while they are put back is raised once
+    they all are (_put_back): before, one left the others noting into a list nobody read,
+    and the signals blocked, for good (helper-57 made both happen). A
+    noted signal is raised again once the handlers are back, the first one deciding, as
+    had it come a moment later: it wins over an exception the block raised (still chained
+    as its __context__)."""
     main = threading.current_thread() is threading.main_thread()
     noted: list[int] = []
+    old: dict[int, Any] = {}
+    holding = True
 
     def note(signum: int, frame: FrameType | None) -> None:
-        noted.append(signum)
+        if holding:
+            noted.append(signum)
+        else:
+            _forward(signum, frame, old[signum])
 
     mask = signal.pthread_sigmask(signal.SIG_BLOCK, SIGNALS)
-    swap = [s for s in SIGNALS if main and signal.getsignal(s) not in (signal.SIG_IGN, None)]
-    old = {s: signal.signal(s, note) for s in swap}
     try:
+        for s in SIGNALS if main else ():
+            handler = signal.getsignal(s)
+            if handler not in (signal.SIG_IGN, None):
+                old[s] = handler  # first: note() may run as soon as it is in place
+                signal.signal(s, note)
         yield
     finally:
-        for s, h in old.items():
-            signal.signal(s, h)
-        signal.pthread_sigmask(signal.SIG_SETMASK, mask)  # one blocked here comes now
+        holding = False
+        try:
+            raised = _put_back(old)
+        finally:
+            signal.pthread_sigmask(signal.SIG_SETMASK, mask)  # one blocked here comes now
+        if raised is not None:  # a signal's handler, forwarded while they went back
+            raise raised
         for signum in dict.fromkeys(noted):
             signal.raise_signal(signum)
+
+
+def _put_back(handlers: dict[int, Any]) -> BaseException | None:
+    """Every handler put back, even when one raises on the way (a signal _held's note
+    forwarded, at any step): the first exception, for the caller to raise once all are."""
+    left, first = dict(handlers), None
+    while left:
+        try:
+            while left:
+                signum, handler = next(iter(left.items()))
+                signal.signal(signum, handler)
+                del left[signum]
+        except BaseException as err:  # raised again by the caller, once all are back
+            first = first or err
+    return first
+
+
+def _forward(signum: int, frame: FrameType | None, handler: Any) -> None:
+    """A signal to the handler _held swapped out: called, or (SIG_DFL) put back and raised."""
+    if callable(handler):
+        handler(signum, frame)
+    else:
+        signal.signal(signum, handler)
+        signal.raise_signal(signum)
 
 
 @contextlib.contextmanager
