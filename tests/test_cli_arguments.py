@@ -4,6 +4,11 @@ that never ends or a file written over another."""
 
 from __future__ import annotations
 
+import json
+import os
+import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import click
@@ -11,6 +16,7 @@ import pytest
 
 from netsleuth.cli import main
 from netsleuth.clitypes import NonEmptyPath, Seconds
+from netsleuth.drops.run import parse_filters
 from netsleuth.sources.cpulist import parse_cpu_list
 from tests import clirun
 
@@ -308,6 +314,11 @@ def test_drops_filters_take_every_16_bit_protocol(expr: str) -> None:
     clirun.invoke("drops", "--duration", "0.2", "--filter", expr, "--format", "json", code=0)
 
 
+def test_drops_filter_protocols_are_read_as_numbers() -> None:
+    got = parse_filters(("protocol=0xffff", "protocol=65535", "protocol=0004", "proto=0x86DD"))
+    assert got.protocols == {0xFFFF, 4, 0x86DD}
+
+
 def _online_cpus() -> list[int]:
     return parse_cpu_list(Path("/sys/devices/system/cpu/online").read_text())
 
@@ -452,3 +463,27 @@ def test_empty_lists_are_refused(
     ran = clirun.invoke(*args, code=2)
     assert ran.err_lines() == [line]
     assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="needs root to make a file another user owns")
+@pytest.mark.skipif(shutil.which("setpriv") is None, reason="needs util-linux's setpriv")
+def test_an_unreadable_capture_beside_a_readable_one(tmp_path: Path) -> None:
+    """click.Path's own readable check (os.access) refused the whole command line, so the
+    readable capture was not scanned either; now each input says what it could read. Root
+    reads any file: the run drops the capabilities that let it (setpriv)."""
+    ok, secret = tmp_path / "ok.pcap", tmp_path / "secret.pcap"
+    shutil.copy(CAPTURE, ok)
+    shutil.copy(CAPTURE, secret)
+    os.chown(secret, 65534, 65534)
+    secret.chmod(0o600)
+    tmp_path.chmod(0o755)
+    drop = ["setpriv", "--bounding-set=-dac_override,-dac_read_search", "--inh-caps=-all"]
+    argv = [*drop, sys.executable, "-m", "netsleuth", "scan", "--format", "json", str(ok)]
+    done = subprocess.run([*argv, str(secret)], capture_output=True, text=True, check=False)
+    assert done.returncode == 2, done.stderr
+    assert done.stderr.splitlines() == [f"netsleuth: {secret}: Permission denied"]
+    inputs = json.loads(done.stdout)["inputs"]
+    assert [(i["packets"] > 0, i["error"]) for i in inputs] == [
+        (True, None),
+        (False, f"{secret}: Permission denied"),
+    ]

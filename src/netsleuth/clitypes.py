@@ -42,7 +42,15 @@ class NonEmptyPath(click.Path):
     """A path option's type: click.Path, which takes '' (exists=False returns it as given),
     where each command reads an empty path as the option left out: `scan --html ''` wrote no
     report and exited 0, and `collect -o ''` wrote its bundle into the working directory
-    (Path('') is '.')."""
+    (Path('') is '.').
+
+    Nothing more than click.Path's other checks asked for: its `readable` (on by default,
+    os.access with the real uid) refused an unreadable capture while the command line was
+    parsed, so `scan ok.pcap secret.pcap` scanned neither; each command says itself what it
+    cannot read, beside what it could (helper-57)."""
+
+    def __init__(self, *, readable: bool = False, **kwargs: Any) -> None:
+        super().__init__(readable=readable, **kwargs)
 
     def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
         if value in ("", b""):
