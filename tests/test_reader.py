@@ -11,7 +11,7 @@ import pytest
 
 from netsleuth.capture import RecordBatch, chunks, open_capture
 from netsleuth.errors import InputError, NotACaptureError
-from tests.capfiles import epb, idb, option, pcap_bytes, shb, spb
+from tests.capfiles import block, epb, idb, option, pcap_bytes, shb, spb
 
 
 def read_all(path: Path, **kw: int) -> tuple[list[RecordBatch], list[str]]:
@@ -96,6 +96,27 @@ def test_pcapng_second_section_resets_interfaces_and_byte_order(tmp_path: Path) 
     assert cat(batches, "linktype") == [1, 113]
     assert packets(batches) == DATA[:2]
     assert cat(batches, "frame") == [1, 2]
+
+
+def test_pcapng_section_of_another_major_version_is_skipped(tmp_path: Path) -> None:
+    """draft-ietf-opsawg-pcapng section 4.1: a major version other than 1 means a reader of
+    version 1 cannot read the section, and it skips the section's blocks up to the next
+    section header. The old code read them as version 1 blocks, silently."""
+    v2 = block("<", 0x0A0D0D0A, struct.pack("<IHHq", 0x1A2B3C4D, 2, 0, -1))
+    first = [shb("<"), idb("<", 1), epb("<", 0, 1, DATA[0])]
+    skipped = [v2, idb("<", 113), epb("<", 0, 2, DATA[1]), epb("<", 0, 3, DATA[1])]
+    third = [shb("<"), idb("<", 1), epb("<", 0, 4, DATA[2])]
+    path = tmp_path / "v2.pcapng"
+    path.write_bytes(b"".join([*first, *skipped, *third]))
+    reader = open_capture(str(path))
+    batches = list(reader.batches())
+    assert packets(batches) == [DATA[0], DATA[2]]
+    assert cat(batches, "frame") == [1, 2] and cat(batches, "linktype") == [1, 1]
+    [issue] = reader.issues
+    assert (issue.id, issue.frame, issue.offset) == ("capture.corrupt_record", 2, 140)
+    assert issue.summary == (
+        "1 section(s) of a pcapng major version other than 1 skipped to the next section header"
+    )
 
 
 def test_gzip_is_unwrapped(tmp_path: Path) -> None:
