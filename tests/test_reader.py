@@ -140,6 +140,30 @@ def test_truncated_gzip_keeps_packets_before_the_cut(tmp_path: Path) -> None:
     assert [i.id for i in reader.issues] == ["capture.truncated_file"]
 
 
+@pytest.mark.parametrize("fault", ["crc", "trailing-zeros"])
+def test_gzip_refused_at_its_end_keeps_every_packet(tmp_path: Path, fault: str) -> None:
+    """A member whose trailer's CRC-32 is wrong (RFC 1952 section 2.3.1), or zeros after
+    the last member: zlib refuses the call that reaches them, output and all, and the old
+    code lost every packet of a file this small (read failed, exit 2). Every packet that
+    inflated before the fault is read now, and the file is named truncated."""
+    rng = np.random.default_rng(2)
+    recs = [(1, 0, rng.bytes(100)) for _ in range(500)]
+    whole = gzip.compress(pcap_bytes(recs))
+    if fault == "crc":
+        bad = whole[:-8] + bytes(b ^ 0xFF for b in whole[-8:-4]) + whole[-4:]
+    else:
+        bad = whole + bytes(64)
+    path = tmp_path / "bad.pcap.gz"
+    path.write_bytes(bad)
+    reader = open_capture(str(path))
+    assert packets(list(reader.batches())) == [r[2] for r in recs]
+    [issue] = reader.issues
+    assert issue.id == "capture.truncated_file"
+    check = "incorrect data check" if fault == "crc" else "incorrect header check"
+    assert issue.summary.startswith("the compressed stream ended early (corrupt compressed data")
+    assert check in issue.summary
+
+
 def test_concatenated_gzip_members(tmp_path: Path) -> None:
     data = pcap_bytes([(1, 0, d) for d in DATA])
     path = tmp_path / "multi.pcap.gz"
