@@ -205,7 +205,7 @@ def test_absurd_cpu_ranges_and_masks_in_a_root_are_linear_and_bounded(tmp_path: 
     assert r.peak_mb < 150
 
 
-# --- 3. pcapng denial of service ------------------------------------------------------------
+# --- 3. pcapng and snoop denial of service -------------------------------------------------
 
 
 def test_many_sections_make_few_batches(tmp_path: Path) -> None:
@@ -240,6 +240,25 @@ def test_interface_flood_is_bounded_and_indexed(tmp_path: Path) -> None:
     assert doc["packets"] == 200
     assert "capture.corrupt_record" in {f["id"] for f in doc["findings"]}  # ids past the cap
     assert r.peak_mb < 200
+
+
+def test_snoop_batches_are_bounded_in_bytes(tmp_path: Path) -> None:
+    """Snoop records of the largest captured length (262,144 bytes) made batches of 4,096
+    of them, 1 GiB held three times over: 3.2 GB of peak RSS from 1 MB of gzip. A batch
+    holds about a read buffer's bytes now (8 MiB, and one record more)."""
+    from netsleuth.capture import open_capture
+
+    n = 262_144
+    frame = ETH[0][1] + bytes(n - len(ETH[0][1]))
+    record = b"".join([struct.pack(">IIIIII", n, n, 24 + n, 0, 1_700_000_000, 0), frame])
+    path = tmp_path / "big.snoop.gz"
+    head = b"snoop\0\0\0" + struct.pack(">II", 2, 4)
+    path.write_bytes(gzip.compress(b"".join([head, record * 80]), compresslevel=1))
+    reader = open_capture(str(path))
+    sizes = [(len(b), b.buf.shape[0]) for b in reader.batches()]
+    assert sum(k for k, _ in sizes) == 80 and reader.issues == []
+    assert [k for k, _ in sizes] == [32, 32, 16]  # was [80]: 20 MiB in one batch
+    assert max(size for _, size in sizes) < 9 << 20
 
 
 # --- 4. inputs that raised tracebacks -----------------------------------------------------

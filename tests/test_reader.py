@@ -11,7 +11,7 @@ import pytest
 
 from netsleuth.capture import RecordBatch, chunks, open_capture
 from netsleuth.errors import InputError, NotACaptureError
-from tests.capfiles import epb, idb, option, pcap_bytes, shb, spb
+from tests.capfiles import block, epb, idb, option, pcap_bytes, shb, spb
 
 
 def read_all(path: Path, **kw: int) -> tuple[list[RecordBatch], list[str]]:
@@ -98,6 +98,27 @@ def test_pcapng_second_section_resets_interfaces_and_byte_order(tmp_path: Path) 
     assert cat(batches, "frame") == [1, 2]
 
 
+def test_pcapng_section_of_another_major_version_is_skipped(tmp_path: Path) -> None:
+    """draft-ietf-opsawg-pcapng section 4.1: a major version other than 1 means a reader of
+    version 1 cannot read the section, and it skips the section's blocks up to the next
+    section header. The old code read them as version 1 blocks, silently."""
+    v2 = block("<", 0x0A0D0D0A, struct.pack("<IHHq", 0x1A2B3C4D, 2, 0, -1))
+    first = [shb("<"), idb("<", 1), epb("<", 0, 1, DATA[0])]
+    skipped = [v2, idb("<", 113), epb("<", 0, 2, DATA[1]), epb("<", 0, 3, DATA[1])]
+    third = [shb("<"), idb("<", 1), epb("<", 0, 4, DATA[2])]
+    path = tmp_path / "v2.pcapng"
+    path.write_bytes(b"".join([*first, *skipped, *third]))
+    reader = open_capture(str(path))
+    batches = list(reader.batches())
+    assert packets(batches) == [DATA[0], DATA[2]]
+    assert cat(batches, "frame") == [1, 2] and cat(batches, "linktype") == [1, 1]
+    [issue] = reader.issues
+    assert (issue.id, issue.frame, issue.offset) == ("capture.corrupt_record", 2, 140)
+    assert issue.summary == (
+        "1 section(s) of a pcapng major version other than 1 skipped to the next section header"
+    )
+
+
 def test_gzip_is_unwrapped(tmp_path: Path) -> None:
     path = tmp_path / "x.pcap.gz"
     path.write_bytes(gzip.compress(pcap_bytes([(1, 0, d) for d in DATA])))
@@ -117,6 +138,30 @@ def test_truncated_gzip_keeps_packets_before_the_cut(tmp_path: Path) -> None:
     assert 150 < len(got) < 350
     assert got == [r[2] for r in recs[: len(got)]]
     assert [i.id for i in reader.issues] == ["capture.truncated_file"]
+
+
+@pytest.mark.parametrize("fault", ["crc", "trailing-zeros"])
+def test_gzip_refused_at_its_end_keeps_every_packet(tmp_path: Path, fault: str) -> None:
+    """A member whose trailer's CRC-32 is wrong (RFC 1952 section 2.3.1), or zeros after
+    the last member: zlib refuses the call that reaches them, output and all, and the old
+    code lost every packet of a file this small (read failed, exit 2). Every packet that
+    inflated before the fault is read now, and the file is named truncated."""
+    rng = np.random.default_rng(2)
+    recs = [(1, 0, rng.bytes(100)) for _ in range(500)]
+    whole = gzip.compress(pcap_bytes(recs))
+    if fault == "crc":
+        bad = whole[:-8] + bytes(b ^ 0xFF for b in whole[-8:-4]) + whole[-4:]
+    else:
+        bad = whole + bytes(64)
+    path = tmp_path / "bad.pcap.gz"
+    path.write_bytes(bad)
+    reader = open_capture(str(path))
+    assert packets(list(reader.batches())) == [r[2] for r in recs]
+    [issue] = reader.issues
+    assert issue.id == "capture.truncated_file"
+    check = "incorrect data check" if fault == "crc" else "incorrect header check"
+    assert issue.summary.startswith("the compressed stream ended early (corrupt compressed data")
+    assert check in issue.summary
 
 
 def test_concatenated_gzip_members(tmp_path: Path) -> None:

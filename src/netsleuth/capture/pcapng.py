@@ -36,6 +36,9 @@ W_OFFSET, W_TYPE, W_LEN, W_IFACE, W_TS, W_CAPLEN, W_WIRE, W_DIR = range(8)
 WALK_ROWS = 8
 OPT_TSRESOL, OPT_TSOFFSET = 9, 14  # if_tsresol, if_tsoffset (draft section 4.2)
 OPT_SHB_OS = 3  # shb_os (draft section 4.1): dumpcap on Linux writes "Linux <release>"
+# The SHB's major version (draft section 4.1): another changes the format so that a reader
+# of version 1 "could not read the new format"; such a section is skipped to the next SHB.
+SHB_MAJOR = 1
 # isb_ifdrop (packets the interface dropped for lack of resources) and isb_osdrop (dropped
 # by the operating system), both counted from the capture's start (draft section 4.6).
 OPT_IFDROP, OPT_OSDROP = 5, 7
@@ -78,12 +81,14 @@ class Interface:
 class Section:
     """Where a reader is in a file, all that a reader entering the file there needs: the
     byte order of the blocks, the interfaces of the section described so far (ids are
-    positions in this tuple), the section's number and whether its header names Linux."""
+    positions in this tuple), the section's number, whether its header names Linux and
+    whether its blocks are skipped (a major version other than 1)."""
 
     swapped: bool = False
     interfaces: tuple[Interface, ...] = ()
     number: int = 0  # section header blocks before it and its own (PcapngReader.section)
     linux: bool = False  # its header's shb_os names Linux (PcapngReader.linux)
+    skipped: bool = False  # its header's major version is not 1 (PcapngReader.skipping)
 
 
 class _Table:
@@ -134,6 +139,10 @@ class PcapngReader(StreamReader):
         # the sections a batch's blocks are in, in order, the same (RecordBatch.linux).
         self.linux = False
         self._linux_of: list[bool] = []
+        # Whether the current section's blocks are skipped (its SHB's major version is not
+        # SHB_MAJOR); and which blocks of the batch walked last are (_structure).
+        self.skipping = False
+        self._skipped: NDArray[np.bool_] = np.zeros(0, dtype=np.bool_)
         # A block larger than one read buffer is refused as corrupt: no real packet is that
         # big, and honouring the field would mean reading an unbounded amount first.
         self.max_block = chunk_bytes
@@ -145,7 +154,9 @@ class PcapngReader(StreamReader):
 
     def state(self) -> Section:
         """What a reader entering the file where this one is needs (between walks)."""
-        return Section(self.swapped, tuple(self.interfaces), self.section, self.linux)
+        return Section(
+            self.swapped, tuple(self.interfaces), self.section, self.linux, self.skipping
+        )
 
     def enter(self, section: Section) -> None:
         """Go on from a place where another reader was in `section` (state())."""
@@ -153,6 +164,7 @@ class PcapngReader(StreamReader):
         self.interfaces = list(section.interfaces)
         self.section = section.number
         self.linux = section.linux
+        self.skipping = section.skipped
 
     def _entering(self, base: int) -> bool:
         """A buffer starting at file offset `base` has been read and walked (a block was
@@ -285,6 +297,8 @@ class PcapngReader(StreamReader):
         blocks, btype, blen, swapped = block_columns(walked)
         table = self._structure(buf, blocks, btype, blen, swapped, first_frame, base)
         is_pkt, short = packet_blocks(btype, blen)
+        is_pkt &= ~self._skipped
+        short &= ~self._skipped
         if short.any():
             at = int(np.argmax(short))  # the packets before it keep their frame numbers
             self._issue(
@@ -385,12 +399,21 @@ class PcapngReader(StreamReader):
         table = _Table(self.interfaces)
         self._linux_of = [self.linux]
         dropped = 0
+        shb = btype == BT_SHB
+        # Which sections are skipped: the one carried in, then each of this batch's SHBs.
+        skip_of = [self.skipping]
+        for b, sw in zip(blocks[shb].tolist(), swapped[shb].tolist(), strict=True):
+            skip_of.append(
+                int.from_bytes(buf[b + 12 : b + 14].tobytes(), "big" if sw else "little")
+                != SHB_MAJOR
+            )
+        self._skipped = np.array(skip_of)[np.cumsum(shb)]
         isb = btype == BT_ISB
-        sel = (btype == BT_IDB) | (btype == BT_SHB) | isb
+        sel = (btype == BT_IDB) | shb | isb
         before = np.zeros(int(np.count_nonzero(sel)), dtype=np.int64)
-        if isb.any():  # frames before each block, for the statistics blocks to cite
+        if isb.any() or any(skip_of):  # frames before each block, for the issues to cite
             is_pkt, short = packet_blocks(btype, blen)
-            framed = is_pkt & ~short  # the blocks that become frames (_blocks skips the rest)
+            framed = is_pkt & ~short & ~self._skipped  # the blocks that become frames
             before = np.cumsum(framed, dtype=np.int64)[sel] - framed[sel]
         for b, kind, bl, sw, n in zip(
             blocks[sel].tolist(),
@@ -405,7 +428,18 @@ class PcapngReader(StreamReader):
                 self.section += 1
                 self.linux = _linux_os(buf[b : b + bl].tobytes(), ">" if sw else "<")
                 self._linux_of.append(self.linux)
+                self.skipping = skip_of[len(self._linux_of) - 1]
+                if self.skipping:
+                    self._issue(
+                        "capture.corrupt_record",
+                        base + b,
+                        first_frame + n,
+                        f"{{n}} section(s) of a pcapng major version other than {SHB_MAJOR} "
+                        "skipped to the next section header",
+                    )
                 continue
+            if self.skipping:
+                continue  # a skipped section's interfaces and statistics are not read
             if kind == BT_ISB:
                 self._isb(buf[b : b + bl].tobytes(), sw, first_frame + n - 1, base + b)
                 continue

@@ -173,10 +173,17 @@ class GzipStream:
 
     gzip.GzipFile discards the output of a read call when the stream turns out to be cut
     short; a truncated .pcap.gz must still yield the packets before the cut. Concatenated
-    members (RFC 1952 section 2.2) are read one after the other.
+    members (RFC 1952 section 2.2) are read one after the other. Compressed data that
+    zlib refuses (a bad CRC-32 or length in a member's trailer, corrupt deflate data,
+    bytes after the last member that start no member) ends the stream there as a cut
+    does, after what inflated before it.
     """
 
     IN_CHUNK = 1 << 16
+    # Where a piece of input turns out corrupt, it is inflated again a byte at a time
+    # (_salvage: 64K calls, a few ms), so that no output before the fault is lost; at most
+    # SALVAGE_MAX bytes of it (a byte of deflate data inflates to ~1,000 at most).
+    SALVAGE_MAX = 8 << 20
 
     def __init__(self, raw: Stream) -> None:
         self._raw = raw
@@ -184,13 +191,14 @@ class GzipStream:
         self._out = bytearray()
         self._eof = False
         self._cut = False  # input ended inside a member: raise once the output is drained
+        self._why = "compressed file ended before the end-of-stream marker"
 
     def read(self, n: int = -1, /) -> bytes:
         while (n < 0 or len(self._out) < n) and not self._eof:
             self._fill()
         if not self._out and self._cut:
             self._cut = False
-            raise EOFError("compressed file ended before the end-of-stream marker")
+            raise EOFError(self._why)
         if n < 0:
             n = len(self._out)
         data = bytes(self._out[:n])
@@ -209,14 +217,40 @@ class GzipStream:
                 self._eof = True
                 return
             self._z = zlib.decompressobj(wbits=31)
-            self._out += self._z.decompress(rest, self.IN_CHUNK * 8)
+            self._inflate(rest)
             return
         chunk = self._z.unconsumed_tail or self._raw.read(self.IN_CHUNK)
         if not chunk:
             self._eof = True
             self._cut = True
             return
-        self._out += self._z.decompress(chunk, self.IN_CHUNK * 8)
+        self._inflate(chunk)
+
+    def _inflate(self, data: bytes) -> None:
+        before = self._z.copy()
+        try:
+            self._out += self._z.decompress(data, self.IN_CHUNK * 8)
+        except zlib.error as err:
+            # zlib gives no output from a call that fails: the bytes that inflated before
+            # the fault in `data` would be lost with it (a .pcap.gz whose trailer's CRC is
+            # wrong lost every packet of its last 64 KiB, all of them in a small file).
+            self._z = before
+            self._salvage(data)
+            self._eof = self._cut = True
+            self._why = f"corrupt compressed data: {err}"
+
+    def _salvage(self, data: bytes) -> None:
+        """Inflate `data` a byte at a time up to the one zlib refuses."""
+        got = 0
+        for k in range(len(data)):
+            try:
+                out = self._z.decompress(data[k : k + 1], self.SALVAGE_MAX - got)
+            except zlib.error:
+                return
+            self._out += out
+            got += len(out)
+            if got >= self.SALVAGE_MAX or self._z.eof:
+                return
 
     def close(self) -> None:
         if self._raw is not sys.stdin.buffer:
