@@ -140,19 +140,20 @@ def test_truncated_gzip_keeps_packets_before_the_cut(tmp_path: Path) -> None:
     assert [i.id for i in reader.issues] == ["capture.truncated_file"]
 
 
-@pytest.mark.parametrize("fault", ["crc", "trailing-zeros"])
+@pytest.mark.parametrize("fault", ["crc", "trailing-garbage"])
 def test_gzip_refused_at_its_end_keeps_every_packet(tmp_path: Path, fault: str) -> None:
-    """A member whose trailer's CRC-32 is wrong (RFC 1952 section 2.3.1), or zeros after
-    the last member: zlib refuses the call that reaches them, output and all, and the old
-    code lost every packet of a file this small (read failed, exit 2). Every packet that
-    inflated before the fault is read now, and the file is named truncated."""
+    """A member whose trailer's CRC-32 is wrong (RFC 1952 section 2.3.1), or bytes after
+    the last member that start no member: zlib refuses the call that reaches them, output
+    and all, and the old code lost every packet of a file this small (read failed, exit
+    2). Every packet that inflated before the fault is read now, and the file is named
+    truncated (what followed may have been a member, cut)."""
     rng = np.random.default_rng(2)
     recs = [(1, 0, rng.bytes(100)) for _ in range(500)]
     whole = gzip.compress(pcap_bytes(recs))
     if fault == "crc":
         bad = whole[:-8] + bytes(b ^ 0xFF for b in whole[-8:-4]) + whole[-4:]
     else:
-        bad = whole + bytes(64)
+        bad = whole + bytes(64) + b"junk" + bytes(64)
     path = tmp_path / "bad.pcap.gz"
     path.write_bytes(bad)
     reader = open_capture(str(path))
@@ -162,6 +163,20 @@ def test_gzip_refused_at_its_end_keeps_every_packet(tmp_path: Path, fault: str) 
     check = "incorrect data check" if fault == "crc" else "incorrect header check"
     assert issue.summary.startswith("the compressed stream ended early (corrupt compressed data")
     assert check in issue.summary
+
+
+@pytest.mark.parametrize("zeros", [1, 64, 200_000])
+def test_gzip_padded_with_zeros_is_whole(tmp_path: Path, zeros: int) -> None:
+    """Zero bytes after the last member are a writer's padding (a tape's or a block
+    device's: GNU gzip says "trailing zero bytes ignored"), not a cut file: every packet
+    and no finding, past one read of the inflater (64 KiB) too. They were a
+    capture.truncated_file for an hour (and, before, a read error with no packet)."""
+    recs = [(1, 0, bytes([k % 256]) * 60) for k in range(300)]
+    path = tmp_path / "padded.pcap.gz"
+    path.write_bytes(gzip.compress(pcap_bytes(recs)) + bytes(zeros))
+    reader = open_capture(str(path))
+    assert packets(list(reader.batches())) == [r[2] for r in recs]
+    assert reader.issues == []
 
 
 def test_concatenated_gzip_members(tmp_path: Path) -> None:

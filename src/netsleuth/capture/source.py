@@ -173,10 +173,10 @@ class GzipStream:
 
     gzip.GzipFile discards the output of a read call when the stream turns out to be cut
     short; a truncated .pcap.gz must still yield the packets before the cut. Concatenated
-    members (RFC 1952 section 2.2) are read one after the other. Compressed data that
-    zlib refuses (a bad CRC-32 or length in a member's trailer, corrupt deflate data,
-    bytes after the last member that start no member) ends the stream there as a cut
-    does, after what inflated before it.
+    members (RFC 1952 section 2.2) are read one after the other, and zero bytes after the
+    last one ignored (_past_zeros). Compressed data that zlib refuses (a bad CRC-32 or
+    length in a member's trailer, corrupt deflate data, bytes after the last member that
+    start no member) ends the stream there as a cut does, after what inflated before it.
     """
 
     IN_CHUNK = 1 << 16
@@ -213,6 +213,7 @@ class GzipStream:
     def _fill(self) -> None:
         if self._z.eof:  # a member ended: another may follow
             rest = self._z.unused_data or self._raw.read(self.IN_CHUNK)
+            rest = self._past_zeros(rest)
             if not rest:
                 self._eof = True
                 return
@@ -225,6 +226,14 @@ class GzipStream:
             self._cut = True
             return
         self._inflate(chunk)
+
+    def _past_zeros(self, rest: bytes) -> bytes:
+        """What follows a member once the zero bytes after it are read past: b"" when only
+        zeros follow, the padding a tape or a block device writer leaves (GNU gzip says
+        "decompression OK, trailing zero bytes ignored"), not a cut file."""
+        while rest and not rest.strip(b"\0"):
+            rest = self._raw.read(self.IN_CHUNK)
+        return rest.lstrip(b"\0")
 
     def _inflate(self, data: bytes) -> None:
         before = self._z.copy()
