@@ -396,3 +396,41 @@ def test_buffers_walked_piece_by_piece_give_the_same_batches(
     assert whole[1] and whole[1][-1][0] in ("capture.truncated_file", "capture.corrupt_record")
     for step in (97, 1000, 4093):
         assert read(step) == whole, step
+
+
+@pytest.mark.parametrize(
+    ("first", "said"),
+    [
+        (
+            b"\x0a\x0d\x0d\x0a" + struct.pack("<I", 28) + b"\x78\x56\x34\x12" + bytes(16),
+            "corrupt pcapng section header: byte-order magic 78563412, "
+            "neither 1a2b3c4d nor 4d3c2b1a",
+        ),
+        (
+            shb()[:4] + struct.pack("<I", 0x7FFFFFFC) + shb()[8:],
+            "corrupt pcapng section header: an impossible length (2147483644)",
+        ),
+        (shb()[:10], "truncated pcapng section header (10 of 28 bytes)"),
+    ],
+)
+def test_a_pcapng_whose_first_section_header_is_unreadable_is_refused(
+    tmp_path: Path, first: bytes, said: str
+) -> None:
+    """No block of such a file can be located: it is no readable pcapng file (exit 2, as a
+    pcap file with a cut header; tshark: "isn't a capture file"). It was read as a file
+    of no packet with a capture.corrupt_record and exit 0."""
+    path = tmp_path / "x.pcapng"
+    whole = len(first) >= 12  # a cut file holds nothing after the cut
+    path.write_bytes(b"".join([first, idb("<", 1), epb("<", 0, 1, DATA[0])]) if whole else first)
+    with pytest.raises(InputError) as got:
+        open_capture(str(path))
+    assert str(got.value) == f"{path}: {said}"
+
+
+def test_a_later_unreadable_section_header_keeps_the_packets_before_it(tmp_path: Path) -> None:
+    bad = b"\x0a\x0d\x0d\x0a" + struct.pack("<I", 28) + b"\x78\x56\x34\x12" + bytes(16)
+    path = tmp_path / "x.pcapng"
+    path.write_bytes(b"".join([shb(), idb("<", 1), epb("<", 0, 1, DATA[0]), bad]))
+    reader = open_capture(str(path))
+    assert packets(list(reader.batches())) == [DATA[0]]
+    assert [i.id for i in reader.issues] == ["capture.corrupt_record"]

@@ -644,3 +644,17 @@ def test_a_linux_section_s_zero_checksums_are_bad_split_or_not(
     }
     for at in starts(cap):
         assert split(cap, [at]) == whole
+
+
+def test_an_unreadable_first_section_header_is_not_split(tmp_path: Path) -> None:
+    """Refused whole (capture.open_capture: exit 2) with workers as without: split, each
+    range found no block and the run said nothing was wrong, exit 0."""
+    cap = sections_capture(tmp_path / "sections.pcapng")
+    data = bytearray(cap.read_bytes())
+    data[8:12] = b"\x78\x56\x34\x12"  # neither byte-order magic
+    cap.write_bytes(bytes(data))
+    assert not split_pcapng.is_pcapng(str(cap))
+    jobs = plan([str(cap)], 3, 2, split_at={str(cap): starts(cap)[1:] or [len(data) // 2]})
+    assert jobs == [[FileJob(str(cap), 3)]]
+    assert split(cap, [len(data) // 2]) == one(cap)
+    assert "corrupt pcapng section header: byte-order magic 78563412" in one(cap)

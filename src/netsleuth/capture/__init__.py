@@ -7,9 +7,10 @@ from netsleuth.capture.batch import RecordBatch
 from netsleuth.capture.chunks import CHUNK_BYTES, ReadIssue
 from netsleuth.capture.erf import ErfReader
 from netsleuth.capture.pcap import PcapReader
-from netsleuth.capture.pcapng import PcapngReader
+from netsleuth.capture.pcapng import PcapngReader, first_section_fault
 from netsleuth.capture.snoop import SnoopReader
 from netsleuth.capture.source import open_source
+from netsleuth.errors import InputError
 
 CaptureReader = PcapReader | PcapngReader | SnoopReader | ErfReader
 
@@ -25,4 +26,8 @@ def open_capture(path: str, *, chunk_bytes: int = CHUNK_BYTES) -> CaptureReader:
         return SnoopReader(sniffed.source, compressed=sniffed.compressed)
     if sniffed.kind == "erf":
         return ErfReader(sniffed.source, compressed=sniffed.compressed, chunk_bytes=chunk_bytes)
+    fault = first_section_fault(sniffed.source.peek(12), chunk_bytes)
+    if fault is not None:
+        sniffed.source.close()
+        raise InputError(sniffed.source.name, fault)
     return PcapngReader(sniffed.source, compressed=sniffed.compressed, chunk_bytes=chunk_bytes)

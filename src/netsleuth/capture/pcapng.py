@@ -125,6 +125,27 @@ class _Table:
         }
 
 
+def first_section_fault(head: bytes, max_block: int = CHUNK_BYTES) -> str | None:
+    """What makes a file's first block, its section header, unreadable (its first 12
+    bytes: `head`), or None. Such a file has no block that can be located: no readable
+    pcapng file (draft-ietf-opsawg-pcapng section 4.1; tshark: "isn't a capture file"),
+    refused with one line and exit 2 as a pcap file with a cut header is, where it was
+    read as a file of no packet with a capture.corrupt_record and exit 0. A later
+    section's header stays a finding: the packets before it are read."""
+    if len(head) < 12:
+        return f"truncated pcapng section header ({len(head)} of 28 bytes)"
+    order = {b"\x4d\x3c\x2b\x1a": "<", b"\x1a\x2b\x3c\x4d": ">"}.get(head[8:12])
+    if order is None:
+        return (
+            f"corrupt pcapng section header: byte-order magic {head[8:12].hex()}, "
+            "neither 1a2b3c4d nor 4d3c2b1a"
+        )
+    (length,) = struct.unpack(order + "I", head[4:8])
+    if length < 28 or length % 4 or length > max_block:
+        return f"corrupt pcapng section header: an impossible length ({length})"
+    return None
+
+
 class PcapngReader(StreamReader):
     kind = "pcapng"
 

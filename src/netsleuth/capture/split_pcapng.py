@@ -42,7 +42,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from netsleuth.capture.batch import RecordBatch
-from netsleuth.capture.pcapng import PcapngReader, Section, block_columns
+from netsleuth.capture.pcapng import PcapngReader, Section, block_columns, first_section_fault
 from netsleuth.capture.source import PCAPNG_MAGIC, ByteSource
 from netsleuth.capture.split import RangeStream
 from netsleuth.errors import InputError
@@ -89,14 +89,17 @@ class _Walker(PcapngReader):
 
 
 def is_pcapng(path: str) -> bool:
-    """An uncompressed pcapng regular file (the only kind split here)."""
+    """An uncompressed pcapng regular file (the only kind split here) whose first section
+    header can be read: one that cannot is refused whole (capture.open_capture), not read
+    in ranges that would each find nothing."""
     if not os.path.isfile(path):
         return False
     try:
         with open(path, "rb") as fh:
-            return fh.read(4) == PCAPNG_MAGIC
+            head = fh.read(12)
     except OSError:
         return False
+    return head[:4] == PCAPNG_MAGIC and first_section_fault(head) is None
 
 
 def range_starts(
