@@ -116,6 +116,18 @@ def test_a_recursion_error_is_still_the_nesting_line(capsys: pytest.CaptureFixtu
     assert capsys.readouterr().err == "netsleuth: the input is nested too deeply to read\n"
 
 
+def out_of_memory() -> int:
+    raise MemoryError
+
+
+def test_out_of_memory_is_one_line_and_exit_3(capsys: pytest.CaptureFixture[str]) -> None:
+    assert run_guarded(out_of_memory, (), {}) == 3
+    assert capsys.readouterr().err == (
+        "netsleuth: out of memory: give the process more (ulimit -v, the cgroup) "
+        "or try --workers 1\n"
+    )
+
+
 def import_cut(signal_exc: BaseException) -> int:
     """An import the signal's handler raised in, which the imported package turned into
     ImportError (NumPy: "numpy._core.multiarray failed to import")."""

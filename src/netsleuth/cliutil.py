@@ -156,6 +156,16 @@ def _run_command(fn: Callable[..., int], args: Any, kwargs: Any) -> int:
     except RecursionError:  # a RuntimeError: before the clause below
         _say("netsleuth: the input is nested too deeply to read")
         return 2
+    except MemoryError:
+        # The readers and trackers are bounded well under the 300 MB design bar, so this
+        # is a machine (or ulimit -v, a cgroup) short of what they need: a missing
+        # facility, not a bad input. Its traceback was the one left (helper-56).
+        _settle_stdout()
+        _say(
+            "netsleuth: out of memory: give the process more (ulimit -v, the cgroup) "
+            "or try --workers 1"
+        )
+        return 3
     except (SystemError, RuntimeError, ImportError) as err:
         signalled = _raised_by_signal(err)
         if signalled is None:
