@@ -17,7 +17,7 @@ import pytest
 from netsleuth.cli import main
 from netsleuth.clitypes import NonEmptyPath, Seconds
 from netsleuth.drops.run import parse_filters
-from netsleuth.sources.cpulist import parse_cpu_list
+from netsleuth.sources.cpulist import format_cpu_list, parse_cpu_list
 from tests import clirun
 
 # Every option that takes seconds, with what its command needs besides.
@@ -306,7 +306,7 @@ def test_profile_folded_in_a_folder_that_is_not_there_is_refused_before_sampling
 )
 def test_drops_filters_out_of_range_are_refused(expr: str, problem: str) -> None:
     ran = clirun.invoke("drops", "--duration", "30", "--filter", expr, code=2)
-    assert ran.err_lines() == [f"netsleuth: --filter: filter {expr[:40]!r}: {problem}"]
+    assert ran.err_lines() == [f"netsleuth: --filter: {expr[:40]!r}: {problem}"]
 
 
 @pytest.mark.parametrize("expr", ["protocol=0xffff", "protocol=65535", "protocol=0004"])
@@ -349,8 +349,23 @@ def test_profile_cpus_that_are_not_online_are_refused() -> None:
     online = _online_cpus()
     beyond = max(online) + 1
     ran = clirun.invoke("profile", "--duration", "30", "--cpus", f"0,{beyond}", code=2)
-    listed = ", ".join(map(str, online))
-    assert ran.err_lines() == [f"netsleuth: --cpus: CPU {beyond} not online ({listed})"]
+    listed = format_cpu_list(online)  # "0-1" here; 512 numbers on a 512-CPU host before
+    assert ran.err_lines() == [f"netsleuth: --cpus: CPU {beyond} not online (online: {listed})"]
+
+
+@pytest.mark.parametrize(
+    ("cpus", "text"),
+    [
+        ([0], "0"),
+        ([0, 1, 2, 3, 8, 10, 11], "0-3,8,10-11"),
+        ([5, 3, 4, 4], "3-5"),
+        (list(range(512)), "0-511"),
+        ([0, 2, 4, 6], "0,2,4,6"),
+    ],
+)
+def test_cpu_lists_are_written_as_the_kernel_writes_them(cpus: list[int], text: str) -> None:
+    assert format_cpu_list(cpus) == text
+    assert parse_cpu_list(text) == sorted(set(cpus))
 
 
 def test_profile_cpus_skip_empty_items_as_the_kernel_does() -> None:

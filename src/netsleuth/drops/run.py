@@ -53,7 +53,7 @@ def parse_filters(exprs: tuple[str, ...]) -> Filters:
         key, sep, value = expr.partition("=")
         key, value = key.strip().lower(), value.strip()
         if not sep or not value:
-            raise ValueError(f"filter {expr[:40]!r}: use protocol=NAME|NUMBER or reason=NAME")
+            raise ValueError(f"{expr[:40]!r}: use protocol=NAME|NUMBER or reason=NAME")
         shown = repr(expr[:40])
         if key in ("protocol", "proto"):
             if value.lower() in by_name:
@@ -63,10 +63,10 @@ def parse_filters(exprs: tuple[str, ...]) -> Filters:
         elif key == "reason":
             reason = value.upper().removeprefix("SKB_DROP_REASON_")
             if not reason:
-                raise ValueError(f"filter {shown}: give the reason after SKB_DROP_REASON_")
+                raise ValueError(f"{shown}: give the reason after SKB_DROP_REASON_")
             reasons.add(reason)
         else:
-            raise ValueError(f"filter {shown}: the keys are protocol and reason")
+            raise ValueError(f"{shown}: the keys are protocol and reason")
     return Filters(frozenset(protos), frozenset(reasons))
 
 
@@ -78,14 +78,14 @@ def _ethertype(text: str, shown: str) -> int:
     m = re.fullmatch(r"0[xX]([0-9a-fA-F]+)|([0-9]+)", text)
     if m is None:
         raise ValueError(
-            f"filter {shown}: unknown protocol {text[:40]!r}: give a name or a number 0-0xffff"
+            f"{shown}: unknown protocol {text[:40]!r}: give a name or a number 0-0xffff"
         )
     hexa, decimal = m.groups()
     base = 16 if hexa else 10
     digits = (hexa or decimal).lstrip("0") or "0"
     # Five digits hold any u16 in either base; int() would refuse 4,300 digits or more.
     if len(digits) > 5 or int(digits, base) > 0xFFFF:
-        raise ValueError(f"filter {shown}: protocol {text[:40]} is beyond 0xffff (16 bits)")
+        raise ValueError(f"{shown}: protocol {text[:40]} is beyond 0xffff (16 bits)")
     return int(digits, base)
 
 

@@ -32,7 +32,7 @@ from netsleuth.profile._perf import perf_event_open, read_head, write_tail
 from netsleuth.profile.causes import judge
 from netsleuth.profile.stacks import CpuProfile, Key, Stack, count, folded, per_cpu, symbolise
 from netsleuth.signals import stop_on_signals
-from netsleuth.sources.cpulist import parse_cpu_list
+from netsleuth.sources.cpulist import format_cpu_list, parse_cpu_list
 
 POLL = 0.5  # seconds: the longest a signal that ends the run waits to be noticed
 PAGES = 16  # data pages per CPU: 64 KiB, ~3 s of samples at 99 Hz with 30-frame stacks
@@ -227,8 +227,11 @@ def check_cpus(cpus: tuple[int, ...]) -> None:
     online = online_cpus()
     missing = sorted(set(cpus) - set(online))
     if missing:
-        listed = ", ".join(map(str, online))
-        raise InputError("--cpus", f"CPU {', '.join(map(str, missing))} not online ({listed})")
+        # As cpu/online writes them: a 512-CPU host's list is one short line, not 512 numbers.
+        raise InputError(
+            "--cpus",
+            f"CPU {format_cpu_list(missing)} not online (online: {format_cpu_list(online)})",
+        )
 
 
 def check_frequency(frequency: int, proc: Path = PROC) -> None:

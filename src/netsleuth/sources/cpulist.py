@@ -43,6 +43,18 @@ def parse_cpu_list(text: str) -> list[int]:
     return [i for i, v in enumerate(seen) if v]
 
 
+def format_cpu_list(cpus: list[int] | tuple[int, ...]) -> str:
+    """[0, 1, 2, 3, 8, 10, 11] -> "0-3,8,10-11", as cpu/online writes it (the inverse of
+    parse_cpu_list): one short line for a message, whatever the host's CPU count."""
+    runs: list[list[int]] = []  # [first, last] of each run of consecutive CPUs
+    for cpu in sorted(set(cpus)):
+        if runs and cpu == runs[-1][1] + 1:
+            runs[-1][1] = cpu
+        else:
+            runs.append([cpu, cpu])
+    return ",".join(str(a) if a == b else f"{a}-{b}" for a, b in runs)
+
+
 def parse_cpu_mask(text: str) -> list[int]:
     """rps_cpus, smp_affinity: hex in 32-bit groups separated by commas, most significant
     first (lib/bitmap.c bitmap_print_to_pagebuf). ValueError beyond MAX_CPUS bits."""
