@@ -658,3 +658,47 @@ def test_an_unreadable_first_section_header_is_not_split(tmp_path: Path) -> None
     assert jobs == [[FileJob(str(cap), 3)]]
     assert split(cap, [len(data) // 2]) == one(cap)
     assert "corrupt pcapng section header: byte-order magic 78563412" in one(cap)
+
+
+def frame_only_capture(path: Path) -> Path:
+    """Incident 1's packets with blocks Wireshark numbers as frames between them: custom
+    blocks (copiable and not, draft section 4.8) and systemd journal export blocks."""
+    parts = [shb(), idb("<", 1)]
+    for k, (ts, frame) in enumerate(incidents.incident1_poison_fragment()):
+        if k % 3 == 1:
+            parts.append(block("<", 0x00000BAD, struct.pack("<I", 32473) + b"note %d" % k))
+        if k % 7 == 2:
+            parts.append(block("<", 0x40000BAD, struct.pack("<I", 32473) + b"x"))
+        if k % 5 == 4:
+            parts.append(block("<", 9, b"__REALTIME_TIMESTAMP=%d\nMESSAGE=m\n\n" % (ts // 1000)))
+        parts.append(epb("<", 0, ts // 1000, frame))
+    path.write_bytes(b"".join(parts))
+    return path
+
+
+@pytest.mark.skipif(shutil.which("tshark") is None, reason="needs tshark")
+def test_blocks_wireshark_numbers_as_frames_take_frame_numbers(tmp_path: Path) -> None:
+    """tshark 4.0 numbers custom and journal blocks as frames: every packet after one was
+    a frame number lower here than in Wireshark, findings and exports alike."""
+    cap = frame_only_capture(tmp_path / "meta.pcapng")
+    theirs = subprocess.run(
+        ["tshark", "-r", str(cap), "-Y", "eth", "-T", "fields", "-e", "frame.number"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.split()
+    reader = open_capture(str(cap))
+    ours = [int(f) for b in reader.batches() for f in b.frame]
+    assert ours == [int(f) for f in theirs]
+    assert ours[-1] > len(ours)  # the blocks took numbers
+
+
+def test_blocks_numbered_as_frames_split_at_every_buffer(
+    tmp_path: Path, small_buffers: Small
+) -> None:
+    cap = frame_only_capture(tmp_path / "meta.pcapng")
+    small_buffers(fit(cap))
+    cuts = starts(cap)
+    assert cuts
+    assert split(cap, cuts) == one(cap)
+    assert split(cap, cuts[1::3], processes=True) == one(cap)

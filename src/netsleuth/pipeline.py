@@ -46,6 +46,10 @@ class InputResult:
     format: str | None = None
     compressed: bool = False
     packets: int = 0
+    # The frame numbers the input used (not JSON): its packets, and pcapng's blocks that
+    # Wireshark numbers as frames (capture/pcapng.py FRAME_ONLY); a split file's next
+    # range's frames are shifted by it.
+    frames: int = 0
     bytes: int = 0
     linktypes: Counter[int] = field(default_factory=Counter)
     error: str | None = None
@@ -93,6 +97,7 @@ class InputResult:
     def merge(self, other: InputResult) -> None:
         """Add the counts of the next part of the same input."""
         self.packets += other.packets
+        self.frames += other.frames
         self.bytes += other.bytes
         self.linktypes.update(other.linktypes)
 
@@ -153,7 +158,8 @@ def tables(
                 progress(reader.name, reader.source.consumed)
     finally:
         reader.source.close()
-    res.issues = read_issues(reader, res.packets)
+    res.frames += reader.frames_read()
+    res.issues = read_issues(reader, reader.frames_read())
     res.drops = reader.drops
 
 
@@ -172,7 +178,7 @@ def issue_finding(issue: ReadIssue) -> Finding:
     )
 
 
-def read_issues(reader: CaptureReader, packets: int) -> list[ReadIssue]:
+def read_issues(reader: CaptureReader, frames: int) -> list[ReadIssue]:
     """The reader's issues; a compressed stream cut exactly between two records is a
     truncated file too."""
     issues = list(reader.issues)
@@ -181,7 +187,7 @@ def read_issues(reader: CaptureReader, packets: int) -> list[ReadIssue]:
             ReadIssue(
                 "capture.truncated_file",
                 reader.source.consumed,
-                packets + 1,
+                frames + 1,
                 f"the compressed stream ended early ({reader.source.stream_error})",
             )
         )

@@ -246,5 +246,10 @@ class StreamReader:
             self.source.close()
         note_stream_cut(self.source, self.issues, self.records + 1)
 
+    def frames_read(self) -> int:
+        """Frame numbers used so far: one a record, except where a format numbers blocks
+        that hold no packet as frames too (pcapng)."""
+        return self.records
+
     def _batches(self) -> Iterator[RecordBatch]:
         raise NotImplementedError

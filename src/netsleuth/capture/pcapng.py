@@ -29,6 +29,12 @@ from netsleuth.capture.source import ByteSource
 
 ST_SECTION, ST_TRAILER = 3, 4  # walk_pcapng's own statuses (capture/_framing.c)
 BT_IDB, BT_PB, BT_SPB, BT_ISB, BT_EPB = 1, 2, 3, 5, 6  # block types, draft section 11.1
+# Blocks that hold no packet but that Wireshark numbers as frames all the same: custom blocks
+# (draft section 4.8, copiable or not) and systemd journal export blocks (section 11.1,
+# 0x00000009). tshark 4.0 numbers them in the packet list, so a packet's frame number here
+# counts them too, or every frame after one would be a number lower than Wireshark's.
+BT_JOURNAL, BT_CUSTOM, BT_CUSTOM_NOCOPY = 0x00000009, 0x00000BAD, 0x40000BAD
+FRAME_ONLY = np.array([BT_JOURNAL, BT_CUSTOM, BT_CUSTOM_NOCOPY], dtype=np.uint32)
 BT_SHB = 0x0A0D0D0A
 OFFSET_MASK = (1 << 62) - 1  # walk_pcapng's offsets carry the block's byte order in bit 62
 # The rows of walk_pcapng's output (capture/_framing.c), a column per block.
@@ -164,6 +170,9 @@ class PcapngReader(StreamReader):
         # SHB_MAJOR); and which blocks of the batch walked last are (_structure).
         self.skipping = False
         self._skipped: NDArray[np.bool_] = np.zeros(0, dtype=np.bool_)
+        # Frame numbers the last walk took (_blocks), and all taken so far (frames_read).
+        self.framed = 0
+        self.frames_used = 0
         # A block larger than one read buffer is refused as corrupt: no real packet is that
         # big, and honouring the field would mean reading an unbounded amount first.
         self.max_block = chunk_bytes
@@ -172,6 +181,10 @@ class PcapngReader(StreamReader):
         self.stop_at: int | None = None
         self.stopped: tuple[int, Section] | None = None
         self.start = source.consumed  # the file offset it reads from
+
+    def frames_read(self) -> int:
+        """Frame numbers used so far: the packets and the blocks numbered as frames."""
+        return self.frames_used
 
     def state(self) -> Section:
         """What a reader entering the file where this one is needs (between walks)."""
@@ -244,9 +257,10 @@ class PcapngReader(StreamReader):
             self.swapped = order[0]  # its last block's: where the next walk goes on
             if n:
                 batch = self._blocks(ch.buf, out[:, :n], frame, ch.base)
+                frame += self.framed  # its packets and the blocks numbered as frames
+                self.frames_used = frame - 1
                 if batch is not None:
                     yield batch
-                    frame += len(batch)
             again = self._stopped_at(ch, w, frame)
             if again is None:
                 return
@@ -320,12 +334,14 @@ class PcapngReader(StreamReader):
         is_pkt, short = packet_blocks(btype, blen)
         is_pkt &= ~self._skipped
         short &= ~self._skipped
+        framed = framed_blocks(btype, blen, self._skipped)
+        self.framed = int(np.count_nonzero(framed))
         if short.any():
             at = int(np.argmax(short))  # the packets before it keep their frame numbers
             self._issue(
                 "capture.corrupt_record",
                 base + int(blocks[at]),
-                first_frame + int(np.count_nonzero(is_pkt[:at] & ~short[:at])),
+                first_frame + int(np.count_nonzero(framed[:at])),
                 "{n} packet block(s) shorter than their fixed fields; skipped",
                 int(short.sum()),
             )
@@ -334,13 +350,17 @@ class PcapngReader(StreamReader):
             return None
         every = bool(is_pkt.all())  # most batches: one block, one packet (no copy then)
         cols = walked if every else walked[:, is_pkt]
-        fields = _Fields(cols, blen if every else blen[is_pkt], first_frame, base)
+        if every:
+            frames = np.arange(first_frame, first_frame + self.framed, dtype=np.int64)
+        else:
+            frames = (first_frame - 1 + np.cumsum(framed, dtype=np.int64))[is_pkt]
+        fields = _Fields(cols, blen if every else blen[is_pkt], frames, base)
         if fields.over.any():
             at = int(np.argmax(fields.over))
             self._issue(
                 "capture.corrupt_record",
                 base + int(fields.pk[at]),
-                first_frame + at,
+                int(frames[at]),
                 "{n} packet block(s) claim more bytes than they hold; clipped to the block",
                 int(fields.over.sum()),
             )
@@ -355,7 +375,7 @@ class PcapngReader(StreamReader):
             wirelen=fields.wirelen,
             ts_ns=ts_ns,
             linktype=linktype,
-            frame=np.arange(first_frame, first_frame + fields.n, dtype=np.int64),
+            frame=frames,
             direction=cols[W_DIR].astype(np.uint8),
             iface=fields.iface,
             linux=np.array(self._linux_of)[section] if any(self._linux_of) else None,
@@ -374,7 +394,7 @@ class PcapngReader(StreamReader):
             self._issue(
                 "capture.corrupt_record",
                 f.base + int(f.pk[at]),
-                f.first_frame + at,
+                int(f.frames[at]),
                 "{n} packet(s) name an interface that was never described; their link type "
                 "is unknown",
                 int((~known).sum()),
@@ -399,7 +419,7 @@ class PcapngReader(StreamReader):
             self._issue(
                 "capture.corrupt_record",
                 f.base + int(f.pk[at]),
-                f.first_frame + at,
+                int(f.frames[at]),
                 "{n} packet(s) have a timestamp that no clock gives (if_tsresol, "
                 "if_tsoffset or the value out of range); written as 0",
                 int(bad.sum()),
@@ -433,8 +453,7 @@ class PcapngReader(StreamReader):
         sel = (btype == BT_IDB) | shb | isb
         before = np.zeros(int(np.count_nonzero(sel)), dtype=np.int64)
         if isb.any() or any(skip_of):  # frames before each block, for the issues to cite
-            is_pkt, short = packet_blocks(btype, blen)
-            framed = is_pkt & ~short & ~self._skipped  # the blocks that become frames
+            framed = framed_blocks(btype, blen, self._skipped)  # the blocks that are frames
             before = np.cumsum(framed, dtype=np.int64)[sel] - framed[sel]
         for b, kind, bl, sw, n in zip(
             blocks[sel].tolist(),
@@ -511,6 +530,16 @@ def _options(block: bytes, order: str, start: int) -> Iterator[tuple[int, int, i
         p += 4 + ((olen + 3) & ~3)
 
 
+def framed_blocks(
+    btype: NDArray[np.uint32], blen: NDArray[np.int64], skipped: NDArray[np.bool_]
+) -> NDArray[np.bool_]:
+    """The blocks that take a frame number: packets whole enough to read, and the blocks
+    Wireshark numbers as frames though they hold none (FRAME_ONLY), outside skipped
+    sections."""
+    is_pkt, short = packet_blocks(btype, blen)
+    return ((is_pkt & ~short) | np.isin(btype, FRAME_ONLY)) & ~skipped
+
+
 def packet_blocks(
     btype: NDArray[np.uint32], blen: NDArray[np.int64]
 ) -> tuple[NDArray[np.bool_], NDArray[np.bool_]]:
@@ -538,9 +567,9 @@ class _Fields:
     these is still held (_batches): every column kept is a new array."""
 
     def __init__(
-        self, cols: NDArray[np.int64], blen: NDArray[np.int64], first_frame: int, base: int
+        self, cols: NDArray[np.int64], blen: NDArray[np.int64], frames: NDArray[np.int64], base: int
     ) -> None:
-        self.first_frame, self.base = first_frame, base
+        self.frames, self.base = frames, base  # each packet's frame number, where its block is
         self.pk = cols[W_OFFSET] & OFFSET_MASK
         self.n = int(self.pk.shape[0])
         self.iface = cols[W_IFACE].astype(np.uint32)

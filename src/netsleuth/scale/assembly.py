@@ -218,7 +218,7 @@ class SplitRecord:
         for issue in res.issues:
             add_issue(self.res.issues, _shifted(issue, self.frames))
         self.res.drops.merge(res.drops, self.frames)
-        self.frames += res.packets
+        self.frames += res.frames
         return True
 
 

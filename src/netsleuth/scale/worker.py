@@ -91,7 +91,9 @@ def run_range(job: RangeJob) -> Part:
                     pos = int(e[-1]) if e.shape[0] else pos
                     out.records(e, b.ts_ns)
                 else:
-                    batches.append((res.packets, int(b.ts_ns.max())))
+                    # Where the batch ends in the range's frame numbers (blocks numbered
+                    # as frames between two packets included): Sequencer._replay's bounds.
+                    batches.append((int(b.frame[-1]), int(b.ts_ns.max())))
                 summary.observe(table)
                 hide_cut(table)
                 for check in checks:
