@@ -22,6 +22,20 @@ ENDINGS = [
 ]
 
 
+def start_in_session(argv: list[str]) -> subprocess.Popen[bytes]:
+    """`argv` in a session of its own (a signal to its group reaches it and its workers
+    alone), stderr piped. A suite run as a background job of a non-interactive shell has
+    SIGINT ignored, which a child inherits (and Python then keeps it ignored): handled
+    here, it is reset to the default in the child by exec."""
+    old = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        return subprocess.Popen(
+            argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True
+        )
+    finally:
+        signal.signal(signal.SIGINT, old)
+
+
 def _stat_fields(pid: int | str) -> list[str]:
     """The fields after the command name (which may hold spaces and parentheses)."""
     return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()

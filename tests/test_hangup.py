@@ -27,7 +27,13 @@ import pytest
 
 from netsleuth.capture.writer import write_pcap
 from netsleuth.craft.mix import mixed_capture
-from tests.procutil import ENDINGS, ppid, session_members, wait_until_sleeping
+from tests.procutil import (
+    ENDINGS,
+    ppid,
+    session_members,
+    start_in_session,
+    wait_until_sleeping,
+)
 
 NETSLEUTH = [sys.executable, "-m", "netsleuth"]
 
@@ -224,15 +230,7 @@ class Ended:
 def _signalled(argv: list[str], send: Callable[[subprocess.Popen[bytes]], None]) -> Ended:
     """Run `argv` in a session of its own and `send` it a signal: how it ended (the
     processes it left are then killed, so that a failed test leaves none)."""
-    # A suite run as a background job of a non-interactive shell has SIGINT ignored, which
-    # a child inherits: handled here, it is reset to the default in the child by exec.
-    old = signal.signal(signal.SIGINT, signal.default_int_handler)
-    try:
-        proc = subprocess.Popen(
-            argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True
-        )
-    finally:
-        signal.signal(signal.SIGINT, old)
+    proc = start_in_session(argv)
     try:
         send(proc)
         _, err = proc.communicate(timeout=60)

@@ -29,7 +29,7 @@ from netsleuth.pipeline import InputResult, open_input, tables
 from netsleuth.report.jsonout import dumps, scan_document
 from netsleuth.scale import plan, scan_parallel, worth_processes
 from netsleuth.scan import scan
-from tests.procutil import ENDINGS
+from tests.procutil import ENDINGS, start_in_session
 from tests.splitutil import (
     ID_,
     IS,
@@ -232,16 +232,7 @@ def test_a_signal_during_a_parallel_scan(
     workers too), or SIGTERM to the parent: one line, exit 130, 129 or 143, no traceback
     from any worker, no process of the run and no spill folder left behind."""
     argv = [sys.executable, "-m", "netsleuth", "scan", "--workers", "2", *[str(mixes[0])] * 40]
-    # A suite run as a background job of a non-interactive shell has SIGINT ignored, which
-    # a child inherits (and Python then keeps it ignored): handled here, it is reset to the
-    # default in the child by exec.
-    old = signal.signal(signal.SIGINT, signal.default_int_handler)
-    try:
-        proc = subprocess.Popen(
-            argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True
-        )
-    finally:
-        signal.signal(signal.SIGINT, old)
+    proc = start_in_session(argv)
     # Once the parent and both workers run (forked from the parent: scale.pool.context; 40
     # inputs take seconds more).
     deadline = time.monotonic() + 30
