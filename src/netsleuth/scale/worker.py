@@ -53,7 +53,8 @@ class Part:
     error: str | None = None
     spilled: str | None = None  # the folder of its arrays (Handover), until mapped
     # pcapng: the range's batches are the one-process reader's; (2, n): where each ends
-    # (records in the range) and its latest timestamp. None: replay them from `ends`.
+    # (its last frame number in the range: pcapng numbers some blocks that hold no packet)
+    # and its latest timestamp. None: replay them from `ends`.
     batches: NDArray[np.int64] | None = None
 
 
