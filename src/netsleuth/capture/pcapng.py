@@ -331,10 +331,7 @@ class PcapngReader(StreamReader):
         the section structure, with this class's walk."""
         blocks, btype, blen, swapped = block_columns(walked)
         table = self._structure(buf, blocks, btype, blen, swapped, first_frame, base)
-        is_pkt, short = packet_blocks(btype, blen)
-        is_pkt &= ~self._skipped
-        short &= ~self._skipped
-        framed = framed_blocks(btype, blen, self._skipped)
+        is_pkt, short, framed = packet_blocks(btype, blen, self._skipped)
         self.framed = int(np.count_nonzero(framed))
         if short.any():
             at = int(np.argmax(short))  # the packets before it keep their frame numbers
@@ -453,7 +450,7 @@ class PcapngReader(StreamReader):
         sel = (btype == BT_IDB) | shb | isb
         before = np.zeros(int(np.count_nonzero(sel)), dtype=np.int64)
         if isb.any() or any(skip_of):  # frames before each block, for the issues to cite
-            framed = framed_blocks(btype, blen, self._skipped)  # the blocks that are frames
+            framed = packet_blocks(btype, blen, self._skipped)[2]  # the frames' blocks
             before = np.cumsum(framed, dtype=np.int64)[sel] - framed[sel]
         for b, kind, bl, sw, n in zip(
             blocks[sel].tolist(),
@@ -530,24 +527,17 @@ def _options(block: bytes, order: str, start: int) -> Iterator[tuple[int, int, i
         p += 4 + ((olen + 3) & ~3)
 
 
-def framed_blocks(
-    btype: NDArray[np.uint32], blen: NDArray[np.int64], skipped: NDArray[np.bool_]
-) -> NDArray[np.bool_]:
-    """The blocks that take a frame number: packets whole enough to read, and the blocks
-    Wireshark numbers as frames though they hold none (FRAME_ONLY), outside skipped
-    sections."""
-    is_pkt, short = packet_blocks(btype, blen)
-    return ((is_pkt & ~short) | np.isin(btype, FRAME_ONLY)) & ~skipped
-
-
 def packet_blocks(
-    btype: NDArray[np.uint32], blen: NDArray[np.int64]
-) -> tuple[NDArray[np.bool_], NDArray[np.bool_]]:
-    """Which blocks hold a packet, and which of those are too short for their fixed fields
-    (corrupt, skipped: draft sections 4.3-4.4)."""
-    is_pkt = (btype == BT_EPB) | (btype == BT_SPB) | (btype == BT_PB)
-    fixed = np.where(btype == BT_SPB, 16, 32)
-    return is_pkt, is_pkt & (blen < fixed)
+    btype: NDArray[np.uint32], blen: NDArray[np.int64], skipped: NDArray[np.bool_]
+) -> tuple[NDArray[np.bool_], NDArray[np.bool_], NDArray[np.bool_]]:
+    """Outside skipped sections: which blocks hold a packet, which of those are too short
+    for their fixed fields (corrupt, skipped: draft sections 4.3-4.4), and which take a
+    frame number (the packets whole enough to read, and the blocks Wireshark numbers as
+    frames though they hold none: FRAME_ONLY)."""
+    is_pkt = ((btype == BT_EPB) | (btype == BT_SPB) | (btype == BT_PB)) & ~skipped
+    short = is_pkt & (blen < np.where(btype == BT_SPB, 16, 32))
+    framed = (is_pkt & ~short) | (np.isin(btype, FRAME_ONLY) & ~skipped)
+    return is_pkt, short, framed
 
 
 def block_columns(
