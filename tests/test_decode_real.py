@@ -344,18 +344,33 @@ def test_pim_messages_other_than_register_are_not_tunnels() -> None:
 
 
 def test_a_null_registers_dummy_header_is_no_truncated_tunnel(corpus: Path) -> None:
-    """A Null-Register (RFC 7761 4.4.1) carries a dummy IP header alone, protocol PIM and
-    total length 20, as in tcpdump's pim-packet-assortment.pcap, whose expected output
-    reads them as whole Registers: no anomaly. A PIM header inside a Register that the
-    inner IP header does give bytes to, but too few, is still cut short."""
-    dummy = craft.ipv4("10.0.0.1", "225.0.0.1", b"", 103)
-    register = craft.ipv4(rf.A, rf.B, encap.pim_register(dummy), 103)
-    cut = craft.ipv4(
-        rf.A, rf.B, encap.pim_register(craft.ipv4("10.0.0.1", "225.0.0.1", b"\x20\x00", 103)), 103
-    )
-    t = dec([craft.ether(register, 0x0800), craft.ether(cut, 0x0800)])
-    assert clean(t, 0) and int(t.tunnels[0]) == 1 and int(t.nip[0]) == 2
-    assert anomalies(t, 1)["inner"] == {"tunnel.truncated"}
+    """A Null-Register (the N bit, RFC 7761 4.4.1 and 4.9.3) carries "only a dummy header
+    ... and a data length of zero", whatever protocol it names: tcpdump's
+    pim-packet-assortment.pcap holds ones of protocol 103 (its expected output reads them
+    as whole Registers), and a dummy naming UDP, or an IPv6 one, is as legitimate; tshark
+    shows the dummy IP header and nothing after it. The header is decoded (an inner IP
+    layer from S to G) with no anomaly. Without the N bit, an inner packet that names a
+    transport and gives it no byte is cut short, as anywhere, and so is a PIM header the
+    inner IP header gives too few bytes to."""
+
+    def register(inner: bytes, null: bool) -> bytes:
+        return craft.ether(
+            craft.ipv4(rf.A, rf.B, encap.pim_register(inner, null=null), 103), 0x0800
+        )
+
+    pim = craft.ipv4("10.0.0.1", "225.0.0.1", b"", 103)
+    udp = craft.ipv4("10.0.0.1", "225.0.0.1", b"", 17)
+    v6 = craft.ipv6("2001:db8::1", "ff0e::1", b"", 17)
+    cut = craft.ipv4("10.0.0.1", "225.0.0.1", b"\x20\x00", 103)
+    frames = [register(pim, True), register(udp, True), register(v6, True)]
+    frames += [register(udp, False), register(pim, False), register(cut, True)]
+    t = dec(frames)
+    for k in range(3):
+        assert clean(t, k) and int(t.tunnels[k]) == 1 and int(t.nip[k]) == 2
+    assert int(t.inner.src4[1]) == 0x0A000001 and int(t.inner.dst4[1]) == 0xE1000001
+    assert anomalies(t, 3)["inner"] == {"udp.truncated"}
+    assert anomalies(t, 4)["inner"] == {"tunnel.truncated"}
+    assert anomalies(t, 5)["inner"] == {"tunnel.truncated"}
     assert "PIMv2, Register, length 28" in (corpus / "pim-packet-assortment.out").read_text()
     result = scan([str(corpus / "pim-packet-assortment.pcap")])
     assert "tunnel.truncated" not in {f.id for f in result.findings}

@@ -31,6 +31,7 @@ EXPECTED = [
     ("FRAME", 2, "llc", "none"),
     ("FRAME", 3, "rawip", "none"),
     ("FRAME", 4, "pim-register", "pim"),
+    ("FRAME", 5, "pim-null-register", "pim"),
     ("IPPROTO", 1, "icmp", "none"),
     ("IPPROTO", 4, "ipip", "ipip"),
     ("IPPROTO", 6, "tcp", "none"),

@@ -95,13 +95,14 @@ def vxlan_gpe(payload: bytes, next_proto: int, *, vni: int) -> bytes:
     return struct.pack("!BHBI", 0x0C, 0, next_proto, vni << 8) + payload
 
 
-def pim_register(data_packet: bytes) -> bytes:
+def pim_register(data_packet: bytes, *, null: bool = False) -> bytes:
     """A PIM Register (RFC 7761 4.9.3): version 2, type 1, checksum over the 8-byte header
-    only (section 4.9), B and N clear, then the data packet."""
+    only (section 4.9), B clear, N (a Null-Register) as asked, then the data packet."""
     from netsleuth.craft.checksum import inet_checksum
 
-    head = struct.pack("!BBHI", 0x21, 0, 0, 0)
-    return struct.pack("!BBHI", 0x21, 0, inet_checksum(head), 0) + data_packet
+    flags = 0x4000_0000 if null else 0
+    head = struct.pack("!BBHI", 0x21, 0, 0, flags)
+    return struct.pack("!BBHI", 0x21, 0, inet_checksum(head), flags) + data_packet
 
 
 def arista_timestamp(payload: bytes, ethertype: int, *, version: int = 0x0010) -> bytes:

@@ -3,37 +3,55 @@ Register (type 1) carries a multicast data packet from the first-hop router to t
 rendezvous point after 4 bytes of flags (B, N): a tunnel, entered through its own
 binding. Other PIM messages (hello, join/prune, ...) end here.
 
-A Null-Register (the N bit, RFC 7761 section 4.4.1), which a first-hop router sends now and
-then while the rendezvous point has it stop registering, carries a dummy IP header alone:
-tcpdump's pim-packet-assortment.pcap holds ones of protocol 103 and total length 20. So a
-PIM packet inside a Register that its own IP header gives no byte is no truncated header,
-and decoding ends there without an anomaly."""
+A Null-Register (the N bit, RFC 7761 sections 4.4.1 and 4.9.3), which a first-hop router
+sends now and then while the rendezvous point has it stop registering, carries "only a
+dummy header with S as the source address, G as the destination address, and a data length
+of zero": an IP header whose protocol field names a transport that is not there by design
+(tcpdump's pim-packet-assortment.pcap holds ones of protocol 103 and total length 20; the
+RFC fixes no protocol). So in a Null-Register the dummy header is decoded, as tshark shows
+it, and decoding ends after it without an anomaly when it gives no byte to what follows.
+In a Register without the N bit an empty inner packet is what it would be anywhere: its
+transport header is missing."""
 
 from __future__ import annotations
 
 import numpy as np
 from numpy.typing import NDArray
 
-from netsleuth.decode import rawip
+from netsleuth.decode import ipv4, ipv6, rawip
 from netsleuth.decode.registry import register
 from netsleuth.decode.table import NS, Anomaly, FrameKey, PacketTable, Tunnel
 
 REGISTER = 1
 REGISTER_HLEN = 8  # PIM header + B/N flags and reserved bits
+NULL_REGISTER = 0x40  # the N bit, in the first byte of the flags word (RFC 7761 4.9.3)
 
 
 def decode(t: PacketTable, idx: NDArray[np.int64]) -> None:
-    # The IP decoder bounded `end` by the total length: none left is a dummy header.
-    dummy = (t.end[idx] == t.pos[idx]) & (t.tunnel_inner[idx] == Tunnel.PIM)
-    t.stop(idx[dummy])
-    idx = t.short_l4(idx[~dummy], 4, Anomaly.TUNNEL_TRUNCATED)
+    idx = t.short_l4(idx, 4, Anomaly.TUNNEL_TRUNCATED)
     p = t.pos[idx]
     vt = t.v.u8[p]
     reg = (vt == (2 << 4 | REGISTER)) & ~t.cur_is_frag(idx) & t.fits(idx, REGISTER_HLEN)
     t.stop(idx[~reg])
     r = idx[reg]
-    t.hand_on(r, t.pos[r] + REGISTER_HLEN, NS.FRAME, FrameKey.PIM_REGISTER)
+    null = (t.v.u8[t.pos[r] + 4] & NULL_REGISTER) != 0
+    key = np.where(null, FrameKey.PIM_NULL_REGISTER, FrameKey.PIM_REGISTER)
+    t.hand_on(r, t.pos[r] + REGISTER_HLEN, NS.FRAME, key)
+
+
+def dummy_header(t: PacketTable, idx: NDArray[np.int64]) -> None:
+    """A Null-Register's dummy header, decoded here rather than handed on (as rawip does
+    for a Register's data packet) so that what it hands on is seen before the next round:
+    the transport its protocol field (or IPv6 next header) names has no byte, by design."""
+    idx = t.short(idx, 1, Anomaly.IPV4_TRUNCATED)
+    ver = t.v.u8[t.pos[idx]] >> 4
+    ipv4.decode(t, idx[ver == 4])
+    ipv6.decode(t, idx[ver == 6])
+    t.flag(idx[(ver != 4) & (ver != 6)], Anomaly.IP_BAD_VERSION)
+    empty = (t.ns[idx] == NS.IPPROTO) & (t.pos[idx] == t.end[idx])
+    t.stop(idx[empty])
 
 
 register(NS.IPPROTO, 103, "pim", decode)
 register(NS.FRAME, FrameKey.PIM_REGISTER, "pim-register", rawip.decode, tunnel=Tunnel.PIM)
+register(NS.FRAME, FrameKey.PIM_NULL_REGISTER, "pim-null-register", dummy_header, tunnel=Tunnel.PIM)

@@ -51,6 +51,7 @@ class FrameKey(enum.IntEnum):
     LLC = 2  # an IEEE 802.2 LLC header (after an 802.3 length field, or SLL protocol 4)
     RAWIP = 3  # IPv4 or IPv6 told apart by the version nibble
     PIM_REGISTER = 4  # the data packet inside a PIM Register (a tunnel: pim.py)
+    PIM_NULL_REGISTER = 5  # a Null-Register's dummy IP header (pim.py)
 
 
 class L2(enum.IntEnum):
