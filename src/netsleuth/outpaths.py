@@ -121,6 +121,7 @@ def atomic_output(path: str, *, special_in_place: bool = True) -> Iterator[Binar
         return
     fd, tmp = _temp_beside(path)
     try:
+        os.fchmod(fd, _mode_for(path))
         with os.fdopen(fd, "wb") as fh:
             yield fh
         os.replace(tmp, path)
@@ -128,3 +129,31 @@ def atomic_output(path: str, *, special_in_place: bool = True) -> Iterator[Binar
         with contextlib.suppress(OSError):
             os.unlink(tmp)
         raise
+
+
+def _mode_for(path: str) -> int:
+    """The permissions the finished file gets: those of the regular file it replaces, else
+    what open(2) would give a new file (0666 less the umask), as tshark -w, tcpdump -w and
+    cp do. mkstemp makes its file 0600 whatever the umask, so every report, export and
+    bundle came out readable by its owner alone, and one rewritten in place (a report a web
+    server publishes) lost the modes it had."""
+    try:
+        st = os.lstat(path)
+    except OSError:
+        return 0o666 & ~_umask()
+    # The permission bits only: a set-user-ID bit on the old file is not given to a file
+    # this process (root, often) now owns.
+    return st.st_mode & 0o777 if stat.S_ISREG(st.st_mode) else 0o666 & ~_umask()
+
+
+def _umask() -> int:
+    """This process's umask: from /proc/self/status (Linux 4.7, "Umask:"), which reads it
+    without changing it; else set and put back at once (os.umask is the only call that
+    returns it, and another thread creating a file in between would get the wrong mask)."""
+    with contextlib.suppress(OSError, ValueError), open("/proc/self/status", "rb") as fh:
+        for line in fh:
+            if line.startswith(b"Umask:"):
+                return int(line.split()[1], 8)
+    mask = os.umask(0o077)
+    os.umask(mask)
+    return mask
