@@ -312,7 +312,13 @@ def test_header_bound_counts_the_headers_the_pass_decoded() -> None:
     assert deep.tolist() == [0] * 4 + [1] * 2  # 12 + 2 * 13 + 1 = 39 rounds: the last
 
 
-def _sll(frame: bytes) -> bytes:
+def _ppi(frame: bytes) -> bytes:
+    """An Ethernet frame behind a PPI header with no fields (LINKTYPE_PPI, PPI 1.0 section
+    3: version 0, flags 0, length 8, DLT 1), which only ppi.py decodes."""
+    return struct.pack("<BBHI", 0, 0, 8, 1) + frame
+
+
+def _sll(frame: bytes, pkttype: int = 0) -> bytes:
     """An Ethernet frame as Linux cooked capture v1 has it (LINKTYPE_LINUX_SLL): packet
     type, ARPHRD_ETHER, address length and address, then the protocol (ETH_P_802_2 for an
     802.3 length) and the payload."""
@@ -320,13 +326,63 @@ def _sll(frame: bytes) -> bytes:
     proto = 4 if typ <= 1500 else typ
     return b"".join(
         [
-            struct.pack(">HHH", 0, 1, 6),
+            struct.pack(">HHH", pkttype, 1, 6),
             frame[6:12],
             b"\x00\x00",
             struct.pack(">H", proto),
             frame[14:],
         ]
     )
+
+
+def _sll2(frame: bytes, pkttype: int = 0) -> bytes:
+    """The same as Linux cooked capture v2 has it (LINKTYPE_LINUX_SLL2): protocol, reserved,
+    interface index, ARPHRD_ETHER, packet type, address length, address (8 bytes)."""
+    typ = struct.unpack(">H", frame[12:14])[0]
+    proto = 4 if typ <= 1500 else typ
+    head = struct.pack(">HHIHBB", proto, 0, 0x01020304 + pkttype, 1, pkttype, 6)
+    return b"".join([head, frame[6:12], b"\x00\x00", frame[14:]])
+
+
+def _cooked(wrap: Callable[[bytes, int], bytes]) -> list[bytes]:
+    """The edge frames cooked with each packet type (PACKET_HOST .. PACKET_OUTGOING and
+    PACKET_KERNEL), and protocols the pass must stop at or step aside for: 0 (no
+    EtherType), ETH_P_802_3 (1), ETH_P_802_2 (4) and 1500, 1535, 1536."""
+    frames = [wrap(f, k % 8) for k, f in enumerate(_edge_frames())]
+    for proto in (0, 1, 4, 1500, 1535, 1536):
+        body = rf.SNAP_IP + b"\x08\x00" + ipv4(S, D, udp(S, D, 1, 2, b"x"), 17)
+        frames.append(wrap(ether(body, proto if proto >= 1536 else len(body)), 4))
+        cooked = bytearray(frames[-1])
+        at = 14 if wrap is _sll else 0
+        cooked[at : at + 2] = struct.pack(">H", proto)
+        frames.append(bytes(cooked))
+    return frames
+
+
+@pytest.mark.parametrize(("linktype", "wrap"), [(113, _sll), (276, _sll2)])
+def test_mutated_cooked_frames_decode_identically(
+    linktype: int, wrap: Callable[[bytes, int], bytes]
+) -> None:
+    """tcpdump -i any: the cooked header, then what the pass takes on from it, mutated;
+    and every frame cut at every length, its wire length kept."""
+    frames = _cooked(wrap)
+    mutated = _mutations(frames, random.Random(16), reach=60)
+    for f in frames:
+        for at in range(min(12, len(f))):
+            for value in (0, 1, 4, 0x08, 0x60, 0x86, 0xFF):
+                g = bytearray(f)
+                g[at] = value
+                mutated.append(bytes(g))
+    assert len(mutated) > 5_000
+    assert both_ways(RecordBatch.from_packets(frames + mutated, linktype=linktype)) == []
+    cuts = [f[:k] for f in frames[:40] for k in range(len(f) + 1)]
+    wire = [len(f) for f in frames[:40] for _ in range(len(f) + 1)]
+    snapped = RecordBatch.from_packets(cuts, linktype=linktype, wirelen=wire)
+    assert both_ways(snapped) == []
+    # The pass takes the cooked header and what follows in one call.
+    t, depth = _pass_only(RecordBatch.from_packets(frames, linktype=linktype))
+    assert int((depth >= 3).sum()) >= len(frames) // 2
+    assert set(t.way.tolist()) == {1, 2}  # PACKET_OUTGOING is WAY_OUT, the rest WAY_IN
 
 
 def _radiotap(frame: bytes) -> bytes:
@@ -337,7 +393,7 @@ def _radiotap(frame: bytes) -> bytes:
     return rf.radiotap(rf.wlan_data(body, qos=b"\x00\x00"), flags=0x10)
 
 
-@pytest.mark.parametrize(("linktype", "wrap"), [(113, _sll), (127, _radiotap)])
+@pytest.mark.parametrize(("linktype", "wrap"), [(192, _ppi), (127, _radiotap)])
 def test_the_pass_resumes_behind_headers_it_has_no_twin_for(
     linktype: int, wrap: Callable[[bytes], bytes], monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -476,7 +532,7 @@ def _change_registry(
 def test_the_compiled_dispatch_is_generated_from_the_registry() -> None:
     """The bindings the pass takes are the ones the hand-written switch of _prefix.c held
     before it was generated (commit 9c3fe33), each with the twin it called there, and the
-    Wi-Fi link types and LLC added since."""
+    Wi-Fi link types, LLC and the Linux cooked link types added since."""
     steps = compiled_steps(REGISTRY)
     assert len(steps) == len(REGISTRY.bindings) + 1 and steps[0] == 0
     taken = {(b.ns.name, b.key): steps[i] for i, b in enumerate(REGISTRY.bindings, 1) if steps[i]}
@@ -505,6 +561,8 @@ def test_the_compiled_dispatch_is_generated_from_the_registry() -> None:
         ("LINKTYPE", 127): c.STEP_LINK_RADIOTAP,
         ("LINKTYPE", 105): c.STEP_LINK_IEEE80211,
         ("FRAME", 2): c.STEP_LLC,
+        ("LINKTYPE", 113): c.STEP_LINK_SLL,
+        ("LINKTYPE", 276): c.STEP_LINK_SLL2,
     }
 
 

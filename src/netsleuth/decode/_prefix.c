@@ -5,7 +5,9 @@
  * with PPP (PPTP), IPIP, IPv6 in IP, and VXLAN, to the inner IP and transport headers.
  * Wi-Fi monitor captures too: radiotap and the 802.11 data frame behind it (one decoder
  * call, radiotap.py's), bare 802.11, and LLC/SNAP naming the EtherType (llc.py): there
- * the NumPy rounds cost ~0.15 s per million packets, a quarter of the whole scan.
+ * the NumPy rounds cost ~0.15 s per million packets, a quarter of the whole scan. And
+ * Linux cooked captures (tcpdump -i any: SLL, and SLL2, libpcap 1.10's default for "any"),
+ * whose NumPy round and second call of this pass cost ~20% of the whole scan.
  *
  * Why in C: the vectorized decoders (ethernet.py, vlan.py, ipv4.py, ipv6.py, tcp.py, udp.py,
  * gre.py, ppp.py, vxlan.py) remain the reference and decode everything; but every header
@@ -37,7 +39,9 @@
 enum { NS_DONE = 0, NS_LINKTYPE = 1, NS_FRAME = 2, NS_ETHERTYPE = 3, NS_IPPROTO = 4,
        NS_UDPPORT = 5, NS_PPP = 6, NS_TUNNEL_PROTO = 7, NS_COUNT = 8 };
 enum { FRAME_ETHERNET = 1, FRAME_LLC = 2 };
-enum { L2_ETHERNET = 1, L2_IEEE80211 = 14 };
+enum { L2_ETHERNET = 1, L2_SLL = 3, L2_SLL2 = 4, L2_IEEE80211 = 14 };
+/* capture/batch.py INBOUND, OUTBOUND (pcapng's epb_flags directions: PacketTable.way). */
+enum { WAY_IN = 1, WAY_OUT = 2 };
 enum { TUN_NONE = 0, TUN_GRE = 1, TUN_PPTP = 2, TUN_IPIP = 3, TUN_IP6 = 4, TUN_VXLAN = 5 };
 /* vlan.py MAX_TAGS. */
 enum { MAX_TAGS = 8 };
@@ -48,7 +52,8 @@ enum { MAX_TAGS = 8 };
 enum {
     STEP_NONE = 0, STEP_LINK_ETHERNET, STEP_ETHERNET, STEP_VLAN, STEP_IPV4, STEP_IPIP,
     STEP_IPV6, STEP_IP6, STEP_TCP, STEP_UDP, STEP_GRE, STEP_PPP, STEP_VXLAN,
-    STEP_LINK_RADIOTAP, STEP_LINK_IEEE80211, STEP_LLC, STEP_COUNT
+    STEP_LINK_RADIOTAP, STEP_LINK_IEEE80211, STEP_LLC, STEP_LINK_SLL, STEP_LINK_SLL2,
+    STEP_COUNT
 };
 
 /* Column order: the table's, then one IP layer's twice (outer, then inner_raw); the
@@ -57,7 +62,7 @@ enum {
     T_START, T_END, T_WEND, T_POS, T_NS, T_KEY, T_L2, T_ETHERTYPE, T_VLAN_N, T_VLAN1,
     T_VLAN2, T_NIP, T_TUNNELS, T_TUNNEL, T_TUNNEL_INNER, T_TUN_OFF, T_GRE_FLAGS,
     T_GRE_PROTO, T_GRE_KEY, T_VNI, T_PPP_PROTO, T_LLC_DSAP, T_LLC_SSAP, T_LLC_CTRL,
-    T_SNAP_TYPE, T_DEPTH, NTABLE
+    T_SNAP_TYPE, T_IFINDEX, T_PKTTYPE, T_WAY, T_DEPTH, NTABLE
 };
 enum {
     L_VER, L_OFF, L_HLEN, L_TOT_LEN, L_IDENT, L_FLAGS, L_FRAG_OFF, L_IS_FRAG, L_FRAG_DATA,
@@ -66,7 +71,7 @@ enum {
 };
 #define NCOLS (NTABLE + 2 * NLAYER)
 static const Py_ssize_t TABLE_ITEM[NTABLE] = {
-    8, 8, 8, 8, 1, 8, 1, 2, 1, 2, 2, 1, 1, 1, 1, 4, 2, 2, 8, 8, 2, 2, 2, 2, 4, 1,
+    8, 8, 8, 8, 1, 8, 1, 2, 1, 2, 2, 1, 1, 1, 1, 4, 2, 2, 8, 8, 2, 2, 2, 2, 4, 4, 1, 1, 1,
 };
 static const Py_ssize_t LAYER_ITEM[NLAYER] = {
     1, 4, 2, 4, 4, 1, 4, 1, 4, 1, 4, 1, 2, 1, 4, 4, 16, 16, 4, 2, 2, 2, 4, 2, 2,
@@ -84,6 +89,8 @@ typedef struct {
     Py_buffer v[NCOLS];
     int64_t *start, *end, *wend, *pos, *key, *gre_key, *vni;
     uint8_t *ns, *l2, *vlan_n, *nip, *tunnels, *tunnel, *tunnel_inner, *depth;
+    uint8_t *pkttype, *way;
+    uint32_t *ifindex;
     uint16_t *ethertype, *vlan1, *vlan2, *gre_flags, *gre_proto, *ppp_proto;
     int16_t *llc_dsap, *llc_ssap, *llc_ctrl;
     int32_t *tun_off, *snap_type;
@@ -181,6 +188,31 @@ static int ethernet(Cols *c, Py_ssize_t i, int linktype) {
     if (linktype) c->l2[i] = L2_ETHERNET;
     c->ethertype[i] = (uint16_t)typ;
     hand_on(c, i, p + 14, NS_ETHERTYPE, typ);
+    return 1;
+}
+
+/* sll.py: a Linux cooked header, v1 (16 bytes, the protocol at 14, the packet type in the
+ * low byte of the first 16 bits) or v2 (20 bytes, the protocol at 0, the interface index at
+ * 4, the packet type at 10; tcpdump.org's LINKTYPE_LINUX_SLL and _SLL2). A protocol below
+ * 1536 other than ETH_P_802_2 (an LLC header follows) ends the descent, as in sll.py. */
+static int sll(Cols *c, Py_ssize_t i, int v2) {
+    const unsigned char *b = c->b;
+    int64_t p = c->pos[i];
+    int64_t hlen = v2 ? 20 : 16;
+    if (p + hlen > c->end[i]) return 0; /* l2.truncated is sll.py's */
+    unsigned pkttype = v2 ? b[p + 10] : b[p + 1];
+    c->l2[i] = v2 ? L2_SLL2 : L2_SLL;
+    if (v2) c->ifindex[i] = be32(b, p + 4);
+    c->pkttype[i] = (uint8_t)pkttype;
+    c->way[i] = pkttype == 4 ? WAY_OUT : WAY_IN; /* PACKET_OUTGOING (linux/if_packet.h) */
+    unsigned proto = be16(b, p + (v2 ? 0 : 14));
+    c->ethertype[i] = (uint16_t)proto;
+    if (proto >= 1536)
+        hand_on(c, i, p + hlen, NS_ETHERTYPE, proto);
+    else if (proto == 0x0004) /* ETH_P_802_2 */
+        hand_on(c, i, p + hlen, NS_FRAME, FRAME_LLC);
+    else
+        c->ns[i] = NS_DONE;
     return 1;
 }
 
@@ -558,6 +590,8 @@ static int step(Cols *c, Py_ssize_t i) {
     case STEP_LINK_RADIOTAP: return radiotap(c, i);
     case STEP_LINK_IEEE80211: return ieee80211(c, i);
     case STEP_LLC: return llc(c, i);
+    case STEP_LINK_SLL: return sll(c, i, 0);
+    case STEP_LINK_SLL2: return sll(c, i, 1);
     default: return 0;
     }
 }
@@ -660,6 +694,7 @@ static PyObject *prefix(PyObject *self, PyObject *args) {
     COL(vni, T_VNI, int64_t); COL(ppp_proto, T_PPP_PROTO, uint16_t);
     COL(llc_dsap, T_LLC_DSAP, int16_t); COL(llc_ssap, T_LLC_SSAP, int16_t);
     COL(llc_ctrl, T_LLC_CTRL, int16_t); COL(snap_type, T_SNAP_TYPE, int32_t);
+    COL(ifindex, T_IFINDEX, uint32_t); COL(pkttype, T_PKTTYPE, uint8_t); COL(way, T_WAY, uint8_t);
     COL(depth, T_DEPTH, uint8_t);
 #undef COL
     layer_cols(&c.outer, c.v + NTABLE);
@@ -707,6 +742,7 @@ PyMODINIT_FUNC PyInit__prefix(void) {
         {"STEP_UDP", STEP_UDP}, {"STEP_GRE", STEP_GRE}, {"STEP_PPP", STEP_PPP},
         {"STEP_VXLAN", STEP_VXLAN}, {"STEP_LINK_RADIOTAP", STEP_LINK_RADIOTAP},
         {"STEP_LINK_IEEE80211", STEP_LINK_IEEE80211}, {"STEP_LLC", STEP_LLC},
+        {"STEP_LINK_SLL", STEP_LINK_SLL}, {"STEP_LINK_SLL2", STEP_LINK_SLL2},
     };
     PyObject *m = PyModule_Create(&moddef);
     if (m == NULL) return NULL;

@@ -17,6 +17,8 @@ STEP_VXLAN: int
 STEP_LINK_RADIOTAP: int
 STEP_LINK_IEEE80211: int
 STEP_LLC: int
+STEP_LINK_SLL: int
+STEP_LINK_SLL2: int
 
 def prefix(
     buf: NDArray[Any],

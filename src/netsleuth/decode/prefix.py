@@ -1,6 +1,6 @@
 """The compiled prefix pass (`_prefix.c`): Ethernet, VLAN, IPv4/IPv6, TCP/UDP, the common
-tunnels (GRE v0, PPTP, IPIP, IPv6 in IP, VXLAN), and radiotap, 802.11 data frames and
-LLC/SNAP in one loop.
+tunnels (GRE v0, PPTP, IPIP, IPv6 in IP, VXLAN), radiotap, 802.11 data frames and
+LLC/SNAP, and Linux cooked headers (SLL, SLL2) in one loop.
 
 It writes the same columns and leaves the same cursor as the NumPy decoders would, header by
 header, and stops at the first thing it does not handle; the engine carries on from there.
@@ -52,6 +52,9 @@ _TABLE: tuple[tuple[str, type[np.generic]], ...] = (
     ("llc_ssap", np.int16),
     ("llc_ctrl", np.int16),
     ("snap_type", np.int32),
+    ("ifindex", np.uint32),
+    ("pkttype", np.uint8),
+    ("way", np.uint8),
 )
 _LAYER: tuple[tuple[str, type[np.generic]], ...] = (
     ("ver", np.uint8),
@@ -95,6 +98,7 @@ def _twins() -> dict[tuple[Decoder, Tunnel, Accept | None], int]:
         llc,
         ppp,
         radiotap,
+        sll,
         tcp,
         udp,
         vlan,
@@ -118,6 +122,8 @@ def _twins() -> dict[tuple[Decoder, Tunnel, Accept | None], int]:
         (radiotap.from_linktype, none, None): _prefix.STEP_LINK_RADIOTAP,
         (ieee80211.from_linktype, none, None): _prefix.STEP_LINK_IEEE80211,
         (llc.decode, none, None): _prefix.STEP_LLC,
+        (sll.decode_sll, none, None): _prefix.STEP_LINK_SLL,
+        (sll.decode_sll2, none, None): _prefix.STEP_LINK_SLL2,
     }
 
 
