@@ -302,6 +302,20 @@ def test_profile_folded_in_a_folder_that_is_not_there_is_refused_before_sampling
         ),
         ("protocol=0x", "unknown protocol '0x': give a name or a number 0-0xffff"),
         ("reason=SKB_DROP_REASON_", "give the reason after SKB_DROP_REASON_"),
+        # Sentinels of enum skb_drop_reason (include/net/dropreason-core.h): MAX is in
+        # kfree_skb's reason table, so reason=MAX was taken and the run showed no drops.
+        (
+            "reason=MAX",
+            "SKB_DROP_REASON_MAX ends the kernel's list of drop reasons; no drop has it",
+        ),
+        (
+            "reason=skb_drop_reason_max",
+            "SKB_DROP_REASON_MAX ends the kernel's list of drop reasons; no drop has it",
+        ),
+        (
+            "reason=SUBSYS_MASK",
+            "SKB_DROP_REASON_SUBSYS_MASK masks the subsystem bits of a drop reason; no drop has it",
+        ),
     ],
 )
 def test_drops_filters_out_of_range_are_refused(expr: str, problem: str) -> None:
