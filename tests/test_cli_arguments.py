@@ -302,6 +302,20 @@ def test_profile_folded_in_a_folder_that_is_not_there_is_refused_before_sampling
         ),
         ("protocol=0x", "unknown protocol '0x': give a name or a number 0-0xffff"),
         ("reason=SKB_DROP_REASON_", "give the reason after SKB_DROP_REASON_"),
+        # Sentinels of enum skb_drop_reason (include/net/dropreason-core.h): MAX is in
+        # kfree_skb's reason table, so reason=MAX was taken and the run showed no drops.
+        (
+            "reason=MAX",
+            "SKB_DROP_REASON_MAX ends the kernel's list of drop reasons; no drop has it",
+        ),
+        (
+            "reason=skb_drop_reason_max",
+            "SKB_DROP_REASON_MAX ends the kernel's list of drop reasons; no drop has it",
+        ),
+        (
+            "reason=SUBSYS_MASK",
+            "SKB_DROP_REASON_SUBSYS_MASK masks the subsystem bits of a drop reason; no drop has it",
+        ),
     ],
 )
 def test_drops_filters_out_of_range_are_refused(expr: str, problem: str) -> None:
@@ -371,6 +385,62 @@ def test_cpu_lists_are_written_as_the_kernel_writes_them(cpus: list[int], text: 
 def test_profile_cpus_skip_empty_items_as_the_kernel_does() -> None:
     ran = clirun.invoke("profile", "--duration", "0.3", "--cpus", "0,,0", "--format", "json")
     assert [c["cpu"] for c in ran.json()["cpus"]] == [0]
+
+
+@pytest.fixture
+def four_cpus(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A host whose last possible CPU (N) is 3."""
+    monkeypatch.setattr("netsleuth.commands.common.last_possible_cpu", lambda: 3)
+
+
+CPU_OPTIONS = [(["profile", "--duration", "30"], "--cpus"), (["steer", str(CAPTURE)], "--rps-cpus")]
+
+
+# What the kernel's bitmap_parselist (lib/bitmap.c) refuses in the forms it has beyond plain
+# ranges: all of them were refused before, as not a CPU or range, whatever their fault.
+@pytest.mark.usefixtures("four_cpus")
+@pytest.mark.parametrize(("argv", "option"), CPU_OPTIONS)
+@pytest.mark.parametrize(
+    ("cpus", "problem"),
+    [
+        ("0-7:3/2", "'0-7:3/2': 3 CPUs used of each group of 2"),
+        ("0-7:0/0", "'0-7:0/0': a group of 0 CPUs"),
+        ("0-7:1/4294967296", "'0-7:1/4294967296': a used or group size beyond 32 bits"),
+        # kernel-parameters.rst: 16-N on a 4-CPU host is 16-3, "invalid (start > end)".
+        ("16-N", "'16-N' is a descending range (N is 3)"),
+    ],
+)
+def test_cpu_lists_the_kernel_refuses_are_refused(
+    argv: list[str], option: str, cpus: str, problem: str
+) -> None:
+    ran = clirun.invoke(*argv, option, cpus, code=2)
+    assert ran.err_lines() == [
+        f"netsleuth: {option}: {cpus!r} is not a CPU list like 0-3,8 below 8192 ({problem})"
+    ]
+
+
+@pytest.mark.usefixtures("four_cpus")
+@pytest.mark.parametrize(
+    ("cpus", "modelled"),
+    [("0-7:2/4", [0, 1, 4, 5]), ("all", [0, 1, 2, 3]), ("2-N", [2, 3]), ("ALL:1/2", [0, 2])],
+)
+def test_steer_rps_cpus_take_the_kernel_cpulist_forms(cpus: str, modelled: list[int]) -> None:
+    ran = clirun.invoke("steer", str(CAPTURE), "--rps-cpus", cpus, "--format", "json")
+    assert ran.json()["config"]["rps"]["cpus"] == modelled
+
+
+def test_n_is_this_hosts_last_possible_cpu() -> None:
+    # nr_cpu_ids - 1, as the kernel reads N in a cpulist (kernel/smp.c setup_nr_cpu_ids).
+    possible = parse_cpu_list(Path("/sys/devices/system/cpu/possible").read_text())
+    ran = clirun.invoke("steer", str(CAPTURE), "--rps-cpus", "N", "--format", "json")
+    assert ran.json()["config"]["rps"]["cpus"] == [possible[-1]]
+
+
+def test_profile_cpus_take_n(monkeypatch: pytest.MonkeyPatch) -> None:
+    last = _online_cpus()[-1]
+    monkeypatch.setattr("netsleuth.commands.common.last_possible_cpu", lambda: last)
+    ran = clirun.invoke("profile", "--duration", "0.3", "--cpus", "N", "--format", "json")
+    assert [c["cpu"] for c in ran.json()["cpus"]] == [last]
 
 
 @pytest.mark.parametrize("cpus", ["", ","])

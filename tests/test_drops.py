@@ -223,6 +223,16 @@ def test_filters_parse_and_become_a_kernel_filter() -> None:
     assert kernel_filter(Filters(), fmt("6.18")) is None
 
 
+def test_an_unknown_reason_is_told_the_kernels_reasons_without_its_sentinel() -> None:
+    # 5.17's table ends in { 6, "MAX" } (FNe(MAX), include/trace/events/skb.h): no reason.
+    with pytest.raises(ValueError) as err:
+        kernel_filter(parse_filters(("reason=NO_SUCH",)), fmt("5.17"))
+    assert str(err.value) == (
+        "reason NO_SUCH unknown to this kernel; it has: NOT_SPECIFIED, NO_SOCKET, "
+        "PKT_TOO_SMALL, SOCKET_FILTER, TCP_CSUM, UDP_CSUM"
+    )
+
+
 @pytest.mark.parametrize(
     ("exprs", "kernel", "message"),
     [

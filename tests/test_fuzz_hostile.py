@@ -123,6 +123,27 @@ def test_cpu_list_matches_a_plain_reading(ranges: list[tuple[int, int]]) -> None
         assert cpulist.parse_cpu_mask(f"{mask:x}") == want
 
 
+@FUZZ
+@given(
+    st.lists(
+        st.tuples(st.integers(0, 8191), st.integers(0, 600), st.integers(1, 70), st.data()),
+        max_size=6,
+    )
+)
+def test_strided_cpu_lists_match_a_plain_reading(
+    regions: list[tuple[int, int, int, st.DataObject]],
+) -> None:
+    # lo-hi:used/group read as bitmap_set_region (lib/bitmap.c) walks it: from each group's
+    # start, `used` CPUs, none past hi.
+    text, want = [], set()
+    for lo, span, group, data in regions:
+        hi, used = min(lo + span, 8191), data.draw(st.integers(0, group))
+        text.append(f"{lo}-{hi}:{used}/{group}")
+        for start in range(lo, hi + 1, group):
+            want |= set(range(start, min(start + used, hi + 1)))
+    assert cpulist.parse_cpu_list(",".join(text)) == sorted(want)
+
+
 # --- bundles ---------------------------------------------------------------------------------
 
 

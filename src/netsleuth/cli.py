@@ -201,7 +201,12 @@ def rss_hash(**opts: Any) -> int:
     help="Flow types hashed with ports (ethtool rx-flow-hash sdfn); others use addresses only.",
 )
 @click.option("--kernel", default=None, help="Kernel version for RPS (default: running).")
-@click.option("--rps-cpus", default=None, help="Model RPS over these CPUs, e.g. 0-7.")
+@click.option(
+    "--rps-cpus",
+    default=None,
+    help="Model RPS over these CPUs, a kernel cpulist: 0-7, all, 4-N or 0-N:2/4 (N: this "
+    "host's last possible CPU).",
+)
 @click.option(
     "--seed",
     type=int,
@@ -360,8 +365,8 @@ def watch(**opts: Any) -> int:
     "--cpus",
     default="auto",
     show_default=True,
-    help="auto (the CPUs doctor's softirq-hotspot rule flags over 1 s, else all) or a list "
-    "like 0-3,8.",
+    help="auto (the CPUs doctor's softirq-hotspot rule flags over 1 s, else all) or a kernel "
+    "cpulist: 0-3,8, all, 4-N (N: the last possible CPU) or 0-N:2/4 (2 CPUs of each 4).",
 )
 @click.option(
     "--duration",

@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import sys
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import click
@@ -25,14 +26,18 @@ def print_json(doc: dict[str, Any]) -> None:
 
 
 def cpu_list(text: str, option: str = "--rps-cpus") -> tuple[int, ...]:
-    """'0-3,8' -> (0, 1, 2, 3, 8), as /sys rps_cpus and taskset lists are written. Empty
-    items are skipped ('0,,1' is 0 and 1), as the kernel's bitmap_parselist (lib/bitmap.c)
-    does; a list with no CPU at all is refused: `profile --cpus ''` sampled no CPU and
-    reported nothing, exit 0, and `steer --rps-cpus ,` raised ValueError (max() of no CPUs)."""
+    """'0-3,8' -> (0, 1, 2, 3, 8), in the kernel's cpulist syntax (sources.cpulist), with
+    all, N and A-B:USED/GROUP. N is this host's last possible CPU, as the kernel's is: profile
+    --cpus samples this host, and steer --rps-cpus models this host's RPS by default as
+    --kernel does (a list for another host is written out: it is not bounded by this one's
+    CPUs). Empty items are skipped ('0,,1' is 0 and 1) as the kernel's bitmap_parselist
+    (lib/bitmap.c) does; a list with no CPU at all is refused: `profile --cpus ''` sampled
+    no CPU and reported nothing, exit 0, and `steer --rps-cpus ,` raised ValueError (max()
+    of no CPUs)."""
     from netsleuth.sources.cpulist import MAX_CPUS, parse_cpu_list
 
     try:
-        cpus = tuple(parse_cpu_list(text))
+        cpus = tuple(parse_cpu_list(text, last_possible_cpu()))
     except ValueError as err:
         raise InputError(
             option, f"{text[:40]!r} is not a CPU list like 0-3,8 below {MAX_CPUS} ({err})"
@@ -40,6 +45,18 @@ def cpu_list(text: str, option: str = "--rps-cpus") -> tuple[int, ...]:
     if not cpus:
         raise InputError(option, f"{text[:40]!r} names no CPU: give a list like 0-3,8")
     return cpus
+
+
+def last_possible_cpu() -> int | None:
+    """The kernel's nr_cpu_ids - 1 (kernel/smp.c setup_nr_cpu_ids: the last possible CPU), as
+    /sys/devices/system/cpu/possible lists them; None when it cannot be read."""
+    from netsleuth.sources.cpulist import parse_cpu_list
+
+    try:
+        possible = parse_cpu_list(Path("/sys/devices/system/cpu/possible").read_text())
+    except (OSError, ValueError):
+        return None
+    return possible[-1] if possible else None
 
 
 def kernel_version(text: str | None) -> tuple[int, int]:

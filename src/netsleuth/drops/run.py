@@ -43,6 +43,17 @@ class Filters:
 
 NO_FILTERS = Filters()
 
+# Names of enum skb_drop_reason that no drop carries (include/net/dropreason-core.h; before
+# it dropreason.h and linux/skbuff.h). SKB_DROP_REASON_MAX ends the list, "only for tracing
+# code gen": kfree_skb's __print_symbolic table lists it last (FNe(MAX) in
+# include/trace/events/skb.h), so a filter on it was taken and matched nothing. The subsystem
+# mask is no reason either. SKB_CONSUMED is a real value, not one of these: a consumed packet
+# goes to the consume_skb event and kfree_skb's table leaves it out (kernel_filter says so).
+SENTINELS = {
+    "MAX": "ends the kernel's list of drop reasons",
+    "SUBSYS_MASK": "masks the subsystem bits of a drop reason",
+}
+
 
 def parse_filters(exprs: tuple[str, ...]) -> Filters:
     """protocol=802.2|0x0004|4|ipv4 and reason=NO_SOCKET; repeat a key for "or"."""
@@ -64,6 +75,9 @@ def parse_filters(exprs: tuple[str, ...]) -> Filters:
             reason = value.upper().removeprefix("SKB_DROP_REASON_")
             if not reason:
                 raise ValueError(f"{shown}: give the reason after SKB_DROP_REASON_")
+            if reason in SENTINELS:
+                role = SENTINELS[reason]
+                raise ValueError(f"{shown}: SKB_DROP_REASON_{reason} {role}; no drop has it")
             reasons.add(reason)
         else:
             raise ValueError(f"{shown}: the keys are protocol and reason")
@@ -101,7 +115,7 @@ def kernel_filter(f: Filters, layout: Layout) -> str | None:
         numbers = {v: k for k, v in layout.reason_names.items()}
         unknown = sorted(r for r in f.reasons if r not in numbers)
         if unknown:
-            known = ", ".join(sorted(numbers))
+            known = ", ".join(sorted(set(numbers) - set(SENTINELS)))
             raise ValueError(f"reason {', '.join(unknown)} unknown to this kernel; it has: {known}")
         parts.append(" || ".join(f"reason == {numbers[r]}" for r in sorted(f.reasons)))
     if not parts:

@@ -1,4 +1,5 @@
-"""CPU lists ("0-3,8") and CPU masks ("ff,00000001") parsed in linear time into bounded sets.
+"""CPU lists ("0-3,8", "all", "16-N", "0-N:2/4") and CPU masks ("ff,00000001") parsed in
+linear time into bounded sets.
 
 A hostile or corrupt text must not cost more than its length: `0-100000000` was expanded into
 a list of 10^8 ints, and a 200k-digit rps_cpus mask was scanned bit by bit with big-int shifts
@@ -8,11 +9,27 @@ refused rather than represented.
 
 from __future__ import annotations
 
+import re
+
 # CONFIG_NR_CPUS tops out at 8192 (arch/x86/Kconfig NR_CPUS_RANGE_END with MAXSMP; arm64
 # and powerpc allow at most 4096 and 8192): no CPU id reaches this.
 MAX_CPUS = 8192
-_MAX_DIGITS = len(str(MAX_CPUS))
 _HEX = frozenset("0123456789abcdefABCDEF")
+_U32 = 1 << 32  # the kernel reads each number into an unsigned int (bitmap_getnum)
+
+# One region of a cpulist as bitmap_parse_region() reads it (lib/bitmap.c; lib/bitmap-str.c
+# in newer kernels): "all" in any case or a range A-B, either optionally followed by
+# ":USED/GROUP", or a single CPU A. Any number may be "N" (upper case only), the last CPU.
+_NUM = r"N|[0-9]+"
+_REGION = re.compile(
+    rf"(?:(?P<all>(?i:all))|(?P<lo>{_NUM})-(?P<hi>{_NUM}))(?::(?P<used>{_NUM})/(?P<group>{_NUM}))?"
+    rf"|(?P<one>{_NUM})"
+)
+# The kernel ends a region at a comma or isspace() and skips any run of them (empty items,
+# leading and trailing commas and spaces are no error: lib/test_bitmap.c "0, 1, all,  ").
+# It also ends the whole list at a newline after a plain region; here a newline separates
+# like any space, so "0\n5" is 0 and 5 and no CPU given is silently left out.
+_SEPARATORS = re.compile(r"[,\t\n\v\f\r ]+")
 
 
 def uint(text: str, limit: int | None = None) -> int | None:
@@ -24,23 +41,83 @@ def uint(text: str, limit: int | None = None) -> int | None:
     return v if limit is None or v < limit else None
 
 
-def parse_cpu_list(text: str) -> list[int]:
-    """ "0-3,8,10-11" -> [0, 1, 2, 3, 8, 10, 11], sorted and distinct (the format of
-    cpu/online, smp_affinity_list and taskset). ValueError for anything else, including a
-    descending range and a CPU >= MAX_CPUS."""
-    seen = bytearray(MAX_CPUS)
-    for part in text.strip().split(","):
-        if not part:
-            continue
-        a, dash, b = part.strip().partition("-")
-        lo = uint(a, MAX_CPUS) if len(a) <= _MAX_DIGITS else None
-        hi = lo if not dash else (uint(b, MAX_CPUS) if len(b) <= _MAX_DIGITS else None)
-        if lo is None or hi is None:
-            raise ValueError(f"{part[:24]!r} is not a CPU or range of CPUs below {MAX_CPUS}")
-        if hi < lo:
-            raise ValueError(f"{part!r} is a descending range")
-        seen[lo : hi + 1] = b"\x01" * (hi - lo + 1)
-    return [i for i, v in enumerate(seen) if v]
+def parse_cpu_list(text: str, last: int | None = None) -> list[int]:
+    """The kernel's cpulist, as bitmap_parselist() reads it (lib/bitmap.c;
+    Documentation/admin-guide/kernel-parameters.rst "cpu lists"), sorted and distinct:
+    "0-3,8,10-11" -> [0, 1, 2, 3, 8, 10, 11] (the form of cpu/online, smp_affinity_list and
+    taskset); "0-7:2/4" takes the first 2 CPUs of each group of 4 -> [0, 1, 4, 5]. `last` is
+    the CPU "N" names and "all" ends at (the kernel's nr_cpu_ids - 1); without it N and all
+    are refused: a file under /sys never holds them. ValueError for what the kernel refuses
+    (a descending range, a group of 0 or one smaller than its used count) and for a CPU at
+    or above MAX_CPUS; unlike the kernel, a CPU above `last` is the caller's to judge."""
+    bits = 0
+    for region in _SEPARATORS.split(text):
+        if region:
+            bits |= _region_bits(*_region(region, last))
+    return [i for i, c in enumerate(reversed(bin(bits)[2:])) if c == "1"]
+
+
+def _region(region: str, last: int | None) -> tuple[int, int, int, int]:
+    """One region as (first CPU, last CPU, used, group); a region with no pattern is one
+    group of its whole span, as bitmap_parse_region() makes it."""
+    shown = repr(region[:24])
+    m = _REGION.fullmatch(region)
+    if m is None:
+        raise ValueError(f"{shown} is not a CPU or range of CPUs below {MAX_CPUS}")
+    if m["all"]:
+        lo, hi = 0, _cpu("N", last, shown)
+    else:
+        lo, hi = _cpu(m["lo"] or m["one"], last, shown), _cpu(m["hi"] or m["one"], last, shown)
+    if hi < lo:
+        n = f" (N is {last})" if "N" in region else ""
+        raise ValueError(f"{shown} is a descending range{n}")
+    if m["group"] is None:
+        return lo, hi, hi - lo + 1, hi - lo + 1
+    used, group = _size(m["used"], last, shown), _size(m["group"], last, shown)
+    # bitmap_check_region(): a group of 0, or more used than a group holds, is EINVAL; a used
+    # count of 0 is not (lib/test_bitmap.c: "0-0:0/1" parses to no CPU).
+    if group == 0:
+        raise ValueError(f"{shown}: a group of 0 CPUs")
+    if used > group:
+        raise ValueError(f"{shown}: {used} CPUs used of each group of {group}")
+    return lo, hi, used, group
+
+
+def _cpu(text: str, last: int | None, shown: str) -> int:
+    cpu = _number(text, last, MAX_CPUS, shown)
+    if cpu is None:
+        raise ValueError(f"{shown} is not a CPU or range of CPUs below {MAX_CPUS}")
+    return cpu
+
+
+def _size(text: str, last: int | None, shown: str) -> int:
+    size = _number(text, last, _U32, shown)
+    if size is None:  # bitmap_getnum(): EOVERFLOW
+        raise ValueError(f"{shown}: a used or group size beyond 32 bits")
+    return size
+
+
+def _number(text: str, last: int | None, limit: int, shown: str) -> int | None:
+    """A number of a region below `limit`, or None; N is `last`."""
+    if text != "N":
+        return uint(text, limit)
+    if last is None:
+        raise ValueError(f"{shown}: N and all stand for the last CPU, unknown here")
+    return last
+
+
+def _region_bits(lo: int, hi: int, used: int, group: int) -> int:
+    """The CPUs lo-hi:used/group as the bits of an int: the first `used` CPUs of each group
+    of `group` from lo, cut at hi (bitmap_set_region). Built by doubling one group's pattern
+    (log2(span / group) big-int steps), never CPU by CPU or group by group, so a hostile
+    stride costs no more than a plain range."""
+    span = hi - lo + 1
+    group = min(group, span)
+    pattern, width = (1 << min(used, group)) - 1, group
+    while width < span:
+        pattern |= pattern << width
+        width *= 2
+    return (pattern & ((1 << span) - 1)) << lo
 
 
 def format_cpu_list(cpus: list[int] | tuple[int, ...]) -> str:
