@@ -393,16 +393,24 @@ class PacketTable:
         add_ethernet_trailer's heuristic takes the last 4 bytes for the FCS when the frame
         is 64 bytes or more on the wire and 4 or more bytes follow its payload. The payload
         ends where its outermost length says: the first IP layer's total length, else (an
-        802.3 frame's LLC, whose length field trimmed wend; anything no length bounds) wend.
-        A frame under the 64-byte minimum, or whose payload runs to its end, has no FCS, so
-        an ERF file written without FCSs (scapy's ERFEthernetWriter) reads as its frames.
-        An IP length shorter than its own header (a bogus one, or 0 as TSO leaves it) says
-        nothing of where the payload ends, and tshark then takes the frame whole: no FCS.
-        Judged on wire lengths, so a record the card's snap length cut after its IP header
-        is judged as the whole frame would be; one cut inside it has no length to go by,
-        and no FCS is taken, as in tshark. VLAN-tagged frames differ from tshark 4.0, whose
-        802.1Q dissector passes no FCS on (it shows the 4 bytes as its trailer): here they
-        are the FCS they are, which changes the frame's size only."""
+        802.3 frame's LLC, ARP, PPPoE, whose lengths trimmed wend; anything no length
+        bounds) wend. A frame under the 64-byte minimum, or whose payload runs to its end,
+        has no FCS, so an ERF file written without FCSs (scapy's ERFEthernetWriter) reads as
+        its frames. An IPv4 length shorter than its own header (a bogus one, or 0 as TSO
+        leaves it) says nothing of where the payload ends, and tshark then takes the frame
+        whole: no FCS. An IPv6 payload length of 0 on the wire is an empty payload
+        (decode/ipv6.py), as tshark reads it too: what follows the header is trailer and
+        FCS. Judged on wire lengths, so a record the card's snap length cut after its IP
+        header is judged as the whole frame would be; one cut inside it has no length to go
+        by, and no FCS is taken, as in tshark.
+
+        Two differences from tshark 4.0: a VLAN-tagged frame's 802.1Q dissector passes no
+        FCS on (tshark shows the 4 bytes as its trailer), and a PPPoE session frame shows
+        neither FCS nor trailer (packet-pppoe.c bounds the PPP payload by its length on a
+        sub-buffer of its own and leaves the Ethernet payload whole, so packet-ethertype.c
+        finds no bytes left over and never asks the heuristic). Here both end in the FCS
+        they do, which changes the frame's size only: runts, padding and steering loads are
+        the frame's as on any other."""
         b = self.batch
         if not b.eth_fcs or self.n == 0:
             return
