@@ -26,7 +26,7 @@ from netsleuth.craft.mix import mixed_capture
 from netsleuth.decode import decode
 from netsleuth.report.jsonout import scan_document
 from netsleuth.scan import scan
-from tests.capfiles import pcap_bytes
+from tests.capfiles import pcap_bytes, with_fcs
 from tests.clirun import invoke
 from tests.systools import require
 
@@ -385,12 +385,6 @@ def test_a_zero_ipv4_checksum_on_the_wire_is_bad_not_offload(tmp_path: Path) -> 
 
 
 # ----- the FCS a DAG card keeps at the end of each Ethernet record ---------------------------
-
-
-def with_fcs(frame: bytes) -> bytes:
-    """The frame and its FCS as it crossed the wire: the IEEE 802.3 CRC-32 (zlib's), sent
-    least significant byte first (tshark -o eth.check_fcs:TRUE calls each of these Good)."""
-    return frame + zlib.crc32(frame).to_bytes(4, "little")
 
 
 def udp_frame(src: str, payload: bytes = b"x" * 12, *, fill: int = 0) -> bytes:
