@@ -4,6 +4,7 @@ netsleuth's own writer (draft-ietf-opsawg-pcap, draft-ietf-opsawg-pcapng)."""
 from __future__ import annotations
 
 import struct
+import zlib
 
 
 def pcap_bytes(
@@ -40,11 +41,30 @@ def shb(order: str = "<", os: str | None = None) -> bytes:
     return block(order, 0x0A0D0D0A, struct.pack(order + "IHHq", 0x1A2B3C4D, 1, 0, -1) + opts)
 
 
-def idb(order: str, linktype: int, *, snaplen: int = 0, tsresol: int | None = None) -> bytes:
+def idb(
+    order: str,
+    linktype: int,
+    *,
+    snaplen: int = 0,
+    tsresol: int | None = None,
+    fcslen: int | None = None,
+) -> bytes:
+    """An interface description block; `tsresol`, `fcslen`: its if_tsresol (code 9) and
+    if_fcslen (code 13) options."""
     opts = b""
     if tsresol is not None:
-        opts = option(order, 9, bytes([tsresol])) + option(order, 0, b"")
+        opts += option(order, 9, bytes([tsresol]))
+    if fcslen is not None:
+        opts += option(order, 13, bytes([fcslen]))
+    if opts:
+        opts += option(order, 0, b"")
     return block(order, 1, struct.pack(order + "HHI", linktype, 0, snaplen) + opts)
+
+
+def fcs_flags(order: str, octets: int) -> bytes:
+    """An epb_flags option (code 2) saying an FCS length in octets (bits 5-8: draft section
+    4.3.1), and opt_endofopt: for epb(opts=)."""
+    return option(order, 2, struct.pack(order + "I", octets << 5)) + option(order, 0, b"")
 
 
 def epb(
@@ -77,3 +97,9 @@ def isb(order: str, iface: int, *, ifdrop: int | None = None, osdrop: int | None
         if value is not None
     )
     return block(order, 5, struct.pack(order + "III", iface, 0, 0) + opts + option(order, 0, b""))
+
+
+def with_fcs(frame: bytes) -> bytes:
+    """The frame and its FCS as it crossed the wire: the IEEE 802.3 CRC-32 (zlib's), sent
+    least significant byte first (tshark -o eth.check_fcs:TRUE calls each of these Good)."""
+    return frame + zlib.crc32(frame).to_bytes(4, "little")

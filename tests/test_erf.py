@@ -18,14 +18,15 @@ from netsleuth.capture import open_capture
 from netsleuth.capture.erf import ErfReader
 from netsleuth.capture.writer import write_pcap
 from netsleuth.craft import incidents
+from netsleuth.craft.encap import pppoe_session
 from netsleuth.craft.l2 import dot1q, ether, ieee8023, llc, pad, stp_bpdu
-from netsleuth.craft.l3 import ipv4
+from netsleuth.craft.l3 import ipv4, ipv6
 from netsleuth.craft.l4 import tcp, udp
 from netsleuth.craft.mix import mixed_capture
 from netsleuth.decode import decode
 from netsleuth.report.jsonout import scan_document
 from netsleuth.scan import scan
-from tests.capfiles import pcap_bytes
+from tests.capfiles import pcap_bytes, with_fcs
 from tests.clirun import invoke
 from tests.systools import require
 
@@ -386,12 +387,6 @@ def test_a_zero_ipv4_checksum_on_the_wire_is_bad_not_offload(tmp_path: Path) -> 
 # ----- the FCS a DAG card keeps at the end of each Ethernet record ---------------------------
 
 
-def with_fcs(frame: bytes) -> bytes:
-    """The frame and its FCS as it crossed the wire: the IEEE 802.3 CRC-32 (zlib's), sent
-    least significant byte first (tshark -o eth.check_fcs:TRUE calls each of these Good)."""
-    return frame + zlib.crc32(frame).to_bytes(4, "little")
-
-
 def udp_frame(src: str, payload: bytes = b"x" * 12, *, fill: int = 0) -> bytes:
     return pad(ether(udp4(src, payload), 0x0800), fill=fill)
 
@@ -547,3 +542,66 @@ def test_an_ip_length_shorter_than_its_header_gives_no_fcs(tmp_path: Path) -> No
     reader.source.close()
     assert t.fcs.tolist() == [False, False, True]
     assert t.frame_len.tolist() == [64, 64, 60]
+
+
+def test_an_ipv6_payload_length_of_0_on_the_wire_is_an_empty_payload(tmp_path: Path) -> None:
+    """On the wire no IPv6 payload length of 0 is a jumbogram or BIG TCP: the payload is
+    empty, as a receiver (ip6_rcv_core) and tshark read it, so what follows the header is
+    trailer and FCS: tshark finds the FCS on each of these frames, and so does netsleuth
+    (it took the frame whole before). The UDP header past the empty payload is cut short,
+    and so is the hop-by-hop header that would hold a Jumbo Payload option."""
+    tshark = require("tshark", "tshark")
+    src, dst = "2001:db8::1", "2001:db8::2"
+    datagram = udp(src, dst, 40000, 40001, b"q" * 12)
+    jumbo = bytes([17, 0, 0xC2, 4]) + (8 + len(datagram)).to_bytes(4, "big") + datagram
+    frames = [
+        ether(ipv6(src, dst, datagram, 17), 0x86DD),
+        ether(ipv6(src, dst, datagram, 17, payload_length=0), 0x86DD),
+        pad(ether(ipv6(src, dst, b"", 59, payload_length=0), 0x86DD)),
+        ether(ipv6(src, dst, jumbo, 0, payload_length=0), 0x86DD),
+    ]
+    path = tmp_path / "plen0.erf"
+    path.write_bytes(
+        b"".join(erf_record(incidents.T0 + k, with_fcs(f)) for k, f in enumerate(frames))
+    )
+    rows = tshark_frames(tshark, path, "frame.len", "eth.fcs", "ipv6.plen")
+    assert [(int(r[0]), bool(r[1])) for r in rows] == [(len(f) + 4, True) for f in frames]
+    assert [r[2] for r in rows] == ["20", "0", "0", "0"]
+    reader = open_capture(str(path))
+    t = decode(next(iter(reader.batches())))
+    reader.source.close()
+    assert t.fcs.all() and t.frame_len.tolist() == [len(f) for f in frames]
+    doc = scan_document(scan([str(path)]))
+    assert {f["id"]: f["packets"] for f in doc["findings"]} == {
+        "udp.truncated": [2],
+        "ipv6.ext_truncated": [4],
+    }
+
+
+def test_pppoe_session_frames_end_in_their_fcs_where_tshark_shows_none(tmp_path: Path) -> None:
+    """A difference from tshark 4.0, kept (PacketTable.settle_fcs): it shows neither an FCS
+    nor a trailer on a PPPoE session frame (packet-pppoe.c leaves the Ethernet payload
+    whole, so the heuristic never runs), but a DAG card kept the FCS there as on any frame:
+    netsleuth takes it, after the PPPoE length as after any length, and scans the frames
+    as a pcap file without FCSs holds them (the Etherleak padding of the minimum-size one
+    found, not read past a 64-byte frame)."""
+    tshark = require("tshark", "tshark")
+    lcp = bytes.fromhex("0101000a0506deadbeef")  # Configure-Request, a magic number
+    frames = [
+        pad(ether(pppoe_session(udp4("198.51.100.1", b""), 0x0021), 0x8864), fill=0xAB),
+        pad(ether(pppoe_session(lcp, 0xC021), 0x8864)),
+        ether(pppoe_session(udp4("198.51.100.2", b"p" * 300), 0x0021), 0x8864),
+    ]
+    erf, pcap = tmp_path / "pppoe.erf", tmp_path / "pppoe.pcap"
+    erf.write_bytes(
+        b"".join(erf_record(incidents.T0 + k, with_fcs(f)) for k, f in enumerate(frames))
+    )
+    with open(pcap, "wb") as fh:
+        write_pcap(fh, [(incidents.T0 + k, f) for k, f in enumerate(frames)])
+    rows = tshark_frames(tshark, erf, "frame.len", "eth.fcs", "eth.trailer", "eth.padding")
+    assert rows == [[str(len(f) + 4), "", "", ""] for f in frames]
+    doc = document(erf, wire=sum(len(f) + 4 for f in frames))
+    assert doc == without_bytes(pcap)
+    assert {f["id"]: f["packets"] for f in json.loads(doc)["findings"]} == {
+        "l2.padding_nonzero": [1]
+    }

@@ -119,21 +119,23 @@ def resident_mb() -> float:
 def test_replayed_rows_leave_the_parents_memory(tmp_path: Path) -> None:
     """The parent maps a range's fragments (fields and bytes, up to MAX_RANGE of them);
     what each replayed batch used is given back, so it holds a batch's, not the range's."""
-    n, size = 1_000_000, 48  # 48 MB of bytes, 44 MB of fields
+    n, size = 1_000_000, 48  # 48 MB of bytes, 45 MB of fields
     folder = tmp_path / "range"
     folder.mkdir()
     (folder / "fragments").write_bytes(bytes(n * size + PAD))
     at = np.arange(n, dtype=np.int64)
     columns = [
         *(at, at, at * size, np.full(n, size), np.full(n, size), at, np.ones(n, np.int32)),
-        *(np.zeros(n, np.uint8), np.zeros(n, np.uint32)),  # direction, iface
+        np.zeros(n, np.uint8),  # direction
+        np.zeros(n, np.uint32),  # iface
+        np.zeros(n, np.int8),  # fcs_len
     ]
     for k, column in enumerate([at, *columns]):  # ends, then ts_ns and the fields
         (folder / f"column-{k}").write_bytes(column.tobytes())
     empty = np.zeros(0, dtype=np.int64)
     none = Frags(
         *(empty,) * 5, np.zeros(0, np.int32), np.zeros(0, np.uint8), np.zeros(0, np.uint32),
-        np.zeros(0, np.uint8),
+        np.zeros(0, np.int8), np.zeros(0, np.uint8),
     )  # fmt: skip
     # No InputResult or Summary: unspill() reads neither.
     part = Part(None, None, [], 0, empty, empty, none, None, spilled=str(folder))  # type: ignore[arg-type]

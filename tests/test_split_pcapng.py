@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import glob
 import itertools
+import json
 import os
 import shutil
 import struct
@@ -34,7 +35,7 @@ from netsleuth.report.jsonout import dumps, scan_document
 from netsleuth.scale import FileJob, Part, RangeJob, assembly, plan, run_job, worker
 from netsleuth.scale.planning import located
 from netsleuth.scan import scan
-from tests.capfiles import block, epb, idb, isb, option, shb, spb
+from tests.capfiles import block, epb, fcs_flags, idb, isb, option, shb, spb, with_fcs
 from tests.splitutil import ID_, IS, one, open_trains, split, watch_heads, write_pcapng
 
 CORPUS = Path(__file__).resolve().parents[2] / "shared" / "corpus" / "tcpdump"
@@ -702,3 +703,46 @@ def test_blocks_numbered_as_frames_split_at_every_buffer(
     assert cuts
     assert split(cap, cuts) == one(cap)
     assert split(cap, cuts[1::3], processes=True) == one(cap)
+
+
+def fcs_capture(path: Path) -> Path:
+    """One section, two Ethernet interfaces: the first declares a 4-byte FCS (if_fcslen),
+    the second nothing, but some of its packets do (epb_flags). Each frame ends in its FCS
+    where one is declared: the open trains (splitutil, on the three in turn), a
+    minimum-size frame padded with non-zero bytes (Etherleak), and a fragment train whose
+    first fragment's total length is 0, as TSO leaves it: as long as its frame says, so
+    the datagram is whole where the FCS is left out and overlaps its next fragment by the
+    FCS where it is not."""
+    data = bytes(range(256)) * 4
+    head = craft.ipv4(IS, ID_, data[:512], 17, ident=77, flags=1, total_length=0)
+    tail = craft.ipv4(IS, ID_, data[512:], 17, ident=77, frag_off=512)
+    leak = craft.ipv4(IS, ID_, craft.udp(IS, ID_, 53, 53, b""), 17)
+    # (frame, how): 0 on interface 0, 1 on interface 1, 2 on interface 1 with epb_flags.
+    frames = [(craft.ether(p, 0x0800), k % 3) for k, p in enumerate(open_trains())]
+    frames[4:4] = [(craft.ether(head, 0x0800), 0)]
+    frames[9:9] = [(craft.pad(craft.ether(leak, 0x0800), fill=0xAB), 2)]
+    frames.append((craft.ether(tail, 0x0800), 0))
+    out = [shb(), idb("<", 1, fcslen=4), idb("<", 1)]
+    for k, (frame, how) in enumerate(frames):
+        opts = fcs_flags("<", 4) if how == 2 else b""
+        body = frame if how == 1 else with_fcs(frame)
+        out.append(epb("<", min(how, 1), (T0 + k) * 10**6, body, opts=opts))
+    path.write_bytes(b"".join(out))
+    return path
+
+
+def test_a_declared_fcs_split_or_not(tmp_path: Path, small_buffers: Small) -> None:
+    """A range knows its section's interfaces, their if_fcslen with them, and the packets
+    it hands the parent for the fragment audit carry theirs: the same JSON wherever the
+    file is cut, as in one process, which takes each declared FCS (the Etherleak frame's
+    padding found, the fragment of total length 0 whole without it)."""
+    cap = fcs_capture(tmp_path / "fcs.pcapng")
+    small_buffers(fit(cap))
+    whole = one(cap)
+    ids = {f["id"]: f["packets"] for f in json.loads(whole)["findings"]}
+    assert ids["l2.padding_nonzero"] == [10] and not any("overlap" in i for i in ids)
+    cuts = starts(cap)
+    assert len(cuts) >= 5
+    for at in cuts:
+        assert split(cap, [at]) == whole
+    assert split(cap, cuts[len(cuts) // 2 :: 2], processes=True) == whole

@@ -144,7 +144,7 @@ def tables(
             table = decode(batch, tunnel_depth=tunnel_depth)
             res.packets += len(batch)
             # As the capture records them (capinfos, the sum of tshark's frame.len), an FCS a
-            # record ends in (ERF, PacketTable.fcs) included.
+            # record ends in (PacketTable.fcs) included.
             res.bytes += int(batch.wirelen.sum())
             lt = batch.linktype
             if lt.shape[0] and lt[0] == lt.min() == lt.max():  # one link type: no sort

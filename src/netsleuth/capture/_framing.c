@@ -110,13 +110,15 @@ static PyObject *walk_pcap(PyObject *self, PyObject *args) {
     return Py_BuildValue("nni", n - at, pos, status);
 }
 
-/* The low two bits of an EPB's epb_flags option (code 2, 4 bytes: draft section 4.3.1), the
- * obsolete PB's pack_flags alike (appendix A): the options from `p` to the block's trailer
- * at `end`, each code, length and value padded to 32 bits, opt_endofopt (0) ending them, at
- * most PCAPNG_MAX_OPTIONS looked at (writers put the flags first or second). */
+/* The flags word of an EPB's epb_flags option (code 2, 4 bytes: draft section 4.3.1), the
+ * obsolete PB's pack_flags alike (appendix A), 0 where there is none: the options from `p`
+ * to the block's trailer at `end`, each code, length and value padded to 32 bits,
+ * opt_endofopt (0) ending them, at most PCAPNG_MAX_OPTIONS looked at (writers put the flags
+ * first or second). The reader takes the direction (bits 0-1) and the FCS length (bits
+ * 5-8) from it. */
 enum { PCAPNG_MAX_OPTIONS = 8 };
 
-static int64_t epb_direction(const unsigned char *b, int64_t p, int64_t end, int sw) {
+static int64_t epb_flags(const unsigned char *b, int64_t p, int64_t end, int sw) {
     for (int k = 0; k < PCAPNG_MAX_OPTIONS && p + 4 <= end; k++) {
         uint32_t head = rd32(b + p, 0);
         unsigned code, size;
@@ -128,7 +130,7 @@ static int64_t epb_direction(const unsigned char *b, int64_t p, int64_t end, int
             size = (unsigned)(head >> 16);
         }
         if (code == 0 || p + 4 + (int64_t)size > end) return 0;
-        if (code == 2 && size == 4) return (int64_t)(rd32(b + p + 4, sw) & 3u);
+        if (code == 2 && size == 4) return (int64_t)rd32(b + p + 4, sw);
         p += 4 + (((int64_t)size + 3) & ~(int64_t)3);
     }
     return 0;
@@ -139,7 +141,7 @@ static int64_t epb_direction(const unsigned char *b, int64_t p, int64_t end, int
  * << 62 (its section's byte order), type, total length, and for a packet block long enough
  * for its fixed fields (EPB and PB 32 bytes, SPB 16: draft sections 4.3, 4.4, appendix A)
  * the interface id (PB: 16 bits), raw timestamp (high << 32 | low, as the bits of a u64),
- * captured length as written, original length and epb_flags direction; 0 where a block has
+ * captured length as written, original length and epb_flags word; 0 where a block has
  * none. The fields are read here because the walk has the block's first and last bytes in
  * cache already (the header, the trailer and the options before it): gathered in NumPy
  * afterwards they cost more than the walk itself. A Section Header Block is listed like
@@ -163,7 +165,7 @@ static PyObject *walk_pcapng(PyObject *self, PyObject *args) {
     Py_ssize_t cap = out.len / 64, n = at, pos = start;
     int64_t *o = (int64_t *)out.buf;
     int64_t *o_type = o + cap, *o_len = o_type + cap, *o_if = o_len + cap, *o_ts = o_if + cap;
-    int64_t *o_cap = o_ts + cap, *o_wire = o_cap + cap, *o_dir = o_wire + cap;
+    int64_t *o_cap = o_ts + cap, *o_wire = o_cap + cap, *o_flags = o_wire + cap;
     int status = ST_NEED_MORE;
     while (1) {
         if (n == cap) { status = ST_OUT_FULL; break; }
@@ -183,7 +185,7 @@ static PyObject *walk_pcapng(PyObject *self, PyObject *args) {
         if (rd32(b + pos + len - 4, sw) != len) { status = ST_TRAILER; break; }
         swapped = sw;
         const unsigned char *p = b + pos;
-        int64_t iface = 0, ts = 0, caplen = 0, wire = 0, dir = 0;
+        int64_t iface = 0, ts = 0, caplen = 0, wire = 0, flags = 0;
         if ((type == 6 || type == 2) && len >= 32) {  /* EPB, PB */
             uint32_t word = rd32(p + 8, sw);
             /* PB: a 16-bit interface id, then a 16-bit drops count, in the block's order. */
@@ -193,7 +195,7 @@ static PyObject *walk_pcapng(PyObject *self, PyObject *args) {
             wire = (int64_t)rd32(p + 24, sw);
             /* Options follow the packet data padded to 32 bits. */
             int64_t opts = (int64_t)pos + 28 + ((caplen + 3) & ~(int64_t)3);
-            dir = epb_direction(b, opts, (int64_t)pos + len - 4, sw);
+            flags = epb_flags(b, opts, (int64_t)pos + len - 4, sw);
         } else if (type == 3 && len >= 16) {  /* SPB: the original length only */
             wire = (int64_t)rd32(p + 8, sw);
         }
@@ -204,7 +206,7 @@ static PyObject *walk_pcapng(PyObject *self, PyObject *args) {
         o_ts[n] = ts;
         o_cap[n] = caplen;
         o_wire[n] = wire;
-        o_dir[n] = dir;
+        o_flags[n] = flags;
         n++;
         pos += (Py_ssize_t)len;
     }

@@ -46,11 +46,16 @@ class RecordBatch:
     # Captured on the wire by a passive card (ERF: a DAG card's ports), past every sender's
     # NIC: no checksum or segmentation offload can be pending on what it holds.
     wire: bool = False
-    # Its LINKTYPE_ETHERNET records may end in the frame's 4-byte FCS, which the format does
-    # not mark (ERF's Ethernet records: a DAG card keeps the FCS and counts it in the wire
-    # length). The decoder decides per frame, as tshark does (PacketTable.fcs); caplen and
-    # wirelen stay the record's, FCS included.
-    eth_fcs: bool = False
+    # Per record, the octets of FCS its frame ends in where it is an Ethernet frame
+    # (LINKTYPE_ETHERNET): as the capture declares it (pcapng's if_fcslen or epb_flags, the
+    # pcap header's FCS length: PcapngReader, PcapReader); -1 where the format keeps the
+    # FCS but does not say so (ERF's Ethernet records: a DAG card keeps it and counts it in
+    # the wire length), for the decoder to decide per frame as tshark does; 0 where it
+    # declares none or nothing. A pcap or pcapng capture that says nothing is taken to hold
+    # none, as capturing hosts hand the frame over without it (tshark 4.0 guesses there as
+    # it does for ERF). None: 0 for every record. caplen and wirelen stay the record's, FCS
+    # included (PacketTable.fcs).
+    fcs_len: NDArray[np.int8] | None = None
     # Per packet, captured by a Linux host (the live ring's packet socket; a pcapng section
     # whose shb_os names Linux): Linux fills the IPv4 header checksum in software before
     # any capture point (checks/ipv4_checksum.py). None: none is known to be.

@@ -11,7 +11,7 @@ Frames are numbered as Wireshark numbers them: every record but PAD records is a
 the provenance (META) records too, kept whole as LINKTYPE_ERF and counted as capture
 metadata by the decoder (decode/erfmeta.py). An Ethernet record ends in the frame's FCS
 where the card kept it; nothing in the record says so, and the decoder finds it as tshark
-does (RecordBatch.eth_fcs, PacketTable.settle_fcs).
+does (RecordBatch.fcs_len, PacketTable.settle_fcs).
 """
 
 from __future__ import annotations
@@ -150,9 +150,10 @@ def _records(
         # apart (RecordBatch.iface).
         iface=((info >> np.uint64(8)) & np.uint64(ERF_CAP_MASK)).astype(np.uint32),
         wire=True,
-        # A DAG card keeps each Ethernet frame's FCS (its wire length counts it); tshark
-        # finds it where packet-eth.c's add_ethernet_trailer does (PacketTable.fcs).
-        eth_fcs=True,
+        # A DAG card keeps each Ethernet frame's FCS (its wire length counts it) and the
+        # record does not say so: found where packet-eth.c's add_ethernet_trailer finds it
+        # (PacketTable.settle_fcs).
+        fcs_len=np.full(n, -1, dtype=np.int8),
     )
 
 

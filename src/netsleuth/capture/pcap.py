@@ -43,6 +43,22 @@ PEEK = 1 << 20  # enough for TRY_RECORDS of all but the largest records
 MAX_WIRE = 128 << 20  # an original length beyond is no packet (Wireshark's bound too)
 
 
+# The file header's link-type field (draft section 4, "LinkType"; pcap-savefile(5)): the
+# link type in the low 16 bits; bit 26, P, set says that the top four bits give the length
+# of the FCS every frame ends in, in 16-bit words (libpcap's LT_FCS_LENGTH_PRESENT and
+# LT_FCS_LENGTH, as its DAG capture writes them). Few writers set them.
+LINKTYPE_MASK = 0xFFFF
+FCS_PRESENT = 0x04000000
+FCS_WORDS_SHIFT = 28
+
+
+def _declared_fcs(network: int) -> int:
+    """The octets of FCS the link-type field declares, 0 for none or nothing said: as
+    tshark 4.0 reads it (libpcap.c), 2 octets a word, and nothing where P is clear,
+    whatever the top bits hold."""
+    return (network >> FCS_WORDS_SHIFT) * 2 if network & FCS_PRESENT else 0
+
+
 def max_caplen(snaplen: int) -> int:
     """The largest captured length accepted in a file with this header snap length."""
     return max(MAXIMUM_SNAPLEN, min(snaplen, HARD_LIMIT))
@@ -114,9 +130,8 @@ class PcapReader(StreamReader):
             order, self.frac_ns = PCAP_MAGICS[head[:4]]
         self.swapped = order == ">"
         _vmaj, _vmin, _zone, _sigfigs, snaplen, network = struct.unpack(order + "HHiIII", head[4:])
-        # The link type is the low 16 bits; the upper bits carry FCS information (draft
-        # section 4), which no common writer sets.
-        self.linktype = network & 0xFFFF
+        self.linktype = network & LINKTYPE_MASK
+        self.fcs_len = _declared_fcs(network)
         self.snaplen = snaplen
         self.max_caplen = max_caplen(snaplen)
         layout = RecordLayout(order, self.frac_ns, snaplen, self.max_caplen)
@@ -152,6 +167,7 @@ class PcapReader(StreamReader):
                 ts_ns=out[3, :n].copy(),
                 linktype=np.full(n, self.linktype, dtype=np.int32),
                 frame=np.arange(frame, frame + n, dtype=np.int64),
+                fcs_len=np.full(n, self.fcs_len, dtype=np.int8) if self.fcs_len else None,
             )
 
         def corrupt(pos: int, frame: int) -> ReadIssue:

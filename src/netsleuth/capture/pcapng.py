@@ -38,9 +38,13 @@ FRAME_ONLY = np.array([BT_JOURNAL, BT_CUSTOM, BT_CUSTOM_NOCOPY], dtype=np.uint32
 BT_SHB = 0x0A0D0D0A
 OFFSET_MASK = (1 << 62) - 1  # walk_pcapng's offsets carry the block's byte order in bit 62
 # The rows of walk_pcapng's output (capture/_framing.c), a column per block.
-W_OFFSET, W_TYPE, W_LEN, W_IFACE, W_TS, W_CAPLEN, W_WIRE, W_DIR = range(8)
+W_OFFSET, W_TYPE, W_LEN, W_IFACE, W_TS, W_CAPLEN, W_WIRE, W_FLAGS = range(8)
 WALK_ROWS = 8
 OPT_TSRESOL, OPT_TSOFFSET = 9, 14  # if_tsresol, if_tsoffset (draft section 4.2)
+OPT_FCSLEN = 13  # if_fcslen (draft section 4.2)
+# epb_flags (draft section 4.3.1): the direction in bits 0-1; the FCS length in octets in
+# bits 5-8, 0 where not given.
+FLAGS_DIRECTION, FLAGS_FCS, FLAGS_FCS_SHIFT = 0x3, 0x1E0, 5
 OPT_SHB_OS = 3  # shb_os (draft section 4.1): dumpcap on Linux writes "Linux <release>"
 # The SHB's major version (draft section 4.1): another changes the format so that a reader
 # of version 1 "could not read the new format"; such a section is skipped to the next SHB.
@@ -69,6 +73,9 @@ class Interface:
     res: int = 6
     res_pow2: bool = False
     offset_s: int = 0
+    # Octets of FCS its frames end in, as its if_fcslen says (_fcs_octets); -1 where it
+    # says nothing.
+    fcs_len: int = -1
 
     def clock(self) -> tuple[int, int]:
         """(TS_* kind, scale): raw * scale, raw // scale, raw * 1e9 / 2**scale, or none.
@@ -119,6 +126,7 @@ class _Table:
         return {
             "linktype": np.array([i.linktype for i in self.items], dtype=np.int64),
             "snaplen": np.array([i.snaplen for i in self.items], dtype=np.int64),
+            "fcs_len": np.array([i.fcs_len for i in self.items], dtype=np.int64),
             "kind": np.array([c[0] for c in clocks], dtype=np.int64),
             "scale": np.array([c[1] for c in clocks], dtype=np.int64),
             "offset": np.array(
@@ -310,14 +318,16 @@ class PcapngReader(StreamReader):
     def _idb(self, block: bytes, swapped: bool) -> Interface:
         order = ">" if swapped else "<"
         linktype, _reserved, snaplen = struct.unpack_from(order + "HHI", block, 8)
-        res, pow2, offset_s = 6, False, 0
+        res, pow2, offset_s, fcs = 6, False, 0, -1
         for code, at, olen in _options(block, order, 16):
             if code == OPT_TSRESOL and olen >= 1:
                 r = block[at]
                 res, pow2 = r & 0x7F, bool(r & 0x80)
             elif code == OPT_TSOFFSET and olen >= 8:
                 (offset_s,) = struct.unpack_from(order + "q", block, at)
-        return Interface(linktype, snaplen, res, pow2, offset_s)
+            elif code == OPT_FCSLEN and olen == 1 and fcs < 0:  # tshark: the first, 1 byte
+                fcs = _fcs_octets(block[at])
+        return Interface(linktype, snaplen, res, pow2, offset_s, fcs)
 
     def _blocks(
         self,
@@ -364,7 +374,7 @@ class PcapngReader(StreamReader):
         # The section of each packet: SHBs before it in this batch (0: the carried one).
         shb = btype == BT_SHB
         section = np.cumsum(shb)[is_pkt] if shb.any() else np.zeros(fields.n, np.int64)
-        linktype, ts_ns = self._per_interface(table, fields, section)
+        linktype, ts_ns, fcs_len = self._per_interface(table, fields, section)
         return RecordBatch(
             buf=buf,
             offset=fields.data,
@@ -373,16 +383,18 @@ class PcapngReader(StreamReader):
             ts_ns=ts_ns,
             linktype=linktype,
             frame=frames,
-            direction=cols[W_DIR].astype(np.uint8),
+            direction=(fields.flags & FLAGS_DIRECTION).astype(np.uint8),
             iface=fields.iface,
             linux=np.array(self._linux_of)[section] if any(self._linux_of) else None,
+            fcs_len=fcs_len,
         )
 
     def _per_interface(
         self, table: _Table, f: _Fields, section: NDArray[np.int64]
-    ) -> tuple[NDArray[np.int32], NDArray[np.int64]]:
-        """Each packet's link type and time from its interface's description (whose snap
-        length clips an SPB's data, which has no captured length: draft section 4.4)."""
+    ) -> tuple[NDArray[np.int32], NDArray[np.int64], NDArray[np.int8] | None]:
+        """Each packet's link type, time and FCS length from its interface's description
+        (whose snap length clips an SPB's data, which has no captured length: draft
+        section 4.4) and its own flags (_declared_fcs)."""
         starts = np.array(table.starts, dtype=np.int64)
         ends = np.append(starts[1:], len(table.items))
         known = f.iface < (ends - starts)[section]
@@ -399,7 +411,7 @@ class PcapngReader(StreamReader):
         linktype = np.full(f.n, -1, dtype=np.int32)
         ts_ns = np.zeros(f.n, dtype=np.int64)
         if not table.items:
-            return linktype, ts_ns
+            return linktype, ts_ns, None
         cols = table.columns()
         g = (starts[section] + f.iface)[known]
         linktype[known] = cols["linktype"][g]
@@ -421,7 +433,7 @@ class PcapngReader(StreamReader):
                 "if_tsoffset or the value out of range); written as 0",
                 int(bad.sum()),
             )
-        return linktype, ts_ns
+        return linktype, ts_ns, _declared_fcs(cols["fcs_len"], g, known, f.flags)
 
     def _structure(  # noqa: PLR0917 - the batch's columns, passed on from _blocks
         self,
@@ -515,6 +527,33 @@ def _linux_os(shb: bytes, order: str) -> bool:
     return False
 
 
+def _fcs_octets(value: int) -> int:
+    """An if_fcslen value in octets, as tshark 4.0 reads it: the draft gives it in bits
+    (section 4.2), but a value below 8 is taken for octets, so 4 and 32 both mean the
+    4-byte Ethernet FCS (and 12 one octet, the bits rounded down)."""
+    return value if value < 8 else value // 8
+
+
+def _declared_fcs(
+    by_iface: NDArray[np.int64],
+    g: NDArray[np.int64],
+    known: NDArray[np.bool_],
+    flags: NDArray[np.int64],
+) -> NDArray[np.int8] | None:
+    """Each packet's FCS length in octets (RecordBatch.fcs_len): its epb_flags' where they
+    give one (bits 5-8, already octets: draft section 4.3.1), else its interface's
+    if_fcslen (`by_iface`, indexed by `g` for the packets of a `known` interface), else 0;
+    None where no interface and no packet declares one. As tshark 4.0 reads them: the
+    flags override the interface, and flags of 0 say nothing."""
+    own = flags & FLAGS_FCS
+    if not (by_iface > 0).any() and not own.any():
+        return None
+    own >>= FLAGS_FCS_SHIFT
+    out = np.zeros(flags.shape[0], dtype=np.int64)
+    out[known] = np.maximum(by_iface[g], 0)
+    return np.where(own != 0, own, out).astype(np.int8)
+
+
 def _options(block: bytes, order: str, start: int) -> Iterator[tuple[int, int, int]]:
     """A block's options from `start` (draft section 3.5): (code, value offset, value
     length) each, up to opt_endofopt or the first that runs past the block's trailer."""
@@ -565,6 +604,7 @@ class _Fields:
         self.iface = cols[W_IFACE].astype(np.uint32)
         self.ts_raw = cols[W_TS].view(np.uint64)  # read at once (_per_interface)
         self.wirelen = cols[W_WIRE].copy()
+        self.flags = cols[W_FLAGS]  # read at once (the direction, _declared_fcs)
         self.data = self.pk + 28  # EPB and PB share this layout (draft appendix A)
         caplen = cols[W_CAPLEN].copy()
         spb = cols[W_TYPE] == BT_SPB
@@ -601,6 +641,7 @@ def _merge(parts: list[RecordBatch]) -> RecordBatch:
         direction=joined("direction", np.uint8),
         iface=joined("iface", np.uint32),
         linux=joined("linux", np.bool_),
+        fcs_len=joined("fcs_len", np.int8),
     )
 
 

@@ -58,7 +58,8 @@ class LinkLayer:
         framed = ether & np.isin(t.batch.linktype, ETHERNET_RECORDS)
         # Not a frame the capture marks as sent by its host: its NIC pads it after the
         # capture point (every ACK a host sends is 54 bytes there). The frame's length
-        # without an FCS the record ends in (ERF: PacketTable.fcs), as a pcap file has it.
+        # without an FCS the record ends in (ERF's, or one its capture declares:
+        # PacketTable.fcs), as a capture without FCSs has it.
         runt = framed & (t.frame_len < ETH_MIN) & ~t.sent()
         self.tally.add("l2.runt", t.frame[runt])
         self._padding(t, ether, framed)
@@ -69,8 +70,9 @@ class LinkLayer:
         # outer IP payload for a tunnelled Ethernet frame, whose length the tunnel says
         # whatever the record's link type). Only 60-byte frames are looked at: a longer
         # one ends in a trailer, not padding. Lengths are the frame's without the FCS a
-        # record may end in (ERF, PacketTable.fcs): a 64-byte frame on a DAG card's wire
-        # is 60 bytes of frame, padding included, and its FCS, which is not padding.
+        # record may end in (PacketTable.fcs): a 64-byte frame on a DAG card's wire, or in
+        # a capture declaring its FCS, is 60 bytes of frame, padding included, and its
+        # FCS, which is not padding.
         tunnelled = t.nip >= 2
         rows = np.flatnonzero((framed & (t.frame_len == ETH_MIN)) | (ether & tunnelled))
         if rows.shape[0] == 0:

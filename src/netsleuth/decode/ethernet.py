@@ -7,9 +7,8 @@ import numpy as np
 from numpy.typing import NDArray
 
 from netsleuth.decode.registry import register
-from netsleuth.decode.table import L2, NS, Anomaly, FrameKey, PacketTable
+from netsleuth.decode.table import ETH_HLEN, L2, NS, Anomaly, FrameKey, PacketTable
 
-ETH_HLEN = 14
 MAX_LENGTH = 1500  # largest 802.3 length value
 MIN_ETHERTYPE = 1536  # 0x0600; values 1501..1535 are neither
 

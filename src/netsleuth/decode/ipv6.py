@@ -30,7 +30,13 @@ def decode(t: PacketTable, idx: NDArray[np.int64]) -> None:
         idx, p, h = idx[~badver], p[~badver], h[~badver]
     plen = h["payload_length"].astype(np.int64)
     # Payload length 0 is a jumbogram (RFC 2675) or a BIG TCP / GSO packet: the frame says.
-    plen = np.where(plen == 0, t.wend[idx] - p - HLEN, plen)
+    # Not on the wire (an ERF capture, RecordBatch.wire): BIG TCP never leaves its host and
+    # no jumbogram fits an Ethernet frame (its Jumbo Payload length is over 65535: RFC 2675
+    # section 2), so the payload is empty, as a receiver takes it (ip6_rcv_core trims the
+    # packet to its header, net/ipv6/ip6_input.c) and tshark does (then finding the
+    # frame's FCS in what follows: PacketTable.settle_fcs).
+    if not t.batch.wire:
+        plen = np.where(plen == 0, t.wend[idx] - p - HLEN, plen)
     bad = p + HLEN + plen > t.wend[idx]
     nh = h["next_header"].astype(np.int64)
     cols: dict[str, object] = {

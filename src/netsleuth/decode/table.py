@@ -194,6 +194,8 @@ TRUNCATION = frozenset(
 # The smallest Ethernet frame, FCS included (IEEE 802.3 clause 4.4.2): a frame shorter on
 # the wire cannot end in both padding and an FCS, so tshark takes none (settle_fcs).
 ETH_FCS_MIN = 64
+ETH_HLEN = 14  # destination, source, length/type (IEEE 802.3 clause 3.2)
+ETH_FCS = 4  # the frame check sequence of every Ethernet frame (clause 3.2.9)
 FLAG_DF = 0x2  # IPv4 "don't fragment" (RFC 791 section 3.1)
 FLAG_MF = 0x1  # more fragments (IPv4 flags, or the IPv6 fragment header's M bit)
 
@@ -332,12 +334,14 @@ class PacketTable:
         # fields are checked against this, so a snap length never looks like corruption.
         self.wend = batch.offset + batch.wirelen
         self.snapped = batch.caplen < batch.wirelen
-        # The frame ends in its 4-byte FCS (RecordBatch.eth_fcs; decided after decoding,
+        # The frame ends in its 4-byte FCS (RecordBatch.fcs_len; decided after decoding,
         # settle_fcs), and the frame's lengths without it: what the checks and steering
         # call a frame's size, as a capture without the FCS gives it.
         self.fcs = z(n, np.bool_)
         self.frame_len = batch.wirelen
         self.frame_caplen = batch.caplen
+        if batch.fcs_len is not None:
+            self._leave_out_declared_fcs(batch.fcs_len)
         # Cursor: where the next header starts and what it is.
         self.pos = batch.offset.copy()
         self.ns = np.full(n, NS.LINKTYPE, dtype=np.uint8)
@@ -386,39 +390,85 @@ class PacketTable:
         self.inner_raw = IPLayer(n)
         self._inner: IPLayer | InnerLayer | None = None
 
-    def settle_fcs(self) -> None:
-        """Which frames of a batch whose Ethernet records may end in an FCS (ERF,
-        RecordBatch.eth_fcs) do, decided as tshark 4.0 decides it: packet-eth.c hands the
-        ERF Ethernet types to eth_maybefcs, which follows the eth.fcs preference ("According
-        to heuristic" by default; packet-erf.c's own ethfcs preference is obsolete), and
-        add_ethernet_trailer's heuristic takes the last 4 bytes for the FCS when the frame
-        is 64 bytes or more on the wire and 4 or more bytes follow its payload. The payload
-        ends where its outermost length says: the first IP layer's total length, else (an
-        802.3 frame's LLC, whose length field trimmed wend; anything no length bounds) wend.
-        A frame under the 64-byte minimum, or whose payload runs to its end, has no FCS, so
-        an ERF file written without FCSs (scapy's ERFEthernetWriter) reads as its frames.
-        An IP length shorter than its own header (a bogus one, or 0 as TSO leaves it) says
-        nothing of where the payload ends, and tshark then takes the frame whole: no FCS.
-        Judged on wire lengths, so a record the card's snap length cut after its IP header
-        is judged as the whole frame would be; one cut inside it has no length to go by,
-        and no FCS is taken, as in tshark. VLAN-tagged frames differ from tshark 4.0, whose
-        802.1Q dissector passes no FCS on (it shows the 4 bytes as its trailer): here they
-        are the FCS they are, which changes the frame's size only."""
+    def _leave_out_declared_fcs(self, fcs_len: NDArray[np.int8]) -> None:
+        """The octets of FCS a capture declares (RecordBatch.fcs_len) are no payload: left
+        out of what the decoders read, as packet-ethertype.c leaves them out of the payload
+        it hands on (where the frame holds them past its Ethernet header), so a length
+        field running into them is bad and no header is read from them. Whether they are
+        the frame's 4-byte FCS is settled after decoding (settle_fcs)."""
         b = self.batch
-        if not b.eth_fcs or self.n == 0:
+        declared = np.maximum(fcs_len, 0).astype(np.int64)  # -1: not declared (ERF)
+        cut = np.where((b.linktype == 1) & (b.wirelen >= ETH_HLEN + declared), declared, 0)
+        if not cut.any():
             return
-        o = self.outer
+        self.wend -= cut
+        np.minimum(self.end, self.wend, out=self.end)
+        # A record cut only inside them holds the whole frame.
+        self.snapped = b.caplen < b.wirelen - cut
+
+    def settle_fcs(self) -> None:
+        """Which Ethernet frames end in a 4-byte FCS (fcs), as tshark 4.0 reads the same
+        records, from what each record's capture says of it (RecordBatch.fcs_len):
+
+        - 4 octets declared (pcapng's if_fcslen or epb_flags, a pcap header's FCS length):
+          the last 4 bytes are the FCS on any frame that holds them past its header, also
+          a frame under the 64-byte minimum (packet-eth.c's add_ethernet_trailer takes them
+          when told 4; a VLAN-tagged frame's too, unlike below).
+        - 0 declared: none. A pcap or pcapng capture that says nothing is taken to hold
+          none too (RecordBatch.fcs_len), where tshark guesses as below.
+        - Another length declared: those octets are no payload (_leave_out_declared_fcs)
+          and the heuristic below decides, as tshark's does for any length but 0 and 4.
+        - The format keeps the FCS but does not say so (-1: ERF's Ethernet records): the
+          heuristic, packet-eth.c's for an FCS length it is not told (the eth.fcs
+          preference "According to heuristic" by default; packet-erf.c's own ethfcs
+          preference is obsolete).
+
+        The heuristic (add_ethernet_trailer) takes the last 4 bytes for the FCS when the
+        frame is 64 bytes or more on the wire and 4 or more bytes follow its payload. The
+        payload ends where its outermost length says: the first IP layer's total length,
+        else (an 802.3 frame's LLC, ARP, PPPoE, whose lengths trimmed wend; anything no
+        length bounds) wend. A frame under the 64-byte minimum, or whose payload runs to
+        its end, has no FCS, so an ERF file written without FCSs (scapy's
+        ERFEthernetWriter) reads as its frames. An IPv4 length shorter than its own header
+        (a bogus one, or 0 as TSO leaves it) says nothing of where the payload ends, and
+        tshark then takes the frame whole: no FCS. An IPv6 payload length of 0 on the wire
+        is an empty payload (decode/ipv6.py), as tshark reads it too: what follows the
+        header is trailer and FCS. Judged on wire lengths, so a record the card's snap
+        length cut after its IP header is judged as the whole frame would be; one cut
+        inside it has no length to go by, and no FCS is taken, as in tshark.
+
+        Two differences from tshark 4.0 where it says nothing: a VLAN-tagged frame's 802.1Q
+        dissector passes no FCS on (tshark shows the 4 bytes as its trailer), and a PPPoE
+        session frame shows neither FCS nor trailer (packet-pppoe.c bounds the PPP payload
+        by its length on a sub-buffer of its own and leaves the Ethernet payload whole, so
+        packet-ethertype.c finds no bytes left over and never asks the heuristic). Here
+        both end in the FCS they do, which changes the frame's size only: runts, padding
+        and steering loads are the frame's as on any other."""
+        fcs_len = self.batch.fcs_len
+        if fcs_len is None or self.n == 0:
+            return
+        b = self.batch
+        eth = b.linktype == 1
+        fcs = eth & (fcs_len == ETH_FCS) & (b.wirelen >= ETH_HLEN + ETH_FCS)
+        guess = eth & (fcs_len != 0) & (fcs_len != ETH_FCS)
+        if guess.any():
+            fcs |= guess & self._fcs_by_heuristic()
+        self.fcs = fcs
+        self.frame_len = b.wirelen - np.where(fcs, ETH_FCS, 0)
+        self.frame_caplen = np.minimum(b.caplen, self.frame_len)
+        # A record cut only inside its FCS holds the whole frame.
+        self.snapped = self.frame_caplen < self.frame_len
+
+    def _fcs_by_heuristic(self) -> Mask:
+        """packet-eth.c's guess (settle_fcs): 64 bytes or more on the wire, and 4 or more
+        after the payload's end."""
+        b, o = self.batch, self.outer
         tot = o.tot_len.astype(np.int64)
         ip_end = self.start + o.off.astype(np.int64) + tot
         payload_end = np.where((o.ver != 0) & (tot >= o.hlen), ip_end, self.wend)
         after = b.offset + b.wirelen - payload_end
-        self.fcs = (b.linktype == 1) & (b.wirelen >= ETH_FCS_MIN) & (after >= 4)
-        if not self.fcs.any():
-            return
-        self.frame_len = b.wirelen - np.where(self.fcs, 4, 0)
-        self.frame_caplen = np.minimum(b.caplen, self.frame_len)
-        # A record cut only inside its FCS holds the whole frame.
-        self.snapped = self.frame_caplen < self.frame_len
+        guessed: Mask = (b.wirelen >= ETH_FCS_MIN) & (after >= ETH_FCS)
+        return guessed
 
     # ----- helpers the decoders share -------------------------------------------------
     def fits(self, idx: I64, nbytes: int | I64) -> Mask:

@@ -34,13 +34,16 @@ class Frags:
     # say): fragment keys hold it.
     direction: NDArray[np.uint8]
     iface: NDArray[np.uint32]
+    # The octets of FCS each record's capture declares (RecordBatch.fcs_len; 0 where none):
+    # the decoder leaves them out of the payload, here as in one process.
+    fcs_len: NDArray[np.int8]
     data: NDArray[np.uint8]
 
     @classmethod
     def of(cls, fields: Sequence[NDArray[Any]], data: NDArray[np.uint8]) -> Frags:
         """From the FRAG_FIELDS columns, in order, and the bytes."""
-        frame, pos, caplen, wirelen, ts_ns, linktype, direction, iface = fields
-        return cls(frame, pos, caplen, wirelen, ts_ns, linktype, direction, iface, data)
+        frame, pos, caplen, wirelen, ts_ns, linktype, direction, iface, fcs_len = fields
+        return cls(frame, pos, caplen, wirelen, ts_ns, linktype, direction, iface, fcs_len, data)
 
     def rows(self, lo: int, hi: int) -> Frags:
         """Rows lo..hi-1, over the same bytes (no copy)."""
@@ -62,6 +65,7 @@ class Frags:
             self.frame,
             direction=self.direction,
             iface=self.iface,
+            fcs_len=self.fcs_len if self.fcs_len.any() else None,
             # wire: left False. Only pcap and pcapng files are cut into ranges (worker.py:
             # open_range), never an ERF file.
         )
@@ -143,9 +147,10 @@ class Handover:
         n = rows.shape[0]
         direction = np.zeros(n, np.uint8) if b.direction is None else b.direction[rows]
         iface = np.zeros(n, np.uint32) if b.iface is None else b.iface[rows]
+        fcs_len = np.zeros(n, np.int8) if b.fcs_len is None else b.fcs_len[rows]
         fields: list[NDArray[Any]] = [
             b.frame[rows], pos, cap, b.wirelen[rows], b.ts_ns[rows], b.linktype[rows],
-            np.ascontiguousarray(direction), np.ascontiguousarray(iface),
+            np.ascontiguousarray(direction), np.ascontiguousarray(iface), fcs_len,
         ]  # fmt: skip
         for k, column in enumerate(fields, start=2):
             self._put(k, [column.data])
@@ -186,7 +191,7 @@ class Handover:
 
 
 COLUMNS = ("ends", "ts_ns", *FRAG_FIELDS)  # what a Handover writes, each to a file
-_NARROW = {"linktype": np.int32, "direction": np.uint8, "iface": np.uint32}
+_NARROW = {"linktype": np.int32, "direction": np.uint8, "iface": np.uint32, "fcs_len": np.int8}
 COLUMN_TYPES = [np.dtype(_NARROW.get(c, np.int64)) for c in COLUMNS]
 HANDOVER_TYPES = [*COLUMN_TYPES, np.dtype(np.uint8)]  # and the fragments' bytes
 

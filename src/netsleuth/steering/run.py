@@ -188,8 +188,9 @@ class Steer:
     ) -> None:
         """The batch's packets through the models; only rows `rx` where it is not None
         (the batch's received packets: Steering._modelled)."""
-        # A frame's size as a NIC counts it: without the FCS an ERF record ends in (the
-        # NIC strips it before RSS and the stack see the frame; PacketTable.fcs).
+        # A frame's size as a NIC counts it: without the FCS a record ends in (ERF's, or
+        # one its capture declares: the NIC strips it before RSS and the stack see the
+        # frame; PacketTable.fcs).
         size = t.frame_len
         h, l4, _ = nic_hash(t, self.nic, toeplitz_for(self.nic.key), cache)
         cpu, rh = (None, None) if self.rps is None else rps_cpu(t, self.rps, h, l4, cache)
@@ -574,7 +575,7 @@ def take(b: RecordBatch, rows: NDArray[np.int64]) -> RecordBatch:
         direction=None if b.direction is None else b.direction[rows],
         iface=None if b.iface is None else b.iface[rows],
         wire=b.wire,
-        eth_fcs=b.eth_fcs,
+        fcs_len=None if b.fcs_len is None else b.fcs_len[rows],
         linux=None if b.linux is None else b.linux[rows],
     )
 
