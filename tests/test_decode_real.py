@@ -376,6 +376,33 @@ def test_a_null_registers_dummy_header_is_no_truncated_tunnel(corpus: Path) -> N
     assert "tunnel.truncated" not in {f.id for f in result.findings}
 
 
+def test_a_null_registers_dummy_header_of_version_0_is_no_bad_version() -> None:
+    """A Null-Register's dummy header may carry version 0: tcpdump (print-pim.c, "case 0:
+    Null header", printed "IP-Null-header S > G") and Wireshark ("IP Version: Dummy Header
+    (0)"; tshark 4.0 shows no expert item) read it so, in IPv4 and IPv6 PIM alike. It ends
+    the descent with no anomaly (it is no IP header: no inner layer); a version neither 0,
+    4 nor 6 stays ip.bad_version, and so does version 0 in a Register that is no
+    Null-Register (a data packet of no IP version)."""
+
+    def register(inner: bytes, null: bool, *, six: bool = False) -> bytes:
+        pim = encap.pim_register(inner, null=null)
+        if six:
+            return craft.ether(craft.ipv6("2001:db8::a", "2001:db8::b", pim, 103), 0x86DD)
+        return craft.ether(craft.ipv4(rf.A, rf.B, pim, 103), 0x0800)
+
+    v4 = bytes(12) + bytes([10, 0, 0, 1, 225, 0, 0, 1])
+    v6 = bytes(8) + bytes.fromhex("20010db8" + "00" * 11 + "01" + "ff0e" + "00" * 13 + "01")
+    bad = bytes([0x50]) + v4[1:]
+    frames = [register(v4, True), register(v6, True, six=True)]
+    frames += [register(bad, True), register(v4, False)]
+    t = dec(frames)
+    for k in range(2):
+        assert clean(t, k), anomalies(t, k)
+        assert (int(t.tunnels[k]), int(t.nip[k])) == (1, 1)
+    assert anomalies(t, 2)["inner"] == {"ip.bad_version"}
+    assert anomalies(t, 3)["inner"] == {"ip.bad_version"}
+
+
 def test_a_header_cut_by_a_length_field_is_malformed_even_in_a_snapped_capture() -> None:
     """icmp.truncated where the IPv4 total length leaves 3 bytes for ICMP, though the
     capture was snapped (tcpdump's icmp-icmp_print-oobr-1.pcap); not where the snap

@@ -121,7 +121,10 @@ def atomic_output(path: str, *, special_in_place: bool = True) -> Iterator[Binar
         return
     fd, tmp = _temp_beside(path)
     try:
-        os.fchmod(fd, _mode_for(path))
+        # A courtesy, not a condition: where chmod is refused (FUSE and network filesystems
+        # without it: ENOTSUP, EPERM) the file keeps mkstemp's 0600 and is still written.
+        with contextlib.suppress(OSError):
+            os.fchmod(fd, _mode_for(path))
         with os.fdopen(fd, "wb") as fh:
             yield fh
         os.replace(tmp, path)
@@ -132,18 +135,27 @@ def atomic_output(path: str, *, special_in_place: bool = True) -> Iterator[Binar
 
 
 def _mode_for(path: str) -> int:
-    """The permissions the finished file gets: those of the regular file it replaces, else
-    what open(2) would give a new file (0666 less the umask), as tshark -w, tcpdump -w and
-    cp do. mkstemp makes its file 0600 whatever the umask, so every report, export and
-    bundle came out readable by its owner alone, and one rewritten in place (a report a web
-    server publishes) lost the modes it had."""
+    """The permissions the finished file gets: those of the regular file it replaces (of
+    another user's, no more than a new file gets), else what open(2) would give a new file
+    (0666 less the umask), as tshark -w, tcpdump -w and cp do. mkstemp makes its file 0600
+    whatever the umask, so every report, export and bundle came out readable by its owner
+    alone, and one rewritten in place (a report a web server publishes) lost the modes it
+    had."""
     try:
         st = os.lstat(path)
     except OSError:
         return 0o666 & ~_umask()
+    if not stat.S_ISREG(st.st_mode):
+        return 0o666 & ~_umask()
     # The permission bits only: a set-user-ID bit on the old file is not given to a file
     # this process (root, often) now owns.
-    return st.st_mode & 0o777 if stat.S_ISREG(st.st_mode) else 0o666 & ~_umask()
+    old = st.st_mode & 0o777
+    if st.st_uid == os.geteuid():
+        return old
+    # Another user's file (one planted where a fixed name is written, special_in_place
+    # False, or in a shared folder) lends no more than a new file gets: its 0666 made this
+    # process's file world-writable. Nor is a private one opened wider.
+    return old & 0o666 & ~_umask()
 
 
 def _umask() -> int:

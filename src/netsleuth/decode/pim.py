@@ -10,6 +10,8 @@ of zero": an IP header whose protocol field names a transport that is not there 
 (tcpdump's pim-packet-assortment.pcap holds ones of protocol 103 and total length 20; the
 RFC fixes no protocol). So in a Null-Register the dummy header is decoded, as tshark shows
 it, and decoding ends after it without an anomaly when it gives no byte to what follows.
+A dummy header of version 0 (tcpdump's "IP-Null-header", Wireshark's "Dummy Header") is
+one too, read no further.
 In a Register without the N bit an empty inner packet is what it would be anywhere: its
 transport header is missing."""
 
@@ -25,6 +27,7 @@ from netsleuth.decode.table import NS, Anomaly, FrameKey, PacketTable, Tunnel
 REGISTER = 1
 REGISTER_HLEN = 8  # PIM header + B/N flags and reserved bits
 NULL_REGISTER = 0x40  # the N bit, in the first byte of the flags word (RFC 7761 4.9.3)
+DUMMY_VERSION = 0  # the version nibble of a Null-Register's dummy header that is no IP one
 
 
 def decode(t: PacketTable, idx: NDArray[np.int64]) -> None:
@@ -47,7 +50,11 @@ def dummy_header(t: PacketTable, idx: NDArray[np.int64]) -> None:
     ver = t.v.u8[t.pos[idx]] >> 4
     ipv4.decode(t, idx[ver == 4])
     ipv6.decode(t, idx[ver == 6])
-    t.flag(idx[(ver != 4) & (ver != 6)], Anomaly.IP_BAD_VERSION)
+    # A dummy header of version 0 is one too: tcpdump ("IP-Null-header S > G",
+    # print-pim.c) and Wireshark ("Dummy Header (0)", packet-pim.c) read it so. It is no IP
+    # header, so no inner layer; the descent ends here.
+    t.stop(idx[ver == DUMMY_VERSION])
+    t.flag(idx[(ver != 4) & (ver != 6) & (ver != DUMMY_VERSION)], Anomaly.IP_BAD_VERSION)
     empty = (t.ns[idx] == NS.IPPROTO) & (t.pos[idx] == t.end[idx])
     t.stop(idx[empty])
 
