@@ -15,6 +15,10 @@ PAD = 256
 
 # RecordBatch.direction's values: pcapng's epb_flags direction bits (section 4.3.1).
 INBOUND, OUTBOUND = 1, 2
+# RecordBatch.eth_fcs's values: whether the LINKTYPE_ETHERNET records end in the frame's
+# 4-byte FCS, which the format does not mark per record: never, maybe (the decoder decides
+# per frame, as tshark does: ERF), always (Shomiti Surveyor's snoop files).
+NO_FCS, MAYBE_FCS, ALL_FCS = 0, 1, 2
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,11 +50,11 @@ class RecordBatch:
     # Captured on the wire by a passive card (ERF: a DAG card's ports), past every sender's
     # NIC: no checksum or segmentation offload can be pending on what it holds.
     wire: bool = False
-    # Its LINKTYPE_ETHERNET records may end in the frame's 4-byte FCS, which the format does
-    # not mark (ERF's Ethernet records: a DAG card keeps the FCS and counts it in the wire
-    # length). The decoder decides per frame, as tshark does (PacketTable.fcs); caplen and
-    # wirelen stay the record's, FCS included.
-    eth_fcs: bool = False
+    # Whether its LINKTYPE_ETHERNET records end in the frame's 4-byte FCS (NO_FCS, MAYBE_FCS,
+    # ALL_FCS): ERF's Ethernet records may (a DAG card keeps the FCS and counts it in the
+    # wire length; the decoder decides per frame, as tshark does, PacketTable.fcs), a
+    # Shomiti snoop file's do. caplen and wirelen stay the record's, FCS included.
+    eth_fcs: int = NO_FCS
     # Per packet, captured by a Linux host (the live ring's packet socket; a pcapng section
     # whose shb_os names Linux): Linux fills the IPv4 header checksum in software before
     # any capture point (checks/ipv4_checksum.py). None: none is known to be.

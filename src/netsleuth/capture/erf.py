@@ -22,7 +22,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from netsleuth.capture import _framing
-from netsleuth.capture.batch import RecordBatch
+from netsleuth.capture.batch import MAYBE_FCS, RecordBatch
 from netsleuth.capture.chunks import (
     CHUNK_BYTES,
     MAX_RECORDS,
@@ -153,7 +153,7 @@ def _records(
         wire=True,
         # A DAG card keeps each Ethernet frame's FCS (its wire length counts it); tshark
         # finds it where packet-eth.c's add_ethernet_trailer does (PacketTable.fcs).
-        eth_fcs=True,
+        eth_fcs=MAYBE_FCS,
     )
 
 

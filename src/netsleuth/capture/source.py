@@ -38,6 +38,9 @@ class Stream(Protocol):
     def close(self) -> None: ...
 
 
+SKIP_PIECE = 1 << 20  # ByteSource.skip's buffer
+
+
 class ByteSource:
     """A forward-only byte stream with a peeked prefix, reading into NumPy buffers.
 
@@ -83,6 +86,19 @@ class ByteSource:
         buf = np.empty(n, dtype=np.uint8)
         got = self.read_into(buf, 0, n)
         return buf[:got].tobytes()
+
+    def skip(self, n: int) -> int:
+        """Read past `n` bytes, SKIP_PIECE at a time (never all of them in memory); return
+        how many there were before the stream's end."""
+        piece = np.empty(min(n, SKIP_PIECE), dtype=np.uint8)
+        done = 0
+        while done < n:
+            want = min(n - done, SKIP_PIECE)
+            got = self.read_into(piece, 0, want)
+            done += got
+            if got < want:  # read_into stops short only at the stream's end
+                break
+        return done
 
     def peek(self, n: int) -> bytes:
         """Up to `n` bytes, left to be read again (a pipe cannot seek back)."""

@@ -12,7 +12,14 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from netsleuth.capture.batch import INBOUND, OUTBOUND, ByteViews, RecordBatch
+from netsleuth.capture.batch import (
+    ALL_FCS,
+    INBOUND,
+    NO_FCS,
+    OUTBOUND,
+    ByteViews,
+    RecordBatch,
+)
 
 I64 = NDArray[np.int64]
 Mask = NDArray[np.bool_]
@@ -386,38 +393,48 @@ class PacketTable:
         self._inner: IPLayer | InnerLayer | None = None
 
     def settle_fcs(self) -> None:
-        """Which frames of a batch whose Ethernet records may end in an FCS (ERF,
-        RecordBatch.eth_fcs) do, decided as tshark 4.0 decides it: packet-eth.c hands the
-        ERF Ethernet types to eth_maybefcs, which follows the eth.fcs preference ("According
-        to heuristic" by default; packet-erf.c's own ethfcs preference is obsolete), and
-        add_ethernet_trailer's heuristic takes the last 4 bytes for the FCS when the frame
-        is 64 bytes or more on the wire and 4 or more bytes follow its payload. The payload
-        ends where its outermost length says: the first IP layer's total length, else (an
-        802.3 frame's LLC, whose length field trimmed wend; anything no length bounds) wend.
-        A frame under the 64-byte minimum, or whose payload runs to its end, has no FCS, so
-        an ERF file written without FCSs (scapy's ERFEthernetWriter) reads as its frames.
-        An IP length shorter than its own header (a bogus one, or 0 as TSO leaves it) says
-        nothing of where the payload ends, and tshark then takes the frame whole: no FCS.
-        Judged on wire lengths, so a record the card's snap length cut after its IP header
-        is judged as the whole frame would be; one cut inside it has no length to go by,
-        and no FCS is taken, as in tshark. VLAN-tagged frames differ from tshark 4.0, whose
-        802.1Q dissector passes no FCS on (it shows the 4 bytes as its trailer): here they
-        are the FCS they are, which changes the frame's size only."""
+        """Which frames of a batch whose Ethernet records end in an FCS (RecordBatch.eth_fcs)
+        do. A Shomiti snoop file's all do (ALL_FCS: wiretap/snoop.c gives them an fcs_len of
+        4, and packet-eth.c then takes the last 4 bytes for the FCS whatever the frame's
+        size). An ERF file's may (MAYBE_FCS), decided as tshark 4.0 decides it: packet-eth.c
+        hands the ERF Ethernet types to eth_maybefcs, which follows the eth.fcs preference
+        ("According to heuristic" by default; packet-erf.c's own ethfcs preference is
+        obsolete), and add_ethernet_trailer's heuristic takes the last 4 bytes for the FCS
+        when the frame is 64 bytes or more on the wire and 4 or more bytes follow its
+        payload. The payload ends where its outermost length says: the first IP layer's
+        total length, else (an 802.3 frame's LLC, whose length field trimmed wend; anything
+        no length bounds) wend. A frame under the 64-byte minimum, or whose payload runs to
+        its end, has no FCS, so an ERF file written without FCSs (scapy's
+        ERFEthernetWriter) reads as its frames. An IP length shorter than its own header (a
+        bogus one, or 0 as TSO leaves it) says nothing of where the payload ends, and tshark
+        then takes the frame whole: no FCS. Judged on wire lengths, so a record the card's
+        snap length cut after its IP header is judged as the whole frame would be; one cut
+        inside it has no length to go by, and no FCS is taken, as in tshark. VLAN-tagged
+        frames differ from tshark 4.0, whose 802.1Q dissector passes no FCS on (it shows the
+        4 bytes as its trailer): here they are the FCS they are, which changes the frame's
+        size only."""
         b = self.batch
-        if not b.eth_fcs or self.n == 0:
+        if b.eth_fcs == NO_FCS or self.n == 0:
             return
-        o = self.outer
-        tot = o.tot_len.astype(np.int64)
-        ip_end = self.start + o.off.astype(np.int64) + tot
-        payload_end = np.where((o.ver != 0) & (tot >= o.hlen), ip_end, self.wend)
-        after = b.offset + b.wirelen - payload_end
-        self.fcs = (b.linktype == 1) & (b.wirelen >= ETH_FCS_MIN) & (after >= 4)
+        if b.eth_fcs == ALL_FCS:
+            self.fcs = (b.linktype == 1) & (b.wirelen >= 4)
+        else:
+            self.fcs = (b.linktype == 1) & (b.wirelen >= ETH_FCS_MIN) & self._room_for_fcs()
         if not self.fcs.any():
             return
         self.frame_len = b.wirelen - np.where(self.fcs, 4, 0)
         self.frame_caplen = np.minimum(b.caplen, self.frame_len)
         # A record cut only inside its FCS holds the whole frame.
         self.snapped = self.frame_caplen < self.frame_len
+
+    def _room_for_fcs(self) -> Mask:
+        """Which frames have 4 bytes or more on the wire past their payload (settle_fcs)."""
+        b, o = self.batch, self.outer
+        tot = o.tot_len.astype(np.int64)
+        ip_end = self.start + o.off.astype(np.int64) + tot
+        payload_end = np.where((o.ver != 0) & (tot >= o.hlen), ip_end, self.wend)
+        room: Mask = b.offset + b.wirelen - payload_end >= 4
+        return room
 
     # ----- helpers the decoders share -------------------------------------------------
     def fits(self, idx: I64, nbytes: int | I64) -> Mask:
