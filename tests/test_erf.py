@@ -19,9 +19,9 @@ from netsleuth.capture.erf import ErfReader
 from netsleuth.capture.writer import write_pcap
 from netsleuth.craft import incidents
 from netsleuth.craft.encap import pppoe_session
-from netsleuth.craft.l2 import dot1q, ether, ieee8023, llc, pad, stp_bpdu
+from netsleuth.craft.l2 import ether, pad
 from netsleuth.craft.l3 import ipv4, ipv6
-from netsleuth.craft.l4 import tcp, udp
+from netsleuth.craft.l4 import udp
 from netsleuth.craft.mix import mixed_capture
 from netsleuth.decode import decode
 from netsleuth.report.jsonout import scan_document
@@ -29,6 +29,7 @@ from netsleuth.scan import scan
 from tests.capfiles import pcap_bytes, with_fcs
 from tests.clirun import invoke
 from tests.systools import require
+from tests.wireframes import document, tshark_frames, udp4, udp_frame, wire_frames, without_bytes
 
 ETH, HDLC_POS, ATM, COLOR_ETH, IPV4, IPV6, META, PAD = 2, 1, 3, 11, 22, 23, 27, 48
 
@@ -101,37 +102,6 @@ def port_of(frame: bytes, k: int) -> int:
     return 1 if k % 3 == 2 else 0
 
 
-def document(path: Path, *, wire: int | None = None) -> str:
-    """scan's JSON of a file, without what names the file or its format. `wire`: the
-    bytes the capture records, FCSs included, which its byte counts must be and which
-    are then left out too (a pcap file of the same frames holds none)."""
-    doc = scan_document(scan([str(path)]))
-    for part in doc["inputs"]:
-        part.pop("path")
-        part.pop("format")
-    for f in doc["findings"]:
-        f.pop("input")
-    if wire is not None:
-        assert doc.pop("bytes") == wire == doc["inputs"][0].pop("bytes")
-        doc["inputs"][0]["bytes"] = doc["bytes"] = None
-    return json.dumps(doc, sort_keys=True)
-
-
-def without_bytes(path: Path) -> str:
-    """document() with its byte counts left out."""
-    doc = json.loads(document(path))
-    doc["inputs"][0]["bytes"] = doc["bytes"] = None
-    return json.dumps(doc, sort_keys=True)
-
-
-def tshark_frames(tshark: str, path: Path, *fields: str) -> list[list[str]]:
-    cmd = [tshark, "-n", "-r", str(path), "-T", "fields", "-E", "separator=|", "-E", "occurrence=f"]
-    for f in fields:
-        cmd += ["-e", f]
-    out = subprocess.run(cmd, capture_output=True, text=True, check=False).stdout
-    return [line.split("|") for line in out.splitlines()]
-
-
 def test_erf_scans_as_the_same_frames_in_a_pcap_file(tmp_path: Path) -> None:
     packets = frames()
     pcap, erf = tmp_path / "frames.pcap", tmp_path / "frames.erf"
@@ -166,10 +136,6 @@ def test_erf_frames_are_tsharks_frames(tmp_path: Path) -> None:
     assert [r[:4] for r in rows] == mine
     # The timestamps round-trip to the nanosecond.
     assert [m[2] for m in mine] == [f"{ts // 10**9}.{ts % 10**9:09d}" for ts, _ in packets]
-
-
-def udp4(src: str, payload: bytes = b"x" * 12) -> bytes:
-    return ipv4(src, "192.0.2.99", udp(src, "192.0.2.99", 4000, 53, payload), 17)
 
 
 def test_erf_record_types_carry_what_tshark_decodes(tmp_path: Path) -> None:
@@ -254,14 +220,20 @@ def broken(rlen: int, *, ext_runs_on: bool = False) -> bytes:
 def test_a_corrupt_record_stops_the_read_and_is_named(
     record: bytes, why: str, tmp_path: Path
 ) -> None:
-    good = [erf_record(incidents.T0 + k, udp4("198.51.100.1"), kind=IPV4) for k in range(4)]
+    """Past the 20 records Wireshark's test looks at (among them a bad record refuses the
+    file: test_what_wireshark_takes_for_no_erf_is_no_capture), tshark reads up to a
+    corrupt record and stops there with an error; netsleuth names it."""
+    tshark = require("tshark", "tshark")
+    good = ip_records(20)
     path = tmp_path / "corrupt.erf"
     path.write_bytes(b"".join([*good, record, *good]))
+    code, numbers = tshark_erf(tshark, path)
+    assert code == 2 and numbers == [str(k) for k in range(1, 21)]
     doc = scan_document(scan([str(path)]))
-    assert doc["inputs"][0]["packets"] == 4
+    assert doc["inputs"][0]["packets"] == 20
     [issue] = [f for f in doc["findings"] if f["id"] == "capture.corrupt_record"]
-    assert issue["packets"] == [5]
-    assert f"record 5 {why}" in issue["summary"]
+    assert issue["packets"] == [21]
+    assert f"record 21 {why}" in issue["summary"]
 
 
 def test_gzip_erf_on_stdin(tmp_path: Path) -> None:
@@ -284,21 +256,121 @@ def test_a_record_not_decoded_is_exported_whole_as_erf(tmp_path: Path) -> None:
     assert tshark_frames(tshark, out, *fields) == tshark_frames(tshark, src, *fields)[3:]
 
 
+def tshark_erf(tshark: str, path: Path) -> tuple[int, list[str]]:
+    """tshark's exit code and frame numbers, the file read as ERF only (-X read_format):
+    no other format's test may claim what wiretap/erf.c refuses."""
+    cmd = [tshark, "-n", "-X", "read_format:Endace ERF capture", "-r", str(path)]
+    done = subprocess.run(
+        [*cmd, "-T", "fields", "-e", "frame.number"], capture_output=True, text=True, check=False
+    )
+    return done.returncode, done.stdout.split()
+
+
+def ip_records(n: int, *, at: int = 0) -> list[bytes]:
+    return [erf_record(incidents.T0 + k, udp4("198.51.100.1"), kind=IPV4) for k in range(at, n)]
+
+
+def wireshark_refuses_at_5(record: bytes) -> bytes:
+    return b"".join([*ip_records(4), record, *ip_records(8, at=5)])
+
+
 @pytest.mark.parametrize(
-    "data",
+    ("data", "why"),
     [
-        b"hello world\n" * 40,  # text
-        bytes(range(256)) * 8,  # the type byte (8) is 8, the length 0x0a0b: 3 records no
-        erf_record(incidents.T0, udp4("198.51.100.1"), kind=IPV4)[:20],  # one record, cut
-        b"0" * (2 << 20),  # reads as PAD records (type 0x30, length 0x3030): no evidence
+        (b"hello world\n" * 40, "it starts with text 'hello world"),
+        # The type byte (8) is 8, the length 0x0a0b: its second record is cut.
+        (bytes(range(256)) * 8, "it starts with bytes 00 01 02 03"),
+        (ip_records(1)[0][:20], "it starts with bytes"),  # one record, cut
+        (b"".join(ip_records(2)) + ip_records(3)[2][:30], "it starts with bytes"),
+        (wireshark_refuses_at_5(broken(12)), "record 5 has a record length of 12, below"),
+        (
+            wireshark_refuses_at_5(erf_record(incidents.T0, udp4("198.51.100.1"), kind=0)),
+            "record 5 has type 0 (the legacy type)",
+        ),
+        (
+            wireshark_refuses_at_5(
+                erf_record(incidents.T0 - 3 * 10**9, udp4("198.51.100.1"), kind=IPV4)
+            ),
+            "record 5 has a timestamp more than a second before the previous record's",
+        ),
+        (
+            wireshark_refuses_at_5(broken(0, ext_runs_on=True)),
+            "record 5 has extension headers that its length or the file does not hold",
+        ),
     ],
-    ids=["text", "counting", "one-cut-record", "zeros-as-pad"],
+    ids=[
+        "text",
+        "counting",
+        "one-cut-record",
+        "third-cut",
+        "short-5",
+        "type0-5",
+        "back-5",
+        "ext-5",
+    ],
 )
-def test_what_is_no_erf_is_no_capture(data: bytes, tmp_path: Path) -> None:
+def test_what_wireshark_takes_for_no_erf_is_no_capture(
+    data: bytes, why: str, tmp_path: Path
+) -> None:
+    """wiretap/erf.c's erf_open looks at a file's first 20 records and takes it for no ERF
+    file when one of them is not an ERF record, or when the file ends inside one of the
+    first 3. A bad record 5 was read here as the end of a file of 4 records; now the file
+    is refused in one line naming it, as tshark refuses it (forced to read ERF)."""
+    tshark = require("tshark", "tshark")
     path = tmp_path / "not.erf"
     path.write_bytes(data)
+    code, numbers = tshark_erf(tshark, path)
+    assert code != 0 and numbers == []
     done = invoke("scan", str(path), code=2)
-    assert "not a capture file" in done.err
+    [line] = done.err_lines()
+    assert f"{path}: not a capture file: " in line and why in line, line
+    if "record 5" in why:
+        assert "records 1-4 read as ERF, but record 5" in line
+
+
+def test_record_types_wireshark_takes_are_frames(tmp_path: Path) -> None:
+    """Wireshark 4.0's test refuses type 0 only: types past the ones erf_record.h names
+    (26, 30-47, and on to 127) are ERF records, which tshark shows as frames whose only
+    protocol is erf. They were 'not a capture file' among a file's first three records;
+    each is now a frame, numbered as tshark numbers it, a record not decoded (kept whole
+    as LINKTYPE_ERF, capture.unsupported_linktype), the frames around it read."""
+    tshark = require("tshark", "tshark")
+    odd = {1: 26, 2: 30, 4: 47, 6: 49, 9: 127}
+    records = [
+        erf_record(incidents.T0 + k, udp4("198.51.100.1"), kind=odd.get(k, IPV4))
+        for k in range(1, 11)
+    ]
+    path = tmp_path / "types.erf"
+    path.write_bytes(b"".join(records))
+    rows = tshark_frames(tshark, path, "frame.number", "erf.types.type", "frame.protocols")
+    assert [(int(r[1]), r[2]) for r in rows if int(r[1]) != IPV4] == [
+        (kind, "erf:data") for kind in odd.values()
+    ]
+    doc = scan_document(scan([str(path)]))
+    assert doc["inputs"][0]["packets"] == len(rows) == 10
+    [issue] = [f for f in doc["findings"] if f["id"] == "capture.unsupported_linktype"]
+    assert issue["packets"] == [int(r[0]) for r in rows if r[1] != str(IPV4)] == [1, 2, 4, 6, 9]
+    assert doc["summary"]["l3"]["ipv4"] == 5
+
+
+def test_pad_records_are_among_the_records_wireshark_looks_at(tmp_path: Path) -> None:
+    """erf_open counts PAD records among the 20 it looks at (their timestamps unchecked):
+    20 PAD records, then a record of type 0 and IPv4 records, are an ERF file, the type 0
+    record a frame; and a file of PAD records only is an ERF file of no frames (tshark:
+    no frame, exit 0). Both were 'not a capture file' (PAD records were no evidence)."""
+    tshark = require("tshark", "tshark")
+    pad = erf_record(0, bytes(24), kind=PAD)
+    legacy = erf_record(incidents.T0, udp4("198.51.100.1"), kind=0)
+    padded, only_pad = tmp_path / "padded.erf", tmp_path / "pad.erf"
+    padded.write_bytes(b"".join([pad * 20, legacy, *ip_records(4, at=1)]))
+    only_pad.write_bytes(pad * 5)
+    assert tshark_erf(tshark, padded) == (0, ["1", "2", "3", "4"])
+    assert tshark_erf(tshark, only_pad) == (0, [])
+    doc = invoke("scan", "--format", "json", str(padded)).json()
+    assert doc["inputs"][0]["packets"] == 4
+    assert [f["packets"] for f in doc["findings"]] == [[1]]  # unsupported_linktype
+    doc = invoke("scan", "--format", "json", str(only_pad)).json()
+    assert (doc["inputs"][0]["format"], doc["inputs"][0]["packets"]) == ("erf", 0)
 
 
 def test_the_loss_counter_is_a_finding_and_a_colour_is_not(tmp_path: Path) -> None:
@@ -385,28 +457,6 @@ def test_a_zero_ipv4_checksum_on_the_wire_is_bad_not_offload(tmp_path: Path) -> 
 
 
 # ----- the FCS a DAG card keeps at the end of each Ethernet record ---------------------------
-
-
-def udp_frame(src: str, payload: bytes = b"x" * 12, *, fill: int = 0) -> bytes:
-    return pad(ether(udp4(src, payload), 0x0800), fill=fill)
-
-
-def wire_frames() -> list[bytes]:
-    """What a DAG card on a switch port sees: minimum-size frames (60 bytes and the FCS:
-    64 on the wire) of UDP and of incident 2's 802.3/LLC spanning tree, one padded with
-    non-zero bytes (Etherleak), a VLAN-tagged one, a full-size TCP segment and ARP."""
-    bridge = b"\x80\x00" + bytes.fromhex("00259ec0ffee")
-    bpdu = stp_bpdu(version=2, bpdu_type=0x02, root=bridge, bridge=bridge)
-    data = bytes(range(256)) * 5 + b"z" * 180
-    seg = tcp("198.51.100.5", "192.0.2.99", 22, 50000, data, flags="PA")
-    return [
-        udp_frame("198.51.100.1"),
-        pad(ieee8023(llc(bpdu, dsap=0x42, ssap=0x42), src="00:25:9e:c0:ff:ee")),
-        udp_frame("198.51.100.3", fill=0xAB),
-        pad(ether(dot1q(udp4("198.51.100.4"), 0x0800, vid=7), 0x8100)),
-        ether(ipv4("198.51.100.5", "192.0.2.99", seg, 6), 0x0800),
-        pad(ether(bytes.fromhex("0001080006040001") + bytes(20), 0x0806)),
-    ]
 
 
 def wire_files(folder: Path) -> tuple[list[bytes], Path, Path]:

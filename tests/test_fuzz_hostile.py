@@ -19,6 +19,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from netsleuth.capture import open_capture
+from netsleuth.capture.source import ERF_CHECK
 from netsleuth.capture.writer import PcapngWriter
 from netsleuth.doctor import diagnose
 from netsleuth.errors import InputError
@@ -272,7 +273,7 @@ def test_pcapng_writer_reads_back(packets: list[tuple[int, bytes, int, str]]) ->
     assert reader.issues == []
 
 
-# --- ERF: records with any header fields after three good ones -----------------------------
+# --- ERF: records with any header fields after the 20 good ones Wireshark's test reads -----
 def _erf(kind: int, flags: int, rlen: int, wlen: int, body: bytes, *, ts: int = 0) -> bytes:
     """One ERF record as its fields say (rlen need not match the body: that is the point)."""
     return struct.pack("<Q", ts) + struct.pack(">BBHHH", kind, flags, rlen, 0, wlen) + body
@@ -295,13 +296,14 @@ def _erf(kind: int, flags: int, rlen: int, wlen: int, body: bytes, *, ts: int = 
 def test_erf_records_with_any_fields(
     tmp_path: Path, records: list[tuple[int, int, int, int, bytes]], tail: bytes
 ) -> None:
-    """Three good bare-IPv4 records (so the file is taken for ERF), then records with any
-    type, flags, lengths and extension bits: the reader hands out only bytes inside its
-    buffer, names what it cannot read, and the decoders take every record."""
+    """20 good bare-IPv4 records (so the file is taken for ERF: capture/source.py's
+    erf_refusal looks at no more), then records with any type, flags, lengths and extension
+    bits: the reader hands out only bytes inside its buffer, names what it cannot read, and
+    the decoders take every record."""
     from netsleuth.decode import decode
 
-    good = [_erf(22, 0, 40, 24, bytes(24), ts=k << 32) for k in range(3)]
-    rest = [_erf(*fields, ts=3 << 32) for fields in records]
+    good = [_erf(22, 0, 40, 24, bytes(24), ts=k << 32) for k in range(ERF_CHECK)]
+    rest = [_erf(*fields, ts=ERF_CHECK << 32) for fields in records]
     path = tmp_path / "f.erf"
     path.write_bytes(b"".join([*good, *rest, tail]))
     reader = open_capture(str(path))
@@ -310,6 +312,6 @@ def test_erf_records_with_any_fields(
         assert (b.offset >= 0).all() and (b.offset + b.caplen <= b.buf.shape[0]).all()
         decode(b)
         n += len(b)
-    assert n >= 3
+    assert n >= ERF_CHECK
     # A record's loss counter (any value here) names packets the card lost: a finding too.
     assert {i.id for i in reader.issues} <= READ_ISSUES | {"capture.capture_loss"}

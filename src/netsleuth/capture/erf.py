@@ -1,7 +1,7 @@
 """Endace ERF files (the DAG cards' Extensible Record Format; Wireshark wiretap/erf.c and
 erf_record.h): records one after the other, no file header, so no magic: a file is taken
 for ERF when its first records read as ERF records, after every format with a magic has
-said no (capture/source.py: looks_like_erf).
+said no (capture/source.py: erf_refusal, Wireshark's test).
 
 A record: a 16-byte header (timestamp u64 little-endian, seconds << 32 | binary fraction;
 type; flags; record length, loss counter and wire length u16 big-endian), 8-byte
@@ -37,7 +37,8 @@ from netsleuth.capture.source import ERF_ETH_TYPES, ERF_HEADER, ByteSource
 LINKTYPE_ERF = 197  # a record netsleuth does not decode (LINKTYPE_ERF names ERF records)
 HDLC_TYPES = (1, 10, 15, 19)  # HDLC_POS and its COLOR_, DSM_COLOR_, COLOR_HASH_ kinds
 # ERF type -> pcap LINKTYPE_*: Ethernet; bare IPv4 and IPv6; HDLC_POS by its first bytes
-# (_batch). The rest (ATM cells, AAL5, multichannel, InfiniBand, META) are not decoded.
+# (_batch). The rest (ATM cells, AAL5, multichannel, InfiniBand, META, and the types
+# erf_record.h does not name, which Wireshark reads as records too) are not decoded.
 _LINKTYPES = np.full(128, LINKTYPE_ERF, dtype=np.int32)
 _LINKTYPES[list(ERF_ETH_TYPES)] = 1
 _LINKTYPES[22] = 228  # ERF_TYPE_IPV4 -> LINKTYPE_IPV4

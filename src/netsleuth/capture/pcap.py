@@ -163,6 +163,11 @@ class PcapReader(StreamReader):
                 buf=ch.buf,
                 offset=out[0, :n].copy(),
                 caplen=out[1, :n].copy(),
+                # The original length as the record says, whatever it is: wiretap/libpcap.c
+                # bounds none (unlike snoop.c, capture/snoop.py: MAX_LENGTH), and below the
+                # captured bytes too. tshark 4.0 reads a record of 4,294,967,295, capinfos
+                # counting it whole; only its frame.len field shows 2,147,483,647 for it,
+                # where the bytes here count it whole as capinfos does.
                 wirelen=out[2, :n].copy(),
                 ts_ns=out[3, :n].copy(),
                 linktype=np.full(n, self.linktype, dtype=np.int32),

@@ -38,6 +38,9 @@ class Stream(Protocol):
     def close(self) -> None: ...
 
 
+SKIP_PIECE = 1 << 20  # ByteSource.skip's buffer
+
+
 class ByteSource:
     """A forward-only byte stream with a peeked prefix, reading into NumPy buffers.
 
@@ -83,6 +86,19 @@ class ByteSource:
         buf = np.empty(n, dtype=np.uint8)
         got = self.read_into(buf, 0, n)
         return buf[:got].tobytes()
+
+    def skip(self, n: int) -> int:
+        """Read past `n` bytes, SKIP_PIECE at a time (never all of them in memory); return
+        how many there were before the stream's end."""
+        piece = np.empty(min(n, SKIP_PIECE), dtype=np.uint8)
+        done = 0
+        while done < n:
+            want = min(n - done, SKIP_PIECE)
+            got = self.read_into(piece, 0, want)
+            done += got
+            if got < want:  # read_into stops short only at the stream's end
+                break
+        return done
 
     def peek(self, n: int) -> bytes:
         """Up to `n` bytes, left to be read again (a pipe cannot seek back)."""
@@ -147,11 +163,12 @@ def open_source(path: str) -> Sniffed:
         except InputError:
             source.close()
             raise
-        if looks_like_erf(more, whole=len(more) < ERF_PEEK):
+        why = erf_refusal(more) if more else describe_bytes(more)
+        if why is None:
             return Sniffed(source, "erf", compressed)
         source.close()
         what = "after gzip decompression, " if compressed else ""
-        raise NotACaptureError(name, f"not a capture file: {what}{describe_bytes(more)}")
+        raise NotACaptureError(name, f"not a capture file: {what}{why}")
     return Sniffed(ByteSource(name, stream, head), kind, compressed)
 
 
@@ -295,64 +312,80 @@ class _Prefixed(io.RawIOBase):
 ERF_HEADER = 16
 ERF_PAD = 48  # PAD records: skipped, their timestamps may not be set
 ERF_ETH_TYPES = (2, 11, 16, 20)  # ETH, COLOR_ETH, DSM_COLOR_ETH, COLOR_HASH_ETH
-# The public record types (Wireshark wiretap/erf_record.h): 1-25, 27 (META), 28-29
-# (Omni-Path). Another type (0 is the unsupported legacy one) is no ERF file to us.
-ERF_TYPES = frozenset([*range(1, 26), 27, 28, 29])
 # Subheader bytes before the captured ones (as _framing.c's walk_erf): Ethernet's offset
 # and pad; the multichannel types' and AAL2's 4.
 ERF_SUBHEADER = {
     **dict.fromkeys(ERF_ETH_TYPES, 2),
     **dict.fromkeys((5, 6, 7, 8, 9, 12, 17, 18), 4),
 }
-ERF_PEEK = 1 << 20  # 16 records at least: one is at most 65535 bytes
-ERF_CHECK = 20  # records looked at (Wireshark's RECORDS_FOR_ERF_CHECK)
-ERF_MIN = 3  # MIN_RECORDS_FOR_ERF_CHECK: fewer is ERF only when the file ends there
+ERF_CHECK = 20  # records looked at, PAD records among them (RECORDS_FOR_ERF_CHECK)
+ERF_MIN = 3  # MIN_RECORDS_FOR_ERF_CHECK: a file cut before is no ERF file
+ERF_PEEK = ERF_CHECK * 0xFFFF  # room for ERF_CHECK records of the largest record length
 _YEAR = 365 * 24 * 3600
 
 
-def looks_like_erf(data: bytes, *, whole: bool) -> bool:
-    """Whether `data` (a file's first bytes; `whole`: all of it) starts with ERF records,
-    by Wireshark's tests (wiretap/erf.c: erf_open): record lengths of at least the header,
-    PAD records skipped, timestamps that go back no more than about a second (the whole
-    seconds of the difference at most 1) nor jump more than a year; and by ours: a record
-    type outside the public ones, or extension headers or a subheader that do not fit the
-    record, is no ERF record either, and only records that are no PAD count as evidence
-    (a text of "0" characters reads as PAD records). Unlike Wireshark, which then takes
-    the file for no ERF at all (tshark: "appears to be damaged or corrupt", naming another
-    format), a file whose first 3 records are good is ERF, and its reader names the
-    record that is not (capture.corrupt_record)."""
-    pos, checked, prev = 0, 0, -1
-    while checked < ERF_CHECK:
+def erf_refusal(data: bytes) -> str | None:
+    """None when a file starting with `data` (its first ERF_PEEK bytes, or all of it) is an
+    ERF file by Wireshark's test (wiretap/erf.c: erf_open), else why not, for the one-line
+    error. Wireshark looks at the first 20 records, PAD records among them, and takes the
+    file for no ERF at all when one has a record length below its 16-byte header, or is no
+    PAD record and has type 0 (the legacy type; every other one is taken, an unknown one
+    read as a record not decoded), a timestamp back more than 1 in its seconds field (the
+    64-bit difference shifted by 32) or on more than a year from the last such record's,
+    or extension headers or a subheader that its length or the file does not hold; and
+    when the file ends inside one of the first 3 records. The file ending after those, or
+    between records, ends the test: it is ERF, and the reader names a cut. `data` holds
+    the 20 records whenever the file does (ERF_PEEK). (An empty file, an ERF file of no
+    records to Wireshark, is none here: the caller says it is empty.)"""
+    pos, prev = 0, -1
+    for i in range(ERF_CHECK):
+        if pos >= len(data):  # the file ends between records (or inside a PAD record's)
+            return None
         if len(data) - pos < ERF_HEADER:
-            if whole and pos == len(data):  # the file ends between records
-                return checked > 0
-            return checked >= ERF_MIN
+            return None if i >= ERF_MIN else describe_bytes(data)
         rlen = int.from_bytes(data[pos + 10 : pos + 12], "big")
-        kind = data[pos + 8]
         if rlen < ERF_HEADER:
-            return checked >= ERF_MIN
-        if kind & 0x7F == ERF_PAD:
-            pos += rlen
-            continue
-        ts = int.from_bytes(data[pos : pos + 8], "little")
-        back = prev >= 0 and ts < prev and (prev - ts) >> 32 > 1
-        bad_time = back or (prev >= 0 and ts > prev and (ts - prev) >> 32 > _YEAR)
-        if bad_time or kind & 0x7F not in ERF_TYPES or not _erf_fits(data, pos, rlen):
-            return checked >= ERF_MIN
-        prev = ts
-        checked += 1
-        if pos + rlen > len(data):  # cut: by the file's end, or by what was read of it
-            return checked > ERF_MIN or (checked == ERF_MIN and not whole)
+            return _erf_refused(data, i, f"has a record length of {rlen}, below its header's 16")
+        if data[pos + 8] & 0x7F != ERF_PAD:
+            why = _erf_record_refusal(data, pos, rlen, prev)
+            if why is not None:
+                return _erf_refused(data, i, why)
+            prev = int.from_bytes(data[pos : pos + 8], "little")
+        if pos + rlen > len(data) and i < ERF_MIN:
+            return describe_bytes(data)
         pos += rlen
-    return True
+    return None
 
 
-def _erf_fits(data: bytes, pos: int, rlen: int) -> bool:
-    """The record's extension headers and subheader end inside its length (and `data`)."""
-    skip, more = ERF_HEADER, data[pos + 8] & 0x80
+def _erf_record_refusal(data: bytes, pos: int, rlen: int, prev: int) -> str | None:
+    """Why the record at `pos` (no PAD record) is no ERF record to Wireshark's test, or None;
+    `prev`: the timestamp of the last record before it that is no PAD record (-1: none)."""
+    kind = data[pos + 8]
+    ts = int.from_bytes(data[pos : pos + 8], "little")
+    if kind & 0x7F == 0:
+        return "has type 0 (the legacy type)"
+    if prev >= 0 and ts < prev and (prev - ts) >> 32 > 1:
+        return "has a timestamp more than a second before the previous record's"
+    if prev >= 0 and ts > prev and (ts - prev) >> 32 > _YEAR:
+        return "has a timestamp more than a year after the previous record's"
+    skip, more = ERF_HEADER, kind & 0x80
     while more:
         if skip + 8 > rlen or pos + skip + 8 > len(data):
-            return False
+            return "has extension headers that its length or the file does not hold"
         more = data[pos + skip] & 0x80
         skip += 8
-    return skip + ERF_SUBHEADER.get(data[pos + 8] & 0x7F, 0) <= rlen
+    sub = ERF_SUBHEADER.get(kind & 0x7F, 0)
+    if skip + sub > rlen or pos + skip + sub > len(data):
+        return "has a subheader that its length or the file does not hold"
+    return None
+
+
+def _erf_refused(data: bytes, i: int, why: str) -> str:
+    """The error for a file whose record i + 1 fails the test: past ERF_MIN good records,
+    what was wrong with it; before, what the file starts with."""
+    if i < ERF_MIN:
+        return describe_bytes(data)
+    return (
+        f"records 1-{i} read as ERF, but record {i + 1} {why}, which Wireshark's test of "
+        f"an ERF file's first {ERF_CHECK} records refuses"
+    )

@@ -410,7 +410,8 @@ class PacketTable:
         """Which Ethernet frames end in a 4-byte FCS (fcs), as tshark 4.0 reads the same
         records, from what each record's capture says of it (RecordBatch.fcs_len):
 
-        - 4 octets declared (pcapng's if_fcslen or epb_flags, a pcap header's FCS length):
+        - 4 octets declared (pcapng's if_fcslen or epb_flags, a pcap header's FCS length; a
+          Shomiti snoop file's Ethernet frames, which wiretap/snoop.c gives an fcs_len of 4):
           the last 4 bytes are the FCS on any frame that holds them past its header, also
           a frame under the 64-byte minimum (packet-eth.c's add_ethernet_trailer takes them
           when told 4; a VLAN-tagged frame's too, unlike below).
@@ -469,6 +470,15 @@ class PacketTable:
         after = b.offset + b.wirelen - payload_end
         guessed: Mask = (b.wirelen >= ETH_FCS_MIN) & (after >= ETH_FCS)
         return guessed
+
+    def _room_for_fcs(self) -> Mask:
+        """Which frames have 4 bytes or more on the wire past their payload (settle_fcs)."""
+        b, o = self.batch, self.outer
+        tot = o.tot_len.astype(np.int64)
+        ip_end = self.start + o.off.astype(np.int64) + tot
+        payload_end = np.where((o.ver != 0) & (tot >= o.hlen), ip_end, self.wend)
+        room: Mask = b.offset + b.wirelen - payload_end >= 4
+        return room
 
     # ----- helpers the decoders share -------------------------------------------------
     def fits(self, idx: I64, nbytes: int | I64) -> Mask:
