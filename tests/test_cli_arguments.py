@@ -443,6 +443,21 @@ def test_profile_cpus_take_n(monkeypatch: pytest.MonkeyPatch) -> None:
     assert [c["cpu"] for c in ran.json()["cpus"]] == [last]
 
 
+@pytest.mark.parametrize("cpus", ["all", " ALL "])
+def test_profile_cpus_all_is_the_online_cpus_where_more_are_possible(
+    monkeypatch: pytest.MonkeyPatch, cpus: str
+) -> None:
+    """A host whose possible CPUs run past its online ones (SMT off, a VM's hotplug slots):
+    the kernel's `all` is 0-N, and sampling an offline CPU is refused, so `--cpus all`
+    exited 2 there; it samples the online CPUs. `0-N` still names the offline ones."""
+    online = _online_cpus()
+    monkeypatch.setattr("netsleuth.commands.common.last_possible_cpu", lambda: online[-1] + 4)
+    ran = clirun.invoke("profile", "--duration", "0.3", "--cpus", cpus, "--format", "json")
+    assert [c["cpu"] for c in ran.json()["cpus"]] == list(online)
+    refused = clirun.invoke("profile", "--duration", "30", "--cpus", "0-N", code=2)
+    assert refused.err_lines()[0].startswith(f"netsleuth: --cpus: CPU {online[-1] + 1}-")
+
+
 @pytest.mark.parametrize("cpus", ["", ","])
 def test_steer_rps_cpus_that_name_no_cpu_are_refused(cpus: str) -> None:
     # '' modelled no RPS, exit 0; ',' raised ValueError (max() of no CPUs): a traceback.

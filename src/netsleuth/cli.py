@@ -365,8 +365,9 @@ def watch(**opts: Any) -> int:
     "--cpus",
     default="auto",
     show_default=True,
-    help="auto (the CPUs doctor's softirq-hotspot rule flags over 1 s, else all) or a kernel "
-    "cpulist: 0-3,8, all, 4-N (N: the last possible CPU) or 0-N:2/4 (2 CPUs of each 4).",
+    help="auto (the CPUs doctor's softirq-hotspot rule flags over 1 s, else all), all (the "
+    "online CPUs) or a kernel cpulist: 0-3,8, 4-N (N: the last possible CPU) or 0-N:2/4 (2 "
+    "CPUs of each 4).",
 )
 @click.option(
     "--duration",

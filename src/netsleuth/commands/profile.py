@@ -43,7 +43,7 @@ def run(opts: Options) -> ProfileResult:
     from netsleuth.profile.run import auto_cpus, check_cpus, online_cpus, probe
     from netsleuth.profile.run import profile as run_profile
 
-    chosen = None if opts.cpus == "auto" else cpu_list(opts.cpus, "--cpus")
+    chosen = None if opts.cpus == "auto" else _chosen(opts.cpus)
     if chosen is not None:
         check_cpus(chosen)
     if opts.folded_path:  # tried now, not after the whole run's samples are taken
@@ -63,6 +63,19 @@ def run(opts: Options) -> ProfileResult:
                 opts.folded_path, f"cannot write folded stacks: {err.strerror}"
             ) from None
     return ProfileResult(prof)
+
+
+def _chosen(text: str) -> tuple[int, ...]:
+    """--cpus as a kernel cpulist, but `all` alone is the online CPUs: the kernel's `all`
+    spans the possible CPUs (0-N), which include offline ones where SMT is turned off or a
+    VM has CPU hotplug slots (possible 0-63, online 0-7), and an offline CPU cannot be
+    sampled, so `--cpus all` was refused on every such host. A list naming an offline CPU
+    otherwise (`0-N`, `all:1/2`) is still refused, naming it."""
+    from netsleuth.profile.run import online_cpus
+
+    if text.strip().lower() == "all":
+        return online_cpus()
+    return cpu_list(text, "--cpus")
 
 
 def execute(opts: Options) -> int:
