@@ -6,7 +6,6 @@ scanned as the same frames in a pcap file without FCSs."""
 
 from __future__ import annotations
 
-import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +21,7 @@ from netsleuth.report.jsonout import scan_document
 from netsleuth.scan import scan
 from tests.capfiles import epb, fcs_flags, idb, pcap_bytes, shb, with_fcs
 from tests.systools import require
+from tests.wireframes import tshark_frames
 
 T0 = incidents.T0
 DST = "192.0.2.99"
@@ -55,12 +55,7 @@ def frames() -> list[bytes]:
 
 
 def tshark_rows(path: Path, *fields: str) -> list[list[str]]:
-    cmd = [require("tshark", "tshark"), "-n", "-r", str(path), "-T", "fields"]
-    cmd += ["-E", "separator=|", "-E", "occurrence=f"]
-    for f in fields:
-        cmd += ["-e", f]
-    out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
-    return [line.split("|") for line in out.splitlines()]
+    return tshark_frames(require("tshark", "tshark"), path, *fields, check=True)
 
 
 def each_with_fcs(plain: list[bytes]) -> list[list[str]]:

@@ -38,11 +38,14 @@ def without_bytes(path: Path) -> str:
     return json.dumps(doc, sort_keys=True)
 
 
-def tshark_frames(tshark: str, path: Path, *fields: str) -> list[list[str]]:
+def tshark_frames(tshark: str, path: Path, *fields: str, check: bool = False) -> list[list[str]]:
+    """tshark's `fields` of each frame of `path`, the first occurrence of each. `check`:
+    tshark must exit 0 (left False where a cut or refused file is the test's: tshark then
+    prints the frames it read and exits 2)."""
     cmd = [tshark, "-n", "-r", str(path), "-T", "fields", "-E", "separator=|", "-E", "occurrence=f"]
     for f in fields:
         cmd += ["-e", f]
-    out = subprocess.run(cmd, capture_output=True, text=True, check=False).stdout
+    out = subprocess.run(cmd, capture_output=True, text=True, check=check).stdout
     return [line.split("|") for line in out.splitlines()]
 
 
