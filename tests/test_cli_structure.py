@@ -13,6 +13,7 @@ from pathlib import Path
 from netsleuth import craft
 from netsleuth.capture.writer import write_pcap
 from netsleuth.cli import main
+from netsleuth.craft.mix import mixed_capture
 from tests.conftest import ROOT
 
 CLI = ROOT / "src" / "netsleuth" / "cli.py"
@@ -118,3 +119,30 @@ def test_a_run_that_starts_no_worker_imports_no_pool(tmp_path: Path) -> None:
         assert "netsleuth.scan" in loaded and "netsleuth.steering.run" in loaded
         pooled = [m for m in loaded if m.startswith(("netsleuth.scale", "multiprocessing"))]
         assert (pooled != []) == (worth == "worth"), worth
+
+
+def test_scan_and_steer_leave_numpy_ma_unimported(tmp_path: Path) -> None:
+    """NumPy 2.3+ imports numpy.ma the first time np.unique runs without return_index,
+    inverse or counts (20 ms of every process's start-up, each worker's too): the hot path
+    uses netsleuth.arrays.distinct instead. The mix holds GRE keys (checks/tunnels.py),
+    duplicates and fragments (checks/copies.py), the paths that called it."""
+    cap = tmp_path / "mix.pcap"
+    with open(cap, "wb") as fh:
+        write_pcap(fh, list(mixed_capture(3000, seed=5)))
+    code = (
+        "import json, sys\n"
+        "from netsleuth.cli import main\n"
+        "for cmd in ('scan', 'steer'):\n"
+        "    try:\n"
+        "        main([cmd, '--format', 'json', '--workers', '1', sys.argv[1]],"
+        " standalone_mode=False)\n"
+        "    except SystemExit:\n"
+        "        pass\n"
+        "print(json.dumps(sorted(sys.modules)))\n"
+    )
+    res = subprocess.run(
+        [sys.executable, "-c", code, str(cap)], capture_output=True, text=True, check=True
+    )
+    loaded = json.loads(res.stdout.splitlines()[-1])
+    assert "netsleuth.checks.tunnels" in loaded and "netsleuth.steering.run" in loaded
+    assert "numpy.ma" not in loaded

@@ -18,6 +18,8 @@ from typing import NamedTuple
 
 import numpy as np
 
+from netsleuth.arrays import distinct
+
 
 class Fragment(NamedTuple):
     """One fragment's place and bytes. A tuple, not a frozen dataclass: the trackers make
@@ -107,7 +109,7 @@ def reassemble(frags: list[Fragment], policy: str) -> bytes | None:
         span = slice(new.offset, new.end)
         cur = owner[span]
         take = cur < 0
-        for j in np.unique(cur[cur >= 0]):
+        for j in distinct(cur[cur >= 0]):
             if rule(new, frags[int(j)]):
                 take |= cur == j
         out[span][take] = np.frombuffer(new.data, dtype=np.uint8)[take]

@@ -44,6 +44,7 @@ from __future__ import annotations
 import numpy as np
 from numpy.typing import NDArray
 
+from netsleuth.arrays import distinct
 from netsleuth.decode.sll import SLL2_BYTES, SLL_BYTES
 from netsleuth.decode.table import L2, PacketTable
 
@@ -205,7 +206,7 @@ class _Rows:
         return bytes(self.t.batch.buf.data[start : start + int(self.length[i - self.m])])
 
     def read(self, idx: NDArray[np.int64]) -> None:
-        new = np.unique(idx[~self.have[idx]])
+        new = distinct(idx[~self.have[idx]])
         self.head[new] = _head(self.t.batch.buf, self.l3[new - self.m], self.length[new - self.m])
         self.have[new] = True
 
@@ -215,7 +216,7 @@ class _Rows:
         ok: NDArray[np.bool_] = (self.head[at] == self.head[was]).all(axis=1)
         if not self.known.fragments:
             return ok
-        todo = np.unique(np.concatenate([at[ok], was[ok]]))
+        todo = distinct(np.concatenate([at[ok], was[ok]]))
         todo = todo[~self.hashed[todo]]
         self.digest[todo] = [hash(self.data(i)) for i in todo.tolist()]
         self.hashed[todo] = True

@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-import numpy as np
-
+from netsleuth.arrays import distinct
 from netsleuth.checks.frames import FrameTally
 from netsleuth.decode.table import PacketTable, Tunnel
 from netsleuth.findings import Finding
@@ -29,7 +28,7 @@ class PPTP:
         for layer, hit in (("outer", outer), ("inner", inner)):
             if hit.any():
                 self.tally.add(f"{ID}|{layer}", t.frame[hit])
-                self.calls.update(np.unique(t.gre_key[hit]).tolist())
+                self.calls.update(distinct(t.gre_key[hit]).tolist())
                 self.calls = _bounded(self.calls)
 
     def merge(self, other: PPTP, frame_offset: int = 0) -> None:

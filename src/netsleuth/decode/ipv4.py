@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 from numpy.typing import NDArray
 
+from netsleuth.arrays import distinct
 from netsleuth.decode import headers
 from netsleuth.decode.registry import register
 from netsleuth.decode.table import NS, Anomaly, PacketTable, Tunnel
@@ -95,7 +96,7 @@ def _checksum_ok(
     for k in range(1, MIN_HLEN // 4):
         acc += words[:, k]
     opts = np.flatnonzero(hlen > MIN_HLEN)
-    for size in np.unique(hlen[opts]) if opts.shape[0] else ():
+    for size in distinct(hlen[opts]) if opts.shape[0] else ():
         sel = opts[hlen[opts] == size]
         rows = t.v.header(p[sel], np.dtype((np.void, int(size))))
         more = rows.view(np.uint8).reshape(-1, int(size))[:, MIN_HLEN:].view("<u4")
