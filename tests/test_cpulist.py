@@ -7,7 +7,8 @@ from __future__ import annotations
 
 import pytest
 
-from netsleuth.sources.cpulist import MAX_CPUS, parse_cpu_list
+from netsleuth.sources.cpulist import MAX_CPUS, parse_cpu_list, uints
+from netsleuth.sources.interrupts import parse_interrupts
 
 EVENS = list(range(0, 32, 2))
 
@@ -143,3 +144,38 @@ def test_a_stride_over_every_cpu_costs_no_more_than_a_range() -> None:
     # Built from whole groups, not CPU by CPU: a list of 70,000 such regions (1 MB) is read
     # in about as long as one of plain ranges.
     assert parse_cpu_list("0-8191:1/2," * 70_000) == list(range(0, MAX_CPUS, 2))
+
+
+@pytest.mark.parametrize(
+    ("fields", "expected"),
+    [
+        (["0", "17", "4294967296"], [0, 17, 4294967296]),
+        ([], []),
+        (["12", "١٢"], None),  # Arabic-Indic digits: int() takes them, the kernel never prints them
+        (["1_0"], None),
+        (["+5"], None),
+        (["9" * 20], [int("9" * 20)]),
+        (["1", "9" * 21], None),  # more than a u64 has
+        (["3", "Edge"], None),
+    ],
+)
+def test_a_line_of_counts_is_taken_whole_or_not_at_all(
+    fields: list[str], expected: list[int] | None
+) -> None:
+    assert uints(fields) == expected
+
+
+def test_interrupts_keep_per_cpu_lines_and_drop_the_summary_ones() -> None:
+    text = "\n".join(
+        [
+            "           CPU0       CPU1       CPU2",
+            "  24:         10          0        ١٢   PCI-MSI 1-edge  eth0-TxRx-0",
+            "  25:          5          6          7   PCI-MSI 2-edge  eth0-TxRx-1",
+            "  26:          1          2   PCI-MSI 3-edge  short",
+            "ERR:          0",
+            "MIS:          3",
+        ]
+    )
+    cpus, irqs = parse_interrupts(text)
+    assert cpus == [0, 1, 2]
+    assert [(i.irq, i.counts, i.device, i.queue) for i in irqs] == [("25", (5, 6, 7), "eth0", 1)]

@@ -10,7 +10,7 @@ import re
 from dataclasses import dataclass
 
 from netsleuth.sources import cpulist
-from netsleuth.sources.cpulist import uint
+from netsleuth.sources.cpulist import uint, uints
 from netsleuth.sources.interrupts import cpu_header
 
 # --- /proc/net/softnet_stat --------------------------------------------------------------
@@ -94,9 +94,9 @@ def parse_softirqs(text: str) -> dict[str, list[int]]:
     lines = text.splitlines()
     for line in lines[1:]:
         name, _, rest = line.partition(":")
-        vals = [uint(x) for x in rest.split()]
-        if all(v is not None for v in vals):
-            out[name.strip()] = [v for v in vals if v is not None]
+        vals = uints(rest.split())
+        if vals is not None:
+            out[name.strip()] = vals
     return out
 
 

@@ -12,7 +12,7 @@ import re
 from dataclasses import dataclass
 
 from netsleuth.sources import cpulist
-from netsleuth.sources.cpulist import uint
+from netsleuth.sources.cpulist import uint, uints
 
 
 def cpu_header(head: str) -> list[int]:
@@ -69,13 +69,8 @@ def parse_interrupts(text: str) -> tuple[list[int], list[Irq]]:
         if not sep:
             continue
         fields = rest.split()
-        counts: list[int] = []
-        for f in fields[: len(cpus)]:
-            v = uint(f)
-            if v is None:
-                break
-            counts.append(v)
-        if len(counts) != len(cpus):
+        counts = uints(fields[: len(cpus)])
+        if counts is None or len(counts) != len(cpus):  # ERR:, MIS: one count for all CPUs
             continue
         name = fields[-1] if len(fields) > len(cpus) else ""
         q = queue_of(name)
