@@ -43,13 +43,6 @@ def parse_cpu_list(text: str) -> list[int] | None:
         return None
 
 
-def _hex(text: str) -> int:
-    """A softnet_stat column: %08x of a u32 (16 digits allowed for a u64 some day)."""
-    if len(text) > 16:
-        raise ValueError(text[:20])
-    return int(text, 16)
-
-
 def parse_softnet(text: str, online: list[int] | None = None) -> list[Softnet]:
     """One row per line, up to MAX_CPUS lines (one per CPU: no host prints more); each line
     split as it is read, not all at once (a 4 MiB file of short lines split whole held
@@ -57,8 +50,10 @@ def parse_softnet(text: str, online: list[int] | None = None) -> list[Softnet]:
     rows = []
     lines = (cols for cols in map(str.split, text.splitlines()) if cols)
     for i, cols in enumerate(itertools.islice(lines, cpulist.MAX_CPUS)):
+        if max(map(len, cols)) > 16:  # %08x of a u32 (16 digits allowed for a u64 some day)
+            continue
         try:
-            v = [_hex(c) for c in cols]
+            v = [int(c, 16) for c in cols]
         except ValueError:
             continue
         if len(v) < 3:

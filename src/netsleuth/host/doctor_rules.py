@@ -262,7 +262,7 @@ def irq_balance(s: Sample) -> list[Finding]:
         if irq.device is None or irq.queue is None:
             continue
         if sum(irq.counts) > 0:
-            cpu = s.irq_cpus[max(range(len(irq.counts)), key=lambda i: irq.counts[i])]
+            cpu = s.irq_cpus[irq.counts.index(max(irq.counts))]  # the first busiest
         else:
             aff = s.affinity.get(irq.irq) or [-1]
             cpu = aff[0]
