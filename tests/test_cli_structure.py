@@ -124,8 +124,8 @@ def test_a_run_that_starts_no_worker_imports_no_pool(tmp_path: Path) -> None:
 def test_scan_and_steer_leave_numpy_ma_unimported(tmp_path: Path) -> None:
     """NumPy 2.3+ imports numpy.ma the first time np.unique runs without return_index,
     inverse or counts (20 ms of every process's start-up, each worker's too): the hot path
-    uses netsleuth.arrays.distinct instead. The mix holds GRE keys (checks/tunnels.py),
-    duplicates and fragments (checks/copies.py), the paths that called it."""
+    uses netsleuth.arrays.distinct instead. The mix's GRE keys reach checks/tunnels.py, one
+    such caller; test_no_call_imports_numpy_ma holds the others to it."""
     cap = tmp_path / "mix.pcap"
     with open(cap, "wb") as fh:
         write_pcap(fh, list(mixed_capture(3000, seed=5)))
@@ -146,3 +146,49 @@ def test_scan_and_steer_leave_numpy_ma_unimported(tmp_path: Path) -> None:
     loaded = json.loads(res.stdout.splitlines()[-1])
     assert "netsleuth.checks.tunnels" in loaded and "netsleuth.steering.run" in loaded
     assert "numpy.ma" not in loaded
+
+
+# The set functions that call np.unique(b) with no return flag, which imports numpy.ma on
+# NumPy 2.3+ (numpy/lib/_arraysetops_impl.py): np.isin takes that path too when its second
+# argument's values spread wide, so it may only test against a constant (an UPPER_CASE
+# name or a literal: ten values or fewer take its loop path); data goes to arrays.member.
+SET_FUNCTIONS = {"in1d", "intersect1d", "setdiff1d", "setxor1d", "union1d"}
+RETURN_FLAGS = {"return_index", "return_inverse", "return_counts"}
+
+
+def _constant(node: ast.expr) -> bool:
+    if isinstance(node, ast.Tuple | ast.List):
+        return all(isinstance(e, ast.Constant | ast.Name) for e in node.elts)
+    name = node.attr if isinstance(node, ast.Attribute) else getattr(node, "id", "")
+    return bool(name) and name.isupper()
+
+
+def _numpy_ma_callers(tree: ast.AST) -> list[tuple[int, str]]:
+    out = []
+    for node in ast.walk(tree):
+        if not (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)):
+            continue
+        if not (isinstance(node.func.value, ast.Name) and node.func.value.id == "np"):
+            continue
+        name = node.func.attr
+        flags = {k.arg for k in node.keywords} & RETURN_FLAGS
+        if (
+            name in SET_FUNCTIONS
+            or (name == "unique" and not flags)
+            or (name == "isin" and not _constant(node.args[1]))
+        ):
+            out.append((node.lineno, name))
+    return out
+
+
+def test_no_call_imports_numpy_ma() -> None:
+    found = {
+        f"{path.relative_to(ROOT)}:{line}": name
+        for path in sorted((ROOT / "src" / "netsleuth").rglob("*.py"))
+        for line, name in _numpy_ma_callers(ast.parse(path.read_text()))
+    }
+    assert found == {}
+    # The check itself finds each kind of call.
+    code = "np.unique(a)\nnp.isin(a, rows)\nnp.setdiff1d(a, b)\nnp.isin(a, ETHER)\n"
+    code += "np.unique(a, return_counts=True)\nnp.isin(a, (X, 7))\n"
+    assert _numpy_ma_callers(ast.parse(code)) == [(1, "unique"), (2, "isin"), (3, "setdiff1d")]

@@ -157,6 +157,7 @@ def test_a_stride_over_every_cpu_costs_no_more_than_a_range() -> None:
         (["9" * 20], [int("9" * 20)]),
         (["1", "9" * 21], None),  # more than a u64 has
         (["3", "Edge"], None),
+        (["", "5"], None),  # as uint(""): split() never gives one, a caller might
     ],
 )
 def test_a_line_of_counts_is_taken_whole_or_not_at_all(

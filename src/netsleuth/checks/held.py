@@ -22,6 +22,7 @@ from typing import Generic, NamedTuple, TypeVar
 import numpy as np
 from numpy.typing import NDArray
 
+from netsleuth.arrays import member
 from netsleuth.checks import _trains
 
 T = TypeVar("T")
@@ -301,7 +302,7 @@ class HeldTable(Generic[T]):
         m = keep.shape[0]
         objs = np.fromiter(self.objs, dtype=np.int64, count=len(self.objs))
         size = self.size[keep]
-        size[np.isin(keep, objs)] = 0  # an object holds its own bytes
+        size[member(keep, objs)] = 0  # an object holds its own bytes
         held = int(size.sum())
         pos = np.cumsum(size) - size
         self._pack(self.pos[keep], pos, size, held + nbytes)

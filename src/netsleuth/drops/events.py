@@ -10,6 +10,7 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
+from netsleuth.arrays import member
 from netsleuth.drops.format import EventFormat, FormatError, PageLayout
 from netsleuth.sources import _ringbuf
 
@@ -96,7 +97,7 @@ def decode(pages: bytes | bytearray | memoryview, page: PageLayout, layout: Layo
         reason = _gather(buf, offs, layout.reason).astype(np.int64)
         skip = layout.not_drops
         if skip:
-            keep = ~np.isin(reason, np.array(sorted(skip), dtype=np.int64))
+            keep = ~member(reason, np.array(sorted(skip), dtype=np.int64))
             location, protocol, reason = location[keep], protocol[keep], reason[keep]
     else:
         reason = np.full(len(offs), -1, dtype=np.int64)

@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 
+from netsleuth.arrays import member
 from netsleuth.capture import open_capture
 from netsleuth.checks.fragments import fragment_keys
 from netsleuth.checks.layers import ip_layers
@@ -75,7 +76,7 @@ def finding_frames(inp: InputResult, findings: list[Finding]) -> dict[str, set[i
 def _records(path: str, wanted: set[int]) -> list[Record]:
     out = []
     for batch in open_capture(path).batches():
-        for i in np.flatnonzero(np.isin(batch.frame, np.fromiter(wanted, dtype=np.int64))):
+        for i in np.flatnonzero(member(batch.frame, np.fromiter(wanted, dtype=np.int64))):
             out.append(Record(int(batch.frame[i]), int(batch.linktype[i]), batch.packet(int(i))))
             if len(out) >= DEFAULT_LIMIT:
                 return out

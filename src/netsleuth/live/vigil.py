@@ -18,8 +18,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-import numpy as np
-
+from netsleuth.arrays import member
 from netsleuth.capture.batch import RecordBatch
 from netsleuth.capture.ring import (
     MAX_BLOCKS_PER_BATCH,
@@ -217,7 +216,7 @@ class Vigil:
             return
         assert self.window is not None
         self.triggers += 1
-        in_batch = np.isin(batch.frame, [p for f in hits for p in f.packets])
+        in_batch = member(batch.frame, [p for f in hits for p in f.packets])
         trig_ts = int(batch.ts_ns[in_batch].max()) if in_batch.any() else int(batch.ts_ns[-1])
         # Frames are numbered per worker: the comments say whose (live/run.py: merge).
         label = self.opts.ifname + (f" worker {self.worker}" if self.workers > 1 else "")

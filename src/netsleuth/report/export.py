@@ -16,6 +16,7 @@ from dataclasses import dataclass
 import numpy as np
 from numpy.typing import NDArray
 
+from netsleuth.arrays import member
 from netsleuth.capture import RecordBatch
 from netsleuth.capture.batch import INBOUND
 from netsleuth.capture.writer import PcapngWriter
@@ -108,7 +109,7 @@ def batch_labels(
     """Row -> comment for the rows of one batch worth exporting: the findings' packets,
     the fragments of flagged datagrams, and the frames numbered in `near` (context)."""
     keep: dict[int, str] = {}
-    for i in np.flatnonzero(np.isin(batch.frame, near)):
+    for i in np.flatnonzero(member(batch.frame, near)):
         keep[int(i)] = "context"
     if train_keys:
         for layer_name, layer, present in ip_layers(t):
@@ -120,7 +121,7 @@ def batch_labels(
                 if ids:
                     keep[int(i)] = "fragment of a datagram flagged " + ", ".join(sorted(set(ids)))
     flagged = np.fromiter(labels, dtype=np.int64)
-    for i in np.flatnonzero(np.isin(batch.frame, flagged)):
+    for i in np.flatnonzero(member(batch.frame, flagged)):
         keep[int(i)] = ", ".join(labels[int(batch.frame[i])])
     return keep
 

@@ -45,6 +45,8 @@ def uints(fields: list[str]) -> list[int] | None:
     """Every field a uint() (no limit), or None: checked a line at a time, not a field at a
     time (a 128-CPU host's /proc/interrupts is ~10,000 counts; uint() on each was a third
     of an exporter scrape, bench/record_exporter.py)."""
+    if "" in fields:  # uint("") is None; split() never gives one
+        return None
     joined = "".join(fields)
     if joined and not (joined.isascii() and joined.isdigit()):
         return None
