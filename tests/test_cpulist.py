@@ -8,7 +8,8 @@ from __future__ import annotations
 import pytest
 
 from netsleuth.sources.cpulist import MAX_CPUS, parse_cpu_list, uints
-from netsleuth.sources.interrupts import parse_interrupts
+from netsleuth.sources.interrupts import parse_interrupts, queue_irqs
+from tests.conftest import ROOT
 
 EVENS = list(range(0, 32, 2))
 
@@ -180,3 +181,15 @@ def test_interrupts_keep_per_cpu_lines_and_drop_the_summary_ones() -> None:
     cpus, irqs = parse_interrupts(text)
     assert cpus == [0, 1, 2]
     assert [(i.irq, i.counts, i.device, i.queue) for i in irqs] == [("25", (5, 6, 7), "eth0", 1)]
+
+
+def test_the_queue_irqs_are_the_parsed_ones_and_the_cache_hands_out_copies() -> None:
+    text = (ROOT / "tests/fixtures/host128/t1/proc/interrupts").read_text()
+    text += "   5: " + "7 " * 128 + " IO-APIC   5-edge      timer\nERR:          0\n"
+    cpus, irqs = parse_interrupts(text)
+    assert len(cpus) == 128 and len(irqs) == 33 and irqs[-1].name == "timer"
+    queues = [i.irq for i in irqs if i.queue is not None]
+    assert len(queues) == 32 and queue_irqs(text) == queues
+    cpus.append(999)  # a caller's list: the next parse of the same text is not changed
+    again, irqs_again = parse_interrupts(text)
+    assert again == list(range(128)) and irqs_again == irqs

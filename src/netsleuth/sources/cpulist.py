@@ -41,18 +41,21 @@ def uint(text: str, limit: int | None = None) -> int | None:
     return v if limit is None or v < limit else None
 
 
-def uints(fields: list[str]) -> list[int] | None:
-    """Every field a uint() (no limit), or None: checked a line at a time, not a field at a
-    time (a 128-CPU host's /proc/interrupts is ~10,000 counts; uint() on each was a third
-    of an exporter scrape, bench/record_exporter.py)."""
+def all_uint(fields: list[str]) -> bool:
+    """Whether uint() (no limit) takes every field: checked a line at a time, not a field
+    at a time (a 128-CPU host's /proc/interrupts is ~10,000 counts; uint() on each was a
+    third of an exporter scrape, bench/record_exporter.py)."""
     if "" in fields:  # uint("") is None; split() never gives one
-        return None
+        return False
     joined = "".join(fields)
     if joined and not (joined.isascii() and joined.isdigit()):
-        return None
-    if max(map(len, fields), default=0) > 20:
-        return None
-    return list(map(int, fields))
+        return False
+    return max(map(len, fields), default=0) <= 20
+
+
+def uints(fields: list[str]) -> list[int] | None:
+    """Every field as uint() reads it, or None where one is not a uint."""
+    return list(map(int, fields)) if all_uint(fields) else None
 
 
 def parse_cpu_list(text: str, last: int | None = None) -> list[int]:

@@ -22,7 +22,7 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from netsleuth.sources.interrupts import parse_interrupts
+from netsleuth.sources.interrupts import queue_irqs
 from netsleuth.sources.safefile import read_capped
 
 FIXED = (
@@ -119,11 +119,10 @@ def read_snapshot(root: Path) -> Snapshot:
             if q.startswith("rx-"):
                 _read(r, f"sys/class/net/{dev}/queues/{q}/rps_cpus", snap, quiet=True)
     # Affinity of the NIC queue IRQs only: the rest (timers, disks) is not ours to judge.
-    _, irqs = parse_interrupts(snap.get("proc/interrupts") or "")
-    for irq in irqs:
+    for irq in queue_irqs(snap.get("proc/interrupts") or ""):
         # The IRQ name comes from the file: only a number names a proc/irq directory.
-        if irq.queue is not None and irq.irq.isascii() and irq.irq.isdigit():
-            _read(r, f"proc/irq/{irq.irq}/smp_affinity_list", snap, quiet=True)
+        if irq.isascii() and irq.isdigit():
+            _read(r, f"proc/irq/{irq}/smp_affinity_list", snap, quiet=True)
     # A bundle or a copied tree may carry ethtool texts already.
     for dev in _listdir(os.path.join(r, "ethtool"), MAX_DEVICES):
         for name in ("statistics", "ring"):

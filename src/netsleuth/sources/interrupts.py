@@ -8,11 +8,12 @@ run one way: sources -> host (tests/test_layers.py)."""
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass
 
 from netsleuth.sources import cpulist
-from netsleuth.sources.cpulist import uint, uints
+from netsleuth.sources.cpulist import all_uint, uint
 
 
 def cpu_header(head: str) -> list[int]:
@@ -59,20 +60,40 @@ def queue_of(name: str) -> tuple[str, int] | None:
 
 
 def parse_interrupts(text: str) -> tuple[list[int], list[Irq]]:
+    cpus, rows = _rows(text)
+    out = []
+    for irq, counts, name in rows:
+        q = queue_of(name)
+        out.append(Irq(irq, name, tuple(map(int, counts)), *(q if q else (None, None))))
+    return list(cpus), out  # a copy: _rows' lists stay the cache's
+
+
+def queue_irqs(text: str) -> list[str]:
+    """The IRQs parse_interrupts names as NIC queues, their counts left as text (the
+    snapshot reader needs only which smp_affinity_list files to read)."""
+    return [irq for irq, _, name in _rows(text)[1] if queue_of(name)]
+
+
+@functools.lru_cache(maxsize=1)
+def _rows(text: str) -> tuple[list[int], list[tuple[str, list[str], str]]]:
+    """The CPUs of the header, and each IRQ line with one count a CPU: (irq, counts as
+    text, action name). Other lines (ERR:, MIS: one count for all CPUs; cut or garbled
+    ones) are left out. The last text's rows are kept: a scrape or a sample reads the same
+    file twice, for the queue IRQs' affinity files (hostfs.read_snapshot) and for the
+    counts (host/sample.py); its callers build new lists from them, never change them."""
     lines = text.splitlines()
     if not lines:
         return [], []
     cpus = cpu_header(lines[0])
-    out = []
+    n = len(cpus)
+    rows = []
     for line in lines[1:]:
         irq, sep, rest = line.partition(":")
         if not sep:
             continue
         fields = rest.split()
-        counts = uints(fields[: len(cpus)])
-        if counts is None or len(counts) != len(cpus):  # ERR:, MIS: one count for all CPUs
+        counts = fields[:n]
+        if len(counts) != n or not all_uint(counts):
             continue
-        name = fields[-1] if len(fields) > len(cpus) else ""
-        q = queue_of(name)
-        out.append(Irq(irq.strip(), name, tuple(counts), q[0] if q else None, q[1] if q else None))
-    return cpus, out
+        rows.append((irq.strip(), counts, fields[-1] if len(fields) > n else ""))
+    return cpus, rows
