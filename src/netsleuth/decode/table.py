@@ -471,15 +471,6 @@ class PacketTable:
         guessed: Mask = (b.wirelen >= ETH_FCS_MIN) & (after >= ETH_FCS)
         return guessed
 
-    def _room_for_fcs(self) -> Mask:
-        """Which frames have 4 bytes or more on the wire past their payload (settle_fcs)."""
-        b, o = self.batch, self.outer
-        tot = o.tot_len.astype(np.int64)
-        ip_end = self.start + o.off.astype(np.int64) + tot
-        payload_end = np.where((o.ver != 0) & (tot >= o.hlen), ip_end, self.wend)
-        room: Mask = b.offset + b.wirelen - payload_end >= 4
-        return room
-
     # ----- helpers the decoders share -------------------------------------------------
     def fits(self, idx: I64, nbytes: int | I64) -> Mask:
         """Which packets have `nbytes` more captured bytes at their cursor."""
